@@ -1,0 +1,125 @@
+"""``pyrolf``: fit LangevinFlow to spikes, evaluate a run."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from pyrolf.config import Config, ConfigError
+from pyrolf.data import DataError, load_data
+from pyrolf.inference.svi import TrainingDiverged
+from pyrolf.runs import RunError
+
+USER_ERRORS = (DataError, ConfigError, RunError, TrainingDiverged)
+
+# Options that override one Config field each; None means "keep the preset / config file value".
+OVERRIDES = {
+    "epochs": click.option("--epochs", type=click.IntRange(min=1), help="Training epochs."),
+    "device": click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to train."),
+    "seed": click.option("--seed", type=int, help="Seed of initialisation, batches and sampling."),
+    "potential": click.option("--potential", type=click.Choice(["oscillators", "anharmonic", "free"]),
+                              help="Potential of the Langevin prior."),
+    "guide": click.option("--guide", type=click.Choice(["langevin", "meanfield"]),
+                          help="Variational posterior."),
+    "sites": click.option("--sites", type=click.Choice(["vectorised", "stepwise"]),
+                          help="One trajectory site (fast) or one Pyro site per bin."),
+    "lr": click.option("--lr", type=float, help="Initial learning rate."),
+    "batch_size": click.option("--batch-size", type=click.IntRange(min=1), help="Trials per step."),
+    "latent_dim": click.option("--latent-dim", type=click.IntRange(min=1),
+                               help="Latent size D (a multiple of the lattice channels)."),
+}
+
+
+def _with_overrides(command):
+    for option in reversed(list(OVERRIDES.values())):
+        command = option(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pyrolf")
+def cli():
+    """LangevinFlow for spiking neural populations: fit, evaluate."""
+
+
+@cli.command()
+@click.option("--data", default=None, help="'lorenz' (default) or the path of a .h5/.npz spike file.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run folder to create (default runs/DATA-TIME).")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
+              help="Continue the run in this folder from its last checkpoint.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="JSON file of settings (see pyrolf/config.py); options given here win.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_with_overrides
+def fit(data, out, resume_dir, config_file, quiet, **overrides):
+    """Fit LangevinFlow and write a run folder (config, checkpoints, metrics.json, plots)."""
+    from pyrolf import pipeline
+
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    if resume_dir is not None:
+        if data is not None or config_file is not None or set(overrides) - {"epochs"}:
+            raise ConfigError("--resume continues a run with its own settings; only --epochs "
+                              "may be given with it")
+        result = pipeline.resume(resume_dir, overrides.get("epochs"), progress=not quiet)
+        run_dir = resume_dir
+    else:
+        values = _read_config(config_file) if config_file else {}
+        values.update(overrides)
+        if data is not None:
+            values["data"] = data
+        config = Config.from_dict(values)
+        dataset = load_data(config.data, config.data_seed)
+        run_dir = out or Path("runs") / f"{Path(config.data).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        result = pipeline.fit(dataset, config, run_dir=run_dir, progress=not quiet)
+    _print_metrics(result.metrics, run_dir)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def evaluate(run_dir):
+    """Recompute metrics.json of RUN_DIR from its saved weights."""
+    from pyrolf import pipeline
+
+    _print_metrics(pipeline.evaluate_run(run_dir), run_dir)
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} is not valid JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold one JSON object of settings")
+    return values
+
+
+def _print_metrics(metrics: dict, run_dir) -> None:
+    shown = {key: value for key, value in metrics.items() if isinstance(value, float)}
+    click.echo("  ".join(f"{key}={value:.4f}" for key, value in shown.items()))
+    click.echo(f"run folder: {run_dir}")
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 1, no traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except USER_ERRORS as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted; the last checkpoint is kept, continue with 'pyrolf fit --resume RUN'",
+                   err=True)
+        sys.exit(130)

@@ -1,0 +1,114 @@
+"""LangevinFlow: the model and the guide, one signature, ready for ``pyro.infer.SVI``.
+
+``model(inputs, spikes, mask, n_bins, kl_weight)``::
+
+    with plate("trials"):
+        z_0, v_0, v_{1..T-1} ~ Langevin prior            (scaled by kl_weight)
+        log λ = TransformerDecoder(z, v)                  (trials, T, neurons)
+        spikes ~ Poisson(exp(log λ)), masked to the entries that are scored
+
+``guide(...)`` samples the same latent sites from an amortised posterior (a GRU encoder over the
+held-in spikes ``inputs``). Swap any piece: ``LangevinFlow(prior, decoder, guide)``.
+"""
+
+from __future__ import annotations
+
+import pyro
+import torch
+from pyro import poutine
+from pyro.distributions import Poisson
+from torch import nn
+
+from pyrolf.config import Config, ConfigError
+from pyrolf.dynamics.langevin import LangevinDynamics
+from pyrolf.dynamics.potentials import POTENTIALS
+from pyrolf.dynamics.prior import LangevinPrior
+from pyrolf.guides import GUIDES
+from pyrolf.nets.networks import TransformerDecoder
+
+MAX_LOG_RATE = 10.0
+
+
+class LangevinFlow(nn.Module):
+    """A sequential VAE with a Langevin latent prior.
+
+    Args:
+        prior: samples the latent sites and returns ``(z, v)`` ``(trials, T, D)``; it owns the
+            ``dynamics`` whose transition the guide builds on.
+        decoder: ``(z, v) -> log-rates (trials, T, neurons)``.
+        guide: samples the same sites given held-in spikes (see :mod:`pyrolf.guides`).
+        stepwise: one Pyro site per bin instead of one trajectory site (same density, slower).
+    """
+
+    def __init__(self, prior: LangevinPrior, decoder: nn.Module, guide: nn.Module,
+                 stepwise: bool = False):
+        super().__init__()
+        self.prior, self.decoder, self.posterior = prior, decoder, guide
+        self.stepwise = stepwise
+
+    def model(self, inputs: torch.Tensor, spikes: torch.Tensor | None = None,
+              mask: torch.Tensor | None = None, n_bins: int | None = None,
+              kl_weight: float = 1.0) -> torch.Tensor:
+        """Generative model.
+
+        Args:
+            inputs: held-in counts the encoder sees, ``(trials, observed, held_in)`` (the model
+                only reads its batch size and length).
+            spikes: counts of all neurons over all bins ``(trials, T, neurons)``, or ``None`` to
+                sample them (posterior predictive).
+            mask: bool ``(trials, T, neurons)``, the entries of ``spikes`` that are scored.
+            n_bins: ``T``, observed plus forward bins; default ``spikes``' or ``inputs``' length.
+            kl_weight: scale of the latent sites (KL warm-up).
+
+        Returns:
+            log-rates ``(trials, T, neurons)``.
+        """
+        pyro.module("prior", self.prior)
+        pyro.module("decoder", self.decoder)
+        n_bins = _length(inputs, spikes, n_bins)
+        with pyro.plate("trials", inputs.shape[0]):
+            with poutine.scale(scale=kl_weight):
+                z, v = self.prior(inputs.shape[0], n_bins, self.stepwise)
+            log_rates = self.decoder(z, v).clamp(max=MAX_LOG_RATE)
+            rates = Poisson(log_rates.exp())
+            if mask is not None:
+                rates = rates.mask(mask)
+            pyro.sample("spikes", rates.to_event(2), obs=spikes)
+        return log_rates
+
+    def guide(self, inputs: torch.Tensor, spikes: torch.Tensor | None = None,
+              mask: torch.Tensor | None = None, n_bins: int | None = None,
+              kl_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Amortised posterior over the latent sites; same arguments as :meth:`model`.
+
+        Returns positions and velocities ``(trials, T, D)``.
+        """
+        pyro.module("guide", self.posterior)
+        n_bins = _length(inputs, spikes, n_bins)
+        with pyro.plate("trials", inputs.shape[0]), poutine.scale(scale=kl_weight):
+            return self.posterior(self.prior.dynamics, inputs, n_bins, self.stepwise)
+
+
+def _length(inputs: torch.Tensor, spikes: torch.Tensor | None, n_bins: int | None) -> int:
+    if n_bins is not None:
+        return n_bins
+    return (spikes if spikes is not None else inputs).shape[1]
+
+
+def build_flow(config: Config, n_neurons: int, n_heldin: int) -> LangevinFlow:
+    """The LangevinFlow a :class:`~pyrolf.config.Config` names, for ``n_neurons`` neurons of
+    which the first-listed ``n_heldin`` inputs feed the encoder."""
+    for name, table in (("potential", POTENTIALS), ("guide", GUIDES)):
+        if getattr(config, name) not in table:
+            raise ConfigError(f"unknown {name} {getattr(config, name)!r}; "
+                              f"choose one of {', '.join(table)}")
+    potential = POTENTIALS[config.potential](config.latent_dim, config.channels)
+    dynamics = LangevinDynamics(potential, config.step, config.damping, config.noise_scale,
+                                config.learn_dynamics)
+    decoder = TransformerDecoder(config.latent_dim, n_neurons, config.decoder_width,
+                                 config.decoder_heads, config.decoder_feedforward,
+                                 config.decoder_dropout)
+    guide = GUIDES[config.guide](n_heldin, config.latent_dim, config.encoder_hidden,
+                                 config.bidirectional, config.encoder_dropout)
+    return LangevinFlow(LangevinPrior(dynamics, config.latent_dim), decoder, guide,
+                        stepwise=config.sites == "stepwise")

@@ -1,0 +1,273 @@
+"""The user's own spike files: ``.h5``/``.hdf5`` (HDF5 datasets at the root) or ``.npz``.
+
+Arrays a file holds (names are the keys / dataset names):
+
+- ``spikes`` (required): ``(trials, time, neurons)`` non-negative integer spike counts.
+- ``rates`` (optional): ground-truth rates in spikes per bin, same shape as ``spikes``.
+- ``heldout`` (optional): ``(neurons,)`` bool, the neurons scored by co-bps; without it a seeded
+  random 20 % of the neurons (at least one) is held out.
+- ``conditions`` (optional): ``(trials,)`` integer condition label per trial.
+
+Trials are split at random (seeded) into train/valid/test, stratified by condition when
+``conditions`` is present.  Every problem with a file raises :class:`DataError` with one line
+saying what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pyrolf.data.spikes import DataError, SpikeData
+
+HDF5_SUFFIXES = (".h5", ".hdf5")
+NPZ_SUFFIXES = (".npz",)
+ARRAY_NAMES = ("spikes", "rates", "heldout", "conditions")
+HELDOUT_FRACTION = 0.2
+SPLIT_NAMES = ("train", "valid", "test")
+
+
+def split_trials(rng: np.random.Generator, n_trials: int,
+                 fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+                 conditions: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Random train/valid/test split of trial indices, stratified by condition.
+
+    Each condition (taken in random order, its trials shuffled) gives ``floor(fraction * its
+    trials)`` to every split; its few remaining trials go to the splits whose overall count lags
+    furthest behind ``fraction * trials seen so far``.  So every condition contributes its share
+    rounded up or down (exactly its share when that is a whole number) and the totals follow
+    ``fractions``.  A split left empty takes one random trial of the largest split.
+
+    Args:
+        rng: source of randomness.
+        n_trials: number of trials.
+        fractions: train, valid and test fractions, non-negative, summing to 1, train positive.
+        conditions: ``(trials,)`` condition label per trial, or ``None`` for a plain random split.
+
+    Returns:
+        ``{"train", "valid", "test"}`` -> sorted, disjoint int64 index arrays covering all trials.
+    """
+    fractions = np.asarray(fractions, dtype=np.float64)
+    if (fractions.shape != (3,) or np.any(fractions < 0) or fractions[0] <= 0
+            or not np.isclose(fractions.sum(), 1.0)):
+        raise DataError(f"split fractions {tuple(fractions.tolist())} are invalid; give three "
+                        "non-negative train/valid/test fractions summing to 1 with train > 0.")
+    if n_trials < len(SPLIT_NAMES):
+        raise DataError(f"{n_trials} trials cannot fill train/valid/test; give at least 3 trials.")
+    labels = np.zeros(n_trials, dtype=np.int64) if conditions is None else np.asarray(conditions)
+    assignment = np.empty(n_trials, dtype=np.int64)
+    assigned, seen = np.zeros(3), 0
+    for label in rng.permutation(np.unique(labels)):
+        group = rng.permutation(np.flatnonzero(labels == label))
+        seen += len(group)
+        share = fractions * len(group)
+        counts = np.floor(share + 1e-9)
+        lag = fractions * seen - assigned - counts
+        lagging = [s for s in np.argsort(-lag, kind="stable") if share[s] - counts[s] > 1e-9]
+        counts[lagging[:len(group) - int(counts.sum())]] += 1
+        assignment[group] = np.repeat(np.arange(3), counts.astype(np.int64))
+        assigned += counts
+    for split in range(3):
+        if fractions[split] > 0 and not np.any(assignment == split):
+            largest = np.argmax(np.bincount(assignment, minlength=3))
+            assignment[rng.choice(np.flatnonzero(assignment == largest))] = split
+    return {name: np.flatnonzero(assignment == i) for i, name in enumerate(SPLIT_NAMES)}
+
+
+def load_spike_file(path: str | Path, seed: int = 0,
+                    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> SpikeData:
+    """Read and check a spike file (format in the module docstring).
+
+    Args:
+        path: ``.h5``, ``.hdf5`` or ``.npz`` file.
+        seed: seeds the held-out neurons (when the file has no ``heldout``) and the splits.
+        split_fractions: train, valid and test fractions of the trials.
+
+    Returns:
+        :class:`SpikeData` with float32 ``spikes`` (and ``rates``), named after the file's stem.
+
+    Raises:
+        DataError: the file is missing, unreadable or its arrays are unusable.
+    """
+    path = Path(path)
+    arrays = _read_arrays(path)
+    if "spikes" not in arrays:
+        raise DataError(f"{path} has no `spikes` array; store the counts under the name `spikes` "
+                        "as a (trials, time, neurons) array.")
+    spikes = _check_spikes(path, arrays["spikes"])
+    n_trials, _, n_neurons = spikes.shape
+    rates = _check_rates(path, arrays["rates"], spikes.shape) if "rates" in arrays else None
+    conditions = (_check_conditions(path, arrays["conditions"], n_trials)
+                  if "conditions" in arrays else None)
+    # separate streams: the splits do not depend on whether the file names its held-out neurons
+    heldout_rng, split_rng = map(np.random.default_rng, np.random.SeedSequence(seed).spawn(2))
+    if "heldout" in arrays:
+        heldout = _check_heldout(path, arrays["heldout"], n_neurons)
+    else:
+        n_heldout = max(1, int(round(HELDOUT_FRACTION * n_neurons)))
+        heldout = np.zeros(n_neurons, dtype=bool)
+        heldout[heldout_rng.choice(n_neurons, n_heldout, replace=False)] = True
+    splits = split_trials(split_rng, n_trials, split_fractions, conditions)
+    return SpikeData(spikes=spikes, heldout=heldout, splits=splits, rates=rates,
+                     conditions=conditions, name=path.stem)
+
+
+def save_spike_file(path: str | Path, data: SpikeData) -> None:
+    """Write ``spikes``, ``heldout`` and, when present, ``rates`` and ``conditions`` of ``data``.
+
+    The format follows the extension (``.h5``/``.hdf5`` or ``.npz``); loading the file gives back
+    the same arrays exactly.  Splits, ``n_forward``, ``bin_size`` and ``extra`` are not stored.
+
+    Raises:
+        DataError: unknown extension, non-integer spike counts, or the file cannot be written.
+    """
+    path = Path(path)
+    suffix = _suffix(path)
+    _check_spikes(path, data.spikes)
+    arrays = {"spikes": np.asarray(data.spikes).astype(np.int64),
+              "heldout": np.asarray(data.heldout, dtype=bool)}
+    if data.rates is not None:
+        arrays["rates"] = np.asarray(data.rates, dtype=np.float32)
+    if data.conditions is not None:
+        arrays["conditions"] = np.asarray(data.conditions, dtype=np.int64)
+    try:
+        if suffix in HDF5_SUFFIXES:
+            with h5py.File(path, "w") as file:
+                for name, array in arrays.items():
+                    file.create_dataset(name, data=array)
+        else:
+            np.savez(path, **arrays)
+    except OSError as error:
+        raise DataError(f"cannot write {path} ({_first_line(error)}); check that its folder "
+                        "exists and is writable.") from error
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in HDF5_SUFFIXES + NPZ_SUFFIXES:
+        raise DataError(f"{path} has unknown extension {suffix!r}; use .h5, .hdf5 or .npz.")
+    return suffix
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The known arrays of the file, read into memory."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; check the path.")
+    if _suffix(path) in HDF5_SUFFIXES:
+        return _read_hdf5(path)
+    return _read_npz(path)
+
+
+def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with h5py.File(path, "r") as file:
+            for name in ARRAY_NAMES:
+                if name in file and not isinstance(file[name], h5py.Dataset):
+                    raise DataError(f"{path}: `{name}` is an HDF5 group, not a dataset; "
+                                    "store it as a dataset at the file's root.")
+            return {name: np.asarray(file[name][()]) for name in ARRAY_NAMES if name in file}
+    except (OSError, KeyError) as error:
+        raise DataError(f"{path} is not a readable HDF5 file ({_first_line(error)}); "
+                        "re-export it with h5py.") from error
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path} is not an npz archive (corrupt or another format); "
+                        "re-export it with numpy.savez.")
+    arrays = {}
+    try:
+        with np.load(path, allow_pickle=False) as file:
+            for name in ARRAY_NAMES:
+                if name not in file.files:
+                    continue
+                try:
+                    arrays[name] = np.asarray(file[name])
+                except ValueError as error:
+                    raise DataError(f"{path}: `{name}` is not a plain numeric array (Python "
+                                    "objects or a damaged entry); save it with numpy.savez from "
+                                    "a numeric array.") from error
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path} is not a readable npz archive ({_first_line(error)}); "
+                        "re-export it with numpy.savez.") from error
+    return arrays
+
+
+def _require_numeric(path: Path, name: str, array: np.ndarray) -> None:
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise DataError(f"{path}: `{name}` has non-numeric dtype {array.dtype}; "
+                        "store it as numbers.")
+
+
+def _require_finite(path: Path, name: str, array: np.ndarray) -> None:
+    if not np.all(np.isfinite(array)):
+        raise DataError(f"{path}: `{name}` contains NaN or infinite values; "
+                        "replace them with valid numbers.")
+
+
+def _check_spikes(path: Path, spikes: np.ndarray) -> np.ndarray:
+    """Checked counts as float32 ``(trials, time, neurons)``."""
+    spikes = np.asarray(spikes)
+    _require_numeric(path, "spikes", spikes)
+    if spikes.ndim != 3:
+        raise DataError(f"{path}: `spikes` has shape {spikes.shape}, not 3-D; "
+                        "store it as (trials, time, neurons).")
+    n_trials, n_bins, n_neurons = spikes.shape
+    if n_trials < 3 or n_bins < 1 or n_neurons < 2:
+        raise DataError(f"{path}: `spikes` has shape {spikes.shape}; need at least 3 trials, "
+                        "1 time bin and 2 neurons (one held in, one held out).")
+    _require_finite(path, "spikes", spikes)
+    if np.any(spikes < 0):
+        raise DataError(f"{path}: `spikes` has negative values; store non-negative spike counts.")
+    if np.any(spikes != np.round(spikes)):
+        raise DataError(f"{path}: `spikes` has non-integer values; store whole spike counts "
+                        "per bin, not rates or smoothed counts.")
+    return spikes.astype(np.float32)
+
+
+def _check_rates(path: Path, rates: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Checked ground-truth rates as float32, same shape as the spikes."""
+    _require_numeric(path, "rates", rates)
+    if rates.shape != shape:
+        raise DataError(f"{path}: `rates` has shape {rates.shape} but `spikes` has {shape}; "
+                        "give rates of the same shape or leave `rates` out.")
+    _require_finite(path, "rates", rates)
+    if np.any(rates < 0):
+        raise DataError(f"{path}: `rates` has negative values; rates are spikes per bin, >= 0.")
+    return rates.astype(np.float32)
+
+
+def _check_heldout(path: Path, heldout: np.ndarray, n_neurons: int) -> np.ndarray:
+    """Checked ``(neurons,)`` bool mask with at least one held-in and one held-out neuron."""
+    if heldout.shape != (n_neurons,):
+        raise DataError(f"{path}: `heldout` has shape {heldout.shape} but there are {n_neurons} "
+                        "neurons; give one flag per neuron.")
+    _require_numeric(path, "heldout", heldout)
+    if not np.all((heldout == 0) | (heldout == 1)):
+        raise DataError(f"{path}: `heldout` has values other than 0/1 or True/False; "
+                        "give one boolean flag per neuron.")
+    heldout = heldout.astype(bool)
+    if heldout.all() or not heldout.any():
+        raise DataError(f"{path}: `heldout` marks {'all' if heldout.all() else 'no'} neurons; "
+                        "hold out at least one neuron and keep at least one held in.")
+    return heldout
+
+
+def _check_conditions(path: Path, conditions: np.ndarray, n_trials: int) -> np.ndarray:
+    """Checked ``(trials,)`` int64 condition labels."""
+    if conditions.shape != (n_trials,):
+        raise DataError(f"{path}: `conditions` has shape {conditions.shape} but there are "
+                        f"{n_trials} trials; give one label per trial.")
+    _require_numeric(path, "conditions", conditions)
+    _require_finite(path, "conditions", conditions)
+    if np.any(conditions != np.round(conditions)):
+        raise DataError(f"{path}: `conditions` has non-integer values; give integer labels.")
+    return conditions.astype(np.int64)

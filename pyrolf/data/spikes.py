@@ -1,0 +1,62 @@
+"""The one container every data source produces: binned spike counts of many trials."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """Input data a user supplied is unusable; the message says what is wrong and what to do."""
+
+
+@dataclass
+class SpikeData:
+    """Binned spike counts of a population over trials.
+
+    Attributes:
+        spikes: counts, ``(trials, time, neurons)``, float32 (``time`` = observed + forward bins).
+        heldout: ``(neurons,)`` bool, neurons never shown to the encoder (scored by co-bps).
+        splits: trial indices per split, keys ``train``, ``valid``, ``test``.
+        rates: ground-truth rates in spikes per bin, same shape as ``spikes``, or ``None``.
+        conditions: ``(trials,)`` int condition label per trial, or ``None``.
+        n_forward: trailing bins of ``time`` that the encoder never sees (NLB forward prediction).
+        name: where the data came from.
+        bin_size: bin width in seconds (for plots and reports).
+    """
+
+    spikes: np.ndarray
+    heldout: np.ndarray
+    splits: dict[str, np.ndarray]
+    rates: np.ndarray | None = None
+    conditions: np.ndarray | None = None
+    n_forward: int = 0
+    name: str = "spikes"
+    bin_size: float = 0.01
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_trials(self) -> int:
+        return self.spikes.shape[0]
+
+    @property
+    def n_bins(self) -> int:
+        """All bins, observed and forward."""
+        return self.spikes.shape[1]
+
+    @property
+    def n_observed(self) -> int:
+        return self.spikes.shape[1] - self.n_forward
+
+    @property
+    def n_neurons(self) -> int:
+        return self.spikes.shape[2]
+
+    @property
+    def heldin(self) -> np.ndarray:
+        return ~self.heldout
+
+    @property
+    def n_heldin(self) -> int:
+        return int(self.heldin.sum())

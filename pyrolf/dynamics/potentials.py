@@ -1,0 +1,107 @@
+"""Potentials ``U(z)`` whose negative gradient is the deterministic force on the latent position.
+
+A latent position ``z`` of size ``D`` is read as ``C`` channels on a 1-D lattice of ``D / C`` sites,
+``(..., D) -> (..., C, D / C)``. Every potential here couples a site only to itself and its two
+neighbours (a width-3 kernel, zero padding at both ends), so the force is local on the lattice.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def force(potential: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """``-∇U(z)`` by autograd, same shape as ``z`` ``(..., D)``.
+
+    The graph is kept (``create_graph``) whenever gradients are being recorded, so the potential's
+    own parameters learn through the force; under ``torch.no_grad`` it returns a plain tensor.
+    """
+    keep_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        if not z.requires_grad:
+            z = z.detach().requires_grad_()
+        energy = potential(z).sum()
+        (gradient,) = torch.autograd.grad(energy, z, create_graph=keep_graph)
+    return -gradient
+
+
+class _Lattice(nn.Module):
+    """Shared reshaping of a latent vector into ``channels`` fields on a 1-D lattice."""
+
+    def __init__(self, latent_dim: int, channels: int = 4):
+        super().__init__()
+        if channels < 1 or latent_dim % channels:
+            raise ValueError(
+                f"latent size {latent_dim} is not divisible by the {channels} lattice channels; "
+                "choose a latent size that is a multiple of the channel count"
+            )
+        self.latent_dim = latent_dim
+        self.channels = channels
+        self.sites = latent_dim // channels
+
+    def field(self, z: torch.Tensor) -> torch.Tensor:
+        """``(..., D) -> (N, C, S)`` with all leading dims flattened into ``N``."""
+        return z.reshape(-1, self.channels, self.sites)
+
+    def leading(self, z: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
+        return energy.reshape(z.shape[:-1])
+
+
+class CoupledOscillators(_Lattice):
+    """The paper's potential: locally coupled harmonic oscillators.
+
+    ``U(z) = Σ_sites (K ⋆ φ) · φ`` with ``φ`` the lattice field and ``K`` a learned
+    ``(C, C, 3)`` convolution kernel whose 3 taps per channel pair are normalised to unit norm.
+    ``U`` is quadratic in ``z``, so the force ``-∇U = -(K ⋆ φ + Kᵀ ⋆ φ)`` is linear.
+    """
+
+    def __init__(self, latent_dim: int, channels: int = 4):
+        super().__init__(latent_dim, channels)
+        self.weight = nn.Parameter(torch.randn(channels, channels, 3) / 3**0.5)
+
+    @property
+    def kernel(self) -> torch.Tensor:
+        """Coupling kernel ``(C, C, 3)``, each 3-tap filter of unit norm."""
+        return self.weight / self.weight.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Energy ``(...,)`` of positions ``(..., D)``."""
+        phi = self.field(z)
+        coupled = F.conv1d(phi, self.kernel.to(phi.dtype), padding=1)
+        return self.leading(z, (coupled * phi).sum(dim=(-2, -1)))
+
+
+class AnharmonicOscillators(CoupledOscillators):
+    """Coupled oscillators with a quartic on-site term: a nonlinear force.
+
+    ``U(z) = Σ (K ⋆ φ) · φ + (λ / 4) Σ φ⁴`` with a learned stiffness ``λ = softplus(ρ) ≥ 0``; the
+    quartic term confines large excursions (a Duffing-like hardening spring) and keeps the force local.
+    """
+
+    def __init__(self, latent_dim: int, channels: int = 4, stiffness: float = 0.1):
+        super().__init__(latent_dim, channels)
+        self.raw_stiffness = nn.Parameter(torch.tensor(float(stiffness)).expm1().log())
+
+    @property
+    def stiffness(self) -> torch.Tensor:
+        return F.softplus(self.raw_stiffness)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        quartic = (self.field(z) ** 4).sum(dim=(-2, -1))
+        return super().forward(z) + self.stiffness.to(z.dtype) / 4 * self.leading(z, quartic)
+
+
+class FreeParticle(nn.Module):
+    """``U = 0``: no deterministic force; the velocity only decays and diffuses."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (z * 0).sum(-1)
+
+
+POTENTIALS = {
+    "oscillators": CoupledOscillators,
+    "anharmonic": AnharmonicOscillators,
+    "free": lambda latent_dim, channels=4: FreeParticle(),
+}

@@ -1,0 +1,40 @@
+"""The numbers a run reports: the model's test-trial scores beside the smoothing baseline's."""
+
+from __future__ import annotations
+
+import torch
+
+from pyrolf.data.spikes import SpikeData
+from pyrolf.evaluation.metrics import co_bps, rates_r2
+from pyrolf.evaluation.smoothing import smoothing_baseline
+from pyrolf.inference.svi import encoder_inputs, predict_rates
+
+
+def model_rates(flow, data: SpikeData, trials, samples: int, device: str = "cpu"):
+    """Posterior-mean rates of ``trials`` ``(trials, T, neurons)`` as a numpy array."""
+    spikes = torch.as_tensor(data.spikes[trials], dtype=torch.float32, device=device)
+    heldin = torch.as_tensor(data.heldin, device=device)
+    inputs = encoder_inputs(spikes, heldin, data.n_forward)
+    return predict_rates(flow, inputs, data.n_bins, samples).cpu().numpy()
+
+
+def score_rates(rates, data: SpikeData, trials, prefix: str = "") -> dict:
+    """``co_bps`` of the held-out neurons and, when the truth is known, ``rates_r2`` of all
+    neurons, over the observed bins of ``trials``; ``rates`` ``(trials, ≥observed, neurons)``."""
+    observed = slice(0, data.n_observed)
+    rates = rates[:, observed]
+    spikes = data.spikes[trials][:, observed]
+    metrics = {f"{prefix}co_bps": co_bps(rates[..., data.heldout], spikes[..., data.heldout])}
+    if data.rates is not None:
+        metrics[f"{prefix}rates_r2"] = rates_r2(rates, data.rates[trials][:, observed])
+    return metrics
+
+
+def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu") -> dict:
+    """Test-trial metrics of ``flow`` and of the Gaussian-smoothing baseline on the same trials."""
+    test = data.splits["test"]
+    metrics = score_rates(model_rates(flow, data, test, samples, device), data, test)
+    baseline = smoothing_baseline(data)
+    metrics.update(score_rates(baseline["rates"][test], data, test, prefix="smoothing_"))
+    metrics["smoothing_width_bins"] = baseline["width"]
+    return metrics

@@ -1,0 +1,203 @@
+"""Stochastic variational inference for LangevinFlow: batches, the SVI loop, posterior-mean rates."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pyro
+import torch
+from pyro import poutine
+from pyro.infer import SVI, Trace_ELBO
+from pyro.optim import ClippedAdam
+from tqdm.auto import tqdm
+
+from pyrolf.config import Config
+from pyrolf.data.spikes import SpikeData
+from pyrolf.evaluation.metrics import co_bps
+
+
+KL_WEIGHT_FLOOR = 1e-3
+
+
+class TrainingDiverged(RuntimeError):
+    """The ELBO became NaN or infinite."""
+
+
+@dataclass
+class Batch:
+    """One minibatch in the model's signature.
+
+    inputs: held-in counts the encoder sees ``(trials, observed, held_in)``, coordinated dropout
+        applied; spikes: all counts ``(trials, T, neurons)``; mask: bool, entries scored.
+    """
+
+    inputs: torch.Tensor
+    spikes: torch.Tensor
+    mask: torch.Tensor
+
+
+def encoder_inputs(spikes: torch.Tensor, heldin: torch.Tensor, n_forward: int) -> torch.Tensor:
+    """Held-in counts of the observed bins, ``(trials, T, neurons) -> (trials, observed, held_in)``."""
+    return spikes[:, : spikes.shape[1] - n_forward][..., heldin]
+
+
+def make_batch(spikes: torch.Tensor, heldin: torch.Tensor, n_forward: int,
+               cd_rate: float = 0.0) -> Batch:
+    """A training batch with coordinated dropout (LFADS): a random share ``cd_rate`` of held-in
+    input entries is hidden from the encoder and only those are scored, so the model cannot copy
+    its input; held-out neurons and forward bins are always scored."""
+    inputs = encoder_inputs(spikes, heldin, n_forward)
+    mask = torch.ones_like(spikes, dtype=torch.bool)
+    if cd_rate > 0:
+        keep = torch.rand_like(inputs) >= cd_rate
+        inputs = inputs * keep / (1 - cd_rate)
+        observed = mask[:, : inputs.shape[1]]
+        observed[..., heldin] = ~keep
+    return Batch(inputs, spikes, mask)
+
+
+@torch.no_grad()
+def predict_rates(flow, inputs: torch.Tensor, n_bins: int, samples: int,
+                  batch_size: int = 256) -> torch.Tensor:
+    """Posterior-mean rates ``(trials, n_bins, neurons)`` in spikes per bin: the guide is sampled
+    ``samples`` times per trial, each draw decoded by the model, and the rates averaged."""
+    was_training = flow.training
+    flow.eval()
+    out = []
+    for start in range(0, inputs.shape[0], batch_size):
+        chunk = inputs[start: start + batch_size]
+        total = 0.0
+        for _ in range(samples):
+            guide_trace = poutine.trace(flow.guide).get_trace(chunk, n_bins=n_bins)
+            total = total + poutine.replay(flow.model, trace=guide_trace)(chunk, n_bins=n_bins).exp()
+        out.append(total / samples)
+    flow.train(was_training)
+    return torch.cat(out)
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint must hold to continue a run exactly."""
+
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_score: float = -math.inf
+    best_epoch: int = -1
+
+
+class Trainer:
+    """Runs SVI on the training trials of ``data`` and scores the validation trials.
+
+    ``on_checkpoint(trainer, is_best)`` is called every ``config.eval_every`` epochs and at the end;
+    a run folder uses it to save the model, the optimiser and the random state.
+    """
+
+    def __init__(self, flow, data: SpikeData, config: Config,
+                 on_checkpoint: Callable[["Trainer", bool], None] | None = None):
+        self.flow, self.data, self.config = flow, data, config
+        self.device = torch.device(config.device)
+        self.flow.to(self.device)
+        self.heldin = torch.as_tensor(data.heldin, device=self.device)
+        self.heldout = torch.as_tensor(data.heldout, device=self.device)
+        spikes = torch.as_tensor(data.spikes, dtype=torch.float32, device=self.device)
+        self.train_spikes = spikes[data.splits["train"]]
+        self.valid_spikes = spikes[data.splits["valid"]]
+        self.steps_per_epoch = math.ceil(len(self.train_spikes) / config.batch_size)
+        total_steps = max(config.epochs * self.steps_per_epoch, 1)
+        self.optimizer = ClippedAdam({
+            "lr": config.lr, "lrd": (config.lr_final / config.lr) ** (1 / total_steps),
+            "clip_norm": config.clip_norm, "weight_decay": config.weight_decay,
+        })
+        self.svi = SVI(flow.model, flow.guide, self.optimizer, Trace_ELBO())
+        self.state = TrainState()
+        self.best_flow: dict | None = None
+        self.on_checkpoint = on_checkpoint
+
+    def kl_weight(self, epoch: float) -> float:
+        """Linear warm-up from ``KL_WEIGHT_FLOOR`` to ``config.kl_weight`` over ``kl_warmup``
+        epochs (Pyro's scale must stay positive)."""
+        if self.config.kl_warmup == 0:
+            return self.config.kl_weight
+        ramp = min(1.0, epoch / self.config.kl_warmup)
+        return self.config.kl_weight * max(ramp, KL_WEIGHT_FLOOR)
+
+    def validation_score(self) -> float:
+        """co-bps of the held-out neurons on the validation trials (their observed bins)."""
+        data = self.data
+        inputs = encoder_inputs(self.valid_spikes, self.heldin, data.n_forward)
+        rates = predict_rates(self.flow, inputs, data.n_bins, min(self.config.samples, 10))
+        observed = slice(0, data.n_observed)
+        return co_bps(rates[:, observed][..., self.heldout].cpu().numpy(),
+                      self.valid_spikes[:, observed][..., self.heldout].cpu().numpy())
+
+    def epoch(self) -> float:
+        """One pass over the training trials; returns the ELBO per trial."""
+        n_train = len(self.train_spikes)
+        order = torch.randperm(n_train, device=self.device)
+        loss = 0.0
+        for step in range(self.steps_per_epoch):
+            idx = order[step * self.config.batch_size: (step + 1) * self.config.batch_size]
+            batch = make_batch(self.train_spikes[idx], self.heldin, self.data.n_forward,
+                               self.config.cd_rate)
+            weight = self.kl_weight(self.state.epoch + step / self.steps_per_epoch)
+            step_loss = self.svi.step(batch.inputs, batch.spikes, batch.mask, kl_weight=weight)
+            if not math.isfinite(step_loss):
+                raise TrainingDiverged(f"the ELBO became {step_loss} in epoch {self.state.epoch + 1}")
+            loss += step_loss
+        return -loss / n_train
+
+    def fit(self, progress: bool = True) -> TrainState:
+        """Train until ``config.epochs``, continuing from ``self.state.epoch``."""
+        pyro.clear_param_store()
+        config, state = self.config, self.state
+        bar = tqdm(total=config.epochs, initial=state.epoch, disable=not progress,
+                   desc="fit", unit="epoch", dynamic_ncols=True)
+        while state.epoch < config.epochs:
+            started = time.perf_counter()
+            elbo = self.epoch()
+            state.epoch += 1
+            record = {"epoch": state.epoch, "elbo": elbo, "seconds": time.perf_counter() - started,
+                      "lr": self.current_lr()}
+            is_best = False
+            if state.epoch % config.eval_every == 0 or state.epoch == config.epochs:
+                record["valid_co_bps"] = score = self.validation_score()
+                if score > state.best_score:
+                    state.best_score, state.best_epoch, is_best = score, state.epoch, True
+                    self.best_flow = {k: v.detach().clone() for k, v in self.flow.state_dict().items()}
+            state.history.append(record)
+            bar.set_postfix(elbo=f"{elbo:.1f}", valid_co_bps=f"{state.best_score:.3f}",
+                            lr=f"{record['lr']:.1e}")
+            bar.update(1)
+            if "valid_co_bps" in record and self.on_checkpoint is not None:
+                self.on_checkpoint(self, is_best)
+        bar.close()
+        return state
+
+    def current_lr(self) -> float:
+        optimizers = list(self.optimizer.optim_objs.values())
+        return optimizers[0].param_groups[0]["lr"] if optimizers else self.config.lr
+
+    def checkpoint(self) -> dict:
+        """Everything needed to continue exactly where this epoch ended."""
+        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+               "python": random.getstate()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"flow": self.flow.state_dict(), "optimizer": self.optimizer.get_state(),
+                "state": self.state.__dict__, "rng": rng}
+
+    def restore(self, checkpoint: dict) -> None:
+        self.flow.load_state_dict(checkpoint["flow"])
+        self.optimizer.set_state(checkpoint["optimizer"])
+        self.state = TrainState(**checkpoint["state"])
+        rng = checkpoint["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])

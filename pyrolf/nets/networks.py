@@ -1,0 +1,47 @@
+"""The neural networks of LangevinFlow: a GRU encoder over spikes and a Transformer decoder to rates."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SpikeEncoder(nn.Module):
+    """GRU over held-in spike counts ``(trials, time, held_in)``.
+
+    Counts enter as ``log1p``; ``bidirectional`` lets each ``h_t`` see the whole trial. Returns the
+    per-bin states ``h`` ``(trials, time, out_dim)`` and a whole-trial summary ``(trials, out_dim)``
+    (the last forward state beside the first backward state).
+    """
+
+    def __init__(self, n_inputs: int, hidden: int = 64, bidirectional: bool = True,
+                 dropout: float = 0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.gru = nn.GRU(n_inputs, hidden, batch_first=True, bidirectional=bidirectional)
+        self.out_dim = hidden * (2 if bidirectional else 1)
+
+    def forward(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, last = self.gru(self.dropout(torch.log1p(spikes)))
+        summary = torch.cat(list(last), dim=-1)
+        return self.dropout(h), self.dropout(summary)
+
+
+class TransformerDecoder(nn.Module):
+    """Latent tokens ``[z_t, v_t]`` ``(trials, time, 2D)`` to log-rates ``(trials, time, neurons)``.
+
+    One ``nn.TransformerEncoderLayer`` over the whole sequence (no positional encoding, no attention
+    mask, as the released LangevinFlow code), then a linear read-out of every neuron's log-rate.
+    """
+
+    def __init__(self, latent_dim: int, n_neurons: int, width: int = 64, heads: int = 2,
+                 feedforward: int = 256, dropout: float = 0.05):
+        super().__init__()
+        self.embed = nn.Linear(2 * latent_dim, width)
+        self.layer = nn.TransformerEncoderLayer(width, heads, feedforward, dropout,
+                                                batch_first=True)
+        self.readout = nn.Linear(width, n_neurons)
+
+    def forward(self, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        tokens = self.layer(self.embed(torch.cat([z, v], dim=-1)))
+        return self.readout(tokens)

@@ -1,0 +1,120 @@
+"""Fit, resume and evaluate, with or without a run folder: what the CLI and the Python API call."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pyro
+import torch
+
+from pyrolf.config import Config, ConfigError
+from pyrolf.data import SpikeData, load_data
+from pyrolf.evaluation.report import evaluate
+from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
+from pyrolf.models import build_flow
+from pyrolf.plots import training_curve
+from pyrolf.runs import RunFolder
+
+
+@dataclass
+class FitResult:
+    flow: torch.nn.Module
+    state: TrainState
+    metrics: dict
+
+
+def fit(data: SpikeData, config: Config | None = None, flow=None, run_dir=None,
+        progress: bool = True) -> FitResult:
+    """Fit ``flow`` (default: the one ``config`` describes) to the training trials of ``data``,
+    keep the weights of the best validation co-bps, and score the test trials.
+
+    With ``run_dir`` the run is saved there (config, checkpoints, history, metrics, plots) and
+    can be continued by :func:`resume`.
+    """
+    config = config or Config()
+    check_device(config.device)
+    pyro.set_rng_seed(config.seed)
+    flow = flow if flow is not None else build_flow(config, data.n_neurons, data.n_heldin)
+    run = RunFolder.create(run_dir, config) if run_dir is not None else None
+    return _train(Trainer(flow, data, config), run, progress)
+
+
+def resume(run_dir, epochs: int | None = None, progress: bool = True) -> FitResult:
+    """Continue the run saved in ``run_dir`` from its last checkpoint (to ``epochs`` if given)."""
+    run = RunFolder.open(run_dir)
+    config = run.config()
+    if epochs is not None:
+        config = config.replace(epochs=epochs)
+    check_device(config.device)
+    checkpoint = run.load(RunFolder.CHECKPOINT, config.device)
+    data = load_data(config.data, config.data_seed)
+    trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
+    trainer.restore(checkpoint)
+    if run.has(RunFolder.BEST):
+        trainer.best_flow = run.load(RunFolder.BEST, config.device)["flow"]
+    run.write_json(RunFolder.CONFIG, config.to_dict())
+    return _train(trainer, run, progress)
+
+
+def load_run(run_dir):
+    """The flow of a run folder with its best weights, its config and its data."""
+    run = RunFolder.open(run_dir)
+    config = run.config()
+    data = load_data(config.data, config.data_seed)
+    flow = build_flow(config, data.n_neurons, data.n_heldin)
+    name = RunFolder.BEST if run.has(RunFolder.BEST) else RunFolder.CHECKPOINT
+    flow.load_state_dict(run.load(name)["flow"])
+    return flow, config, data
+
+
+def evaluate_run(run_dir) -> dict:
+    """Recompute ``metrics.json`` of a run folder from its saved weights."""
+    flow, config, data = load_run(run_dir)
+    pyro.set_rng_seed(config.seed)
+    metrics = evaluate(flow, data, config.samples)
+    RunFolder(run_dir).write_json(RunFolder.METRICS, metrics)
+    return metrics
+
+
+def check_device(device: str) -> None:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but PyTorch sees no GPU here; "
+                          "use --device cpu or install a CUDA build of torch")
+
+
+def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> FitResult:
+    if run is not None:
+        trainer.on_checkpoint = lambda t, is_best: _save(run, t, is_best)
+    started = time.perf_counter()
+    try:
+        state = trainer.fit(progress)
+    except TrainingDiverged as error:
+        where = f"; the last good checkpoint is in {run.path}" if run is not None else ""
+        raise TrainingDiverged(f"{error}{where}; lower the learning rate (--lr) and try again") from None
+    seconds = time.perf_counter() - started
+    if trainer.best_flow is not None:
+        trainer.flow.load_state_dict(trainer.best_flow)
+    config = trainer.config
+    pyro.set_rng_seed(config.seed)
+    metrics = evaluate(trainer.flow, trainer.data, config.samples, config.device)
+    trained = [r for r in state.history if "seconds" in r]
+    metrics.update({
+        "elbo": state.history[-1]["elbo"] if state.history else None,
+        "epochs": state.epoch, "best_epoch": state.best_epoch,
+        "valid_co_bps": state.best_score,
+        "seconds": seconds,
+        "seconds_per_epoch": sum(r["seconds"] for r in trained) / max(len(trained), 1),
+        "device": config.device,
+    })
+    if run is not None:
+        run.write_json(RunFolder.METRICS, metrics)
+        training_curve(state.history, run.path / "training.png")
+    return FitResult(trainer.flow, state, metrics)
+
+
+def _save(run: RunFolder, trainer: Trainer, is_best: bool) -> None:
+    if is_best:
+        run.save(RunFolder.BEST, {"flow": trainer.best_flow, "epoch": trainer.state.epoch})
+    run.save(RunFolder.CHECKPOINT, trainer.checkpoint())
+    run.write_history(trainer.state.history)

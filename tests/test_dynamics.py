@@ -1,0 +1,102 @@
+"""Properties the Langevin dynamics and the oscillator potentials owe to the maths."""
+
+import math
+
+import pytest
+import torch
+
+from pyrolf.dynamics.langevin import LangevinDynamics, LangevinTrajectory
+from pyrolf.dynamics.potentials import (AnharmonicOscillators, CoupledOscillators, FreeParticle,
+                                        force)
+
+pytestmark = pytest.mark.usefixtures("float64")
+
+
+def test_free_particle_without_noise_decays_by_one_minus_damping_and_z_integrates_v():
+    step, damping = 0.1, 0.3
+    dynamics = LangevinDynamics(FreeParticle(), step=step, damping=damping)
+    z0, v0 = torch.randn(5, 8), torch.randn(5, 8)
+    z, v = dynamics.rollout(z0, v0, num_steps=12, noise=False)
+    for t in range(1, 13):
+        assert torch.allclose(v[:, t - 1], (1 - damping) ** t * v0)
+        # z_t = z_0 + Δ Σ_{s<t} v_s, a geometric sum of the decaying velocity
+        expected = z0 + step * v0 * (1 - (1 - damping) ** t) / damping
+        assert torch.allclose(z[:, t - 1], expected)
+
+
+@pytest.mark.parametrize("potential_class", [CoupledOscillators, AnharmonicOscillators])
+def test_force_is_minus_finite_difference_gradient(potential_class):
+    torch.manual_seed(0)
+    potential = potential_class(latent_dim=12, channels=3).double()
+    z = torch.randn(12)
+    eps = 1e-6
+    numeric = torch.stack([
+        (potential(z + eps * e) - potential(z - eps * e)) / (2 * eps) for e in torch.eye(12)
+    ])
+    assert torch.allclose(force(potential, z), -numeric, atol=1e-7)
+
+
+@pytest.mark.parametrize("potential_class", [CoupledOscillators, AnharmonicOscillators])
+def test_force_is_local_on_the_lattice(potential_class):
+    torch.manual_seed(1)
+    channels, sites = 4, 7
+    potential = potential_class(latent_dim=channels * sites, channels=channels).double()
+    z = torch.randn(channels * sites)
+    base = force(potential, z).reshape(channels, sites)
+    for site in range(sites):
+        for channel in range(channels):
+            bumped = z.reshape(channels, sites).clone()
+            bumped[channel, site] += 0.5
+            changed = (force(potential, bumped.reshape(-1)).reshape(channels, sites) - base)
+            moved_sites = set(torch.nonzero(changed.abs().amax(0) > 1e-12).flatten().tolist())
+            assert moved_sites <= {site - 1, site, site + 1}
+            assert site in moved_sites
+
+
+def test_oscillator_kernel_taps_have_unit_norm_and_potential_is_quadratic():
+    potential = CoupledOscillators(latent_dim=16, channels=4).double()
+    assert torch.allclose(potential.kernel.norm(dim=-1), torch.ones(4, 4))
+    z = torch.randn(3, 16)
+    assert torch.allclose(potential(2.5 * z), 2.5**2 * potential(z))
+
+
+def test_force_keeps_the_graph_to_the_potential_parameters_only_when_recording():
+    potential = CoupledOscillators(latent_dim=8, channels=2)
+    z = torch.randn(4, 8)
+    force(potential, z).sum().backward()
+    assert potential.weight.grad is not None and potential.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        assert not force(potential, z).requires_grad
+
+
+def test_trajectory_log_prob_is_the_sum_of_step_by_step_transitions():
+    torch.manual_seed(2)
+    dynamics = LangevinDynamics(CoupledOscillators(8, 2), step=0.05, damping=0.4).double()
+    z0, v0 = torch.randn(3, 8), torch.randn(3, 8)
+    trajectory = LangevinTrajectory(dynamics, z0, v0, num_steps=9)
+    v = trajectory.rsample()
+    assert v.shape == (3, 9, 8)
+    z, previous, total = z0, v0, torch.zeros(3)
+    for t in range(9):
+        z, velocity = dynamics.transition(z, previous)
+        total = total + velocity.log_prob(v[:, t])
+        previous = v[:, t]
+    assert torch.allclose(trajectory.log_prob(v), total, rtol=1e-10)
+
+
+def test_transition_density_by_hand_for_one_free_step():
+    dynamics = LangevinDynamics(FreeParticle(), step=0.1, damping=0.5).double()
+    z, v, v_next = torch.tensor([[1.0]]), torch.tensor([[2.0]]), torch.tensor([[0.3]])
+    z_next, velocity = dynamics.transition(z, v)
+    sigma2 = 2 * 0.5  # default noise variance 2γ
+    mean = (1 - 0.5) * 2.0
+    expected = -0.5 * math.log(2 * math.pi * sigma2) - (0.3 - mean) ** 2 / (2 * sigma2)
+    assert z_next.item() == pytest.approx(1.2)
+    assert velocity.log_prob(v_next).item() == pytest.approx(expected)
+
+
+def test_bad_lattice_and_dynamics_settings_are_refused():
+    with pytest.raises(ValueError, match="not divisible"):
+        CoupledOscillators(latent_dim=10, channels=4)
+    with pytest.raises(ValueError, match="damping"):
+        LangevinDynamics(FreeParticle(), damping=1.5)

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+from scipy.special import gammaln
+
+from pyrolf.evaluation.metrics import co_bps, rates_r2
+
+
+def poisson_log_likelihood(rates, spikes):
+    return np.sum(spikes * np.log(rates) - rates - gammaln(spikes + 1))
+
+
+def test_rates_r2_is_one_for_a_perfect_prediction():
+    true = np.random.default_rng(0).gamma(2.0, size=(4, 5, 3))
+    assert rates_r2(true.copy(), true) == pytest.approx(1.0)
+
+
+def test_rates_r2_is_zero_for_the_per_neuron_mean():
+    true = np.random.default_rng(1).gamma(2.0, size=(4, 5, 3))
+    mean = np.broadcast_to(true.mean(axis=(0, 1)), true.shape)
+    assert rates_r2(mean, true) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_rates_r2_hand_computed():
+    # neuron 0: true 1,2,3,4 (SS_tot 5), prediction off by 1 once (SS_res 1) -> 0.8
+    # neuron 1: true 0,0,2,2 (SS_tot 4), prediction off by 2 once (SS_res 4) -> 0.0
+    true = np.array([[1, 0], [2, 0], [3, 2], [4, 2]], dtype=float).reshape(2, 2, 2)
+    predicted = np.array([[1, 0], [2, 0], [3, 2], [5, 0]], dtype=float).reshape(2, 2, 2)
+    assert rates_r2(predicted, true) == pytest.approx(0.4)
+
+
+def test_rates_r2_leaves_out_neurons_of_constant_truth():
+    true = np.stack([np.arange(8.0), np.full(8, 3.0)], axis=-1).reshape(2, 4, 2)
+    predicted = true.copy()
+    predicted[..., 1] = 0.0
+    assert rates_r2(predicted, true) == pytest.approx(1.0)
+    assert np.isnan(rates_r2(predicted[..., 1:], true[..., 1:]))
+
+
+def test_co_bps_of_the_null_model_is_zero():
+    spikes = np.random.default_rng(2).poisson(1.5, size=(6, 10, 4)).astype(float)
+    null = np.broadcast_to(spikes.mean(axis=(0, 1)), spikes.shape)
+    assert co_bps(null, spikes) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_co_bps_is_positive_for_the_true_rates_of_varying_poisson_data():
+    rng = np.random.default_rng(3)
+    rates = np.exp(2.0 * np.sin(np.linspace(0, 6, 40))[None, :, None] + rng.normal(size=(1, 1, 5)))
+    rates = np.broadcast_to(rates, (30, 40, 5))
+    spikes = rng.poisson(rates).astype(float)
+    assert co_bps(rates, spikes) > 0.5
+
+
+def test_co_bps_hand_computed():
+    spikes = np.array([[[0, 2], [1, 0]], [[3, 1], [0, 1]]], dtype=float)  # (2, 2, 2)
+    rates = np.array([[[0.5, 1.5], [1.0, 0.2]], [[2.5, 1.0], [0.1, 0.8]]])
+    null = np.broadcast_to(spikes.mean(axis=(0, 1)), spikes.shape)
+    expected = ((poisson_log_likelihood(rates, spikes) - poisson_log_likelihood(null, spikes))
+                / spikes.sum() / np.log(2))
+    assert co_bps(rates, spikes) == pytest.approx(expected, rel=1e-12)
+
+
+def test_co_bps_leaves_the_callers_rates_untouched():
+    spikes = np.ones((2, 2, 1))
+    rates = np.array([0.0, 1.0, 2.0, 3.0]).reshape(2, 2, 1)
+    co_bps(rates, spikes)
+    assert rates[0, 0, 0] == 0.0
+
+
+def test_shape_mismatch_is_refused():
+    with pytest.raises(ValueError):
+        rates_r2(np.ones((2, 3, 4)), np.ones((2, 3, 5)))
+    with pytest.raises(ValueError):
+        co_bps(np.ones((2, 3, 4)), np.ones((2, 4, 4)))

@@ -1,0 +1,143 @@
+"""The model and guide agree on their sites, and the two paths (stepwise, vectorised) are one model."""
+
+import pyro
+import pytest
+import torch
+from pyro import poutine
+from pyro.infer import Trace_ELBO
+
+from pyrolf.config import Config
+from pyrolf.inference.svi import make_batch
+from pyrolf.models import build_flow
+
+TRIALS, BINS, NEURONS, HELDIN, LATENT = 5, 9, 7, 5, 8
+
+
+def small_flow(**settings):
+    config = Config(latent_dim=LATENT, channels=2, encoder_hidden=8, decoder_width=8,
+                    decoder_feedforward=16, **settings)
+    return build_flow(config, NEURONS, HELDIN)
+
+
+def batch(n_forward=0, cd_rate=0.0, dtype=torch.float32):
+    torch.manual_seed(3)
+    spikes = torch.poisson(torch.full((TRIALS, BINS, NEURONS), 0.8)).to(dtype)
+    heldin = torch.tensor([True] * HELDIN + [False] * (NEURONS - HELDIN))
+    return make_batch(spikes, heldin, n_forward, cd_rate)
+
+
+def sample_sites(trace):
+    return {name: tuple(site["value"].shape) for name, site in trace.nodes.items()
+            if site["type"] == "sample" and not site["is_observed"]
+            and type(site["fn"]).__name__ != "_Subsample"}
+
+
+@pytest.mark.parametrize("sites", ["vectorised", "stepwise"])
+@pytest.mark.parametrize("guide", ["langevin", "meanfield"])
+def test_model_and_guide_have_the_same_latent_sites_with_documented_shapes(sites, guide):
+    flow = small_flow(sites=sites, guide=guide)
+    b = batch()
+    guide_sites = sample_sites(poutine.trace(flow.guide).get_trace(b.inputs, b.spikes, b.mask))
+    model_sites = sample_sites(poutine.trace(flow.model).get_trace(b.inputs, b.spikes, b.mask))
+    assert guide_sites == model_sites
+    expected = {"z_0": (TRIALS, LATENT), "v_0": (TRIALS, LATENT)}
+    if sites == "vectorised":
+        expected["v"] = (TRIALS, BINS - 1, LATENT)
+    else:
+        expected.update({f"v_{t}": (TRIALS, LATENT) for t in range(1, BINS)})
+    assert guide_sites == expected
+
+
+def test_model_returns_log_rates_of_all_neurons_and_bins():
+    flow = small_flow()
+    b = batch()
+    assert flow.model(b.inputs, b.spikes, b.mask).shape == (TRIALS, BINS, NEURONS)
+
+
+def _log_densities(flow, b, values=None):
+    """log p(x, latents) and log q(latents) of one guide draw (or of the given latents)."""
+    if values:
+        guide, model = (poutine.condition(fn, data=values) for fn in (flow.guide, flow.model))
+        guide_trace = poutine.trace(guide).get_trace(b.inputs, b.spikes, b.mask)
+    else:
+        guide_trace = poutine.trace(flow.guide).get_trace(b.inputs, b.spikes, b.mask)
+        model = poutine.replay(flow.model, trace=guide_trace)
+    model_trace = poutine.trace(model).get_trace(b.inputs, b.spikes, b.mask)
+    model_trace.compute_log_prob()
+    return model_trace, guide_trace
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("n_forward", [0, 3])
+def test_vectorised_and_stepwise_paths_give_the_same_log_densities(float64, masked, n_forward):
+    flow = small_flow().double().eval()
+    b = batch(n_forward=n_forward, cd_rate=0.4 if masked else 0.0, dtype=torch.float64)
+    assert (not b.mask.all()) == masked
+    torch.manual_seed(4)
+    model_v, guide_v = _log_densities(flow, b)
+    v = guide_v.nodes["v"]["value"]
+    stepwise_values = {"z_0": guide_v.nodes["z_0"]["value"], "v_0": guide_v.nodes["v_0"]["value"]}
+    stepwise_values.update({f"v_{t}": v[:, t - 1] for t in range(1, BINS)})
+    flow.stepwise = True
+    model_s, guide_s = _log_densities(flow, b, stepwise_values)
+    log_p_v, log_p_s = model_v.log_prob_sum(), model_s.log_prob_sum()
+    log_q_v, log_q_s = guide_v.log_prob_sum(), guide_s.log_prob_sum()
+    assert torch.allclose(log_p_v, log_p_s, rtol=1e-5, atol=0)
+    assert torch.allclose(log_q_v, log_q_s, rtol=1e-5, atol=0)
+    # the velocity sites alone (not only the totals) agree
+    prior_v = model_v.nodes["v"]["fn"].log_prob(v).sum()
+    prior_s = sum(model_s.nodes[f"v_{t}"]["log_prob_sum"] for t in range(1, BINS))
+    assert torch.allclose(prior_v, prior_s, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_vectorised_and_stepwise_paths_give_the_same_elbo_estimate(float64, masked):
+    flow = small_flow().double().eval()
+    b = batch(cd_rate=0.4 if masked else 0.0, dtype=torch.float64)
+    estimates = []
+    for stepwise in (False, True):
+        flow.stepwise = stepwise
+        pyro.set_rng_seed(5)
+        estimates.append(Trace_ELBO().loss(flow.model, flow.guide, b.inputs, b.spikes, b.mask,
+                                           kl_weight=0.7))
+    assert estimates[0] == pytest.approx(estimates[1], rel=1e-5)
+
+
+def test_masked_entries_do_not_change_the_likelihood():
+    flow = small_flow().eval()
+    b = batch(cd_rate=0.5)
+    pyro.set_rng_seed(6)
+    model_trace, _ = _log_densities(flow, b)
+    changed = b.spikes.clone()
+    changed[~b.mask] += 7
+    pyro.set_rng_seed(6)
+    guide_trace = poutine.trace(flow.guide).get_trace(b.inputs, changed, b.mask)
+    other = poutine.trace(poutine.replay(flow.model, trace=guide_trace)).get_trace(
+        b.inputs, changed, b.mask)
+    assert torch.allclose(model_trace.nodes["spikes"]["fn"].log_prob(b.spikes).sum(),
+                          other.nodes["spikes"]["fn"].log_prob(changed).sum())
+    assert other.nodes["spikes"]["fn"].log_prob(changed + b.mask * 3.0).sum() != \
+        other.nodes["spikes"]["fn"].log_prob(changed).sum()
+
+
+def test_coordinated_dropout_scores_exactly_the_hidden_held_in_inputs():
+    b = batch(cd_rate=0.5)
+    heldin_mask = b.mask[..., :HELDIN]
+    assert not (heldin_mask & (b.inputs != 0)).any()  # an input the encoder saw is never scored
+    assert b.mask[..., HELDIN:].all()
+    assert 0.3 < (~heldin_mask).float().mean() < 0.7
+
+
+def test_forward_bins_fall_back_to_the_prior_transition():
+    flow = small_flow().double().eval()
+    b = batch(n_forward=4, dtype=torch.float64)
+    assert b.inputs.shape[1] == BINS - 4
+    torch.manual_seed(7)
+    _, guide_trace = _log_densities(flow, b)
+    flow.stepwise = True
+    torch.manual_seed(7)
+    _, stepwise_trace = _log_densities(flow, b)
+    prior = flow.prior.dynamics
+    for t in range(BINS - 4, BINS):
+        q = stepwise_trace.nodes[f"v_{t}"]["fn"]
+        assert torch.allclose(q.base_dist.scale, prior.noise_scale.expand_as(q.base_dist.scale))
