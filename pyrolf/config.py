@@ -35,7 +35,7 @@ class Config:
     decoder_dropout: float = 0.05
     # inference
     sites: str = "vectorised"       # "vectorised" (one trajectory site) or "stepwise" (one per bin)
-    epochs: int = 300
+    epochs: int = 200
     batch_size: int = 64
     lr: float = 3e-3
     lr_final: float = 3e-4          # exponential decay from lr to lr_final over all steps

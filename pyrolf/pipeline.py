@@ -40,15 +40,19 @@ def fit(data: SpikeData, config: Config | None = None, flow=None, run_dir=None,
     return _train(Trainer(flow, data, config), run, progress)
 
 
-def resume(run_dir, epochs: int | None = None, progress: bool = True) -> FitResult:
-    """Continue the run saved in ``run_dir`` from its last checkpoint (to ``epochs`` if given)."""
+def resume(run_dir, epochs: int | None = None, progress: bool = True,
+           data: SpikeData | None = None) -> FitResult:
+    """Continue the run saved in ``run_dir`` from its last checkpoint (to ``epochs`` if given).
+
+    ``data`` is needed only when the run was fitted from Python on data that its config's
+    ``data`` entry cannot reload."""
     run = RunFolder.open(run_dir)
     config = run.config()
     if epochs is not None:
         config = config.replace(epochs=epochs)
     check_device(config.device)
     checkpoint = run.load(RunFolder.CHECKPOINT, config.device)
-    data = load_data(config.data, config.data_seed)
+    data = data if data is not None else load_data(config.data, config.data_seed)
     trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
     trainer.restore(checkpoint)
     if run.has(RunFolder.BEST):
@@ -57,11 +61,12 @@ def resume(run_dir, epochs: int | None = None, progress: bool = True) -> FitResu
     return _train(trainer, run, progress)
 
 
-def load_run(run_dir):
-    """The flow of a run folder with its best weights, its config and its data."""
+def load_run(run_dir, data: SpikeData | None = None):
+    """The flow of a run folder with its best weights, its config and its data (``data`` as in
+    :func:`resume`)."""
     run = RunFolder.open(run_dir)
     config = run.config()
-    data = load_data(config.data, config.data_seed)
+    data = data if data is not None else load_data(config.data, config.data_seed)
     flow = build_flow(config, data.n_neurons, data.n_heldin)
     name = RunFolder.BEST if run.has(RunFolder.BEST) else RunFolder.CHECKPOINT
     flow.load_state_dict(run.load(name)["flow"])

@@ -171,10 +171,13 @@ def test_hdf5_group_instead_of_dataset(tmp_path):
     assert "group" in assert_one_line_data_error(load_spike_file, path)
 
 
-def test_save_refuses_non_integer_counts_and_unwritable_paths(tmp_path):
+def test_save_refuses_data_that_would_not_load_and_unwritable_paths(tmp_path):
     data = make_data(np.random.default_rng(0), True, False)
     smoothed = SpikeData(spikes=data.spikes + 0.25, heldout=data.heldout, splits=data.splits)
     assert_one_line_data_error(save_spike_file, tmp_path / "s.npz", smoothed)
+    all_heldout = SpikeData(spikes=data.spikes, heldout=np.ones(5, dtype=bool), splits=data.splits)
+    assert_one_line_data_error(save_spike_file, tmp_path / "h.h5", all_heldout)
+    assert not (tmp_path / "s.npz").exists() and not (tmp_path / "h.h5").exists()
     assert_one_line_data_error(save_spike_file, tmp_path / "no" / "such" / "dir.h5", data)
     assert_one_line_data_error(save_spike_file, tmp_path / "no" / "such" / "dir.npz", data)
 

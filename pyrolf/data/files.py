@@ -93,20 +93,11 @@ def load_spike_file(path: str | Path, seed: int = 0,
         DataError: the file is missing, unreadable or its arrays are unusable.
     """
     path = Path(path)
-    arrays = _read_arrays(path)
-    if "spikes" not in arrays:
-        raise DataError(f"{path} has no `spikes` array; store the counts under the name `spikes` "
-                        "as a (trials, time, neurons) array.")
-    spikes = _check_spikes(path, arrays["spikes"])
+    spikes, rates, heldout, conditions = _check_arrays(path, _read_arrays(path))
     n_trials, _, n_neurons = spikes.shape
-    rates = _check_rates(path, arrays["rates"], spikes.shape) if "rates" in arrays else None
-    conditions = (_check_conditions(path, arrays["conditions"], n_trials)
-                  if "conditions" in arrays else None)
     # separate streams: the splits do not depend on whether the file names its held-out neurons
     heldout_rng, split_rng = map(np.random.default_rng, np.random.SeedSequence(seed).spawn(2))
-    if "heldout" in arrays:
-        heldout = _check_heldout(path, arrays["heldout"], n_neurons)
-    else:
+    if heldout is None:
         n_heldout = max(1, int(round(HELDOUT_FRACTION * n_neurons)))
         heldout = np.zeros(n_neurons, dtype=bool)
         heldout[heldout_rng.choice(n_neurons, n_heldout, replace=False)] = True
@@ -122,17 +113,20 @@ def save_spike_file(path: str | Path, data: SpikeData) -> None:
     the same arrays exactly.  Splits, ``n_forward``, ``bin_size`` and ``extra`` are not stored.
 
     Raises:
-        DataError: unknown extension, non-integer spike counts, or the file cannot be written.
+        DataError: unknown extension, arrays that would not load back (e.g. non-integer spike
+            counts), or the file cannot be written.
     """
     path = Path(path)
     suffix = _suffix(path)
-    _check_spikes(path, data.spikes)
-    arrays = {"spikes": np.asarray(data.spikes).astype(np.int64),
-              "heldout": np.asarray(data.heldout, dtype=bool)}
-    if data.rates is not None:
-        arrays["rates"] = np.asarray(data.rates, dtype=np.float32)
-    if data.conditions is not None:
-        arrays["conditions"] = np.asarray(data.conditions, dtype=np.int64)
+    given = {"spikes": data.spikes, "heldout": data.heldout, "rates": data.rates,
+             "conditions": data.conditions}
+    spikes, rates, heldout, conditions = _check_arrays(
+        path, {name: np.asarray(array) for name, array in given.items() if array is not None})
+    arrays = {"spikes": spikes.astype(np.int64), "heldout": heldout}
+    if rates is not None:
+        arrays["rates"] = rates
+    if conditions is not None:
+        arrays["conditions"] = conditions
     try:
         if suffix in HDF5_SUFFIXES:
             with h5py.File(path, "w") as file:
@@ -199,6 +193,20 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path} is not a readable npz archive ({_first_line(error)}); "
                         "re-export it with numpy.savez.") from error
     return arrays
+
+
+def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> tuple:
+    """Checked ``(spikes, rates, heldout, conditions)``, the optional ones ``None`` when absent."""
+    if "spikes" not in arrays:
+        raise DataError(f"{path} has no `spikes` array; store the counts under the name `spikes` "
+                        "as a (trials, time, neurons) array.")
+    spikes = _check_spikes(path, arrays["spikes"])
+    n_trials, _, n_neurons = spikes.shape
+    rates = _check_rates(path, arrays["rates"], spikes.shape) if "rates" in arrays else None
+    heldout = _check_heldout(path, arrays["heldout"], n_neurons) if "heldout" in arrays else None
+    conditions = (_check_conditions(path, arrays["conditions"], n_trials)
+                  if "conditions" in arrays else None)
+    return spikes, rates, heldout, conditions
 
 
 def _require_numeric(path: Path, name: str, array: np.ndarray) -> None:

@@ -147,7 +147,8 @@ class Trainer:
             weight = self.kl_weight(self.state.epoch + step / self.steps_per_epoch)
             step_loss = self.svi.step(batch.inputs, batch.spikes, batch.mask, kl_weight=weight)
             if not math.isfinite(step_loss):
-                raise TrainingDiverged(f"the ELBO became {step_loss} in epoch {self.state.epoch + 1}")
+                value = "NaN" if math.isnan(step_loss) else "infinite"
+                raise TrainingDiverged(f"the ELBO became {value} in epoch {self.state.epoch + 1}")
             loss += step_loss
         return -loss / n_train
 

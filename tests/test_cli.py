@@ -1,0 +1,161 @@
+"""Every CLI failure a user can cause ends in one clear line and a non-zero exit, no traceback."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pyrolf.cli.main import main
+from pyrolf.data import lorenz_dataset, save_spike_file
+
+TINY = ["--epochs", "2", "--latent-dim", "8", "--batch-size", "16", "--quiet"]
+
+
+def run_cli(args, monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["pyrolf", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+@pytest.fixture(scope="module")
+def spike_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "lorenz.h5"
+    save_spike_file(path, lorenz_dataset(seed=3, n_conditions=4, trials_per_condition=6,
+                                         n_bins=12, n_neurons=10, n_heldout=2, mean_rate=0.5))
+    return path
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code not in (0, None)
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def write_npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("unknown", "unknown dataset"),
+    ("missing", "file not found"),
+    ("corrupt", "not"),
+    ("shape", "3-D"),
+    ("negative", "negative"),
+    ("nan", "NaN"),
+])
+def test_bad_data_is_one_line(case, fragment, tmp_path, monkeypatch, capsys):
+    good = np.ones((4, 5, 3))
+    data = {
+        "unknown": "mc_mazee",
+        "missing": tmp_path / "nowhere.h5",
+        "corrupt": tmp_path / "corrupt.h5",
+        "shape": write_npz(tmp_path / "flat.npz", spikes=np.ones((4, 5))),
+        "negative": write_npz(tmp_path / "neg.npz", spikes=-good),
+        "nan": write_npz(tmp_path / "nan.npz", spikes=np.where(good > 0, np.nan, 0)),
+    }[case]
+    (tmp_path / "corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 10)
+    code, _, err = run_cli(["fit", "--data", data, "--out", tmp_path / "run", *TINY],
+                           monkeypatch, capsys)
+    assert_one_line_error(code, err, fragment)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_bad_option_is_refused_by_click(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(["fit", "--device", "tpu", "--out", tmp_path / "r"], monkeypatch,
+                           capsys)
+    assert code == 2 and "Invalid value for '--device'" in err and "Traceback" not in err
+
+
+def test_bad_setting_in_config_file(tmp_path, monkeypatch, capsys):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"latent_dim": 10, "channels": 4}))
+    code, _, err = run_cli(["fit", "--config", config, "--out", tmp_path / "r"], monkeypatch,
+                           capsys)
+    assert_one_line_error(code, err, "not divisible")
+    config.write_text("{not json")
+    code, _, err = run_cli(["fit", "--config", config, "--out", tmp_path / "r"], monkeypatch,
+                           capsys)
+    assert_one_line_error(code, err, "not valid JSON")
+
+
+def test_cuda_without_a_gpu_is_one_line(spike_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    code, _, err = run_cli(["fit", "--data", spike_file, "--device", "cuda",
+                            "--out", tmp_path / "r", *TINY], monkeypatch, capsys)
+    assert_one_line_error(code, err, "no GPU")
+
+
+def test_fit_evaluate_resume_and_refusals(spike_file, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    code, out, err = run_cli(["fit", "--data", spike_file, "--out", run, *TINY],
+                             monkeypatch, capsys)
+    assert code == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "rates_r2" in out and np.isfinite(metrics["co_bps"])
+    checkpoint = (run / "checkpoint.pt").read_bytes()
+
+    # an existing run is never overwritten
+    code, _, err = run_cli(["fit", "--data", spike_file, "--out", run, *TINY], monkeypatch, capsys)
+    assert_one_line_error(code, err, "already holds a run", "--resume")
+    assert (run / "checkpoint.pt").read_bytes() == checkpoint
+
+    # evaluate recomputes the same metrics from the checkpoint
+    (run / "metrics.json").unlink()
+    code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert code == 0, err
+    assert json.loads((run / "metrics.json").read_text())["co_bps"] == pytest.approx(
+        metrics["co_bps"])
+
+    # resume continues to more epochs
+    code, _, err = run_cli(["fit", "--resume", run, "--epochs", "3", "--quiet"], monkeypatch,
+                           capsys)
+    assert code == 0, err
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 3
+
+    # a damaged checkpoint is reported, not traced back
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    code, _, err = run_cli(["fit", "--resume", run, "--epochs", "4", "--quiet"], monkeypatch,
+                           capsys)
+    assert_one_line_error(code, err, "damaged")
+
+
+def test_missing_run_folders(tmp_path, monkeypatch, capsys):
+    code, _, err = run_cli(["evaluate", tmp_path / "nothing"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "no run folder")
+    code, _, err = run_cli(["fit", "--resume", tmp_path], monkeypatch, capsys)
+    assert_one_line_error(code, err, "not a pyrolf run folder")
+
+
+def test_nan_in_training_stops_with_one_line_and_keeps_the_checkpoint(
+        spike_file, tmp_path, monkeypatch, capsys):
+    import pyro.infer
+
+    run = tmp_path / "run"
+    calls = {"n": 0}
+    step = pyro.infer.SVI.step
+
+    def step_that_breaks_in_epoch_3(self, *args, **kwargs):
+        calls["n"] += 1
+        return float("nan") if calls["n"] > 2 * steps_per_epoch else step(self, *args, **kwargs)
+
+    steps_per_epoch = 1  # 16 training trials, batch 16
+    monkeypatch.setattr(pyro.infer.SVI, "step", step_that_breaks_in_epoch_3)
+    code, _, err = run_cli(["fit", "--data", spike_file, "--out", run, "--epochs", "4",
+                            "--latent-dim", "8", "--batch-size", "32", "--quiet",
+                            "--config", write_config(tmp_path, eval_every=1)], monkeypatch, capsys)
+    assert_one_line_error(code, err, "NaN", "checkpoint", "--lr")
+    import torch
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["state"]["epoch"] == 2
+
+
+def write_config(tmp_path, **values):
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(values))
+    return path

@@ -1,0 +1,97 @@
+"""SVI actually learns, checkpoints reproduce predictions, and an interrupted run resumes exactly."""
+
+import pyro
+import pytest
+import torch
+
+from pyrolf import Config, fit, load_run, resume
+from pyrolf.data import lorenz_dataset
+from pyrolf.evaluation.report import model_rates
+from pyrolf.inference.svi import Trainer
+from pyrolf.models import build_flow
+from pyrolf.runs import RunFolder
+
+TINY = dict(latent_dim=8, channels=2, encoder_hidden=16, decoder_width=16,
+            decoder_feedforward=32, batch_size=16, samples=3, eval_every=2)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return lorenz_dataset(seed=1, n_conditions=6, trials_per_condition=8, n_bins=20,
+                          n_neurons=12, n_heldout=3, mean_rate=0.5)
+
+
+def test_a_short_fit_raises_the_elbo(data):
+    config = Config(epochs=25, kl_warmup=0, lr=5e-3, **TINY)
+    pyro.set_rng_seed(0)
+    trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
+    history = trainer.fit(progress=False).history
+    first = sum(r["elbo"] for r in history[:3]) / 3
+    last = sum(r["elbo"] for r in history[-3:]) / 3
+    assert last > first + 0.1 * abs(first)
+
+
+def test_checkpoint_round_trip_reproduces_predictions(data, tmp_path):
+    config = Config(epochs=4, **TINY)
+    result = fit(data, config, run_dir=tmp_path / "run", progress=False)
+    flow, loaded_config, loaded_data = load_run(tmp_path / "run", data)
+    assert loaded_config == config
+    test = data.splits["test"]
+    pyro.set_rng_seed(11)
+    before = model_rates(result.flow, data, test, samples=2)
+    pyro.set_rng_seed(11)
+    after = model_rates(flow, loaded_data, test, samples=2)
+    assert before.shape == (len(test), data.n_bins, data.n_neurons)
+    assert (before == after).all()
+    run = RunFolder(tmp_path / "run")
+    for name in ("config.json", "checkpoint.pt", "best.pt", "metrics.json", "history.csv",
+                 "training.png"):
+        assert run.has(name), name
+    assert set(run.read_json("metrics.json")) >= {"co_bps", "rates_r2", "smoothing_co_bps",
+                                                   "smoothing_rates_r2", "elbo"}
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(data, tmp_path):
+    config = Config(epochs=6, **TINY)
+    straight = fit(data, config, run_dir=tmp_path / "straight", progress=False)
+
+    def stop_after_epoch_4(trainer, is_best):
+        saver(trainer, is_best)
+        if trainer.state.epoch == 4:
+            raise Interrupt
+
+    import pyrolf.pipeline as pipeline
+    original = pipeline._train
+
+    def train_with_interrupt(trainer, run, progress=True):
+        nonlocal saver
+        saver = lambda t, best: pipeline._save(run, t, best)  # noqa: E731
+        trainer.on_checkpoint = stop_after_epoch_4
+        trainer.fit(progress)
+
+    saver = None
+    pipeline._train = train_with_interrupt
+    try:
+        with pytest.raises(Interrupt):
+            fit(data, config, run_dir=tmp_path / "interrupted", progress=False)
+    finally:
+        pipeline._train = original
+    assert RunFolder(tmp_path / "interrupted").load("checkpoint.pt")["state"]["epoch"] == 4
+    resumed = resume(tmp_path / "interrupted", progress=False, data=data)
+    assert resumed.state.epoch == 6
+    for key, value in straight.flow.state_dict().items():
+        assert torch.allclose(value, resumed.flow.state_dict()[key]), key
+    assert resumed.metrics["co_bps"] == pytest.approx(straight.metrics["co_bps"])
+
+
+def test_a_run_folder_is_never_overwritten(data, tmp_path):
+    config = Config(epochs=2, **TINY)
+    fit(data, config, run_dir=tmp_path / "run", progress=False)
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    with pytest.raises(Exception, match="already holds a run"):
+        fit(data, config, run_dir=tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
