@@ -95,3 +95,14 @@ def test_a_run_folder_is_never_overwritten(data, tmp_path):
     with pytest.raises(Exception, match="already holds a run"):
         fit(data, config, run_dir=tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+
+
+def test_the_seed_makes_a_cpu_run_repeatable(data):
+    def weights(seed):
+        result = fit(data, Config(epochs=2, seed=seed, **TINY), progress=False)
+        return result.flow.state_dict(), result.metrics["co_bps"]
+
+    (first, bps_first), (again, bps_again), (other, _) = weights(4), weights(4), weights(5)
+    assert all(torch.equal(first[key], again[key]) for key in first)
+    assert bps_first == bps_again
+    assert not all(torch.equal(first[key], other[key]) for key in first)

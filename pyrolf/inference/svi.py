@@ -171,8 +171,8 @@ class Trainer:
                     state.best_score, state.best_epoch, is_best = score, state.epoch, True
                     self.best_flow = {k: v.detach().clone() for k, v in self.flow.state_dict().items()}
             state.history.append(record)
-            bar.set_postfix(elbo=f"{elbo:.1f}", valid_co_bps=f"{state.best_score:.3f}",
-                            lr=f"{record['lr']:.1e}")
+            best = f"{state.best_score:.3f}" if state.best_epoch > 0 else "n/a"
+            bar.set_postfix(elbo=f"{elbo:.1f}", best_valid_co_bps=best, lr=f"{record['lr']:.1e}")
             bar.update(1)
             if "valid_co_bps" in record and self.on_checkpoint is not None:
                 self.on_checkpoint(self, is_best)
