@@ -16,7 +16,7 @@ def training_curve(history: list[dict], path: Path) -> None:
     epochs = [record["epoch"] for record in history]
     elbo_axis.plot(epochs, [record["elbo"] for record in history], color="C0")
     elbo_axis.set_xlabel("epoch")
-    elbo_axis.set_ylabel("ELBO per training trial", color="C0")
+    elbo_axis.set_ylabel("ELBO per training trial\n(KL-weighted during warm-up)", color="C0")
     scored = [record for record in history if "valid_co_bps" in record]
     if scored:
         bps_axis = elbo_axis.twinx()
