@@ -19,8 +19,8 @@ class Config:
     latent_dim: int = 32            # D, size of the position z and of the velocity v
     channels: int = 4               # lattice channels C of the potential (D must be a multiple)
     potential: str = "oscillators"  # "oscillators" (paper), "anharmonic" (nonlinear), "free"
-    step: float = 0.01              # Δ
-    damping: float = 0.55           # γ
+    step: float = 0.05              # Δ (released code: 0.01; see README "Results")
+    damping: float = 0.2            # γ (released code: 0.55)
     noise_scale: float | None = None  # σ; None means sqrt(2γ)
     learn_dynamics: bool = False    # learn Δ, γ, σ
     # guide (encoder)

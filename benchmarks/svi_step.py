@@ -1,0 +1,124 @@
+"""Seconds per SVI step: step-by-step sites, one vectorised trajectory site, and plain PyTorch.
+
+Run by hand (not in CI)::
+
+    uv run python benchmarks/svi_step.py                 # CPU; add --device cuda on a GPU
+    uv run python benchmarks/svi_step.py --sizes lorenz  # only the small size
+
+Every path trains the same networks on the same loss (the ELBO of the LangevinFlow model with
+coordinated dropout); the plain-PyTorch path computes it without Pyro's tracing, the ceiling the
+Pyro paths can approach. Random counts stand in for spikes: the speed does not depend on them.
+The last line reads ``vectorised/torch=R1 stepwise/vectorised=R2`` for the largest size run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pyro
+import torch
+from pyro.distributions import Normal, Poisson
+from pyro.infer import SVI, Trace_ELBO
+from pyro.optim import ClippedAdam
+
+from pyrolf.config import Config
+from pyrolf.inference.svi import make_batch
+from pyrolf.models import build_flow
+
+# (trials per step, bins incl. forward, forward bins, held-in, held-out) of each problem size
+SIZES = {
+    "lorenz": (64, 50, 0, 24, 6),
+    "mc_maze_20ms": (256, 45, 10, 137, 45),
+    "mc_maze_5ms": (256, 180, 40, 137, 45),
+}
+
+
+def torch_loss(flow, inputs, spikes, mask, kl_weight=1.0):
+    """The negative ELBO of one guide draw, computed with plain torch calls on ``flow``'s nets."""
+    posterior, dynamics = flow.posterior, flow.prior.dynamics
+    h, summary = posterior.encoder(inputs)
+    loc_z, loc_v, scale_z, scale_v = posterior.initial(summary).chunk(4, dim=-1)
+    q_z = Normal(loc_z, torch.nn.functional.softplus(scale_z) + 1e-4)
+    q_v = Normal(loc_v, torch.nn.functional.softplus(scale_v) + 1e-4)
+    z, v = q_z.rsample(), q_v.rsample()
+    kl = q_z.log_prob(z).sum(-1) + q_v.log_prob(v).sum(-1)
+    kl = kl - Normal(0.0, 1.0).log_prob(z).sum(-1) - Normal(0.0, 1.0).log_prob(v).sum(-1)
+    drive = posterior.drive(h)
+    zs, vs = [z], [v]
+    for t in range(1, spikes.shape[1]):
+        z_next, prior = dynamics.transition(z, v)
+        q = posterior.posterior_step(drive[:, t], z, v, prior) if t < inputs.shape[1] else prior
+        v = q.rsample()
+        kl = kl + q.log_prob(v) - prior.log_prob(v)
+        z = z_next
+        zs.append(z)
+        vs.append(v)
+    log_rates = flow.decoder(torch.stack(zs, 1), torch.stack(vs, 1))
+    log_lik = (Poisson(log_rates.exp()).log_prob(spikes) * mask).sum((1, 2))
+    return -(log_lik - kl_weight * kl).sum()
+
+
+def seconds_per_step(step, repeats: int, device: str) -> float:
+    step()  # warm-up: lazy parameter and optimiser creation
+    if device == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - started) / repeats
+
+
+def measure(size: str, device: str, repeats: int, latent_dim: int) -> dict:
+    batch_size, n_bins, n_forward, n_heldin, n_heldout = SIZES[size]
+    n_neurons = n_heldin + n_heldout
+    heldin = torch.arange(n_neurons, device=device) < n_heldin
+    spikes = torch.poisson(torch.full((batch_size, n_bins, n_neurons), 0.3, device=device))
+    batch = make_batch(spikes, heldin, n_forward, cd_rate=0.3)
+    results = {}
+    for path in ("stepwise", "vectorised", "torch"):
+        pyro.clear_param_store()
+        pyro.set_rng_seed(0)
+        config = Config(latent_dim=latent_dim, sites="stepwise" if path == "stepwise" else "vectorised")
+        flow = build_flow(config, n_neurons, n_heldin).to(device)
+        if path == "torch":
+            optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3)
+
+            def step():
+                optimizer.zero_grad()
+                torch_loss(flow, batch.inputs, batch.spikes, batch.mask).backward()
+                optimizer.step()
+        else:
+            svi = SVI(flow.model, flow.guide, ClippedAdam({"lr": 1e-3}), Trace_ELBO())
+
+            def step():
+                svi.step(batch.inputs, batch.spikes, batch.mask)
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        results[path] = seconds_per_step(step, repeats, device)
+        if device == "cuda":
+            results[f"{path}_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latent-dim", type=int, default=Config().latent_dim)
+    args = parser.parse_args()
+    print(f"device={args.device} threads={torch.get_num_threads()} latent_dim={args.latent_dim}")
+    print(f"{'size':>14} {'stepwise s':>11} {'vectorised s':>13} {'torch s':>9}")
+    for size in args.sizes:
+        r = measure(size, args.device, args.repeats, args.latent_dim)
+        print(f"{size:>14} {r['stepwise']:11.4f} {r['vectorised']:13.4f} {r['torch']:9.4f}",
+              *(f"{k}={v:.2f}" for k, v in r.items() if k.endswith("_gib")))
+    print(f"vectorised/torch={r['vectorised'] / r['torch']:.2f} "
+          f"stepwise/vectorised={r['stepwise'] / r['vectorised']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
