@@ -103,13 +103,12 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
     config = trainer.config
     pyro.set_rng_seed(config.seed)
     metrics = evaluate(trainer.flow, trainer.data, config.samples, config.device)
-    trained = [r for r in state.history if "seconds" in r]
     metrics.update({
         "elbo": state.history[-1]["elbo"] if state.history else None,
         "epochs": state.epoch, "best_epoch": state.best_epoch,
         "valid_co_bps": state.best_score,
         "seconds": seconds,
-        "seconds_per_epoch": sum(r["seconds"] for r in trained) / max(len(trained), 1),
+        "seconds_per_epoch": sum(r["seconds"] for r in state.history) / max(len(state.history), 1),
         "device": config.device,
     })
     if run is not None:
