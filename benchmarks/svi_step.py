@@ -8,12 +8,15 @@ Run by hand (not in CI)::
 Every path trains the same networks on the same loss (the ELBO of the LangevinFlow model with
 coordinated dropout); the plain-PyTorch path computes it without Pyro's tracing, the ceiling the
 Pyro paths can approach. Random counts stand in for spikes: the speed does not depend on them.
+Memory: the process's peak resident set after each size (CPU; it only grows, so run one size
+alone to read its own peak) and, on a GPU, each path's peak allocated memory.
 The last line reads ``vectorised/torch=R1 stepwise/vectorised=R2`` for the largest size run.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import pyro
@@ -114,7 +117,9 @@ def main() -> None:
     print(f"{'size':>14} {'stepwise s':>11} {'vectorised s':>13} {'torch s':>9}")
     for size in args.sizes:
         r = measure(size, args.device, args.repeats, args.latent_dim)
+        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
         print(f"{size:>14} {r['stepwise']:11.4f} {r['vectorised']:13.4f} {r['torch']:9.4f}",
+              f"process_peak_rss_gib={peak_rss:.2f}",
               *(f"{k}={v:.2f}" for k, v in r.items() if k.endswith("_gib")))
     print(f"vectorised/torch={r['vectorised'] / r['torch']:.2f} "
           f"stepwise/vectorised={r['stepwise'] / r['vectorised']:.2f}")
