@@ -52,8 +52,8 @@ def resume(run_dir, epochs: int | None = None, progress: bool = True,
         config = config.replace(epochs=epochs)
     check_device(config.device)
     checkpoint = run.load(RunFolder.CHECKPOINT, config.device)
-    data = data if data is not None else load_data(config.data, config.data_seed)
-    trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
+    flow, data = _rebuild(config, data)
+    trainer = Trainer(flow, data, config)
     trainer.restore(checkpoint)
     if run.has(RunFolder.BEST):
         trainer.best_flow = run.load(RunFolder.BEST, config.device)["flow"]
@@ -66,11 +66,16 @@ def load_run(run_dir, data: SpikeData | None = None):
     :func:`resume`)."""
     run = RunFolder.open(run_dir)
     config = run.config()
-    data = data if data is not None else load_data(config.data, config.data_seed)
-    flow = build_flow(config, data.n_neurons, data.n_heldin)
+    flow, data = _rebuild(config, data)
     name = RunFolder.BEST if run.has(RunFolder.BEST) else RunFolder.CHECKPOINT
     flow.load_state_dict(run.load(name)["flow"])
     return flow, config, data
+
+
+def _rebuild(config: Config, data: SpikeData | None):
+    """A run's data (reloaded from its config unless given) and an untrained flow for it."""
+    data = data if data is not None else load_data(config.data, config.data_seed)
+    return build_flow(config, data.n_neurons, data.n_heldin), data
 
 
 def evaluate_run(run_dir) -> dict:
