@@ -26,6 +26,7 @@ from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import ClippedAdam
 
 from pyrolf.config import Config
+from pyrolf.guides.amortised import MIN_SCALE
 from pyrolf.inference.svi import make_batch
 from pyrolf.models import build_flow
 
@@ -42,8 +43,8 @@ def torch_loss(flow, inputs, spikes, mask, kl_weight=1.0):
     posterior, dynamics = flow.posterior, flow.prior.dynamics
     h, summary = posterior.encoder(inputs)
     loc_z, loc_v, scale_z, scale_v = posterior.initial(summary).chunk(4, dim=-1)
-    q_z = Normal(loc_z, torch.nn.functional.softplus(scale_z) + 1e-4)
-    q_v = Normal(loc_v, torch.nn.functional.softplus(scale_v) + 1e-4)
+    q_z = Normal(loc_z, torch.nn.functional.softplus(scale_z) + MIN_SCALE)
+    q_v = Normal(loc_v, torch.nn.functional.softplus(scale_v) + MIN_SCALE)
     z, v = q_z.rsample(), q_v.rsample()
     kl = q_z.log_prob(z).sum(-1) + q_v.log_prob(v).sum(-1)
     kl = kl - Normal(0.0, 1.0).log_prob(z).sum(-1) - Normal(0.0, 1.0).log_prob(v).sum(-1)
