@@ -11,12 +11,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def training_curve(history: list[dict], path: Path) -> None:
-    """ELBO per training trial and validation co-bps against epoch."""
+    """Training objective (the ELBO with its KL weight, as trained) per trial and validation
+    co-bps against epoch."""
     fig, elbo_axis = plt.subplots(figsize=(7, 4))
     epochs = [record["epoch"] for record in history]
     elbo_axis.plot(epochs, [record["elbo"] for record in history], color="C0")
     elbo_axis.set_xlabel("epoch")
-    elbo_axis.set_ylabel("ELBO per training trial\n(KL-weighted during warm-up)", color="C0")
+    elbo_axis.set_ylabel("training objective per trial\n(ELBO with KL weight as trained)", color="C0")
     scored = [record for record in history if "valid_co_bps" in record]
     if scored:
         bps_axis = elbo_axis.twinx()
