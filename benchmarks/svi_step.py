@@ -24,6 +24,7 @@ import torch
 from pyro.distributions import Normal, Poisson
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import ClippedAdam
+from pyro.optim.clipped_adam import ClippedAdam as TorchClippedAdam
 
 from pyrolf.config import Config
 from pyrolf.guides.amortised import MIN_SCALE
@@ -45,22 +46,18 @@ def torch_loss(flow, inputs, spikes, mask, kl_weight=1.0):
     loc_z, loc_v, scale_z, scale_v = posterior.initial(summary).chunk(4, dim=-1)
     q_z = Normal(loc_z, torch.nn.functional.softplus(scale_z) + MIN_SCALE)
     q_v = Normal(loc_v, torch.nn.functional.softplus(scale_v) + MIN_SCALE)
-    z, v = q_z.rsample(), q_v.rsample()
-    kl = q_z.log_prob(z).sum(-1) + q_v.log_prob(v).sum(-1)
-    kl = kl - Normal(0.0, 1.0).log_prob(z).sum(-1) - Normal(0.0, 1.0).log_prob(v).sum(-1)
-    drive = posterior.drive(h)
-    zs, vs = [z], [v]
-    for t in range(1, spikes.shape[1]):
-        z_next, prior = dynamics.transition(z, v)
-        q = posterior.posterior_step(drive[:, t], z, v, prior) if t < inputs.shape[1] else prior
-        v = q.rsample()
-        kl = kl + q.log_prob(v) - prior.log_prob(v)
-        z = z_next
-        zs.append(z)
-        vs.append(v)
-    log_rates = flow.decoder(torch.stack(zs, 1), torch.stack(vs, 1))
+    z0, v0 = q_z.rsample(), q_v.rsample()
+    loc, scale, follow = posterior.innovations(dynamics, h, spikes.shape[1])
+    q = Normal(loc, scale)
+    u = q.rsample()
+    z, v = dynamics.integrate(z0, v0, u, follow)
+    _, mean = dynamics.drift(z[:, :-1], v[:, :-1], dynamics.force_matrix(z))
+    log_q = q.log_prob(u).sum((1, 2)) + q_z.log_prob(z0).sum(-1) + q_v.log_prob(v0).sum(-1)
+    log_p = (Normal(mean, dynamics.noise_scale).log_prob(v[:, 1:]).sum((1, 2))
+             + Normal(0.0, 1.0).log_prob(z0).sum(-1) + Normal(0.0, 1.0).log_prob(v0).sum(-1))
+    log_rates = flow.decoder(z, v)
     log_lik = (Poisson(log_rates.exp()).log_prob(spikes) * mask).sum((1, 2))
-    return -(log_lik - kl_weight * kl).sum()
+    return -(log_lik - kl_weight * (log_q - log_p)).sum()
 
 
 def seconds_per_step(step, repeats: int, device: str) -> float:
@@ -88,7 +85,7 @@ def measure(size: str, device: str, repeats: int, latent_dim: int) -> dict:
         config = Config(latent_dim=latent_dim, sites="stepwise" if path == "stepwise" else "vectorised")
         flow = build_flow(config, n_neurons, n_heldin).to(device)
         if path == "torch":
-            optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3)
+            optimizer = TorchClippedAdam(flow.parameters(), lr=1e-3)  # what pyro.optim wraps
 
             def step():
                 optimizer.zero_grad()

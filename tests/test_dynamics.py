@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pyrolf.dynamics.langevin import LangevinDynamics, LangevinTrajectory
-from pyrolf.dynamics.potentials import (AnharmonicOscillators, CoupledOscillators, FreeParticle,
-                                        force)
+from pyrolf.dynamics.potentials import (POTENTIALS, AnharmonicOscillators, CoupledOscillators,
+                                        FreeParticle, force)
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -16,7 +16,8 @@ def test_free_particle_without_noise_decays_by_one_minus_damping_and_z_integrate
     step, damping = 0.1, 0.3
     dynamics = LangevinDynamics(FreeParticle(), step=step, damping=damping)
     z0, v0 = torch.randn(5, 8), torch.randn(5, 8)
-    z, v = dynamics.rollout(z0, v0, num_steps=12, noise=False)
+    z, v = dynamics.integrate(z0, v0, torch.zeros(5, 12, 8))
+    z, v = z[:, 1:], v[:, 1:]
     for t in range(1, 13):
         assert torch.allclose(v[:, t - 1], (1 - damping) ** t * v0)
         # z_t = z_0 + Δ Σ_{s<t} v_s, a geometric sum of the decaying velocity
@@ -82,6 +83,35 @@ def test_trajectory_log_prob_is_the_sum_of_step_by_step_transitions():
         total = total + velocity.log_prob(v[:, t])
         previous = v[:, t]
     assert torch.allclose(trajectory.log_prob(v), total, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["oscillators", "free", "anharmonic"])
+def test_force_matrix_is_the_force_of_a_quadratic_potential_and_none_otherwise(name):
+    torch.manual_seed(3)
+    potential = POTENTIALS[name](8, 2).double()
+    dynamics = LangevinDynamics(potential)
+    z = torch.randn(5, 8)
+    matrix = dynamics.force_matrix(z)
+    if name == "anharmonic":
+        assert matrix is None
+    else:
+        assert torch.allclose(z @ matrix, force(potential, z), atol=1e-12)
+
+
+@pytest.mark.parametrize("potential_class", [CoupledOscillators, AnharmonicOscillators])
+def test_integrate_follows_the_transition_mean_plus_the_innovation(potential_class):
+    """``integrate`` is the transition's recursion with ``v_t = follow_t · mean + u_t``."""
+    torch.manual_seed(4)
+    dynamics = LangevinDynamics(potential_class(8, 2), step=0.05, damping=0.4).double()
+    z0, v0, u = torch.randn(3, 8), torch.randn(3, 8), torch.randn(3, 6, 8)
+    follow = torch.tensor([[1.0], [1.0], [0.0], [0.0], [1.0], [1.0]])
+    z, v = dynamics.integrate(z0, v0, u, follow)
+    assert z.shape == v.shape == (3, 7, 8)
+    for t in range(1, 7):
+        z_next, velocity = dynamics.transition(z[:, t - 1], v[:, t - 1])
+        assert torch.allclose(z[:, t], z_next)
+        assert torch.allclose(v[:, t], follow[t - 1] * velocity.mean + u[:, t - 1])
+    assert torch.allclose(z, dynamics.positions(z0, v))
 
 
 def test_transition_density_by_hand_for_one_free_step():

@@ -6,9 +6,10 @@ scale ``σ``::
     z_t = z_{t-1} + Δ v_{t-1}
     v_t ~ Normal((1 - γ) (v_{t-1} + Δ F(z_{t-1})), σ² I),     F = -∇U
 
-:meth:`LangevinDynamics.transition` is that step and nothing else. The step-by-step prior (one Pyro
-site per bin) calls it in a loop; :class:`LangevinTrajectory` calls it once on a whole trajectory to
-get the log-density of all bins in one batched call.
+:meth:`LangevinDynamics.drift` is the step's deterministic part and :meth:`~LangevinDynamics.transition`
+the whole step; both are written once. The step-by-step sites (one Pyro site per bin) call
+``transition`` in a loop; :class:`LangevinTrajectory`, one site for a whole trial, calls ``drift`` once
+on all bins to score a trajectory and bin by bin (no sampling inside the loop) to draw one.
 """
 
 from __future__ import annotations
@@ -67,16 +68,53 @@ class LangevinDynamics(nn.Module):
     def noise_scale(self) -> torch.Tensor:
         return self.log_noise_scale.exp()
 
+    def drift(self, z: torch.Tensor, v: torch.Tensor, force_matrix: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The deterministic part of one step from ``(z_{t-1}, v_{t-1})``, each ``(..., D)``.
+
+        Returns ``z_t`` and the mean of ``v_t``, ``(1 - γ) (v_{t-1} + Δ F(z_{t-1}))``. With
+        ``force_matrix`` (from :meth:`force_matrix`) the force is ``z @ A``, else autograd's.
+        """
+        step = self.step.to(z.dtype)
+        pull = force(self.potential, z) if force_matrix is None else z @ force_matrix
+        return z + step * v, (1 - self.damping.to(z.dtype)) * (v + step * pull)
+
     def transition(self, z: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, Normal]:
         """One step from ``(z_{t-1}, v_{t-1})``, each ``(..., D)``.
 
         Returns the next position ``z_t`` ``(..., D)`` and the distribution of the next velocity
         ``v_t`` (a ``Normal`` with event dim 1). Any leading shape works, a time axis included.
         """
-        step = self.step.to(z.dtype)
-        z_next = z + step * v
-        mean = (1 - self.damping.to(z.dtype)) * (v + step * force(self.potential, z))
+        z_next, mean = self.drift(z, v)
         return z_next, Normal(mean, self.noise_scale.to(z.dtype).expand(mean.shape)).to_event(1)
+
+    def force_matrix(self, like: torch.Tensor) -> torch.Tensor | None:
+        """``A`` ``(D, D)`` with ``F(z) = z @ A`` when the potential is quadratic (its force is
+        linear), else ``None``. Built from the force on the unit vectors, so it keeps the graph to
+        the potential's parameters."""
+        if not getattr(self.potential, "quadratic", False):
+            return None
+        return force(self.potential, torch.eye(like.shape[-1], dtype=like.dtype, device=like.device))
+
+    def integrate(self, z0: torch.Tensor, v0: torch.Tensor, innovations: torch.Tensor,
+                  follow: torch.Tensor | float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Trajectory driven by given innovations: ``v_t = follow_t · mean(z_{t-1}, v_{t-1}) + u_t``.
+
+        ``z0``, ``v0`` ``(..., D)``; ``innovations`` ``u_{1..T-1}`` ``(..., T-1, D)``; ``follow``
+        1 (the transition's mean plus an external input ``u``), 0 (``v_t = u_t``) or a ``(T-1, 1)``
+        mix. Returns positions and velocities ``(..., T, D)``; zero innovations give the deterministic
+        flow. The loop does no sampling and, for a quadratic potential, one matrix product per bin.
+        """
+        matrix = self.force_matrix(z0)
+        follow = torch.as_tensor(follow, dtype=z0.dtype, device=z0.device).expand(
+            innovations.shape[-2], 1)
+        z, v, zs, vs = z0, v0, [z0], [v0]
+        for t in range(innovations.shape[-2]):
+            z, mean = self.drift(z, v, matrix)
+            v = follow[t] * mean + innovations[..., t, :]
+            zs.append(z)
+            vs.append(v)
+        return torch.stack(zs, -2), torch.stack(vs, -2)
 
     def positions(self, z0: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Positions ``z_{0..T-1}`` ``(..., T, D)`` from ``z_0`` ``(..., D)`` and velocities
@@ -85,27 +123,25 @@ class LangevinDynamics(nn.Module):
         zero = torch.zeros_like(z0).unsqueeze(-2)
         return z0.unsqueeze(-2) + torch.cat([zero, steps.cumsum(-2)], dim=-2)
 
-    def rollout(self, z: torch.Tensor, v: torch.Tensor, num_steps: int,
-                noise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the prior forward ``num_steps`` bins from ``(z, v)`` ``(..., D)``.
-
-        Returns positions and velocities of the new bins, each ``(..., num_steps, D)``; with
-        ``noise=False`` the velocity follows its mean (the deterministic flow).
-        """
-        zs, vs = [], []
-        for _ in range(num_steps):
-            z, velocity = self.transition(z, v)
-            v = velocity.rsample() if noise else velocity.mean
-            zs.append(z)
-            vs.append(v)
-        return torch.stack(zs, -2), torch.stack(vs, -2)
-
 
 class LangevinTrajectory(TorchDistribution):
-    """Prior over the velocities ``v_{1..T-1}`` of a whole trial given ``(z_0, v_0)``, as one site.
+    """The velocities ``v_{1..T-1}`` of a whole trial given ``(z_0, v_0)``, as one site.
 
-    ``event_shape = (T - 1, D)``, ``batch_shape`` that of ``z_0`` without its last dim. ``log_prob``
-    evaluates every transition at once; ``rsample`` runs the same transition step by step.
+    Each bin is ``v_t = follow_t · mean(z_{t-1}, v_{t-1}) + u_t`` with independent innovations
+    ``u_t ~ Normal(loc_t, scale_t)``. The defaults (``loc = 0``, ``scale = σ``, ``follow = 1``)
+    make it the Langevin prior; the guides pass the encoder's ``loc`` and ``scale``.
+    ``event_shape = (T - 1, D)``; ``batch_shape`` that of ``z_0`` without its last dim.
+
+    ``rsample`` runs the transition bin by bin (:meth:`LangevinDynamics.integrate`); ``log_prob``
+    recovers every innovation at once from the velocities (positions by a cumulative sum, the
+    transition's mean on all bins in one call), so it is exact and batched.
+
+    Args:
+        dynamics: the transition.
+        z0, v0: initial state ``(..., D)``.
+        num_steps: ``T - 1``.
+        loc, scale: innovation mean and positive scale ``(..., T - 1, D)``.
+        follow: 1, 0 or ``(T - 1, 1)``: how much of the transition's mean each bin keeps.
     """
 
     arg_constraints = {}
@@ -113,24 +149,37 @@ class LangevinTrajectory(TorchDistribution):
     has_rsample = True
 
     def __init__(self, dynamics: LangevinDynamics, z0: torch.Tensor, v0: torch.Tensor,
-                 num_steps: int, validate_args=None):
-        self.dynamics, self.z0, self.v0, self.num_steps = dynamics, z0, v0, num_steps
-        super().__init__(z0.shape[:-1], torch.Size([num_steps, z0.shape[-1]]), validate_args)
+                 num_steps: int, loc: torch.Tensor | None = None,
+                 scale: torch.Tensor | None = None, follow: torch.Tensor | float = 1.0,
+                 validate_args=None):
+        shape = z0.shape[:-1] + (num_steps, z0.shape[-1])
+        self.dynamics, self.z0, self.v0 = dynamics, z0, v0
+        self.loc = z0.new_zeros(()).expand(shape) if loc is None else loc
+        self.scale = dynamics.noise_scale.to(z0.dtype).expand(shape) if scale is None else scale
+        self.follow = torch.as_tensor(follow, dtype=z0.dtype, device=z0.device).expand(num_steps, 1)
+        super().__init__(z0.shape[:-1], torch.Size(shape[-2:]), validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        shape = torch.Size(batch_shape) + self.z0.shape[-1:]
-        return LangevinTrajectory(self.dynamics, self.z0.expand(shape), self.v0.expand(shape),
-                                  self.num_steps)
+        batch_shape = torch.Size(batch_shape)
+        state, steps = batch_shape + self.z0.shape[-1:], batch_shape + self.event_shape
+        return LangevinTrajectory(self.dynamics, self.z0.expand(state), self.v0.expand(state),
+                                  self.event_shape[0], self.loc.expand(steps),
+                                  self.scale.expand(steps), self.follow)
 
     def rsample(self, sample_shape=torch.Size()):
-        shape = torch.Size(sample_shape) + self.z0.shape
-        _, v = self.dynamics.rollout(self.z0.expand(shape), self.v0.expand(shape), self.num_steps)
-        return v
+        shape = self._extended_shape(sample_shape)
+        innovations = self.loc + self.scale * torch.randn(shape, dtype=self.loc.dtype,
+                                                          device=self.loc.device)
+        state = shape[:-2] + self.z0.shape[-1:]
+        _, v = self.dynamics.integrate(self.z0.expand(state), self.v0.expand(state),
+                                       innovations, self.follow)
+        return v[..., 1:, :]
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        """``log p(v_{1..T-1} | z_0, v_0)`` ``(...,)`` for velocities ``(..., T - 1, D)``."""
+        """``log q(v_{1..T-1} | z_0, v_0)`` ``(...,)`` for velocities ``(..., T - 1, D)``."""
         v0 = self.v0.expand(value.shape[:-2] + self.v0.shape[-1:])
         previous = torch.cat([v0.unsqueeze(-2), value[..., :-1, :]], dim=-2)
         z = self.dynamics.positions(self.z0.expand_as(v0), previous)
-        _, velocity = self.dynamics.transition(z, previous)
-        return velocity.log_prob(value).sum(-1)
+        _, mean = self.dynamics.drift(z, previous, self.dynamics.force_matrix(z))
+        innovations = value - self.follow * mean
+        return Normal(self.loc, self.scale).log_prob(innovations).sum((-2, -1))

@@ -57,6 +57,8 @@ class CoupledOscillators(_Lattice):
     ``U`` is quadratic in ``z``, so the force ``-∇U = -(K ⋆ φ + Kᵀ ⋆ φ)`` is linear.
     """
 
+    quadratic = True  # the force is linear: the dynamics may use it as a matrix
+
     def __init__(self, latent_dim: int, channels: int = 4):
         super().__init__(latent_dim, channels)
         self.weight = nn.Parameter(torch.randn(channels, channels, 3) / 3**0.5)
@@ -80,6 +82,8 @@ class AnharmonicOscillators(CoupledOscillators):
     quartic term confines large excursions (a Duffing-like hardening spring) and keeps the force local.
     """
 
+    quadratic = False
+
     def __init__(self, latent_dim: int, channels: int = 4, stiffness: float = 0.1):
         super().__init__(latent_dim, channels)
         self.raw_stiffness = nn.Parameter(torch.tensor(float(stiffness)).expm1().log())
@@ -95,6 +99,8 @@ class AnharmonicOscillators(CoupledOscillators):
 
 class FreeParticle(nn.Module):
     """``U = 0``: no deterministic force; the velocity only decays and diffuses."""
+
+    quadratic = True
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return (z * 0).sum(-1)

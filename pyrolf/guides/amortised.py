@@ -2,19 +2,22 @@
 
 Both guides sample exactly the sites of :class:`pyrolf.dynamics.prior.LangevinPrior`: ``z_0``,
 ``v_0`` and ``v_1 .. v_{T-1}`` (``stepwise=True``) or one trajectory site ``v`` ``(trials, T-1, D)``
-whose log-density is that of the same step-by-step draws. Bins past the encoder's data (the NLB
-forward window) fall back to the prior transition, so they cost no KL.
+whose log-density is that of the same step-by-step draws. Each bin's ``q`` is
+``Normal(follow · prior mean(z_{t-1}, v_{t-1}) + loc(h_t), scale(h_t))``: ``loc`` and ``scale`` come
+from the encoder alone, so the trajectory site (:class:`~pyrolf.dynamics.langevin.LangevinTrajectory`)
+draws every bin's innovation at once and scores a trajectory in one batched call. Bins past the
+encoder's data (the NLB forward window) fall back to the prior transition, so they cost no KL.
 """
 
 from __future__ import annotations
 
 import pyro
 import torch
-from pyro.distributions import Delta, Normal
+from pyro.distributions import Normal
 from torch import nn
 from torch.nn import functional as F
 
-from pyrolf.dynamics.langevin import LangevinDynamics
+from pyrolf.dynamics.langevin import LangevinDynamics, LangevinTrajectory
 from pyrolf.nets.networks import SpikeEncoder
 
 MIN_SCALE = 1e-4
@@ -25,7 +28,13 @@ def _normal(loc: torch.Tensor, raw_scale: torch.Tensor) -> Normal:
 
 
 class AmortisedGuide(nn.Module):
-    """Shared sampling loop; subclasses say how ``q(v_t)`` uses the encoder's state ``h_t``."""
+    """Shared sampling of the latent sites; subclasses say how each bin's ``q`` reads ``h_t``.
+
+    ``follows_prior``: whether ``q``'s mean is the prior transition's mean plus ``loc`` (``True``)
+    or ``loc`` alone (``False``) on the observed bins.
+    """
+
+    follows_prior = True
 
     def __init__(self, n_inputs: int, latent_dim: int, hidden: int = 64,
                  bidirectional: bool = True, dropout: float = 0.1):
@@ -34,14 +43,24 @@ class AmortisedGuide(nn.Module):
         self.encoder = SpikeEncoder(n_inputs, hidden, bidirectional, dropout)
         self.initial = nn.Linear(self.encoder.out_dim, 4 * latent_dim)
 
-    def drive(self, h: torch.Tensor) -> torch.Tensor:
-        """Per-bin features ``(trials, time, ·)`` computed once for all bins."""
+    def bins(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each bin's ``loc`` and positive ``scale`` ``(trials, time, D)`` from the encoder's
+        states ``h`` ``(trials, time, ·)``."""
         raise NotImplementedError
 
-    def posterior_step(self, drive: torch.Tensor, z: torch.Tensor, v: torch.Tensor,
-                       prior: Normal) -> Normal:
-        """``q(v_t)`` from the bin's drive, ``(z_{t-1}, v_{t-1})`` and the prior transition."""
-        raise NotImplementedError
+    def innovations(self, dynamics: LangevinDynamics, h: torch.Tensor, n_bins: int
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``loc``, ``scale`` ``(trials, n_bins - 1, D)`` and ``follow`` ``(n_bins - 1, 1)`` of the
+        bins ``1 .. T-1`` from the encoder's states ``h`` ``(trials, observed, ·)``; the bins
+        past ``observed`` are the prior's (``loc = 0``, ``scale = σ``, ``follow = 1``)."""
+        loc, scale = self.bins(h)
+        n_observed = h.shape[1]
+        forward = loc.new_zeros(h.shape[0], n_bins - n_observed, self.latent_dim)
+        loc = torch.cat([loc[:, 1:], forward], 1)
+        scale = torch.cat([scale[:, 1:], forward + dynamics.noise_scale.to(forward.dtype)], 1)
+        follow = torch.cat([loc.new_full((n_observed - 1, 1), float(self.follows_prior)),
+                            loc.new_ones(n_bins - n_observed, 1)])
+        return loc, scale, follow
 
     def forward(self, dynamics: LangevinDynamics, inputs: torch.Tensor, n_bins: int,
                 stepwise: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,55 +72,47 @@ class AmortisedGuide(nn.Module):
         loc_z, loc_v, scale_z, scale_v = self.initial(summary).chunk(4, dim=-1)
         z = pyro.sample("z_0", _normal(loc_z, scale_z))
         v = pyro.sample("v_0", _normal(loc_v, scale_v))
-        drive = self.drive(h)
-        zs, vs, log_q = [z], [v], 0.0
+        loc, scale, follow = self.innovations(dynamics, h, n_bins)
+        if not stepwise:
+            rest = pyro.sample("v", LangevinTrajectory(dynamics, z, v, n_bins - 1, loc, scale,
+                                                       follow))
+            v = torch.cat([v.unsqueeze(1), rest], 1)
+            return dynamics.positions(z, v), v
+        zs, vs = [z], [v]
         for t in range(1, n_bins):
-            z_next, prior = dynamics.transition(z, v)
-            q = self.posterior_step(drive[:, t], z, v, prior) if t < inputs.shape[1] else prior
-            if stepwise:
-                v = pyro.sample(f"v_{t}", q)
-            else:
-                v = q.rsample()
-                log_q = log_q + q.log_prob(v)
-            z = z_next
+            z, prior = dynamics.transition(z, v)
+            mean = follow[t - 1] * prior.mean + loc[:, t - 1]
+            v = pyro.sample(f"v_{t}", Normal(mean, scale[:, t - 1]).to_event(1))
             zs.append(z)
             vs.append(v)
-        z, v = torch.stack(zs, 1), torch.stack(vs, 1)
-        if not stepwise:
-            pyro.sample("v", Delta(v[:, 1:], log_density=log_q, event_dim=2))
-        return z, v
+        return torch.stack(zs, 1), torch.stack(vs, 1)
 
 
 class LangevinGuide(AmortisedGuide):
-    """``q(v_t | v_{t-1}, z_{t-1}, h_t) = Normal(prior mean + correction, scale)``: the correction
-    is the external input the data demand beyond the prior's force."""
+    """``q(v_t | v_{t-1}, z_{t-1}, h_t) = Normal(prior mean + correction(h_t), scale(h_t))``: the
+    correction is the external input the data demand beyond the prior's force."""
 
     def __init__(self, n_inputs: int, latent_dim: int, hidden: int = 64,
                  bidirectional: bool = True, dropout: float = 0.1):
         super().__init__(n_inputs, latent_dim, hidden, bidirectional, dropout)
         self.from_data = nn.Linear(self.encoder.out_dim, hidden)
-        self.from_state = nn.Linear(2 * latent_dim, hidden, bias=False)
         self.out = nn.Linear(hidden, 2 * latent_dim)
 
-    def drive(self, h):
-        return self.from_data(h)
-
-    def posterior_step(self, drive, z, v, prior):
-        u = torch.tanh(drive + self.from_state(torch.cat([z, v], -1)))
-        correction, raw_scale = self.out(u).chunk(2, dim=-1)
-        return _normal(prior.mean + correction, raw_scale)
+    def bins(self, h):
+        correction, raw_scale = self.out(torch.tanh(self.from_data(h))).chunk(2, dim=-1)
+        return correction, F.softplus(raw_scale) + MIN_SCALE
 
 
 class MeanFieldGuide(AmortisedGuide):
     """``q(v_t | h_t)``: independent over time given the (bidirectional) encoder, no prior mean."""
+
+    follows_prior = False
 
     def __init__(self, n_inputs: int, latent_dim: int, hidden: int = 64,
                  bidirectional: bool = True, dropout: float = 0.1):
         super().__init__(n_inputs, latent_dim, hidden, bidirectional, dropout)
         self.out = nn.Linear(self.encoder.out_dim, 2 * latent_dim)
 
-    def drive(self, h):
-        return self.out(h)
-
-    def posterior_step(self, drive, z, v, prior):
-        return _normal(*drive.chunk(2, dim=-1))
+    def bins(self, h):
+        loc, raw_scale = self.out(h).chunk(2, dim=-1)
+        return loc, F.softplus(raw_scale) + MIN_SCALE

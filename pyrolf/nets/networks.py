@@ -32,6 +32,9 @@ class TransformerDecoder(nn.Module):
 
     One ``nn.TransformerEncoderLayer`` over the whole sequence (no positional encoding, no attention
     mask, as the released LangevinFlow code), then a linear read-out of every neuron's log-rate.
+    ``dropout`` acts on the residual and feed-forward paths, not on the attention weights: dropping
+    attention weights forces PyTorch's unfused attention kernel (forward and backward at batch 256,
+    180 bins, 2 CPU threads: 0.77 s with attention dropout 0.05, 0.45 s without).
     """
 
     def __init__(self, latent_dim: int, n_neurons: int, width: int = 64, heads: int = 2,
@@ -40,6 +43,7 @@ class TransformerDecoder(nn.Module):
         self.embed = nn.Linear(2 * latent_dim, width)
         self.layer = nn.TransformerEncoderLayer(width, heads, feedforward, dropout,
                                                 batch_first=True)
+        self.layer.self_attn.dropout = 0.0
         self.readout = nn.Linear(width, n_neurons)
 
     def forward(self, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
