@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -10,7 +12,9 @@ from pathlib import Path
 import click
 
 from pyrolf.config import Config, ConfigError
-from pyrolf.data import DataError, load_data
+from pyrolf.data import DataError, load_config_data
+from pyrolf.data.nlb import DANDISETS, DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir, download_command
+from pyrolf.models.presets import preset
 from pyrolf.inference.svi import TrainingDiverged
 from pyrolf.runs import RunError
 
@@ -31,6 +35,12 @@ OVERRIDES = {
     "batch_size": click.option("--batch-size", type=click.IntRange(min=1), help="Trials per step."),
     "latent_dim": click.option("--latent-dim", type=click.IntRange(min=1),
                                help="Latent size D (a multiple of the lattice channels)."),
+    "data_dir": click.option("--data-dir", help="NLB: folder holding the DANDI downloads "
+                             f"(default ${DATA_DIR_ENV}, else {DEFAULT_DATA_DIR})."),
+    "bin_size_ms": click.option("--bin", "bin_size_ms", type=int, help="NLB: bin size, 5 or 20 ms."),
+    "phase": click.option("--phase", type=click.Choice(["val", "test"]),
+                          help="NLB: val (train -> val, scored here) or test (train+val -> test)."),
+    "targets": click.option("--targets", help="NLB test phase: the published eval_data_test.h5."),
 }
 
 
@@ -47,7 +57,9 @@ def cli():
 
 
 @cli.command()
-@click.option("--data", default=None, help="'lorenz' (default) or the path of a .h5/.npz spike file.")
+@click.option("--data", default=None,
+              help=f"'lorenz' (default), an NLB dataset ({', '.join(DANDISETS)}) or the path of a "
+                   ".h5/.npz spike file.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run folder to create (default runs/DATA-TIME).")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
@@ -72,11 +84,29 @@ def fit(data, out, resume_dir, config_file, quiet, **overrides):
         values.update(overrides)
         if data is not None:
             values["data"] = data
-        config = Config.from_dict(values)
-        dataset = load_data(config.data, config.data_seed)
+        config = Config.from_dict({**preset(values.get("data", Config.data)), **values})
+        dataset = load_config_data(config)
         run_dir = out or Path("runs") / f"{Path(config.data).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         result = pipeline.fit(dataset, config, run_dir=run_dir, progress=not quiet)
     _print_metrics(result.metrics, run_dir)
+
+
+@cli.command()
+@click.argument("name", type=click.Choice(list(DANDISETS)))
+@click.option("--data-dir", "folder", default=None,
+              help=f"Where to put it (default ${DATA_DIR_ENV}, else {DEFAULT_DATA_DIR}).")
+def download(name, folder):
+    """Download NLB dataset NAME from the DANDI archive with the dandi client."""
+    folder = data_dir(folder)
+    client = shutil.which("dandi")
+    if client is None:
+        raise DataError(f"the dandi client is not installed; run: {download_command(name, folder)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [client, "download", "--existing", "skip", f"DANDI:{DANDISETS[name][0]}"]
+    if subprocess.run(command, cwd=folder).returncode != 0:
+        raise DataError(f"dandi download of {name} failed (see its messages above); files it "
+                        f"finished are kept in {folder}, run the same command again to go on")
+    click.echo(f"{name} is in {folder}; fit it with: pyrolf fit --data {name} --data-dir {folder}")
 
 
 @cli.command()

@@ -15,6 +15,10 @@ class Config:
     # data
     data: str = "lorenz"            # "lorenz", an NLB dataset name, or a path to a .h5/.npz file
     data_seed: int = 0              # seed of the generated data and of the trial splits
+    data_dir: str | None = None     # NLB: folder holding the DANDI downloads; None: $PYROLF_DATA
+    bin_size_ms: int = 20           # NLB: 5 or 20 ms bins
+    phase: str = "val"              # NLB: "val" (train -> val) or "test" (train + val -> test)
+    targets: str | None = None      # NLB test phase: the published eval_data_test.h5
     # latent dynamics (the prior)
     latent_dim: int = 32            # D, size of the position z and of the velocity v
     channels: int = 4               # lattice channels C of the potential (D must be a multiple)
@@ -76,7 +80,8 @@ class Config:
             raise ConfigError(f"kl_weight must be positive, got {self.kl_weight}")
         if self.kl_warmup < 0 or self.weight_decay < 0:
             raise ConfigError("kl_warmup and weight_decay must not be negative")
-        choices = {"sites": ("vectorised", "stepwise"), "device": ("cpu", "cuda")}
+        choices = {"sites": ("vectorised", "stepwise"), "device": ("cpu", "cuda"),
+                   "phase": ("val", "test"), "bin_size_ms": (5, 20)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, "

@@ -9,7 +9,7 @@ import pyro
 import torch
 
 from pyrolf.config import Config, ConfigError
-from pyrolf.data import SpikeData, load_data
+from pyrolf.data import SpikeData, load_config_data
 from pyrolf.evaluation.report import evaluate
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
 from pyrolf.models import build_flow
@@ -74,7 +74,7 @@ def load_run(run_dir, data: SpikeData | None = None):
 
 def _rebuild(config: Config, data: SpikeData | None):
     """A run's data (reloaded from its config unless given) and an untrained flow for it."""
-    data = data if data is not None else load_data(config.data, config.data_seed)
+    data = data if data is not None else load_config_data(config)
     return build_flow(config, data.n_neurons, data.n_heldin), data
 
 
@@ -82,7 +82,8 @@ def evaluate_run(run_dir) -> dict:
     """Recompute ``metrics.json`` of a run folder from its saved weights."""
     flow, config, data = load_run(run_dir)
     pyro.set_rng_seed(config.seed)
-    metrics = evaluate(flow, data, config.samples)
+    metrics = evaluate(flow, data, config.samples, config.device, config.targets,
+                       RunFolder(run_dir).path / RunFolder.SUBMISSION)
     RunFolder(run_dir).write_json(RunFolder.METRICS, metrics)
     return metrics
 
@@ -107,7 +108,9 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
         trainer.flow.load_state_dict(trainer.best_flow)
     config = trainer.config
     pyro.set_rng_seed(config.seed)
-    metrics = evaluate(trainer.flow, trainer.data, config.samples, config.device)
+    submission = run.path / RunFolder.SUBMISSION if run is not None else None
+    metrics = evaluate(trainer.flow, trainer.data, config.samples, config.device, config.targets,
+                       submission)
     metrics.update({
         "elbo": state.history[-1]["elbo"] if state.history else None,
         "epochs": state.epoch, "best_epoch": state.best_epoch,

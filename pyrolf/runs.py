@@ -1,6 +1,7 @@
 """A run folder: ``config.json``, ``checkpoint.pt`` (last), ``best.pt`` (best validation score),
-``history.csv``, ``metrics.json`` and plots. Every file is written atomically, so an interrupted or
-failed run never leaves a half-written checkpoint and never overwrites another run."""
+``history.csv``, ``metrics.json``, plots and, for NLB data, ``submission.h5``. Every file is written
+atomically, so an interrupted or failed run never leaves a half-written checkpoint and never
+overwrites another run."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ class RunError(ValueError):
 
 
 class RunFolder:
-    CONFIG, CHECKPOINT, BEST, METRICS, HISTORY = (
-        "config.json", "checkpoint.pt", "best.pt", "metrics.json", "history.csv")
+    CONFIG, CHECKPOINT, BEST, METRICS, HISTORY, SUBMISSION = (
+        "config.json", "checkpoint.pt", "best.pt", "metrics.json", "history.csv", "submission.h5")
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)

@@ -6,19 +6,32 @@ from pathlib import Path
 
 from pyrolf.data.files import load_spike_file, save_spike_file
 from pyrolf.data.lorenz import lorenz_dataset
+from pyrolf.data.nlb import DANDISETS, load_nlb
 from pyrolf.data.spikes import DataError, SpikeData
 
 FILE_SUFFIXES = (".h5", ".hdf5", ".npz")
 
 
-def load_data(name: str, seed: int = 0) -> SpikeData:
-    """``"lorenz"`` or the path of a ``.h5`` / ``.npz`` spike file (see :mod:`pyrolf.data.files`)."""
+def load_data(name: str, seed: int = 0, data_dir=None, bin_size_ms: int = 20,
+              phase: str = "val") -> SpikeData:
+    """``"lorenz"``, an NLB'21 dataset name (see :mod:`pyrolf.data.nlb`; ``data_dir``,
+    ``bin_size_ms`` and ``phase`` apply to it) or the path of a ``.h5`` / ``.npz`` spike file
+    (see :mod:`pyrolf.data.files`)."""
     if name == "lorenz":
         return lorenz_dataset(seed=seed)
+    if name in DANDISETS:
+        return load_nlb(name, data_dir, bin_size_ms, phase, seed)
     if Path(name).suffix.lower() in FILE_SUFFIXES or Path(name).exists():
         return load_spike_file(name, seed=seed)
-    raise DataError(f"unknown dataset {name!r}: use 'lorenz' or the path of a .h5/.npz spike file")
+    raise DataError(f"unknown dataset {name!r}: use 'lorenz', an NLB dataset "
+                    f"({', '.join(DANDISETS)}) or the path of a .h5/.npz spike file")
 
 
-__all__ = ["DataError", "SpikeData", "load_data", "load_spike_file", "lorenz_dataset",
+def load_config_data(config) -> SpikeData:
+    """The data a :class:`~pyrolf.config.Config` names."""
+    return load_data(config.data, config.data_seed, config.data_dir, config.bin_size_ms,
+                     config.phase)
+
+
+__all__ = ["DANDISETS", "DataError", "SpikeData", "load_config_data", "load_data", "load_nlb", "load_spike_file", "lorenz_dataset",
            "save_spike_file"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import co_bps, rates_r2
+from pyrolf.evaluation.nlb import nlb_metrics
 from pyrolf.evaluation.smoothing import smoothing_baseline
 from pyrolf.inference.svi import encoder_inputs, predict_rates
 
@@ -30,8 +32,16 @@ def score_rates(rates, data: SpikeData, trials, prefix: str = "") -> dict:
     return metrics
 
 
-def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu") -> dict:
-    """Test-trial metrics of ``flow`` and of the Gaussian-smoothing baseline on the same trials."""
+def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu", targets=None,
+             submission_path=None) -> dict:
+    """Test-trial metrics of ``flow`` and of the Gaussian-smoothing baseline on the same trials.
+
+    NLB data are scored by nlb_tools on their evaluation trials (see
+    :func:`pyrolf.evaluation.nlb.nlb_metrics`; ``targets`` and ``submission_path`` go there).
+    """
+    if "nlb" in data.extra:
+        rates = model_rates(flow, data, np.arange(data.n_trials), samples, device)
+        return nlb_metrics(rates, data, targets, submission_path)
     test = data.splits["test"]
     metrics = score_rates(model_rates(flow, data, test, samples, device), data, test)
     baseline = smoothing_baseline(data)

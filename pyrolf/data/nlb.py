@@ -1,0 +1,189 @@
+"""NLB'21 datasets, as downloaded from the DANDI archive, cut into tensors by the official nlb_tools.
+
+Files are found under a data folder (``--data-dir``, else ``$PYROLF_DATA``, else
+:data:`DEFAULT_DATA_DIR`) in the layout ``dandi download DANDI:<id>`` leaves there::
+
+    <data dir>/000128/sub-Jenkins/sub-Jenkins_ses-full_desc-train_behavior+ecephys.nwb
+    <data dir>/000128/sub-Jenkins/sub-Jenkins_ses-full_desc-test_ecephys.nwb
+
+Phases: ``val`` trains on NLB's ``train`` trials and predicts its ``val`` trials (scored locally);
+``test`` trains on ``train`` + ``val`` and predicts ``test`` (scored with the published targets
+file ``eval_data_test.h5`` when given). A seeded tenth of the training trials is kept aside for
+early stopping.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+from nlb_tools.make_tensors import (PARAMS, h5_to_dict, make_eval_input_tensors,
+                                    make_eval_target_tensors, make_train_input_tensors)
+from nlb_tools.nwb_interface import NWBDataset
+
+from pyrolf.data.nlb_compat import nlb_tools_context, resample
+from pyrolf.data.spikes import DataError, SpikeData
+
+#: NLB dataset name -> (DANDI set, subject folder)
+DANDISETS = {
+    "mc_maze": ("000128", "sub-Jenkins"),
+    "mc_rtt": ("000129", "sub-Indy"),
+    "area2_bump": ("000127", "sub-Han"),
+    "dmfc_rsg": ("000130", "sub-Haydn"),
+    "mc_maze_large": ("000138", "sub-Jenkins"),
+    "mc_maze_medium": ("000139", "sub-Jenkins"),
+    "mc_maze_small": ("000140", "sub-Jenkins"),
+}
+DATA_DIR_ENV = "PYROLF_DATA"
+DEFAULT_DATA_DIR = Path.home() / "pyrolf-data"
+BIN_SIZES_MS = (5, 20)
+PHASES = ("val", "test")
+VALID_FRACTION = 0.1
+
+
+@dataclass
+class NLBSplit:
+    """What scoring an NLB fit needs besides the spikes (kept in ``SpikeData.extra["nlb"]``).
+
+    The first ``n_train`` trials of the ``SpikeData`` are NLB's training trials in nlb_tools'
+    order, the rest its evaluation trials (``val`` or ``test``), whose held-out and forward
+    spikes are unknown to the model (zeros in ``spikes``).
+    """
+
+    name: str
+    bin_size_ms: int
+    phase: str
+    n_train: int
+    dataset: NWBDataset
+
+    @property
+    def key(self) -> str:
+        """The group name nlb_tools uses for this dataset and bin: ``mc_maze`` / ``mc_maze_20``."""
+        return self.name if self.bin_size_ms == 5 else f"{self.name}_{self.bin_size_ms}"
+
+    @property
+    def train_split(self):
+        return "train" if self.phase == "val" else ["train", "val"]
+
+
+def data_dir(given: str | os.PathLike | None = None) -> Path:
+    """The NLB data folder: ``given``, else ``$PYROLF_DATA``, else :data:`DEFAULT_DATA_DIR`."""
+    return Path(given or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
+
+
+def download_command(name: str, folder: Path) -> str:
+    return (f"pip install dandi && mkdir -p {folder} && cd {folder} && "
+            f"dandi download DANDI:{DANDISETS[name][0]}")
+
+
+def nwb_files(name: str, folder: Path) -> tuple[Path, Path | None]:
+    """The train and (if present) test NWB files of dataset ``name`` under ``folder``."""
+    if name not in DANDISETS:
+        raise DataError(f"unknown NLB dataset {name!r}; choose one of {', '.join(DANDISETS)}")
+    dandiset, subject = DANDISETS[name]
+    subject_folder = folder / dandiset / subject
+    train = sorted(subject_folder.glob("*_desc-train_*.nwb"))
+    test = sorted(subject_folder.glob("*_desc-test_*.nwb"))
+    if not train:
+        where = "does not exist" if not folder.is_dir() else f"has no {dandiset}/{subject}/*desc-train*.nwb"
+        raise DataError(f"NLB dataset {name} (DANDI:{dandiset}) not found: {folder} {where}; "
+                        f"download it with: {download_command(name, folder)} "
+                        f"(or point --data-dir / ${DATA_DIR_ENV} at the folder holding {dandiset}/)")
+    return train[0], (test[0] if test else None)
+
+
+def open_dataset(name: str, folder: Path, phase: str) -> NWBDataset:
+    """The NWB file(s) of ``name`` as an ``NWBDataset`` at 1 ms (``val``: the train file only)."""
+    train, test = nwb_files(name, folder)
+    if phase == "test" and test is None:
+        raise DataError(f"the test phase needs {train.parent}/*desc-test*.nwb; download the whole "
+                        f"set: {download_command(name, folder)}")
+    paths = [train] if phase == "val" else [train, test]
+    for path in paths:
+        try:
+            with h5py.File(path, "r"):
+                pass
+        except OSError:
+            raise DataError(f"{path} is not a readable HDF5/NWB file (truncated or corrupt "
+                            f"download?); delete it and download again: "
+                            f"{download_command(name, folder)}") from None
+    try:
+        with nlb_tools_context():
+            return NWBDataset(str(train.parent), prefix="*desc-train" if phase == "val" else "")
+    except Exception as error:  # nlb_tools reports a wrong layout by whatever fails first
+        raise DataError(f"{train.parent} does not hold NLB-format NWB files that nlb_tools can "
+                        f"read ({type(error).__name__}: {error}); use the files of "
+                        f"DANDI:{DANDISETS[name][0]}") from None
+
+
+def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: int = 20,
+             phase: str = "val", seed: int = 0) -> SpikeData:
+    """NLB dataset ``name`` as :class:`SpikeData` via nlb_tools' tensors.
+
+    ``spikes`` is ``(train + eval trials, observed + forward bins, held-in + held-out neurons)``,
+    held-in neurons first: the training trials with everything nlb_tools gives for them
+    (``make_train_input_tensors`` with forward bins), then the evaluation trials with their held-in
+    spikes (``make_eval_input_tensors``) and zeros where the model must predict. Splits:
+    ``train``/``valid`` partition the training trials, ``test`` is the evaluation trials.
+    """
+    if bin_size_ms not in BIN_SIZES_MS:
+        raise DataError(f"NLB bins are 5 or 20 ms, got {bin_size_ms}")
+    if phase not in PHASES:
+        raise DataError(f"phase must be 'val' or 'test', got {phase!r}")
+    dataset = open_dataset(name, data_dir(folder), phase)
+    resample(dataset, bin_size_ms)
+    split = NLBSplit(name, bin_size_ms, phase, 0, dataset)
+    try:
+        with nlb_tools_context():
+            train = make_train_input_tensors(dataset, name, split.train_split, save_file=False,
+                                             include_forward_pred=True)
+            evaluation = make_eval_input_tensors(dataset, name, phase, save_file=False)
+    except Exception as error:
+        raise DataError(f"nlb_tools could not cut {name} into trials ({type(error).__name__}: "
+                        f"{error}); the NWB files lack fields NLB's {name} has") from None
+    heldin = np.concatenate([train["train_spikes_heldin"], train["train_spikes_heldin_forward"]], 1)
+    heldout = np.concatenate([train["train_spikes_heldout"],
+                              train["train_spikes_heldout_forward"]], 1)
+    n_train, n_bins, n_heldin = heldin.shape
+    n_eval = len(evaluation["eval_spikes_heldin"])
+    spikes = np.zeros((n_train + n_eval, n_bins, n_heldin + heldout.shape[2]), dtype=np.float32)
+    spikes[:n_train] = np.concatenate([heldin, heldout], 2)
+    observed = evaluation["eval_spikes_heldin"]
+    spikes[n_train:, :observed.shape[1], :n_heldin] = np.nan_to_num(observed)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n_train)
+    n_valid = max(1, round(VALID_FRACTION * n_train))
+    split.n_train = n_train
+    return SpikeData(
+        spikes=spikes,
+        heldout=np.arange(spikes.shape[2]) >= n_heldin,
+        splits={"train": np.sort(order[n_valid:]), "valid": np.sort(order[:n_valid]),
+                "test": np.arange(n_train, n_train + n_eval)},
+        n_forward=train["train_spikes_heldin_forward"].shape[1],
+        name=name, bin_size=bin_size_ms / 1000, extra={"nlb": split})
+
+
+def eval_targets(split: NLBSplit, targets: str | os.PathLike | None = None) -> dict | None:
+    """nlb_tools' evaluation targets ``{key: {...}}``: read from ``targets`` (the published
+    ``eval_data_test.h5``) when given, else made from the data in the val phase; ``None`` in the
+    test phase without ``targets`` (the held-out answers are not in the NWB files)."""
+    if targets is None:
+        if split.phase == "test":
+            return None
+        with nlb_tools_context():
+            return make_eval_target_tensors(split.dataset, split.name, split.train_split, "val",
+                                            include_psth="psth_params" in PARAMS[split.name],
+                                            save_file=False)
+    try:
+        with h5py.File(targets, "r") as file:
+            loaded = h5_to_dict(file)
+    except (OSError, FileNotFoundError):
+        raise DataError(f"targets file {targets} cannot be read as HDF5; give the path of "
+                        "eval_data_test.h5") from None
+    if split.key not in loaded:
+        raise DataError(f"targets file {targets} has no {split.key!r} group "
+                        f"(it has {', '.join(loaded) or 'none'})")
+    return loaded

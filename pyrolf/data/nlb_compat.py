@@ -1,0 +1,46 @@
+"""The edge between nlb_tools 0.0.4 and today's pandas: everything pyrolf calls in nlb_tools runs
+inside :func:`nlb_tools_context`.
+
+nlb_tools 0.0.4 pins ``pandas<=1.3.4`` (no wheel for Python >= 3.11), but its code runs on pandas
+2.x as long as copy-on-write is off: with it on (pandas 3 always, pandas 2.2+ by option),
+``NWBDataset.resample`` writes into a read-only ``to_numpy()`` view and fails. pyproject.toml
+overrides the pin to ``pandas>=2.2,<3``; this module
+
+- turns copy-on-write off for the duration of the nlb_tools calls (a user's session may have it on),
+- refuses pandas 3 with one line that says what to install,
+- checks that resampling took effect (if it fails half-way the data stay at 1 ms and
+  ``evaluate`` silently returns nothing).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pandas as pd
+
+from pyrolf.data.spikes import DataError
+
+
+def check_pandas(version: str = pd.__version__) -> None:
+    """Raise :class:`DataError` when ``version`` is a pandas nlb_tools 0.0.4 cannot run on."""
+    major = int(version.split(".")[0])
+    if major >= 3:
+        raise DataError(f"nlb_tools 0.0.4 does not run on pandas {version} (copy-on-write); "
+                        "install pandas 2: pip install 'pandas>=2.2,<3'")
+
+
+@contextmanager
+def nlb_tools_context():
+    """Run nlb_tools with copy-on-write off (pandas 2.x)."""
+    check_pandas()
+    with pd.option_context("mode.copy_on_write", False):
+        yield
+
+
+def resample(dataset, bin_ms: int) -> None:
+    """``dataset.resample(bin_ms)`` under :func:`nlb_tools_context`, checked to have happened."""
+    with nlb_tools_context():
+        dataset.resample(bin_ms)
+    if dataset.bin_width != bin_ms:
+        raise DataError(f"nlb_tools could not resample the data to {bin_ms} ms (they stay at "
+                        f"{dataset.bin_width} ms); check the pandas version (2.x is needed)")

@@ -1,0 +1,84 @@
+"""The NLB submission file and its official scores (nlb_tools ``save_to_h5`` and ``evaluate``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from nlb_tools.evaluation import evaluate
+from nlb_tools.make_tensors import save_to_h5
+
+from pyrolf.data.nlb import NLBSplit, eval_targets
+from pyrolf.data.nlb_compat import nlb_tools_context
+from pyrolf.data.spikes import SpikeData
+from pyrolf.evaluation.metrics import co_bps
+from pyrolf.evaluation.smoothing import smoothing_baseline
+
+#: nlb_tools' metric names -> the keys of metrics.json
+METRIC_KEYS = {"co-bps": "co_bps", "vel R2": "vel_r2", "psth R2": "psth_r2", "fp-bps": "fp_bps",
+               "tp corr": "tp_corr"}
+
+
+def submission(rates: np.ndarray, data: SpikeData) -> dict:
+    """The submission dict ``{key: {train_rates_heldin, ..., eval_rates_heldout_forward}}``.
+
+    Args:
+        rates: predicted rates in spikes per bin of every trial of ``data``
+            ``(trials, observed + forward bins, neurons)``, held-in neurons first.
+        data: an NLB :class:`SpikeData` (from :func:`pyrolf.data.nlb.load_nlb`).
+    """
+    split: NLBSplit = data.extra["nlb"]
+    rates = np.asarray(rates, dtype=np.float32)
+    observed, forward = slice(0, data.n_observed), slice(data.n_observed, None)
+    heldin, heldout = data.heldin, data.heldout
+    train, evaluation = rates[:split.n_train], rates[split.n_train:]
+    return {split.key: {
+        "train_rates_heldin": train[:, observed][..., heldin],
+        "train_rates_heldout": train[:, observed][..., heldout],
+        "eval_rates_heldin": evaluation[:, observed][..., heldin],
+        "eval_rates_heldout": evaluation[:, observed][..., heldout],
+        "eval_rates_heldin_forward": evaluation[:, forward][..., heldin],
+        "eval_rates_heldout_forward": evaluation[:, forward][..., heldout],
+    }}
+
+
+def save_submission(submission_dict: dict, path: Path) -> None:
+    """Write ``submission.h5`` atomically (nlb_tools' ``save_to_h5`` into a temporary file)."""
+    partial = path.with_suffix(".partial.h5")
+    partial.unlink(missing_ok=True)
+    save_to_h5(submission_dict, str(partial))
+    partial.replace(path)
+
+
+def score(submission_dict: dict, targets: dict, key: str) -> dict:
+    """nlb_tools' ``evaluate`` of one dataset, as ``{co_bps, vel_r2, psth_r2, fp_bps, tp_corr}``
+    (those the dataset has)."""
+    with nlb_tools_context():
+        results = evaluate(targets, submission_dict)
+    found = {name: values for entry in results for name, values in entry.items()}
+    if f"{key}_split" not in found:
+        raise ValueError(f"nlb_tools returned no scores for {key}")
+    return {METRIC_KEYS.get(name, name): float(value)
+            for name, value in found[f"{key}_split"].items()}
+
+
+def nlb_metrics(rates: np.ndarray, data: SpikeData, targets_file=None,
+                submission_path: Path | None = None) -> dict:
+    """Official metrics of ``rates`` (see :func:`submission`) and ``smoothing_co_bps``, the
+    Gaussian-smoothing baseline's co-bps on the same evaluation trials; writes the submission
+    to ``submission_path`` when given. A test-phase fit without ``targets_file`` is not scored:
+    its metrics only name the phase and the evaluation trials."""
+    split: NLBSplit = data.extra["nlb"]
+    submitted = submission(rates, data)
+    if submission_path is not None:
+        save_submission(submitted, submission_path)
+    metrics = {"phase": split.phase, "eval_trials": len(data.splits["test"])}
+    targets = eval_targets(split, targets_file)
+    if targets is None:
+        return metrics
+    metrics.update(score(submitted, targets, split.key))
+    baseline = smoothing_baseline(data)
+    eval_heldout = baseline["rates"][split.n_train:][..., data.heldout]
+    metrics["smoothing_co_bps"] = co_bps(eval_heldout, targets[split.key]["eval_spikes_heldout"])
+    metrics["smoothing_width_bins"] = baseline["width"]
+    return metrics

@@ -1,0 +1,160 @@
+"""The NLB path end to end on generated NLB-format NWB files: fit -> submission.h5 -> nlb_tools."""
+
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from nlb_tools.evaluation import evaluate
+from nlb_tools.nwb_interface import NWBDataset
+from test_cli import assert_one_line_error, run_cli, write_config
+
+from pyrolf.data import load_data
+from pyrolf.data.nlb import DANDISETS, nwb_files
+from pyrolf.data.nlb_compat import check_pandas, resample
+from pyrolf.data.nlb_synthetic import write_nlb_files
+from pyrolf.data.spikes import DataError
+
+SMALL = {"latent_dim": 8, "encoder_hidden": 16, "decoder_width": 16, "decoder_feedforward": 32,
+         "samples": 2, "eval_every": 1, "batch_size": 16, "kl_warmup": 1}
+#: the official metrics each layout has (nlb_tools' evaluate)
+METRICS = {"mc_maze": {"co_bps", "vel_r2", "psth_r2", "fp_bps"},
+           "mc_rtt": {"co_bps", "vel_r2", "fp_bps"},
+           "area2_bump": {"co_bps", "vel_r2", "psth_r2", "fp_bps"},
+           "dmfc_rsg": {"co_bps", "tp_corr", "psth_r2", "fp_bps"}}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dandi")
+    for name in METRICS:
+        write_nlb_files(folder, name, seed=1)
+    return folder
+
+
+@pytest.mark.parametrize("name", list(METRICS))
+def test_fit_writes_an_official_submission_and_scores_it(name, data_dir, tmp_path, monkeypatch,
+                                                          capsys):
+    run = tmp_path / "run"
+    code, out, err = run_cli(["fit", "--data", name, "--data-dir", data_dir, "--out", run,
+                              "--epochs", "2", "--quiet",
+                              "--config", write_config(tmp_path, **SMALL)], monkeypatch, capsys)
+    assert code == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert METRICS[name] <= set(metrics)
+    for key in METRICS[name] | {"smoothing_co_bps"}:
+        assert np.isfinite(metrics[key]), key
+    data = load_data(name, data_dir=data_dir)
+    with h5py.File(run / "submission.h5", "r") as file:
+        assert list(file) == [f"{name}_20"]
+        group = file[f"{name}_20"]
+        n_eval = len(data.splits["test"])
+        assert group["eval_rates_heldout"].shape == (n_eval, data.n_observed, data.heldout.sum())
+        assert group["eval_rates_heldin_forward"].shape == (n_eval, data.n_forward, data.n_heldin)
+        assert group["train_rates_heldin"].shape[0] == data.extra["nlb"].n_train
+        assert (group["eval_rates_heldout"][()] > 0).all()
+    # the file on disk, read back by nlb_tools, gives the co-bps metrics.json holds
+    targets = _targets(data)
+    [scores] = [entry[f"{name}_20_split"] for entry in evaluate(targets, str(run / "submission.h5"))
+                if f"{name}_20_split" in entry]
+    assert scores["co-bps"] == pytest.approx(metrics["co_bps"])
+
+
+def _targets(data):
+    from pyrolf.data.nlb import eval_targets
+    return eval_targets(data.extra["nlb"])
+
+
+def test_tensors_put_held_in_neurons_first_and_eval_trials_last(data_dir):
+    data = load_data("mc_maze", data_dir=data_dir, bin_size_ms=20)
+    split = data.extra["nlb"]
+    dataset = NWBDataset(str(nwb_files("mc_maze", data_dir)[0]))
+    resample(dataset, 20)
+    trials = dataset.trial_info
+    assert split.n_train == (trials.split == "train").sum()
+    assert len(data.splits["test"]) == (trials.split == "val").sum()
+    assert data.n_forward == 10 and data.n_observed == 35  # 200 ms forward, 700 ms aligned window
+    assert not data.heldout[:data.n_heldin].any() and data.heldout[data.n_heldin:].all()
+    # the model never sees what it must predict: eval trials hold zeros there
+    evaluation = data.spikes[data.splits["test"]]
+    assert (evaluation[..., data.heldout] == 0).all()
+    assert (evaluation[:, data.n_observed:] == 0).all()
+    assert evaluation[:, :data.n_observed, :data.n_heldin].sum() > 0
+    train, valid = set(data.splits["train"]), set(data.splits["valid"])
+    assert not train & valid and train | valid == set(range(split.n_train))
+
+
+def test_test_phase_trains_on_train_and_val_and_predicts_test(data_dir, tmp_path, monkeypatch,
+                                                               capsys):
+    data = load_data("mc_maze", data_dir=data_dir, phase="test")
+    dataset = NWBDataset(str(nwb_files("mc_maze", data_dir)[0].parent))
+    assert data.extra["nlb"].n_train == dataset.trial_info.split.isin(["train", "val"]).sum()
+    assert len(data.splits["test"]) == (dataset.trial_info.split == "test").sum()
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "--data", "mc_maze", "--data-dir", data_dir, "--phase", "test",
+                            "--out", run, "--epochs", "1", "--quiet",
+                            "--config", write_config(tmp_path, **SMALL)], monkeypatch, capsys)
+    assert code == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["phase"] == "test" and "co_bps" not in metrics  # no targets given: not scored
+    assert (run / "submission.h5").exists()
+
+
+def test_compat_refuses_pandas_3_and_resamples_with_copy_on_write_on(data_dir, monkeypatch):
+    with pytest.raises(DataError, match="pandas 2"):
+        check_pandas("3.0.0")
+    check_pandas("2.3.3")
+    train = str(nwb_files("mc_maze", data_dir)[0])
+    counts = NWBDataset(train).data["spikes"].to_numpy().sum()
+    with pd.option_context("mode.copy_on_write", True):
+        raw = NWBDataset(train)
+        with pytest.raises(ValueError, match="read-only"):  # why the shim exists
+            raw.resample(20)
+        dataset = NWBDataset(train)
+        resample(dataset, 20)
+    assert dataset.bin_width == 20
+    assert np.nansum(dataset.data["spikes"].to_numpy()) == counts
+
+
+@pytest.mark.parametrize("case, fragments", [
+    ("missing", ["not found", "dandi download DANDI:000128"]),
+    ("unknown", ["unknown dataset"]),
+    ("not_nlb", ["not hold NLB-format"]),
+    ("truncated", ["truncated or corrupt"]),
+])
+def test_bad_nlb_data_is_one_line(case, fragments, data_dir, tmp_path, monkeypatch, capsys):
+    name, folder = "mc_maze", tmp_path / "dandi"
+    if case == "missing":
+        folder = tmp_path / "nowhere"
+    elif case == "unknown":
+        name = "mc_mazee"
+    else:
+        source = nwb_files("mc_maze", data_dir)[0]
+        target = folder / source.relative_to(data_dir)
+        target.parent.mkdir(parents=True)
+        if case == "truncated":
+            target.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+        else:
+            _write_plain_nwb(target)
+    code, _, err = run_cli(["fit", "--data", name, "--data-dir", folder, "--out",
+                            tmp_path / "run", "--quiet"], monkeypatch, capsys)
+    assert_one_line_error(code, err, *fragments)
+    assert not (tmp_path / "run").exists()
+
+
+def _write_plain_nwb(path):
+    """An NWB file with no units, trials or behaviour: valid NWB, not NLB."""
+    from datetime import datetime, timezone
+
+    from pynwb import NWBHDF5IO, NWBFile
+    nwb = NWBFile(session_description="not nlb", identifier="x",
+                  session_start_time=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+
+
+def test_data_dir_defaults_to_the_environment_variable(data_dir, monkeypatch):
+    monkeypatch.setenv("PYROLF_DATA", str(data_dir))
+    assert load_data("area2_bump").extra["nlb"].name == "area2_bump"
+    assert set(DANDISETS) >= set(METRICS)
