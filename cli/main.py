@@ -25,6 +25,8 @@ OVERRIDES = {
     "epochs": click.option("--epochs", type=click.IntRange(min=1), help="Training epochs."),
     "device": click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to train."),
     "seed": click.option("--seed", type=int, help="Seed of initialisation, batches and sampling."),
+    "prior": click.option("--prior", type=click.Choice(["langevin", "overdamped"]),
+                          help="Latent dynamics: underdamped Langevin (paper) or overdamped."),
     "potential": click.option("--potential", type=click.Choice(["oscillators", "anharmonic", "free"]),
                               help="Potential of the Langevin prior."),
     "guide": click.option("--guide", type=click.Choice(["langevin", "meanfield"]),
@@ -116,6 +118,46 @@ def evaluate(run_dir):
     from pyrolf import pipeline
 
     _print_metrics(pipeline.evaluate_run(run_dir), run_dir)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--samples", default=None,
+              help="Posterior samples per trial (default 100, at least 25 for Pareto k-hat).")
+@click.option("--trials", default=None,
+              help="A count N (the first N trials of the default split) or comma-separated trial "
+                   "indices (e.g. 3,8,12; one index: 7,). Default: the test trials, on NLB data "
+                   "the valid trials (NLB's evaluation trials have unknown held-out spikes).")
+def diagnose(run_dir, samples, trials):
+    """Posterior diagnostics of RUN_DIR: posterior.nc (ArviZ), diagnostics.json (Pareto k-hat,
+    ELBO, IWELBO, posterior predictive coverage) and PNG figures."""
+    from pyrolf import pipeline
+
+    options = {} if samples is None else {"samples": _parse_samples(samples)}
+    report = pipeline.diagnose_run(run_dir, trials=_parse_trials(trials), **options)
+    for note in report["notes"]:
+        click.echo(f"note: {note}")
+    _print_metrics(report, run_dir)
+
+
+def _parse_samples(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--samples must be a whole number, got {text!r}") from None
+
+
+def _parse_trials(text: str | None):
+    """``None``, a count (``"20"``) or a list of indices (``"3,8,12"``, ``"7,"``)."""
+    if text is None:
+        return None
+    try:
+        if "," not in text:
+            return int(text)
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--trials must be a count (e.g. 20) or comma-separated trial indices "
+                          f"(e.g. 3,8,12), got {text!r}") from None
 
 
 def _read_config(path: Path) -> dict:

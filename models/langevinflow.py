@@ -20,7 +20,7 @@ from pyro.distributions import Poisson
 from torch import nn
 
 from pyrolf.config import Config, ConfigError
-from pyrolf.dynamics.langevin import LangevinDynamics
+from pyrolf.dynamics.langevin import DYNAMICS
 from pyrolf.dynamics.potentials import POTENTIALS
 from pyrolf.dynamics.prior import LangevinPrior
 from pyrolf.guides import GUIDES
@@ -98,13 +98,13 @@ def _length(inputs: torch.Tensor, spikes: torch.Tensor | None, n_bins: int | Non
 def build_flow(config: Config, n_neurons: int, n_heldin: int) -> LangevinFlow:
     """The LangevinFlow a :class:`~pyrolf.config.Config` names, for ``n_neurons`` neurons of
     which the first-listed ``n_heldin`` inputs feed the encoder."""
-    for name, table in (("potential", POTENTIALS), ("guide", GUIDES)):
+    for name, table in (("prior", DYNAMICS), ("potential", POTENTIALS), ("guide", GUIDES)):
         if getattr(config, name) not in table:
             raise ConfigError(f"unknown {name} {getattr(config, name)!r}; "
                               f"choose one of {', '.join(table)}")
     potential = POTENTIALS[config.potential](config.latent_dim, config.channels)
-    dynamics = LangevinDynamics(potential, config.step, config.damping, config.noise_scale,
-                                config.learn_dynamics)
+    dynamics = DYNAMICS[config.prior](potential, config.step, config.damping, config.noise_scale,
+                                      config.learn_dynamics)
     decoder = TransformerDecoder(config.latent_dim, n_neurons, config.decoder_width,
                                  config.decoder_heads, config.decoder_feedforward,
                                  config.decoder_dropout)

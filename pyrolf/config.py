@@ -20,6 +20,7 @@ class Config:
     phase: str = "val"              # NLB: "val" (train -> val) or "test" (train + val -> test)
     targets: str | None = None      # NLB test phase: the published eval_data_test.h5
     # latent dynamics (the prior)
+    prior: str = "langevin"         # "langevin" (underdamped, paper) or "overdamped" (Brownian)
     latent_dim: int = 32            # D, size of the position z and of the velocity v
     channels: int = 4               # lattice channels C of the potential (D must be a multiple)
     potential: str = "oscillators"  # "oscillators" (paper), "anharmonic" (nonlinear), "free"

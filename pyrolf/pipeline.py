@@ -88,6 +88,25 @@ def evaluate_run(run_dir) -> dict:
     return metrics
 
 
+def diagnose_run(run_dir, samples: int = 100, trials=None, data: SpikeData | None = None) -> dict:
+    """Posterior diagnostics of a run folder from its best weights (see
+    :func:`pyrolf.diagnostics.diagnose`): ``samples`` posterior draws per trial, written to
+    ``posterior.nc``, ``diagnostics.json`` and PNG figures in ``run_dir``.
+
+    ``trials``: ``None`` for the test trials (on NLB data the ``valid`` trials, since NLB's
+    evaluation trials have unknown held-out spikes), a count for the first trials of that split,
+    or a sequence of trial indices. ``data`` as in :func:`resume`. Returns what
+    ``diagnostics.json`` holds.
+    """
+    from pyrolf.diagnostics import diagnose, select_trials
+
+    flow, config, data = load_run(run_dir, data)
+    check_device(config.device)
+    pyro.set_rng_seed(config.seed)
+    return diagnose(flow.to(config.device), data, select_trials(data, trials), samples,
+                    RunFolder(run_dir), config.device)
+
+
 def check_device(device: str) -> None:
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but PyTorch sees no GPU here; "

@@ -56,14 +56,15 @@ class RunFolder:
     def has(self, name: str) -> bool:
         return (self.path / name).exists()
 
-    def _replace(self, name: str, write) -> None:
+    def write_atomically(self, name: str, write) -> None:
+        """``write(path)`` to a temporary file in the folder, then move it onto ``name``."""
         target = self.path / name
         partial = target.with_name(target.name + ".partial")
         write(partial)
         os.replace(partial, target)
 
     def save(self, name: str, obj) -> None:
-        self._replace(name, lambda path: torch.save(obj, path))
+        self.write_atomically(name, lambda path: torch.save(obj, path))
 
     def load(self, name: str, device: str = "cpu"):
         path = self.path / name
@@ -76,7 +77,7 @@ class RunFolder:
                            "restore it or start a new run") from None
 
     def write_json(self, name: str, obj) -> None:
-        self._replace(name, lambda path: path.write_text(json.dumps(obj, indent=2) + "\n"))
+        self.write_atomically(name, lambda path: path.write_text(json.dumps(obj, indent=2) + "\n"))
 
     def read_json(self, name: str):
         return json.loads((self.path / name).read_text())
@@ -91,4 +92,4 @@ class RunFolder:
                 writer.writeheader()
                 writer.writerows(history)
 
-        self._replace(self.HISTORY, write)
+        self.write_atomically(self.HISTORY, write)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pyrolf.dynamics.langevin import LangevinDynamics, LangevinTrajectory
+from pyrolf.dynamics.langevin import LangevinDynamics, LangevinTrajectory, OverdampedDynamics
 from pyrolf.dynamics.potentials import (POTENTIALS, AnharmonicOscillators, CoupledOscillators,
                                         FreeParticle, force)
 
@@ -70,9 +70,10 @@ def test_force_keeps_the_graph_to_the_potential_parameters_only_when_recording()
         assert not force(potential, z).requires_grad
 
 
-def test_trajectory_log_prob_is_the_sum_of_step_by_step_transitions():
+@pytest.mark.parametrize("dynamics_class", [LangevinDynamics, OverdampedDynamics])
+def test_trajectory_log_prob_is_the_sum_of_step_by_step_transitions(dynamics_class):
     torch.manual_seed(2)
-    dynamics = LangevinDynamics(CoupledOscillators(8, 2), step=0.05, damping=0.4).double()
+    dynamics = dynamics_class(CoupledOscillators(8, 2), step=0.05, damping=0.4).double()
     z0, v0 = torch.randn(3, 8), torch.randn(3, 8)
     trajectory = LangevinTrajectory(dynamics, z0, v0, num_steps=9)
     v = trajectory.rsample()
@@ -112,6 +113,25 @@ def test_integrate_follows_the_transition_mean_plus_the_innovation(potential_cla
         assert torch.allclose(z[:, t], z_next)
         assert torch.allclose(v[:, t], follow[t - 1] * velocity.mean + u[:, t - 1])
     assert torch.allclose(z, dynamics.positions(z0, v))
+
+
+def test_overdamped_velocity_is_the_force_at_the_new_position_plus_noise():
+    torch.manual_seed(5)
+    potential = CoupledOscillators(8, 2).double()
+    dynamics = OverdampedDynamics(potential, step=0.1, damping=0.3)
+    z, v = torch.randn(4, 8), torch.randn(4, 8)
+    z_next, velocity = dynamics.transition(z, v)
+    assert torch.allclose(z_next, z + 0.1 * v)
+    assert torch.allclose(velocity.mean, force(potential, z + 0.1 * v))
+    assert torch.allclose(velocity.stddev, torch.full((4, 8), math.sqrt(0.6)))
+    # free potential: positions are a Gaussian random walk; over bins 0..9 the last position
+    # sums the random velocities v_1..v_8: z_9 - z_0 - Δ v_0 ~ Normal(0, 8 Δ² σ²)
+    walk = OverdampedDynamics(FreeParticle(), step=0.5, damping=0.5)  # σ = 1
+    z0, v0 = torch.zeros(20000, 1), torch.zeros(20000, 1)
+    v = LangevinTrajectory(walk, z0, v0, num_steps=9).rsample()
+    z_end = walk.positions(z0, torch.cat([v0.unsqueeze(1), v], 1))[:, -1]
+    assert z_end.mean().abs() < 0.05
+    assert z_end.var().item() == pytest.approx(8 * 0.25, rel=0.05)
 
 
 def test_transition_density_by_hand_for_one_free_step():

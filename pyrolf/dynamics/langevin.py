@@ -124,6 +124,25 @@ class LangevinDynamics(nn.Module):
         return z0.unsqueeze(-2) + torch.cat([zero, steps.cumsum(-2)], dim=-2)
 
 
+class OverdampedDynamics(LangevinDynamics):
+    """Overdamped (Brownian) Langevin dynamics: the velocity keeps no memory of itself.
+
+    ``v_t ~ Normal(F(z_t), σ² I)`` with ``z_t = z_{t-1} + Δ v_{t-1}``, i.e. the Euler–Maruyama step
+    ``z_{t+1} = z_t + Δ F(z_t) + Δ σ ξ`` of ``dz = F(z) dt + noise``: the large-damping limit of
+    :class:`LangevinDynamics`. ``damping`` only sets the default ``σ = sqrt(2 γ)``. With the
+    ``free`` potential (``F = 0``) the positions are a Gaussian random walk.
+    """
+
+    def drift(self, z, v, force_matrix=None):
+        """``z_t = z_{t-1} + Δ v_{t-1}`` and the mean of ``v_t``, ``F(z_t)``; each ``(..., D)``."""
+        z_next = z + self.step.to(z.dtype) * v
+        pull = force(self.potential, z_next) if force_matrix is None else z_next @ force_matrix
+        return z_next, pull
+
+
+DYNAMICS = {"langevin": LangevinDynamics, "overdamped": OverdampedDynamics}
+
+
 class LangevinTrajectory(TorchDistribution):
     """The velocities ``v_{1..T-1}`` of a whole trial given ``(z_0, v_0)``, as one site.
 

@@ -1,0 +1,78 @@
+"""The one place that knows which ArviZ is installed: legacy ArviZ (< 1.0, ``InferenceData``) or
+ArviZ >= 1.0 (``xarray.DataTree``, built from arviz-base, arviz-stats and arviz-plots).
+
+The differences it hides:
+
+- building the data: ``az.from_dict(posterior=..., observed_data=..., ...)`` (< 1.0) against
+  ``az.from_dict({"posterior": ..., "observed_data": ..., ...})`` (>= 1.0);
+- writing it: ``InferenceData.to_netcdf`` against ``DataTree.to_netcdf``, and listing its
+  groups: ``InferenceData.groups()`` against ``DataTree.children`` (both chosen by the data's
+  type); ``az.from_netcdf`` reads either file, returning ``InferenceData`` or ``DataTree``;
+- Pareto smoothed importance sampling: ``az.psislw(log_weights)`` (< 1.0) against the arviz-stats
+  accessor ``DataArray.azstats.psislw(dim=...)`` (>= 1.0), which takes the *negated* log-weights
+  (the log-likelihood convention of PSIS-LOO) and raises on a tail of equal values.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import numpy as np
+import xarray as xr
+
+ARVIZ_1 = int(az.__version__.split(".")[0]) >= 1
+NETCDF_ENGINE = "h5netcdf"
+DATATREE = getattr(xr, "DataTree", ())  # xarray < 2024.10 has none: nothing is a DataTree
+
+
+def inference_data(groups: dict[str, dict[str, np.ndarray]], dims: dict[str, list[str]],
+                   coords: dict[str, np.ndarray] | None = None):
+    """ArviZ data (``InferenceData`` or ``DataTree``) from ``{group: {variable: array}}``.
+
+    Arrays of sampled groups lead with ``(chain, draw)``; ``observed_data`` has no sample dims;
+    ``dims`` names the remaining dims per variable (a ``log_likelihood`` variable keeps only as
+    many of them as its array has, as both ArviZ versions do).
+    """
+    if ARVIZ_1:
+        return az.from_dict(groups, dims=dims, coords=coords)
+    return az.from_dict(**groups, dims=dims, coords=coords)
+
+
+def write_netcdf(data, path) -> None:
+    """Write ArviZ data to a netCDF file (h5netcdf, zlib-compressed variables).
+
+    ``InferenceData.to_netcdf`` compresses by itself; a ``DataTree`` (ArviZ >= 1.0) is given
+    the same compression per group."""
+    if isinstance(data, DATATREE):
+        encoding = {f"/{group}": {name: {"zlib": True} for name in node.data_vars}
+                    for group, node in data.children.items()}
+        data.to_netcdf(str(path), engine=NETCDF_ENGINE, encoding=encoding)
+    else:
+        data.to_netcdf(str(path), engine=NETCDF_ENGINE)
+
+
+def group_names(data) -> list[str]:
+    """Top-level group names of ArviZ data."""
+    return list(data.children) if isinstance(data, DATATREE) else list(data.groups())
+
+
+def psis_khat(log_weights: np.ndarray) -> np.ndarray:
+    """ArviZ's Pareto k-hat of importance log-weights ``(draws, trials) -> (trials,)``.
+
+    Passed through as ArviZ computes it (r_eff = 1: the draws are independent), except that its
+    warning about large k-hat is silenced (the caller reports k-hat itself). Inputs whose tail is
+    constant are ArviZ-version specific (legacy returns ``inf``, >= 1.0 raises); callers handle
+    uniform weights before they get here.
+    """
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Pp]areto.*")
+        if ARVIZ_1:
+            import arviz_stats  # noqa: F401  (registers the ``azstats`` accessor)
+
+            negated = xr.DataArray(-log_weights, dims=("draw", "trial"))
+            _, khat = negated.azstats.psislw(dim="draw", r_eff=1.0)
+            return np.asarray(khat.transpose("trial"), dtype=np.float64)
+        _, khat = az.psislw(log_weights.T)
+    return np.asarray(khat, dtype=np.float64)

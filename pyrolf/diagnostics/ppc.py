@@ -1,0 +1,83 @@
+"""Posterior predictive checks of spike counts.
+
+Each check computes a statistic of the observed counts and the same statistic of every posterior
+predictive draw, takes the central 90 % interval of the draws (equal-tailed, ``np.quantile``'s
+linear interpolation) and reports the share of entries whose observed statistic lies inside it.
+A well-calibrated model covers about 90 % or more (a posterior predictive interval is wider than
+the spread of the statistic alone, since it also carries the posterior's uncertainty).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+INTERVAL_PROB = 0.9
+
+
+def mean_rate(spikes: np.ndarray) -> np.ndarray:
+    """Spikes per bin per neuron, averaged over trials and bins: ``(..., trials, time, neurons)
+    -> (..., neurons)``."""
+    return spikes.mean(axis=(-3, -2))
+
+
+def fano_factor(spikes: np.ndarray) -> np.ndarray:
+    """Fano factor per neuron of the spike count per trial (variance over trials, ``ddof=1``,
+    over the mean): ``(..., trials, time, neurons) -> (..., neurons)``; NaN where a neuron has
+    no spike."""
+    counts = spikes.sum(axis=-2, dtype=np.float64)
+    mean = counts.mean(axis=-2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mean > 0, counts.var(axis=-2, ddof=1) / mean, np.nan)
+
+
+def psth(spikes: np.ndarray, conditions: np.ndarray) -> np.ndarray:
+    """Peri-stimulus time histogram per condition, spikes per bin averaged over the trials of
+    each condition: ``(..., trials, time, neurons)`` and labels ``(trials,)`` ->
+    ``(..., conditions, time, neurons)``, conditions in sorted order."""
+    return np.stack([spikes[..., conditions == label, :, :].mean(axis=-3)
+                     for label in np.unique(conditions)], axis=-3)
+
+
+def predictive_interval(draws: np.ndarray, prob: float = INTERVAL_PROB
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Central ``prob`` interval over the first axis of ``draws`` ``(draws, ...)``: lower and
+    upper bounds ``(...)``; NaN draws are ignored."""
+    tail = (1 - prob) / 2
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        lower, upper = np.nanquantile(draws, [tail, 1 - tail], axis=0)
+    return lower, upper
+
+
+def coverage(observed: np.ndarray, draws: np.ndarray, prob: float = INTERVAL_PROB) -> float:
+    """Share of the entries of ``observed`` ``(...)`` inside the central ``prob`` interval of
+    ``draws`` ``(draws, ...)`` (bounds included); entries whose observed value is NaN are left
+    out, NaN when none is left."""
+    lower, upper = predictive_interval(draws, prob)
+    defined = ~np.isnan(observed)
+    if not defined.any():
+        return float("nan")
+    inside = (observed >= lower) & (observed <= upper)
+    return float(inside[defined].mean())
+
+
+def ppc_summary(observed: np.ndarray, predictive: np.ndarray,
+                conditions: np.ndarray | None = None) -> dict:
+    """Coverage of the 90 % posterior predictive intervals of the per-neuron mean rate
+    (``ppc_coverage_mean_rate``, share of neurons), the per-neuron Fano factor
+    (``ppc_coverage_fano``, share of neurons with spikes) and, when trials have ``conditions``,
+    the PSTHs (``ppc_coverage_psth``, share of condition x bin x neuron entries; else ``None``).
+
+    Args:
+        observed: counts ``(trials, time, neurons)``.
+        predictive: posterior predictive counts ``(draws, trials, time, neurons)``.
+        conditions: condition label per trial ``(trials,)`` or ``None``.
+    """
+    return {
+        "ppc_coverage_mean_rate": coverage(mean_rate(observed), mean_rate(predictive)),
+        "ppc_coverage_fano": coverage(fano_factor(observed), fano_factor(predictive)),
+        "ppc_coverage_psth": (None if conditions is None else
+                              coverage(psth(observed, conditions), psth(predictive, conditions))),
+    }

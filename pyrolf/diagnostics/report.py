@@ -1,0 +1,156 @@
+"""Diagnose a fitted flow on chosen trials and write what a user looks at into the run folder:
+``posterior.nc`` (ArviZ), ``diagnostics.json`` and the PNG figures."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from pyrolf.config import ConfigError
+from pyrolf.data.spikes import SpikeData
+from pyrolf.diagnostics import plots
+from pyrolf.diagnostics.arviz_adapter import inference_data, write_netcdf
+from pyrolf.diagnostics.importance import MIN_SAMPLES, importance_summary
+from pyrolf.diagnostics.posterior import PosteriorSamples, sample_posterior
+from pyrolf.diagnostics.ppc import mean_rate, ppc_summary, predictive_interval
+from pyrolf.evaluation.metrics import rates_r2
+from pyrolf.inference.svi import encoder_inputs
+from pyrolf.runs import RunFolder
+
+POSTERIOR, DIAGNOSTICS = "posterior.nc", "diagnostics.json"
+PHASE_PORTRAITS, COUPLING_KERNEL = "phase_portraits.png", "coupling_kernel.png"
+PPC_MEAN_RATE, RATES_VS_TRUTH = "ppc_mean_rate.png", "rates_vs_truth.png"
+
+
+def default_split(data: SpikeData) -> str:
+    """The split diagnosed by default: ``test``, or ``valid`` on NLB data, whose test trials are
+    NLB's evaluation trials with unknown held-out spikes (zeros in ``data.spikes``)."""
+    return "valid" if "nlb" in data.extra else "test"
+
+
+def select_trials(data: SpikeData, trials=None) -> np.ndarray:
+    """Indices of the trials to diagnose: the :func:`default_split` (``trials=None``), its first
+    ``trials`` trials (an int), or the given trial indices of ``data`` (a sequence).
+
+    Raises:
+        ConfigError: a count outside ``1..len(split)``; indices out of range, repeated, or
+            (NLB) naming evaluation trials.
+    """
+    split = default_split(data)
+    pool = data.splits[split]
+    if trials is None:
+        return pool
+    if isinstance(trials, (int, np.integer)):
+        if not 1 <= trials <= len(pool):
+            raise ConfigError(f"--trials {trials}: give a count from 1 to {len(pool)} "
+                              f"(the {split} trials) or comma-separated trial indices")
+        return pool[:trials]
+    indices = np.asarray(list(trials), dtype=int)
+    if indices.size == 0:
+        raise ConfigError("--trials names no trial")
+    outside = indices[(indices < 0) | (indices >= data.n_trials)]
+    if outside.size:
+        raise ConfigError(f"--trials: no trial {outside[0]}; the data have trials "
+                          f"0..{data.n_trials - 1}")
+    if np.unique(indices).size != indices.size:
+        raise ConfigError("--trials names a trial twice")
+    if "nlb" in data.extra:
+        unknown = indices[np.isin(indices, data.splits["test"])]
+        if unknown.size:
+            raise ConfigError(f"--trials: trial {unknown[0]} is an NLB evaluation trial whose "
+                              f"held-out spikes are unknown; choose among the training trials "
+                              f"0..{data.extra['nlb'].n_train - 1}")
+    return indices
+
+
+def posterior_data(draws: PosteriorSamples, spikes: np.ndarray, trials: np.ndarray):
+    """ArviZ data of the draws (one chain): ``posterior`` ``z``, ``v`` (chain, draw, trial, time,
+    latent); ``posterior_predictive`` and ``observed_data`` ``spikes`` ((chain, draw,) trial,
+    time, neuron); ``log_likelihood`` ``spikes`` (chain, draw, trial), per trial: the Poisson
+    log-likelihood summed over the scored entries (all neurons, observed bins). ``spikes`` are
+    the observed counts ``(trials, time, neurons)``, ``trials`` their indices (the ``trial``
+    coordinate)."""
+    groups = {
+        "posterior": {"z": draws.z[None], "v": draws.v[None]},
+        "posterior_predictive": {"spikes": draws.predictive_spikes[None]},
+        "log_likelihood": {"spikes": draws.log_likelihood[None]},
+        "observed_data": {"spikes": spikes.astype(np.int32)},
+    }
+    dims = {"z": ["trial", "time", "latent"], "v": ["trial", "time", "latent"],
+            "spikes": ["trial", "time", "neuron"]}
+    return inference_data(groups, dims, coords={"trial": trials})
+
+
+def coupling_kernel_of(flow) -> np.ndarray | None:
+    """The coupling kernel ``(channels, channels, 3)`` of the flow's potential, if it has one."""
+    potential = getattr(getattr(getattr(flow, "prior", None), "dynamics", None), "potential", None)
+    kernel = getattr(potential, "kernel", None)
+    return None if kernel is None else kernel.detach().cpu().numpy()
+
+
+def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFolder,
+             device: str = "cpu") -> dict:
+    """Draw ``samples`` posterior samples for ``trials`` of ``data`` and write ``posterior.nc``,
+    ``diagnostics.json`` and the figures into ``run``; returns what ``diagnostics.json`` holds.
+
+    The encoder sees each trial's held-in spikes of the observed bins (as in prediction, no
+    coordinated dropout); the likelihood scores all neurons over the observed bins; model and
+    guide run with KL weight 1 and the networks in eval mode, so the log-weights are the exact
+    ELBO terms. Posterior predictive checks use the observed bins; ``posterior.nc`` holds all bins.
+
+    Raises:
+        ConfigError: ``samples`` below the minimum k-hat needs.
+    """
+    if samples < MIN_SAMPLES:
+        raise ConfigError(f"--samples {samples}: Pareto k-hat needs at least {MIN_SAMPLES} "
+                          "posterior samples")
+    spikes = torch.as_tensor(data.spikes[trials], dtype=torch.float32, device=device)
+    inputs = encoder_inputs(spikes, torch.as_tensor(data.heldin, device=device), data.n_forward)
+    mask = torch.zeros_like(spikes, dtype=torch.bool)
+    mask[:, : data.n_observed] = True
+    was_training = flow.training
+    flow.eval()
+    draws = sample_posterior(flow.model, flow.guide, inputs, spikes, mask, data.n_bins, samples)
+    flow.train(was_training)
+
+    observed = slice(0, data.n_observed)
+    counts = data.spikes[trials][:, observed]
+    predictive = draws.predictive_spikes[:, :, observed]
+    conditions = None if data.conditions is None else data.conditions[trials]
+    summary = {"trials": trials.tolist(), "samples": samples,
+               **importance_summary(draws.log_weights),
+               **ppc_summary(counts, predictive, conditions), "notes": []}
+
+    run.write_atomically(POSTERIOR, lambda path: write_netcdf(
+        posterior_data(draws, data.spikes[trials], trials), path))
+    plots.phase_portraits(draws.z.mean(0), draws.v.mean(0), trials, run.path / PHASE_PORTRAITS)
+    kernel = coupling_kernel_of(flow)
+    if kernel is None:
+        summary["notes"].append(f"no {COUPLING_KERNEL}: the potential has no coupling kernel")
+    else:
+        plots.coupling_kernel(kernel, run.path / COUPLING_KERNEL)
+    lower, upper = predictive_interval(mean_rate(predictive))
+    plots.ppc_mean_rate(mean_rate(counts), lower, upper, data.heldout, samples,
+                        run.path / PPC_MEAN_RATE)
+    if data.rates is None:
+        summary["notes"].append(f"no {RATES_VS_TRUTH}: the data have no true rates")
+    else:
+        predicted, true = draws.rates[:, observed], data.rates[trials][:, observed]
+        summary["rates_r2"] = rates_r2(predicted, true)
+        plots.rates_vs_truth(predicted, true, trials, summary["rates_r2"],
+                             run.path / RATES_VS_TRUTH)
+    run.write_json(DIAGNOSTICS, _json_safe(summary))
+    return summary
+
+
+def _json_safe(value):
+    """``value`` with NaN and infinite floats replaced by ``None`` (strict JSON has neither)."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
