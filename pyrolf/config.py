@@ -20,7 +20,8 @@ class Config:
     phase: str = "val"              # NLB: "val" (train -> val) or "test" (train + val -> test)
     targets: str | None = None      # NLB test phase: the published eval_data_test.h5
     # latent dynamics (the prior)
-    prior: str = "langevin"         # "langevin" (underdamped, paper) or "overdamped" (Brownian)
+    prior: str = "langevin"         # "langevin" (underdamped, paper) or "overdamped" (Brownian;
+                                    # needs a potential bounded below: "free" or "anharmonic")
     latent_dim: int = 32            # D, size of the position z and of the velocity v
     channels: int = 4               # lattice channels C of the potential (D must be a multiple)
     potential: str = "oscillators"  # "oscillators" (paper), "anharmonic" (nonlinear), "free"
@@ -81,6 +82,10 @@ class Config:
             raise ConfigError(f"kl_weight must be positive, got {self.kl_weight}")
         if self.kl_warmup < 0 or self.weight_decay < 0:
             raise ConfigError("kl_warmup and weight_decay must not be negative")
+        if self.prior == "overdamped" and self.potential == "oscillators":
+            raise ConfigError("the overdamped prior diverges in the oscillator potential, which is "
+                              "not bounded below; use --potential free (a Gaussian random walk) "
+                              "or --potential anharmonic")
         choices = {"sites": ("vectorised", "stepwise"), "device": ("cpu", "cuda"),
                    "phase": ("val", "test"), "bin_size_ms": (5, 20)}
         for name, allowed in choices.items():

@@ -133,9 +133,13 @@ def test_missing_run_folders(tmp_path, monkeypatch, capsys):
     assert_one_line_error(code, err, "not a pyrolf run folder")
 
 
+@pytest.mark.parametrize("how", ["nan_loss", "nan_weights"])
 def test_nan_in_training_stops_with_one_line_and_keeps_the_checkpoint(
-        spike_file, tmp_path, monkeypatch, capsys):
+        how, spike_file, tmp_path, monkeypatch, capsys):
+    """A NaN loss, or weights gone NaN (Pyro's validation then refuses a distribution's
+    parameters), ends the fit with one line and keeps the checkpoint of the last good epoch."""
     import pyro.infer
+    import torch
 
     run = tmp_path / "run"
     calls = {"n": 0}
@@ -143,7 +147,12 @@ def test_nan_in_training_stops_with_one_line_and_keeps_the_checkpoint(
 
     def step_that_breaks_in_epoch_3(self, *args, **kwargs):
         calls["n"] += 1
-        return float("nan") if calls["n"] > 2 * steps_per_epoch else step(self, *args, **kwargs)
+        if calls["n"] <= 2 * steps_per_epoch:
+            return step(self, *args, **kwargs)
+        if how == "nan_loss":
+            return float("nan")
+        self.guide.__self__.posterior.initial.weight.data.fill_(float("nan"))
+        return step(self, *args, **kwargs)
 
     steps_per_epoch = 1  # 16 training trials, batch 16
     monkeypatch.setattr(pyro.infer.SVI, "step", step_that_breaks_in_epoch_3)
@@ -151,7 +160,6 @@ def test_nan_in_training_stops_with_one_line_and_keeps_the_checkpoint(
                             "--latent-dim", "8", "--batch-size", "32", "--quiet",
                             "--config", write_config(tmp_path, eval_every=1)], monkeypatch, capsys)
     assert_one_line_error(code, err, "NaN", "checkpoint", "--lr")
-    import torch
     assert torch.load(run / "checkpoint.pt", weights_only=False)["state"]["epoch"] == 2
 
 
@@ -159,3 +167,10 @@ def write_config(tmp_path, **values):
     path = tmp_path / "settings.json"
     path.write_text(json.dumps(values))
     return path
+
+
+def test_overdamped_prior_in_an_unbounded_potential_is_refused(tmp_path, monkeypatch, capsys):
+    code, _, err = run_cli(["fit", "--prior", "overdamped", "--out", tmp_path / "r", *TINY],
+                           monkeypatch, capsys)
+    assert_one_line_error(code, err, "bounded below", "--potential free")
+    assert not (tmp_path / "r").exists()

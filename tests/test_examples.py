@@ -26,7 +26,7 @@ def run_example(name, setting):
 
 @pytest.mark.parametrize("name, setting, piece", [
     ("nonlinear_potential", {"potential": "anharmonic"}, lambda f: f.prior.dynamics.potential),
-    ("overdamped_prior", {"prior": "overdamped"}, lambda f: f.prior.dynamics),
+    ("overdamped_prior", {"prior": "overdamped", "potential": "free"}, lambda f: f.prior.dynamics),
     ("meanfield_guide", {"guide": "meanfield"}, lambda f: f.posterior),
 ])
 def test_example_fits_the_swapped_piece_the_cli_option_selects(name, setting, piece):

@@ -67,13 +67,14 @@ def _log_densities(flow, b, values=None):
     return model_trace, guide_trace
 
 
-@pytest.mark.parametrize("guide, prior", [("langevin", "langevin"), ("meanfield", "langevin"),
-                                          ("langevin", "overdamped")])
+@pytest.mark.parametrize("guide, prior, potential", [
+    ("langevin", "langevin", "oscillators"), ("meanfield", "langevin", "oscillators"),
+    ("langevin", "overdamped", "anharmonic")])
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("n_forward", [0, 3])
 def test_vectorised_and_stepwise_paths_give_the_same_log_densities(float64, masked, n_forward,
-                                                                   guide, prior):
-    flow = small_flow(guide=guide, prior=prior).double().eval()
+                                                                   guide, prior, potential):
+    flow = small_flow(guide=guide, prior=prior, potential=potential).double().eval()
     b = batch(n_forward=n_forward, cd_rate=0.4 if masked else 0.0, dtype=torch.float64)
     assert (not b.mask.all()) == masked
     torch.manual_seed(4)

@@ -158,3 +158,9 @@ def test_data_dir_defaults_to_the_environment_variable(data_dir, monkeypatch):
     monkeypatch.setenv("PYROLF_DATA", str(data_dir))
     assert load_data("area2_bump").extra["nlb"].name == "area2_bump"
     assert set(DANDISETS) >= set(METRICS)
+
+
+def test_download_without_the_dandi_client_names_the_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    code, _, err = run_cli(["download", "area2_bump", "--data-dir", tmp_path], monkeypatch, capsys)
+    assert_one_line_error(code, err, "pip install dandi", "dandi download DANDI:000127")

@@ -130,7 +130,10 @@ class OverdampedDynamics(LangevinDynamics):
     ``v_t ~ Normal(F(z_t), σ² I)`` with ``z_t = z_{t-1} + Δ v_{t-1}``, i.e. the Euler–Maruyama step
     ``z_{t+1} = z_t + Δ F(z_t) + Δ σ ξ`` of ``dz = F(z) dt + noise``: the large-damping limit of
     :class:`LangevinDynamics`. ``damping`` only sets the default ``σ = sqrt(2 γ)``. With the
-    ``free`` potential (``F = 0``) the positions are a Gaussian random walk.
+    ``free`` potential (``F = 0``) the positions are a Gaussian random walk. The potential must be
+    bounded below: in :class:`~pyrolf.dynamics.potentials.CoupledOscillators`, whose quadratic form
+    is indefinite, the flow grows exponentially along its repulsive directions (at initialisation
+    ``(1 + 0.05 · 6.8)^49 ≈ 10^6`` over a 50-bin Lorenz trial) and training diverges.
     """
 
     def drift(self, z, v, force_matrix=None):

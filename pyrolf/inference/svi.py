@@ -145,7 +145,12 @@ class Trainer:
             batch = make_batch(self.train_spikes[idx], self.heldin, self.data.n_forward,
                                self.config.cd_rate)
             weight = self.kl_weight(self.state.epoch + step / self.steps_per_epoch)
-            step_loss = self.svi.step(batch.inputs, batch.spikes, batch.mask, kl_weight=weight)
+            try:
+                step_loss = self.svi.step(batch.inputs, batch.spikes, batch.mask, kl_weight=weight)
+            except ValueError as error:  # Pyro's validation of a distribution's NaN parameters
+                if "invalid values" not in str(error):
+                    raise
+                step_loss = math.nan
             if not math.isfinite(step_loss):
                 value = "NaN" if math.isnan(step_loss) else "infinite"
                 raise TrainingDiverged(f"the ELBO became {value} in epoch {self.state.epoch + 1}")
