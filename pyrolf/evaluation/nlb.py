@@ -13,6 +13,7 @@ from pyrolf.data.nlb_compat import nlb_tools_context
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import co_bps
 from pyrolf.evaluation.smoothing import smoothing_baseline
+from pyrolf.runs import RunFolder
 
 #: nlb_tools' metric names -> the keys of metrics.json
 METRIC_KEYS = {"co-bps": "co_bps", "vel R2": "vel_r2", "psth R2": "psth_r2", "fp-bps": "fp_bps",
@@ -43,11 +44,12 @@ def submission(rates: np.ndarray, data: SpikeData) -> dict:
 
 
 def save_submission(submission_dict: dict, path: Path) -> None:
-    """Write ``submission.h5`` atomically (nlb_tools' ``save_to_h5`` into a temporary file)."""
-    partial = path.with_suffix(".partial.h5")
-    partial.unlink(missing_ok=True)
-    save_to_h5(submission_dict, str(partial))
-    partial.replace(path)
+    """Write ``submission.h5`` atomically (nlb_tools' ``save_to_h5`` into a fresh temporary file)."""
+    def write(partial: Path) -> None:
+        partial.unlink(missing_ok=True)  # save_to_h5 appends to an existing file
+        save_to_h5(submission_dict, str(partial))
+
+    RunFolder(path.parent).write_atomically(path.name, write)
 
 
 def score(submission_dict: dict, targets: dict, key: str) -> dict:
