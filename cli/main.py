@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from pyrolf.cli.sweep import sweep
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import DataError, load_config_data
 from pyrolf.data.nlb import DANDISETS, DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir, download_command
@@ -176,6 +177,9 @@ def _print_metrics(metrics: dict, run_dir) -> None:
     shown = {key: value for key, value in metrics.items() if isinstance(value, float)}
     click.echo("  ".join(f"{key}={value:.4f}" for key, value in shown.items()))
     click.echo(f"run folder: {run_dir}")
+
+
+cli.add_command(sweep)
 
 
 def main() -> None:

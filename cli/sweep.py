@@ -1,0 +1,94 @@
+"""``pyrolf sweep``: a hyperparameter sweep of LangevinFlow with Ray Tune (``pyrolf[sweep]``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from pyrolf.config import Config, ConfigError
+from pyrolf.models.presets import preset
+from pyrolf.sweep import SweepError
+from pyrolf.sweep.settings import SCHEDULERS, sweep_settings
+
+
+@click.command()
+@click.option("--data", default=None,
+              help="'lorenz' (default), an NLB dataset or the path of a .h5/.npz spike file.")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Configurations to try (required unless --resume).")
+@click.option("--scheduler", type=click.Choice(SCHEDULERS), default="asha", show_default=True,
+              help="asha: stop poor trials early; pbt: population-based training (the worst "
+                   "trials take the best ones' weights and perturbed settings).")
+@click.option("--address", default=None,
+              help="HOST:PORT of a running Ray cluster to join (see 'ray start --head'); "
+                   "default: start Ray on this machine.")
+@click.option("--cpus-per-trial", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="CPU cores each trial holds (and its torch threads).")
+@click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="GPUs each trial holds (a fraction shares one); above 0 trains on cuda.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Epochs per trial (the most ASHA lets a trial run).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Sweep folder to create (default sweeps/DATA-TIME).")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
+              help="Continue the interrupted sweep in this folder.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="JSON file of the settings every trial shares (see pyrolf/config.py).")
+@click.option("--space", "space_file", type=click.Path(path_type=Path), default=None,
+              help='JSON file overriding search-space entries: {"lr": [0.001, 0.01]} new '
+                   'bounds, {"latent_dim": [16, 32]} new options, {"damping": 0.3} fixed.')
+def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, epochs, out,
+          resume_dir, config_file, space_file):
+    """Sweep hyperparameters with Ray Tune: TRIALS fits scored by validation co-bps, a
+    results.csv and the best run as best/ (a run folder 'pyrolf evaluate' accepts)."""
+    from pyrolf.cli.main import _print_metrics, _read_config
+
+    if resume_dir is not None:
+        given = [name for name, value in [("--data", data), ("--trials", trials),
+                                          ("--epochs", epochs), ("--out", out),
+                                          ("--config", config_file), ("--space", space_file)]
+                 if value is not None]
+        if given:
+            raise ConfigError(f"--resume continues a sweep with its own settings; drop "
+                              f"{', '.join(given)} (only --address may be given with it)")
+        tune = _sweeps()
+        result = tune.resume_sweep(resume_dir, address)
+    else:
+        if trials is None:
+            raise ConfigError("--trials is required: how many configurations to try")
+        values = _read_config(config_file) if config_file else {}
+        if epochs is not None:
+            values["epochs"] = epochs
+        if data is not None:
+            values["data"] = data
+        config = Config.from_dict({**preset(values.get("data", Config.data)), **values})
+        space = _read_config(space_file) if space_file else None
+        sweep_settings(config, trials, scheduler, space, cpus_per_trial, gpus_per_trial)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        folder = out or Path("sweeps") / f"{Path(config.data).stem}-{stamp}"
+        tune = _sweeps()
+        result = tune.run_sweep(folder, config, trials, scheduler, space, cpus_per_trial,
+                                gpus_per_trial, address)
+    click.echo(f"results: {result.folder / tune.RESULTS} ({len(result.rows)} trials)")
+    if result.best is not None:
+        click.echo(f"best trial {result.best['trial']}: {tune.BEST_SCORE}="
+                   f"{result.best[tune.BEST_SCORE]:.4f} after {result.best['epochs']} epochs")
+    if result.unfinished:
+        click.echo(f"{result.unfinished} trials did not finish; continue with: "
+                   f"pyrolf sweep --resume {result.folder}")
+    else:
+        _print_metrics(result.metrics, result.folder / tune.BEST)
+
+
+def _sweeps():
+    """:mod:`pyrolf.sweep.tune`, or a one-line error when Ray Tune is not installed."""
+    try:
+        from pyrolf.sweep import tune
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.split(".")[0] != "ray":
+            raise
+        raise SweepError("pyrolf sweep needs Ray Tune, an optional extra: "
+                         "pip install 'pyrolf[sweep]' (or uv sync --extra sweep)") from None
+    return tune

@@ -1,0 +1,41 @@
+"""The settings of a sweep, checked before Ray starts: what ``sweep.json`` holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyrolf.config import Config, ConfigError
+from pyrolf.sweep.space import mutable, search_space
+
+SCHEDULERS = ("asha", "pbt")
+
+
+def sweep_settings(config: Config, trials: int, scheduler: str = "asha", space: dict | None = None,
+                   cpus_per_trial: float = 1, gpus_per_trial: float = 0) -> dict:
+    """The checked settings of a sweep of ``trials`` configs drawn from the search space
+    (``space``: overrides of :data:`~pyrolf.sweep.space.SEARCH_SPACE`) around ``config``.
+
+    Paths in ``config`` are made absolute (trials run in other folders) and ``gpus_per_trial``
+    above 0 sets ``device`` to ``cuda``. Raises :class:`~pyrolf.config.ConfigError`."""
+    if trials < 1:
+        raise ConfigError(f"--trials must be at least 1, got {trials}")
+    if scheduler not in SCHEDULERS:
+        raise ConfigError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
+    if cpus_per_trial <= 0 or gpus_per_trial < 0:
+        raise ConfigError("--cpus-per-trial must be positive and --gpus-per-trial not negative")
+    if gpus_per_trial > 0:
+        config = config.replace(device="cuda")
+    elif config.device == "cuda":
+        raise ConfigError("device cuda needs --gpus-per-trial above 0 (Ray hides the GPUs from "
+                          "trials that did not ask for one)")
+    paths = {name: str(Path(getattr(config, name)).resolve())
+             for name in ("data", "data_dir", "targets")
+             if getattr(config, name) is not None and Path(getattr(config, name)).exists()}
+    config = config.replace(**paths)
+    dimensions = search_space(space, config)
+    if scheduler == "pbt" and not mutable(dimensions):
+        raise ConfigError("pbt needs a searched entry it can change while trials train (one of "
+                          f"{', '.join(n for n, d in dimensions.items() if d.mutable)})")
+    return {"config": config.to_dict(), "space": space or {}, "trials": trials,
+            "scheduler": scheduler, "cpus_per_trial": cpus_per_trial,
+            "gpus_per_trial": gpus_per_trial}

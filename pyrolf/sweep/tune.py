@@ -1,0 +1,296 @@
+"""Run a sweep with Ray Tune: trials that each train a pyrolf run folder and report its validation
+co-bps every ``eval_every`` epochs, a results table, and the best trial's run folder as ``best/``.
+
+A sweep folder holds::
+
+    sweep.json     the settings the sweep started with (base config, search space, scheduler...)
+    tune/          Ray Tune's experiment state and the trials' checkpoints (what --resume reads)
+    trials/ID/     one pyrolf run folder per trial (config, checkpoints, best.pt, history.csv)
+    results.csv    one row per trial, best first: score, epochs, hyperparameters, run folder
+    best/          a copy of the best trial's run folder, with metrics.json
+
+Each report carries the trial's run folder as a Ray checkpoint, so an interrupted sweep resumes
+every unfinished trial where it was, and population-based training can hand one trial's weights
+to another.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import logging
+import math
+import shutil
+import socket
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pyro
+import ray
+import torch
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
+
+from pyrolf.config import Config
+from pyrolf.data import SpikeData, load_config_data
+from pyrolf.inference.svi import Trainer, TrainingDiverged
+from pyrolf.models import build_flow
+from pyrolf.pipeline import _save, check_device, evaluate_run, load_run
+from pyrolf.runs import RunFolder
+from pyrolf.sweep import SweepError
+from pyrolf.sweep.settings import sweep_settings
+from pyrolf.sweep.space import Dimension, mutable, search_space
+
+SCORE = "valid_co_bps"
+BEST_SCORE = f"best_{SCORE}"
+SETTINGS, RESULTS, BEST, TRIALS, EXPERIMENT = "sweep.json", "results.csv", "best", "trials", "tune"
+
+
+class SweepTrainer(Trainer):
+    """A :class:`~pyrolf.inference.svi.Trainer` whose validation score depends on the weights
+    alone: the posterior samples it averages are drawn from a generator seeded with
+    ``config.seed``, so epochs and trials are compared without sampling noise and ``best/``,
+    scored again, gives the number its trial reported."""
+
+    def validation_score(self) -> float:
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.config.seed)
+            return super().validation_score()
+
+
+def score_run(run_dir, data: SpikeData | None = None) -> float:
+    """The validation co-bps of a run folder's best weights, as a sweep scores them (``data`` as
+    in :func:`pyrolf.pipeline.load_run`)."""
+    flow, config, data = load_run(run_dir, data)
+    return SweepTrainer(flow, data, config).validation_score()
+
+
+def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData, folder: str,
+                threads: int) -> None:
+    """One trial: train the config ``base`` + ``hyperparameters`` on ``data`` into the run folder
+    ``folder/trials/TRIAL_ID``, reporting to Ray Tune at every validation.
+
+    A trial that starts from a Ray checkpoint (a resumed sweep, or population-based training
+    handing it another trial's weights) continues from it."""
+    torch.set_num_threads(threads)
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
+    data = copy.deepcopy(data)  # Ray hands the arrays over read-only; torch wants its own
+    config = Config.from_dict({**base, **hyperparameters})
+    check_device(config.device)
+    pyro.set_rng_seed(config.seed)
+    run = RunFolder(Path(folder) / TRIALS / tune.get_context().get_trial_id())
+    run.path.mkdir(parents=True, exist_ok=True)
+    trainer = SweepTrainer(build_flow(config, data.n_neurons, data.n_heldin), data, config,
+                           on_checkpoint=partial(_report, run))
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        _restore(trainer, run, checkpoint)
+    run.write_json(RunFolder.CONFIG, config.to_dict())
+    try:
+        trainer.fit(progress=False)
+    except TrainingDiverged:
+        return  # the trial ends with its last report; its best weights are in its run folder
+
+
+def _report(run: RunFolder, trainer: Trainer, is_best: bool) -> None:
+    """Save the run folder and report its score, the folder riding along as the checkpoint."""
+    _save(run, trainer, is_best)
+    state = trainer.state
+    tune.report({"epoch": state.epoch, SCORE: state.history[-1]["valid_co_bps"],
+                 BEST_SCORE: state.best_score},
+                checkpoint=tune.Checkpoint.from_directory(run.path))
+
+
+def _restore(trainer: Trainer, run: RunFolder, checkpoint: tune.Checkpoint) -> None:
+    """Continue from a checkpoint (a copy of a run folder, possibly another trial's).
+
+    Population-based training may have changed ``lr`` since the checkpoint's weights trained:
+    the decayed learning rate the optimiser holds is scaled by the same factor."""
+    with checkpoint.as_directory() as snapshot:
+        shutil.copytree(snapshot, run.path, dirs_exist_ok=True)
+    state = run.load(RunFolder.CHECKPOINT)
+    factor = trainer.config.lr / run.config().lr
+    for optimizer in state["optimizer"].values():
+        for group in optimizer["param_groups"]:
+            group["lr"] *= factor
+    trainer.restore(state)
+    if run.has(RunFolder.BEST):
+        trainer.best_flow = run.load(RunFolder.BEST)["flow"]
+
+
+@dataclass
+class SweepResult:
+    """What a sweep left in ``folder``: the rows of ``results.csv`` (best first), the best row
+    (``None`` if no trial has reported yet) and the best run's ``metrics.json``.
+
+    An interrupted sweep has ``unfinished`` trials; ``best/`` is written only once all finish
+    (a running trial's folder can be ahead of its last report), so ``metrics`` is then empty."""
+
+    folder: Path
+    rows: list[dict]
+    best: dict | None
+    metrics: dict
+    unfinished: int = 0
+
+
+def run_sweep(folder, config: Config, trials: int, scheduler: str = "asha",
+              space: dict | None = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0,
+              address: str | None = None) -> SweepResult:
+    """Sweep ``trials`` configs drawn from the search space (``space``: overrides of
+    :data:`~pyrolf.sweep.space.SEARCH_SPACE`) around ``config`` with ASHA early stopping or
+    population-based training, and write ``folder`` (see the module's docstring).
+
+    Without ``address`` Ray starts on this machine (unless it is already running in this
+    process); with it, the sweep joins that Ray cluster. Bad settings raise
+    :class:`~pyrolf.config.ConfigError` before Ray starts."""
+    folder = Path(folder)
+    settings = sweep_settings(config, trials, scheduler, space, cpus_per_trial, gpus_per_trial)
+    if (folder / SETTINGS).exists():
+        raise SweepError(f"{folder} already holds a sweep; continue it with "
+                         f"'pyrolf sweep --resume {folder}' or choose another --out")
+    base = Config.from_dict(settings["config"])
+    dimensions = search_space(settings["space"], base)
+    data = load_config_data(base)
+    with _connected(address):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
+        tuner = tune.Tuner(
+            _trainable(settings, folder, data),
+            param_space={name: dimension.domain() for name, dimension in dimensions.items()},
+            tune_config=tune.TuneConfig(metric=SCORE, mode="max", num_samples=trials,
+                                        scheduler=_scheduler(settings, dimensions),
+                                        reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=EXPERIMENT, storage_path=str(folder.resolve()),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=4)))
+        tuner.fit()
+    return _summarise(folder, settings, data)
+
+
+def resume_sweep(folder, address: str | None = None) -> SweepResult:
+    """Continue the interrupted sweep in ``folder``: unfinished and failed trials resume from
+    their last checkpoint, trials not yet started start; then the table and ``best/`` are
+    rewritten."""
+    folder = Path(folder)
+    experiment = folder.resolve() / EXPERIMENT
+    if not (folder / SETTINGS).exists() or not tune.Tuner.can_restore(experiment):
+        raise SweepError(f"{folder} holds no sweep to resume; give the folder 'pyrolf sweep' "
+                         "wrote (it has sweep.json and tune/)")
+    settings = json.loads((folder / SETTINGS).read_text())
+    data = load_config_data(Config.from_dict(settings["config"]))
+    with _connected(address):
+        tune.Tuner.restore(str(experiment), _trainable(settings, folder, data),
+                           resume_unfinished=True, resume_errored=True).fit()
+    return _summarise(folder, settings, data)
+
+
+@contextmanager
+def _connected(address: str | None):
+    """Ray for the sweep: this process's if it already runs, else a new local instance, else
+    (``address``) the cluster there; what this call started or joined is shut down after."""
+    if ray.is_initialized():
+        yield
+        return
+    try:
+        if address is None:
+            ray.init(include_dashboard=False)
+        else:
+            _check_listening(address)
+            ray.init(address=address)
+    except ConnectionError as error:
+        raise SweepError(f"cannot join a Ray cluster at {address} ({error}); start one with "
+                         "'ray start --head', or leave out --address; a cluster with token "
+                         "authentication (ray start's default since Ray 2.59) also needs "
+                         "RAY_AUTH_MODE=token here") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _check_listening(address: str) -> None:
+    """Raise :class:`ConnectionError` at once when nothing listens at ``HOST:PORT`` (Ray itself
+    retries for minutes)."""
+    host, _, port = address.rpartition(":")
+    if host and port.isdigit():
+        try:
+            socket.create_connection((host, int(port)), timeout=10).close()
+        except OSError as error:
+            raise ConnectionError(f"nothing answers there: {error.strerror or error}") from None
+
+
+def _trainable(settings: dict, folder: Path, data: SpikeData):
+    """:func:`train_trial` with the shared settings and data bound, and its resources."""
+    cpus, gpus = settings["cpus_per_trial"], settings["gpus_per_trial"]
+    trainable = tune.with_parameters(train_trial, base=settings["config"], data=data,
+                                     folder=str(folder.resolve()), threads=max(1, int(cpus)))
+    return tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus})
+
+
+def _clip(space: dict[str, Dimension], config: dict) -> dict:
+    """Population-based training's explore step, kept inside the search space's ranges."""
+    return {name: space[name].clip(value) if name in space else value
+            for name, value in config.items()}
+
+
+def _scheduler(settings: dict, space: dict[str, Dimension]):
+    """ASHA (successive halving of the trials at rungs of epochs) or population-based training
+    (every ``interval`` epochs the worst quarter of trials copies the weights and settings of the
+    best quarter and perturbs the mutable settings, as AutoLFADS does)."""
+    config = Config.from_dict(settings["config"])
+    # a tenth of the epochs, in whole validation periods (decisions need a fresh report)
+    interval = max(config.eval_every, config.epochs // 10 // config.eval_every * config.eval_every)
+    if settings["scheduler"] == "asha":
+        return ASHAScheduler(time_attr="epoch", max_t=config.epochs,
+                             grace_period=min(config.epochs, interval), reduction_factor=3)
+    mutations = {name: dimension.domain() for name, dimension in mutable(space).items()}
+    return PopulationBasedTraining(time_attr="epoch", perturbation_interval=interval,
+                                   hyperparam_mutations=mutations,
+                                   custom_explore_fn=partial(_clip, space))
+
+
+def _summarise(folder: Path, settings: dict, data: SpikeData) -> SweepResult:
+    """Write ``results.csv`` from Ray Tune's record of the trials and ``best/`` from the best."""
+    trials = tune.ExperimentAnalysis(str(folder.resolve() / EXPERIMENT)).trials
+    names = list(search_space(settings["space"], Config.from_dict(settings["config"])))
+    rows = sorted((_row(trial, names) for trial in trials),
+                  key=lambda row: -row[BEST_SCORE] if math.isfinite(row[BEST_SCORE]) else math.inf)
+    with open(folder / RESULTS, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    unfinished = sum(trial.status not in ("TERMINATED", "ERROR") for trial in trials)
+    best = rows[0] if math.isfinite(rows[0][BEST_SCORE]) else None
+    if unfinished:  # the trials' folders may be ahead of their last report: best/ waits
+        return SweepResult(folder, rows, best, {}, unfinished)
+    if best is None:
+        raise SweepError(f"no trial reported a validation score; see the trials' errors in "
+                         f"{folder / EXPERIMENT}")
+    return SweepResult(folder, rows, best, _write_best(folder, best, data))
+
+
+def _row(trial, names: list[str]) -> dict:
+    """One line of ``results.csv``."""
+    last = trial.last_result or {}
+    return {"trial": trial.trial_id, BEST_SCORE: last.get(BEST_SCORE, math.nan),
+            "epochs": last.get("epoch", 0), **{name: trial.config[name] for name in names},
+            "status": trial.status, "run_folder": f"{TRIALS}/{trial.trial_id}"}
+
+
+def _write_best(folder: Path, row: dict, data: SpikeData) -> dict:
+    """Copy the best trial's run folder to ``best/`` and write its ``metrics.json``: the test
+    metrics of ``pyrolf evaluate`` with the validation co-bps scored again and the trial's
+    record."""
+    best = RunFolder(folder / BEST)
+    if best.path.exists():
+        shutil.rmtree(best.path)
+    shutil.copytree(folder / row["run_folder"], best.path)
+    metrics = evaluate_run(best.path)
+    metrics.update({SCORE: score_run(best.path, data), "epochs": row["epochs"],
+                    "best_epoch": best.load(RunFolder.BEST)["epoch"], "trial": row["trial"]})
+    best.write_json(RunFolder.METRICS, metrics)
+    return metrics

@@ -1,0 +1,148 @@
+"""pyrolf sweep: search-space values refused before any trial starts, tiny Lorenz trials under
+ASHA with the results table and best/, and an interrupted sweep resumed.
+
+The tests that start no Ray come first (pytest keeps this order): once the module's Ray is up,
+late lines from its workers may reach stderr, where the one-line errors are checked."""
+
+import csv
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+import ray
+
+from pyrolf.config import Config, ConfigError
+from pyrolf.data import lorenz_dataset, save_spike_file
+from pyrolf.sweep import search_space
+from pyrolf.sweep.tune import BEST_SCORE, SCORE, score_run
+from test_cli import assert_one_line_error, run_cli
+
+TINY = {"epochs": 4, "eval_every": 1, "batch_size": 8, "encoder_hidden": 8,
+        "decoder_feedforward": 16, "samples": 2, "kl_warmup": 2}
+TINY_SPACE = {"latent_dim": [4, 8], "decoder_width": [8, 16]}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One small local Ray for the module: the sweeps find it running and leave it up."""
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def spike_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "lorenz.h5"
+    save_spike_file(path, lorenz_dataset(seed=2, n_conditions=4, trials_per_condition=6,
+                                         n_bins=12, n_neurons=10, n_heldout=2))
+    return path
+
+
+def write_json(path, values):
+    path.write_text(json.dumps(values))
+    return path
+
+
+def sweep_args(tmp_path, spike_file, trials, **settings):
+    return ["sweep", "--data", spike_file, "--trials", trials, "--out", tmp_path / "sweep",
+            "--config", write_json(tmp_path / "config.json", {**TINY, **settings}),
+            "--space", write_json(tmp_path / "space.json", TINY_SPACE)]
+
+
+def read_results(folder):
+    with open(folder / "results.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("space, fragments", [
+    ({"lr": [-0.001, 0.01]}, ["search space lr = -0.001", "lr must be positive"]),
+    ({"latent_dim": [10, 16]}, ["latent_dim 10 is not divisible by the 4 lattice channels"]),
+    ({"kl_weight": [0.5, 0.2]}, ["kl_weight", "empty"]),
+    ({"latent_dim": [16.5]}, ["latent_dim", "whole numbers"]),
+    ({"learning_rate": [0.001, 0.01]}, ["unknown search-space entry learning_rate"]),
+])
+def test_bad_search_space_is_refused_before_any_trial(space, fragments, spike_file, tmp_path,
+                                                       monkeypatch, capsys):
+    args = ["sweep", "--data", spike_file, "--trials", 2, "--out", tmp_path / "sweep",
+            "--space", write_json(tmp_path / "space.json", space)]
+    code, _, err = run_cli(args, monkeypatch, capsys)
+    assert_one_line_error(code, err, *fragments)
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_other_sweep_refusals_are_one_line(spike_file, tmp_path, monkeypatch, capsys):
+    code, _, err = run_cli(["sweep", "--data", spike_file, "--out", tmp_path / "s"], monkeypatch,
+                           capsys)
+    assert_one_line_error(code, err, "--trials is required")
+    code, _, err = run_cli(["sweep", "--resume", tmp_path], monkeypatch, capsys)
+    assert_one_line_error(code, err, "holds no sweep to resume")
+    code, _, err = run_cli(["sweep", "--resume", tmp_path, "--trials", 3], monkeypatch, capsys)
+    assert_one_line_error(code, err, "--resume", "--trials")
+    config = write_json(tmp_path / "config.json", {"device": "cuda"})
+    code, _, err = run_cli(["sweep", "--trials", 2, "--config", config], monkeypatch, capsys)
+    assert_one_line_error(code, err, "--gpus-per-trial")
+    space = write_json(tmp_path / "space.json", {"lr": 0.003, "kl_weight": 0.3, "cd_rate": 0.3,
+                                                 "encoder_dropout": 0.1, "decoder_dropout": 0.0})
+    code, _, err = run_cli(["sweep", "--trials", 2, "--scheduler", "pbt", "--space", space],
+                           monkeypatch, capsys)
+    assert_one_line_error(code, err, "pbt needs")
+
+
+def test_search_space_overrides():
+    space = search_space({"lr": [1e-4, 1e-2], "latent_dim": [8, 12], "damping": 0.3},
+                         Config(channels=4))
+    assert space["lr"].kind == "loguniform" and space["lr"].values == (1e-4, 1e-2)
+    assert space["latent_dim"].values == (8, 12)
+    assert space["damping"].kind == "choice" and space["damping"].values == (0.3,)
+    assert space["cd_rate"].clip(0.9) == 0.5 and space["lr"].clip(1e-6) == 1e-4
+    with pytest.raises(ConfigError, match="latent_dim 12 is not divisible"):
+        search_space({"latent_dim": [8, 12]}, Config(latent_dim=8, channels=8))
+
+
+@pytest.mark.slow
+def test_asha_sweep_writes_the_table_and_a_best_run_with_its_score(
+        local_ray, spike_file, tmp_path, monkeypatch, capsys):
+    code, out, err = run_cli(sweep_args(tmp_path, spike_file, 4) + ["--scheduler", "asha"],
+                             monkeypatch, capsys)
+    assert code == 0, err
+    folder = tmp_path / "sweep"
+    rows = read_results(folder)
+    assert len(rows) == 4 and {row["status"] for row in rows} == {"TERMINATED"}
+    assert {int(row["latent_dim"]) for row in rows} <= {4, 8}
+    best = max(rows, key=lambda row: float(row[BEST_SCORE]))
+    assert best == rows[0]  # best first
+    metrics = json.loads((folder / "best" / "metrics.json").read_text())
+    assert metrics["trial"] == best["trial"]
+    # the same number, up to the order of float sums (the trial may use other thread counts)
+    assert metrics[SCORE] == pytest.approx(float(best[BEST_SCORE]), rel=1e-6)
+    assert score_run(folder / "best") == pytest.approx(float(best[BEST_SCORE]), rel=1e-6)
+    assert f"best trial {best['trial']}" in out
+
+    code, out, err = run_cli(["evaluate", folder / "best"], monkeypatch, capsys)
+    assert code == 0 and "co_bps=" in out, err
+
+
+@pytest.mark.slow
+def test_an_interrupted_sweep_resumes(local_ray, spike_file, tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "sweep"
+
+    def interrupt_after_the_first_checkpoint():
+        while not list((folder / "trials").glob("*/checkpoint.pt")):
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: Ray Tune saves its state and returns
+
+    threading.Thread(target=interrupt_after_the_first_checkpoint, daemon=True).start()
+    code, out, err = run_cli(sweep_args(tmp_path, spike_file, 2, epochs=10), monkeypatch, capsys)
+    assert code == 0, err
+    assert "did not finish" in out and f"--resume {folder}" in out
+    assert (folder / "results.csv").exists() and not (folder / "best").exists()
+
+    code, out, err = run_cli(["sweep", "--resume", folder], monkeypatch, capsys)
+    assert code == 0, err
+    assert "did not finish" not in out and (folder / "best" / "metrics.json").exists()
+    rows = read_results(folder)
+    assert len(rows) == 2 and {row["status"] for row in rows} == {"TERMINATED"}
+    assert max(int(row["epochs"]) for row in rows) == 10
