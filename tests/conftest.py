@@ -1,5 +1,11 @@
+import os
+
 import pytest
 import torch
+
+# As pyrolf.sweep.tune does, before any test module imports Ray (Ray reads it at import): local
+# Ray workers run this interpreter, not `uv run` in an uploaded copy of the repository.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 
 @pytest.fixture

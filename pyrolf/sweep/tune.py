@@ -21,12 +21,20 @@ import csv
 import json
 import logging
 import math
+import os
 import shutil
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+
+# Trials run in this interpreter's environment (on a cluster, each node's own; see the README).
+# Recent Ray otherwise starts every worker of a driver run under `uv run` with that `uv run`
+# command, inside an uploaded copy of the current folder, where uv makes a new, empty project venv
+# (not synced under UV_NO_SYNC=1): the workers die with "No module named 'ray'" and Tune waits
+# for its trial actors for ever. Ray reads the switch when it is first imported.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 import pyro
 import ray
