@@ -186,16 +186,13 @@ def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 1, no traceback."""
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
     except USER_ERRORS as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("interrupted; the last checkpoint is kept, continue with 'pyrolf fit --resume RUN'",
-                   err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        click.echo("interrupted; a fit keeps its last checkpoint: continue it with "
+                   "'pyrolf fit --resume RUN'", err=True)
         sys.exit(130)

@@ -163,6 +163,30 @@ def test_nan_in_training_stops_with_one_line_and_keeps_the_checkpoint(
     assert torch.load(run / "checkpoint.pt", weights_only=False)["state"]["epoch"] == 2
 
 
+def test_ctrl_c_in_training_is_one_line_and_keeps_the_checkpoint(
+        spike_file, tmp_path, monkeypatch, capsys):
+    import pyro.infer
+    import torch
+
+    run = tmp_path / "run"
+    calls = {"n": 0}
+    step = pyro.infer.SVI.step
+
+    def step_interrupted_in_epoch_3(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2:  # one step per epoch
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(pyro.infer.SVI, "step", step_interrupted_in_epoch_3)
+    code, _, err = run_cli(["fit", "--data", spike_file, "--out", run, "--epochs", "4",
+                            "--latent-dim", "8", "--batch-size", "32", "--quiet",
+                            "--config", write_config(tmp_path, eval_every=1)], monkeypatch, capsys)
+    assert code == 130
+    assert_one_line_error(code, err, "interrupted", "--resume")
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["state"]["epoch"] == 2
+
+
 def write_config(tmp_path, **values):
     path = tmp_path / "settings.json"
     path.write_text(json.dumps(values))

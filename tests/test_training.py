@@ -88,6 +88,14 @@ def test_an_interrupted_run_resumes_to_the_same_weights(data, tmp_path):
     assert resumed.metrics["co_bps"] == pytest.approx(straight.metrics["co_bps"])
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_run_trained_on_the_gpu_resumes(data, tmp_path):
+    """The checkpoint comes back onto the GPU with its random-generator states."""
+    config = Config(epochs=2, device="cuda", **TINY)
+    fit(data, config, run_dir=tmp_path / "run", progress=False)
+    assert resume(tmp_path / "run", epochs=4, progress=False, data=data).state.epoch == 4
+
+
 def test_a_run_folder_is_never_overwritten(data, tmp_path):
     config = Config(epochs=2, **TINY)
     fit(data, config, run_dir=tmp_path / "run", progress=False)

@@ -201,9 +201,11 @@ class Trainer:
         self.flow.load_state_dict(checkpoint["flow"])
         self.optimizer.set_state(checkpoint["optimizer"])
         self.state = TrainState(**checkpoint["state"])
+        # A checkpoint loaded onto the GPU has its generator states there too; torch takes them
+        # only as CPU byte tensors.
         rng = checkpoint["rng"]
-        torch.set_rng_state(rng["torch"])
+        torch.set_rng_state(rng["torch"].cpu())
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
         if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+            torch.cuda.set_rng_state_all([state.cpu() for state in rng["cuda"]])
