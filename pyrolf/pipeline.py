@@ -10,7 +10,7 @@ import torch
 
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import SpikeData, load_config_data
-from pyrolf.evaluation.report import evaluate
+from pyrolf.evaluation.report import evaluate, prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
 from pyrolf.models import build_flow
 from pyrolf.plots import training_curve
@@ -36,6 +36,7 @@ def fit(data: SpikeData, config: Config | None = None, flow=None, run_dir=None,
     check_device(config.device)
     pyro.set_rng_seed(config.seed)
     flow = flow if flow is not None else build_flow(config, data.n_neurons, data.n_heldin)
+    prepare_scoring(data)
     run = RunFolder.create(run_dir, config) if run_dir is not None else None
     return _train(Trainer(flow, data, config), run, progress)
 
@@ -53,6 +54,7 @@ def resume(run_dir, epochs: int | None = None, progress: bool = True,
     check_device(config.device)
     checkpoint = run.load(RunFolder.CHECKPOINT, config.device)
     flow, data = _rebuild(config, data)
+    prepare_scoring(data)
     trainer = Trainer(flow, data, config)
     trainer.restore(checkpoint)
     if run.has(RunFolder.BEST):
@@ -82,7 +84,7 @@ def evaluate_run(run_dir) -> dict:
     """Recompute ``metrics.json`` of a run folder from its saved weights."""
     flow, config, data = load_run(run_dir)
     pyro.set_rng_seed(config.seed)
-    metrics = evaluate(flow, data, config.samples, config.device, config.targets,
+    metrics = evaluate(flow, data, config.samples, config.device,
                        RunFolder(run_dir).path / RunFolder.SUBMISSION)
     RunFolder(run_dir).write_json(RunFolder.METRICS, metrics)
     return metrics
@@ -128,8 +130,7 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
     config = trainer.config
     pyro.set_rng_seed(config.seed)
     submission = run.path / RunFolder.SUBMISSION if run is not None else None
-    metrics = evaluate(trainer.flow, trainer.data, config.samples, config.device, config.targets,
-                       submission)
+    metrics = evaluate(trainer.flow, trainer.data, config.samples, config.device, submission)
     metrics.update({
         "elbo": state.history[-1]["elbo"] if state.history else None,
         "epochs": state.epoch, "best_epoch": state.best_epoch,

@@ -66,6 +66,35 @@ def _targets(data):
     return eval_targets(data.extra["nlb"])
 
 
+def test_psth_targets_are_nlb_tools_own_made_without_a_process_pool(data_dir, monkeypatch):
+    from nlb_tools.make_tensors import make_eval_target_tensors
+
+    data = load_data("mc_maze", data_dir=data_dir)
+    split = data.extra["nlb"]
+    pooled = make_eval_target_tensors(split.dataset, "mc_maze", "train", "val", save_file=False,
+                                      include_psth=True)["mc_maze_20"]
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("nlb_tools smoothed in a process pool")
+
+    monkeypatch.setattr("multiprocessing.Pool", no_pool)
+    made = split.targets()["mc_maze_20"]
+    assert set(made) == set(pooled)
+    for key in pooled:
+        np.testing.assert_equal(made[key], pooled[key], err_msg=key)  # the same numbers
+
+
+def test_a_bad_targets_file_stops_the_fit_before_training(data_dir, tmp_path, monkeypatch, capsys):
+    bogus = tmp_path / "eval_data_test.h5"
+    bogus.write_text("not hdf5")
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "--data", "mc_maze", "--data-dir", data_dir, "--phase", "test",
+                            "--targets", bogus, "--out", run, "--epochs", "1", "--quiet",
+                            "--config", write_config(tmp_path, **SMALL)], monkeypatch, capsys)
+    assert_one_line_error(code, err, "eval_data_test.h5", "HDF5")
+    assert not run.exists()
+
+
 def test_tensors_put_held_in_neurons_first_and_eval_trials_last(data_dir):
     data = load_data("mc_maze", data_dir=data_dir, bin_size_ms=20)
     split = data.extra["nlb"]

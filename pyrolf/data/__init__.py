@@ -13,14 +13,14 @@ FILE_SUFFIXES = (".h5", ".hdf5", ".npz")
 
 
 def load_data(name: str, seed: int = 0, data_dir=None, bin_size_ms: int = 20,
-              phase: str = "val") -> SpikeData:
+              phase: str = "val", targets=None) -> SpikeData:
     """``"lorenz"``, an NLB'21 dataset name (see :mod:`pyrolf.data.nlb`; ``data_dir``,
-    ``bin_size_ms`` and ``phase`` apply to it) or the path of a ``.h5`` / ``.npz`` spike file
+    ``bin_size_ms``, ``phase`` and ``targets`` apply to it) or the path of a ``.h5`` / ``.npz`` spike file
     (see :mod:`pyrolf.data.files`)."""
     if name == "lorenz":
         return lorenz_dataset(seed=seed)
     if name in DANDISETS:
-        return load_nlb(name, data_dir, bin_size_ms, phase, seed)
+        return load_nlb(name, data_dir, bin_size_ms, phase, seed, targets)
     if Path(name).suffix.lower() in FILE_SUFFIXES or Path(name).exists():
         return load_spike_file(name, seed=seed)
     raise DataError(f"unknown dataset {name!r}: use 'lorenz', an NLB dataset "
@@ -30,7 +30,7 @@ def load_data(name: str, seed: int = 0, data_dir=None, bin_size_ms: int = 20,
 def load_config_data(config) -> SpikeData:
     """The data a :class:`~pyrolf.config.Config` names."""
     return load_data(config.data, config.data_seed, config.data_dir, config.bin_size_ms,
-                     config.phase)
+                     config.phase, config.targets)
 
 
 __all__ = ["DANDISETS", "DataError", "SpikeData", "load_config_data", "load_data", "load_nlb", "load_spike_file", "lorenz_dataset",

@@ -15,7 +15,7 @@ early stopping.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -58,6 +58,8 @@ class NLBSplit:
     phase: str
     n_train: int
     dataset: NWBDataset
+    targets_file: str | os.PathLike | None = None
+    _targets: dict | None = field(default=None, init=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -67,6 +69,12 @@ class NLBSplit:
     @property
     def train_split(self):
         return "train" if self.phase == "val" else ["train", "val"]
+
+    def targets(self) -> dict | None:
+        """:func:`eval_targets` of this split from ``targets_file``, made or read once."""
+        if self._targets is None:
+            self._targets = eval_targets(self, self.targets_file)
+        return self._targets
 
 
 def data_dir(given: str | os.PathLike | None = None) -> Path:
@@ -120,7 +128,8 @@ def open_dataset(name: str, folder: Path, phase: str) -> NWBDataset:
 
 
 def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: int = 20,
-             phase: str = "val", seed: int = 0) -> SpikeData:
+             phase: str = "val", seed: int = 0, targets: str | os.PathLike | None = None
+             ) -> SpikeData:
     """NLB dataset ``name`` as :class:`SpikeData` via nlb_tools' tensors.
 
     ``spikes`` is ``(train + eval trials, observed + forward bins, held-in + held-out neurons)``,
@@ -128,6 +137,8 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
     (``make_train_input_tensors`` with forward bins), then the evaluation trials with their held-in
     spikes (``make_eval_input_tensors``) and zeros where the model must predict. Splits:
     ``train``/``valid`` partition the training trials, ``test`` is the evaluation trials.
+    ``targets``: the published ``eval_data_test.h5`` that scores the test phase (see
+    :func:`eval_targets`, which :meth:`NLBSplit.targets` calls when scoring first needs them).
     """
     if bin_size_ms not in BIN_SIZES_MS:
         raise DataError(f"NLB bins are 5 or 20 ms, got {bin_size_ms}")
@@ -135,7 +146,7 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
         raise DataError(f"phase must be 'val' or 'test', got {phase!r}")
     dataset = open_dataset(name, data_dir(folder), phase)
     resample(dataset, bin_size_ms)
-    split = NLBSplit(name, bin_size_ms, phase, 0, dataset)
+    split = NLBSplit(name, bin_size_ms, phase, 0, dataset, targets)
     try:
         with nlb_tools_context():
             train = make_train_input_tensors(dataset, name, split.train_split, save_file=False,

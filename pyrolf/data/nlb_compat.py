@@ -7,6 +7,11 @@ nlb_tools 0.0.4 pins ``pandas<=1.3.4`` (no wheel for Python >= 3.11), but its co
 overrides the pin to ``pandas>=2.2,<3``; this module
 
 - turns copy-on-write off for the duration of the nlb_tools calls (a user's session may have it on),
+- smooths in this process: ``make_eval_target_tensors`` smooths the whole 1 ms session for its
+  PSTHs with ``NWBDataset.smooth_spk``, which by default sends every neuron's column to a pool of
+  one process per core and back; that holds extra copies of the session (gigabytes for MC_Maze,
+  where it ran a 24 GB machine out of memory) and on few cores is slower than smoothing here.
+  The results are the same (``parallelized`` is smooth_spk's own switch),
 - refuses pandas 3 with one line that says what to install,
 - checks that resampling took effect (if it fails half-way the data stay at 1 ms and
   ``evaluate`` silently returns nothing).
@@ -15,8 +20,10 @@ overrides the pin to ``pandas>=2.2,<3``; this module
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import partialmethod
 
 import pandas as pd
+from nlb_tools.nwb_interface import NWBDataset
 
 from pyrolf.data.spikes import DataError
 
@@ -31,10 +38,15 @@ def check_pandas(version: str = pd.__version__) -> None:
 
 @contextmanager
 def nlb_tools_context():
-    """Run nlb_tools with copy-on-write off (pandas 2.x)."""
+    """Run nlb_tools with copy-on-write off (pandas 2.x) and its smoothing in this process."""
     check_pandas()
-    with pd.option_context("mode.copy_on_write", False):
-        yield
+    smooth_spk = NWBDataset.smooth_spk
+    NWBDataset.smooth_spk = partialmethod(smooth_spk, parallelized=False)
+    try:
+        with pd.option_context("mode.copy_on_write", False):
+            yield
+    finally:
+        NWBDataset.smooth_spk = smooth_spk
 
 
 def resample(dataset, bin_ms: int) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 from nlb_tools.evaluation import evaluate
 from nlb_tools.make_tensors import save_to_h5
 
-from pyrolf.data.nlb import NLBSplit, eval_targets
+from pyrolf.data.nlb import NLBSplit
 from pyrolf.data.nlb_compat import nlb_tools_context
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import co_bps
@@ -64,18 +64,17 @@ def score(submission_dict: dict, targets: dict, key: str) -> dict:
             for name, value in found[f"{key}_split"].items()}
 
 
-def nlb_metrics(rates: np.ndarray, data: SpikeData, targets_file=None,
-                submission_path: Path | None = None) -> dict:
+def nlb_metrics(rates: np.ndarray, data: SpikeData, submission_path: Path | None = None) -> dict:
     """Official metrics of ``rates`` (see :func:`submission`) and ``smoothing_co_bps``, the
     Gaussian-smoothing baseline's co-bps on the same evaluation trials; writes the submission
-    to ``submission_path`` when given. A test-phase fit without ``targets_file`` is not scored:
+    to ``submission_path`` when given. A test-phase fit without a targets file is not scored:
     its metrics only name the phase and the evaluation trials."""
     split: NLBSplit = data.extra["nlb"]
     submitted = submission(rates, data)
     if submission_path is not None:
         save_submission(submitted, submission_path)
     metrics = {"phase": split.phase, "eval_trials": len(data.splits["test"])}
-    targets = eval_targets(split, targets_file)
+    targets = split.targets()
     if targets is None:
         return metrics
     metrics.update(score(submitted, targets, split.key))

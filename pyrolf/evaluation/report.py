@@ -32,16 +32,25 @@ def score_rates(rates, data: SpikeData, trials, prefix: str = "") -> dict:
     return metrics
 
 
-def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu", targets=None,
+def prepare_scoring(data: SpikeData) -> None:
+    """Make now what scoring ``data`` will need: NLB's evaluation targets (PSTHs included), made
+    from the data or read from the test-phase targets file. A fit calls it before training, so a
+    bad targets file or too little memory for nlb_tools' PSTHs stops it before the hours of
+    training rather than after."""
+    if "nlb" in data.extra:
+        data.extra["nlb"].targets()
+
+
+def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
              submission_path=None) -> dict:
     """Test-trial metrics of ``flow`` and of the Gaussian-smoothing baseline on the same trials.
 
     NLB data are scored by nlb_tools on their evaluation trials (see
-    :func:`pyrolf.evaluation.nlb.nlb_metrics`; ``targets`` and ``submission_path`` go there).
+    :func:`pyrolf.evaluation.nlb.nlb_metrics`; ``submission_path`` goes there).
     """
     if "nlb" in data.extra:
         rates = model_rates(flow, data, np.arange(data.n_trials), samples, device)
-        return nlb_metrics(rates, data, targets, submission_path)
+        return nlb_metrics(rates, data, submission_path)
     test = data.splits["test"]
     metrics = score_rates(model_rates(flow, data, test, samples, device), data, test)
     baseline = smoothing_baseline(data)
