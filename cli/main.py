@@ -186,8 +186,10 @@ def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 1, no traceback."""
     try:
         cli.main(standalone_mode=False)
-    except click.ClickException as error:
-        error.show()
+    except click.ClickException as error:  # a bad command, option or value: one line, no usage
+        context = getattr(error, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        click.echo(f"error: {error.format_message()}{hint}", err=True)
         sys.exit(error.exit_code)
     except USER_ERRORS as error:
         click.echo(f"error: {error}", err=True)
