@@ -123,7 +123,7 @@ def evaluate(run_dir):
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--samples", default=None,
+@click.option("--samples", type=int, default=None,
               help="Posterior samples per trial (default 100, at least 25 for Pareto k-hat).")
 @click.option("--trials", default=None,
               help="A count N (the first N trials of the default split) or comma-separated trial "
@@ -134,18 +134,11 @@ def diagnose(run_dir, samples, trials):
     ELBO, IWELBO, posterior predictive coverage) and PNG figures."""
     from pyrolf import pipeline
 
-    options = {} if samples is None else {"samples": _parse_samples(samples)}
+    options = {} if samples is None else {"samples": samples}
     report = pipeline.diagnose_run(run_dir, trials=_parse_trials(trials), **options)
     for note in report["notes"]:
         click.echo(f"note: {note}")
     _print_metrics(report, run_dir)
-
-
-def _parse_samples(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"--samples must be a whole number, got {text!r}") from None
 
 
 def _parse_trials(text: str | None):

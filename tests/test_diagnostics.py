@@ -183,7 +183,7 @@ def test_trials_default_to_valid_on_nlb_data_and_refuse_evaluation_trials(data):
     (["--trials", "0"], "count from 1"),
     (["--trials", "3,99"], "no trial 99"),
     (["--trials", "3,3"], "twice"),
-    (["--samples", "many"], "whole number"),
+    (["--samples", "many"], "not a valid integer"),
     (["--samples", "3"], "at least 25"),
 ])
 def test_bad_options_are_one_line(args, fragment, run, monkeypatch, capsys):
