@@ -83,11 +83,7 @@ def fit(data, out, resume_dir, config_file, quiet, **overrides):
         result = pipeline.resume(resume_dir, overrides.get("epochs"), progress=not quiet)
         run_dir = resume_dir
     else:
-        values = _read_config(config_file) if config_file else {}
-        values.update(overrides)
-        if data is not None:
-            values["data"] = data
-        config = Config.from_dict({**preset(values.get("data", Config.data)), **values})
+        config = build_config(data, config_file, overrides)
         dataset = load_config_data(config)
         run_dir = out or Path("runs") / f"{Path(config.data).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         result = pipeline.fit(dataset, config, run_dir=run_dir, progress=not quiet)
@@ -152,6 +148,16 @@ def _parse_trials(text: str | None):
     except ValueError:
         raise ConfigError(f"--trials must be a count (e.g. 20) or comma-separated trial indices "
                           f"(e.g. 3,8,12), got {text!r}") from None
+
+
+def build_config(data: str | None, config_file: Path | None, options: dict) -> Config:
+    """The settings of a fit or a sweep: the preset of the data (``data``, else the config file's
+    or the default), then the config file's entries, then the command-line ``options``."""
+    values = _read_config(config_file) if config_file else {}
+    values.update(options)
+    if data is not None:
+        values["data"] = data
+    return Config.from_dict({**preset(values.get("data", Config.data)), **values})
 
 
 def _read_config(path: Path) -> dict:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from pyrolf.config import Config, ConfigError
-from pyrolf.models.presets import preset
+from pyrolf.config import ConfigError
 from pyrolf.sweep import SweepError
 from pyrolf.sweep.settings import SCHEDULERS, sweep_settings
 
@@ -43,7 +42,7 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, epoc
           resume_dir, config_file, space_file):
     """Sweep hyperparameters with Ray Tune: TRIALS fits scored by validation co-bps, a
     results.csv and the best run as best/ (a run folder 'pyrolf evaluate' accepts)."""
-    from pyrolf.cli.main import _print_metrics, _read_config
+    from pyrolf.cli.main import _print_metrics, _read_config, build_config
 
     if resume_dir is not None:
         given = [name for name, value in [("--data", data), ("--trials", trials),
@@ -58,12 +57,7 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, epoc
     else:
         if trials is None:
             raise ConfigError("--trials is required: how many configurations to try")
-        values = _read_config(config_file) if config_file else {}
-        if epochs is not None:
-            values["epochs"] = epochs
-        if data is not None:
-            values["data"] = data
-        config = Config.from_dict({**preset(values.get("data", Config.data)), **values})
+        config = build_config(data, config_file, {} if epochs is None else {"epochs": epochs})
         space = _read_config(space_file) if space_file else None
         sweep_settings(config, trials, scheduler, space, cpus_per_trial, gpus_per_trial)
         stamp = time.strftime("%Y%m%d-%H%M%S")
