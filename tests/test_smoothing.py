@@ -62,3 +62,23 @@ def test_huge_width_tends_to_each_trials_mean():
     np.testing.assert_allclose(rates, np.broadcast_to(np.maximum(trial_means, 1e-9), rates.shape),
                                rtol=1e-3, atol=1e-8)
     assert np.ptp(trial_means) > 0  # the trials' means differ, so this is not the global mean
+
+
+def test_each_heldout_neuron_gets_its_own_glm():
+    """The GLMs fitted side by side come back in neuron order, each column the prediction of
+    that neuron's GLM fitted alone."""
+    from sklearn.linear_model import PoissonRegressor
+
+    from pyrolf.evaluation.smoothing import fit_poisson_glm
+
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(40, 10, 3))
+    weights = np.array([[1.0, 0.0, -0.5], [0.0, 0.0, 0.0], [-1.0, 0.5, 0.0]]).T
+    counts = rng.poisson(np.exp(inputs @ weights + np.array([0.0, -2.0, 0.5])))
+    train = np.arange(30)
+    predicted = fit_poisson_glm(inputs, counts, train, alpha=0.01)
+    for neuron in range(3):
+        alone = PoissonRegressor(alpha=0.01, solver="newton-cholesky", max_iter=1000).fit(
+            inputs[train].reshape(-1, 3), counts[train][..., neuron].ravel())
+        np.testing.assert_allclose(predicted[..., neuron].ravel(),
+                                   alone.predict(inputs.reshape(-1, 3)), rtol=1e-10)

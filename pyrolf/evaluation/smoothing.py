@@ -9,6 +9,9 @@ valid trials.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from sklearn.linear_model import PoissonRegressor
@@ -52,12 +55,15 @@ def fit_poisson_glm(inputs: np.ndarray, targets: np.ndarray, train: np.ndarray,
     x_all = inputs.reshape(-1, n_features)
     x_train = inputs[train].reshape(-1, n_features)
     y_train = targets[train].reshape(-1, targets.shape[-1])
-    predictions = np.empty((x_all.shape[0], targets.shape[-1]))
-    with threadpool_limits(limits=1):  # these fits are small: thread start-up would dominate
-        for neuron in range(targets.shape[-1]):
-            glm = PoissonRegressor(alpha=alpha, solver="newton-cholesky", max_iter=1000)
-            glm.fit(x_train, y_train[:, neuron])
-            predictions[:, neuron] = glm.predict(x_all)
+
+    def fit_one(neuron: int) -> np.ndarray:
+        glm = PoissonRegressor(alpha=alpha, solver="newton-cholesky", max_iter=1000)
+        return glm.fit(x_train, y_train[:, neuron]).predict(x_all)
+
+    # One fit per thread (numpy's linear algebra releases the GIL), each single-threaded: these
+    # fits are too small for a multi-threaded BLAS, whose thread start-up would dominate.
+    with threadpool_limits(limits=1), ThreadPoolExecutor(os.cpu_count()) as pool:
+        predictions = np.stack(list(pool.map(fit_one, range(targets.shape[-1]))), axis=-1)
     return np.maximum(predictions, RATE_FLOOR).reshape(n_trials, n_bins, -1)
 
 
