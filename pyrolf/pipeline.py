@@ -80,9 +80,10 @@ def _rebuild(config: Config, data: SpikeData | None):
     return build_flow(config, data.n_neurons, data.n_heldin), data
 
 
-def evaluate_run(run_dir) -> dict:
-    """Recompute ``metrics.json`` of a run folder from its saved weights."""
-    flow, config, data = load_run(run_dir)
+def evaluate_run(run_dir, data: SpikeData | None = None) -> dict:
+    """Recompute ``metrics.json`` of a run folder from its saved weights (``data`` as in
+    :func:`resume`)."""
+    flow, config, data = load_run(run_dir, data)
     pyro.set_rng_seed(config.seed)
     metrics = evaluate(flow, data, config.samples, config.device,
                        RunFolder(run_dir).path / RunFolder.SUBMISSION)

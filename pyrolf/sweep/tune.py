@@ -297,7 +297,7 @@ def _write_best(folder: Path, row: dict, data: SpikeData) -> dict:
     if best.path.exists():
         shutil.rmtree(best.path)
     shutil.copytree(folder / row["run_folder"], best.path)
-    metrics = evaluate_run(best.path)
+    metrics = evaluate_run(best.path, data)  # the sweep's data: not loaded (and scored) again
     metrics.update({SCORE: score_run(best.path, data), "epochs": row["epochs"],
                     "best_epoch": best.load(RunFolder.BEST)["epoch"], "trial": row["trial"]})
     best.write_json(RunFolder.METRICS, metrics)
