@@ -51,7 +51,7 @@ def torch_loss(flow, inputs, spikes, mask, kl_weight=1.0):
     q = Normal(loc, scale)
     u = q.rsample()
     z, v = dynamics.integrate(z0, v0, u, follow)
-    _, mean = dynamics.drift(z[:, :-1], v[:, :-1], dynamics.force_matrix(z))
+    _, mean = dynamics.drift(z[:, :-1], v[:, :-1], dynamics.terms(z))
     log_q = q.log_prob(u).sum((1, 2)) + q_z.log_prob(z0).sum(-1) + q_v.log_prob(v0).sum(-1)
     log_p = (Normal(mean, dynamics.noise_scale).log_prob(v[:, 1:]).sum((1, 2))
              + Normal(0.0, 1.0).log_prob(z0).sum(-1) + Normal(0.0, 1.0).log_prob(v0).sum(-1))

@@ -15,12 +15,22 @@ on all bins to score a trajectory and bin by bin (no sampling inside the loop) t
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from pyro.distributions import Normal, TorchDistribution, constraints
 from torch import nn
 
 from pyrolf.dynamics.potentials import force
+
+
+class StepTerms(NamedTuple):
+    """What every step of a trajectory shares: ``Δ``, ``1 - γ`` and the force matrix ``A``
+    (``F(z) = z @ A``; ``None`` for autograd's force)."""
+
+    step: torch.Tensor
+    keep: torch.Tensor
+    force_matrix: torch.Tensor | None
 
 
 class LangevinDynamics(nn.Module):
@@ -68,16 +78,23 @@ class LangevinDynamics(nn.Module):
     def noise_scale(self) -> torch.Tensor:
         return self.log_noise_scale.exp()
 
-    def drift(self, z: torch.Tensor, v: torch.Tensor, force_matrix: torch.Tensor | None = None
+    def terms(self, like: torch.Tensor, linear: bool = True) -> StepTerms:
+        """The constants of every step, computed once per trajectory in ``like``'s dtype; the force
+        matrix only when ``linear`` and the potential is quadratic (see :meth:`force_matrix`)."""
+        return StepTerms(self.step.to(like.dtype), 1 - self.damping.to(like.dtype),
+                         self.force_matrix(like) if linear else None)
+
+    def drift(self, z: torch.Tensor, v: torch.Tensor, terms: StepTerms | None = None
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """The deterministic part of one step from ``(z_{t-1}, v_{t-1})``, each ``(..., D)``.
 
-        Returns ``z_t`` and the mean of ``v_t``, ``(1 - γ) (v_{t-1} + Δ F(z_{t-1}))``. With
-        ``force_matrix`` (from :meth:`force_matrix`) the force is ``z @ A``, else autograd's.
+        Returns ``z_t`` and the mean of ``v_t``, ``(1 - γ) (v_{t-1} + Δ F(z_{t-1}))``. ``terms``
+        (from :meth:`terms`) saves recomputing the constants bin by bin; with its force matrix
+        ``A`` the force is ``z @ A``, else autograd's.
         """
-        step = self.step.to(z.dtype)
-        pull = force(self.potential, z) if force_matrix is None else z @ force_matrix
-        return z + step * v, (1 - self.damping.to(z.dtype)) * (v + step * pull)
+        step, keep, matrix = self.terms(z, linear=False) if terms is None else terms
+        pull = force(self.potential, z) if matrix is None else z @ matrix
+        return torch.addcmul(z, step, v), keep * torch.addcmul(v, step, pull)
 
     def transition(self, z: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, Normal]:
         """One step from ``(z_{t-1}, v_{t-1})``, each ``(..., D)``.
@@ -105,13 +122,13 @@ class LangevinDynamics(nn.Module):
         mix. Returns positions and velocities ``(..., T, D)``; zero innovations give the deterministic
         flow. The loop does no sampling and, for a quadratic potential, one matrix product per bin.
         """
-        matrix = self.force_matrix(z0)
+        terms = self.terms(z0)
         follow = torch.as_tensor(follow, dtype=z0.dtype, device=z0.device).expand(
             innovations.shape[-2], 1)
         z, v, zs, vs = z0, v0, [z0], [v0]
-        for t in range(innovations.shape[-2]):
-            z, mean = self.drift(z, v, matrix)
-            v = follow[t] * mean + innovations[..., t, :]
+        for follow_t, innovation in zip(follow.unbind(0), innovations.unbind(-2)):
+            z, mean = self.drift(z, v, terms)
+            v = torch.addcmul(innovation, follow_t, mean)
             zs.append(z)
             vs.append(v)
         return torch.stack(zs, -2), torch.stack(vs, -2)
@@ -136,11 +153,11 @@ class OverdampedDynamics(LangevinDynamics):
     ``(1 + 0.05 · 6.8)^49 ≈ 10^6`` over a 50-bin Lorenz trial) and training diverges.
     """
 
-    def drift(self, z, v, force_matrix=None):
+    def drift(self, z, v, terms=None):
         """``z_t = z_{t-1} + Δ v_{t-1}`` and the mean of ``v_t``, ``F(z_t)``; each ``(..., D)``."""
-        z_next = z + self.step.to(z.dtype) * v
-        pull = force(self.potential, z_next) if force_matrix is None else z_next @ force_matrix
-        return z_next, pull
+        step, _, matrix = self.terms(z, linear=False) if terms is None else terms
+        z_next = torch.addcmul(z, step, v)
+        return z_next, force(self.potential, z_next) if matrix is None else z_next @ matrix
 
 
 DYNAMICS = {"langevin": LangevinDynamics, "overdamped": OverdampedDynamics}
@@ -202,6 +219,6 @@ class LangevinTrajectory(TorchDistribution):
         v0 = self.v0.expand(value.shape[:-2] + self.v0.shape[-1:])
         previous = torch.cat([v0.unsqueeze(-2), value[..., :-1, :]], dim=-2)
         z = self.dynamics.positions(self.z0.expand_as(v0), previous)
-        _, mean = self.dynamics.drift(z, previous, self.dynamics.force_matrix(z))
+        _, mean = self.dynamics.drift(z, previous, self.dynamics.terms(z))
         innovations = value - self.follow * mean
         return Normal(self.loc, self.scale).log_prob(innovations).sum((-2, -1))
