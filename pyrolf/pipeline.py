@@ -38,6 +38,8 @@ def fit(data: SpikeData, config: Config | None = None, flow=None, run_dir=None,
     flow = flow if flow is not None else build_flow(config, data.n_neurons, data.n_heldin)
     prepare_scoring(data)
     run = RunFolder.create(run_dir, config) if run_dir is not None else None
+    if run is not None:
+        prepare_scoring(data, run.path / RunFolder.TARGETS)
     return _train(Trainer(flow, data, config), run, progress)
 
 
@@ -54,7 +56,7 @@ def resume(run_dir, epochs: int | None = None, progress: bool = True,
     check_device(config.device)
     checkpoint = run.load(RunFolder.CHECKPOINT, config.device)
     flow, data = _rebuild(config, data)
-    prepare_scoring(data)
+    prepare_scoring(data, run.path / RunFolder.TARGETS)
     trainer = Trainer(flow, data, config)
     trainer.restore(checkpoint)
     if run.has(RunFolder.BEST):

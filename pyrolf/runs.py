@@ -22,8 +22,9 @@ class RunError(ValueError):
 
 
 class RunFolder:
-    CONFIG, CHECKPOINT, BEST, METRICS, HISTORY, SUBMISSION = (
-        "config.json", "checkpoint.pt", "best.pt", "metrics.json", "history.csv", "submission.h5")
+    CONFIG, CHECKPOINT, BEST, METRICS, HISTORY, SUBMISSION, TARGETS = (
+        "config.json", "checkpoint.pt", "best.pt", "metrics.json", "history.csv", "submission.h5",
+        "eval_targets.h5")
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)

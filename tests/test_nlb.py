@@ -193,3 +193,49 @@ def test_download_without_the_dandi_client_names_the_command(tmp_path, monkeypat
     monkeypatch.setattr("shutil.which", lambda name: None)
     code, _, err = run_cli(["download", "area2_bump", "--data-dir", tmp_path], monkeypatch, capsys)
     assert_one_line_error(code, err, "pip install dandi", "dandi download DANDI:000127")
+
+
+def test_a_run_keeps_its_targets_and_a_resumed_run_reads_them(data_dir, tmp_path, monkeypatch,
+                                                               capsys):
+    run = tmp_path / "run"
+    args = ["--data", "mc_maze", "--data-dir", data_dir, "--out", run, "--quiet",
+            "--config", write_config(tmp_path, **SMALL)]
+    code, _, err = run_cli(["fit", *args, "--epochs", "1"], monkeypatch, capsys)
+    assert code == 0, err
+    made = _targets(load_data("mc_maze", data_dir=data_dir))["mc_maze_20"]
+    with h5py.File(run / "eval_targets.h5", "r") as file:
+        kept = file["mc_maze_20"]
+        assert set(kept) == set(made)
+        for key in made:  # full precision
+            np.testing.assert_equal(_rows(kept[key][()]), _rows(made[key]), err_msg=key)
+
+    def made_again(*args, **kwargs):
+        raise AssertionError("the resumed run made its targets again")
+
+    monkeypatch.setattr("pyrolf.data.nlb.make_eval_target_tensors", made_again)
+    first = json.loads((run / "metrics.json").read_text())
+    code, _, err = run_cli(["fit", "--resume", run, "--epochs", "2", "--quiet"], monkeypatch, capsys)
+    assert code == 0, err
+    resumed = json.loads((run / "metrics.json").read_text())
+    assert resumed["epochs"] == 2
+    assert resumed["smoothing_co_bps"] == pytest.approx(first["smoothing_co_bps"])
+    # scored on the kept targets as on freshly made ones
+    [scores] = [entry["mc_maze_20_split"] for entry in
+                evaluate({"mc_maze_20": made}, str(run / "submission.h5"))]
+    assert scores["co-bps"] == pytest.approx(resumed["co_bps"])
+    assert scores["psth R2"] == pytest.approx(resumed["psth_r2"])
+
+
+def _rows(array):
+    """An array, or an object array of trial indices (per condition) as lists."""
+    return [list(row) for row in array] if array.dtype == object else array
+
+
+def test_an_unreadable_kept_targets_file_is_made_again(data_dir, tmp_path):
+    kept = tmp_path / "eval_targets.h5"
+    kept.write_text("cut short")
+    split = load_data("mc_maze", data_dir=data_dir).extra["nlb"]
+    split.keep_targets(kept)
+    with h5py.File(kept, "r") as file:
+        np.testing.assert_equal(file["mc_maze_20/eval_spikes_heldout"][()],
+                                split.targets()["mc_maze_20"]["eval_spikes_heldout"])

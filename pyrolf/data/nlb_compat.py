@@ -14,7 +14,10 @@ overrides the pin to ``pandas>=2.2,<3``; this module
   The results are the same (``parallelized`` is smooth_spk's own switch),
 - refuses pandas 3 with one line that says what to install,
 - checks that resampling took effect (if it fails half-way the data stay at 1 ms and
-  ``evaluate`` silently returns nothing).
+  ``evaluate`` silently returns nothing),
+- saves evaluation targets whose conditions all have the same number of trials: nlb_tools then
+  holds a condition's trial indices as a 2-D object array, which its ``save_to_h5`` cannot write
+  (it writes the 1-D object array of index arrays it makes for unequal conditions).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from functools import partialmethod
 
+import numpy as np
 import pandas as pd
+from nlb_tools.make_tensors import save_to_h5
 from nlb_tools.nwb_interface import NWBDataset
 
 from pyrolf.data.spikes import DataError
@@ -56,3 +61,22 @@ def resample(dataset, bin_ms: int) -> None:
     if dataset.bin_width != bin_ms:
         raise DataError(f"nlb_tools could not resample the data to {bin_ms} ms (they stay at "
                         f"{dataset.bin_width} ms); check the pandas version (2.x is needed)")
+
+
+def save_targets(targets: dict, path: str) -> None:
+    """``save_to_h5`` of nlb_tools' nested target dict at full precision (64-bit numbers), with each
+    2-D object array of trial indices written as the 1-D array of index arrays it stands for."""
+    save_to_h5(_rows_of_objects(targets), path, dlen=64)
+
+
+def _rows_of_objects(tree: dict) -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            value = _rows_of_objects(value)
+        elif value.dtype == object and value.ndim > 1:
+            rows = np.empty(len(value), dtype=object)
+            rows[:] = [np.asarray(list(row), dtype=np.int64) for row in value]
+            value = rows
+        out[key] = value
+    return out

@@ -32,13 +32,18 @@ def score_rates(rates, data: SpikeData, trials, prefix: str = "") -> dict:
     return metrics
 
 
-def prepare_scoring(data: SpikeData) -> None:
+def prepare_scoring(data: SpikeData, saved=None) -> None:
     """Make now what scoring ``data`` will need: NLB's evaluation targets (PSTHs included), made
     from the data or read from the test-phase targets file. A fit calls it before training, so a
     bad targets file or too little memory for nlb_tools' PSTHs stops it before the hours of
-    training rather than after."""
-    if "nlb" in data.extra:
+    training rather than after. ``saved``: a run folder's file that keeps targets made from the
+    data for a resumed run (see :meth:`pyrolf.data.nlb.NLBSplit.keep_targets`)."""
+    if "nlb" not in data.extra:
+        return
+    if saved is None:
         data.extra["nlb"].targets()
+    else:
+        data.extra["nlb"].keep_targets(saved)
 
 
 def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
