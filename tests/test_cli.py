@@ -1,6 +1,7 @@
 """Every CLI failure a user can cause ends in one clear line and a non-zero exit, no traceback."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -144,8 +145,8 @@ def test_missing_run_folders(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("how", ["nan_loss", "nan_weights"])
 def test_nan_in_training_stops_with_one_line_and_keeps_the_checkpoint(
         how, spike_file, tmp_path, monkeypatch, capsys):
-    """A NaN loss, or weights gone NaN (Pyro's validation then refuses a distribution's
-    parameters), ends the fit with one line and keeps the checkpoint of the last good epoch."""
+    """A NaN loss, or weights gone NaN (a NaN ELBO, or Pyro's check on a fit's first step refusing
+    a distribution's parameters), ends the fit with one line and keeps the last good checkpoint."""
     import pyro.infer
     import torch
 
@@ -164,10 +165,14 @@ def test_nan_in_training_stops_with_one_line_and_keeps_the_checkpoint(
 
     steps_per_epoch = 1  # 16 training trials, batch 16
     monkeypatch.setattr(pyro.infer.SVI, "step", step_that_breaks_in_epoch_3)
-    code, _, err = run_cli(["fit", "--data", spike_file, "--out", run, "--epochs", "4",
-                            "--latent-dim", "8", "--batch-size", "32", "--quiet",
-                            "--config", write_config(tmp_path, eval_every=1)], monkeypatch, capsys)
+    with warnings.catch_warnings(record=True) as caught:  # what a terminal would print too
+        warnings.simplefilter("always")
+        code, _, err = run_cli(["fit", "--data", spike_file, "--out", run, "--epochs", "4",
+                                "--latent-dim", "8", "--batch-size", "32", "--quiet",
+                                "--config", write_config(tmp_path, eval_every=1)],
+                               monkeypatch, capsys)
     assert_one_line_error(code, err, "NaN", "checkpoint", "--lr")
+    assert not [w for w in caught if "NaN" in str(w.message)]
     assert torch.load(run / "checkpoint.pt", weights_only=False)["state"]["epoch"] == 2
 
 

@@ -31,6 +31,24 @@ def test_a_short_fit_raises_the_elbo(data):
     assert last > first + 0.1 * abs(first)
 
 
+def test_pyro_checks_the_first_step_of_a_fit_only(data):
+    from pyro.distributions.util import is_validation_enabled
+
+    config = Config(epochs=3, **TINY)
+    trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
+    guide, checked = trainer.svi.guide, []
+
+    def recording_guide(*args, **kwargs):
+        checked.append(is_validation_enabled())
+        return guide(*args, **kwargs)
+
+    trainer.svi.guide = recording_guide
+    trainer.fit(progress=False)
+    steps = trainer.steps_per_epoch
+    assert steps > 1 and checked == [True] + [False] * (3 * steps - 1)
+    assert is_validation_enabled()  # the user's setting is back
+
+
 def test_checkpoint_round_trip_reproduces_predictions(data, tmp_path):
     config = Config(epochs=4, **TINY)
     result = fit(data, config, run_dir=tmp_path / "run", progress=False)
