@@ -15,7 +15,8 @@ import resource
 import time
 from pathlib import Path
 
-from pyrolf.data.nlb import load_nlb, nwb_files
+from pyrolf.data.dandi import nwb_files
+from pyrolf.data.nlb import load_nlb
 from pyrolf.data.nlb_synthetic import write_nlb_files
 from pyrolf.data.spikes import DataError
 

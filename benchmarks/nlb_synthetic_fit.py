@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from pyrolf.cli.main import main as pyrolf_main
-from pyrolf.data.nlb import nwb_files
+from pyrolf.data.dandi import nwb_files
 from pyrolf.data.nlb_synthetic import write_nlb_files
 from pyrolf.data.spikes import DataError
 

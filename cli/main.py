@@ -14,7 +14,7 @@ import click
 from pyrolf.cli.sweep import sweep
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import DataError, load_config_data
-from pyrolf.data.nlb import DANDISETS, DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir, download_command
+from pyrolf.data.dandi import DANDISETS, DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir, download_command
 from pyrolf.models.presets import preset
 from pyrolf.inference.svi import TrainingDiverged
 from pyrolf.runs import RunError

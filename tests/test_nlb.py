@@ -11,7 +11,7 @@ from nlb_tools.nwb_interface import NWBDataset
 from test_cli import assert_one_line_error, run_cli, write_config
 
 from pyrolf.data import load_data
-from pyrolf.data.nlb import DANDISETS, nwb_files
+from pyrolf.data.dandi import DANDISETS, nwb_files
 from pyrolf.data.nlb_compat import check_pandas, resample
 from pyrolf.data.nlb_synthetic import write_nlb_files
 from pyrolf.data.spikes import DataError
@@ -239,3 +239,15 @@ def test_an_unreadable_kept_targets_file_is_made_again(data_dir, tmp_path):
     with h5py.File(kept, "r") as file:
         np.testing.assert_equal(file["mc_maze_20/eval_spikes_heldout"][()],
                                 split.targets()["mc_maze_20"]["eval_spikes_heldout"])
+
+
+def test_lorenz_and_the_cli_do_not_import_the_nlb_stack():
+    """nlb_tools' loaders, pynwb and hdmf take seconds to import; only NLB data need them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pyrolf.cli.main; from pyrolf.data import load_data; load_data('lorenz');"
+            "print(sorted(m for m in ('pynwb', 'hdmf', 'nlb_tools.nwb_interface') if m in sys.modules));"
+            "from pyrolf.data import load_nlb; print(load_nlb.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", "pyrolf.data.nlb"]

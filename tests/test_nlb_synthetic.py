@@ -9,7 +9,7 @@ from nlb_tools.make_tensors import (PARAMS, make_eval_input_tensors, make_eval_t
 from nlb_tools.nwb_interface import NWBDataset
 from pynwb import NWBHDF5IO
 
-from pyrolf.data.nlb import DANDISETS
+from pyrolf.data.dandi import DANDISETS
 from pyrolf.data.nlb_synthetic import LAYOUTS, simulate_nlb, write_nlb_files
 from pyrolf.evaluation.smoothing import smooth_spikes
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pyrolf.data.files import load_spike_file, save_spike_file
 from pyrolf.data.lorenz import lorenz_dataset
-from pyrolf.data.nlb import DANDISETS, load_nlb
+from pyrolf.data.dandi import DANDISETS
 from pyrolf.data.spikes import DataError, SpikeData
 
 FILE_SUFFIXES = (".h5", ".hdf5", ".npz")
@@ -20,6 +20,8 @@ def load_data(name: str, seed: int = 0, data_dir=None, bin_size_ms: int = 20,
     if name == "lorenz":
         return lorenz_dataset(seed=seed)
     if name in DANDISETS:
+        from pyrolf.data.nlb import load_nlb
+
         return load_nlb(name, data_dir, bin_size_ms, phase, seed, targets)
     if Path(name).suffix.lower() in FILE_SUFFIXES or Path(name).exists():
         return load_spike_file(name, seed=seed)
@@ -31,6 +33,16 @@ def load_config_data(config) -> SpikeData:
     """The data a :class:`~pyrolf.config.Config` names."""
     return load_data(config.data, config.data_seed, config.data_dir, config.bin_size_ms,
                      config.phase, config.targets)
+
+
+def __getattr__(name: str):
+    """``load_nlb`` on first use: NLB loading imports nlb_tools, pynwb and pandas (about 3 s), which
+    the Lorenz data and spike files do not need."""
+    if name == "load_nlb":
+        from pyrolf.data.nlb import load_nlb
+
+        return load_nlb
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["DANDISETS", "DataError", "SpikeData", "load_config_data", "load_data", "load_nlb", "load_spike_file", "lorenz_dataset",

@@ -1,7 +1,7 @@
 """NLB'21 datasets, as downloaded from the DANDI archive, cut into tensors by the official nlb_tools.
 
 Files are found under a data folder (``--data-dir``, else ``$PYROLF_DATA``, else
-:data:`DEFAULT_DATA_DIR`) in the layout ``dandi download DANDI:<id>`` leaves there::
+:data:`~pyrolf.data.dandi.DEFAULT_DATA_DIR`) in the layout ``dandi download DANDI:<id>`` leaves there::
 
     <data dir>/000128/sub-Jenkins/sub-Jenkins_ses-full_desc-train_behavior+ecephys.nwb
     <data dir>/000128/sub-Jenkins/sub-Jenkins_ses-full_desc-test_ecephys.nwb
@@ -24,21 +24,10 @@ from nlb_tools.make_tensors import (PARAMS, h5_to_dict, make_eval_input_tensors,
                                     make_eval_target_tensors, make_train_input_tensors)
 from nlb_tools.nwb_interface import NWBDataset
 
+from pyrolf.data.dandi import DANDISETS, data_dir, download_command, nwb_files
 from pyrolf.data.nlb_compat import nlb_tools_context, resample, save_targets
 from pyrolf.data.spikes import DataError, SpikeData
 
-#: NLB dataset name -> (DANDI set, subject folder)
-DANDISETS = {
-    "mc_maze": ("000128", "sub-Jenkins"),
-    "mc_rtt": ("000129", "sub-Indy"),
-    "area2_bump": ("000127", "sub-Han"),
-    "dmfc_rsg": ("000130", "sub-Haydn"),
-    "mc_maze_large": ("000138", "sub-Jenkins"),
-    "mc_maze_medium": ("000139", "sub-Jenkins"),
-    "mc_maze_small": ("000140", "sub-Jenkins"),
-}
-DATA_DIR_ENV = "PYROLF_DATA"
-DEFAULT_DATA_DIR = Path.home() / "pyrolf-data"
 BIN_SIZES_MS = (5, 20)
 PHASES = ("val", "test")
 VALID_FRACTION = 0.1
@@ -93,32 +82,6 @@ class NLBSplit:
         part.unlink(missing_ok=True)
         save_targets(self.targets(), str(part))
         os.replace(part, path)
-
-
-def data_dir(given: str | os.PathLike | None = None) -> Path:
-    """The NLB data folder: ``given``, else ``$PYROLF_DATA``, else :data:`DEFAULT_DATA_DIR`."""
-    return Path(given or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
-
-
-def download_command(name: str, folder: Path) -> str:
-    return (f"pip install dandi && mkdir -p {folder} && cd {folder} && "
-            f"dandi download DANDI:{DANDISETS[name][0]}")
-
-
-def nwb_files(name: str, folder: Path) -> tuple[Path, Path | None]:
-    """The train and (if present) test NWB files of dataset ``name`` under ``folder``."""
-    if name not in DANDISETS:
-        raise DataError(f"unknown NLB dataset {name!r}; choose one of {', '.join(DANDISETS)}")
-    dandiset, subject = DANDISETS[name]
-    subject_folder = folder / dandiset / subject
-    train = sorted(subject_folder.glob("*_desc-train_*.nwb"))
-    test = sorted(subject_folder.glob("*_desc-test_*.nwb"))
-    if not train:
-        where = "does not exist" if not folder.is_dir() else f"has no {dandiset}/{subject}/*desc-train*.nwb"
-        raise DataError(f"NLB dataset {name} (DANDI:{dandiset}) not found: {folder} {where}; "
-                        f"download it with: {download_command(name, folder)} "
-                        f"(or point --data-dir / ${DATA_DIR_ENV} at the folder holding {dandiset}/)")
-    return train[0], (test[0] if test else None)
 
 
 def open_dataset(name: str, folder: Path, phase: str) -> NWBDataset:

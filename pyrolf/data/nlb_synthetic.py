@@ -72,7 +72,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import lfilter
 
 from pyrolf.data.files import split_trials
-from pyrolf.data.nlb import DANDISETS
+from pyrolf.data.dandi import DANDISETS
 
 #: the trial structure each dataset follows
 LAYOUTS = {"mc_maze": "mc_maze", "mc_rtt": "mc_rtt", "area2_bump": "area2_bump",

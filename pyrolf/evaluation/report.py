@@ -7,7 +7,6 @@ import torch
 
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import co_bps, rates_r2
-from pyrolf.evaluation.nlb import nlb_metrics
 from pyrolf.evaluation.smoothing import smoothing_baseline
 from pyrolf.inference.svi import encoder_inputs, predict_rates
 
@@ -55,6 +54,8 @@ def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
     """
     if "nlb" in data.extra:
         rates = model_rates(flow, data, np.arange(data.n_trials), samples, device)
+        from pyrolf.evaluation.nlb import nlb_metrics  # nlb_tools, pynwb, pandas: NLB data only
+
         return nlb_metrics(rates, data, submission_path)
     test = data.splits["test"]
     metrics = score_rates(model_rates(flow, data, test, samples, device), data, test)
