@@ -95,8 +95,16 @@ def test_force_matrix_is_the_force_of_a_quadratic_potential_and_none_otherwise(n
     matrix = dynamics.force_matrix(z)
     if name == "anharmonic":
         assert matrix is None
-    else:
-        assert torch.allclose(z @ matrix, force(potential, z), atol=1e-12)
+        return
+    assert torch.allclose(z @ matrix, force(potential, z), atol=1e-12)
+    # and the potential's parameters learn through it as through the force itself
+    parameters = list(potential.parameters())
+    if parameters:
+        weights = torch.randn(5, 8, dtype=torch.float64)
+        through_matrix = torch.autograd.grad(((z @ matrix) * weights).sum(), parameters)
+        through_force = torch.autograd.grad((force(potential, z) * weights).sum(), parameters)
+        for a, b in zip(through_matrix, through_force):
+            assert torch.allclose(a, b, atol=1e-12)
 
 
 @pytest.mark.parametrize("potential_class", [CoupledOscillators, AnharmonicOscillators])

@@ -107,10 +107,12 @@ class LangevinDynamics(nn.Module):
 
     def force_matrix(self, like: torch.Tensor) -> torch.Tensor | None:
         """``A`` ``(D, D)`` with ``F(z) = z @ A`` when the potential is quadratic (its force is
-        linear), else ``None``. Built from the force on the unit vectors, so it keeps the graph to
-        the potential's parameters."""
+        linear), else ``None``: the potential's own closed form where it has one, else the force
+        on the unit vectors. Either keeps the graph to the potential's parameters."""
         if not getattr(self.potential, "quadratic", False):
             return None
+        if getattr(self.potential, "force_matrix", None) is not None:
+            return self.potential.force_matrix(like)
         return force(self.potential, torch.eye(like.shape[-1], dtype=like.dtype, device=like.device))
 
     def integrate(self, z0: torch.Tensor, v0: torch.Tensor, innovations: torch.Tensor,

@@ -74,6 +74,16 @@ class CoupledOscillators(_Lattice):
         coupled = F.conv1d(phi, self.kernel.to(phi.dtype), padding=1)
         return self.leading(z, (coupled * phi).sum(dim=(-2, -1)))
 
+    def force_matrix(self, like: torch.Tensor) -> torch.Tensor:
+        """``A`` ``(D, D)`` with ``-∇U(z) = z @ A``, in ``like``'s dtype and device, in closed form:
+        the convolution maps ``z`` to ``z @ M`` (the rows of ``M`` are the convolved unit vectors),
+        so ``U = z M zᵀ`` and ``A = -(M + Mᵀ)``: one convolution, where autograd's force on the
+        unit vectors takes a convolution and its gradient."""
+        eye = torch.eye(self.latent_dim, dtype=like.dtype, device=like.device)
+        coupled = F.conv1d(self.field(eye), self.kernel.to(like.dtype), padding=1)
+        matrix = coupled.reshape(self.latent_dim, self.latent_dim)
+        return -(matrix + matrix.T)
+
 
 class AnharmonicOscillators(CoupledOscillators):
     """Coupled oscillators with a quartic on-site term: a nonlinear force.
@@ -83,6 +93,7 @@ class AnharmonicOscillators(CoupledOscillators):
     """
 
     quadratic = False
+    force_matrix = None  # the quartic term makes the force nonlinear
 
     def __init__(self, latent_dim: int, channels: int = 4, stiffness: float = 0.1):
         super().__init__(latent_dim, channels)
