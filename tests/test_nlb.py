@@ -234,8 +234,10 @@ def _rows(array):
 def test_an_unreadable_kept_targets_file_is_made_again(data_dir, tmp_path):
     kept = tmp_path / "eval_targets.h5"
     kept.write_text("cut short")
+    from pyrolf.evaluation.nlb import keep_targets
+
     split = load_data("mc_maze", data_dir=data_dir).extra["nlb"]
-    split.keep_targets(kept)
+    keep_targets(split, kept)
     with h5py.File(kept, "r") as file:
         np.testing.assert_equal(file["mc_maze_20/eval_spikes_heldout"][()],
                                 split.targets()["mc_maze_20"]["eval_spikes_heldout"])

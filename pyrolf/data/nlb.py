@@ -25,7 +25,7 @@ from nlb_tools.make_tensors import (PARAMS, h5_to_dict, make_eval_input_tensors,
 from nlb_tools.nwb_interface import NWBDataset
 
 from pyrolf.data.dandi import DANDISETS, data_dir, download_command, nwb_files
-from pyrolf.data.nlb_compat import nlb_tools_context, resample, save_targets
+from pyrolf.data.nlb_compat import nlb_tools_context, resample
 from pyrolf.data.spikes import DataError, SpikeData
 
 BIN_SIZES_MS = (5, 20)
@@ -64,24 +64,6 @@ class NLBSplit:
         if self._targets is None:
             self._targets = eval_targets(self, self.targets_file)
         return self._targets
-
-    def keep_targets(self, path: str | os.PathLike) -> None:
-        """Keep the targets in the file ``path``: read them from there if it holds them (a resumed
-        run: seconds, where making the PSTHs of MC_Maze takes minutes), else make them and write
-        them there in nlb_tools' HDF5 layout, at full precision. A file that cannot be read is
-        made again; targets read from ``targets_file`` are not copied."""
-        path = Path(path)
-        if self.targets_file is None and self._targets is None and path.exists():
-            try:
-                self._targets = eval_targets(self, path)
-            except DataError:
-                path.unlink()
-        if self.targets_file is not None or path.exists() or self.targets() is None:
-            return
-        part = path.with_name(path.name + ".part")
-        part.unlink(missing_ok=True)
-        save_targets(self.targets(), str(part))
-        os.replace(part, path)
 
 
 def open_dataset(name: str, folder: Path, phase: str) -> NWBDataset:

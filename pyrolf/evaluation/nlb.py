@@ -9,8 +9,8 @@ from nlb_tools.evaluation import evaluate
 from nlb_tools.make_tensors import save_to_h5
 
 from pyrolf.data.nlb import NLBSplit
-from pyrolf.data.nlb_compat import nlb_tools_context
-from pyrolf.data.spikes import SpikeData
+from pyrolf.data.nlb_compat import nlb_tools_context, save_targets
+from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.evaluation.metrics import co_bps
 from pyrolf.evaluation.smoothing import smoothing_baseline
 from pyrolf.runs import RunFolder
@@ -43,13 +43,37 @@ def submission(rates: np.ndarray, data: SpikeData) -> dict:
     }}
 
 
-def save_submission(submission_dict: dict, path: Path) -> None:
-    """Write ``submission.h5`` atomically (nlb_tools' ``save_to_h5`` into a fresh temporary file)."""
+def write_h5(path: Path, save) -> None:
+    """``save(partial)`` (an nlb_tools ``save_to_h5``) into a fresh temporary file beside ``path``,
+    then moved onto ``path``, so an interrupted write never leaves a half file."""
     def write(partial: Path) -> None:
         partial.unlink(missing_ok=True)  # save_to_h5 appends to an existing file
-        save_to_h5(submission_dict, str(partial))
+        save(partial)
 
     RunFolder(path.parent).write_atomically(path.name, write)
+
+
+def save_submission(submission_dict: dict, path: Path) -> None:
+    """Write ``submission.h5`` atomically in nlb_tools' ``save_to_h5`` layout."""
+    write_h5(path, lambda partial: save_to_h5(submission_dict, str(partial)))
+
+
+def keep_targets(split: NLBSplit, path: Path) -> None:
+    """Keep the evaluation targets made from the data in ``path`` (a run folder's
+    ``eval_targets.h5``, nlb_tools' layout at full precision), or read them from there when it
+    holds them: a resumed run takes seconds where making MC_Maze's PSTHs takes minutes. A file that
+    cannot be read is made again; targets read from the published file are not copied."""
+    if split.targets_file is None and path.exists():
+        split.targets_file = path
+        try:
+            split.targets()
+            return
+        except DataError:
+            split.targets_file = None
+            path.unlink()
+    targets = split.targets()
+    if split.targets_file is None and targets is not None:
+        write_h5(path, lambda partial: save_targets(targets, str(partial)))
 
 
 def score(submission_dict: dict, targets: dict, key: str) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -31,18 +33,20 @@ def score_rates(rates, data: SpikeData, trials, prefix: str = "") -> dict:
     return metrics
 
 
-def prepare_scoring(data: SpikeData, saved=None) -> None:
+def prepare_scoring(data: SpikeData, saved: Path | None = None) -> None:
     """Make now what scoring ``data`` will need: NLB's evaluation targets (PSTHs included), made
     from the data or read from the test-phase targets file. A fit calls it before training, so a
     bad targets file or too little memory for nlb_tools' PSTHs stops it before the hours of
     training rather than after. ``saved``: a run folder's file that keeps targets made from the
-    data for a resumed run (see :meth:`pyrolf.data.nlb.NLBSplit.keep_targets`)."""
+    data for a resumed run (see :func:`pyrolf.evaluation.nlb.keep_targets`)."""
     if "nlb" not in data.extra:
         return
     if saved is None:
         data.extra["nlb"].targets()
     else:
-        data.extra["nlb"].keep_targets(saved)
+        from pyrolf.evaluation.nlb import keep_targets  # nlb_tools, pynwb, pandas: NLB data only
+
+        keep_targets(data.extra["nlb"], saved)
 
 
 def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
