@@ -12,7 +12,7 @@ from test_cli import assert_one_line_error, run_cli, write_config
 
 from pyrolf.data import load_data
 from pyrolf.data.dandi import DANDISETS, nwb_files
-from pyrolf.data.nlb_compat import check_pandas, resample
+from pyrolf.data.nlb_compat import check_pandas, nlb_tools_context, resample
 from pyrolf.data.nlb_synthetic import write_nlb_files
 from pyrolf.data.spikes import DataError
 
@@ -144,6 +144,40 @@ def test_compat_refuses_pandas_3_and_resamples_with_copy_on_write_on(data_dir, m
         resample(dataset, 20)
     assert dataset.bin_width == 20
     assert np.nansum(dataset.data["spikes"].to_numpy()) == counts
+
+
+@pytest.mark.parametrize("free_gib", [0, 1024])
+def test_compat_smooths_on_threads_where_memory_allows(free_gib, data_dir, monkeypatch):
+    """nlb_tools' smoothing for PSTHs never starts its process pool: with the memory it runs on
+    threads, without it one column after another; both give nlb_tools' serial numbers, and
+    nlb_tools is restored afterwards."""
+    from nlb_tools import nwb_interface
+
+    from pyrolf.data import nlb_compat
+
+    train = str(nwb_files("mc_maze", data_dir)[0])
+    serial = NWBDataset(train)
+    serial.smooth_spk(50, overwrite=True, ignore_nans=True, parallelized=False)
+    originals = nwb_interface._poolmap, NWBDataset.smooth_spk
+    thread_map, threaded = nlb_compat.thread_map, []
+
+    def no_processes(*args, **kwargs):
+        raise AssertionError("a process pool was started")
+
+    def counting_map(*args, **kwargs):
+        threaded.append(True)
+        return thread_map(*args, **kwargs)
+
+    monkeypatch.setattr(nwb_interface.multiprocessing, "Pool", no_processes)
+    monkeypatch.setattr(nlb_compat, "thread_map", counting_map)
+    monkeypatch.setattr(nlb_compat, "free_memory", lambda: free_gib * 2**30)
+    dataset = NWBDataset(train)
+    with nlb_tools_context():
+        dataset.smooth_spk(50, overwrite=True, ignore_nans=True)  # parallelized by default
+    assert (nwb_interface._poolmap, NWBDataset.smooth_spk) == originals
+    assert threaded == ([True] if free_gib else [])
+    pd.testing.assert_frame_equal(dataset.data, serial.data)
+    assert dataset.data["spikes"].notna().to_numpy().any()
 
 
 @pytest.mark.parametrize("case, fragments", [

@@ -1,13 +1,14 @@
 """SVI actually learns, checkpoints reproduce predictions, and an interrupted run resumes exactly."""
 
 import pyro
+import pyro.distributions as dist
 import pytest
 import torch
 
 from pyrolf import Config, fit, load_run, resume
 from pyrolf.data import lorenz_dataset
 from pyrolf.evaluation.report import model_rates
-from pyrolf.inference.svi import Trainer
+from pyrolf.inference.svi import Trainer, predict_rates
 from pyrolf.models import build_flow
 from pyrolf.runs import RunFolder
 
@@ -132,3 +133,35 @@ def test_the_seed_makes_a_cpu_run_repeatable(data):
     assert all(torch.equal(first[key], again[key]) for key in first)
     assert bps_first == bps_again
     assert not all(torch.equal(first[key], other[key]) for key in first)
+
+
+class UniformDraws(torch.nn.Module):
+    """A flow in LangevinFlow's signature whose rate is a trial's mean input plus a Uniform(0, 1)
+    draw of the guide: its posterior-mean rate is the mean input + 1/2."""
+
+    rows = 0
+
+    def guide(self, inputs, n_bins):
+        self.rows += len(inputs)
+        with pyro.plate("trials", len(inputs)):
+            return pyro.sample("u", dist.Uniform(0.0, 1.0))
+
+    def model(self, inputs, n_bins):
+        with pyro.plate("trials", len(inputs)):
+            u = pyro.sample("u", dist.Uniform(0.0, 1.0))
+        return (inputs.mean((1, 2)) + u).log()[:, None, None].expand(-1, n_bins, 2)
+
+
+@pytest.mark.parametrize("draws_per_pass", [1, 7, 40, 10_000])
+def test_predicted_rates_average_each_trials_own_draws(draws_per_pass):
+    """However the draws of several trials share a pass, each trial's rate is the mean of exactly
+    ``samples`` draws of its own."""
+    pyro.set_rng_seed(0)
+    samples, levels = 400, torch.arange(5.0) * 10
+    inputs = levels[:, None, None].expand(5, 3, 4)
+    flow = UniformDraws()
+    rates = predict_rates(flow, inputs, n_bins=6, samples=samples, draws_per_pass=draws_per_pass)
+    assert rates.shape == (5, 6, 2)
+    assert flow.rows == 5 * samples
+    sd = (1 / 12 / samples) ** 0.5
+    assert torch.allclose(rates, (levels + 0.5)[:, None, None].expand(5, 6, 2), atol=4 * sd)

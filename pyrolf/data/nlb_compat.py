@@ -7,11 +7,16 @@ nlb_tools 0.0.4 pins ``pandas<=1.3.4`` (no wheel for Python >= 3.11), but its co
 overrides the pin to ``pandas>=2.2,<3``; this module
 
 - turns copy-on-write off for the duration of the nlb_tools calls (a user's session may have it on),
-- smooths in this process: ``make_eval_target_tensors`` smooths the whole 1 ms session for its
-  PSTHs with ``NWBDataset.smooth_spk``, which by default sends every neuron's column to a pool of
-  one process per core and back; that holds extra copies of the session (gigabytes for MC_Maze,
-  where it ran a 24 GB machine out of memory) and on few cores is slower than smoothing here.
-  The results are the same (``parallelized`` is smooth_spk's own switch),
+- smooths on threads when memory allows: ``make_eval_target_tensors`` smooths the whole 1 ms
+  session for its PSTHs with ``NWBDataset.smooth_spk``, which by default sends every neuron's
+  column to nlb_tools' ``_poolmap``, a pool of one process per core; that pickles each column out
+  and back and holds extra copies of the session (gigabytes for MC_Maze, where it ran a 24 GB
+  machine out of memory). Here ``_poolmap`` maps over threads in this process instead (the
+  convolution releases the GIL, so every core smooths within the one copy of the session; the
+  same numbers), and only where the free memory holds the three smoothed copies of the session
+  that path peaks at (the list of columns, their stack, the new frame: 21 GB for a generated
+  MC_Maze session of 5.2 million ms, one copy fewer one column after another); elsewhere
+  nlb_tools smooths one column after another (``parallelized=False``, smooth_spk's own switch),
 - refuses pandas 3 with one line that says what to install,
 - checks that resampling took effect (if it fails half-way the data stay at 1 ms and
   ``evaluate`` silently returns nothing),
@@ -22,11 +27,14 @@ overrides the pin to ``pandas>=2.2,<3``; this module
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import partialmethod
+from functools import wraps
 
 import numpy as np
 import pandas as pd
+from nlb_tools import nwb_interface
 from nlb_tools.make_tensors import save_to_h5
 from nlb_tools.nwb_interface import NWBDataset
 
@@ -43,15 +51,41 @@ def check_pandas(version: str = pd.__version__) -> None:
 
 @contextmanager
 def nlb_tools_context():
-    """Run nlb_tools with copy-on-write off (pandas 2.x) and its smoothing in this process."""
+    """Run nlb_tools with copy-on-write off (pandas 2.x) and its smoothing on threads where the
+    memory allows, else one column after another."""
     check_pandas()
-    smooth_spk = NWBDataset.smooth_spk
-    NWBDataset.smooth_spk = partialmethod(smooth_spk, parallelized=False)
+    smooth_spk, poolmap = NWBDataset.smooth_spk, nwb_interface._poolmap
+    NWBDataset.smooth_spk, nwb_interface._poolmap = _smooth_spk(smooth_spk), thread_map
     try:
         with pd.option_context("mode.copy_on_write", False):
             yield
     finally:
-        NWBDataset.smooth_spk = smooth_spk
+        NWBDataset.smooth_spk, nwb_interface._poolmap = smooth_spk, poolmap
+
+
+def _smooth_spk(smooth_spk):
+    @wraps(smooth_spk)
+    def smooth(dataset, *args, **kwargs):
+        rows, columns = dataset.data.shape  # at least the columns smoothed
+        copy = rows * columns * np.dtype(kwargs.get("dtype", "float64")).itemsize
+        kwargs.setdefault("parallelized", free_memory() > 3 * copy)
+        return smooth_spk(dataset, *args, **kwargs)
+    return smooth
+
+
+def free_memory() -> int:
+    """Bytes of physical memory free now (0 where the system does not say)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def thread_map(f, items, nprocs: int | None = None, chunksize=None) -> list:
+    """``[f(x) for x in items]`` on a pool of ``nprocs`` threads (default: one per core), in the
+    signature of nlb_tools' process-pool ``_poolmap`` it stands in for (``chunksize`` unused)."""
+    with ThreadPoolExecutor(nprocs or os.cpu_count()) as pool:
+        return list(pool.map(f, items))
 
 
 def resample(dataset, bin_ms: int) -> None:
