@@ -13,10 +13,10 @@ overrides the pin to ``pandas>=2.2,<3``; this module
   and back and holds extra copies of the session (gigabytes for MC_Maze, where it ran a 24 GB
   machine out of memory). Here ``_poolmap`` maps over threads in this process instead (the
   convolution releases the GIL, so every core smooths within the one copy of the session; the
-  same numbers), and only where the free memory holds the three smoothed copies of the session
-  that path peaks at (the list of columns, their stack, the new frame: 21 GB for a generated
-  MC_Maze session of 5.2 million ms, one copy fewer one column after another); elsewhere
-  nlb_tools smooths one column after another (``parallelized=False``, smooth_spk's own switch),
+  same numbers), and only where the free memory holds the three float64 copies of the smoothed
+  session that path peaks at (the list of columns, their stack, the new frame; 21 GiB for a
+  generated MC_Maze session of 5.2 million ms × 182 neurons); elsewhere nlb_tools smooths one
+  column after another (``parallelized=False``, smooth_spk's own switch), which needs one copy less,
 - refuses pandas 3 with one line that says what to install,
 - checks that resampling took effect (if it fails half-way the data stay at 1 ms and
   ``evaluate`` silently returns nothing),

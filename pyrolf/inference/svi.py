@@ -78,7 +78,8 @@ def predict_rates(flow, inputs: torch.Tensor, n_bins: int, samples: int,
     ``inputs`` repeated once per draw, ``draws_per_pass`` rows at a time (default: by device,
     :data:`DRAWS_PER_PASS`).
     """
-    draws_per_pass = draws_per_pass or DRAWS_PER_PASS.get(inputs.device.type, 256)
+    default = DRAWS_PER_PASS.get(inputs.device.type, DRAWS_PER_PASS["cpu"])
+    draws_per_pass = draws_per_pass or default
     per_trial = min(samples, draws_per_pass)        # draws of one trial in one pass
     trials = max(1, draws_per_pass // per_trial)    # trials in one pass
     was_training = flow.training
