@@ -8,6 +8,9 @@ Run by hand (not in CI)::
 Every path trains the same networks on the same loss (the ELBO of the LangevinFlow model with
 coordinated dropout); the plain-PyTorch path computes it without Pyro's tracing, the ceiling the
 Pyro paths can approach. Random counts stand in for spikes: the speed does not depend on them.
+Argument checks: as ``pyrolf fit`` trains, Pyro and torch check distributions' arguments on the
+warm-up step only (``--checks every`` keeps them on, Pyro's default, for every timed step; they
+cost the stepwise path most, one check per site).
 Memory: the process's peak resident set after each size (CPU; it only grows, so run one size
 alone to read its own peak) and, on a GPU, each path's peak allocated memory.
 The last line reads ``vectorised/torch=R1 stepwise/vectorised=R2`` for the largest size run.
@@ -60,19 +63,20 @@ def torch_loss(flow, inputs, spikes, mask, kl_weight=1.0):
     return -(log_lik - kl_weight * (log_q - log_p)).sum()
 
 
-def seconds_per_step(step, repeats: int, device: str) -> float:
+def seconds_per_step(step, repeats: int, device: str, checks: bool) -> float:
     step()  # warm-up: lazy parameter and optimiser creation
     if device == "cuda":
         torch.cuda.synchronize()
-    started = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    if device == "cuda":
-        torch.cuda.synchronize()
+    with pyro.validation_enabled(checks):
+        started = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        if device == "cuda":
+            torch.cuda.synchronize()
     return (time.perf_counter() - started) / repeats
 
 
-def measure(size: str, device: str, repeats: int, latent_dim: int) -> dict:
+def measure(size: str, device: str, repeats: int, latent_dim: int, checks: bool = False) -> dict:
     batch_size, n_bins, n_forward, n_heldin, n_heldout = SIZES[size]
     n_neurons = n_heldin + n_heldout
     heldin = torch.arange(n_neurons, device=device) < n_heldin
@@ -98,7 +102,7 @@ def measure(size: str, device: str, repeats: int, latent_dim: int) -> dict:
                 svi.step(batch.inputs, batch.spikes, batch.mask)
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        results[path] = seconds_per_step(step, repeats, device)
+        results[path] = seconds_per_step(step, repeats, device, checks)
         if device == "cuda":
             results[f"{path}_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     return results
@@ -110,11 +114,14 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--latent-dim", type=int, default=Config().latent_dim)
+    parser.add_argument("--checks", default="first", choices=["first", "every"],
+                        help="argument checks on the warm-up step only (as pyrolf fit) or on every step")
     args = parser.parse_args()
-    print(f"device={args.device} threads={torch.get_num_threads()} latent_dim={args.latent_dim}")
+    print(f"device={args.device} threads={torch.get_num_threads()} latent_dim={args.latent_dim} "
+          f"checks={args.checks}")
     print(f"{'size':>14} {'stepwise s':>11} {'vectorised s':>13} {'torch s':>9}")
     for size in args.sizes:
-        r = measure(size, args.device, args.repeats, args.latent_dim)
+        r = measure(size, args.device, args.repeats, args.latent_dim, args.checks == "every")
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
         print(f"{size:>14} {r['stepwise']:11.4f} {r['vectorised']:13.4f} {r['torch']:9.4f}",
               f"process_peak_rss_gib={peak_rss:.2f}",

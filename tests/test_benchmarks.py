@@ -6,6 +6,7 @@ from pathlib import Path
 import pyro
 import pytest
 import torch
+from pyro.distributions.util import is_validation_enabled
 from pyro.infer import Trace_ELBO
 
 from pyrolf.config import Config
@@ -38,3 +39,12 @@ def test_plain_torch_loss_is_the_pyro_elbo_of_the_same_draw(float64, guide):
         pyro.set_rng_seed(1)  # both draw z_0, v_0, then every innovation, in that order
         losses.append(float(torch.as_tensor(loss()).detach()))
     assert losses[0] == pytest.approx(losses[1], rel=1e-8)
+
+
+@pytest.mark.parametrize("checks", [False, True])
+def test_timed_steps_check_arguments_as_asked_and_the_warm_up_as_training_does(checks):
+    seen = []
+    load_benchmark().seconds_per_step(lambda: seen.append(is_validation_enabled()), repeats=3,
+                                      device="cpu", checks=checks)
+    assert seen == [True, checks, checks, checks]  # pyrolf fit checks its first step only
+    assert is_validation_enabled()
