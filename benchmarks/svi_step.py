@@ -9,8 +9,7 @@ Every path trains the same networks on the same loss (the ELBO of the LangevinFl
 coordinated dropout); the plain-PyTorch path computes it without Pyro's tracing, the ceiling the
 Pyro paths can approach. Random counts stand in for spikes: the speed does not depend on them.
 Argument checks: as ``pyrolf fit`` trains, Pyro and torch check distributions' arguments on the
-warm-up step only (``--checks every`` keeps them on, Pyro's default, for every timed step; they
-cost the stepwise path most, one check per site).
+warm-up step only (``--checks every`` keeps them on, Pyro's default, for every timed step).
 Memory: the process's peak resident set after each size (CPU; it only grows, so run one size
 alone to read its own peak) and, on a GPU, each path's peak allocated memory.
 The last line reads ``vectorised/torch=R1 stepwise/vectorised=R2`` for the largest size run.
