@@ -15,6 +15,8 @@ from pyrolf.cli.sweep import sweep
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import DataError, load_config_data
 from pyrolf.data.dandi import DANDISETS, DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir, download_command
+from pyrolf.dynamics.potentials import POTENTIALS
+from pyrolf.evaluation.collapse import collapse_warning
 from pyrolf.models.presets import preset
 from pyrolf.inference.svi import TrainingDiverged
 from pyrolf.runs import RunError
@@ -28,8 +30,8 @@ OVERRIDES = {
     "seed": click.option("--seed", type=int, help="Seed of initialisation, batches and sampling."),
     "prior": click.option("--prior", type=click.Choice(["langevin", "overdamped"]),
                           help="Latent dynamics: underdamped Langevin (paper) or overdamped."),
-    "potential": click.option("--potential", type=click.Choice(["oscillators", "anharmonic", "free"]),
-                              help="Potential of the Langevin prior."),
+    "potential": click.option("--potential", type=click.Choice(list(POTENTIALS)),
+                              help="Potential of the Langevin prior (default springs)."),
     "guide": click.option("--guide", type=click.Choice(["langevin", "meanfield"]),
                           help="Variational posterior."),
     "sites": click.option("--sites", type=click.Choice(["vectorised", "stepwise"]),
@@ -176,6 +178,8 @@ def _print_metrics(metrics: dict, run_dir) -> None:
     shown = {key: value for key, value in metrics.items() if isinstance(value, float)}
     click.echo("  ".join(f"{key}={value:.4f}" for key, value in shown.items()))
     click.echo(f"run folder: {run_dir}")
+    if metrics.get("collapsed"):
+        click.echo(f"warning: {collapse_warning(metrics['collapse'])}", err=True)
 
 
 cli.add_command(sweep)

@@ -21,10 +21,11 @@ class Config:
     targets: str | None = None      # NLB test phase: the published eval_data_test.h5
     # latent dynamics (the prior)
     prior: str = "langevin"         # "langevin" (underdamped, paper) or "overdamped" (Brownian;
-                                    # needs a potential bounded below: "free" or "anharmonic")
+                                    # needs a potential bounded below: not "oscillators")
     latent_dim: int = 32            # D, size of the position z and of the velocity v
     channels: int = 4               # lattice channels C of the potential (D must be a multiple)
-    potential: str = "oscillators"  # "oscillators" (paper), "anharmonic" (nonlinear), "free"
+    potential: str = "springs"      # "springs" (bounded below), "oscillators" (paper),
+                                    # "anharmonic" (nonlinear), "free"
     step: float = 0.05              # Δ (released code: 0.01; see README "Results")
     damping: float = 0.2            # γ (released code: 0.55)
     noise_scale: float | None = None  # σ; None means sqrt(2γ)
@@ -84,8 +85,8 @@ class Config:
             raise ConfigError("kl_warmup and weight_decay must not be negative")
         if self.prior == "overdamped" and self.potential == "oscillators":
             raise ConfigError("the overdamped prior diverges in the oscillator potential, which is "
-                              "not bounded below; use --potential free (a Gaussian random walk) "
-                              "or --potential anharmonic")
+                              "not bounded below; use --potential springs, --potential free (a "
+                              "Gaussian random walk) or --potential anharmonic")
         choices = {"sites": ("vectorised", "stepwise"), "device": ("cpu", "cuda"),
                    "phase": ("val", "test"), "bin_size_ms": (5, 20)}
         for name, allowed in choices.items():

@@ -10,6 +10,7 @@ import torch
 
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import SpikeData, load_config_data
+from pyrolf.evaluation.collapse import collapse_finding
 from pyrolf.evaluation.report import evaluate, prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
 from pyrolf.models import build_flow
@@ -87,10 +88,22 @@ def evaluate_run(run_dir, data: SpikeData | None = None) -> dict:
     :func:`resume`)."""
     flow, config, data = load_run(run_dir, data)
     pyro.set_rng_seed(config.seed)
-    metrics = evaluate(flow, data, config.samples, config.device,
-                       RunFolder(run_dir).path / RunFolder.SUBMISSION)
-    RunFolder(run_dir).write_json(RunFolder.METRICS, metrics)
+    run = RunFolder(run_dir)
+    metrics = evaluate(flow, data, config.samples, config.device, run.path / RunFolder.SUBMISSION)
+    if run.has(RunFolder.CHECKPOINT):
+        metrics.update(collapse_metrics(metrics, run.load(RunFolder.CHECKPOINT)["state"]["history"]))
+    run.write_json(RunFolder.METRICS, metrics)
     return metrics
+
+
+def collapse_metrics(metrics: dict, history: list[dict]) -> dict:
+    """``collapsed`` (and, when true, ``collapse``: what was seen) of a fit from its test
+    ``metrics`` (the smoothing baseline's co-bps) and its training ``history`` (the validation
+    co-bps and KL per bin); see :func:`pyrolf.evaluation.collapse.collapse_finding`."""
+    scores = [r["valid_co_bps"] for r in history if "valid_co_bps" in r]
+    finding = collapse_finding(max(scores) if scores else None, metrics.get("smoothing_co_bps"),
+                               [r["kl_per_bin"] for r in history if "kl_per_bin" in r])
+    return {"collapsed": finding is not None, **({"collapse": finding} if finding else {})}
 
 
 def diagnose_run(run_dir, samples: int = 100, trials=None, data: SpikeData | None = None) -> dict:
@@ -142,6 +155,7 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
         "seconds_per_epoch": sum(r["seconds"] for r in state.history) / max(len(state.history), 1),
         "device": config.device,
     })
+    metrics.update(collapse_metrics(metrics, state.history))
     if run is not None:
         run.write_json(RunFolder.METRICS, metrics)
         training_curve(state.history, run.path / "training.png")

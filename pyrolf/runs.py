@@ -85,7 +85,7 @@ class RunFolder:
 
     def write_history(self, history: list[dict]) -> None:
         columns = sorted({key for record in history for key in record},
-                         key=["epoch", "elbo", "valid_co_bps", "lr", "seconds"].index)
+                         key=["epoch", "elbo", "valid_co_bps", "kl_per_bin", "lr", "seconds"].index)
 
         def write(path):
             with open(path, "w", newline="") as handle:

@@ -207,7 +207,8 @@ def write_config(tmp_path, **values):
 
 
 def test_overdamped_prior_in_an_unbounded_potential_is_refused(tmp_path, monkeypatch, capsys):
-    code, _, err = run_cli(["fit", "--prior", "overdamped", "--out", tmp_path / "r", *TINY],
+    code, _, err = run_cli(["fit", "--prior", "overdamped", "--potential", "oscillators",
+                            "--out", tmp_path / "r", *TINY],
                            monkeypatch, capsys)
     assert_one_line_error(code, err, "bounded below", "--potential free")
     assert not (tmp_path / "r").exists()

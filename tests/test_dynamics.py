@@ -7,6 +7,7 @@ import torch
 
 from pyrolf.dynamics.langevin import LangevinDynamics, LangevinTrajectory, OverdampedDynamics
 from pyrolf.dynamics.potentials import (POTENTIALS, AnharmonicOscillators, CoupledOscillators,
+                                       CoupledSprings,
                                         FreeParticle, force)
 
 pytestmark = pytest.mark.usefixtures("float64")
@@ -25,7 +26,8 @@ def test_free_particle_without_noise_decays_by_one_minus_damping_and_z_integrate
         assert torch.allclose(z[:, t - 1], expected)
 
 
-@pytest.mark.parametrize("potential_class", [CoupledOscillators, AnharmonicOscillators])
+@pytest.mark.parametrize("potential_class", [CoupledOscillators, AnharmonicOscillators,
+                                             CoupledSprings])
 def test_force_is_minus_finite_difference_gradient(potential_class):
     torch.manual_seed(0)
     potential = potential_class(latent_dim=12, channels=3).double()
@@ -37,7 +39,8 @@ def test_force_is_minus_finite_difference_gradient(potential_class):
     assert torch.allclose(force(potential, z), -numeric, atol=1e-7)
 
 
-@pytest.mark.parametrize("potential_class", [CoupledOscillators, AnharmonicOscillators])
+@pytest.mark.parametrize("potential_class", [CoupledOscillators, AnharmonicOscillators,
+                                             CoupledSprings])
 def test_force_is_local_on_the_lattice(potential_class):
     torch.manual_seed(1)
     channels, sites = 4, 7
@@ -59,6 +62,34 @@ def test_oscillator_kernel_taps_have_unit_norm_and_potential_is_quadratic():
     assert torch.allclose(potential.kernel.norm(dim=-1), torch.ones(4, 4))
     z = torch.randn(3, 16)
     assert torch.allclose(potential(2.5 * z), 2.5**2 * potential(z))
+
+
+def test_springs_are_bounded_below_and_their_flow_never_grows():
+    """U = ½ Σ |K ⋆ φ|² ≥ 0 with unit-norm taps, so the force matrix is negative semi-definite
+    and, at a step the stiffness allows, the deterministic Langevin step has spectral radius
+    ≤ 1; the indefinite oscillators' flow grows (the posterior collapse of issue 14)."""
+    torch.manual_seed(6)
+    springs = CoupledSprings(latent_dim=32, channels=4).double()
+    assert torch.allclose(springs.kernel.norm(dim=-1), torch.ones(4, 4))
+    z = torch.randn(50, 32, dtype=torch.float64)
+    assert (springs(z) >= 0).all()
+    assert torch.allclose(springs(2.5 * z), 2.5**2 * springs(z))
+    matrix = springs.force_matrix(z).detach()
+    assert torch.allclose(matrix, matrix.T)
+    assert torch.linalg.eigvalsh(matrix).max() <= 1e-10
+
+    def radius(potential):
+        dynamics = LangevinDynamics(potential, step=0.05, damping=0.2).double()
+        a, keep, step = dynamics.force_matrix(z).detach(), 0.8, 0.05
+        eye = torch.eye(32, dtype=torch.float64)
+        # [z, v] -> [z + Δ v, (1 - γ)(v + Δ z A)] as a row-vector map
+        step_map = torch.cat([torch.cat([eye, keep * step * a], 1),
+                              torch.cat([step * eye, keep * eye], 1)])
+        return torch.linalg.eigvals(step_map).abs().max().item()
+
+    assert radius(springs) <= 1 + 1e-9
+    torch.manual_seed(0)
+    assert radius(CoupledOscillators(latent_dim=32, channels=4).double()) > 1.01
 
 
 def test_force_keeps_the_graph_to_the_potential_parameters_only_when_recording():
@@ -86,7 +117,7 @@ def test_trajectory_log_prob_is_the_sum_of_step_by_step_transitions(dynamics_cla
     assert torch.allclose(trajectory.log_prob(v), total, rtol=1e-10)
 
 
-@pytest.mark.parametrize("name", ["oscillators", "free", "anharmonic"])
+@pytest.mark.parametrize("name", ["oscillators", "springs", "free", "anharmonic"])
 def test_force_matrix_is_the_force_of_a_quadratic_potential_and_none_otherwise(name):
     torch.manual_seed(3)
     potential = POTENTIALS[name](8, 2).double()

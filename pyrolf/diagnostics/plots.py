@@ -9,7 +9,8 @@ import numpy as np
 
 from pyrolf.plots import plt
 
-TAP_NAMES = ("left neighbour (-1)", "same site (0)", "right neighbour (+1)")
+TAP_NAMES = {3: ("left neighbour (-1)", "same site (0)", "right neighbour (+1)"),
+             2: ("bond's left site", "bond's right site")}
 
 
 def _save(fig, path: Path) -> None:
@@ -38,19 +39,21 @@ def phase_portraits(z: np.ndarray, v: np.ndarray, trials: np.ndarray, path: Path
 
 
 def coupling_kernel(kernel: np.ndarray, path: Path) -> None:
-    """Heat maps of a learned coupling kernel ``(channels, channels, 3)``, one per lattice
-    offset: entry (i, j) couples input channel j at that offset to output channel i."""
+    """Heat maps of a learned coupling kernel ``(channels, channels, taps)``, one per lattice
+    offset: entry (i, j) couples input channel j at that offset to output channel i (3 taps:
+    the oscillators' neighbours -1, 0, +1; 2 taps: the springs' two ends of a bond)."""
     limit = float(np.abs(kernel).max()) or 1.0
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.8), layout="constrained")
+    taps = kernel.shape[-1]
+    fig, axes = plt.subplots(1, taps, figsize=(3.7 * taps, 3.8), layout="constrained")
     for tap, axis in enumerate(axes):
         image = axis.imshow(kernel[:, :, tap], cmap="RdBu_r", vmin=-limit, vmax=limit)
-        axis.set_title(TAP_NAMES[tap])
+        axis.set_title(TAP_NAMES[taps][tap])
         axis.set_xlabel("input channel")
         axis.set_xticks(range(kernel.shape[1]))
         axis.set_yticks(range(kernel.shape[0]))
     axes[0].set_ylabel("output channel")
     fig.colorbar(image, ax=axes, shrink=0.8, label="kernel weight")
-    fig.suptitle("Learned coupling kernel K of the oscillator potential, per lattice offset")
+    fig.suptitle("Learned coupling kernel K of the potential, per lattice offset")
     _save(fig, path)
 
 
@@ -74,6 +77,24 @@ def ppc_mean_rate(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray,
     axis.set_title(f"Posterior predictive check of the mean rate per neuron\n90 % interval of "
                    f"{samples} predictive draws vs observed: {inside.mean():.0%} of neurons "
                    "covered", fontsize=11)
+    _save(fig, path)
+
+
+def kl_per_dimension(kl: np.ndarray, threshold: float, path: Path) -> None:
+    """Bars of the KL of the posterior from the prior per latent dimension ``(D,)`` in nats per
+    bin, the first half the position ``z`` dims' order of the lattice, with the ``threshold``
+    above which a dimension counts as used."""
+    dims = np.arange(len(kl))
+    used = kl > threshold
+    fig, axis = plt.subplots(figsize=(max(6.0, 0.22 * len(kl)), 3.8), layout="constrained")
+    axis.bar(dims[used], kl[used], color="C0", label="used")
+    axis.bar(dims[~used], kl[~used], color="0.6", label="at the prior")
+    axis.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
+    axis.set_xlabel("latent dimension")
+    axis.set_ylabel("KL (nats per bin)")
+    axis.legend(fontsize=8)
+    axis.set_title(f"KL of the posterior from the prior per latent dimension: {used.sum()} of "
+                   f"{len(kl)} used, {kl.sum():.3f} nats per bin in all")
     _save(fig, path)
 
 

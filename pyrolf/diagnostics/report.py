@@ -15,6 +15,7 @@ from pyrolf.diagnostics.arviz_adapter import inference_data, write_netcdf
 from pyrolf.diagnostics.importance import MIN_SAMPLES, importance_summary
 from pyrolf.diagnostics.posterior import PosteriorSamples, sample_posterior
 from pyrolf.diagnostics.ppc import mean_rate, ppc_summary, predictive_interval
+from pyrolf.evaluation.collapse import ACTIVE_KL_PER_BIN, active_dimensions, kl_per_dimension
 from pyrolf.evaluation.metrics import rates_r2
 from pyrolf.inference.svi import encoder_inputs
 from pyrolf.runs import RunFolder
@@ -22,6 +23,7 @@ from pyrolf.runs import RunFolder
 POSTERIOR, DIAGNOSTICS = "posterior.nc", "diagnostics.json"
 PHASE_PORTRAITS, COUPLING_KERNEL = "phase_portraits.png", "coupling_kernel.png"
 PPC_MEAN_RATE, RATES_VS_TRUTH = "ppc_mean_rate.png", "rates_vs_truth.png"
+KL_PER_DIMENSION = "kl_per_dimension.png"
 
 
 def default_split(data: SpikeData) -> str:
@@ -113,6 +115,12 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     was_training = flow.training
     flow.eval()
     draws = sample_posterior(flow.model, flow.guide, inputs, spikes, mask, data.n_bins, samples)
+    try:
+        kl = kl_per_dimension(flow.model, flow.guide, inputs, data.n_bins,
+                              samples=min(samples, 20))
+    except TypeError as error:
+        kl = None
+        kl_note = f"no KL per dimension: {error}"
     flow.train(was_training)
 
     observed = slice(0, data.n_observed)
@@ -122,6 +130,12 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     summary = {"trials": trials.tolist(), "samples": samples,
                **importance_summary(draws.log_weights),
                **ppc_summary(counts, predictive, conditions), "notes": []}
+    if kl is None:
+        summary["notes"].append(kl_note)
+    else:
+        summary.update(kl_per_bin=float(kl.sum()), kl_per_dimension=kl.tolist(),
+                       active_dimensions=active_dimensions(kl))
+        plots.kl_per_dimension(kl, ACTIVE_KL_PER_BIN, run.path / KL_PER_DIMENSION)
 
     run.write_atomically(POSTERIOR, lambda path: write_netcdf(
         posterior_data(draws, data.spikes[trials], trials), path))

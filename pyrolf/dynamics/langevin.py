@@ -216,11 +216,16 @@ class LangevinTrajectory(TorchDistribution):
                                        innovations, self.follow)
         return v[..., 1:, :]
 
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        """``log q(v_{1..T-1} | z_0, v_0)`` ``(...,)`` for velocities ``(..., T - 1, D)``."""
+    def log_prob_terms(self, value: torch.Tensor) -> torch.Tensor:
+        """The log-density of every bin and dimension ``(..., T - 1, D)`` of velocities
+        ``(..., T - 1, D)``: ``log Normal(u_t; loc_t, scale_t)`` of each innovation ``u_t``."""
         v0 = self.v0.expand(value.shape[:-2] + self.v0.shape[-1:])
         previous = torch.cat([v0.unsqueeze(-2), value[..., :-1, :]], dim=-2)
         z = self.dynamics.positions(self.z0.expand_as(v0), previous)
         _, mean = self.dynamics.drift(z, previous, self.dynamics.terms(z))
         innovations = value - self.follow * mean
-        return Normal(self.loc, self.scale).log_prob(innovations).sum((-2, -1))
+        return Normal(self.loc, self.scale).log_prob(innovations)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """``log q(v_{1..T-1} | z_0, v_0)`` ``(...,)`` for velocities ``(..., T - 1, D)``."""
+        return self.log_prob_terms(value).sum((-2, -1))

@@ -85,6 +85,45 @@ class CoupledOscillators(_Lattice):
         return -(matrix + matrix.T)
 
 
+class CoupledSprings(_Lattice):
+    """Locally coupled oscillators whose energy is bounded below: springs on the lattice's bonds.
+
+    ``U(z) = ½ Σ_bonds |K ⋆ φ|²``, where each bond ``(i, i + 1)`` of the lattice (with the zero
+    padding's bonds at both ends) stretches by ``K₀ φ_i + K₁ φ_{i+1}``, ``K`` a learned ``(C, C, 2)``
+    kernel whose 2 taps per channel pair are normalised to unit norm. ``U ≥ 0``, so the force
+    ``-∇U = z @ A`` with ``A = -M Mᵀ`` negative semi-definite: every mode of the deterministic
+    flow oscillates or rests, none grows, while the force still couples each site only to itself
+    and its two neighbours. :class:`CoupledOscillators`' ``Σ (K ⋆ φ) · φ`` is indefinite: its
+    repulsive modes grow the flow geometrically over a long trial.
+    """
+
+    quadratic = True
+
+    def __init__(self, latent_dim: int, channels: int = 4):
+        super().__init__(latent_dim, channels)
+        self.weight = nn.Parameter(torch.randn(channels, channels, 2) / 2**0.5)
+
+    @property
+    def kernel(self) -> torch.Tensor:
+        """Bond kernel ``(C, C, 2)``, each 2-tap filter of unit norm."""
+        return self.weight / self.weight.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+
+    def bonds(self, z: torch.Tensor) -> torch.Tensor:
+        """Bond stretches ``(N, C, S + 1)`` of positions ``(..., D)`` (leading dims flattened)."""
+        return F.conv1d(self.field(z), self.kernel.to(z.dtype), padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Energy ``(...,)`` of positions ``(..., D)``."""
+        return self.leading(z, 0.5 * (self.bonds(z) ** 2).sum(dim=(-2, -1)))
+
+    def force_matrix(self, like: torch.Tensor) -> torch.Tensor:
+        """``A = -M Mᵀ`` ``(D, D)`` with ``-∇U(z) = z @ A``, the rows of ``M`` the bond stretches
+        of the unit vectors; in ``like``'s dtype and device."""
+        eye = torch.eye(self.latent_dim, dtype=like.dtype, device=like.device)
+        matrix = self.bonds(eye).reshape(self.latent_dim, -1)
+        return -(matrix @ matrix.T)
+
+
 class AnharmonicOscillators(CoupledOscillators):
     """Coupled oscillators with a quartic on-site term: a nonlinear force.
 
@@ -120,5 +159,6 @@ class FreeParticle(nn.Module):
 POTENTIALS = {
     "oscillators": CoupledOscillators,
     "anharmonic": AnharmonicOscillators,
+    "springs": CoupledSprings,
     "free": lambda latent_dim, channels=4: FreeParticle(),
 }

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from pyrolf.config import Config
 from pyrolf.data.spikes import SpikeData
+from pyrolf.evaluation.collapse import kl_per_dimension
 from pyrolf.evaluation.metrics import co_bps
 
 
@@ -154,6 +155,21 @@ class Trainer:
         return co_bps(rates[:, observed][..., self.heldout].cpu().numpy(),
                       self.valid_spikes[:, observed][..., self.heldout].cpu().numpy())
 
+    def validation_kl(self) -> float | None:
+        """KL of the posterior from the prior in nats per bin, all latent dimensions, on the
+        validation trials (see :func:`pyrolf.evaluation.collapse.kl_per_dimension`); ``None``
+        for a swapped-in prior or guide whose sites are not Normal or Langevin trajectories."""
+        inputs = encoder_inputs(self.valid_spikes, self.heldin, self.data.n_forward)
+        was_training = self.flow.training
+        self.flow.eval()
+        try:
+            return float(kl_per_dimension(self.flow.model, self.flow.guide, inputs,
+                                          self.data.n_bins, samples=1).sum())
+        except TypeError:
+            return None
+        finally:
+            self.flow.train(was_training)
+
     def epoch(self, check: bool = False) -> float:
         """One pass over the training trials; returns the ELBO per trial.
 
@@ -203,6 +219,9 @@ class Trainer:
             is_best = False
             if state.epoch % config.eval_every == 0 or state.epoch == config.epochs:
                 record["valid_co_bps"] = score = self.validation_score()
+                kl = self.validation_kl()
+                if kl is not None:
+                    record["kl_per_bin"] = kl
                 if score > state.best_score:
                     state.best_score, state.best_epoch, is_best = score, state.epoch, True
                     self.best_flow = {k: v.detach().clone() for k, v in self.flow.state_dict().items()}

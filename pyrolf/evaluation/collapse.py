@@ -1,0 +1,98 @@
+"""Posterior collapse: how much of the latent state the posterior uses, and whether a fit learned
+anything through its latents.
+
+The KL of a trial, ``E_q[log q(z_0, v | x) - log p(z_0, v)]``, splits exactly into one term per
+latent dimension: every site's density is a product over dimensions of Normal densities (of
+``z_0``, ``v_0`` and of each bin's velocity innovation), so the sum of the per-dimension
+log-ratios is the log-ratio of the trial. A dimension whose KL is about 0 is one the posterior
+leaves at the prior: it carries no information about the data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pyro import poutine
+from pyro.distributions import Independent
+from pyro.poutine.util import site_is_subsample
+
+from pyrolf.dynamics.langevin import LangevinTrajectory
+
+#: nats per bin above which a latent dimension counts as used by the posterior
+ACTIVE_KL_PER_BIN = 0.01
+#: held-out bits per spike at or below which a fit's latents predict nothing
+COLLAPSE_CO_BPS = 0.01
+#: the smoothing baseline's co-bps above which the data hold what the latents should have caught
+SIGNAL_CO_BPS = 0.02
+#: KL per bin (all dimensions) below which the posterior is the prior for the whole fit
+COLLAPSE_KL_PER_BIN = 0.05
+
+
+def elementwise_log_prob(fn, value: torch.Tensor) -> torch.Tensor:
+    """A latent site's log-density before its sum over dimensions: ``(trials, ..., D)`` for a
+    ``Normal(...).to_event(1)`` site ``(trials, D)`` or a
+    :class:`~pyrolf.dynamics.langevin.LangevinTrajectory` site ``(trials, T - 1, D)``.
+
+    Raises:
+        TypeError: a site of another kind, whose density need not split by dimension.
+    """
+    if isinstance(fn, LangevinTrajectory):
+        return fn.log_prob_terms(value)
+    if isinstance(fn, Independent) and fn.reinterpreted_batch_ndims == 1:
+        return fn.base_dist.log_prob(value)
+    raise TypeError(f"the KL per dimension needs Normal or Langevin trajectory sites, not "
+                    f"{type(fn).__name__}")
+
+
+@torch.no_grad()
+def kl_per_dimension(model, guide, inputs: torch.Tensor, n_bins: int, samples: int = 4,
+                     batch_size: int = 256) -> np.ndarray:
+    """Monte Carlo KL of the guide from the prior per latent dimension, in nats per bin
+    ``(D,)``: ``E_q[Σ_sites log q_d - log p_d]`` averaged over ``samples`` draws and the trials
+    of ``inputs`` ``(trials, observed, held_in)`` (``batch_size`` at a time), divided by
+    ``n_bins``. The sum over ``D`` is the KL per bin of the whole latent state. ``model`` and
+    ``guide`` have LangevinFlow's signature and run with ``kl_weight = 1``; put the networks in
+    eval mode first."""
+    total = 0.0
+    for start in range(0, inputs.shape[0], batch_size):
+        chunk = inputs[start: start + batch_size]
+        for _ in range(samples):
+            guide_trace = poutine.trace(guide).get_trace(chunk, n_bins=n_bins)
+            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+                chunk, n_bins=n_bins)
+            for name, site in guide_trace.nodes.items():
+                if site["type"] != "sample" or site_is_subsample(site) or site["is_observed"]:
+                    continue
+                value = site["value"]
+                ratio = (elementwise_log_prob(site["fn"], value)
+                         - elementwise_log_prob(model_trace.nodes[name]["fn"], value))
+                total = total + ratio.reshape(len(chunk), -1, ratio.shape[-1]).sum((0, 1))
+    return (total / (samples * n_bins * inputs.shape[0])).double().cpu().numpy()
+
+
+def active_dimensions(kl: np.ndarray, threshold: float = ACTIVE_KL_PER_BIN) -> int:
+    """How many dimensions of ``kl`` ``(D,)`` (nats per bin) exceed ``threshold``."""
+    return int(np.sum(np.asarray(kl) > threshold))
+
+
+def collapse_finding(valid_co_bps: float | None, smoothing_co_bps: float | None,
+                     kl_history: list[float]) -> str | None:
+    """Why a fit's latents carry no information, or ``None`` when they do.
+
+    Collapsed: the best validation co-bps is at most :data:`COLLAPSE_CO_BPS` while the
+    smoothing baseline scores above :data:`SIGNAL_CO_BPS` on the same data, or the KL per bin
+    stayed below :data:`COLLAPSE_KL_PER_BIN` at every validation of the fit (``kl_history``).
+    """
+    if (valid_co_bps is not None and smoothing_co_bps is not None
+            and valid_co_bps <= COLLAPSE_CO_BPS and smoothing_co_bps > SIGNAL_CO_BPS):
+        return (f"best validation co-bps {valid_co_bps:.4f} while the smoothing baseline "
+                f"scores {smoothing_co_bps:.4f}")
+    if kl_history and max(kl_history) < COLLAPSE_KL_PER_BIN:
+        return f"the KL per bin stayed below {COLLAPSE_KL_PER_BIN} nats (at most {max(kl_history):.4f})"
+    return None
+
+
+def collapse_warning(finding: str) -> str:
+    """The one line a fit prints when its latents collapsed (see :func:`collapse_finding`)."""
+    return (f"the latents carry no information ({finding}): the posterior collapsed to the prior; "
+            "try --guide meanfield, a lower kl_weight (--config), or more --epochs")

@@ -1,0 +1,147 @@
+"""Posterior collapse is measured per latent dimension and never passes silently."""
+
+import json
+import math
+
+import numpy as np
+import pyro
+import pytest
+import torch
+
+from pyrolf import Config, fit
+from pyrolf.cli.main import main
+from pyrolf.data import load_spike_file, lorenz_dataset, save_spike_file
+from pyrolf.evaluation.collapse import (COLLAPSE_KL_PER_BIN, active_dimensions, collapse_finding,
+                                        kl_per_dimension)
+from pyrolf.guides.amortised import MIN_SCALE
+from pyrolf.inference.svi import encoder_inputs
+from pyrolf.models import build_flow
+
+TINY = dict(latent_dim=8, channels=2, encoder_hidden=16, decoder_width=16,
+            decoder_feedforward=32, batch_size=16, samples=3, eval_every=5)
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "lorenz.h5"
+    save_spike_file(path, lorenz_dataset(seed=1, n_conditions=6, trials_per_condition=8,
+                                         n_bins=20, n_neurons=12, n_heldout=3, mean_rate=0.5))
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(data_file):
+    return load_spike_file(data_file)
+
+
+def _raw(scale: float) -> float:
+    """The pre-softplus value that gives ``scale`` after the guides' softplus + MIN_SCALE."""
+    return math.log(math.expm1(scale - MIN_SCALE))
+
+
+def test_kl_per_dimension_is_the_planted_shift_in_the_used_dimensions_and_zero_elsewhere():
+    """A guide equal to the prior except for a constant correction ``m`` of the innovations in
+    dims 1 and 5 has KL ``m² / (2 σ²)`` per innovation bin in those dims and exactly 0 in the rest."""
+    config = Config(**TINY)
+    flow = build_flow(config, n_neurons=6, n_heldin=4).double().eval()
+    guide, sigma = flow.posterior, flow.prior.dynamics.noise_scale.item()
+    shift, used = 0.6, [1, 5]
+    with torch.no_grad():
+        guide.initial.weight.zero_()
+        guide.initial.bias.copy_(torch.tensor([0.0] * 16 + [_raw(1.0)] * 16))
+        guide.out.weight.zero_()
+        correction = torch.zeros(8, dtype=torch.float64)
+        correction[used] = shift
+        guide.out.bias.copy_(torch.cat([correction, torch.full((8,), _raw(sigma))]))
+    n_bins = 12
+    inputs = torch.poisson(torch.full((3000, n_bins, 4), 0.5, dtype=torch.float64))
+    pyro.set_rng_seed(0)
+    kl = kl_per_dimension(flow.model, flow.guide, inputs, n_bins, samples=1)
+    expected = shift**2 / (2 * sigma**2) * (n_bins - 1) / n_bins
+    others = np.delete(np.arange(8), used)
+    assert np.allclose(kl[others], 0.0, atol=1e-9)
+    assert kl[used] == pytest.approx([expected] * 2, rel=0.05)
+    assert active_dimensions(kl) == 2
+
+
+def test_collapse_finding_names_what_was_seen():
+    assert collapse_finding(0.15, 0.09, [0.4, 0.3]) is None
+    assert "co-bps 0.0020" in collapse_finding(0.002, 0.089, [0.4])
+    # no signal for smoothing either: not the latents' fault
+    assert collapse_finding(0.002, 0.005, [0.4]) is None
+    quiet = collapse_finding(0.2, 0.1, [COLLAPSE_KL_PER_BIN / 2] * 3)
+    assert quiet is not None and "KL per bin" in quiet
+
+
+def _blind(flow):
+    """A decoder that cannot see the latents: its embedding of ``[z, v]`` is 0 and frozen."""
+    with torch.no_grad():
+        flow.decoder.embed.weight.zero_()
+    flow.decoder.embed.weight.requires_grad_(False)
+    return flow
+
+
+def _run_cli(args, monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["pyrolf", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+@pytest.mark.filterwarnings("ignore:embed.weight was not registered")
+def test_a_planted_collapse_is_flagged_and_a_healthy_fit_is_not(data, data_file, tmp_path,
+                                                                monkeypatch, capsys):
+    config = Config(data=str(data_file), epochs=30, kl_warmup=0, lr=5e-3, **TINY)
+    pyro.set_rng_seed(0)
+    blind = _blind(build_flow(config, data.n_neurons, data.n_heldin))
+    collapsed = fit(data, config, flow=blind, run_dir=tmp_path / "blind", progress=False)
+    assert collapsed.metrics["smoothing_co_bps"] > 0.02
+    assert collapsed.metrics["collapsed"] is True
+    assert "co-bps" in collapsed.metrics["collapse"]
+    saved = json.loads((tmp_path / "blind" / "metrics.json").read_text())
+    assert saved["collapsed"] is True
+
+    code, out, err = _run_cli(["evaluate", tmp_path / "blind"], monkeypatch, capsys)
+    assert code == 0
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("warning: the latents carry no information")
+    assert "--guide meanfield" in lines[0] and "kl_weight" in lines[0]
+
+    pyro.set_rng_seed(0)
+    healthy = fit(data, config, run_dir=tmp_path / "healthy", progress=False)
+    assert healthy.metrics["valid_co_bps"] > 0.05
+    assert healthy.metrics["collapsed"] is False and "collapse" not in healthy.metrics
+    code, _, err = _run_cli(["evaluate", tmp_path / "healthy"], monkeypatch, capsys)
+    assert code == 0 and "warning" not in err
+
+
+def test_diagnose_reports_the_kl_of_every_latent_dimension(data, tmp_path):
+    from pyrolf import diagnose_run
+
+    config = Config(epochs=5, **TINY)
+    pyro.set_rng_seed(0)
+    fit(data, config, run_dir=tmp_path / "run", progress=False)
+    report = diagnose_run(tmp_path / "run", samples=25, trials=4, data=data)
+    saved = json.loads((tmp_path / "run" / "diagnostics.json").read_text())
+    assert len(saved["kl_per_dimension"]) == config.latent_dim
+    assert saved["kl_per_bin"] == pytest.approx(sum(saved["kl_per_dimension"]))
+    assert saved["active_dimensions"] == active_dimensions(np.array(report["kl_per_dimension"]))
+    assert (tmp_path / "run" / "kl_per_dimension.png").stat().st_size > 0
+
+
+def test_the_trainer_records_the_kl_per_bin_at_every_validation(data):
+    from pyrolf.inference.svi import Trainer
+
+    config = Config(epochs=10, **TINY)
+    pyro.set_rng_seed(0)
+    trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
+    history = trainer.fit(progress=False).history
+    validated = [r for r in history if "valid_co_bps" in r]
+    assert [r["epoch"] for r in validated] == [5, 10]
+    assert all(r["kl_per_bin"] > 0 for r in validated)
+    inputs = encoder_inputs(trainer.valid_spikes, trainer.heldin, 0)
+    trainer.flow.eval()
+    again = kl_per_dimension(trainer.flow.model, trainer.flow.guide, inputs, data.n_bins, 50).sum()
+    assert validated[-1]["kl_per_bin"] == pytest.approx(again, rel=0.3)
