@@ -50,9 +50,12 @@ def write_npz(path, **arrays):
     ("shape", "3-D"),
     ("negative", "negative"),
     ("nan", "NaN"),
+    ("huge", "count of 1e+12 in one bin"),
+    ("directory", "is a directory"),
 ])
 def test_bad_data_is_one_line(case, fragment, tmp_path, monkeypatch, capsys):
     good = np.ones((4, 5, 3))
+    (tmp_path / "recordings.h5").mkdir()
     data = {
         "unknown": "mc_mazee",
         "missing": tmp_path / "nowhere.h5",
@@ -60,6 +63,8 @@ def test_bad_data_is_one_line(case, fragment, tmp_path, monkeypatch, capsys):
         "shape": write_npz(tmp_path / "flat.npz", spikes=np.ones((4, 5))),
         "negative": write_npz(tmp_path / "neg.npz", spikes=-good),
         "nan": write_npz(tmp_path / "nan.npz", spikes=np.where(good > 0, np.nan, 0)),
+        "huge": write_npz(tmp_path / "huge.npz", spikes=np.where(good > 0, 1e12, 0)),
+        "directory": tmp_path / "recordings.h5",
     }[case]
     (tmp_path / "corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 10)
     code, _, err = run_cli(["fit", "--data", data, "--out", tmp_path / "run", *TINY],
