@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from pyrolf.cli.main import main
-from pyrolf.data import lorenz_dataset, save_spike_file
 
 TINY = ["--epochs", "2", "--latent-dim", "8", "--batch-size", "16", "--quiet"]
 
@@ -19,14 +18,6 @@ def run_cli(args, monkeypatch, capsys):
         raise SystemExit(0)
     out, err = capsys.readouterr()
     return exit_info.value.code, out, err
-
-
-@pytest.fixture(scope="module")
-def spike_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "lorenz.h5"
-    save_spike_file(path, lorenz_dataset(seed=3, n_conditions=4, trials_per_condition=6,
-                                         n_bins=12, n_neurons=10, n_heldout=2, mean_rate=0.5))
-    return path
 
 
 def assert_one_line_error(code, err, *fragments):
