@@ -17,7 +17,7 @@ from pyrolf.data import DataError, load_config_data
 from pyrolf.data.dandi import DANDISETS, DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir, download_command
 from pyrolf.models.presets import preset
 from pyrolf.inference.svi import TrainingDiverged
-from pyrolf.runs import RunError
+from pyrolf.runs import RunError, RunFolder, RunInterrupted
 
 USER_ERRORS = (DataError, ConfigError, RunError, TrainingDiverged)
 
@@ -84,8 +84,9 @@ def fit(data, out, resume_dir, config_file, quiet, **overrides):
         run_dir = resume_dir
     else:
         config = build_config(data, config_file, overrides)
-        dataset = load_config_data(config)
         run_dir = out or Path("runs") / f"{Path(config.data).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        RunFolder(run_dir).check_new()  # before the data, which may take minutes to load
+        dataset = load_config_data(config)
         result = pipeline.fit(dataset, config, run_dir=run_dir, progress=not quiet)
     _print_metrics(result.metrics, run_dir)
 
@@ -175,6 +176,8 @@ def _read_config(path: Path) -> dict:
 def _print_metrics(metrics: dict, run_dir) -> None:
     shown = {key: value for key, value in metrics.items() if isinstance(value, float)}
     click.echo("  ".join(f"{key}={value:.4f}" for key, value in shown.items()))
+    if "weights" in metrics:
+        click.echo(f"weights: {metrics['weights']}")
     click.echo(f"run folder: {run_dir}")
 
 
@@ -193,7 +196,7 @@ def main() -> None:
     except USER_ERRORS as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
-    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-        click.echo("interrupted; a fit keeps its last checkpoint: continue it with "
-                   "'pyrolf fit --resume RUN'", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt) as error:  # click turns Ctrl-C into Abort
+        cause = error.__cause__ if isinstance(error, click.exceptions.Abort) else error
+        click.echo(str(cause) if isinstance(cause, RunInterrupted) else "interrupted", err=True)
         sys.exit(130)
