@@ -1,4 +1,4 @@
-"""Every setting is checked for its JSON type: one line names the setting, the value and the type."""
+"""Every setting is checked for its JSON type; one line names the setting, value and type."""
 
 import dataclasses
 import json
