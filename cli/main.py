@@ -158,7 +158,8 @@ def build_config(data: str | None, config_file: Path | None, options: dict) -> C
     values.update(options)
     if data is not None:
         values["data"] = data
-    return Config.from_dict({**preset(values.get("data", Config.data)), **values})
+    name = values.get("data", Config.data)  # not a string: Config says so in one line
+    return Config.from_dict({**(preset(name) if isinstance(name, str) else {}), **values})
 
 
 def _read_config(path: Path) -> dict:

@@ -5,6 +5,7 @@ import json
 import typing
 
 import pytest
+from test_cli import assert_one_line_error, run_cli
 
 from pyrolf.config import Config, ConfigError
 
@@ -50,6 +51,16 @@ def test_a_setting_of_a_wrong_json_type_is_one_line(name, kind):
     for allowed in annotated(name) - {type(None)}:
         assert EXPECTED[allowed] in message
     assert ("or null" in message) == (type(None) in annotated(name))
+
+
+@pytest.mark.parametrize("name, kind", WRONG)
+def test_a_config_file_of_a_wrong_json_type_is_one_line(name, kind, tmp_path, monkeypatch, capsys):
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({name: JSON_VALUES[kind][0]}))
+    code, _, err = run_cli(["fit", "--config", settings, "--out", tmp_path / "run", "--quiet"],
+                           monkeypatch, capsys)
+    assert_one_line_error(code, err, f"setting {name} must be ")
+    assert not (tmp_path / "run").exists()
 
 
 def test_every_setting_of_its_own_json_type_round_trips():
