@@ -19,7 +19,7 @@ from pyrolf.dynamics.potentials import POTENTIALS
 from pyrolf.evaluation.collapse import collapse_warning
 from pyrolf.models.presets import preset
 from pyrolf.inference.svi import TrainingDiverged
-from pyrolf.runs import RunError
+from pyrolf.runs import RunError, RunFolder, RunInterrupted
 
 USER_ERRORS = (DataError, ConfigError, RunError, TrainingDiverged)
 
@@ -86,8 +86,9 @@ def fit(data, out, resume_dir, config_file, quiet, **overrides):
         run_dir = resume_dir
     else:
         config = build_config(data, config_file, overrides)
-        dataset = load_config_data(config)
         run_dir = out or Path("runs") / f"{Path(config.data).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        RunFolder(run_dir).check_new()  # before the data, which may take minutes to load
+        dataset = load_config_data(config)
         result = pipeline.fit(dataset, config, run_dir=run_dir, progress=not quiet)
     _print_metrics(result.metrics, run_dir)
 
@@ -159,7 +160,8 @@ def build_config(data: str | None, config_file: Path | None, options: dict) -> C
     values.update(options)
     if data is not None:
         values["data"] = data
-    return Config.from_dict({**preset(values.get("data", Config.data)), **values})
+    name = values.get("data", Config.data)  # not a string: Config says so in one line
+    return Config.from_dict({**(preset(name) if isinstance(name, str) else {}), **values})
 
 
 def _read_config(path: Path) -> dict:
@@ -177,6 +179,8 @@ def _read_config(path: Path) -> dict:
 def _print_metrics(metrics: dict, run_dir) -> None:
     shown = {key: value for key, value in metrics.items() if isinstance(value, float)}
     click.echo("  ".join(f"{key}={value:.4f}" for key, value in shown.items()))
+    if "weights" in metrics:
+        click.echo(f"weights: {metrics['weights']}")
     click.echo(f"run folder: {run_dir}")
     if metrics.get("collapsed"):
         click.echo(f"warning: {collapse_warning(metrics['collapse'])}", err=True)
@@ -197,7 +201,7 @@ def main() -> None:
     except USER_ERRORS as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
-    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-        click.echo("interrupted; a fit keeps its last checkpoint: continue it with "
-                   "'pyrolf fit --resume RUN'", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt) as error:  # click turns Ctrl-C into Abort
+        cause = error.__cause__ if isinstance(error, click.exceptions.Abort) else error
+        click.echo(str(cause) if isinstance(cause, RunInterrupted) else "interrupted", err=True)
         sys.exit(130)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
+import math
+import numbers
+import typing
 from dataclasses import dataclass, fields
 
 
@@ -57,6 +62,8 @@ class Config:
     device: str = "cpu"
 
     def __post_init__(self):
+        for name, kinds in field_types(type(self)).items():
+            setattr(self, name, checked_value(name, getattr(self, name), kinds))
         self.validate()
 
     def validate(self) -> None:
@@ -91,7 +98,7 @@ class Config:
                    "phase": ("val", "test"), "bin_size_ms": (5, 20)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, "
+                raise ConfigError(f"{name} must be one of {', '.join(map(str, allowed))}, "
                                   f"got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
@@ -108,3 +115,46 @@ class Config:
 
     def replace(self, **changes) -> "Config":
         return self.from_dict({**self.to_dict(), **changes})
+
+
+# What each Python type of a field is called in the words of a JSON file.
+TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a finite number",
+              str: "a string", type(None): "null"}
+
+
+@functools.cache
+def field_types(cls) -> dict[str, tuple[type, ...]]:
+    """``{field name: the types its annotation allows}`` of a dataclass, e.g. ``(str, NoneType)``
+    for ``str | None``."""
+    hints = typing.get_type_hints(cls)
+    return {field.name: typing.get_args(hints[field.name]) or (hints[field.name],)
+            for field in fields(cls)}
+
+
+def checked_value(name: str, value, kinds: tuple[type, ...]):
+    """``value`` as the first of ``kinds`` (bool, int, float, str, NoneType) that takes it: a
+    whole-valued float (``2.0``) is an int, an int is a float, a bool is neither, NaN and infinity
+    are no float. Raises :class:`ConfigError` naming the setting, the value and the types."""
+    for kind in kinds:
+        if kind is bool or isinstance(value, bool):
+            accepted = kind is bool and isinstance(value, bool)
+        elif kind is int:
+            accepted = isinstance(value, numbers.Integral) or (
+                isinstance(value, float) and value.is_integer())
+        elif kind is float:
+            accepted = isinstance(value, numbers.Real) and math.isfinite(value)
+        else:
+            accepted = isinstance(value, kind)
+        if accepted:
+            return value if kind in (str, type(None)) else kind(value)
+    expected = " or ".join(TYPE_NAMES[kind] for kind in kinds)
+    raise ConfigError(f"setting {name} must be {expected}, got {_shown(value)}")
+
+
+def _shown(value) -> str:
+    """``value`` as a JSON file would show it (``"2"``, ``null``, ``2.5``), else as Python does."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return repr(value)
+    return f"the string {text}" if isinstance(value, str) else text

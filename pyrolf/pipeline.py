@@ -9,13 +9,13 @@ import pyro
 import torch
 
 from pyrolf.config import Config, ConfigError
-from pyrolf.data import SpikeData, load_config_data
+from pyrolf.data import SpikeData, data_file, load_config_data
 from pyrolf.evaluation.collapse import collapse_finding
 from pyrolf.evaluation.report import evaluate, prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
 from pyrolf.models import build_flow
 from pyrolf.plots import training_curve
-from pyrolf.runs import RunFolder
+from pyrolf.runs import RunError, RunFolder
 
 
 @dataclass
@@ -30,33 +30,66 @@ def fit(data: SpikeData, config: Config | None = None, flow=None, run_dir=None,
     """Fit ``flow`` (default: the one ``config`` describes) to the training trials of ``data``,
     keep the weights of the best validation co-bps, and score the test trials.
 
-    With ``run_dir`` the run is saved there (config, checkpoints, history, metrics, plots) and
-    can be continued by :func:`resume`.
+    With ``run_dir`` the run is saved there (config, checkpoints, history, metrics, plots; see
+    :meth:`pyrolf.runs.RunFolder.create`), the folder is locked while the fit runs, and a first
+    checkpoint is written before the first epoch, so that a fit stopped at any moment can be
+    continued by :func:`resume`. A folder whose run stopped before its first checkpoint is
+    started over.
+
+    Raises:
+        RunError: ``run_dir`` is a file, holds a run with a checkpoint, or is in use.
+        RunInterrupted: Ctrl-C while fitting into ``run_dir``; says what the folder keeps.
     """
     config = config or Config()
     check_device(config.device)
     pyro.set_rng_seed(config.seed)
     flow = flow if flow is not None else build_flow(config, data.n_neurons, data.n_heldin)
     prepare_scoring(data)
-    run = RunFolder.create(run_dir, config) if run_dir is not None else None
-    if run is not None:
+    if run_dir is None:
+        return _train(Trainer(flow, data, config), None, progress)
+    with RunFolder.create(run_dir, config) as run:
         prepare_scoring(data, run.path / RunFolder.TARGETS)
-    return _train(Trainer(flow, data, config), run, progress)
+        return _train(Trainer(flow, data, config), run, progress)
 
 
 def resume(run_dir, epochs: int | None = None, progress: bool = True,
            data: SpikeData | None = None) -> FitResult:
-    """Continue the run saved in ``run_dir`` from its last checkpoint (to ``epochs`` if given).
+    """Continue the run saved in ``run_dir`` from its last checkpoint (to ``epochs`` if given),
+    its folder locked meanwhile. A run that stopped before its first checkpoint is started over
+    from epoch 0 with its own settings (a note on stderr says so; see :func:`fit`).
 
     ``data`` is needed only when the run was fitted from Python on data that its config's
-    ``data`` entry cannot reload."""
+    ``data`` entry cannot reload.
+
+    Raises:
+        ConfigError: ``epochs`` is below the epochs the run has trained (``config.json`` is left
+            as it is).
+        RunError: the folder is in use, its checkpoint damaged or not of its ``config.json``, or
+            its data file missing or changed.
+    """
     run = RunFolder.open(run_dir)
-    config = run.config()
-    if epochs is not None:
-        config = config.replace(epochs=epochs)
+    with run.locked(), run.telling_what_is_kept():
+        config = run.config()
+        if run.has(RunFolder.CHECKPOINT):
+            return _resume(run, config, epochs, progress, data)
+    config = config if epochs is None else config.replace(epochs=epochs)
+    data = data if data is not None else load_config_data(config)
+    return fit(data, config, run_dir=run.path, progress=progress)
+
+
+def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
+            data: SpikeData | None) -> FitResult:
+    """:func:`resume` of a locked run folder that holds a checkpoint."""
     check_device(config.device)
     checkpoint = run.load(RunFolder.CHECKPOINT, config.device)
-    flow, data = _rebuild(config, data)
+    done = checkpoint["state"]["epoch"]
+    if epochs is not None:
+        if epochs < done:
+            raise ConfigError(f"--epochs {epochs} is below the {done} epochs {run.path} has "
+                              f"trained; give --epochs {done} or more")
+        config = config.replace(epochs=epochs)
+    flow, data = _rebuild(run, config, data)
+    _load_weights(flow, checkpoint["flow"], run, RunFolder.CHECKPOINT)
     prepare_scoring(data, run.path / RunFolder.TARGETS)
     trainer = Trainer(flow, data, config)
     trainer.restore(checkpoint)
@@ -67,32 +100,62 @@ def resume(run_dir, epochs: int | None = None, progress: bool = True,
 
 
 def load_run(run_dir, data: SpikeData | None = None):
-    """The flow of a run folder with its best weights, its config and its data (``data`` as in
+    """The flow of a run folder with its best weights (``best.pt``; ``checkpoint.pt`` before the
+    first validation, see :func:`weights_of`), its config and its data (``data`` as in
     :func:`resume`)."""
     run = RunFolder.open(run_dir)
     config = run.config()
-    flow, data = _rebuild(config, data)
-    name = RunFolder.BEST if run.has(RunFolder.BEST) else RunFolder.CHECKPOINT
-    flow.load_state_dict(run.load(name)["flow"])
+    name = weights_of(run)
+    weights = run.load(name)["flow"]
+    flow, data = _rebuild(run, config, data)
+    _load_weights(flow, weights, run, name)
     return flow, config, data
 
 
-def _rebuild(config: Config, data: SpikeData | None):
-    """A run's data (reloaded from its config unless given) and an untrained flow for it."""
-    data = data if data is not None else load_config_data(config)
+def weights_of(run: RunFolder) -> str:
+    """The file whose weights :func:`load_run` takes: ``best.pt``, else ``checkpoint.pt``."""
+    return RunFolder.BEST if run.has(RunFolder.BEST) else RunFolder.CHECKPOINT
+
+
+def _rebuild(run: RunFolder, config: Config, data: SpikeData | None):
+    """A run's data (reloaded from its config unless given; a spike file checked against the one
+    it was fitted on) and an untrained flow for it."""
+    if data is None:
+        source = data_file(config.data)
+        if source is not None:
+            run.check_source(source)
+        data = load_config_data(config)
     return build_flow(config, data.n_neurons, data.n_heldin), data
+
+
+def _load_weights(flow, weights: dict, run: RunFolder, name: str) -> None:
+    """``flow.load_state_dict(weights)``; weights of other shapes or names than the flow that
+    ``config.json`` describes are a :class:`RunError`."""
+    try:
+        flow.load_state_dict(weights)
+    except RuntimeError as error:
+        first = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()),
+                     str(error))
+        raise RunError(f"{run.path / name} does not match {run.path / RunFolder.CONFIG}: the "
+                       f"weights do not fit the networks it describes ({first}); was config.json "
+                       "edited? Put its settings back or fit a new run") from None
 
 
 def evaluate_run(run_dir, data: SpikeData | None = None) -> dict:
     """Recompute ``metrics.json`` of a run folder from its saved weights (``data`` as in
-    :func:`resume`)."""
-    flow, config, data = load_run(run_dir, data)
-    pyro.set_rng_seed(config.seed)
-    run = RunFolder(run_dir)
-    metrics = evaluate(flow, data, config.samples, config.device, run.path / RunFolder.SUBMISSION)
-    if run.has(RunFolder.CHECKPOINT):
-        metrics.update(collapse_metrics(metrics, run.load(RunFolder.CHECKPOINT)["state"]["history"]))
-    run.write_json(RunFolder.METRICS, metrics)
+    :func:`resume`), its folder locked meanwhile; ``metrics["weights"]`` names the file of the
+    weights (see :func:`weights_of`)."""
+    run = RunFolder.open(run_dir)
+    with run.locked():
+        flow, config, data = load_run(run.path, data)
+        pyro.set_rng_seed(config.seed)
+        metrics = evaluate(flow, data, config.samples, config.device,
+                           run.path / RunFolder.SUBMISSION)
+        metrics["weights"] = weights_of(run)
+        if run.has(RunFolder.CHECKPOINT):
+            history = run.load(RunFolder.CHECKPOINT)["state"]["history"]
+            metrics.update(collapse_metrics(metrics, history))
+        run.write_json(RunFolder.METRICS, metrics)
     return metrics
 
 
@@ -109,20 +172,28 @@ def collapse_metrics(metrics: dict, history: list[dict]) -> dict:
 def diagnose_run(run_dir, samples: int = 100, trials=None, data: SpikeData | None = None) -> dict:
     """Posterior diagnostics of a run folder from its best weights (see
     :func:`pyrolf.diagnostics.diagnose`): ``samples`` posterior draws per trial, written to
-    ``posterior.nc``, ``diagnostics.json`` and PNG figures in ``run_dir``.
+    ``posterior.nc``, ``diagnostics.json`` and PNG figures in ``run_dir``, its folder locked
+    meanwhile.
 
     ``trials``: ``None`` for the test trials (on NLB data the ``valid`` trials, since NLB's
     evaluation trials have unknown held-out spikes), a count for the first trials of that split,
     or a sequence of trial indices. ``data`` as in :func:`resume`. Returns what
-    ``diagnostics.json`` holds.
+    ``diagnostics.json`` holds, ``weights`` naming the file of the weights (see
+    :func:`weights_of`).
     """
     from pyrolf.diagnostics import diagnose, select_trials
+    from pyrolf.diagnostics.report import DIAGNOSTICS
 
-    flow, config, data = load_run(run_dir, data)
-    check_device(config.device)
-    pyro.set_rng_seed(config.seed)
-    return diagnose(flow.to(config.device), data, select_trials(data, trials), samples,
-                    RunFolder(run_dir), config.device)
+    run = RunFolder.open(run_dir)
+    with run.locked():
+        flow, config, data = load_run(run.path, data)
+        check_device(config.device)
+        pyro.set_rng_seed(config.seed)
+        report = diagnose(flow.to(config.device), data, select_trials(data, trials), samples,
+                          run, config.device)
+        report["weights"] = weights_of(run)
+        run.write_json(DIAGNOSTICS, report)
+    return report
 
 
 def check_device(device: str) -> None:
@@ -134,6 +205,8 @@ def check_device(device: str) -> None:
 def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> FitResult:
     if run is not None:
         trainer.on_checkpoint = lambda t, is_best: _save(run, t, is_best)
+        if not run.has(RunFolder.CHECKPOINT):  # at once: from here on the run can be continued
+            run.save(RunFolder.CHECKPOINT, trainer.checkpoint())
     started = time.perf_counter()
     try:
         state = trainer.fit(progress)
@@ -154,9 +227,11 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
         "seconds": seconds,
         "seconds_per_epoch": sum(r["seconds"] for r in state.history) / max(len(state.history), 1),
         "device": config.device,
+        "weights": RunFolder.BEST if trainer.best_flow is not None else RunFolder.CHECKPOINT,
     })
     metrics.update(collapse_metrics(metrics, state.history))
     if run is not None:
+        run.write_history(state.history)  # also when a resumed run had none left to train
         run.write_json(RunFolder.METRICS, metrics)
         training_curve(state.history, run.path / "training.png")
     return FitResult(trainer.flow, state, metrics)
@@ -167,3 +242,4 @@ def _save(run: RunFolder, trainer: Trainer, is_best: bool) -> None:
         run.save(RunFolder.BEST, {"flow": trainer.best_flow, "epoch": trainer.state.epoch})
     run.save(RunFolder.CHECKPOINT, trainer.checkpoint())
     run.write_history(trainer.state.history)
+

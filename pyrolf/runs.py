@@ -1,58 +1,172 @@
 """A run folder: ``config.json``, ``checkpoint.pt`` (last), ``best.pt`` (best validation score),
-``history.csv``, ``metrics.json``, plots and, for NLB data, ``submission.h5``. Every file is written
-atomically, so an interrupted or failed run never leaves a half-written checkpoint and never
-overwrites another run."""
+``history.csv``, ``metrics.json``, plots, ``source.json`` for a spike file's data and, for NLB data,
+``submission.h5``. Every file is written atomically, so an interrupted or failed run never leaves a
+half-written checkpoint and never overwrites another run; a process that writes into a run folder
+holds its lock (``.lock``), so no two write into one at once."""
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
 import pickle
+import sys
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from pyrolf.config import Config
+from pyrolf.config import Config, ConfigError
+from pyrolf.data import data_file
+from pyrolf.data.files import fingerprint
 
 
 class RunError(ValueError):
-    """A run folder is missing, incomplete, damaged, or would overwrite another run."""
+    """A run folder is missing, incomplete, damaged, in use, or would overwrite another run."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a fit into a run folder; the message says what the folder keeps and how to
+    go on."""
 
 
 class RunFolder:
-    CONFIG, CHECKPOINT, BEST, METRICS, HISTORY, SUBMISSION, TARGETS = (
+    CONFIG, CHECKPOINT, BEST, METRICS, HISTORY, SUBMISSION, TARGETS, SOURCE, LOCK = (
         "config.json", "checkpoint.pt", "best.pt", "metrics.json", "history.csv", "submission.h5",
-        "eval_targets.h5")
+        "eval_targets.h5", "source.json", ".lock")
+    # What a run that stopped before its first checkpoint may have left of itself: a run started
+    # over in its folder removes them, since they are not of the new run.
+    LEFT_OVER = (BEST, METRICS, HISTORY, SUBMISSION, TARGETS, SOURCE)
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
 
+    def check_new(self) -> None:
+        """Raise :class:`RunError` unless a new run may start here: ``path`` is no file, holds no
+        run with a checkpoint (that one is continued with ``--resume``), and is not locked by
+        another process. A folder whose run stopped before its first checkpoint may be started
+        over. Changes nothing in an existing run folder."""
+        self._refuse_overwrite()
+        if self.has(self.LOCK):
+            with self.locked():
+                pass
+
+    def _refuse_overwrite(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"{self.path} is a file, not a folder; give --out a folder to create")
+        if self.has(self.CHECKPOINT):
+            raise RunError(f"{self.path} already holds a run; continue it with "
+                           f"'pyrolf fit --resume {self.path}' or choose another --out")
+
     @classmethod
-    def create(cls, path, config: Config) -> "RunFolder":
+    @contextmanager
+    def create(cls, path, config: Config) -> Iterator["RunFolder"]:
+        """The new run folder ``path``, locked while the block runs, with ``config.json`` (the data
+        and other paths made absolute) and, for a spike file, ``source.json`` (its path, size and
+        SHA-256). Refuses what :meth:`check_new` refuses; a folder whose run stopped before its
+        first checkpoint is started over (the files of :attr:`LEFT_OVER` removed). Ctrl-C in the
+        block: see :meth:`telling_what_is_kept`."""
         run = cls(path)
-        if (run.path / cls.CONFIG).exists() or (run.path / cls.CHECKPOINT).exists():
-            raise RunError(f"{run.path} already holds a run; continue it with "
-                           f"'pyrolf fit --resume {run.path}' or choose another --out")
+        run.check_new()
         run.path.mkdir(parents=True, exist_ok=True)
-        run.write_json(cls.CONFIG, config.to_dict())
-        return run
+        with run.locked(), run.telling_what_is_kept():
+            run._refuse_overwrite()  # again, now that no other process can start a run here
+            if run.has(cls.CONFIG):
+                note(f"{run.path} holds a run that stopped before its first checkpoint: starting "
+                     "it over from epoch 0")
+                for name in cls.LEFT_OVER:
+                    (run.path / name).unlink(missing_ok=True)
+            config = absolute_paths(config)
+            run.write_json(cls.CONFIG, config.to_dict())
+            source = data_file(config.data)
+            if source is not None and source.is_file():
+                run.write_json(cls.SOURCE, {"path": str(source), **fingerprint(source)})
+            yield run
 
     @classmethod
     def open(cls, path) -> "RunFolder":
         run = cls(path)
         if not run.path.is_dir():
             raise RunError(f"no run folder at {run.path}; give the folder 'pyrolf fit' wrote")
-        if not (run.path / cls.CONFIG).exists():
+        if not run.has(cls.CONFIG):
+            if run.has(cls.LOCK):
+                raise RunError(f"{run.path} has no {cls.CONFIG}: its fit stopped before saving "
+                               f"its settings; start it again with 'pyrolf fit --out {run.path}'")
             raise RunError(f"{run.path} has no {cls.CONFIG}; it is not a pyrolf run folder")
         return run
 
-    def config(self) -> Config:
+    @contextmanager
+    def locked(self) -> Iterator["RunFolder"]:
+        """Hold the folder's lock while the block runs: an advisory ``flock`` on ``.lock``, which
+        the system releases when the process ends, however it ends. Raises :class:`RunError` if
+        another process (or another block of this one) holds it."""
         try:
-            return Config.from_dict(json.loads((self.path / self.CONFIG).read_text()))
-        except json.JSONDecodeError as error:
-            raise RunError(f"{self.path / self.CONFIG} is not valid JSON ({error})") from None
+            handle = os.open(self.path / self.LOCK, os.O_RDONLY | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise RunError(f"cannot lock {self.path} ({error.strerror}); check that the folder "
+                           "is writable") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            raise RunError(f"{self.path} is in use by another pyrolf process (fit, evaluate or "
+                           "diagnose); wait until it ends, or stop it, and try again") from None
+        try:
+            yield self
+        finally:
+            os.close(handle)
+
+    @contextmanager
+    def telling_what_is_kept(self) -> Iterator[None]:
+        """Ctrl-C in the block becomes :class:`RunInterrupted`, saying how the run goes on from
+        what the folder holds now."""
+        try:
+            yield
+        except RunInterrupted:
+            raise
+        except KeyboardInterrupt:
+            if not self.has(self.CONFIG):
+                kept, command = "holds no settings yet: start it again with", "--out"
+            elif not self.has(self.CHECKPOINT):
+                kept, command = "has saved no checkpoint yet: start it over with", "--resume"
+            else:
+                kept, command = "keeps its last checkpoint: continue it with", "--resume"
+            raise RunInterrupted(f"interrupted; {self.path} {kept} "
+                                 f"'pyrolf fit {command} {self.path}'") from None
+
+    def config(self) -> Config:
+        path = self.path / self.CONFIG
+        try:
+            values = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise RunError(f"{path} is not valid JSON ({error})") from None
+        if not isinstance(values, dict):
+            raise RunError(f"{path} must hold one JSON object of settings")
+        try:
+            return Config.from_dict(values)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+
+    def check_source(self, path: Path) -> None:
+        """Raise :class:`RunError` if the spike file at ``path`` is missing or is not the one
+        ``source.json`` recorded when the run was fitted (by size and SHA-256); a run folder
+        without ``source.json`` (its data not a file, or saved before pyrolf kept one) passes."""
+        if not self.has(self.SOURCE):
+            return
+        recorded = self.read_json(self.SOURCE)
+        if not path.is_file():
+            raise RunError(f"{path}, the data file of {self.path}, is missing (moved or deleted?); "
+                           f"put it back, or set \"data\" in {self.path / self.CONFIG} to where "
+                           "it is now")
+        now = fingerprint(path)
+        if now != {key: recorded[key] for key in now}:
+            raise RunError(f"{path} has changed since {self.path} was fitted on it (then "
+                           f"{recorded['bytes']} bytes, SHA-256 {recorded['sha256'][:12]}..., now "
+                           f"{now['bytes']} bytes, {now['sha256'][:12]}...); restore that file or "
+                           "fit a new run")
 
     def has(self, name: str) -> bool:
         return (self.path / name).exists()
@@ -70,7 +184,8 @@ class RunFolder:
     def load(self, name: str, device: str = "cpu"):
         path = self.path / name
         if not path.exists():
-            raise RunError(f"{path} is missing; the run has not saved a checkpoint yet")
+            raise RunError(f"{path} is missing; the run has saved no checkpoint yet: start it "
+                           f"over with 'pyrolf fit --resume {self.path}'")
         try:
             return torch.load(path, map_location=device, weights_only=False)
         except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
@@ -78,7 +193,11 @@ class RunFolder:
                            "restore it or start a new run") from None
 
     def write_json(self, name: str, obj) -> None:
-        self.write_atomically(name, lambda path: path.write_text(json.dumps(obj, indent=2) + "\n"))
+        """``obj`` as strict JSON: NaN and infinite numbers (which strict readers refuse) become
+        ``null``."""
+        strict = json.loads(json.dumps(obj), parse_constant=lambda constant: None)
+        text = json.dumps(strict, indent=2, allow_nan=False) + "\n"
+        self.write_atomically(name, lambda path: path.write_text(text))
 
     def read_json(self, name: str):
         return json.loads((self.path / name).read_text())
@@ -94,3 +213,16 @@ class RunFolder:
                 writer.writerows(history)
 
         self.write_atomically(self.HISTORY, write)
+
+
+def absolute_paths(config: Config) -> Config:
+    """``config`` with its file and folder paths (``data`` when it names a spike file,
+    ``data_dir``, ``targets``) absolute, so that its run folder works from any directory."""
+    paths = {"data": data_file(config.data), "data_dir": config.data_dir, "targets": config.targets}
+    return config.replace(**{name: os.path.abspath(os.path.expanduser(path))
+                             for name, path in paths.items() if path is not None})
+
+
+def note(text: str) -> None:
+    """Tell the user, on stderr, something worth knowing that is no error."""
+    print(f"note: {text}", file=sys.stderr)

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from pyrolf.cli.main import main
-from pyrolf.data import lorenz_dataset, save_spike_file
 
 TINY = ["--epochs", "2", "--latent-dim", "8", "--batch-size", "16", "--quiet"]
 
@@ -19,14 +18,6 @@ def run_cli(args, monkeypatch, capsys):
         raise SystemExit(0)
     out, err = capsys.readouterr()
     return exit_info.value.code, out, err
-
-
-@pytest.fixture(scope="module")
-def spike_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "lorenz.h5"
-    save_spike_file(path, lorenz_dataset(seed=3, n_conditions=4, trials_per_condition=6,
-                                         n_bins=12, n_neurons=10, n_heldout=2, mean_rate=0.5))
-    return path
 
 
 def assert_one_line_error(code, err, *fragments):
@@ -50,9 +41,12 @@ def write_npz(path, **arrays):
     ("shape", "3-D"),
     ("negative", "negative"),
     ("nan", "NaN"),
+    ("huge", "count of 1e+12 in one bin"),
+    ("directory", "is a directory"),
 ])
 def test_bad_data_is_one_line(case, fragment, tmp_path, monkeypatch, capsys):
     good = np.ones((4, 5, 3))
+    (tmp_path / "recordings.h5").mkdir()
     data = {
         "unknown": "mc_mazee",
         "missing": tmp_path / "nowhere.h5",
@@ -60,6 +54,8 @@ def test_bad_data_is_one_line(case, fragment, tmp_path, monkeypatch, capsys):
         "shape": write_npz(tmp_path / "flat.npz", spikes=np.ones((4, 5))),
         "negative": write_npz(tmp_path / "neg.npz", spikes=-good),
         "nan": write_npz(tmp_path / "nan.npz", spikes=np.where(good > 0, np.nan, 0)),
+        "huge": write_npz(tmp_path / "huge.npz", spikes=np.where(good > 0, 1e12, 0)),
+        "directory": tmp_path / "recordings.h5",
     }[case]
     (tmp_path / "corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 10)
     code, _, err = run_cli(["fit", "--data", data, "--out", tmp_path / "run", *TINY],

@@ -2,7 +2,7 @@ import h5py
 import numpy as np
 import pytest
 
-from pyrolf.data.files import load_spike_file, save_spike_file, split_trials
+from pyrolf.data.files import MAX_COUNT, load_spike_file, save_spike_file, split_trials
 from pyrolf.data.spikes import DataError, SpikeData
 
 SUFFIXES = (".h5", ".hdf5", ".npz")
@@ -115,6 +115,7 @@ BAD_ARRAYS = {
     "spikes inf": {"spikes": np.where(np.arange(5) == 2, np.inf, GOOD)},
     "negative counts": {"spikes": -GOOD},
     "non-integer counts": {"spikes": GOOD * 0.5},
+    "implausible counts": {"spikes": GOOD * (MAX_COUNT + 1)},
     "text spikes": {"spikes": np.full((4, 3, 5), b"a")},
     "rates shape": {"spikes": GOOD, "rates": np.ones((4, 3, 4))},
     "negative rates": {"spikes": GOOD, "rates": -GOOD},
@@ -144,8 +145,15 @@ def test_unusable_arrays_raise_one_line_data_error(tmp_path, suffix, case):
     assert str(path) in assert_one_line_data_error(load_spike_file, path)
 
 
-def test_missing_file_and_unknown_extension(tmp_path):
+def test_the_largest_plausible_count_loads(tmp_path):
+    write_arrays(tmp_path / "busy.npz", spikes=GOOD * MAX_COUNT)
+    assert load_spike_file(tmp_path / "busy.npz").spikes.max() == MAX_COUNT
+
+
+def test_missing_file_directory_and_unknown_extension(tmp_path):
     assert "not found" in assert_one_line_data_error(load_spike_file, tmp_path / "none.h5")
+    (tmp_path / "session.npz").mkdir()
+    assert "is a directory" in assert_one_line_data_error(load_spike_file, tmp_path / "session.npz")
     (tmp_path / "spikes.csv").write_text("1,2,3\n")
     assert ".csv" in assert_one_line_data_error(load_spike_file, tmp_path / "spikes.csv")
     data = make_data(np.random.default_rng(0), False, False)

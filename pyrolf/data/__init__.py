@@ -17,16 +17,26 @@ def load_data(name: str, seed: int = 0, data_dir=None, bin_size_ms: int = 20,
     """``"lorenz"``, an NLB'21 dataset name (see :mod:`pyrolf.data.nlb`; ``data_dir``,
     ``bin_size_ms``, ``phase`` and ``targets`` apply to it) or the path of a ``.h5`` / ``.npz`` spike file
     (see :mod:`pyrolf.data.files`)."""
+    path = data_file(name)
+    if path is not None:
+        return load_spike_file(path, seed=seed)
     if name == "lorenz":
         return lorenz_dataset(seed=seed)
     if name in DANDISETS:
         from pyrolf.data.nlb import load_nlb
 
         return load_nlb(name, data_dir, bin_size_ms, phase, seed, targets)
-    if Path(name).suffix.lower() in FILE_SUFFIXES or Path(name).exists():
-        return load_spike_file(name, seed=seed)
     raise DataError(f"unknown dataset {name!r}: use 'lorenz', an NLB dataset "
                     f"({', '.join(DANDISETS)}) or the path of a .h5/.npz spike file")
+
+
+def data_file(name: str) -> Path | None:
+    """The spike file the ``data`` entry ``name`` names (it has a spike file's extension, or
+    something of that name exists); ``None`` for ``"lorenz"`` and NLB dataset names."""
+    if name == "lorenz" or name in DANDISETS:
+        return None
+    path = Path(name)
+    return path if path.suffix.lower() in FILE_SUFFIXES or path.exists() else None
 
 
 def load_config_data(config) -> SpikeData:
@@ -45,5 +55,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DANDISETS", "DataError", "SpikeData", "load_config_data", "load_data", "load_nlb", "load_spike_file", "lorenz_dataset",
+__all__ = ["DANDISETS", "DataError", "SpikeData", "data_file", "load_config_data", "load_data", "load_nlb", "load_spike_file", "lorenz_dataset",
            "save_spike_file"]

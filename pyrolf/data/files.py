@@ -2,7 +2,8 @@
 
 Arrays a file holds (names are the keys / dataset names):
 
-- ``spikes`` (required): ``(trials, time, neurons)`` non-negative integer spike counts.
+- ``spikes`` (required): ``(trials, time, neurons)`` non-negative integer spike counts, at most
+  :data:`MAX_COUNT` per bin.
 - ``rates`` (optional): ground-truth rates in spikes per bin, same shape as ``spikes``.
 - ``heldout`` (optional): ``(neurons,)`` bool, the neurons scored by co-bps; without it a seeded
   random 20 % of the neurons (at least one) is held out.
@@ -15,6 +16,7 @@ saying what is wrong and what to do.
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from pathlib import Path
 
@@ -28,6 +30,16 @@ NPZ_SUFFIXES = (".npz",)
 ARRAY_NAMES = ("spikes", "rates", "heldout", "conditions")
 HELDOUT_FRACTION = 0.2
 SPLIT_NAMES = ("train", "valid", "test")
+# More spikes than this in one bin of one neuron are no binned spike count (a neuron firing at
+# 500 Hz gives 1000 in a 2 s bin): more likely spike times, sample indices or a unit error.
+MAX_COUNT = 1000
+
+
+def fingerprint(path: str | Path) -> dict:
+    """``{"bytes": size, "sha256": hex digest of the whole file}``: what says a file is the same."""
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return {"bytes": Path(path).stat().st_size, "sha256": digest}
 
 
 def split_trials(rng: np.random.Generator, n_trials: int,
@@ -153,6 +165,8 @@ def _first_line(error: Exception) -> str:
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     """The known arrays of the file, read into memory."""
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a spike file; give the .h5/.npz file in it.")
     if not path.is_file():
         raise DataError(f"{path}: file not found; check the path.")
     if _suffix(path) in HDF5_SUFFIXES:
@@ -238,6 +252,10 @@ def _check_spikes(path: Path, spikes: np.ndarray) -> np.ndarray:
     if np.any(spikes != np.round(spikes)):
         raise DataError(f"{path}: `spikes` has non-integer values; store whole spike counts "
                         "per bin, not rates or smoothed counts.")
+    if spikes.max() > MAX_COUNT:
+        raise DataError(f"{path}: `spikes` has a count of {spikes.max():g} in one bin, more than "
+                        f"the {MAX_COUNT} spikes of one neuron in one bin pyrolf takes as plausible; "
+                        "store spike counts per bin (not spike times or sample indices).")
     return spikes.astype(np.float32)
 
 

@@ -1,0 +1,90 @@
+"""Every setting is checked for its JSON type; one line names the setting, value and type."""
+
+import dataclasses
+import json
+import typing
+
+import pytest
+from test_cli import assert_one_line_error, run_cli
+
+from pyrolf.config import Config, ConfigError
+
+# One value of each JSON type, with the Python types of a field that may take it.
+JSON_VALUES = {
+    "string": ("2", {str}),
+    "whole number": (2, {int, float}),
+    "fraction": (2.5, {float}),
+    "boolean": (True, {bool}),
+    "null": (None, {type(None)}),
+    "array": ([2], set()),
+    "object": ({"value": 2}, set()),
+}
+EXPECTED = {str: "a string", int: "a whole number", float: "a finite number", bool: "true or false"}
+
+
+def annotated(name: str) -> set[type]:
+    hint = typing.get_type_hints(Config)[name]
+    return set(typing.get_args(hint) or (hint,))
+
+
+WRONG = [(field.name, kind) for field in dataclasses.fields(Config)
+         for kind, (_, takers) in JSON_VALUES.items() if not takers & annotated(field.name)]
+
+
+def test_every_setting_has_wrong_json_types_to_refuse():
+    names = {field.name for field in dataclasses.fields(Config)}
+    assert {name for name, _ in WRONG} == names
+    for name in names:  # a str, int, float or bool field, maybe also null
+        assert annotated(name) - {type(None)} in ({str}, {int}, {float}, {bool}), name
+        assert sum(1 for wrong, _ in WRONG if wrong == name) >= 4, name
+
+
+@pytest.mark.parametrize("name, kind", WRONG)
+def test_a_setting_of_a_wrong_json_type_is_one_line(name, kind):
+    value = JSON_VALUES[kind][0]
+    with pytest.raises(ConfigError) as error:
+        Config.from_dict(json.loads(json.dumps({name: value})))
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"setting {name} must be ")
+    assert json.dumps(value) in message
+    for allowed in annotated(name) - {type(None)}:
+        assert EXPECTED[allowed] in message
+    assert ("or null" in message) == (type(None) in annotated(name))
+
+
+@pytest.mark.parametrize("name, kind", WRONG)
+def test_a_config_file_of_a_wrong_json_type_is_one_line(name, kind, tmp_path, monkeypatch, capsys):
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({name: JSON_VALUES[kind][0]}))
+    code, _, err = run_cli(["fit", "--config", settings, "--out", tmp_path / "run", "--quiet"],
+                           monkeypatch, capsys)
+    assert_one_line_error(code, err, f"setting {name} must be ")
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_setting_of_its_own_json_type_round_trips():
+    config = Config(data_dir="/data", noise_scale=0.5, targets="/data/eval_data_test.h5",
+                    learn_dynamics=True)
+    text = json.dumps(config.to_dict())
+    assert Config.from_dict(json.loads(text)) == config
+    assert json.dumps(Config.from_dict(json.loads(text)).to_dict()) == text
+
+
+def test_whole_floats_are_whole_numbers_and_whole_numbers_are_numbers():
+    config = Config.from_dict({"epochs": 3.0, "lr": 1, "noise_scale": 2})
+    assert (config.epochs, type(config.epochs)) == (3, int)
+    assert (config.lr, type(config.lr)) == (1.0, float)
+    assert type(config.noise_scale) is float
+
+
+@pytest.mark.parametrize("value, shown", [(float("nan"), "nan"), (float("inf"), "inf"),
+                                          (-float("inf"), "-inf")])
+def test_nan_and_infinity_are_no_setting(value, shown):
+    with pytest.raises(ConfigError, match=f"setting lr must be a finite number, got {shown}$"):
+        Config(lr=value)
+
+
+def test_choices_of_numbers_are_named_in_the_message():
+    with pytest.raises(ConfigError, match="bin_size_ms must be one of 5, 20, got 7"):
+        Config(bin_size_ms=7)

@@ -1,0 +1,391 @@
+"""Run folders: nothing lost, nothing cryptic. Every refusal is one line and leaves the folder byte
+for byte as it was; an interrupted fit can always be continued or started over; one process at a
+time writes into a folder; a folder works from any directory."""
+
+import csv
+import fcntl
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from test_cli import TINY, assert_one_line_error, run_cli
+
+from pyrolf import Config, fit
+from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
+from pyrolf.runs import RunFolder
+
+# What a fit of 2 epochs, scored at the end only, writes, in order.
+WRITES = ["config.json", "source.json", "checkpoint.pt", "best.pt", "checkpoint.pt",
+          "history.csv", "history.csv", "metrics.json"]
+SCORES = ["co_bps", "rates_r2", "smoothing_co_bps", "valid_co_bps", "elbo", "epochs",
+          "best_epoch", "weights"]
+
+
+@pytest.fixture(scope="module")
+def fitted(spike_file, tmp_path_factory):
+    """``(folder, names of its writes in order)`` of the fit ``pyrolf fit --data SPIKE_FILE TINY``
+    makes."""
+    folder = tmp_path_factory.mktemp("fitted") / "run"
+    config = Config(data=str(spike_file), epochs=2, latent_dim=8, batch_size=16)
+    writes, write_atomically = [], RunFolder.write_atomically
+
+    def recorded(self, name, write):
+        writes.append(name)
+        write_atomically(self, name, write)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RunFolder, "write_atomically", recorded)
+        fit(load_config_data(config), config, run_dir=folder, progress=False)
+    return folder, writes
+
+
+@pytest.fixture
+def run(fitted, tmp_path):
+    """A copy of the fitted run folder."""
+    return shutil.copytree(fitted[0], tmp_path / "run")
+
+
+def digests(folder) -> dict[str, str]:
+    """SHA-256 of every file under ``folder``, by path."""
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def edit_config(run, **changes):
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, **changes}))
+
+
+def assert_same_run(folder, reference):
+    """``folder`` holds the run ``reference`` holds: same settings, weights and scores."""
+    assert (folder / "config.json").read_text() == (reference / "config.json").read_text()
+    metrics, expected = (json.loads((path / "metrics.json").read_text())
+                         for path in (folder, reference))
+    assert {key: metrics[key] for key in SCORES} == pytest.approx(
+        {key: expected[key] for key in SCORES})
+    history, expected = (list(csv.DictReader((path / "history.csv").open()))
+                         for path in (folder, reference))
+    assert [{**row, "seconds": None} for row in history] == [
+        {**row, "seconds": None} for row in expected]
+    weights, expected = (torch.load(path / "best.pt", weights_only=False)["flow"]
+                         for path in (folder, reference))
+    assert all(torch.equal(weights[key], expected[key]) for key in expected)
+
+
+@pytest.mark.parametrize("settings, fragment", [
+    ({"epochs": "2"}, 'setting epochs must be a whole number, got the string "2"'),
+    ({"epochs": None}, "setting epochs must be a whole number, got null"),
+    ({"epochs": 2.5}, "setting epochs must be a whole number, got 2.5"),
+    ({"latent_dim": "32"}, "setting latent_dim must be a whole number"),
+    ({"lr": "fast"}, 'setting lr must be a finite number, got the string "fast"'),
+])
+def test_a_setting_of_the_wrong_type_in_a_config_file_is_one_line(
+        settings, fragment, tmp_path, monkeypatch, capsys):
+    config = tmp_path / "settings.json"
+    config.write_text(json.dumps(settings))
+    code, _, err = run_cli(["fit", "--config", config, "--out", tmp_path / "r", "--quiet"],
+                           monkeypatch, capsys)
+    assert_one_line_error(code, err, fragment)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--bin", "7"], "bin_size_ms must be one of 5, 20, got 7"),
+    (["--lr", "nan"], "setting lr must be a finite number, got nan"),
+    (["--lr", "inf"], "setting lr must be a finite number, got inf"),
+    (["--lr", "0"], "lr must be positive"),
+])
+def test_bad_option_values_are_one_line_and_make_no_folder(args, fragment, tmp_path, monkeypatch,
+                                                           capsys):
+    code, _, err = run_cli(["fit", "--data", "lorenz", "--out", tmp_path / "r", *args, *TINY],
+                           monkeypatch, capsys)
+    assert_one_line_error(code, err, fragment)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"lr": "fast"}, 'config.json: setting lr must be a finite number, got the string "fast"'),
+    ({"epochs": None}, "config.json: setting epochs must be a whole number, got null"),
+    ({"latent_dim": 16}, "checkpoint.pt does not match"),
+])
+@pytest.mark.parametrize("command", ["resume", "evaluate"])
+def test_an_edited_config_json_is_one_line_and_touches_nothing(
+        change, fragment, command, run, monkeypatch, capsys):
+    edit_config(run, **change)
+    before = digests(run)
+    if "latent_dim" in change and command == "evaluate":
+        fragment = "best.pt does not match"
+    args = ["fit", "--resume", run, "--quiet"] if command == "resume" else ["evaluate", run]
+    code, _, err = run_cli(args, monkeypatch, capsys)
+    assert_one_line_error(code, err, fragment)
+    if "latent_dim" in change:
+        assert "config.json: the weights do not fit the networks it describes" in err
+    assert digests(run) == before
+
+
+def test_resume_to_fewer_epochs_than_done_is_refused(run, monkeypatch, capsys):
+    before = digests(run)
+    code, _, err = run_cli(["fit", "--resume", run, "--epochs", "1", "--quiet"], monkeypatch,
+                           capsys)
+    assert_one_line_error(code, err, "--epochs 1 is below the 2 epochs", "--epochs 2 or more")
+    assert digests(run) == before
+
+
+def test_out_naming_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("my notes\n")
+    code, _, err = run_cli(["fit", "--out", afile, *TINY], monkeypatch, capsys)
+    assert_one_line_error(code, err, "is a file, not a folder")
+    assert afile.read_text() == "my notes\n"
+
+
+def test_an_existing_run_is_refused_before_its_data_are_loaded(run, spike_file, monkeypatch,
+                                                               capsys):
+    def loaded(config):
+        raise AssertionError("the data were loaded")
+
+    monkeypatch.setattr("pyrolf.cli.main.load_config_data", loaded)
+    before = digests(run)
+    code, _, err = run_cli(["fit", "--data", spike_file, "--out", run, *TINY], monkeypatch, capsys)
+    assert_one_line_error(code, err, "already holds a run", f"--resume {run}")
+    assert digests(run) == before
+
+
+def test_run_folder_json_is_strict(tmp_path):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not strict JSON")
+
+    RunFolder(tmp_path).write_json("scores.json", {"a": -float("inf"), "b": [float("nan"), 1.5],
+                                                   "c": {"d": float("inf")}, "e": "text"})
+    assert json.loads((tmp_path / "scores.json").read_text(), parse_constant=refuse) == {
+        "a": None, "b": [None, 1.5], "c": {"d": None}, "e": "text"}
+
+
+def test_evaluate_and_diagnose_say_which_weights_they_used(run, monkeypatch, capsys):
+    assert json.loads((run / "metrics.json").read_text())["weights"] == "best.pt"
+    code, out, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert code == 0, err
+    assert "weights: best.pt" in out.splitlines()
+    (run / "best.pt").unlink()
+    code, out, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert code == 0, err
+    assert "weights: checkpoint.pt" in out.splitlines()
+    assert json.loads((run / "metrics.json").read_text())["weights"] == "checkpoint.pt"
+    code, out, err = run_cli(["diagnose", run, "--samples", "25", "--trials", "2"], monkeypatch,
+                             capsys)
+    assert code == 0, err
+    assert "weights: checkpoint.pt" in out.splitlines()
+    assert json.loads((run / "diagnostics.json").read_text())["weights"] == "checkpoint.pt"
+
+
+# --- interrupted fits -----------------------------------------------------------------------
+
+def test_a_fit_writes_its_files_in_this_order(fitted):
+    assert fitted[1] == WRITES
+
+
+@pytest.mark.parametrize("k", range(1, len(WRITES) + 1))
+def test_a_fit_interrupted_at_any_write_is_continued_to_the_same_run(
+        k, fitted, spike_file, tmp_path, monkeypatch, capsys):
+    """Ctrl-C at the k-th write of a fit, its file half-written, leaves a folder that
+    ``--resume`` (or, before the settings are saved, a new fit into it) takes to the run an
+    uninterrupted fit makes; the message says which of the two."""
+    run = tmp_path / "run"
+    writes, write_atomically = itertools.count(1), RunFolder.write_atomically
+
+    def interrupted_at_k(self, name, write):
+        if next(writes) == k:
+            write(self.path / f"{name}.partial")
+            raise KeyboardInterrupt
+        write_atomically(self, name, write)
+
+    monkeypatch.setattr(RunFolder, "write_atomically", interrupted_at_k)
+    code, _, err = run_cli(["fit", "--data", spike_file, "--out", run, *TINY], monkeypatch, capsys)
+    monkeypatch.setattr(RunFolder, "write_atomically", write_atomically)
+    assert code == 130
+    if k == 1:
+        assert_one_line_error(code, err, "holds no settings yet", f"fit --out {run}")
+        code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
+        assert_one_line_error(code, err, "stopped before saving its settings", f"--out {run}")
+        code, _, err = run_cli(["fit", "--data", spike_file, "--out", run, *TINY], monkeypatch,
+                               capsys)
+    else:
+        told = "has saved no checkpoint yet" if k <= 3 else "keeps its last checkpoint"
+        assert_one_line_error(code, err, f"interrupted; {run} {told}", f"fit --resume {run}")
+        code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
+        assert ("starting it over from epoch 0" in err) == (k <= 3)
+    assert code == 0, err
+    assert_same_run(run, fitted[0])
+
+
+@pytest.mark.parametrize("how", ["resume", "out"])
+def test_a_run_without_a_checkpoint_starts_over_in_its_own_folder(
+        how, run, fitted, spike_file, monkeypatch, capsys):
+    """A folder with settings and best.pt but no checkpoint.pt (a fit of an earlier pyrolf killed
+    in its first checkpoint write) is no dead end: ``--resume`` or a new fit starts it over."""
+    (run / "checkpoint.pt").unlink()
+    (run / "metrics.json").unlink()
+    args = (["fit", "--resume", run, "--quiet"] if how == "resume" else
+            ["fit", "--data", spike_file, "--out", run, *TINY])
+    code, _, err = run_cli(args, monkeypatch, capsys)
+    assert code == 0, err
+    assert f"note: {run} holds a run that stopped before its first checkpoint: starting it over " \
+        "from epoch 0" in err
+    assert_same_run(run, fitted[0])
+
+
+# --- one process at a time ------------------------------------------------------------------
+
+def hold_lock(folder):
+    """An open file holding the lock of ``folder``, as another process's would."""
+    handle = open(folder / ".lock", "a")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+@pytest.mark.parametrize("command", ["resume", "evaluate", "diagnose", "fit"])
+def test_a_folder_in_use_is_refused_with_one_line(command, run, spike_file, tmp_path,
+                                                  monkeypatch, capsys):
+    """While another process holds a folder (a fit, or for ``fit --out`` a fit that has not saved
+    its first checkpoint yet) every other command is refused before it loads data."""
+    if command == "fit":  # a fit into a folder whose first fit is still starting
+        run = tmp_path / "starting"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps(Config().to_dict()))
+    args = {"resume": ["fit", "--resume", run, "--quiet"], "evaluate": ["evaluate", run],
+            "diagnose": ["diagnose", run, "--samples", "25"],
+            "fit": ["fit", "--data", spike_file, "--out", run, *TINY]}[command]
+    monkeypatch.setattr("pyrolf.cli.main.load_config_data", lambda config: 1 / 0)
+    monkeypatch.setattr("pyrolf.pipeline.load_config_data", lambda config: 1 / 0)
+    with hold_lock(run):
+        before = digests(run)
+        code, _, err = run_cli(args, monkeypatch, capsys)
+    assert_one_line_error(code, err, f"{run} is in use by another pyrolf process")
+    assert digests(run) == before
+
+
+def test_the_lock_goes_when_its_process_dies(run, monkeypatch, capsys):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys; lock = open(sys.argv[1], 'a'); "
+         "fcntl.flock(lock, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()",
+         str(run / ".lock")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
+        assert_one_line_error(code, err, "in use by another pyrolf process")
+    finally:
+        holder.kill()
+        holder.wait()
+    code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert code == 0, err
+
+
+def test_a_fit_holds_its_folder_locked_while_it_trains(spike_file, tmp_path, monkeypatch,
+                                                       capsys):
+    import pyro.infer
+
+    run, held, step = tmp_path / "run", [], pyro.infer.SVI.step
+
+    def step_trying_the_lock(self, *args, **kwargs):
+        with open(run / ".lock") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append(False)
+            except BlockingIOError:
+                held.append(True)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(pyro.infer.SVI, "step", step_trying_the_lock)
+    code, _, err = run_cli(["fit", "--data", spike_file, "--out", run, *TINY], monkeypatch, capsys)
+    assert code == 0, err
+    assert held and all(held)
+    hold_lock(run).close()  # free once the fit has ended
+
+
+# --- a run folder works from anywhere ---------------------------------------------------------
+
+def test_a_run_folder_works_from_any_directory_and_knows_its_data_file(
+        spike_file, tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    recording = data / "rec.h5"
+    shutil.copy(spike_file, recording)
+    monkeypatch.chdir(data)
+    code, _, err = run_cli(["fit", "--data", "rec.h5", "--out", "../run", *TINY], monkeypatch,
+                           capsys)
+    assert code == 0, err
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text())["data"] == str(recording)
+    assert json.loads((run / "source.json").read_text()) == {
+        "path": str(recording), "bytes": recording.stat().st_size,
+        "sha256": hashlib.sha256(recording.read_bytes()).hexdigest()}
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, _, err = run_cli(["evaluate", "../run"], monkeypatch, capsys)
+    assert code == 0, err
+
+    moved = tmp_path / "moved.h5"
+    recording.rename(moved)
+    before = digests(run)
+    code, _, err = run_cli(["fit", "--resume", run, "--epochs", "3", "--quiet"], monkeypatch,
+                           capsys)
+    assert_one_line_error(code, err, f"{recording}, the data file of {run}, is missing",
+                          "moved or deleted")
+    assert digests(run) == before
+
+    save_spike_file(recording, lorenz_dataset(seed=4, n_conditions=4, trials_per_condition=6,
+                                              n_bins=12, n_neurons=10, n_heldout=2))
+    code, _, err = run_cli(["diagnose", run, "--samples", "25"], monkeypatch, capsys)
+    assert_one_line_error(code, err, f"{recording} has changed since {run} was fitted on it")
+    assert digests(run) == before
+
+    edit_config(run, data=str(moved))  # the moved file, pointed to: the same data
+    code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert code == 0, err
+
+
+KILLED_AT_WRITE = """
+import os, signal, sys
+from pyrolf.cli.main import main
+from pyrolf.runs import RunFolder
+
+k, writes, write_atomically = int(sys.argv[1]), [], RunFolder.write_atomically
+
+def killed_at_k(self, name, write):
+    writes.append(name)
+    if len(writes) == k:
+        write(self.path / f"{name}.partial")
+        os.kill(os.getpid(), signal.SIGKILL)
+    write_atomically(self, name, write)
+
+RunFolder.write_atomically = killed_at_k
+sys.argv = ["pyrolf", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.slow
+def test_a_fit_killed_in_its_checkpoint_write_is_continued_to_the_same_run(
+        fitted, spike_file, tmp_path, monkeypatch, capsys):
+    """SIGKILL (no Python left to clean up) while the checkpoint after the first best.pt is half
+    written: ``--resume`` continues from the checkpoint of epoch 0 to the uninterrupted run."""
+    run = tmp_path / "run"
+    k = WRITES.index("checkpoint.pt", WRITES.index("best.pt")) + 1
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_WRITE, str(k), "fit", "--data",
+                             str(spike_file), "--out", str(run), *TINY], capture_output=True,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (run / "best.pt").exists() and (run / "checkpoint.pt.partial").exists()
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["state"]["epoch"] == 0
+    code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
+    assert code == 0, err
+    assert_same_run(run, fitted[0])
