@@ -164,8 +164,9 @@ def collapse_metrics(metrics: dict, history: list[dict]) -> dict:
     ``metrics`` (the smoothing baseline's co-bps) and its training ``history`` (the validation
     co-bps and KL per bin); see :func:`pyrolf.evaluation.collapse.collapse_finding`."""
     scores = [r["valid_co_bps"] for r in history if "valid_co_bps" in r]
+    kls = [r["kl_per_bin"] for r in history if "kl_per_bin" in r]
     finding = collapse_finding(max(scores) if scores else None, metrics.get("smoothing_co_bps"),
-                               [r["kl_per_bin"] for r in history if "kl_per_bin" in r])
+                               kls[-1] if kls else None)
     return {"collapsed": finding is not None, **({"collapse": finding} if finding else {})}
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pyrolf.data.dandi import DANDISETS
+from pyrolf.data.event_locked import event_locked_dataset
 from pyrolf.data.files import load_spike_file, save_spike_file
 from pyrolf.data.lorenz import lorenz_dataset
-from pyrolf.data.dandi import DANDISETS
 from pyrolf.data.spikes import DataError, SpikeData
 
 FILE_SUFFIXES = (".h5", ".hdf5", ".npz")
@@ -55,5 +56,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DANDISETS", "DataError", "SpikeData", "data_file", "load_config_data", "load_data", "load_nlb", "load_spike_file", "lorenz_dataset",
+__all__ = ["DANDISETS", "DataError", "SpikeData", "event_locked_dataset", "data_file", "load_config_data", "load_data", "load_nlb", "load_spike_file", "lorenz_dataset",
            "save_spike_file"]

@@ -22,9 +22,11 @@ from pyrolf.dynamics.langevin import LangevinTrajectory
 ACTIVE_KL_PER_BIN = 0.01
 #: held-out bits per spike at or below which a fit's latents predict nothing
 COLLAPSE_CO_BPS = 0.01
+#: share of the smoothing baseline's co-bps at or below which a fit's latents predict (almost) nothing
+COLLAPSE_SHARE = 0.25
 #: the smoothing baseline's co-bps above which the data hold what the latents should have caught
 SIGNAL_CO_BPS = 0.02
-#: KL per bin (all dimensions) below which the posterior is the prior for the whole fit
+#: KL per bin (all dimensions) below which the posterior has fallen back to the prior
 COLLAPSE_KL_PER_BIN = 0.05
 
 
@@ -76,23 +78,28 @@ def active_dimensions(kl: np.ndarray, threshold: float = ACTIVE_KL_PER_BIN) -> i
 
 
 def collapse_finding(valid_co_bps: float | None, smoothing_co_bps: float | None,
-                     kl_history: list[float]) -> str | None:
-    """Why a fit's latents carry no information, or ``None`` when they do.
+                     final_kl_per_bin: float | None) -> str | None:
+    """Why a fit's latents carry (almost) no information, or ``None`` when they do.
 
-    Collapsed: the best validation co-bps is at most :data:`COLLAPSE_CO_BPS` while the
-    smoothing baseline scores above :data:`SIGNAL_CO_BPS` on the same data, or the KL per bin
-    stayed below :data:`COLLAPSE_KL_PER_BIN` at every validation of the fit (``kl_history``).
+    Collapsed: the smoothing baseline scores above :data:`SIGNAL_CO_BPS` on the same data while
+    the best validation co-bps is at most :data:`COLLAPSE_CO_BPS` or :data:`COLLAPSE_SHARE` of
+    the baseline's; or the KL per bin at the fit's last validation is below
+    :data:`COLLAPSE_KL_PER_BIN` (the posterior ends at the prior; early in a fit, before the
+    guide has learned anything, its KL is larger).
     """
     if (valid_co_bps is not None and smoothing_co_bps is not None
-            and valid_co_bps <= COLLAPSE_CO_BPS and smoothing_co_bps > SIGNAL_CO_BPS):
+            and smoothing_co_bps > SIGNAL_CO_BPS
+            and valid_co_bps <= max(COLLAPSE_CO_BPS, COLLAPSE_SHARE * smoothing_co_bps)):
         return (f"best validation co-bps {valid_co_bps:.4f} while the smoothing baseline "
                 f"scores {smoothing_co_bps:.4f}")
-    if kl_history and max(kl_history) < COLLAPSE_KL_PER_BIN:
-        return f"the KL per bin stayed below {COLLAPSE_KL_PER_BIN} nats (at most {max(kl_history):.4f})"
+    if final_kl_per_bin is not None and final_kl_per_bin < COLLAPSE_KL_PER_BIN:
+        return (f"the KL of the posterior from the prior ended at {final_kl_per_bin:.4f} nats per "
+                f"bin, below {COLLAPSE_KL_PER_BIN}")
     return None
 
 
 def collapse_warning(finding: str) -> str:
     """The one line a fit prints when its latents collapsed (see :func:`collapse_finding`)."""
-    return (f"the latents carry no information ({finding}): the posterior collapsed to the prior; "
+    return (f"the latents carry (almost) no information ({finding}): the posterior collapsed to "
+            "the prior; "
             "try --guide meanfield, a lower kl_weight (--config), or more --epochs")
