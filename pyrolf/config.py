@@ -53,7 +53,7 @@ class Config:
     lr_final: float = 3e-4          # exponential decay from lr to lr_final over all steps
     weight_decay: float = 2e-5
     clip_norm: float = 10.0
-    kl_weight: float = 0.3          # final weight of the latent sites (1 = the exact ELBO)
+    kl_weight: float = 0.1          # final weight of the latent sites (1 = the exact ELBO)
     kl_warmup: int = 50             # epochs over which the weight ramps from 0 to kl_weight
     cd_rate: float = 0.3            # coordinated dropout: share of held-in inputs hidden and scored
     eval_every: int = 10            # epochs between validation scores and checkpoints

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from pyrolf import Config, fit
-from pyrolf.cli.main import main
 from pyrolf.data import load_spike_file, lorenz_dataset, save_spike_file
 from pyrolf.evaluation.collapse import (COLLAPSE_KL_PER_BIN, COLLAPSE_SHARE, active_dimensions,
                                         collapse_finding, kl_per_dimension)
 from pyrolf.guides.amortised import MIN_SCALE
 from pyrolf.inference.svi import encoder_inputs
 from pyrolf.models import build_flow
+from test_cli import run_cli
 
 TINY = dict(latent_dim=8, channels=2, encoder_hidden=16, decoder_width=16,
             decoder_feedforward=32, batch_size=16, samples=3, eval_every=5)
@@ -84,15 +84,6 @@ def _blind(flow):
     return flow
 
 
-def _run_cli(args, monkeypatch, capsys):
-    monkeypatch.setattr("sys.argv", ["pyrolf", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
-
-
 @pytest.mark.filterwarnings("ignore:embed.weight was not registered")
 def test_a_planted_collapse_is_flagged_and_a_healthy_fit_is_not(data, data_file, tmp_path,
                                                                 monkeypatch, capsys):
@@ -106,7 +97,7 @@ def test_a_planted_collapse_is_flagged_and_a_healthy_fit_is_not(data, data_file,
     saved = json.loads((tmp_path / "blind" / "metrics.json").read_text())
     assert saved["collapsed"] is True
 
-    code, out, err = _run_cli(["evaluate", tmp_path / "blind"], monkeypatch, capsys)
+    code, out, err = run_cli(["evaluate", tmp_path / "blind"], monkeypatch, capsys)
     assert code == 0
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("warning: the latents carry (almost) no information")
@@ -116,7 +107,7 @@ def test_a_planted_collapse_is_flagged_and_a_healthy_fit_is_not(data, data_file,
     healthy = fit(data, config, run_dir=tmp_path / "healthy", progress=False)
     assert healthy.metrics["valid_co_bps"] > 0.05
     assert healthy.metrics["collapsed"] is False and "collapse" not in healthy.metrics
-    code, _, err = _run_cli(["evaluate", tmp_path / "healthy"], monkeypatch, capsys)
+    code, _, err = run_cli(["evaluate", tmp_path / "healthy"], monkeypatch, capsys)
     assert code == 0 and "warning" not in err
 
 

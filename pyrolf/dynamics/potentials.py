@@ -49,24 +49,30 @@ class _Lattice(nn.Module):
         return energy.reshape(z.shape[:-1])
 
 
-class CoupledOscillators(_Lattice):
+class _CoupledLattice(_Lattice):
+    """A lattice whose channels are coupled by a learned ``(C, C, taps)`` kernel of unit-norm
+    taps; ``quadratic``: its energy is a quadratic form, so its force is linear in ``z``."""
+
+    taps = 3
+    quadratic = True  # the force is linear: the dynamics may use it as a matrix
+
+    def __init__(self, latent_dim: int, channels: int = 4):
+        super().__init__(latent_dim, channels)
+        self.weight = nn.Parameter(torch.randn(channels, channels, self.taps) / self.taps**0.5)
+
+    @property
+    def kernel(self) -> torch.Tensor:
+        """Coupling kernel ``(C, C, taps)``, each filter of unit norm."""
+        return self.weight / self.weight.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+
+
+class CoupledOscillators(_CoupledLattice):
     """The paper's potential: locally coupled harmonic oscillators.
 
     ``U(z) = Σ_sites (K ⋆ φ) · φ`` with ``φ`` the lattice field and ``K`` a learned
     ``(C, C, 3)`` convolution kernel whose 3 taps per channel pair are normalised to unit norm.
     ``U`` is quadratic in ``z``, so the force ``-∇U = -(K ⋆ φ + Kᵀ ⋆ φ)`` is linear.
     """
-
-    quadratic = True  # the force is linear: the dynamics may use it as a matrix
-
-    def __init__(self, latent_dim: int, channels: int = 4):
-        super().__init__(latent_dim, channels)
-        self.weight = nn.Parameter(torch.randn(channels, channels, 3) / 3**0.5)
-
-    @property
-    def kernel(self) -> torch.Tensor:
-        """Coupling kernel ``(C, C, 3)``, each 3-tap filter of unit norm."""
-        return self.weight / self.weight.norm(dim=-1, keepdim=True).clamp_min(1e-8)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Energy ``(...,)`` of positions ``(..., D)``."""
@@ -85,7 +91,7 @@ class CoupledOscillators(_Lattice):
         return -(matrix + matrix.T)
 
 
-class CoupledSprings(_Lattice):
+class CoupledSprings(_CoupledLattice):
     """Locally coupled oscillators whose energy is bounded below: springs on the lattice's bonds.
 
     ``U(z) = ½ Σ_bonds |K ⋆ φ|²``, where each bond ``(i, i + 1)`` of the lattice (with the zero
@@ -97,16 +103,7 @@ class CoupledSprings(_Lattice):
     repulsive modes grow the flow geometrically over a long trial.
     """
 
-    quadratic = True
-
-    def __init__(self, latent_dim: int, channels: int = 4):
-        super().__init__(latent_dim, channels)
-        self.weight = nn.Parameter(torch.randn(channels, channels, 2) / 2**0.5)
-
-    @property
-    def kernel(self) -> torch.Tensor:
-        """Bond kernel ``(C, C, 2)``, each 2-tap filter of unit norm."""
-        return self.weight / self.weight.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    taps = 2
 
     def bonds(self, z: torch.Tensor) -> torch.Tensor:
         """Bond stretches ``(N, C, S + 1)`` of positions ``(..., D)`` (leading dims flattened)."""
