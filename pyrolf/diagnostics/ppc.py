@@ -13,6 +13,8 @@ import warnings
 
 import numpy as np
 
+from pyrolf.evaluation.metrics import interval_coverage
+
 INTERVAL_PROB = 0.9
 
 
@@ -59,12 +61,7 @@ def coverage(observed: np.ndarray, draws: np.ndarray, prob: float = INTERVAL_PRO
     """Share of the entries of ``observed`` ``(...)`` inside the central ``prob`` interval of
     ``draws`` ``(draws, ...)`` (bounds included); entries whose observed value is NaN are left
     out, NaN when none is left."""
-    lower, upper = predictive_interval(draws, prob)
-    defined = ~np.isnan(observed)
-    if not defined.any():
-        return float("nan")
-    inside = (observed >= lower) & (observed <= upper)
-    return float(inside[defined].mean())
+    return interval_coverage(observed, *predictive_interval(draws, prob))
 
 
 def ppc_summary(observed: np.ndarray, predictive: np.ndarray,
