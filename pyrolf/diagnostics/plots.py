@@ -1,5 +1,5 @@
 """PNG figures of a diagnosed run: phase portraits, the coupling kernel, a posterior predictive
-check of the mean rates, and predicted against true rates."""
+check of the mean rates, predicted against true rates, and the spectrum of the learned dynamics."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ TAP_NAMES = ("left neighbour (-1)", "same site (0)", "right neighbour (+1)")
 
 
 def _save(fig, path: Path) -> None:
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")  # also to a temporary name without the suffix
     plt.close(fig)
 
 
@@ -102,4 +102,27 @@ def rates_vs_truth(predicted: np.ndarray, true: np.ndarray, trials: np.ndarray, 
     course.legend(fontsize=8)
     course.set_title(f"trial {trials[0]}, most modulated neurons")
     fig.suptitle(f"Posterior-mean rates against the true rates (R² = {r2:.3f}, mean over neurons)")
+    _save(fig, path)
+
+
+def spectrum(modes: list[dict], radius_note: str, path: Path) -> None:
+    """The eigenvalues of the linearised step (``modes`` as
+    :func:`pyrolf.dynamics.spectrum.eigen_modes` gives them) in the complex plane with the unit
+    circle: inside it a mode decays, outside it grows."""
+    values = np.array([complex(m["real"], m["imag"]) for m in modes])
+    fig, axis = plt.subplots(figsize=(5.2, 5.2), layout="constrained")
+    angle = np.linspace(0, 2 * np.pi, 400)
+    axis.plot(np.cos(angle), np.sin(angle), "k-", lw=0.8, label="unit circle")
+    axis.plot(values.real, values.imag, "o", ms=5, mfc="none", color="C0",
+              label=f"{len(values)} eigenvalues")
+    axis.axhline(0, color="0.8", lw=0.6)
+    axis.axvline(0, color="0.8", lw=0.6)
+    limit = max(1.1, float(np.abs(values).max()) * 1.05)
+    axis.set_xlim(-limit, limit)
+    axis.set_ylim(-limit, limit)
+    axis.set_aspect("equal")
+    axis.set_xlabel("real part")
+    axis.set_ylabel("imaginary part")
+    axis.legend(fontsize=8, loc="lower left")
+    axis.set_title(f"Eigenvalues of the linearised step\n{radius_note}", fontsize=10)
     _save(fig, path)
