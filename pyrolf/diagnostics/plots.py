@@ -108,21 +108,29 @@ def rates_vs_truth(predicted: np.ndarray, true: np.ndarray, trials: np.ndarray, 
 def spectrum(modes: list[dict], radius_note: str, path: Path) -> None:
     """The eigenvalues of the linearised step (``modes`` as
     :func:`pyrolf.dynamics.spectrum.eigen_modes` gives them) in the complex plane with the unit
-    circle: inside it a mode decays, outside it grows."""
+    circle (inside it a mode decays, outside it grows): the whole plane, and a close-up of where
+    the eigenvalues lie."""
     values = np.array([complex(m["real"], m["imag"]) for m in modes])
-    fig, axis = plt.subplots(figsize=(5.2, 5.2), layout="constrained")
-    angle = np.linspace(0, 2 * np.pi, 400)
-    axis.plot(np.cos(angle), np.sin(angle), "k-", lw=0.8, label="unit circle")
-    axis.plot(values.real, values.imag, "o", ms=5, mfc="none", color="C0",
-              label=f"{len(values)} eigenvalues")
-    axis.axhline(0, color="0.8", lw=0.6)
-    axis.axvline(0, color="0.8", lw=0.6)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5), layout="constrained")
+    angle = np.linspace(0, 2 * np.pi, 2000)
     limit = max(1.1, float(np.abs(values).max()) * 1.05)
-    axis.set_xlim(-limit, limit)
-    axis.set_ylim(-limit, limit)
-    axis.set_aspect("equal")
-    axis.set_xlabel("real part")
-    axis.set_ylabel("imaginary part")
-    axis.legend(fontsize=8, loc="lower left")
-    axis.set_title(f"Eigenvalues of the linearised step\n{radius_note}", fontsize=10)
+    spread = max(float(np.ptp(values.real)), float(np.ptp(values.imag)), 0.02) * 0.6
+    centre = complex((values.real.max() + values.real.min()) / 2,
+                     (values.imag.max() + values.imag.min()) / 2)
+    for axis, (x_centre, y_centre, half) in zip(axes, [(0.0, 0.0, limit),
+                                                        (centre.real, centre.imag, spread)]):
+        axis.plot(np.cos(angle), np.sin(angle), "k-", lw=0.8, label="unit circle")
+        axis.plot(values.real, values.imag, "o", ms=5, mfc="none", color="C0",
+                  label=f"{len(values)} eigenvalues")
+        axis.axhline(0, color="0.8", lw=0.6)
+        axis.axvline(0, color="0.8", lw=0.6)
+        axis.set_xlim(x_centre - half, x_centre + half)
+        axis.set_ylim(y_centre - half, y_centre + half)
+        axis.set_aspect("equal")
+        axis.set_xlabel("real part")
+        axis.set_ylabel("imaginary part")
+    axes[0].legend(fontsize=8, loc="lower left")
+    axes[0].set_title("complex plane")
+    axes[1].set_title("close-up of the eigenvalues")
+    fig.suptitle(f"Eigenvalues of the linearised step: {radius_note}")
     _save(fig, path)
