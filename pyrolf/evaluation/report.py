@@ -42,37 +42,35 @@ def score_rates(rates, data: SpikeData, trials, prefix: str = "") -> dict:
     return metrics
 
 
-def truth_metrics(flow, data: SpikeData, samples: int, device: str = "cpu") -> dict:
-    """Scores against the truth where the data carry it, over the observed bins:
+def truth_metrics(flow, data: SpikeData, device: str = "cpu") -> dict:
+    """Scores against the truth where the data carry it, from the posterior means and 90 %
+    intervals of :data:`INTERVAL_SAMPLES` draws per trial (as ``pyrolf infer`` makes them, see
+    :func:`pyrolf.diagnostics.export.posterior_summary`), over the observed bins:
     ``rates_coverage_90`` (true rates: the share of test (trial, bin, neuron) entries inside the
-    90 % posterior interval, from :data:`INTERVAL_SAMPLES` draws) and ``latents_r2`` (true
-    latents ``extra["latents"]``: :func:`~pyrolf.evaluation.metrics.latents_r2` of the
-    posterior-mean ``[z, v]``, from ``samples`` draws on the train trials, fitted there and
-    scored on the test trials). See :func:`pyrolf.diagnostics.export.posterior_summary`."""
+    rate's interval) and ``latents_r2`` (true latents ``extra["latents"]``:
+    :func:`~pyrolf.evaluation.metrics.latents_r2` of the posterior-mean ``[z, v]``, the map
+    fitted on the train trials and scored on the test trials)."""
     from pyrolf.diagnostics.export import posterior_summary  # ArviZ: only where scored
 
     if data.rates is None and "latents" not in data.extra:
         return {}
     observed = slice(0, data.n_observed)
     train, test = data.splits["train"], data.splits["test"]
-
-    def summary(trials, draws):
-        return posterior_summary(flow, trial_inputs(data, trials, device), data.n_bins, draws)
-
-    tested = summary(test, INTERVAL_SAMPLES)
+    trials = np.concatenate([train, test])
+    summary = posterior_summary(flow, trial_inputs(data, trials, device), data.n_bins,
+                                INTERVAL_SAMPLES)
+    summary = {key: value[:, observed] for key, value in summary.items()}
+    tested = slice(len(train), None)
     metrics = {}
     if data.rates is not None:
         metrics["rates_coverage_90"] = interval_coverage(
-            data.rates[test][:, observed], tested["rates_lower"][:, observed],
-            tested["rates_upper"][:, observed])
+            data.rates[test][:, observed], summary["rates_lower"][tested],
+            summary["rates_upper"][tested])
     if "latents" in data.extra:
-        trained, latents = summary(train, samples), data.extra["latents"]
-
-        def states(reduced):
-            return np.concatenate([reduced["z"], reduced["v"]], -1)[:, observed]
-
-        metrics["latents_r2"] = latents_r2(states(trained), latents[train][:, observed],
-                                           states(tested), latents[test][:, observed])
+        states = np.concatenate([summary["z"], summary["v"]], -1)
+        latents = data.extra["latents"][trials][:, observed]
+        metrics["latents_r2"] = latents_r2(states[:len(train)], latents[:len(train)],
+                                           states[tested], latents[tested])
     return metrics
 
 
@@ -106,7 +104,7 @@ def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
         return nlb_metrics(rates, data, submission_path)
     test = data.splits["test"]
     metrics = score_rates(model_rates(flow, data, test, samples, device), data, test)
-    metrics.update(truth_metrics(flow, data, samples, device))
+    metrics.update(truth_metrics(flow, data, device))
     baseline = smoothing_baseline(data)
     metrics.update(score_rates(baseline["rates"][test], data, test, prefix="smoothing_"))
     metrics["smoothing_width_bins"] = baseline["width"]
