@@ -149,7 +149,6 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     from pyrolf.diagnostics.plots import spectrum as plot_spectrum
     from pyrolf.dynamics.spectrum import dynamics_spectrum
 
-    _check_samples(samples)
     run = RunFolder.open(run_dir)
     out = Path(out) if out is not None else run.path / INFERRED
     _check_writable(out)

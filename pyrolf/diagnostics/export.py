@@ -29,9 +29,9 @@ from pyrolf.inference.svi import posterior_passes
 from pyrolf.runs import RunFolder
 
 VARIABLES = ("z", "v", "inputs", "rates")
-#: a trial's ``split`` label by its split in the data (NLB: train, pyrolf's validation tenth of
-#: the training trials, NLB's evaluation trials); trials from other data than the run's: "new"
-SPLIT_LABELS = {"train": "train", "valid": "valid", "test": "test"}
+#: an NLB trial's ``split`` label by its split in the data: train, pyrolf's validation tenth of
+#: the training trials, NLB's evaluation trials (other data keep their split names; trials from
+#: other data than the run's: "new")
 NLB_SPLIT_LABELS = {"train": "train", "valid": "val", "test": "eval"}
 NEW_TRIALS = "new"
 DESCRIPTIONS = {
@@ -124,7 +124,7 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
     """``trial`` (index in the source's order; NLB: nlb_tools' ``trial_id``), ``split`` and,
     where the data have conditions, ``condition``: coordinates along ``trial``."""
     nlb = data.extra.get("nlb")
-    labels = NLB_SPLIT_LABELS if nlb is not None else SPLIT_LABELS
+    labels = NLB_SPLIT_LABELS if nlb is not None else {}
     split = np.empty(data.n_trials, dtype=object)
     for name, indices in data.splits.items():
         split[indices] = labels.get(name, name)

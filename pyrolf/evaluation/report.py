@@ -92,7 +92,8 @@ def prepare_scoring(data: SpikeData, saved: Path | None = None) -> None:
 
 def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
              submission_path=None) -> dict:
-    """Test-trial metrics of ``flow`` and of the Gaussian-smoothing baseline on the same trials.
+    """Test-trial metrics of ``flow`` (with :func:`truth_metrics` where the data carry the truth)
+    and of the Gaussian-smoothing baseline on the same trials.
 
     NLB data are scored by nlb_tools on their evaluation trials (see
     :func:`pyrolf.evaluation.nlb.nlb_metrics`; ``submission_path`` goes there).
