@@ -140,6 +140,33 @@ def diagnose(run_dir, samples, trials):
     _print_metrics(report, run_dir)
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--data", default=None,
+              help="The trials to infer: a .h5/.npz spike file or an NLB dataset name, holding "
+                   "the run's neurons in its order (all of them, or only the held-in ones). "
+                   "Default: the run's own data, every split.")
+@click.option("--samples", type=int, default=None,
+              help="Posterior samples per trial (default 100).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="netCDF file to write (default RUN_DIR/inferred.nc).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="Where to run (default: the run's device).")
+def infer(run_dir, data, samples, out, device):
+    """Every trial's posterior from RUN_DIR's best weights: inferred.nc (posterior means and 90 %
+    intervals of z, v, the inferred inputs and the rates, with trial indices, splits and
+    conditions), and the modes of the learned dynamics: dynamics.json and spectrum.png."""
+    from pyrolf import pipeline
+
+    options = {} if samples is None else {"samples": samples}
+    report = pipeline.infer_run(run_dir, data, out=out, device=device, **options)
+    click.echo(f"inferred {report['trials']} trials from {report['samples']} posterior samples "
+               f"each: {report['out']}")
+    click.echo(f"dynamics: {len(report['modes'])} modes of the linearised step, largest "
+               f"|eigenvalue| {report['spectral_radius']:.4f}")
+    click.echo(f"run folder: {run_dir} ({pipeline.DYNAMICS}, {pipeline.SPECTRUM})")
+
+
 def _parse_trials(text: str | None):
     """``None``, a count (``"20"``) or a list of indices (``"3,8,12"``, ``"7,"``)."""
     if text is None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyro
 import torch
@@ -11,7 +13,7 @@ import torch
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import SpikeData, data_file, load_config_data
 from pyrolf.evaluation.collapse import collapse_finding
-from pyrolf.evaluation.report import evaluate, prepare_scoring
+from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
 from pyrolf.models import build_flow
 from pyrolf.plots import training_curve
@@ -23,6 +25,8 @@ class FitResult:
     flow: torch.nn.Module
     state: TrainState
     metrics: dict
+    config: Config | None = None
+    data: SpikeData | None = None
 
 
 def fit(data: SpikeData, config: Config | None = None, flow=None, run_dir=None,
@@ -197,6 +201,96 @@ def diagnose_run(run_dir, samples: int = 100, trials=None, data: SpikeData | Non
     return report
 
 
+INFERRED, DYNAMICS, SPECTRUM = "inferred.nc", "dynamics.json", "spectrum.png"
+
+
+def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = None):
+    """Every trial's posterior as an ``xarray.Dataset`` (what ``pyrolf infer`` writes to
+    ``inferred.nc``; see :func:`pyrolf.diagnostics.export.inferred_dataset`): posterior means and
+    central 90 % intervals of ``z``, ``v``, ``inputs`` and ``rates`` from ``samples`` draws per
+    trial, with each trial's index, split and condition. Writes nothing.
+
+    Args:
+        run: a run folder, or the :class:`FitResult` of :func:`fit`.
+        data: the trials to infer: ``None`` for the run's own data (all splits; NLB: every
+            training and evaluation trial), a :class:`~pyrolf.data.SpikeData`, a spike file's
+            path or an NLB name (read with the run's data settings). Their neurons are the run's,
+            all of them or only the held-in ones (see :func:`~pyrolf.diagnostics.export.new_trials`);
+            rates are predicted for all the run's neurons.
+        samples: posterior draws per trial (at least 1).
+        device: ``cpu`` or ``cuda``; default the run's.
+    """
+    return _infer(run, data, samples, device)[2]
+
+
+def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
+              device: str | None = None) -> dict:
+    """:func:`infer` on a run folder, written to ``out`` (default ``RUN_DIR/inferred.nc``), and the
+    modes of the learned dynamics (:func:`pyrolf.dynamics.spectrum.dynamics_spectrum`) to
+    ``RUN_DIR/dynamics.json`` and ``spectrum.png``. The arguments are checked before anything is
+    computed and every file is written through a temporary one, so an error leaves the run folder
+    as it was. Returns ``trials``, ``samples``, ``out`` and what ``dynamics.json`` holds."""
+    from pyrolf.diagnostics.export import known_bin_size, write_inferred
+    from pyrolf.diagnostics.plots import spectrum as plot_spectrum
+    from pyrolf.dynamics.spectrum import dynamics_spectrum
+
+    run = RunFolder.open(run_dir)
+    out = Path(out) if out is not None else run.path / INFERRED
+    _check_writable(out)
+    with run.locked():
+        flow, trials, dataset = _infer(run.path, data, samples, device)
+        spectrum = dynamics_spectrum(flow.prior.dynamics, dataset["z"].values,
+                                     known_bin_size(trials))
+        radius = f"largest |eigenvalue| {spectrum['spectral_radius']:.4f}"
+        try:
+            write_inferred(dataset, out)
+            run.write_json(DYNAMICS, spectrum)
+            run.write_atomically(SPECTRUM,
+                                 lambda path: plot_spectrum(spectrum["modes"], radius, path))
+        except OSError as error:
+            raise RunError(f"cannot write {error.filename or out}: "
+                           f"{error.strerror or error}") from None
+    return {"trials": dataset.sizes["trial"], "samples": samples, "out": out, **spectrum}
+
+
+def _infer(run, data, samples: int, device: str | None):
+    """The flow, the inferred trials laid out on the run's neurons and the Dataset of
+    :func:`infer`."""
+    from pyrolf.diagnostics.export import infer_trials, new_trials
+
+    _check_samples(samples)
+    if isinstance(run, FitResult):
+        flow, config, own = run.flow, run.config, run.data
+    else:
+        flow, config, own = load_run(run)
+    device = device or config.device
+    check_device(device)
+    if data is None or data == config.data:
+        trials = own
+    else:
+        loaded = data if isinstance(data, SpikeData) else load_config_data(config.replace(data=data))
+        trials = new_trials(loaded, own.heldout)
+    pyro.set_rng_seed(config.seed)
+    dataset = infer_trials(flow.to(device), trials, samples, config.to_dict(), device)
+    return flow, trials, dataset
+
+
+def _check_samples(samples: int) -> None:
+    if samples < 1:
+        raise ConfigError(f"--samples must be at least 1, got {samples}")
+
+
+def _check_writable(path: Path) -> None:
+    """Stop before any work when ``path`` cannot be written: its folder missing or read-only,
+    or ``path`` a folder."""
+    if path.is_dir():
+        raise ConfigError(f"--out {path} is a folder; give a file name such as {path / INFERRED}")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--out {path}: folder {path.parent} does not exist; create it first")
+    if not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"--out {path}: folder {path.parent} is not writable")
+
+
 def check_device(device: str) -> None:
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but PyTorch sees no GPU here; "
@@ -235,7 +329,7 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
         run.write_history(state.history)  # also when a resumed run had none left to train
         run.write_json(RunFolder.METRICS, metrics)
         training_curve(state.history, run.path / "training.png")
-    return FitResult(trainer.flow, state, metrics)
+    return FitResult(trainer.flow, state, metrics, config, trainer.data)
 
 
 def _save(run: RunFolder, trainer: Trainer, is_best: bool) -> None:

@@ -172,11 +172,16 @@ class RunFolder:
         return (self.path / name).exists()
 
     def write_atomically(self, name: str, write) -> None:
-        """``write(path)`` to a temporary file in the folder, then move it onto ``name``."""
+        """``write(path)`` to a temporary file in the folder, then move it onto ``name``; a write
+        that fails leaves no temporary file behind."""
         target = self.path / name
         partial = target.with_name(target.name + ".partial")
-        write(partial)
-        os.replace(partial, target)
+        try:
+            write(partial)
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
 
     def save(self, name: str, obj) -> None:
         self.write_atomically(name, lambda path: torch.save(obj, path))

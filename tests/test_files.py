@@ -51,6 +51,21 @@ def test_round_trip_is_exact(tmp_path, suffix, with_rates, with_conditions):
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)
+def test_true_latents_round_trip_and_the_lorenz_data_carry_theirs(tmp_path, suffix):
+    from pyrolf.data import lorenz_dataset
+
+    data = lorenz_dataset(seed=2, n_conditions=3, trials_per_condition=2, n_bins=6, n_neurons=5,
+                          n_heldout=1)
+    assert data.extra["latents"].shape == (6, 6, 3)
+    save_spike_file(tmp_path / f"lorenz{suffix}", data)
+    loaded = load_spike_file(tmp_path / f"lorenz{suffix}")
+    np.testing.assert_array_equal(loaded.extra["latents"], data.extra["latents"])
+    assert set(loaded.extra) == {"latents"}
+    save_spike_file(tmp_path / f"plain{suffix}", make_data(np.random.default_rng(0), True, True))
+    assert "latents" not in load_spike_file(tmp_path / f"plain{suffix}").extra
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
 def test_file_without_heldout_survives_save_and_reload_unchanged(tmp_path, suffix):
     spikes = np.random.default_rng(1).poisson(1.0, size=(20, 6, 10))
     write_arrays(tmp_path / f"raw{suffix}", spikes=spikes)
@@ -126,6 +141,9 @@ BAD_ARRAYS = {
     "heldout none": {"spikes": GOOD, "heldout": np.zeros(5, dtype=bool)},
     "conditions length": {"spikes": GOOD, "conditions": np.arange(3)},
     "conditions fractional": {"spikes": GOOD, "conditions": np.array([0, 0.5, 1, 1])},
+    "latents shape": {"spikes": GOOD, "latents": np.ones((4, 2, 3))},
+    "latents 2-D": {"spikes": GOOD, "latents": np.ones((4, 3))},
+    "latents NaN": {"spikes": GOOD, "latents": np.full((4, 3, 2), np.nan)},
 }
 
 

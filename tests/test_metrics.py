@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.special import gammaln
 
-from pyrolf.evaluation.metrics import co_bps, rates_r2
+from pyrolf.evaluation.metrics import co_bps, interval_coverage, latents_r2, rates_r2
 
 
 def poisson_log_likelihood(rates, spikes):
@@ -71,3 +71,43 @@ def test_shape_mismatch_is_refused():
         rates_r2(np.ones((2, 3, 4)), np.ones((2, 3, 5)))
     with pytest.raises(ValueError):
         co_bps(np.ones((2, 3, 4)), np.ones((2, 4, 4)))
+
+
+def states_and_latents(seed, trials=40, bins=25, features=6, k=3):
+    rng = np.random.default_rng(seed)
+    states = rng.normal(size=(trials, bins, features))
+    latents = states @ rng.normal(size=(features, k)) + rng.normal(size=k)
+    return states, latents
+
+
+def test_latents_r2_is_one_for_an_exact_linear_map_with_intercept():
+    states, latents = states_and_latents(4)
+    assert latents_r2(states[:30], latents[:30], states[30:], latents[30:]) == pytest.approx(1.0)
+
+
+def test_latents_r2_is_near_zero_for_latents_shuffled_against_the_states():
+    states, latents = states_and_latents(5)
+    flat = latents.reshape(-1, latents.shape[-1])
+    shuffled = np.random.default_rng(6).permutation(flat).reshape(latents.shape)
+    r2 = latents_r2(states[:30], shuffled[:30], states[30:], shuffled[30:])
+    assert abs(r2) < 0.05
+
+
+def test_latents_r2_scores_the_test_trials_with_the_train_map():
+    """A map fitted where latent 0 is +state 0 and scored where it is -state 0: R² 1 - 4 = -3
+    on that dim (SS_res = (2 s)², SS_tot = s² about a zero mean), 1 on the others."""
+    states, latents = states_and_latents(7, k=1)
+    train_latents = np.concatenate([states[..., :1], latents], -1)
+    test_latents = np.concatenate([-states[..., :1], latents], -1)
+    r2 = latents_r2(states[:30], train_latents[:30], states[30:], test_latents[30:])
+    first = rates_r2(states[30:, :, :1], -states[30:, :, :1])
+    assert r2 == pytest.approx((first + 1.0) / 2)
+    assert first == pytest.approx(-3.0, abs=0.3)
+
+
+def test_interval_coverage_by_hand():
+    true = np.array([0.0, 1.0, 2.0, 3.0, np.nan])
+    lower = np.array([0.0, 1.5, 1.0, 3.5, 0.0])
+    upper = np.array([1.0, 2.0, 2.0, 4.0, 1.0])
+    assert interval_coverage(true, lower, upper) == pytest.approx(2 / 4)
+    assert np.isnan(interval_coverage(np.full(2, np.nan), lower[:2], upper[:2]))

@@ -114,6 +114,66 @@ def test_tensors_put_held_in_neurons_first_and_eval_trials_last(data_dir):
     assert not train & valid and train | valid == set(range(split.n_train))
 
 
+def test_trial_and_unit_ids_are_nlb_tools_own(data_dir):
+    """The ids name the rows they stand for: nlb_tools' tensors of the trials picked by id hold
+    the spikes of those rows."""
+    from nlb_tools.make_tensors import make_eval_input_tensors, make_train_input_tensors
+
+    data = load_data("mc_maze", data_dir=data_dir, bin_size_ms=20)
+    split = data.extra["nlb"]
+    trial_info = split.dataset.trial_info
+    assert len(split.trial_ids) == data.n_trials
+    assert len(set(split.trial_ids)) == data.n_trials
+    rows = [3, 1, split.n_train + 2]  # two training trials and an evaluation trial
+    for row in rows:
+        picked = (trial_info.trial_id == split.trial_ids[row]).to_numpy()
+        with nlb_tools_context():
+            if row < split.n_train:
+                spikes = make_train_input_tensors(split.dataset, "mc_maze", picked,
+                                                  save_file=False)["train_spikes_heldin"]
+            else:
+                spikes = make_eval_input_tensors(split.dataset, "mc_maze", picked,
+                                                 save_file=False)["eval_spikes_heldin"]
+        np.testing.assert_array_equal(spikes[0], data.spikes[row, :data.n_observed,
+                                                              :data.n_heldin])
+    units = split.dataset.data
+    np.testing.assert_array_equal(split.unit_ids, [*units["spikes"].columns,
+                                                   *units["heldout_spikes"].columns])
+    assert len(split.unit_ids) == data.n_neurons
+
+
+def test_infer_names_nlb_trials_units_and_times(data_dir, tmp_path, monkeypatch, capsys):
+    import xarray as xr
+
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "--data", "mc_maze", "--data-dir", data_dir, "--out", run,
+                            "--epochs", "1", "--quiet",
+                            "--config", write_config(tmp_path, **SMALL)], monkeypatch, capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["infer", run, "--samples", "2"], monkeypatch, capsys)
+    assert code == 0, err
+    data = load_data("mc_maze", data_dir=data_dir)
+    split = data.extra["nlb"]
+    inferred = xr.open_dataset(run / "inferred.nc")
+    np.testing.assert_array_equal(inferred["trial"], split.trial_ids)
+    for name, label in (("train", "train"), ("valid", "val"), ("test", "eval")):
+        assert set(inferred["split"].values[data.splits[name]]) == {label}
+    np.testing.assert_allclose(inferred["time"], np.arange(data.n_bins) * 0.02)
+    assert inferred.attrs["bin_size_s"] == 0.02
+    np.testing.assert_array_equal(inferred["neuron"], split.unit_ids)
+    np.testing.assert_array_equal(inferred["heldout"], data.heldout)
+    assert json.loads((run / "dynamics.json").read_text())["frequency_unit"] == "Hz"
+    # another NLB set with as many neurons (the generated ones all have 16): its own trials
+    code, _, err = run_cli(["infer", run, "--data", "mc_rtt", "--samples", "2",
+                            "--out", tmp_path / "rtt.nc"], monkeypatch, capsys)
+    assert code == 0, err
+    rtt = load_data("mc_rtt", data_dir=data_dir)
+    other = xr.open_dataset(tmp_path / "rtt.nc")
+    np.testing.assert_array_equal(other["trial"], rtt.extra["nlb"].trial_ids)
+    assert other.sizes["time"] == rtt.n_bins and set(other["split"].values) == {
+        "train", "val", "eval"}
+
+
 def test_test_phase_trains_on_train_and_val_and_predicts_test(data_dir, tmp_path, monkeypatch,
                                                                capsys):
     data = load_data("mc_maze", data_dir=data_dir, phase="test")

@@ -8,6 +8,8 @@ Arrays a file holds (names are the keys / dataset names):
 - ``heldout`` (optional): ``(neurons,)`` bool, the neurons scored by co-bps; without it a seeded
   random 20 % of the neurons (at least one) is held out.
 - ``conditions`` (optional): ``(trials,)`` integer condition label per trial.
+- ``latents`` (optional): ``(trials, time, k)`` the true latent state (synthetic data), kept in
+  ``SpikeData.extra["latents"]``; when present, a run's metrics include ``latents_r2``.
 
 Trials are split at random (seeded) into train/valid/test, stratified by condition when
 ``conditions`` is present.  Every problem with a file raises :class:`DataError` with one line
@@ -27,7 +29,7 @@ from pyrolf.data.spikes import DataError, SpikeData
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
 NPZ_SUFFIXES = (".npz",)
-ARRAY_NAMES = ("spikes", "rates", "heldout", "conditions")
+ARRAY_NAMES = ("spikes", "rates", "heldout", "conditions", "latents")
 HELDOUT_FRACTION = 0.2
 SPLIT_NAMES = ("train", "valid", "test")
 # More spikes than this in one bin of one neuron are no binned spike count (a neuron firing at
@@ -105,7 +107,7 @@ def load_spike_file(path: str | Path, seed: int = 0,
         DataError: the file is missing, unreadable or its arrays are unusable.
     """
     path = Path(path)
-    spikes, rates, heldout, conditions = _check_arrays(path, _read_arrays(path))
+    spikes, rates, heldout, conditions, latents = _check_arrays(path, _read_arrays(path))
     n_trials, _, n_neurons = spikes.shape
     # separate streams: the splits do not depend on whether the file names its held-out neurons
     heldout_rng, split_rng = map(np.random.default_rng, np.random.SeedSequence(seed).spawn(2))
@@ -115,14 +117,17 @@ def load_spike_file(path: str | Path, seed: int = 0,
         heldout[heldout_rng.choice(n_neurons, n_heldout, replace=False)] = True
     splits = split_trials(split_rng, n_trials, split_fractions, conditions)
     return SpikeData(spikes=spikes, heldout=heldout, splits=splits, rates=rates,
-                     conditions=conditions, name=path.stem)
+                     conditions=conditions, name=path.stem,
+                     extra={} if latents is None else {"latents": latents})
 
 
 def save_spike_file(path: str | Path, data: SpikeData) -> None:
-    """Write ``spikes``, ``heldout`` and, when present, ``rates`` and ``conditions`` of ``data``.
+    """Write ``spikes``, ``heldout`` and, when present, ``rates``, ``conditions`` and
+    ``extra["latents"]`` of ``data``.
 
     The format follows the extension (``.h5``/``.hdf5`` or ``.npz``); loading the file gives back
-    the same arrays exactly.  Splits, ``n_forward``, ``bin_size`` and ``extra`` are not stored.
+    the same arrays exactly.  Splits, ``n_forward``, ``bin_size`` and the rest of ``extra`` are
+    not stored.
 
     Raises:
         DataError: unknown extension, arrays that would not load back (e.g. non-integer spike
@@ -131,14 +136,12 @@ def save_spike_file(path: str | Path, data: SpikeData) -> None:
     path = Path(path)
     suffix = _suffix(path)
     given = {"spikes": data.spikes, "heldout": data.heldout, "rates": data.rates,
-             "conditions": data.conditions}
-    spikes, rates, heldout, conditions = _check_arrays(
+             "conditions": data.conditions, "latents": data.extra.get("latents")}
+    spikes, rates, heldout, conditions, latents = _check_arrays(
         path, {name: np.asarray(array) for name, array in given.items() if array is not None})
     arrays = {"spikes": spikes.astype(np.int64), "heldout": heldout}
-    if rates is not None:
-        arrays["rates"] = rates
-    if conditions is not None:
-        arrays["conditions"] = conditions
+    optional = {"rates": rates, "conditions": conditions, "latents": latents}
+    arrays.update({name: array for name, array in optional.items() if array is not None})
     try:
         if suffix in HDF5_SUFFIXES:
             with h5py.File(path, "w") as file:
@@ -210,7 +213,8 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> tuple:
-    """Checked ``(spikes, rates, heldout, conditions)``, the optional ones ``None`` when absent."""
+    """Checked ``(spikes, rates, heldout, conditions, latents)``, the optional ones ``None`` when
+    absent."""
     if "spikes" not in arrays:
         raise DataError(f"{path} has no `spikes` array; store the counts under the name `spikes` "
                         "as a (trials, time, neurons) array.")
@@ -220,7 +224,9 @@ def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> tuple:
     heldout = _check_heldout(path, arrays["heldout"], n_neurons) if "heldout" in arrays else None
     conditions = (_check_conditions(path, arrays["conditions"], n_trials)
                   if "conditions" in arrays else None)
-    return spikes, rates, heldout, conditions
+    latents = (_check_latents(path, arrays["latents"], spikes.shape[:2])
+               if "latents" in arrays else None)
+    return spikes, rates, heldout, conditions, latents
 
 
 def _require_numeric(path: Path, name: str, array: np.ndarray) -> None:
@@ -297,3 +303,14 @@ def _check_conditions(path: Path, conditions: np.ndarray, n_trials: int) -> np.n
     if np.any(conditions != np.round(conditions)):
         raise DataError(f"{path}: `conditions` has non-integer values; give integer labels.")
     return conditions.astype(np.int64)
+
+
+def _check_latents(path: Path, latents: np.ndarray, trials_and_time: tuple[int, int]) -> np.ndarray:
+    """Checked true latents ``(trials, time, k)`` as float32."""
+    _require_numeric(path, "latents", latents)
+    if latents.ndim != 3 or latents.shape[:2] != trials_and_time:
+        raise DataError(f"{path}: `latents` has shape {latents.shape} but `spikes` has "
+                        f"{trials_and_time[0]} trials of {trials_and_time[1]} bins; give "
+                        "(trials, time, k) latents or leave `latents` out.")
+    _require_finite(path, "latents", latents)
+    return latents.astype(np.float32)

@@ -39,7 +39,9 @@ class NLBSplit:
 
     The first ``n_train`` trials of the ``SpikeData`` are NLB's training trials in nlb_tools'
     order, the rest its evaluation trials (``val`` or ``test``), whose held-out and forward
-    spikes are unknown to the model (zeros in ``spikes``).
+    spikes are unknown to the model (zeros in ``spikes``). ``trial_ids`` ``(trials,)``:
+    nlb_tools' ``trial_id`` of each of them; ``unit_ids`` ``(neurons,)``: the NWB units table's
+    id of each neuron (held-in first).
     """
 
     name: str
@@ -48,6 +50,8 @@ class NLBSplit:
     n_train: int
     dataset: NWBDataset
     targets_file: str | os.PathLike | None = None
+    trial_ids: np.ndarray | None = None
+    unit_ids: np.ndarray | None = None
     _targets: dict | None = field(default=None, init=False, repr=False)
 
     @property
@@ -131,6 +135,11 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
     order = rng.permutation(n_train)
     n_valid = max(1, round(VALID_FRACTION * n_train))
     split.n_train = n_train
+    split.trial_ids = np.concatenate([tensor_trial_ids(dataset, name, split.train_split),
+                                      tensor_trial_ids(dataset, name, phase)])
+    split.unit_ids = np.concatenate([dataset.data[field].columns.to_numpy()
+                                     for field in ("spikes", "heldout_spikes")
+                                     if field in dataset.data.columns.get_level_values(0)])
     return SpikeData(
         spikes=spikes,
         heldout=np.arange(spikes.shape[2]) >= n_heldin,
@@ -138,6 +147,19 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
                 "test": np.arange(n_train, n_train + n_eval)},
         n_forward=train["train_spikes_heldin_forward"].shape[1],
         name=name, bin_size=bin_size_ms / 1000, extra={"nlb": split})
+
+
+def tensor_trial_ids(dataset: NWBDataset, name: str, trial_split) -> np.ndarray:
+    """nlb_tools' ``trial_id`` of each trial of ``trial_split`` (a split name or a list of them)
+    in the order of its tensors: the trials table's order, less the trials that lack a time
+    their window is cut at (``NWBDataset.make_trial_data`` drops those)."""
+    make = PARAMS[name]["make_params"]
+    start = make.get("start_field", "start_time")
+    fields = [start, make["align_field"] if make.get("align_field") else
+              make.get("end_field", "end_time")]
+    splits = [trial_split] if isinstance(trial_split, str) else trial_split
+    info = dataset.trial_info[dataset.trial_info.split.isin(splits)]
+    return info[["trial_id", *fields]].dropna().trial_id.to_numpy()
 
 
 def eval_targets(split: NLBSplit, targets: str | os.PathLike | None = None) -> dict | None:

@@ -1,5 +1,5 @@
 """PNG figures of a diagnosed run: phase portraits, the coupling kernel, a posterior predictive
-check of the mean rates, and predicted against true rates."""
+check of the mean rates, predicted against true rates, and the spectrum of the learned dynamics."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ TAP_NAMES = {3: ("left neighbour (-1)", "same site (0)", "right neighbour (+1)")
 
 
 def _save(fig, path: Path) -> None:
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")  # also to a temporary name without the suffix
     plt.close(fig)
 
 
@@ -123,4 +123,35 @@ def rates_vs_truth(predicted: np.ndarray, true: np.ndarray, trials: np.ndarray, 
     course.legend(fontsize=8)
     course.set_title(f"trial {trials[0]}, most modulated neurons")
     fig.suptitle(f"Posterior-mean rates against the true rates (R² = {r2:.3f}, mean over neurons)")
+    _save(fig, path)
+
+
+def spectrum(modes: list[dict], radius_note: str, path: Path) -> None:
+    """The eigenvalues of the linearised step (``modes`` as
+    :func:`pyrolf.dynamics.spectrum.eigen_modes` gives them) in the complex plane with the unit
+    circle (inside it a mode decays, outside it grows): the whole plane, and a close-up of where
+    the eigenvalues lie."""
+    values = np.array([complex(m["real"], m["imag"]) for m in modes])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5), layout="constrained")
+    angle = np.linspace(0, 2 * np.pi, 2000)
+    limit = max(1.1, float(np.abs(values).max()) * 1.05)
+    spread = max(float(np.ptp(values.real)), float(np.ptp(values.imag)), 0.02) * 0.6
+    centre = complex((values.real.max() + values.real.min()) / 2,
+                     (values.imag.max() + values.imag.min()) / 2)
+    for axis, (x_centre, y_centre, half) in zip(axes, [(0.0, 0.0, limit),
+                                                        (centre.real, centre.imag, spread)]):
+        axis.plot(np.cos(angle), np.sin(angle), "k-", lw=0.8, label="unit circle")
+        axis.plot(values.real, values.imag, "o", ms=5, mfc="none", color="C0",
+                  label=f"{len(values)} eigenvalues")
+        axis.axhline(0, color="0.8", lw=0.6)
+        axis.axvline(0, color="0.8", lw=0.6)
+        axis.set_xlim(x_centre - half, x_centre + half)
+        axis.set_ylim(y_centre - half, y_centre + half)
+        axis.set_aspect("equal")
+        axis.set_xlabel("real part")
+        axis.set_ylabel("imaginary part")
+    axes[0].legend(fontsize=8, loc="lower left")
+    axes[0].set_title("complex plane")
+    axes[1].set_title("close-up of the eigenvalues")
+    fig.suptitle(f"Eigenvalues of the linearised step: {radius_note}")
     _save(fig, path)

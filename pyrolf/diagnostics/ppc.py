@@ -13,6 +13,8 @@ import warnings
 
 import numpy as np
 
+from pyrolf.evaluation.metrics import interval_coverage
+
 INTERVAL_PROB = 0.9
 
 
@@ -40,14 +42,18 @@ def psth(spikes: np.ndarray, conditions: np.ndarray) -> np.ndarray:
                      for label in np.unique(conditions)], axis=-3)
 
 
-def predictive_interval(draws: np.ndarray, prob: float = INTERVAL_PROB
+def predictive_interval(draws: np.ndarray, prob: float = INTERVAL_PROB, axis: int = 0
                         ) -> tuple[np.ndarray, np.ndarray]:
-    """Central ``prob`` interval over the first axis of ``draws`` ``(draws, ...)``: lower and
-    upper bounds ``(...)``; NaN draws are ignored."""
+    """Central ``prob`` interval over ``axis`` (the draws) of ``draws``: lower and upper bounds,
+    that axis removed; NaN draws are ignored (``np.nanquantile``, some 25 times slower than
+    ``np.quantile``, which gives the same numbers where there is no NaN)."""
     tail = (1 - prob) / 2
+    if not np.isnan(draws).any():
+        lower, upper = np.quantile(draws, [tail, 1 - tail], axis=axis)
+        return lower, upper
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-        lower, upper = np.nanquantile(draws, [tail, 1 - tail], axis=0)
+        lower, upper = np.nanquantile(draws, [tail, 1 - tail], axis=axis)
     return lower, upper
 
 
@@ -55,12 +61,7 @@ def coverage(observed: np.ndarray, draws: np.ndarray, prob: float = INTERVAL_PRO
     """Share of the entries of ``observed`` ``(...)`` inside the central ``prob`` interval of
     ``draws`` ``(draws, ...)`` (bounds included); entries whose observed value is NaN are left
     out, NaN when none is left."""
-    lower, upper = predictive_interval(draws, prob)
-    defined = ~np.isnan(observed)
-    if not defined.any():
-        return float("nan")
-    inside = (observed >= lower) & (observed <= upper)
-    return float(inside[defined].mean())
+    return interval_coverage(observed, *predictive_interval(draws, prob))
 
 
 def ppc_summary(observed: np.ndarray, predictive: np.ndarray,

@@ -1,4 +1,5 @@
-"""Scores of predicted firing rates: R² against ground-truth rates and NLB's co-bps."""
+"""Scores against the truth: R² of predicted rates and of inferred latents, coverage of posterior
+intervals, and NLB's co-bps."""
 
 from __future__ import annotations
 
@@ -32,6 +33,47 @@ def rates_r2(predicted: np.ndarray, true: np.ndarray) -> float:
         return float("nan")
     ss_res = np.sum((true - predicted) ** 2, axis=0)
     return float(np.mean(1.0 - ss_res[varying] / ss_tot[varying]))
+
+
+def latents_r2(train_states: np.ndarray, train_latents: np.ndarray, test_states: np.ndarray,
+               test_latents: np.ndarray) -> float:
+    """How linearly the inferred states hold the true latents: a least-squares linear map with
+    intercept from states to latents, fitted on the train entries, scored by R² on the test
+    entries (each latent dim over all its test (trial, bin) entries), mean over the latent dims
+    (as :func:`rates_r2`, which leaves out dims whose truth is constant).
+
+    Args:
+        train_states, test_states: inferred states, e.g. the posterior-mean ``[z, v]``
+            ``(trials, time, features)``.
+        train_latents, test_latents: true latents ``(trials, time, k)`` of the same trials and bins.
+
+    Raises:
+        ValueError: the states and latents of a split differ in trials or bins.
+    """
+    def rows(states, latents):
+        states, latents = np.asarray(states, np.float64), np.asarray(latents, np.float64)
+        if states.shape[:-1] != latents.shape[:-1]:
+            raise ValueError(f"states {states.shape} and latents {latents.shape} differ in "
+                             "trials or bins.")
+        states = states.reshape(-1, states.shape[-1])
+        return np.column_stack([states, np.ones(len(states))]), latents.reshape(-1, latents.shape[-1])
+
+    train_x, train_y = rows(train_states, train_latents)
+    test_x, test_y = rows(test_states, test_latents)
+    weights = np.linalg.lstsq(train_x, train_y, rcond=None)[0]
+    return rates_r2(test_x @ weights, test_y)
+
+
+def interval_coverage(true: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    """Share of the entries of ``true`` inside ``[lower, upper]`` (bounds included), all of one
+    shape, e.g. ``(trials, time, neurons)``; entries whose true value is NaN are left out, NaN
+    when none is left."""
+    true = np.asarray(true)
+    defined = ~np.isnan(true)
+    if not defined.any():
+        return float("nan")
+    inside = (true >= lower) & (true <= upper)
+    return float(inside[defined].mean())
 
 
 def co_bps(rates: np.ndarray, spikes: np.ndarray) -> float:

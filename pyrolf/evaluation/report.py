@@ -8,17 +8,26 @@ import numpy as np
 import torch
 
 from pyrolf.data.spikes import SpikeData
-from pyrolf.evaluation.metrics import co_bps, rates_r2
+from pyrolf.evaluation.metrics import co_bps, interval_coverage, latents_r2, rates_r2
 from pyrolf.evaluation.smoothing import smoothing_baseline
 from pyrolf.inference.svi import encoder_inputs, predict_rates
 
 
+#: posterior draws per trial behind a 90 % interval: ``rates_coverage_90`` and ``pyrolf infer``
+INTERVAL_SAMPLES = 100
+
+
+def trial_inputs(data: SpikeData, trials, device: str = "cpu") -> torch.Tensor:
+    """What the encoder sees of ``trials``: their held-in counts of the observed bins
+    ``(trials, observed, held_in)``, float32 on ``device``."""
+    spikes = torch.as_tensor(data.spikes[trials], dtype=torch.float32, device=device)
+    return encoder_inputs(spikes, torch.as_tensor(data.heldin, device=device), data.n_forward)
+
+
 def model_rates(flow, data: SpikeData, trials, samples: int, device: str = "cpu"):
     """Posterior-mean rates of ``trials`` ``(trials, T, neurons)`` as a numpy array."""
-    spikes = torch.as_tensor(data.spikes[trials], dtype=torch.float32, device=device)
-    heldin = torch.as_tensor(data.heldin, device=device)
-    inputs = encoder_inputs(spikes, heldin, data.n_forward)
-    return predict_rates(flow, inputs, data.n_bins, samples).cpu().numpy()
+    return predict_rates(flow, trial_inputs(data, trials, device), data.n_bins,
+                         samples).cpu().numpy()
 
 
 def score_rates(rates, data: SpikeData, trials, prefix: str = "") -> dict:
@@ -30,6 +39,38 @@ def score_rates(rates, data: SpikeData, trials, prefix: str = "") -> dict:
     metrics = {f"{prefix}co_bps": co_bps(rates[..., data.heldout], spikes[..., data.heldout])}
     if data.rates is not None:
         metrics[f"{prefix}rates_r2"] = rates_r2(rates, data.rates[trials][:, observed])
+    return metrics
+
+
+def truth_metrics(flow, data: SpikeData, device: str = "cpu") -> dict:
+    """Scores against the truth where the data carry it, from the posterior means and 90 %
+    intervals of :data:`INTERVAL_SAMPLES` draws per trial (as ``pyrolf infer`` makes them, see
+    :func:`pyrolf.diagnostics.export.posterior_summary`), over the observed bins:
+    ``rates_coverage_90`` (true rates: the share of test (trial, bin, neuron) entries inside the
+    rate's interval) and ``latents_r2`` (true latents ``extra["latents"]``:
+    :func:`~pyrolf.evaluation.metrics.latents_r2` of the posterior-mean ``[z, v]``, the map
+    fitted on the train trials and scored on the test trials)."""
+    from pyrolf.diagnostics.export import posterior_summary  # ArviZ: only where scored
+
+    if data.rates is None and "latents" not in data.extra:
+        return {}
+    observed = slice(0, data.n_observed)
+    train, test = data.splits["train"], data.splits["test"]
+    trials = np.concatenate([train, test])
+    summary = posterior_summary(flow, trial_inputs(data, trials, device), data.n_bins,
+                                INTERVAL_SAMPLES)
+    summary = {key: value[:, observed] for key, value in summary.items()}
+    tested = slice(len(train), None)
+    metrics = {}
+    if data.rates is not None:
+        metrics["rates_coverage_90"] = interval_coverage(
+            data.rates[test][:, observed], summary["rates_lower"][tested],
+            summary["rates_upper"][tested])
+    if "latents" in data.extra:
+        states = np.concatenate([summary["z"], summary["v"]], -1)
+        latents = data.extra["latents"][trials][:, observed]
+        metrics["latents_r2"] = latents_r2(states[:len(train)], latents[:len(train)],
+                                           states[tested], latents[tested])
     return metrics
 
 
@@ -51,7 +92,8 @@ def prepare_scoring(data: SpikeData, saved: Path | None = None) -> None:
 
 def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
              submission_path=None) -> dict:
-    """Test-trial metrics of ``flow`` and of the Gaussian-smoothing baseline on the same trials.
+    """Test-trial metrics of ``flow`` (with :func:`truth_metrics` where the data carry the truth)
+    and of the Gaussian-smoothing baseline on the same trials.
 
     NLB data are scored by nlb_tools on their evaluation trials (see
     :func:`pyrolf.evaluation.nlb.nlb_metrics`; ``submission_path`` goes there).
@@ -63,6 +105,7 @@ def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
         return nlb_metrics(rates, data, submission_path)
     test = data.splits["test"]
     metrics = score_rates(model_rates(flow, data, test, samples, device), data, test)
+    metrics.update(truth_metrics(flow, data, device))
     baseline = smoothing_baseline(data)
     metrics.update(score_rates(baseline["rates"][test], data, test, prefix="smoothing_"))
     metrics["smoothing_width_bins"] = baseline["width"]

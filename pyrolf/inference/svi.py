@@ -64,20 +64,24 @@ def make_batch(spikes: torch.Tensor, heldin: torch.Tensor, n_forward: int,
     return Batch(inputs, spikes, mask)
 
 
-#: trial-draws per forward pass of :func:`predict_rates`: on a GPU a pass costs about the same
+#: trial-draws per forward pass of :func:`posterior_passes`: on a GPU a pass costs about the same
 #: for few rows as for thousands (the time goes to launching kernels), on a CPU it grows with them
 DRAWS_PER_PASS = {"cpu": 256, "cuda": 2048}
 
 
 @torch.no_grad()
-def predict_rates(flow, inputs: torch.Tensor, n_bins: int, samples: int,
-                  draws_per_pass: int | None = None) -> torch.Tensor:
-    """Posterior-mean rates ``(trials, n_bins, neurons)`` in spikes per bin: the guide is sampled
-    ``samples`` times per trial, each draw decoded by the model, and the rates averaged.
+def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
+                     draws_per_pass: int | None = None):
+    """Posterior draws pass by pass: yields ``(trials, latents, log_rates)``, ``trials`` a slice
+    of ``inputs``' trials (``(trials, observed, held_in)``), ``latents`` what the guide returns
+    (LangevinFlow: ``z``, ``v`` ``(trials, draws, n_bins, latent)``) and ``log_rates``
+    ``(trials, draws, n_bins, neurons)``: the guide is sampled, each draw decoded by the model,
+    with the networks in eval mode.
 
     The draws of several trials go through the guide and the model together, each trial's
     ``inputs`` repeated once per draw, ``draws_per_pass`` rows at a time (default: by device,
-    :data:`DRAWS_PER_PASS`).
+    :data:`DRAWS_PER_PASS`). The passes of one slice of trials come one after another and hold
+    ``samples`` draws of each of its trials in all.
     """
     default = DRAWS_PER_PASS.get(inputs.device.type, DRAWS_PER_PASS["cpu"])
     draws_per_pass = draws_per_pass or default
@@ -85,19 +89,37 @@ def predict_rates(flow, inputs: torch.Tensor, n_bins: int, samples: int,
     trials = max(1, draws_per_pass // per_trial)    # trials in one pass
     was_training = flow.training
     flow.eval()
-    out = []
-    for start in range(0, inputs.shape[0], trials):
-        chunk = inputs[start: start + trials]
-        total = 0.0
-        for done in range(0, samples, per_trial):
-            draws = min(per_trial, samples - done)
-            rows = chunk.repeat_interleave(draws, dim=0)
-            guide_trace = poutine.trace(flow.guide).get_trace(rows, n_bins=n_bins)
-            log_rates = poutine.replay(flow.model, trace=guide_trace)(rows, n_bins=n_bins)
-            total = total + log_rates.exp().unflatten(0, (len(chunk), draws)).sum(1)
-        out.append(total / samples)
-    flow.train(was_training)
-    return torch.cat(out)
+    try:
+        for start in range(0, inputs.shape[0], trials):
+            chunk = inputs[start: start + trials]
+            group = slice(start, start + len(chunk))
+            for done in range(0, samples, per_trial):
+                draws = min(per_trial, samples - done)
+                rows = chunk.repeat_interleave(draws, dim=0)
+                guide_trace = poutine.trace(flow.guide).get_trace(rows, n_bins=n_bins)
+                log_rates = poutine.replay(flow.model, trace=guide_trace)(rows, n_bins=n_bins)
+                shape = (len(chunk), draws)
+                latents = guide_trace.nodes["_RETURN"]["value"]
+                latents = (tuple(x.unflatten(0, shape) for x in latents)
+                           if isinstance(latents, tuple) else latents.unflatten(0, shape))
+                yield group, latents, log_rates.unflatten(0, shape)
+    finally:
+        flow.train(was_training)
+
+
+@torch.no_grad()
+def predict_rates(flow, inputs: torch.Tensor, n_bins: int, samples: int,
+                  draws_per_pass: int | None = None) -> torch.Tensor:
+    """Posterior-mean rates ``(trials, n_bins, neurons)`` in spikes per bin of the trials'
+    ``inputs`` ``(trials, observed, held_in)``: ``samples`` draws per trial (see
+    :func:`posterior_passes`, which ``draws_per_pass`` goes to), the rates averaged."""
+    total = None
+    for trials, _, log_rates in posterior_passes(flow, inputs, n_bins, samples, draws_per_pass):
+        rates = log_rates.exp().sum(1)
+        if total is None:
+            total = rates.new_zeros((inputs.shape[0], *rates.shape[1:]))
+        total[trials] += rates
+    return total / samples
 
 
 @dataclass

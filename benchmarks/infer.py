@@ -1,0 +1,78 @@
+"""Seconds and peak memory of ``pyrolf infer`` on an MC_Maze-sized set.
+
+Run by hand (not in CI)::
+
+    uv run python benchmarks/infer.py                    # 2869 trials, 100 samples, CPU
+    uv run python benchmarks/infer.py --device cuda      # on a GPU
+    uv run python benchmarks/infer.py --trials 287       # a tenth of the trials (times scale)
+
+An untrained LangevinFlow of the ``mc_maze`` preset's sizes (latent 280, encoder 280, 20 ms bins)
+infers 2869 trials (MC_Maze's train + val + test) of 35 observed + 10 forward bins, 137 held-in
++ 45 held-out neurons, from random Poisson counts (the speed does not depend on them), and the
+Dataset is written to a netCDF file in a temporary folder. Memory: the process's peak resident set
+(it only grows) and, on a GPU, the peak allocated GPU memory; beside them the size of the
+summaries (what the Dataset holds) and of all draws, which are never held at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyro
+import torch
+
+from pyrolf.config import Config
+from pyrolf.data.spikes import SpikeData
+from pyrolf.diagnostics.export import infer_trials, write_inferred
+from pyrolf.models import build_flow
+from pyrolf.models.presets import preset
+
+# MC_Maze at 20 ms: trials (train + val + test), observed + forward bins, held-in, held-out
+TRIALS, BINS, FORWARD, HELDIN, HELDOUT = 2869, 45, 10, 137, 45
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--trials", type=int, default=TRIALS)
+    parser.add_argument("--samples", type=int, default=100)
+    args = parser.parse_args()
+    config = Config(**preset("mc_maze"), device=args.device)
+    n_neurons = HELDIN + HELDOUT
+    rng = np.random.default_rng(0)
+    data = SpikeData(spikes=rng.poisson(0.3, (args.trials, BINS, n_neurons)).astype(np.float32),
+                     heldout=np.arange(n_neurons) >= HELDIN,
+                     splits={"train": np.arange(args.trials)}, n_forward=FORWARD,
+                     name="mc_maze_sized")
+    pyro.set_rng_seed(0)
+    flow = build_flow(config, n_neurons, HELDIN).to(args.device)
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    dataset = infer_trials(flow, data, args.samples, config.to_dict(), args.device)
+    inferred = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        write_inferred(dataset, Path(folder) / "inferred.nc")
+        written = time.perf_counter() - started
+        file_gib = (Path(folder) / "inferred.nc").stat().st_size / 2**30
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    per_draw = BINS * (3 * config.latent_dim + n_neurons) * 4  # z, v, inputs, rates, float32
+    print(f"device={args.device} threads={torch.get_num_threads()} trials={args.trials} "
+          f"bins={BINS} neurons={n_neurons} latent_dim={config.latent_dim} "
+          f"samples={args.samples}")
+    print(f"infer_seconds={inferred:.1f} write_seconds={written:.1f} "
+          f"process_peak_rss_gib={peak_rss:.2f} summaries_gib={dataset.nbytes / 2**30:.2f} "
+          f"all_draws_gib={args.trials * args.samples * per_draw / 2**30:.1f} "
+          f"file_gib={file_gib:.2f}",
+          *([f"gpu_peak_gib={torch.cuda.max_memory_allocated() / 2**30:.2f}"]
+            if args.device == "cuda" else []))
+
+
+if __name__ == "__main__":
+    main()

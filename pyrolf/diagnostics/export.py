@@ -1,0 +1,190 @@
+"""Every trial's posterior in one xarray Dataset: what ``pyrolf infer`` writes to ``inferred.nc``.
+
+Each trial gets ``samples`` posterior draws (the guide sampled, each draw decoded by the model:
+:func:`~pyrolf.inference.svi.posterior_passes`), and each of ``z``, ``v``, ``inputs`` and
+``rates`` is reduced to its posterior mean and central 90 % interval. The reduction goes group of
+trials by group of trials: only one group's draws (``draws_per_pass`` trial-draws, or all draws of
+one trial where ``samples`` is larger) are held at a time, so memory grows with the trials'
+summaries, not with ``samples``; each trial's interval comes from all its own draws at once, so it
+is the exact sample quantile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from pyrolf.data.spikes import DataError, SpikeData
+from pyrolf.diagnostics.arviz_adapter import NETCDF_ENGINE
+from pyrolf.diagnostics.ppc import INTERVAL_PROB, predictive_interval
+from pyrolf.evaluation.report import trial_inputs
+from pyrolf.inference.svi import posterior_passes
+from pyrolf.runs import RunFolder
+
+VARIABLES = ("z", "v", "inputs", "rates")
+#: an NLB trial's ``split`` label by its split in the data: train, pyrolf's validation tenth of
+#: the training trials, NLB's evaluation trials (other data keep their split names; trials from
+#: other data than the run's: "new")
+NLB_SPLIT_LABELS = {"train": "train", "valid": "val", "test": "eval"}
+NEW_TRIALS = "new"
+DESCRIPTIONS = {
+    "z": ("latent position, posterior mean", "latent"),
+    "v": ("latent velocity, posterior mean", "latent"),
+    "inputs": ("inferred input, posterior mean: v_t - mean(z_{t-1}, v_{t-1}), the velocity beyond "
+               "the prior's drift from the bin before (0 at t = 0)", "latent"),
+    "rates": ("firing rate in spikes per bin, posterior mean", "neuron"),
+}
+
+
+def inferred_inputs(dynamics, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The inferred input of every bin ``(..., time, D)`` from positions and velocities
+    ``(..., time, D)``: ``v_t - mean(z_{t-1}, v_{t-1})`` (``dynamics.drift``'s mean velocity)
+    for ``t >= 1``, 0 at ``t = 0``."""
+    _, mean = dynamics.drift(z[..., :-1, :], v[..., :-1, :], dynamics.terms(z))
+    return torch.cat([torch.zeros_like(v[..., :1, :]), v[..., 1:, :] - mean], -2)
+
+
+def reduce_draws(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and central 90 % interval over the draws of ``draws`` ``(trials, draws, ...)``:
+    three arrays ``(trials, ...)``."""
+    lower, upper = predictive_interval(draws, INTERVAL_PROB, axis=1)
+    return draws.mean(1), lower, upper
+
+
+@torch.no_grad()
+def posterior_summary(flow, inputs: torch.Tensor, n_bins: int, samples: int,
+                      draws_per_pass: int | None = None) -> dict[str, np.ndarray]:
+    """Posterior mean and central 90 % interval of ``z``, ``v``, ``inputs`` (see
+    :func:`inferred_inputs`) and ``rates`` (spikes per bin) of the trials whose encoder inputs
+    are ``inputs`` ``(trials, observed, held_in)``: keys ``NAME``, ``NAME_lower``, ``NAME_upper``,
+    each float32 ``(trials, n_bins, latent)`` or, for rates, ``(trials, n_bins, neurons)``.
+
+    ``flow`` is a LangevinFlow (its guide returns ``(z, v)``, its prior has ``dynamics``);
+    ``samples`` draws per trial, ``draws_per_pass`` as in
+    :func:`~pyrolf.inference.svi.posterior_passes`, reduced group by group (module docstring).
+    """
+    dynamics = flow.prior.dynamics
+    summary = {}
+    passes = posterior_passes(flow, inputs, n_bins, samples, draws_per_pass)
+    for trials, group in itertools.groupby(passes, key=lambda one_pass: one_pass[0]):
+        group = list(group)
+        z, v = (torch.cat([latents[i] for _, latents, _ in group], 1) for i in (0, 1))
+        log_rates = torch.cat([log_rates for _, _, log_rates in group], 1)
+        draws = {"z": z, "v": v, "inputs": inferred_inputs(dynamics, z, v),
+                 "rates": log_rates.exp()}
+        for name, values in draws.items():
+            reduced = reduce_draws(values.float().cpu().numpy())
+            for key, value in zip((name, f"{name}_lower", f"{name}_upper"), reduced):
+                if key not in summary:
+                    summary[key] = np.empty((inputs.shape[0], *value.shape[1:]), np.float32)
+                summary[key][trials] = value
+    return summary
+
+
+def new_trials(data: SpikeData, heldout: np.ndarray) -> SpikeData:
+    """The trials of ``data`` laid out on a run's neurons (``heldout`` ``(neurons,)``, the run's
+    flags, held-in neurons where ``False``): data with all the run's neurons, in its order, are
+    taken as they are; data with exactly as many neurons as the run holds in are its held-in
+    neurons (the held-out ones, which the encoder never reads, are zeros). Splits: NLB data keep
+    theirs, other data have one, ``"new"``.
+
+    Raises:
+        DataError: any other neuron count (one line naming both counts).
+    """
+    n_neurons, n_heldin = len(heldout), int((~heldout).sum())
+    if data.n_neurons == n_neurons:
+        spikes, rates = data.spikes, data.rates
+    elif data.n_neurons == n_heldin:
+        spikes = np.zeros(data.spikes.shape[:2] + (n_neurons,), dtype=np.float32)
+        spikes[..., ~heldout] = data.spikes
+        rates = None
+    else:
+        raise DataError(f"the data have {data.n_neurons} neurons but the run was fitted on "
+                        f"{n_neurons} ({n_heldin} held in); give all {n_neurons} in the run's "
+                        f"order or only the {n_heldin} held-in ones")
+    splits = data.splits if "nlb" in data.extra else {NEW_TRIALS: np.arange(data.n_trials)}
+    return dataclasses.replace(data, spikes=spikes, rates=rates, heldout=heldout.copy(),
+                               splits=splits)
+
+
+def known_bin_size(data: SpikeData) -> float | None:
+    """Seconds per bin where the source says (NLB data); ``None`` elsewhere: spike files store
+    no bin size and the Lorenz data's ``bin_size`` is nominal."""
+    return data.bin_size if "nlb" in data.extra else None
+
+
+def trial_coords(data: SpikeData) -> dict[str, tuple]:
+    """``trial`` (index in the source's order; NLB: nlb_tools' ``trial_id``), ``split`` and,
+    where the data have conditions, ``condition``: coordinates along ``trial``."""
+    nlb = data.extra.get("nlb")
+    labels = NLB_SPLIT_LABELS if nlb is not None else {}
+    split = np.empty(data.n_trials, dtype=object)
+    for name, indices in data.splits.items():
+        split[indices] = labels.get(name, name)
+    coords = {"trial": ("trial", np.arange(data.n_trials) if nlb is None else nlb.trial_ids),
+              "split": ("trial", split.astype(str))}
+    if data.conditions is not None:
+        coords["condition"] = ("trial", np.asarray(data.conditions))
+    return coords
+
+
+def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: int,
+                     config: dict) -> xr.Dataset:
+    """The Dataset of ``inferred.nc`` from a :func:`posterior_summary` of every trial of
+    ``data`` (laid out on the run's neurons, as :func:`new_trials` makes it): variables
+    ``z``, ``v``, ``inputs`` ``(trial, time, latent)``, ``rates`` ``(trial, time, neuron)`` and
+    each one's ``_lower`` and ``_upper``; coordinates :func:`trial_coords`, ``time`` (bin start
+    in seconds where :func:`known_bin_size`, else the bin index), ``neuron`` (NLB: unit id, else
+    the index) and ``heldout``; attributes the run's ``config`` (JSON), ``pyrolf_version``,
+    ``bin_size_s`` (NaN where unknown), ``samples``, ``interval`` and ``source``."""
+    bin_size = known_bin_size(data)
+    bins = np.arange(data.n_bins)
+    nlb = data.extra.get("nlb")
+    coords = {
+        **trial_coords(data),
+        "time": ("time", bins if bin_size is None else bins * bin_size,
+                 {"units": "bin" if bin_size is None else "s",
+                  "long_name": "bin start from the trial's start"}),
+        "neuron": ("neuron", np.arange(data.n_neurons) if nlb is None else nlb.unit_ids),
+        "heldout": ("neuron", np.asarray(data.heldout, dtype=bool)),
+    }
+    variables = {}
+    for name in VARIABLES:
+        text, last = DESCRIPTIONS[name]
+        dims = ("trial", "time", last)
+        variables[name] = (dims, summary[name], {"long_name": text})
+        for side in ("lower", "upper"):
+            variables[f"{name}_{side}"] = (dims, summary[f"{name}_{side}"], {
+                "long_name": f"{side} end of the central {INTERVAL_PROB:.0%} posterior interval "
+                             f"of {name}"})
+    attrs = {"config": json.dumps(config), "pyrolf_version": version("pyrolf"),
+             "bin_size_s": float("nan") if bin_size is None else float(bin_size),
+             "samples": int(samples), "interval": f"central {INTERVAL_PROB:.0%} posterior interval",
+             "source": data.name}
+    return xr.Dataset(variables, coords=coords, attrs=attrs)
+
+
+def write_inferred(dataset: xr.Dataset, path: Path) -> None:
+    """Write ``dataset`` to the netCDF file ``path`` (HDF5 inside, so ``xarray.open_dataset``
+    and ``h5py`` both read it; variables zlib-compressed) through a temporary file beside it,
+    so an interrupted or failed write leaves no file."""
+    path = Path(path)
+    encoding = {name: {"zlib": True} for name in dataset.data_vars}
+    RunFolder(path.parent).write_atomically(path.name, lambda partial: dataset.to_netcdf(
+        partial, engine=NETCDF_ENGINE, encoding=encoding))
+
+
+def infer_trials(flow, data: SpikeData, samples: int, config: dict, device: str = "cpu",
+                 draws_per_pass: int | None = None) -> xr.Dataset:
+    """:func:`inferred_dataset` of every trial of ``data`` (laid out on the run's neurons) from
+    ``samples`` posterior draws each, on ``device`` (``flow`` already there)."""
+    summary = posterior_summary(flow, trial_inputs(data, np.arange(data.n_trials), device),
+                                data.n_bins, samples, draws_per_pass)
+    return inferred_dataset(summary, data, samples, config)

@@ -1,0 +1,290 @@
+"""`pyrolf infer`: every trial's posterior in one netCDF file, new trials, and refusals that leave
+the run folder as it was."""
+
+import dataclasses
+import hashlib
+import json
+import math
+from types import SimpleNamespace
+
+import h5py
+import numpy as np
+import pyro
+import pytest
+import torch
+import xarray as xr
+from torch import nn
+
+import pyrolf
+from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
+from pyrolf.diagnostics.export import inferred_inputs, posterior_summary
+from pyrolf.dynamics import force
+from pyrolf.evaluation.report import model_rates, trial_inputs
+from pyrolf.inference.svi import posterior_passes
+from pyrolf.models import LangevinFlow, build_flow
+from pyrolf.pipeline import load_run
+
+from test_cli import assert_one_line_error, run_cli
+
+TINY = dict(latent_dim=8, channels=2, encoder_hidden=16, decoder_width=16,
+            decoder_feedforward=32)
+VARIABLES = {"z": "latent", "v": "latent", "inputs": "latent", "rates": "neuron"}
+
+
+@pytest.fixture(scope="module")
+def lorenz_run(tmp_path_factory):
+    """A one-epoch run on the embedded Lorenz data (1300 trials, 50 bins, 30 neurons)."""
+    folder = tmp_path_factory.mktemp("lorenz") / "run"
+    config = pyrolf.Config(epochs=1, batch_size=128, samples=2, **TINY)
+    pyrolf.fit(load_config_data(config), config, run_dir=folder, progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A short run on a small spike file whose trials the encoder tells apart (high rates)."""
+    folder = tmp_path_factory.mktemp("small")
+    data = lorenz_dataset(seed=3, n_conditions=4, trials_per_condition=6, n_bins=12,
+                          n_neurons=10, n_heldout=2, mean_rate=3.0)
+    save_spike_file(folder / "data.h5", data)
+    config = pyrolf.Config(data=str(folder / "data.h5"), epochs=30, batch_size=16, samples=5,
+                           kl_warmup=5, eval_every=10, **TINY)
+    pyrolf.fit(load_config_data(config), config, run_dir=folder / "run", progress=False)
+    return SimpleNamespace(path=folder / "run", folder=folder, data=load_config_data(config))
+
+
+def folder_state(path):
+    """Every file of a folder with the hash of its bytes."""
+    return {item.name: hashlib.sha256(item.read_bytes()).hexdigest()
+            for item in sorted(path.iterdir())}
+
+
+def test_infer_writes_every_trial_with_its_coordinates(lorenz_run, monkeypatch, capsys):
+    code, out, err = run_cli(["infer", lorenz_run, "--samples", 10], monkeypatch, capsys)
+    assert code == 0, err
+    assert "inferred 1300 trials" in out
+    flow, config, data = load_run(lorenz_run)
+    n, t, d = data.n_trials, data.n_bins, config.latent_dim
+    inferred = xr.open_dataset(lorenz_run / "inferred.nc")
+    assert dict(inferred.sizes) == {"trial": n, "time": t, "latent": d, "neuron": data.n_neurons}
+    for name, last in VARIABLES.items():
+        for key in (name, f"{name}_lower", f"{name}_upper"):
+            assert inferred[key].dims == ("trial", "time", last), key
+        # every interval encloses its mean
+        assert (inferred[f"{name}_lower"] <= inferred[name]).all(), name
+        assert (inferred[name] <= inferred[f"{name}_upper"]).all(), name
+    np.testing.assert_array_equal(inferred["trial"], np.arange(n))
+    for split, indices in data.splits.items():
+        assert set(inferred["split"].values[indices]) == {split}
+    np.testing.assert_array_equal(inferred["condition"], data.conditions)
+    np.testing.assert_array_equal(inferred["time"], np.arange(t))  # bin size unknown: bin index
+    np.testing.assert_array_equal(inferred["neuron"], np.arange(data.n_neurons))
+    np.testing.assert_array_equal(inferred["heldout"], data.heldout)
+    assert json.loads(inferred.attrs["config"]) == config.to_dict()
+    assert inferred.attrs["samples"] == 10 and math.isnan(inferred.attrs["bin_size_s"])
+    assert inferred.attrs["pyrolf_version"] == pyrolf.__version__
+    assert (inferred["inputs"].isel(time=0) == 0).all()
+    # trial i holds trial i's rates: what pyrolf evaluate's predictor gives i from the same draws
+    pyro.set_rng_seed(config.seed)
+    predicted = model_rates(flow, data, np.arange(n), samples=10)
+    np.testing.assert_allclose(inferred["rates"].values, predicted, rtol=1e-5, atol=1e-7)
+    # and, from other draws (the test trials alone, as evaluate draws them), to sampling noise
+    test = data.splits["test"]
+    pyro.set_rng_seed(config.seed)
+    evaluated = model_rates(flow, data, test, samples=10)
+    spread = (inferred["rates_upper"] - inferred["rates_lower"]).values[test] / 3.29
+    assert np.median(np.abs(evaluated - predicted[test]) / (spread * math.sqrt(2 / 10))) < 1
+    with h5py.File(lorenz_run / "inferred.nc", "r") as file:  # netCDF4 is HDF5
+        np.testing.assert_array_equal(file["rates"][()], inferred["rates"].values)
+        assert file["z_upper"].shape == (n, t, d)
+    report = json.loads((lorenz_run / "dynamics.json").read_text())
+    assert len(report["modes"]) == 2 * d and report["time_unit"] == "bins"
+    assert (lorenz_run / "spectrum.png").stat().st_size > 0
+    # the embedded Lorenz data carry true latents and rates: metrics.json scores against them
+    metrics = json.loads((lorenz_run / "metrics.json").read_text())
+    assert metrics["latents_r2"] <= 1 and 0 <= metrics["rates_coverage_90"] <= 1
+
+
+class PriorGuide(nn.Module):
+    """The prior as guide: ``q(z, v | x) = p(z, v)``, whatever the data."""
+
+    def __init__(self, prior):
+        super().__init__()
+        self.prior = prior
+
+    def forward(self, dynamics, inputs, n_bins, stepwise=False):
+        return self.prior(inputs.shape[0], n_bins, stepwise)
+
+
+def test_with_the_prior_as_guide_the_inputs_are_the_innovations_mean_zero(float64):
+    """Draws from the prior: every inferred input is an innovation ``Normal(0, σ²)``, so its
+    posterior mean is 0 to within ``σ / sqrt(S)`` and its 90 % interval is ``±1.645 σ``."""
+    torch.manual_seed(0)
+    config = pyrolf.Config(step=0.1, damping=0.3, **TINY)
+    built = build_flow(config, 6, 4)
+    flow = LangevinFlow(built.prior, built.decoder, PriorGuide(built.prior))
+    pyro.set_rng_seed(1)
+    samples, no_data = 400, torch.zeros(30, 10, 4)
+    summary = posterior_summary(flow, no_data, 10, samples)
+    sigma = float(flow.prior.dynamics.noise_scale)
+    means = summary["inputs"][:, 1:]
+    assert np.all(summary["inputs"][:, 0] == 0)
+    assert abs(means.mean()) < 4 * sigma / math.sqrt(samples * means.size)
+    assert np.sqrt(np.mean(means ** 2)) == pytest.approx(sigma / math.sqrt(samples), rel=0.1)
+    assert summary["inputs_lower"][:, 1:].mean() == pytest.approx(-1.645 * sigma, rel=0.03)
+    assert summary["inputs_upper"][:, 1:].mean() == pytest.approx(1.645 * sigma, rel=0.03)
+
+
+@pytest.mark.parametrize("draws_per_pass", [7, 64])
+def test_the_group_by_group_reduction_is_that_of_all_draws_at_once(small_run, draws_per_pass):
+    """Several passes per trial (7 rows a pass) or several trials per pass (64): the summary is
+    the mean and the quantiles of each trial's draws held all at once."""
+    flow, _, data = load_run(small_run.path)
+    inputs, samples = trial_inputs(data, np.arange(9)), 20
+    pyro.set_rng_seed(5)
+    summary = posterior_summary(flow, inputs, data.n_bins, samples, draws_per_pass)
+    pyro.set_rng_seed(5)
+    draws = {name: [[] for _ in range(9)] for name in ("z", "v", "rates")}
+    for trials, (z, v), log_rates in posterior_passes(flow, inputs, data.n_bins, samples,
+                                                      draws_per_pass):
+        for row, trial in enumerate(range(9)[trials]):
+            for name, value in zip(draws, (z, v, log_rates.exp())):
+                draws[name][trial].append(value[row])
+    held = {name: torch.stack([torch.cat(d) for d in per_trial]).detach().numpy()
+            for name, per_trial in draws.items()}
+    assert held["z"].shape == (9, samples, data.n_bins, 8)
+    dynamics = flow.prior.dynamics
+    z, v = (torch.as_tensor(held[name]) for name in ("z", "v"))
+    keep, step = 1 - float(dynamics.damping), float(dynamics.step)
+    with torch.no_grad():
+        pull = force(dynamics.potential, z[:, :, :-1])
+    held["inputs"] = torch.cat([torch.zeros_like(v[:, :, :1]),
+                                v[:, :, 1:] - keep * (v[:, :, :-1] + step * pull)], 2).numpy()
+    for name, values in held.items():
+        np.testing.assert_allclose(summary[name], values.mean(1), rtol=1e-4, atol=1e-5)
+        lower, upper = np.quantile(values, [0.05, 0.95], axis=1)
+        np.testing.assert_allclose(summary[f"{name}_lower"], lower, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(summary[f"{name}_upper"], upper, rtol=1e-4, atol=1e-5)
+
+
+def test_inferred_inputs_follow_the_drift():
+    """``v_t - mean(z_{t-1}, v_{t-1})``: zero along the deterministic flow, the innovation
+    otherwise."""
+    torch.manual_seed(2)
+    dynamics = build_flow(pyrolf.Config(**TINY), 4, 3).prior.dynamics
+    z0, v0, kicks = torch.randn(3, 8), torch.randn(3, 8), torch.randn(3, 6, 8)
+    with torch.no_grad():
+        z, v = dynamics.integrate(z0, v0, kicks)
+        inputs = inferred_inputs(dynamics, z, v)
+    torch.testing.assert_close(inputs[:, 1:], kicks, rtol=1e-4, atol=1e-5)
+    assert (inputs[:, 0] == 0).all()
+
+
+def test_a_file_of_some_trials_gets_the_rates_the_run_gives_them(small_run, tmp_path,
+                                                                  monkeypatch, capsys):
+    """The trials of a file holding some of the training file's trials, with all neurons or only
+    the held-in ones, get the rates (all neurons) that inferring the run's own data gives them."""
+    samples, picked = 200, [5, 2, 17, 9]
+    data = small_run.data
+    own = pyrolf.infer(small_run.path, samples=samples)
+    files = {"all": tmp_path / "some.npz", "held_in": tmp_path / "some_heldin.h5"}
+    save_spike_file(files["all"], dataclasses.replace(
+        data, spikes=data.spikes[picked], rates=data.rates[picked],
+        conditions=data.conditions[picked], extra={}))
+    with h5py.File(files["held_in"], "w") as file:
+        file.create_dataset("spikes", data=data.spikes[picked][..., data.heldin].astype(np.int64))
+    spread = (own["rates_upper"] - own["rates_lower"]).values[picked] / 3.29
+    noise = spread * math.sqrt(2 / samples)
+    for kind, path in files.items():
+        out = tmp_path / f"{kind}.nc"
+        code, _, err = run_cli(["infer", small_run.path, "--data", path, "--samples", samples,
+                                "--out", out], monkeypatch, capsys)
+        assert code == 0, err
+        new = xr.open_dataset(out)
+        np.testing.assert_array_equal(new["trial"], np.arange(4))
+        assert set(new["split"].values) == {"new"}
+        np.testing.assert_array_equal(new["heldout"], data.heldout)
+        rates = new["rates"].values
+        assert rates.shape == (4, data.n_bins, data.n_neurons)
+        assert np.all(np.abs(rates - own["rates"].values[picked]) <= 6 * noise), kind
+        # trial by trial: each is nearer its own trial's rates than any other picked trial's
+        distance = np.abs(rates[:, None] - own["rates"].values[picked][None]).mean((2, 3))
+        np.testing.assert_array_equal(distance.argmin(1), np.arange(4))
+
+
+def run_folder_untouched(run, args, fragments, monkeypatch, capsys):
+    before = folder_state(run)
+    code, _, err = run_cli(["infer", run, *args], monkeypatch, capsys)
+    assert_one_line_error(code, err, *fragments)
+    assert folder_state(run) == before
+
+
+def test_refusals_are_one_line_and_leave_the_run_folder_as_it_was(small_run, tmp_path,
+                                                                   monkeypatch, capsys):
+    run = small_run.path
+    seven = tmp_path / "seven.npz"
+    np.savez(seven, spikes=small_run.data.spikes[..., :7].astype(int))
+    (tmp_path / "a_file").write_text("")
+    cases = [
+        ([], ["no run folder"], tmp_path / "nothing"),
+        (["--data", seven], ["7 neurons", "10", "8 held in"], run),
+        (["--samples", "0"], ["--samples", "at least 1"], run),
+        (["--out", tmp_path / "missing" / "x.nc"], ["--out", "does not exist"], run),
+        (["--out", tmp_path / "a_file" / "x.nc"], ["--out", "does not exist"], run),
+        (["--out", tmp_path], ["--out", "is a folder"], run),
+    ]
+    for args, fragments, folder in cases:
+        if folder.exists():
+            run_folder_untouched(folder, args, fragments, monkeypatch, capsys)
+        else:
+            code, _, err = run_cli(["infer", folder, *args], monkeypatch, capsys)
+            assert_one_line_error(code, err, *fragments)
+            assert not folder.exists()
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    run_folder_untouched(run, ["--device", "cuda"], ["no GPU"], monkeypatch, capsys)
+
+
+def test_a_write_that_fails_leaves_the_run_folder_as_it_was(small_run, monkeypatch, capsys):
+    def disk_full(self, path, **kwargs):
+        with open(path, "wb") as handle:
+            handle.write(b"half a file")
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", disk_full)
+    run_folder_untouched(small_run.path, ["--samples", "2"], ["cannot write", "No space left"],
+                         monkeypatch, capsys)
+
+
+def test_the_kicked_rotation_is_autonomous_but_at_its_pulse():
+    from pyrolf.data.pulses import kicked_rotation_dataset
+
+    data = kicked_rotation_dataset(seed=1, n_trials=20, period=8.0, decay=0.9, kick=2.0)
+    x, pulses = data.extra["latents"].astype(np.float64), data.extra["pulse_bins"]
+    turn = 2 * np.pi / 8
+    step = 0.9 * np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    jumps = np.linalg.norm(x[:, 1:] - x[:, :-1] @ step.T, axis=-1)
+    np.testing.assert_allclose(jumps[np.arange(20), pulses - 1], 2.0, rtol=1e-5)
+    jumps[np.arange(20), pulses - 1] = 0
+    assert jumps.max() < 1e-5
+
+
+def test_pulse_hit_share_by_hand():
+    from pyrolf.data.pulses import pulse_hit_share
+
+    inputs = np.zeros((3, 10, 2))
+    inputs[0, 4, 1], inputs[1, 9, 0], inputs[2, 1, 0] = 1.0, -3.0, 2.0  # peaks at 4, 9, 1
+    assert pulse_hit_share(inputs, np.array([6, 6, 1])) == pytest.approx(2 / 3)
+
+
+def test_inferred_inputs_peak_at_unobserved_pulses():
+    """A short fit of a kicked rotation: the largest inferred input of most test trials lies
+    within 2 bins of the kick (a fixed bin would hit about 1 trial in 8). The full-size case,
+    benchmarks/input_pulses.py, hits 0.95 (README)."""
+    from pyrolf.data.pulses import kicked_rotation_dataset, pulse_hit_share
+
+    data = kicked_rotation_dataset(seed=0, n_trials=200, n_bins=40)
+    config = pyrolf.Config(epochs=30, latent_dim=8, encoder_hidden=32, decoder_width=32,
+                           decoder_feedforward=64, batch_size=32, kl_warmup=10, eval_every=10)
+    inferred = pyrolf.infer(pyrolf.fit(data, config, progress=False), samples=20)
+    test = data.splits["test"]
+    assert pulse_hit_share(inferred["inputs"].values[test], data.extra["pulse_bins"][test]) > 0.4
