@@ -4,6 +4,7 @@ event or chopped when continuous, binned as by hand, fitted end to end; bad inpu
 import json
 from datetime import datetime, timezone
 
+import h5py
 import numpy as np
 import pytest
 from pynwb import NWBHDF5IO, NWBFile
@@ -77,6 +78,26 @@ def test_nwb_and_spike_times_files_give_the_same_data(files):
     np.testing.assert_array_equal(nwb.heldout, npz.heldout)
     for split in nwb.splits:
         np.testing.assert_array_equal(nwb.splits[split], npz.splits[split])
+
+
+def test_nwb_spike_times_are_read_a_unit_or_a_chunk_at_a_time(files, session, monkeypatch):
+    """The spike_times column is never read whole: the span is scanned in chunks, and binning
+    reads one unit's slice of it at a time."""
+    monkeypatch.setattr("pyrolf.data.nwb.CHUNK", 5000)
+    reads, read = [], h5py.Dataset.__getitem__
+
+    def counted(dataset, key):
+        values = read(dataset, key)
+        if dataset.name == "/units/spike_times":
+            reads.append(np.size(values))
+        return values
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", counted)
+    load(files["nwb"], align="stim_on_time", window="0,0.5")
+    longest = max(len(times) for times in session.spike_times)
+    total = sum(len(times) for times in session.spike_times)
+    assert sum(reads) == 2 * total and len(reads) > 40  # the scan, then every unit once
+    assert max(reads) <= max(5000, longest) < total / 10
 
 
 def test_default_window_is_the_shortest_trial_from_its_start_in_10_ms_bins(files, session):

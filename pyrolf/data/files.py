@@ -120,12 +120,12 @@ def heldout_and_splits(seed: int, n_neurons: int, n_trials: int,
                        heldout_fraction: float = HELDOUT_FRACTION,
                        split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)):
     """``(heldout, splits)`` of a data set: ``heldout`` as given, else a seeded random
-    ``heldout_fraction`` of the neurons (at least one); the trials split by :func:`split_trials`
-    (stratified by ``conditions`` ``(trials,)``). Separate random streams: the splits do not
-    depend on whether the held-out neurons were given."""
+    ``heldout_fraction`` of the neurons (at least one, and one held in); the trials split by
+    :func:`split_trials` (stratified by ``conditions`` ``(trials,)``). Separate random streams:
+    the splits do not depend on whether the held-out neurons were given."""
     heldout_rng, split_rng = map(np.random.default_rng, np.random.SeedSequence(seed).spawn(2))
     if heldout is None:
-        n_heldout = max(1, int(round(heldout_fraction * n_neurons)))
+        n_heldout = min(max(1, int(round(heldout_fraction * n_neurons))), n_neurons - 1)
         heldout = np.zeros(n_neurons, dtype=bool)
         heldout[heldout_rng.choice(n_neurons, n_heldout, replace=False)] = True
     return heldout, split_trials(split_rng, n_trials, split_fractions, conditions)

@@ -162,6 +162,9 @@ def whole_bins(seconds: float, bin_size: float) -> int:
 def _trials(source, config, bin_size: float):
     """``(spikes, extra, conditions)`` of the trials ``config`` selects and cuts."""
     path, n_file = source.path, source.n_trials
+    if not n_file:
+        raise DataError(f"the trials table of {path.name} has no trials; fit the recording "
+                        "as a whole with --continuous")
     rows = np.arange(n_file)
     where = config.trials_filter()
     if where is not None:
