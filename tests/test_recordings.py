@@ -192,15 +192,14 @@ def test_continuous_recording_fits_end_to_end(files, tmp_path, monkeypatch, caps
     assert json.loads((run / "config.json").read_text())["chop_s"] == 0.5
 
 
-def write_nwb(path, units=None, with_trials=True):
+def write_nwb(path, units=None):
     """A small NWB file: ``units`` rows of keyword arguments to ``add_unit`` (``None``: no Units
     table) and a trials table of 5 trials with an ``outcome`` column."""
     nwbfile = NWBFile(session_description="bad", identifier=path.stem,
                       session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
-    if with_trials:
-        nwbfile.add_trial_column("outcome", "correct or error")
-        for trial in range(5):
-            nwbfile.add_trial(start_time=float(trial), stop_time=trial + 0.8, outcome="correct")
+    nwbfile.add_trial_column("outcome", "correct or error")
+    for trial in range(5):
+        nwbfile.add_trial(start_time=float(trial), stop_time=trial + 0.8, outcome="correct")
     if units is not None:
         if units and "quality" in units[0]:
             nwbfile.add_unit_column("quality", "sorting quality")
@@ -216,6 +215,9 @@ def write_nwb(path, units=None, with_trials=True):
     ("no_spike_times", [], ["Units table", "has no spikes", "quality"]),
     ("empty_units", [], ["Units table", "has no spikes"]),
     ("empty_npz", [], ["holds no spikes"]),
+    ("empty_trials", [], ["has no trials", "--continuous"]),
+    ("npz_without_unit_ids", [], ["needs `unit_ids`"]),
+    ("npz_start_only", [], ["only one of `trial_start` and `trial_stop`"]),
     ("session", ["--align", "go_cue_time"],
      ["--align go_cue_time", "no column 'go_cue_time'", "stim_on_time, response_time, target"]),
     ("session", ["--condition", "direction"], ["no column 'direction'", "outcome"]),
@@ -244,6 +246,14 @@ def test_bad_recordings_and_options_are_one_line(case, args, fragments, files, s
         "empty_units": lambda: write_nwb(tmp_path / "e.nwb", [{"spike_times": []}] * 3),
         "empty_npz": lambda: np.savez(tmp_path / "e.npz", spike_times=np.zeros(0),
                                       unit_ids=np.zeros(0)) or tmp_path / "e.npz",
+        "empty_trials": lambda: np.savez(tmp_path / "t.npz", spike_times=np.arange(4.0),
+                                         unit_ids=np.arange(4) % 2, trial_start=np.zeros(0),
+                                         trial_stop=np.zeros(0)) or tmp_path / "t.npz",
+        "npz_without_unit_ids": lambda: np.savez(tmp_path / "u.npz", spike_times=np.ones(3))
+        or tmp_path / "u.npz",
+        "npz_start_only": lambda: np.savez(tmp_path / "s.npz", spike_times=np.arange(4.0),
+                                           unit_ids=np.arange(4) % 2, trial_start=np.zeros(2))
+        or tmp_path / "s.npz",
         "session": lambda: files["nwb"], "npz": lambda: files["npz"],
         "continuous": lambda: files["continuous"], "lorenz": lambda: "lorenz",
         "spike_file": lambda: spike_file,
@@ -271,3 +281,8 @@ def test_a_spike_times_file_with_binned_counts_too_is_refused(tmp_path):
     np.savez(path, spikes=np.ones((3, 4, 2)), spike_times=np.ones(3))
     with pytest.raises(DataError, match="both `spikes`"):
         load_data(str(path))
+
+
+def test_a_large_heldout_fraction_still_keeps_one_unit_held_in(files):
+    data = load(files["continuous"], heldout_fraction=0.99)
+    assert data.n_heldin == 1 and data.heldout.sum() == 19
