@@ -33,7 +33,7 @@ class Config:
     targets: str | None = None      # NLB test phase: the published eval_data_test.h5
     # own recordings: an NWB file or a spike-times .npz (see pyrolf/data/recordings.py)
     align: str = "start_time"       # trials-table column (s) the window is aligned to
-    window: str | None = None       # "START,STOP", s around the alignment; None: 0 to shortest trial
+    window: str | None = None       # "START,STOP" s around the alignment; None: 0 to shortest trial
     condition: str | None = None    # trials-table column whose values are the conditions
     trials_where: str | None = None  # "COLUMN=VALUE": only the trials whose COLUMN is VALUE
     heldout_fraction: float = 0.2   # share of the units held out (seeded by data_seed); also for
