@@ -42,10 +42,35 @@ OVERRIDES = {
                                help="Latent size D (a multiple of the lattice channels)."),
     "data_dir": click.option("--data-dir", help="NLB: folder holding the DANDI downloads "
                              f"(default ${DATA_DIR_ENV}, else {DEFAULT_DATA_DIR})."),
-    "bin_size_ms": click.option("--bin", "bin_size_ms", type=int, help="NLB: bin size, 5 or 20 ms."),
+    "bin_size_ms": click.option("--bin", "bin_size_ms", type=int, metavar="MS",
+                                help="Bin size in ms: NLB 5 or 20 (default 20); own recordings "
+                                     "any whole number (default 10)."),
     "phase": click.option("--phase", type=click.Choice(["val", "test"]),
                           help="NLB: val (train -> val, scored here) or test (train+val -> test)."),
     "targets": click.option("--targets", help="NLB test phase: the published eval_data_test.h5."),
+    "align": click.option("--align", metavar="COLUMN",
+                          help="Own recordings: trials-table column (s) the window is aligned "
+                               "to (default start_time)."),
+    "window": click.option("--window", metavar="START,STOP",
+                           help="Own recordings: seconds around the alignment, e.g. -0.2,0.8 "
+                                "(default 0 to the shortest trial's end)."),
+    "condition": click.option("--condition", metavar="COLUMN",
+                              help="Own recordings: trials-table column of the conditions."),
+    "trials_where": click.option("--trials-where", metavar="COLUMN=VALUE",
+                                 help="Own recordings: only the trials whose COLUMN is VALUE, "
+                                      "e.g. outcome=correct."),
+    "heldout_fraction": click.option("--heldout", "heldout_fraction", type=float,
+                                     metavar="FRACTION",
+                                     help="Own recordings and spike files without `heldout`: "
+                                          "share of the units held out (default 0.2, seeded)."),
+    "continuous": click.option("--continuous", is_flag=True, default=None,
+                               help="Own recordings: chop the whole recording into windows, "
+                                    "trials table or not (the default without one)."),
+    "chop_s": click.option("--chop", "chop_s", type=float, metavar="LENGTH_S",
+                           help="Continuous recordings: window length in s (default 1.0)."),
+    "overlap_s": click.option("--overlap", "overlap_s", type=float, metavar="S",
+                              help="Continuous recordings: overlap of neighbouring windows in s "
+                                   "(default 0.2)."),
 }
 
 
@@ -63,8 +88,8 @@ def cli():
 
 @cli.command()
 @click.option("--data", default=None,
-              help=f"'lorenz' (default), an NLB dataset ({', '.join(DANDISETS)}) or the path of a "
-                   ".h5/.npz spike file.")
+              help=f"'lorenz' (default), an NLB dataset ({', '.join(DANDISETS)}), the path of a "
+                   ".h5/.npz spike file or of an own recording (.nwb, spike-times .npz).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run folder to create (default runs/DATA-TIME).")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,

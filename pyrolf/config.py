@@ -10,6 +10,13 @@ import numbers
 import typing
 from dataclasses import dataclass, fields
 
+from pyrolf.data.dandi import DANDISETS
+from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS
+
+#: NLB's bin widths (ms) and its default; own recordings take any whole number of ms
+NLB_BIN_SIZES_MS, NLB_BIN_MS = (5, 20), 20
+OWN_DATA_BIN_MS = 10
+
 
 class ConfigError(ValueError):
     """A setting a user gave is invalid; the message says which and what is allowed."""
@@ -21,9 +28,19 @@ class Config:
     data: str = "lorenz"            # "lorenz", an NLB dataset name, or a path to a .h5/.npz file
     data_seed: int = 0              # seed of the generated data and of the trial splits
     data_dir: str | None = None     # NLB: folder holding the DANDI downloads; None: $PYROLF_DATA
-    bin_size_ms: int = 20           # NLB: 5 or 20 ms bins
+    bin_size_ms: int | None = None  # bin width (ms); None: the data's default (bin_ms)
     phase: str = "val"              # NLB: "val" (train -> val) or "test" (train + val -> test)
     targets: str | None = None      # NLB test phase: the published eval_data_test.h5
+    # own recordings: an NWB file or a spike-times .npz (see pyrolf/data/recordings.py)
+    align: str = "start_time"       # trials-table column (s) the window is aligned to
+    window: str | None = None       # "START,STOP" s around the alignment; None: 0 to shortest trial
+    condition: str | None = None    # trials-table column whose values are the conditions
+    trials_where: str | None = None  # "COLUMN=VALUE": only the trials whose COLUMN is VALUE
+    heldout_fraction: float = 0.2   # share of the units held out (seeded by data_seed); also for
+                                    # spike files without a `heldout` array
+    continuous: bool = False        # chop the whole recording into windows (no trials)
+    chop_s: float = 1.0             # continuous: length of a window (s)
+    overlap_s: float = 0.2          # continuous: overlap of neighbouring windows (s)
     # latent dynamics (the prior)
     prior: str = "langevin"         # "langevin" (underdamped, paper) or "overdamped" (Brownian;
                                     # needs a potential bounded below: not "oscillators")
@@ -95,11 +112,73 @@ class Config:
                               "not bounded below; use --potential springs, --potential free (a "
                               "Gaussian random walk) or --potential anharmonic")
         choices = {"sites": ("vectorised", "stepwise"), "device": ("cpu", "cuda"),
-                   "phase": ("val", "test"), "bin_size_ms": (5, 20)}
+                   "phase": ("val", "test")}
+        if not self.own_data() and self.bin_size_ms is not None:
+            choices["bin_size_ms"] = NLB_BIN_SIZES_MS
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(map(str, allowed))}, "
                                   f"got {getattr(self, name)!r}")
+        self._validate_own_data()
+
+    def own_data(self) -> bool:
+        """Whether ``data`` names a file (a recording or a spike file), not the Lorenz data or
+        an NLB dataset, whose bins are fixed."""
+        return self.data != "lorenz" and self.data not in DANDISETS
+
+    def bin_ms(self) -> int:
+        """The bin width in ms: ``bin_size_ms``, else 10 for own recordings and 20 for NLB (the
+        Lorenz data and binned spike files have their own bins)."""
+        if self.bin_size_ms is not None:
+            return self.bin_size_ms
+        return OWN_DATA_BIN_MS if self.own_data() else NLB_BIN_MS
+
+    def window_seconds(self) -> tuple[float, float] | None:
+        """``window`` as ``(start, stop)`` seconds, or ``None``."""
+        if self.window is None:
+            return None
+        try:
+            start, stop = (float(part) for part in self.window.split(","))
+        except ValueError:
+            start = stop = math.nan
+        if not (math.isfinite(start) and math.isfinite(stop) and start < stop):
+            raise ConfigError(f"window must be START,STOP in seconds around the alignment with "
+                              f"START < STOP (e.g. -0.2,0.8), got {self.window!r}")
+        return start, stop
+
+    def trials_filter(self) -> tuple[str, str] | None:
+        """``trials_where`` as ``(column, value)``, or ``None``."""
+        if self.trials_where is None:
+            return None
+        column, equals, value = self.trials_where.partition("=")
+        if not equals or not column.strip():
+            raise ConfigError(f"trials_where must be COLUMN=VALUE (e.g. outcome=correct), got "
+                              f"{self.trials_where!r}")
+        return column.strip(), value.strip()
+
+    def _validate_own_data(self) -> None:
+        if self.bin_size_ms is not None and self.bin_size_ms < 1:
+            raise ConfigError(f"bin_size_ms must be a positive whole number of ms, got "
+                              f"{self.bin_size_ms}")
+        if not 0 < self.heldout_fraction < 1:
+            raise ConfigError(f"heldout_fraction must lie in (0, 1), got {self.heldout_fraction}")
+        if self.chop_s <= 0 or not 0 <= self.overlap_s < self.chop_s:
+            raise ConfigError(f"need chop_s > 0 and 0 <= overlap_s < chop_s, got chop_s "
+                              f"{self.chop_s} and overlap_s {self.overlap_s}")
+        self.window_seconds()
+        self.trials_filter()
+        if self.continuous and self.changed(TRIAL_OPTIONS):
+            raise ConfigError(f"continuous recordings have no trials: leave out "
+                              f"{', '.join(self.changed(TRIAL_OPTIONS))}")
+        changed = self.changed((*TRIAL_OPTIONS, *CHOP_OPTIONS, "heldout_fraction"))
+        if not self.own_data() and changed:
+            raise ConfigError(f"only own recordings (an .nwb or spike-times .npz file) take "
+                              f"{', '.join(changed)}, not {self.data!r}")
+
+    def changed(self, names) -> list[str]:
+        """Those of the settings ``names`` that differ from their defaults."""
+        defaults = {field.name: field.default for field in fields(self)}
+        return [name for name in names if getattr(self, name) != defaults[name]]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,4 +1,5 @@
-"""Data sources: the embedded Lorenz benchmark, a user's own spike file, and NLB'21."""
+"""Data sources: the embedded Lorenz benchmark, a user's own spike file or recording (NWB or
+spike times), and NLB'21."""
 
 from __future__ import annotations
 
@@ -8,32 +9,32 @@ from pyrolf.data.dandi import DANDISETS
 from pyrolf.data.event_locked import event_locked_dataset
 from pyrolf.data.files import load_spike_file, save_spike_file
 from pyrolf.data.lorenz import lorenz_dataset
+from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS, load_recording, recording_format
 from pyrolf.data.spikes import DataError, SpikeData
 
-FILE_SUFFIXES = (".h5", ".hdf5", ".npz")
+FILE_SUFFIXES = (".h5", ".hdf5", ".npz", ".nwb")
 
 
-def load_data(name: str, seed: int = 0, data_dir=None, bin_size_ms: int = 20,
+def load_data(name: str, seed: int = 0, data_dir=None, bin_size_ms: int | None = None,
               phase: str = "val", targets=None) -> SpikeData:
     """``"lorenz"``, an NLB'21 dataset name (see :mod:`pyrolf.data.nlb`; ``data_dir``,
-    ``bin_size_ms``, ``phase`` and ``targets`` apply to it) or the path of a ``.h5`` / ``.npz`` spike file
-    (see :mod:`pyrolf.data.files`)."""
-    path = data_file(name)
-    if path is not None:
-        return load_spike_file(path, seed=seed)
-    if name == "lorenz":
-        return lorenz_dataset(seed=seed)
-    if name in DANDISETS:
-        from pyrolf.data.nlb import load_nlb
+    ``bin_size_ms`` (default 20), ``phase`` and ``targets`` apply to it), the path of a ``.h5`` /
+    ``.npz`` spike file (see :mod:`pyrolf.data.files`) or of an own recording, an ``.nwb`` or
+    spike-times ``.npz`` file (see :mod:`pyrolf.data.recordings`; ``bin_size_ms`` default 10),
+    cut with the defaults of :class:`~pyrolf.config.Config` (:func:`load_config_data` takes them
+    all)."""
+    from pyrolf.config import Config  # pyrolf.config imports pyrolf.data
 
-        return load_nlb(name, data_dir, bin_size_ms, phase, seed, targets)
-    raise DataError(f"unknown dataset {name!r}: use 'lorenz', an NLB dataset "
-                    f"({', '.join(DANDISETS)}) or the path of a .h5/.npz spike file")
+    return load_config_data(Config(
+        data=str(name), data_seed=seed, bin_size_ms=bin_size_ms, phase=phase,
+        data_dir=None if data_dir is None else str(data_dir),
+        targets=None if targets is None else str(targets)))
 
 
 def data_file(name: str) -> Path | None:
-    """The spike file the ``data`` entry ``name`` names (it has a spike file's extension, or
-    something of that name exists); ``None`` for ``"lorenz"`` and NLB dataset names."""
+    """The file the ``data`` entry ``name`` names, a spike file or a recording (it has the
+    extension of one, or something of that name exists); ``None`` for ``"lorenz"`` and NLB
+    dataset names."""
     if name == "lorenz" or name in DANDISETS:
         return None
     path = Path(name)
@@ -41,9 +42,27 @@ def data_file(name: str) -> Path | None:
 
 
 def load_config_data(config) -> SpikeData:
-    """The data a :class:`~pyrolf.config.Config` names."""
-    return load_data(config.data, config.data_seed, config.data_dir, config.bin_size_ms,
-                     config.phase, config.targets)
+    """The data a :class:`~pyrolf.config.Config` names (see :func:`load_data`)."""
+    path = data_file(config.data)
+    if path is not None:
+        if recording_format(path) is not None:
+            return load_recording(path, config)
+        if config.changed((*TRIAL_OPTIONS, *CHOP_OPTIONS)):
+            raise DataError(f"{path} holds binned counts, so "
+                            f"{', '.join(config.changed((*TRIAL_OPTIONS, *CHOP_OPTIONS)))} cannot "
+                            "apply; they cut spike times (.nwb or spike-times .npz files)")
+        return load_spike_file(path, seed=config.data_seed,
+                               heldout_fraction=config.heldout_fraction)
+    if config.data == "lorenz":
+        return lorenz_dataset(seed=config.data_seed)
+    if config.data in DANDISETS:
+        from pyrolf.data.nlb import load_nlb
+
+        return load_nlb(config.data, config.data_dir, config.bin_ms(), config.phase,
+                        config.data_seed, config.targets)
+    raise DataError(f"unknown dataset {config.data!r}: use 'lorenz', an NLB dataset "
+                    f"({', '.join(DANDISETS)}), the path of a .h5/.npz spike file or of an "
+                    ".nwb recording")
 
 
 def __getattr__(name: str):
@@ -56,5 +75,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DANDISETS", "DataError", "SpikeData", "event_locked_dataset", "data_file", "load_config_data", "load_data", "load_nlb", "load_spike_file", "lorenz_dataset",
+__all__ = ["DANDISETS", "DataError", "SpikeData", "event_locked_dataset", "data_file", "load_config_data", "load_data", "load_nlb", "load_recording", "load_spike_file", "lorenz_dataset",
            "save_spike_file"]

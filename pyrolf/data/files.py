@@ -6,7 +6,7 @@ Arrays a file holds (names are the keys / dataset names):
   :data:`MAX_COUNT` per bin.
 - ``rates`` (optional): ground-truth rates in spikes per bin, same shape as ``spikes``.
 - ``heldout`` (optional): ``(neurons,)`` bool, the neurons scored by co-bps; without it a seeded
-  random 20 % of the neurons (at least one) is held out.
+  random 20 % (``heldout_fraction``) of the neurons (at least one) is held out.
 - ``conditions`` (optional): ``(trials,)`` integer condition label per trial.
 - ``latents`` (optional): ``(trials, time, k)`` the true latent state (synthetic data), kept in
   ``SpikeData.extra["latents"]``; when present, a run's metrics include ``latents_r2``.
@@ -92,13 +92,15 @@ def split_trials(rng: np.random.Generator, n_trials: int,
 
 
 def load_spike_file(path: str | Path, seed: int = 0,
-                    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> SpikeData:
+                    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+                    heldout_fraction: float = HELDOUT_FRACTION) -> SpikeData:
     """Read and check a spike file (format in the module docstring).
 
     Args:
         path: ``.h5``, ``.hdf5`` or ``.npz`` file.
         seed: seeds the held-out neurons (when the file has no ``heldout``) and the splits.
         split_fractions: train, valid and test fractions of the trials.
+        heldout_fraction: share of the neurons held out when the file has no ``heldout``.
 
     Returns:
         :class:`SpikeData` with float32 ``spikes`` (and ``rates``), named after the file's stem.
@@ -109,16 +111,27 @@ def load_spike_file(path: str | Path, seed: int = 0,
     path = Path(path)
     spikes, rates, heldout, conditions, latents = _check_arrays(path, _read_arrays(path))
     n_trials, _, n_neurons = spikes.shape
-    # separate streams: the splits do not depend on whether the file names its held-out neurons
-    heldout_rng, split_rng = map(np.random.default_rng, np.random.SeedSequence(seed).spawn(2))
-    if heldout is None:
-        n_heldout = max(1, int(round(HELDOUT_FRACTION * n_neurons)))
-        heldout = np.zeros(n_neurons, dtype=bool)
-        heldout[heldout_rng.choice(n_neurons, n_heldout, replace=False)] = True
-    splits = split_trials(split_rng, n_trials, split_fractions, conditions)
+    heldout, splits = heldout_and_splits(seed, n_neurons, n_trials, conditions, heldout,
+                                         heldout_fraction, split_fractions)
     return SpikeData(spikes=spikes, heldout=heldout, splits=splits, rates=rates,
                      conditions=conditions, name=path.stem,
                      extra={} if latents is None else {"latents": latents})
+
+
+def heldout_and_splits(seed: int, n_neurons: int, n_trials: int,
+                       conditions: np.ndarray | None = None, heldout: np.ndarray | None = None,
+                       heldout_fraction: float = HELDOUT_FRACTION,
+                       split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)):
+    """``(heldout, splits)`` of a data set: ``heldout`` as given, else a seeded random
+    ``heldout_fraction`` of the neurons (at least one, and one held in); the trials split by
+    :func:`split_trials` (stratified by ``conditions`` ``(trials,)``). Separate random streams:
+    the splits do not depend on whether the held-out neurons were given."""
+    heldout_rng, split_rng = map(np.random.default_rng, np.random.SeedSequence(seed).spawn(2))
+    if heldout is None:
+        n_heldout = min(max(1, int(round(heldout_fraction * n_neurons))), n_neurons - 1)
+        heldout = np.zeros(n_neurons, dtype=bool)
+        heldout[heldout_rng.choice(n_neurons, n_heldout, replace=False)] = True
+    return heldout, split_trials(split_rng, n_trials, split_fractions, conditions)
 
 
 def save_spike_file(path: str | Path, data: SpikeData) -> None:

@@ -109,4 +109,6 @@ def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
     baseline = smoothing_baseline(data)
     metrics.update(score_rates(baseline["rates"][test], data, test, prefix="smoothing_"))
     metrics["smoothing_width_bins"] = baseline["width"]
+    if "recording" in data.extra:  # own recordings: what was read, and the trials kept and dropped
+        metrics["recording"] = data.extra["recording"]
     return metrics

@@ -1,0 +1,109 @@
+"""Any NWB file's sorted units and trials, read lazily with pynwb: the spike source of an NWB
+recording (:mod:`pyrolf.data.recordings` cuts and bins it). NLB's files, in their own layout, are
+read by :mod:`pyrolf.data.nlb`.
+
+Nothing is loaded whole: the Units table's ``spike_times`` column stays in the file and is read
+one unit at a time through its ragged index (``spike_times_index``), and only the trials-table
+columns that are asked for are read. So a session of many GB needs memory for one unit's spike
+times and for the binned counts, not for the file.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from hdmf.common import VectorIndex
+from pynwb import NWBHDF5IO
+
+from pyrolf.data.files import _first_line
+from pyrolf.data.spikes import DataError
+
+CHUNK = 1 << 22  # spike times read at a time when scanning the whole column
+
+
+@contextmanager
+def open_nwb(path: Path):
+    """The :class:`NWBSource` of the NWB file ``path``, open while the block runs.
+
+    Raises:
+        DataError: the file is no readable NWB file, has no Units table or no spikes in it.
+    """
+    io = None
+    try:
+        io = NWBHDF5IO(str(path), "r")
+        nwbfile = io.read()
+    except Exception as error:  # h5py and hdmf raise many kinds for files that are not NWB
+        if io is not None:
+            io.close()
+        raise DataError(f"{path} is not a readable NWB file ({_first_line(error)}); check that "
+                        "it is one (e.g. with nwbinspector)") from None
+    try:
+        yield NWBSource(path, nwbfile)
+    finally:
+        io.close()
+
+
+class NWBSource:
+    """The units and trials of an open NWB file (see :func:`pyrolf.data.recordings.open_source`
+    for what a spike source offers).
+
+    Attributes:
+        unit_ids: ``(units,)`` the Units table's ids, the order of :meth:`unit_spike_times`.
+        trial_columns: names of the trials table's columns, ``None`` without a trials table.
+    """
+
+    format = "nwb"
+
+    def __init__(self, path: Path, nwbfile):
+        self.path = path
+        units = nwbfile.units
+        if units is None:
+            raise DataError(f"{path} has no Units table (nwbfile.units), where pyrolf reads the "
+                            "spike times of sorted units; spike-sort the session first, or give "
+                            "its spike times as a spike-times .npz")
+        if "spike_times" not in units.colnames:
+            raise DataError(f"the Units table of {path} has no spikes (no spike_times column); "
+                            f"its columns: {', '.join(units.colnames) or 'none'}")
+        self._times = units.spike_times.data
+        self._ends = np.asarray(units.spike_times_index.data[:], dtype=np.int64)
+        if not len(self._times):
+            raise DataError(f"the Units table of {path} has no spikes ({len(self._ends)} units, "
+                            "every spike_times entry empty)")
+        self.unit_ids = np.asarray(units.id.data[:])
+        self._units = units
+        self._trials = nwbfile.trials
+        self.trial_columns = None if self._trials is None else tuple(self._trials.colnames)
+        self.n_trials = 0 if self._trials is None else len(self._trials)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_ids)
+
+    def unit_spike_times(self, unit: int) -> np.ndarray:
+        """Sorted spike times (s) of the unit at position ``unit``."""
+        first = self._ends[unit - 1] if unit else 0
+        return np.sort(np.asarray(self._times[first:self._ends[unit]], dtype=np.float64))
+
+    def span(self) -> tuple[float, float]:
+        """First and last spike time (the column read in chunks), widened to the Units table's
+        ``obs_intervals`` where it has them."""
+        first, last = np.inf, -np.inf
+        for start in range(0, len(self._times), CHUNK):
+            chunk = np.asarray(self._times[start:start + CHUNK])
+            first, last = min(first, chunk.min()), max(last, chunk.max())
+        if "obs_intervals" in self._units.colnames:
+            intervals = np.asarray(self._units.obs_intervals.data[:], dtype=np.float64)
+            if intervals.size:
+                first, last = min(first, intervals.min()), max(last, intervals.max())
+        return float(first), float(last)
+
+    def trial_column(self, name: str) -> np.ndarray:
+        """Trials-table column ``name`` ``(trials,)``, read from the file now."""
+        column = self._trials[name]
+        if isinstance(column, VectorIndex):
+            raise DataError(f"column {name!r} of the trials table of {self.path.name} holds a "
+                            "list per trial; give a column with one value per trial")
+        return np.asarray(column.data[:])
+

@@ -1,0 +1,365 @@
+"""Own recordings: the spike times of sorted units, cut into trials around an event or, without
+trials, chopped into overlapping windows, and binned.
+
+Two formats, told apart by the file (:func:`recording_format`):
+
+- **NWB** (a path ending ``.nwb``; NLB's files come by dataset name, not by path): spikes from the
+  Units table's ``spike_times``, trials from the trials table, read lazily with pynwb
+  (:mod:`pyrolf.data.nwb`).
+- **Spike times** (a ``.npz`` holding ``spike_times`` and no ``spikes``, which would make it a
+  binned spike file, :mod:`pyrolf.data.files`): ``spike_times`` (s, one entry per spike),
+  ``unit_ids`` (same length, the unit of each spike), optionally ``trial_start`` and
+  ``trial_stop`` (s, one per trial, together; they are the trials table's ``start_time`` and
+  ``stop_time``, the names ``--align`` takes as in NWB) and event columns: every other 1-D array
+  as long as ``trial_start`` is a trials-table column (times, labels, outcomes).
+
+The options are :class:`~pyrolf.config.Config` fields, so a run folder rebuilds the same bins:
+
+- **Trials** (the file has a trials table, ``continuous`` is off): a trial's window runs from
+  ``window`` START to STOP seconds around its ``align`` column (default ``start_time``; default
+  window: 0 to the shortest trial's ``stop_time`` minus its alignment) and is cut into bins of
+  ``bin_size_ms`` (default 10 ms; the window's length rounded down to whole bins). A window may
+  reach beyond its trial; a trial is dropped when its window leaves the recording (from its first
+  to its last spike, trial start or stop, and NWB ``obs_intervals``) or its alignment time is NaN,
+  and the count is printed and kept. ``trials_where`` COLUMN=VALUE keeps the trials whose COLUMN is
+  VALUE (compared as text; as a number in a numeric column; true/false in a boolean one);
+  ``condition`` names the column whose values are the conditions (stratified splits, PSTHs).
+- **Continuous** (no trials table, or ``continuous``): the whole recording, binned from the
+  last multiple of the bin width (s) before its start, cut by :func:`pyrolf.data.chop.chop` into
+  windows of ``chop_s`` overlapping by ``overlap_s`` (both rounded down to whole bins), which are
+  fitted as trials. Windows are split at random like trials, so a test window overlaps its
+  neighbours.
+
+Either way a seeded ``heldout_fraction`` of the units (at least one) is held out, and the trials
+(windows) split 70/15/15 % (:func:`pyrolf.data.files.heldout_and_splits`, seed ``data_seed``).
+
+What :class:`~pyrolf.data.spikes.SpikeData` ``extra`` holds:
+
+- ``unit_ids`` ``(neurons,)``: the Units table's ids (NWB) or the ``unit_ids`` (sorted), in the
+  order of the neuron axis.
+- ``recording``: a JSON-able summary (format, units, trials kept and dropped and why, window,
+  bins), also written into ``metrics.json``.
+- Trials: ``trial_ids`` ``(trials,)``, each trial's row in the file's trials table;
+  ``align_times`` ``(trials,)`` s; ``window`` ``(start, stop)`` s around the alignment (bin ``k``
+  starts ``window[0] + k * bin_size`` after it); ``condition_values``: the value of each condition
+  label (label ``i`` is ``condition_values[i]``).
+- Continuous: ``chop`` = ``{"starts": (windows,) first bin of each window, "n_time": bins of the
+  whole recording, "start_time": s in the file's time base where bin 0 starts, "bin_size": s}``;
+  :func:`pyrolf.data.chop.merge` ``(windowed, chop["starts"], chop["n_time"])`` puts per-window
+  results back on the recording's time axis, bin ``t`` starting at
+  ``start_time + t * bin_size``.
+"""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from pyrolf.data.chop import chop
+from pyrolf.data.files import heldout_and_splits
+from pyrolf.data.spikes import DataError, SpikeData
+
+#: settings that select and cut trials, and those of continuous recordings
+TRIAL_OPTIONS = ("align", "window", "condition", "trials_where")
+CHOP_OPTIONS = ("continuous", "chop_s", "overlap_s")
+MIN_WINDOWS = 3  # train, valid and test need one each
+SHOWN_VALUES = 10  # values of a column listed in a message
+
+
+def recording_format(path: Path) -> str | None:
+    """``"nwb"`` for a path ending ``.nwb``, ``"spike_times"`` for an ``.npz`` archive holding
+    ``spike_times`` and no ``spikes``; ``None`` otherwise (a binned spike file, or a file that
+    cannot be read, which :func:`pyrolf.data.files.load_spike_file` reports)."""
+    suffix = path.suffix.lower()
+    if suffix == ".nwb":
+        return "nwb"
+    if suffix != ".npz" or not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        names = {name.removesuffix(".npy") for name in archive.namelist()}
+    if "spike_times" in names and "spikes" in names:
+        raise DataError(f"{path} holds both `spikes` (binned counts) and `spike_times`; keep "
+                        "one of them")
+    return "spike_times" if "spike_times" in names else None
+
+
+def load_recording(path: Path, config) -> SpikeData:
+    """The trials or windows of the recording at ``path`` as ``config`` (a
+    :class:`~pyrolf.config.Config`) cuts them (module docstring).
+
+    Returns:
+        :class:`SpikeData` with float32 ``spikes`` ``(trials, time, neurons)`` (trials: the
+        trials kept, or the windows), named after the file's stem, ``bin_size`` in seconds.
+
+    Raises:
+        DataError: a file that is missing or unreadable, has no units or no spikes, a column that
+            is not there (the message lists those that are), a window longer than every trial,
+            a bin wider than the window, a ``trials_where`` that keeps no trial, too few trials.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; check the path.")
+    with open_source(path) as source:
+        if source.n_units < 2:
+            raise DataError(f"{path} has {source.n_units} unit(s); pyrolf needs at least 2 (one "
+                            "held in, one held out).")
+        continuous = config.continuous or source.trial_columns is None
+        if continuous and config.changed(TRIAL_OPTIONS):
+            raise DataError(f"{path} has no trials table, so "
+                            f"{', '.join(config.changed(TRIAL_OPTIONS))} cannot apply; leave "
+                            "them out to fit it as a continuous recording")
+        cut = _chopped if continuous else _trials
+        spikes, extra, conditions = cut(source, config, config.bin_ms() / 1000)
+        if continuous and not config.continuous:
+            _note(f"{path.name} has no trials table: fitting it as a continuous recording cut "
+                  f"into {config.chop_s:g} s windows overlapping by {config.overlap_s:g} s")
+    extra["unit_ids"] = source.unit_ids
+    extra["recording"] = {"format": source.format, "units": int(source.n_units),
+                          "bin_ms": config.bin_ms(), **extra["recording"]}
+    heldout, splits = heldout_and_splits(config.data_seed, spikes.shape[2], spikes.shape[0],
+                                         conditions, heldout_fraction=config.heldout_fraction)
+    return SpikeData(spikes=spikes, heldout=heldout, splits=splits, conditions=conditions,
+                     name=path.stem, bin_size=config.bin_ms() / 1000, extra=extra)
+
+
+@contextmanager
+def open_source(path: Path):
+    """The spike source of a recording file, open while the block runs: an object with
+    ``format``, ``unit_ids`` ``(units,)``, ``n_units``, ``unit_spike_times(unit)`` (sorted
+    seconds of the unit at that position), ``span()`` (first and last time the file covers),
+    ``trial_columns`` (names, or ``None`` without a trials table), ``n_trials`` and
+    ``trial_column(name)`` ``(trials,)``."""
+    if recording_format(path) == "nwb":
+        from pyrolf.data.nwb import open_nwb  # pynwb: only NWB files need it
+
+        with open_nwb(path) as source:
+            yield source
+    else:
+        yield SpikeTimesFile(path)
+
+
+def bin_spikes(source, starts: np.ndarray, n_bins: int, bin_size: float) -> np.ndarray:
+    """Spike counts ``(windows, n_bins, units)`` (float32) of every unit of ``source`` in the
+    windows that start at ``starts`` ``(windows,)`` seconds: bin ``k`` of window ``j`` counts the
+    spikes in ``[starts[j] + k * bin_size, starts[j] + (k + 1) * bin_size)``. One unit's spike
+    times are read at a time."""
+    edges = np.asarray(starts, dtype=np.float64)[:, None] + bin_size * np.arange(n_bins + 1)
+    counts = np.empty((len(edges), n_bins, source.n_units), dtype=np.float32)
+    for unit in range(source.n_units):
+        counts[..., unit] = np.diff(np.searchsorted(source.unit_spike_times(unit), edges), axis=1)
+    return counts
+
+
+def whole_bins(seconds: float, bin_size: float) -> int:
+    """How many whole bins of ``bin_size`` fit in ``seconds`` (rounded down; a length that is a
+    whole number of bins up to rounding error counts as that number)."""
+    return int(np.floor(seconds / bin_size + 1e-9))
+
+
+def _trials(source, config, bin_size: float):
+    """``(spikes, extra, conditions)`` of the trials ``config`` selects and cuts."""
+    path, n_file = source.path, source.n_trials
+    if not n_file:
+        raise DataError(f"the trials table of {path.name} has no trials; fit the recording "
+                        "as a whole with --continuous")
+    rows = np.arange(n_file)
+    where = config.trials_filter()
+    if where is not None:
+        column, value = where
+        values = _column(source, column, "--trials-where")
+        rows = rows[_matches(values, value, column, path)]
+        if not len(rows):
+            shown = ", ".join(map(str, np.unique(values)[:SHOWN_VALUES]))
+            raise DataError(f"--trials-where {column}={value} keeps no trial of {path.name}; "
+                            f"{column} holds: {shown}")
+    align = _times(source, config.align, "--align")
+    starts, stops = _times(source, "start_time", "trial start"), _times(source, "stop_time",
+                                                                         "trial stop")
+    unaligned = np.isnan(align[rows])
+    rows = rows[~unaligned]
+    if not len(rows):
+        raise DataError(f"no trial of {path.name} has a time in {config.align} (all NaN); "
+                        "give another --align")
+    window = config.window_seconds()
+    if window is None:
+        shortest = np.min(stops[rows] - align[rows])
+        if shortest <= 0:
+            raise DataError(f"a trial of {path.name} ends {-shortest:g} s before its "
+                            f"{config.align}; give --window START,STOP around it")
+        window = (0.0, float(shortest))
+    else:
+        longest = np.max(stops[rows] - starts[rows])
+        if window[1] - window[0] > longest:
+            raise DataError(f"--window {window[0]:g},{window[1]:g} ({window[1] - window[0]:g} s) "
+                            f"is longer than every trial of {path.name} (the longest lasts "
+                            f"{longest:g} s); give it in seconds around {config.align}")
+    n_bins = whole_bins(window[1] - window[0], bin_size)
+    if n_bins < 1:
+        raise DataError(f"--bin {config.bin_ms()} ms is wider than the window "
+                        f"({window[1] - window[0]:g} s); give a smaller --bin or a longer "
+                        "--window")
+    window = (window[0], window[0] + n_bins * bin_size)
+    first, last = _span(source, starts, stops)
+    inside = (align[rows] + window[0] >= first) & (align[rows] + window[1] <= last)
+    outside = int((~inside).sum())
+    rows = rows[inside]
+    dropped = [f"{outside} of {outside + len(rows)} trials dropped: their window "
+               f"({window[0]:g} to {window[1]:g} s around {config.align}) leaves the recording "
+               f"({first:.3f} to {last:.3f} s)"] if outside else []
+    if unaligned.any():
+        dropped.append(f"{int(unaligned.sum())} trials without a time in {config.align} (NaN) "
+                       "left out")
+    if dropped:
+        _note(f"{path.name}: {'; '.join(dropped)}")
+    if len(rows) < MIN_WINDOWS:
+        raise DataError(f"{path.name} keeps {len(rows)} trials; give at least {MIN_WINDOWS} "
+                        "(train, valid and test need one each)")
+    extra = {"trial_ids": rows, "align_times": align[rows], "window": window}
+    conditions = None
+    if config.condition is not None:
+        values, conditions = np.unique(_column(source, config.condition, "--condition")[rows],
+                                       return_inverse=True)
+        extra["condition_values"] = values
+    extra["recording"] = {
+        "trials_in_file": int(n_file), "trials": int(len(rows)),
+        "trials_not_matching": int(n_file - len(rows) - outside - unaligned.sum()),
+        "trials_without_alignment": int(unaligned.sum()), "trials_outside_recording": outside,
+        "align": config.align, "window_s": list(window), "trials_where": config.trials_where,
+        "condition": config.condition}
+    return bin_spikes(source, align[rows] + window[0], n_bins, bin_size), extra, conditions
+
+
+def _chopped(source, config, bin_size: float):
+    """``(spikes, extra, None)`` of the whole recording chopped into windows."""
+    path = source.path
+    first, last = _span(source)
+    first = np.floor(first / bin_size) * bin_size  # bins on the file's grid of whole bins
+    n_time = whole_bins(last - first, bin_size)
+    window_bins = whole_bins(config.chop_s, bin_size)
+    overlap_bins = whole_bins(config.overlap_s, bin_size)
+    if window_bins < 1 or overlap_bins >= window_bins:
+        raise DataError(f"--bin {config.bin_ms()} ms is too wide for windows of --chop "
+                        f"{config.chop_s:g} s overlapping by --overlap {config.overlap_s:g} s "
+                        "(each a whole number of bins, the overlap fewer); give a smaller --bin")
+    if n_time < window_bins:
+        raise DataError(f"{path.name} covers {last - first:g} s, less than one --chop window of "
+                        f"{config.chop_s:g} s; give a shorter --chop")
+    windows, starts = chop(bin_spikes(source, np.array([first]), n_time, bin_size)[0],
+                           window_bins, overlap_bins)
+    if len(starts) < MIN_WINDOWS:
+        raise DataError(f"{path.name} ({last - first:g} s) gives {len(starts)} windows of "
+                        f"{config.chop_s:g} s; give a shorter --chop to get at least "
+                        f"{MIN_WINDOWS} (train, valid and test need one each)")
+    extra = {"chop": {"starts": starts, "n_time": n_time, "start_time": first,
+                      "bin_size": bin_size},
+             "recording": {"windows": len(starts), "window_bins": window_bins,
+                           "overlap_bins": overlap_bins, "start_s": first,
+                           "seconds": n_time * bin_size}}
+    return windows, extra, None
+
+
+def _column(source, name: str, option: str) -> np.ndarray:
+    """Trials-table column ``name`` ``(trials,)``; a :class:`DataError` listing the columns there
+    are when it is not there."""
+    if name not in source.trial_columns:
+        raise DataError(f"{option} {name}: the trials table of {source.path.name} has no column "
+                        f"{name!r}; its columns: {', '.join(source.trial_columns)}")
+    return source.trial_column(name)
+
+
+def _times(source, name: str, option: str) -> np.ndarray:
+    """Trials-table column ``name`` as float64 seconds ``(trials,)``."""
+    values = _column(source, name, option)
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{option} {name}: column {name!r} of {source.path.name} holds "
+                        f"{values[0]!r}, not times in seconds") from None
+
+
+def _matches(values: np.ndarray, text: str, column: str, path: Path) -> np.ndarray:
+    """``(trials,)`` bool: which ``values`` equal ``text`` (module docstring)."""
+    if values.dtype == bool:
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise DataError(f"--trials-where {column}={text}: {column} of {path.name} is true or "
+                            "false; give true or false")
+        return values == (text.lower() in ("true", "1"))
+    if np.issubdtype(values.dtype, np.number):
+        try:
+            return values == float(text)
+        except ValueError:
+            raise DataError(f"--trials-where {column}={text}: {column} of {path.name} holds "
+                            "numbers; give one") from None
+    return np.array([str(value) == text for value in values], dtype=bool)
+
+
+def _span(source, starts: np.ndarray | None = None, stops: np.ndarray | None = None):
+    """First and last time (s) the recording covers: its spikes (and NWB ``obs_intervals``)
+    and the trials' ``starts`` and ``stops`` where given."""
+    first, last = source.span()
+    if starts is not None:
+        first, last = min(first, np.nanmin(starts)), max(last, np.nanmax(stops))
+    return float(first), float(last)
+
+
+def _note(text: str) -> None:
+    """Tell the user, on stderr, something worth knowing about the data that is no error."""
+    print(f"note: {text}", file=sys.stderr)
+
+
+class SpikeTimesFile:
+    """A spike-times ``.npz`` (module docstring) read whole: the spike source of
+    :func:`open_source`."""
+
+    format = "spike_times"
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
+        except ValueError as error:
+            raise DataError(f"{path}: an array is not plain numbers or text ({error}); save "
+                            "them with numpy.savez from numeric or string arrays") from None
+        except (OSError, EOFError, zipfile.BadZipFile) as error:
+            raise DataError(f"{path} is not a readable npz archive ({error}); re-export it with "
+                            "numpy.savez") from None
+        times, ids = arrays.pop("spike_times"), arrays.pop("unit_ids", None)
+        if ids is None or ids.ndim != 1 or times.ndim != 1 or len(ids) != len(times):
+            raise DataError(f"{path} needs `unit_ids` beside `spike_times`, both 1-D and of the "
+                            "same length (the unit of each spike)")
+        if not len(times):
+            raise DataError(f"{path} holds no spikes (`spike_times` is empty)")
+        if not np.issubdtype(times.dtype, np.number) or not np.all(np.isfinite(times)):
+            raise DataError(f"{path}: `spike_times` must be finite numbers (seconds)")
+        order = np.lexsort((times, ids))
+        self.unit_ids, first = np.unique(ids[order], return_index=True)
+        self._times = times[order].astype(np.float64)
+        self._bounds = np.append(first, len(times))
+        self.trial_columns, self.n_trials = None, 0
+        if ("trial_start" in arrays) != ("trial_stop" in arrays):
+            raise DataError(f"{path} has only one of `trial_start` and `trial_stop`; give both "
+                            "(one per trial) or neither (a continuous recording)")
+        if "trial_start" in arrays:
+            self._trials = {"start_time": arrays.pop("trial_start"),
+                            "stop_time": arrays.pop("trial_stop")}
+            self.n_trials = len(self._trials["start_time"])
+            self._trials.update({name: array for name, array in arrays.items()
+                                 if array.ndim == 1 and len(array) == self.n_trials})
+            self.trial_columns = tuple(self._trials)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_ids)
+
+    def unit_spike_times(self, unit: int) -> np.ndarray:
+        return self._times[self._bounds[unit]:self._bounds[unit + 1]]
+
+    def span(self) -> tuple[float, float]:
+        return float(self._times.min()), float(self._times.max())
+
+    def trial_column(self, name: str) -> np.ndarray:
+        return self._trials[name]

@@ -1,0 +1,289 @@
+"""Own recordings: NWB sessions in no NLB layout and spike-times files, cut into trials around an
+event or chopped when continuous, binned as by hand, fitted end to end; bad input is one line."""
+
+import json
+from datetime import datetime, timezone
+
+import h5py
+import numpy as np
+import pytest
+from pynwb import NWBHDF5IO, NWBFile
+
+from pyrolf.config import Config, ConfigError
+from pyrolf.data import DataError, load_config_data, load_data
+from pyrolf.data.chop import chop, merge
+from pyrolf.data.recording_synthetic import (simulate_recording, write_recording_nwb,
+                                             write_spike_times_npz)
+from test_cli import TINY, assert_one_line_error, run_cli
+
+# a short fit that beats the smoothing baseline on the planted trials session (about 30 s)
+FIT = ["--latent-dim", "8", "--epochs", "30", "--batch-size", "16", "--lr", "5e-3", "--quiet"]
+SMALL_NETS = {"channels": 2, "encoder_hidden": 32, "decoder_width": 32,
+              "decoder_feedforward": 64, "samples": 5, "eval_every": 5, "kl_warmup": 10}
+ONSET = ["--align", "stim_on_time", "--window=-0.2,0.8"]
+
+
+@pytest.fixture(scope="module")
+def session():
+    return simulate_recording(n_trials=160, n_units=40, seed=1)
+
+
+@pytest.fixture(scope="module")
+def files(session, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("recordings")
+    continuous = simulate_recording(None, n_units=20, seed=2, duration_s=40.0)
+    return {"nwb": write_recording_nwb(folder / "session.nwb", session),
+            "npz": write_spike_times_npz(folder / "session.npz", session),
+            "continuous": write_recording_nwb(folder / "continuous.nwb", continuous),
+            "continuous_npz": write_spike_times_npz(folder / "continuous.npz", continuous),
+            "continuous_session": continuous}
+
+
+def by_hand(session, starts, n_bins, bin_s):
+    """Counts ``(windows, n_bins, units)`` binned with np.histogram from the spike times."""
+    return np.stack([np.stack([np.histogram(times, start + bin_s * np.arange(n_bins + 1))[0]
+                               for times in session.spike_times], -1) for start in starts])
+
+
+def load(path, **options):
+    return load_config_data(Config(data=str(path), **options))
+
+
+@pytest.mark.parametrize("kind", ["nwb", "npz"])
+def test_trials_are_cut_around_the_alignment_and_binned_as_by_hand(kind, files, session):
+    data = load(files[kind], align="stim_on_time", window="-0.2,0.8", condition="target",
+                trials_where="outcome=correct")
+    trials = session.trials
+    correct = np.flatnonzero(trials.outcome == "correct")
+    np.testing.assert_array_equal(data.extra["trial_ids"], correct)
+    assert data.spikes.shape == (len(correct), 100, 40) and data.bin_size == 0.01
+    np.testing.assert_array_equal(data.extra["unit_ids"], 100 + 7 * np.arange(40))
+    starts = trials.stim_on_time.to_numpy()[correct] - 0.2
+    np.testing.assert_array_equal(data.spikes, by_hand(session, starts, 100, 0.01))
+    # conditions are the targets, labelled in sorted order
+    assert list(data.extra["condition_values"]) == ["down", "left", "right", "up"]
+    np.testing.assert_array_equal(data.extra["condition_values"][data.conditions],
+                                  trials.target.to_numpy()[correct])
+    assert data.heldout.sum() == 8  # a seeded 20 % of 40 units
+    summary = data.extra["recording"]
+    assert summary["trials"] == len(correct)
+    assert summary["trials_not_matching"] == len(trials) - len(correct)
+    assert summary["format"] == {"nwb": "nwb", "npz": "spike_times"}[kind]
+
+
+def test_nwb_and_spike_times_files_give_the_same_data(files):
+    options = dict(align="stim_on_time", window="-0.1,0.5", condition="target", data_seed=3)
+    nwb, npz = load(files["nwb"], **options), load(files["npz"], **options)
+    np.testing.assert_array_equal(nwb.spikes, npz.spikes)
+    np.testing.assert_array_equal(nwb.heldout, npz.heldout)
+    for split in nwb.splits:
+        np.testing.assert_array_equal(nwb.splits[split], npz.splits[split])
+
+
+def test_nwb_spike_times_are_read_a_unit_or_a_chunk_at_a_time(files, session, monkeypatch):
+    """The spike_times column is never read whole: the span is scanned in chunks, and binning
+    reads one unit's slice of it at a time."""
+    monkeypatch.setattr("pyrolf.data.nwb.CHUNK", 5000)
+    reads, read = [], h5py.Dataset.__getitem__
+
+    def counted(dataset, key):
+        values = read(dataset, key)
+        if dataset.name == "/units/spike_times":
+            reads.append(np.size(values))
+        return values
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", counted)
+    load(files["nwb"], align="stim_on_time", window="0,0.5")
+    longest = max(len(times) for times in session.spike_times)
+    total = sum(len(times) for times in session.spike_times)
+    assert sum(reads) == 2 * total and len(reads) > 40  # the scan, then every unit once
+    assert max(reads) <= max(5000, longest) < total / 10
+
+
+def test_default_window_is_the_shortest_trial_from_its_start_in_10_ms_bins(files, session):
+    data = load_data(str(files["nwb"]))
+    trials = session.trials
+    shortest = (trials.stop_time - trials.start_time).min()
+    assert data.n_bins == int(np.floor(shortest / 0.01 + 1e-9))
+    assert data.extra["window"][0] == 0.0 and data.conditions is None
+    np.testing.assert_array_equal(data.spikes, by_hand(session, trials.start_time, data.n_bins,
+                                                       0.01))
+
+
+def test_any_whole_number_of_milliseconds_is_a_bin(files, session):
+    data = load(files["nwb"], align="stim_on_time", window="0,0.5", bin_size_ms=7)
+    assert data.n_bins == 71 and data.bin_size == 0.007  # 0.5 s rounded down to whole bins
+    assert data.extra["window"][1] == pytest.approx(0.497)
+    np.testing.assert_array_equal(
+        data.spikes, by_hand(session, session.trials.stim_on_time, 71, 0.007))
+
+
+def test_trials_whose_window_leaves_the_recording_are_dropped_and_counted(files, session,
+                                                                          capsys):
+    data = load(files["nwb"], align="stop_time", window="-0.5,0.5")
+    err = capsys.readouterr().err
+    assert "1 of 160 trials dropped" in err and "leaves the recording" in err
+    assert data.extra["recording"]["trials_outside_recording"] == 1
+    np.testing.assert_array_equal(data.extra["trial_ids"], np.arange(159))  # the last one
+
+    no_response = session.trials.response_time.isna().sum()
+    data = load(files["npz"], align="response_time", window="-0.3,0.3")
+    assert f"{no_response} trials without a time in response_time" in capsys.readouterr().err
+    assert data.n_trials == 160 - no_response
+    assert data.extra["recording"]["trials_without_alignment"] == no_response
+
+
+@pytest.mark.parametrize("kind", ["continuous", "continuous_npz"])
+def test_a_recording_without_trials_is_chopped_into_windows_that_merge_back(kind, files,
+                                                                            capsys):
+    continuous = files["continuous_session"]
+    data = load(files[kind], chop_s=0.5, overlap_s=0.3, heldout_fraction=0.25)
+    assert "no trials table" in capsys.readouterr().err
+    plan = data.extra["chop"]
+    first = min(times[0] for times in continuous.spike_times)
+    assert plan["start_time"] == pytest.approx(np.floor(first / 0.01) * 0.01)
+    assert plan["bin_size"] == 0.01 and data.n_bins == 50
+    whole = by_hand(continuous, [plan["start_time"]], plan["n_time"], 0.01)[0]
+    windows, starts = chop(whole, 50, 30)
+    np.testing.assert_array_equal(plan["starts"], starts)
+    np.testing.assert_array_equal(data.spikes, windows)
+    np.testing.assert_array_equal(merge(data.spikes, plan["starts"], plan["n_time"]), whole)
+    last = max(times[-1] for times in continuous.spike_times)
+    assert last - 0.01 < plan["start_time"] + plan["n_time"] * 0.01 <= last  # whole bins to the end
+    assert data.heldout.sum() == 5 and data.conditions is None  # 25 % of 20 units
+
+
+def test_continuous_chops_a_session_that_has_trials(files, session):
+    data = load(files["nwb"], continuous=True, bin_size_ms=20)
+    assert data.n_bins == 50 and data.extra["chop"]["bin_size"] == 0.02
+    assert "trial_ids" not in data.extra
+
+
+def test_run_folder_fits_evaluates_and_keeps_the_options(files, tmp_path, monkeypatch, capsys):
+    """End to end on the trials session: co-bps above the smoothing baseline; evaluate rebuilds
+    the same bins from config.json; the counts of trials land in metrics.json."""
+    config = tmp_path / "nets.json"
+    config.write_text(json.dumps(SMALL_NETS))
+    run = tmp_path / "run"
+    code, out, err = run_cli(["fit", "--data", files["nwb"], *ONSET, "--condition", "target",
+                              "--trials-where", "outcome=correct", "--config", config,
+                              "--out", run, *FIT], monkeypatch, capsys)
+    assert code == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["co_bps"] > metrics["smoothing_co_bps"] + 0.02, metrics
+    assert metrics["recording"]["trials_not_matching"] > 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["align"] == "stim_on_time" and saved["window"] == "-0.2,0.8"
+    assert saved["trials_where"] == "outcome=correct" and saved["data"] == str(files["nwb"])
+    assert json.loads((run / "source.json").read_text())["bytes"] == files["nwb"].stat().st_size
+    (run / "metrics.json").unlink()
+    code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert code == 0, err
+    assert json.loads((run / "metrics.json").read_text())["co_bps"] == pytest.approx(
+        metrics["co_bps"])
+
+
+def test_continuous_recording_fits_end_to_end(files, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    code, out, err = run_cli(["fit", "--data", files["continuous"], "--chop", "0.5",
+                              "--out", run, *TINY], monkeypatch, capsys)
+    assert code == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert np.isfinite(metrics["co_bps"]) and metrics["recording"]["window_bins"] == 50
+    assert json.loads((run / "config.json").read_text())["chop_s"] == 0.5
+
+
+def write_nwb(path, units=None):
+    """A small NWB file: ``units`` rows of keyword arguments to ``add_unit`` (``None``: no Units
+    table) and a trials table of 5 trials with an ``outcome`` column."""
+    nwbfile = NWBFile(session_description="bad", identifier=path.stem,
+                      session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    nwbfile.add_trial_column("outcome", "correct or error")
+    for trial in range(5):
+        nwbfile.add_trial(start_time=float(trial), stop_time=trial + 0.8, outcome="correct")
+    if units is not None:
+        if units and "quality" in units[0]:
+            nwbfile.add_unit_column("quality", "sorting quality")
+        for row in units:
+            nwbfile.add_unit(**row)
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwbfile)
+    return path
+
+
+@pytest.mark.parametrize("case, args, fragments", [
+    ("no_units", [], ["has no Units table"]),
+    ("no_spike_times", [], ["Units table", "has no spikes", "quality"]),
+    ("empty_units", [], ["Units table", "has no spikes"]),
+    ("empty_npz", [], ["holds no spikes"]),
+    ("empty_trials", [], ["has no trials", "--continuous"]),
+    ("npz_without_unit_ids", [], ["needs `unit_ids`"]),
+    ("npz_start_only", [], ["only one of `trial_start` and `trial_stop`"]),
+    ("session", ["--align", "go_cue_time"],
+     ["--align go_cue_time", "no column 'go_cue_time'", "stim_on_time, response_time, target"]),
+    ("session", ["--condition", "direction"], ["no column 'direction'", "outcome"]),
+    ("npz", ["--trials-where", "reward=1"], ["no column 'reward'", "stim_on_time"]),
+    ("session", ["--align", "stim_on_time", "--window", "0,80"],
+     ["--window 0,80 (80 s) is longer than every trial", "longest lasts 1.4"]),
+    ("session", [*ONSET, "--bin", "2000"], ["--bin 2000 ms is wider than the window (1 s)"]),
+    ("continuous", ["--bin", "1500"], ["--bin 1500 ms is too wide", "--chop 1"]),
+    ("session", ["--trials-where", "outcome=corect"],
+     ["--trials-where outcome=corect keeps no trial", "outcome holds: correct, error"]),
+    ("continuous", ["--align", "stim_on_time"], ["no trials table", "align"]),
+    ("session", ["--window", "0.8,-0.2"], ["window must be START,STOP"]),
+    ("session", ["--trials-where", "outcome"], ["trials_where must be COLUMN=VALUE"]),
+    ("session", ["--continuous", "--condition", "target"], ["have no trials", "condition"]),
+    ("session", ["--heldout", "1.5"], ["heldout_fraction must lie in (0, 1)"]),
+    ("session", ["--chop", "0.5", "--overlap", "0.5"], ["overlap_s < chop_s"]),
+    ("lorenz", ["--align", "stim_on_time"], ["only own recordings", "align", "'lorenz'"]),
+    ("spike_file", ["--window", "0,1"], ["holds binned counts", "window"]),
+    ("not_nwb", [], ["is not a readable NWB file"]),
+])
+def test_bad_recordings_and_options_are_one_line(case, args, fragments, files, spike_file,
+                                                 tmp_path, monkeypatch, capsys):
+    data = {
+        "no_units": lambda: write_nwb(tmp_path / "no_units.nwb"),
+        "no_spike_times": lambda: write_nwb(tmp_path / "q.nwb", [{"quality": "good"}] * 2),
+        "empty_units": lambda: write_nwb(tmp_path / "e.nwb", [{"spike_times": []}] * 3),
+        "empty_npz": lambda: np.savez(tmp_path / "e.npz", spike_times=np.zeros(0),
+                                      unit_ids=np.zeros(0)) or tmp_path / "e.npz",
+        "empty_trials": lambda: np.savez(tmp_path / "t.npz", spike_times=np.arange(4.0),
+                                         unit_ids=np.arange(4) % 2, trial_start=np.zeros(0),
+                                         trial_stop=np.zeros(0)) or tmp_path / "t.npz",
+        "npz_without_unit_ids": lambda: np.savez(tmp_path / "u.npz", spike_times=np.ones(3))
+        or tmp_path / "u.npz",
+        "npz_start_only": lambda: np.savez(tmp_path / "s.npz", spike_times=np.arange(4.0),
+                                           unit_ids=np.arange(4) % 2, trial_start=np.zeros(2))
+        or tmp_path / "s.npz",
+        "session": lambda: files["nwb"], "npz": lambda: files["npz"],
+        "continuous": lambda: files["continuous"], "lorenz": lambda: "lorenz",
+        "spike_file": lambda: spike_file,
+        "not_nwb": lambda: (tmp_path / "x.nwb").write_bytes(b"not hdf5") and tmp_path / "x.nwb",
+    }[case]()
+    code, _, err = run_cli(["fit", "--data", data, *args, "--out", tmp_path / "run", *TINY],
+                           monkeypatch, capsys)
+    assert_one_line_error(code, err, *fragments)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_bins_of_5_or_20_ms_stay_the_rule_for_nlb_and_the_default_follows_the_data():
+    with pytest.raises(ConfigError, match="bin_size_ms must be one of 5, 20, got 7"):
+        Config(data="mc_maze", bin_size_ms=7)
+    assert Config(data="session.nwb", bin_size_ms=7).bin_ms() == 7
+    assert Config(data="session.nwb").bin_ms() == 10
+    assert Config(data="mc_maze").bin_ms() == 20
+    assert Config(data="session.nwb", window=" -0.2, 0.8").window_seconds() == (-0.2, 0.8)
+    assert Config(data="s.nwb", trials_where="outcome = correct").trials_filter() == (
+        "outcome", "correct")
+
+
+def test_a_spike_times_file_with_binned_counts_too_is_refused(tmp_path):
+    path = tmp_path / "both.npz"
+    np.savez(path, spikes=np.ones((3, 4, 2)), spike_times=np.ones(3))
+    with pytest.raises(DataError, match="both `spikes`"):
+        load_data(str(path))
+
+
+def test_a_large_heldout_fraction_still_keeps_one_unit_held_in(files):
+    data = load(files["continuous"], heldout_fraction=0.99)
+    assert data.n_heldin == 1 and data.heldout.sum() == 19
