@@ -13,9 +13,10 @@ the windows themselves (run by hand, one fit after another)::
    predictions (:func:`pyrolf.load_run`, :func:`pyrolf.evaluation.report.model_rates`), and its
    co-bps.
 2. **Continuous.** Writes a ``--seconds`` long recording without trials, fits it chopped into
-   windows (``--chop``, ``--overlap``), merges the windows' predicted rates with
-   :func:`pyrolf.data.chop.merge` and prints the merged series' R² against the planted rates
-   beside the R² of the windows themselves (the same windows, scored as trials).
+   windows (``--chop``, ``--overlap``), runs ``pyrolf infer RUN --samples S`` (``--samples``,
+   default the run's ``samples``), which merges the windows into one series over the session,
+   and prints the R² of ``inferred.nc``'s merged ``rates`` against the planted rates beside the
+   R² of the windows themselves (the same windows, scored as trials, from the run's predictions).
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import pyro
+import xarray as xr
 
 from pyrolf import load_run
 from pyrolf.cli.main import main as pyrolf_main
 from pyrolf.data import SpikeData, save_spike_file
-from pyrolf.data.chop import merge
 from pyrolf.data.recording_synthetic import simulate_recording, write_recording_nwb
 from pyrolf.evaluation.metrics import rates_r2
 from pyrolf.evaluation.report import model_rates
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--chop", type=float, default=1.0)
     parser.add_argument("--overlap", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samples", type=int, default=None,
+                        help="pyrolf infer --samples (default: the run's samples)")
     parser.add_argument("fit_options", nargs="*", help="pyrolf fit options (after --), e.g. "
                         "--epochs 100")
     args = parser.parse_args(argv)
@@ -58,16 +61,25 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
+def _pyrolf(*args: str) -> float:
+    """``pyrolf ARGS`` in this process; its seconds."""
+    sys.argv = ["pyrolf", *args]
+    print(" ".join(sys.argv))
+    started = time.perf_counter()
+    try:
+        pyrolf_main()
+    except SystemExit as exit_info:
+        if exit_info.code:
+            raise
+    return time.perf_counter() - started
+
+
 def _fitted(name: str, fit_args: list[str], folder: Path):
     """``pyrolf fit FIT_ARGS --out folder/run-NAME`` (once); the run's flow, config, data and
     metrics."""
     run = folder / f"run-{name}"
     if not (run / "metrics.json").exists():
-        sys.argv = ["pyrolf", "fit", *fit_args, "--out", str(run), "--quiet"]
-        print(" ".join(sys.argv))
-        started = time.perf_counter()
-        pyrolf_main()
-        print(f"fitted {name} in {time.perf_counter() - started:.0f} s")
+        print(f"fitted {name} in {_pyrolf('fit', *fit_args, '--out', str(run), '--quiet'):.0f} s")
     flow, config, data = load_run(run)
     return flow, config, data, json.loads((run / "metrics.json").read_text())
 
@@ -114,17 +126,22 @@ def _continuous(args) -> dict:
     flow, config, data, metrics = _fitted(
         "continuous", ["--data", str(nwb), "--bin", str(args.bin), "--chop", str(args.chop),
                        "--overlap", str(args.overlap), *args.fit_options], args.folder)
+    run = args.folder / "run-continuous"
+    samples = args.samples or config.samples
+    seconds = _pyrolf("infer", str(run), "--samples", str(samples))
+    inferred = xr.open_dataset(run / "inferred.nc")
     plan = data.extra["chop"]
+    merged_truth = recording.binned_rates(inferred["time"].values[:1], inferred.sizes["time"],
+                                          args.bin)[0]
     every = np.arange(data.n_trials)
     rates = _predicted(flow, config, data, every)
     truth = recording.binned_rates(plan["start_time"] + plan["starts"] * plan["bin_size"],
                                    data.n_bins, args.bin)
-    merged = merge(rates, plan["starts"], plan["n_time"])
-    merged_truth = recording.binned_rates(np.array([plan["start_time"]]), plan["n_time"],
-                                          args.bin)[0]
     test = data.splits["test"]
-    return {"windows": len(every), "window_bins": data.n_bins, "n_time": plan["n_time"],
-            "merged_rates_r2": rates_r2(merged[None], merged_truth[None]),
+    return {"windows": len(every), "window_bins": data.n_bins, "n_time": inferred.sizes["time"],
+            "seconds_covered": float(inferred.sizes["time"] * plan["bin_size"]),
+            "infer_samples": samples, "infer_s": round(seconds, 1),
+            "merged_rates_r2": rates_r2(inferred["rates"].values[None], merged_truth[None]),
             "windows_rates_r2": rates_r2(rates, truth),
             "test_windows_rates_r2": rates_r2(rates[test], truth[test]),
             "co_bps": metrics["co_bps"], "smoothing_co_bps": metrics["smoothing_co_bps"]}

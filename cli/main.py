@@ -168,7 +168,8 @@ def diagnose(run_dir, samples, trials):
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--data", default=None,
-              help="The trials to infer: a .h5/.npz spike file or an NLB dataset name, holding "
+              help="The trials to infer: a .h5/.npz spike file, an .nwb or spike-times .npz "
+                   "recording (cut with the run's options) or an NLB dataset name, holding "
                    "the run's neurons in its order (all of them, or only the held-in ones). "
                    "Default: the run's own data, every split.")
 @click.option("--samples", type=int, default=None,
@@ -185,8 +186,10 @@ def infer(run_dir, data, samples, out, device):
 
     options = {} if samples is None else {"samples": samples}
     report = pipeline.infer_run(run_dir, data, out=out, device=device, **options)
-    click.echo(f"inferred {report['trials']} trials from {report['samples']} posterior samples "
-               f"each: {report['out']}")
+    what = (f"{report['windows']} windows merged into {report['bins']} bins"
+            if "windows" in report else f"{report['trials']} trials")
+    click.echo(f"inferred {what} from {report['samples']} posterior samples each: "
+               f"{report['out']}")
     click.echo(f"dynamics: {len(report['modes'])} modes of the linearised step, largest "
                f"|eigenvalue| {report['spectral_radius']:.4f}")
     click.echo(f"run folder: {run_dir} ({pipeline.DYNAMICS}, {pipeline.SPECTRUM})")

@@ -208,15 +208,19 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
     """Every trial's posterior as an ``xarray.Dataset`` (what ``pyrolf infer`` writes to
     ``inferred.nc``; see :func:`pyrolf.diagnostics.export.inferred_dataset`): posterior means and
     central 90 % intervals of ``z``, ``v``, ``inputs`` and ``rates`` from ``samples`` draws per
-    trial, with each trial's index, split and condition. Writes nothing.
+    trial, with each trial's index, split and condition; a continuous recording's windows merged
+    into one series ``(time, ...)`` over the whole recording
+    (:func:`pyrolf.diagnostics.export.merged_dataset`). Writes nothing.
 
     Args:
         run: a run folder, or the :class:`FitResult` of :func:`fit`.
         data: the trials to infer: ``None`` for the run's own data (all splits; NLB: every
             training and evaluation trial), a :class:`~pyrolf.data.SpikeData`, a spike file's
-            path or an NLB name (read with the run's data settings). Their neurons are the run's,
-            all of them or only the held-in ones (see :func:`~pyrolf.diagnostics.export.new_trials`);
-            rates are predicted for all the run's neurons.
+            or recording's (``.nwb``, spike-times ``.npz``) path or an NLB name, read with the
+            run's config with only ``data`` replaced (the same bins, window, chop). Their
+            neurons are the run's, all of them or only the held-in ones (see
+            :func:`~pyrolf.diagnostics.export.new_trials`); rates are predicted for all the run's
+            neurons.
         samples: posterior draws per trial (at least 1).
         device: ``cpu`` or ``cuda``; default the run's.
     """
@@ -229,7 +233,9 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     modes of the learned dynamics (:func:`pyrolf.dynamics.spectrum.dynamics_spectrum`) to
     ``RUN_DIR/dynamics.json`` and ``spectrum.png``. The arguments are checked before anything is
     computed and every file is written through a temporary one, so an error leaves the run folder
-    as it was. Returns ``trials``, ``samples``, ``out`` and what ``dynamics.json`` holds."""
+    as it was. Returns ``trials`` (a continuous recording's windows; then also ``windows`` and
+    ``bins``, the merged series' length), ``samples``, ``out`` and what ``dynamics.json``
+    holds."""
     from pyrolf.diagnostics.export import known_bin_size, write_inferred
     from pyrolf.diagnostics.plots import spectrum as plot_spectrum
     from pyrolf.dynamics.spectrum import dynamics_spectrum
@@ -250,7 +256,9 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
         except OSError as error:
             raise RunError(f"cannot write {error.filename or out}: "
                            f"{error.strerror or error}") from None
-    return {"trials": dataset.sizes["trial"], "samples": samples, "out": out, **spectrum}
+    counts = ({"windows": len(trials.extra["chop"]["starts"]), "bins": dataset.sizes["time"]}
+              if "chop" in trials.extra else {})
+    return {"trials": trials.n_trials, **counts, "samples": samples, "out": out, **spectrum}
 
 
 def _infer(run, data, samples: int, device: str | None):
@@ -265,11 +273,12 @@ def _infer(run, data, samples: int, device: str | None):
         flow, config, own = load_run(run)
     device = device or config.device
     check_device(device)
+    data = str(data) if isinstance(data, Path) else data
     if data is None or data == config.data:
         trials = own
     else:
         loaded = data if isinstance(data, SpikeData) else load_config_data(config.replace(data=data))
-        trials = new_trials(loaded, own.heldout)
+        trials = new_trials(loaded, own.heldout, own.extra.get("unit_ids"))
     pyro.set_rng_seed(config.seed)
     dataset = infer_trials(flow.to(device), trials, samples, config.to_dict(), device)
     return flow, trials, dataset

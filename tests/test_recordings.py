@@ -1,19 +1,28 @@
 """Own recordings: NWB sessions in no NLB layout and spike-times files, cut into trials around an
 event or chopped when continuous, binned as by hand, fitted end to end; bad input is one line."""
 
+import contextlib
+import io
 import json
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
+import pyro
 import pytest
+import xarray as xr
 from pynwb import NWBHDF5IO, NWBFile
 
+from pyrolf.cli.main import main
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import DataError, load_config_data, load_data
 from pyrolf.data.chop import chop, merge
 from pyrolf.data.recording_synthetic import (simulate_recording, write_recording_nwb,
                                              write_spike_times_npz)
+from pyrolf.diagnostics.export import posterior_summary
+from pyrolf.evaluation.report import model_rates, trial_inputs
+from pyrolf.pipeline import load_run
 from test_cli import TINY, assert_one_line_error, run_cli
 
 # a short fit that beats the smoothing baseline on the planted trials session (about 30 s)
@@ -183,14 +192,137 @@ def test_run_folder_fits_evaluates_and_keeps_the_options(files, tmp_path, monkey
         metrics["co_bps"])
 
 
-def test_continuous_recording_fits_end_to_end(files, tmp_path, monkeypatch, capsys):
+def cli(*args):
+    """``pyrolf ARGS`` outside a test's monkeypatch and capsys (module fixtures): its exit code
+    and what it printed."""
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
+        patch.setattr("sys.argv", ["pyrolf", *map(str, args)])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+            raise SystemExit(0)
+    return exit_info.value.code, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def continuous_run(files, tmp_path_factory):
+    """``pyrolf fit`` (tiny) on the continuous session chopped into 0.5 s windows, then
+    ``pyrolf infer --samples 5``."""
+    run = tmp_path_factory.mktemp("continuous") / "run"
+    code, out = cli("fit", "--data", files["continuous"], "--chop", "0.5", "--out", run, *TINY)
+    assert code == 0, out
+    code, out = cli("infer", run, "--samples", 5)
+    assert code == 0, out
+    return SimpleNamespace(path=run, out=out)
+
+
+def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, session, tmp_path,
+                                                                   monkeypatch, capsys):
+    """fit -> infer on the trials session: trial ids are the trials table's rows, neurons the
+    unit ids, time seconds from the alignment; --data of the same trials as a spike-times file
+    is cut by the run's options into the same bins and gets the same rates."""
     run = tmp_path / "run"
-    code, out, err = run_cli(["fit", "--data", files["continuous"], "--chop", "0.5",
-                              "--out", run, *TINY], monkeypatch, capsys)
+    code, _, err = run_cli(["fit", "--data", files["nwb"], *ONSET, "--condition", "target",
+                            "--trials-where", "outcome=correct", "--out", run, *TINY],
+                           monkeypatch, capsys)
     assert code == 0, err
+    code, out, err = run_cli(["infer", run, "--samples", 5], monkeypatch, capsys)
+    assert code == 0, err
+    correct = np.flatnonzero(session.trials.outcome == "correct")
+    assert f"inferred {len(correct)} trials" in out
+    inferred = xr.open_dataset(run / "inferred.nc")
+    assert inferred["rates"].dims == ("trial", "time", "neuron")
+    np.testing.assert_array_equal(inferred["trial"], correct)
+    np.testing.assert_array_equal(inferred["neuron"], 100 + 7 * np.arange(40))
+    np.testing.assert_allclose(inferred["time"], -0.2 + 0.01 * np.arange(100), atol=1e-12)
+    assert inferred["time"].attrs["units"] == "s" and "stim_on_time" in inferred[
+        "time"].attrs["long_name"]
+    np.testing.assert_array_equal(inferred["condition"], session.trials.target[correct])
+    assert inferred.attrs["bin_size_s"] == 0.01
+    assert set(inferred["split"].values) == {"train", "valid", "test"}
+    assert json.loads((run / "dynamics.json").read_text())["frequency_unit"] == "Hz"
+    code, _, err = run_cli(["infer", run, "--samples", 5, "--data", files["npz"], "--out",
+                            tmp_path / "npz.nc"], monkeypatch, capsys)
+    assert code == 0, err
+    other = xr.open_dataset(tmp_path / "npz.nc")
+    assert set(other["split"].values) == {"new"}
+    np.testing.assert_array_equal(other["trial"], correct)
+    np.testing.assert_array_equal(other["neuron"], inferred["neuron"])
+    np.testing.assert_allclose(other["rates"], inferred["rates"], rtol=1e-5, atol=1e-7)
+
+
+def test_continuous_recording_fits_and_infers_one_series_over_the_session(continuous_run, files):
+    """fit -> infer on the continuous session: inferred.nc is (time, latent) / (time, neuron)
+    over the whole recording in seconds, and every variable is the merge of the per-window
+    posterior summaries (the same draws: same seed)."""
+    run = continuous_run.path
     metrics = json.loads((run / "metrics.json").read_text())
     assert np.isfinite(metrics["co_bps"]) and metrics["recording"]["window_bins"] == 50
     assert json.loads((run / "config.json").read_text())["chop_s"] == 0.5
+    flow, config, data = load_run(run)
+    plan = data.extra["chop"]
+    assert f"inferred {data.n_trials} windows merged into {plan['n_time']} bins" in \
+        continuous_run.out
+    inferred = xr.open_dataset(run / "inferred.nc")
+    assert dict(inferred.sizes) == {"time": plan["n_time"], "latent": config.latent_dim,
+                                    "neuron": 20}
+    for name in ("z", "v", "inputs", "rates"):
+        for key in (name, f"{name}_lower", f"{name}_upper"):
+            assert inferred[key].dims == ("time", "neuron" if name == "rates" else "latent")
+    time = inferred["time"].values
+    np.testing.assert_allclose(time, plan["start_time"] + 0.01 * np.arange(plan["n_time"]),
+                               atol=1e-9)
+    assert inferred["time"].attrs["units"] == "s"
+    spikes = files["continuous_session"].spike_times
+    first, last = min(t[0] for t in spikes), max(t[-1] for t in spikes)
+    assert time[0] <= first < time[0] + 0.01 and last - 0.01 < time[-1] + 0.01 <= last
+    np.testing.assert_array_equal(inferred["neuron"], data.extra["unit_ids"])
+    pyro.set_rng_seed(config.seed)
+    summary = posterior_summary(flow, trial_inputs(data, np.arange(data.n_trials)), data.n_bins,
+                                5)
+    for key, windows in summary.items():
+        np.testing.assert_array_equal(inferred[key].values,
+                                      merge(windows, plan["starts"], plan["n_time"]), key)
+    pyro.set_rng_seed(config.seed)
+    rates = model_rates(flow, data, np.arange(data.n_trials), samples=5)
+    np.testing.assert_allclose(inferred["rates"].values,
+                               merge(rates, plan["starts"], plan["n_time"]), rtol=1e-5, atol=1e-7)
+    split = np.empty(data.n_trials, dtype=object)
+    for name, indices in data.splits.items():
+        split[indices] = name
+    np.testing.assert_array_equal(inferred["split"], split[inferred["window"].values])
+
+
+def test_every_bin_of_the_merged_series_comes_from_the_nearest_window_that_covers_it(
+        continuous_run):
+    inferred = xr.open_dataset(continuous_run.path / "inferred.nc")
+    starts = np.round((inferred.attrs["window_start_s"] - inferred["time"].values[0])
+                      / 0.01).astype(int)
+    width, bins = inferred.attrs["window_bins"], np.arange(inferred.sizes["time"])
+    window = inferred["window"].values
+    assert np.all(starts[window] <= bins) and np.all(bins < starts[window] + width)
+    assert set(window) == set(range(len(starts)))  # every window contributes
+    distance = np.abs(bins[:, None] + 0.5 - (starts[None] + width / 2))
+    covers = (starts[None] <= bins[:, None]) & (bins[:, None] < starts[None] + width)
+    np.testing.assert_allclose(distance[bins, window], np.where(covers, distance, np.inf).min(1))
+    for name in inferred.data_vars:
+        assert np.isfinite(inferred[name].values).all(), name
+    assert (inferred["rates_lower"] <= inferred["rates"]).all()
+    assert (inferred["rates"] <= inferred["rates_upper"]).all()
+
+
+def test_another_continuous_file_is_chopped_by_the_run_s_options_and_merged(continuous_run,
+                                                                           files, tmp_path,
+                                                                           monkeypatch, capsys):
+    code, _, err = run_cli(["infer", continuous_run.path, "--samples", 5, "--data",
+                            files["continuous_npz"], "--out", tmp_path / "npz.nc"],
+                           monkeypatch, capsys)
+    assert code == 0, err
+    other = xr.open_dataset(tmp_path / "npz.nc")
+    inferred = xr.open_dataset(continuous_run.path / "inferred.nc")
+    assert set(other["split"].values) == {"new"}
+    np.testing.assert_array_equal(other["time"], inferred["time"])
+    np.testing.assert_allclose(other["rates"], inferred["rates"], rtol=1e-5, atol=1e-7)
 
 
 def write_nwb(path, units=None):

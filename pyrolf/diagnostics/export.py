@@ -7,6 +7,11 @@ trials by group of trials: only one group's draws (``draws_per_pass`` trial-draw
 one trial where ``samples`` is larger) are held at a time, so memory grows with the trials'
 summaries, not with ``samples``; each trial's interval comes from all its own draws at once, so it
 is the exact sample quantile.
+
+Own recordings (:mod:`pyrolf.data.recordings`) know their bin size, so ``time`` is in seconds and
+``neuron`` holds the unit ids. Trials: ``trial`` is the trial's row in the file's trials table and
+``time`` the bin start from the alignment. A continuous recording's windows are merged back into
+one series over the whole recording (:func:`merged_dataset`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from pyrolf.data.chop import merge
 from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.diagnostics.arviz_adapter import NETCDF_ENGINE
 from pyrolf.diagnostics.ppc import INTERVAL_PROB, predictive_interval
@@ -88,51 +94,92 @@ def posterior_summary(flow, inputs: torch.Tensor, n_bins: int, samples: int,
     return summary
 
 
-def new_trials(data: SpikeData, heldout: np.ndarray) -> SpikeData:
+def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData:
     """The trials of ``data`` laid out on a run's neurons (``heldout`` ``(neurons,)``, the run's
     flags, held-in neurons where ``False``): data with all the run's neurons, in its order, are
     taken as they are; data with exactly as many neurons as the run holds in are its held-in
-    neurons (the held-out ones, which the encoder never reads, are zeros). Splits: NLB data keep
-    theirs, other data have one, ``"new"``.
+    neurons (the held-out ones, which the encoder never reads, are zeros; their unit ids, where
+    ``extra`` has them, become the run's ``unit_ids``). Splits: NLB data keep theirs, other data
+    have one, ``"new"``.
 
     Raises:
         DataError: any other neuron count (one line naming both counts).
     """
     n_neurons, n_heldin = len(heldout), int((~heldout).sum())
+    extra = data.extra
     if data.n_neurons == n_neurons:
         spikes, rates = data.spikes, data.rates
     elif data.n_neurons == n_heldin:
         spikes = np.zeros(data.spikes.shape[:2] + (n_neurons,), dtype=np.float32)
         spikes[..., ~heldout] = data.spikes
         rates = None
+        extra = {key: value for key, value in extra.items() if key != "unit_ids"}
+        if unit_ids is not None:
+            extra["unit_ids"] = unit_ids
     else:
         raise DataError(f"the data have {data.n_neurons} neurons but the run was fitted on "
                         f"{n_neurons} ({n_heldin} held in); give all {n_neurons} in the run's "
                         f"order or only the {n_heldin} held-in ones")
     splits = data.splits if "nlb" in data.extra else {NEW_TRIALS: np.arange(data.n_trials)}
     return dataclasses.replace(data, spikes=spikes, rates=rates, heldout=heldout.copy(),
-                               splits=splits)
+                               splits=splits, extra=extra)
 
 
 def known_bin_size(data: SpikeData) -> float | None:
-    """Seconds per bin where the source says (NLB data); ``None`` elsewhere: spike files store
-    no bin size and the Lorenz data's ``bin_size`` is nominal."""
-    return data.bin_size if "nlb" in data.extra else None
+    """Seconds per bin where the source says (NLB data, own recordings: ``extra`` has ``nlb`` or
+    ``unit_ids``); ``None`` elsewhere: spike files store no bin size and the Lorenz data's
+    ``bin_size`` is nominal."""
+    return data.bin_size if "nlb" in data.extra or "unit_ids" in data.extra else None
 
 
-def trial_coords(data: SpikeData) -> dict[str, tuple]:
-    """``trial`` (index in the source's order; NLB: nlb_tools' ``trial_id``), ``split`` and,
-    where the data have conditions, ``condition``: coordinates along ``trial``."""
-    nlb = data.extra.get("nlb")
-    labels = NLB_SPLIT_LABELS if nlb is not None else {}
+def trial_splits(data: SpikeData) -> np.ndarray:
+    """Each trial's split label ``(trials,)`` (NLB: :data:`NLB_SPLIT_LABELS`)."""
+    labels = NLB_SPLIT_LABELS if "nlb" in data.extra else {}
     split = np.empty(data.n_trials, dtype=object)
     for name, indices in data.splits.items():
         split[indices] = labels.get(name, name)
-    coords = {"trial": ("trial", np.arange(data.n_trials) if nlb is None else nlb.trial_ids),
-              "split": ("trial", split.astype(str))}
+    return split.astype(str)
+
+
+def trial_coords(data: SpikeData) -> dict[str, tuple]:
+    """``trial`` (index in the source's order; NLB: nlb_tools' ``trial_id``; own recordings: the
+    row in the file's trials table), ``split`` and, where the data have conditions,
+    ``condition`` (own recordings: the condition column's value): coordinates along ``trial``."""
+    nlb, extra = data.extra.get("nlb"), data.extra
+    trial = (nlb.trial_ids if nlb is not None
+             else extra.get("trial_ids", np.arange(data.n_trials)))
+    coords = {"trial": ("trial", np.asarray(trial)), "split": ("trial", trial_splits(data))}
     if data.conditions is not None:
-        coords["condition"] = ("trial", np.asarray(data.conditions))
+        condition = np.asarray(data.conditions)
+        if "condition_values" in extra:
+            condition = np.asarray(extra["condition_values"])[condition]
+            if condition.dtype == object:
+                condition = condition.astype(str)
+        coords["condition"] = ("trial", condition)
     return coords
+
+
+def neuron_ids(data: SpikeData) -> np.ndarray:
+    """The ``neuron`` coordinate: unit ids (NLB, own recordings), else the index."""
+    nlb = data.extra.get("nlb")
+    if nlb is not None:
+        return nlb.unit_ids
+    return np.asarray(data.extra.get("unit_ids", np.arange(data.n_neurons)))
+
+
+def time_coord(data: SpikeData) -> tuple:
+    """The ``time`` coordinate of trials: bin start in seconds from the trial's start (NLB), from
+    the alignment (own recordings' ``window[0] + bin * bin_size``), else the bin index."""
+    bin_size, bins = known_bin_size(data), np.arange(data.n_bins)
+    if bin_size is None:
+        return "time", bins, {"units": "bin", "long_name": "bin index from the trial's start"}
+    if "window" in data.extra:
+        align = data.extra.get("recording", {}).get("align", "the alignment")
+        return "time", data.extra["window"][0] + bins * bin_size, {
+            "units": "s", "long_name": f"bin start in seconds from the trial's {align} (the "
+                                       "--align column)"}
+    return "time", bins * bin_size, {"units": "s",
+                                     "long_name": "bin start in seconds from the trial's start"}
 
 
 def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: int,
@@ -140,19 +187,16 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
     """The Dataset of ``inferred.nc`` from a :func:`posterior_summary` of every trial of
     ``data`` (laid out on the run's neurons, as :func:`new_trials` makes it): variables
     ``z``, ``v``, ``inputs`` ``(trial, time, latent)``, ``rates`` ``(trial, time, neuron)`` and
-    each one's ``_lower`` and ``_upper``; coordinates :func:`trial_coords`, ``time`` (bin start
-    in seconds where :func:`known_bin_size`, else the bin index), ``neuron`` (NLB: unit id, else
-    the index) and ``heldout``; attributes the run's ``config`` (JSON), ``pyrolf_version``,
-    ``bin_size_s`` (NaN where unknown), ``samples``, ``interval`` and ``source``."""
+    each one's ``_lower`` and ``_upper``; coordinates :func:`trial_coords`, ``time``
+    (:func:`time_coord`), ``neuron`` (:func:`neuron_ids`) and ``heldout``; attributes the run's
+    ``config`` (JSON), ``pyrolf_version``, ``bin_size_s`` (NaN where unknown), ``samples``,
+    ``interval`` and ``source``. The windows of a continuous recording (``"chop"`` in
+    ``data.extra``) come merged into one series: :func:`merged_dataset`."""
     bin_size = known_bin_size(data)
-    bins = np.arange(data.n_bins)
-    nlb = data.extra.get("nlb")
     coords = {
         **trial_coords(data),
-        "time": ("time", bins if bin_size is None else bins * bin_size,
-                 {"units": "bin" if bin_size is None else "s",
-                  "long_name": "bin start from the trial's start"}),
-        "neuron": ("neuron", np.arange(data.n_neurons) if nlb is None else nlb.unit_ids),
+        "time": time_coord(data),
+        "neuron": ("neuron", neuron_ids(data)),
         "heldout": ("neuron", np.asarray(data.heldout, dtype=bool)),
     }
     variables = {}
@@ -168,6 +212,42 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
              "bin_size_s": float("nan") if bin_size is None else float(bin_size),
              "samples": int(samples), "interval": f"central {INTERVAL_PROB:.0%} posterior interval",
              "source": data.name}
+    dataset = xr.Dataset(variables, coords=coords, attrs=attrs)
+    return merged_dataset(dataset, data) if "chop" in data.extra else dataset
+
+
+def merged_dataset(windows: xr.Dataset, data: SpikeData) -> xr.Dataset:
+    """The windows of a continuous recording (``windows``, an :func:`inferred_dataset` laid out
+    by ``trial``, one per window of ``data``) merged into one series over the whole recording by
+    :func:`pyrolf.data.chop.merge`: each bin from the window whose centre is nearest (a tie to
+    the later window; the middle of each overlap is the cut). Every variable, ``_lower`` and
+    ``_upper`` included, goes to ``(time, latent)`` or ``(time, neuron)``; a merged interval is
+    the per-bin interval of the window the bin came from. ``time`` is the bin start in seconds
+    in the file's time base (NWB: from the session start), ``start_time + bin * bin_size``;
+    per-bin coordinates ``window`` (the window the bin came from) and ``split`` (its split);
+    attributes ``window_start_s`` (each window's start), ``window_bins``, ``overlap_rule``."""
+    plan = data.extra["chop"]
+    starts, n_time = np.asarray(plan["starts"]), int(plan["n_time"])
+    window_of_bin = merge(np.repeat(np.arange(len(starts))[:, None], data.n_bins, 1), starts,
+                          n_time)
+    variables = {name: (("time", *array.dims[2:]),
+                        merge(array.values, starts, n_time), array.attrs)
+                 for name, array in windows.data_vars.items()}
+    coords = {
+        "time": ("time", plan["start_time"] + np.arange(n_time) * plan["bin_size"],
+                 {"units": "s", "long_name": "bin start in seconds in the recording file's time "
+                                             "base (NWB: from the session start)"}),
+        "window": ("time", window_of_bin, {"long_name": "the window (chop) this bin was taken "
+                                                        "from"}),
+        "split": ("time", windows["split"].values[window_of_bin],
+                  {"long_name": "split of the window this bin was taken from"}),
+        "neuron": windows["neuron"], "heldout": windows["heldout"],
+    }
+    attrs = {**windows.attrs, "window_start_s": plan["start_time"] + starts * plan["bin_size"],
+             "window_bins": int(data.n_bins),
+             "overlap_rule": "each bin from the window whose centre is nearest (a tie to the "
+                             "later window): the middle of each overlap is the cut; intervals "
+                             "are the per-bin intervals of that window"}
     return xr.Dataset(variables, coords=coords, attrs=attrs)
 
 
