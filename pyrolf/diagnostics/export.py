@@ -141,8 +141,9 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
     ``data`` (laid out on the run's neurons, as :func:`new_trials` makes it): variables
     ``z``, ``v``, ``inputs`` ``(trial, time, latent)``, ``rates`` ``(trial, time, neuron)`` and
     each one's ``_lower`` and ``_upper``; coordinates :func:`trial_coords`, ``time`` (bin start
-    in seconds where :func:`known_bin_size`, else the bin index), ``neuron`` (NLB: unit id, else
-    the index) and ``heldout``; attributes the run's ``config`` (JSON), ``pyrolf_version``,
+    in seconds where :func:`known_bin_size`, else the bin index), ``forward`` (per bin: a
+    forward bin, never shown to the encoder), ``neuron`` (NLB: unit id, else the index) and
+    ``heldout``; attributes the run's ``config`` (JSON), ``pyrolf_version``,
     ``bin_size_s`` (NaN where unknown), ``samples``, ``interval`` and ``source``."""
     bin_size = known_bin_size(data)
     bins = np.arange(data.n_bins)
@@ -154,6 +155,9 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
                   "long_name": "bin start from the trial's start"}),
         "neuron": ("neuron", np.arange(data.n_neurons) if nlb is None else nlb.unit_ids),
         "heldout": ("neuron", np.asarray(data.heldout, dtype=bool)),
+        "forward": ("time", bins >= data.n_observed,
+                    {"long_name": "forward bin: never shown to the encoder, predicted by the "
+                                  "prior's dynamics alone"}),
     }
     variables = {}
     for name in VARIABLES:
