@@ -71,6 +71,10 @@ OVERRIDES = {
     "overlap_s": click.option("--overlap", "overlap_s", type=float, metavar="S",
                               help="Continuous recordings: overlap of neighbouring windows in s "
                                    "(default 0.2)."),
+    "forward_bins": click.option("--forward-bins", "forward_bins", type=int, metavar="K",
+                                 help="Not NLB data: the last K bins of each trial are never "
+                                      "shown to the encoder; the test trials' are scored by "
+                                      "fp_bps (default 0)."),
 }
 
 

@@ -41,6 +41,8 @@ class Config:
     continuous: bool = False        # chop the whole recording into windows (no trials)
     chop_s: float = 1.0             # continuous: length of a window (s)
     overlap_s: float = 0.2          # continuous: overlap of neighbouring windows (s)
+    forward_bins: int = 0           # trailing bins of each trial the encoder never sees, scored
+                                    # by fp_bps (not NLB data: they have their own forward window)
     # latent dynamics (the prior)
     prior: str = "langevin"         # "langevin" (underdamped, paper) or "overdamped" (Brownian;
                                     # needs a potential bounded below: not "oscillators")
@@ -105,6 +107,11 @@ class Config:
                               f"decoder_heads {self.decoder_heads}")
         if self.kl_weight <= 0:
             raise ConfigError(f"kl_weight must be positive, got {self.kl_weight}")
+        if self.forward_bins < 0:
+            raise ConfigError(f"forward_bins must not be negative, got {self.forward_bins}")
+        if self.forward_bins and self.data in DANDISETS:
+            raise ConfigError(f"{self.data} has NLB's own forward window (200 ms, scored by "
+                              "fp-bps); leave out forward_bins")
         if self.kl_warmup < 0 or self.weight_decay < 0:
             raise ConfigError("kl_warmup and weight_decay must not be negative")
         if self.prior == "overdamped" and self.potential == "oscillators":

@@ -209,6 +209,17 @@ def test_true_rates_beat_smoothing_on_every_official_metric(name, files):
     assert truth["psth R2"] > max(0.3, smoothing["psth R2"])
 
 
+def test_mc_maze_true_rates_predict_the_forward_window(files):
+    """Reaches last into NLB's forward window (200 ms after the evaluation window), so the true
+    rates score there: their fp-bps (nlb_tools) is clearly above the null's 0."""
+    dataset = load_20ms(files["mc_maze"][0])
+    targets = make_eval_target_tensors(dataset, "mc_maze", "train", "val", save_file=False)
+    session, _ = simulate_nlb("mc_maze", seed=SEED)
+    truth = result_of(evaluate(targets, true_rates_submission("mc_maze", dataset, session)),
+                      "mc_maze")
+    assert truth["fp-bps"] > 0.02
+
+
 def test_velocity_is_the_latent_readout_lag_ms_later(files):
     session, _ = simulate_nlb("mc_maze", seed=SEED)
     dataset = NWBDataset(str(files["mc_maze"][0]))

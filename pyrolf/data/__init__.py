@@ -42,7 +42,33 @@ def data_file(name: str) -> Path | None:
 
 
 def load_config_data(config) -> SpikeData:
-    """The data a :class:`~pyrolf.config.Config` names (see :func:`load_data`)."""
+    """The data a :class:`~pyrolf.config.Config` names (see :func:`load_data`), their last
+    ``config.forward_bins`` bins of each trial held back from the encoder (see
+    :func:`hold_forward_bins`)."""
+    return hold_forward_bins(_source_data(config), config.forward_bins)
+
+
+def hold_forward_bins(data: SpikeData, n_forward: int) -> SpikeData:
+    """``data`` with its last ``n_forward`` bins of each trial made forward bins
+    (``data.n_forward``; the encoder never sees them, fp-bps scores them), in place.
+
+    Raises:
+        DataError: ``n_forward`` leaves no observed bin, or the data have forward bins already.
+    """
+    if n_forward == 0:
+        return data
+    if data.n_forward:
+        raise DataError(f"{data.name} has {data.n_forward} forward bins of its own; leave out "
+                        "--forward-bins")
+    if n_forward >= data.n_bins:
+        raise DataError(f"--forward-bins {n_forward} leaves no observed bin: the trials of "
+                        f"{data.name} have {data.n_bins} bins; give fewer")
+    data.n_forward = n_forward
+    return data
+
+
+def _source_data(config) -> SpikeData:
+    """The data a :class:`~pyrolf.config.Config` names, as their source gives them."""
     path = data_file(config.data)
     if path is not None:
         if recording_format(path) is not None:
@@ -75,5 +101,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DANDISETS", "DataError", "SpikeData", "event_locked_dataset", "data_file", "load_config_data", "load_data", "load_nlb", "load_recording", "load_spike_file", "lorenz_dataset",
+__all__ = ["DANDISETS", "DataError", "SpikeData", "event_locked_dataset", "data_file", "hold_forward_bins", "load_config_data", "load_data", "load_nlb", "load_recording", "load_spike_file", "lorenz_dataset",
            "save_spike_file"]

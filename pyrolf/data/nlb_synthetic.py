@@ -18,8 +18,9 @@ The generative model, at 1 ms resolution:
   ``bias`` sets its mean rate in the train recording to 10-30 Hz; spikes are Poisson counts of
   each 1 ms bin.
 - Reaching layouts (mc_maze, mc_rtt, area2_bump): channels prep, vel x, vel y and two slower
-  ones.  A reach in direction ``theta`` kicks vel x / vel y by ``cos theta`` / ``sin theta`` (so
-  their imaginary parts trace ``e^(-t/tau) sin(2 pi f t)`` in that direction) and the slow ones
+  ones (mc_maze: slower, longer-lasting ones, ``MAZE_CHANNELS``, so that a reach's activity
+  lasts into NLB's forward window, as real reaches do).  A reach in direction ``theta`` kicks
+  vel x / vel y by ``cos theta`` / ``sin theta`` (so their imaginary parts trace ``e^(-t/tau) sin(2 pi f t)`` in that direction) and the slow ones
   by a random mixing of both; while a reach is prepared, a boxcar holds prep at ``e^(i theta)``.
   The hand (finger) velocity is ``SPEED_GAIN`` times the imaginary parts of vel x and vel y,
   ``lag`` ms later (nlb_tools' ``PARAMS[dataset]["lag"]``), so the neural state leads behaviour
@@ -87,6 +88,9 @@ VAL_FRACTION = 0.2
 
 #: (frequency Hz, decay time s) of the channels prep, vel x, vel y and two slower ones
 REACH_CHANNELS = ((0.0, 0.2), (1.2, 0.16), (1.2, 0.16), (2.0, 0.3), (0.5, 0.6))
+#: the same for mc_maze: slower, longer reaches whose activity lasts past the evaluation window
+#: (450 ms after move onset) into the forward window (200 ms more), as real ones do
+MAZE_CHANNELS = ((0.0, 0.2), (1.2, 0.35), (1.2, 0.35), (1.5, 1.5), (0.7, 3.0))
 #: (frequency Hz, decay time s) of the channels context, set, timing and ready/go
 RSG_CHANNELS = ((0.0, 0.5), (2.0, 0.25), (0.3, 1.0), (1.5, 0.15))
 LEAD_MS, TAIL_MS = 500, 500
@@ -238,7 +242,7 @@ def simulate_nlb(dataset: str, n_trials: int = 40, n_heldin: int = 12, n_heldout
             build = {"mc_maze": _maze_trials, "mc_rtt": _rtt_trials,
                      "area2_bump": _area2_trials}[layout]
             trials, inputs = build(rng, conditions, n_conditions, lag, mixings)
-            channels = REACH_CHANNELS
+            channels = MAZE_CHANNELS if layout == "mc_maze" else REACH_CHANNELS
         trials["split"] = split
         recordings.append((trials, _latent_state(rng, inputs, channels)))
 

@@ -188,16 +188,21 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
     ``data`` (laid out on the run's neurons, as :func:`new_trials` makes it): variables
     ``z``, ``v``, ``inputs`` ``(trial, time, latent)``, ``rates`` ``(trial, time, neuron)`` and
     each one's ``_lower`` and ``_upper``; coordinates :func:`trial_coords`, ``time``
-    (:func:`time_coord`), ``neuron`` (:func:`neuron_ids`) and ``heldout``; attributes the run's
-    ``config`` (JSON), ``pyrolf_version``, ``bin_size_s`` (NaN where unknown), ``samples``,
-    ``interval`` and ``source``. The windows of a continuous recording (``"chop"`` in
-    ``data.extra``) come merged into one series: :func:`merged_dataset`."""
+    (:func:`time_coord`), ``forward`` (per bin: a forward bin, never shown to the encoder),
+    ``neuron`` (:func:`neuron_ids`) and ``heldout``; attributes the run's ``config`` (JSON),
+    ``pyrolf_version``, ``bin_size_s`` (NaN where unknown), ``samples``, ``interval`` and
+    ``source``. The windows of a continuous recording (``"chop"`` in ``data.extra``) come merged
+    into one series: :func:`merged_dataset`."""
     bin_size = known_bin_size(data)
+    bins = np.arange(data.n_bins)
     coords = {
         **trial_coords(data),
         "time": time_coord(data),
         "neuron": ("neuron", neuron_ids(data)),
         "heldout": ("neuron", np.asarray(data.heldout, dtype=bool)),
+        "forward": ("time", bins >= data.n_observed,
+                    {"long_name": "forward bin: never shown to the encoder, predicted by the "
+                                  "prior's dynamics alone"}),
     }
     variables = {}
     for name in VARIABLES:

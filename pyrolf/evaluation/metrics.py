@@ -1,5 +1,5 @@
 """Scores against the truth: R² of predicted rates and of inferred latents, coverage of posterior
-intervals, and NLB's co-bps."""
+intervals, NLB's co-bps (and fp-bps), and the persistence forecast of the forward bins."""
 
 from __future__ import annotations
 
@@ -92,3 +92,22 @@ def co_bps(rates: np.ndarray, spikes: np.ndarray) -> float:
     if rates.shape != spikes.shape:
         raise ValueError(f"rates {rates.shape} and spikes {spikes.shape} differ in shape.")
     return float(bits_per_spike(rates, spikes))
+
+
+def persistence_rates(rates: np.ndarray, n_forward: int) -> np.ndarray:
+    """The persistence forecast of the forward bins: each trial's rates of its last observed bin
+    held constant over its ``n_forward`` trailing bins.
+
+    Args:
+        rates: rates ``(trials, time, neurons)`` whose last ``n_forward`` bins are forward bins
+            (only the observed ones are read).
+        n_forward: forward bins, at least 1 and fewer than ``time``.
+
+    Returns:
+        ``(trials, n_forward, neurons)``, float64.
+    """
+    rates = np.asarray(rates, dtype=np.float64)
+    if not 0 < n_forward < rates.shape[1]:
+        raise ValueError(f"need 0 < n_forward < {rates.shape[1]} bins, got {n_forward}.")
+    last = rates[:, rates.shape[1] - n_forward - 1]
+    return np.repeat(last[:, None], n_forward, axis=1)

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from pyrolf.data.spikes import SpikeData
-from pyrolf.evaluation.metrics import co_bps, interval_coverage, latents_r2, rates_r2
+from pyrolf.evaluation.metrics import (co_bps, interval_coverage, latents_r2, persistence_rates,
+                                       rates_r2)
 from pyrolf.evaluation.smoothing import smoothing_baseline
 from pyrolf.inference.svi import encoder_inputs, predict_rates
 
@@ -39,6 +40,23 @@ def score_rates(rates, data: SpikeData, trials, prefix: str = "") -> dict:
     metrics = {f"{prefix}co_bps": co_bps(rates[..., data.heldout], spikes[..., data.heldout])}
     if data.rates is not None:
         metrics[f"{prefix}rates_r2"] = rates_r2(rates, data.rates[trials][:, observed])
+    return metrics
+
+
+def forward_metrics(rates, data: SpikeData, trials) -> dict:
+    """NLB's fp-bps over the forward bins of ``trials`` (all neurons, held in and held out;
+    ``{}`` where the data have none): ``fp_bps`` of ``rates`` ``(trials, time, neurons)`` (all
+    bins), ``persistence_fp_bps`` of their last observed bin held constant
+    (:func:`~pyrolf.evaluation.metrics.persistence_rates`) and, where the truth is known,
+    ``true_fp_bps`` of the true rates."""
+    if data.n_forward == 0:
+        return {}
+    forward = slice(data.n_observed, None)
+    spikes = data.spikes[trials][:, forward]
+    metrics = {"fp_bps": co_bps(rates[:, forward], spikes),
+               "persistence_fp_bps": co_bps(persistence_rates(rates, data.n_forward), spikes)}
+    if data.rates is not None:
+        metrics["true_fp_bps"] = co_bps(data.rates[trials][:, forward], spikes)
     return metrics
 
 
@@ -92,8 +110,9 @@ def prepare_scoring(data: SpikeData, saved: Path | None = None) -> None:
 
 def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
              submission_path=None) -> dict:
-    """Test-trial metrics of ``flow`` (with :func:`truth_metrics` where the data carry the truth)
-    and of the Gaussian-smoothing baseline on the same trials.
+    """Test-trial metrics of ``flow`` (with :func:`forward_metrics` where the data have forward
+    bins and :func:`truth_metrics` where they carry the truth) and of the Gaussian-smoothing
+    baseline on the same trials.
 
     NLB data are scored by nlb_tools on their evaluation trials (see
     :func:`pyrolf.evaluation.nlb.nlb_metrics`; ``submission_path`` goes there).
@@ -104,7 +123,9 @@ def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
 
         return nlb_metrics(rates, data, submission_path)
     test = data.splits["test"]
-    metrics = score_rates(model_rates(flow, data, test, samples, device), data, test)
+    rates = model_rates(flow, data, test, samples, device)
+    metrics = score_rates(rates, data, test)
+    metrics.update(forward_metrics(rates, data, test))
     metrics.update(truth_metrics(flow, data, device))
     baseline = smoothing_baseline(data)
     metrics.update(score_rates(baseline["rates"][test], data, test, prefix="smoothing_"))
