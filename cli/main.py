@@ -47,6 +47,8 @@ OVERRIDES = {
                                      "any whole number (default 10)."),
     "phase": click.option("--phase", type=click.Choice(["val", "test"]),
                           help="NLB: val (train -> val, scored here) or test (train+val -> test)."),
+    "threads": click.option("--threads", type=click.IntRange(min=1),
+                            help="CPU threads (default: the cores other processes leave free, checked every epoch)."),
     "targets": click.option("--targets", help="NLB test phase: the published eval_data_test.h5."),
     "align": click.option("--align", metavar="COLUMN",
                           help="Own recordings: trials-table column (s) the window is aligned "

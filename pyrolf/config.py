@@ -79,6 +79,8 @@ class Config:
     samples: int = 20               # posterior samples averaged for predicted rates
     seed: int = 0
     device: str = "cpu"
+    threads: int | None = None      # CPU threads of a fit; None: the cores other processes leave
+                                    # free, checked every epoch (see pyrolf/threads.py)
 
     def __post_init__(self):
         for name, kinds in field_types(type(self)).items():
@@ -97,6 +99,8 @@ class Config:
                 raise ConfigError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
         if not 0 < self.damping < 1:
             raise ConfigError(f"damping must lie in (0, 1), got {self.damping}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be at least 1, got {self.threads}")
         if self.noise_scale is not None and self.noise_scale <= 0:
             raise ConfigError(f"noise_scale must be positive, got {self.noise_scale}")
         if self.latent_dim % self.channels:

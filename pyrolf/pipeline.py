@@ -18,6 +18,7 @@ from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
 from pyrolf.models import build_flow
 from pyrolf.plots import training_curve
 from pyrolf.runs import RunError, RunFolder
+from pyrolf.threads import use_threads
 
 
 @dataclass
@@ -46,6 +47,7 @@ def fit(data: SpikeData, config: Config | None = None, flow=None, run_dir=None,
     """
     config = config or Config()
     check_device(config.device)
+    use_threads(config.threads)
     pyro.set_rng_seed(config.seed)
     flow = flow if flow is not None else build_flow(config, data.n_neurons, data.n_heldin)
     prepare_scoring(data)
@@ -85,6 +87,7 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
             data: SpikeData | None) -> FitResult:
     """:func:`resume` of a locked run folder that holds a checkpoint."""
     check_device(config.device)
+    use_threads(config.threads)
     checkpoint = run.load(RunFolder.CHECKPOINT, config.device)
     done = checkpoint["state"]["epoch"]
     if epochs is not None:
@@ -109,6 +112,7 @@ def load_run(run_dir, data: SpikeData | None = None):
     :func:`resume`)."""
     run = RunFolder.open(run_dir)
     config = run.config()
+    use_threads(config.threads)
     name = weights_of(run)
     weights = run.load(name)["flow"]
     flow, data = _rebuild(run, config, data)

@@ -22,9 +22,12 @@ from pyrolf.config import Config
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.collapse import kl_per_dimension
 from pyrolf.evaluation.metrics import co_bps
+from pyrolf.threads import CoreShare, adapt_threads
 
 
 KL_WEIGHT_FLOOR = 1e-3
+#: seconds a fit watches the machine before its first epoch, to pick its thread count
+SHARE_SAMPLE_S = 0.1
 
 
 class TrainingDiverged(RuntimeError):
@@ -232,7 +235,12 @@ class Trainer:
         bar = tqdm(total=config.epochs, initial=state.epoch, disable=not progress,
                    desc="fit", unit="epoch", dynamic_ncols=True)
         first = True
+        share = CoreShare() if config.threads is None and self.device.type == "cpu" else None
+        if share is not None:
+            time.sleep(SHARE_SAMPLE_S)  # what the other processes do before the first epoch
         while state.epoch < config.epochs:
+            if share is not None:
+                adapt_threads(share)
             started = time.perf_counter()
             elbo = self.epoch(check=first)
             first = False

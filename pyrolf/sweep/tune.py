@@ -87,7 +87,7 @@ def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData, folder: s
     torch.set_num_threads(threads)
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
     data = copy.deepcopy(data)  # Ray hands the arrays over read-only; torch wants its own
-    config = Config.from_dict({**base, **hyperparameters})
+    config = Config.from_dict({**base, **hyperparameters, "threads": threads})  # no adapting
     check_device(config.device)
     pyro.set_rng_seed(config.seed)
     run = RunFolder(Path(folder) / TRIALS / tune.get_context().get_trial_id())

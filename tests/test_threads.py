@@ -1,0 +1,87 @@
+"""A fit computes with the cores other processes leave free; ``--threads`` fixes the count."""
+
+import pytest
+import torch
+
+from pyrolf import threads
+from pyrolf.config import Config, ConfigError
+from pyrolf.data import lorenz_dataset
+from pyrolf.inference.svi import Trainer
+from pyrolf.models import build_flow
+from pyrolf.threads import CoreShare, free_threads, use_threads
+from test_cli import TINY, assert_one_line_error, run_cli
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def _write_ticks(folder, busy, idle, own):
+    """Fake ``/proc/stat`` (all cores: user=busy, idle) and ``/proc/self/stat`` (utime=own)."""
+    (folder / "stat").write_text(f"cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\ncpu0 1 2 3 4\n")
+    fields = ["S"] + ["0"] * 10 + [str(own), "0"] + ["0"] * 30
+    (folder / "self").write_text("1234 (python) " + " ".join(fields))
+
+
+def test_the_cores_others_keep_busy_are_read_from_proc(tmp_path, monkeypatch):
+    monkeypatch.setattr(threads, "PROC_STAT", tmp_path / "stat")
+    monkeypatch.setattr(threads, "SELF_STAT", tmp_path / "self")
+    _write_ticks(tmp_path, busy=1000, idle=1000, own=400)
+    share = CoreShare(cores=2)
+    # 100 ticks per core pass: 150 busy of which 50 this process's -> others kept 1 core busy
+    _write_ticks(tmp_path, busy=1150, idle=1050, own=450)
+    assert share.others() == pytest.approx(1.0)
+    _write_ticks(tmp_path, busy=1200, idle=1200, own=500)  # only this process: nobody else
+    assert share.others() == pytest.approx(0.0)
+    assert share.others() is None  # no time passed
+    monkeypatch.setattr(threads, "PROC_STAT", tmp_path / "missing")
+    assert CoreShare(cores=2).others() is None
+
+
+def test_free_threads_are_the_free_cores_and_never_none():
+    assert free_threads(0.0, 2) == 2 and free_threads(0.2, 2) == 2
+    assert free_threads(1.0, 2) == 1 and free_threads(1.9, 2) == 1 and free_threads(5.0, 8) == 3
+    assert free_threads(3.0, 2) == 1
+
+
+@pytest.mark.parametrize("fixed", [None, 2])
+def test_a_fit_takes_the_free_cores_every_epoch_unless_told_a_count(fixed, restore_threads,
+                                                                     monkeypatch):
+    data = lorenz_dataset(seed=1, n_conditions=3, trials_per_condition=4, n_bins=8,
+                          n_neurons=6, n_heldout=2)
+    config = Config(epochs=3, threads=fixed, latent_dim=4, channels=2, encoder_hidden=8,
+                    decoder_width=8, decoder_feedforward=8, batch_size=8)
+    seen = iter([1.0, 0.0, 1.0])
+    monkeypatch.setattr(CoreShare, "others", lambda self: next(seen))
+    counts = []
+    trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
+    original = trainer.epoch
+    monkeypatch.setattr(trainer, "epoch", lambda check=False: (
+        counts.append(torch.get_num_threads()), original(check))[1])
+    torch.set_num_threads(2)
+    trainer.fit(progress=False)
+    assert counts == ([1, 2, 1] if fixed is None else [2, 2, 2])
+
+
+def test_the_threads_setting_reaches_torch(restore_threads, spike_file, tmp_path, monkeypatch,
+                                           capsys):
+    assert use_threads(None) == torch.get_num_threads()
+    assert use_threads(1) == 1 == torch.get_num_threads()
+    torch.set_num_threads(2)
+    code, _, err = run_cli(["fit", "--data", spike_file, "--out", tmp_path / "run",
+                            "--threads", "1", *TINY], monkeypatch, capsys)
+    assert code == 0, err
+    assert torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_a_bad_thread_count_is_one_line(value, tmp_path, monkeypatch, capsys):
+    code, _, err = run_cli(["fit", "--out", tmp_path / "run", "--threads", value, *TINY],
+                           monkeypatch, capsys)
+    assert_one_line_error(code, err, "Invalid value for '--threads'")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match="threads must be at least 1"):
+        Config(threads=0)
