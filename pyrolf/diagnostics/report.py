@@ -17,7 +17,7 @@ from pyrolf.diagnostics.posterior import PosteriorSamples, sample_posterior
 from pyrolf.diagnostics.ppc import mean_rate, ppc_summary, predictive_interval
 from pyrolf.evaluation.collapse import ACTIVE_KL_PER_BIN, active_dimensions, kl_per_dimension
 from pyrolf.evaluation.metrics import rates_r2
-from pyrolf.inference.svi import encoder_inputs
+from pyrolf.inference.svi import encoder_inputs, evaluating
 from pyrolf.runs import RunFolder
 
 POSTERIOR, DIAGNOSTICS = "posterior.nc", "diagnostics.json"
@@ -112,16 +112,15 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     inputs = encoder_inputs(spikes, torch.as_tensor(data.heldin, device=device), data.n_forward)
     mask = torch.zeros_like(spikes, dtype=torch.bool)
     mask[:, : data.n_observed] = True
-    was_training = flow.training
-    flow.eval()
-    draws = sample_posterior(flow.model, flow.guide, inputs, spikes, mask, data.n_bins, samples)
-    try:
-        kl = kl_per_dimension(flow.model, flow.guide, inputs, data.n_bins,
-                              samples=min(samples, 20))
-    except TypeError as error:
-        kl = None
-        kl_note = f"no KL per dimension: {error}"
-    flow.train(was_training)
+    with evaluating(flow):
+        draws = sample_posterior(flow.model, flow.guide, inputs, spikes, mask, data.n_bins,
+                                 samples)
+        try:
+            kl = kl_per_dimension(flow.model, flow.guide, inputs, data.n_bins,
+                                  samples=min(samples, 20))
+        except TypeError as error:
+            kl = None
+            kl_note = f"no KL per dimension: {error}"
 
     observed = slice(0, data.n_observed)
     counts = data.spikes[trials][:, observed]

@@ -6,6 +6,7 @@ import math
 import random
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -67,6 +68,17 @@ def make_batch(spikes: torch.Tensor, heldin: torch.Tensor, n_forward: int,
     return Batch(inputs, spikes, mask)
 
 
+@contextmanager
+def evaluating(module: torch.nn.Module):
+    """``module`` in eval mode (no dropout) inside the block, its mode restored after it."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
 #: trial-draws per forward pass of :func:`posterior_passes`: on a GPU a pass costs about the same
 #: for few rows as for thousands (the time goes to launching kernels), on a CPU it grows with them
 DRAWS_PER_PASS = {"cpu": 256, "cuda": 2048}
@@ -90,9 +102,7 @@ def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
     draws_per_pass = draws_per_pass or default
     per_trial = min(samples, draws_per_pass)        # draws of one trial in one pass
     trials = max(1, draws_per_pass // per_trial)    # trials in one pass
-    was_training = flow.training
-    flow.eval()
-    try:
+    with evaluating(flow):
         for start in range(0, inputs.shape[0], trials):
             chunk = inputs[start: start + trials]
             group = slice(start, start + len(chunk))
@@ -106,8 +116,6 @@ def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
                 latents = (tuple(x.unflatten(0, shape) for x in latents)
                            if isinstance(latents, tuple) else latents.unflatten(0, shape))
                 yield group, latents, log_rates.unflatten(0, shape)
-    finally:
-        flow.train(was_training)
 
 
 @torch.no_grad()
@@ -185,15 +193,12 @@ class Trainer:
         validation trials (see :func:`pyrolf.evaluation.collapse.kl_per_dimension`); ``None``
         for a swapped-in prior or guide whose sites are not Normal or Langevin trajectories."""
         inputs = encoder_inputs(self.valid_spikes, self.heldin, self.data.n_forward)
-        was_training = self.flow.training
-        self.flow.eval()
-        try:
-            return float(kl_per_dimension(self.flow.model, self.flow.guide, inputs,
-                                          self.data.n_bins, samples=1).sum())
-        except TypeError:
-            return None
-        finally:
-            self.flow.train(was_training)
+        with evaluating(self.flow):
+            try:
+                return float(kl_per_dimension(self.flow.model, self.flow.guide, inputs,
+                                              self.data.n_bins, samples=1).sum())
+            except TypeError:
+                return None
 
     def epoch(self, check: bool = False) -> float:
         """One pass over the training trials; returns the ELBO per trial.
