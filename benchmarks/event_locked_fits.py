@@ -5,8 +5,9 @@
 Writes (once) the four sessions of README's "How the defaults were chosen" as spike files under
 ``--folder`` (:func:`pyrolf.data.event_locked_dataset`: seeds 0-3, 0.10-0.30 spikes per bin, other
 frequencies and decays), then fits each with ``pyrolf fit`` for every setting of ``--runs``
-(``default``; ``meanfield``: ``--guide meanfield``; ``before``: the defaults before issue 14, the
-``oscillators`` potential with KL weight 0.3) and prints one line per fit: test co-bps and rates R²,
+(``default``; ``meanfield``: ``--guide meanfield``; ``fixed``: the defaults with Δ, γ and σ
+fixed instead of learned; ``before``: the defaults before issue 14, the ``oscillators`` potential
+with KL weight 0.3 and fixed Δ, γ, σ) and prints one line per fit: test co-bps and rates R²,
 the smoothing baseline's co-bps and what the true rates score on the same test trials.
 """
 
@@ -27,8 +28,13 @@ SESSIONS = {
     "s2_10": dict(seed=2, mean_rate=0.10, frequencies=(2.5, 3.0), decay=0.25, amplitude=1.8),
     "s3_30": dict(seed=3, mean_rate=0.30, frequencies=(3.0, 5.0), decay=0.3, amplitude=1.4),
 }
-RUNS = {"default": [], "meanfield": ["--guide", "meanfield"], "before": ["--potential", "oscillators"]}
-BEFORE_CONFIG = {"kl_weight": 0.3}
+# each run: options of pyrolf fit, and the settings of its --config file (none when empty)
+RUNS = {
+    "default": ([], {}),
+    "meanfield": (["--guide", "meanfield"], {}),
+    "fixed": ([], {"learn_dynamics": False}),
+    "before": (["--potential", "oscillators"], {"kl_weight": 0.3, "learn_dynamics": False}),
+}
 PYROLF = "from pyrolf.cli.main import main; main()"
 
 
@@ -40,8 +46,6 @@ def main() -> None:
     parser.add_argument("fit_options", nargs="*", help="options passed to pyrolf fit (after --)")
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
-    before = args.folder / "before.json"
-    before.write_text(json.dumps(BEFORE_CONFIG))
     for name in args.sessions:
         path = args.folder / f"{name}.h5"
         if not path.exists():
@@ -51,11 +55,15 @@ def main() -> None:
         truth = score_rates(data.rates[test], data, test)["co_bps"]
         for run in args.runs:
             out = args.folder / f"run-{name}-{run}"
+            options, settings = RUNS[run]
+            if settings:
+                config = args.folder / f"{run}.json"
+                config.write_text(json.dumps(settings))
+                options = [*options, "--config", str(config)]
             if not (out / "metrics.json").exists():
-                extra = ["--config", str(before)] if run == "before" else []
                 subprocess.run([sys.executable, "-c", PYROLF, "fit", "--data", str(path),
-                                "--out", str(out), "--quiet", *RUNS[run], *extra,
-                                *args.fit_options], check=True)
+                                "--out", str(out), "--quiet", *options, *args.fit_options],
+                               check=True)
             m = json.loads((out / "metrics.json").read_text())
             print(f"{name} {run:9s} co_bps={m['co_bps']:.4f} rates_r2={m['rates_r2']:.4f} "
                   f"smoothing_co_bps={m['smoothing_co_bps']:.4f} true_co_bps={truth:.4f} "

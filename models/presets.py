@@ -3,7 +3,7 @@
 The NLB presets start from the released LangevinFlow code's values (20 ms bins, latent size =
 encoder size = 280, Adam lr 3e-3, weight decay 2e-5, KL weight ramped to 0.1 over 500 epochs,
 2000 epochs, 50 posterior samples, Δ = 0.01, γ = 0.55, feed-forward 512, the ``oscillators``
-potential, whose growth is negligible at that Δ) with a batch size scaled to
+potential, whose growth is negligible at that Δ, with Δ, γ and σ fixed as there) with a batch size scaled to
 each dataset's number of training trials (the released code: 256 on MC_Maze). They are GPU-sized;
 on a laptop lower ``--epochs`` and ``--latent-dim``. A config file or command-line option overrides
 any entry; the embedded Lorenz data and spike files use :class:`~pyrolf.config.Config`'s defaults.
@@ -15,7 +15,7 @@ RELEASED_NLB = {
     "latent_dim": 280, "encoder_hidden": 280, "decoder_feedforward": 512,
     "step": 0.01, "damping": 0.55, "lr": 3e-3, "lr_final": 3e-4, "weight_decay": 2e-5,
     "kl_weight": 0.1, "kl_warmup": 500, "epochs": 2000, "samples": 50, "bin_size_ms": 20,
-    "potential": "oscillators",
+    "potential": "oscillators", "learn_dynamics": False,
 }
 
 BATCH_SIZES = {"mc_maze": 256, "mc_maze_large": 128, "mc_maze_medium": 64, "mc_maze_small": 32,

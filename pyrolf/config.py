@@ -53,7 +53,7 @@ class Config:
     step: float = 0.05              # Δ (released code: 0.01; see README "Results")
     damping: float = 0.2            # γ (released code: 0.55)
     noise_scale: float | None = None  # σ; None means sqrt(2γ)
-    learn_dynamics: bool = False    # learn Δ, γ, σ
+    learn_dynamics: bool = True     # learn Δ, γ, σ by SVI, starting from the values above
     # guide (encoder)
     guide: str = "langevin"         # "langevin" (prior mean + correction) or "meanfield"
     encoder_hidden: int = 64

@@ -2,6 +2,7 @@
 event or chopped when continuous, binned as by hand, fitted end to end; bad input is one line."""
 
 import contextlib
+import dataclasses
 import io
 import json
 from datetime import datetime, timezone
@@ -16,11 +17,11 @@ from pynwb import NWBHDF5IO, NWBFile
 
 from pyrolf.cli.main import main
 from pyrolf.config import Config, ConfigError
-from pyrolf.data import DataError, load_config_data, load_data
+from pyrolf.data import DataError, SpikeData, load_config_data, load_data
 from pyrolf.data.chop import chop, merge
 from pyrolf.data.recording_synthetic import (simulate_recording, write_recording_nwb,
                                              write_spike_times_npz)
-from pyrolf.diagnostics.export import posterior_summary
+from pyrolf.diagnostics.export import new_trials, posterior_summary
 from pyrolf.evaluation.report import model_rates, trial_inputs
 from pyrolf.pipeline import load_run
 from test_cli import TINY, assert_one_line_error, run_cli
@@ -249,6 +250,40 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     np.testing.assert_array_equal(other["trial"], correct)
     np.testing.assert_array_equal(other["neuron"], inferred["neuron"])
     np.testing.assert_allclose(other["rates"], inferred["rates"], rtol=1e-5, atol=1e-7)
+    renamed = write_spike_times_npz(tmp_path / "renamed.npz", dataclasses.replace(
+        session, unit_ids=np.where(session.unit_ids == 107, 9999, session.unit_ids)))
+    code, _, err = run_cli(["infer", run, "--samples", 5, "--data", renamed, "--out",
+                            tmp_path / "renamed.nc"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "not the run's", "ids 107 of the run missing",
+                          "ids 9999 not in the run")
+    assert not (tmp_path / "renamed.nc").exists()
+
+
+def test_new_trials_are_matched_to_the_run_by_unit_id_in_any_order():
+    """Units given in another order are put back in the run's (all units, or only its held-in
+    ones); units the run does not have are refused, naming them."""
+    rng = np.random.default_rng(0)
+    ids, heldout = np.array([10, 20, 30, 40]), np.array([False, True, False, False])
+    spikes = rng.poisson(2.0, (3, 5, 4)).astype(np.float32)
+    splits = {"train": np.arange(3)}
+
+    def given(order):
+        return SpikeData(spikes=spikes[..., order], heldout=np.zeros(len(order), bool),
+                         splits=splits, extra={"unit_ids": ids[order]})
+
+    full = new_trials(given([2, 0, 3, 1]), heldout, ids)
+    np.testing.assert_array_equal(full.spikes, spikes)
+    np.testing.assert_array_equal(full.extra["unit_ids"], ids)
+    held_in = new_trials(given([3, 2, 0]), heldout, ids)
+    np.testing.assert_array_equal(held_in.spikes[..., ~heldout], spikes[..., ~heldout])
+    assert (held_in.spikes[..., heldout] == 0).all()
+    np.testing.assert_array_equal(held_in.extra["unit_ids"], ids)
+    stranger = given([0, 1, 2, 3])
+    stranger.extra["unit_ids"] = np.array([10, 20, 30, 50])
+    with pytest.raises(DataError, match="ids 40 of the run missing, ids 50 not in the run"):
+        new_trials(stranger, heldout, ids)
+    with pytest.raises(DataError, match="ids 20, 40 of the run missing, none not in the run"):
+        new_trials(given([0, 2]), heldout, ids)
 
 
 def test_continuous_recording_fits_and_infers_one_series_over_the_session(continuous_run, files):

@@ -96,16 +96,20 @@ def posterior_summary(flow, inputs: torch.Tensor, n_bins: int, samples: int,
 
 def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData:
     """The trials of ``data`` laid out on a run's neurons (``heldout`` ``(neurons,)``, the run's
-    flags, held-in neurons where ``False``): data with all the run's neurons, in its order, are
-    taken as they are; data with exactly as many neurons as the run holds in are its held-in
-    neurons (the held-out ones, which the encoder never reads, are zeros; their unit ids, where
-    ``extra`` has them, become the run's ``unit_ids``). Splits: NLB data keep theirs, other data
-    have one, ``"new"``.
+    flags, held-in neurons where ``False``; ``unit_ids`` ``(neurons,)``, the run's unit ids, or
+    ``None``): data with all the run's neurons are taken in the run's order; data with exactly
+    the run's held-in neurons fill those (the held-out ones, which the encoder never reads, are
+    zeros, and the run's ``unit_ids`` name them). Where both the run and ``data`` have unit ids
+    (own recordings) the units are matched by id, in any order; otherwise by position. Splits:
+    NLB data keep theirs, other data have one, ``"new"``.
 
     Raises:
-        DataError: any other neuron count (one line naming both counts).
+        DataError: other units than the run's (one line naming the ids that differ) or, without
+            unit ids, any other neuron count (one line naming both counts).
     """
     n_neurons, n_heldin = len(heldout), int((~heldout).sum())
+    if unit_ids is not None and "unit_ids" in data.extra:
+        data = in_run_order(data, np.asarray(unit_ids), heldout)
     extra = data.extra
     if data.n_neurons == n_neurons:
         spikes, rates = data.spikes, data.rates
@@ -123,6 +127,36 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
     splits = data.splits if "nlb" in data.extra else {NEW_TRIALS: np.arange(data.n_trials)}
     return dataclasses.replace(data, spikes=spikes, rates=rates, heldout=heldout.copy(),
                                splits=splits, extra=extra)
+
+
+def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> SpikeData:
+    """``data``'s neurons reordered by unit id to the run's (``unit_ids`` ``(neurons,)``) or, when
+    ``data`` holds only the run's held-in units (``heldout`` ``False``), to those in the run's order.
+
+    Raises:
+        DataError: ``data``'s unit ids are neither set (one line naming those that differ).
+    """
+    ids = data.extra["unit_ids"].tolist()
+    column = {unit: i for i, unit in enumerate(ids)}
+    for wanted in (unit_ids.tolist(), unit_ids[~heldout].tolist()):
+        if len(ids) == len(wanted) and set(ids) == set(wanted):
+            order = np.array([column[unit] for unit in wanted], dtype=int)
+            rates = None if data.rates is None else data.rates[..., order]
+            return dataclasses.replace(data, spikes=data.spikes[..., order], rates=rates,
+                                       extra={**data.extra, "unit_ids": np.asarray(wanted)})
+    missing = [unit for unit in unit_ids.tolist() if unit not in column]
+    unknown = [unit for unit in ids if unit not in set(unit_ids.tolist())]
+    raise DataError(f"the data's units are not the run's: {_few(missing)} of the run missing, "
+                    f"{_few(unknown)} not in the run; give the units the run was fitted on (all, "
+                    f"or its {int((~heldout).sum())} held-in ones), with the same unit ids")
+
+
+def _few(units: list, shown: int = 5) -> str:
+    """``units`` as ``ids a, b, c (and 4 more)`` or ``none``."""
+    if not units:
+        return "none"
+    more = f" (and {len(units) - shown} more)" if len(units) > shown else ""
+    return "ids " + ", ".join(map(str, units[:shown])) + more
 
 
 def known_bin_size(data: SpikeData) -> float | None:
