@@ -46,6 +46,14 @@ def main() -> None:
     parser.add_argument("fit_options", nargs="*", help="options passed to pyrolf fit (after --)")
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
+    options = {}
+    for run in args.runs:
+        flags, settings = RUNS[run]
+        if settings:
+            config = args.folder / f"{run}.json"
+            config.write_text(json.dumps(settings))
+            flags = [*flags, "--config", str(config)]
+        options[run] = flags
     for name in args.sessions:
         path = args.folder / f"{name}.h5"
         if not path.exists():
@@ -55,14 +63,9 @@ def main() -> None:
         truth = score_rates(data.rates[test], data, test)["co_bps"]
         for run in args.runs:
             out = args.folder / f"run-{name}-{run}"
-            options, settings = RUNS[run]
-            if settings:
-                config = args.folder / f"{run}.json"
-                config.write_text(json.dumps(settings))
-                options = [*options, "--config", str(config)]
             if not (out / "metrics.json").exists():
                 subprocess.run([sys.executable, "-c", PYROLF, "fit", "--data", str(path),
-                                "--out", str(out), "--quiet", *options, *args.fit_options],
+                                "--out", str(out), "--quiet", *options[run], *args.fit_options],
                                check=True)
             m = json.loads((out / "metrics.json").read_text())
             print(f"{name} {run:9s} co_bps={m['co_bps']:.4f} rates_r2={m['rates_r2']:.4f} "

@@ -138,17 +138,19 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
     """
     ids = data.extra["unit_ids"].tolist()
     column = {unit: i for i, unit in enumerate(ids)}
-    for wanted in (unit_ids.tolist(), unit_ids[~heldout].tolist()):
+    run_ids, heldin_ids = unit_ids.tolist(), unit_ids[~heldout].tolist()
+    for wanted in (run_ids, heldin_ids):
         if len(ids) == len(wanted) and set(ids) == set(wanted):
             order = np.array([column[unit] for unit in wanted], dtype=int)
             rates = None if data.rates is None else data.rates[..., order]
             return dataclasses.replace(data, spikes=data.spikes[..., order], rates=rates,
                                        extra={**data.extra, "unit_ids": np.asarray(wanted)})
-    missing = [unit for unit in unit_ids.tolist() if unit not in column]
-    unknown = [unit for unit in ids if unit not in set(unit_ids.tolist())]
+    known = set(run_ids)
+    missing = [unit for unit in run_ids if unit not in column]
+    unknown = [unit for unit in ids if unit not in known]
     raise DataError(f"the data's units are not the run's: {_few(missing)} of the run missing, "
                     f"{_few(unknown)} not in the run; give the units the run was fitted on (all, "
-                    f"or its {int((~heldout).sum())} held-in ones), with the same unit ids")
+                    f"or its {len(heldin_ids)} held-in ones), with the same unit ids")
 
 
 def _few(units: list, shown: int = 5) -> str:
