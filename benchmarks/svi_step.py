@@ -1,4 +1,5 @@
-"""Seconds per SVI step: step-by-step sites, one vectorised trajectory site, and plain PyTorch.
+"""Seconds per SVI step: step-by-step sites, one vectorised trajectory site drawn bin by bin or by a
+parallel scan, and plain PyTorch.
 
 Run by hand (not in CI)::
 
@@ -7,12 +8,18 @@ Run by hand (not in CI)::
 
 Every path trains the same networks on the same loss (the ELBO of the LangevinFlow model with
 coordinated dropout); the plain-PyTorch path computes it without Pyro's tracing, the ceiling the
-Pyro paths can approach. Random counts stand in for spikes: the speed does not depend on them.
+Pyro paths can approach. ``vectorised`` and ``torch`` draw the trajectory bin by bin (the
+``loop`` integrator, the CPU's default), ``scan`` is the vectorised path with the ``scan``
+integrator (the GPU's default: a few batched products instead of a kernel or more per bin). Random counts stand in for spikes: the speed does not depend on them.
 Argument checks: as ``pyrolf fit`` trains, Pyro and torch check distributions' arguments on the
 warm-up step only (``--checks every`` keeps them on, Pyro's default, for every timed step).
-Memory: the process's peak resident set after each size (CPU; it only grows, so run one size
+Operations: each path's count for one step (``ops_per_step``): on a GPU its kernel launches, on a
+CPU the aten operators that compute (no views or allocations), which stand in for the kernels a GPU
+would launch except that the CPU's GRU runs as a few thousand small operators where cuDNN's runs as
+a few kernels (``encoder``: the GRU encoder's forward and backward alone). Memory: the process's peak resident set after each size (CPU; it only grows, so run one size
 alone to read its own peak) and, on a GPU, each path's peak allocated memory.
-The last line reads ``vectorised/torch=R1 stepwise/vectorised=R2`` for the largest size run.
+The last line reads ``vectorised/torch=R1 stepwise/vectorised=R2 scan/vectorised=R3`` for the
+largest size run.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import time
 
 import pyro
 import torch
+from torch.profiler import ProfilerActivity, profile
 from pyro.distributions import Normal, Poisson
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import ClippedAdam
@@ -75,6 +83,29 @@ def seconds_per_step(step, repeats: int, device: str, checks: bool) -> float:
     return (time.perf_counter() - started) / repeats
 
 
+#: aten operators that only make views or allocate: no kernel of their own
+NO_KERNEL = {"aten::" + name for name in (
+    "as_strided", "view", "reshape", "_reshape_alias", "_unsafe_view", "expand", "permute",
+    "transpose", "t", "select", "slice", "unsqueeze", "squeeze", "unbind", "split",
+    "split_with_sizes", "unsafe_split", "chunk", "narrow", "alias", "detach", "resolve_conj",
+    "resolve_neg", "lift_fresh", "empty", "empty_like", "empty_strided", "result_type")}
+
+
+def ops_per_step(step, device: str) -> int:
+    """Kernel launches (``device="cuda"``) or computing aten operators (CPU) of one ``step()``."""
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+    events = profiler.events()
+    if device == "cuda":
+        return sum("LaunchKernel" in event.name for event in events)
+    return sum(event.name.startswith("aten::") and event.name not in NO_KERNEL
+               and not any(child.name.startswith("aten::") for child in event.cpu_children)
+               for event in events)
+
+
 def measure(size: str, device: str, repeats: int, latent_dim: int, checks: bool = False) -> dict:
     batch_size, n_bins, n_forward, n_heldin, n_heldout = SIZES[size]
     n_neurons = n_heldin + n_heldout
@@ -82,10 +113,11 @@ def measure(size: str, device: str, repeats: int, latent_dim: int, checks: bool 
     spikes = torch.poisson(torch.full((batch_size, n_bins, n_neurons), 0.3, device=device))
     batch = make_batch(spikes, heldin, n_forward, cd_rate=0.3)
     results = {}
-    for path in ("stepwise", "vectorised", "torch"):
+    for path in ("stepwise", "vectorised", "scan", "torch"):
         pyro.clear_param_store()
         pyro.set_rng_seed(0)
-        config = Config(latent_dim=latent_dim, sites="stepwise" if path == "stepwise" else "vectorised")
+        config = Config(latent_dim=latent_dim, sites="stepwise" if path == "stepwise" else "vectorised",
+                        integrator="scan" if path == "scan" else "loop")
         flow = build_flow(config, n_neurons, n_heldin).to(device)
         if path == "torch":
             optimizer = TorchClippedAdam(flow.parameters(), lr=1e-3)  # what pyro.optim wraps
@@ -102,8 +134,16 @@ def measure(size: str, device: str, repeats: int, latent_dim: int, checks: bool 
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         results[path] = seconds_per_step(step, repeats, device, checks)
+        results[f"{path}_ops"] = ops_per_step(step, device)
         if device == "cuda":
             results[f"{path}_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    encoder = flow.posterior.encoder
+
+    def encoder_step():  # the GRU encoder's forward and backward alone, as in every path
+        h, summary = encoder(batch.inputs)
+        (h.sum() + summary.sum()).backward()
+
+    results["encoder_ops"] = ops_per_step(encoder_step, device)
     return results
 
 
@@ -118,15 +158,18 @@ def main() -> None:
     args = parser.parse_args()
     print(f"device={args.device} threads={torch.get_num_threads()} latent_dim={args.latent_dim} "
           f"checks={args.checks}")
-    print(f"{'size':>14} {'stepwise s':>11} {'vectorised s':>13} {'torch s':>9}")
+    print(f"{'size':>14} {'stepwise s':>11} {'vectorised s':>13} {'scan s':>8} {'torch s':>9}")
     for size in args.sizes:
         r = measure(size, args.device, args.repeats, args.latent_dim, args.checks == "every")
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-        print(f"{size:>14} {r['stepwise']:11.4f} {r['vectorised']:13.4f} {r['torch']:9.4f}",
+        print(f"{size:>14} {r['stepwise']:11.4f} {r['vectorised']:13.4f} {r['scan']:8.4f} "
+              f"{r['torch']:9.4f}",
               f"process_peak_rss_gib={peak_rss:.2f}",
               *(f"{k}={v:.2f}" for k, v in r.items() if k.endswith("_gib")))
+        print(f"{'':>14} ops_per_step", *(f"{k[:-4]}={v}" for k, v in r.items() if k.endswith("_ops")))
     print(f"vectorised/torch={r['vectorised'] / r['torch']:.2f} "
-          f"stepwise/vectorised={r['stepwise'] / r['vectorised']:.2f}")
+          f"stepwise/vectorised={r['stepwise'] / r['vectorised']:.2f} "
+          f"scan/vectorised={r['scan'] / r['vectorised']:.2f}")
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def build_flow(config: Config, n_neurons: int, n_heldin: int) -> LangevinFlow:
                               f"choose one of {', '.join(table)}")
     potential = POTENTIALS[config.potential](config.latent_dim, config.channels)
     dynamics = DYNAMICS[config.prior](potential, config.step, config.damping, config.noise_scale,
-                                      config.learn_dynamics)
+                                      config.learn_dynamics, config.integrator)
     decoder = TransformerDecoder(config.latent_dim, n_neurons, config.decoder_width,
                                  config.decoder_heads, config.decoder_feedforward,
                                  config.decoder_dropout)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 
 from pyrolf.data.dandi import DANDISETS
 from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS
+from pyrolf.dynamics.langevin import INTEGRATORS
 
 #: NLB's bin widths (ms) and its default; own recordings take any whole number of ms
 NLB_BIN_SIZES_MS, NLB_BIN_MS = (5, 20), 20
@@ -66,6 +67,9 @@ class Config:
     decoder_dropout: float = 0.05
     # inference
     sites: str = "vectorised"       # "vectorised" (one trajectory site) or "stepwise" (one per bin)
+    integrator: str = "auto"        # how a trajectory is drawn: "loop" (bin by bin), "scan" (a
+                                    # parallel scan over bins; quadratic potentials) or "auto"
+                                    # (the scan on a GPU where it applies, else the loop)
     epochs: int = 200
     batch_size: int = 64
     lr: float = 3e-3
@@ -122,8 +126,11 @@ class Config:
             raise ConfigError("the overdamped prior diverges in the oscillator potential, which is "
                               "not bounded below; use --potential springs, --potential free (a "
                               "Gaussian random walk) or --potential anharmonic")
+        if self.integrator == "scan" and self.potential == "anharmonic":
+            raise ConfigError("the scan integrator needs a quadratic potential and the anharmonic "
+                              "one is not; use --config with integrator \"loop\" or \"auto\"")
         choices = {"sites": ("vectorised", "stepwise"), "device": ("cpu", "cuda"),
-                   "phase": ("val", "test")}
+                   "phase": ("val", "test"), "integrator": INTEGRATORS}
         if not self.own_data() and self.bin_size_ms is not None:
             choices["bin_size_ms"] = NLB_BIN_SIZES_MS
         for name, allowed in choices.items():

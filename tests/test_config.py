@@ -90,6 +90,16 @@ def test_choices_of_numbers_are_named_in_the_message():
         Config(bin_size_ms=7)
 
 
+def test_the_integrator_is_a_named_choice_and_the_scan_needs_a_quadratic_potential():
+    from pyrolf.models import build_flow
+
+    with pytest.raises(ConfigError, match="integrator must be one of auto, loop, scan, got 'rk4'"):
+        Config(integrator="rk4")
+    with pytest.raises(ConfigError, match="scan integrator needs a quadratic potential"):
+        Config(integrator="scan", potential="anharmonic")
+    assert build_flow(Config(integrator="scan"), 5, 3).prior.dynamics.integrator == "scan"
+
+
 def test_the_defaults_learn_the_dynamics_and_the_nlb_presets_keep_the_released_codes_fixed():
     """Δ, γ, σ are trained (parameters with gradients) by default; the NLB presets hold the
     released code's fixed values (buffers), which a config entry can still switch on."""

@@ -5,10 +5,13 @@ import math
 import pytest
 import torch
 
-from pyrolf.dynamics.langevin import LangevinDynamics, LangevinTrajectory, OverdampedDynamics
+from pyrolf.dynamics import langevin
+from pyrolf.dynamics.langevin import (LangevinDynamics, LangevinTrajectory, OverdampedDynamics,
+                                      linear_scan)
 from pyrolf.dynamics.potentials import (POTENTIALS, AnharmonicOscillators, CoupledOscillators,
                                        CoupledSprings,
                                         FreeParticle, force)
+from pyrolf.dynamics.spectrum import step_jacobian
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -152,6 +155,101 @@ def test_integrate_follows_the_transition_mean_plus_the_innovation(potential_cla
         assert torch.allclose(z[:, t], z_next)
         assert torch.allclose(v[:, t], follow[t - 1] * velocity.mean + u[:, t - 1])
     assert torch.allclose(z, dynamics.positions(z0, v))
+
+
+
+@pytest.mark.parametrize("n_steps", [0, 1, 2, 5, 8, 13])
+@pytest.mark.parametrize("shared", [True, False])
+def test_linear_scan_is_the_recursion_bin_by_bin(n_steps, shared):
+    """``x_t = x_{t-1} A_t + b_t`` written out one bin after another, for lengths that are and
+    are not powers of two."""
+    torch.manual_seed(6)
+    x0, offsets = torch.randn(3, 2, 5), torch.randn(3, 2, n_steps, 5)
+    matrices = torch.randn(5, 5) / 2 if shared else torch.randn(n_steps, 5, 5) / 2
+    states = linear_scan(x0, matrices, offsets)
+    assert states.shape == (3, 2, n_steps + 1, 5)
+    x = x0
+    assert torch.equal(states[..., 0, :], x0)
+    for t in range(n_steps):
+        x = x @ (matrices if shared else matrices[t]) + offsets[..., t, :]
+        assert torch.allclose(states[..., t + 1, :], x, rtol=1e-10, atol=1e-10)
+
+
+CASES = [(LangevinDynamics, "oscillators"), (LangevinDynamics, "springs"),
+         (LangevinDynamics, "free"), (OverdampedDynamics, "springs"), (OverdampedDynamics, "free")]
+
+
+@pytest.mark.parametrize("dynamics_class, name", CASES)
+@pytest.mark.parametrize("mixed", [False, True])
+def test_the_scan_integrator_draws_the_loops_trajectory_with_its_gradients(dynamics_class, name,
+                                                                         mixed):
+    """Same positions and velocities, and the same gradients to the start, the innovations, the
+    potential and the learned Δ, γ; ``follow`` shared, or 0 and 1 by bin (the mean-field guide)."""
+    torch.manual_seed(7)
+    potential = POTENTIALS[name](8, 2)
+    loop = dynamics_class(potential, step=0.05, damping=0.3, learn=True, integrator="loop")
+    scan = dynamics_class(potential, step=0.05, damping=0.3, learn=True, integrator="scan")
+    scan.load_state_dict(loop.state_dict())
+    z0, v0 = torch.randn(4, 8, requires_grad=True), torch.randn(4, 8, requires_grad=True)
+    u = torch.randn(4, 11, 8, requires_grad=True)
+    follow = torch.tensor([[0.0]] * 6 + [[1.0]] * 5) if mixed else 1.0
+    weights = torch.randn(2, 4, 12, 8)
+    results = []
+    for dynamics in (loop, scan):
+        z, v = dynamics.integrate(z0, v0, u, follow)
+        assert z.shape == v.shape == (4, 12, 8)
+        parameters = [z0, v0, u, *dynamics.parameters()]
+        loss = (weights[0] * z + weights[1] * v ** 2).sum()
+        results.append((z, v, torch.autograd.grad(loss, parameters, allow_unused=True)))
+    (z_loop, v_loop, grads_loop), (z_scan, v_scan, grads_scan) = results
+    assert torch.allclose(z_scan, z_loop, atol=1e-10)
+    assert torch.allclose(v_scan, v_loop, atol=1e-10)
+    assert len(grads_loop) == len(grads_scan) > 3
+    for a, b in zip(grads_loop, grads_scan):  # σ does not enter the trajectory: None in both
+        assert (a is None) == (b is None)
+        assert a is None or torch.allclose(a, b, atol=1e-9)
+    assert sum(a is not None for a in grads_loop) >= 4  # z0, v0, u, Δ; γ too unless overdamped
+
+
+@pytest.mark.parametrize("dynamics_class, name", CASES)
+def test_the_scans_step_matrix_is_the_steps_jacobian(dynamics_class, name):
+    """For a linear step, the matrix read off ``drift`` is its Jacobian (autograd, anywhere)."""
+    torch.manual_seed(9)
+    dynamics = dynamics_class(POTENTIALS[name](8, 2), step=0.05, damping=0.3)
+    matrix = dynamics.step_matrices(torch.tensor(1.0), dynamics.terms(torch.zeros(8)))
+    assert matrix.shape == (16, 16)
+    jacobian = step_jacobian(dynamics, torch.randn(8), torch.randn(8))
+    assert torch.allclose(matrix.T, torch.as_tensor(jacobian), atol=1e-10)
+
+
+def test_auto_keeps_the_loop_on_the_cpu_and_for_a_nonlinear_force(monkeypatch):
+    def no_scan(*args):
+        raise AssertionError("the scan ran")
+
+    monkeypatch.setattr(langevin, "linear_scan", no_scan)
+    z0, v0, u = torch.randn(3, 8), torch.randn(3, 8), torch.randn(3, 6, 8)
+    for name in ("springs", "anharmonic"):
+        z, v = LangevinDynamics(POTENTIALS[name](8, 2)).integrate(z0, v0, u)
+        assert z.shape == (3, 7, 8)
+    with pytest.raises(ValueError, match="quadratic potential"):
+        LangevinDynamics(AnharmonicOscillators(8, 2), integrator="scan")
+    with pytest.raises(ValueError, match="integrator must be one of"):
+        LangevinDynamics(FreeParticle(), integrator="euler")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_on_a_gpu_auto_scans_and_draws_the_cpu_loops_trajectory(monkeypatch):
+    torch.manual_seed(8)
+    dynamics = LangevinDynamics(CoupledOscillators(8, 2), step=0.05, damping=0.3)
+    z0, v0, u = torch.randn(3, 8), torch.randn(3, 8), torch.randn(3, 20, 8)
+    z_cpu, v_cpu = dynamics.integrate(z0, v0, u)
+    calls = []
+    monkeypatch.setattr(langevin, "linear_scan",
+                        lambda *args: calls.append(1) or linear_scan(*args))
+    z_gpu, v_gpu = dynamics.cuda().integrate(z0.cuda(), v0.cuda(), u.cuda())
+    assert calls
+    assert torch.allclose(z_gpu.cpu(), z_cpu, atol=1e-8)
+    assert torch.allclose(v_gpu.cpu(), v_cpu, atol=1e-8)
 
 
 def test_overdamped_velocity_is_the_force_at_the_new_position_plus_noise():

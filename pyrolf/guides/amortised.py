@@ -49,17 +49,20 @@ class AmortisedGuide(nn.Module):
         raise NotImplementedError
 
     def innovations(self, dynamics: LangevinDynamics, h: torch.Tensor, n_bins: int
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``loc``, ``scale`` ``(trials, n_bins - 1, D)`` and ``follow`` ``(n_bins - 1, 1)`` of the
-        bins ``1 .. T-1`` from the encoder's states ``h`` ``(trials, observed, ·)``; the bins
-        past ``observed`` are the prior's (``loc = 0``, ``scale = σ``, ``follow = 1``)."""
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float]:
+        """``loc``, ``scale`` ``(trials, n_bins - 1, D)`` and ``follow`` of the bins ``1 .. T-1``
+        from the encoder's states ``h`` ``(trials, observed, ·)``; the bins past ``observed`` are
+        the prior's (``loc = 0``, ``scale = σ``, ``follow = 1``). ``follow`` is ``1.0`` when every
+        bin keeps the prior's mean (one shared step, see
+        :func:`~pyrolf.dynamics.langevin.linear_scan`), else ``(n_bins - 1, 1)``."""
         loc, scale = self.bins(h)
         n_observed = h.shape[1]
         forward = loc.new_zeros(h.shape[0], n_bins - n_observed, self.latent_dim)
         loc = torch.cat([loc[:, 1:], forward], 1)
         scale = torch.cat([scale[:, 1:], forward + dynamics.noise_scale.to(forward.dtype)], 1)
-        follow = torch.cat([loc.new_full((n_observed - 1, 1), float(self.follows_prior)),
-                            loc.new_ones(n_bins - n_observed, 1)])
+        if self.follows_prior:
+            return loc, scale, 1.0
+        follow = torch.cat([loc.new_zeros(n_observed - 1, 1), loc.new_ones(n_bins - n_observed, 1)])
         return loc, scale, follow
 
     def forward(self, dynamics: LangevinDynamics, inputs: torch.Tensor, n_bins: int,
@@ -78,6 +81,7 @@ class AmortisedGuide(nn.Module):
                                                        follow))
             v = torch.cat([v.unsqueeze(1), rest], 1)
             return dynamics.positions(z, v), v
+        follow = torch.as_tensor(follow, dtype=z.dtype, device=z.device).expand(n_bins - 1, 1)
         zs, vs = [z], [v]
         for t in range(1, n_bins):
             z, prior = dynamics.transition(z, v)
