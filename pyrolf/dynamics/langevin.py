@@ -18,6 +18,7 @@ prefix scan over the bins (:func:`linear_scan`, the step's matrix read off ``dri
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import torch
@@ -141,11 +142,11 @@ class LangevinDynamics(nn.Module):
         the scan (see ``integrator``) gives the same values in ``O(log T)`` batched steps.
         """
         terms = self.terms(z0)
-        follow = torch.as_tensor(follow, dtype=z0.dtype, device=z0.device)
         linear = terms.force_matrix is not None
         if self.integrator == "scan" or (self.integrator == "auto" and linear and z0.is_cuda):
             return self._scan(z0, v0, innovations, follow, terms)
-        follow = follow.expand(innovations.shape[-2], 1)
+        follow = torch.as_tensor(follow, dtype=z0.dtype, device=z0.device).expand(
+            innovations.shape[-2], 1)
         z, v, zs, vs = z0, v0, [z0], [v0]
         for follow_t, innovation in zip(follow.unbind(0), innovations.unbind(-2)):
             z, mean = self.drift(z, v, terms)
@@ -154,23 +155,26 @@ class LangevinDynamics(nn.Module):
             vs.append(v)
         return torch.stack(zs, -2), torch.stack(vs, -2)
 
-    def step_matrices(self, follow: torch.Tensor, terms: StepTerms) -> torch.Tensor:
+    def step_matrices(self, follow: torch.Tensor | float, terms: StepTerms) -> torch.Tensor:
         """The linear step ``[z_t, v_t] = [z_{t-1}, v_{t-1}] @ M_t + [0, u_t]`` of a quadratic
         potential, read off :meth:`drift` on the unit positions and velocities: one ``M``
         ``(2D, 2D)`` for a scalar ``follow`` (the velocity mean's share), ``M_t`` ``(T-1, 2D, 2D)``
         for one per bin ``(T-1, 1)``."""
-        eye = torch.eye(terms.force_matrix.shape[-1], dtype=follow.dtype, device=follow.device)
+        matrix = terms.force_matrix
+        eye = torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
         zero = torch.zeros_like(eye)
         rows = [self.drift(eye, zero, terms), self.drift(zero, eye, terms)]  # from z, from v
-        share = follow if follow.dim() == 0 else follow.unsqueeze(-1)  # () or (T-1, 1, 1)
-        return torch.cat([torch.cat([position.expand(share.shape[:-2] + position.shape),
-                                     share * mean], -1) for position, mean in rows], -2)
+        per_bin = torch.is_tensor(follow) and follow.dim() > 0
+        share = follow.unsqueeze(-1) if per_bin else follow  # (T-1, 1, 1) or a scalar
+        bins = share.shape[:1] if per_bin else ()
+        return torch.cat([torch.cat([position.expand(bins + position.shape), share * mean], -1)
+                          for position, mean in rows], -2)
 
     def _scan(self, z0: torch.Tensor, v0: torch.Tensor, innovations: torch.Tensor,
-              follow: torch.Tensor, terms: StepTerms) -> tuple[torch.Tensor, torch.Tensor]:
+              follow: torch.Tensor | float, terms: StepTerms) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`integrate` by :func:`linear_scan`; ``follow`` a scalar or ``(T-1, 1)``."""
-        if follow.dim():
-            follow = follow.expand(innovations.shape[-2], 1)
+        if torch.is_tensor(follow) and follow.dim():
+            follow = follow.to(z0.dtype).expand(innovations.shape[-2], 1)
         offsets = torch.cat([torch.zeros_like(innovations), innovations], -1)
         states = linear_scan(torch.cat([z0, v0], -1), self.step_matrices(follow, terms), offsets)
         return states.chunk(2, dim=-1)
@@ -271,7 +275,8 @@ class LangevinTrajectory(TorchDistribution):
         self.dynamics, self.z0, self.v0 = dynamics, z0, v0
         self.loc = z0.new_zeros(()).expand(shape) if loc is None else loc
         self.scale = dynamics.noise_scale.to(z0.dtype).expand(shape) if scale is None else scale
-        self.follow = torch.as_tensor(follow, dtype=z0.dtype, device=z0.device)  # () or (T-1, 1)
+        self.follow = (follow if isinstance(follow, numbers.Real)  # a number or (T-1, 1)
+                       else torch.as_tensor(follow, dtype=z0.dtype, device=z0.device))
         super().__init__(z0.shape[:-1], torch.Size(shape[-2:]), validate_args)
 
     def expand(self, batch_shape, _instance=None):
