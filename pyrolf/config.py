@@ -69,7 +69,7 @@ class Config:
     sites: str = "vectorised"       # "vectorised" (one trajectory site) or "stepwise" (one per bin)
     integrator: str = "auto"        # how a trajectory is drawn: "loop" (bin by bin), "scan" (a
                                     # parallel scan over bins; quadratic potentials) or "auto"
-                                    # (the scan on a GPU where it applies, else the loop)
+                                    # (the scan on a GPU for one shared step, else the loop)
     epochs: int = 200
     batch_size: int = 64
     lr: float = 3e-3

@@ -247,9 +247,12 @@ def test_on_a_gpu_auto_scans_and_draws_the_cpu_loops_trajectory(monkeypatch):
     monkeypatch.setattr(langevin, "linear_scan",
                         lambda *args: calls.append(1) or linear_scan(*args))
     z_gpu, v_gpu = dynamics.cuda().integrate(z0.cuda(), v0.cuda(), u.cuda())
-    assert calls
+    assert calls == [1]
     assert torch.allclose(z_gpu.cpu(), z_cpu, atol=1e-8)
     assert torch.allclose(v_gpu.cpu(), v_cpu, atol=1e-8)
+    follow = torch.ones(20, 1, device="cuda")  # per-bin steps: the loop
+    dynamics.integrate(z0.cuda(), v0.cuda(), u.cuda(), follow)
+    assert calls == [1]
 
 
 def test_overdamped_velocity_is_the_force_at_the_new_position_plus_noise():

@@ -51,7 +51,9 @@ class LangevinDynamics(nn.Module):
         integrator: how :meth:`integrate` runs a trajectory: ``"loop"`` (bin by bin), ``"scan"``
             (:func:`linear_scan`; a quadratic potential only) or ``"auto"``: the scan on a GPU,
             where the loop's many small kernels, not its arithmetic, set the time, when the
-            potential is quadratic; else the loop.
+            potential is quadratic and every bin shares one step (a numeric ``follow``: the prior
+            and the langevin guide; per-bin steps cost ``T`` matrix products a round); else the
+            loop.
     """
 
     def __init__(self, potential: nn.Module, step: float = 0.01, damping: float = 0.55,
@@ -142,8 +144,8 @@ class LangevinDynamics(nn.Module):
         the scan (see ``integrator``) gives the same values in ``O(log T)`` batched steps.
         """
         terms = self.terms(z0)
-        linear = terms.force_matrix is not None
-        if self.integrator == "scan" or (self.integrator == "auto" and linear and z0.is_cuda):
+        shared = terms.force_matrix is not None and isinstance(follow, numbers.Real)
+        if self.integrator == "scan" or (self.integrator == "auto" and shared and z0.is_cuda):
             return self._scan(z0, v0, innovations, follow, terms)
         follow = torch.as_tensor(follow, dtype=z0.dtype, device=z0.device).expand(
             innovations.shape[-2], 1)
