@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from nlb_tools.evaluation import evaluate
+from nlb_tools.evaluation import bits_per_spike, evaluate
 from nlb_tools.nwb_interface import NWBDataset
 from test_cli import assert_one_line_error, run_cli, write_config
 
@@ -59,6 +59,15 @@ def test_fit_writes_an_official_submission_and_scores_it(name, data_dir, tmp_pat
     [scores] = [entry[f"{name}_20_split"] for entry in evaluate(targets, str(run / "submission.h5"))
                 if f"{name}_20_split" in entry]
     assert scores["co-bps"] == pytest.approx(metrics["co_bps"])
+    # the persistence baseline: the submission's last evaluation bin held over the forward window
+    key = f"{name}_20"
+    with h5py.File(run / "submission.h5", "r") as file:
+        last = np.concatenate([file[key]["eval_rates_heldin"][:, -1:],
+                               file[key]["eval_rates_heldout"][:, -1:]], 2)
+    forward = np.concatenate([targets[key]["eval_spikes_heldin_forward"],
+                              targets[key]["eval_spikes_heldout_forward"]], 2).astype(np.float64)
+    held = np.repeat(last.astype(np.float64), forward.shape[1], axis=1)  # float32 on disk
+    assert metrics["persistence_fp_bps"] == pytest.approx(bits_per_spike(held, forward), rel=1e-9)
 
 
 def _targets(data):

@@ -11,7 +11,7 @@ from nlb_tools.make_tensors import save_to_h5
 from pyrolf.data.nlb import NLBSplit
 from pyrolf.data.nlb_compat import nlb_tools_context, save_targets
 from pyrolf.data.spikes import DataError, SpikeData
-from pyrolf.evaluation.metrics import co_bps
+from pyrolf.evaluation.metrics import co_bps, persistence_rates
 from pyrolf.evaluation.smoothing import smoothing_baseline
 from pyrolf.runs import RunFolder
 
@@ -89,10 +89,12 @@ def score(submission_dict: dict, targets: dict, key: str) -> dict:
 
 
 def nlb_metrics(rates: np.ndarray, data: SpikeData, submission_path: Path | None = None) -> dict:
-    """Official metrics of ``rates`` (see :func:`submission`) and ``smoothing_co_bps``, the
-    Gaussian-smoothing baseline's co-bps on the same evaluation trials; writes the submission
-    to ``submission_path`` when given. A test-phase fit without a targets file is not scored:
-    its metrics only name the phase and the evaluation trials."""
+    """Official metrics of ``rates`` (see :func:`submission`) and two baselines on the same
+    evaluation trials: ``smoothing_co_bps``, the Gaussian-smoothing baseline's co-bps, and
+    ``persistence_fp_bps``, the fp-bps of each trial's last observed bin of ``rates`` held over
+    the forward window (:func:`~pyrolf.evaluation.metrics.persistence_rates`). Writes the
+    submission to ``submission_path`` when given. A test-phase fit without a targets file is not
+    scored: its metrics only name the phase and the evaluation trials."""
     split: NLBSplit = data.extra["nlb"]
     submitted = submission(rates, data)
     if submission_path is not None:
@@ -106,4 +108,17 @@ def nlb_metrics(rates: np.ndarray, data: SpikeData, submission_path: Path | None
     eval_heldout = baseline["rates"][split.n_train:][..., data.heldout]
     metrics["smoothing_co_bps"] = co_bps(eval_heldout, targets[split.key]["eval_spikes_heldout"])
     metrics["smoothing_width_bins"] = baseline["width"]
+    metrics["persistence_fp_bps"] = persistence_fp_bps(rates[split.n_train:], data,
+                                                       targets[split.key])
     return metrics
+
+
+def persistence_fp_bps(rates: np.ndarray, data: SpikeData, targets: dict) -> float:
+    """fp-bps (nlb_tools' formula: all neurons, held in then held out) of each evaluation trial's
+    last observed bin of ``rates`` ``(evaluation trials, observed + forward bins, neurons)`` held
+    over the forward window, against ``targets``' forward spikes."""
+    rates = np.asarray(rates)
+    ordered = np.concatenate([rates[..., data.heldin], rates[..., data.heldout]], 2)
+    spikes = np.concatenate([targets["eval_spikes_heldin_forward"],
+                             targets["eval_spikes_heldout_forward"]], 2)
+    return co_bps(persistence_rates(ordered, data.n_forward), spikes)
