@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from pyrolf.data.dandi import DANDISETS
 from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS
 from pyrolf.dynamics.langevin import INTEGRATORS
+from pyrolf.dynamics.potentials import POTENTIALS
 
 #: NLB's bin widths (ms) and its default; own recordings take any whole number of ms
 NLB_BIN_SIZES_MS, NLB_BIN_MS = (5, 20), 20
@@ -126,9 +127,11 @@ class Config:
             raise ConfigError("the overdamped prior diverges in the oscillator potential, which is "
                               "not bounded below; use --potential springs, --potential free (a "
                               "Gaussian random walk) or --potential anharmonic")
-        if self.integrator == "scan" and self.potential == "anharmonic":
-            raise ConfigError("the scan integrator needs a quadratic potential and the anharmonic "
-                              "one is not; use --config with integrator \"loop\" or \"auto\"")
+        potential = POTENTIALS.get(self.potential)
+        if self.integrator == "scan" and potential is not None and not potential.quadratic:
+            raise ConfigError(f"the scan integrator needs a quadratic potential and "
+                              f"{self.potential} is not; use --config with integrator \"loop\" "
+                              "or \"auto\"")
         choices = {"sites": ("vectorised", "stepwise"), "device": ("cpu", "cuda"),
                    "phase": ("val", "test"), "integrator": INTEGRATORS}
         if not self.own_data() and self.bin_size_ms is not None:
