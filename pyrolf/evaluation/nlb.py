@@ -108,17 +108,19 @@ def nlb_metrics(rates: np.ndarray, data: SpikeData, submission_path: Path | None
     eval_heldout = baseline["rates"][split.n_train:][..., data.heldout]
     metrics["smoothing_co_bps"] = co_bps(eval_heldout, targets[split.key]["eval_spikes_heldout"])
     metrics["smoothing_width_bins"] = baseline["width"]
-    metrics["persistence_fp_bps"] = persistence_fp_bps(rates[split.n_train:], data,
-                                                       targets[split.key])
+    metrics["persistence_fp_bps"] = persistence_fp_bps(submitted[split.key], targets[split.key])
     return metrics
 
 
-def persistence_fp_bps(rates: np.ndarray, data: SpikeData, targets: dict) -> float:
-    """fp-bps (nlb_tools' formula: all neurons, held in then held out) of each evaluation trial's
-    last observed bin of ``rates`` ``(evaluation trials, observed + forward bins, neurons)`` held
-    over the forward window, against ``targets``' forward spikes."""
-    rates = np.asarray(rates)
-    ordered = np.concatenate([rates[..., data.heldin], rates[..., data.heldout]], 2)
+def persistence_fp_bps(submitted: dict, targets: dict) -> float:
+    """fp-bps (nlb_tools' formula: all neurons, held in then held out) of one dataset's
+    submission (see :func:`submission`) with each evaluation trial's last observed bin held over
+    the forward window, against ``targets``' forward spikes."""
+    def neurons(suffix: str) -> np.ndarray:
+        return np.concatenate([submitted[f"eval_rates_heldin{suffix}"],
+                               submitted[f"eval_rates_heldout{suffix}"]], 2)
+
+    rates = np.concatenate([neurons(""), neurons("_forward")], 1)
     spikes = np.concatenate([targets["eval_spikes_heldin_forward"],
                              targets["eval_spikes_heldout_forward"]], 2)
-    return co_bps(persistence_rates(ordered, data.n_forward), spikes)
+    return co_bps(persistence_rates(rates, spikes.shape[1]), spikes)
