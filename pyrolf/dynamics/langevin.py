@@ -147,8 +147,7 @@ class LangevinDynamics(nn.Module):
         shared = terms.force_matrix is not None and isinstance(follow, numbers.Real)
         if self.integrator == "scan" or (self.integrator == "auto" and shared and z0.is_cuda):
             return self._scan(z0, v0, innovations, follow, terms)
-        follow = torch.as_tensor(follow, dtype=z0.dtype, device=z0.device).expand(
-            innovations.shape[-2], 1)
+        follow = as_follow(follow, z0).expand(innovations.shape[-2], 1)
         z, v, zs, vs = z0, v0, [z0], [v0]
         for follow_t, innovation in zip(follow.unbind(0), innovations.unbind(-2)):
             z, mean = self.drift(z, v, terms)
@@ -187,6 +186,14 @@ class LangevinDynamics(nn.Module):
         steps = self.step.to(v.dtype) * v[..., :-1, :]
         zero = torch.zeros_like(z0).unsqueeze(-2)
         return z0.unsqueeze(-2) + torch.cat([zero, steps.cumsum(-2)], dim=-2)
+
+
+def as_follow(follow: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+    """``follow`` as a tensor of ``like``'s dtype and device; a number is filled in on the device
+    rather than copied from the host, which a CUDA graph could not record."""
+    if torch.is_tensor(follow):
+        return follow.to(like)
+    return like.new_full((), follow)
 
 
 def linear_scan(x0: torch.Tensor, matrices: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -278,7 +285,7 @@ class LangevinTrajectory(TorchDistribution):
         self.loc = z0.new_zeros(()).expand(shape) if loc is None else loc
         self.scale = dynamics.noise_scale.to(z0.dtype).expand(shape) if scale is None else scale
         self.follow = (follow if isinstance(follow, numbers.Real)  # a number or (T-1, 1)
-                       else torch.as_tensor(follow, dtype=z0.dtype, device=z0.device))
+                       else as_follow(follow, z0))
         super().__init__(z0.shape[:-1], torch.Size(shape[-2:]), validate_args)
 
     def expand(self, batch_shape, _instance=None):

@@ -17,7 +17,7 @@ from pyrolf.dynamics.langevin import LangevinDynamics, LangevinTrajectory
 def initial_state(name: str, like: torch.Tensor, batch_size: int, latent_dim: int) -> torch.Tensor:
     """``z_0`` or ``v_0`` ``~ Normal(0, I)``, ``(trials, D)``."""
     zero = like.new_zeros(batch_size, latent_dim)
-    return pyro.sample(name, Normal(zero, 1.0).to_event(1))
+    return pyro.sample(name, Normal(zero, torch.ones_like(zero)).to_event(1))
 
 
 class LangevinPrior(nn.Module):

@@ -17,7 +17,7 @@ from pyro.distributions import Normal
 from torch import nn
 from torch.nn import functional as F
 
-from pyrolf.dynamics.langevin import LangevinDynamics, LangevinTrajectory
+from pyrolf.dynamics.langevin import LangevinDynamics, LangevinTrajectory, as_follow
 from pyrolf.nets.networks import SpikeEncoder
 
 MIN_SCALE = 1e-4
@@ -81,7 +81,7 @@ class AmortisedGuide(nn.Module):
                                                        follow))
             v = torch.cat([v.unsqueeze(1), rest], 1)
             return dynamics.positions(z, v), v
-        follow = torch.as_tensor(follow, dtype=z.dtype, device=z.device).expand(n_bins - 1, 1)
+        follow = as_follow(follow, z).expand(n_bins - 1, 1)
         zs, vs = [z], [v]
         for t in range(1, n_bins):
             z, prior = dynamics.transition(z, v)
