@@ -23,6 +23,7 @@ from pyrolf.config import Config
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.collapse import kl_per_dimension
 from pyrolf.evaluation.metrics import co_bps
+from pyrolf.inference.capture import GraphSVI
 from pyrolf.threads import CoreShare, adapt_threads
 
 
@@ -166,7 +167,9 @@ class Trainer:
             "lr": config.lr, "lrd": (config.lr_final / config.lr) ** (1 / total_steps),
             "clip_norm": config.clip_norm, "weight_decay": config.weight_decay,
         })
-        self.svi = SVI(flow.model, flow.guide, self.optimizer, Trace_ELBO())
+        graphs = config.cuda_graphs and self.device.type == "cuda"
+        self.svi = (GraphSVI(flow.model, flow.guide, self.optimizer) if graphs
+                    else SVI(flow.model, flow.guide, self.optimizer, Trace_ELBO()))
         self.state = TrainState()
         self.best_flow: dict | None = None
         self.on_checkpoint = on_checkpoint

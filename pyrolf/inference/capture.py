@@ -1,0 +1,173 @@
+"""The SVI step replayed as a CUDA graph, so a GPU does not wait on Python between kernels.
+
+On a GPU an SVI step of the MC_Maze preset launches a few thousand small kernels (the encoder,
+the trajectory, the decoder, their gradients), and the CPU takes longer to launch them than the
+GPU takes to run them. :class:`GraphSVI` records the loss and its gradients once per batch shape
+as a CUDA graph and then replays the recording: one launch for the whole forward and backward
+pass. The Pyro optimiser steps eagerly, as in ``pyro.infer.SVI``: its learning rate and bias
+corrections are Python numbers that change every step, and it keeps its checkpoint format.
+
+:func:`elbo_loss` is ``Trace_ELBO``'s loss written without reading a value back to the host
+(``Trace_ELBO`` calls ``.item()`` on every site, which a graph cannot record). It takes the same
+sums in the same order, so it gives the same value and gradients.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from contextlib import contextmanager
+
+import pyro
+import torch
+from pyro import poutine
+from pyro.distributions.util import is_validation_enabled
+from pyro.infer.util import zero_grads
+from pyro.poutine.util import prune_subsample_sites
+
+#: eager steps of each batch shape before it is recorded (cuBLAS, cuDNN and the optimiser's state
+#: are set up on first use, which a recording must not contain)
+WARMUP_STEPS = 3
+
+
+def elbo_loss(model, guide, *args, **kwargs) -> torch.Tensor:
+    """The negative ELBO of one guide draw, a 0-dim tensor: ``Σ log q(sites) − Σ log p(sites, data)``
+    with each site's scale and mask, as ``pyro.infer.Trace_ELBO`` computes its surrogate loss.
+
+    Every latent site of ``guide`` must be reparameterised (``rsample``): there is no
+    score-function term. Nothing is read back to the host, so a CUDA graph can record it.
+    """
+    guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+    guide_trace, model_trace = prune_subsample_sites(guide_trace), prune_subsample_sites(model_trace)
+    elbo = model_trace.log_prob_sum()
+    for name, site in guide_trace.nodes.items():
+        if site["type"] != "sample" or site["is_observed"]:
+            continue
+        if not getattr(site["fn"], "has_rsample", False):
+            raise ValueError(f"guide site {name!r} is not reparameterised; train it with "
+                             "pyro.infer.SVI and Trace_ELBO (cuda_graphs off)")
+        elbo = elbo - guide_trace.log_prob_sum(lambda other, _: other == name)
+    return -elbo
+
+
+class GraphSVI:
+    """``pyro.infer.SVI`` with :func:`elbo_loss`, its loss and gradients replayed as CUDA graphs.
+
+    ``step(*args, **kwargs)`` takes one SVI step and returns the loss, as ``SVI.step``. Tensor
+    arguments are copied into the recording's own inputs and float arguments (``kl_weight``)
+    become 0-dim tensors in it, so they may change from step to step; any other argument and each
+    tensor's shape select the recording (an epoch's last, smaller batch has its own). Steps run
+    eagerly where the model's tensors are not on a GPU, while Pyro's validation is on (the fit's
+    first step checks the model), for the first :data:`WARMUP_STEPS` of each shape, and for good
+    when recording fails (with one warning). On a GPU the eager steps run on the stream the
+    graphs are recorded on, so that cuBLAS and cuDNN have set themselves up there first.
+    """
+
+    def __init__(self, model, guide, optim):
+        self.model, self.guide, self.optim = model, guide, optim
+        self.recordings: dict[tuple, _Recording] = {}
+        self.seen: Counter = Counter()
+        self.params: list[torch.Tensor] = []
+        self.stream = None
+        self.failed = False
+
+    def loss_and_grads(self, *args, **kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The loss (detached) after its backward pass, and the unconstrained parameters it
+        reached, in the order the model and guide first use them."""
+        with poutine.trace(param_only=True) as params:
+            loss = elbo_loss(self.model, self.guide, *args, **kwargs)
+        loss.backward()
+        sites = params.trace.nodes.values()
+        return loss.detach(), list(dict.fromkeys(site["value"].unconstrained() for site in sites))
+
+    def step(self, *args, **kwargs) -> float:
+        """One SVI step on the model's and guide's arguments; returns the loss."""
+        key = _shape_key(args, kwargs)
+        recording = self.recordings.get(key)
+        if recording is None and self._due(key, args):
+            recording = self._record(key, args, kwargs)
+        if recording is not None:
+            loss, params = recording.replay(args, kwargs)
+            self.optim(params)
+            return float(loss)
+        with self._on_own_stream(args):
+            loss, self.params = self.loss_and_grads(*args, **kwargs)
+            self.optim(self.params)
+            zero_grads(self.params)
+            return float(loss)
+
+    def _due(self, key: tuple, args) -> bool:
+        """Whether the step of ``key`` is to be recorded now (and counts its warm-up steps)."""
+        if self.failed or not _on_gpu(args) or is_validation_enabled():
+            return False
+        self.seen[key] += 1
+        return self.seen[key] > WARMUP_STEPS
+
+    @contextmanager
+    def _on_own_stream(self, args):
+        if self.failed or not _on_gpu(args):
+            yield
+            return
+        self.stream = self.stream or torch.cuda.Stream()
+        self.stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.stream):
+            yield
+        torch.cuda.current_stream().wait_stream(self.stream)
+
+    def _record(self, key: tuple, args, kwargs) -> _Recording | None:
+        try:
+            recording = self.recordings[key] = _Recording(self, args, kwargs)
+            return recording
+        except RuntimeError as error:
+            self.failed = True
+            for param in self.params:
+                param.grad = None  # whatever a broken recording left
+            warnings.warn(f"could not record the SVI step as a CUDA graph ({error}); training "
+                          "goes on without it", RuntimeWarning, stacklevel=3)
+            return None
+
+
+class _Recording:
+    """One CUDA graph of :meth:`GraphSVI.loss_and_grads` on inputs of one shape."""
+
+    def __init__(self, svi: GraphSVI, args, kwargs):
+        self.args = [arg.clone() if torch.is_tensor(arg) else arg for arg in args]
+        device = next(arg.device for arg in args if torch.is_tensor(arg))
+        self.kwargs = {name: torch.tensor(value, device=device) if isinstance(value, float)
+                       else value for name, value in kwargs.items()}
+        for param in svi.params:
+            param.grad = None  # the recording's backward pass allocates the gradients it writes
+        self.graph = torch.cuda.CUDAGraph()
+        with pyro.validation_enabled(False), torch.cuda.graph(self.graph, stream=svi.stream):
+            self.loss, self.params = svi.loss_and_grads(*self.args, **self.kwargs)
+        self.grads = [param.grad for param in self.params]
+
+    def replay(self, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Replays the graph on ``args`` and ``kwargs``; the loss and the parameters, whose
+        ``.grad`` are the recording's."""
+        for own, arg in zip(self.args, args):
+            if torch.is_tensor(arg):
+                own.copy_(arg)
+        for name, value in kwargs.items():
+            if isinstance(value, float):
+                self.kwargs[name].fill_(value)
+        self.graph.replay()
+        for param, grad in zip(self.params, self.grads):
+            param.grad = grad
+        return self.loss, self.params
+
+
+def _on_gpu(args) -> bool:
+    return any(torch.is_tensor(arg) and arg.is_cuda for arg in args)
+
+
+def _shape_key(args, kwargs) -> tuple:
+    """What a recording is specific to: tensor shapes, dtypes and devices, and every argument
+    that is neither a tensor nor a float."""
+    def part(value):
+        if torch.is_tensor(value):
+            return ("tensor", tuple(value.shape), value.dtype, value.device)
+        return ("float",) if isinstance(value, float) else ("value", value)
+    return tuple(part(arg) for arg in args) + tuple((name, part(value))
+                                                     for name, value in sorted(kwargs.items()))

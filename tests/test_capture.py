@@ -1,0 +1,197 @@
+"""The SVI step that a CUDA graph records: Trace_ELBO's loss without host reads, and GraphSVI."""
+
+import math
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro import poutine
+from pyro.infer import SVI, Trace_ELBO
+from pyro.optim import ClippedAdam
+from torch.overrides import TorchFunctionMode
+
+from pyrolf import Config
+from pyrolf.data import lorenz_dataset
+from pyrolf.inference import capture
+from pyrolf.inference.capture import GraphSVI, elbo_loss
+from pyrolf.inference.svi import Trainer, make_batch
+from pyrolf.models import build_flow
+
+SMALL = dict(latent_dim=8, channels=2, encoder_hidden=16, decoder_width=16,
+             decoder_feedforward=32)
+VARIANTS = [{}, {"sites": "stepwise"}, {"guide": "meanfield"}, {"integrator": "scan"},
+            {"potential": "anharmonic"}, {"prior": "overdamped", "potential": "springs"},
+            {"learn_dynamics": True}]
+
+
+def flow_and_batch(device="cpu", **settings):
+    pyro.clear_param_store()
+    torch.manual_seed(0)
+    flow = build_flow(Config(**SMALL, **settings), 10, 7).to(device)
+    spikes = torch.poisson(torch.full((6, 12, 10), 0.5, device=device))
+    batch = make_batch(spikes, torch.arange(10, device=device) < 7, 2, cd_rate=0.3)
+    return flow, (batch.inputs, batch.spikes, batch.mask)
+
+
+def test_the_loss_of_a_point_guide_is_computed_by_hand():
+    """z ~ N(0, 1) scaled by 0.5, x ~ N(z, 1) observed where the mask is true; the guide puts z
+    at m (a Delta: log q = 0), so -ELBO = -(0.5 log N(m; 0, 1) + Σ_masked log N(x; m, 1))."""
+    x, mask, m = torch.tensor([0.3, -1.2, 2.0]), torch.tensor([True, False, True]), 0.7
+
+    def model():
+        with poutine.scale(scale=0.5):
+            z = pyro.sample("z", dist.Normal(0.0, 1.0))
+        with pyro.plate("data", 3):
+            pyro.sample("x", dist.Normal(z, 1.0).mask(mask), obs=x)
+
+    def guide():
+        with poutine.scale(scale=0.5):
+            pyro.sample("z", dist.Delta(torch.tensor(m)))
+
+    def log_normal(value, loc):
+        return -0.5 * math.log(2 * math.pi) - 0.5 * (value - loc) ** 2
+
+    expected = -(0.5 * log_normal(m, 0.0) + log_normal(0.3, m) + log_normal(2.0, m))
+    assert float(elbo_loss(model, guide)) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("settings", VARIANTS, ids=lambda s: ",".join(map(str, s.values())) or "preset")
+def test_the_loss_and_gradients_are_trace_elbos(settings):
+    flow, args = flow_and_batch(**settings)
+    losses, grads = [], []
+    for loss_fn in (Trace_ELBO(max_plate_nesting=1).differentiable_loss, elbo_loss):
+        flow.zero_grad()
+        pyro.set_rng_seed(3)
+        loss = loss_fn(flow.model, flow.guide, *args, kl_weight=0.4)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append([p.grad.clone() for p in flow.parameters() if p.grad is not None])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6)
+    assert len(grads[0]) == len(grads[1]) > 10
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(*grads))
+
+
+def test_a_guide_site_that_is_not_reparameterised_is_refused():
+    def model():
+        pyro.sample("coin", dist.Bernoulli(0.5))
+
+    def guide():
+        pyro.sample("coin", dist.Bernoulli(0.3))
+
+    with pytest.raises(ValueError, match="'coin' is not reparameterised"):
+        elbo_loss(model, guide)
+
+
+class HostTraffic(TorchFunctionMode):
+    """Records what a CUDA graph cannot hold: values read back to the host, and tensors made on
+    a device from host data (a copy from the host)."""
+
+    READS = {torch.Tensor.item, torch.Tensor.__bool__, torch.Tensor.__float__,
+             torch.Tensor.__int__, torch.Tensor.tolist, torch.Tensor.numpy, torch.Tensor.cpu}
+    FACTORIES = {torch.tensor, torch.as_tensor, torch.asarray}
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        data = args[0] if args else kwargs.get("data")
+        if func in self.READS or (func in self.FACTORIES and "device" in kwargs
+                                  and not torch.is_tensor(data)):
+            self.calls.append(getattr(func, "__name__", str(func)))
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("settings", VARIANTS, ids=lambda s: ",".join(map(str, s.values())) or "preset")
+def test_the_loss_and_its_backward_pass_never_reach_the_host(settings):
+    flow, args = flow_and_batch(**settings)
+    kl_weight = torch.tensor(0.4)  # as a recording holds it
+    elbo_loss(flow.model, flow.guide, *args, kl_weight=kl_weight)  # lazy set-up outside
+    with pyro.validation_enabled(False), HostTraffic() as traffic:
+        elbo_loss(flow.model, flow.guide, *args, kl_weight=kl_weight).backward()
+    assert traffic.calls == []
+
+
+def test_the_detector_sees_host_traffic():
+    with HostTraffic() as traffic:
+        x = torch.ones(3)
+        float(x.sum())
+        torch.tensor(1.0, device=x.device)
+        bool(x.any())
+    assert traffic.calls == ["__float__", "tensor", "__bool__"]
+
+
+def test_off_the_gpu_graph_svi_takes_svis_steps_and_records_nothing():
+    flow, args = flow_and_batch()
+    initial = {k: v.clone() for k, v in flow.state_dict().items()}
+    runs = []
+    for make in (lambda optim: SVI(flow.model, flow.guide, optim, Trace_ELBO(max_plate_nesting=1)),
+                 lambda optim: GraphSVI(flow.model, flow.guide, optim)):
+        pyro.clear_param_store()
+        flow.load_state_dict(initial)
+        pyro.set_rng_seed(5)
+        svi = make(ClippedAdam({"lr": 1e-2, "lrd": 0.99, "clip_norm": 10.0}))
+        losses = [svi.step(*args, kl_weight=0.1 * (step + 1)) for step in range(capture.WARMUP_STEPS + 3)]
+        runs.append((losses, {k: v.clone() for k, v in flow.state_dict().items()}, svi))
+    (svi_losses, svi_weights, _), (graph_losses, graph_weights, graph_svi) = runs
+    assert graph_losses == pytest.approx(svi_losses, rel=1e-6)
+    assert all(torch.allclose(svi_weights[k], graph_weights[k], atol=1e-6) for k in svi_weights)
+    assert not torch.equal(svi_weights["decoder.readout.weight"], initial["decoder.readout.weight"])
+    assert graph_svi.recordings == {} and not graph_svi.seen
+
+
+def test_a_recording_is_chosen_by_shapes_not_by_float_values():
+    a, b = torch.zeros(4, 3), torch.zeros(2, 3)
+    key = capture._shape_key
+    assert key((a,), {"kl_weight": 0.1}) == key((torch.ones(4, 3),), {"kl_weight": 0.9})
+    assert key((a,), {"kl_weight": 0.1}) != key((b,), {"kl_weight": 0.1})
+    assert key((a, 5), {}) != key((a, 6), {})
+
+
+def test_on_the_cpu_the_trainer_keeps_pyros_svi_and_the_setting_is_checked():
+    data = lorenz_dataset(seed=1, n_conditions=2, trials_per_condition=4, n_bins=10,
+                          n_neurons=6, n_heldout=2)
+    config = Config(**SMALL, cuda_graphs=True)
+    trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
+    assert type(trainer.svi) is SVI
+    with pytest.raises(Exception, match="cuda_graphs must be"):
+        Config(cuda_graphs="yes")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_on_a_gpu_the_recorded_steps_equal_the_eager_ones():
+    flow, args = flow_and_batch("cuda")
+    short = tuple(arg[:4] for arg in args)  # an epoch's last, smaller batch
+    initial = {k: v.clone() for k, v in flow.state_dict().items()}
+    runs = []
+    for make in (lambda optim: SVI(flow.model, flow.guide, optim, Trace_ELBO(max_plate_nesting=1)),
+                 lambda optim: GraphSVI(flow.model, flow.guide, optim)):
+        pyro.clear_param_store()
+        flow.load_state_dict(initial)
+        pyro.set_rng_seed(5)
+        svi = make(ClippedAdam({"lr": 1e-2, "lrd": 0.99, "clip_norm": 10.0}))
+        losses = [svi.step(*(short if step % 3 == 2 else args), kl_weight=0.1 * (step + 1))
+                  for step in range(4 * capture.WARMUP_STEPS + 6)]
+        runs.append((losses, {k: v.clone() for k, v in flow.state_dict().items()}, svi))
+    (svi_losses, svi_weights, _), (graph_losses, graph_weights, graph_svi) = runs
+    assert len(graph_svi.recordings) == 2 and not graph_svi.failed
+    assert graph_losses == pytest.approx(svi_losses, rel=1e-4)
+    assert all(torch.allclose(svi_weights[k], graph_weights[k], rtol=1e-3, atol=1e-5)
+               for k in svi_weights)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_on_a_gpu_a_fit_with_graphs_records_and_scores_as_without():
+    data = lorenz_dataset(seed=1, n_conditions=6, trials_per_condition=8, n_bins=20,
+                          n_neurons=12, n_heldout=3, mean_rate=0.5)
+    scores = []
+    for graphs in (False, True):
+        config = Config(**SMALL, epochs=4, batch_size=16, eval_every=4, device="cuda",
+                        cuda_graphs=graphs)
+        pyro.set_rng_seed(0)
+        trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
+        scores.append(trainer.fit(progress=False).best_score)
+    assert isinstance(trainer.svi, GraphSVI) and trainer.svi.recordings and not trainer.svi.failed
+    assert scores[1] == pytest.approx(scores[0], abs=1e-3)
