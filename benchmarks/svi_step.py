@@ -10,16 +10,21 @@ Every path trains the same networks on the same loss (the ELBO of the LangevinFl
 coordinated dropout); the plain-PyTorch path computes it without Pyro's tracing, the ceiling the
 Pyro paths can approach. ``vectorised`` and ``torch`` draw the trajectory bin by bin (the
 ``loop`` integrator, the CPU's default), ``scan`` is the vectorised path with the ``scan``
-integrator (the GPU's default: a few batched products instead of a kernel or more per bin). Random counts stand in for spikes: the speed does not depend on them.
+integrator (the GPU's default: a few batched products instead of a kernel or more per bin).
+``graphs`` (GPU only) is the scan path with ``cuda_graphs``: its loss and gradients replayed as a
+CUDA graph (:class:`pyrolf.inference.capture.GraphSVI`), the optimiser eager. Random counts
+stand in for spikes: the speed does not depend on them.
 Argument checks: as ``pyrolf fit`` trains, Pyro and torch check distributions' arguments on the
-warm-up step only (``--checks every`` keeps them on, Pyro's default, for every timed step).
-Operations: each path's count for one step (``ops_per_step``): on a GPU its kernel launches, on a
+warm-up step only (``--checks every`` keeps them on, Pyro's default, for every timed and
+counted step; the ``graphs`` path then steps eagerly, since a checked step is never recorded).
+Operations: each path's count for one step (``ops_per_step``): on a GPU its kernel and graph
+launches (a graph's replay counts once), on a
 CPU the aten operators that compute (no views or allocations), which stand in for the kernels a GPU
 would launch except that the CPU's GRU runs as a few thousand small operators where cuDNN's runs as
 a few kernels (``encoder``: the GRU encoder's forward and backward alone). Memory: the process's peak resident set after each size (CPU; it only grows, so run one size
 alone to read its own peak) and, on a GPU, each path's peak allocated memory.
 The last line reads ``vectorised/torch=R1 stepwise/vectorised=R2 scan/vectorised=R3`` for the
-largest size run.
+largest size run, and on a GPU ``graphs/scan=R4``.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from pyro.optim import ClippedAdam
 from pyro.optim.clipped_adam import ClippedAdam as TorchClippedAdam
 
 from pyrolf.config import Config
+from pyrolf.inference.capture import WARMUP_STEPS, GraphSVI
 from pyrolf.guides.amortised import MIN_SCALE
 from pyrolf.inference.svi import make_batch
 from pyrolf.models import build_flow
@@ -91,16 +97,17 @@ NO_KERNEL = {"aten::" + name for name in (
     "resolve_neg", "lift_fresh", "empty", "empty_like", "empty_strided", "result_type")}
 
 
-def ops_per_step(step, device: str) -> int:
-    """Kernel launches (``device="cuda"``) or computing aten operators (CPU) of one ``step()``."""
+def ops_per_step(step, device: str, checks: bool = False) -> int:
+    """Kernel launches (``device="cuda"``) or computing aten operators (CPU) of one ``step()``,
+    with Pyro's argument checks on or off as in the timed steps."""
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
-    with profile(activities=activities) as profiler:
+    with pyro.validation_enabled(checks), profile(activities=activities) as profiler:
         step()
         if device == "cuda":
             torch.cuda.synchronize()
     events = profiler.events()
     if device == "cuda":
-        return sum("LaunchKernel" in event.name for event in events)
+        return sum("LaunchKernel" in event.name or "GraphLaunch" in event.name for event in events)
     return sum(event.name.startswith("aten::") and event.name not in NO_KERNEL
                and not any(child.name.startswith("aten::") for child in event.cpu_children)
                for event in events)
@@ -113,11 +120,12 @@ def measure(size: str, device: str, repeats: int, latent_dim: int, checks: bool 
     spikes = torch.poisson(torch.full((batch_size, n_bins, n_neurons), 0.3, device=device))
     batch = make_batch(spikes, heldin, n_forward, cd_rate=0.3)
     results = {}
-    for path in ("stepwise", "vectorised", "scan", "torch"):
+    paths = ("stepwise", "vectorised", "scan", "torch") + (("graphs",) if device == "cuda" else ())
+    for path in paths:
         pyro.clear_param_store()
         pyro.set_rng_seed(0)
         config = Config(latent_dim=latent_dim, sites="stepwise" if path == "stepwise" else "vectorised",
-                        integrator="scan" if path == "scan" else "loop")
+                        integrator="scan" if path in ("scan", "graphs") else "loop")
         flow = build_flow(config, n_neurons, n_heldin).to(device)
         if path == "torch":
             optimizer = TorchClippedAdam(flow.parameters(), lr=1e-3)  # what pyro.optim wraps
@@ -127,14 +135,20 @@ def measure(size: str, device: str, repeats: int, latent_dim: int, checks: bool 
                 torch_loss(flow, batch.inputs, batch.spikes, batch.mask).backward()
                 optimizer.step()
         else:
-            svi = SVI(flow.model, flow.guide, ClippedAdam({"lr": 1e-3}), Trace_ELBO())
+            svi = (GraphSVI(flow.model, flow.guide, ClippedAdam({"lr": 1e-3})) if path == "graphs"
+                   else SVI(flow.model, flow.guide, ClippedAdam({"lr": 1e-3}), Trace_ELBO()))
 
             def step():
                 svi.step(batch.inputs, batch.spikes, batch.mask)
+
+            if path == "graphs":
+                with pyro.validation_enabled(False):  # checked steps are not recorded
+                    for _ in range(WARMUP_STEPS + 1):  # the eager steps, then the recording
+                        step()
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         results[path] = seconds_per_step(step, repeats, device, checks)
-        results[f"{path}_ops"] = ops_per_step(step, device)
+        results[f"{path}_ops"] = ops_per_step(step, device, checks)
         if device == "cuda":
             results[f"{path}_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     encoder = flow.posterior.encoder
@@ -158,18 +172,21 @@ def main() -> None:
     args = parser.parse_args()
     print(f"device={args.device} threads={torch.get_num_threads()} latent_dim={args.latent_dim} "
           f"checks={args.checks}")
-    print(f"{'size':>14} {'stepwise s':>11} {'vectorised s':>13} {'scan s':>8} {'torch s':>9}")
+    print(f"{'size':>14} {'stepwise s':>11} {'vectorised s':>13} {'scan s':>8} {'torch s':>9} "
+          f"{'graphs s':>9}")
     for size in args.sizes:
         r = measure(size, args.device, args.repeats, args.latent_dim, args.checks == "every")
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+        graphs = f"{r['graphs']:9.4f}" if "graphs" in r else f"{'n/a':>9}"
         print(f"{size:>14} {r['stepwise']:11.4f} {r['vectorised']:13.4f} {r['scan']:8.4f} "
-              f"{r['torch']:9.4f}",
+              f"{r['torch']:9.4f} {graphs}",
               f"process_peak_rss_gib={peak_rss:.2f}",
               *(f"{k}={v:.2f}" for k, v in r.items() if k.endswith("_gib")))
         print(f"{'':>14} ops_per_step", *(f"{k[:-4]}={v}" for k, v in r.items() if k.endswith("_ops")))
     print(f"vectorised/torch={r['vectorised'] / r['torch']:.2f} "
           f"stepwise/vectorised={r['stepwise'] / r['vectorised']:.2f} "
-          f"scan/vectorised={r['scan'] / r['vectorised']:.2f}")
+          f"scan/vectorised={r['scan'] / r['vectorised']:.2f}",
+          *([f"graphs/scan={r['graphs'] / r['scan']:.2f}"] if "graphs" in r else []))
 
 
 if __name__ == "__main__":
