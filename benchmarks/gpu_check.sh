@@ -6,17 +6,21 @@
 # 1. the GPU-only tests; 2. benchmarks/svi_step.py at MC_Maze 20 ms (its `graphs` column);
 # 3. `pyrolf fit --data mc_maze --device cuda` on a generated MC_Maze-sized folder, once for each
 # setting in FITS ("graphs": cuda_graphs on, "eager": off) at EPOCHS epochs (the preset's 2000 by
-# default; TRIALS training trials, 2295 as MC_Maze; DEVICE=cpu for a dry run here), each printing its median seconds per epoch without validation and its scores.
+# default; TRIALS training trials, 2295 as MC_Maze; DEVICE=cpu for a dry run in an active
+# venv here), each printing its median seconds per epoch without validation and its scores.
 # Everything printed also goes to $OUT/gpu_check.log; each fit's metrics.json and history.csv
 # come back as $OUT/<setting>-metrics.json and $OUT/<setting>-history.csv.
 set -uo pipefail
 repo=$PWD
 out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 FITS=${FITS:-graphs} EPOCHS=${EPOCHS:-2000} TRIALS=${TRIALS:-2295} DEVICE=${DEVICE:-cuda}
+export PYTHONUNBUFFERED=1
+if [ "$DEVICE" = cuda ]; then  # a dry run (DEVICE=cpu) uses the active venv's python3 instead
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site
+fi
 
 summary() {  # median seconds of the epochs without validation, then the scores
     python3 - "$1" <<'EOF'
