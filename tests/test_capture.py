@@ -21,8 +21,8 @@ from pyrolf.models import build_flow
 SMALL = dict(latent_dim=8, channels=2, encoder_hidden=16, decoder_width=16,
              decoder_feedforward=32)
 VARIANTS = [{}, {"sites": "stepwise"}, {"guide": "meanfield"}, {"integrator": "scan"},
-            {"potential": "anharmonic"}, {"prior": "overdamped", "potential": "springs"},
-            {"learn_dynamics": True}]
+            {"potential": "oscillators"}, {"potential": "anharmonic"}, {"potential": "free"},
+            {"prior": "overdamped"}, {"learn_dynamics": True}]
 
 
 def flow_and_batch(device="cpu", **settings):
@@ -177,6 +177,7 @@ def test_on_a_gpu_the_recorded_steps_equal_the_eager_ones():
         runs.append((losses, {k: v.clone() for k, v in flow.state_dict().items()}, svi))
     (svi_losses, svi_weights, _), (graph_losses, graph_weights, graph_svi) = runs
     assert len(graph_svi.recordings) == 2 and not graph_svi.failed
+    assert all(recording.update is not None for recording in graph_svi.recordings.values())
     assert graph_losses == pytest.approx(svi_losses, rel=1e-4)
     assert all(torch.allclose(svi_weights[k], graph_weights[k], rtol=1e-3, atol=1e-5)
                for k in svi_weights)
@@ -195,3 +196,52 @@ def test_on_a_gpu_a_fit_with_graphs_records_and_scores_as_without():
         scores.append(trainer.fit(progress=False).best_score)
     assert isinstance(trainer.svi, GraphSVI) and trainer.svi.recordings and not trainer.svi.failed
     assert scores[1] == pytest.approx(scores[0], abs=1e-3)
+
+
+def test_the_recordable_update_is_clipped_adams_step():
+    """advance + apply on every step give Pyro's ClippedAdam: the same weights, moments, step
+    counts and learning rates, with the gradient clipped, weight decay and lr decay at work."""
+    torch.manual_seed(2)
+    weights = [torch.randn(5, 3), torch.randn(4)]
+    settings = {"lr": 0.05, "lrd": 0.9, "clip_norm": 0.5, "weight_decay": 0.01}
+    copies = [[w.clone().requires_grad_() for w in weights] for _ in range(2)]
+    optims = [ClippedAdam(dict(settings)) for _ in range(2)]
+    grads = [[3 * torch.randn_like(w) for w in weights] for _ in range(5)]  # some beyond the clip
+
+    def set_grads(params, step):
+        for param, grad in zip(params, grads[step]):
+            param.grad = grad.clone()
+
+    set_grads(copies[0], 0)
+    set_grads(copies[1], 0)
+    optims[0](copies[0])
+    optims[1](copies[1])  # the eager first step creates the moments, as the warm-up does
+    update = capture.ClippedAdamUpdate.of(optims[1], copies[1])
+    for step in range(1, 5):
+        set_grads(copies[0], step)
+        optims[0](copies[0])
+        set_grads(copies[1], step)
+        update.advance()
+        update.apply()
+    for reference, ours in zip(copies[0], copies[1]):
+        assert torch.allclose(reference, ours, rtol=1e-6, atol=1e-7)
+        expected, got = optims[0].optim_objs[reference], optims[1].optim_objs[ours]
+        assert got.param_groups[0]["lr"] == expected.param_groups[0]["lr"]
+        assert got.param_groups[0]["lr"] == pytest.approx(0.05 * 0.9 ** 5)
+        assert got.state[ours]["step"] == expected.state[reference]["step"] == 5
+        for moment in ("exp_avg", "exp_avg_sq"):
+            assert torch.allclose(got.state[ours][moment], expected.state[reference][moment],
+                                  rtol=1e-6, atol=1e-8)
+    assert not torch.allclose(copies[1][0], weights[0])
+
+
+def test_only_a_clipped_adam_that_has_stepped_is_recorded():
+    param = torch.zeros(3, requires_grad=True)
+    param.grad = torch.ones(3)
+    fresh = ClippedAdam({"lr": 0.1})
+    assert capture.ClippedAdamUpdate.of(fresh, [param]) is None  # no moments yet
+    fresh([param])
+    assert capture.ClippedAdamUpdate.of(fresh, [param]) is not None
+    other = pyro.optim.Adam({"lr": 0.1})
+    other([param])
+    assert capture.ClippedAdamUpdate.of(other, [param]) is None  # torch's Adam: stepped eagerly

@@ -4,8 +4,10 @@ On a GPU an SVI step of the MC_Maze preset launches a few thousand small kernels
 the trajectory, the decoder, their gradients), and the CPU takes longer to launch them than the
 GPU takes to run them. :class:`GraphSVI` records the loss and its gradients once per batch shape
 as a CUDA graph and then replays the recording: one launch for the whole forward and backward
-pass. The Pyro optimiser steps eagerly, as in ``pyro.infer.SVI``: its learning rate and bias
-corrections are Python numbers that change every step, and it keeps its checkpoint format.
+pass and, for Pyro's ``ClippedAdam``, the parameter update too (:class:`ClippedAdamUpdate`). The
+update's step sizes change every step: they are worked out on the host, as ``ClippedAdam`` does,
+and copied in before each replay; the learning rate, step count and moment estimates stay in
+Pyro's optimiser, so checkpoints are unchanged. Any other optimiser steps eagerly after the replay.
 
 :func:`elbo_loss` is ``Trace_ELBO``'s loss written without reading a value back to the host
 (``Trace_ELBO`` calls ``.item()`` on every site, which a graph cannot record). It takes the same
@@ -14,6 +16,7 @@ sums in the same order, so it gives the same value and gradients.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections import Counter
 from contextlib import contextmanager
@@ -23,6 +26,7 @@ import torch
 from pyro import poutine
 from pyro.distributions.util import is_validation_enabled
 from pyro.infer.util import zero_grads
+from pyro.optim import clipped_adam
 from pyro.poutine.util import prune_subsample_sites
 
 #: eager steps of each batch shape before it is recorded (cuBLAS, cuDNN and the optimiser's state
@@ -89,7 +93,8 @@ class GraphSVI:
             recording = self._record(key, args, kwargs)
         if recording is not None:
             loss, params = recording.replay(args, kwargs)
-            self.optim(params)
+            if recording.update is None:
+                self.optim(params)
             return float(loss)
         with self._on_own_stream(args):
             loss, self.params = self.loss_and_grads(*args, **kwargs)
@@ -129,18 +134,25 @@ class GraphSVI:
 
 
 class _Recording:
-    """One CUDA graph of :meth:`GraphSVI.loss_and_grads` on inputs of one shape."""
+    """One CUDA graph of :meth:`GraphSVI.loss_and_grads` on inputs of one shape, and of the
+    parameter update where :class:`ClippedAdamUpdate` can record it (``update``, else ``None``)."""
 
     def __init__(self, svi: GraphSVI, args, kwargs):
         self.args = [arg.clone() if torch.is_tensor(arg) else arg for arg in args]
         device = next(arg.device for arg in args if torch.is_tensor(arg))
         self.kwargs = {name: torch.tensor(value, device=device) if isinstance(value, float)
                        else value for name, value in kwargs.items()}
+        self.update = ClippedAdamUpdate.of(svi.optim, svi.params)
         for param in svi.params:
             param.grad = None  # the recording's backward pass allocates the gradients it writes
         self.graph = torch.cuda.CUDAGraph()
         with pyro.validation_enabled(False), torch.cuda.graph(self.graph, stream=svi.stream):
             self.loss, self.params = svi.loss_and_grads(*self.args, **self.kwargs)
+            if self.update is not None:
+                if [id(param) for param in self.params] != [id(param) for param in svi.params]:
+                    raise RuntimeError("the recorded step reached other parameters than the "
+                                       "eager steps before it")
+                self.update.apply()
         self.grads = [param.grad for param in self.params]
 
     def replay(self, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -152,10 +164,69 @@ class _Recording:
         for name, value in kwargs.items():
             if isinstance(value, float):
                 self.kwargs[name].fill_(value)
+        if self.update is not None:
+            self.update.advance()
         self.graph.replay()
         for param, grad in zip(self.params, self.grads):
             param.grad = grad
         return self.loss, self.params
+
+
+class ClippedAdamUpdate:
+    """``pyro.optim.ClippedAdam``'s step for the parameters ``params`` of a ``PyroOptim``, split
+    so that a CUDA graph can record it.
+
+    :meth:`advance` does on the host what ``ClippedAdam.step`` does with Python numbers (decays
+    each learning rate, counts the step, works out the bias-corrected step size) and copies the
+    step sizes to the device; :meth:`apply` does the tensor arithmetic, reading the step sizes
+    from there. Together they are one ``ClippedAdam`` step of every parameter, with the moment
+    estimates updated in the optimiser's own state tensors.
+    """
+
+    def __init__(self, optimizers: list, params: list[torch.Tensor]):
+        self.optimizers, self.params = optimizers, params
+        self.step_sizes = params[0].new_zeros(len(params))
+        self.staged = torch.zeros(len(params), dtype=self.step_sizes.dtype,
+                                  pin_memory=self.step_sizes.is_cuda)
+
+    @classmethod
+    def of(cls, optim, params: list[torch.Tensor]) -> ClippedAdamUpdate | None:
+        """The update of ``params`` by the ``PyroOptim`` ``optim``, or ``None`` unless each of
+        them has a ``ClippedAdam`` that has stepped before (its moments exist)."""
+        optimizers = [getattr(optim, "optim_objs", {}).get(param) for param in params]
+        if not params or not all(type(opt) is clipped_adam.ClippedAdam and opt.state[param]
+                                 for opt, param in zip(optimizers, params)):
+            return None
+        return cls(optimizers, params)
+
+    def advance(self) -> None:
+        """The host's half of a step: learning rates, step counts and step sizes."""
+        for i, (optimizer, param) in enumerate(zip(self.optimizers, self.params)):
+            group, state = optimizer.param_groups[0], optimizer.state[param]
+            group["lr"] *= group["lrd"]
+            state["step"] += 1
+            beta1, beta2 = group["betas"]
+            self.staged[i] = (group["lr"] * math.sqrt(1 - beta2 ** state["step"])
+                              / (1 - beta1 ** state["step"]))
+        # the step before ended reading its loss, so the last copy from ``staged`` is done
+        self.step_sizes.copy_(self.staged, non_blocking=True)
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        """The device's half: clipped gradients into the moments, the moments into the
+        parameters, scaled by the step sizes :meth:`advance` set."""
+        for i, (optimizer, param) in enumerate(zip(self.optimizers, self.params)):
+            group, state = optimizer.param_groups[0], optimizer.state[param]
+            beta1, beta2 = group["betas"]
+            grad = param.grad.clamp_(-group["clip_norm"], group["clip_norm"])
+            if group["weight_decay"] != 0:
+                grad = grad.add(param, alpha=group["weight_decay"])
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+            spread = grad - exp_avg if group["centered_variance"] else grad
+            exp_avg_sq.mul_(beta2).addcmul_(spread, spread, value=1 - beta2)
+            denom = exp_avg_sq.sqrt().add_(group["eps"])
+            param.sub_(exp_avg.div(denom).mul_(self.step_sizes[i]))
 
 
 def _on_gpu(args) -> bool:
