@@ -126,7 +126,7 @@ def test_with_the_prior_as_guide_the_inputs_are_the_innovations_mean_zero(float6
     pyro.set_rng_seed(1)
     samples, no_data = 400, torch.zeros(30, 10, 4)
     summary = posterior_summary(flow, no_data, 10, samples)
-    sigma = float(flow.prior.dynamics.noise_scale)
+    sigma = float(flow.prior.dynamics.noise_scale.detach())
     means = summary["inputs"][:, 1:]
     assert np.all(summary["inputs"][:, 0] == 0)
     assert abs(means.mean()) < 4 * sigma / math.sqrt(samples * means.size)
