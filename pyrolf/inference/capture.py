@@ -92,9 +92,13 @@ class GraphSVI:
         if recording is None and self._due(key, args):
             recording = self._record(key, args, kwargs)
         if recording is not None:
-            loss, params = recording.replay(args, kwargs)
-            if recording.update is None:
-                self.optim(params)
+            loss = recording.replay(args, kwargs)
+            if recording.update is None:  # the optimiser steps on the recording's gradients
+                for param, grad in zip(recording.params, recording.grads):
+                    param.grad = grad
+                self.optim(recording.params)
+                for param in recording.params:
+                    param.grad = None  # an eager step must not add to them
             return float(loss)
         with self._on_own_stream(args):
             loss, self.params = self.loss_and_grads(*args, **kwargs)
@@ -146,18 +150,25 @@ class _Recording:
         for param in svi.params:
             param.grad = None  # the recording's backward pass allocates the gradients it writes
         self.graph = torch.cuda.CUDAGraph()
-        with pyro.validation_enabled(False), torch.cuda.graph(self.graph, stream=svi.stream):
-            self.loss, self.params = svi.loss_and_grads(*self.args, **self.kwargs)
-            if self.update is not None:
-                if [id(param) for param in self.params] != [id(param) for param in svi.params]:
-                    raise RuntimeError("the recorded step reached other parameters than the "
-                                       "eager steps before it")
-                self.update.apply()
-        self.grads = [param.grad for param in self.params]
+        self.loss, self.params = record(self.graph, svi.stream, lambda: self._step(svi))
+        self.grads = [param.grad for param in self.params]  # written by each replay
+        for param in self.params:
+            param.grad = None  # an eager step (another batch shape) must not add to them
 
-    def replay(self, args, kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Replays the graph on ``args`` and ``kwargs``; the loss and the parameters, whose
-        ``.grad`` are the recording's."""
+    def _step(self, svi: GraphSVI) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """What the graph holds: the loss and gradients on the recording's own inputs, then the
+        update."""
+        loss, params = svi.loss_and_grads(*self.args, **self.kwargs)
+        if self.update is not None:
+            if [id(param) for param in params] != [id(param) for param in svi.params]:
+                raise RuntimeError("the recorded step reached other parameters than the eager "
+                                   "steps before it")
+            self.update.apply()
+        return loss, params
+
+    def replay(self, args, kwargs) -> torch.Tensor:
+        """Replays the graph on ``args`` and ``kwargs``; returns the loss. The gradients are in
+        ``grads``, one per parameter of ``params``."""
         for own, arg in zip(self.args, args):
             if torch.is_tensor(arg):
                 own.copy_(arg)
@@ -167,9 +178,7 @@ class _Recording:
         if self.update is not None:
             self.update.advance()
         self.graph.replay()
-        for param, grad in zip(self.params, self.grads):
-            param.grad = grad
-        return self.loss, self.params
+        return self.loss
 
 
 class ClippedAdamUpdate:
@@ -227,6 +236,13 @@ class ClippedAdamUpdate:
             exp_avg_sq.mul_(beta2).addcmul_(spread, spread, value=1 - beta2)
             denom = exp_avg_sq.sqrt().add_(group["eps"])
             param.sub_(exp_avg.div(denom).mul_(self.step_sizes[i]))
+
+
+def record(graph, stream, step):
+    """``step()`` recorded into the CUDA graph ``graph`` on ``stream`` (not run), with Pyro's
+    checks off; returns what it returned, tensors the replays will write."""
+    with pyro.validation_enabled(False), torch.cuda.graph(graph, stream=stream):
+        return step()
 
 
 def _on_gpu(args) -> bool:
