@@ -262,6 +262,28 @@ def test_replayed_recordings_take_svis_steps(monkeypatch, optim, recorded):
     assert weights_agree(svi_weights, graph_weights, rtol=1e-4, atol=1e-6)
 
 
+def test_when_recording_fails_the_steps_go_on_eagerly_with_one_warning(monkeypatch):
+    monkeypatch.setattr(capture, "_on_gpu", lambda args: True)
+    monkeypatch.setattr(GraphSVI, "_on_own_stream", lambda self, args: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", ReplayedStep)
+
+    def recorder(svi):
+        def broken(graph, stream, step):  # runs nothing, leaves garbage gradients behind
+            for param in svi.params:
+                param.grad = torch.full_like(param, math.nan)
+            raise RuntimeError("operation not permitted when stream is capturing")
+        return broken
+
+    monkeypatch.setattr(ReplayedStep, "recorder", staticmethod(recorder))
+    with pytest.warns(RuntimeWarning, match="could not record.*not permitted") as warned:
+        (svi_losses, svi_weights, _), (graph_losses, graph_weights, graph_svi) = run_both(
+            monkeypatch=monkeypatch)
+    assert len([w for w in warned if w.category is RuntimeWarning]) == 1
+    assert graph_svi.failed and graph_svi.recordings == {}
+    assert graph_losses == pytest.approx(svi_losses, rel=1e-6)
+    assert weights_agree(svi_weights, graph_weights, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_on_a_gpu_the_recorded_steps_equal_the_eager_ones():
     (svi_losses, svi_weights, _), (graph_losses, graph_weights, graph_svi) = run_both("cuda")
