@@ -262,6 +262,30 @@ def test_replayed_recordings_take_svis_steps(monkeypatch, optim, recorded):
     assert weights_agree(svi_weights, graph_weights, rtol=1e-4, atol=1e-6)
 
 
+def test_a_fit_with_replayed_recordings_is_the_eager_fit(monkeypatch):
+    """Trainer's epochs (shuffled batches, the KL warm-up, validation in eval mode between them)
+    through GraphSVI with the CPU stand-in give the fit Pyro's SVI gives."""
+    monkeypatch.setattr(capture, "_on_gpu", lambda args: True)
+    monkeypatch.setattr(GraphSVI, "_on_own_stream", lambda self, args: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", ReplayedStep)
+    data = lorenz_dataset(seed=1, n_conditions=6, trials_per_condition=8, n_bins=20,
+                          n_neurons=12, n_heldout=3, mean_rate=0.5)
+    config = Config(**SMALL, epochs=6, batch_size=16, eval_every=2, kl_warmup=4, samples=3)
+    fits = []
+    for graphs in (False, True):
+        pyro.set_rng_seed(0)
+        trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
+        if graphs:
+            trainer.svi = GraphSVI(trainer.flow.model, trainer.flow.guide, trainer.optimizer)
+            monkeypatch.setattr(capture, "record", ReplayedStep.recorder(trainer.svi))
+        replays = ReplayedStep.replays
+        history = trainer.fit(progress=False).history
+        fits.append(([r["elbo"] for r in history], [r.get("valid_co_bps") for r in history]))
+    assert len(trainer.svi.recordings) == 2 and ReplayedStep.replays - replays >= 6
+    assert fits[1][0] == pytest.approx(fits[0][0], rel=1e-5)
+    assert [x for x in fits[1][1] if x] == pytest.approx([x for x in fits[0][1] if x], abs=1e-4)
+
+
 def test_when_recording_fails_the_steps_go_on_eagerly_with_one_warning(monkeypatch):
     monkeypatch.setattr(capture, "_on_gpu", lambda args: True)
     monkeypatch.setattr(GraphSVI, "_on_own_stream", lambda self, args: contextlib.nullcontext())
