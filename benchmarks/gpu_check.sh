@@ -8,6 +8,7 @@
 # setting in FITS ("graphs": cuda_graphs on, "eager": off) at EPOCHS epochs (the preset's 2000 by
 # default; TRIALS training trials, 2295 as MC_Maze; DEVICE=cpu for a dry run in an active
 # venv here), each printing its median seconds per epoch without validation and its scores.
+# FIT_TIMEOUT=S stops each fit after S seconds and summarises the epochs it checkpointed.
 # Everything printed also goes to $OUT/gpu_check.log; each fit's metrics.json and history.csv
 # come back as $OUT/<setting>-metrics.json and $OUT/<setting>-history.csv.
 set -uo pipefail
@@ -15,6 +16,7 @@ repo=$PWD
 out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out"
 FITS=${FITS:-graphs} EPOCHS=${EPOCHS:-2000} TRIALS=${TRIALS:-2295} DEVICE=${DEVICE:-cuda}
+FIT_TIMEOUT=${FIT_TIMEOUT:-0}
 export PYTHONUNBUFFERED=1
 if [ "$DEVICE" = cuda ]; then  # a dry run (DEVICE=cpu) uses the active venv's python3 instead
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -28,7 +30,10 @@ import csv, json, statistics, sys
 run = sys.argv[1]
 rows = list(csv.DictReader(open(f"{run}/history.csv")))
 plain = [float(r["seconds"]) for r in rows[1:] if not r["valid_co_bps"]]
-metrics = json.load(open(f"{run}/metrics.json"))
+try:
+    metrics = json.load(open(f"{run}/metrics.json"))
+except FileNotFoundError:
+    metrics = {"best_epoch": "n/a (stopped before the end)"}
 print(f"{run}: median_epoch_s={statistics.median(plain):.4f} epochs={len(rows)}",
       *(f"{k}={metrics[k]:.4f}" for k in ("co_bps", "fp_bps", "persistence_fp_bps", "vel_r2",
                                          "psth_r2", "valid_co_bps")
@@ -46,11 +51,17 @@ EOF
     for setting in $FITS; do
         case $setting in graphs) graphs=true ;; eager) graphs=false ;; *) echo "FITS: graphs or eager" ; exit 1 ;; esac
         echo "{\"cuda_graphs\": $graphs}" > "/tmp/$setting.json"
-        python3 benchmarks/nlb_synthetic_fit.py --folder /tmp/gen --trials "$TRIALS" -- --device "$DEVICE" --quiet \
-            --epochs "$EPOCHS" --config "/tmp/$setting.json" --out "/tmp/gen/run-$setting" \
-            || { echo "the $setting fit failed"; continue; }
+        started=$SECONDS
+        timeout "$FIT_TIMEOUT" python3 benchmarks/nlb_synthetic_fit.py --folder /tmp/gen \
+            --trials "$TRIALS" -- --device "$DEVICE" --quiet --epochs "$EPOCHS" \
+            --config "/tmp/$setting.json" --out "/tmp/gen/run-$setting" \
+            || echo "the $setting fit stopped with status $?"
+        echo "$setting: $((SECONDS - started)) s in all"
+        [ -f "/tmp/gen/run-$setting/history.csv" ] || continue
         summary "/tmp/gen/run-$setting"
-        cp "/tmp/gen/run-$setting/metrics.json" "$out/$setting-metrics.json"
-        cp "/tmp/gen/run-$setting/history.csv" "$out/$setting-history.csv"
+        cp /tmp/gen/run-$setting/{metrics.json,history.csv} "$out/" 2>/dev/null
+        for f in metrics.json history.csv; do
+            [ -f "$out/$f" ] && mv "$out/$f" "$out/$setting-$f"
+        done
     done
 } 2>&1 | tee "$out/gpu_check.log"
