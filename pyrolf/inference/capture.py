@@ -56,7 +56,8 @@ def elbo_loss(model, guide, *args, **kwargs) -> torch.Tensor:
 
 
 class GraphSVI:
-    """``pyro.infer.SVI`` with :func:`elbo_loss`, its loss and gradients replayed as CUDA graphs.
+    """``pyro.infer.SVI`` with :func:`elbo_loss`, its loss, gradients and (for ``ClippedAdam``)
+    update replayed as CUDA graphs.
 
     ``step(*args, **kwargs)`` takes one SVI step and returns the loss, as ``SVI.step``. Tensor
     arguments are copied into the recording's own inputs and float arguments (``kl_weight``)
