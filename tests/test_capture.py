@@ -9,7 +9,7 @@ import pytest
 import torch
 from pyro import poutine
 from pyro.infer import SVI, Trace_ELBO
-from pyro.optim import ClippedAdam
+from pyro.optim import ClippedAdam, clipped_adam
 from torch.overrides import TorchFunctionMode
 
 from pyrolf import Config
@@ -379,3 +379,6 @@ def test_only_a_clipped_adam_that_has_stepped_is_recorded():
     other = pyro.optim.Adam({"lr": 0.1})
     other([param])
     assert capture.ClippedAdamUpdate.of(other, [param]) is None  # torch's Adam: stepped eagerly
+    clipped = pyro.optim.PyroOptim(clipped_adam.ClippedAdam, {"lr": 0.1}, {"clip_norm": 1.0})
+    clipped([param])
+    assert capture.ClippedAdamUpdate.of(clipped, [param]) is None  # PyroOptim's own clipping

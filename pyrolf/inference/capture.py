@@ -202,9 +202,12 @@ class ClippedAdamUpdate:
     @classmethod
     def of(cls, optim, params: list[torch.Tensor]) -> ClippedAdamUpdate | None:
         """The update of ``params`` by the ``PyroOptim`` ``optim``, or ``None`` unless each of
-        them has a ``ClippedAdam`` that has stepped before (its moments exist)."""
+        them has a ``ClippedAdam`` that has stepped before (its moments exist) and no gradient
+        clipping of ``PyroOptim``'s own (``clip_args``)."""
         optimizers = [getattr(optim, "optim_objs", {}).get(param) for param in params]
+        clipping = getattr(optim, "grad_clip", {})
         if not params or not all(type(opt) is clipped_adam.ClippedAdam and opt.state[param]
+                                 and clipping.get(param) is None
                                  for opt, param in zip(optimizers, params)):
             return None
         return cls(optimizers, params)
