@@ -155,7 +155,7 @@ def test_the_group_by_group_reduction_is_that_of_all_draws_at_once(small_run, dr
     assert held["z"].shape == (9, samples, data.n_bins, 8)
     dynamics = flow.prior.dynamics
     z, v = (torch.as_tensor(held[name]) for name in ("z", "v"))
-    keep, step = 1 - float(dynamics.damping), float(dynamics.step)
+    keep, step = 1 - float(dynamics.damping.detach()), float(dynamics.step.detach())
     with torch.no_grad():
         pull = force(dynamics.potential, z[:, :, :-1])
     held["inputs"] = torch.cat([torch.zeros_like(v[:, :, :1]),
