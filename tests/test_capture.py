@@ -212,10 +212,11 @@ def weights_agree(expected: dict, got: dict, **tolerance) -> bool:
 CLIPPED_ADAM = {"lr": 1e-2, "lrd": 0.99, "clip_norm": 10.0, "weight_decay": 1e-3}
 
 
-def run_both(device="cpu", monkeypatch=None, optim=lambda: ClippedAdam(dict(CLIPPED_ADAM))):
+def run_both(device="cpu", monkeypatch=None, optim=lambda: ClippedAdam(dict(CLIPPED_ADAM)),
+             checked=()):
     """Losses, final weights and the stepper of SVI and of GraphSVI over the same steps from the
     same start: a fresh batch every step, every third one short (an epoch's last), kl_weight
-    changing every step."""
+    changing every step, Pyro's checks on for the steps ``checked``."""
     flow, _ = flow_and_batch(device)
     n_steps = 4 * capture.WARMUP_STEPS + 6
     torch.manual_seed(1)
@@ -234,9 +235,10 @@ def run_both(device="cpu", monkeypatch=None, optim=lambda: ClippedAdam(dict(CLIP
         svi = make(optim())
         if monkeypatch is not None and isinstance(svi, GraphSVI):
             monkeypatch.setattr(capture, "record", ReplayedStep.recorder(svi))
-        with pyro.validation_enabled(False):  # as Trainer steps after its first
-            losses = [svi.step(*batch, kl_weight=0.1 * (step + 1))
-                      for step, batch in enumerate(batches)]
+        losses = []
+        for step, batch in enumerate(batches):
+            with pyro.validation_enabled(step in checked):  # as Trainer steps after its first
+                losses.append(svi.step(*batch, kl_weight=0.1 * (step + 1)))
         runs.append((losses, {k: v.clone() for k, v in flow.state_dict().items()}, svi))
     return runs
 
@@ -247,14 +249,17 @@ def run_both(device="cpu", monkeypatch=None, optim=lambda: ClippedAdam(dict(CLIP
 def test_replayed_recordings_take_svis_steps(monkeypatch, optim, recorded):
     """GraphSVI's recording and replay, run on the CPU with a stand-in for the graph: after the
     warm-up steps each batch shape is recorded once and replayed on fresh inputs, kl_weight and
-    step sizes (ClippedAdam's update is recorded, another optimiser steps after the replay), and
-    every step equals Pyro's SVI."""
+    step sizes (ClippedAdam's update is recorded, another optimiser steps after the replay), a
+    checked step runs eagerly between replays, and every step equals Pyro's SVI."""
     monkeypatch.setattr(capture, "_on_gpu", lambda args: True)
     monkeypatch.setattr(GraphSVI, "_on_own_stream", lambda self, args: contextlib.nullcontext())
     monkeypatch.setattr(torch.cuda, "CUDAGraph", ReplayedStep)
+    replays = ReplayedStep.replays
     (svi_losses, svi_weights, _), (graph_losses, graph_weights, graph_svi) = run_both(
-        monkeypatch=monkeypatch, optim=optim)
+        monkeypatch=monkeypatch, optim=optim, checked={13})
     assert len(graph_svi.recordings) == 2 and not graph_svi.failed
+    # each shape's first 3 steps warm up (full 0, 1, 3; short 2, 5, 8); 13 is checked: eager
+    assert ReplayedStep.replays - replays == 18 - 2 * capture.WARMUP_STEPS - 1
     assert [recording.update is not None
             for recording in graph_svi.recordings.values()] == [recorded, recorded]
     assert ReplayedStep.replays >= 4

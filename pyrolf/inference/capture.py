@@ -64,8 +64,8 @@ class GraphSVI:
     become 0-dim tensors in it, so they may change from step to step; any other argument and each
     tensor's shape select the recording (an epoch's last, smaller batch has its own). Steps run
     eagerly where the model's tensors are not on a GPU, while Pyro's validation is on (the fit's
-    first step checks the model), for the first :data:`WARMUP_STEPS` of each shape, and for good
-    when recording fails (with one warning). On a GPU the eager steps run on the stream the
+    first step checks the model: a recording checks nothing), for the first
+    :data:`WARMUP_STEPS` of each shape, and for good when recording fails (with one warning). On a GPU the eager steps run on the stream the
     graphs are recorded on, so that cuBLAS and cuDNN have set themselves up there first.
     """
 
@@ -89,7 +89,7 @@ class GraphSVI:
     def step(self, *args, **kwargs) -> float:
         """One SVI step on the model's and guide's arguments; returns the loss."""
         key = _shape_key(args, kwargs)
-        recording = self.recordings.get(key)
+        recording = None if is_validation_enabled() else self.recordings.get(key)
         if recording is None and self._due(key, args):
             recording = self._record(key, args, kwargs)
         if recording is not None:
