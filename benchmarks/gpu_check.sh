@@ -8,7 +8,8 @@
 # setting in FITS ("graphs": cuda_graphs on, "eager": off) at EPOCHS epochs (the preset's 2000 by
 # default; TRIALS training trials, 2295 as MC_Maze; DEVICE=cpu for a dry run in an active
 # venv here), each printing its median seconds per epoch without validation and its scores.
-# FIT_TIMEOUT=S stops each fit after S seconds and summarises the epochs it checkpointed.
+# FIT_TIMEOUT=S stops each fit after S seconds and summarises the epochs it checkpointed;
+# PARTS (default "tests bench fits") picks which of the three parts run.
 # Everything printed also goes to $OUT/gpu_check.log; each fit's metrics.json and history.csv
 # come back as $OUT/<setting>-metrics.json and $OUT/<setting>-history.csv.
 set -uo pipefail
@@ -16,7 +17,7 @@ repo=$PWD
 out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out"
 FITS=${FITS:-graphs} EPOCHS=${EPOCHS:-2000} TRIALS=${TRIALS:-2295} DEVICE=${DEVICE:-cuda}
-FIT_TIMEOUT=${FIT_TIMEOUT:-0}
+FIT_TIMEOUT=${FIT_TIMEOUT:-0} PARTS=${PARTS:-tests bench fits}
 export PYTHONUNBUFFERED=1
 if [ "$DEVICE" = cuda ]; then  # a dry run (DEVICE=cpu) uses the active venv's python3 instead
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -45,12 +46,15 @@ EOF
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
     python3 -c "import torch, pyro, pyrolf; print('torch', torch.__version__, 'pyro', pyro.__version__, pyrolf.__file__)"
     # pyrolf comes from the wheel: run pytest outside the checkout, whose ./pyrolf lacks models/
-    (cd /tmp && python3 -m pytest -q -p no:cacheprovider -k gpu "$repo/tests/test_capture.py" \
-        "$repo/tests/test_dynamics.py" "$repo/tests/test_training.py")
-    python3 benchmarks/svi_step.py --device "$DEVICE" --repeats 20 --sizes mc_maze_20ms
+    [[ $PARTS == *tests* ]] && (cd /tmp && python3 -m pytest -q -p no:cacheprovider -k gpu \
+        "$repo/tests/test_capture.py" "$repo/tests/test_dynamics.py" "$repo/tests/test_training.py")
+    [[ $PARTS == *bench* ]] && python3 benchmarks/svi_step.py --device "$DEVICE" --repeats 20 \
+        --sizes mc_maze_20ms
+    [[ $PARTS == *fits* ]] || FITS=""
     for setting in $FITS; do
         case $setting in graphs) graphs=true ;; eager) graphs=false ;; *) echo "FITS: graphs or eager" ; exit 1 ;; esac
         echo "{\"cuda_graphs\": $graphs}" > "/tmp/$setting.json"
+        rm -rf "/tmp/gen/run-$setting"  # from an earlier call on the same machine
         started=$SECONDS
         timeout "$FIT_TIMEOUT" python3 benchmarks/nlb_synthetic_fit.py --folder /tmp/gen \
             --trials "$TRIALS" -- --device "$DEVICE" --quiet --epochs "$EPOCHS" \
