@@ -11,8 +11,8 @@ coordinated dropout); the plain-PyTorch path computes it without Pyro's tracing,
 Pyro paths can approach. ``vectorised`` and ``torch`` draw the trajectory bin by bin (the
 ``loop`` integrator, the CPU's default), ``scan`` is the vectorised path with the ``scan``
 integrator (the GPU's default: a few batched products instead of a kernel or more per bin).
-``graphs`` (GPU only) is the scan path with ``cuda_graphs``: its loss and gradients replayed as a
-CUDA graph (:class:`pyrolf.inference.capture.GraphSVI`), the optimiser eager. Random counts
+``graphs`` (GPU only) is the scan path with ``cuda_graphs``: its loss, gradients and ClippedAdam
+update replayed as a CUDA graph (:class:`pyrolf.inference.capture.GraphSVI`). Random counts
 stand in for spikes: the speed does not depend on them.
 Argument checks: as ``pyrolf fit`` trains, Pyro and torch check distributions' arguments on the
 warm-up step only (``--checks every`` keeps them on, Pyro's default, for every timed and
@@ -42,8 +42,8 @@ from pyro.optim import ClippedAdam
 from pyro.optim.clipped_adam import ClippedAdam as TorchClippedAdam
 
 from pyrolf.config import Config
-from pyrolf.inference.capture import WARMUP_STEPS, GraphSVI
 from pyrolf.guides.amortised import MIN_SCALE
+from pyrolf.inference.capture import WARMUP_STEPS, GraphSVI
 from pyrolf.inference.svi import make_batch
 from pyrolf.models import build_flow
 
@@ -135,8 +135,9 @@ def measure(size: str, device: str, repeats: int, latent_dim: int, checks: bool 
                 torch_loss(flow, batch.inputs, batch.spikes, batch.mask).backward()
                 optimizer.step()
         else:
-            svi = (GraphSVI(flow.model, flow.guide, ClippedAdam({"lr": 1e-3})) if path == "graphs"
-                   else SVI(flow.model, flow.guide, ClippedAdam({"lr": 1e-3}), Trace_ELBO()))
+            optim = ClippedAdam({"lr": 1e-3})
+            svi = (GraphSVI(flow.model, flow.guide, optim) if path == "graphs"
+                   else SVI(flow.model, flow.guide, optim, Trace_ELBO()))
 
             def step():
                 svi.step(batch.inputs, batch.spikes, batch.mask)

@@ -71,9 +71,9 @@ class Config:
     integrator: str = "auto"        # how a trajectory is drawn: "loop" (bin by bin), "scan" (a
                                     # parallel scan over bins; quadratic potentials) or "auto"
                                     # (the scan on a GPU for one shared step, else the loop)
-    cuda_graphs: bool = False       # on a GPU, replay each SVI step's loss and gradients as a
-                                    # CUDA graph (pyrolf/inference/capture.py); off until timed
-                                    # on a GPU
+    cuda_graphs: bool = False       # on a GPU, replay each SVI step (loss, gradients, update)
+                                    # as a CUDA graph (pyrolf/inference/capture.py); off until
+                                    # timed on a GPU
     epochs: int = 200
     batch_size: int = 64
     lr: float = 3e-3

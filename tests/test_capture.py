@@ -125,18 +125,8 @@ def test_the_detector_sees_host_traffic():
 
 
 def test_off_the_gpu_graph_svi_takes_svis_steps_and_records_nothing():
-    flow, args = flow_and_batch()
-    initial = {k: v.clone() for k, v in flow.state_dict().items()}
-    runs = []
-    for make in (lambda optim: SVI(flow.model, flow.guide, optim, Trace_ELBO(max_plate_nesting=1)),
-                 lambda optim: GraphSVI(flow.model, flow.guide, optim)):
-        pyro.clear_param_store()
-        flow.load_state_dict(initial)
-        pyro.set_rng_seed(5)
-        svi = make(ClippedAdam({"lr": 1e-2, "lrd": 0.99, "clip_norm": 10.0}))
-        losses = [svi.step(*args, kl_weight=0.1 * (step + 1)) for step in range(capture.WARMUP_STEPS + 3)]
-        runs.append((losses, {k: v.clone() for k, v in flow.state_dict().items()}, svi))
-    (svi_losses, svi_weights, _), (graph_losses, graph_weights, graph_svi) = runs
+    initial = flow_and_batch()[0].state_dict()  # run_both's flow starts from these weights
+    (svi_losses, svi_weights, _), (graph_losses, graph_weights, graph_svi) = run_both()
     assert graph_losses == pytest.approx(svi_losses, rel=1e-6)
     assert all(torch.allclose(svi_weights[k], graph_weights[k], atol=1e-6) for k in svi_weights)
     assert not torch.equal(svi_weights["decoder.readout.weight"], initial["decoder.readout.weight"])

@@ -175,7 +175,7 @@ class LangevinDynamics(nn.Module):
               follow: torch.Tensor | float, terms: StepTerms) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`integrate` by :func:`linear_scan`; ``follow`` a scalar or ``(T-1, 1)``."""
         if torch.is_tensor(follow) and follow.dim():
-            follow = follow.to(z0.dtype).expand(innovations.shape[-2], 1)
+            follow = as_follow(follow, z0).expand(innovations.shape[-2], 1)
         offsets = torch.cat([torch.zeros_like(innovations), innovations], -1)
         states = linear_scan(torch.cat([z0, v0], -1), self.step_matrices(follow, terms), offsets)
         return states.chunk(2, dim=-1)

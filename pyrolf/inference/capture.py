@@ -65,8 +65,9 @@ class GraphSVI:
     tensor's shape select the recording (an epoch's last, smaller batch has its own). Steps run
     eagerly where the model's tensors are not on a GPU, while Pyro's validation is on (the fit's
     first step checks the model: a recording checks nothing), for the first
-    :data:`WARMUP_STEPS` of each shape, and for good when recording fails (with one warning). On a GPU the eager steps run on the stream the
-    graphs are recorded on, so that cuBLAS and cuDNN have set themselves up there first.
+    :data:`WARMUP_STEPS` of each shape, and for good when recording fails (with one warning).
+    On a GPU the eager steps run on the stream the graphs are recorded on, so that cuBLAS and
+    cuDNN have set themselves up there first.
     """
 
     def __init__(self, model, guide, optim):
@@ -88,10 +89,7 @@ class GraphSVI:
 
     def step(self, *args, **kwargs) -> float:
         """One SVI step on the model's and guide's arguments; returns the loss."""
-        key = _shape_key(args, kwargs)
-        recording = None if is_validation_enabled() else self.recordings.get(key)
-        if recording is None and self._due(key, args):
-            recording = self._record(key, args, kwargs)
+        recording = None if is_validation_enabled() else self._recording(args, kwargs)
         if recording is not None:
             loss = recording.replay(args, kwargs)
             if recording.update is None:  # the optimiser steps on the recording's gradients
@@ -107,16 +105,22 @@ class GraphSVI:
             zero_grads(self.params)
             return float(loss)
 
-    def _due(self, key: tuple, args) -> bool:
-        """Whether the step of ``key`` is to be recorded now (and counts its warm-up steps)."""
-        if self.failed or not _on_gpu(args) or is_validation_enabled():
-            return False
+    def _recording(self, args, kwargs) -> _Recording | None:
+        """The recording of these arguments' shapes: made now when its warm-up steps are done
+        (they are counted here), ``None`` before that or where nothing is recorded."""
+        key = _shape_key(args, kwargs)
+        if key in self.recordings or not self._records(args):
+            return self.recordings.get(key)
         self.seen[key] += 1
-        return self.seen[key] > WARMUP_STEPS
+        return self._record(key, args, kwargs) if self.seen[key] > WARMUP_STEPS else None
+
+    def _records(self, args) -> bool:
+        """Whether steps on ``args`` are recorded: on a GPU, unless a recording failed."""
+        return not self.failed and _on_gpu(args)
 
     @contextmanager
     def _on_own_stream(self, args):
-        if self.failed or not _on_gpu(args):
+        if not self._records(args):
             yield
             return
         self.stream = self.stream or torch.cuda.Stream()
