@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import warnings
 from types import SimpleNamespace
 
 import arviz as az
@@ -16,6 +17,7 @@ from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
 from pyrolf.diagnostics import (coverage, elbo, fano_factor, importance_summary, iwelbo,
                                 mean_rate, pareto_khat, psth, sample_posterior, select_trials)
 from pyrolf.diagnostics.arviz_adapter import ARVIZ_1, group_names, write_netcdf
+from pyrolf.diagnostics.ppc import predictive_interval
 from pyrolf.inference.svi import encoder_inputs
 from pyrolf.pipeline import diagnose_run
 
@@ -170,6 +172,38 @@ def test_coverage_by_hand():
     np.testing.assert_allclose(mean_rate(spikes), [2.0, 0.0])
     np.testing.assert_allclose(fano_factor(spikes), [1.0, np.nan])  # variance 2 / mean 2
     np.testing.assert_allclose(psth(spikes, np.array([7, 4])), [[[3, 0]], [[1, 0]]])
+
+
+def test_predictive_interval_by_hand_skips_nan_draws():
+    """Draws 0..10 along axis 1: the 5 % and 95 % quantiles interpolate to 0.5 and 9.5; with the
+    draws past 4 NaN, the interval is that of 0..4 (0.2, 3.8); with all NaN it is NaN."""
+    draws = np.tile(np.arange(11.0), (3, 1))
+    draws[1, 5:] = np.nan
+    draws[2] = np.nan
+    lower, upper = predictive_interval(draws, axis=1)
+    np.testing.assert_allclose(lower, [0.5, 0.2, np.nan])
+    np.testing.assert_allclose(upper, [9.5, 3.8, np.nan])
+
+
+@pytest.mark.parametrize("axis", [0, 1, 3])
+@pytest.mark.parametrize("dtype,rtol", [(np.float32, 1e-6), (np.float64, 1e-12)])
+def test_predictive_interval_equals_numpys_quantiles(axis, dtype, rtol):
+    """np.quantile's numbers without NaN, np.nanquantile's with NaN, over any axis, for draw
+    counts whose quantile positions fall on a draw (101) and between draws (2, 20)."""
+    rng = np.random.default_rng(axis)
+    for n_draws in (1, 2, 20, 101):
+        shape = [3, 4, 5, 2]
+        shape[axis] = n_draws
+        draws = rng.standard_gamma(0.5, shape).astype(dtype)
+        for expected, bound in zip(np.quantile(draws, [0.05, 0.95], axis=axis),
+                                   predictive_interval(draws, axis=axis)):
+            np.testing.assert_allclose(bound, expected, rtol=rtol, atol=0)
+        draws[rng.random(shape) < 0.3] = np.nan
+        with warnings.catch_warnings():  # numpy's "All-NaN slice": those slices give NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = np.nanquantile(draws, [0.05, 0.95], axis=axis)
+        for expected_bound, bound in zip(expected, predictive_interval(draws, axis=axis)):
+            np.testing.assert_allclose(bound, expected_bound, rtol=rtol, atol=0)
 
 
 def test_trials_default_to_valid_on_nlb_data_and_refuse_evaluation_trials(data):

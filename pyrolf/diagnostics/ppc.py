@@ -9,8 +9,6 @@ the spread of the statistic alone, since it also carries the posterior's uncerta
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from pyrolf.evaluation.metrics import interval_coverage
@@ -45,16 +43,23 @@ def psth(spikes: np.ndarray, conditions: np.ndarray) -> np.ndarray:
 def predictive_interval(draws: np.ndarray, prob: float = INTERVAL_PROB, axis: int = 0
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Central ``prob`` interval over ``axis`` (the draws) of ``draws``: lower and upper bounds,
-    that axis removed; NaN draws are ignored (``np.nanquantile``, some 25 times slower than
-    ``np.quantile``, which gives the same numbers where there is no NaN)."""
+    float64, that axis removed. Each bound is the linearly interpolated sample quantile
+    (``np.nanquantile``'s default method, the same numbers to rounding) of the slice's draws that
+    are not NaN, NaN where a slice has none. One sort serves both bounds: several times faster
+    than ``np.quantile`` over an axis that is not the last, and than ``np.nanquantile`` by far."""
+    ordered = np.sort(np.moveaxis(draws, axis, -1), axis=-1)  # NaN sort last
+    count = (~np.isnan(ordered)).sum(-1, keepdims=True)
+    last = np.maximum(count - 1, 0)
     tail = (1 - prob) / 2
-    if not np.isnan(draws).any():
-        lower, upper = np.quantile(draws, [tail, 1 - tail], axis=axis)
-        return lower, upper
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-        lower, upper = np.nanquantile(draws, [tail, 1 - tail], axis=axis)
-    return lower, upper
+    bounds = []
+    for quantile in (tail, 1 - tail):
+        position = last * quantile
+        below = np.floor(position).astype(np.intp)
+        low = np.take_along_axis(ordered, below, -1).astype(np.float64)
+        high = np.take_along_axis(ordered, np.minimum(below + 1, last), -1)
+        bound = low + (high - low) * (position - below)
+        bounds.append(np.where(count > 0, bound, np.nan)[..., 0])
+    return bounds[0], bounds[1]
 
 
 def coverage(observed: np.ndarray, draws: np.ndarray, prob: float = INTERVAL_PROB) -> float:
