@@ -27,6 +27,8 @@ from pyrolf.guides import GUIDES
 from pyrolf.nets.networks import TransformerDecoder
 
 MAX_LOG_RATE = 10.0
+#: the model's one observed site: the spike counts ``(trials, T, neurons)``
+OBSERVATION_SITE = "spikes"
 
 
 class LangevinFlow(nn.Module):
@@ -73,7 +75,7 @@ class LangevinFlow(nn.Module):
             rates = Poisson(log_rates.exp())
             if mask is not None:
                 rates = rates.mask(mask)
-            pyro.sample("spikes", rates.to_event(2), obs=spikes)
+            pyro.sample(OBSERVATION_SITE, rates.to_event(2), obs=spikes)
         return log_rates
 
     def guide(self, inputs: torch.Tensor, spikes: torch.Tensor | None = None,

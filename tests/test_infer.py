@@ -184,7 +184,7 @@ def test_a_file_of_some_trials_gets_the_rates_the_run_gives_them(small_run, tmp_
                                                                   monkeypatch, capsys):
     """The trials of a file holding some of the training file's trials, with all neurons or only
     the held-in ones, get the rates (all neurons) that inferring the run's own data gives them."""
-    samples, picked = 200, [5, 2, 17, 9]
+    samples, picked = 200, [5, 20, 17, 9]  # conditions 0, 3, 2, 1
     data = small_run.data
     own = pyrolf.infer(small_run.path, samples=samples)
     files = {"all": tmp_path / "some.npz", "held_in": tmp_path / "some_heldin.h5"}
@@ -207,7 +207,8 @@ def test_a_file_of_some_trials_gets_the_rates_the_run_gives_them(small_run, tmp_
         rates = new["rates"].values
         assert rates.shape == (4, data.n_bins, data.n_neurons)
         assert np.all(np.abs(rates - own["rates"].values[picked]) <= 6 * noise), kind
-        # trial by trial: each is nearer its own trial's rates than any other picked trial's
+        # trial by trial: each is nearer its own trial's rates than any other picked trial's (one
+        # trial per condition: trials of a condition share their true rates)
         distance = np.abs(rates[:, None] - own["rates"].values[picked][None]).mean((2, 3))
         np.testing.assert_array_equal(distance.argmin(1), np.arange(4))
 

@@ -4,11 +4,12 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from pyro import poutine
 
 from pyrolf import Config, fit, load_run, resume
 from pyrolf.data import lorenz_dataset
 from pyrolf.evaluation.report import model_rates
-from pyrolf.inference.svi import Trainer, predict_rates
+from pyrolf.inference.svi import Trainer, predict_rates, rates_only
 from pyrolf.models import build_flow
 from pyrolf.runs import RunFolder
 
@@ -192,3 +193,34 @@ def test_predicted_rates_average_each_trials_own_draws(draws_per_pass):
     assert flow.rows == 5 * samples
     sd = (1 / 12 / samples) ** 0.5
     assert torch.allclose(rates, (levels + 0.5)[:, None, None].expand(5, 6, 2), atol=4 * sd)
+
+
+def test_rates_only_draws_no_counts_and_keeps_given_ones(data):
+    """Replayed on a guide draw under ``rates_only``, the model's spike site holds the rates and
+    draws nothing (the random stream moves as for the guide alone); given counts are kept."""
+    config = Config(**TINY)
+    flow = build_flow(config, data.n_neurons, data.n_heldin).eval()
+    inputs = torch.as_tensor(data.spikes[:4, :, data.heldin])
+    spikes = torch.as_tensor(data.spikes[:4])
+
+    def after(pass_):
+        pyro.set_rng_seed(3)
+        guide_trace = poutine.trace(flow.guide).get_trace(inputs)
+        result = pass_(guide_trace)
+        return result, torch.rand(1)
+
+    with torch.no_grad():
+        _, guide_alone = after(lambda trace: None)
+        (model_trace, log_rates), after_both = after(lambda trace: _rates_only_pass(
+            flow, trace, inputs))
+        given_trace, _ = after(lambda trace: _rates_only_pass(flow, trace, inputs, spikes)[0])
+    assert torch.equal(after_both, guide_alone)
+    torch.testing.assert_close(model_trace.nodes["spikes"]["value"], log_rates.exp())
+    assert torch.equal(given_trace.nodes["spikes"]["value"], spikes)
+
+
+def _rates_only_pass(flow, guide_trace, inputs, spikes=None):
+    model = poutine.trace(poutine.replay(flow.model, trace=guide_trace))
+    with rates_only():
+        log_rates = model(inputs, spikes)
+    return model.trace, log_rates

@@ -15,7 +15,7 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 
-OBSERVATION_SITE = "spikes"
+from pyrolf.models.langevinflow import OBSERVATION_SITE
 
 
 @dataclass
