@@ -97,6 +97,8 @@ def test_infer_writes_every_trial_with_its_coordinates(lorenz_run, monkeypatch, 
     with h5py.File(lorenz_run / "inferred.nc", "r") as file:  # netCDF4 is HDF5
         np.testing.assert_array_equal(file["rates"][()], inferred["rates"].values)
         assert file["z_upper"].shape == (n, t, d)
+        assert all(file[name].compression == "gzip" and file[name].shuffle
+                   for name in inferred.data_vars)  # byte-shuffled, then zlib
     report = json.loads((lorenz_run / "dynamics.json").read_text())
     assert len(report["modes"]) == 2 * d and report["time_unit"] == "bins"
     assert (lorenz_run / "spectrum.png").stat().st_size > 0
