@@ -9,7 +9,7 @@ from pyro import poutine
 from pyrolf import Config, fit, load_run, resume
 from pyrolf.data import lorenz_dataset
 from pyrolf.evaluation.report import model_rates
-from pyrolf.inference.svi import Trainer, predict_rates, rates_only
+from pyrolf.inference.svi import RatesOnly, Trainer, predict_rates
 from pyrolf.models import build_flow
 from pyrolf.runs import RunFolder
 
@@ -196,31 +196,29 @@ def test_predicted_rates_average_each_trials_own_draws(draws_per_pass):
 
 
 def test_rates_only_draws_no_counts_and_keeps_given_ones(data):
-    """Replayed on a guide draw under ``rates_only``, the model's spike site holds the rates and
+    """Replayed on a guide draw under ``RatesOnly``, the model's spike site holds the rates and
     draws nothing (the random stream moves as for the guide alone); given counts are kept."""
-    config = Config(**TINY)
-    flow = build_flow(config, data.n_neurons, data.n_heldin).eval()
+    flow = build_flow(Config(**TINY), data.n_neurons, data.n_heldin).eval()
     inputs = torch.as_tensor(data.spikes[:4, :, data.heldin])
     spikes = torch.as_tensor(data.spikes[:4])
 
-    def after(pass_):
+    def draw(spikes=None, model=True):
+        """One guide draw and, if ``model``, the model replayed on it under ``RatesOnly``: the
+        model's trace and the random stream's next number."""
         pyro.set_rng_seed(3)
         guide_trace = poutine.trace(flow.guide).get_trace(inputs)
-        result = pass_(guide_trace)
-        return result, torch.rand(1)
+        model_trace = None
+        if model:
+            with RatesOnly():
+                model_trace = poutine.trace(poutine.replay(flow.model, trace=guide_trace)
+                                            ).get_trace(inputs, spikes)
+        return model_trace, torch.rand(1)
 
     with torch.no_grad():
-        _, guide_alone = after(lambda trace: None)
-        (model_trace, log_rates), after_both = after(lambda trace: _rates_only_pass(
-            flow, trace, inputs))
-        given_trace, _ = after(lambda trace: _rates_only_pass(flow, trace, inputs, spikes)[0])
+        _, guide_alone = draw(model=False)
+        rates_trace, after_both = draw()
+        given_trace, _ = draw(spikes)
     assert torch.equal(after_both, guide_alone)
-    torch.testing.assert_close(model_trace.nodes["spikes"]["value"], log_rates.exp())
+    torch.testing.assert_close(rates_trace.nodes["spikes"]["value"],
+                               rates_trace.nodes["_RETURN"]["value"].exp())
     assert torch.equal(given_trace.nodes["spikes"]["value"], spikes)
-
-
-def _rates_only_pass(flow, guide_trace, inputs, spikes=None):
-    model = poutine.trace(poutine.replay(flow.model, trace=guide_trace))
-    with rates_only():
-        log_rates = model(inputs, spikes)
-    return model.trace, log_rates

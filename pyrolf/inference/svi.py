@@ -82,7 +82,7 @@ def evaluating(module: torch.nn.Module):
         module.train(was_training)
 
 
-class rates_only(Messenger):
+class RatesOnly(Messenger):
     """The model's observation site (:data:`~pyrolf.models.langevinflow.OBSERVATION_SITE`) left
     undrawn where no counts are given: its value is the distribution's mean, the rates, and no
     counts are simulated. For passes that read only what the model returns, its log-rates."""
@@ -104,7 +104,7 @@ def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
     of ``inputs``' trials (``(trials, observed, held_in)``), ``latents`` what the guide returns
     (LangevinFlow: ``z``, ``v`` ``(trials, draws, n_bins, latent)``) and ``log_rates``
     ``(trials, draws, n_bins, neurons)``: the guide is sampled, each draw decoded by the model
-    (no counts drawn: :class:`rates_only`), with the networks in eval mode.
+    (no counts drawn: :class:`RatesOnly`), with the networks in eval mode.
 
     The draws of several trials go through the guide and the model together, each trial's
     ``inputs`` repeated once per draw, ``draws_per_pass`` rows at a time (default: by device,
@@ -123,7 +123,7 @@ def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
                 draws = min(per_trial, samples - done)
                 rows = chunk.repeat_interleave(draws, dim=0)
                 guide_trace = poutine.trace(flow.guide).get_trace(rows, n_bins=n_bins)
-                with rates_only():
+                with RatesOnly():
                     log_rates = poutine.replay(flow.model, trace=guide_trace)(rows,
                                                                               n_bins=n_bins)
                 shape = (len(chunk), draws)
