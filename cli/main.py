@@ -184,14 +184,16 @@ def diagnose(run_dir, samples, trials):
               help="netCDF file to write (default RUN_DIR/inferred.nc).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
               help="Where to run (default: the run's device).")
-def infer(run_dir, data, samples, out, device):
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def infer(run_dir, data, samples, out, device, quiet):
     """Every trial's posterior from RUN_DIR's best weights: inferred.nc (posterior means and 90 %
     intervals of z, v, the inferred inputs and the rates, with trial indices, splits and
     conditions), and the modes of the learned dynamics: dynamics.json and spectrum.png."""
     from pyrolf import pipeline
 
     options = {} if samples is None else {"samples": samples}
-    report = pipeline.infer_run(run_dir, data, out=out, device=device, **options)
+    report = pipeline.infer_run(run_dir, data, out=out, device=device, progress=not quiet,
+                                **options)
     what = (f"{report['windows']} windows merged into {report['bins']} bins"
             if "windows" in report else f"{report['trials']} trials")
     click.echo(f"inferred {what} from {report['samples']} posterior samples each: "

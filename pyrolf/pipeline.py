@@ -208,7 +208,8 @@ def diagnose_run(run_dir, samples: int = 100, trials=None, data: SpikeData | Non
 INFERRED, DYNAMICS, SPECTRUM = "inferred.nc", "dynamics.json", "spectrum.png"
 
 
-def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = None):
+def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = None,
+          progress: bool = True):
     """Every trial's posterior as an ``xarray.Dataset`` (what ``pyrolf infer`` writes to
     ``inferred.nc``; see :func:`pyrolf.diagnostics.export.inferred_dataset`): posterior means and
     central 90 % intervals of ``z``, ``v``, ``inputs`` and ``rates`` from ``samples`` draws per
@@ -227,12 +228,13 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
             neurons.
         samples: posterior draws per trial (at least 1).
         device: ``cpu`` or ``cuda``; default the run's.
+        progress: a progress bar of the trials inferred (on stderr).
     """
-    return _infer(run, data, samples, device)[2]
+    return _infer(run, data, samples, device, progress)[2]
 
 
 def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
-              device: str | None = None) -> dict:
+              device: str | None = None, progress: bool = True) -> dict:
     """:func:`infer` on a run folder, written to ``out`` (default ``RUN_DIR/inferred.nc``), and the
     modes of the learned dynamics (:func:`pyrolf.dynamics.spectrum.dynamics_spectrum`) to
     ``RUN_DIR/dynamics.json`` and ``spectrum.png``. The arguments are checked before anything is
@@ -248,7 +250,7 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     out = Path(out) if out is not None else run.path / INFERRED
     _check_writable(out)
     with run.locked():
-        flow, trials, dataset = _infer(run.path, data, samples, device)
+        flow, trials, dataset = _infer(run.path, data, samples, device, progress)
         spectrum = dynamics_spectrum(flow.prior.dynamics, dataset["z"].values,
                                      known_bin_size(trials))
         radius = f"largest |eigenvalue| {spectrum['spectral_radius']:.4f}"
@@ -265,7 +267,7 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     return {"trials": trials.n_trials, **counts, "samples": samples, "out": out, **spectrum}
 
 
-def _infer(run, data, samples: int, device: str | None):
+def _infer(run, data, samples: int, device: str | None, progress: bool):
     """The flow, the inferred trials laid out on the run's neurons and the Dataset of
     :func:`infer`."""
     from pyrolf.diagnostics.export import infer_trials, new_trials
@@ -284,7 +286,8 @@ def _infer(run, data, samples: int, device: str | None):
         loaded = data if isinstance(data, SpikeData) else load_config_data(config.replace(data=data))
         trials = new_trials(loaded, own.heldout, own.extra.get("unit_ids"))
     pyro.set_rng_seed(config.seed)
-    dataset = infer_trials(flow.to(device), trials, samples, config.to_dict(), device)
+    dataset = infer_trials(flow.to(device), trials, samples, config.to_dict(), device,
+                           progress=progress)
     return flow, trials, dataset
 
 

@@ -63,6 +63,7 @@ def test_infer_writes_every_trial_with_its_coordinates(lorenz_run, monkeypatch, 
     code, out, err = run_cli(["infer", lorenz_run, "--samples", 10], monkeypatch, capsys)
     assert code == 0, err
     assert "inferred 1300 trials" in out
+    assert "infer: 100%" in err and "1300/1300" in err  # the progress bar, trial by trial
     flow, config, data = load_run(lorenz_run)
     n, t, d = data.n_trials, data.n_bins, config.latent_dim
     inferred = xr.open_dataset(lorenz_run / "inferred.nc")
@@ -188,7 +189,7 @@ def test_a_file_of_some_trials_gets_the_rates_the_run_gives_them(small_run, tmp_
     the held-in ones, get the rates (all neurons) that inferring the run's own data gives them."""
     samples, picked = 200, [5, 20, 17, 9]  # conditions 0, 3, 2, 1
     data = small_run.data
-    own = pyrolf.infer(small_run.path, samples=samples)
+    own = pyrolf.infer(small_run.path, samples=samples, progress=False)
     files = {"all": tmp_path / "some.npz", "held_in": tmp_path / "some_heldin.h5"}
     save_spike_file(files["all"], dataclasses.replace(
         data, spikes=data.spikes[picked], rates=data.rates[picked],
@@ -200,8 +201,8 @@ def test_a_file_of_some_trials_gets_the_rates_the_run_gives_them(small_run, tmp_
     for kind, path in files.items():
         out = tmp_path / f"{kind}.nc"
         code, _, err = run_cli(["infer", small_run.path, "--data", path, "--samples", samples,
-                                "--out", out], monkeypatch, capsys)
-        assert code == 0, err
+                                "--out", out, "--quiet"], monkeypatch, capsys)
+        assert code == 0 and err == "", err  # --quiet: no progress bar
         new = xr.open_dataset(out)
         np.testing.assert_array_equal(new["trial"], np.arange(4))
         assert set(new["split"].values) == {"new"}
@@ -254,8 +255,8 @@ def test_a_write_that_fails_leaves_the_run_folder_as_it_was(small_run, monkeypat
         raise OSError(28, "No space left on device", str(path))
 
     monkeypatch.setattr(xr.Dataset, "to_netcdf", disk_full)
-    run_folder_untouched(small_run.path, ["--samples", "2"], ["cannot write", "No space left"],
-                         monkeypatch, capsys)
+    run_folder_untouched(small_run.path, ["--samples", "2", "--quiet"],
+                         ["cannot write", "No space left"], monkeypatch, capsys)
 
 
 def test_the_kicked_rotation_is_autonomous_but_at_its_pulse():

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
+from tqdm.auto import tqdm
 
 from pyrolf.data.chop import merge
 from pyrolf.data.spikes import DataError, SpikeData
@@ -66,7 +67,8 @@ def reduce_draws(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 @torch.no_grad()
 def posterior_summary(flow, inputs: torch.Tensor, n_bins: int, samples: int,
-                      draws_per_pass: int | None = None) -> dict[str, np.ndarray]:
+                      draws_per_pass: int | None = None, progress: bool = False
+                      ) -> dict[str, np.ndarray]:
     """Posterior mean and central 90 % interval of ``z``, ``v``, ``inputs`` (see
     :func:`inferred_inputs`) and ``rates`` (spikes per bin) of the trials whose encoder inputs
     are ``inputs`` ``(trials, observed, held_in)``: keys ``NAME``, ``NAME_lower``, ``NAME_upper``,
@@ -74,11 +76,14 @@ def posterior_summary(flow, inputs: torch.Tensor, n_bins: int, samples: int,
 
     ``flow`` is a LangevinFlow (its guide returns ``(z, v)``, its prior has ``dynamics``);
     ``samples`` draws per trial, ``draws_per_pass`` as in
-    :func:`~pyrolf.inference.svi.posterior_passes`, reduced group by group (module docstring).
+    :func:`~pyrolf.inference.svi.posterior_passes`, reduced group by group (module docstring);
+    ``progress``: a bar of the trials done.
     """
     dynamics = flow.prior.dynamics
     summary = {}
     passes = posterior_passes(flow, inputs, n_bins, samples, draws_per_pass)
+    bar = tqdm(total=inputs.shape[0], disable=not progress, desc="infer", unit="trial",
+               dynamic_ncols=True)
     for trials, group in itertools.groupby(passes, key=lambda one_pass: one_pass[0]):
         group = list(group)
         z, v = (torch.cat([latents[i] for _, latents, _ in group], 1) for i in (0, 1))
@@ -91,6 +96,8 @@ def posterior_summary(flow, inputs: torch.Tensor, n_bins: int, samples: int,
                 if key not in summary:
                     summary[key] = np.empty((inputs.shape[0], *value.shape[1:]), np.float32)
                 summary[key][trials] = value
+        bar.update(trials.stop - trials.start)
+    bar.close()
     return summary
 
 
@@ -304,9 +311,10 @@ def write_inferred(dataset: xr.Dataset, path: Path) -> None:
 
 
 def infer_trials(flow, data: SpikeData, samples: int, config: dict, device: str = "cpu",
-                 draws_per_pass: int | None = None) -> xr.Dataset:
+                 draws_per_pass: int | None = None, progress: bool = False) -> xr.Dataset:
     """:func:`inferred_dataset` of every trial of ``data`` (laid out on the run's neurons) from
-    ``samples`` posterior draws each, on ``device`` (``flow`` already there)."""
+    ``samples`` posterior draws each, on ``device`` (``flow`` already there); ``progress``: a
+    bar of the trials done."""
     summary = posterior_summary(flow, trial_inputs(data, np.arange(data.n_trials), device),
-                                data.n_bins, samples, draws_per_pass)
+                                data.n_bins, samples, draws_per_pass, progress)
     return inferred_dataset(summary, data, samples, config)
