@@ -159,13 +159,15 @@ def evaluate(run_dir):
               help="A count N (the first N trials of the default split) or comma-separated trial "
                    "indices (e.g. 3,8,12; one index: 7,). Default: the test trials, on NLB data "
                    "the valid trials (NLB's evaluation trials have unknown held-out spikes).")
-def diagnose(run_dir, samples, trials):
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def diagnose(run_dir, samples, trials, quiet):
     """Posterior diagnostics of RUN_DIR: posterior.nc (ArviZ), diagnostics.json (Pareto k-hat,
     ELBO, IWELBO, posterior predictive coverage) and PNG figures."""
     from pyrolf import pipeline
 
     options = {} if samples is None else {"samples": samples}
-    report = pipeline.diagnose_run(run_dir, trials=_parse_trials(trials), **options)
+    report = pipeline.diagnose_run(run_dir, trials=_parse_trials(trials), progress=not quiet,
+                                   **options)
     for note in report["notes"]:
         click.echo(f"note: {note}")
     _print_metrics(report, run_dir)

@@ -178,7 +178,8 @@ def collapse_metrics(metrics: dict, history: list[dict]) -> dict:
     return {"collapsed": finding is not None, **({"collapse": finding} if finding else {})}
 
 
-def diagnose_run(run_dir, samples: int = 100, trials=None, data: SpikeData | None = None) -> dict:
+def diagnose_run(run_dir, samples: int = 100, trials=None, data: SpikeData | None = None,
+                 progress: bool = True) -> dict:
     """Posterior diagnostics of a run folder from its best weights (see
     :func:`pyrolf.diagnostics.diagnose`): ``samples`` posterior draws per trial, written to
     ``posterior.nc``, ``diagnostics.json`` and PNG figures in ``run_dir``, its folder locked
@@ -186,7 +187,8 @@ def diagnose_run(run_dir, samples: int = 100, trials=None, data: SpikeData | Non
 
     ``trials``: ``None`` for the test trials (on NLB data the ``valid`` trials, since NLB's
     evaluation trials have unknown held-out spikes), a count for the first trials of that split,
-    or a sequence of trial indices. ``data`` as in :func:`resume`. Returns what
+    or a sequence of trial indices. ``data`` as in :func:`resume`. ``progress``: a progress bar
+    of the draws (on stderr). Returns what
     ``diagnostics.json`` holds, ``weights`` naming the file of the weights (see
     :func:`weights_of`).
     """
@@ -199,7 +201,7 @@ def diagnose_run(run_dir, samples: int = 100, trials=None, data: SpikeData | Non
         check_device(config.device)
         pyro.set_rng_seed(config.seed)
         report = diagnose(flow.to(config.device), data, select_trials(data, trials), samples,
-                          run, config.device)
+                          run, config.device, progress)
         report["weights"] = weights_of(run)
         run.write_json(DIAGNOSTICS, report)
     return report

@@ -57,6 +57,7 @@ def test_diagnose_writes_arviz_data_json_and_figures(run, monkeypatch, capsys):
     assert "elbo=" in out and "ppc_coverage_mean_rate=" in out
     test = run.data.splits["test"]
     n_trials, n_bins, n_neurons = len(test), run.data.n_bins, run.data.n_neurons
+    assert f"{n_trials * SAMPLES}/{n_trials * SAMPLES}" in err  # the progress bar, every draw
 
     idata = az.from_netcdf(run.path / "posterior.nc")
     assert {"posterior", "posterior_predictive", "observed_data",
@@ -97,9 +98,9 @@ def test_datatree_is_written_as_arviz_1_writes_it(run, tmp_path):
 
 
 def test_diagnose_chosen_trials(run, monkeypatch, capsys):
-    code, _, err = run_cli(["diagnose", run.path, "--samples", SAMPLES, "--trials", "0,5,"],
-                           monkeypatch, capsys)
-    assert code == 0, err
+    code, _, err = run_cli(["diagnose", run.path, "--samples", SAMPLES, "--trials", "0,5,",
+                            "--quiet"], monkeypatch, capsys)
+    assert code == 0 and err == "", err  # --quiet: no progress bar
     assert json.loads((run.path / "diagnostics.json").read_text())["trials"] == [0, 5]
     report = diagnose_run(run.path, samples=SAMPLES, trials=2)
     assert report["trials"] == run.data.splits["test"][:2].tolist()

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
+from tqdm.auto import tqdm
 
 from pyrolf.models.langevinflow import OBSERVATION_SITE
 
@@ -59,7 +60,7 @@ def _per_trial(trace, n_trials: int, observed: bool) -> torch.Tensor:
 @torch.no_grad()
 def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
                      mask: torch.Tensor, n_bins: int, samples: int,
-                     batch_size: int = 256) -> PosteriorSamples:
+                     batch_size: int = 256, progress: bool = False) -> PosteriorSamples:
     """Draw ``samples`` posterior samples per trial from ``guide`` and score them with ``model``.
 
     ``model`` and ``guide`` have LangevinFlow's signature ``(inputs, spikes, mask, n_bins,
@@ -75,11 +76,14 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
         n_bins: bins of the latent trajectory (observed plus forward).
         samples: draws per trial.
         batch_size: trials per forward pass.
+        progress: a bar of the trial-draws done.
     """
     n_trials = inputs.shape[0]
     draws = {"z": [], "v": [], "predictive_spikes": [], "log_likelihood": [], "log_prior": [],
              "log_guide": []}
     rates = []
+    bar = tqdm(total=n_trials * samples, disable=not progress, desc="diagnose", unit="draw",
+               dynamic_ncols=True)
     for start in range(0, n_trials, batch_size):
         chunk = slice(start, start + batch_size)
         args = (inputs[chunk], spikes[chunk], mask[chunk], n_bins)
@@ -101,8 +105,10 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
             chunk_draws["log_prior"].append(_per_trial(model_trace, size, observed=False))
             chunk_draws["log_guide"].append(_per_trial(guide_trace, size, observed=False))
             rate_sum = rate_sum + log_rates.exp().cpu()
+            bar.update(size)
         for key, values in chunk_draws.items():
             draws[key].append(torch.stack(values))
         rates.append(rate_sum / samples)
+    bar.close()
     arrays = {key: torch.cat(values, 1).numpy() for key, values in draws.items()}
     return PosteriorSamples(rates=torch.cat(rates).numpy(), **arrays)

@@ -93,9 +93,10 @@ def coupling_kernel_of(flow) -> np.ndarray | None:
 
 
 def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFolder,
-             device: str = "cpu") -> dict:
+             device: str = "cpu", progress: bool = False) -> dict:
     """Draw ``samples`` posterior samples for ``trials`` of ``data`` and write ``posterior.nc``,
     ``diagnostics.json`` and the figures into ``run``; returns what ``diagnostics.json`` holds.
+    ``progress``: a bar of the draws done.
 
     The encoder sees each trial's held-in spikes of the observed bins (as in prediction, no
     coordinated dropout); the likelihood scores all neurons over the observed bins; model and
@@ -114,7 +115,7 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     mask[:, : data.n_observed] = True
     with evaluating(flow):
         draws = sample_posterior(flow.model, flow.guide, inputs, spikes, mask, data.n_bins,
-                                 samples)
+                                 samples, progress=progress)
         try:
             kl = kl_per_dimension(flow.model, flow.guide, inputs, data.n_bins,
                                   samples=min(samples, 20))
