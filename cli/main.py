@@ -144,11 +144,12 @@ def download(name, folder):
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def evaluate(run_dir):
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def evaluate(run_dir, quiet):
     """Recompute metrics.json of RUN_DIR from its saved weights."""
     from pyrolf import pipeline
 
-    _print_metrics(pipeline.evaluate_run(run_dir), run_dir)
+    _print_metrics(pipeline.evaluate_run(run_dir, progress=not quiet), run_dir)
 
 
 @cli.command()

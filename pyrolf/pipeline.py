@@ -149,16 +149,16 @@ def _load_weights(flow, weights: dict, run: RunFolder, name: str) -> None:
                        "edited? Put its settings back or fit a new run") from None
 
 
-def evaluate_run(run_dir, data: SpikeData | None = None) -> dict:
+def evaluate_run(run_dir, data: SpikeData | None = None, progress: bool = True) -> dict:
     """Recompute ``metrics.json`` of a run folder from its saved weights (``data`` as in
     :func:`resume`), its folder locked meanwhile; ``metrics["weights"]`` names the file of the
-    weights (see :func:`weights_of`)."""
+    weights (see :func:`weights_of`); ``progress``: bars of the trials drawn (on stderr)."""
     run = RunFolder.open(run_dir)
     with run.locked():
         flow, config, data = load_run(run.path, data)
         pyro.set_rng_seed(config.seed)
         metrics = evaluate(flow, data, config.samples, config.device,
-                           run.path / RunFolder.SUBMISSION)
+                           run.path / RunFolder.SUBMISSION, progress)
         metrics["weights"] = weights_of(run)
         if run.has(RunFolder.CHECKPOINT):
             history = run.load(RunFolder.CHECKPOINT)["state"]["history"]
@@ -332,7 +332,8 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
     config = trainer.config
     pyro.set_rng_seed(config.seed)
     submission = run.path / RunFolder.SUBMISSION if run is not None else None
-    metrics = evaluate(trainer.flow, trainer.data, config.samples, config.device, submission)
+    metrics = evaluate(trainer.flow, trainer.data, config.samples, config.device, submission,
+                       progress)
     metrics.update({
         "elbo": state.history[-1]["elbo"] if state.history else None,
         "epochs": state.epoch, "best_epoch": state.best_epoch,

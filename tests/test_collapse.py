@@ -97,7 +97,7 @@ def test_a_planted_collapse_is_flagged_and_a_healthy_fit_is_not(data, data_file,
     saved = json.loads((tmp_path / "blind" / "metrics.json").read_text())
     assert saved["collapsed"] is True
 
-    code, out, err = run_cli(["evaluate", tmp_path / "blind"], monkeypatch, capsys)
+    code, out, err = run_cli(["evaluate", tmp_path / "blind", "--quiet"], monkeypatch, capsys)
     assert code == 0
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("warning: the latents carry (almost) no information")

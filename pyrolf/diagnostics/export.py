@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
 from pyrolf.data.chop import merge
 from pyrolf.data.spikes import DataError, SpikeData
@@ -67,7 +66,7 @@ def reduce_draws(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 @torch.no_grad()
 def posterior_summary(flow, inputs: torch.Tensor, n_bins: int, samples: int,
-                      draws_per_pass: int | None = None, progress: bool = False
+                      draws_per_pass: int | None = None, progress: str | None = None
                       ) -> dict[str, np.ndarray]:
     """Posterior mean and central 90 % interval of ``z``, ``v``, ``inputs`` (see
     :func:`inferred_inputs`) and ``rates`` (spikes per bin) of the trials whose encoder inputs
@@ -75,15 +74,12 @@ def posterior_summary(flow, inputs: torch.Tensor, n_bins: int, samples: int,
     each float32 ``(trials, n_bins, latent)`` or, for rates, ``(trials, n_bins, neurons)``.
 
     ``flow`` is a LangevinFlow (its guide returns ``(z, v)``, its prior has ``dynamics``);
-    ``samples`` draws per trial, ``draws_per_pass`` as in
-    :func:`~pyrolf.inference.svi.posterior_passes`, reduced group by group (module docstring);
-    ``progress``: a bar of the trials done.
+    ``samples`` draws per trial, ``draws_per_pass`` and ``progress`` as in
+    :func:`~pyrolf.inference.svi.posterior_passes`, reduced group by group (module docstring).
     """
     dynamics = flow.prior.dynamics
     summary = {}
-    passes = posterior_passes(flow, inputs, n_bins, samples, draws_per_pass)
-    bar = tqdm(total=inputs.shape[0], disable=not progress, desc="infer", unit="trial",
-               dynamic_ncols=True)
+    passes = posterior_passes(flow, inputs, n_bins, samples, draws_per_pass, progress)
     for trials, group in itertools.groupby(passes, key=lambda one_pass: one_pass[0]):
         group = list(group)
         z, v = (torch.cat([latents[i] for _, latents, _ in group], 1) for i in (0, 1))
@@ -96,8 +92,6 @@ def posterior_summary(flow, inputs: torch.Tensor, n_bins: int, samples: int,
                 if key not in summary:
                     summary[key] = np.empty((inputs.shape[0], *value.shape[1:]), np.float32)
                 summary[key][trials] = value
-        bar.update(trials.stop - trials.start)
-    bar.close()
     return summary
 
 
@@ -316,5 +310,6 @@ def infer_trials(flow, data: SpikeData, samples: int, config: dict, device: str 
     ``samples`` posterior draws each, on ``device`` (``flow`` already there); ``progress``: a
     bar of the trials done."""
     summary = posterior_summary(flow, trial_inputs(data, np.arange(data.n_trials), device),
-                                data.n_bins, samples, draws_per_pass, progress)
+                                data.n_bins, samples, draws_per_pass,
+                                "infer" if progress else None)
     return inferred_dataset(summary, data, samples, config)

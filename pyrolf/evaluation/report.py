@@ -25,10 +25,12 @@ def trial_inputs(data: SpikeData, trials, device: str = "cpu") -> torch.Tensor:
     return encoder_inputs(spikes, torch.as_tensor(data.heldin, device=device), data.n_forward)
 
 
-def model_rates(flow, data: SpikeData, trials, samples: int, device: str = "cpu"):
-    """Posterior-mean rates of ``trials`` ``(trials, T, neurons)`` as a numpy array."""
-    return predict_rates(flow, trial_inputs(data, trials, device), data.n_bins,
-                         samples).cpu().numpy()
+def model_rates(flow, data: SpikeData, trials, samples: int, device: str = "cpu",
+                progress: str | None = None):
+    """Posterior-mean rates of ``trials`` ``(trials, T, neurons)`` as a numpy array;
+    ``progress`` as in :func:`~pyrolf.inference.svi.posterior_passes`."""
+    return predict_rates(flow, trial_inputs(data, trials, device), data.n_bins, samples,
+                         progress=progress).cpu().numpy()
 
 
 def score_rates(rates, data: SpikeData, trials, prefix: str = "") -> dict:
@@ -60,14 +62,16 @@ def forward_metrics(rates, data: SpikeData, trials) -> dict:
     return metrics
 
 
-def truth_metrics(flow, data: SpikeData, device: str = "cpu") -> dict:
+def truth_metrics(flow, data: SpikeData, device: str = "cpu", progress: str | None = None
+                  ) -> dict:
     """Scores against the truth where the data carry it, from the posterior means and 90 %
     intervals of :data:`INTERVAL_SAMPLES` draws per trial (as ``pyrolf infer`` makes them, see
     :func:`pyrolf.diagnostics.export.posterior_summary`), over the observed bins:
     ``rates_coverage_90`` (true rates: the share of test (trial, bin, neuron) entries inside the
     rate's interval) and ``latents_r2`` (true latents ``extra["latents"]``:
     :func:`~pyrolf.evaluation.metrics.latents_r2` of the posterior-mean ``[z, v]``, the map
-    fitted on the train trials and scored on the test trials)."""
+    fitted on the train trials and scored on the test trials). ``progress`` as in
+    :func:`~pyrolf.inference.svi.posterior_passes`."""
     from pyrolf.diagnostics.export import posterior_summary  # ArviZ: only where scored
 
     if data.rates is None and "latents" not in data.extra:
@@ -76,7 +80,7 @@ def truth_metrics(flow, data: SpikeData, device: str = "cpu") -> dict:
     train, test = data.splits["train"], data.splits["test"]
     trials = np.concatenate([train, test])
     summary = posterior_summary(flow, trial_inputs(data, trials, device), data.n_bins,
-                                INTERVAL_SAMPLES)
+                                INTERVAL_SAMPLES, progress=progress)
     summary = {key: value[:, observed] for key, value in summary.items()}
     tested = slice(len(train), None)
     metrics = {}
@@ -109,24 +113,26 @@ def prepare_scoring(data: SpikeData, saved: Path | None = None) -> None:
 
 
 def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
-             submission_path=None) -> dict:
+             submission_path=None, progress: bool = False) -> dict:
     """Test-trial metrics of ``flow`` (with :func:`forward_metrics` where the data have forward
     bins and :func:`truth_metrics` where they carry the truth) and of the Gaussian-smoothing
-    baseline on the same trials.
+    baseline on the same trials; ``progress``: bars of the trials drawn (``score``: the rates,
+    ``score intervals``: the truth metrics' draws).
 
     NLB data are scored by nlb_tools on their evaluation trials (see
     :func:`pyrolf.evaluation.nlb.nlb_metrics`; ``submission_path`` goes there).
     """
     if "nlb" in data.extra:
-        rates = model_rates(flow, data, np.arange(data.n_trials), samples, device)
+        rates = model_rates(flow, data, np.arange(data.n_trials), samples, device,
+                            "score" if progress else None)
         from pyrolf.evaluation.nlb import nlb_metrics  # nlb_tools, pynwb, pandas: NLB data only
 
         return nlb_metrics(rates, data, submission_path)
     test = data.splits["test"]
-    rates = model_rates(flow, data, test, samples, device)
+    rates = model_rates(flow, data, test, samples, device, "score" if progress else None)
     metrics = score_rates(rates, data, test)
     metrics.update(forward_metrics(rates, data, test))
-    metrics.update(truth_metrics(flow, data, device))
+    metrics.update(truth_metrics(flow, data, device, "score intervals" if progress else None))
     baseline = smoothing_baseline(data)
     metrics.update(score_rates(baseline["rates"][test], data, test, prefix="smoothing_"))
     metrics["smoothing_width_bins"] = baseline["width"]

@@ -99,7 +99,7 @@ DRAWS_PER_PASS = {"cpu": 256, "cuda": 2048}
 
 @torch.no_grad()
 def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
-                     draws_per_pass: int | None = None):
+                     draws_per_pass: int | None = None, progress: str | None = None):
     """Posterior draws pass by pass: yields ``(trials, latents, log_rates)``, ``trials`` a slice
     of ``inputs``' trials (``(trials, observed, held_in)``), ``latents`` what the guide returns
     (LangevinFlow: ``z``, ``v`` ``(trials, draws, n_bins, latent)``) and ``log_rates``
@@ -109,13 +109,15 @@ def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
     The draws of several trials go through the guide and the model together, each trial's
     ``inputs`` repeated once per draw, ``draws_per_pass`` rows at a time (default: by device,
     :data:`DRAWS_PER_PASS`). The passes of one slice of trials come one after another and hold
-    ``samples`` draws of each of its trials in all.
+    ``samples`` draws of each of its trials in all. ``progress``: the label of a progress bar of
+    the trials done (on stderr), or ``None`` for none.
     """
     default = DRAWS_PER_PASS.get(inputs.device.type, DRAWS_PER_PASS["cpu"])
     draws_per_pass = draws_per_pass or default
     per_trial = min(samples, draws_per_pass)        # draws of one trial in one pass
     trials = max(1, draws_per_pass // per_trial)    # trials in one pass
-    with evaluating(flow):
+    with evaluating(flow), tqdm(total=inputs.shape[0], desc=progress, unit="trial",
+                                disable=progress is None, dynamic_ncols=True) as bar:
         for start in range(0, inputs.shape[0], trials):
             chunk = inputs[start: start + trials]
             group = slice(start, start + len(chunk))
@@ -131,16 +133,20 @@ def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
                 latents = (tuple(x.unflatten(0, shape) for x in latents)
                            if isinstance(latents, tuple) else latents.unflatten(0, shape))
                 yield group, latents, log_rates.unflatten(0, shape)
+            bar.update(len(chunk))
 
 
 @torch.no_grad()
 def predict_rates(flow, inputs: torch.Tensor, n_bins: int, samples: int,
-                  draws_per_pass: int | None = None) -> torch.Tensor:
+                  draws_per_pass: int | None = None, progress: str | None = None
+                  ) -> torch.Tensor:
     """Posterior-mean rates ``(trials, n_bins, neurons)`` in spikes per bin of the trials'
     ``inputs`` ``(trials, observed, held_in)``: ``samples`` draws per trial (see
-    :func:`posterior_passes`, which ``draws_per_pass`` goes to), the rates averaged."""
+    :func:`posterior_passes`, which ``draws_per_pass`` and ``progress`` go to), the rates
+    averaged."""
     total = None
-    for trials, _, log_rates in posterior_passes(flow, inputs, n_bins, samples, draws_per_pass):
+    for trials, _, log_rates in posterior_passes(flow, inputs, n_bins, samples, draws_per_pass,
+                                                 progress):
         rates = log_rates.exp().sum(1)
         if total is None:
             total = rates.new_zeros((inputs.shape[0], *rates.shape[1:]))
