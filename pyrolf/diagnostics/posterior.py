@@ -60,7 +60,7 @@ def _per_trial(trace, n_trials: int, observed: bool) -> torch.Tensor:
 @torch.no_grad()
 def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
                      mask: torch.Tensor, n_bins: int, samples: int,
-                     batch_size: int = 256, progress: bool = False) -> PosteriorSamples:
+                     batch_size: int = 256, progress: str | None = None) -> PosteriorSamples:
     """Draw ``samples`` posterior samples per trial from ``guide`` and score them with ``model``.
 
     ``model`` and ``guide`` have LangevinFlow's signature ``(inputs, spikes, mask, n_bins,
@@ -76,13 +76,14 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
         n_bins: bins of the latent trajectory (observed plus forward).
         samples: draws per trial.
         batch_size: trials per forward pass.
-        progress: a bar of the trial-draws done.
+        progress: the label of a progress bar of the trial-draws done (on stderr), or ``None``
+            for none.
     """
     n_trials = inputs.shape[0]
     draws = {"z": [], "v": [], "predictive_spikes": [], "log_likelihood": [], "log_prior": [],
              "log_guide": []}
     rates = []
-    bar = tqdm(total=n_trials * samples, disable=not progress, desc="diagnose", unit="draw",
+    bar = tqdm(total=n_trials * samples, desc=progress, unit="draw", disable=progress is None,
                dynamic_ncols=True)
     for start in range(0, n_trials, batch_size):
         chunk = slice(start, start + batch_size)

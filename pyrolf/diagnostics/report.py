@@ -115,7 +115,7 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     mask[:, : data.n_observed] = True
     with evaluating(flow):
         draws = sample_posterior(flow.model, flow.guide, inputs, spikes, mask, data.n_bins,
-                                 samples, progress=progress)
+                                 samples, progress="diagnose" if progress else None)
         try:
             kl = kl_per_dimension(flow.model, flow.guide, inputs, data.n_bins,
                                   samples=min(samples, 20))
