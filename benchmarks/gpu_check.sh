@@ -9,7 +9,8 @@
 # default; TRIALS training trials, 2295 as MC_Maze; DEVICE=cpu for a dry run in an active
 # venv here), each printing its median seconds per epoch without validation and its scores.
 # FIT_TIMEOUT=S stops each fit after S seconds and summarises the epochs it checkpointed;
-# PARTS (default "tests bench fits") picks which of the three parts run.
+# PARTS (default "tests bench fits") picks which of the three parts run; "infer", never by
+# default, adds benchmarks/infer.py on INFER_TRIALS trials (default 2869, MC_Maze's all).
 # Everything printed also goes to $OUT/gpu_check.log; each fit's metrics.json and history.csv
 # come back as $OUT/<setting>-metrics.json and $OUT/<setting>-history.csv.
 set -uo pipefail
@@ -17,7 +18,7 @@ repo=$PWD
 out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out"
 FITS=${FITS:-graphs} EPOCHS=${EPOCHS:-2000} TRIALS=${TRIALS:-2295} DEVICE=${DEVICE:-cuda}
-FIT_TIMEOUT=${FIT_TIMEOUT:-0} PARTS=${PARTS:-tests bench fits}
+FIT_TIMEOUT=${FIT_TIMEOUT:-0} PARTS=${PARTS:-tests bench fits} INFER_TRIALS=${INFER_TRIALS:-2869}
 export PYTHONUNBUFFERED=1
 if [ "$DEVICE" = cuda ]; then  # a dry run (DEVICE=cpu) uses the active venv's python3 instead
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -50,6 +51,8 @@ EOF
         "$repo/tests/test_capture.py" "$repo/tests/test_dynamics.py" "$repo/tests/test_training.py")
     [[ $PARTS == *bench* ]] && python3 benchmarks/svi_step.py --device "$DEVICE" --repeats 20 \
         --sizes mc_maze_20ms
+    [[ $PARTS == *infer* ]] && python3 benchmarks/infer.py --device "$DEVICE" \
+        --trials "$INFER_TRIALS"
     [[ $PARTS == *fits* ]] || FITS=""
     for setting in $FITS; do
         case $setting in graphs) graphs=true ;; eager) graphs=false ;; *) echo "FITS: graphs or eager" ; exit 1 ;; esac
