@@ -17,6 +17,7 @@ import pyro
 import torch
 from pyro import poutine
 from pyro.distributions import Poisson
+from pyro.poutine.messenger import Messenger
 from torch import nn
 
 from pyrolf.config import Config, ConfigError
@@ -29,6 +30,16 @@ from pyrolf.nets.networks import TransformerDecoder
 MAX_LOG_RATE = 10.0
 #: the model's one observed site: the spike counts ``(trials, T, neurons)``
 OBSERVATION_SITE = "spikes"
+
+
+class RatesOnly(Messenger):
+    """The model's observation site (:data:`OBSERVATION_SITE`) left undrawn where no counts are
+    given: its value is the distribution's mean, the rates, and no counts are simulated. For
+    passes that read only the model's log-rates or its latent sites' densities."""
+
+    def _pyro_sample(self, msg):
+        if msg["name"] == OBSERVATION_SITE and msg["value"] is None:
+            msg["value"] = msg["fn"].mean
 
 
 class LangevinFlow(nn.Module):

@@ -9,6 +9,7 @@ from pyro.infer import Trace_ELBO
 from pyrolf.config import Config
 from pyrolf.inference.svi import make_batch
 from pyrolf.models import build_flow
+from pyrolf.models.langevinflow import RatesOnly
 
 TRIALS, BINS, NEURONS, HELDIN, LATENT = 5, 9, 7, 5, 8
 
@@ -162,3 +163,31 @@ def test_forward_bins_fall_back_to_the_prior_transition():
     for t in range(BINS - 4, BINS):
         q = stepwise_trace.nodes[f"v_{t}"]["fn"]
         assert torch.allclose(q.base_dist.scale, prior.noise_scale.expand_as(q.base_dist.scale))
+
+
+def test_rates_only_draws_no_counts_and_keeps_given_ones():
+    """Replayed on a guide draw under ``RatesOnly``, the model's spike site holds the rates and
+    draws nothing (the random stream moves as for the guide alone); given counts are kept."""
+    flow = small_flow().eval()
+    inputs, spikes = batch().inputs, batch().spikes
+
+    def draw(spikes=None, model=True):
+        """One guide draw and, if ``model``, the model replayed on it under ``RatesOnly``: the
+        model's trace and the random stream's next number."""
+        pyro.set_rng_seed(3)
+        guide_trace = poutine.trace(flow.guide).get_trace(inputs)
+        model_trace = None
+        if model:
+            with RatesOnly():
+                model_trace = poutine.trace(poutine.replay(flow.model, trace=guide_trace)
+                                            ).get_trace(inputs, spikes)
+        return model_trace, torch.rand(1)
+
+    with torch.no_grad():
+        _, guide_alone = draw(model=False)
+        rates_trace, after_both = draw()
+        given_trace, _ = draw(spikes)
+    assert torch.equal(after_both, guide_alone)
+    torch.testing.assert_close(rates_trace.nodes["spikes"]["value"],
+                               rates_trace.nodes["_RETURN"]["value"].exp())
+    assert torch.equal(given_trace.nodes["spikes"]["value"], spikes)

@@ -4,12 +4,11 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from pyro import poutine
 
 from pyrolf import Config, fit, load_run, resume
 from pyrolf.data import lorenz_dataset
 from pyrolf.evaluation.report import model_rates
-from pyrolf.inference.svi import RatesOnly, Trainer, predict_rates
+from pyrolf.inference.svi import Trainer, predict_rates
 from pyrolf.models import build_flow
 from pyrolf.runs import RunFolder
 
@@ -194,31 +193,3 @@ def test_predicted_rates_average_each_trials_own_draws(draws_per_pass):
     sd = (1 / 12 / samples) ** 0.5
     assert torch.allclose(rates, (levels + 0.5)[:, None, None].expand(5, 6, 2), atol=4 * sd)
 
-
-def test_rates_only_draws_no_counts_and_keeps_given_ones(data):
-    """Replayed on a guide draw under ``RatesOnly``, the model's spike site holds the rates and
-    draws nothing (the random stream moves as for the guide alone); given counts are kept."""
-    flow = build_flow(Config(**TINY), data.n_neurons, data.n_heldin).eval()
-    inputs = torch.as_tensor(data.spikes[:4, :, data.heldin])
-    spikes = torch.as_tensor(data.spikes[:4])
-
-    def draw(spikes=None, model=True):
-        """One guide draw and, if ``model``, the model replayed on it under ``RatesOnly``: the
-        model's trace and the random stream's next number."""
-        pyro.set_rng_seed(3)
-        guide_trace = poutine.trace(flow.guide).get_trace(inputs)
-        model_trace = None
-        if model:
-            with RatesOnly():
-                model_trace = poutine.trace(poutine.replay(flow.model, trace=guide_trace)
-                                            ).get_trace(inputs, spikes)
-        return model_trace, torch.rand(1)
-
-    with torch.no_grad():
-        _, guide_alone = draw(model=False)
-        rates_trace, after_both = draw()
-        given_trace, _ = draw(spikes)
-    assert torch.equal(after_both, guide_alone)
-    torch.testing.assert_close(rates_trace.nodes["spikes"]["value"],
-                               rates_trace.nodes["_RETURN"]["value"].exp())
-    assert torch.equal(given_trace.nodes["spikes"]["value"], spikes)

@@ -17,7 +17,6 @@ from pyro import poutine
 from pyro.distributions.util import is_validation_enabled
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import ClippedAdam
-from pyro.poutine.messenger import Messenger
 from tqdm.auto import tqdm
 
 from pyrolf.config import Config
@@ -25,7 +24,7 @@ from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.collapse import kl_per_dimension
 from pyrolf.evaluation.metrics import co_bps
 from pyrolf.inference.capture import GraphSVI
-from pyrolf.models.langevinflow import OBSERVATION_SITE
+from pyrolf.models.langevinflow import RatesOnly
 from pyrolf.threads import CoreShare, adapt_threads
 
 
@@ -82,16 +81,6 @@ def evaluating(module: torch.nn.Module):
         module.train(was_training)
 
 
-class RatesOnly(Messenger):
-    """The model's observation site (:data:`~pyrolf.models.langevinflow.OBSERVATION_SITE`) left
-    undrawn where no counts are given: its value is the distribution's mean, the rates, and no
-    counts are simulated. For passes that read only what the model returns, its log-rates."""
-
-    def _pyro_sample(self, msg):
-        if msg["name"] == OBSERVATION_SITE and msg["value"] is None:
-            msg["value"] = msg["fn"].mean
-
-
 #: trial-draws per forward pass of :func:`posterior_passes`: on a GPU a pass costs about the same
 #: for few rows as for thousands (the time goes to launching kernels), on a CPU it grows with them
 DRAWS_PER_PASS = {"cpu": 256, "cuda": 2048}
@@ -104,7 +93,8 @@ def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
     of ``inputs``' trials (``(trials, observed, held_in)``), ``latents`` what the guide returns
     (LangevinFlow: ``z``, ``v`` ``(trials, draws, n_bins, latent)``) and ``log_rates``
     ``(trials, draws, n_bins, neurons)``: the guide is sampled, each draw decoded by the model
-    (no counts drawn: :class:`RatesOnly`), with the networks in eval mode.
+    (no counts drawn: :class:`~pyrolf.models.langevinflow.RatesOnly`), with the networks in eval
+    mode.
 
     The draws of several trials go through the guide and the model together, each trial's
     ``inputs`` repeated once per draw, ``draws_per_pass`` rows at a time (default: by device,
