@@ -169,7 +169,8 @@ def test_rates_only_draws_no_counts_and_keeps_given_ones():
     """Replayed on a guide draw under ``RatesOnly``, the model's spike site holds the rates and
     draws nothing (the random stream moves as for the guide alone); given counts are kept."""
     flow = small_flow().eval()
-    inputs, spikes = batch().inputs, batch().spikes
+    observed = batch()
+    inputs, spikes = observed.inputs, observed.spikes
 
     def draw(spikes=None, model=True):
         """One guide draw and, if ``model``, the model replayed on it under ``RatesOnly``: the

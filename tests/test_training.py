@@ -192,4 +192,3 @@ def test_predicted_rates_average_each_trials_own_draws(draws_per_pass):
     assert flow.rows == 5 * samples
     sd = (1 / 12 / samples) ** 0.5
     assert torch.allclose(rates, (levels + 0.5)[:, None, None].expand(5, 6, 2), atol=4 * sd)
-

@@ -122,14 +122,14 @@ def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
     NLB data are scored by nlb_tools on their evaluation trials (see
     :func:`pyrolf.evaluation.nlb.nlb_metrics`; ``submission_path`` goes there).
     """
+    bar = "score" if progress else None
     if "nlb" in data.extra:
-        rates = model_rates(flow, data, np.arange(data.n_trials), samples, device,
-                            "score" if progress else None)
+        rates = model_rates(flow, data, np.arange(data.n_trials), samples, device, bar)
         from pyrolf.evaluation.nlb import nlb_metrics  # nlb_tools, pynwb, pandas: NLB data only
 
         return nlb_metrics(rates, data, submission_path)
     test = data.splits["test"]
-    rates = model_rates(flow, data, test, samples, device, "score" if progress else None)
+    rates = model_rates(flow, data, test, samples, device, bar)
     metrics = score_rates(rates, data, test)
     metrics.update(forward_metrics(rates, data, test))
     metrics.update(truth_metrics(flow, data, device, "score intervals" if progress else None))
