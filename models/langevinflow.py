@@ -1,6 +1,6 @@
 """LangevinFlow: the model and the guide, one signature, ready for ``pyro.infer.SVI``.
 
-``model(inputs, spikes, mask, n_bins, kl_weight)``::
+``model(inputs, spikes, mask, n_bins, kl_weight, draws)``::
 
     with plate("trials"):
         z_0, v_0, v_{1..T-1} ~ Langevin prior            (scaled by kl_weight)
@@ -49,7 +49,9 @@ class LangevinFlow(nn.Module):
         prior: samples the latent sites and returns ``(z, v)`` ``(trials, T, D)``; it owns the
             ``dynamics`` whose transition the guide builds on.
         decoder: ``(z, v) -> log-rates (trials, T, neurons)``.
-        guide: samples the same sites given held-in spikes (see :mod:`pyrolf.guides`).
+        guide: samples the same sites given held-in spikes (see :mod:`pyrolf.guides`), called
+            as ``guide(dynamics, inputs, n_bins, stepwise, draws)`` and returning ``(z, v)``
+            ``(trials · draws, T, D)``.
         stepwise: one Pyro site per bin instead of one trajectory site (same density, slower).
     """
 
@@ -61,7 +63,7 @@ class LangevinFlow(nn.Module):
 
     def model(self, inputs: torch.Tensor, spikes: torch.Tensor | None = None,
               mask: torch.Tensor | None = None, n_bins: int | None = None,
-              kl_weight: float = 1.0) -> torch.Tensor:
+              kl_weight: float = 1.0, draws: int = 1) -> torch.Tensor:
         """Generative model.
 
         Args:
@@ -72,16 +74,20 @@ class LangevinFlow(nn.Module):
             mask: bool ``(trials, T, neurons)``, the entries of ``spikes`` that are scored.
             n_bins: ``T``, observed plus forward bins; default ``spikes``' or ``inputs``' length.
             kl_weight: scale of the latent sites (KL warm-up).
+            draws: rows per trial of ``inputs``: the ``trials`` plate holds ``trials · draws``
+                rows, each trial's draws next to one another (``spikes`` and ``mask``, where
+                given, have as many rows). Posterior passes draw a trial many times in one go.
 
         Returns:
-            log-rates ``(trials, T, neurons)``.
+            log-rates ``(trials · draws, T, neurons)``.
         """
         pyro.module("prior", self.prior)
         pyro.module("decoder", self.decoder)
         n_bins = _length(inputs, spikes, n_bins)
-        with pyro.plate("trials", inputs.shape[0]):
+        rows = inputs.shape[0] * draws
+        with pyro.plate("trials", rows):
             with poutine.scale(scale=kl_weight):
-                z, v = self.prior(inputs.shape[0], n_bins, self.stepwise)
+                z, v = self.prior(rows, n_bins, self.stepwise)
             log_rates = self.decoder(z, v).clamp(max=MAX_LOG_RATE)
             rates = Poisson(log_rates.exp())
             if mask is not None:
@@ -91,15 +97,15 @@ class LangevinFlow(nn.Module):
 
     def guide(self, inputs: torch.Tensor, spikes: torch.Tensor | None = None,
               mask: torch.Tensor | None = None, n_bins: int | None = None,
-              kl_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+              kl_weight: float = 1.0, draws: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """Amortised posterior over the latent sites; same arguments as :meth:`model`.
 
-        Returns positions and velocities ``(trials, T, D)``.
+        Returns positions and velocities ``(trials · draws, T, D)``.
         """
         pyro.module("guide", self.posterior)
         n_bins = _length(inputs, spikes, n_bins)
-        with pyro.plate("trials", inputs.shape[0]), poutine.scale(scale=kl_weight):
-            return self.posterior(self.prior.dynamics, inputs, n_bins, self.stepwise)
+        with pyro.plate("trials", inputs.shape[0] * draws), poutine.scale(scale=kl_weight):
+            return self.posterior(self.prior.dynamics, inputs, n_bins, self.stepwise, draws)
 
 
 def _length(inputs: torch.Tensor, spikes: torch.Tensor | None, n_bins: int | None) -> int:

@@ -115,8 +115,8 @@ class PriorGuide(nn.Module):
         super().__init__()
         self.prior = prior
 
-    def forward(self, dynamics, inputs, n_bins, stepwise=False):
-        return self.prior(inputs.shape[0], n_bins, stepwise)
+    def forward(self, dynamics, inputs, n_bins, stepwise=False, draws=1):
+        return self.prior(inputs.shape[0] * draws, n_bins, stepwise)
 
 
 def test_with_the_prior_as_guide_the_inputs_are_the_innovations_mean_zero(float64):

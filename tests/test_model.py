@@ -192,3 +192,29 @@ def test_rates_only_draws_no_counts_and_keeps_given_ones():
     torch.testing.assert_close(rates_trace.nodes["spikes"]["value"],
                                rates_trace.nodes["_RETURN"]["value"].exp())
     assert torch.equal(given_trace.nodes["spikes"]["value"], spikes)
+
+
+@pytest.mark.parametrize("guide", ["langevin", "meanfield"])
+def test_draws_of_each_trial_equal_the_trial_repeated_with_one_encoder_pass(guide):
+    """``draws=3`` gives the sites and log-rates that the trials repeated 3 times in a row give,
+    from the same random stream, while the encoder reads each trial once."""
+    flow = small_flow(guide=guide).eval()
+    inputs, draws = batch().inputs, 3
+    encoded = []
+    flow.posterior.encoder.register_forward_hook(lambda _, args, __: encoded.append(len(args[0])))
+
+    def traces(inputs, **draws):
+        pyro.set_rng_seed(5)
+        guide_trace = poutine.trace(flow.guide).get_trace(inputs, **draws)
+        model_trace = poutine.trace(poutine.replay(flow.model, trace=guide_trace)).get_trace(
+            inputs, **draws)
+        return guide_trace, model_trace
+
+    with torch.no_grad():
+        repeated = traces(inputs.repeat_interleave(draws, 0))
+        together = traces(inputs, draws=draws)
+    assert encoded == [TRIALS * draws, TRIALS]
+    for ours, theirs in zip(together, repeated):  # guide, then model
+        for name in ("z_0", "v_0", "v", "_RETURN"):
+            torch.testing.assert_close(ours.nodes[name]["value"], theirs.nodes[name]["value"])
+    assert together[1].nodes["_RETURN"]["value"].shape == (TRIALS * draws, BINS, NEURONS)

@@ -168,15 +168,16 @@ class UniformDraws(torch.nn.Module):
 
     rows = 0
 
-    def guide(self, inputs, n_bins):
-        self.rows += len(inputs)
-        with pyro.plate("trials", len(inputs)):
+    def guide(self, inputs, n_bins, draws=1):
+        self.rows += len(inputs) * draws
+        with pyro.plate("trials", len(inputs) * draws):
             return pyro.sample("u", dist.Uniform(0.0, 1.0))
 
-    def model(self, inputs, n_bins):
-        with pyro.plate("trials", len(inputs)):
+    def model(self, inputs, n_bins, draws=1):
+        with pyro.plate("trials", len(inputs) * draws):
             u = pyro.sample("u", dist.Uniform(0.0, 1.0))
-        return (inputs.mean((1, 2)) + u).log()[:, None, None].expand(-1, n_bins, 2)
+        level = inputs.mean((1, 2)).repeat_interleave(draws)
+        return (level + u).log()[:, None, None].expand(-1, n_bins, 2)
 
 
 @pytest.mark.parametrize("draws_per_pass", [1, 7, 40, 10_000])

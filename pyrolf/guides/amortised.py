@@ -66,12 +66,15 @@ class AmortisedGuide(nn.Module):
         return loc, scale, follow
 
     def forward(self, dynamics: LangevinDynamics, inputs: torch.Tensor, n_bins: int,
-                stepwise: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample the latent sites given held-in spikes ``inputs`` ``(trials, observed, held_in)``.
+                stepwise: bool = False, draws: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample the latent sites given held-in spikes ``inputs`` ``(trials, observed, held_in)``,
+        ``draws`` rows per trial (each trial's next to one another) from one pass of the encoder.
 
-        Returns positions and velocities ``(trials, n_bins, D)``.
+        Returns positions and velocities ``(trials · draws, n_bins, D)``.
         """
         h, summary = self.encoder(inputs)
+        if draws != 1:
+            h, summary = h.repeat_interleave(draws, 0), summary.repeat_interleave(draws, 0)
         loc_z, loc_v, scale_z, scale_v = self.initial(summary).chunk(4, dim=-1)
         z = pyro.sample("z_0", _normal(loc_z, scale_z))
         v = pyro.sample("v_0", _normal(loc_v, scale_v))

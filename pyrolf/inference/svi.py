@@ -96,9 +96,10 @@ def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
     (no counts drawn: :class:`~pyrolf.models.langevinflow.RatesOnly`), with the networks in eval
     mode.
 
-    The draws of several trials go through the guide and the model together, each trial's
-    ``inputs`` repeated once per draw, ``draws_per_pass`` rows at a time (default: by device,
-    :data:`DRAWS_PER_PASS`). The passes of one slice of trials come one after another and hold
+    The draws of several trials go through the guide and the model together,
+    ``draws_per_pass`` rows at a time (default: by device, :data:`DRAWS_PER_PASS`): the guide
+    and the model take the pass's trials once and their ``draws`` argument, so the encoder
+    reads each trial once per pass. The passes of one slice of trials come one after another and hold
     ``samples`` draws of each of its trials in all. ``progress``: the label of a progress bar of
     the trials done (on stderr), or ``None`` for none.
     """
@@ -113,11 +114,11 @@ def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
             group = slice(start, start + len(chunk))
             for done in range(0, samples, per_trial):
                 draws = min(per_trial, samples - done)
-                rows = chunk.repeat_interleave(draws, dim=0)
-                guide_trace = poutine.trace(flow.guide).get_trace(rows, n_bins=n_bins)
+                guide_trace = poutine.trace(flow.guide).get_trace(chunk, n_bins=n_bins,
+                                                                  draws=draws)
                 with RatesOnly():
-                    log_rates = poutine.replay(flow.model, trace=guide_trace)(rows,
-                                                                              n_bins=n_bins)
+                    log_rates = poutine.replay(flow.model, trace=guide_trace)(
+                        chunk, n_bins=n_bins, draws=draws)
                 shape = (len(chunk), draws)
                 latents = guide_trace.nodes["_RETURN"]["value"]
                 latents = (tuple(x.unflatten(0, shape) for x in latents)
