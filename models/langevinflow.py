@@ -18,6 +18,7 @@ import torch
 from pyro import poutine
 from pyro.distributions import Poisson
 from pyro.poutine.messenger import Messenger
+from pyro.poutine.trace_struct import Trace
 from torch import nn
 
 from pyrolf.config import Config, ConfigError
@@ -40,6 +41,17 @@ class RatesOnly(Messenger):
     def _pyro_sample(self, msg):
         if msg["name"] == OBSERVATION_SITE and msg["value"] is None:
             msg["value"] = msg["fn"].mean
+
+
+def guide_and_model_traces(model, guide, *args, **kwargs) -> tuple[Trace, Trace]:
+    """One draw of ``guide(*args, **kwargs)`` and ``model`` replayed on it with the same
+    arguments, under :class:`RatesOnly` (where no counts are given, none are drawn): the traces
+    ``(guide, model)``."""
+    guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+    with RatesOnly():
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+            *args, **kwargs)
+    return guide_trace, model_trace
 
 
 class LangevinFlow(nn.Module):

@@ -9,7 +9,7 @@ from pyro.infer import Trace_ELBO
 from pyrolf.config import Config
 from pyrolf.inference.svi import make_batch
 from pyrolf.models import build_flow
-from pyrolf.models.langevinflow import RatesOnly
+from pyrolf.models.langevinflow import guide_and_model_traces
 
 TRIALS, BINS, NEURONS, HELDIN, LATENT = 5, 9, 7, 5, 8
 
@@ -166,22 +166,21 @@ def test_forward_bins_fall_back_to_the_prior_transition():
 
 
 def test_rates_only_draws_no_counts_and_keeps_given_ones():
-    """Replayed on a guide draw under ``RatesOnly``, the model's spike site holds the rates and
-    draws nothing (the random stream moves as for the guide alone); given counts are kept."""
+    """Replayed on a guide draw under ``RatesOnly`` (:func:`guide_and_model_traces`), the
+    model's spike site holds the rates and draws nothing (the random stream moves as for the
+    guide alone); given counts are kept."""
     flow = small_flow().eval()
     observed = batch()
     inputs, spikes = observed.inputs, observed.spikes
 
     def draw(spikes=None, model=True):
-        """One guide draw and, if ``model``, the model replayed on it under ``RatesOnly``: the
-        model's trace and the random stream's next number."""
+        """One guide draw and, if ``model``, the model replayed on it: the model's trace and the
+        random stream's next number."""
         pyro.set_rng_seed(3)
-        guide_trace = poutine.trace(flow.guide).get_trace(inputs)
-        model_trace = None
         if model:
-            with RatesOnly():
-                model_trace = poutine.trace(poutine.replay(flow.model, trace=guide_trace)
-                                            ).get_trace(inputs, spikes)
+            _, model_trace = guide_and_model_traces(flow.model, flow.guide, inputs, spikes)
+        else:
+            model_trace = poutine.trace(flow.guide).get_trace(inputs, spikes)
         return model_trace, torch.rand(1)
 
     with torch.no_grad():
@@ -205,10 +204,7 @@ def test_draws_of_each_trial_equal_the_trial_repeated_with_one_encoder_pass(guid
 
     def traces(inputs, **draws):
         pyro.set_rng_seed(5)
-        guide_trace = poutine.trace(flow.guide).get_trace(inputs, **draws)
-        model_trace = poutine.trace(poutine.replay(flow.model, trace=guide_trace)).get_trace(
-            inputs, **draws)
-        return guide_trace, model_trace
+        return guide_and_model_traces(flow.model, flow.guide, inputs, **draws)
 
     with torch.no_grad():
         repeated = traces(inputs.repeat_interleave(draws, 0))

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 from tqdm.auto import tqdm
 
-from pyrolf.models.langevinflow import OBSERVATION_SITE
+from pyrolf.models.langevinflow import OBSERVATION_SITE, guide_and_model_traces
 
 
 @dataclass
@@ -92,8 +91,7 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
         chunk_draws = {key: [] for key in draws}
         rate_sum = 0.0
         for _ in range(samples):
-            guide_trace = poutine.trace(guide).get_trace(*args)
-            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args)
+            guide_trace, model_trace = guide_and_model_traces(model, guide, *args)
             guide_trace.compute_log_prob()
             model_trace.compute_log_prob()
             z, v = guide_trace.nodes["_RETURN"]["value"]

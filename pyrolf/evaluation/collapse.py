@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from pyro import poutine
 from pyro.distributions import Independent
 from pyro.poutine.util import site_is_subsample
 
 from pyrolf.dynamics.langevin import LangevinTrajectory
-from pyrolf.models.langevinflow import RatesOnly
+from pyrolf.models.langevinflow import guide_and_model_traces
 
 #: nats per bin above which a latent dimension counts as used by the posterior
 ACTIVE_KL_PER_BIN = 0.01
@@ -60,10 +59,7 @@ def kl_per_dimension(model, guide, inputs: torch.Tensor, n_bins: int, samples: i
     for start in range(0, inputs.shape[0], batch_size):
         chunk = inputs[start: start + batch_size]
         for _ in range(samples):
-            guide_trace = poutine.trace(guide).get_trace(chunk, n_bins=n_bins)
-            with RatesOnly():  # the prior's densities are read, no counts
-                model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
-                    chunk, n_bins=n_bins)
+            guide_trace, model_trace = guide_and_model_traces(model, guide, chunk, n_bins=n_bins)
             for name, site in guide_trace.nodes.items():
                 if site["type"] != "sample" or site_is_subsample(site) or site["is_observed"]:
                     continue

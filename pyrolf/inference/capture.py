@@ -29,6 +29,8 @@ from pyro.infer.util import zero_grads
 from pyro.optim import clipped_adam
 from pyro.poutine.util import prune_subsample_sites
 
+from pyrolf.models.langevinflow import guide_and_model_traces
+
 #: eager steps of each batch shape before it is recorded (cuBLAS, cuDNN and the optimiser's state
 #: are set up on first use, which a recording must not contain)
 WARMUP_STEPS = 3
@@ -41,9 +43,8 @@ def elbo_loss(model, guide, *args, **kwargs) -> torch.Tensor:
     Every latent site of ``guide`` must be reparameterised (``rsample``): there is no
     score-function term. Nothing is read back to the host, so a CUDA graph can record it.
     """
-    guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
-    guide_trace, model_trace = prune_subsample_sites(guide_trace), prune_subsample_sites(model_trace)
+    guide_trace, model_trace = (prune_subsample_sites(trace) for trace in
+                                guide_and_model_traces(model, guide, *args, **kwargs))
     elbo = model_trace.log_prob_sum()
     for name, site in guide_trace.nodes.items():
         if site["type"] != "sample" or site["is_observed"]:

@@ -13,7 +13,6 @@ from typing import Callable
 import numpy as np
 import pyro
 import torch
-from pyro import poutine
 from pyro.distributions.util import is_validation_enabled
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import ClippedAdam
@@ -24,7 +23,7 @@ from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.collapse import kl_per_dimension
 from pyrolf.evaluation.metrics import co_bps
 from pyrolf.inference.capture import GraphSVI
-from pyrolf.models.langevinflow import RatesOnly
+from pyrolf.models.langevinflow import guide_and_model_traces
 from pyrolf.threads import CoreShare, adapt_threads
 
 
@@ -114,12 +113,10 @@ def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
             group = slice(start, start + len(chunk))
             for done in range(0, samples, per_trial):
                 draws = min(per_trial, samples - done)
-                guide_trace = poutine.trace(flow.guide).get_trace(chunk, n_bins=n_bins,
-                                                                  draws=draws)
-                with RatesOnly():
-                    log_rates = poutine.replay(flow.model, trace=guide_trace)(
-                        chunk, n_bins=n_bins, draws=draws)
+                guide_trace, model_trace = guide_and_model_traces(flow.model, flow.guide, chunk,
+                                                                  n_bins=n_bins, draws=draws)
                 shape = (len(chunk), draws)
+                log_rates = model_trace.nodes["_RETURN"]["value"]
                 latents = guide_trace.nodes["_RETURN"]["value"]
                 latents = (tuple(x.unflatten(0, shape) for x in latents)
                            if isinstance(latents, tuple) else latents.unflatten(0, shape))
