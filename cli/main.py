@@ -89,7 +89,8 @@ def _with_overrides(command):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pyrolf")
 def cli():
-    """LangevinFlow for spiking neural populations: fit, evaluate."""
+    """LangevinFlow for spiking neural populations: fit it, score it, infer every trial's
+    posterior and check it."""
 
 
 @cli.command()
