@@ -62,10 +62,10 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
                      batch_size: int = 256, progress: str | None = None) -> PosteriorSamples:
     """Draw ``samples`` posterior samples per trial from ``guide`` and score them with ``model``.
 
-    ``model`` and ``guide`` have LangevinFlow's signature ``(inputs, spikes, mask, n_bins,
-    kl_weight)``; the guide returns ``(z, v)`` ``(trials, n_bins, latent)``, the model the
-    log-rates ``(trials, n_bins, neurons)`` and observes the site ``"spikes"``; every sample site
-    lies in the ``trials`` plate. Both run with ``kl_weight = 1`` (the exact ELBO terms); put
+    ``model`` and ``guide`` have LangevinFlow's signature (they are called with ``inputs,
+    spikes, mask, n_bins``); the guide returns ``(z, v)`` ``(trials, n_bins, latent)``, the
+    model the log-rates ``(trials, n_bins, neurons)`` and observes the site ``"spikes"``; every
+    sample site lies in the ``trials`` plate. Both run with ``kl_weight = 1`` (the exact ELBO terms); put
     the networks in eval mode first if dropout should be off.
 
     Args:
