@@ -48,7 +48,10 @@ def predictive_interval(draws: np.ndarray, prob: float = INTERVAL_PROB, axis: in
     are not NaN, NaN where a slice has none. One sort serves both bounds: several times faster
     than ``np.quantile`` over an axis that is not the last, and than ``np.nanquantile`` by far."""
     ordered = np.sort(np.moveaxis(draws, axis, -1), axis=-1)  # NaN sort last
-    count = (~np.isnan(ordered)).sum(-1, keepdims=True)
+    if np.isnan(ordered[..., -1]).any():  # some slice holds NaN: count each slice's draws
+        count = (~np.isnan(ordered)).sum(-1, keepdims=True)
+    else:  # every slice holds all its draws (counting them would cost a third of the time)
+        count = np.full((1,) * ordered.ndim, ordered.shape[-1])
     last = np.maximum(count - 1, 0)
     tail = (1 - prob) / 2
     bounds = []
