@@ -48,7 +48,8 @@ EOF
     python3 -c "import torch, pyro, pyrolf; print('torch', torch.__version__, 'pyro', pyro.__version__, pyrolf.__file__)"
     # pyrolf comes from the wheel: run pytest outside the checkout, whose ./pyrolf lacks models/
     [[ $PARTS == *tests* ]] && (cd /tmp && python3 -m pytest -q -p no:cacheprovider -k gpu \
-        "$repo/tests/test_capture.py" "$repo/tests/test_dynamics.py" "$repo/tests/test_training.py")
+        "$repo/tests/test_capture.py" "$repo/tests/test_dynamics.py" "$repo/tests/test_training.py" \
+        "$repo/tests/test_infer.py")
     [[ $PARTS == *bench* ]] && python3 benchmarks/svi_step.py --device "$DEVICE" --repeats 20 \
         --sizes mc_maze_20ms
     [[ $PARTS == *infer* ]] && python3 benchmarks/infer.py --device "$DEVICE" \

@@ -17,7 +17,7 @@ from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
 from pyrolf.diagnostics import (coverage, elbo, fano_factor, importance_summary, iwelbo,
                                 mean_rate, pareto_khat, psth, sample_posterior, select_trials)
 from pyrolf.diagnostics.arviz_adapter import ARVIZ_1, group_names, write_netcdf
-from pyrolf.diagnostics.ppc import predictive_interval
+from pyrolf.diagnostics.ppc import predictive_interval, quantile_ranks
 from pyrolf.inference.svi import encoder_inputs
 from pyrolf.pipeline import diagnose_run
 
@@ -184,6 +184,19 @@ def test_predictive_interval_by_hand_skips_nan_draws():
     lower, upper = predictive_interval(draws, axis=1)
     np.testing.assert_allclose(lower, [0.5, 0.2, np.nan])
     np.testing.assert_allclose(upper, [9.5, 3.8, np.nan])
+
+
+def test_quantile_ranks_by_hand():
+    """11 values: the 5 % quantile lies halfway between the first two, the 95 % halfway between
+    the last two; one value (or none) is its own quantile; of 101 the 5 % is the sixth (weight
+    0); counts per slice give arrays."""
+    assert quantile_ranks(11, 0.05) == (0, 1, pytest.approx(0.5))
+    assert quantile_ranks(11, 0.95) == (9, 10, pytest.approx(0.5))
+    assert quantile_ranks(1, 0.95) == (0, 0, 0) and quantile_ranks(0, 0.05) == (0, 0, 0)
+    below, above, weight = quantile_ranks(np.array([5, 101]), 0.05)
+    np.testing.assert_array_equal(below, [0, 5])
+    np.testing.assert_array_equal(above, [1, 6])
+    np.testing.assert_allclose(weight, [0.2, 0.0], atol=1e-12)
 
 
 @pytest.mark.parametrize("axis", [0, 1, 3])

@@ -17,7 +17,7 @@ from torch import nn
 
 import pyrolf
 from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
-from pyrolf.diagnostics.export import inferred_inputs, posterior_summary
+from pyrolf.diagnostics.export import inferred_inputs, posterior_summary, reduce_draws
 from pyrolf.dynamics import force
 from pyrolf.evaluation.report import model_rates, trial_inputs
 from pyrolf.inference.svi import posterior_passes
@@ -168,6 +168,26 @@ def test_the_group_by_group_reduction_is_that_of_all_draws_at_once(small_run, dr
         lower, upper = np.quantile(values, [0.05, 0.95], axis=1)
         np.testing.assert_allclose(summary[f"{name}_lower"], lower, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(summary[f"{name}_upper"], upper, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_draws", [1, 2, 20, 101])
+def test_draws_reduced_where_they_lie_equal_the_hosts_reduction(n_draws):
+    """Sorted and interpolated by torch (as on a GPU, here on the CPU) the mean and bounds are
+    numpy's to float32 rounding; with a NaN draw the host's reduction (which skips it) runs."""
+    draws = torch.distributions.Gamma(0.5, 1.0).sample((3, n_draws, 4, 5))
+    for on_device, host in zip(reduce_draws(draws, on_device=True), reduce_draws(draws)):
+        np.testing.assert_allclose(on_device, host, rtol=1e-6, atol=1e-7)
+    draws[0, 0, 0, 0] = float("nan")
+    for on_device, host in zip(reduce_draws(draws, on_device=True), reduce_draws(draws)):
+        np.testing.assert_array_equal(on_device, host)
+    assert n_draws == 1 or not np.isnan(reduce_draws(draws)[1][0, 0, 0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_on_a_gpu_draws_are_reduced_there_as_on_the_host():
+    draws = torch.distributions.Gamma(0.5, 1.0).sample((3, 100, 45, 16))
+    for gpu, host in zip(reduce_draws(draws.cuda()), reduce_draws(draws)):
+        np.testing.assert_allclose(gpu, host, rtol=1e-5, atol=1e-6)
 
 
 def test_inferred_inputs_follow_the_drift():

@@ -40,6 +40,17 @@ def psth(spikes: np.ndarray, conditions: np.ndarray) -> np.ndarray:
                      for label in np.unique(conditions)], axis=-3)
 
 
+def quantile_ranks(count, quantile: float):
+    """Where the linearly interpolated sample ``quantile`` of ``count`` sorted values lies
+    (``np.quantile``'s default method): ``(below, above, weight)``, the quantile being
+    ``sorted[below] + (sorted[above] - sorted[below]) * weight``. ``count``: an int, or an int
+    array (one count per slice) giving arrays of its shape; a count of 0 gives ranks 0."""
+    last = np.maximum(np.asarray(count) - 1, 0)
+    position = last * quantile
+    below = np.floor(position).astype(np.intp)
+    return below, np.minimum(below + 1, last), position - below
+
+
 def predictive_interval(draws: np.ndarray, prob: float = INTERVAL_PROB, axis: int = 0
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Central ``prob`` interval over ``axis`` (the draws) of ``draws``: lower and upper bounds,
@@ -52,15 +63,13 @@ def predictive_interval(draws: np.ndarray, prob: float = INTERVAL_PROB, axis: in
         count = (~np.isnan(ordered)).sum(-1, keepdims=True)
     else:  # every slice holds all its draws (counting them would cost a third of the time)
         count = np.full((1,) * ordered.ndim, ordered.shape[-1])
-    last = np.maximum(count - 1, 0)
     tail = (1 - prob) / 2
     bounds = []
     for quantile in (tail, 1 - tail):
-        position = last * quantile
-        below = np.floor(position).astype(np.intp)
+        below, above, weight = quantile_ranks(count, quantile)
         low = np.take_along_axis(ordered, below, -1).astype(np.float64)
-        high = np.take_along_axis(ordered, np.minimum(below + 1, last), -1)
-        bound = low + (high - low) * (position - below)
+        high = np.take_along_axis(ordered, above, -1)
+        bound = low + (high - low) * weight
         bounds.append(np.where(count > 0, bound, np.nan)[..., 0])
     return bounds[0], bounds[1]
 
