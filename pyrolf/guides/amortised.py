@@ -68,17 +68,19 @@ class AmortisedGuide(nn.Module):
     def forward(self, dynamics: LangevinDynamics, inputs: torch.Tensor, n_bins: int,
                 stepwise: bool = False, draws: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample the latent sites given held-in spikes ``inputs`` ``(trials, observed, held_in)``,
-        ``draws`` rows per trial (each trial's next to one another) from one pass of the encoder.
+        ``draws`` rows per trial (each trial's next to one another): the encoder and the
+        networks that read it run once per trial, their outputs repeated per draw.
 
         Returns positions and velocities ``(trials · draws, n_bins, D)``.
         """
         h, summary = self.encoder(inputs)
+        initial = self.initial(summary)
+        loc, scale, follow = self.innovations(dynamics, h, n_bins)
         if draws != 1:
-            h, summary = h.repeat_interleave(draws, 0), summary.repeat_interleave(draws, 0)
-        loc_z, loc_v, scale_z, scale_v = self.initial(summary).chunk(4, dim=-1)
+            initial, loc, scale = (x.repeat_interleave(draws, 0) for x in (initial, loc, scale))
+        loc_z, loc_v, scale_z, scale_v = initial.chunk(4, dim=-1)
         z = pyro.sample("z_0", _normal(loc_z, scale_z))
         v = pyro.sample("v_0", _normal(loc_v, scale_v))
-        loc, scale, follow = self.innovations(dynamics, h, n_bins)
         if not stepwise:
             rest = pyro.sample("v", LangevinTrajectory(dynamics, z, v, n_bins - 1, loc, scale,
                                                        follow))
