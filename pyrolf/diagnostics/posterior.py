@@ -65,8 +65,8 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
     ``model`` and ``guide`` have LangevinFlow's signature (they are called with ``inputs,
     spikes, mask, n_bins``); the guide returns ``(z, v)`` ``(trials, n_bins, latent)``, the
     model the log-rates ``(trials, n_bins, neurons)`` and observes the site ``"spikes"``; every
-    sample site lies in the ``trials`` plate. Both run with ``kl_weight = 1`` (the exact ELBO terms); put
-    the networks in eval mode first if dropout should be off.
+    sample site lies in the ``trials`` plate. Both run with ``kl_weight = 1`` (the exact ELBO
+    terms); put the networks in eval mode first if dropout should be off.
 
     Args:
         inputs: what the encoder sees ``(trials, observed, held_in)``.

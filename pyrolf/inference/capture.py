@@ -37,8 +37,9 @@ WARMUP_STEPS = 3
 
 
 def elbo_loss(model, guide, *args, **kwargs) -> torch.Tensor:
-    """The negative ELBO of one guide draw, a 0-dim tensor: ``Σ log q(sites) − Σ log p(sites, data)``
-    with each site's scale and mask, as ``pyro.infer.Trace_ELBO`` computes its surrogate loss.
+    """The negative ELBO of one guide draw, a 0-dim tensor:
+    ``Σ log q(sites) − Σ log p(sites, data)`` with each site's scale and mask, as
+    ``pyro.infer.Trace_ELBO`` computes its surrogate loss.
 
     Every latent site of ``guide`` must be reparameterised (``rsample``): there is no
     score-function term. Nothing is read back to the host, so a CUDA graph can record it.

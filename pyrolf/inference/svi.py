@@ -98,9 +98,9 @@ def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
     The draws of several trials go through the guide and the model together,
     ``draws_per_pass`` rows at a time (default: by device, :data:`DRAWS_PER_PASS`): the guide
     and the model take the pass's trials once and their ``draws`` argument, so the encoder
-    reads each trial once per pass. The passes of one slice of trials come one after another and hold
-    ``samples`` draws of each of its trials in all. ``progress``: the label of a progress bar of
-    the trials done (on stderr), or ``None`` for none.
+    reads each trial once per pass. The passes of one slice of trials come one after another
+    and hold ``samples`` draws of each of its trials in all. ``progress``: the label of a
+    progress bar of the trials done (on stderr), or ``None`` for none.
     """
     default = DRAWS_PER_PASS.get(inputs.device.type, DRAWS_PER_PASS["cpu"])
     draws_per_pass = draws_per_pass or default
