@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from scipy.special import gammaln
 
-from pyrolf.evaluation.metrics import co_bps, interval_coverage, latents_r2, rates_r2
+from pyrolf.evaluation.metrics import (co_bps, co_bps_per_neuron, interval_coverage, latents_r2,
+                                       rates_r2)
 
 
 def poisson_log_likelihood(rates, spikes):
@@ -66,11 +67,44 @@ def test_co_bps_leaves_the_callers_rates_untouched():
     assert rates[0, 0, 0] == 0.0
 
 
+def test_co_bps_per_neuron_is_each_column_alone_and_weighted_by_spikes_gives_co_bps():
+    rng = np.random.default_rng(4)
+    rates = rng.gamma(2.0, 0.3, size=(5, 12, 4))
+    spikes = rng.poisson(rates).astype(float)
+    spikes[0, 0, 1] = np.nan  # ignored, as co_bps ignores it
+    per_neuron = co_bps_per_neuron(rates, spikes)
+    assert per_neuron.shape == (4,)
+    for n in range(4):
+        alone = spikes[..., n]
+        null = np.full(alone.shape, np.nanmean(alone))
+        kept = ~np.isnan(alone)
+        expected = ((poisson_log_likelihood(rates[..., n][kept], alone[kept])
+                     - poisson_log_likelihood(null[kept], alone[kept])) / alone[kept].sum()
+                    / np.log(2))
+        assert per_neuron[n] == pytest.approx(expected, rel=1e-12)
+    counts = np.nansum(spikes, axis=(0, 1))
+    assert np.sum(per_neuron * counts) / counts.sum() == pytest.approx(co_bps(rates, spikes),
+                                                                       rel=1e-12)
+
+
+def test_co_bps_per_neuron_is_nan_for_a_silent_neuron_only():
+    rng = np.random.default_rng(5)
+    rates = rng.gamma(2.0, 0.3, size=(3, 8, 3))
+    spikes = rng.poisson(rates).astype(float) + np.array([1.0, 0.0, 1.0])
+    spikes[..., 1] = 0.0
+    per_neuron = co_bps_per_neuron(rates, spikes)
+    assert np.isnan(per_neuron[1]) and np.isfinite(per_neuron[[0, 2]]).all()
+    np.testing.assert_allclose(per_neuron[[0, 2]], co_bps_per_neuron(rates[..., [0, 2]],
+                                                                     spikes[..., [0, 2]]))
+
+
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError):
         rates_r2(np.ones((2, 3, 4)), np.ones((2, 3, 5)))
     with pytest.raises(ValueError):
         co_bps(np.ones((2, 3, 4)), np.ones((2, 4, 4)))
+    with pytest.raises(ValueError):
+        co_bps_per_neuron(np.ones((2, 3, 4)), np.ones((2, 3, 5)))
 
 
 def states_and_latents(seed, trials=40, bins=25, features=6, k=3):

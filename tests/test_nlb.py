@@ -59,6 +59,16 @@ def test_fit_writes_an_official_submission_and_scores_it(name, data_dir, tmp_pat
     [scores] = [entry[f"{name}_20_split"] for entry in evaluate(targets, str(run / "submission.h5"))
                 if f"{name}_20_split" in entry]
     assert scores["co-bps"] == pytest.approx(metrics["co_bps"])
+    # each held-out unit's co-bps on the evaluation trials, by nlb_tools' unit id
+    spikes = targets[f"{name}_20"]["eval_spikes_heldout"].astype(np.float64)
+    with h5py.File(run / "submission.h5", "r") as file:
+        submitted = file[f"{name}_20"]["eval_rates_heldout"][()]
+    ids = data.extra["nlb"].unit_ids[data.heldout]
+    assert list(metrics["co_bps_per_neuron"]) == [str(unit) for unit in ids]
+    for n, unit in enumerate(ids):
+        assert metrics["co_bps_per_neuron"][str(unit)] == pytest.approx(
+            bits_per_spike(submitted[..., [n]].astype(np.float64), spikes[..., [n]]), rel=1e-6)
+    assert set(metrics["smoothing_co_bps_per_neuron"]) == set(metrics["co_bps_per_neuron"])
     # the persistence baseline: the submission's last evaluation bin held over the forward window
     key = f"{name}_20"
     with h5py.File(run / "submission.h5", "r") as file:

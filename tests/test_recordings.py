@@ -182,6 +182,15 @@ def test_run_folder_fits_evaluates_and_keeps_the_options(files, tmp_path, monkey
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["co_bps"] > metrics["smoothing_co_bps"] + 0.02, metrics
     assert metrics["recording"]["trials_not_matching"] > 0
+    # each held-out unit's co-bps, by its id; weighted by its test spikes they give co_bps
+    data = load_run(run)[2]
+    heldout_ids = data.extra["unit_ids"][data.heldout]
+    counts = data.spikes[data.splits["test"]][..., data.heldout].sum(axis=(0, 1))
+    for prefix in ("", "smoothing_"):
+        per_neuron = metrics[f"{prefix}co_bps_per_neuron"]
+        assert list(per_neuron) == [str(unit) for unit in heldout_ids]
+        assert np.dot(list(per_neuron.values()), counts) / counts.sum() == pytest.approx(
+            metrics[f"{prefix}co_bps"], rel=1e-9)
     saved = json.loads((run / "config.json").read_text())
     assert saved["align"] == "stim_on_time" and saved["window"] == "-0.2,0.8"
     assert saved["trials_where"] == "outcome=correct" and saved["data"] == str(files["nwb"])

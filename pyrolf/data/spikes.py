@@ -60,3 +60,12 @@ class SpikeData:
     @property
     def n_heldin(self) -> int:
         return int(self.heldin.sum())
+
+    @property
+    def neuron_ids(self) -> np.ndarray:
+        """``(neurons,)``: the unit ids where the source names its units (NLB, own recordings),
+        else the neurons' indices."""
+        nlb = self.extra.get("nlb")
+        if nlb is not None:
+            return nlb.unit_ids
+        return np.asarray(self.extra.get("unit_ids", np.arange(self.n_neurons)))

@@ -212,14 +212,6 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
     return coords
 
 
-def neuron_ids(data: SpikeData) -> np.ndarray:
-    """The ``neuron`` coordinate: unit ids (NLB, own recordings), else the index."""
-    nlb = data.extra.get("nlb")
-    if nlb is not None:
-        return nlb.unit_ids
-    return np.asarray(data.extra.get("unit_ids", np.arange(data.n_neurons)))
-
-
 def time_coord(data: SpikeData) -> tuple:
     """The ``time`` coordinate of trials: bin start in seconds from the trial's start (NLB), from
     the alignment (own recordings' ``window[0] + bin * bin_size``), else the bin index."""
@@ -242,8 +234,8 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
     ``z``, ``v``, ``inputs`` ``(trial, time, latent)``, ``rates`` ``(trial, time, neuron)`` and
     each one's ``_lower`` and ``_upper``; coordinates :func:`trial_coords`, ``time``
     (:func:`time_coord`), ``forward`` (per bin: a forward bin, never shown to the encoder),
-    ``neuron`` (:func:`neuron_ids`) and ``heldout``; attributes the run's ``config`` (JSON),
-    ``pyrolf_version``, ``bin_size_s`` (NaN where unknown), ``samples``, ``interval`` and
+    ``neuron`` (:attr:`SpikeData.neuron_ids`) and ``heldout``; attributes the run's ``config``
+    (JSON), ``pyrolf_version``, ``bin_size_s`` (NaN where unknown), ``samples``, ``interval`` and
     ``source``. The windows of a continuous recording (``"chop"`` in ``data.extra``) come merged
     into one series: :func:`merged_dataset`."""
     bin_size = known_bin_size(data)
@@ -251,7 +243,7 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
     coords = {
         **trial_coords(data),
         "time": time_coord(data),
-        "neuron": ("neuron", neuron_ids(data)),
+        "neuron": ("neuron", data.neuron_ids),
         "heldout": ("neuron", np.asarray(data.heldout, dtype=bool)),
         "forward": ("time", bins >= data.n_observed,
                     {"long_name": "forward bin: never shown to the encoder, predicted by the "

@@ -1,5 +1,6 @@
 """Scores against the truth: R² of predicted rates and of inferred latents, coverage of posterior
-intervals, NLB's co-bps (and fp-bps), and the persistence forecast of the forward bins."""
+intervals, NLB's co-bps (of the held-out neurons together and of each one) and fp-bps, and the
+persistence forecast of the forward bins."""
 
 from __future__ import annotations
 
@@ -92,6 +93,23 @@ def co_bps(rates: np.ndarray, spikes: np.ndarray) -> float:
     if rates.shape != spikes.shape:
         raise ValueError(f"rates {rates.shape} and spikes {spikes.shape} differ in shape.")
     return float(bits_per_spike(rates, spikes))
+
+
+def co_bps_per_neuron(rates: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+    """:func:`co_bps` of each neuron alone ``(neurons,)``, float64: nlb_tools' ``bits_per_spike``
+    of its column, against its own mean count. NaN for a neuron without a spike in ``spikes``
+    (bits per spike divide by the count). Over the neurons with spikes, their mean weighted by
+    each neuron's spike count is :func:`co_bps` of all of them.
+
+    Args:
+        rates: predicted rates in spikes per bin ``(trials, time, neurons)``, non-negative.
+        spikes: observed counts, same shape (NaN entries are ignored).
+    """
+    rates, spikes = np.asarray(rates), np.asarray(spikes)
+    if rates.shape != spikes.shape:
+        raise ValueError(f"rates {rates.shape} and spikes {spikes.shape} differ in shape.")
+    return np.array([co_bps(rates[..., [n]], spikes[..., [n]]) if np.nansum(spikes[..., n]) > 0
+                     else np.nan for n in range(spikes.shape[-1])])
 
 
 def persistence_rates(rates: np.ndarray, n_forward: int) -> np.ndarray:

@@ -12,6 +12,7 @@ from pyrolf.data.nlb import NLBSplit
 from pyrolf.data.nlb_compat import nlb_tools_context, save_targets
 from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.evaluation.metrics import co_bps, persistence_rates
+from pyrolf.evaluation.report import heldout_co_bps
 from pyrolf.evaluation.smoothing import smoothing_baseline
 from pyrolf.runs import RunFolder
 
@@ -89,8 +90,10 @@ def score(submission_dict: dict, targets: dict, key: str) -> dict:
 
 
 def nlb_metrics(rates: np.ndarray, data: SpikeData, submission_path: Path | None = None) -> dict:
-    """Official metrics of ``rates`` (see :func:`submission`) and two baselines on the same
-    evaluation trials: ``smoothing_co_bps``, the Gaussian-smoothing baseline's co-bps, and
+    """Official metrics of ``rates`` (see :func:`submission`), ``co_bps_per_neuron`` (nlb_tools'
+    formula for each held-out neuron alone, see
+    :func:`~pyrolf.evaluation.report.heldout_co_bps`) and two baselines on the same evaluation
+    trials: ``smoothing_co_bps`` (and per neuron), the Gaussian-smoothing baseline's co-bps, and
     ``persistence_fp_bps``, the fp-bps of each trial's last observed bin of ``rates`` held over
     the forward window (:func:`~pyrolf.evaluation.metrics.persistence_rates`). Writes the
     submission to ``submission_path`` when given. A test-phase fit without a targets file is not
@@ -104,9 +107,12 @@ def nlb_metrics(rates: np.ndarray, data: SpikeData, submission_path: Path | None
     if targets is None:
         return metrics
     metrics.update(score(submitted, targets, split.key))
+    spikes = targets[split.key]["eval_spikes_heldout"]
+    metrics["co_bps_per_neuron"] = heldout_co_bps(
+        submitted[split.key]["eval_rates_heldout"], spikes, data)["co_bps_per_neuron"]
     baseline = smoothing_baseline(data)
     eval_heldout = baseline["rates"][split.n_train:][..., data.heldout]
-    metrics["smoothing_co_bps"] = co_bps(eval_heldout, targets[split.key]["eval_spikes_heldout"])
+    metrics.update(heldout_co_bps(eval_heldout, spikes, data, prefix="smoothing_"))
     metrics["smoothing_width_bins"] = baseline["width"]
     metrics["persistence_fp_bps"] = persistence_fp_bps(submitted[split.key], targets[split.key])
     return metrics

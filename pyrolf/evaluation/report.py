@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from pyrolf.data.spikes import SpikeData
-from pyrolf.evaluation.metrics import (co_bps, interval_coverage, latents_r2, persistence_rates,
-                                       rates_r2)
+from pyrolf.evaluation.metrics import (co_bps, co_bps_per_neuron, interval_coverage, latents_r2,
+                                       persistence_rates, rates_r2)
 from pyrolf.evaluation.smoothing import smoothing_baseline
 from pyrolf.inference.svi import encoder_inputs, predict_rates
 
@@ -33,13 +33,24 @@ def model_rates(flow, data: SpikeData, trials, samples: int, device: str = "cpu"
                          progress=progress).cpu().numpy()
 
 
+def heldout_co_bps(rates, spikes, data: SpikeData, prefix: str = "") -> dict:
+    """``co_bps`` of the held-out neurons together and ``co_bps_per_neuron``, each one's
+    (:func:`~pyrolf.evaluation.metrics.co_bps_per_neuron`) keyed by its id
+    (:attr:`~pyrolf.data.spikes.SpikeData.neuron_ids`, as text: JSON keys), each key prefixed
+    with ``prefix``; ``rates`` and ``spikes`` ``(trials, time, held-out neurons)``."""
+    ids = data.neuron_ids[data.heldout]
+    return {f"{prefix}co_bps": co_bps(rates, spikes),
+            f"{prefix}co_bps_per_neuron": {str(unit): float(value) for unit, value in
+                                           zip(ids.tolist(), co_bps_per_neuron(rates, spikes))}}
+
+
 def score_rates(rates, data: SpikeData, trials, prefix: str = "") -> dict:
-    """``co_bps`` of the held-out neurons and, when the truth is known, ``rates_r2`` of all
-    neurons, over the observed bins of ``trials``; ``rates`` ``(trials, ≥observed, neurons)``."""
+    """:func:`heldout_co_bps` and, when the truth is known, ``rates_r2`` of all neurons, over
+    the observed bins of ``trials``; ``rates`` ``(trials, ≥observed, neurons)``."""
     observed = slice(0, data.n_observed)
     rates = rates[:, observed]
     spikes = data.spikes[trials][:, observed]
-    metrics = {f"{prefix}co_bps": co_bps(rates[..., data.heldout], spikes[..., data.heldout])}
+    metrics = heldout_co_bps(rates[..., data.heldout], spikes[..., data.heldout], data, prefix)
     if data.rates is not None:
         metrics[f"{prefix}rates_r2"] = rates_r2(rates, data.rates[trials][:, observed])
     return metrics
