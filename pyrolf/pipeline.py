@@ -244,7 +244,7 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     as it was. Returns ``trials`` (a continuous recording's windows; then also ``windows`` and
     ``bins``, the merged series' length), ``samples``, ``out`` and what ``dynamics.json``
     holds."""
-    from pyrolf.diagnostics.export import known_bin_size, write_inferred
+    from pyrolf.diagnostics.export import write_inferred
     from pyrolf.diagnostics.plots import spectrum as plot_spectrum
     from pyrolf.dynamics.spectrum import dynamics_spectrum
 
@@ -254,7 +254,7 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     with run.locked():
         flow, trials, dataset = _infer(run.path, data, samples, device, progress)
         spectrum = dynamics_spectrum(flow.prior.dynamics, dataset["z"].values,
-                                     known_bin_size(trials))
+                                     trials.known_bin_size)
         radius = f"largest |eigenvalue| {spectrum['spectral_radius']:.4f}"
         try:
             write_inferred(dataset, out)

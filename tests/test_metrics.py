@@ -3,7 +3,7 @@ import pytest
 from scipy.special import gammaln
 
 from pyrolf.evaluation.metrics import (co_bps, co_bps_per_neuron, interval_coverage, latents_r2,
-                                       rates_r2)
+                                       psth, psth_r2, rates_r2)
 
 
 def poisson_log_likelihood(rates, spikes):
@@ -96,6 +96,26 @@ def test_co_bps_per_neuron_is_nan_for_a_silent_neuron_only():
     assert np.isnan(per_neuron[1]) and np.isfinite(per_neuron[[0, 2]]).all()
     np.testing.assert_allclose(per_neuron[[0, 2]], co_bps_per_neuron(rates[..., [0, 2]],
                                                                      spikes[..., [0, 2]]))
+
+
+def test_psth_r2_is_one_where_each_trial_predicts_its_condition_s_psth():
+    rng = np.random.default_rng(6)
+    smoothed = rng.gamma(2.0, 0.5, size=(9, 7, 3))
+    conditions = np.array([2, 5, 2, 9, 5, 9, 2, 5, 9])
+    scored = np.array([1, 3, 6])
+    target = psth(smoothed, conditions)  # conditions 2, 5, 9 in that order
+    rates = target[np.searchsorted([2, 5, 9], conditions[scored])]
+    assert psth_r2(rates, smoothed, conditions, scored) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_psth_r2_hand_computed_against_the_psth_of_all_trials():
+    smoothed = np.array([[[1.0], [3.0]], [[3.0], [5.0]], [[0.0], [2.0]], [[4.0], [0.0]]])
+    conditions = np.array([0, 0, 1, 1])  # PSTHs: [2, 4] and [2, 1]
+    rates = np.array([[[1.0], [5.0]], [[3.0], [2.0]]])  # the scored trials 1 and 3
+    residual = (2 - 1) ** 2 + (4 - 5) ** 2 + (2 - 3) ** 2 + (1 - 2) ** 2
+    total = sum((x - 2.25) ** 2 for x in (2, 4, 2, 1))
+    assert psth_r2(rates, smoothed, conditions, np.array([1, 3])) == pytest.approx(
+        1 - residual / total, rel=1e-12)
 
 
 def test_shape_mismatch_is_refused():

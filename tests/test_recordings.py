@@ -186,6 +186,8 @@ def test_run_folder_fits_evaluates_and_keeps_the_options(files, tmp_path, monkey
     data = load_run(run)[2]
     heldout_ids = data.extra["unit_ids"][data.heldout]
     counts = data.spikes[data.splits["test"]][..., data.heldout].sum(axis=(0, 1))
+    # the condition-averaged rates of the test trials follow the conditions' PSTHs
+    assert 0.2 < metrics["psth_r2"] <= 1
     for prefix in ("", "smoothing_"):
         per_neuron = metrics[f"{prefix}co_bps_per_neuron"]
         assert list(per_neuron) == [str(unit) for unit in heldout_ids]

@@ -62,6 +62,13 @@ class SpikeData:
         return int(self.heldin.sum())
 
     @property
+    def known_bin_size(self) -> float | None:
+        """Seconds per bin where the source says (NLB data, own recordings: ``extra`` has
+        ``nlb`` or ``unit_ids``); ``None`` elsewhere: spike files store no bin size and the
+        Lorenz data's ``bin_size`` is nominal."""
+        return self.bin_size if "nlb" in self.extra or "unit_ids" in self.extra else None
+
+    @property
     def neuron_ids(self) -> np.ndarray:
         """``(neurons,)``: the unit ids where the source names its units (NLB, own recordings),
         else the neurons' indices."""

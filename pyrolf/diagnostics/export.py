@@ -178,13 +178,6 @@ def _few(units: list, shown: int = 5) -> str:
     return "ids " + ", ".join(map(str, units[:shown])) + more
 
 
-def known_bin_size(data: SpikeData) -> float | None:
-    """Seconds per bin where the source says (NLB data, own recordings: ``extra`` has ``nlb`` or
-    ``unit_ids``); ``None`` elsewhere: spike files store no bin size and the Lorenz data's
-    ``bin_size`` is nominal."""
-    return data.bin_size if "nlb" in data.extra or "unit_ids" in data.extra else None
-
-
 def trial_splits(data: SpikeData) -> np.ndarray:
     """Each trial's split label ``(trials,)`` (NLB: :data:`NLB_SPLIT_LABELS`)."""
     labels = NLB_SPLIT_LABELS if "nlb" in data.extra else {}
@@ -215,7 +208,7 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
 def time_coord(data: SpikeData) -> tuple:
     """The ``time`` coordinate of trials: bin start in seconds from the trial's start (NLB), from
     the alignment (own recordings' ``window[0] + bin * bin_size``), else the bin index."""
-    bin_size, bins = known_bin_size(data), np.arange(data.n_bins)
+    bin_size, bins = data.known_bin_size, np.arange(data.n_bins)
     if bin_size is None:
         return "time", bins, {"units": "bin", "long_name": "bin index from the trial's start"}
     if "window" in data.extra:
@@ -238,7 +231,7 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
     (JSON), ``pyrolf_version``, ``bin_size_s`` (NaN where unknown), ``samples``, ``interval`` and
     ``source``. The windows of a continuous recording (``"chop"`` in ``data.extra``) come merged
     into one series: :func:`merged_dataset`."""
-    bin_size = known_bin_size(data)
+    bin_size = data.known_bin_size
     bins = np.arange(data.n_bins)
     coords = {
         **trial_coords(data),

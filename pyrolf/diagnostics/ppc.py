@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyrolf.evaluation.metrics import interval_coverage
+from pyrolf.evaluation.metrics import interval_coverage, psth
 
 INTERVAL_PROB = 0.9
 
@@ -30,14 +30,6 @@ def fano_factor(spikes: np.ndarray) -> np.ndarray:
     mean = counts.mean(axis=-2)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(mean > 0, counts.var(axis=-2, ddof=1) / mean, np.nan)
-
-
-def psth(spikes: np.ndarray, conditions: np.ndarray) -> np.ndarray:
-    """Peri-stimulus time histogram per condition, spikes per bin averaged over the trials of
-    each condition: ``(..., trials, time, neurons)`` and labels ``(trials,)`` ->
-    ``(..., conditions, time, neurons)``, conditions in sorted order."""
-    return np.stack([spikes[..., conditions == label, :, :].mean(axis=-3)
-                     for label in np.unique(conditions)], axis=-3)
 
 
 def quantile_ranks(count, quantile: float):

@@ -5,7 +5,7 @@ persistence forecast of the forward bins."""
 from __future__ import annotations
 
 import numpy as np
-from nlb_tools.evaluation import bits_per_spike
+from nlb_tools.evaluation import bits_per_spike, eval_psth
 
 
 def rates_r2(predicted: np.ndarray, true: np.ndarray) -> float:
@@ -110,6 +110,34 @@ def co_bps_per_neuron(rates: np.ndarray, spikes: np.ndarray) -> np.ndarray:
         raise ValueError(f"rates {rates.shape} and spikes {spikes.shape} differ in shape.")
     return np.array([co_bps(rates[..., [n]], spikes[..., [n]]) if np.nansum(spikes[..., n]) > 0
                      else np.nan for n in range(spikes.shape[-1])])
+
+
+def psth(spikes: np.ndarray, conditions: np.ndarray) -> np.ndarray:
+    """Peri-stimulus time histogram per condition, spikes per bin averaged over the trials of
+    each condition: ``(..., trials, time, neurons)`` and labels ``(trials,)`` ->
+    ``(..., conditions, time, neurons)``, conditions in sorted order."""
+    return np.stack([spikes[..., conditions == label, :, :].mean(axis=-3)
+                     for label in np.unique(conditions)], axis=-3)
+
+
+def psth_r2(rates: np.ndarray, smoothed: np.ndarray, conditions: np.ndarray,
+            scored: np.ndarray) -> float:
+    """NLB's psth R² (nlb_tools' ``eval_psth``): how well the ``scored`` trials' rates, averaged
+    per condition, match each condition's PSTH of all trials. R² over the (condition, bin) rows
+    of each neuron, averaged over the neurons (a neuron whose PSTH is constant scores 0, or 1
+    where matched exactly, as scikit-learn's ``r2_score``).
+
+    Args:
+        rates: predicted rates in spikes per bin of the scored trials ``(scored, time, neurons)``.
+        smoothed: smoothed counts of all trials ``(trials, time, neurons)``, whose
+            :func:`psth` is the target.
+        conditions: condition label of every trial ``(trials,)``.
+        scored: indices of the scored trials ``(scored,)`` into ``smoothed``.
+    """
+    conditions = np.asarray(conditions)
+    groups = [np.flatnonzero(conditions[scored] == label) for label in np.unique(conditions)]
+    return float(eval_psth(psth(np.asarray(smoothed, np.float64), conditions),
+                           np.asarray(rates, np.float64), groups))
 
 
 def persistence_rates(rates: np.ndarray, n_forward: int) -> np.ndarray:

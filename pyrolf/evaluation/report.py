@@ -9,13 +9,16 @@ import torch
 
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import (co_bps, co_bps_per_neuron, interval_coverage, latents_r2,
-                                       persistence_rates, rates_r2)
-from pyrolf.evaluation.smoothing import smoothing_baseline
+                                       persistence_rates, psth_r2, rates_r2)
+from pyrolf.evaluation.smoothing import smooth_spikes, smoothing_baseline
 from pyrolf.inference.svi import encoder_inputs, predict_rates
 
 
 #: posterior draws per trial behind a 90 % interval: ``rates_coverage_90`` and ``pyrolf infer``
 INTERVAL_SAMPLES = 100
+#: σ in seconds of the Gaussian that smooths spikes into the PSTHs of ``psth_r2``: NLB's for
+#: MC_Maze and DMFC_RSG (nlb_tools' ``kern_sd``, 70 ms)
+PSTH_KERNEL_S = 0.07
 
 
 def trial_inputs(data: SpikeData, trials, device: str = "cpu") -> torch.Tensor:
@@ -54,6 +57,20 @@ def score_rates(rates, data: SpikeData, trials, prefix: str = "") -> dict:
     if data.rates is not None:
         metrics[f"{prefix}rates_r2"] = rates_r2(rates, data.rates[trials][:, observed])
     return metrics
+
+
+def psth_metrics(rates, data: SpikeData, trials) -> dict:
+    """``psth_r2``, NLB's psth R² (:func:`~pyrolf.evaluation.metrics.psth_r2`) of ``rates`` of
+    ``trials`` ``(trials, ≥observed, neurons)``: all neurons over the observed bins, against
+    each condition's PSTH of all trials' spikes (the scored ones too, as NLB's) smoothed by a
+    Gaussian of :data:`PSTH_KERNEL_S`. Only where the data have conditions and say their bin
+    size (own recordings, see :attr:`~pyrolf.data.spikes.SpikeData.known_bin_size`), else
+    ``{}``; nlb_tools scores NLB data's (:func:`~pyrolf.evaluation.nlb.nlb_metrics`)."""
+    if data.conditions is None or data.known_bin_size is None:
+        return {}
+    observed = slice(0, data.n_observed)
+    smoothed = smooth_spikes(data.spikes[:, observed], PSTH_KERNEL_S / data.known_bin_size)
+    return {"psth_r2": psth_r2(rates[:, observed], smoothed, data.conditions, trials)}
 
 
 def forward_metrics(rates, data: SpikeData, trials) -> dict:
@@ -126,8 +143,8 @@ def prepare_scoring(data: SpikeData, saved: Path | None = None) -> None:
 def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
              submission_path=None, progress: bool = False) -> dict:
     """Test-trial metrics of ``flow`` (with :func:`forward_metrics` where the data have forward
-    bins and :func:`truth_metrics` where they carry the truth) and of the Gaussian-smoothing
-    baseline on the same trials; ``progress``: bars of the trials drawn (``score``: the rates,
+    bins, :func:`truth_metrics` where they carry the truth and :func:`psth_metrics` where they
+    have conditions) and of the Gaussian-smoothing baseline on the same trials; ``progress``: bars of the trials drawn (``score``: the rates,
     ``score intervals``: the truth metrics' draws).
 
     NLB data are scored by nlb_tools on their evaluation trials (see
@@ -142,6 +159,7 @@ def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
     test = data.splits["test"]
     rates = model_rates(flow, data, test, samples, device, bar)
     metrics = score_rates(rates, data, test)
+    metrics.update(psth_metrics(rates, data, test))
     metrics.update(forward_metrics(rates, data, test))
     metrics.update(truth_metrics(flow, data, device, "score intervals" if progress else None))
     baseline = smoothing_baseline(data)
