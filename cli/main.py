@@ -58,6 +58,10 @@ OVERRIDES = {
                                 "(default 0 to the shortest trial's end)."),
     "condition": click.option("--condition", metavar="COLUMN",
                               help="Own recordings: trials-table column of the conditions."),
+    "behavior": click.option("--behavior", metavar="NAME",
+                             help="Own recordings: a behavioural series binned as the spikes "
+                                  "are (NWB: a TimeSeries' name or path; spike-times .npz: "
+                                  "arrays NAME and NAME_times); decoded in behavior_r2."),
     "trials_where": click.option("--trials-where", metavar="COLUMN=VALUE",
                                  help="Own recordings: only the trials whose COLUMN is VALUE, "
                                       "e.g. outcome=correct."),

@@ -38,6 +38,8 @@ class Config:
     window: str | None = None       # "START,STOP" s around the alignment; None: 0 to shortest trial
     condition: str | None = None    # trials-table column whose values are the conditions
     trials_where: str | None = None  # "COLUMN=VALUE": only the trials whose COLUMN is VALUE
+    behavior: str | None = None     # a behavioural series binned beside the spikes (NWB: a
+                                    # TimeSeries; spike-times .npz: arrays NAME, NAME_times)
     heldout_fraction: float = 0.2   # share of the units held out (seeded by data_seed); also for
                                     # spike files without a `heldout` array
     continuous: bool = False        # chop the whole recording into windows (no trials)
@@ -194,7 +196,7 @@ class Config:
         if self.continuous and self.changed(TRIAL_OPTIONS):
             raise ConfigError(f"continuous recordings have no trials: leave out "
                               f"{', '.join(self.changed(TRIAL_OPTIONS))}")
-        changed = self.changed((*TRIAL_OPTIONS, *CHOP_OPTIONS, "heldout_fraction"))
+        changed = self.changed((*TRIAL_OPTIONS, *CHOP_OPTIONS, "heldout_fraction", "behavior"))
         if not self.own_data() and changed:
             raise ConfigError(f"only own recordings (an .nwb or spike-times .npz file) take "
                               f"{', '.join(changed)}, not {self.data!r}")

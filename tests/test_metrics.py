@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy.special import gammaln
 
-from pyrolf.evaluation.metrics import (co_bps, co_bps_per_neuron, interval_coverage, latents_r2,
-                                       psth, psth_r2, rates_r2)
+from pyrolf.evaluation.metrics import (behavior_r2, co_bps, co_bps_per_neuron, interval_coverage,
+                                       latents_r2, psth, psth_r2, rates_r2)
 
 
 def poisson_log_likelihood(rates, spikes):
@@ -116,6 +116,32 @@ def test_psth_r2_hand_computed_against_the_psth_of_all_trials():
     total = sum((x - 2.25) ** 2 for x in (2, 4, 2, 1))
     assert psth_r2(rates, smoothed, conditions, np.array([1, 3])) == pytest.approx(
         1 - residual / total, rel=1e-12)
+
+
+def test_behavior_r2_decodes_a_linear_map_of_the_rates_and_not_noise():
+    rng = np.random.default_rng(7)
+    rates = rng.gamma(2.0, 0.5, size=(40, 20, 6))
+    mapped = rates @ rng.standard_normal((6, 2)) + np.array([3.0, -1.0])
+    assert behavior_r2(rates[:30], mapped[:30], rates[30:], mapped[30:]) > 0.999
+    noise = rng.standard_normal((40, 20, 2))
+    assert behavior_r2(rates[:30], noise[:30], rates[30:], noise[30:]) < 0.05
+
+
+def test_behavior_r2_leaves_out_the_bins_without_behaviour():
+    rng = np.random.default_rng(8)
+    rates = rng.gamma(2.0, 0.5, size=(1, 300, 4))
+    behavior = rates @ rng.standard_normal((4, 2)) + rng.normal(0, 0.3, (1, 300, 2))
+    missing = rng.random(300) < 0.2
+    gappy = behavior.copy()
+    gappy[0, missing] = np.nan
+    train, test = slice(0, 200), slice(200, None)
+    kept = ~missing
+    expected = behavior_r2(rates[:, :200][:, kept[train]], behavior[:, :200][:, kept[train]],
+                           rates[:, 200:][:, kept[test]], behavior[:, 200:][:, kept[test]])
+    assert behavior_r2(rates[:, train], gappy[:, train], rates[:, test], gappy[:, test]) == \
+        pytest.approx(expected, rel=1e-12)
+    assert np.isnan(behavior_r2(rates[:, train], gappy[:, train], rates[:, test],
+                                np.full_like(gappy[:, test], np.nan)))
 
 
 def test_shape_mismatch_is_refused():

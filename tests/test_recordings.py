@@ -13,7 +13,7 @@ import numpy as np
 import pyro
 import pytest
 import xarray as xr
-from pynwb import NWBHDF5IO, NWBFile
+from pynwb import NWBHDF5IO, NWBFile, TimeSeries
 
 from pyrolf.cli.main import main
 from pyrolf.config import Config, ConfigError
@@ -21,6 +21,7 @@ from pyrolf.data import DataError, SpikeData, load_config_data, load_data
 from pyrolf.data.chop import chop, merge
 from pyrolf.data.recording_synthetic import (simulate_recording, write_recording_nwb,
                                              write_spike_times_npz)
+from pyrolf.data.recordings import bin_behavior
 from pyrolf.diagnostics.export import new_trials, posterior_summary
 from pyrolf.evaluation.report import model_rates, trial_inputs
 from pyrolf.pipeline import load_run
@@ -88,6 +89,53 @@ def test_nwb_and_spike_times_files_give_the_same_data(files):
     np.testing.assert_array_equal(nwb.heldout, npz.heldout)
     for split in nwb.splits:
         np.testing.assert_array_equal(nwb.splits[split], npz.splits[split])
+
+
+@pytest.mark.parametrize("kind", ["nwb", "npz"])
+def test_behavior_is_binned_into_the_trials_bins_as_by_hand(kind, files, session):
+    data = load(files[kind], align="stim_on_time", window="-0.2,0.8", behavior="hand_vel")
+    first_ms = np.round((data.extra["align_times"] - 0.2) * 1000).astype(int)
+    hand = np.stack([session.behavior[ms:ms + 1000].reshape(100, 10, 2).mean(1)
+                     for ms in first_ms])
+    np.testing.assert_allclose(data.extra["behavior"], hand, rtol=1e-6, atol=1e-6)
+    assert data.extra["recording"]["behavior"] == "hand_vel"
+
+
+def test_behavior_bins_average_their_samples_and_interpolate_between_sparse_ones():
+    times = np.array([0.003, 0.001, 0.012, 0.014, 0.016, 0.040])   # not sorted
+    values = np.array([1.0, 3.0, 5.0, 7.0, np.nan, 9.0])           # a tracking loss at 0.016
+    binned = bin_behavior(times, np.column_stack([values, -values]), np.array([0.0, -0.02]), 6,
+                          0.01)
+    slope = 2.0 / 0.026                                           # from (0.014, 7) to (0.040, 9)
+    expected = [2.0, 6.0, 7 + 0.011 * slope, 7 + 0.021 * slope, 9.0, np.nan]
+    np.testing.assert_allclose(binned[0, :, 0], expected, rtol=1e-6)
+    np.testing.assert_allclose(binned[0, :, 1], -np.array(expected), rtol=1e-6)
+    # the second window starts 20 ms earlier: nothing before the first sample
+    np.testing.assert_allclose(binned[1, :, 0], [np.nan, np.nan, *expected[:4]], rtol=1e-6)
+    # a sample on an edge, up to float rounding, opens the bin after it
+    on_edge = bin_behavior(np.array([0.23]), np.ones((1, 1)), np.array([0.2]), 5, 0.01)[0, :, 0]
+    np.testing.assert_array_equal(on_edge, [np.nan, np.nan, np.nan, 1.0, np.nan])
+
+
+def test_behavior_is_read_from_nwb_timestamps_or_rate_by_name_or_path(tmp_path):
+    """A TimeSeries with timestamps in a module, one with starting_time and rate in another:
+    each read by its name or path, with conversion and offset applied."""
+    path = write_nwb(tmp_path / "b.nwb", TWO_UNITS, {
+        "behavior": [TimeSeries(name="speed", data=np.arange(40.0), unit="m/s",
+                                timestamps=0.5 + 0.025 * np.arange(40), conversion=2.0,
+                                offset=1.0)],
+        "eye": [TimeSeries(name="pupil", data=np.arange(100.0).reshape(50, 2), unit="mm",
+                           starting_time=0.0, rate=100.0)]})
+    speed = load(path, window="0,0.2", bin_size_ms=50, behavior="behavior/speed")
+    # trial k's window starts at k s: samples 0.5 + 0.025 i in [k, k + 0.2) only for k >= 1
+    centre_samples = (np.arange(5)[:, None] + 0.05 * np.arange(4) - 0.5) / 0.025
+    expected = np.where(np.arange(5)[:, None] >= 1, 1.0 + 2.0 * (centre_samples + 0.5), np.nan)
+    in_span = centre_samples.max(axis=1) <= 39
+    np.testing.assert_allclose(speed.extra["behavior"][in_span, :, 0], expected[in_span])
+    pupil = load(path, window="0,0.2", bin_size_ms=50, behavior="pupil").extra["behavior"]
+    assert pupil.shape == (5, 4, 2)
+    np.testing.assert_allclose(pupil[0, :, 0], [4.0, 14.0, 24.0, 34.0])  # 5 samples a bin
+    assert np.isnan(pupil[1:]).all()                                       # after 0.5 s
 
 
 def test_nwb_spike_times_are_read_a_unit_or_a_chunk_at_a_time(files, session, monkeypatch):
@@ -176,8 +224,8 @@ def test_run_folder_fits_evaluates_and_keeps_the_options(files, tmp_path, monkey
     config.write_text(json.dumps(SMALL_NETS))
     run = tmp_path / "run"
     code, out, err = run_cli(["fit", "--data", files["nwb"], *ONSET, "--condition", "target",
-                              "--trials-where", "outcome=correct", "--config", config,
-                              "--out", run, *FIT], monkeypatch, capsys)
+                              "--trials-where", "outcome=correct", "--behavior", "hand_vel",
+                              "--config", config, "--out", run, *FIT], monkeypatch, capsys)
     assert code == 0, err
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["co_bps"] > metrics["smoothing_co_bps"] + 0.02, metrics
@@ -188,6 +236,8 @@ def test_run_folder_fits_evaluates_and_keeps_the_options(files, tmp_path, monkey
     counts = data.spikes[data.splits["test"]][..., data.heldout].sum(axis=(0, 1))
     # the condition-averaged rates of the test trials follow the conditions' PSTHs
     assert 0.2 < metrics["psth_r2"] <= 1
+    # the planted hand velocity, a linear map of the latents, is decoded from the rates
+    assert metrics["behavior_r2"] > 0.4 and metrics["recording"]["behavior"] == "hand_vel"
     for prefix in ("", "smoothing_"):
         per_neuron = metrics[f"{prefix}co_bps_per_neuron"]
         assert list(per_neuron) == [str(unit) for unit in heldout_ids]
@@ -221,7 +271,8 @@ def continuous_run(files, tmp_path_factory):
     """``pyrolf fit`` (tiny) on the continuous session chopped into 0.5 s windows, then
     ``pyrolf infer --samples 5``."""
     run = tmp_path_factory.mktemp("continuous") / "run"
-    code, out = cli("fit", "--data", files["continuous"], "--chop", "0.5", "--out", run, *TINY)
+    code, out = cli("fit", "--data", files["continuous"], "--chop", "0.5", "--behavior",
+                    "hand_vel", "--out", run, *TINY)
     assert code == 0, out
     code, out = cli("infer", run, "--samples", 5)
     assert code == 0, out
@@ -235,8 +286,8 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     is cut by the run's options into the same bins and gets the same rates."""
     run = tmp_path / "run"
     code, _, err = run_cli(["fit", "--data", files["nwb"], *ONSET, "--condition", "target",
-                            "--trials-where", "outcome=correct", "--out", run, *TINY],
-                           monkeypatch, capsys)
+                            "--trials-where", "outcome=correct", "--behavior", "hand_vel",
+                            "--out", run, *TINY], monkeypatch, capsys)
     assert code == 0, err
     code, out, err = run_cli(["infer", run, "--samples", 5], monkeypatch, capsys)
     assert code == 0, err
@@ -250,6 +301,10 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     assert inferred["time"].attrs["units"] == "s" and "stim_on_time" in inferred[
         "time"].attrs["long_name"]
     np.testing.assert_array_equal(inferred["condition"], session.trials.target[correct])
+    behavior = load(files["nwb"], align="stim_on_time", window="-0.2,0.8",
+                    trials_where="outcome=correct", behavior="hand_vel").extra["behavior"]
+    assert inferred["behavior"].dims == ("trial", "time", "behavior_dim")
+    np.testing.assert_array_equal(inferred["behavior"], behavior)
     assert inferred.attrs["bin_size_s"] == 0.01
     assert set(inferred["split"].values) == {"train", "valid", "test"}
     assert json.loads((run / "dynamics.json").read_text())["frequency_unit"] == "Hz"
@@ -261,6 +316,7 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     np.testing.assert_array_equal(other["trial"], correct)
     np.testing.assert_array_equal(other["neuron"], inferred["neuron"])
     np.testing.assert_allclose(other["rates"], inferred["rates"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(other["behavior"], behavior, rtol=1e-6, atol=1e-7)
     renamed = write_spike_times_npz(tmp_path / "renamed.npz", dataclasses.replace(
         session, unit_ids=np.where(session.unit_ids == 107, 9999, session.unit_ids)))
     code, _, err = run_cli(["infer", run, "--samples", 5, "--data", renamed, "--out",
@@ -311,7 +367,7 @@ def test_continuous_recording_fits_and_infers_one_series_over_the_session(contin
         continuous_run.out
     inferred = xr.open_dataset(run / "inferred.nc")
     assert dict(inferred.sizes) == {"time": plan["n_time"], "latent": config.latent_dim,
-                                    "neuron": 20}
+                                    "neuron": 20, "behavior_dim": 2}
     for name in ("z", "v", "inputs", "rates"):
         for key in (name, f"{name}_lower", f"{name}_upper"):
             assert inferred[key].dims == ("time", "neuron" if name == "rates" else "latent")
@@ -337,6 +393,12 @@ def test_continuous_recording_fits_and_infers_one_series_over_the_session(contin
     for name, indices in data.splits.items():
         split[indices] = name
     np.testing.assert_array_equal(inferred["split"], split[inferred["window"].values])
+    # the behaviour merged back is the whole recording's, binned in one go
+    behavior = files["continuous_session"].behavior
+    whole = bin_behavior(np.arange(len(behavior)) / 1000, behavior,
+                         np.array([plan["start_time"]]), plan["n_time"], 0.01)[0]
+    assert inferred["behavior"].dims == ("time", "behavior_dim")
+    np.testing.assert_array_equal(inferred["behavior"], whole)
 
 
 def test_every_bin_of_the_merged_series_comes_from_the_nearest_window_that_covers_it(
@@ -371,9 +433,14 @@ def test_another_continuous_file_is_chopped_by_the_run_s_options_and_merged(cont
     np.testing.assert_allclose(other["rates"], inferred["rates"], rtol=1e-5, atol=1e-7)
 
 
-def write_nwb(path, units=None):
+#: two units spiking through the 5 trials of :func:`write_nwb`
+TWO_UNITS = [{"spike_times": np.arange(0.05, 5.0, 0.1)}, {"spike_times": np.arange(0.1, 5.0, 0.2)}]
+
+
+def write_nwb(path, units=None, series=None):
     """A small NWB file: ``units`` rows of keyword arguments to ``add_unit`` (``None``: no Units
-    table) and a trials table of 5 trials with an ``outcome`` column."""
+    table), a trials table of 5 trials with an ``outcome`` column and ``series``, processing
+    module name -> its TimeSeries."""
     nwbfile = NWBFile(session_description="bad", identifier=path.stem,
                       session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
     nwbfile.add_trial_column("outcome", "correct or error")
@@ -384,6 +451,8 @@ def write_nwb(path, units=None):
             nwbfile.add_unit_column("quality", "sorting quality")
         for row in units:
             nwbfile.add_unit(**row)
+    for module, contents in (series or {}).items():
+        nwbfile.create_processing_module(module, module).add(contents)
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwbfile)
     return path
@@ -415,6 +484,15 @@ def write_nwb(path, units=None):
     ("session", ["--chop", "0.5", "--overlap", "0.5"], ["overlap_s < chop_s"]),
     ("lorenz", ["--align", "stim_on_time"], ["only own recordings", "align", "'lorenz'"]),
     ("spike_file", ["--window", "0,1"], ["holds binned counts", "window"]),
+    ("spike_file", ["--behavior", "hand_vel"], ["holds binned counts", "behavior"]),
+    ("lorenz", ["--behavior", "hand_vel"], ["only own recordings", "behavior"]),
+    ("session", ["--behavior", "eye_pos"],
+     ["--behavior eye_pos", "no TimeSeries named 'eye_pos'", "its series: behavior/hand_vel"]),
+    ("npz", ["--behavior", "eye_pos"], ["--behavior eye_pos", "`eye_pos`", "`eye_pos_times`"]),
+    ("two_series", ["--behavior", "speed"],
+     ["several series of that name", "left/speed, right/speed", "give one of those paths"]),
+    ("image_series", ["--behavior", "frames"], ["(20, 2, 2)", "(time, dims)"]),
+    ("late_series", ["--behavior", "speed"], ["no sample of it falls in the trials"]),
     ("not_nwb", [], ["is not a readable NWB file"]),
 ])
 def test_bad_recordings_and_options_are_one_line(case, args, fragments, files, spike_file,
@@ -437,6 +515,14 @@ def test_bad_recordings_and_options_are_one_line(case, args, fragments, files, s
         "continuous": lambda: files["continuous"], "lorenz": lambda: "lorenz",
         "spike_file": lambda: spike_file,
         "not_nwb": lambda: (tmp_path / "x.nwb").write_bytes(b"not hdf5") and tmp_path / "x.nwb",
+        "two_series": lambda: write_nwb(tmp_path / "two.nwb", TWO_UNITS, {
+            "left": [TimeSeries(name="speed", data=np.ones(5), unit="m/s", rate=1.0)],
+            "right": [TimeSeries(name="speed", data=np.ones(5), unit="m/s", rate=1.0)]}),
+        "image_series": lambda: write_nwb(tmp_path / "im.nwb", TWO_UNITS, {"video": [TimeSeries(
+            name="frames", data=np.ones((20, 2, 2)), unit="a.u.", rate=30.0)]}),
+        "late_series": lambda: write_nwb(tmp_path / "late.nwb", TWO_UNITS, {"behavior": [
+            TimeSeries(name="speed", data=np.ones(5), unit="m/s", timestamps=100.0 + np.arange(5))
+        ]}),
     }[case]()
     code, _, err = run_cli(["fit", "--data", data, *args, "--out", tmp_path / "run", *TINY],
                            monkeypatch, capsys)

@@ -73,10 +73,11 @@ def _source_data(config) -> SpikeData:
     if path is not None:
         if recording_format(path) is not None:
             return load_recording(path, config)
-        if config.changed((*TRIAL_OPTIONS, *CHOP_OPTIONS)):
-            raise DataError(f"{path} holds binned counts, so "
-                            f"{', '.join(config.changed((*TRIAL_OPTIONS, *CHOP_OPTIONS)))} cannot "
-                            "apply; they cut spike times (.nwb or spike-times .npz files)")
+        cutting = config.changed((*TRIAL_OPTIONS, *CHOP_OPTIONS, "behavior"))
+        if cutting:
+            raise DataError(f"{path} holds binned counts, so {', '.join(cutting)} cannot apply; "
+                            "they cut and bin the spike times and behaviour of recordings (.nwb "
+                            "or spike-times .npz files)")
         return load_spike_file(path, seed=config.data_seed,
                                heldout_fraction=config.heldout_fraction)
     if config.data == "lorenz":

@@ -1,6 +1,6 @@
-"""Any NWB file's sorted units and trials, read lazily with pynwb: the spike source of an NWB
-recording (:mod:`pyrolf.data.recordings` cuts and bins it). NLB's files, in their own layout, are
-read by :mod:`pyrolf.data.nlb`.
+"""Any NWB file's sorted units, trials and behavioural TimeSeries, read lazily with pynwb: the
+spike source of an NWB recording (:mod:`pyrolf.data.recordings` cuts and bins it). NLB's files,
+in their own layout, are read by :mod:`pyrolf.data.nlb`.
 
 Nothing is loaded whole: the Units table's ``spike_times`` column stays in the file and is read
 one unit at a time through its ragged index (``spike_times_index``), and only the trials-table
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 from hdmf.common import VectorIndex
-from pynwb import NWBHDF5IO
+from pynwb import NWBHDF5IO, TimeSeries
+from pynwb.ecephys import ElectricalSeries
 
 from pyrolf.data.files import _first_line
 from pyrolf.data.spikes import DataError
@@ -73,6 +74,7 @@ class NWBSource:
                             "every spike_times entry empty)")
         self.unit_ids = np.asarray(units.id.data[:])
         self._units = units
+        self._nwbfile = nwbfile
         self._trials = nwbfile.trials
         self.trial_columns = None if self._trials is None else tuple(self._trials.colnames)
         self.n_trials = 0 if self._trials is None else len(self._trials)
@@ -99,6 +101,40 @@ class NWBSource:
                 first, last = min(first, intervals.min()), max(last, intervals.max())
         return float(first), float(last)
 
+    def behavior(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The TimeSeries ``name`` anywhere in the file (``processing``, ``acquisition``; by its
+        name, or its path such as ``behavior/Position/hand_pos`` where names repeat): its
+        timestamps ``(samples,)`` s (from ``starting_time`` and ``rate`` where it has none) and
+        its data ``(samples, dims)`` in its unit (``conversion`` and ``offset`` applied).
+
+        Raises:
+            DataError: no such series (the message lists those there are), one name for
+                several, or data of more than two dimensions.
+        """
+        found = {_path(series): series for series in self._nwbfile.objects.values()
+                 if isinstance(series, TimeSeries)}
+        matches = sorted(path for path in found if path == name or path.endswith(f"/{name}"))
+        if len(matches) > 1:
+            raise DataError(f"--behavior {name}: {self.path.name} has several series of that "
+                            f"name ({', '.join(matches)}); give one of those paths")
+        if not matches:
+            shown = sorted(path for path, series in found.items()
+                           if not isinstance(series, ElectricalSeries))
+            raise DataError(f"--behavior {name}: {self.path.name} has no TimeSeries named "
+                            f"{name!r}; " + (f"its series: {', '.join(shown)}" if shown else
+                                             "it holds none, raw voltages apart"))
+        series = found[matches[0]]
+        values = np.asarray(series.get_data_in_units(), dtype=np.float64)
+        if values.ndim > 2 or len(values) == 0:
+            raise DataError(f"--behavior {name}: {matches[0]} of {self.path.name} holds data of "
+                            f"shape {values.shape}; pyrolf bins a series of samples (time) or "
+                            "(time, dims)")
+        times = np.asarray(series.get_timestamps(), dtype=np.float64)
+        if len(times) != len(values):
+            raise DataError(f"--behavior {name}: {matches[0]} of {self.path.name} has "
+                            f"{len(times)} timestamps for {len(values)} samples; fix the file")
+        return times, values.reshape(len(values), -1)
+
     def trial_column(self, name: str) -> np.ndarray:
         """Trials-table column ``name`` ``(trials,)``, read from the file now."""
         column = self._trials[name]
@@ -107,3 +143,12 @@ class NWBSource:
                             "list per trial; give a column with one value per trial")
         return np.asarray(column.data[:])
 
+
+def _path(container) -> str:
+    """Where ``container`` sits in its file, e.g. ``behavior/Position/hand_pos``: the names of its
+    parents below the file, then its own."""
+    names = []
+    while container is not None and container.parent is not None:
+        names.append(container.name)
+        container = container.parent
+    return "/".join(reversed(names))

@@ -16,6 +16,11 @@ The latent state follows :mod:`pyrolf.data.nlb_synthetic`'s model at 1 ms (dampe
 - **Continuous** (``duration_s``): no trials table; kicks of random direction and size every
   300-900 ms.
 
+Both carry a behavioural series :data:`BEHAVIOR` ``(time, 2)`` sampled every ms, a seeded linear
+map of the latent state (a hand velocity the population encodes): in NWB a TimeSeries in the
+``behavior`` processing module, in a spike-times file the arrays ``hand_vel`` and
+``hand_vel_times``.
+
 Units have ids ``100, 107, 114, ...`` (not their positions), so tests see that ids are kept.
 """
 
@@ -27,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from hdmf.common import VectorData, VectorIndex
-from pynwb import NWBHDF5IO, NWBFile
+from pynwb import NWBHDF5IO, NWBFile, TimeSeries
 from pynwb.epoch import TimeIntervals
 from pynwb.misc import Units
 
@@ -40,6 +45,7 @@ TARGETS = {"left": 180.0, "right": 0.0, "up": 90.0, "down": 270.0}
 TAIL_MS = 300
 ERROR_SHARE = 0.2
 UNIT_IDS = (100, 7)  # first id, step
+BEHAVIOR = "hand_vel"
 TRIAL_DESCRIPTIONS = {"start_time": "start of the trial (s)", "stop_time": "end of the trial (s)",
                       "stim_on_time": "stimulus onset (s)",
                       "response_time": "response (s), NaN without one",
@@ -55,12 +61,14 @@ class PlantedRecording:
         rates: true rates ``(time, units)`` in spikes per ms.
         spike_times: per unit, sorted spike times (s).
         unit_ids: ``(units,)`` the units' ids.
+        behavior: the behavioural series ``(time, 2)``, one sample per ms at ``t`` ms.
     """
 
     trials: pd.DataFrame | None
     rates: np.ndarray
     spike_times: list[np.ndarray]
     unit_ids: np.ndarray
+    behavior: np.ndarray
 
     def binned_rates(self, starts: np.ndarray, n_bins: int, bin_ms: int) -> np.ndarray:
         """True rates ``(windows, n_bins, units)`` in spikes per bin of the windows that start at
@@ -102,8 +110,9 @@ def simulate_recording(n_trials: int | None = 120, n_units: int = 30, seed: int 
     rates = np.exp(drive + bias)
     spike_times = [_poisson_spike_times(rng, rates[:, unit]) for unit in range(n_units)]
     unit_ids = UNIT_IDS[0] + UNIT_IDS[1] * np.arange(n_units)
+    behavior = latents @ rng.standard_normal((latents.shape[1], 2))
     return PlantedRecording(trials=None if trials is None else _to_seconds(trials), rates=rates,
-                            spike_times=spike_times, unit_ids=unit_ids)
+                            spike_times=spike_times, unit_ids=unit_ids, behavior=behavior)
 
 
 def _trials(rng: np.random.Generator, n_trials: int):
@@ -121,8 +130,10 @@ def _trials(rng: np.random.Generator, n_trials: int):
 
 
 def write_recording_nwb(path, recording: PlantedRecording) -> Path:
-    """Write ``recording`` as an NWB file: a Units table (``spike_times`` and the unit ids) and,
-    for a trials session, its trials table; nothing NLB's layout adds. Returns the path."""
+    """Write ``recording`` as an NWB file: a Units table (``spike_times`` and the unit ids), the
+    behavioural TimeSeries :data:`BEHAVIOR` (1 kHz from time 0) in a ``behavior`` processing
+    module and, for a trials session, its trials table; nothing NLB's layout adds. Returns the
+    path."""
     units = Units(name="units", description="sorted units", id=recording.unit_ids,
                   columns=_ragged("spike_times", "spike times (s)", recording.spike_times))
     trials = None
@@ -135,6 +146,9 @@ def write_recording_nwb(path, recording: PlantedRecording) -> Path:
     nwbfile = NWBFile(session_description="planted latent system (pyrolf.data.recording_synthetic)",
                       identifier=f"pyrolf-recording-{Path(path).stem}",
                       session_start_time=SESSION_START, units=units, trials=trials)
+    module = nwbfile.create_processing_module("behavior", "behavioural series")
+    module.add(TimeSeries(name=BEHAVIOR, data=recording.behavior, unit="a.u.", rate=1000.0,
+                          starting_time=0.0, description="planted: a linear map of the latents"))
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwbfile)
     return Path(path)
@@ -142,9 +156,12 @@ def write_recording_nwb(path, recording: PlantedRecording) -> Path:
 
 def write_spike_times_npz(path, recording: PlantedRecording) -> Path:
     """Write ``recording`` as a spike-times ``.npz`` (``spike_times``, ``unit_ids`` per spike,
-    ``trial_start``, ``trial_stop`` and the other trial columns). Returns the path."""
+    the behaviour :data:`BEHAVIOR` and its ``_times``, ``trial_start``, ``trial_stop`` and the
+    other trial columns). Returns the path."""
     arrays = {"spike_times": np.concatenate(recording.spike_times),
-              "unit_ids": np.repeat(recording.unit_ids, [len(t) for t in recording.spike_times])}
+              "unit_ids": np.repeat(recording.unit_ids, [len(t) for t in recording.spike_times]),
+              BEHAVIOR: recording.behavior,
+              f"{BEHAVIOR}_times": np.arange(len(recording.behavior)) / 1000.0}
     if recording.trials is not None:
         table = recording.trials.rename(columns={"start_time": "trial_start",
                                                  "stop_time": "trial_stop"})

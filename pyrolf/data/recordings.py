@@ -30,6 +30,12 @@ The options are :class:`~pyrolf.config.Config` fields, so a run folder rebuilds 
   fitted as trials. Windows are split at random like trials, so a test window overlaps its
   neighbours.
 
+- **Behaviour** (``behavior`` NAME): a series recorded beside the spikes (a hand's velocity, an
+  eye's position) is binned into the same bins by :func:`bin_behavior`: an NWB file's TimeSeries
+  NAME (in ``processing`` or ``acquisition``; its path, e.g. ``behavior/Position/hand``, where a
+  name repeats), or a spike-times file's arrays NAME ``(samples,)`` or ``(samples, dims)`` and
+  ``NAME_times`` ``(samples,)`` s, in the spikes' time base.
+
 Either way a seeded ``heldout_fraction`` of the units (at least one) is held out, and the trials
 (windows) split 70/15/15 % (:func:`pyrolf.data.files.heldout_and_splits`, seed ``data_seed``).
 
@@ -43,6 +49,8 @@ What :class:`~pyrolf.data.spikes.SpikeData` ``extra`` holds:
   ``align_times`` ``(trials,)`` s; ``window`` ``(start, stop)`` s around the alignment (bin ``k``
   starts ``window[0] + k * bin_size`` after it); ``condition_values``: the value of each condition
   label (label ``i`` is ``condition_values[i]``).
+- ``behavior`` ``(trials, time, dims)`` float32, with ``behavior``: the binned series, NaN where
+  a bin lies outside it.
 - Continuous: ``chop`` = ``{"starts": (windows,) first bin of each window, "n_time": bins of the
   whole recording, "start_time": s in the file's time base where bin 0 starts, "bin_size": s}``;
   :func:`pyrolf.data.chop.merge` ``(windowed, chop["starts"], chop["n_time"])`` puts per-window
@@ -67,6 +75,7 @@ from pyrolf.data.spikes import DataError, SpikeData
 TRIAL_OPTIONS = ("align", "window", "condition", "trials_where")
 CHOP_OPTIONS = ("continuous", "chop_s", "overlap_s")
 MIN_WINDOWS = 3  # train, valid and test need one each
+EDGE_S = 1e-9  # a behavioural sample this close to a bin edge counts as on it (float rounding)
 SHOWN_VALUES = 10  # values of a column listed in a message
 
 
@@ -113,6 +122,10 @@ def load_recording(path: Path, config) -> SpikeData:
                             "them out to fit it as a continuous recording")
         cut = _chopped if continuous else _trials
         spikes, extra, conditions = cut(source, config, config.bin_ms() / 1000)
+        if config.behavior is not None:
+            extra["behavior"] = _behavior(source, config.behavior, extra, spikes.shape[1],
+                                          config.bin_ms() / 1000)
+            extra["recording"]["behavior"] = config.behavior
         if continuous and not config.continuous:
             _note(f"{path.name} has no trials table: fitting it as a continuous recording cut "
                   f"into {config.chop_s:g} s windows overlapping by {config.overlap_s:g} s")
@@ -151,6 +164,38 @@ def bin_spikes(source, starts: np.ndarray, n_bins: int, bin_size: float) -> np.n
     for unit in range(source.n_units):
         counts[..., unit] = np.diff(np.searchsorted(source.unit_spike_times(unit), edges), axis=1)
     return counts
+
+
+def bin_behavior(times: np.ndarray, values: np.ndarray, starts: np.ndarray, n_bins: int,
+                 bin_size: float) -> np.ndarray:
+    """A behavioural series binned as :func:`bin_spikes` bins spikes: ``(windows, n_bins, dims)``
+    (float32) in the windows that start at ``starts`` ``(windows,)`` s.
+
+    Bin ``k`` of window ``j`` is the mean of the samples in ``[starts[j] + k * bin_size,
+    starts[j] + (k + 1) * bin_size)`` (a sample within :data:`EDGE_S` of an edge counts as on
+    it); a bin that holds none (a series sampled more slowly than the bins) is the series
+    linearly interpolated at the bin's centre; NaN before the first sample and after the last.
+    Samples with a NaN (a tracking loss) are left out.
+
+    Args:
+        times: sample times ``(samples,)`` s, in any order.
+        values: samples ``(samples, dims)``.
+    """
+    kept = np.isfinite(times) & np.isfinite(values).all(axis=1)
+    order = np.argsort(times[kept], kind="stable")
+    times, values = times[kept][order], values[kept][order]
+    edges = np.asarray(starts, dtype=np.float64)[:, None] + bin_size * np.arange(n_bins + 1)
+    if not len(times):
+        return np.full((*edges[:, 1:].shape, values.shape[1]), np.nan, dtype=np.float32)
+    at = np.searchsorted(times, edges - EDGE_S)                     # (windows, n_bins + 1)
+    counts = np.diff(at, axis=1)[..., None]
+    total = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
+    centres = edges[:, :-1] + bin_size / 2
+    between = np.stack([np.interp(centres, times, column, left=np.nan, right=np.nan)
+                        for column in values.T], axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (total[at[:, 1:]] - total[at[:, :-1]]) / counts
+    return np.where(counts > 0, means, between).astype(np.float32)
 
 
 def whole_bins(seconds: float, bin_size: float) -> int:
@@ -261,6 +306,25 @@ def _chopped(source, config, bin_size: float):
     return windows, extra, None
 
 
+def _behavior(source, name: str, extra: dict, n_bins: int, bin_size: float) -> np.ndarray:
+    """The behavioural series ``name`` of ``source`` binned into the trials' bins, or into the
+    whole recording's and chopped into its windows as the spikes are: ``(trials, n_bins,
+    dims)``."""
+    times, values = source.behavior(name)
+    if "chop" not in extra:
+        binned = bin_behavior(times, values, extra["align_times"] + extra["window"][0], n_bins,
+                              bin_size)
+    else:
+        whole = bin_behavior(times, values, np.array([extra["chop"]["start_time"]]),
+                             extra["chop"]["n_time"], bin_size)[0]
+        binned = chop(whole, n_bins, extra["recording"]["overlap_bins"])[0]
+    if np.isnan(binned).all():
+        raise DataError(f"--behavior {name}: no sample of it falls in the "
+                        f"{'windows' if 'chop' in extra else 'trials'} of {source.path.name} "
+                        "(its times are in seconds in the spikes' time base?)")
+    return binned
+
+
 def _column(source, name: str, option: str) -> np.ndarray:
     """Trials-table column ``name`` ``(trials,)``; a :class:`DataError` listing the columns there
     are when it is not there."""
@@ -350,6 +414,7 @@ class SpikeTimesFile:
             self._trials.update({name: array for name, array in arrays.items()
                                  if array.ndim == 1 and len(array) == self.n_trials})
             self.trial_columns = tuple(self._trials)
+        self._arrays = arrays
 
     @property
     def n_units(self) -> int:
@@ -363,3 +428,18 @@ class SpikeTimesFile:
 
     def trial_column(self, name: str) -> np.ndarray:
         return self._trials[name]
+
+    def behavior(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Array ``name`` ``(samples,)`` or ``(samples, dims)`` and its ``name_times``
+        ``(samples,)`` s: the timestamps and the data ``(samples, dims)``."""
+        values, times = self._arrays.get(name), self._arrays.get(f"{name}_times")
+        if values is None or times is None:
+            raise DataError(f"--behavior {name}: {self.path.name} needs the arrays `{name}` "
+                            f"(samples, or samples x dims) and `{name}_times` (s, one per "
+                            "sample)")
+        if (values.ndim not in (1, 2) or times.ndim != 1 or len(times) != len(values)
+                or not len(times) or not np.issubdtype(values.dtype, np.number)):
+            raise DataError(f"--behavior {name}: `{name}` {values.shape} of {self.path.name} "
+                            f"must be numbers with one row per entry of `{name}_times` "
+                            f"{times.shape}")
+        return times.astype(np.float64), values.astype(np.float64).reshape(len(values), -1)

@@ -229,8 +229,10 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
     (:func:`time_coord`), ``forward`` (per bin: a forward bin, never shown to the encoder),
     ``neuron`` (:attr:`SpikeData.neuron_ids`) and ``heldout``; attributes the run's ``config``
     (JSON), ``pyrolf_version``, ``bin_size_s`` (NaN where unknown), ``samples``, ``interval`` and
-    ``source``. The windows of a continuous recording (``"chop"`` in ``data.extra``) come merged
-    into one series: :func:`merged_dataset`."""
+    ``source``. Where the data have behaviour (``extra["behavior"]``, see
+    :func:`pyrolf.data.recordings.bin_behavior`) it comes along as ``behavior`` ``(trial, time,
+    behavior_dim)``, observed, not inferred. The windows of a continuous recording (``"chop"``
+    in ``data.extra``) come merged into one series: :func:`merged_dataset`."""
     bin_size = data.known_bin_size
     bins = np.arange(data.n_bins)
     coords = {
@@ -251,6 +253,10 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
             variables[f"{name}_{side}"] = (dims, summary[f"{name}_{side}"], {
                 "long_name": f"{side} end of the central {INTERVAL_PROB:.0%} posterior interval "
                              f"of {name}"})
+    if "behavior" in data.extra:
+        variables["behavior"] = (("trial", "time", "behavior_dim"), data.extra["behavior"], {
+            "long_name": f"the recording's {data.extra['recording']['behavior']}, observed: the "
+                         "mean of its samples in each bin (interpolated where a bin holds none)"})
     attrs = {"config": json.dumps(config), "pyrolf_version": version("pyrolf"),
              "bin_size_s": float("nan") if bin_size is None else float(bin_size),
              "samples": int(samples), "interval": f"central {INTERVAL_PROB:.0%} posterior interval",

@@ -1,11 +1,11 @@
 """Scores against the truth: R² of predicted rates and of inferred latents, coverage of posterior
-intervals, NLB's co-bps (of the held-out neurons together and of each one) and fp-bps, and the
-persistence forecast of the forward bins."""
+intervals, NLB's co-bps (of the held-out neurons together and of each one), fp-bps, psth R² and
+velocity decoding (of any behaviour), and the persistence forecast of the forward bins."""
 
 from __future__ import annotations
 
 import numpy as np
-from nlb_tools.evaluation import bits_per_spike, eval_psth
+from nlb_tools.evaluation import bits_per_spike, eval_psth, fit_and_eval_decoder
 
 
 def rates_r2(predicted: np.ndarray, true: np.ndarray) -> float:
@@ -138,6 +138,30 @@ def psth_r2(rates: np.ndarray, smoothed: np.ndarray, conditions: np.ndarray,
     groups = [np.flatnonzero(conditions[scored] == label) for label in np.unique(conditions)]
     return float(eval_psth(psth(np.asarray(smoothed, np.float64), conditions),
                            np.asarray(rates, np.float64), groups))
+
+
+def behavior_r2(train_rates: np.ndarray, train_behavior: np.ndarray, test_rates: np.ndarray,
+                test_behavior: np.ndarray) -> float:
+    """NLB's velocity decoding (nlb_tools' ``fit_and_eval_decoder``) of any behaviour: a ridge
+    regression from the rates of a bin to its behaviour, the penalty chosen by 5-fold
+    cross-validation over ``1e-4 ... 1``, fitted on the train entries and scored by R² on the
+    test entries, averaged over the behaviour's dims. Bins whose behaviour is NaN are left out;
+    NaN where no train or no test bin is left.
+
+    Args:
+        train_rates, test_rates: rates ``(trials, time, neurons)``.
+        train_behavior, test_behavior: behaviour ``(trials, time, dims)`` of the same bins, NaN
+            in every dim of a bin without it.
+    """
+    def rows(values):
+        values = np.asarray(values, dtype=np.float64)
+        return values.reshape(-1, values.shape[-1])
+
+    train_behavior, test_behavior = rows(train_behavior), rows(test_behavior)
+    if np.isnan(train_behavior[:, 0]).all() or np.isnan(test_behavior[:, 0]).all():
+        return float("nan")
+    return float(fit_and_eval_decoder(rows(train_rates), train_behavior, rows(test_rates),
+                                      test_behavior))
 
 
 def persistence_rates(rates: np.ndarray, n_forward: int) -> np.ndarray:

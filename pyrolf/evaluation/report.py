@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from pyrolf.data.spikes import SpikeData
-from pyrolf.evaluation.metrics import (co_bps, co_bps_per_neuron, interval_coverage, latents_r2,
-                                       persistence_rates, psth_r2, rates_r2)
+from pyrolf.evaluation.metrics import (behavior_r2, co_bps, co_bps_per_neuron, interval_coverage,
+                                       latents_r2, persistence_rates, psth_r2, rates_r2)
 from pyrolf.evaluation.smoothing import smooth_spikes, smoothing_baseline
 from pyrolf.inference.svi import encoder_inputs, predict_rates
 
@@ -71,6 +71,19 @@ def psth_metrics(rates, data: SpikeData, trials) -> dict:
     observed = slice(0, data.n_observed)
     smoothed = smooth_spikes(data.spikes[:, observed], PSTH_KERNEL_S / data.known_bin_size)
     return {"psth_r2": psth_r2(rates[:, observed], smoothed, data.conditions, trials)}
+
+
+def behavior_metrics(rates: dict[str, tuple], data: SpikeData) -> dict:
+    """``{prefix}behavior_r2`` for each ``prefix -> (train rates, test rates)`` of ``rates``
+    (``(trials, ≥observed, neurons)`` of the train and the test trials): how well a ridge
+    regression from the rates of all neurons decodes the behaviour (``extra["behavior"]``) of
+    the same bin (:func:`~pyrolf.evaluation.metrics.behavior_r2`), over the observed bins."""
+    observed = slice(0, data.n_observed)
+    behavior = data.extra["behavior"][:, observed]
+    train, test = data.splits["train"], data.splits["test"]
+    return {f"{prefix}behavior_r2": behavior_r2(train_rates[:, observed], behavior[train],
+                                                test_rates[:, observed], behavior[test])
+            for prefix, (train_rates, test_rates) in rates.items()}
 
 
 def forward_metrics(rates, data: SpikeData, trials) -> dict:
@@ -143,9 +156,11 @@ def prepare_scoring(data: SpikeData, saved: Path | None = None) -> None:
 def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
              submission_path=None, progress: bool = False) -> dict:
     """Test-trial metrics of ``flow`` (with :func:`forward_metrics` where the data have forward
-    bins, :func:`truth_metrics` where they carry the truth and :func:`psth_metrics` where they
-    have conditions) and of the Gaussian-smoothing baseline on the same trials; ``progress``: bars of the trials drawn (``score``: the rates,
-    ``score intervals``: the truth metrics' draws).
+    bins, :func:`truth_metrics` where they carry the truth, :func:`psth_metrics` where they
+    have conditions and :func:`behavior_metrics` where they have behaviour) and of the
+    Gaussian-smoothing baseline on the same trials; ``progress``: bars of the trials drawn
+    (``score``: the rates, ``score intervals``: the truth metrics' draws, ``score train``: the
+    train trials' rates the behaviour decoder is fitted on).
 
     NLB data are scored by nlb_tools on their evaluation trials (see
     :func:`pyrolf.evaluation.nlb.nlb_metrics`; ``submission_path`` goes there).
@@ -165,6 +180,12 @@ def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
     baseline = smoothing_baseline(data)
     metrics.update(score_rates(baseline["rates"][test], data, test, prefix="smoothing_"))
     metrics["smoothing_width_bins"] = baseline["width"]
+    if "behavior" in data.extra:
+        train = data.splits["train"]
+        train_rates = model_rates(flow, data, train, samples, device,
+                                  "score train" if progress else None)
+        metrics.update(behavior_metrics({"": (train_rates, rates), "smoothing_": (
+            baseline["rates"][train], baseline["rates"][test])}, data))
     if "recording" in data.extra:  # own recordings: what was read, and the trials kept and dropped
         metrics["recording"] = data.extra["recording"]
     return metrics
