@@ -62,6 +62,9 @@ OVERRIDES = {
                              help="Own recordings: a behavioural series binned as the spikes "
                                   "are (NWB: a TimeSeries' name or path; spike-times .npz: "
                                   "arrays NAME and NAME_times); decoded in behavior_r2."),
+    "behavior_lag_ms": click.option("--behavior-lag", "behavior_lag_ms", type=int, metavar="MS",
+                                    help="Own recordings: behavior_r2 decodes the behaviour MS "
+                                         "after the rates' bin (default 0; NLB's MC_Maze: 100)."),
     "trials_where": click.option("--trials-where", metavar="COLUMN=VALUE",
                                  help="Own recordings: only the trials whose COLUMN is VALUE, "
                                       "e.g. outcome=correct."),

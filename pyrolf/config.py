@@ -40,6 +40,8 @@ class Config:
     trials_where: str | None = None  # "COLUMN=VALUE": only the trials whose COLUMN is VALUE
     behavior: str | None = None     # a behavioural series binned beside the spikes (NWB: a
                                     # TimeSeries; spike-times .npz: arrays NAME, NAME_times)
+    behavior_lag_ms: int = 0        # behavior_r2 decodes the behaviour this long after the
+                                    # rates' bin (NLB: 100 for MC_Maze); whole bins
     heldout_fraction: float = 0.2   # share of the units held out (seeded by data_seed); also for
                                     # spike files without a `heldout` array
     continuous: bool = False        # chop the whole recording into windows (no trials)
@@ -196,6 +198,12 @@ class Config:
         if self.continuous and self.changed(TRIAL_OPTIONS):
             raise ConfigError(f"continuous recordings have no trials: leave out "
                               f"{', '.join(self.changed(TRIAL_OPTIONS))}")
+        if self.behavior_lag_ms and self.behavior is None:
+            raise ConfigError("behavior_lag_ms shifts the behaviour that behavior_r2 decodes; "
+                              "give the behaviour too (--behavior NAME)")
+        if self.behavior_lag_ms % self.bin_ms():
+            raise ConfigError(f"behavior_lag_ms must be a whole number of bins of "
+                              f"{self.bin_ms()} ms, got {self.behavior_lag_ms}")
         changed = self.changed((*TRIAL_OPTIONS, *CHOP_OPTIONS, "heldout_fraction", "behavior"))
         if not self.own_data() and changed:
             raise ConfigError(f"only own recordings (an .nwb or spike-times .npz file) take "

@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 from scipy.special import gammaln
 
+from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import (behavior_r2, co_bps, co_bps_per_neuron, interval_coverage,
                                        latents_r2, psth, psth_r2, rates_r2)
+from pyrolf.evaluation.report import behavior_metrics
 
 
 def poisson_log_likelihood(rates, spikes):
@@ -142,6 +144,26 @@ def test_behavior_r2_leaves_out_the_bins_without_behaviour():
         pytest.approx(expected, rel=1e-12)
     assert np.isnan(behavior_r2(rates[:, train], gappy[:, train], rates[:, test],
                                 np.full_like(gappy[:, test], np.nan)))
+
+
+def test_behavior_is_decoded_the_lag_after_the_rates():
+    """Behaviour that follows the rates 3 bins later is decoded exactly at a lag of 3 bins,
+    worse without one; a negative lag pairs each bin with earlier behaviour."""
+    rng = np.random.default_rng(9)
+    rates = rng.gamma(2.0, 0.5, size=(30, 25, 5))
+    follows = np.full((30, 25, 2), np.nan)
+    follows[:, 3:] = rates[:, :-3] @ rng.standard_normal((5, 2))   # bin t + 3 from rates at t
+    leads = np.full((30, 25, 2), np.nan)
+    leads[:, :-6] = follows[:, 6:]                                   # bin t - 3 from rates at t
+    splits = {"train": np.arange(20), "valid": np.arange(20, 25), "test": np.arange(25, 30)}
+
+    def decoded(behavior, lag):
+        data = SpikeData(spikes=np.zeros((30, 25, 5), np.float32), heldout=np.zeros(5, bool),
+                         splits=splits, extra={"behavior": behavior, "behavior_lag_bins": lag})
+        return behavior_metrics({"": (rates[:20], rates[25:])}, data)["behavior_r2"]
+
+    assert decoded(follows, 3) > 0.999 and decoded(follows, 0) < 0.5
+    assert decoded(leads, -3) > 0.999 and decoded(leads, 0) < 0.5
 
 
 def test_shape_mismatch_is_refused():

@@ -493,6 +493,11 @@ def write_nwb(path, units=None, series=None):
      ["several series of that name", "left/speed, right/speed", "give one of those paths"]),
     ("image_series", ["--behavior", "frames"], ["(20, 2, 2)", "(time, dims)"]),
     ("late_series", ["--behavior", "speed"], ["no sample of it falls in the trials"]),
+    ("session", ["--behavior-lag", "100"], ["behavior_lag_ms shifts", "--behavior NAME"]),
+    ("session", ["--behavior", "hand_vel", "--behavior-lag", "15"],
+     ["whole number of bins of 10 ms", "got 15"]),
+    ("session", [*ONSET, "--behavior", "hand_vel", "--behavior-lag", "-1000"],
+     ["--behavior-lag -1000 ms is not shorter than the trials' 1000 ms"]),
     ("not_nwb", [], ["is not a readable NWB file"]),
 ])
 def test_bad_recordings_and_options_are_one_line(case, args, fragments, files, spike_file,

@@ -76,13 +76,16 @@ def psth_metrics(rates, data: SpikeData, trials) -> dict:
 def behavior_metrics(rates: dict[str, tuple], data: SpikeData) -> dict:
     """``{prefix}behavior_r2`` for each ``prefix -> (train rates, test rates)`` of ``rates``
     (``(trials, ≥observed, neurons)`` of the train and the test trials): how well a ridge
-    regression from the rates of all neurons decodes the behaviour (``extra["behavior"]``) of
-    the same bin (:func:`~pyrolf.evaluation.metrics.behavior_r2`), over the observed bins."""
-    observed = slice(0, data.n_observed)
-    behavior = data.extra["behavior"][:, observed]
+    regression from the rates of all neurons in a bin decodes the behaviour
+    (``extra["behavior"]``) ``extra["behavior_lag_bins"]`` bins later
+    (:func:`~pyrolf.evaluation.metrics.behavior_r2`), both in the observed bins (pairs the lag
+    takes past a trial's edge are left out)."""
+    lag, n_observed = data.extra["behavior_lag_bins"], data.n_observed
+    neural = slice(max(0, -lag), n_observed - max(0, lag))
+    behavior = data.extra["behavior"][:, neural.start + lag:neural.stop + lag]
     train, test = data.splits["train"], data.splits["test"]
-    return {f"{prefix}behavior_r2": behavior_r2(train_rates[:, observed], behavior[train],
-                                                test_rates[:, observed], behavior[test])
+    return {f"{prefix}behavior_r2": behavior_r2(train_rates[:, neural], behavior[train],
+                                                test_rates[:, neural], behavior[test])
             for prefix, (train_rates, test_rates) in rates.items()}
 
 
