@@ -14,6 +14,7 @@ import pyro
 import pytest
 import xarray as xr
 from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+from pynwb.ecephys import ElectricalSeries
 
 from pyrolf.cli.main import main
 from pyrolf.config import Config, ConfigError
@@ -437,10 +438,11 @@ def test_another_continuous_file_is_chopped_by_the_run_s_options_and_merged(cont
 TWO_UNITS = [{"spike_times": np.arange(0.05, 5.0, 0.1)}, {"spike_times": np.arange(0.1, 5.0, 0.2)}]
 
 
-def write_nwb(path, units=None, series=None):
+def write_nwb(path, units=None, series=None, voltages=False):
     """A small NWB file: ``units`` rows of keyword arguments to ``add_unit`` (``None``: no Units
-    table), a trials table of 5 trials with an ``outcome`` column and ``series``, processing
-    module name -> its TimeSeries."""
+    table), a trials table of 5 trials with an ``outcome`` column, ``series`` (processing
+    module name -> its TimeSeries) and, with ``voltages``, an ElectricalSeries ``lfp`` of two
+    electrodes in ``acquisition``."""
     nwbfile = NWBFile(session_description="bad", identifier=path.stem,
                       session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
     nwbfile.add_trial_column("outcome", "correct or error")
@@ -451,6 +453,14 @@ def write_nwb(path, units=None, series=None):
             nwbfile.add_unit_column("quality", "sorting quality")
         for row in units:
             nwbfile.add_unit(**row)
+    if voltages:
+        device = nwbfile.create_device("probe")
+        group = nwbfile.create_electrode_group("shank", "a shank", "cortex", device)
+        for _ in range(2):
+            nwbfile.add_electrode(group=group, location="cortex")
+        nwbfile.add_acquisition(ElectricalSeries(
+            name="lfp", data=np.zeros((100, 2)), rate=1000.0,
+            electrodes=nwbfile.create_electrode_table_region([0, 1], "both")))
     for module, contents in (series or {}).items():
         nwbfile.create_processing_module(module, module).add(contents)
     with NWBHDF5IO(str(path), "w") as io:
@@ -493,6 +503,7 @@ def write_nwb(path, units=None, series=None):
      ["several series of that name", "left/speed, right/speed", "give one of those paths"]),
     ("image_series", ["--behavior", "frames"], ["(20, 2, 2)", "(time, dims)"]),
     ("late_series", ["--behavior", "speed"], ["no sample of it falls in the trials"]),
+    ("voltage_series", ["--behavior", "lfp"], ["is an ElectricalSeries", "not behaviour"]),
     ("session", ["--behavior-lag", "100"], ["behavior_lag_ms shifts", "--behavior NAME"]),
     ("session", ["--behavior", "hand_vel", "--behavior-lag", "15"],
      ["whole number of bins of 10 ms", "got 15"]),
@@ -525,6 +536,7 @@ def test_bad_recordings_and_options_are_one_line(case, args, fragments, files, s
             "right": [TimeSeries(name="speed", data=np.ones(5), unit="m/s", rate=1.0)]}),
         "image_series": lambda: write_nwb(tmp_path / "im.nwb", TWO_UNITS, {"video": [TimeSeries(
             name="frames", data=np.ones((20, 2, 2)), unit="a.u.", rate=30.0)]}),
+        "voltage_series": lambda: write_nwb(tmp_path / "v.nwb", TWO_UNITS, voltages=True),
         "late_series": lambda: write_nwb(tmp_path / "late.nwb", TWO_UNITS, {"behavior": [
             TimeSeries(name="speed", data=np.ones(5), unit="m/s", timestamps=100.0 + np.arange(5))
         ]}),

@@ -109,7 +109,7 @@ class NWBSource:
 
         Raises:
             DataError: no such series (the message lists those there are), one name for
-                several, or data of more than two dimensions.
+                several, an ElectricalSeries, or data of more than two dimensions.
         """
         found = {_path(series): series for series in self._nwbfile.objects.values()
                  if isinstance(series, TimeSeries)}
@@ -124,6 +124,10 @@ class NWBSource:
                             f"{name!r}; " + (f"its series: {', '.join(shown)}" if shown else
                                              "it holds none, raw voltages apart"))
         series = found[matches[0]]
+        if isinstance(series, ElectricalSeries):
+            raise DataError(f"--behavior {name}: {matches[0]} of {self.path.name} is an "
+                            "ElectricalSeries (voltages), not behaviour; give a series of "
+                            "movements, positions or other measures")
         values = np.asarray(series.get_data_in_units(), dtype=np.float64)
         if values.ndim > 2 or len(values) == 0:
             raise DataError(f"--behavior {name}: {matches[0]} of {self.path.name} holds data of "
