@@ -11,7 +11,9 @@ the windows themselves (run by hand, one fit after another)::
    fits it (``pyrolf fit --data by_hand.h5``), both with the options after ``--``. Prints each
    run's rates R² against the planted rates on its test trials, computed here from its
    predictions (:func:`pyrolf.load_run`, :func:`pyrolf.evaluation.report.model_rates`), and its
-   co-bps.
+   co-bps; for the NWB run (fitted with ``--behavior hand_vel``, the planted hand velocity, which
+   only scoring reads) also its ``psth_r2``, ``behavior_r2`` and the smoothing baseline's
+   ``smoothing_behavior_r2``.
 2. **Continuous.** Writes a ``--seconds`` long recording without trials, fits it chopped into
    windows (``--chop``, ``--overlap``), runs ``pyrolf infer RUN --samples S`` (``--samples``,
    default the run's ``samples``), which merges the windows into one series over the session,
@@ -34,7 +36,7 @@ import xarray as xr
 from pyrolf import load_run
 from pyrolf.cli.main import main as pyrolf_main
 from pyrolf.data import SpikeData, save_spike_file
-from pyrolf.data.recording_synthetic import simulate_recording, write_recording_nwb
+from pyrolf.data.recording_synthetic import BEHAVIOR, simulate_recording, write_recording_nwb
 from pyrolf.evaluation.metrics import rates_r2
 from pyrolf.evaluation.report import model_rates
 
@@ -95,7 +97,8 @@ def _trials(args) -> dict:
     nwb = write_recording_nwb(args.folder / "session.nwb", session)
     runs = {"nwb": _fitted("nwb", ["--data", str(nwb), "--align", "stim_on_time",
                                    f"--window={args.window}", "--bin", str(args.bin),
-                                   "--condition", "target", *args.fit_options], args.folder)}
+                                   "--condition", "target", "--behavior", BEHAVIOR,
+                                   *args.fit_options], args.folder)}
     _, _, by_nwb, _ = runs["nwb"]
     starts = by_nwb.extra["align_times"] + by_nwb.extra["window"][0]
     edges = starts[:, None] + args.bin / 1000 * np.arange(by_nwb.n_bins + 1)
@@ -117,6 +120,9 @@ def _trials(args) -> dict:
     results["same_test_trials"] = bool(np.array_equal(runs["nwb"][2].splits["test"],
                                                       runs["by_hand"][2].splits["test"]))
     results["rates_r2_difference"] = results["nwb"]["rates_r2"] - results["by_hand"]["rates_r2"]
+    metrics = runs["nwb"][3]
+    results["nwb"].update({key: metrics[key] for key in ("psth_r2", "behavior_r2",
+                                                         "smoothing_behavior_r2")})
     return results
 
 

@@ -12,12 +12,13 @@ import torch
 
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import SpikeData, data_file, load_config_data
+from pyrolf.data.spikes import MissingBehavior
 from pyrolf.evaluation.collapse import collapse_finding
 from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
 from pyrolf.models import build_flow
 from pyrolf.plots import training_curve
-from pyrolf.runs import RunError, RunFolder
+from pyrolf.runs import RunError, RunFolder, note
 from pyrolf.threads import use_threads
 
 
@@ -285,12 +286,22 @@ def _infer(run, data, samples: int, device: str | None, progress: bool):
     if data is None or data == config.data:
         trials = own
     else:
-        loaded = data if isinstance(data, SpikeData) else load_config_data(config.replace(data=data))
+        loaded = data if isinstance(data, SpikeData) else _new_data(config, data)
         trials = new_trials(loaded, own.heldout, own.extra.get("unit_ids"))
     pyro.set_rng_seed(config.seed)
     dataset = infer_trials(flow.to(device), trials, samples, config.to_dict(), device,
                            progress=progress)
     return flow, trials, dataset
+
+
+def _new_data(config: Config, data: str) -> SpikeData:
+    """``data`` read with the run's ``config``; without the run's behavioural series (which
+    only scoring and the ``behavior`` variable read) a note says so and it is read without."""
+    try:
+        return load_config_data(config.replace(data=data))
+    except MissingBehavior as missing:
+        note(f"{missing}; inferring without it (no `behavior` in the output)")
+        return load_config_data(config.replace(data=data, behavior=None, behavior_lag_ms=0))
 
 
 def _check_samples(samples: int) -> None:

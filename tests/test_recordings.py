@@ -318,6 +318,18 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     np.testing.assert_array_equal(other["neuron"], inferred["neuron"])
     np.testing.assert_allclose(other["rates"], inferred["rates"], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(other["behavior"], behavior, rtol=1e-6, atol=1e-7)
+    # new trials without the run's behaviour are inferred all the same, with a note
+    bare = tmp_path / "bare.npz"
+    with np.load(files["npz"]) as archive:
+        np.savez(bare, **{name: archive[name] for name in archive.files
+                          if not name.startswith("hand_vel")})
+    code, _, err = run_cli(["infer", run, "--samples", 5, "--data", bare, "--out",
+                            tmp_path / "bare.nc"], monkeypatch, capsys)
+    assert code == 0, err
+    assert "note: --behavior hand_vel" in err and "inferring without it" in err
+    without = xr.open_dataset(tmp_path / "bare.nc")
+    assert "behavior" not in without
+    np.testing.assert_allclose(without["rates"], inferred["rates"], rtol=1e-5, atol=1e-7)
     renamed = write_spike_times_npz(tmp_path / "renamed.npz", dataclasses.replace(
         session, unit_ids=np.where(session.unit_ids == 107, 9999, session.unit_ids)))
     code, _, err = run_cli(["infer", run, "--samples", 5, "--data", renamed, "--out",

@@ -19,7 +19,7 @@ from pynwb import NWBHDF5IO, TimeSeries
 from pynwb.ecephys import ElectricalSeries
 
 from pyrolf.data.files import _first_line
-from pyrolf.data.spikes import DataError
+from pyrolf.data.spikes import DataError, MissingBehavior
 
 CHUNK = 1 << 22  # spike times read at a time when scanning the whole column
 
@@ -120,7 +120,7 @@ class NWBSource:
         if not matches:
             shown = sorted(path for path, series in found.items()
                            if not isinstance(series, ElectricalSeries))
-            raise DataError(f"--behavior {name}: {self.path.name} has no TimeSeries named "
+            raise MissingBehavior(f"--behavior {name}: {self.path.name} has no TimeSeries named "
                             f"{name!r}; " + (f"its series: {', '.join(shown)}" if shown else
                                              "it holds none, raw voltages apart"))
         series = found[matches[0]]

@@ -70,7 +70,7 @@ import numpy as np
 
 from pyrolf.data.chop import chop
 from pyrolf.data.files import heldout_and_splits
-from pyrolf.data.spikes import DataError, SpikeData
+from pyrolf.data.spikes import DataError, MissingBehavior, SpikeData
 
 #: settings that select and cut trials, and those of continuous recordings
 TRIAL_OPTIONS = ("align", "window", "condition", "trials_where")
@@ -441,7 +441,7 @@ class SpikeTimesFile:
         ``(samples,)`` s: the timestamps and the data ``(samples, dims)``."""
         values, times = self._arrays.get(name), self._arrays.get(f"{name}_times")
         if values is None or times is None:
-            raise DataError(f"--behavior {name}: {self.path.name} needs the arrays `{name}` "
+            raise MissingBehavior(f"--behavior {name}: {self.path.name} needs the arrays `{name}` "
                             f"(samples, or samples x dims) and `{name}_times` (s, one per "
                             "sample)")
         if (values.ndim not in (1, 2) or times.ndim != 1 or len(times) != len(values)

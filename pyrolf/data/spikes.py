@@ -11,6 +11,10 @@ class DataError(ValueError):
     """Input data a user supplied is unusable; the message says what is wrong and what to do."""
 
 
+class MissingBehavior(DataError):
+    """A recording lacks the behavioural series asked for (``--behavior``)."""
+
+
 @dataclass
 class SpikeData:
     """Binned spike counts of a population over trials.
