@@ -516,6 +516,7 @@ def write_nwb(path, units=None, series=None, voltages=False):
     ("image_series", ["--behavior", "frames"], ["(20, 2, 2)", "(time, dims)"]),
     ("late_series", ["--behavior", "speed"], ["no sample of it falls in the trials"]),
     ("voltage_series", ["--behavior", "lfp"], ["is an ElectricalSeries", "not behaviour"]),
+    ("text_series", ["--behavior", "events"], ["behavior/events", "does not hold numbers"]),
     ("session", ["--behavior-lag", "100"], ["behavior_lag_ms shifts", "--behavior NAME"]),
     ("session", ["--behavior", "hand_vel", "--behavior-lag", "15"],
      ["whole number of bins of 10 ms", "got 15"]),
@@ -549,6 +550,8 @@ def test_bad_recordings_and_options_are_one_line(case, args, fragments, files, s
         "image_series": lambda: write_nwb(tmp_path / "im.nwb", TWO_UNITS, {"video": [TimeSeries(
             name="frames", data=np.ones((20, 2, 2)), unit="a.u.", rate=30.0)]}),
         "voltage_series": lambda: write_nwb(tmp_path / "v.nwb", TWO_UNITS, voltages=True),
+        "text_series": lambda: write_nwb(tmp_path / "text.nwb", TWO_UNITS, {"behavior": [
+            TimeSeries(name="events", data=["go", "stop"], unit="n/a", timestamps=[0.5, 1.5])]}),
         "late_series": lambda: write_nwb(tmp_path / "late.nwb", TWO_UNITS, {"behavior": [
             TimeSeries(name="speed", data=np.ones(5), unit="m/s", timestamps=100.0 + np.arange(5))
         ]}),

@@ -128,7 +128,11 @@ class NWBSource:
             raise DataError(f"--behavior {name}: {matches[0]} of {self.path.name} is an "
                             "ElectricalSeries (voltages), not behaviour; give a series of "
                             "movements, positions or other measures")
-        values = np.asarray(series.get_data_in_units(), dtype=np.float64)
+        try:
+            values = np.asarray(series.get_data_in_units(), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"--behavior {name}: {matches[0]} of {self.path.name} does not hold "
+                            "numbers; give a series of measured values") from None
         if values.ndim > 2 or len(values) == 0:
             raise DataError(f"--behavior {name}: {matches[0]} of {self.path.name} holds data of "
                             f"shape {values.shape}; pyrolf bins a series of samples (time) or "
