@@ -288,6 +288,12 @@ def _infer(run, data, samples: int, device: str | None, progress: bool):
     else:
         loaded = data if isinstance(data, SpikeData) else _new_data(config, data)
         trials = new_trials(loaded, own.heldout, own.extra.get("unit_ids"))
+    if "nlb" in trials.extra:
+        from pyrolf.data.nlb import with_behavior  # nlb_tools, pynwb, pandas: NLB data only
+
+        kept = None if isinstance(run, FitResult) or trials is not own else (
+            Path(run) / RunFolder.TARGETS)
+        trials = with_behavior(trials, kept)
     pyro.set_rng_seed(config.seed)
     dataset = infer_trials(flow.to(device), trials, samples, config.to_dict(), device,
                            progress=progress)

@@ -182,6 +182,22 @@ def test_infer_names_nlb_trials_units_and_times(data_dir, tmp_path, monkeypatch,
     np.testing.assert_array_equal(inferred["neuron"], split.unit_ids)
     np.testing.assert_array_equal(inferred["heldout"], data.heldout)
     assert json.loads((run / "dynamics.json").read_text())["frequency_unit"] == "Hz"
+    # the hand velocity nlb_tools cuts (100 ms after each bin): training trials from the train
+    # tensors, evaluation trials from the targets; nothing in the forward bins
+    from nlb_tools.make_tensors import make_train_input_tensors
+
+    with nlb_tools_context():
+        train = make_train_input_tensors(split.dataset, "mc_maze", "train", save_file=False,
+                                         include_behavior=True)["train_behavior"]
+    behavior = inferred["behavior"].values
+    assert inferred["behavior"].dims == ("trial", "time", "behavior_dim")
+    assert "hand_vel" in inferred["behavior"].attrs["long_name"]
+    observed = slice(0, data.n_observed)
+    np.testing.assert_allclose(behavior[:split.n_train, observed], train, rtol=1e-6)
+    np.testing.assert_allclose(behavior[split.n_train:, observed],
+                               _targets(data)["mc_maze_20"]["eval_behavior"], rtol=1e-6)
+    assert np.isfinite(behavior[:, observed]).all()
+    assert np.isnan(behavior[:, data.n_observed:]).all()
     # another NLB set with as many neurons (the generated ones all have 16): its own trials
     code, _, err = run_cli(["infer", run, "--data", "mc_rtt", "--samples", "2",
                             "--out", tmp_path / "rtt.nc"], monkeypatch, capsys)
@@ -191,6 +207,7 @@ def test_infer_names_nlb_trials_units_and_times(data_dir, tmp_path, monkeypatch,
     np.testing.assert_array_equal(other["trial"], rtt.extra["nlb"].trial_ids)
     assert other.sizes["time"] == rtt.n_bins and set(other["split"].values) == {
         "train", "val", "eval"}
+    assert "finger_vel" in other["behavior"].attrs["long_name"]
 
 
 def test_test_phase_trains_on_train_and_val_and_predicts_test(data_dir, tmp_path, monkeypatch,

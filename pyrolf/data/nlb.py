@@ -14,6 +14,7 @@ early stopping.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,36 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
                 "test": np.arange(n_train, n_train + n_eval)},
         n_forward=train["train_spikes_heldin_forward"].shape[1],
         name=name, bin_size=bin_size_ms / 1000, extra={"nlb": split})
+
+
+def with_behavior(data: SpikeData, targets_file: Path | None = None) -> SpikeData:
+    """NLB ``data`` with the behaviour NLB decodes (``PARAMS`` ``behavior_field``: hand or
+    finger velocity, as nlb_tools cuts it, ``lag`` ms after each bin) as ``extra["behavior"]``
+    ``(trials, bins, dims)`` float32 and ``extra["behavior_name"]``: the training trials' from
+    ``make_train_input_tensors``, the evaluation trials' from the targets (``eval_behavior``:
+    the val phase, or the test phase with the published targets; read from ``targets_file``, a
+    run folder's kept ``eval_targets.h5``, where given and it exists). NaN where unknown (the
+    forward bins, test-phase evaluation trials without targets). ``data`` as it is where the
+    behaviour is no time series (dmfc_rsg's is one value per trial)."""
+    split: NLBSplit = data.extra["nlb"]
+    params = PARAMS[split.name]
+    if params.get("behavior_source") != "data":
+        return data
+    if split.targets_file is None and targets_file is not None and targets_file.exists():
+        split.targets_file = targets_file
+    with nlb_tools_context():
+        train = make_train_input_tensors(split.dataset, split.name, split.train_split,
+                                         save_file=False, include_behavior=True)["train_behavior"]
+    behavior = np.full((data.n_trials, data.n_bins, train.shape[2]), np.nan, dtype=np.float32)
+    behavior[:split.n_train, :train.shape[1]] = train
+    targets = split.targets()
+    if targets is not None and "eval_behavior" in targets[split.key]:
+        evaluation = targets[split.key]["eval_behavior"]
+        behavior[split.n_train:, :evaluation.shape[1]] = evaluation
+    name = (f"{params['behavior_field']} as nlb_tools cuts it, {params.get('lag') or 0} ms after "
+            "each bin")
+    return dataclasses.replace(data, extra={**data.extra, "behavior": behavior,
+                                            "behavior_name": name})
 
 
 def tensor_trial_ids(dataset: NWBDataset, name: str, trial_split) -> np.ndarray:

@@ -50,8 +50,8 @@ What :class:`~pyrolf.data.spikes.SpikeData` ``extra`` holds:
   starts ``window[0] + k * bin_size`` after it); ``condition_values``: the value of each condition
   label (label ``i`` is ``condition_values[i]``).
 - ``behavior`` ``(trials, time, dims)`` float32, with ``behavior``: the binned series, NaN where
-  a bin lies outside it; ``behavior_lag_bins``: ``behavior_lag_ms`` in bins, how far after the
-  rates' bin ``behavior_r2`` decodes it.
+  a bin lies outside it; ``behavior_name``: the ``behavior`` NAME; ``behavior_lag_bins``:
+  ``behavior_lag_ms`` in bins, how far after the rates' bin ``behavior_r2`` decodes it.
 - Continuous: ``chop`` = ``{"starts": (windows,) first bin of each window, "n_time": bins of the
   whole recording, "start_time": s in the file's time base where bin 0 starts, "bin_size": s}``;
   :func:`pyrolf.data.chop.merge` ``(windowed, chop["starts"], chop["n_time"])`` puts per-window
@@ -126,6 +126,7 @@ def load_recording(path: Path, config) -> SpikeData:
         if config.behavior is not None:
             extra["behavior"] = _behavior(source, config.behavior, extra, spikes.shape[1],
                                           config.bin_ms() / 1000)
+            extra["behavior_name"] = config.behavior
             extra["behavior_lag_bins"] = config.behavior_lag_ms // config.bin_ms()
             if abs(extra["behavior_lag_bins"]) >= spikes.shape[1]:
                 raise DataError(f"--behavior-lag {config.behavior_lag_ms} ms is not shorter "

@@ -255,8 +255,8 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
                              f"of {name}"})
     if "behavior" in data.extra:
         variables["behavior"] = (("trial", "time", "behavior_dim"), data.extra["behavior"], {
-            "long_name": f"the recording's {data.extra['recording']['behavior']}, observed: the "
-                         "mean of its samples in each bin (interpolated where a bin holds none)"})
+            "long_name": f"observed behaviour: {data.extra['behavior_name']}, binned as the "
+                         "spikes are"})
     attrs = {"config": json.dumps(config), "pyrolf_version": version("pyrolf"),
              "bin_size_s": float("nan") if bin_size is None else float(bin_size),
              "samples": int(samples), "interval": f"central {INTERVAL_PROB:.0%} posterior interval",
