@@ -442,9 +442,9 @@ class SpikeTimesFile:
         ``(samples,)`` s: the timestamps and the data ``(samples, dims)``."""
         values, times = self._arrays.get(name), self._arrays.get(f"{name}_times")
         if values is None or times is None:
-            raise MissingBehavior(f"--behavior {name}: {self.path.name} needs the arrays `{name}` "
-                            f"(samples, or samples x dims) and `{name}_times` (s, one per "
-                            "sample)")
+            raise MissingBehavior(f"--behavior {name}: {self.path.name} needs the arrays "
+                                  f"`{name}` (samples, or samples x dims) and `{name}_times` "
+                                  "(s, one per sample)")
         if (values.ndim not in (1, 2) or times.ndim != 1 or len(times) != len(values)
                 or not len(times) or not np.issubdtype(values.dtype, np.number)):
             raise DataError(f"--behavior {name}: `{name}` {values.shape} of {self.path.name} "
