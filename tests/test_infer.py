@@ -17,7 +17,8 @@ from torch import nn
 
 import pyrolf
 from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
-from pyrolf.diagnostics.export import inferred_inputs, posterior_summary, reduce_draws
+from pyrolf.diagnostics.export import (inferred_inputs, posterior_summary, reduce_draws,
+                                      trial_coords)
 from pyrolf.dynamics import force
 from pyrolf.evaluation.report import model_rates, trial_inputs
 from pyrolf.inference.svi import posterior_passes
@@ -312,3 +313,21 @@ def test_inferred_inputs_peak_at_unobserved_pulses():
     inferred = pyrolf.infer(pyrolf.fit(data, config, progress=False), samples=20)
     test = data.splits["test"]
     assert pulse_hit_share(inferred["inputs"].values[test], data.extra["pulse_bins"][test]) > 0.4
+
+
+def test_trials_table_columns_become_trial_coordinates_netcdf_can_hold():
+    """Numbers and flags as they are, durations in seconds, text (a missing value included) as
+    text; a column of lists and one named like a coordinate of the Dataset are left out."""
+    data = lorenz_dataset(seed=0, n_conditions=2, trials_per_condition=2)
+    table = {"rt": np.array([0.3, np.nan, 0.5, 0.4]), "correct": np.array([True, False] * 2),
+             "onset": np.array([250, 300, 275, 260], dtype="timedelta64[ms]"),
+             "target": np.array(["left", None, "up", "left"], dtype=object),
+             "path": np.array([[1, 2], [3], [4], [5, 6]], dtype=object),
+             "split": np.array(["a", "b", "c", "d"]), "z": np.zeros(4)}
+    coords = trial_coords(dataclasses.replace(data, extra={**data.extra, "trial_table": table}))
+    np.testing.assert_array_equal(coords["rt"][1], table["rt"])
+    np.testing.assert_array_equal(coords["correct"][1], table["correct"])
+    np.testing.assert_allclose(coords["onset"][1], [0.25, 0.3, 0.275, 0.26])
+    np.testing.assert_array_equal(coords["target"][1], ["left", "None", "up", "left"])
+    assert "path" not in coords and "z" not in coords
+    assert list(coords["split"][1]) != list(table["split"])  # the data's own splits

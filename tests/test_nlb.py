@@ -182,6 +182,11 @@ def test_infer_names_nlb_trials_units_and_times(data_dir, tmp_path, monkeypatch,
     np.testing.assert_array_equal(inferred["neuron"], split.unit_ids)
     np.testing.assert_array_equal(inferred["heldout"], data.heldout)
     assert json.loads((run / "dynamics.json").read_text())["frequency_unit"] == "Hz"
+    # each trial's trial_info, by its trial_id: conditions as they are, times in seconds
+    info = split.dataset.trial_info.set_index("trial_id").loc[split.trial_ids]
+    np.testing.assert_array_equal(inferred["trial_type"], info.trial_type)
+    np.testing.assert_allclose(inferred["move_onset_time"], info.move_onset_time.dt.total_seconds())
+    assert set(inferred["split"].values) == {"train", "val", "eval"}  # pyrolf's, not trial_info's
     # the hand velocity nlb_tools cuts (100 ms after each bin): training trials from the train
     # tensors, evaluation trials from the targets; nothing in the forward bins
     from nlb_tools.make_tensors import make_train_input_tensors

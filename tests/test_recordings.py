@@ -302,6 +302,10 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     assert inferred["time"].attrs["units"] == "s" and "stim_on_time" in inferred[
         "time"].attrs["long_name"]
     np.testing.assert_array_equal(inferred["condition"], session.trials.target[correct])
+    # the trials table's columns of the kept trials, as trial coordinates
+    np.testing.assert_array_equal(inferred["outcome"], ["correct"] * len(correct))
+    np.testing.assert_array_equal(inferred["target"], session.trials.target[correct])
+    np.testing.assert_allclose(inferred["response_time"], session.trials.response_time[correct])
     behavior = load(files["nwb"], align="stim_on_time", window="-0.2,0.8",
                     trials_where="outcome=correct", behavior="hand_vel").extra["behavior"]
     assert inferred["behavior"].dims == ("trial", "time", "behavior_dim")

@@ -107,6 +107,7 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
     ``train``/``valid`` partition the training trials, ``test`` is the evaluation trials.
     ``targets``: the published ``eval_data_test.h5`` that scores the test phase (see
     :func:`eval_targets`, which :meth:`NLBSplit.targets` calls when scoring first needs them).
+    ``extra["trial_table"]``: nlb_tools' ``trial_info`` columns of each trial ``(trials,)``.
     """
     if bin_size_ms not in BIN_SIZES_MS:
         raise DataError(f"NLB bins are 5 or 20 ms, got {bin_size_ms}")
@@ -138,6 +139,8 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
     split.n_train = n_train
     split.trial_ids = np.concatenate([tensor_trial_ids(dataset, name, split.train_split),
                                       tensor_trial_ids(dataset, name, phase)])
+    info = dataset.trial_info.set_index("trial_id").loc[split.trial_ids]
+    trial_table = {name: info[name].to_numpy() for name in info.columns}
     split.unit_ids = np.concatenate([dataset.data[field].columns.to_numpy()
                                      for field in ("spikes", "heldout_spikes")
                                      if field in dataset.data.columns.get_level_values(0)])
@@ -147,7 +150,8 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
         splits={"train": np.sort(order[n_valid:]), "valid": np.sort(order[:n_valid]),
                 "test": np.arange(n_train, n_train + n_eval)},
         n_forward=train["train_spikes_heldin_forward"].shape[1],
-        name=name, bin_size=bin_size_ms / 1000, extra={"nlb": split})
+        name=name, bin_size=bin_size_ms / 1000,
+        extra={"nlb": split, "trial_table": trial_table})
 
 
 def with_behavior(data: SpikeData, targets_file: Path | None = None) -> SpikeData:

@@ -48,7 +48,8 @@ What :class:`~pyrolf.data.spikes.SpikeData` ``extra`` holds:
 - Trials: ``trial_ids`` ``(trials,)``, each trial's row in the file's trials table;
   ``align_times`` ``(trials,)`` s; ``window`` ``(start, stop)`` s around the alignment (bin ``k``
   starts ``window[0] + k * bin_size`` after it); ``condition_values``: the value of each condition
-  label (label ``i`` is ``condition_values[i]``).
+  label (label ``i`` is ``condition_values[i]``); ``trial_table``: each trials-table column of
+  one value per trial, ``(trials,)`` at the kept trials.
 - ``behavior`` ``(trials, time, dims)`` float32, with ``behavior``: the binned series, NaN where
   a bin lies outside it; ``behavior_name``: the ``behavior`` NAME; ``behavior_lag_bins``:
   ``behavior_lag_ms`` in bins, how far after the rates' bin ``behavior_r2`` decodes it.
@@ -270,7 +271,8 @@ def _trials(source, config, bin_size: float):
     if len(rows) < MIN_WINDOWS:
         raise DataError(f"{path.name} keeps {len(rows)} trials; give at least {MIN_WINDOWS} "
                         "(train, valid and test need one each)")
-    extra = {"trial_ids": rows, "align_times": align[rows], "window": window}
+    extra = {"trial_ids": rows, "align_times": align[rows], "window": window,
+             "trial_table": _trial_table(source, rows)}
     conditions = None
     if config.condition is not None:
         values, conditions = np.unique(_column(source, config.condition, "--condition")[rows],
@@ -331,6 +333,18 @@ def _behavior(source, name: str, extra: dict, n_bins: int, bin_size: float) -> n
                         f"{'windows' if 'chop' in extra else 'trials'} of {source.path.name} "
                         "(its times are in seconds in the spikes' time base?)")
     return binned
+
+
+def _trial_table(source, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Every trials-table column of one value per trial, at ``rows`` ``(trials,)`` (columns of a
+    list per trial left out)."""
+    table = {}
+    for name in source.trial_columns:
+        try:
+            table[name] = np.asarray(source.trial_column(name))[rows]
+        except DataError:
+            continue
+    return table
 
 
 def _column(source, name: str, option: str) -> np.ndarray:

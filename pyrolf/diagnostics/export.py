@@ -40,6 +40,10 @@ VARIABLES = ("z", "v", "inputs", "rates")
 #: other data than the run's: "new")
 NLB_SPLIT_LABELS = {"train": "train", "valid": "val", "test": "eval"}
 NEW_TRIALS = "new"
+#: names of the Dataset's own coordinates and variables, which no trials-table column takes
+RESERVED = {"trial", "split", "condition", "time", "forward", "neuron", "heldout", "window",
+            "behavior", *(f"{name}{side}" for name in ("z", "v", "inputs", "rates")
+                          for side in ("", "_lower", "_upper"))}
 DESCRIPTIONS = {
     "z": ("latent position, posterior mean", "latent"),
     "v": ("latent velocity, posterior mean", "latent"),
@@ -190,7 +194,10 @@ def trial_splits(data: SpikeData) -> np.ndarray:
 def trial_coords(data: SpikeData) -> dict[str, tuple]:
     """``trial`` (index in the source's order; NLB: nlb_tools' ``trial_id``; own recordings: the
     row in the file's trials table), ``split`` and, where the data have conditions,
-    ``condition`` (own recordings: the condition column's value): coordinates along ``trial``."""
+    ``condition`` (own recordings: the condition column's value), and the trials table's columns
+    of one value per trial where the data keep them (``extra["trial_table"]``: own recordings'
+    trials table, NLB's ``trial_info``; names taken already, such as NLB's ``split``, left out):
+    coordinates along ``trial``."""
     nlb, extra = data.extra.get("nlb"), data.extra
     trial = (nlb.trial_ids if nlb is not None
              else extra.get("trial_ids", np.arange(data.n_trials)))
@@ -202,7 +209,24 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
             if condition.dtype == object:
                 condition = condition.astype(str)
         coords["condition"] = ("trial", condition)
+    for name, values in extra.get("trial_table", {}).items():
+        column = _trial_column(values)
+        if name not in RESERVED and name not in coords and column is not None:
+            coords[name] = ("trial", column, {"long_name": "trials-table column"})
     return coords
+
+
+def _trial_column(values: np.ndarray) -> np.ndarray | None:
+    """A trials-table column ``(trials,)`` as netCDF holds it: numbers and flags as they are,
+    durations in seconds, anything else as text; ``None`` for a column of lists."""
+    values = np.asarray(values)
+    if values.dtype.kind in "biuf":
+        return values
+    if values.dtype.kind == "m":
+        return values / np.timedelta64(1, "s")
+    if values.dtype.kind not in "OUSM" or any(np.ndim(value) for value in values):
+        return None
+    return values.astype(str)
 
 
 def time_coord(data: SpikeData) -> tuple:
