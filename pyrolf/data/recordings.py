@@ -125,14 +125,14 @@ def load_recording(path: Path, config) -> SpikeData:
         cut = _chopped if continuous else _trials
         spikes, extra, conditions = cut(source, config, config.bin_ms() / 1000)
         if config.behavior is not None:
-            extra["behavior"] = _behavior(source, config.behavior, extra, spikes.shape[1],
-                                          config.bin_ms() / 1000)
-            extra["behavior_name"] = config.behavior
             extra["behavior_lag_bins"] = config.behavior_lag_ms // config.bin_ms()
             if abs(extra["behavior_lag_bins"]) >= spikes.shape[1]:
                 raise DataError(f"--behavior-lag {config.behavior_lag_ms} ms is not shorter "
                                 f"than the trials' {spikes.shape[1] * config.bin_ms()} ms; give "
                                 "a shorter lag")
+            extra["behavior"] = _behavior(source, config.behavior, extra, spikes.shape[1],
+                                          config.bin_ms() / 1000)
+            extra["behavior_name"] = config.behavior
             extra["recording"].update(behavior=config.behavior,
                                       behavior_lag_ms=config.behavior_lag_ms)
         if continuous and not config.continuous:

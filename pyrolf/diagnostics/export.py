@@ -42,8 +42,8 @@ NLB_SPLIT_LABELS = {"train": "train", "valid": "val", "test": "eval"}
 NEW_TRIALS = "new"
 #: names of the Dataset's own coordinates and variables, which no trials-table column takes
 RESERVED = {"trial", "split", "condition", "time", "forward", "neuron", "heldout", "window",
-            "behavior", *(f"{name}{side}" for name in ("z", "v", "inputs", "rates")
-                          for side in ("", "_lower", "_upper"))}
+            "behavior",
+            *(f"{name}{side}" for name in VARIABLES for side in ("", "_lower", "_upper"))}
 DESCRIPTIONS = {
     "z": ("latent position, posterior mean", "latent"),
     "v": ("latent velocity, posterior mean", "latent"),
@@ -211,7 +211,7 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
         coords["condition"] = ("trial", condition)
     for name, values in extra.get("trial_table", {}).items():
         column = _trial_column(values)
-        if name not in RESERVED and name not in coords and column is not None:
+        if name not in RESERVED and column is not None:
             coords[name] = ("trial", column, {"long_name": "trials-table column"})
     return coords
 

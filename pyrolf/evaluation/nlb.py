@@ -12,7 +12,7 @@ from pyrolf.data.nlb import NLBSplit
 from pyrolf.data.nlb_compat import nlb_tools_context, save_targets
 from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.evaluation.metrics import co_bps, persistence_rates
-from pyrolf.evaluation.report import heldout_co_bps
+from pyrolf.evaluation.report import co_bps_by_unit, heldout_co_bps
 from pyrolf.evaluation.smoothing import smoothing_baseline
 from pyrolf.runs import RunFolder
 
@@ -92,7 +92,7 @@ def score(submission_dict: dict, targets: dict, key: str) -> dict:
 def nlb_metrics(rates: np.ndarray, data: SpikeData, submission_path: Path | None = None) -> dict:
     """Official metrics of ``rates`` (see :func:`submission`), ``co_bps_per_neuron`` (nlb_tools'
     formula for each held-out neuron alone, see
-    :func:`~pyrolf.evaluation.report.heldout_co_bps`) and two baselines on the same evaluation
+    :func:`~pyrolf.evaluation.report.co_bps_by_unit`) and two baselines on the same evaluation
     trials: ``smoothing_co_bps`` (and per neuron), the Gaussian-smoothing baseline's co-bps, and
     ``persistence_fp_bps``, the fp-bps of each trial's last observed bin of ``rates`` held over
     the forward window (:func:`~pyrolf.evaluation.metrics.persistence_rates`). Writes the
@@ -108,8 +108,8 @@ def nlb_metrics(rates: np.ndarray, data: SpikeData, submission_path: Path | None
         return metrics
     metrics.update(score(submitted, targets, split.key))
     spikes = targets[split.key]["eval_spikes_heldout"]
-    metrics["co_bps_per_neuron"] = heldout_co_bps(
-        submitted[split.key]["eval_rates_heldout"], spikes, data)["co_bps_per_neuron"]
+    metrics["co_bps_per_neuron"] = co_bps_by_unit(submitted[split.key]["eval_rates_heldout"],
+                                                  spikes, data)
     baseline = smoothing_baseline(data)
     eval_heldout = baseline["rates"][split.n_train:][..., data.heldout]
     metrics.update(heldout_co_bps(eval_heldout, spikes, data, prefix="smoothing_"))

@@ -36,15 +36,21 @@ def model_rates(flow, data: SpikeData, trials, samples: int, device: str = "cpu"
                          progress=progress).cpu().numpy()
 
 
-def heldout_co_bps(rates, spikes, data: SpikeData, prefix: str = "") -> dict:
-    """``co_bps`` of the held-out neurons together and ``co_bps_per_neuron``, each one's
-    (:func:`~pyrolf.evaluation.metrics.co_bps_per_neuron`) keyed by its id
-    (:attr:`~pyrolf.data.spikes.SpikeData.neuron_ids`, as text: JSON keys), each key prefixed
-    with ``prefix``; ``rates`` and ``spikes`` ``(trials, time, held-out neurons)``."""
+def co_bps_by_unit(rates, spikes, data: SpikeData) -> dict[str, float]:
+    """Each held-out neuron's co-bps (:func:`~pyrolf.evaluation.metrics.co_bps_per_neuron`)
+    keyed by its id (:attr:`~pyrolf.data.spikes.SpikeData.neuron_ids`, as text: JSON keys);
+    ``rates`` and ``spikes`` ``(trials, time, held-out neurons)``."""
     ids = data.neuron_ids[data.heldout]
+    return {str(unit): float(value)
+            for unit, value in zip(ids.tolist(), co_bps_per_neuron(rates, spikes))}
+
+
+def heldout_co_bps(rates, spikes, data: SpikeData, prefix: str = "") -> dict:
+    """``co_bps`` of the held-out neurons together and ``co_bps_per_neuron``
+    (:func:`co_bps_by_unit`), each key prefixed with ``prefix``; ``rates`` and ``spikes``
+    ``(trials, time, held-out neurons)``."""
     return {f"{prefix}co_bps": co_bps(rates, spikes),
-            f"{prefix}co_bps_per_neuron": {str(unit): float(value) for unit, value in
-                                           zip(ids.tolist(), co_bps_per_neuron(rates, spikes))}}
+            f"{prefix}co_bps_per_neuron": co_bps_by_unit(rates, spikes, data)}
 
 
 def score_rates(rates, data: SpikeData, trials, prefix: str = "") -> dict:
