@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
-def _pyrolf(*args: str) -> float:
+def pyrolf_in_process(*args: str) -> float:
     """``pyrolf ARGS`` in this process; its seconds."""
     sys.argv = ["pyrolf", *args]
     print(" ".join(sys.argv))
@@ -81,7 +81,8 @@ def _fitted(name: str, fit_args: list[str], folder: Path):
     metrics."""
     run = folder / f"run-{name}"
     if not (run / "metrics.json").exists():
-        print(f"fitted {name} in {_pyrolf('fit', *fit_args, '--out', str(run), '--quiet'):.0f} s")
+        seconds = pyrolf_in_process("fit", *fit_args, "--out", str(run), "--quiet")
+        print(f"fitted {name} in {seconds:.0f} s")
     flow, config, data = load_run(run)
     return flow, config, data, json.loads((run / "metrics.json").read_text())
 
@@ -134,7 +135,7 @@ def _continuous(args) -> dict:
                        "--overlap", str(args.overlap), *args.fit_options], args.folder)
     run = args.folder / "run-continuous"
     samples = args.samples or config.samples
-    seconds = _pyrolf("infer", str(run), "--samples", str(samples))
+    seconds = pyrolf_in_process("infer", str(run), "--samples", str(samples))
     inferred = xr.open_dataset(run / "inferred.nc")
     plan = data.extra["chop"]
     merged_truth = recording.binned_rates(inferred["time"].values[:1], inferred.sizes["time"],

@@ -101,9 +101,11 @@ def cli():
 
 
 @cli.command()
-@click.option("--data", default=None,
+@click.option("--data", multiple=True,
               help=f"'lorenz' (default), an NLB dataset ({', '.join(DANDISETS)}), the path of a "
-                   ".h5/.npz spike file or of an own recording (.nwb, spike-times .npz).")
+                   ".h5/.npz spike file or of an own recording (.nwb, spike-times .npz). Give it "
+                   "more than once to fit several sessions (recordings or spike files, each with "
+                   "its own neurons) with one shared dynamics.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run folder to create (default runs/DATA-TIME).")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
@@ -117,6 +119,7 @@ def fit(data, out, resume_dir, config_file, quiet, **overrides):
     from pyrolf import pipeline
 
     overrides = {key: value for key, value in overrides.items() if value is not None}
+    data = data or None
     if resume_dir is not None:
         if data is not None or config_file is not None or set(overrides) - {"epochs"}:
             raise ConfigError("--resume continues a run with its own settings; only --epochs "
@@ -168,15 +171,18 @@ def evaluate(run_dir, quiet):
               help="A count N (the first N trials of the default split) or comma-separated trial "
                    "indices (e.g. 3,8,12; one index: 7,). Default: the test trials, on NLB data "
                    "the valid trials (NLB's evaluation trials have unknown held-out spikes).")
+@click.option("--session", default=None,
+              help="Of a run fitted to several sessions, the one to diagnose (its name: its "
+                   "file's stem).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def diagnose(run_dir, samples, trials, quiet):
+def diagnose(run_dir, samples, trials, session, quiet):
     """Posterior diagnostics of RUN_DIR: posterior.nc (ArviZ), diagnostics.json (Pareto k-hat,
     ELBO, IWELBO, posterior predictive coverage) and PNG figures."""
     from pyrolf import pipeline
 
     options = {} if samples is None else {"samples": samples}
     report = pipeline.diagnose_run(run_dir, trials=_parse_trials(trials), progress=not quiet,
-                                   **options)
+                                   session=session, **options)
     for note in report["notes"]:
         click.echo(f"note: {note}")
     _print_metrics(report, run_dir)
@@ -195,8 +201,12 @@ def diagnose(run_dir, samples, trials, quiet):
               help="netCDF file to write (default RUN_DIR/inferred.nc).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
               help="Where to run (default: the run's device).")
+@click.option("--session", default=None,
+              help="Of a run fitted to several sessions, the one to infer (its name: its file's "
+                   "stem), whose neurons --data hold. Default: every session, each to "
+                   "inferred-SESSION.nc.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def infer(run_dir, data, samples, out, device, quiet):
+def infer(run_dir, data, samples, out, device, session, quiet):
     """Every trial's posterior from RUN_DIR's best weights: inferred.nc (posterior means and 90 %
     intervals of z, v, the inferred inputs and the rates, with trial indices, splits and
     conditions), and the modes of the learned dynamics: dynamics.json and spectrum.png."""
@@ -204,11 +214,12 @@ def infer(run_dir, data, samples, out, device, quiet):
 
     options = {} if samples is None else {"samples": samples}
     report = pipeline.infer_run(run_dir, data, out=out, device=device, progress=not quiet,
-                                **options)
+                                session=session, **options)
     what = (f"{report['windows']} windows merged into {report['bins']} bins"
             if "windows" in report else f"{report['trials']} trials")
+    files = report["out"] if isinstance(report["out"], list) else [report["out"]]
     click.echo(f"inferred {what} from {report['samples']} posterior samples each: "
-               f"{report['out']}")
+               f"{', '.join(map(str, files))}")
     click.echo(f"dynamics: {len(report['modes'])} modes of the linearised step, largest "
                f"|eigenvalue| {report['spectral_radius']:.4f}")
     click.echo(f"run folder: {run_dir} ({pipeline.DYNAMICS}, {pipeline.SPECTRUM})")
@@ -227,11 +238,15 @@ def _parse_trials(text: str | None):
                           f"(e.g. 3,8,12), got {text!r}") from None
 
 
-def build_config(data: str | None, config_file: Path | None, options: dict) -> Config:
+def build_config(data: str | tuple[str, ...] | None, config_file: Path | None,
+                 options: dict) -> Config:
     """The settings of a fit or a sweep: the preset of the data (``data``, else the config file's
-    or the default), then the config file's entries, then the command-line ``options``."""
+    or the default), then the config file's entries, then the command-line ``options``. Several
+    ``data`` are sessions: the first is ``data``, the others ``sessions``."""
     values = _read_config(config_file) if config_file else {}
     values.update(options)
+    if isinstance(data, tuple):
+        data, values["sessions"] = data[0], list(data[1:])
     if data is not None:
         values["data"] = data
     name = values.get("data", Config.data)  # not a string: Config says so in one line
@@ -253,6 +268,10 @@ def _read_config(path: Path) -> dict:
 def _print_metrics(metrics: dict, run_dir) -> None:
     shown = {key: value for key, value in metrics.items() if isinstance(value, float)}
     click.echo("  ".join(f"{key}={value:.4f}" for key, value in shown.items()))
+    for name, scores in metrics.get("sessions", {}).items():
+        scored = {key: value for key, value in scores.items() if isinstance(value, float)}
+        click.echo(f"session {name}: " + "  ".join(f"{key}={value:.4f}"
+                                                   for key, value in scored.items()))
     if "weights" in metrics:
         click.echo(f"weights: {metrics['weights']}")
     click.echo(f"run folder: {run_dir}")

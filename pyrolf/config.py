@@ -8,7 +8,7 @@ import json
 import math
 import numbers
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 
 from pyrolf.data.dandi import DANDISETS
 from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS
@@ -47,6 +47,9 @@ class Config:
     continuous: bool = False        # chop the whole recording into windows (no trials)
     chop_s: float = 1.0             # continuous: length of a window (s)
     overlap_s: float = 0.2          # continuous: overlap of neighbouring windows (s)
+    sessions: list[str] = field(default_factory=list)  # more recordings or spike files fitted
+                                    # with data, each with its own neurons, one shared dynamics
+                                    # (pyrolf/data/sessions.py)
     forward_bins: int = 0           # trailing bins of each trial the encoder never sees, scored
                                     # by fp_bps (not NLB data: they have their own forward window)
     # latent dynamics (the prior)
@@ -123,6 +126,7 @@ class Config:
                               f"decoder_heads {self.decoder_heads}")
         if self.kl_weight <= 0:
             raise ConfigError(f"kl_weight must be positive, got {self.kl_weight}")
+        self._validate_sessions()
         if self.forward_bins < 0:
             raise ConfigError(f"forward_bins must not be negative, got {self.forward_bins}")
         if self.forward_bins and self.data in DANDISETS:
@@ -209,9 +213,22 @@ class Config:
             raise ConfigError(f"only own recordings (an .nwb or spike-times .npz file) take "
                               f"{', '.join(changed)}, not {self.data!r}")
 
+    def _validate_sessions(self) -> None:
+        if not self.sessions:
+            return
+        for name in (self.data, *self.sessions):
+            if name == "lorenz" or name in DANDISETS:
+                raise ConfigError(f"sessions are own recordings or spike files; {name!r} is not "
+                                  "one: fit it on its own")
+        every = [self.data, *self.sessions]
+        repeated = sorted({name for name in every if every.count(name) > 1})
+        if repeated:
+            raise ConfigError(f"session {repeated[0]} is given twice; give each session once")
+
     def changed(self, names) -> list[str]:
         """Those of the settings ``names`` that differ from their defaults."""
-        defaults = {field.name: field.default for field in fields(self)}
+        defaults = {field.name: field.default if field.default_factory is MISSING
+                    else field.default_factory() for field in fields(self)}
         return [name for name in names if getattr(self, name) != defaults[name]]
 
     def to_dict(self) -> dict:
@@ -232,7 +249,7 @@ class Config:
 
 # What each Python type of a field is called in the words of a JSON file.
 TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a finite number",
-              str: "a string", type(None): "null"}
+              str: "a string", type(None): "null", list: "a list of strings"}
 
 
 @functools.cache
@@ -240,14 +257,16 @@ def field_types(cls) -> dict[str, tuple[type, ...]]:
     """``{field name: the types its annotation allows}`` of a dataclass, e.g. ``(str, NoneType)``
     for ``str | None``."""
     hints = typing.get_type_hints(cls)
-    return {field.name: typing.get_args(hints[field.name]) or (hints[field.name],)
+    return {field.name: (list,) if typing.get_origin(hints[field.name]) is list
+            else typing.get_args(hints[field.name]) or (hints[field.name],)
             for field in fields(cls)}
 
 
 def checked_value(name: str, value, kinds: tuple[type, ...]):
-    """``value`` as the first of ``kinds`` (bool, int, float, str, NoneType) that takes it: a
-    whole-valued float (``2.0``) is an int, an int is a float, a bool is neither, NaN and infinity
-    are no float. Raises :class:`ConfigError` naming the setting, the value and the types."""
+    """``value`` as the first of ``kinds`` (bool, int, float, str, NoneType, list: of strings)
+    that takes it: a whole-valued float (``2.0``) is an int, an int is a float, a bool is neither,
+    NaN and infinity are no float, a tuple of strings is a list. Raises :class:`ConfigError`
+    naming the setting, the value and the types."""
     for kind in kinds:
         if kind is bool or isinstance(value, bool):
             accepted = kind is bool and isinstance(value, bool)
@@ -256,6 +275,8 @@ def checked_value(name: str, value, kinds: tuple[type, ...]):
                 isinstance(value, float) and value.is_integer())
         elif kind is float:
             accepted = isinstance(value, numbers.Real) and math.isfinite(value)
+        elif kind is list:  # of strings: the only list a setting holds
+            accepted = isinstance(value, (list, tuple)) and all(isinstance(x, str) for x in value)
         else:
             accepted = isinstance(value, kind)
         if accepted:

@@ -7,16 +7,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyro
 import torch
 
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import SpikeData, data_file, load_config_data
+from pyrolf.data.sessions import SESSIONS, session_data
 from pyrolf.data.spikes import MissingBehavior
 from pyrolf.evaluation.collapse import collapse_finding
 from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
-from pyrolf.models import build_flow
+from pyrolf.models import build_flow, session_flow
 from pyrolf.plots import training_curve
 from pyrolf.runs import RunError, RunFolder, note
 from pyrolf.threads import use_threads
@@ -130,9 +132,8 @@ def _rebuild(run: RunFolder, config: Config, data: SpikeData | None):
     """A run's data (reloaded from its config unless given; a spike file checked against the one
     it was fitted on) and an untrained flow for it."""
     if data is None:
-        source = data_file(config.data)
-        if source is not None:
-            run.check_source(source)
+        if data_file(config.data) is not None:
+            run.check_sources(config)
         data = load_config_data(config)
     return build_flow(config, data.n_neurons, data.n_heldin), data
 
@@ -180,7 +181,7 @@ def collapse_metrics(metrics: dict, history: list[dict]) -> dict:
 
 
 def diagnose_run(run_dir, samples: int = 100, trials=None, data: SpikeData | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, session: str | None = None) -> dict:
     """Posterior diagnostics of a run folder from its best weights (see
     :func:`pyrolf.diagnostics.diagnose`): ``samples`` posterior draws per trial, written to
     ``posterior.nc``, ``diagnostics.json`` and PNG figures in ``run_dir``, its folder locked
@@ -189,9 +190,9 @@ def diagnose_run(run_dir, samples: int = 100, trials=None, data: SpikeData | Non
     ``trials``: ``None`` for the test trials (on NLB data the ``valid`` trials, since NLB's
     evaluation trials have unknown held-out spikes), a count for the first trials of that split,
     or a sequence of trial indices. ``data`` as in :func:`resume`. ``progress``: a progress bar
-    of the draws (on stderr). Returns what
-    ``diagnostics.json`` holds, ``weights`` naming the file of the weights (see
-    :func:`weights_of`).
+    of the draws (on stderr). ``session``: of a run fitted to several sessions, the one to
+    diagnose (needed; see :mod:`pyrolf.data.sessions`). Returns what ``diagnostics.json`` holds,
+    ``weights`` naming the file of the weights (see :func:`weights_of`).
     """
     from pyrolf.diagnostics import diagnose, select_trials
     from pyrolf.diagnostics.report import DIAGNOSTICS
@@ -199,11 +200,14 @@ def diagnose_run(run_dir, samples: int = 100, trials=None, data: SpikeData | Non
     run = RunFolder.open(run_dir)
     with run.locked():
         flow, config, data = load_run(run.path, data)
+        ((flow, data),) = _session_views(flow, data, session, required=True).values()
         check_device(config.device)
         pyro.set_rng_seed(config.seed)
         report = diagnose(flow.to(config.device), data, select_trials(data, trials), samples,
                           run, config.device, progress)
         report["weights"] = weights_of(run)
+        if session is not None:
+            report["session"] = session
         run.write_json(DIAGNOSTICS, report)
     return report
 
@@ -212,7 +216,7 @@ INFERRED, DYNAMICS, SPECTRUM = "inferred.nc", "dynamics.json", "spectrum.png"
 
 
 def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = None,
-          progress: bool = True):
+          progress: bool = True, session: str | None = None):
     """Every trial's posterior as an ``xarray.Dataset`` (what ``pyrolf infer`` writes to
     ``inferred.nc``; see :func:`pyrolf.diagnostics.export.inferred_dataset`): posterior means and
     central 90 % intervals of ``z``, ``v``, ``inputs`` and ``rates`` from ``samples`` draws per
@@ -232,47 +236,71 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
         samples: posterior draws per trial (at least 1).
         device: ``cpu`` or ``cuda``; default the run's.
         progress: a progress bar of the trials inferred (on stderr).
+        session: of a run fitted to several sessions (:mod:`pyrolf.data.sessions`), the one to
+            infer, whose neurons ``data`` hold (needed with ``data``). Without it, such a run
+            gives ``{session: Dataset}`` of its own trials, each on its session's neurons.
+
+    Raises:
+        ConfigError: ``data`` for a run of several sessions without ``session``.
+        DataError: ``session`` is not one of the run's (or the run has one).
     """
-    return _infer(run, data, samples, device, progress)[2]
+    inferred = _infer(run, data, samples, device, progress, session)[1]
+    if list(inferred) == [None] or session is not None:
+        return next(iter(inferred.values()))[1]
+    return {name: dataset for name, (_, dataset) in inferred.items()}
 
 
 def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
-              device: str | None = None, progress: bool = True) -> dict:
+              device: str | None = None, progress: bool = True,
+              session: str | None = None) -> dict:
     """:func:`infer` on a run folder, written to ``out`` (default ``RUN_DIR/inferred.nc``), and the
     modes of the learned dynamics (:func:`pyrolf.dynamics.spectrum.dynamics_spectrum`) to
-    ``RUN_DIR/dynamics.json`` and ``spectrum.png``. The arguments are checked before anything is
-    computed and every file is written through a temporary one, so an error leaves the run folder
-    as it was. Returns ``trials`` (a continuous recording's windows; then also ``windows`` and
-    ``bins``, the merged series' length), ``samples``, ``out`` and what ``dynamics.json``
-    holds."""
+    ``RUN_DIR/dynamics.json`` and ``spectrum.png``. A run of several sessions writes one file per
+    session inferred, ``out``'s name with ``-SESSION`` before its suffix
+    (``RUN_DIR/inferred-SESSION.nc``), or ``out`` itself where given with ``session``. The
+    arguments are checked before anything is computed and every file is written through a
+    temporary one, so an error leaves the run folder as it was.
+    Returns ``trials`` (a continuous recording's windows; then also ``windows`` and ``bins``, the
+    merged series' length), ``samples``, ``out`` (the list of files for several sessions) and
+    what ``dynamics.json`` holds."""
     from pyrolf.diagnostics.export import write_inferred
     from pyrolf.diagnostics.plots import spectrum as plot_spectrum
     from pyrolf.dynamics.spectrum import dynamics_spectrum
 
     run = RunFolder.open(run_dir)
+    named = out is not None and session is not None  # the one file, named
     out = Path(out) if out is not None else run.path / INFERRED
     _check_writable(out)
     with run.locked():
-        flow, trials, dataset = _infer(run.path, data, samples, device, progress)
-        spectrum = dynamics_spectrum(flow.prior.dynamics, dataset["z"].values,
-                                     trials.known_bin_size)
+        flow, inferred = _infer(run.path, data, samples, device, progress, session)
+        files = {name: out if name is None or named else
+                 out.with_name(f"{out.stem}-{name}{out.suffix}") for name in inferred}
+        positions = np.concatenate([dataset["z"].values.reshape(-1, dataset.sizes["latent"])
+                                    for _, dataset in inferred.values()])
+        first, first_dataset = next(iter(inferred.values()))
+        spectrum = dynamics_spectrum(flow.prior.dynamics, positions, first.known_bin_size)
         radius = f"largest |eigenvalue| {spectrum['spectral_radius']:.4f}"
         try:
-            write_inferred(dataset, out)
+            for name, (_, dataset) in inferred.items():
+                write_inferred(dataset, files[name])
             run.write_json(DYNAMICS, spectrum)
             run.write_atomically(SPECTRUM,
                                  lambda path: plot_spectrum(spectrum["modes"], radius, path))
         except OSError as error:
             raise RunError(f"cannot write {error.filename or out}: "
                            f"{error.strerror or error}") from None
-    counts = ({"windows": len(trials.extra["chop"]["starts"]), "bins": dataset.sizes["time"]}
-              if "chop" in trials.extra else {})
-    return {"trials": trials.n_trials, **counts, "samples": samples, "out": out, **spectrum}
+    counts = ({"windows": len(first.extra["chop"]["starts"]), "bins": first_dataset.sizes["time"]}
+              if len(inferred) == 1 and "chop" in first.extra else {})
+    written = list(files.values())
+    return {"trials": sum(trials.n_trials for trials, _ in inferred.values()), **counts,
+            "samples": samples, "out": written[0] if list(files) == [None] else written,
+            **spectrum}
 
 
-def _infer(run, data, samples: int, device: str | None, progress: bool):
-    """The flow, the inferred trials laid out on the run's neurons and the Dataset of
-    :func:`infer`."""
+def _infer(run, data, samples: int, device: str | None, progress: bool,
+           session: str | None = None):
+    """The flow and, per session inferred, the inferred trials laid out on its neurons and the
+    Dataset of :func:`infer` (one entry, named ``None``, for a run of one session)."""
     from pyrolf.diagnostics.export import infer_trials, new_trials
 
     _check_samples(samples)
@@ -283,31 +311,55 @@ def _infer(run, data, samples: int, device: str | None, progress: bool):
     device = device or config.device
     check_device(device)
     data = str(data) if isinstance(data, Path) else data
-    if data is None or data == config.data:
-        trials = own
-    else:
-        loaded = data if isinstance(data, SpikeData) else _new_data(config, data)
-        trials = new_trials(loaded, own.heldout, own.extra.get("unit_ids"))
-    if "nlb" in trials.extra:
-        from pyrolf.data.nlb import with_behavior  # nlb_tools, pynwb, pandas: NLB data only
+    views = _session_views(flow, own, session, required=data is not None)
+    inferred = {}
+    for name, (view, mine) in views.items():
+        if data is None or (data == config.data and name is None):
+            trials = mine
+        else:
+            loaded = data if isinstance(data, SpikeData) else _new_data(config, data)
+            trials = new_trials(loaded, mine.heldout, mine.extra.get("unit_ids"))
+        if "nlb" in trials.extra:
+            from pyrolf.data.nlb import with_behavior  # nlb_tools, pynwb, pandas: NLB data only
 
-        kept = None if isinstance(run, FitResult) or trials is not own else (
-            Path(run) / RunFolder.TARGETS)
-        trials = with_behavior(trials, kept)
-    pyro.set_rng_seed(config.seed)
-    dataset = infer_trials(flow.to(device), trials, samples, config.to_dict(), device,
-                           progress=progress)
-    return flow, trials, dataset
+            kept = None if isinstance(run, FitResult) or trials is not own else (
+                Path(run) / RunFolder.TARGETS)
+            trials = with_behavior(trials, kept)
+        pyro.set_rng_seed(config.seed)
+        dataset = infer_trials(view.to(device), trials, samples, config.to_dict(), device,
+                               progress=progress)
+        if name is not None:
+            dataset.attrs["session"] = name
+        inferred[name] = trials, dataset
+    return flow, inferred
+
+
+def _session_views(flow, own: SpikeData, session: str | None, required: bool) -> dict:
+    """``{session: (its view of flow, its data)}`` of the sessions asked for (all, or
+    ``session``; ``required``: one must be named), or ``{None: (flow, own)}`` for a run of one
+    session (then ``session`` must be ``None``)."""
+    if SESSIONS not in own.extra:
+        if session is not None:
+            session_data(own, session)  # the one-line error: a run of one session
+        return {None: (flow, own)}
+    names = list(own.extra[SESSIONS])
+    if required and session is None:
+        raise ConfigError(f"the run was fitted to the sessions {', '.join(names)}; give --session "
+                          "NAME to say which")
+    return {name: (session_flow(flow, own, name), session_data(own, name))
+            for name in (names if session is None else [session])}
 
 
 def _new_data(config: Config, data: str) -> SpikeData:
-    """``data`` read with the run's ``config``; without the run's behavioural series (which
-    only scoring and the ``behavior`` variable read) a note says so and it is read without."""
+    """``data`` read with the run's ``config`` (as one session); without the run's behavioural
+    series (which only scoring and the ``behavior`` variable read) a note says so and it is read
+    without."""
     try:
-        return load_config_data(config.replace(data=data))
+        return load_config_data(config.replace(data=data, sessions=[]))
     except MissingBehavior as missing:
         note(f"{missing}; inferring without it (no `behavior` in the output)")
-        return load_config_data(config.replace(data=data, behavior=None, behavior_lag_ms=0))
+        return load_config_data(config.replace(data=data, sessions=[], behavior=None,
+                                               behavior_lag_ms=0))
 
 
 def _check_samples(samples: int) -> None:

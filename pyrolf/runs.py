@@ -83,7 +83,10 @@ class RunFolder:
             run.write_json(cls.CONFIG, config.to_dict())
             source = data_file(config.data)
             if source is not None and source.is_file():
-                run.write_json(cls.SOURCE, {"path": str(source), **fingerprint(source)})
+                sessions = [{"path": str(path), **fingerprint(Path(path))}
+                            for path in config.sessions]
+                run.write_json(cls.SOURCE, {"path": str(source), **fingerprint(source),
+                                            **({"sessions": sessions} if sessions else {})})
             yield run
 
     @classmethod
@@ -150,17 +153,23 @@ class RunFolder:
         except ConfigError as error:
             raise ConfigError(f"{path}: {error}") from None
 
-    def check_source(self, path: Path) -> None:
-        """Raise :class:`RunError` if the spike file at ``path`` is missing or is not the one
-        ``source.json`` recorded when the run was fitted (by size and SHA-256); a run folder
-        without ``source.json`` (its data not a file, or saved before pyrolf kept one) passes."""
+    def check_sources(self, config: Config) -> None:
+        """Raise :class:`RunError` if a data file of ``config`` (its ``data``, and each of its
+        ``sessions``) is missing or is not the one ``source.json`` recorded when the run was
+        fitted (by size and SHA-256); a run folder without ``source.json`` (its data not a file,
+        or saved before pyrolf kept one) passes."""
         if not self.has(self.SOURCE):
             return
         recorded = self.read_json(self.SOURCE)
+        self._check_source(data_file(config.data), recorded, "data")
+        for path, entry in zip(config.sessions, recorded.get("sessions", [])):
+            self._check_source(Path(path), entry, "sessions")
+
+    def _check_source(self, path: Path, recorded: dict, setting: str) -> None:
         if not path.is_file():
-            raise RunError(f"{path}, the data file of {self.path}, is missing (moved or deleted?); "
-                           f"put it back, or set \"data\" in {self.path / self.CONFIG} to where "
-                           "it is now")
+            raise RunError(f"{path}, a data file of {self.path}, is missing (moved or deleted?); "
+                           f"put it back, or set \"{setting}\" in {self.path / self.CONFIG} to "
+                           "where it is now")
         now = fingerprint(path)
         if now != {key: recorded[key] for key in now}:
             raise RunError(f"{path} has changed since {self.path} was fitted on it (then "
@@ -222,10 +231,15 @@ class RunFolder:
 
 def absolute_paths(config: Config) -> Config:
     """``config`` with its file and folder paths (``data`` when it names a spike file,
-    ``data_dir``, ``targets``) absolute, so that its run folder works from any directory."""
+    ``sessions``, ``data_dir``, ``targets``) absolute, so that its run folder works from any
+    directory."""
     paths = {"data": data_file(config.data), "data_dir": config.data_dir, "targets": config.targets}
-    return config.replace(**{name: os.path.abspath(os.path.expanduser(path))
-                             for name, path in paths.items() if path is not None})
+    absolute = {name: _absolute(path) for name, path in paths.items() if path is not None}
+    return config.replace(**absolute, sessions=[_absolute(path) for path in config.sessions])
+
+
+def _absolute(path) -> str:
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def note(text: str) -> None:

@@ -2,12 +2,11 @@
 
 import dataclasses
 import json
-import typing
 
 import pytest
 from test_cli import assert_one_line_error, run_cli
 
-from pyrolf.config import Config, ConfigError
+from pyrolf.config import Config, ConfigError, field_types
 
 # One value of each JSON type, with the Python types of a field that may take it.
 JSON_VALUES = {
@@ -19,12 +18,12 @@ JSON_VALUES = {
     "array": ([2], set()),
     "object": ({"value": 2}, set()),
 }
-EXPECTED = {str: "a string", int: "a whole number", float: "a finite number", bool: "true or false"}
+EXPECTED = {str: "a string", int: "a whole number", float: "a finite number", bool: "true or false",
+            list: "a list of strings"}
 
 
 def annotated(name: str) -> set[type]:
-    hint = typing.get_type_hints(Config)[name]
-    return set(typing.get_args(hint) or (hint,))
+    return set(field_types(Config)[name])
 
 
 WRONG = [(field.name, kind) for field in dataclasses.fields(Config)
@@ -34,8 +33,8 @@ WRONG = [(field.name, kind) for field in dataclasses.fields(Config)
 def test_every_setting_has_wrong_json_types_to_refuse():
     names = {field.name for field in dataclasses.fields(Config)}
     assert {name for name, _ in WRONG} == names
-    for name in names:  # a str, int, float or bool field, maybe also null
-        assert annotated(name) - {type(None)} in ({str}, {int}, {float}, {bool}), name
+    for name in names:  # a str, int, float, bool or list (of strings) field, maybe also null
+        assert annotated(name) - {type(None)} in ({str}, {int}, {float}, {bool}, {list}), name
         assert sum(1 for wrong, _ in WRONG if wrong == name) >= 4, name
 
 

@@ -342,7 +342,7 @@ def test_a_run_folder_works_from_any_directory_and_knows_its_data_file(
     before = digests(run)
     code, _, err = run_cli(["fit", "--resume", run, "--epochs", "3", "--quiet"], monkeypatch,
                            capsys)
-    assert_one_line_error(code, err, f"{recording}, the data file of {run}, is missing",
+    assert_one_line_error(code, err, f"{recording}, a data file of {run}, is missing",
                           "moved or deleted")
     assert digests(run) == before
 

@@ -66,6 +66,18 @@ class SpikeData:
         return int(self.heldin.sum())
 
     @property
+    def recorded(self) -> np.ndarray | None:
+        """``(trials, neurons)`` bool, the neurons recorded in each trial, for the sessions of
+        stacked data (:mod:`pyrolf.data.sessions`); ``None`` where every trial has them all."""
+        sessions = self.extra.get("sessions")
+        if sessions is None:
+            return None
+        recorded = np.zeros((self.n_trials, self.n_neurons), dtype=bool)
+        for session in sessions.values():
+            recorded[np.ix_(session["trials"], session["neurons"])] = True
+        return recorded
+
+    @property
     def known_bin_size(self) -> float | None:
         """Seconds per bin where the source says (NLB data, own recordings: ``extra`` has
         ``nlb`` or ``unit_ids``); ``None`` elsewhere: spike files store no bin size and the

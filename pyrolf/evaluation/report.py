@@ -7,11 +7,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pyrolf.data.sessions import SESSIONS
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import (behavior_r2, co_bps, co_bps_per_neuron, interval_coverage,
                                        latents_r2, persistence_rates, psth_r2, rates_r2)
+from pyrolf.evaluation.sessions import pooled_metrics
 from pyrolf.evaluation.smoothing import smooth_spikes, smoothing_baseline
 from pyrolf.inference.svi import encoder_inputs, predict_rates
+from pyrolf.models.sessions import session_flow
 
 
 #: posterior draws per trial behind a 90 % interval: ``rates_coverage_90`` and ``pyrolf infer``
@@ -172,8 +175,15 @@ def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
     train trials' rates the behaviour decoder is fitted on).
 
     NLB data are scored by nlb_tools on their evaluation trials (see
-    :func:`pyrolf.evaluation.nlb.nlb_metrics`; ``submission_path`` goes there).
+    :func:`pyrolf.evaluation.nlb.nlb_metrics`; ``submission_path`` goes there). Stacked sessions
+    (:mod:`pyrolf.data.sessions`) are scored session by session, each by its view of ``flow``
+    (:func:`~pyrolf.models.sessions.session_flow`), and pooled
+    (:func:`pyrolf.evaluation.sessions.pooled_metrics`).
     """
+    if SESSIONS in data.extra:
+        return pooled_metrics({name: evaluate(session_flow(flow, data, name), session["data"],
+                                              samples, device, None, progress)
+                               for name, session in data.extra[SESSIONS].items()}, data)
     bar = "score" if progress else None
     if "nlb" in data.extra:
         rates = model_rates(flow, data, np.arange(data.n_trials), samples, device, bar)

@@ -55,10 +55,12 @@ def encoder_inputs(spikes: torch.Tensor, heldin: torch.Tensor, n_forward: int) -
 
 
 def make_batch(spikes: torch.Tensor, heldin: torch.Tensor, n_forward: int,
-               cd_rate: float = 0.0) -> Batch:
+               cd_rate: float = 0.0, recorded: torch.Tensor | None = None) -> Batch:
     """A training batch with coordinated dropout (LFADS): a random share ``cd_rate`` of held-in
     input entries is hidden from the encoder and only those are scored, so the model cannot copy
-    its input; held-out neurons and forward bins are always scored."""
+    its input; held-out neurons and forward bins are always scored. ``recorded``: bool
+    ``(trials, neurons)``, the neurons each trial has (stacked sessions, see
+    :mod:`pyrolf.data.sessions`): only those are scored."""
     inputs = encoder_inputs(spikes, heldin, n_forward)
     mask = torch.ones_like(spikes, dtype=torch.bool)
     if cd_rate > 0:
@@ -66,6 +68,8 @@ def make_batch(spikes: torch.Tensor, heldin: torch.Tensor, n_forward: int,
         inputs = inputs * keep / (1 - cd_rate)
         observed = mask[:, : inputs.shape[1]]
         observed[..., heldin] = ~keep
+    if recorded is not None:
+        mask &= recorded.unsqueeze(1)
     return Batch(inputs, spikes, mask)
 
 
@@ -169,6 +173,10 @@ class Trainer:
         spikes = torch.as_tensor(data.spikes, dtype=torch.float32, device=self.device)
         self.train_spikes = spikes[data.splits["train"]]
         self.valid_spikes = spikes[data.splits["valid"]]
+        recorded = data.recorded
+        self.train_recorded = (None if recorded is None else
+                               torch.as_tensor(recorded[data.splits["train"]], device=self.device))
+        self.valid_recorded = None if recorded is None else recorded[data.splits["valid"]]
         self.steps_per_epoch = math.ceil(len(self.train_spikes) / config.batch_size)
         total_steps = max(config.epochs * self.steps_per_epoch, 1)
         self.optimizer = ClippedAdam({
@@ -191,13 +199,17 @@ class Trainer:
         return self.config.kl_weight * max(ramp, KL_WEIGHT_FLOOR)
 
     def validation_score(self) -> float:
-        """co-bps of the held-out neurons on the validation trials (their observed bins)."""
+        """co-bps of the held-out neurons on the validation trials (their observed bins; of
+        stacked sessions, each trial's own neurons)."""
         data = self.data
         inputs = encoder_inputs(self.valid_spikes, self.heldin, data.n_forward)
         rates = predict_rates(self.flow, inputs, data.n_bins, min(self.config.samples, 10))
         observed = slice(0, data.n_observed)
+        spikes = self.valid_spikes[:, observed].cpu().numpy()
+        if self.valid_recorded is not None:  # co_bps leaves out NaN counts
+            spikes = np.where(self.valid_recorded[:, None], spikes, np.nan)
         return co_bps(rates[:, observed][..., self.heldout].cpu().numpy(),
-                      self.valid_spikes[:, observed][..., self.heldout].cpu().numpy())
+                      spikes[..., data.heldout])
 
     def validation_kl(self) -> float | None:
         """KL of the posterior from the prior in nats per bin, all latent dimensions, on the
@@ -226,7 +238,8 @@ class Trainer:
         for step in range(self.steps_per_epoch):
             idx = order[step * self.config.batch_size: (step + 1) * self.config.batch_size]
             batch = make_batch(self.train_spikes[idx], self.heldin, self.data.n_forward,
-                               self.config.cd_rate)
+                               self.config.cd_rate,
+                               None if self.train_recorded is None else self.train_recorded[idx])
             weight = self.kl_weight(self.state.epoch + step / self.steps_per_epoch)
             try:
                 with pyro.validation_enabled(check and step == 0 and is_validation_enabled()), \
