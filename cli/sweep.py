@@ -13,8 +13,10 @@ from pyrolf.sweep.settings import SCHEDULERS, sweep_settings
 
 
 @click.command()
-@click.option("--data", default=None,
-              help="'lorenz' (default), an NLB dataset or the path of a .h5/.npz spike file.")
+@click.option("--data", multiple=True,
+              help="'lorenz' (default), an NLB dataset, the path of a .h5/.npz spike file or "
+                   "of an own recording; more than once: sessions sharing one dynamics (see "
+                   "'pyrolf fit --help').")
 @click.option("--trials", type=click.IntRange(min=1), default=None,
               help="Configurations to try (required unless --resume).")
 @click.option("--scheduler", type=click.Choice(SCHEDULERS), default="asha", show_default=True,
@@ -44,6 +46,7 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, epoc
     results.csv and the best run as best/ (a run folder 'pyrolf evaluate' accepts)."""
     from pyrolf.cli.main import _print_metrics, _read_config, build_config
 
+    data = data or None
     if resume_dir is not None:
         given = [name for name, value in [("--data", data), ("--trials", trials),
                                           ("--epochs", epochs), ("--out", out),

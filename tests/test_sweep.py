@@ -81,6 +81,12 @@ def test_other_sweep_refusals_are_one_line(spike_file, tmp_path, monkeypatch, ca
     assert_one_line_error(code, err, "holds no sweep to resume")
     code, _, err = run_cli(["sweep", "--resume", tmp_path, "--trials", 3], monkeypatch, capsys)
     assert_one_line_error(code, err, "--resume", "--trials")
+    code, _, err = run_cli(["sweep", "--resume", tmp_path, "--data", spike_file], monkeypatch,
+                           capsys)
+    assert_one_line_error(code, err, "--resume", "--data")
+    code, _, err = run_cli(["sweep", "--data", spike_file, "--data", "lorenz", "--trials", 2],
+                           monkeypatch, capsys)  # the second --data is a session
+    assert_one_line_error(code, err, "sessions are own recordings or spike files")
     config = write_json(tmp_path / "config.json", {"device": "cuda"})
     code, _, err = run_cli(["sweep", "--trials", 2, "--config", config], monkeypatch, capsys)
     assert_one_line_error(code, err, "--gpus-per-trial")
