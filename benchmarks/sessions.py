@@ -10,10 +10,12 @@ one (``--long`` trials, ``--long-units`` units). Fits the short session alone an
 (``pyrolf fit --data short.npz --data long.npz``), with the same options (after ``--``), so the
 short session has the same held-out units and test trials in both; then the short session alone
 again for as many SVI steps as the joint fit took (more epochs: it has fewer batches per epoch),
-so that more training alone cannot explain a gain. Prints, for the short session's test trials,
-each run's rates R² against the planted rates (from its predictions: :func:`pyrolf.load_run`,
+so that more training alone cannot explain a gain; and the short session alone started from a
+fit of the long session alone (``--init-from``: its weights but each neuron's own), as many
+epochs as the first. Prints, for the short session's test trials, each run's rates R² against
+the planted rates (from its predictions: :func:`pyrolf.load_run`,
 :func:`pyrolf.models.session_flow`), its co-bps, epochs and steps; last line
-``alone=A together=T alone_as_many_steps=S`` (rates R²).
+``alone=A together=T alone_as_many_steps=S from_long=F`` (rates R²).
 """
 
 from __future__ import annotations
@@ -58,9 +60,15 @@ def main(argv: list[str] | None = None) -> dict:
            *args.fit_options]
     alone, together = ["--data", str(files["short"])], ["--data", str(files["short"]),
                                                          "--data", str(files["long"])]
+    long = args.folder / "run-long"
+    if not (long / "metrics.json").exists():
+        seconds = pyrolf_in_process("fit", "--data", str(files["long"]), *cut, "--out",
+                                    str(long), "--quiet")
+        print(f"fitted the long session alone in {seconds:.0f} s")
     results = {}
     for name, data_options in (("alone", alone), ("together", together),
-                               ("alone_as_many_steps", alone)):
+                               ("alone_as_many_steps", alone),
+                               ("from_long", [*alone, "--init-from", str(long)])):
         run = args.folder / f"run-{name}"
         more = []  # the last --epochs counts
         if name == "alone_as_many_steps":  # the steps of the joint fit: more epochs
@@ -70,27 +78,29 @@ def main(argv: list[str] | None = None) -> dict:
             seconds = pyrolf_in_process("fit", *data_options, *cut, *more, "--out", str(run),
                                         "--quiet")
             print(f"fitted {name} in {seconds:.0f} s")
-        flow, config, data = load_run(run)
-        metrics = json.loads((run / "metrics.json").read_text())
-        steps = metrics["epochs"] * math.ceil(len(data.splits["train"]) / config.batch_size)
-        if name == "together":
-            flow, data = session_flow(flow, data, "short"), session_data(data, "short")
-            metrics = {**metrics["sessions"]["short"], "epochs": metrics["epochs"]}
-        test = data.splits["test"]
-        starts = data.extra["align_times"][test] + data.extra["window"][0]
-        pyro.set_rng_seed(config.seed)
-        rates = model_rates(flow, data, test, config.samples, config.device)
-        results[name] = {"rates_r2": rates_r2(rates, short.binned_rates(starts, data.n_bins,
-                                                                         args.bin)),
-                         "co_bps": metrics["co_bps"],
-                         "smoothing_co_bps": metrics["smoothing_co_bps"],
-                         "test_trials": len(test), "train_trials": len(data.splits["train"]),
-                         "epochs": metrics["epochs"], "steps": steps}
+        results[name] = _scored(run, short, args.bin)
     print(json.dumps(results, indent=2))
-    print(f"alone={results['alone']['rates_r2']:.4f} together="
-          f"{results['together']['rates_r2']:.4f} alone_as_many_steps="
-          f"{results['alone_as_many_steps']['rates_r2']:.4f}")
+    print("  ".join(f"{name}={scores['rates_r2']:.4f}" for name, scores in results.items()))
     return results
+
+
+def _scored(run: Path, short, bin_ms: int) -> dict:
+    """The short session's test-trial scores in ``run`` (a run of it alone, or with the long
+    one): rates R² against the planted rates ``short``, co-bps, epochs and SVI steps."""
+    flow, config, data = load_run(run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    steps = metrics["epochs"] * math.ceil(len(data.splits["train"]) / config.batch_size)
+    if "sessions" in metrics:
+        flow, data = session_flow(flow, data, "short"), session_data(data, "short")
+        metrics = {**metrics["sessions"]["short"], "epochs": metrics["epochs"]}
+    test = data.splits["test"]
+    starts = data.extra["align_times"][test] + data.extra["window"][0]
+    pyro.set_rng_seed(config.seed)
+    rates = model_rates(flow, data, test, config.samples, config.device)
+    return {"rates_r2": rates_r2(rates, short.binned_rates(starts, data.n_bins, bin_ms)),
+            "co_bps": metrics["co_bps"], "smoothing_co_bps": metrics["smoothing_co_bps"],
+            "test_trials": len(test), "train_trials": len(data.splits["train"]),
+            "epochs": metrics["epochs"], "steps": steps}
 
 
 if __name__ == "__main__":

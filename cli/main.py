@@ -18,6 +18,7 @@ from pyrolf.data.dandi import DANDISETS, DATA_DIR_ENV, DEFAULT_DATA_DIR, data_di
 from pyrolf.dynamics.potentials import POTENTIALS
 from pyrolf.evaluation.collapse import collapse_warning
 from pyrolf.models.presets import preset
+from pyrolf.models.transfer import ARCHITECTURE
 from pyrolf.inference.svi import TrainingDiverged
 from pyrolf.runs import RunError, RunFolder, RunInterrupted
 
@@ -80,6 +81,11 @@ OVERRIDES = {
     "overlap_s": click.option("--overlap", "overlap_s", type=float, metavar="S",
                               help="Continuous recordings: overlap of neighbouring windows in s "
                                    "(default 0.2)."),
+    "init_from": click.option("--init-from", "init_from", metavar="RUN",
+                              help="Start from the weights of the run folder RUN, all but each "
+                                   "neuron's own read-in and read-out (a new session on "
+                                   "dynamics learned elsewhere); its network settings are "
+                                   "taken unless given."),
     "forward_bins": click.option("--forward-bins", "forward_bins", type=int, metavar="K",
                                  help="Not NLB data: the last K bins of each trial are never "
                                       "shown to the encoder; the test trials' are scored by "
@@ -130,6 +136,8 @@ def fit(data, out, resume_dir, config_file, quiet, **overrides):
         config = build_config(data, config_file, overrides)
         run_dir = out or Path("runs") / f"{Path(config.data).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         RunFolder(run_dir).check_new()  # before the data, which may take minutes to load
+        if config.init_from is not None:
+            pipeline.init_weights(config)  # so is the run it starts from
         dataset = load_config_data(config)
         result = pipeline.fit(dataset, config, run_dir=run_dir, progress=not quiet)
     _print_metrics(result.metrics, run_dir)
@@ -241,8 +249,9 @@ def _parse_trials(text: str | None):
 def build_config(data: str | tuple[str, ...] | None, config_file: Path | None,
                  options: dict) -> Config:
     """The settings of a fit or a sweep: the preset of the data (``data``, else the config file's
-    or the default), then the config file's entries, then the command-line ``options``. Several
-    ``data`` are sessions: the first is ``data``, the others ``sessions``."""
+    or the default), then the network settings of the ``init_from`` run where one is given, then
+    the config file's entries, then the command-line ``options``. Several ``data`` are sessions:
+    the first is ``data``, the others ``sessions``."""
     values = _read_config(config_file) if config_file else {}
     values.update(options)
     if isinstance(data, tuple):
@@ -250,7 +259,12 @@ def build_config(data: str | tuple[str, ...] | None, config_file: Path | None,
     if data is not None:
         values["data"] = data
     name = values.get("data", Config.data)  # not a string: Config says so in one line
-    return Config.from_dict({**(preset(name) if isinstance(name, str) else {}), **values})
+    base = preset(name) if isinstance(name, str) else {}
+    start = values.get("init_from")
+    if isinstance(start, str):  # the run's network settings, beneath what is given
+        source = RunFolder.open(start).config()
+        base.update({key: getattr(source, key) for key in ARCHITECTURE})
+    return Config.from_dict({**base, **values})
 
 
 def _read_config(path: Path) -> dict:

@@ -52,6 +52,8 @@ class Config:
                                     # (pyrolf/data/sessions.py)
     forward_bins: int = 0           # trailing bins of each trial the encoder never sees, scored
                                     # by fp_bps (not NLB data: they have their own forward window)
+    init_from: str | None = None    # a run folder whose weights start this fit, all but each
+                                    # neuron's own read-in and read-out (models/transfer.py)
     # latent dynamics (the prior)
     prior: str = "langevin"         # "langevin" (underdamped, paper) or "overdamped" (Brownian;
                                     # needs a potential bounded below: not "oscillators")

@@ -18,7 +18,7 @@ from pyrolf.data.spikes import MissingBehavior
 from pyrolf.evaluation.collapse import collapse_finding
 from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
-from pyrolf.models import build_flow, session_flow
+from pyrolf.models import ARCHITECTURE, build_flow, session_flow, shared_weights
 from pyrolf.plots import training_curve
 from pyrolf.runs import RunError, RunFolder, note
 from pyrolf.threads import use_threads
@@ -36,7 +36,9 @@ class FitResult:
 def fit(data: SpikeData, config: Config | None = None, flow=None, run_dir=None,
         progress: bool = True) -> FitResult:
     """Fit ``flow`` (default: the one ``config`` describes) to the training trials of ``data``,
-    keep the weights of the best validation co-bps, and score the test trials.
+    keep the weights of the best validation co-bps, and score the test trials. With
+    ``config.init_from`` the fit starts from that run's weights but each neuron's own
+    (:func:`start_from_run`).
 
     With ``run_dir`` the run is saved there (config, checkpoints, history, metrics, plots; see
     :meth:`pyrolf.runs.RunFolder.create`), the folder is locked while the fit runs, and a first
@@ -53,12 +55,57 @@ def fit(data: SpikeData, config: Config | None = None, flow=None, run_dir=None,
     use_threads(config.threads)
     pyro.set_rng_seed(config.seed)
     flow = flow if flow is not None else build_flow(config, data.n_neurons, data.n_heldin)
+    if config.init_from is not None:
+        start_from_run(flow, config)
     prepare_scoring(data)
     if run_dir is None:
         return _train(Trainer(flow, data, config), None, progress)
     with RunFolder.create(run_dir, config) as run:
         prepare_scoring(data, run.path / RunFolder.TARGETS)
         return _train(Trainer(flow, data, config), run, progress)
+
+
+def start_from_run(flow, config: Config) -> None:
+    """Set ``flow``'s weights, all but the per-neuron ones, to those of the run folder
+    ``config.init_from`` (:func:`init_weights`), in place.
+
+    Raises:
+        RunError: as :func:`init_weights`, or the run's weights do not fit ``flow``.
+        ConfigError: as :func:`init_weights`.
+    """
+    weights = init_weights(config)
+    own = flow.state_dict()
+    misfit = [key for key, value in weights.items()
+              if key not in own or own[key].shape != value.shape]
+    if misfit:
+        raise RunError(f"the weights of {config.init_from} do not fit this flow ({misfit[0]}); "
+                       "start it from a run of the same model")
+    flow.load_state_dict(weights, strict=False)
+
+
+def init_weights(config: Config) -> dict:
+    """The weights that the run folder ``config.init_from`` gives a new fit: its best weights
+    (see :func:`weights_of`) but the per-neuron ones
+    (:func:`pyrolf.models.transfer.shared_weights`).
+
+    Raises:
+        RunError: no run folder there.
+        ConfigError: the run was fitted with other network settings
+            (:data:`~pyrolf.models.transfer.ARCHITECTURE`) than ``config``.
+    """
+    run = RunFolder.open(config.init_from)
+    source = run.config()
+    differ = [name for name in ARCHITECTURE if getattr(source, name) != getattr(config, name)]
+    if differ:
+        raise ConfigError(
+            f"--init-from {run.path} was fitted with {_settings(source, differ)} but this fit "
+            f"has {_settings(config, differ)}; give the run's (pyrolf fit takes them from it "
+            "unless told otherwise)")
+    return shared_weights(run.load(weights_of(run), config.device)["flow"], config)
+
+
+def _settings(config: Config, names: list[str]) -> str:
+    return ", ".join(f"{name} {getattr(config, name)}" for name in names)
 
 
 def resume(run_dir, epochs: int | None = None, progress: bool = True,

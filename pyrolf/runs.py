@@ -231,9 +231,10 @@ class RunFolder:
 
 def absolute_paths(config: Config) -> Config:
     """``config`` with its file and folder paths (``data`` when it names a spike file,
-    ``sessions``, ``data_dir``, ``targets``) absolute, so that its run folder works from any
-    directory."""
-    paths = {"data": data_file(config.data), "data_dir": config.data_dir, "targets": config.targets}
+    ``sessions``, ``data_dir``, ``targets``, ``init_from``) absolute, so that its run folder works
+    from any directory."""
+    paths = {"data": data_file(config.data), "data_dir": config.data_dir, "targets": config.targets,
+             "init_from": config.init_from}
     absolute = {name: _absolute(path) for name, path in paths.items() if path is not None}
     return config.replace(**absolute, sessions=[_absolute(path) for path in config.sessions])
 

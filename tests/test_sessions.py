@@ -271,3 +271,12 @@ def test_a_run_of_one_session_refuses_a_session_name(spike_file, tmp_path, monke
     code, _, err = run_cli(["infer", run, "--session", "a", "--quiet"], monkeypatch, capsys)
     assert_one_line_error(code, err, "fitted as one session; leave out --session")
 
+
+
+def test_a_sweep_of_sessions_gives_its_trials_absolute_paths(recordings, monkeypatch):
+    from pyrolf.sweep.settings import sweep_settings
+
+    monkeypatch.chdir(recordings["b"].parent)  # trials run in folders of their own
+    settings = sweep_settings(Config(data="a.npz", sessions=["b.npz"]), 2)
+    assert settings["config"]["sessions"] == [str(recordings["b"])]
+    assert settings["config"]["data"] == str(recordings["a"])

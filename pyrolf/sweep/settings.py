@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pyrolf.config import Config, ConfigError
+from pyrolf.models.transfer import ARCHITECTURE
 from pyrolf.sweep.space import mutable, search_space
 
 SCHEDULERS = ("asha", "pbt")
@@ -16,7 +18,9 @@ def sweep_settings(config: Config, trials: int, scheduler: str = "asha", space: 
     (``space``: overrides of :data:`~pyrolf.sweep.space.SEARCH_SPACE`) around ``config``.
 
     Paths in ``config`` are made absolute (trials run in other folders) and ``gpus_per_trial``
-    above 0 sets ``device`` to ``cuda``. Raises :class:`~pyrolf.config.ConfigError`."""
+    above 0 sets ``device`` to ``cuda``. With ``init_from`` the space must leave the network
+    settings (:data:`~pyrolf.models.transfer.ARCHITECTURE`) at the run's. Raises
+    :class:`~pyrolf.config.ConfigError`."""
     if trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}")
     if scheduler not in SCHEDULERS:
@@ -29,10 +33,19 @@ def sweep_settings(config: Config, trials: int, scheduler: str = "asha", space: 
         raise ConfigError("device cuda needs --gpus-per-trial above 0 (Ray hides the GPUs from "
                           "trials that did not ask for one)")
     paths = {name: str(Path(getattr(config, name)).resolve())
-             for name in ("data", "data_dir", "targets")
+             for name in ("data", "data_dir", "targets", "init_from")
              if getattr(config, name) is not None and Path(getattr(config, name)).exists()}
-    config = config.replace(**paths)
+    config = config.replace(**paths, sessions=[str(Path(path).resolve())
+                                               for path in config.sessions])
     dimensions = search_space(space, config)
+    if config.init_from is not None:
+        varied = [name for name in ARCHITECTURE
+                  if name in dimensions and dimensions[name].values != (getattr(config, name),)]
+        if varied:
+            fixed = ", ".join(f'"{name}": {json.dumps(getattr(config, name))}' for name in varied)
+            raise ConfigError(f"--init-from fixes the network settings, but the search space "
+                              f"varies {', '.join(varied)}; fix them to the run's with --space "
+                              f"(e.g. {{{fixed}}})")
     if scheduler == "pbt" and not mutable(dimensions):
         raise ConfigError("pbt needs a searched entry it can change while trials train (one of "
                           f"{', '.join(n for n, d in dimensions.items() if d.mutable)})")
