@@ -19,10 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyrolf.data.spikes import DataError, SpikeData
-
-#: the key of ``SpikeData.extra`` that holds the sessions of stacked data
-SESSIONS = "sessions"
+from pyrolf.data.spikes import SESSIONS, DataError, SpikeData
 
 
 def session_names(paths) -> list[str]:
@@ -61,7 +58,7 @@ def stack_sessions(sessions: dict[str, SpikeData]) -> SpikeData:
             if value != expected:
                 raise DataError(f"session {name} has {value} {what} but {names[0]} has "
                                 f"{expected}; sessions share one window and one bin size "
-                                "(--window, --bin-size-ms)")
+                                "(--window, --bin)")
     trial_starts = np.cumsum([0] + [data.n_trials for data in datas])
     neuron_starts = np.cumsum([0] + [data.n_neurons for data in datas])
     spikes = np.zeros((trial_starts[-1], first.n_bins, neuron_starts[-1]), dtype=np.float32)

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+#: the key of ``SpikeData.extra`` that holds the sessions of stacked data (pyrolf/data/sessions.py)
+SESSIONS = "sessions"
+
+
 class DataError(ValueError):
     """Input data a user supplied is unusable; the message says what is wrong and what to do."""
 
@@ -69,7 +73,7 @@ class SpikeData:
     def recorded(self) -> np.ndarray | None:
         """``(trials, neurons)`` bool, the neurons recorded in each trial, for the sessions of
         stacked data (:mod:`pyrolf.data.sessions`); ``None`` where every trial has them all."""
-        sessions = self.extra.get("sessions")
+        sessions = self.extra.get(SESSIONS)
         if sessions is None:
             return None
         recorded = np.zeros((self.n_trials, self.n_neurons), dtype=bool)

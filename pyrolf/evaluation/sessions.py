@@ -31,4 +31,3 @@ def pooled_metrics(by_session: dict[str, dict], data: SpikeData) -> dict:
                          / total) if total > 0 else float("nan")
               for key in POOLED}
     return {**pooled, "sessions": by_session}
-
