@@ -223,9 +223,11 @@ def infer(run_dir, data, samples, out, device, session, quiet):
     options = {} if samples is None else {"samples": samples}
     report = pipeline.infer_run(run_dir, data, out=out, device=device, progress=not quiet,
                                 session=session, **options)
+    files = report["out"] if isinstance(report["out"], list) else [report["out"]]
     what = (f"{report['windows']} windows merged into {report['bins']} bins"
             if "windows" in report else f"{report['trials']} trials")
-    files = report["out"] if isinstance(report["out"], list) else [report["out"]]
+    if len(files) > 1:
+        what += f" of {len(files)} sessions"
     click.echo(f"inferred {what} from {report['samples']} posterior samples each: "
                f"{', '.join(map(str, files))}")
     click.echo(f"dynamics: {len(report['modes'])} modes of the linearised step, largest "

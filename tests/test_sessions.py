@@ -11,6 +11,7 @@ import torch
 import xarray as xr
 from pyro.infer import Trace_ELBO
 
+import pyrolf
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import load_config_data
 from pyrolf.data.recording_synthetic import simulate_recording, write_spike_times_npz
@@ -223,6 +224,7 @@ def test_a_run_of_two_sessions_fits_resumes_scores_infers_and_diagnoses_each(
 
     code, out, err = run_cli(["infer", run, "--samples", "4", "--quiet"], monkeypatch, capsys)
     assert code == 0, err
+    assert "inferred 70 trials of 2 sessions" in out
     own = {name: xr.open_dataset(run / f"inferred-{name}.nc") for name in ("a", "b")}
     assert own["a"].sizes["neuron"] == 12 and own["b"].sizes["neuron"] == 9
     assert own["b"].sizes["trial"] == 30 and "outcome" in own["b"].coords
@@ -280,3 +282,20 @@ def test_a_sweep_of_sessions_gives_its_trials_absolute_paths(recordings, monkeyp
     settings = sweep_settings(Config(data="a.npz", sessions=["b.npz"]), 2)
     assert settings["config"]["sessions"] == [str(recordings["b"])]
     assert settings["config"]["data"] == str(recordings["a"])
+
+
+def test_continuous_sessions_are_each_merged_back_into_their_own_series(tmp_path):
+    files = [write_spike_times_npz(tmp_path / f"{name}.npz", simulate_recording(
+        None, units, seed=seed, duration_s=seconds))
+        for name, units, seed, seconds in (("x", 10, 3, 24.0), ("y", 7, 4, 18.0))]
+    config = Config(data=str(files[0]), sessions=[str(files[1])], epochs=1, **SMALL)
+    stacked = load_config_data(config)
+    result = pyrolf.fit(stacked, config, progress=False)
+    inferred = pyrolf.infer(result, samples=2, progress=False)
+    assert set(inferred) == {"x", "y"}
+    for name, seconds, units in (("x", 24.0, 10), ("y", 18.0, 7)):
+        plan = session_data(stacked, name).extra["chop"]
+        assert inferred[name].sizes["time"] == plan["n_time"]
+        assert abs(plan["n_time"] * plan["bin_size"] - seconds) < 0.05  # the whole recording
+        assert inferred[name].sizes["neuron"] == units
+        assert inferred[name].attrs["session"] == name
