@@ -137,7 +137,7 @@ def fit(data, out, resume_dir, config_file, quiet, **overrides):
         run_dir = out or Path("runs") / f"{Path(config.data).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         RunFolder(run_dir).check_new()  # before the data, which may take minutes to load
         if config.init_from is not None:
-            pipeline.init_weights(config)  # so is the run it starts from
+            pipeline.init_source(config)  # so is the run it starts from
         dataset = load_config_data(config)
         result = pipeline.fit(dataset, config, run_dir=run_dir, progress=not quiet)
     _print_metrics(result.metrics, run_dir)
@@ -281,13 +281,16 @@ def _read_config(path: Path) -> dict:
     return values
 
 
+def _scores(metrics: dict) -> str:
+    """The numbers of ``metrics`` on one line, ``key=value`` each."""
+    return "  ".join(f"{key}={value:.4f}" for key, value in metrics.items()
+                     if isinstance(value, float))
+
+
 def _print_metrics(metrics: dict, run_dir) -> None:
-    shown = {key: value for key, value in metrics.items() if isinstance(value, float)}
-    click.echo("  ".join(f"{key}={value:.4f}" for key, value in shown.items()))
+    click.echo(_scores(metrics))
     for name, scores in metrics.get("sessions", {}).items():
-        scored = {key: value for key, value in scores.items() if isinstance(value, float)}
-        click.echo(f"session {name}: " + "  ".join(f"{key}={value:.4f}"
-                                                   for key, value in scored.items()))
+        click.echo(f"session {name}: {_scores(scores)}")
     if "weights" in metrics:
         click.echo(f"weights: {metrics['weights']}")
     click.echo(f"run folder: {run_dir}")

@@ -84,9 +84,19 @@ def start_from_run(flow, config: Config) -> None:
 
 
 def init_weights(config: Config) -> dict:
-    """The weights that the run folder ``config.init_from`` gives a new fit: its best weights
-    (see :func:`weights_of`) but the per-neuron ones
+    """The weights that the run folder ``config.init_from`` (:func:`init_source`) gives a new
+    fit: its best weights (see :func:`weights_of`) but the per-neuron ones
     (:func:`pyrolf.models.transfer.shared_weights`).
+
+    Raises:
+        RunError, ConfigError: as :func:`init_source`.
+    """
+    run = init_source(config)
+    return shared_weights(run.load(weights_of(run), config.device)["flow"], config)
+
+
+def init_source(config: Config) -> RunFolder:
+    """The run folder ``config.init_from``, checked to have the network settings of ``config``.
 
     Raises:
         RunError: no run folder there.
@@ -101,7 +111,7 @@ def init_weights(config: Config) -> dict:
             f"--init-from {run.path} was fitted with {_settings(source, differ)} but this fit "
             f"has {_settings(config, differ)}; give the run's (pyrolf fit takes them from it "
             "unless told otherwise)")
-    return shared_weights(run.load(weights_of(run), config.device)["flow"], config)
+    return run
 
 
 def _settings(config: Config, names: list[str]) -> str:
@@ -359,13 +369,13 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     check_device(device)
     data = str(data) if isinstance(data, Path) else data
     views = _session_views(flow, own, session, required=data is not None)
+    loaded = None  # new trials, read once; laid out on each inferred session's neurons
+    if data is not None and not (data == config.data and SESSIONS not in own.extra):
+        loaded = data if isinstance(data, SpikeData) else _new_data(config, data)
     inferred = {}
     for name, (view, mine) in views.items():
-        if data is None or (data == config.data and name is None):
-            trials = mine
-        else:
-            loaded = data if isinstance(data, SpikeData) else _new_data(config, data)
-            trials = new_trials(loaded, mine.heldout, mine.extra.get("unit_ids"))
+        trials = mine if loaded is None else new_trials(loaded, mine.heldout,
+                                                        mine.extra.get("unit_ids"))
         if "nlb" in trials.extra:
             from pyrolf.data.nlb import with_behavior  # nlb_tools, pynwb, pandas: NLB data only
 

@@ -121,8 +121,8 @@ class NWBSource:
             shown = sorted(path for path, series in found.items()
                            if not isinstance(series, ElectricalSeries))
             raise MissingBehavior(f"--behavior {name}: {self.path.name} has no TimeSeries named "
-                            f"{name!r}; " + (f"its series: {', '.join(shown)}" if shown else
-                                             "it holds none, raw voltages apart"))
+                                  f"{name!r}; " + (f"its series: {', '.join(shown)}" if shown
+                                                   else "it holds none, raw voltages apart"))
         series = found[matches[0]]
         if isinstance(series, ElectricalSeries):
             raise DataError(f"--behavior {name}: {matches[0]} of {self.path.name} is an "

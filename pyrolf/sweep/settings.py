@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from pyrolf.config import Config, ConfigError
 from pyrolf.models.transfer import ARCHITECTURE
+from pyrolf.runs import absolute_paths
 from pyrolf.sweep.space import mutable, search_space
 
 SCHEDULERS = ("asha", "pbt")
@@ -17,7 +17,8 @@ def sweep_settings(config: Config, trials: int, scheduler: str = "asha", space: 
     """The checked settings of a sweep of ``trials`` configs drawn from the search space
     (``space``: overrides of :data:`~pyrolf.sweep.space.SEARCH_SPACE`) around ``config``.
 
-    Paths in ``config`` are made absolute (trials run in other folders) and ``gpus_per_trial``
+    Paths in ``config`` are made absolute (trials run in other folders; as a run folder's, see
+    :func:`pyrolf.runs.absolute_paths`) and ``gpus_per_trial``
     above 0 sets ``device`` to ``cuda``. With ``init_from`` the space must leave the network
     settings (:data:`~pyrolf.models.transfer.ARCHITECTURE`) at the run's. Raises
     :class:`~pyrolf.config.ConfigError`."""
@@ -32,11 +33,7 @@ def sweep_settings(config: Config, trials: int, scheduler: str = "asha", space: 
     elif config.device == "cuda":
         raise ConfigError("device cuda needs --gpus-per-trial above 0 (Ray hides the GPUs from "
                           "trials that did not ask for one)")
-    paths = {name: str(Path(getattr(config, name)).resolve())
-             for name in ("data", "data_dir", "targets", "init_from")
-             if getattr(config, name) is not None and Path(getattr(config, name)).exists()}
-    config = config.replace(**paths, sessions=[str(Path(path).resolve())
-                                               for path in config.sessions])
+    config = absolute_paths(config)
     dimensions = search_space(space, config)
     if config.init_from is not None:
         varied = [name for name in ARCHITECTURE
