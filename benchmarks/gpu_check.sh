@@ -10,7 +10,8 @@
 # venv here), each printing its median seconds per epoch without validation and its scores.
 # FIT_TIMEOUT=S stops each fit after S seconds and summarises the epochs it checkpointed;
 # PARTS (default "tests bench fits") picks which of the three parts run; "infer", never by
-# default, adds benchmarks/infer.py on INFER_TRIALS trials (default 2869, MC_Maze's all).
+# default, adds benchmarks/infer.py on INFER_TRIALS trials (default 2869, MC_Maze's all) and
+# benchmarks/diagnose.py on MC_Maze's 574 valid trials.
 # Everything printed also goes to $OUT/gpu_check.log; each fit's metrics.json and history.csv
 # come back as $OUT/<setting>-metrics.json and $OUT/<setting>-history.csv.
 set -uo pipefail
@@ -53,7 +54,7 @@ EOF
     [[ $PARTS == *bench* ]] && python3 benchmarks/svi_step.py --device "$DEVICE" --repeats 20 \
         --sizes mc_maze_20ms
     [[ $PARTS == *infer* ]] && python3 benchmarks/infer.py --device "$DEVICE" \
-        --trials "$INFER_TRIALS"
+        --trials "$INFER_TRIALS" && python3 benchmarks/diagnose.py --device "$DEVICE"
     [[ $PARTS == *fits* ]] || FITS=""
     for setting in $FITS; do
         case $setting in graphs) graphs=true ;; eager) graphs=false ;; *) echo "FITS: graphs or eager" ; exit 1 ;; esac

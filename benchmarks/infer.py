@@ -36,21 +36,32 @@ from pyrolf.models.presets import preset
 TRIALS, BINS, FORWARD, HELDIN, HELDOUT = 2869, 45, 10, 137, 45
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--trials", type=int, default=TRIALS)
-    parser.add_argument("--samples", type=int, default=100)
-    args = parser.parse_args()
-    config = Config(**preset("mc_maze"), device=args.device)
+def mc_maze_sized(trials: int, device: str, split: str) -> tuple[Config, SpikeData, object]:
+    """The ``mc_maze`` preset's Config on ``device``, ``trials`` random Poisson trials of MC_Maze's
+    sizes, all in ``split``, and an untrained flow of the preset's sizes on ``device``."""
+    config = Config(**preset("mc_maze"), device=device)
     n_neurons = HELDIN + HELDOUT
     rng = np.random.default_rng(0)
-    data = SpikeData(spikes=rng.poisson(0.3, (args.trials, BINS, n_neurons)).astype(np.float32),
-                     heldout=np.arange(n_neurons) >= HELDIN,
-                     splits={"train": np.arange(args.trials)}, n_forward=FORWARD,
-                     name="mc_maze_sized")
+    data = SpikeData(spikes=rng.poisson(0.3, (trials, BINS, n_neurons)).astype(np.float32),
+                     heldout=np.arange(n_neurons) >= HELDIN, splits={split: np.arange(trials)},
+                     n_forward=FORWARD, name="mc_maze_sized")
     pyro.set_rng_seed(0)
-    flow = build_flow(config, n_neurons, HELDIN).to(args.device)
+    return config, data, build_flow(config, n_neurons, HELDIN).to(device)
+
+
+def arguments(description: str, trials: int) -> argparse.Namespace:
+    """``--device``, ``--trials`` (default ``trials``) and ``--samples`` from the command line."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--trials", type=int, default=trials)
+    parser.add_argument("--samples", type=int, default=100)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0], TRIALS)
+    config, data, flow = mc_maze_sized(args.trials, args.device, "train")
+    n_neurons = data.n_neurons
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()

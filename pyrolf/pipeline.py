@@ -292,7 +292,7 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
             neurons.
         samples: posterior draws per trial (at least 1).
         device: ``cpu`` or ``cuda``; default the run's.
-        progress: a progress bar of the trials inferred (on stderr).
+        progress: a progress bar of the trial-draws inferred (on stderr).
         session: of a run fitted to several sessions (:mod:`pyrolf.data.sessions`), the one to
             infer, whose neurons ``data`` hold (needed with ``data``). Without it, such a run
             gives ``{session: Dataset}`` of its own trials, each on its session's neurons.

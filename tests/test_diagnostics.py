@@ -6,6 +6,7 @@ import warnings
 from types import SimpleNamespace
 
 import arviz as az
+import h5py
 import numpy as np
 import pyro
 import pytest
@@ -94,7 +95,23 @@ def test_datatree_is_written_as_arviz_1_writes_it(run, tmp_path):
     write_netcdf(tree, tmp_path / "tree.nc")
     again = az.from_netcdf(tmp_path / "tree.nc")
     assert set(group_names(again)) == set(group_names(tree))
-    np.testing.assert_array_equal(again["posterior"]["z"].values, tree["posterior"]["z"].values)
+    for group, name in (("posterior", "z"), ("posterior_predictive", "spikes")):
+        np.testing.assert_array_equal(again[group][name].values, tree[group][name].values)
+
+
+def test_posterior_files_compress_the_counts_and_leave_the_draws_of_latents_as_they_are(run,
+                                                                                        tmp_path):
+    """Counts (integers) are byte-shuffled and zlib-compressed, latent draws (floats, which
+    hardly compress) are not, whichever ArviZ data is written."""
+    diagnose_run(run.path, samples=SAMPLES, trials=2)
+    idata = az.from_netcdf(run.path / "posterior.nc")
+    write_netcdf(idata if ARVIZ_1 else idata.to_datatree(), tmp_path / "tree.nc")
+    for path in (run.path / "posterior.nc", tmp_path / "tree.nc"):
+        with h5py.File(path) as file:
+            for counts in ("posterior_predictive/spikes", "observed_data/spikes"):
+                assert file[counts].compression == "gzip" and file[counts].shuffle, counts
+            for draws in ("posterior/z", "posterior/v", "log_likelihood/spikes"):
+                assert file[draws].compression is None, draws
 
 
 def test_diagnose_chosen_trials(run, monkeypatch, capsys):
@@ -111,9 +128,9 @@ def test_guide_equal_to_prior_gives_zero_log_weights(run):
     flow, data = run.flow, run.data
     inputs, spikes = trial_tensors(data, data.splits["test"])
 
-    def prior_guide(inputs, spikes=None, mask=None, n_bins=None, kl_weight=1.0):
-        with pyro.plate("trials", inputs.shape[0]):
-            return flow.prior(inputs.shape[0], n_bins)
+    def prior_guide(inputs, spikes=None, mask=None, n_bins=None, kl_weight=1.0, draws=1):
+        with pyro.plate("trials", inputs.shape[0] * draws):
+            return flow.prior(inputs.shape[0] * draws, n_bins)
 
     nothing = torch.zeros_like(spikes, dtype=torch.bool)
     pyro.set_rng_seed(1)
@@ -129,6 +146,58 @@ def test_guide_equal_to_prior_gives_zero_log_weights(run):
     assert summary["share_khat_above_0_7"] == 0
     assert summary["elbo"] == pytest.approx(0, abs=1e-5)
     assert summary["iwelbo"] == pytest.approx(0, abs=1e-5)
+
+
+class ShiftedDraws:
+    """Model and guide in LangevinFlow's signature, one latent ``u`` ``(rows, 1)`` per row: the
+    guide draws it from Normal(a trial's mean input, 1), the prior is Normal(0, 1) and each
+    neuron counts Poisson(exp(u)) in every bin; ``z = v = u`` in every bin."""
+
+    @staticmethod
+    def guide(inputs, spikes=None, mask=None, n_bins=None, kl_weight=1.0, draws=1):
+        level = inputs.mean((1, 2)).repeat_interleave(draws)[:, None]
+        with pyro.plate("trials", len(inputs) * draws):
+            u = pyro.sample("u", pyro.distributions.Normal(level, 1.0).to_event(1))
+        return u[:, None].expand(-1, n_bins, 1), u[:, None].expand(-1, n_bins, 1)
+
+    @staticmethod
+    def model(inputs, spikes=None, mask=None, n_bins=None, kl_weight=1.0, draws=1):
+        rows = len(inputs) * draws
+        with pyro.plate("trials", rows):
+            u = pyro.sample("u", pyro.distributions.Normal(torch.zeros(rows, 1), 1.0).to_event(1))
+            log_rates = u[:, None].expand(-1, n_bins, spikes.shape[-1])
+            rates = pyro.distributions.Poisson(log_rates.exp()).mask(mask)
+            pyro.sample("spikes", rates.to_event(2), obs=spikes)
+        return log_rates
+
+
+@pytest.mark.parametrize("draws_per_pass", [1, 7, 70, 10_000])
+def test_each_posterior_draw_is_scored_with_its_own_trial(draws_per_pass):
+    """However the draws of several trials share a pass, draw ``d`` of trial ``i`` is drawn from
+    trial ``i``'s guide and scored on trial ``i``'s own spikes and mask: its log-densities equal
+    those computed by hand from its value, and the trial's rates are the mean of its draws'."""
+    pyro.set_rng_seed(0)
+    n_trials, n_bins, samples = 5, 3, 30
+    levels = torch.arange(n_trials, dtype=torch.float32) - 2
+    inputs = levels[:, None, None].expand(n_trials, n_bins, 4)
+    scale = (torch.arange(n_trials) + 1.0)[:, None, None]
+    spikes = torch.poisson(torch.rand(n_trials, n_bins, 2) * scale)
+    mask = torch.rand(n_trials, n_bins, 2) > 0.3
+    draws = sample_posterior(ShiftedDraws.model, ShiftedDraws.guide, inputs, spikes, mask, n_bins,
+                             samples, draws_per_pass=draws_per_pass)
+    assert draws.z.shape == (samples, n_trials, n_bins, 1)
+    assert draws.predictive_spikes.shape == (samples, n_trials, n_bins, 2)
+    u = torch.as_tensor(draws.z[:, :, 0, 0])                                 # (draws, trials)
+    normal = torch.distributions.Normal
+    torch.testing.assert_close(torch.as_tensor(draws.log_guide),
+                               normal(levels, 1.0).log_prob(u).double())
+    torch.testing.assert_close(torch.as_tensor(draws.log_prior),
+                               normal(0.0, 1.0).log_prob(u).double())
+    by_hand = torch.distributions.Poisson(u.exp()[..., None, None]).log_prob(spikes) * mask
+    torch.testing.assert_close(torch.as_tensor(draws.log_likelihood), by_hand.sum((2, 3)).double())
+    np.testing.assert_allclose(draws.rates, u.exp().mean(0)[:, None, None].expand(-1, n_bins, 2),
+                               rtol=1e-5)
+    assert torch.all((u.mean(0) - levels).abs() < 4 / samples ** 0.5)
 
 
 def test_predictive_intervals_cover_the_true_mean_rates_of_data_the_model_simulated(run):

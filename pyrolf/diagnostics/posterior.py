@@ -8,14 +8,14 @@ coordinated dropout), the rates, and spike counts drawn from the model's observa
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from pyro.poutine.util import site_is_subsample
-from tqdm.auto import tqdm
 
-from pyrolf.models.langevinflow import OBSERVATION_SITE, guide_and_model_traces
+from pyrolf.models.langevinflow import OBSERVATION_SITE, traced_passes
 
 
 @dataclass
@@ -59,14 +59,16 @@ def _per_trial(trace, n_trials: int, observed: bool) -> torch.Tensor:
 @torch.no_grad()
 def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
                      mask: torch.Tensor, n_bins: int, samples: int,
-                     batch_size: int = 256, progress: str | None = None) -> PosteriorSamples:
+                     draws_per_pass: int | None = None, progress: str | None = None
+                     ) -> PosteriorSamples:
     """Draw ``samples`` posterior samples per trial from ``guide`` and score them with ``model``.
 
     ``model`` and ``guide`` have LangevinFlow's signature (they are called with ``inputs,
-    spikes, mask, n_bins``); the guide returns ``(z, v)`` ``(trials, n_bins, latent)``, the
-    model the log-rates ``(trials, n_bins, neurons)`` and observes the site ``"spikes"``; every
-    sample site lies in the ``trials`` plate. Both run with ``kl_weight = 1`` (the exact ELBO
-    terms); put the networks in eval mode first if dropout should be off.
+    spikes, mask, n_bins, draws``); the guide returns ``(z, v)`` ``(trials · draws, n_bins,
+    latent)``, the model the log-rates ``(trials · draws, n_bins, neurons)`` and observes the
+    site ``"spikes"``; every sample site lies in the ``trials`` plate. Both run with
+    ``kl_weight = 1`` (the exact ELBO terms); put the networks in eval mode first if dropout
+    should be off.
 
     Args:
         inputs: what the encoder sees ``(trials, observed, held_in)``.
@@ -74,40 +76,35 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
         mask: bool ``(trials, n_bins, neurons)``, the entries the likelihood scores.
         n_bins: bins of the latent trajectory (observed plus forward).
         samples: draws per trial.
-        batch_size: trials per forward pass.
-        progress: the label of a progress bar of the trial-draws done (on stderr), or ``None``
-            for none.
+        draws_per_pass, progress: as in :func:`~pyrolf.models.langevinflow.traced_passes`,
+            which draws several trials many times in one pass.
     """
     n_trials = inputs.shape[0]
-    draws = {"z": [], "v": [], "predictive_spikes": [], "log_likelihood": [], "log_prior": [],
-             "log_guide": []}
-    rates = []
-    bar = tqdm(total=n_trials * samples, desc=progress, unit="draw", disable=progress is None,
-               dynamic_ncols=True)
-    for start in range(0, n_trials, batch_size):
-        chunk = slice(start, start + batch_size)
-        args = (inputs[chunk], spikes[chunk], mask[chunk], n_bins)
-        size = inputs[chunk].shape[0]
-        chunk_draws = {key: [] for key in draws}
-        rate_sum = 0.0
-        for _ in range(samples):
-            guide_trace, model_trace = guide_and_model_traces(model, guide, *args)
+    passes = traced_passes(model, guide, inputs, samples, draws_per_pass, progress,
+                           spikes=spikes, mask=mask, n_bins=n_bins)
+    draws, rates = {}, None    # each (draws, trials, ...), filled pass by pass
+    for trials, group in itertools.groupby(passes, key=lambda one_pass: one_pass[0]):
+        size, done = trials.stop - trials.start, 0
+        for _, n_draws, guide_trace, model_trace in group:
             guide_trace.compute_log_prob()
             model_trace.compute_log_prob()
+            rows = size * n_draws
             z, v = guide_trace.nodes["_RETURN"]["value"]
-            log_rates = model_trace.nodes["_RETURN"]["value"]
             observation = model_trace.nodes[OBSERVATION_SITE]["fn"]
-            chunk_draws["z"].append(z.cpu())
-            chunk_draws["v"].append(v.cpu())
-            chunk_draws["predictive_spikes"].append(observation.sample().to(torch.int32).cpu())
-            chunk_draws["log_likelihood"].append(_per_trial(model_trace, size, observed=True))
-            chunk_draws["log_prior"].append(_per_trial(model_trace, size, observed=False))
-            chunk_draws["log_guide"].append(_per_trial(guide_trace, size, observed=False))
-            rate_sum = rate_sum + log_rates.exp().cpu()
-            bar.update(size)
-        for key, values in chunk_draws.items():
-            draws[key].append(torch.stack(values))
-        rates.append(rate_sum / samples)
-    bar.close()
-    arrays = {key: torch.cat(values, 1).numpy() for key, values in draws.items()}
-    return PosteriorSamples(rates=torch.cat(rates).numpy(), **arrays)
+            values = {"z": z, "v": v,
+                      "predictive_spikes": observation.sample().to(torch.int32),
+                      "log_likelihood": _per_trial(model_trace, rows, observed=True),
+                      "log_prior": _per_trial(model_trace, rows, observed=False),
+                      "log_guide": _per_trial(guide_trace, rows, observed=False)}
+            for key, value in values.items():
+                value = value.cpu().unflatten(0, (size, n_draws)).movedim(1, 0).numpy()
+                if key not in draws:
+                    draws[key] = np.empty((samples, n_trials, *value.shape[2:]), value.dtype)
+                draws[key][done: done + n_draws, trials] = value
+            rate_sum = model_trace.nodes["_RETURN"]["value"].exp().cpu().unflatten(
+                0, (size, n_draws)).sum(1).numpy()
+            if rates is None:
+                rates = np.zeros((n_trials, *rate_sum.shape[1:]), rate_sum.dtype)
+            rates[trials] += rate_sum
+            done += n_draws
+    return PosteriorSamples(rates=rates / samples, **draws)

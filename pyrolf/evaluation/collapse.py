@@ -16,7 +16,7 @@ from pyro.distributions import Independent
 from pyro.poutine.util import site_is_subsample
 
 from pyrolf.dynamics.langevin import LangevinTrajectory
-from pyrolf.models.langevinflow import guide_and_model_traces
+from pyrolf.models.langevinflow import traced_passes
 
 #: nats per bin above which a latent dimension counts as used by the posterior
 ACTIVE_KL_PER_BIN = 0.01
@@ -48,25 +48,23 @@ def elementwise_log_prob(fn, value: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def kl_per_dimension(model, guide, inputs: torch.Tensor, n_bins: int, samples: int = 4,
-                     batch_size: int = 256) -> np.ndarray:
+                     draws_per_pass: int | None = None) -> np.ndarray:
     """Monte Carlo KL of the guide from the prior per latent dimension, in nats per bin
     ``(D,)``: ``E_q[Σ_sites log q_d - log p_d]`` averaged over ``samples`` draws and the trials
-    of ``inputs`` ``(trials, observed, held_in)`` (``batch_size`` at a time), divided by
-    ``n_bins``. The sum over ``D`` is the KL per bin of the whole latent state. ``model`` and
-    ``guide`` have LangevinFlow's signature and run with ``kl_weight = 1``; put the networks in
-    eval mode first."""
+    of ``inputs`` ``(trials, observed, held_in)``, divided by ``n_bins``. The sum over ``D`` is
+    the KL per bin of the whole latent state. ``model`` and ``guide`` have LangevinFlow's
+    signature and run with ``kl_weight = 1``; put the networks in eval mode first. The draws go
+    ``draws_per_pass`` at a time (:func:`~pyrolf.models.langevinflow.traced_passes`)."""
     total = 0.0
-    for start in range(0, inputs.shape[0], batch_size):
-        chunk = inputs[start: start + batch_size]
-        for _ in range(samples):
-            guide_trace, model_trace = guide_and_model_traces(model, guide, chunk, n_bins=n_bins)
-            for name, site in guide_trace.nodes.items():
-                if site["type"] != "sample" or site_is_subsample(site) or site["is_observed"]:
-                    continue
-                value = site["value"]
-                ratio = (elementwise_log_prob(site["fn"], value)
-                         - elementwise_log_prob(model_trace.nodes[name]["fn"], value))
-                total = total + ratio.reshape(len(chunk), -1, ratio.shape[-1]).sum((0, 1))
+    for _, _, guide_trace, model_trace in traced_passes(model, guide, inputs, samples,
+                                                        draws_per_pass, n_bins=n_bins):
+        for name, site in guide_trace.nodes.items():
+            if site["type"] != "sample" or site_is_subsample(site) or site["is_observed"]:
+                continue
+            value = site["value"]
+            ratio = (elementwise_log_prob(site["fn"], value)
+                     - elementwise_log_prob(model_trace.nodes[name]["fn"], value))
+            total = total + ratio.reshape(-1, ratio.shape[-1]).sum(0)
     return (total / (samples * n_bins * inputs.shape[0])).double().cpu().numpy()
 
 

@@ -23,7 +23,7 @@ from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.collapse import kl_per_dimension
 from pyrolf.evaluation.metrics import co_bps
 from pyrolf.inference.capture import GraphSVI
-from pyrolf.models.langevinflow import guide_and_model_traces
+from pyrolf.models.langevinflow import traced_passes
 from pyrolf.threads import CoreShare, adapt_threads
 
 
@@ -84,11 +84,6 @@ def evaluating(module: torch.nn.Module):
         module.train(was_training)
 
 
-#: trial-draws per forward pass of :func:`posterior_passes`: on a GPU a pass costs about the same
-#: for few rows as for thousands (the time goes to launching kernels), on a CPU it grows with them
-DRAWS_PER_PASS = {"cpu": 256, "cuda": 2048}
-
-
 @torch.no_grad()
 def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
                      draws_per_pass: int | None = None, progress: str | None = None):
@@ -97,35 +92,18 @@ def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
     (LangevinFlow: ``z``, ``v`` ``(trials, draws, n_bins, latent)``) and ``log_rates``
     ``(trials, draws, n_bins, neurons)``: the guide is sampled, each draw decoded by the model
     (no counts drawn: :class:`~pyrolf.models.langevinflow.RatesOnly`), with the networks in eval
-    mode.
-
-    The draws of several trials go through the guide and the model together,
-    ``draws_per_pass`` rows at a time (default: by device, :data:`DRAWS_PER_PASS`): the guide
-    and the model take the pass's trials once and their ``draws`` argument, so the encoder
-    reads each trial once per pass. The passes of one slice of trials come one after another
-    and hold ``samples`` draws of each of its trials in all. ``progress``: the label of a
-    progress bar of the trials done (on stderr), or ``None`` for none.
+    mode. The passes, ``draws_per_pass`` and ``progress`` are those of
+    :func:`~pyrolf.models.langevinflow.traced_passes`.
     """
-    default = DRAWS_PER_PASS.get(inputs.device.type, DRAWS_PER_PASS["cpu"])
-    draws_per_pass = draws_per_pass or default
-    per_trial = min(samples, draws_per_pass)        # draws of one trial in one pass
-    trials = max(1, draws_per_pass // per_trial)    # trials in one pass
-    with evaluating(flow), tqdm(total=inputs.shape[0], desc=progress, unit="trial",
-                                disable=progress is None, dynamic_ncols=True) as bar:
-        for start in range(0, inputs.shape[0], trials):
-            chunk = inputs[start: start + trials]
-            group = slice(start, start + len(chunk))
-            for done in range(0, samples, per_trial):
-                draws = min(per_trial, samples - done)
-                guide_trace, model_trace = guide_and_model_traces(flow.model, flow.guide, chunk,
-                                                                  n_bins=n_bins, draws=draws)
-                shape = (len(chunk), draws)
-                log_rates = model_trace.nodes["_RETURN"]["value"]
-                latents = guide_trace.nodes["_RETURN"]["value"]
-                latents = (tuple(x.unflatten(0, shape) for x in latents)
-                           if isinstance(latents, tuple) else latents.unflatten(0, shape))
-                yield group, latents, log_rates.unflatten(0, shape)
-            bar.update(len(chunk))
+    with evaluating(flow):
+        for trials, draws, guide_trace, model_trace in traced_passes(
+                flow.model, flow.guide, inputs, samples, draws_per_pass, progress, n_bins=n_bins):
+            shape = (trials.stop - trials.start, draws)
+            log_rates = model_trace.nodes["_RETURN"]["value"]
+            latents = guide_trace.nodes["_RETURN"]["value"]
+            latents = (tuple(x.unflatten(0, shape) for x in latents)
+                       if isinstance(latents, tuple) else latents.unflatten(0, shape))
+            yield trials, latents, log_rates.unflatten(0, shape)
 
 
 @torch.no_grad()
