@@ -20,7 +20,8 @@ from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
 from pyrolf.models import ARCHITECTURE, build_flow, session_flow, shared_weights
 from pyrolf.plots import training_curve
-from pyrolf.runs import RunError, RunFolder, note
+from pyrolf.messages import note
+from pyrolf.runs import RunError, RunFolder
 from pyrolf.threads import use_threads
 
 

@@ -11,7 +11,6 @@ import fcntl
 import json
 import os
 import pickle
-import sys
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ import torch
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import data_file
 from pyrolf.data.files import fingerprint
+from pyrolf.messages import note
 
 
 class RunError(ValueError):
@@ -241,8 +241,3 @@ def absolute_paths(config: Config) -> Config:
 
 def _absolute(path) -> str:
     return os.path.abspath(os.path.expanduser(path))
-
-
-def note(text: str) -> None:
-    """Tell the user, on stderr, something worth knowing that is no error."""
-    print(f"note: {text}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import warnings
 from types import SimpleNamespace
 
@@ -18,6 +19,7 @@ from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
 from pyrolf.diagnostics import (coverage, elbo, fano_factor, importance_summary, iwelbo,
                                 mean_rate, pareto_khat, psth, sample_posterior, select_trials)
 from pyrolf.diagnostics.arviz_adapter import ARVIZ_1, group_names, write_netcdf
+from pyrolf.diagnostics import report
 from pyrolf.diagnostics.ppc import predictive_interval, quantile_ranks
 from pyrolf.inference.svi import encoder_inputs
 from pyrolf.pipeline import diagnose_run
@@ -121,6 +123,30 @@ def test_diagnose_chosen_trials(run, monkeypatch, capsys):
     assert json.loads((run.path / "diagnostics.json").read_text())["trials"] == [0, 5]
     report = diagnose_run(run.path, samples=SAMPLES, trials=2)
     assert report["trials"] == run.data.splits["test"][:2].tolist()
+
+
+def test_draws_that_would_not_fit_in_memory_are_refused_in_one_line(run, monkeypatch, capsys):
+    """The draws' size is what sample_posterior holds; more than the memory available is one
+    line, and the files of an earlier diagnosis stay as they were."""
+    data, trials = run.data, run.data.splits["test"]
+    inputs, spikes = trial_tensors(data, trials)
+    draws = sample_posterior(run.flow.model, run.flow.guide, inputs, spikes,
+                             torch.ones_like(spikes, dtype=torch.bool), data.n_bins, SAMPLES)
+    held = draws.z.nbytes + draws.v.nbytes + draws.predictive_spikes.nbytes
+    assert report.draws_bytes(len(trials), SAMPLES, data.n_bins, 8, data.n_neurons) == held
+    assert 0 < report.available_memory() < os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+    diagnose_run(run.path, samples=SAMPLES, trials=2)
+    before = {name: (run.path / name).read_bytes() for name in ("posterior.nc", "diagnostics.json")}
+    capsys.readouterr()
+    monkeypatch.setattr(report, "available_memory", lambda: held - 1.0)
+    code, _, err = run_cli(["diagnose", run.path, "--samples", SAMPLES], monkeypatch, capsys)
+    assert_one_line_error(code, err, f"{len(trials)} trials x {SAMPLES} samples", "GiB",
+                          "--trials N")
+    assert before == {name: (run.path / name).read_bytes() for name in before}
+    monkeypatch.setattr(report, "available_memory", lambda: float(held))
+    code, _, err = run_cli(["diagnose", run.path, "--samples", SAMPLES], monkeypatch, capsys)
+    assert code == 0, err
 
 
 def test_guide_equal_to_prior_gives_zero_log_weights(run):

@@ -62,7 +62,6 @@ What :class:`~pyrolf.data.spikes.SpikeData` ``extra`` holds:
 
 from __future__ import annotations
 
-import sys
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,6 +71,7 @@ import numpy as np
 from pyrolf.data.chop import chop
 from pyrolf.data.files import heldout_and_splits
 from pyrolf.data.spikes import DataError, MissingBehavior, SpikeData
+from pyrolf.messages import note
 
 #: settings that select and cut trials, and those of continuous recordings
 TRIAL_OPTIONS = ("align", "window", "condition", "trials_where")
@@ -136,7 +136,7 @@ def load_recording(path: Path, config) -> SpikeData:
             extra["recording"].update(behavior=config.behavior,
                                       behavior_lag_ms=config.behavior_lag_ms)
         if continuous and not config.continuous:
-            _note(f"{path.name} has no trials table: fitting it as a continuous recording cut "
+            note(f"{path.name} has no trials table: fitting it as a continuous recording cut "
                   f"into {config.chop_s:g} s windows overlapping by {config.overlap_s:g} s")
     extra["unit_ids"] = source.unit_ids
     extra["recording"] = {"format": source.format, "units": int(source.n_units),
@@ -267,7 +267,7 @@ def _trials(source, config, bin_size: float):
         dropped.append(f"{int(unaligned.sum())} trials without a time in {config.align} (NaN) "
                        "left out")
     if dropped:
-        _note(f"{path.name}: {'; '.join(dropped)}")
+        note(f"{path.name}: {'; '.join(dropped)}")
     if len(rows) < MIN_WINDOWS:
         raise DataError(f"{path.name} keeps {len(rows)} trials; give at least {MIN_WINDOWS} "
                         "(train, valid and test need one each)")
@@ -389,11 +389,6 @@ def _span(source, starts: np.ndarray | None = None, stops: np.ndarray | None = N
     if starts is not None:
         first, last = min(first, np.nanmin(starts)), max(last, np.nanmax(stops))
     return float(first), float(last)
-
-
-def _note(text: str) -> None:
-    """Tell the user, on stderr, something worth knowing about the data that is no error."""
-    print(f"note: {text}", file=sys.stderr)
 
 
 class SpikeTimesFile:

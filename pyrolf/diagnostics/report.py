@@ -26,6 +26,40 @@ PPC_MEAN_RATE, RATES_VS_TRUTH = "ppc_mean_rate.png", "rates_vs_truth.png"
 KL_PER_DIMENSION = "kl_per_dimension.png"
 
 
+def available_memory() -> float | None:
+    """Bytes of memory the system can give a process without swapping (Linux'
+    ``MemAvailable``), or ``None`` where it does not say."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def draws_bytes(n_trials: int, samples: int, n_bins: int, latent_dim: int, n_neurons: int) -> int:
+    """Bytes of the draws :func:`diagnose` holds: ``z`` and ``v`` (float32) and the predicted
+    counts (int32) of every draw."""
+    return n_trials * samples * n_bins * (2 * latent_dim + n_neurons) * 4
+
+
+def check_memory(flow, data: SpikeData, n_trials: int, samples: int) -> None:
+    """Raise :class:`ConfigError` where the draws of ``n_trials`` trials (:func:`draws_bytes`,
+    ``flow.prior.latent_dim`` latents) would not fit in the memory available (nothing is
+    checked where either is unknown)."""
+    latent_dim, available = getattr(flow.prior, "latent_dim", None), available_memory()
+    if latent_dim is None or available is None:
+        return
+    needed = draws_bytes(n_trials, samples, data.n_bins, latent_dim, data.n_neurons)
+    if needed > available:
+        raise ConfigError(f"the draws of {n_trials} trials x {samples} samples take "
+                          f"{needed / 2**30:.3g} GiB, more than the {available / 2**30:.3g} GiB "
+                          f"of memory available; diagnose fewer trials (--trials N) or draws "
+                          f"(--samples N)")
+
+
 def default_split(data: SpikeData) -> str:
     """The split diagnosed by default: ``test``, or ``valid`` on NLB data, whose test trials are
     NLB's evaluation trials with unknown held-out spikes (zeros in ``data.spikes``)."""
@@ -104,11 +138,13 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     ELBO terms. Posterior predictive checks use the observed bins; ``posterior.nc`` holds all bins.
 
     Raises:
-        ConfigError: ``samples`` below the minimum k-hat needs.
+        ConfigError: ``samples`` below the minimum k-hat needs, or draws that would not fit in
+            memory (:func:`check_memory`).
     """
     if samples < MIN_SAMPLES:
         raise ConfigError(f"--samples {samples}: Pareto k-hat needs at least {MIN_SAMPLES} "
                           "posterior samples")
+    check_memory(flow, data, len(trials), samples)
     spikes = torch.as_tensor(data.spikes[trials], dtype=torch.float32, device=device)
     inputs = encoder_inputs(spikes, torch.as_tensor(data.heldin, device=device), data.n_forward)
     mask = torch.zeros_like(spikes, dtype=torch.bool)
