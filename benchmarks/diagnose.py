@@ -35,6 +35,8 @@ def main() -> None:
     args = arguments(__doc__.splitlines()[0], TRIALS)
     config, data, flow = mc_maze_sized(args.trials, args.device, "test")
     n_neurons = data.n_neurons
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         report.diagnose(flow, data, data.splits["test"], args.samples, RunFolder(folder),
@@ -49,7 +51,9 @@ def main() -> None:
     print(f"diagnose_seconds={diagnosed:.1f} "
           f"process_peak_rss_gib={peak_rss:.2f} "
           f"draws_gib={args.trials * args.samples * per_draw / 2**30:.2f} "
-          f"file_gib={file_gib:.2f}")
+          f"file_gib={file_gib:.2f}",
+          *([f"gpu_peak_gib={torch.cuda.max_memory_allocated() / 2**30:.2f}"]
+            if args.device == "cuda" else []))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@
 # FIT_TIMEOUT=S stops each fit after S seconds and summarises the epochs it checkpointed;
 # PARTS (default "tests bench fits") picks which of the three parts run; "infer", never by
 # default, adds benchmarks/infer.py on INFER_TRIALS trials (default 2869, MC_Maze's all) and
-# benchmarks/diagnose.py on MC_Maze's 574 valid trials.
+# benchmarks/diagnose.py on DIAGNOSE_TRIALS trials (default 574, MC_Maze's valid split).
 # Everything printed also goes to $OUT/gpu_check.log; each fit's metrics.json and history.csv
 # come back as $OUT/<setting>-metrics.json and $OUT/<setting>-history.csv.
 set -uo pipefail
@@ -20,6 +20,7 @@ out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out"
 FITS=${FITS:-graphs} EPOCHS=${EPOCHS:-2000} TRIALS=${TRIALS:-2295} DEVICE=${DEVICE:-cuda}
 FIT_TIMEOUT=${FIT_TIMEOUT:-0} PARTS=${PARTS:-tests bench fits} INFER_TRIALS=${INFER_TRIALS:-2869}
+DIAGNOSE_TRIALS=${DIAGNOSE_TRIALS:-574}
 export PYTHONUNBUFFERED=1
 if [ "$DEVICE" = cuda ]; then  # a dry run (DEVICE=cpu) uses the active venv's python3 instead
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -54,7 +55,8 @@ EOF
     [[ $PARTS == *bench* ]] && python3 benchmarks/svi_step.py --device "$DEVICE" --repeats 20 \
         --sizes mc_maze_20ms
     [[ $PARTS == *infer* ]] && python3 benchmarks/infer.py --device "$DEVICE" \
-        --trials "$INFER_TRIALS" && python3 benchmarks/diagnose.py --device "$DEVICE"
+        --trials "$INFER_TRIALS" && python3 benchmarks/diagnose.py --device "$DEVICE" \
+        --trials "$DIAGNOSE_TRIALS"
     [[ $PARTS == *fits* ]] || FITS=""
     for setting in $FITS; do
         case $setting in graphs) graphs=true ;; eager) graphs=false ;; *) echo "FITS: graphs or eager" ; exit 1 ;; esac

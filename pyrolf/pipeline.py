@@ -212,7 +212,7 @@ def _load_weights(flow, weights: dict, run: RunFolder, name: str) -> None:
 def evaluate_run(run_dir, data: SpikeData | None = None, progress: bool = True) -> dict:
     """Recompute ``metrics.json`` of a run folder from its saved weights (``data`` as in
     :func:`resume`), its folder locked meanwhile; ``metrics["weights"]`` names the file of the
-    weights (see :func:`weights_of`); ``progress``: bars of the trials drawn (on stderr)."""
+    weights (see :func:`weights_of`); ``progress``: bars of the trial-draws (on stderr)."""
     run = RunFolder.open(run_dir)
     with run.locked():
         flow, config, data = load_run(run.path, data)

@@ -115,7 +115,7 @@ def test_fit_evaluate_resume_and_refusals(spike_file, tmp_path, monkeypatch, cap
     (run / "metrics.json").unlink()
     code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
     assert code == 0, err
-    assert "score: 100%" in err  # the progress bar of the scored trials
+    assert "score: 100%" in err  # the progress bar of the scored trial-draws
     assert json.loads((run / "metrics.json").read_text())["co_bps"] == pytest.approx(
         metrics["co_bps"])
 

@@ -11,7 +11,7 @@ import torch
 from pyrolf import Config, fit
 from pyrolf.data import load_spike_file, lorenz_dataset, save_spike_file
 from pyrolf.evaluation.collapse import (COLLAPSE_KL_PER_BIN, COLLAPSE_SHARE, active_dimensions,
-                                        collapse_finding, kl_per_dimension)
+                                        UnsplitSite, collapse_finding, kl_per_dimension)
 from pyrolf.guides.amortised import MIN_SCALE
 from pyrolf.inference.svi import encoder_inputs
 from pyrolf.models import build_flow
@@ -65,6 +65,28 @@ def test_kl_per_dimension_is_the_planted_shift_in_the_used_dimensions_and_zero_e
     assert np.allclose(kl[others], 0.0, atol=1e-9)
     assert kl[used] == pytest.approx([expected] * 2, rel=0.05)
     assert active_dimensions(kl) == 2
+
+
+def test_only_sites_whose_density_does_not_split_are_unsplit_sites():
+    """A correlated (MultivariateNormal) site has no KL per dimension (UnsplitSite, which
+    callers report as a note); a guide that does not take LangevinFlow's arguments is another
+    error, which is not hidden."""
+    def model(inputs, n_bins=None, draws=1):
+        with pyro.plate("trials", len(inputs) * draws):
+            pyro.sample("u", pyro.distributions.MultivariateNormal(torch.zeros(2), torch.eye(2)))
+
+    def guide(inputs, n_bins=None, draws=1):
+        model(inputs, n_bins, draws)
+
+    def old_guide(inputs, n_bins=None):
+        model(inputs, n_bins)
+
+    inputs = torch.zeros(3, 4, 2)
+    with pytest.raises(UnsplitSite, match="Langevin trajectory sites, not MultivariateNormal"):
+        kl_per_dimension(model, guide, inputs, 4)
+    with pytest.raises(TypeError, match="draws") as error:
+        kl_per_dimension(model, old_guide, inputs, 4)
+    assert not isinstance(error.value, UnsplitSite)
 
 
 def test_collapse_finding_names_what_was_seen():

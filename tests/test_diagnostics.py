@@ -1,8 +1,10 @@
 """Posterior diagnostics: the `pyrolf diagnose` files, importance weights, predictive checks."""
 
+import copy
 import dataclasses
 import json
 import os
+import sys
 import warnings
 from types import SimpleNamespace
 
@@ -19,7 +21,7 @@ from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
 from pyrolf.diagnostics import (coverage, elbo, fano_factor, importance_summary, iwelbo,
                                 mean_rate, pareto_khat, psth, sample_posterior, select_trials)
 from pyrolf.diagnostics.arviz_adapter import ARVIZ_1, group_names, write_netcdf
-from pyrolf.diagnostics import report
+from pyrolf.diagnostics import report as diagnostics_report
 from pyrolf.diagnostics.ppc import predictive_interval, quantile_ranks
 from pyrolf.inference.svi import encoder_inputs
 from pyrolf.pipeline import diagnose_run
@@ -133,18 +135,26 @@ def test_draws_that_would_not_fit_in_memory_are_refused_in_one_line(run, monkeyp
     draws = sample_posterior(run.flow.model, run.flow.guide, inputs, spikes,
                              torch.ones_like(spikes, dtype=torch.bool), data.n_bins, SAMPLES)
     held = draws.z.nbytes + draws.v.nbytes + draws.predictive_spikes.nbytes
-    assert report.draws_bytes(len(trials), SAMPLES, data.n_bins, 8, data.n_neurons) == held
-    assert 0 < report.available_memory() < os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    flow64 = copy.deepcopy(run.flow).double()
+    draws64 = sample_posterior(flow64.model, flow64.guide, inputs.double(), spikes.double(),
+                               torch.ones_like(spikes, dtype=torch.bool), data.n_bins, SAMPLES)
+    held64 = draws64.z.nbytes + draws64.v.nbytes + draws64.predictive_spikes.nbytes
+    for bytes_held, float_bytes in ((held, 4), (held64, 8)):
+        assert bytes_held == diagnostics_report.draws_bytes(
+            len(trials), SAMPLES, data.n_bins, 8, data.n_neurons, float_bytes)
+    if sys.platform == "linux":  # MemAvailable: less than the machine has
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        assert 0 < diagnostics_report.available_memory() < physical
 
     diagnose_run(run.path, samples=SAMPLES, trials=2)
     before = {name: (run.path / name).read_bytes() for name in ("posterior.nc", "diagnostics.json")}
     capsys.readouterr()
-    monkeypatch.setattr(report, "available_memory", lambda: held - 1.0)
+    monkeypatch.setattr(diagnostics_report, "available_memory", lambda: held - 1.0)
     code, _, err = run_cli(["diagnose", run.path, "--samples", SAMPLES], monkeypatch, capsys)
     assert_one_line_error(code, err, f"{len(trials)} trials x {SAMPLES} samples", "GiB",
                           "--trials N")
     assert before == {name: (run.path / name).read_bytes() for name in before}
-    monkeypatch.setattr(report, "available_memory", lambda: float(held))
+    monkeypatch.setattr(diagnostics_report, "available_memory", lambda: float(held))
     code, _, err = run_cli(["diagnose", run.path, "--samples", SAMPLES], monkeypatch, capsys)
     assert code == 0, err
 

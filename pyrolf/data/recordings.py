@@ -137,7 +137,7 @@ def load_recording(path: Path, config) -> SpikeData:
                                       behavior_lag_ms=config.behavior_lag_ms)
         if continuous and not config.continuous:
             note(f"{path.name} has no trials table: fitting it as a continuous recording cut "
-                  f"into {config.chop_s:g} s windows overlapping by {config.overlap_s:g} s")
+                 f"into {config.chop_s:g} s windows overlapping by {config.overlap_s:g} s")
     extra["unit_ids"] = source.unit_ids
     extra["recording"] = {"format": source.format, "units": int(source.n_units),
                           "bin_ms": config.bin_ms(), **extra["recording"]}

@@ -49,17 +49,19 @@ def variable_encoding(dataset: xr.Dataset) -> dict[str, dict]:
 
 
 def write_netcdf(data, path) -> None:
-    """Write ArviZ data to a netCDF file (h5netcdf; one netCDF group per ArviZ group, each
-    variable encoded as :func:`variable_encoding` says), which ``az.from_netcdf`` reads."""
+    """Write ArviZ data to a netCDF file (h5netcdf; its attributes at the root, one netCDF
+    group per ArviZ group, each variable encoded as :func:`variable_encoding` says), which
+    ``az.from_netcdf`` reads."""
     if isinstance(data, DATATREE):
         encoding = {f"/{group}": variable_encoding(node.to_dataset())
                     for group, node in data.children.items()}
         data.to_netcdf(str(path), engine=NETCDF_ENGINE, encoding=encoding)
         return
-    for number, group in enumerate(data.groups()):
+    xr.Dataset(attrs=data.attrs).to_netcdf(str(path), mode="w", engine=NETCDF_ENGINE)
+    for group in data.groups():
         dataset = getattr(data, group)
-        dataset.to_netcdf(str(path), mode="a" if number else "w", group=group,
-                          engine=NETCDF_ENGINE, encoding=variable_encoding(dataset))
+        dataset.to_netcdf(str(path), mode="a", group=group, engine=NETCDF_ENGINE,
+                          encoding=variable_encoding(dataset))
 
 
 def group_names(data) -> list[str]:

@@ -339,7 +339,7 @@ def infer_trials(flow, data: SpikeData, samples: int, config: dict, device: str 
                  draws_per_pass: int | None = None, progress: bool = False) -> xr.Dataset:
     """:func:`inferred_dataset` of every trial of ``data`` (laid out on the run's neurons) from
     ``samples`` posterior draws each, on ``device`` (``flow`` already there); ``progress``: a
-    bar of the trials done."""
+    bar of the trial-draws done."""
     summary = posterior_summary(flow, trial_inputs(data, np.arange(data.n_trials), device),
                                 data.n_bins, samples, draws_per_pass,
                                 "infer" if progress else None)

@@ -15,7 +15,8 @@ from pyrolf.diagnostics.arviz_adapter import inference_data, write_netcdf
 from pyrolf.diagnostics.importance import MIN_SAMPLES, importance_summary
 from pyrolf.diagnostics.posterior import PosteriorSamples, sample_posterior
 from pyrolf.diagnostics.ppc import mean_rate, ppc_summary, predictive_interval
-from pyrolf.evaluation.collapse import ACTIVE_KL_PER_BIN, active_dimensions, kl_per_dimension
+from pyrolf.evaluation.collapse import (ACTIVE_KL_PER_BIN, UnsplitSite, active_dimensions,
+                                        kl_per_dimension)
 from pyrolf.evaluation.metrics import rates_r2
 from pyrolf.inference.svi import encoder_inputs, evaluating
 from pyrolf.runs import RunFolder
@@ -26,33 +27,46 @@ PPC_MEAN_RATE, RATES_VS_TRUTH = "ppc_mean_rate.png", "rates_vs_truth.png"
 KL_PER_DIMENSION = "kl_per_dimension.png"
 
 
-def available_memory() -> float | None:
-    """Bytes of memory the system can give a process without swapping (Linux'
-    ``MemAvailable``), or ``None`` where it does not say."""
+def _read(path: str) -> str | None:
     try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return float(line.split()[1]) * 1024
+        with open(path) as file:
+            return file.read()
     except OSError:
-        pass
-    return None
+        return None
 
 
-def draws_bytes(n_trials: int, samples: int, n_bins: int, latent_dim: int, n_neurons: int) -> int:
-    """Bytes of the draws :func:`diagnose` holds: ``z`` and ``v`` (float32) and the predicted
-    counts (int32) of every draw."""
-    return n_trials * samples * n_bins * (2 * latent_dim + n_neurons) * 4
+def available_memory() -> float | None:
+    """Bytes of memory this process can still take without swapping: Linux' ``MemAvailable``,
+    or less where the process's cgroup (v2: a container, a batch job) allows less; ``None``
+    where the system does not say."""
+    meminfo = _read("/proc/meminfo") or ""
+    lines = [line.split() for line in meminfo.splitlines() if line.startswith("MemAvailable:")]
+    if not lines:
+        return None
+    available = float(lines[0][1]) * 1024
+    limit, used = _read("/sys/fs/cgroup/memory.max"), _read("/sys/fs/cgroup/memory.current")
+    if limit and used and limit.strip().isdigit() and used.strip().isdigit():
+        available = min(available, float(limit) - float(used))
+    return available
+
+
+def draws_bytes(n_trials: int, samples: int, n_bins: int, latent_dim: int, n_neurons: int,
+                float_bytes: int = 4) -> int:
+    """Bytes of the draws :func:`diagnose` holds: ``z`` and ``v`` (``float_bytes`` each value:
+    4 for float32) and the predicted counts (int32) of every draw."""
+    return n_trials * samples * n_bins * (2 * latent_dim * float_bytes + 4 * n_neurons)
 
 
 def check_memory(flow, data: SpikeData, n_trials: int, samples: int) -> None:
     """Raise :class:`ConfigError` where the draws of ``n_trials`` trials (:func:`draws_bytes`,
-    ``flow.prior.latent_dim`` latents) would not fit in the memory available (nothing is
-    checked where either is unknown)."""
-    latent_dim, available = getattr(flow.prior, "latent_dim", None), available_memory()
+    ``flow.prior.latent_dim`` latents of the flow's float size) would not fit in the memory
+    available (:func:`available_memory`); nothing is checked where either is unknown."""
+    latent_dim = getattr(getattr(flow, "prior", None), "latent_dim", None)
+    available = available_memory()
     if latent_dim is None or available is None:
         return
-    needed = draws_bytes(n_trials, samples, data.n_bins, latent_dim, data.n_neurons)
+    float_bytes = next(flow.parameters()).element_size()
+    needed = draws_bytes(n_trials, samples, data.n_bins, latent_dim, data.n_neurons, float_bytes)
     if needed > available:
         raise ConfigError(f"the draws of {n_trials} trials x {samples} samples take "
                           f"{needed / 2**30:.3g} GiB, more than the {available / 2**30:.3g} GiB "
@@ -155,7 +169,7 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
         try:
             kl = kl_per_dimension(flow.model, flow.guide, inputs, data.n_bins,
                                   samples=min(samples, 20))
-        except TypeError as error:
+        except UnsplitSite as error:
             kl = None
             kl_note = f"no KL per dimension: {error}"
 

@@ -30,19 +30,24 @@ SIGNAL_CO_BPS = 0.02
 COLLAPSE_KL_PER_BIN = 0.05
 
 
+class UnsplitSite(TypeError):
+    """A latent site whose density need not split by dimension (neither Normal nor a Langevin
+    trajectory): the KL per dimension is not defined for it."""
+
+
 def elementwise_log_prob(fn, value: torch.Tensor) -> torch.Tensor:
     """A latent site's log-density before its sum over dimensions: ``(trials, ..., D)`` for a
     ``Normal(...).to_event(1)`` site ``(trials, D)`` or a
     :class:`~pyrolf.dynamics.langevin.LangevinTrajectory` site ``(trials, T - 1, D)``.
 
     Raises:
-        TypeError: a site of another kind, whose density need not split by dimension.
+        UnsplitSite: a site of another kind, whose density need not split by dimension.
     """
     if isinstance(fn, LangevinTrajectory):
         return fn.log_prob_terms(value)
     if isinstance(fn, Independent) and fn.reinterpreted_batch_ndims == 1:
         return fn.base_dist.log_prob(value)
-    raise TypeError(f"the KL per dimension needs Normal or Langevin trajectory sites, not "
+    raise UnsplitSite(f"the KL per dimension needs Normal or Langevin trajectory sites, not "
                     f"{type(fn).__name__}")
 
 

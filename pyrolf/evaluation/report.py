@@ -170,7 +170,7 @@ def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
     """Test-trial metrics of ``flow`` (with :func:`forward_metrics` where the data have forward
     bins, :func:`truth_metrics` where they carry the truth, :func:`psth_metrics` where they
     have conditions and :func:`behavior_metrics` where they have behaviour) and of the
-    Gaussian-smoothing baseline on the same trials; ``progress``: bars of the trials drawn
+    Gaussian-smoothing baseline on the same trials; ``progress``: bars of the trial-draws
     (``score``: the rates, ``score intervals``: the truth metrics' draws, ``score train``: the
     train trials' rates the behaviour decoder is fitted on).
 

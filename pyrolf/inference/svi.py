@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from pyrolf.config import Config
 from pyrolf.data.spikes import SpikeData
-from pyrolf.evaluation.collapse import kl_per_dimension
+from pyrolf.evaluation.collapse import UnsplitSite, kl_per_dimension
 from pyrolf.evaluation.metrics import co_bps
 from pyrolf.inference.capture import GraphSVI
 from pyrolf.models.langevinflow import traced_passes
@@ -198,7 +198,7 @@ class Trainer:
             try:
                 return float(kl_per_dimension(self.flow.model, self.flow.guide, inputs,
                                               self.data.n_bins, samples=1).sum())
-            except TypeError:
+            except UnsplitSite:
                 return None
 
     def epoch(self, check: bool = False) -> float:
