@@ -159,6 +159,22 @@ def test_nwb_spike_times_are_read_a_unit_or_a_chunk_at_a_time(files, session, mo
     assert max(reads) <= max(5000, longest) < total / 10
 
 
+def test_each_trials_column_is_read_from_the_nwb_file_once(files, monkeypatch):
+    """The options that name trials columns (--align, --condition) and the trial table kept in
+    the data read each column whole from the file once."""
+    reads, read = [], h5py.Dataset.__getitem__
+
+    def counted(dataset, key):
+        if dataset.name.startswith("/intervals/trials/") and key == slice(None):
+            reads.append(dataset.name)
+        return read(dataset, key)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", counted)
+    data = load(files["nwb"], align="stim_on_time", window="0,0.5", condition="target")
+    assert {"stim_on_time", "target", "start_time"} <= set(data.extra["trial_table"])
+    assert reads and len(reads) == len(set(reads)), sorted(reads)
+
+
 def test_default_window_is_the_shortest_trial_from_its_start_in_10_ms_bins(files, session):
     data = load_data(str(files["nwb"]))
     trials = session.trials

@@ -76,6 +76,7 @@ class NWBSource:
         self._units = units
         self._nwbfile = nwbfile
         self._trials = nwbfile.trials
+        self._columns: dict[str, np.ndarray] = {}  # trials-table columns read so far
         self.trial_columns = None if self._trials is None else tuple(self._trials.colnames)
         self.n_trials = 0 if self._trials is None else len(self._trials)
 
@@ -144,12 +145,15 @@ class NWBSource:
         return times, values.reshape(len(values), -1)
 
     def trial_column(self, name: str) -> np.ndarray:
-        """Trials-table column ``name`` ``(trials,)``, read from the file now."""
-        column = self._trials[name]
-        if isinstance(column, VectorIndex):
-            raise DataError(f"column {name!r} of the trials table of {self.path.name} holds a "
-                            "list per trial; give a column with one value per trial")
-        return np.asarray(column.data[:])
+        """Trials-table column ``name`` ``(trials,)``, read from the file the first time it is
+        asked for (the options that name a column, then the trial table, read it)."""
+        if name not in self._columns:
+            column = self._trials[name]
+            if isinstance(column, VectorIndex):
+                raise DataError(f"column {name!r} of the trials table of {self.path.name} holds "
+                                "a list per trial; give a column with one value per trial")
+            self._columns[name] = np.asarray(column.data[:])
+        return self._columns[name]
 
 
 def _path(container) -> str:
