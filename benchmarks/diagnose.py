@@ -17,14 +17,14 @@ grows) and the size of the draws held (``z``, ``v`` and the predicted counts).
 
 from __future__ import annotations
 
-import resource
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from infer import BINS, arguments, mc_maze_sized  # a script beside this one
+from infer import (BINS, arguments, gpu_peak, mc_maze_sized,  # a script beside this one
+                   peak_rss_gib, print_sizes)
 from pyrolf.diagnostics import report
 from pyrolf.runs import RunFolder
 
@@ -43,17 +43,10 @@ def main() -> None:
                         args.device)
         diagnosed = time.perf_counter() - started
         file_gib = (Path(folder) / report.POSTERIOR).stat().st_size / 2**30
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-    per_draw = BINS * (2 * config.latent_dim + n_neurons) * 4  # z, v, float32; counts, int32
-    print(f"device={args.device} threads={torch.get_num_threads()} trials={args.trials} "
-          f"bins={BINS} neurons={n_neurons} latent_dim={config.latent_dim} "
-          f"samples={args.samples}")
-    print(f"diagnose_seconds={diagnosed:.1f} "
-          f"process_peak_rss_gib={peak_rss:.2f} "
-          f"draws_gib={args.trials * args.samples * per_draw / 2**30:.2f} "
-          f"file_gib={file_gib:.2f}",
-          *([f"gpu_peak_gib={torch.cuda.max_memory_allocated() / 2**30:.2f}"]
-            if args.device == "cuda" else []))
+    held = report.draws_bytes(args.trials, args.samples, BINS, config.latent_dim, n_neurons)
+    print_sizes(args, config, n_neurons)
+    print(f"diagnose_seconds={diagnosed:.1f} process_peak_rss_gib={peak_rss_gib():.2f} "
+          f"draws_gib={held / 2**30:.2f} file_gib={file_gib:.2f}", *gpu_peak(args.device))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,25 @@ def arguments(description: str, trials: int) -> argparse.Namespace:
     return parser.parse_args()
 
 
+def print_sizes(args: argparse.Namespace, config: Config, n_neurons: int) -> None:
+    """The first line of a benchmark of posterior draws: where it ran and at what sizes."""
+    print(f"device={args.device} threads={torch.get_num_threads()} trials={args.trials} "
+          f"bins={BINS} neurons={n_neurons} latent_dim={config.latent_dim} "
+          f"samples={args.samples}")
+
+
+def peak_rss_gib() -> float:
+    """The process's peak resident memory so far (it only grows), GiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+
+
+def gpu_peak(device: str) -> list[str]:
+    """``gpu_peak_gib=...``, the peak GPU memory allocated since the last reset, on CUDA; else
+    nothing."""
+    return ([f"gpu_peak_gib={torch.cuda.max_memory_allocated() / 2**30:.2f}"]
+            if device == "cuda" else [])
+
+
 def main() -> None:
     args = arguments(__doc__.splitlines()[0], TRIALS)
     config, data, flow = mc_maze_sized(args.trials, args.device, "train")
@@ -72,17 +91,12 @@ def main() -> None:
         write_inferred(dataset, Path(folder) / "inferred.nc")
         written = time.perf_counter() - started
         file_gib = (Path(folder) / "inferred.nc").stat().st_size / 2**30
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     per_draw = BINS * (3 * config.latent_dim + n_neurons) * 4  # z, v, inputs, rates, float32
-    print(f"device={args.device} threads={torch.get_num_threads()} trials={args.trials} "
-          f"bins={BINS} neurons={n_neurons} latent_dim={config.latent_dim} "
-          f"samples={args.samples}")
+    print_sizes(args, config, n_neurons)
     print(f"infer_seconds={inferred:.1f} write_seconds={written:.1f} "
-          f"process_peak_rss_gib={peak_rss:.2f} summaries_gib={dataset.nbytes / 2**30:.2f} "
+          f"process_peak_rss_gib={peak_rss_gib():.2f} summaries_gib={dataset.nbytes / 2**30:.2f} "
           f"all_draws_gib={args.trials * args.samples * per_draw / 2**30:.1f} "
-          f"file_gib={file_gib:.2f}",
-          *([f"gpu_peak_gib={torch.cuda.max_memory_allocated() / 2**30:.2f}"]
-            if args.device == "cuda" else []))
+          f"file_gib={file_gib:.2f}", *gpu_peak(args.device))
 
 
 if __name__ == "__main__":

@@ -61,10 +61,10 @@ def guide_and_model_traces(model, guide, *args, **kwargs) -> tuple[Trace, Trace]
 def traced_passes(model, guide, inputs: torch.Tensor, samples: int,
                   draws_per_pass: int | None = None, progress: str | None = None, **kwargs):
     """``samples`` draws of every trial of ``inputs`` ``(trials, observed, held_in)``, traced
-    (:func:`guide_and_model_traces`) pass by pass: yields ``(trials, draws, guide_trace,
-    model_trace)``, ``trials`` a slice of ``inputs``' trials and ``draws`` the draws of each of
-    them in the pass; the traces' ``trials`` plate holds ``len(trials) · draws`` rows, each
-    trial's draws next to one another.
+    (:func:`guide_and_model_traces`) pass by pass: yields ``(trials, drawn, guide_trace,
+    model_trace)``, ``trials`` a slice of ``inputs``' trials and ``drawn`` the slice of each
+    one's draws (of ``range(samples)``) the pass holds; the traces' ``trials`` plate holds
+    ``len(trials) · len(drawn)`` rows, each trial's draws next to one another.
 
     The draws of several trials go through the guide and the model together,
     ``draws_per_pass`` rows at a time (default: by device, :data:`DRAWS_PER_PASS`), through the
@@ -84,12 +84,13 @@ def traced_passes(model, guide, inputs: torch.Tensor, samples: int,
         for start in range(0, n_trials, step):
             trials = slice(start, min(start + step, n_trials))
             for done in range(0, samples, per_trial):
-                draws = min(per_trial, samples - done)
+                drawn = slice(done, min(done + per_trial, samples))
+                draws = drawn.stop - drawn.start
                 rows = {name: kwargs[name][trials].repeat_interleave(draws, 0)
                         for name in ("spikes", "mask") if kwargs.get(name) is not None}
                 traces = guide_and_model_traces(model, guide, inputs[trials],
                                                 **{**kwargs, **rows}, draws=draws)
-                yield (trials, draws, *traces)
+                yield (trials, drawn, *traces)
                 bar.update((trials.stop - trials.start) * draws)
 
 

@@ -8,7 +8,6 @@ coordinated dropout), the rates, and spike counts drawn from the model's observa
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,28 +82,25 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
     passes = traced_passes(model, guide, inputs, samples, draws_per_pass, progress,
                            spikes=spikes, mask=mask, n_bins=n_bins)
     draws, rates = {}, None    # each (draws, trials, ...), filled pass by pass
-    for trials, group in itertools.groupby(passes, key=lambda one_pass: one_pass[0]):
-        size, done = trials.stop - trials.start, 0
-        for _, n_draws, guide_trace, model_trace in group:
-            guide_trace.compute_log_prob()
-            model_trace.compute_log_prob()
-            rows = size * n_draws
-            z, v = guide_trace.nodes["_RETURN"]["value"]
-            observation = model_trace.nodes[OBSERVATION_SITE]["fn"]
-            values = {"z": z, "v": v,
-                      "predictive_spikes": observation.sample().to(torch.int32),
-                      "log_likelihood": _per_trial(model_trace, rows, observed=True),
-                      "log_prior": _per_trial(model_trace, rows, observed=False),
-                      "log_guide": _per_trial(guide_trace, rows, observed=False)}
-            for key, value in values.items():
-                value = value.cpu().unflatten(0, (size, n_draws)).movedim(1, 0).numpy()
-                if key not in draws:
-                    draws[key] = np.empty((samples, n_trials, *value.shape[2:]), value.dtype)
-                draws[key][done: done + n_draws, trials] = value
-            rate_sum = model_trace.nodes["_RETURN"]["value"].exp().cpu().unflatten(
-                0, (size, n_draws)).sum(1).numpy()
-            if rates is None:
-                rates = np.zeros((n_trials, *rate_sum.shape[1:]), rate_sum.dtype)
-            rates[trials] += rate_sum
-            done += n_draws
+    for trials, drawn, guide_trace, model_trace in passes:
+        guide_trace.compute_log_prob()
+        model_trace.compute_log_prob()
+        shape = (trials.stop - trials.start, drawn.stop - drawn.start)
+        rows = shape[0] * shape[1]
+        z, v = guide_trace.nodes["_RETURN"]["value"]
+        observation = model_trace.nodes[OBSERVATION_SITE]["fn"]
+        values = {"z": z, "v": v,
+                  "predictive_spikes": observation.sample().to(torch.int32),
+                  "log_likelihood": _per_trial(model_trace, rows, observed=True),
+                  "log_prior": _per_trial(model_trace, rows, observed=False),
+                  "log_guide": _per_trial(guide_trace, rows, observed=False)}
+        for key, value in values.items():
+            value = value.cpu().unflatten(0, shape).movedim(1, 0).numpy()
+            if key not in draws:
+                draws[key] = np.empty((samples, n_trials, *value.shape[2:]), value.dtype)
+            draws[key][drawn, trials] = value
+        rate_sum = model_trace.nodes["_RETURN"]["value"].exp().cpu().unflatten(0, shape).sum(1)
+        if rates is None:
+            rates = np.zeros((n_trials, *rate_sum.shape[1:]), rate_sum.numpy().dtype)
+        rates[trials] += rate_sum.numpy()
     return PosteriorSamples(rates=rates / samples, **draws)

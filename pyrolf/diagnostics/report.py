@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,27 +28,27 @@ PPC_MEAN_RATE, RATES_VS_TRUTH = "ppc_mean_rate.png", "rates_vs_truth.png"
 KL_PER_DIMENSION = "kl_per_dimension.png"
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as file:
-            return file.read()
-    except OSError:
-        return None
+MEMINFO, CGROUP = Path("/proc/meminfo"), Path("/sys/fs/cgroup")
 
 
 def available_memory() -> float | None:
     """Bytes of memory this process can still take without swapping: Linux' ``MemAvailable``,
     or less where the process's cgroup (v2: a container, a batch job) allows less; ``None``
     where the system does not say."""
-    meminfo = _read("/proc/meminfo") or ""
-    lines = [line.split() for line in meminfo.splitlines() if line.startswith("MemAvailable:")]
+    try:
+        lines = [line.split() for line in MEMINFO.read_text().splitlines()
+                 if line.startswith("MemAvailable:")]
+    except OSError:
+        return None
     if not lines:
         return None
     available = float(lines[0][1]) * 1024
-    limit, used = _read("/sys/fs/cgroup/memory.max"), _read("/sys/fs/cgroup/memory.current")
-    if limit and used and limit.strip().isdigit() and used.strip().isdigit():
-        available = min(available, float(limit) - float(used))
-    return available
+    try:  # memory.max is "max" where the cgroup sets no limit
+        left = (float((CGROUP / "memory.max").read_text())
+                - float((CGROUP / "memory.current").read_text()))
+    except (OSError, ValueError):
+        return available
+    return min(available, left)
 
 
 def draws_bytes(n_trials: int, samples: int, n_bins: int, latent_dim: int, n_neurons: int,

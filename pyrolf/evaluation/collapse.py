@@ -48,7 +48,7 @@ def elementwise_log_prob(fn, value: torch.Tensor) -> torch.Tensor:
     if isinstance(fn, Independent) and fn.reinterpreted_batch_ndims == 1:
         return fn.base_dist.log_prob(value)
     raise UnsplitSite(f"the KL per dimension needs Normal or Langevin trajectory sites, not "
-                    f"{type(fn).__name__}")
+                      f"{type(fn).__name__}")
 
 
 @torch.no_grad()

@@ -96,9 +96,9 @@ def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
     :func:`~pyrolf.models.langevinflow.traced_passes`.
     """
     with evaluating(flow):
-        for trials, draws, guide_trace, model_trace in traced_passes(
+        for trials, drawn, guide_trace, model_trace in traced_passes(
                 flow.model, flow.guide, inputs, samples, draws_per_pass, progress, n_bins=n_bins):
-            shape = (trials.stop - trials.start, draws)
+            shape = (trials.stop - trials.start, drawn.stop - drawn.start)
             log_rates = model_trace.nodes["_RETURN"]["value"]
             latents = guide_trace.nodes["_RETURN"]["value"]
             latents = (tuple(x.unflatten(0, shape) for x in latents)
