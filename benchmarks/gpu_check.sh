@@ -51,7 +51,7 @@ EOF
     # pyrolf comes from the wheel: run pytest outside the checkout, whose ./pyrolf lacks models/
     [[ $PARTS == *tests* ]] && (cd /tmp && python3 -m pytest -q -p no:cacheprovider -k gpu \
         "$repo/tests/test_capture.py" "$repo/tests/test_dynamics.py" "$repo/tests/test_training.py" \
-        "$repo/tests/test_infer.py")
+        "$repo/tests/test_infer.py" "$repo/tests/test_sessions.py")
     [[ $PARTS == *bench* ]] && python3 benchmarks/svi_step.py --device "$DEVICE" --repeats 20 \
         --sizes mc_maze_20ms
     [[ $PARTS == *infer* ]] && python3 benchmarks/infer.py --device "$DEVICE" \

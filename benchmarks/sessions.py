@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ from pyrolf.data.recording_synthetic import simulate_recording, write_spike_time
 from pyrolf.data.sessions import session_data
 from pyrolf.evaluation.metrics import rates_r2
 from pyrolf.evaluation.report import model_rates
+from pyrolf.inference.svi import steps_per_epoch
 from pyrolf.models import session_flow
 
 
@@ -89,7 +89,7 @@ def _scored(run: Path, short, bin_ms: int) -> dict:
     one): rates R² against the planted rates ``short``, co-bps, epochs and SVI steps."""
     flow, config, data = load_run(run)
     metrics = json.loads((run / "metrics.json").read_text())
-    steps = metrics["epochs"] * math.ceil(len(data.splits["train"]) / config.batch_size)
+    steps = metrics["epochs"] * steps_per_epoch(data, config.batch_size)
     if "sessions" in metrics:
         flow, data = session_flow(flow, data, "short"), session_data(data, "short")
         metrics = {**metrics["sessions"]["short"], "epochs": metrics["epochs"]}

@@ -13,12 +13,13 @@ import torch
 
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import SpikeData, data_file, load_config_data
-from pyrolf.data.sessions import SESSIONS, session_data
+from pyrolf.data.sessions import Sessions, session_data
 from pyrolf.data.spikes import MissingBehavior
 from pyrolf.evaluation.collapse import collapse_finding
 from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
-from pyrolf.models import ARCHITECTURE, build_flow, session_flow, shared_weights
+from pyrolf.models import ARCHITECTURE, build_flow, shared_weights
+from pyrolf.models.sessions import session_views
 from pyrolf.plots import training_curve
 from pyrolf.messages import note
 from pyrolf.runs import RunError, RunFolder
@@ -31,10 +32,10 @@ class FitResult:
     state: TrainState
     metrics: dict
     config: Config | None = None
-    data: SpikeData | None = None
+    data: SpikeData | Sessions | None = None
 
 
-def fit(data: SpikeData, config: Config | None = None, flow=None, run_dir=None,
+def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run_dir=None,
         progress: bool = True) -> FitResult:
     """Fit ``flow`` (default: the one ``config`` describes) to the training trials of ``data``,
     keep the weights of the best validation co-bps, and score the test trials. With
@@ -120,7 +121,7 @@ def _settings(config: Config, names: list[str]) -> str:
 
 
 def resume(run_dir, epochs: int | None = None, progress: bool = True,
-           data: SpikeData | None = None) -> FitResult:
+           data: SpikeData | Sessions | None = None) -> FitResult:
     """Continue the run saved in ``run_dir`` from its last checkpoint (to ``epochs`` if given),
     its folder locked meanwhile. A run that stopped before its first checkpoint is started over
     from epoch 0 with its own settings (a note on stderr says so; see :func:`fit`).
@@ -145,7 +146,7 @@ def resume(run_dir, epochs: int | None = None, progress: bool = True,
 
 
 def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
-            data: SpikeData | None) -> FitResult:
+            data: SpikeData | Sessions | None) -> FitResult:
     """:func:`resume` of a locked run folder that holds a checkpoint."""
     check_device(config.device)
     use_threads(config.threads)
@@ -167,7 +168,7 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
     return _train(trainer, run, progress)
 
 
-def load_run(run_dir, data: SpikeData | None = None):
+def load_run(run_dir, data: SpikeData | Sessions | None = None):
     """The flow of a run folder with its best weights (``best.pt``; ``checkpoint.pt`` before the
     first validation, see :func:`weights_of`), its config and its data (``data`` as in
     :func:`resume`)."""
@@ -186,7 +187,7 @@ def weights_of(run: RunFolder) -> str:
     return RunFolder.BEST if run.has(RunFolder.BEST) else RunFolder.CHECKPOINT
 
 
-def _rebuild(run: RunFolder, config: Config, data: SpikeData | None):
+def _rebuild(run: RunFolder, config: Config, data: SpikeData | Sessions | None):
     """A run's data (reloaded from its config unless given; a spike file checked against the one
     it was fitted on) and an untrained flow for it."""
     if data is None:
@@ -209,7 +210,7 @@ def _load_weights(flow, weights: dict, run: RunFolder, name: str) -> None:
                        "edited? Put its settings back or fit a new run") from None
 
 
-def evaluate_run(run_dir, data: SpikeData | None = None, progress: bool = True) -> dict:
+def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bool = True) -> dict:
     """Recompute ``metrics.json`` of a run folder from its saved weights (``data`` as in
     :func:`resume`), its folder locked meanwhile; ``metrics["weights"]`` names the file of the
     weights (see :func:`weights_of`); ``progress``: bars of the trial-draws (on stderr)."""
@@ -238,8 +239,9 @@ def collapse_metrics(metrics: dict, history: list[dict]) -> dict:
     return {"collapsed": finding is not None, **({"collapse": finding} if finding else {})}
 
 
-def diagnose_run(run_dir, samples: int = 100, trials=None, data: SpikeData | None = None,
-                 progress: bool = True, session: str | None = None) -> dict:
+def diagnose_run(run_dir, samples: int = 100, trials=None,
+                 data: SpikeData | Sessions | None = None, progress: bool = True,
+                 session: str | None = None) -> dict:
     """Posterior diagnostics of a run folder from its best weights (see
     :func:`pyrolf.diagnostics.diagnose`): ``samples`` posterior draws per trial, written to
     ``posterior.nc``, ``diagnostics.json`` and PNG figures in ``run_dir``, its folder locked
@@ -371,7 +373,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     data = str(data) if isinstance(data, Path) else data
     views = _session_views(flow, own, session, required=data is not None)
     loaded = None  # new trials, read once; laid out on each inferred session's neurons
-    if data is not None and not (data == config.data and SESSIONS not in own.extra):
+    if data is not None and not (data == config.data and isinstance(own, SpikeData)):
         loaded = data if isinstance(data, SpikeData) else _new_data(config, data)
     inferred = {}
     for name, (view, mine) in views.items():
@@ -392,20 +394,17 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     return flow, inferred
 
 
-def _session_views(flow, own: SpikeData, session: str | None, required: bool) -> dict:
-    """``{session: (its view of flow, its data)}`` of the sessions asked for (all, or
+def _session_views(flow, own: SpikeData | Sessions, session: str | None,
+                   required: bool) -> dict:
+    """:func:`~pyrolf.models.sessions.session_views` of the sessions asked for (all, or
     ``session``; ``required``: one must be named), or ``{None: (flow, own)}`` for a run of one
     session (then ``session`` must be ``None``)."""
-    if SESSIONS not in own.extra:
-        if session is not None:
-            session_data(own, session)  # the one-line error: a run of one session
-        return {None: (flow, own)}
-    names = list(own.extra[SESSIONS])
-    if required and session is None:
-        raise ConfigError(f"the run was fitted to the sessions {', '.join(names)}; give --session "
-                          "NAME to say which")
-    return {name: (session_flow(flow, own, name), session_data(own, name))
-            for name in (names if session is None else [session])}
+    if session is not None:
+        session_data(own, session)  # the one-line errors: a run of one session, a wrong name
+    elif required and isinstance(own, Sessions):
+        raise ConfigError(f"the run was fitted to the sessions {', '.join(own.sessions)}; give "
+                          "--session NAME to say which")
+    return session_views(flow, own, None if session is None else [session])
 
 
 def _new_data(config: Config, data: str) -> SpikeData:

@@ -146,7 +146,7 @@ def test_on_the_cpu_the_trainer_keeps_pyros_svi_and_the_setting_is_checked():
                           n_neurons=6, n_heldout=2)
     config = Config(**SMALL, cuda_graphs=True)
     trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
-    assert type(trainer.svi) is SVI
+    assert [type(part.svi) for part in trainer.parts] == [SVI]
     with pytest.raises(Exception, match="cuda_graphs must be"):
         Config(cuda_graphs="yes")
 
@@ -271,12 +271,13 @@ def test_a_fit_with_replayed_recordings_is_the_eager_fit(monkeypatch):
         pyro.set_rng_seed(0)
         trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
         if graphs:
-            trainer.svi = GraphSVI(trainer.flow.model, trainer.flow.guide, trainer.optimizer)
-            monkeypatch.setattr(capture, "record", ReplayedStep.recorder(trainer.svi))
+            (part,) = trainer.parts
+            part.svi = GraphSVI(trainer.flow.model, trainer.flow.guide, trainer.optimizer)
+            monkeypatch.setattr(capture, "record", ReplayedStep.recorder(part.svi))
         replays = ReplayedStep.replays
         history = trainer.fit(progress=False).history
         fits.append(([r["elbo"] for r in history], [r.get("valid_co_bps") for r in history]))
-    assert len(trainer.svi.recordings) == 2 and ReplayedStep.replays - replays >= 6
+    assert len(part.svi.recordings) == 2 and ReplayedStep.replays - replays >= 6
     assert fits[1][0] == pytest.approx(fits[0][0], rel=1e-5)
     assert [x for x in fits[1][1] if x] == pytest.approx([x for x in fits[0][1] if x], abs=1e-4)
 
@@ -323,7 +324,8 @@ def test_on_a_gpu_a_fit_with_graphs_records_and_scores_as_without():
         pyro.set_rng_seed(0)
         trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
         scores.append(trainer.fit(progress=False).best_score)
-    assert isinstance(trainer.svi, GraphSVI) and trainer.svi.recordings and not trainer.svi.failed
+    (part,) = trainer.parts
+    assert isinstance(part.svi, GraphSVI) and part.svi.recordings and not part.svi.failed
     assert scores[1] == pytest.approx(scores[0], abs=1e-3)
 
 

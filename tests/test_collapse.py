@@ -160,7 +160,8 @@ def test_the_trainer_records_the_kl_per_bin_at_every_validation(data):
     validated = [r for r in history if "valid_co_bps" in r]
     assert [r["epoch"] for r in validated] == [5, 10]
     assert all(r["kl_per_bin"] > 0 for r in validated)
-    inputs = encoder_inputs(trainer.valid_spikes, trainer.heldin, 0)
+    (part,) = trainer.parts
+    inputs = encoder_inputs(part.valid, part.heldin, 0)
     trainer.flow.eval()
     again = kl_per_dimension(trainer.flow.model, trainer.flow.guide, inputs, data.n_bins, 50).sum()
     assert validated[-1]["kl_per_bin"] == pytest.approx(again, rel=0.3)

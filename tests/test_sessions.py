@@ -2,6 +2,7 @@
 session's view of the flow, pooled scores, and the run folder end to end."""
 
 import json
+import math
 import shutil
 
 import numpy as np
@@ -18,10 +19,11 @@ from pyrolf.data.recording_synthetic import simulate_recording, write_spike_time
 from pyrolf.data.sessions import session_data, session_names, stack_sessions
 from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.evaluation.metrics import co_bps
-from pyrolf.evaluation.sessions import heldout_test_spikes, pooled_metrics
-from pyrolf.inference.svi import make_batch, predict_rates
-from pyrolf.models import build_flow, session_flow
-from pyrolf.models.langevinflow import guide_and_model_traces
+from pyrolf.evaluation.report import model_rates
+from pyrolf.evaluation.sessions import heldout_spikes, pooled, pooled_metrics
+from pyrolf.inference.capture import GraphSVI
+from pyrolf.inference.svi import Trainer, make_batch, predict_rates
+from pyrolf.models import LangevinFlow, build_flow, session_flow
 from test_cli import assert_one_line_error, run_cli
 
 SMALL = dict(latent_dim=8, channels=2, encoder_hidden=16, decoder_width=16,
@@ -45,20 +47,24 @@ def stacked():
     return stack_sessions({"a": counts(0, 10, 5), "b": counts(1, 8, 7, heldout=3)})
 
 
-def test_sessions_are_stacked_block_by_block_with_their_own_splits(stacked):
+def laid_out(stacked, name, values, fill=0.0):
+    """``values`` ``(trials, T, session neurons)`` of session ``name`` laid out at its columns
+    among all sessions' neurons, ``fill`` elsewhere: what a flow of all sessions takes."""
+    wide = np.full(values.shape[:-1] + (stacked.n_neurons,), fill, dtype=values.dtype)
+    wide[..., stacked.neurons(name)] = values
+    return wide
+
+
+def test_sessions_keep_their_own_counts_and_lay_their_neurons_side_by_side(stacked):
     a, b = session_data(stacked, "a"), session_data(stacked, "b")
-    assert stacked.spikes.shape == (18, 12, 12)
-    np.testing.assert_array_equal(stacked.spikes[:10, :, :5], a.spikes)
-    np.testing.assert_array_equal(stacked.spikes[10:, :, 5:], b.spikes)
-    assert stacked.spikes[:10, :, 5:].sum() == 0 and stacked.spikes[10:, :, :5].sum() == 0
+    assert a is stacked.sessions["a"] and b is stacked.sessions["b"]  # no copy, nothing widened
+    np.testing.assert_array_equal(stacked.neurons("a"), np.arange(5))
+    np.testing.assert_array_equal(stacked.neurons("b"), np.arange(5, 12))
+    assert stacked.n_neurons == 12 and stacked.n_heldin == 3 + 4
     np.testing.assert_array_equal(stacked.heldout, np.concatenate([a.heldout, b.heldout]))
-    for split in ("train", "valid", "test"):
-        np.testing.assert_array_equal(stacked.splits[split],
-                                      np.concatenate([a.splits[split], 10 + b.splits[split]]))
-    recorded = stacked.recorded
-    assert recorded[:10, :5].all() and recorded[10:, 5:].all()
-    assert recorded.sum() == 10 * 5 + 8 * 7
-    assert counts(0, 10, 5).recorded is None
+    assert stacked.name == "a + b"
+    with pytest.raises(DataError, match="no session 'c'; the run's sessions are a, b"):
+        stacked.neurons("c")
 
 
 def test_session_names_are_file_stems_made_unique():
@@ -79,85 +85,144 @@ def test_sessions_that_cannot_share_a_model_are_refused_in_one_line(sessions, fr
     assert "\n" not in str(error.value)
 
 
-def test_a_training_batch_scores_only_the_neurons_of_each_trials_session(stacked):
-    spikes = torch.as_tensor(stacked.spikes)
-    recorded = torch.as_tensor(stacked.recorded)
-    heldin = torch.as_tensor(stacked.heldin)
-    batch = make_batch(spikes, heldin, 0, cd_rate=0.0, recorded=recorded)
-    np.testing.assert_array_equal(batch.mask.numpy(),
-                                  np.broadcast_to(stacked.recorded[:, None], spikes.shape))
-    torch.manual_seed(0)
-    dropped = make_batch(spikes, heldin, 0, cd_rate=0.5, recorded=recorded)
-    assert not dropped.mask[~np.broadcast_to(stacked.recorded[:, None], spikes.shape)].any()
-    assert dropped.mask[:, :, ~stacked.heldin].float().mean() < 0.5  # dropout still picks
+def test_an_epoch_steps_on_each_sessions_own_trials_one_session_a_batch(stacked):
+    config = Config(**SMALL, batch_size=3)
+    trainer = Trainer(build_flow(config, stacked.n_neurons, stacked.n_heldin), stacked, config)
+    for part, name in zip(trainer.parts, ("a", "b")):  # each session at its own width
+        own = session_data(stacked, name)
+        assert part.data is own and part.train.shape == (len(own.splits["train"]), 12,
+                                                         own.n_neurons)
+        np.testing.assert_array_equal(part.train.numpy(), own.spikes[own.splits["train"]])
+    orders = []
+    for seed in range(10):
+        torch.manual_seed(seed)
+        batches = trainer.batches()
+        assert len(batches) == trainer.steps_per_epoch == 2 + 2  # 6 and 4 training trials
+        for part in trainer.parts:  # each training trial once
+            ids = [idx for other, idx in batches if other is part]
+            assert sorted(torch.cat(ids).tolist()) == list(range(len(part.train)))
+            assert all(len(idx) <= 3 for idx in ids)
+        orders.append(tuple(trainer.parts.index(part) for part, _ in batches))
+    assert len(set(orders)) > 1  # the sessions' batches come in a random order
 
 
-def test_trials_of_one_session_teach_nothing_to_the_other_sessions_read_out(stacked):
-    pyro.set_rng_seed(0)
-    flow = build_flow(Config(**SMALL), stacked.n_neurons, stacked.n_heldin)
-    only_a = torch.as_tensor(stacked.spikes[:10])
-    readout = flow.decoder.readout.weight
-
-    def gradient(recorded):
-        batch = make_batch(only_a, torch.as_tensor(stacked.heldin), 0, recorded=recorded)
-        flow.zero_grad()
-        pyro.set_rng_seed(1)
-        Trace_ELBO().differentiable_loss(flow.model, flow.guide, batch.inputs, batch.spikes,
-                                         batch.mask).backward()
-        return readout.grad.abs().sum(1)
-
-    masked = gradient(torch.as_tensor(stacked.recorded[:10]))
-    assert (masked[5:] == 0).all() and (masked[:5] > 0).all()
-    assert (gradient(None)[5:] > 0).all()  # unmasked, the zeros would be scored as silence
-
-
-def test_a_sessions_view_gives_the_stacked_flows_rates_and_likelihood(stacked):
-    pyro.set_rng_seed(0)
+def test_a_sessions_view_steps_as_the_flow_of_all_sessions_on_its_laid_out_trials(stacked):
+    pyro.set_rng_seed(0)  # no dropout: the two read counts of other shapes
     flow = build_flow(Config(**SMALL), stacked.n_neurons, stacked.n_heldin).eval()
     b = session_data(stacked, "b")
     view = session_flow(flow, stacked, "b")
-    trials, neurons = stacked.extra["sessions"]["b"]["trials"], slice(5, 12)
-    stacked_inputs = torch.as_tensor(stacked.spikes[trials][..., stacked.heldin])
+    spikes = torch.as_tensor(b.spikes)
+    batch = make_batch(spikes, torch.as_tensor(b.heldin), 0)
+    wide_spikes = torch.as_tensor(laid_out(stacked, "b", b.spikes))
+    scored = torch.as_tensor(laid_out(stacked, "b", np.ones(b.spikes.shape, bool), fill=False))
+    wide = make_batch(wide_spikes, torch.as_tensor(stacked.heldin), 0)
+
+    def loss_and_grads(model, guide, batch, mask):
+        flow.zero_grad()
+        pyro.set_rng_seed(1)
+        loss = Trace_ELBO().differentiable_loss(model, guide, batch.inputs, batch.spikes, mask)
+        loss.backward()
+        return loss.detach(), {name: param.grad.clone() for name, param in flow.named_parameters()}
+
+    loss, grads = loss_and_grads(view.model, view.guide, batch, batch.mask)
+    wide_loss, wide_grads = loss_and_grads(flow.model, flow.guide, wide, scored)
+    torch.testing.assert_close(loss, wide_loss, rtol=1e-5, atol=0)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, wide_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+    # session b's steps teach nothing to session a's read-out rows and read-in columns
+    a_rows, a_columns = stacked.neurons("a"), slice(0, session_data(stacked, "a").n_heldin)
+    assert (grads["decoder.readout.weight"][a_rows] == 0).all()
+    assert (grads["decoder.readout.weight"][stacked.neurons("b")].abs().sum(1) > 0).all()
+    for name in ("posterior.encoder.gru.weight_ih_l0", "posterior.encoder.gru.weight_ih_l0_reverse"):
+        assert (grads[name][:, a_columns] == 0).all() and (grads[name][:, 3:] != 0).any()
+
+
+class Swapped(torch.nn.Module):
+    """A guide or decoder of a user's own: not one of pyrolf's, the same computation."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *args):
+        return self.inner(*args)
+
+
+def test_a_sessions_view_gives_the_flows_rates_of_its_laid_out_trials_own_networks_or_not(
+        stacked):
+    pyro.set_rng_seed(0)
+    flow = build_flow(Config(**SMALL), stacked.n_neurons, stacked.n_heldin).eval()
+    swapped = LangevinFlow(flow.prior, Swapped(flow.decoder), Swapped(flow.posterior))
+    b = session_data(stacked, "b")
     own_inputs = torch.as_tensor(b.spikes[..., b.heldin])
+    wide_inputs = torch.as_tensor(laid_out(stacked, "b", b.spikes)[..., stacked.heldin])
     pyro.set_rng_seed(3)
-    expected = predict_rates(flow, stacked_inputs, 12, samples=4)[..., neurons]
-    pyro.set_rng_seed(3)
-    torch.testing.assert_close(predict_rates(view, own_inputs, 12, samples=4), expected,
-                               rtol=0, atol=0)
-
-    def log_likelihood(model, guide, inputs, spikes, mask):
-        pyro.set_rng_seed(5)
-        _, trace = guide_and_model_traces(model, guide, inputs, spikes, mask)
-        trace.compute_log_prob()
-        return trace.nodes["spikes"]["log_prob_sum"]
-
-    recorded = torch.as_tensor(np.broadcast_to(stacked.recorded[trials][:, None],
-                                               (len(trials), 12, 12)).copy())
-    torch.testing.assert_close(
-        log_likelihood(view.model, view.guide, own_inputs, torch.as_tensor(b.spikes), None),
-        log_likelihood(flow.model, flow.guide, stacked_inputs,
-                       torch.as_tensor(stacked.spikes[trials]), recorded))
+    expected = predict_rates(flow, wide_inputs, 12, samples=4)[..., stacked.neurons("b")]
+    for whole, tolerance in ((flow, dict(rtol=1e-5, atol=1e-7)), (swapped, dict(rtol=0, atol=0))):
+        pyro.set_rng_seed(3)  # pyrolf's networks read the session's columns and rows alone;
+        # others are handed the laid-out counts, their rates picked: the very same numbers
+        view = session_flow(whole, stacked, "b")
+        torch.testing.assert_close(predict_rates(view, own_inputs, 12, samples=4), expected,
+                                   **tolerance)
 
 
 def test_pooled_co_bps_is_that_of_all_sessions_held_out_neurons_together(stacked):
     rng = np.random.default_rng(2)
-    rates = rng.uniform(0.5, 1.5, stacked.spikes.shape)
-    test = stacked.splits["test"]
-    heldout = stacked.heldout
-    # every session's held-out neurons at once: the counts a trial's session lacks are NaN
-    spikes = np.where(stacked.recorded[:, None], stacked.spikes, np.nan)
-    expected = co_bps(rates[test][..., heldout], spikes[test][..., heldout])
-    by_session = {}
-    for name, session in stacked.extra["sessions"].items():
-        own = session["data"]
-        mine = rates[session["trials"]][..., session["neurons"]][own.splits["test"]]
-        score = co_bps(mine[..., own.heldout], own.spikes[own.splits["test"]][..., own.heldout])
+    by_session, rates, spikes = {}, [], []
+    for name, own in stacked.sessions.items():
+        test = own.splits["test"]
+        mine = rng.uniform(0.5, 1.5, own.spikes[test].shape)
+        score = co_bps(mine[..., own.heldout], own.spikes[test][..., own.heldout])
         by_session[name] = {"co_bps": score, "smoothing_co_bps": 2 * score}
-    pooled = pooled_metrics(by_session, stacked)
-    assert pooled["co_bps"] == pytest.approx(expected, rel=1e-9)
-    assert pooled["smoothing_co_bps"] == pytest.approx(2 * expected, rel=1e-9)
-    assert pooled["sessions"] is by_session
-    assert heldout_test_spikes(session_data(stacked, "a")) > 0
+        # every session's held-out neurons at once: the counts a trial's session lacks are NaN
+        rates.append(laid_out(stacked, name, mine, fill=1.0))
+        spikes.append(laid_out(stacked, name, own.spikes[test].astype(float), fill=np.nan))
+    heldout = stacked.heldout
+    expected = co_bps(np.concatenate(rates)[..., heldout], np.concatenate(spikes)[..., heldout])
+    pooled_scores = pooled_metrics(by_session, stacked)
+    assert pooled_scores["co_bps"] == pytest.approx(expected, rel=1e-9)
+    assert pooled_scores["smoothing_co_bps"] == pytest.approx(2 * expected, rel=1e-9)
+    assert pooled_scores["sessions"] is by_session
+    assert heldout_spikes(session_data(stacked, "a"), [0]) > 0
+
+
+def test_pooling_gives_one_sessions_score_as_it_is_and_leaves_out_sessions_without_spikes():
+    assert pooled({"a": 0.1234567891}, {"a": 37.0}) == 0.1234567891  # bit for bit
+    assert pooled({"a": 0.2, "b": math.nan}, {"a": 10.0, "b": 0.0}) == 0.2
+    assert pooled({"a": 0.2, "b": 0.4}, {"a": 10.0, "b": 30.0}) == pytest.approx(0.35)
+    assert math.isnan(pooled({"a": math.nan}, {"a": 0.0}))
+
+
+def test_the_validation_score_of_sessions_pools_each_sessions_own(stacked):
+    config = Config(**SMALL)
+    pyro.set_rng_seed(0)
+    flow = build_flow(config, stacked.n_neurons, stacked.n_heldin)
+    trainer = Trainer(flow, stacked, config)
+    pyro.set_rng_seed(4)
+    score = trainer.validation_score()
+    pyro.set_rng_seed(4)
+    scores, spikes = {}, {}
+    for name, own in stacked.sessions.items():
+        valid = own.splits["valid"]
+        rates = model_rates(session_flow(flow, stacked, name), own, valid, config.samples)
+        scores[name] = co_bps(rates[..., own.heldout], own.spikes[valid][..., own.heldout])
+        spikes[name] = heldout_spikes(own, valid)
+    assert score == pytest.approx(pooled(scores, spikes), rel=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_on_a_gpu_sessions_train_through_their_views_with_graphs_as_without(stacked):
+    scores = []
+    for graphs in (False, True):
+        config = Config(**SMALL, epochs=4, batch_size=3, eval_every=4, device="cuda",
+                        cuda_graphs=graphs)
+        pyro.set_rng_seed(0)
+        trainer = Trainer(build_flow(config, stacked.n_neurons, stacked.n_heldin), stacked,
+                          config)
+        scores.append(trainer.fit(progress=False).best_score)
+    assert all(isinstance(part.svi, GraphSVI) and part.svi.recordings and not part.svi.failed
+               for part in trainer.parts)
+    assert scores[1] == pytest.approx(scores[0], abs=1e-3)
 
 
 @pytest.mark.parametrize("settings, fragment", [
@@ -215,7 +280,8 @@ def test_a_run_of_two_sessions_fits_resumes_scores_infers_and_diagnoses_each(
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 3 and set(metrics["sessions"]) == {"a", "b"}
     stacked = load_config_data(Config.from_dict(saved))
-    spikes = {name: heldout_test_spikes(session_data(stacked, name)) for name in ("a", "b")}
+    spikes = {name: heldout_spikes(own, own.splits["test"])
+              for name, own in stacked.sessions.items()}
     assert metrics["co_bps"] == pytest.approx(sum(
         spikes[name] * metrics["sessions"][name]["co_bps"] for name in spikes) / sum(
         spikes.values()))

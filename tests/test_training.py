@@ -37,13 +37,14 @@ def test_pyro_checks_the_first_step_of_a_fit_only(data):
 
     config = Config(epochs=3, **TINY)
     trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
-    guide, checked = trainer.svi.guide, []
+    (part,) = trainer.parts
+    guide, checked = part.svi.guide, []
 
     def recording_guide(*args, **kwargs):
         checked.append(is_validation_enabled())
         return guide(*args, **kwargs)
 
-    trainer.svi.guide = recording_guide
+    part.svi.guide = recording_guide
     trainer.fit(progress=False)
     steps = trainer.steps_per_epoch
     assert steps > 1 and checked == [True] + [False] * (3 * steps - 1)

@@ -10,7 +10,7 @@ from pyrolf.data.event_locked import event_locked_dataset
 from pyrolf.data.files import load_spike_file, save_spike_file
 from pyrolf.data.lorenz import lorenz_dataset
 from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS, load_recording, recording_format
-from pyrolf.data.sessions import session_names, stack_sessions
+from pyrolf.data.sessions import Sessions, session_names, stack_sessions
 from pyrolf.data.spikes import DataError, SpikeData
 
 FILE_SUFFIXES = (".h5", ".hdf5", ".npz", ".nwb")
@@ -42,11 +42,11 @@ def data_file(name: str) -> Path | None:
     return path if path.suffix.lower() in FILE_SUFFIXES or path.exists() else None
 
 
-def load_config_data(config) -> SpikeData:
+def load_config_data(config) -> SpikeData | Sessions:
     """The data a :class:`~pyrolf.config.Config` names (see :func:`load_data`), their last
     ``config.forward_bins`` bins of each trial held back from the encoder (see
     :func:`hold_forward_bins`); with ``config.sessions``, ``data`` and each of them read with the
-    same settings and stacked (:func:`pyrolf.data.sessions.stack_sessions`), named by
+    same settings and gathered (:func:`pyrolf.data.sessions.stack_sessions`), named by
     :func:`~pyrolf.data.sessions.session_names`."""
     if config.sessions:
         paths = [config.data, *config.sessions]
@@ -109,5 +109,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DANDISETS", "DataError", "SpikeData", "event_locked_dataset", "data_file", "hold_forward_bins", "load_config_data", "load_data", "load_nlb", "load_recording", "load_spike_file", "lorenz_dataset",
+__all__ = ["DANDISETS", "DataError", "Sessions", "SpikeData", "event_locked_dataset", "data_file", "hold_forward_bins", "load_config_data", "load_data", "load_nlb", "load_recording", "load_spike_file", "lorenz_dataset",
            "save_spike_file"]

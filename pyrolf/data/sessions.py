@@ -1,25 +1,64 @@
 """Several sessions, each with its own neurons, fitted with one dynamics model.
 
-The sessions' trials are stacked into one :class:`~pyrolf.data.spikes.SpikeData` whose neurons
-are all the sessions' neurons side by side, session after session: a trial has counts only in
-its own session's columns, zeros elsewhere, and :attr:`~pyrolf.data.spikes.SpikeData.recorded`
-says which columns those are. The encoder reads the held-in columns, so a session's counts enter
-through its own columns of the encoder's input weights (a per-session read-in); the decoder's
-read-out has a row per neuron, so each session's rates come from its own rows (a per-session
-read-out); the latent dynamics, the encoder's recurrence and the decoder's Transformer are shared.
-Training scores only the recorded entries. Each session stays reachable as the
-:class:`~pyrolf.data.spikes.SpikeData` it was loaded as (:func:`session_data`), which the
-per-session view of a fitted flow (:func:`pyrolf.models.sessions.session_flow`) takes as any
-other data: so a session is scored, inferred and diagnosed as if fitted alone.
+The sessions are kept apart, each the :class:`~pyrolf.data.spikes.SpikeData` it was loaded as,
+in one :class:`Sessions`. The flow fitted to them has the neurons of all sessions side by side,
+session after session (:attr:`Sessions.n_neurons`): the encoder's input weights have a column per
+held-in neuron, so each session's counts enter through its own columns (a per-session read-in),
+and the decoder's read-out has a row per neuron, so each session's rates come from its own rows
+(a per-session read-out); the latent dynamics, the encoder's recurrence and the decoder's
+Transformer are shared. A session's view of the flow
+(:func:`pyrolf.models.sessions.session_flow`) reads and scores the session's own counts
+``(trials, time, its neurons)`` through those columns and rows alone, so training steps on one
+session's batches at a time and each session is scored, inferred and diagnosed as if fitted
+alone, and nothing grows with the product of all sessions' trials and all their neurons.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pyrolf.data.spikes import SESSIONS, DataError, SpikeData
+from pyrolf.data.spikes import DataError, HeldOut, SpikeData
+
+
+@dataclass
+class Sessions(HeldOut):
+    """Sessions fitted with one dynamics (module docstring): their held-in neurons are the
+    columns of the encoder's input weights, all their neurons the rows of the decoder's read-out.
+
+    Attributes:
+        sessions: each session's data as loaded, by name, in the order of their neurons in the
+            fitted flow.
+    """
+
+    sessions: dict[str, SpikeData]
+
+    @property
+    def name(self) -> str:
+        return " + ".join(self.sessions)
+
+    @property
+    def n_neurons(self) -> int:
+        """The neurons of all sessions: the rows of the flow's read-out."""
+        return sum(data.n_neurons for data in self.sessions.values())
+
+    @property
+    def heldout(self) -> np.ndarray:
+        """``(neurons of all sessions,)`` bool, session after session."""
+        return np.concatenate([data.heldout for data in self.sessions.values()])
+
+    def neurons(self, name: str) -> np.ndarray:
+        """The indices of session ``name``'s neurons among those of all sessions
+        ``(its neurons,)``.
+
+        Raises:
+            DataError: no session of that name (the message lists them).
+        """
+        data, names = session_data(self, name), list(self.sessions)
+        start = sum(self.sessions[other].n_neurons for other in names[:names.index(name)])
+        return np.arange(start, start + data.n_neurons)
 
 
 def session_names(paths) -> list[str]:
@@ -35,10 +74,8 @@ def session_names(paths) -> list[str]:
     return names
 
 
-def stack_sessions(sessions: dict[str, SpikeData]) -> SpikeData:
-    """The sessions' trials in one :class:`SpikeData` (module docstring): trials and neurons
-    session after session, splits each session's own, ``extra["sessions"]`` with, per session,
-    its ``data``, the stacked indices of its ``trials`` and ``neurons``.
+def stack_sessions(sessions: dict[str, SpikeData]) -> Sessions:
+    """The sessions as :class:`Sessions`, after checking that one model can take them all.
 
     Raises:
         DataError: fewer than two sessions, or sessions that differ in bins per trial, forward
@@ -46,8 +83,7 @@ def stack_sessions(sessions: dict[str, SpikeData]) -> SpikeData:
     """
     if len(sessions) < 2:
         raise DataError("stacking sessions needs at least two")
-    names, datas = list(sessions), list(sessions.values())
-    first = datas[0]
+    names, first = list(sessions), next(iter(sessions.values()))
     for name, data in sessions.items():
         if "nlb" in data.extra:
             raise DataError(f"session {name} is NLB data, which nlb_tools scores one dataset at a "
@@ -59,35 +95,18 @@ def stack_sessions(sessions: dict[str, SpikeData]) -> SpikeData:
                 raise DataError(f"session {name} has {value} {what} but {names[0]} has "
                                 f"{expected}; sessions share one window and one bin size "
                                 "(--window, --bin)")
-    trial_starts = np.cumsum([0] + [data.n_trials for data in datas])
-    neuron_starts = np.cumsum([0] + [data.n_neurons for data in datas])
-    spikes = np.zeros((trial_starts[-1], first.n_bins, neuron_starts[-1]), dtype=np.float32)
-    table = {}
-    splits = {key: [] for key in ("train", "valid", "test")}
-    for index, (name, data) in enumerate(sessions.items()):
-        trials = np.arange(trial_starts[index], trial_starts[index + 1])
-        neurons = np.arange(neuron_starts[index], neuron_starts[index + 1])
-        spikes[trial_starts[index]:trial_starts[index + 1], :,
-               neuron_starts[index]:neuron_starts[index + 1]] = data.spikes
-        for key in splits:
-            splits[key].append(trials[np.asarray(data.splits.get(key, []), dtype=np.int64)])
-        table[name] = {"data": data, "trials": trials, "neurons": neurons}
-    return SpikeData(
-        spikes=spikes, heldout=np.concatenate([data.heldout for data in datas]),
-        splits={key: np.concatenate(parts) for key, parts in splits.items()},
-        n_forward=first.n_forward, name=" + ".join(names), bin_size=first.bin_size,
-        extra={SESSIONS: table})
+    return Sessions(dict(sessions))
 
 
-def session_data(data: SpikeData, name: str) -> SpikeData:
-    """Session ``name`` of stacked ``data`` as it was loaded.
+def session_data(data: Sessions | SpikeData, name: str) -> SpikeData:
+    """Session ``name`` of ``data`` as it was loaded.
 
     Raises:
-        DataError: ``data`` has no session of that name (the message lists them).
+        DataError: ``data`` is one session, or has no session of that name (the message lists
+            them).
     """
-    table = data.extra.get(SESSIONS)
-    if table is None:
+    if not isinstance(data, Sessions):
         raise DataError(f"{data.name} was fitted as one session; leave out --session")
-    if name not in table:
-        raise DataError(f"no session {name!r}; the run's sessions are {', '.join(table)}")
-    return table[name]["data"]
+    if name not in data.sessions:
+        raise DataError(f"no session {name!r}; the run's sessions are {', '.join(data.sessions)}")
+    return data.sessions[name]

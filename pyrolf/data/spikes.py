@@ -7,10 +7,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-#: the key of ``SpikeData.extra`` that holds the sessions of stacked data (pyrolf/data/sessions.py)
-SESSIONS = "sessions"
-
-
 class DataError(ValueError):
     """Input data a user supplied is unusable; the message says what is wrong and what to do."""
 
@@ -19,8 +15,23 @@ class MissingBehavior(DataError):
     """A recording lacks the behavioural series asked for (``--behavior``)."""
 
 
+class HeldOut:
+    """The held-in neurons of data whose ``heldout`` ``(neurons,)`` bool flags the neurons never
+    shown to the encoder."""
+
+    heldout: np.ndarray
+
+    @property
+    def heldin(self) -> np.ndarray:
+        return ~self.heldout
+
+    @property
+    def n_heldin(self) -> int:
+        return int(self.heldin.sum())
+
+
 @dataclass
-class SpikeData:
+class SpikeData(HeldOut):
     """Binned spike counts of a population over trials.
 
     Attributes:
@@ -60,26 +71,6 @@ class SpikeData:
     @property
     def n_neurons(self) -> int:
         return self.spikes.shape[2]
-
-    @property
-    def heldin(self) -> np.ndarray:
-        return ~self.heldout
-
-    @property
-    def n_heldin(self) -> int:
-        return int(self.heldin.sum())
-
-    @property
-    def recorded(self) -> np.ndarray | None:
-        """``(trials, neurons)`` bool, the neurons recorded in each trial, for the sessions of
-        stacked data (:mod:`pyrolf.data.sessions`); ``None`` where every trial has them all."""
-        sessions = self.extra.get(SESSIONS)
-        if sessions is None:
-            return None
-        recorded = np.zeros((self.n_trials, self.n_neurons), dtype=bool)
-        for session in sessions.values():
-            recorded[np.ix_(session["trials"], session["neurons"])] = True
-        return recorded
 
     @property
     def known_bin_size(self) -> float | None:

@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pyrolf.data.sessions import SESSIONS
+from pyrolf.data.sessions import Sessions
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import (behavior_r2, co_bps, co_bps_per_neuron, interval_coverage,
                                        latents_r2, persistence_rates, psth_r2, rates_r2)
 from pyrolf.evaluation.sessions import pooled_metrics
 from pyrolf.evaluation.smoothing import smooth_spikes, smoothing_baseline
 from pyrolf.inference.svi import encoder_inputs, predict_rates
-from pyrolf.models.sessions import session_flow
+from pyrolf.models.sessions import session_views
 
 
 #: posterior draws per trial behind a 90 % interval: ``rates_coverage_90`` and ``pyrolf infer``
@@ -149,13 +149,13 @@ def truth_metrics(flow, data: SpikeData, device: str = "cpu", progress: str | No
     return metrics
 
 
-def prepare_scoring(data: SpikeData, saved: Path | None = None) -> None:
+def prepare_scoring(data: SpikeData | Sessions, saved: Path | None = None) -> None:
     """Make now what scoring ``data`` will need: NLB's evaluation targets (PSTHs included), made
     from the data or read from the test-phase targets file. A fit calls it before training, so a
     bad targets file or too little memory for nlb_tools' PSTHs stops it before the hours of
     training rather than after. ``saved``: a run folder's file that keeps targets made from the
     data for a resumed run (see :func:`pyrolf.evaluation.nlb.keep_targets`)."""
-    if "nlb" not in data.extra:
+    if isinstance(data, Sessions) or "nlb" not in data.extra:  # sessions are never NLB data
         return
     if saved is None:
         data.extra["nlb"].targets()
@@ -165,7 +165,7 @@ def prepare_scoring(data: SpikeData, saved: Path | None = None) -> None:
         keep_targets(data.extra["nlb"], saved)
 
 
-def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
+def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = "cpu",
              submission_path=None, progress: bool = False) -> dict:
     """Test-trial metrics of ``flow`` (with :func:`forward_metrics` where the data have forward
     bins, :func:`truth_metrics` where they carry the truth, :func:`psth_metrics` where they
@@ -175,15 +175,14 @@ def evaluate(flow, data: SpikeData, samples: int = 20, device: str = "cpu",
     train trials' rates the behaviour decoder is fitted on).
 
     NLB data are scored by nlb_tools on their evaluation trials (see
-    :func:`pyrolf.evaluation.nlb.nlb_metrics`; ``submission_path`` goes there). Stacked sessions
-    (:mod:`pyrolf.data.sessions`) are scored session by session, each by its view of ``flow``
-    (:func:`~pyrolf.models.sessions.session_flow`), and pooled
+    :func:`pyrolf.evaluation.nlb.nlb_metrics`; ``submission_path`` goes there). Several sessions
+    (:class:`~pyrolf.data.sessions.Sessions`) are scored session by session, each by its view of
+    ``flow`` (:func:`~pyrolf.models.sessions.session_flow`), and pooled
     (:func:`pyrolf.evaluation.sessions.pooled_metrics`).
     """
-    if SESSIONS in data.extra:
-        return pooled_metrics({name: evaluate(session_flow(flow, data, name), session["data"],
-                                              samples, device, None, progress)
-                               for name, session in data.extra[SESSIONS].items()}, data)
+    if isinstance(data, Sessions):
+        return pooled_metrics({name: evaluate(view, own, samples, device, None, progress)
+                               for name, (view, own) in session_views(flow, data).items()}, data)
     bar = "score" if progress else None
     if "nlb" in data.extra:
         rates = model_rates(flow, data, np.arange(data.n_trials), samples, device, bar)

@@ -73,7 +73,13 @@ class AmortisedGuide(nn.Module):
 
         Returns positions and velocities ``(trials · draws, n_bins, D)``.
         """
-        h, summary = self.encoder(inputs)
+        return self.sample(dynamics, *self.encoder(inputs), n_bins, stepwise, draws)
+
+    def sample(self, dynamics: LangevinDynamics, h: torch.Tensor, summary: torch.Tensor,
+               n_bins: int, stepwise: bool = False, draws: int = 1
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` from what the encoder made of the inputs: its states ``h``
+        ``(trials, observed, ·)`` and its summary ``(trials, ·)``."""
         initial = self.initial(summary)
         loc, scale, follow = self.innovations(dynamics, h, n_bins)
         if draws != 1:

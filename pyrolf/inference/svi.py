@@ -19,11 +19,14 @@ from pyro.optim import ClippedAdam
 from tqdm.auto import tqdm
 
 from pyrolf.config import Config
+from pyrolf.data.sessions import Sessions
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.collapse import UnsplitSite, kl_per_dimension
 from pyrolf.evaluation.metrics import co_bps
+from pyrolf.evaluation.sessions import pooled
 from pyrolf.inference.capture import GraphSVI
 from pyrolf.models.langevinflow import traced_passes
+from pyrolf.models.sessions import session_views
 from pyrolf.threads import CoreShare, adapt_threads
 
 
@@ -55,12 +58,10 @@ def encoder_inputs(spikes: torch.Tensor, heldin: torch.Tensor, n_forward: int) -
 
 
 def make_batch(spikes: torch.Tensor, heldin: torch.Tensor, n_forward: int,
-               cd_rate: float = 0.0, recorded: torch.Tensor | None = None) -> Batch:
+               cd_rate: float = 0.0) -> Batch:
     """A training batch with coordinated dropout (LFADS): a random share ``cd_rate`` of held-in
     input entries is hidden from the encoder and only those are scored, so the model cannot copy
-    its input; held-out neurons and forward bins are always scored. ``recorded``: bool
-    ``(trials, neurons)``, the neurons each trial has (stacked sessions, see
-    :mod:`pyrolf.data.sessions`): only those are scored."""
+    its input; held-out neurons and forward bins are always scored."""
     inputs = encoder_inputs(spikes, heldin, n_forward)
     mask = torch.ones_like(spikes, dtype=torch.bool)
     if cd_rate > 0:
@@ -68,8 +69,6 @@ def make_batch(spikes: torch.Tensor, heldin: torch.Tensor, n_forward: int,
         inputs = inputs * keep / (1 - cd_rate)
         observed = mask[:, : inputs.shape[1]]
         observed[..., heldin] = ~keep
-    if recorded is not None:
-        mask &= recorded.unsqueeze(1)
     return Batch(inputs, spikes, mask)
 
 
@@ -134,39 +133,66 @@ class TrainState:
     best_epoch: int = -1
 
 
+def steps_per_epoch(data: SpikeData | Sessions, batch_size: int) -> int:
+    """The SVI steps of an epoch of :class:`Trainer`: each session's training trials in
+    batches of ``batch_size``."""
+    sessions = data.sessions.values() if isinstance(data, Sessions) else [data]
+    return sum(math.ceil(len(own.splits["train"]) / batch_size) for own in sessions)
+
+
+@dataclass
+class Part:
+    """What a :class:`Trainer` trains on of one session: ``flow`` (of several sessions, the
+    session's view, :func:`~pyrolf.models.sessions.session_flow`), its ``data``, on the device
+    the counts of its training and validation trials ``train``, ``valid`` ``(trials, T, its
+    neurons)`` and its ``heldin``, ``heldout`` flags ``(its neurons,)``, and the ``svi`` that
+    steps on its batches."""
+
+    flow: torch.nn.Module
+    data: SpikeData
+    train: torch.Tensor
+    valid: torch.Tensor
+    heldin: torch.Tensor
+    heldout: torch.Tensor
+    svi: SVI | GraphSVI
+
+
 class Trainer:
     """Runs SVI on the training trials of ``data`` and scores the validation trials.
+
+    Of several sessions (:class:`~pyrolf.data.sessions.Sessions`) each batch holds one
+    session's trials, stepped on by the session's view of ``flow`` at the cost of its own
+    neurons (:mod:`pyrolf.models.sessions`); an epoch takes every session's batches in a random
+    order, and the validation scores pool the sessions'.
 
     ``on_checkpoint(trainer, is_best)`` is called every ``config.eval_every`` epochs and at the end;
     a run folder uses it to save the model, the optimiser and the random state.
     """
 
-    def __init__(self, flow, data: SpikeData, config: Config,
+    def __init__(self, flow, data: SpikeData | Sessions, config: Config,
                  on_checkpoint: Callable[["Trainer", bool], None] | None = None):
         self.flow, self.data, self.config = flow, data, config
         self.device = torch.device(config.device)
         self.flow.to(self.device)
-        self.heldin = torch.as_tensor(data.heldin, device=self.device)
-        self.heldout = torch.as_tensor(data.heldout, device=self.device)
-        spikes = torch.as_tensor(data.spikes, dtype=torch.float32, device=self.device)
-        self.train_spikes = spikes[data.splits["train"]]
-        self.valid_spikes = spikes[data.splits["valid"]]
-        recorded = data.recorded
-        self.train_recorded = (None if recorded is None else
-                               torch.as_tensor(recorded[data.splits["train"]], device=self.device))
-        self.valid_recorded = None if recorded is None else recorded[data.splits["valid"]]
-        self.steps_per_epoch = math.ceil(len(self.train_spikes) / config.batch_size)
+        self.steps_per_epoch = steps_per_epoch(data, config.batch_size)
         total_steps = max(config.epochs * self.steps_per_epoch, 1)
         self.optimizer = ClippedAdam({
             "lr": config.lr, "lrd": (config.lr_final / config.lr) ** (1 / total_steps),
             "clip_norm": config.clip_norm, "weight_decay": config.weight_decay,
         })
-        graphs = config.cuda_graphs and self.device.type == "cuda"
-        self.svi = (GraphSVI(flow.model, flow.guide, self.optimizer) if graphs
-                    else SVI(flow.model, flow.guide, self.optimizer, Trace_ELBO()))
+        self.parts = [self._part(view, own) for view, own in session_views(flow, data).values()]
         self.state = TrainState()
         self.best_flow: dict | None = None
         self.on_checkpoint = on_checkpoint
+
+    def _part(self, flow, data: SpikeData) -> Part:
+        spikes = torch.as_tensor(data.spikes, dtype=torch.float32, device=self.device)
+        graphs = self.config.cuda_graphs and self.device.type == "cuda"
+        svi = (GraphSVI(flow.model, flow.guide, self.optimizer) if graphs
+               else SVI(flow.model, flow.guide, self.optimizer, Trace_ELBO()))
+        return Part(flow, data, spikes[data.splits["train"]], spikes[data.splits["valid"]],
+                    torch.as_tensor(data.heldin, device=self.device),
+                    torch.as_tensor(data.heldout, device=self.device), svi)
 
     def kl_weight(self, epoch: float) -> float:
         """Linear warm-up from ``KL_WEIGHT_FLOOR`` to ``config.kl_weight`` over ``kl_warmup``
@@ -177,29 +203,48 @@ class Trainer:
         return self.config.kl_weight * max(ramp, KL_WEIGHT_FLOOR)
 
     def validation_score(self) -> float:
-        """co-bps of the held-out neurons on the validation trials (their observed bins; of
-        stacked sessions, each trial's own neurons)."""
-        data = self.data
-        inputs = encoder_inputs(self.valid_spikes, self.heldin, data.n_forward)
-        rates = predict_rates(self.flow, inputs, data.n_bins, min(self.config.samples, 10))
-        observed = slice(0, data.n_observed)
-        spikes = self.valid_spikes[:, observed].cpu().numpy()
-        if self.valid_recorded is not None:  # co_bps leaves out NaN counts
-            spikes = np.where(self.valid_recorded[:, None], spikes, np.nan)
-        return co_bps(rates[:, observed][..., self.heldout].cpu().numpy(),
-                      spikes[..., data.heldout])
+        """co-bps of the held-out neurons on the validation trials (their observed bins); of
+        several sessions, each session's pooled by its held-out spikes
+        (:func:`~pyrolf.evaluation.sessions.pooled`)."""
+        scores, spikes = {}, {}
+        for index, part in enumerate(self.parts):
+            data, observed = part.data, slice(0, part.data.n_observed)
+            inputs = encoder_inputs(part.valid, part.heldin, data.n_forward)
+            rates = predict_rates(part.flow, inputs, data.n_bins, min(self.config.samples, 10))
+            held = part.valid[:, observed][..., part.heldout]
+            scores[index] = co_bps(rates[:, observed][..., part.heldout].cpu().numpy(),
+                                   held.cpu().numpy())
+            spikes[index] = float(held.sum())
+        return pooled(scores, spikes)
 
     def validation_kl(self) -> float | None:
         """KL of the posterior from the prior in nats per bin, all latent dimensions, on the
-        validation trials (see :func:`pyrolf.evaluation.collapse.kl_per_dimension`); ``None``
-        for a swapped-in prior or guide whose sites are not Normal or Langevin trajectories."""
-        inputs = encoder_inputs(self.valid_spikes, self.heldin, self.data.n_forward)
-        with evaluating(self.flow):
-            try:
-                return float(kl_per_dimension(self.flow.model, self.flow.guide, inputs,
-                                              self.data.n_bins, samples=1).sum())
-            except UnsplitSite:
-                return None
+        validation trials (see :func:`pyrolf.evaluation.collapse.kl_per_dimension`; of several
+        sessions, the mean over all their validation trials); ``None`` for a swapped-in prior or
+        guide whose sites are not Normal or Langevin trajectories."""
+        total = sum(len(part.valid) for part in self.parts)
+        kl = 0.0
+        for part in self.parts:
+            inputs = encoder_inputs(part.valid, part.heldin, part.data.n_forward)
+            with evaluating(part.flow):
+                try:
+                    per_bin = kl_per_dimension(part.flow.model, part.flow.guide, inputs,
+                                               part.data.n_bins, samples=1).sum()
+                except UnsplitSite:
+                    return None
+            kl += float(per_bin) * (len(part.valid) / total)
+        return kl
+
+    def batches(self) -> list[tuple[Part, torch.Tensor]]:
+        """An epoch's batches: each part's training trials in a random order, cut into batches
+        of ``config.batch_size`` (the last may be smaller) ``(part, trial indices)``; of several
+        sessions, all of them in a random order."""
+        batches = [(part, idx) for part in self.parts
+                   for idx in torch.randperm(len(part.train), device=self.device).split(
+                       self.config.batch_size)]
+        if len(self.parts) == 1:  # its batches are in a random order already
+            return batches
+        return [batches[i] for i in torch.randperm(len(batches))]
 
     def epoch(self, check: bool = False) -> float:
         """One pass over the training trials; returns the ELBO per trial.
@@ -210,20 +255,16 @@ class Trainer:
         (measured: 40.6 ms vs 34.8 ms, MC_Maze preset, H200), where each check waits for the
         device. A NaN ELBO is caught either way.
         """
-        n_train = len(self.train_spikes)
-        order = torch.randperm(n_train, device=self.device)
         loss = 0.0
-        for step in range(self.steps_per_epoch):
-            idx = order[step * self.config.batch_size: (step + 1) * self.config.batch_size]
-            batch = make_batch(self.train_spikes[idx], self.heldin, self.data.n_forward,
-                               self.config.cd_rate,
-                               None if self.train_recorded is None else self.train_recorded[idx])
+        for step, (part, idx) in enumerate(self.batches()):
+            batch = make_batch(part.train[idx], part.heldin, part.data.n_forward,
+                               self.config.cd_rate)
             weight = self.kl_weight(self.state.epoch + step / self.steps_per_epoch)
             try:
                 with pyro.validation_enabled(check and step == 0 and is_validation_enabled()), \
                         warnings.catch_warnings():
                     warnings.filterwarnings("ignore", "Encountered NaN")  # TrainingDiverged below
-                    step_loss = self.svi.step(batch.inputs, batch.spikes, batch.mask,
+                    step_loss = part.svi.step(batch.inputs, batch.spikes, batch.mask,
                                               kl_weight=weight)
             except ValueError as error:  # Pyro's validation of a distribution's NaN parameters
                 if "invalid values" not in str(error):
@@ -233,7 +274,7 @@ class Trainer:
                 value = "NaN" if math.isnan(step_loss) else "infinite"
                 raise TrainingDiverged(f"the ELBO became {value} in epoch {self.state.epoch + 1}")
             loss += step_loss
-        return -loss / n_train
+        return -loss / sum(len(part.train) for part in self.parts)
 
     def fit(self, progress: bool = True) -> TrainState:
         """Train until ``config.epochs``, continuing from ``self.state.epoch``."""

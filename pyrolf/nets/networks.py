@@ -22,7 +22,12 @@ class SpikeEncoder(nn.Module):
         self.out_dim = hidden * (2 if bidirectional else 1)
 
     def forward(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h, last = self.gru(self.dropout(torch.log1p(spikes)))
+        return self.encode(spikes, self.gru)
+
+    def encode(self, spikes: torch.Tensor, gru) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` through ``gru``: ``self.gru``, or a recurrence with its weights that
+        reads fewer inputs (a session's, :class:`~pyrolf.models.sessions.SessionEncoder`)."""
+        h, last = gru(self.dropout(torch.log1p(spikes)))
         summary = torch.cat(list(last), dim=-1)
         return self.dropout(h), self.dropout(summary)
 
@@ -47,5 +52,8 @@ class TransformerDecoder(nn.Module):
         self.readout = nn.Linear(width, n_neurons)
 
     def forward(self, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        tokens = self.layer(self.embed(torch.cat([z, v], dim=-1)))
-        return self.readout(tokens)
+        return self.readout(self.features(z, v))
+
+    def features(self, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """What the read-out reads: the Transformer's tokens ``(trials, time, width)``."""
+        return self.layer(self.embed(torch.cat([z, v], dim=-1)))
