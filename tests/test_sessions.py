@@ -16,7 +16,7 @@ import pyrolf
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import load_config_data
 from pyrolf.data.recording_synthetic import simulate_recording, write_spike_times_npz
-from pyrolf.data.sessions import session_data, session_names, stack_sessions
+from pyrolf.data.sessions import session_data, session_names, gather_sessions
 from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.evaluation.metrics import co_bps
 from pyrolf.evaluation.report import model_rates
@@ -44,7 +44,7 @@ def counts(seed, trials, neurons, bins=12, heldout=2, **fields):
 
 @pytest.fixture
 def stacked():
-    return stack_sessions({"a": counts(0, 10, 5), "b": counts(1, 8, 7, heldout=3)})
+    return gather_sessions({"a": counts(0, 10, 5), "b": counts(1, 8, 7, heldout=3)})
 
 
 def laid_out(stacked, name, values, fill=0.0):
@@ -81,7 +81,7 @@ def test_session_names_are_file_stems_made_unique():
 ])
 def test_sessions_that_cannot_share_a_model_are_refused_in_one_line(sessions, fragment):
     with pytest.raises(DataError, match=fragment) as error:
-        stack_sessions(sessions)
+        gather_sessions(sessions)
     assert "\n" not in str(error.value)
 
 

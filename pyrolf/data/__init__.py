@@ -10,7 +10,7 @@ from pyrolf.data.event_locked import event_locked_dataset
 from pyrolf.data.files import load_spike_file, save_spike_file
 from pyrolf.data.lorenz import lorenz_dataset
 from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS, load_recording, recording_format
-from pyrolf.data.sessions import Sessions, session_names, stack_sessions
+from pyrolf.data.sessions import Sessions, gather_sessions, session_names
 from pyrolf.data.spikes import DataError, SpikeData
 
 FILE_SUFFIXES = (".h5", ".hdf5", ".npz", ".nwb")
@@ -46,11 +46,11 @@ def load_config_data(config) -> SpikeData | Sessions:
     """The data a :class:`~pyrolf.config.Config` names (see :func:`load_data`), their last
     ``config.forward_bins`` bins of each trial held back from the encoder (see
     :func:`hold_forward_bins`); with ``config.sessions``, ``data`` and each of them read with the
-    same settings and gathered (:func:`pyrolf.data.sessions.stack_sessions`), named by
+    same settings and gathered (:func:`pyrolf.data.sessions.gather_sessions`), named by
     :func:`~pyrolf.data.sessions.session_names`."""
     if config.sessions:
         paths = [config.data, *config.sessions]
-        return stack_sessions({name: load_config_data(config.replace(data=path, sessions=[]))
+        return gather_sessions({name: load_config_data(config.replace(data=path, sessions=[]))
                                for name, path in zip(session_names(paths), paths)})
     return hold_forward_bins(_source_data(config), config.forward_bins)
 

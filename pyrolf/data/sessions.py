@@ -74,7 +74,7 @@ def session_names(paths) -> list[str]:
     return names
 
 
-def stack_sessions(sessions: dict[str, SpikeData]) -> Sessions:
+def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
     """The sessions as :class:`Sessions`, after checking that one model can take them all.
 
     Raises:
@@ -82,7 +82,7 @@ def stack_sessions(sessions: dict[str, SpikeData]) -> Sessions:
             bins or bin size, or NLB data (nlb_tools scores one dataset at a time).
     """
     if len(sessions) < 2:
-        raise DataError("stacking sessions needs at least two")
+        raise DataError("fitting several sessions needs at least two")
     names, first = list(sessions), next(iter(sessions.values()))
     for name, data in sessions.items():
         if "nlb" in data.extra:
