@@ -1,4 +1,4 @@
-"""Several sessions, their own neurons each, one shared dynamics: stacking, the training mask, a
+"""Several sessions, their own neurons each, one shared dynamics: gathering, the batches, a
 session's view of the flow, pooled scores, and the run folder end to end."""
 
 import json
@@ -16,7 +16,7 @@ import pyrolf
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import load_config_data
 from pyrolf.data.recording_synthetic import simulate_recording, write_spike_times_npz
-from pyrolf.data.sessions import session_data, session_names, gather_sessions
+from pyrolf.data.sessions import gather_sessions, session_data, session_names
 from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.evaluation.metrics import co_bps
 from pyrolf.evaluation.report import model_rates
@@ -43,28 +43,28 @@ def counts(seed, trials, neurons, bins=12, heldout=2, **fields):
 
 
 @pytest.fixture
-def stacked():
+def two():
     return gather_sessions({"a": counts(0, 10, 5), "b": counts(1, 8, 7, heldout=3)})
 
 
-def laid_out(stacked, name, values, fill=0.0):
+def laid_out(two, name, values, fill=0.0):
     """``values`` ``(trials, T, session neurons)`` of session ``name`` laid out at its columns
     among all sessions' neurons, ``fill`` elsewhere: what a flow of all sessions takes."""
-    wide = np.full(values.shape[:-1] + (stacked.n_neurons,), fill, dtype=values.dtype)
-    wide[..., stacked.neurons(name)] = values
+    wide = np.full(values.shape[:-1] + (two.n_neurons,), fill, dtype=values.dtype)
+    wide[..., two.neurons(name)] = values
     return wide
 
 
-def test_sessions_keep_their_own_counts_and_lay_their_neurons_side_by_side(stacked):
-    a, b = session_data(stacked, "a"), session_data(stacked, "b")
-    assert a is stacked.sessions["a"] and b is stacked.sessions["b"]  # no copy, nothing widened
-    np.testing.assert_array_equal(stacked.neurons("a"), np.arange(5))
-    np.testing.assert_array_equal(stacked.neurons("b"), np.arange(5, 12))
-    assert stacked.n_neurons == 12 and stacked.n_heldin == 3 + 4
-    np.testing.assert_array_equal(stacked.heldout, np.concatenate([a.heldout, b.heldout]))
-    assert stacked.name == "a + b"
+def test_sessions_keep_their_own_counts_and_lay_their_neurons_side_by_side(two):
+    a, b = session_data(two, "a"), session_data(two, "b")
+    assert a is two.sessions["a"] and b is two.sessions["b"]  # no copy, nothing widened
+    np.testing.assert_array_equal(two.neurons("a"), np.arange(5))
+    np.testing.assert_array_equal(two.neurons("b"), np.arange(5, 12))
+    assert two.n_neurons == 12 and two.n_heldin == 3 + 4
+    np.testing.assert_array_equal(two.heldout, np.concatenate([a.heldout, b.heldout]))
+    assert two.name == "a + b"
     with pytest.raises(DataError, match="no session 'c'; the run's sessions are a, b"):
-        stacked.neurons("c")
+        two.neurons("c")
 
 
 def test_session_names_are_file_stems_made_unique():
@@ -85,11 +85,11 @@ def test_sessions_that_cannot_share_a_model_are_refused_in_one_line(sessions, fr
     assert "\n" not in str(error.value)
 
 
-def test_an_epoch_steps_on_each_sessions_own_trials_one_session_a_batch(stacked):
+def test_an_epoch_steps_on_each_sessions_own_trials_one_session_a_batch(two):
     config = Config(**SMALL, batch_size=3)
-    trainer = Trainer(build_flow(config, stacked.n_neurons, stacked.n_heldin), stacked, config)
+    trainer = Trainer(build_flow(config, two.n_neurons, two.n_heldin), two, config)
     for part, name in zip(trainer.parts, ("a", "b")):  # each session at its own width
-        own = session_data(stacked, name)
+        own = session_data(two, name)
         assert part.data is own and part.train.shape == (len(own.splits["train"]), 12,
                                                          own.n_neurons)
         np.testing.assert_array_equal(part.train.numpy(), own.spikes[own.splits["train"]])
@@ -106,16 +106,16 @@ def test_an_epoch_steps_on_each_sessions_own_trials_one_session_a_batch(stacked)
     assert len(set(orders)) > 1  # the sessions' batches come in a random order
 
 
-def test_a_sessions_view_steps_as_the_flow_of_all_sessions_on_its_laid_out_trials(stacked):
+def test_a_sessions_view_steps_as_the_flow_of_all_sessions_on_its_laid_out_trials(two):
     pyro.set_rng_seed(0)  # no dropout: the two read counts of other shapes
-    flow = build_flow(Config(**SMALL), stacked.n_neurons, stacked.n_heldin).eval()
-    b = session_data(stacked, "b")
-    view = session_flow(flow, stacked, "b")
+    flow = build_flow(Config(**SMALL), two.n_neurons, two.n_heldin).eval()
+    b = session_data(two, "b")
+    view = session_flow(flow, two, "b")
     spikes = torch.as_tensor(b.spikes)
     batch = make_batch(spikes, torch.as_tensor(b.heldin), 0)
-    wide_spikes = torch.as_tensor(laid_out(stacked, "b", b.spikes))
-    scored = torch.as_tensor(laid_out(stacked, "b", np.ones(b.spikes.shape, bool), fill=False))
-    wide = make_batch(wide_spikes, torch.as_tensor(stacked.heldin), 0)
+    wide_spikes = torch.as_tensor(laid_out(two, "b", b.spikes))
+    scored = torch.as_tensor(laid_out(two, "b", np.ones(b.spikes.shape, bool), fill=False))
+    wide = make_batch(wide_spikes, torch.as_tensor(two.heldin), 0)
 
     def loss_and_grads(model, guide, batch, mask):
         flow.zero_grad()
@@ -130,10 +130,11 @@ def test_a_sessions_view_steps_as_the_flow_of_all_sessions_on_its_laid_out_trial
     for name, grad in grads.items():
         torch.testing.assert_close(grad, wide_grads[name], rtol=1e-4, atol=1e-6, msg=name)
     # session b's steps teach nothing to session a's read-out rows and read-in columns
-    a_rows, a_columns = stacked.neurons("a"), slice(0, session_data(stacked, "a").n_heldin)
+    a_rows, a_columns = two.neurons("a"), slice(0, session_data(two, "a").n_heldin)
     assert (grads["decoder.readout.weight"][a_rows] == 0).all()
-    assert (grads["decoder.readout.weight"][stacked.neurons("b")].abs().sum(1) > 0).all()
-    for name in ("posterior.encoder.gru.weight_ih_l0", "posterior.encoder.gru.weight_ih_l0_reverse"):
+    assert (grads["decoder.readout.weight"][two.neurons("b")].abs().sum(1) > 0).all()
+    for direction in ("", "_reverse"):
+        name = f"posterior.encoder.gru.weight_ih_l0{direction}"
         assert (grads[name][:, a_columns] == 0).all() and (grads[name][:, 3:] != 0).any()
 
 
@@ -148,42 +149,41 @@ class Swapped(torch.nn.Module):
         return self.inner(*args)
 
 
-def test_a_sessions_view_gives_the_flows_rates_of_its_laid_out_trials_own_networks_or_not(
-        stacked):
+def test_a_sessions_view_gives_the_flows_rates_of_its_laid_out_trials_own_networks_or_not(two):
     pyro.set_rng_seed(0)
-    flow = build_flow(Config(**SMALL), stacked.n_neurons, stacked.n_heldin).eval()
+    flow = build_flow(Config(**SMALL), two.n_neurons, two.n_heldin).eval()
     swapped = LangevinFlow(flow.prior, Swapped(flow.decoder), Swapped(flow.posterior))
-    b = session_data(stacked, "b")
+    b = session_data(two, "b")
     own_inputs = torch.as_tensor(b.spikes[..., b.heldin])
-    wide_inputs = torch.as_tensor(laid_out(stacked, "b", b.spikes)[..., stacked.heldin])
+    wide_inputs = torch.as_tensor(laid_out(two, "b", b.spikes)[..., two.heldin])
     pyro.set_rng_seed(3)
-    expected = predict_rates(flow, wide_inputs, 12, samples=4)[..., stacked.neurons("b")]
+    expected = predict_rates(flow, wide_inputs, 12, samples=4)[..., two.neurons("b")]
     for whole, tolerance in ((flow, dict(rtol=1e-5, atol=1e-7)), (swapped, dict(rtol=0, atol=0))):
         pyro.set_rng_seed(3)  # pyrolf's networks read the session's columns and rows alone;
         # others are handed the laid-out counts, their rates picked: the very same numbers
-        view = session_flow(whole, stacked, "b")
+        view = session_flow(whole, two, "b")
         torch.testing.assert_close(predict_rates(view, own_inputs, 12, samples=4), expected,
                                    **tolerance)
 
 
-def test_pooled_co_bps_is_that_of_all_sessions_held_out_neurons_together(stacked):
+def test_pooled_co_bps_is_that_of_all_sessions_held_out_neurons_together(two):
     rng = np.random.default_rng(2)
     by_session, rates, spikes = {}, [], []
-    for name, own in stacked.sessions.items():
+    for name, own in two.sessions.items():
         test = own.splits["test"]
         mine = rng.uniform(0.5, 1.5, own.spikes[test].shape)
         score = co_bps(mine[..., own.heldout], own.spikes[test][..., own.heldout])
         by_session[name] = {"co_bps": score, "smoothing_co_bps": 2 * score}
         # every session's held-out neurons at once: the counts a trial's session lacks are NaN
-        rates.append(laid_out(stacked, name, mine, fill=1.0))
-        spikes.append(laid_out(stacked, name, own.spikes[test].astype(float), fill=np.nan))
-    heldout = stacked.heldout
+        rates.append(laid_out(two, name, mine, fill=1.0))
+        spikes.append(laid_out(two, name, own.spikes[test].astype(float), fill=np.nan))
+    heldout = two.heldout
     expected = co_bps(np.concatenate(rates)[..., heldout], np.concatenate(spikes)[..., heldout])
-    pooled_scores = pooled_metrics(by_session, stacked)
+    pooled_scores = pooled_metrics(by_session, two)
     assert pooled_scores["co_bps"] == pytest.approx(expected, rel=1e-9)
     assert pooled_scores["smoothing_co_bps"] == pytest.approx(2 * expected, rel=1e-9)
     assert pooled_scores["sessions"] is by_session
-    assert heldout_spikes(session_data(stacked, "a"), [0]) > 0
+    assert heldout_spikes(session_data(two, "a"), [0]) > 0
 
 
 def test_pooling_gives_one_sessions_score_as_it_is_and_leaves_out_sessions_without_spikes():
@@ -193,31 +193,31 @@ def test_pooling_gives_one_sessions_score_as_it_is_and_leaves_out_sessions_witho
     assert math.isnan(pooled({"a": math.nan}, {"a": 0.0}))
 
 
-def test_the_validation_score_of_sessions_pools_each_sessions_own(stacked):
+def test_the_validation_score_of_sessions_pools_each_sessions_own(two):
     config = Config(**SMALL)
     pyro.set_rng_seed(0)
-    flow = build_flow(config, stacked.n_neurons, stacked.n_heldin)
-    trainer = Trainer(flow, stacked, config)
+    flow = build_flow(config, two.n_neurons, two.n_heldin)
+    trainer = Trainer(flow, two, config)
     pyro.set_rng_seed(4)
     score = trainer.validation_score()
     pyro.set_rng_seed(4)
     scores, spikes = {}, {}
-    for name, own in stacked.sessions.items():
+    for name, own in two.sessions.items():
         valid = own.splits["valid"]
-        rates = model_rates(session_flow(flow, stacked, name), own, valid, config.samples)
+        rates = model_rates(session_flow(flow, two, name), own, valid, config.samples)
         scores[name] = co_bps(rates[..., own.heldout], own.spikes[valid][..., own.heldout])
         spikes[name] = heldout_spikes(own, valid)
     assert score == pytest.approx(pooled(scores, spikes), rel=1e-12)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-def test_on_a_gpu_sessions_train_through_their_views_with_graphs_as_without(stacked):
+def test_on_a_gpu_sessions_train_through_their_views_with_graphs_as_without(two):
     scores = []
     for graphs in (False, True):
         config = Config(**SMALL, epochs=4, batch_size=3, eval_every=4, device="cuda",
                         cuda_graphs=graphs)
         pyro.set_rng_seed(0)
-        trainer = Trainer(build_flow(config, stacked.n_neurons, stacked.n_heldin), stacked,
+        trainer = Trainer(build_flow(config, two.n_neurons, two.n_heldin), two,
                           config)
         scores.append(trainer.fit(progress=False).best_score)
     assert all(isinstance(part.svi, GraphSVI) and part.svi.recordings and not part.svi.failed
@@ -248,10 +248,10 @@ def recordings(tmp_path_factory):
 def test_stacked_recordings_are_each_read_as_alone(recordings):
     config = Config(data=str(recordings["a"]), sessions=[str(recordings["b"])],
                     align="stim_on_time", window="-0.2,0.8")
-    stacked = load_config_data(config)
+    two = load_config_data(config)
     for name in ("a", "b"):
         alone = load_config_data(config.replace(data=str(recordings[name]), sessions=[]))
-        own = session_data(stacked, name)
+        own = session_data(two, name)
         np.testing.assert_array_equal(own.spikes, alone.spikes)
         np.testing.assert_array_equal(own.heldout, alone.heldout)
         np.testing.assert_array_equal(own.splits["test"], alone.splits["test"])
@@ -279,14 +279,14 @@ def test_a_run_of_two_sessions_fits_resumes_scores_infers_and_diagnoses_each(
     assert code == 0, err
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 3 and set(metrics["sessions"]) == {"a", "b"}
-    stacked = load_config_data(Config.from_dict(saved))
+    two = load_config_data(Config.from_dict(saved))
     spikes = {name: heldout_spikes(own, own.splits["test"])
-              for name, own in stacked.sessions.items()}
+              for name, own in two.sessions.items()}
     assert metrics["co_bps"] == pytest.approx(sum(
         spikes[name] * metrics["sessions"][name]["co_bps"] for name in spikes) / sum(
         spikes.values()))
     assert len(metrics["sessions"]["b"]["co_bps_per_neuron"]) == session_data(
-        stacked, "b").heldout.sum()
+        two, "b").heldout.sum()
 
     code, out, err = run_cli(["infer", run, "--samples", "4", "--quiet"], monkeypatch, capsys)
     assert code == 0, err
@@ -355,12 +355,12 @@ def test_continuous_sessions_are_each_merged_back_into_their_own_series(tmp_path
         None, units, seed=seed, duration_s=seconds))
         for name, units, seed, seconds in (("x", 10, 3, 24.0), ("y", 7, 4, 18.0))]
     config = Config(data=str(files[0]), sessions=[str(files[1])], epochs=1, **SMALL)
-    stacked = load_config_data(config)
-    result = pyrolf.fit(stacked, config, progress=False)
+    two = load_config_data(config)
+    result = pyrolf.fit(two, config, progress=False)
     inferred = pyrolf.infer(result, samples=2, progress=False)
     assert set(inferred) == {"x", "y"}
     for name, seconds, units in (("x", 24.0, 10), ("y", 18.0, 7)):
-        plan = session_data(stacked, name).extra["chop"]
+        plan = session_data(two, name).extra["chop"]
         assert inferred[name].sizes["time"] == plan["n_time"]
         assert abs(plan["n_time"] * plan["bin_size"] - seconds) < 0.05  # the whole recording
         assert inferred[name].sizes["neuron"] == units
