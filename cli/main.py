@@ -1,4 +1,9 @@
-"""``pyrolf``: fit LangevinFlow to spikes, evaluate a run."""
+"""``pyrolf``: fit LangevinFlow to spikes, evaluate a run.
+
+Importing this module imports no torch, Pyro or evaluation stack (``tests/test_startup.py``): each
+command imports :mod:`pyrolf.pipeline` when it runs, so that help, a mistyped option and a bad
+setting answer at once (``benchmarks/startup.py``).
+"""
 
 from __future__ import annotations
 
@@ -15,11 +20,9 @@ from pyrolf.cli.sweep import sweep
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import DataError, load_config_data
 from pyrolf.data.dandi import DANDISETS, DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir, download_command
-from pyrolf.dynamics.potentials import POTENTIALS
-from pyrolf.evaluation.collapse import collapse_warning
-from pyrolf.models.presets import preset
-from pyrolf.models.transfer import ARCHITECTURE
-from pyrolf.inference.svi import TrainingDiverged
+from pyrolf.dynamics.names import POTENTIAL_NAMES
+from pyrolf.inference import TrainingDiverged
+from pyrolf.models.presets import ARCHITECTURE, preset
 from pyrolf.runs import RunError, RunFolder, RunInterrupted
 
 USER_ERRORS = (DataError, ConfigError, RunError, TrainingDiverged)
@@ -31,7 +34,7 @@ OVERRIDES = {
     "seed": click.option("--seed", type=int, help="Seed of initialisation, batches and sampling."),
     "prior": click.option("--prior", type=click.Choice(["langevin", "overdamped"]),
                           help="Latent dynamics: underdamped Langevin (paper) or overdamped."),
-    "potential": click.option("--potential", type=click.Choice(list(POTENTIALS)),
+    "potential": click.option("--potential", type=click.Choice(POTENTIAL_NAMES),
                               help="Potential of the Langevin prior (default springs)."),
     "guide": click.option("--guide", type=click.Choice(["langevin", "meanfield"]),
                           help="Variational posterior."),
@@ -122,20 +125,22 @@ def cli():
 @_with_overrides
 def fit(data, out, resume_dir, config_file, quiet, **overrides):
     """Fit LangevinFlow and write a run folder (config, checkpoints, metrics.json, plots)."""
-    from pyrolf import pipeline
-
     overrides = {key: value for key, value in overrides.items() if value is not None}
     data = data or None
     if resume_dir is not None:
         if data is not None or config_file is not None or set(overrides) - {"epochs"}:
             raise ConfigError("--resume continues a run with its own settings; only --epochs "
                               "may be given with it")
+        from pyrolf import pipeline  # torch, Pyro: once the options are checked
+
         result = pipeline.resume(resume_dir, overrides.get("epochs"), progress=not quiet)
         run_dir = resume_dir
     else:
         config = build_config(data, config_file, overrides)
         run_dir = out or Path("runs") / f"{Path(config.data).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         RunFolder(run_dir).check_new()  # before the data, which may take minutes to load
+        from pyrolf import pipeline  # torch, Pyro: once the settings and the folder are checked
+
         if config.init_from is not None:
             pipeline.init_source(config)  # so is the run it starts from
         dataset = load_config_data(config)
@@ -166,7 +171,7 @@ def download(name, folder):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evaluate(run_dir, quiet):
     """Recompute metrics.json of RUN_DIR from its saved weights."""
-    from pyrolf import pipeline
+    from pyrolf import pipeline  # torch, Pyro: when the command runs
 
     _print_metrics(pipeline.evaluate_run(run_dir, progress=not quiet), run_dir)
 
@@ -186,11 +191,12 @@ def evaluate(run_dir, quiet):
 def diagnose(run_dir, samples, trials, session, quiet):
     """Posterior diagnostics of RUN_DIR: posterior.nc (ArviZ), diagnostics.json (Pareto k-hat,
     ELBO, IWELBO, posterior predictive coverage) and PNG figures."""
-    from pyrolf import pipeline
+    trials = _parse_trials(trials)
+    from pyrolf import pipeline  # torch, Pyro: once the options are checked
 
     options = {} if samples is None else {"samples": samples}
-    report = pipeline.diagnose_run(run_dir, trials=_parse_trials(trials), progress=not quiet,
-                                   session=session, **options)
+    report = pipeline.diagnose_run(run_dir, trials=trials, progress=not quiet, session=session,
+                                   **options)
     for note in report["notes"]:
         click.echo(f"note: {note}")
     _print_metrics(report, run_dir)
@@ -218,7 +224,7 @@ def infer(run_dir, data, samples, out, device, session, quiet):
     """Every trial's posterior from RUN_DIR's best weights: inferred.nc (posterior means and 90 %
     intervals of z, v, the inferred inputs and the rates, with trial indices, splits and
     conditions), and the modes of the learned dynamics: dynamics.json and spectrum.png."""
-    from pyrolf import pipeline
+    from pyrolf import pipeline  # torch, Pyro: when the command runs
 
     options = {} if samples is None else {"samples": samples}
     report = pipeline.infer_run(run_dir, data, out=out, device=device, progress=not quiet,
@@ -295,6 +301,8 @@ def _print_metrics(metrics: dict, run_dir) -> None:
         click.echo(f"weights: {metrics['weights']}")
     click.echo(f"run folder: {run_dir}")
     if metrics.get("collapsed"):
+        from pyrolf.evaluation.collapse import collapse_warning  # torch, Pyro: loaded by the fit
+
         click.echo(f"warning: {collapse_warning(metrics['collapse'])}", err=True)
 
 

@@ -1,9 +1,12 @@
 """Model assemblies users pick and swap, and hyperparameter presets per dataset."""
 
-from pyrolf.models.langevinflow import LangevinFlow, build_flow
-from pyrolf.models.presets import PRESETS, preset
-from pyrolf.models.sessions import session_flow
-from pyrolf.models.transfer import ARCHITECTURE, per_neuron, shared_weights
+from pyrolf.lazy import lazy_names
+from pyrolf.models.presets import ARCHITECTURE, PRESETS, preset
+
+# the assemblies import torch and Pyro: on first use, since a fit's settings need the presets alone
+__getattr__ = lazy_names(__name__, {"langevinflow": ("LangevinFlow", "build_flow"),
+                                    "sessions": ("session_flow",),
+                                    "transfer": ("per_neuron", "shared_weights")})
 
 __all__ = ["ARCHITECTURE", "PRESETS", "LangevinFlow", "build_flow", "per_neuron", "preset",
            "session_flow", "shared_weights"]

@@ -7,6 +7,8 @@ potential, whose growth is negligible at that Δ, with Δ, γ and σ fixed as th
 each dataset's number of training trials (the released code: 256 on MC_Maze). They are GPU-sized;
 on a laptop lower ``--epochs`` and ``--latent-dim``. A config file or command-line option overrides
 any entry; the embedded Lorenz data and spike files use :class:`~pyrolf.config.Config`'s defaults.
+A fit from another run's weights (``--init-from``) takes that run's network settings
+(:data:`ARCHITECTURE`) over the preset's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ BATCH_SIZES = {"mc_maze": 256, "mc_maze_large": 128, "mc_maze_medium": 64, "mc_m
                "mc_rtt": 128, "area2_bump": 64, "dmfc_rsg": 128}
 
 PRESETS = {name: {**RELEASED_NLB, "batch_size": batch} for name, batch in BATCH_SIZES.items()}
+
+
+#: the settings that shape the networks' weights: a run's weights start another fit only where
+#: both agree on them (``pyrolf fit --init-from`` takes them from the run unless given; see
+#: :mod:`pyrolf.models.transfer`)
+ARCHITECTURE = ("prior", "latent_dim", "channels", "potential", "learn_dynamics", "guide",
+                "encoder_hidden", "bidirectional", "decoder_width", "decoder_heads",
+                "decoder_feedforward")
 
 
 def preset(data: str) -> dict:

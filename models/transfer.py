@@ -13,12 +13,6 @@ import torch
 from pyrolf.config import Config
 from pyrolf.models.langevinflow import build_flow
 
-#: the settings that shape the networks' weights: a run's weights start another fit only where
-#: both agree on them (``pyrolf fit --init-from`` takes them from the run unless given)
-ARCHITECTURE = ("prior", "latent_dim", "channels", "potential", "learn_dynamics", "guide",
-                "encoder_hidden", "bidirectional", "decoder_width", "decoder_heads",
-                "decoder_feedforward")
-
 
 def per_neuron(config: Config) -> set[str]:
     """The names of the weights of the flow ``config`` describes (:func:`build_flow`) that have a

@@ -12,8 +12,7 @@ from dataclasses import MISSING, dataclass, field, fields
 
 from pyrolf.data.dandi import DANDISETS
 from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS
-from pyrolf.dynamics.langevin import INTEGRATORS
-from pyrolf.dynamics.potentials import POTENTIALS
+from pyrolf.dynamics.names import INTEGRATORS, QUADRATIC
 
 #: NLB's bin widths (ms) and its default; own recordings take any whole number of ms
 NLB_BIN_SIZES_MS, NLB_BIN_MS = (5, 20), 20
@@ -140,8 +139,7 @@ class Config:
             raise ConfigError("the overdamped prior diverges in the oscillator potential, which is "
                               "not bounded below; use --potential springs, --potential free (a "
                               "Gaussian random walk) or --potential anharmonic")
-        potential = POTENTIALS.get(self.potential)
-        if self.integrator == "scan" and potential is not None and not potential.quadratic:
+        if self.integrator == "scan" and not QUADRATIC.get(self.potential, True):
             raise ConfigError(f"the scan integrator needs a quadratic potential and "
                               f"{self.potential} is not; use --config with integrator \"loop\" "
                               "or \"auto\"")

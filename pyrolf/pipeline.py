@@ -103,7 +103,7 @@ def init_source(config: Config) -> RunFolder:
     Raises:
         RunError: no run folder there.
         ConfigError: the run was fitted with other network settings
-            (:data:`~pyrolf.models.transfer.ARCHITECTURE`) than ``config``.
+            (:data:`~pyrolf.models.presets.ARCHITECTURE`) than ``config``.
     """
     run = RunFolder.open(config.init_from)
     source = run.config()

@@ -16,8 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
-
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import data_file
 from pyrolf.data.files import fingerprint
@@ -193,6 +191,8 @@ class RunFolder:
             raise
 
     def save(self, name: str, obj) -> None:
+        import torch  # not on import: the CLI checks run folders before it needs torch
+
         self.write_atomically(name, lambda path: torch.save(obj, path))
 
     def load(self, name: str, device: str = "cpu"):
@@ -200,6 +200,8 @@ class RunFolder:
         if not path.exists():
             raise RunError(f"{path} is missing; the run has saved no checkpoint yet: start it "
                            f"over with 'pyrolf fit --resume {self.path}'")
+        import torch  # not on import: the CLI checks run folders before it needs torch
+
         try:
             return torch.load(path, map_location=device, weights_only=False)
         except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as error:

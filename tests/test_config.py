@@ -96,6 +96,7 @@ def test_the_integrator_is_a_named_choice_and_the_scan_needs_a_quadratic_potenti
         Config(integrator="rk4")
     with pytest.raises(ConfigError, match="scan integrator needs a quadratic potential"):
         Config(integrator="scan", potential="anharmonic")
+    assert Config(integrator="scan", potential="free").potential == "free"
     assert build_flow(Config(integrator="scan"), 5, 3).prior.dynamics.integrator == "scan"
 
 

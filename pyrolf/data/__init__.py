@@ -12,6 +12,7 @@ from pyrolf.data.lorenz import lorenz_dataset
 from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS, load_recording, recording_format
 from pyrolf.data.sessions import Sessions, gather_sessions, session_names
 from pyrolf.data.spikes import DataError, SpikeData
+from pyrolf.lazy import lazy_names
 
 FILE_SUFFIXES = (".h5", ".hdf5", ".npz", ".nwb")
 
@@ -99,14 +100,9 @@ def _source_data(config) -> SpikeData:
                     ".nwb recording")
 
 
-def __getattr__(name: str):
-    """``load_nlb`` on first use: NLB loading imports nlb_tools, pynwb and pandas (about 3 s), which
-    the Lorenz data and spike files do not need."""
-    if name == "load_nlb":
-        from pyrolf.data.nlb import load_nlb
-
-        return load_nlb
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# NLB loading imports nlb_tools, pynwb and pandas (about 3 s): on first use, since the Lorenz data
+# and spike files do not need them
+__getattr__ = lazy_names(__name__, {"nlb": ("load_nlb",)})
 
 
 __all__ = ["DANDISETS", "DataError", "Sessions", "SpikeData", "event_locked_dataset", "data_file", "hold_forward_bins", "load_config_data", "load_data", "load_nlb", "load_recording", "load_spike_file", "lorenz_dataset",

@@ -1,10 +1,14 @@
 """Latent dynamics: potentials, the Langevin transition, and the prior built on it."""
 
-from pyrolf.dynamics.langevin import (DYNAMICS, LangevinDynamics, LangevinTrajectory,
-                                      OverdampedDynamics)
-from pyrolf.dynamics.potentials import (POTENTIALS, AnharmonicOscillators, CoupledOscillators,
-                                        FreeParticle, force)
-from pyrolf.dynamics.prior import LangevinPrior
+from pyrolf.lazy import lazy_names
+
+# torch and Pyro on first use: pyrolf.dynamics.names, which settings are checked against, needs
+# neither
+__getattr__ = lazy_names(__name__, {
+    "langevin": ("DYNAMICS", "LangevinDynamics", "LangevinTrajectory", "OverdampedDynamics"),
+    "potentials": ("POTENTIALS", "AnharmonicOscillators", "CoupledOscillators", "FreeParticle",
+                   "force"),
+    "prior": ("LangevinPrior",)})
 
 __all__ = ["DYNAMICS", "POTENTIALS", "AnharmonicOscillators", "CoupledOscillators", "FreeParticle",
            "LangevinDynamics", "LangevinPrior", "LangevinTrajectory", "OverdampedDynamics", "force"]

@@ -25,9 +25,8 @@ import torch
 from pyro.distributions import Normal, TorchDistribution, constraints
 from torch import nn
 
+from pyrolf.dynamics.names import INTEGRATORS
 from pyrolf.dynamics.potentials import force
-
-INTEGRATORS = ("auto", "loop", "scan")
 
 
 class StepTerms(NamedTuple):

@@ -24,6 +24,7 @@ from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.collapse import UnsplitSite, kl_per_dimension
 from pyrolf.evaluation.metrics import co_bps
 from pyrolf.evaluation.sessions import pooled
+from pyrolf.inference import TrainingDiverged
 from pyrolf.inference.capture import GraphSVI
 from pyrolf.models.langevinflow import traced_passes
 from pyrolf.models.sessions import session_views
@@ -33,10 +34,6 @@ from pyrolf.threads import CoreShare, adapt_threads
 KL_WEIGHT_FLOOR = 1e-3
 #: seconds a fit watches the machine before its first epoch, to pick its thread count
 SHARE_SAMPLE_S = 0.1
-
-
-class TrainingDiverged(RuntimeError):
-    """The ELBO became NaN or infinite."""
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from pyrolf.config import Config, ConfigError
-from pyrolf.models.transfer import ARCHITECTURE
+from pyrolf.models.presets import ARCHITECTURE
 from pyrolf.runs import absolute_paths
 from pyrolf.sweep.space import mutable, search_space
 
@@ -20,7 +20,7 @@ def sweep_settings(config: Config, trials: int, scheduler: str = "asha", space: 
     Paths in ``config`` are made absolute (trials run in other folders; as a run folder's, see
     :func:`pyrolf.runs.absolute_paths`) and ``gpus_per_trial``
     above 0 sets ``device`` to ``cuda``. With ``init_from`` the space must leave the network
-    settings (:data:`~pyrolf.models.transfer.ARCHITECTURE`) at the run's. Raises
+    settings (:data:`~pyrolf.models.presets.ARCHITECTURE`) at the run's. Raises
     :class:`~pyrolf.config.ConfigError`."""
     if trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}")

@@ -1,0 +1,75 @@
+"""``import pyrolf``, ``pyrolf --help``, a mistyped option and a bad setting import no torch, Pyro
+or evaluation stack, which take seconds to import (``benchmarks/startup.py`` times them); each
+command imports what it needs when it runs."""
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyrolf.cli.main import cli
+
+HEAVY = ("torch", "pyro", "sklearn", "nlb_tools", "matplotlib", "pandas", "scipy", "arviz",
+         "xarray", "pynwb")
+PYROLF = Path(sys.executable).parent / "pyrolf"  # the console script, as a user runs it
+
+
+def heavy_imported(code: str) -> list[str]:
+    """The modules of :data:`HEAVY` a fresh Python has imported after running ``code``."""
+    check = (f"{code}\nimport json, sys\n"
+             f"print(json.dumps([name for name in {HEAVY!r} if name in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("code", [
+    "import pyrolf",
+    "import pyrolf.cli.main",
+    "from pyrolf import Config",
+    # a bad setting, the quadratic-potential check included
+    "from pyrolf.config import Config, ConfigError\n"
+    "try:\n    Config(integrator='scan', potential='anharmonic')\nexcept ConfigError:\n    pass",
+])
+def test_importing_pyrolf_and_checking_settings_import_nothing_heavy(code):
+    assert heavy_imported(code) == []
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"], ["fit", "--help"], ["sweep", "--help"], ["infer", "--help"],
+    ["fit", "--bogus"], ["fit", "--latent-dim", "7"], ["fit", "--potential", "nowhere"],
+    ["diagnose", "somewhere", "--trials", "three"], ["sweep", "--trials", "0"],
+])
+def test_help_usage_errors_and_bad_settings_import_nothing_heavy(args):
+    code = ("import sys\nfrom pyrolf.cli.main import main\n"
+            f"sys.argv = ['pyrolf', *{args!r}]\ntry:\n    main()\nexcept SystemExit:\n    pass")
+    assert heavy_imported(code) == []
+
+
+def test_help_lists_every_command_and_fit_help_every_option():
+    assert PYROLF.exists(), f"no console script {PYROLF}: install pyrolf (uv sync)"
+    listed = subprocess.run([PYROLF, "--help"], capture_output=True, text=True, check=True).stdout
+    assert all(name in listed for name in cli.commands)
+    fit = subprocess.run([PYROLF, "fit", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    options = [option for parameter in cli.commands["fit"].params for option in parameter.opts]
+    assert len(options) > 30 and all(option in fit for option in options)
+    assert "oscillators|anharmonic|springs|free" in fit
+
+
+@pytest.mark.parametrize("package, source", [
+    ("pyrolf", "pyrolf.pipeline"), ("pyrolf.models", None), ("pyrolf.dynamics", None),
+    ("pyrolf.data", None)])
+def test_a_packages_names_imported_on_first_use_are_the_names_it_exports(package, source):
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        value = getattr(module, name)
+        if source is not None and name != "Config":
+            assert value is getattr(importlib.import_module(source), name)
+    with pytest.raises(AttributeError, match=f"module '{package}' has no attribute 'nothing'"):
+        module.nothing
+    namespace = {}
+    exec(f"from {package} import *", namespace)
+    assert set(module.__all__) <= set(namespace)
