@@ -75,15 +75,15 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _fit(command: list[str], run: Path) -> dict:
-    """Run ``command`` (a fit into the new folder ``run``) in a process of its own: its median
-    seconds per epoch (first and last left out) and its peak memory."""
+    """Run ``command`` (a fit into the new folder ``run``, printing into ``run``.log) in a process
+    of its own: its median seconds per epoch (first and last left out) and its peak memory."""
     if run.exists():
         raise SystemExit(f"{run} exists; give a new --folder or remove it")
-    process = subprocess.Popen(command)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise SystemExit(f"{' '.join(command)} failed ({process.returncode})")
+    with open(run.with_suffix(".log"), "w") as log:  # the fit's own lines, kept apart
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{' '.join(command)} failed; see {run.with_suffix('.log')}")
     with open(run / "history.csv") as file:
         seconds = [float(row["seconds"]) for row in csv.DictReader(file)][1:-1]
     return {"seconds_per_epoch": statistics.median(seconds), "peak_gib": usage.ru_maxrss / 2**20}
