@@ -19,6 +19,7 @@ from pyrolf.data.recording_synthetic import simulate_recording, write_spike_time
 from pyrolf.data.sessions import gather_sessions, session_data, session_names
 from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.evaluation.metrics import co_bps
+from pyrolf.evaluation.collapse import kl_per_dimension
 from pyrolf.evaluation.report import model_rates
 from pyrolf.evaluation.sessions import heldout_spikes, pooled, pooled_metrics
 from pyrolf.inference.capture import GraphSVI
@@ -31,20 +32,21 @@ SMALL = dict(latent_dim=8, channels=2, encoder_hidden=16, decoder_width=16,
 CUT = ["--align", "stim_on_time", "--window=-0.2,0.8"]
 
 
-def counts(seed, trials, neurons, bins=12, heldout=2, **fields):
+def counts(seed, trials, neurons, bins=12, heldout=(-2, -1), valid=2, **fields):
     rng = np.random.default_rng(seed)
     flags = np.zeros(neurons, bool)
-    flags[-heldout:] = True
+    flags[list(heldout)] = True
     order = rng.permutation(trials)
-    splits = {"train": order[: trials - 4], "valid": order[trials - 4: trials - 2],
-              "test": order[trials - 2:]}
+    splits = {"train": order[: trials - valid - 2], "valid": order[trials - valid - 2: -2],
+              "test": order[-2:]}
     return SpikeData(spikes=rng.poisson(1.0, (trials, bins, neurons)).astype(np.float32),
                      heldout=flags, splits=splits, **fields)
 
 
 @pytest.fixture
 def two():
-    return gather_sessions({"a": counts(0, 10, 5), "b": counts(1, 8, 7, heldout=3)})
+    return gather_sessions({"a": counts(0, 10, 5, valid=4),
+                            "b": counts(1, 8, 7, heldout=(1, 4, 6))})
 
 
 def laid_out(two, name, values, fill=0.0):
@@ -58,8 +60,8 @@ def laid_out(two, name, values, fill=0.0):
 def test_sessions_keep_their_own_counts_and_lay_their_neurons_side_by_side(two):
     a, b = session_data(two, "a"), session_data(two, "b")
     assert a is two.sessions["a"] and b is two.sessions["b"]  # no copy, nothing widened
-    np.testing.assert_array_equal(two.neurons("a"), np.arange(5))
-    np.testing.assert_array_equal(two.neurons("b"), np.arange(5, 12))
+    assert two.neurons("a") == slice(0, 5) and two.neurons("b") == slice(5, 12)
+    assert two.inputs("a") == slice(0, 3) and two.inputs("b") == slice(3, 7)
     assert two.n_neurons == 12 and two.n_heldin == 3 + 4
     np.testing.assert_array_equal(two.heldout, np.concatenate([a.heldout, b.heldout]))
     assert two.name == "a + b"
@@ -97,7 +99,7 @@ def test_an_epoch_steps_on_each_sessions_own_trials_one_session_a_batch(two):
     for seed in range(10):
         torch.manual_seed(seed)
         batches = trainer.batches()
-        assert len(batches) == trainer.steps_per_epoch == 2 + 2  # 6 and 4 training trials
+        assert len(batches) == trainer.steps_per_epoch == 2 + 2  # 4 training trials each
         for part in trainer.parts:  # each training trial once
             ids = [idx for other, idx in batches if other is part]
             assert sorted(torch.cat(ids).tolist()) == list(range(len(part.train)))
@@ -130,12 +132,12 @@ def test_a_sessions_view_steps_as_the_flow_of_all_sessions_on_its_laid_out_trial
     for name, grad in grads.items():
         torch.testing.assert_close(grad, wide_grads[name], rtol=1e-4, atol=1e-6, msg=name)
     # session b's steps teach nothing to session a's read-out rows and read-in columns
-    a_rows, a_columns = two.neurons("a"), slice(0, session_data(two, "a").n_heldin)
-    assert (grads["decoder.readout.weight"][a_rows] == 0).all()
+    assert (grads["decoder.readout.weight"][two.neurons("a")] == 0).all()
     assert (grads["decoder.readout.weight"][two.neurons("b")].abs().sum(1) > 0).all()
     for direction in ("", "_reverse"):
-        name = f"posterior.encoder.gru.weight_ih_l0{direction}"
-        assert (grads[name][:, a_columns] == 0).all() and (grads[name][:, 3:] != 0).any()
+        read_in = grads[f"posterior.encoder.gru.weight_ih_l0{direction}"]
+        assert (read_in[:, two.inputs("a")] == 0).all()
+        assert (read_in[:, two.inputs("b")].abs().sum(0) > 0).all()
 
 
 class Swapped(torch.nn.Module):
@@ -193,36 +195,73 @@ def test_pooling_gives_one_sessions_score_as_it_is_and_leaves_out_sessions_witho
     assert math.isnan(pooled({"a": math.nan}, {"a": 0.0}))
 
 
-def test_the_validation_score_of_sessions_pools_each_sessions_own(two):
+@pytest.fixture
+def untrained(two):
+    """A Trainer of the two sessions, its flow untrained."""
     config = Config(**SMALL)
     pyro.set_rng_seed(0)
-    flow = build_flow(config, two.n_neurons, two.n_heldin)
-    trainer = Trainer(flow, two, config)
+    return Trainer(build_flow(config, two.n_neurons, two.n_heldin), two, config)
+
+
+def test_the_validation_score_of_sessions_pools_each_sessions_own(two, untrained):
     pyro.set_rng_seed(4)
-    score = trainer.validation_score()
+    score = untrained.validation_score()
     pyro.set_rng_seed(4)
     scores, spikes = {}, {}
     for name, own in two.sessions.items():
         valid = own.splits["valid"]
-        rates = model_rates(session_flow(flow, two, name), own, valid, config.samples)
+        rates = model_rates(session_flow(untrained.flow, two, name), own, valid,
+                            untrained.config.samples)
         scores[name] = co_bps(rates[..., own.heldout], own.spikes[valid][..., own.heldout])
         spikes[name] = heldout_spikes(own, valid)
     assert score == pytest.approx(pooled(scores, spikes), rel=1e-12)
 
 
+def test_the_validation_kl_of_sessions_is_the_mean_over_all_their_validation_trials(
+        two, untrained):
+    pyro.set_rng_seed(4)
+    kl = untrained.validation_kl()
+    pyro.set_rng_seed(4)
+    total, trials = 0.0, 0
+    for name, own in two.sessions.items():
+        view, valid = session_flow(untrained.flow, two, name).eval(), own.splits["valid"]
+        inputs = torch.as_tensor(own.spikes[valid][..., own.heldin])
+        total += float(kl_per_dimension(view.model, view.guide, inputs, 12, samples=1).sum()
+                       ) * len(valid)
+        trials += len(valid)
+    assert kl == pytest.approx(total / trials, rel=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_on_a_gpu_a_sessions_view_leaves_the_encoders_weights_where_they_are(two):
+    flow = build_flow(Config(**SMALL), two.n_neurons, two.n_heldin).cuda()
+    gru = flow.posterior.encoder.gru
+    places = {name: value.data_ptr() for name, value in gru.named_parameters()}
+    b = session_data(two, "b")
+    view = session_flow(flow, two, "b")
+    view.guide(torch.as_tensor(b.spikes[..., b.heldin], device="cuda"), n_bins=12)
+    assert {name: value.data_ptr() for name, value in gru.named_parameters()} == places
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_on_a_gpu_sessions_train_through_their_views_with_graphs_as_without(two):
-    scores = []
+    scores, weights = [], []
     for graphs in (False, True):
         config = Config(**SMALL, epochs=4, batch_size=3, eval_every=4, device="cuda",
                         cuda_graphs=graphs)
         pyro.set_rng_seed(0)
         trainer = Trainer(build_flow(config, two.n_neurons, two.n_heldin), two,
                           config)
+        start = trainer.flow.posterior.encoder.gru.weight_hh_l0.detach().clone()
         scores.append(trainer.fit(progress=False).best_score)
+        weights.append({name: value.detach().cpu() for name, value in
+                        trainer.flow.state_dict().items()})
     assert all(isinstance(part.svi, GraphSVI) and part.svi.recordings and not part.svi.failed
                for part in trainer.parts)
     assert scores[1] == pytest.approx(scores[0], abs=1e-3)
+    assert not torch.equal(weights[1]["posterior.encoder.gru.weight_hh_l0"], start.cpu())
+    for name, value in weights[0].items():  # the replayed steps trained what the eager ones did
+        torch.testing.assert_close(weights[1][name], value, rtol=1e-3, atol=1e-5, msg=name)
 
 
 @pytest.mark.parametrize("settings, fragment", [
@@ -245,7 +284,7 @@ def recordings(tmp_path_factory):
             "b": write_spike_times_npz(folder / "b.npz", simulate_recording(30, 9, seed=2))}
 
 
-def test_stacked_recordings_are_each_read_as_alone(recordings):
+def test_recordings_of_several_sessions_are_each_read_as_alone(recordings):
     config = Config(data=str(recordings["a"]), sessions=[str(recordings["b"])],
                     align="stim_on_time", window="-0.2,0.8")
     two = load_config_data(config)

@@ -13,7 +13,7 @@ import pytest
 from pyrolf.cli.main import cli
 
 HEAVY = ("torch", "pyro", "sklearn", "nlb_tools", "matplotlib", "pandas", "scipy", "arviz",
-         "xarray", "pynwb")
+         "xarray", "pynwb", "ray")
 PYROLF = Path(sys.executable).parent / "pyrolf"  # the console script, as a user runs it
 
 

@@ -37,7 +37,8 @@ def test_pyro_checks_the_first_step_of_a_fit_only(data):
 
     config = Config(epochs=3, **TINY)
     trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
-    (part,) = trainer.parts
+    (part,) = trainer.parts  # one session: the flow itself on the data themselves
+    assert part.flow is trainer.flow and part.data is data
     guide, checked = part.svi.guide, []
 
     def recording_guide(*args, **kwargs):

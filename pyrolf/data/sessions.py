@@ -49,16 +49,30 @@ class Sessions(HeldOut):
         """``(neurons of all sessions,)`` bool, session after session."""
         return np.concatenate([data.heldout for data in self.sessions.values()])
 
-    def neurons(self, name: str) -> np.ndarray:
-        """The indices of session ``name``'s neurons among those of all sessions
-        ``(its neurons,)``.
+    def neurons(self, name: str) -> slice:
+        """Session ``name``'s neurons among those of all sessions: its rows of the decoder's
+        read-out.
 
         Raises:
             DataError: no session of that name (the message lists them).
         """
+        return self._span(name, lambda data: data.n_neurons)
+
+    def inputs(self, name: str) -> slice:
+        """Session ``name``'s held-in neurons among those of all sessions: its columns of the
+        encoder's input weights.
+
+        Raises:
+            DataError: no session of that name (the message lists them).
+        """
+        return self._span(name, lambda data: data.n_heldin)
+
+    def _span(self, name: str, size) -> slice:
+        """Where session ``name``'s ``size(data)`` entries lie among all sessions', which come
+        session after session."""
         data, names = session_data(self, name), list(self.sessions)
-        start = sum(self.sessions[other].n_neurons for other in names[:names.index(name)])
-        return np.arange(start, start + data.n_neurons)
+        start = sum(size(self.sessions[other]) for other in names[:names.index(name)])
+        return slice(start, start + size(data))
 
 
 def session_names(paths) -> list[str]:

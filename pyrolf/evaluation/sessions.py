@@ -19,16 +19,17 @@ def heldout_spikes(data: SpikeData, trials) -> float:
     return float(data.spikes[trials][:, : data.n_observed][..., data.heldout].sum())
 
 
-def pooled(scores: dict, spikes: dict) -> float:
-    """Bits per spike of several sessions' held-out neurons together from each session's
-    ``scores`` and held-out ``spikes`` (the same keys): the scores weighted by the spikes, as
-    co-bps's null model (each neuron's mean count) is a neuron's own. A session without a
-    held-out spike has none to count; NaN where no session has one. One session's score is
-    given as it is."""
-    total = sum(spikes.values())
+def pooled(scores: dict, weights: dict) -> float:
+    """The mean of several sessions' ``scores`` weighted by ``weights`` (the same keys), the
+    sessions of weight 0 left out (nothing of theirs to count; their score is undefined); NaN
+    where all weigh 0. One session's score is given as it is. Weighted by the sessions' held-out
+    spikes, each session's bits per spike of its held-out neurons pool into those of all
+    sessions' held-out neurons together, as co-bps's null model (each neuron's mean count) is a
+    neuron's own."""
+    total = sum(weights.values())
     if total == 0:
         return math.nan
-    return float(sum(scores[key] * (spikes[key] / total) for key in scores if spikes[key] > 0))
+    return float(sum(scores[key] * (weights[key] / total) for key in scores if weights[key] > 0))
 
 
 def pooled_metrics(by_session: dict[str, dict], data: Sessions) -> dict:

@@ -219,18 +219,16 @@ class Trainer:
         validation trials (see :func:`pyrolf.evaluation.collapse.kl_per_dimension`; of several
         sessions, the mean over all their validation trials); ``None`` for a swapped-in prior or
         guide whose sites are not Normal or Langevin trajectories."""
-        total = sum(len(part.valid) for part in self.parts)
-        kl = 0.0
-        for part in self.parts:
+        kls = {}
+        for index, part in enumerate(self.parts):
             inputs = encoder_inputs(part.valid, part.heldin, part.data.n_forward)
             with evaluating(part.flow):
                 try:
-                    per_bin = kl_per_dimension(part.flow.model, part.flow.guide, inputs,
-                                               part.data.n_bins, samples=1).sum()
+                    kls[index] = float(kl_per_dimension(part.flow.model, part.flow.guide, inputs,
+                                                        part.data.n_bins, samples=1).sum())
                 except UnsplitSite:
                     return None
-            kl += float(per_bin) * (len(part.valid) / total)
-        return kl
+        return pooled(kls, {index: len(part.valid) for index, part in enumerate(self.parts)})
 
     def batches(self) -> list[tuple[Part, torch.Tensor]]:
         """An epoch's batches: each part's training trials in a random order, cut into batches

@@ -43,7 +43,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
 
 from pyrolf.config import Config
-from pyrolf.data import SpikeData, load_config_data
+from pyrolf.data import Sessions, SpikeData, load_config_data
 from pyrolf.inference.svi import Trainer, TrainingDiverged
 from pyrolf.models import build_flow
 from pyrolf.pipeline import _save, check_device, evaluate_run, load_run
@@ -70,14 +70,14 @@ class SweepTrainer(Trainer):
             return super().validation_score()
 
 
-def score_run(run_dir, data: SpikeData | None = None) -> float:
+def score_run(run_dir, data: SpikeData | Sessions | None = None) -> float:
     """The validation co-bps of a run folder's best weights, as a sweep scores them (``data`` as
     in :func:`pyrolf.pipeline.load_run`)."""
     flow, config, data = load_run(run_dir, data)
     return SweepTrainer(flow, data, config).validation_score()
 
 
-def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData, folder: str,
+def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions, folder: str,
                 threads: int) -> None:
     """One trial: train the config ``base`` + ``hyperparameters`` on ``data`` into the run folder
     ``folder/trials/TRIAL_ID``, reporting to Ray Tune at every validation.
@@ -231,7 +231,7 @@ def _check_listening(address: str) -> None:
             raise ConnectionError(f"nothing answers there: {error.strerror or error}") from None
 
 
-def _trainable(settings: dict, folder: Path, data: SpikeData):
+def _trainable(settings: dict, folder: Path, data: SpikeData | Sessions):
     """:func:`train_trial` with the shared settings and data bound, and its resources."""
     cpus, gpus = settings["cpus_per_trial"], settings["gpus_per_trial"]
     trainable = tune.with_parameters(train_trial, base=settings["config"], data=data,
@@ -261,7 +261,7 @@ def _scheduler(settings: dict, space: dict[str, Dimension]):
                                    custom_explore_fn=partial(_clip, space))
 
 
-def _summarise(folder: Path, settings: dict, data: SpikeData) -> SweepResult:
+def _summarise(folder: Path, settings: dict, data: SpikeData | Sessions) -> SweepResult:
     """Write ``results.csv`` from Ray Tune's record of the trials and ``best/`` from the best."""
     trials = tune.ExperimentAnalysis(str(folder.resolve() / EXPERIMENT)).trials
     names = list(search_space(settings["space"], Config.from_dict(settings["config"])))
@@ -289,7 +289,7 @@ def _row(trial, names: list[str]) -> dict:
             "status": trial.status, "run_folder": f"{TRIALS}/{trial.trial_id}"}
 
 
-def _write_best(folder: Path, row: dict, data: SpikeData) -> dict:
+def _write_best(folder: Path, row: dict, data: SpikeData | Sessions) -> dict:
     """Copy the best trial's run folder to ``best/`` and write its ``metrics.json``: the test
     metrics of ``pyrolf evaluate`` with the validation co-bps scored again and the trial's
     record."""
