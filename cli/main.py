@@ -20,7 +20,7 @@ from pyrolf.cli.sweep import sweep
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import DataError, load_config_data
 from pyrolf.data.dandi import DANDISETS, DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir, download_command
-from pyrolf.dynamics.names import POTENTIAL_NAMES
+from pyrolf.names import GUIDE_NAMES, POTENTIAL_NAMES, PRIORS
 from pyrolf.inference import TrainingDiverged
 from pyrolf.models.presets import ARCHITECTURE, preset
 from pyrolf.runs import RunError, RunFolder, RunInterrupted
@@ -32,11 +32,11 @@ OVERRIDES = {
     "epochs": click.option("--epochs", type=click.IntRange(min=1), help="Training epochs."),
     "device": click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to train."),
     "seed": click.option("--seed", type=int, help="Seed of initialisation, batches and sampling."),
-    "prior": click.option("--prior", type=click.Choice(["langevin", "overdamped"]),
+    "prior": click.option("--prior", type=click.Choice(PRIORS),
                           help="Latent dynamics: underdamped Langevin (paper) or overdamped."),
     "potential": click.option("--potential", type=click.Choice(POTENTIAL_NAMES),
                               help="Potential of the Langevin prior (default springs)."),
-    "guide": click.option("--guide", type=click.Choice(["langevin", "meanfield"]),
+    "guide": click.option("--guide", type=click.Choice(GUIDE_NAMES),
                           help="Variational posterior."),
     "sites": click.option("--sites", type=click.Choice(["vectorised", "stepwise"]),
                           help="One trajectory site (fast) or one Pyro site per bin."),

@@ -22,7 +22,7 @@ from pyro.poutine.trace_struct import Trace
 from torch import nn
 from tqdm.auto import tqdm
 
-from pyrolf.config import Config, ConfigError
+from pyrolf.config import Config
 from pyrolf.dynamics.langevin import DYNAMICS
 from pyrolf.dynamics.potentials import POTENTIALS
 from pyrolf.dynamics.prior import LangevinPrior
@@ -168,11 +168,8 @@ def _length(inputs: torch.Tensor, spikes: torch.Tensor | None, n_bins: int | Non
 
 def build_flow(config: Config, n_neurons: int, n_heldin: int) -> LangevinFlow:
     """The LangevinFlow a :class:`~pyrolf.config.Config` names, for ``n_neurons`` neurons of
-    which the first-listed ``n_heldin`` inputs feed the encoder."""
-    for name, table in (("prior", DYNAMICS), ("potential", POTENTIALS), ("guide", GUIDES)):
-        if getattr(config, name) not in table:
-            raise ConfigError(f"unknown {name} {getattr(config, name)!r}; "
-                              f"choose one of {', '.join(table)}")
+    which the first-listed ``n_heldin`` inputs feed the encoder (the config has checked the
+    names of its prior, potential and guide)."""
     potential = POTENTIALS[config.potential](config.latent_dim, config.channels)
     dynamics = DYNAMICS[config.prior](potential, config.step, config.damping, config.noise_scale,
                                       config.learn_dynamics, config.integrator)

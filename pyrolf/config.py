@@ -12,7 +12,7 @@ from dataclasses import MISSING, dataclass, field, fields
 
 from pyrolf.data.dandi import DANDISETS
 from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS
-from pyrolf.dynamics.names import INTEGRATORS, QUADRATIC
+from pyrolf.names import GUIDE_NAMES, INTEGRATORS, POTENTIAL_NAMES, PRIORS, QUADRATIC
 
 #: NLB's bin widths (ms) and its default; own recordings take any whole number of ms
 NLB_BIN_SIZES_MS, NLB_BIN_MS = (5, 20), 20
@@ -135,15 +135,8 @@ class Config:
                               "fp-bps); leave out forward_bins")
         if self.kl_warmup < 0 or self.weight_decay < 0:
             raise ConfigError("kl_warmup and weight_decay must not be negative")
-        if self.prior == "overdamped" and self.potential == "oscillators":
-            raise ConfigError("the overdamped prior diverges in the oscillator potential, which is "
-                              "not bounded below; use --potential springs, --potential free (a "
-                              "Gaussian random walk) or --potential anharmonic")
-        if self.integrator == "scan" and not QUADRATIC.get(self.potential, True):
-            raise ConfigError(f"the scan integrator needs a quadratic potential and "
-                              f"{self.potential} is not; use --config with integrator \"loop\" "
-                              "or \"auto\"")
-        choices = {"sites": ("vectorised", "stepwise"), "device": ("cpu", "cuda"),
+        choices = {"prior": PRIORS, "potential": POTENTIAL_NAMES, "guide": GUIDE_NAMES,
+                   "sites": ("vectorised", "stepwise"), "device": ("cpu", "cuda"),
                    "phase": ("val", "test"), "integrator": INTEGRATORS}
         if not self.own_data() and self.bin_size_ms is not None:
             choices["bin_size_ms"] = NLB_BIN_SIZES_MS
@@ -151,6 +144,14 @@ class Config:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(map(str, allowed))}, "
                                   f"got {getattr(self, name)!r}")
+        if self.prior == "overdamped" and self.potential == "oscillators":
+            raise ConfigError("the overdamped prior diverges in the oscillator potential, which is "
+                              "not bounded below; use --potential springs, --potential free (a "
+                              "Gaussian random walk) or --potential anharmonic")
+        if self.integrator == "scan" and not QUADRATIC[self.potential]:
+            raise ConfigError(f"the scan integrator needs a quadratic potential and "
+                              f"{self.potential} is not; use --config with integrator \"loop\" "
+                              "or \"auto\"")
         self._validate_own_data()
 
     def own_data(self) -> bool:

@@ -7,6 +7,7 @@ import pytest
 from test_cli import assert_one_line_error, run_cli
 
 from pyrolf.config import Config, ConfigError, field_types
+from pyrolf.names import GUIDE_NAMES, POTENTIAL_NAMES, PRIORS, QUADRATIC
 
 # One value of each JSON type, with the Python types of a field that may take it.
 JSON_VALUES = {
@@ -87,6 +88,31 @@ def test_nan_and_infinity_are_no_setting(value, shown):
 def test_choices_of_numbers_are_named_in_the_message():
     with pytest.raises(ConfigError, match="bin_size_ms must be one of 5, 20, got 7"):
         Config(bin_size_ms=7)
+
+
+def test_the_names_settings_are_checked_against_are_the_registries():
+    """Config and the CLI read pyrolf.names, without torch: it must name every prior, potential
+    and guide the registries build, in their order, and say of each potential what its class
+    says of being quadratic."""
+    from pyrolf.dynamics import DYNAMICS, POTENTIALS
+    from pyrolf.guides import GUIDES
+
+    assert (PRIORS, POTENTIAL_NAMES, GUIDE_NAMES) == (tuple(DYNAMICS), tuple(POTENTIALS),
+                                                      tuple(GUIDES))
+    assert {name: POTENTIALS[name](8, 2).quadratic for name in POTENTIALS} == QUADRATIC
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("prior", "prior must be one of langevin, overdamped, got 'brownian'"),
+    ("potential", "potential must be one of oscillators, anharmonic, springs, free, got "
+                  "'brownian'"),
+    ("guide", "guide must be one of langevin, meanfield, got 'brownian'"),
+])
+def test_a_prior_potential_or_guide_of_no_such_name_is_one_line_before_any_data(setting,
+                                                                                message):
+    with pytest.raises(ConfigError, match=message) as error:
+        Config(**{setting: "brownian"})
+    assert "\n" not in str(error.value)
 
 
 def test_the_integrator_is_a_named_choice_and_the_scan_needs_a_quadratic_potential():

@@ -8,20 +8,12 @@ import torch
 from pyrolf.dynamics import langevin
 from pyrolf.dynamics.langevin import (LangevinDynamics, LangevinTrajectory, OverdampedDynamics,
                                       linear_scan)
-from pyrolf.dynamics.names import POTENTIAL_NAMES, QUADRATIC
 from pyrolf.dynamics.potentials import (POTENTIALS, AnharmonicOscillators, CoupledOscillators,
                                        CoupledSprings,
                                         FreeParticle, force)
 from pyrolf.dynamics.spectrum import step_jacobian
 
 pytestmark = pytest.mark.usefixtures("float64")
-
-
-def test_the_names_settings_are_checked_against_are_the_registrys_potentials():
-    """Config and the CLI read pyrolf.dynamics.names, without torch; it must name every potential
-    POTENTIALS builds, in its order, and say of each what its class says of being quadratic."""
-    assert POTENTIAL_NAMES == tuple(POTENTIALS)
-    assert {name: POTENTIALS[name](8, 2).quadratic for name in POTENTIALS} == QUADRATIC
 
 
 def test_free_particle_without_noise_decays_by_one_minus_damping_and_z_integrates_v():

@@ -2,8 +2,7 @@
 
 from pyrolf.lazy import lazy_names
 
-# torch and Pyro on first use: pyrolf.dynamics.names, which settings are checked against, needs
-# neither
+# torch and Pyro on first use: pyrolf.names, which settings are checked against, needs neither
 __getattr__ = lazy_names(__name__, {
     "langevin": ("DYNAMICS", "LangevinDynamics", "LangevinTrajectory", "OverdampedDynamics"),
     "potentials": ("POTENTIALS", "AnharmonicOscillators", "CoupledOscillators", "FreeParticle",

@@ -25,7 +25,7 @@ import torch
 from pyro.distributions import Normal, TorchDistribution, constraints
 from torch import nn
 
-from pyrolf.dynamics.names import INTEGRATORS
+from pyrolf.names import INTEGRATORS
 from pyrolf.dynamics.potentials import force
 
 
