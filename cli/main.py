@@ -223,8 +223,10 @@ def diagnose(run_dir, samples, trials, session, quiet):
 def infer(run_dir, data, samples, out, device, session, quiet):
     """Every trial's posterior from RUN_DIR's best weights: inferred.nc (posterior means and 90 %
     intervals of z, v, the inferred inputs and the rates, with trial indices, splits and
-    conditions), and the modes of the learned dynamics: dynamics.json and spectrum.png."""
+    conditions), and the modes and fixed points of the learned dynamics: dynamics.json and
+    spectrum.png."""
     from pyrolf import pipeline  # torch, Pyro: when the command runs
+    from pyrolf.dynamics.fixed_points import summary
 
     options = {} if samples is None else {"samples": samples}
     report = pipeline.infer_run(run_dir, data, out=out, device=device, progress=not quiet,
@@ -237,7 +239,8 @@ def infer(run_dir, data, samples, out, device, session, quiet):
     click.echo(f"inferred {what} from {report['samples']} posterior samples each: "
                f"{', '.join(map(str, files))}")
     click.echo(f"dynamics: {len(report['modes'])} modes of the linearised step, largest "
-               f"|eigenvalue| {report['spectral_radius']:.4f}")
+               f"|eigenvalue| {report['spectral_radius']:.4f}; fixed points: "
+               f"{summary(report['fixed_points'])}")
     click.echo(f"run folder: {run_dir} ({pipeline.DYNAMICS}, {pipeline.SPECTRUM})")
 
 

@@ -314,10 +314,11 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
               device: str | None = None, progress: bool = True,
               session: str | None = None) -> dict:
     """:func:`infer` on a run folder, written to ``out`` (default ``RUN_DIR/inferred.nc``), and the
-    modes of the learned dynamics (:func:`pyrolf.dynamics.spectrum.dynamics_spectrum`) to
-    ``RUN_DIR/dynamics.json`` and ``spectrum.png``. A run of several sessions writes one file per
-    session inferred, ``out``'s name with ``-SESSION`` before its suffix
-    (``RUN_DIR/inferred-SESSION.nc``), or ``out`` itself where given with ``session``. The
+    modes of the learned dynamics (:func:`pyrolf.dynamics.spectrum.dynamics_spectrum`) and its
+    fixed points (:func:`pyrolf.dynamics.fixed_points.fixed_points`, searched from the inferred
+    positions) to ``RUN_DIR/dynamics.json``, and the modes to ``spectrum.png``. A run of several
+    sessions writes one file per session inferred, ``out``'s name with ``-SESSION`` before its
+    suffix (``RUN_DIR/inferred-SESSION.nc``), or ``out`` itself where given with ``session``. The
     arguments are checked before anything is computed and every file is written through a
     temporary one, so an error leaves the run folder as it was.
     Returns ``trials`` (a continuous recording's windows; then also ``windows`` and ``bins``, the
@@ -325,6 +326,7 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     what ``dynamics.json`` holds."""
     from pyrolf.diagnostics.export import write_inferred
     from pyrolf.diagnostics.plots import spectrum as plot_spectrum
+    from pyrolf.dynamics.fixed_points import fixed_points
     from pyrolf.dynamics.spectrum import dynamics_spectrum
 
     run = RunFolder.open(run_dir)
@@ -339,6 +341,7 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
                                     for _, dataset in inferred.values()])
         first, first_dataset = next(iter(inferred.values()))
         spectrum = dynamics_spectrum(flow.prior.dynamics, positions, first.known_bin_size)
+        spectrum["fixed_points"] = fixed_points(flow.prior.dynamics, positions)
         radius = f"largest |eigenvalue| {spectrum['spectral_radius']:.4f}"
         try:
             for name, (_, dataset) in inferred.items():

@@ -103,6 +103,10 @@ def test_infer_writes_every_trial_with_its_coordinates(lorenz_run, monkeypatch, 
                    for name in inferred.data_vars)  # byte-shuffled, then zlib
     report = json.loads((lorenz_run / "dynamics.json").read_text())
     assert len(report["modes"]) == 2 * d and report["time_unit"] == "bins"
+    # springs: U ≥ 0 is a quadratic form, so its one fixed point, in closed form, is a minimum
+    (point,) = report["fixed_points"]["points"]
+    assert point["kind"] == "minimum" and point["position"] == [0.0] * d
+    assert f"fixed points: 1 minimum ({int(point['stability'] == 'stable')} stable" in out
     assert (lorenz_run / "spectrum.png").stat().st_size > 0
     # the embedded Lorenz data carry true latents and rates: metrics.json scores against them
     metrics = json.loads((lorenz_run / "metrics.json").read_text())
@@ -137,6 +141,24 @@ def test_with_the_prior_as_guide_the_inputs_are_the_innovations_mean_zero(float6
     assert np.sqrt(np.mean(means ** 2)) == pytest.approx(sigma / math.sqrt(samples), rel=0.1)
     assert summary["inputs_lower"][:, 1:].mean() == pytest.approx(-1.645 * sigma, rel=0.03)
     assert summary["inputs_upper"][:, 1:].mean() == pytest.approx(1.645 * sigma, rel=0.03)
+
+
+def test_a_nonlinear_potential_s_fixed_points_are_searched_from_the_inferred_states(small_run,
+                                                                                     tmp_path):
+    config = pyrolf.Config(data=str(small_run.folder / "data.h5"), epochs=1, batch_size=16,
+                           samples=2, potential="anharmonic", **TINY)
+    pyrolf.fit(load_config_data(config), config, run_dir=tmp_path / "run", progress=False)
+    report = pyrolf.pipeline.infer_run(tmp_path / "run", samples=2, progress=False)
+    found = report["fixed_points"]
+    # the origin and 255 of the 24 trials × 12 bins of posterior-mean positions
+    assert found["method"].startswith("search") and found["starts"] == 256
+    assert found["reached"] == sum(point["searches"] for point in found["points"]) > 0
+    potential = load_run(tmp_path / "run")[0].prior.dynamics.potential.double()
+    for point in found["points"]:  # each is where the learned force vanishes
+        at = torch.tensor(point["position"], dtype=torch.float64)
+        assert force(potential, at).norm() <= found["tolerance"]
+    on_disk = json.loads((tmp_path / "run" / "dynamics.json").read_text())["fixed_points"]
+    assert on_disk == found
 
 
 @pytest.mark.parametrize("draws_per_pass", [7, 64])
