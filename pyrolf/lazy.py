@@ -8,10 +8,14 @@ import importlib
 from collections.abc import Callable
 
 
-def lazy_names(package: str, sources: dict[str, tuple[str, ...]]) -> Callable[[str], object]:
-    """The module ``__getattr__`` of ``package`` that gives each name of ``sources[module]`` from
-    the submodule ``package.module``, imported on first use, so that ``package.name`` and
-    ``from package import name`` work as if the package had imported it."""
+def lazy_names(namespace: dict, sources: dict[str, tuple[str, ...]]
+               ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """The module ``__getattr__`` and ``__dir__`` of the package whose ``globals()`` is
+    ``namespace``: ``__getattr__`` gives each name of ``sources[module]`` from the submodule
+    ``package.module``, imported on first use, so that ``package.name`` and ``from package import
+    name`` work as if the package had imported it; ``__dir__`` lists those names with the
+    package's own, so ``dir(package)`` and a notebook's completion show them, importing nothing."""
+    package = namespace["__name__"]
     where = {name: module for module, names in sources.items() for name in names}
 
     def __getattr__(name: str):
@@ -19,4 +23,7 @@ def lazy_names(package: str, sources: dict[str, tuple[str, ...]]) -> Callable[[s
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
 
-    return __getattr__
+    def __dir__() -> list[str]:
+        return sorted({*namespace, *where})
+
+    return __getattr__, __dir__

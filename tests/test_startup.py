@@ -32,6 +32,10 @@ def heavy_imported(code: str) -> list[str]:
     # a bad setting, the quadratic-potential check included
     "from pyrolf.config import Config, ConfigError\n"
     "try:\n    Config(integrator='scan', potential='anharmonic')\nexcept ConfigError:\n    pass",
+    # what a notebook's completion asks: every name, the lazy ones among them
+    "import pyrolf, pyrolf.models, pyrolf.dynamics, pyrolf.data\n"
+    "for package in (pyrolf, pyrolf.models, pyrolf.dynamics, pyrolf.data):\n"
+    "    assert set(package.__all__) <= set(dir(package)), package",
 ])
 def test_importing_pyrolf_and_checking_settings_import_nothing_heavy(code):
     assert heavy_imported(code) == []
@@ -73,3 +77,5 @@ def test_a_packages_names_imported_on_first_use_are_the_names_it_exports(package
     namespace = {}
     exec(f"from {package} import *", namespace)
     assert set(module.__all__) <= set(namespace)
+    # dir() lists the package's own names and the lazy ones, imported or not
+    assert set(module.__all__) | {"__name__", "__getattr__", "__dir__"} <= set(dir(module))

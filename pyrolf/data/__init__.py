@@ -102,7 +102,7 @@ def _source_data(config) -> SpikeData:
 
 # NLB loading imports nlb_tools, pynwb and pandas (about 3 s): on first use, since the Lorenz data
 # and spike files do not need them
-__getattr__ = lazy_names(__name__, {"nlb": ("load_nlb",)})
+__getattr__, __dir__ = lazy_names(globals(), {"nlb": ("load_nlb",)})
 
 
 __all__ = ["DANDISETS", "DataError", "Sessions", "SpikeData", "event_locked_dataset", "data_file", "hold_forward_bins", "load_config_data", "load_data", "load_nlb", "load_recording", "load_spike_file", "lorenz_dataset",

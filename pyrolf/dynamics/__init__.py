@@ -3,7 +3,7 @@
 from pyrolf.lazy import lazy_names
 
 # torch and Pyro on first use: pyrolf.names, which settings are checked against, needs neither
-__getattr__ = lazy_names(__name__, {
+__getattr__, __dir__ = lazy_names(globals(), {
     "langevin": ("DYNAMICS", "LangevinDynamics", "LangevinTrajectory", "OverdampedDynamics"),
     "potentials": ("POTENTIALS", "AnharmonicOscillators", "CoupledOscillators", "FreeParticle",
                    "force"),
