@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,10 +221,22 @@ def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bo
                            run.path / RunFolder.SUBMISSION, progress)
         metrics["weights"] = weights_of(run)
         if run.has(RunFolder.CHECKPOINT):
-            history = run.load(RunFolder.CHECKPOINT)["state"]["history"]
-            metrics.update(collapse_metrics(metrics, history))
+            state = TrainState(**run.load(RunFolder.CHECKPOINT)["state"])
+            metrics.update(training_record(state, config))
+            metrics.update(collapse_metrics(metrics, state.history))
         run.write_json(RunFolder.METRICS, metrics)
     return metrics
+
+
+def training_record(state: TrainState, config: Config) -> dict:
+    """What ``metrics.json`` keeps of the training: the last epoch's ``elbo``, ``epochs``,
+    ``best_epoch``, its ``valid_co_bps``, ``seconds`` (all epochs', validation included, over
+    every ``--resume``), ``seconds_per_epoch`` and the ``device``."""
+    seconds = sum(record["seconds"] for record in state.history)
+    return {"elbo": state.history[-1]["elbo"] if state.history else None,
+            "epochs": state.epoch, "best_epoch": state.best_epoch,
+            "valid_co_bps": state.best_score, "seconds": seconds,
+            "seconds_per_epoch": seconds / max(len(state.history), 1), "device": config.device}
 
 
 def collapse_metrics(metrics: dict, history: list[dict]) -> dict:
@@ -449,13 +460,11 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
         trainer.on_checkpoint = lambda t, is_best: _save(run, t, is_best)
         if not run.has(RunFolder.CHECKPOINT):  # at once: from here on the run can be continued
             run.save(RunFolder.CHECKPOINT, trainer.checkpoint())
-    started = time.perf_counter()
     try:
         state = trainer.fit(progress)
     except TrainingDiverged as error:
         where = f"; the last good checkpoint is in {run.path}" if run is not None else ""
         raise TrainingDiverged(f"{error}{where}; lower the learning rate (--lr) and try again") from None
-    seconds = time.perf_counter() - started
     if trainer.best_flow is not None:
         trainer.flow.load_state_dict(trainer.best_flow)
     config = trainer.config
@@ -463,15 +472,8 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
     submission = run.path / RunFolder.SUBMISSION if run is not None else None
     metrics = evaluate(trainer.flow, trainer.data, config.samples, config.device, submission,
                        progress)
-    metrics.update({
-        "elbo": state.history[-1]["elbo"] if state.history else None,
-        "epochs": state.epoch, "best_epoch": state.best_epoch,
-        "valid_co_bps": state.best_score,
-        "seconds": seconds,
-        "seconds_per_epoch": sum(r["seconds"] for r in state.history) / max(len(state.history), 1),
-        "device": config.device,
-        "weights": RunFolder.BEST if trainer.best_flow is not None else RunFolder.CHECKPOINT,
-    })
+    metrics.update(training_record(state, config))
+    metrics["weights"] = RunFolder.BEST if trainer.best_flow is not None else RunFolder.CHECKPOINT
     metrics.update(collapse_metrics(metrics, state.history))
     if run is not None:
         run.write_history(state.history)  # also when a resumed run had none left to train

@@ -4,6 +4,7 @@ import json
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pyrolf.cli.main import main
@@ -111,19 +112,27 @@ def test_fit_evaluate_resume_and_refusals(spike_file, tmp_path, monkeypatch, cap
     assert_one_line_error(code, err, "already holds a run", "--resume")
     assert (run / "checkpoint.pt").read_bytes() == checkpoint
 
-    # evaluate recomputes the same metrics from the checkpoint
+    # evaluate recomputes the same metrics from the checkpoint, the training record kept
     (run / "metrics.json").unlink()
     code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
     assert code == 0, err
     assert "score: 100%" in err  # the progress bar of the scored trial-draws
-    assert json.loads((run / "metrics.json").read_text())["co_bps"] == pytest.approx(
-        metrics["co_bps"])
+    evaluated = json.loads((run / "metrics.json").read_text())
+    assert evaluated["co_bps"] == pytest.approx(metrics["co_bps"])
+    training = ("elbo", "epochs", "best_epoch", "valid_co_bps", "seconds", "seconds_per_epoch",
+                "device")
+    assert {key: evaluated[key] for key in training} == {key: metrics[key] for key in training}
+    history = pd.read_csv(run / "history.csv")
+    assert metrics["seconds"] == pytest.approx(history.seconds.sum())
 
-    # resume continues to more epochs
+    # resume continues to more epochs; its seconds are those of all epochs, before and after
     code, _, err = run_cli(["fit", "--resume", run, "--epochs", "3", "--quiet"], monkeypatch,
                            capsys)
     assert code == 0, err
-    assert json.loads((run / "metrics.json").read_text())["epochs"] == 3
+    resumed = json.loads((run / "metrics.json").read_text())
+    assert resumed["epochs"] == 3
+    assert resumed["seconds"] == pytest.approx(pd.read_csv(run / "history.csv").seconds.sum())
+    assert resumed["seconds"] > metrics["seconds"]
 
     # a damaged checkpoint is reported, not traced back
     (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
