@@ -128,12 +128,13 @@ def fit(data, out, resume_dir, config_file, quiet, **overrides):
     overrides = {key: value for key, value in overrides.items() if value is not None}
     data = data or None
     if resume_dir is not None:
-        if data is not None or config_file is not None or set(overrides) - {"epochs"}:
+        if data is not None or config_file is not None or set(overrides) - {"epochs", "threads"}:
             raise ConfigError("--resume continues a run with its own settings; only --epochs "
-                              "may be given with it")
+                              "and --threads may be given with it")
         from pyrolf import pipeline  # torch, Pyro: once the options are checked
 
-        result = pipeline.resume(resume_dir, overrides.get("epochs"), progress=not quiet)
+        result = pipeline.resume(resume_dir, overrides.get("epochs"), progress=not quiet,
+                                 threads=overrides.get("threads"))
         run_dir = resume_dir
     else:
         config = build_config(data, config_file, overrides)

@@ -120,10 +120,11 @@ def _settings(config: Config, names: list[str]) -> str:
 
 
 def resume(run_dir, epochs: int | None = None, progress: bool = True,
-           data: SpikeData | Sessions | None = None) -> FitResult:
-    """Continue the run saved in ``run_dir`` from its last checkpoint (to ``epochs`` if given),
-    its folder locked meanwhile. A run that stopped before its first checkpoint is started over
-    from epoch 0 with its own settings (a note on stderr says so; see :func:`fit`).
+           data: SpikeData | Sessions | None = None, threads: int | None = None) -> FitResult:
+    """Continue the run saved in ``run_dir`` from its last checkpoint (to ``epochs`` if given;
+    with ``threads`` CPU threads if given, else the run's setting), its folder locked meanwhile.
+    A run that stopped before its first checkpoint is started over from epoch 0 with its own
+    settings (a note on stderr says so; see :func:`fit`).
 
     ``data`` is needed only when the run was fitted from Python on data that its config's
     ``data`` entry cannot reload.
@@ -137,6 +138,8 @@ def resume(run_dir, epochs: int | None = None, progress: bool = True,
     run = RunFolder.open(run_dir)
     with run.locked(), run.telling_what_is_kept():
         config = run.config()
+        if threads is not None:
+            config = config.replace(threads=threads)
         if run.has(RunFolder.CHECKPOINT):
             return _resume(run, config, epochs, progress, data)
     config = config if epochs is None else config.replace(epochs=epochs)

@@ -470,16 +470,16 @@ def test_another_continuous_file_is_chopped_by_the_run_s_options_and_merged(cont
 TWO_UNITS = [{"spike_times": np.arange(0.05, 5.0, 0.1)}, {"spike_times": np.arange(0.1, 5.0, 0.2)}]
 
 
-def write_nwb(path, units=None, series=None, voltages=False):
+def write_nwb(path, units=None, series=None, voltages=False, length=0.8):
     """A small NWB file: ``units`` rows of keyword arguments to ``add_unit`` (``None``: no Units
-    table), a trials table of 5 trials with an ``outcome`` column, ``series`` (processing
-    module name -> its TimeSeries) and, with ``voltages``, an ElectricalSeries ``lfp`` of two
-    electrodes in ``acquisition``."""
+    table), a trials table of 5 trials of ``length`` s, one a second, with an ``outcome`` column,
+    ``series`` (processing module name -> its TimeSeries) and, with ``voltages``, an
+    ElectricalSeries ``lfp`` of two electrodes in ``acquisition``."""
     nwbfile = NWBFile(session_description="bad", identifier=path.stem,
                       session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
     nwbfile.add_trial_column("outcome", "correct or error")
     for trial in range(5):
-        nwbfile.add_trial(start_time=float(trial), stop_time=trial + 0.8, outcome="correct")
+        nwbfile.add_trial(start_time=float(trial), stop_time=trial + length, outcome="correct")
     if units is not None:
         if units and "quality" in units[0]:
             nwbfile.add_unit_column("quality", "sorting quality")
@@ -508,6 +508,9 @@ def write_nwb(path, units=None, series=None, voltages=False):
     ("empty_trials", [], ["has no trials", "--continuous"]),
     ("npz_without_unit_ids", [], ["needs `unit_ids`"]),
     ("npz_start_only", [], ["only one of `trial_start` and `trial_stop`"]),
+    ("npz_short_stop", [], ["`trial_start` (3,) and `trial_stop` (2,)", "of one length"]),
+    ("npz_short_start", [], ["`trial_start` (2,) and `trial_stop` (3,)", "of one length"]),
+    ("events", [], ["trial 0 of events.nwb", "ends at its start_time", "--window"]),
     ("session", ["--align", "go_cue_time"],
      ["--align go_cue_time", "no column 'go_cue_time'", "stim_on_time, response_time, target"]),
     ("session", ["--condition", "direction"], ["no column 'direction'", "outcome"]),
@@ -560,6 +563,14 @@ def test_bad_recordings_and_options_are_one_line(case, args, fragments, files, s
         "npz_start_only": lambda: np.savez(tmp_path / "s.npz", spike_times=np.arange(4.0),
                                            unit_ids=np.arange(4) % 2, trial_start=np.zeros(2))
         or tmp_path / "s.npz",
+        "npz_short_stop": lambda: np.savez(tmp_path / "s.npz", spike_times=np.arange(4.0),
+                                           unit_ids=np.arange(4) % 2, trial_start=np.arange(3.0),
+                                           trial_stop=np.arange(2.0) + 0.5) or tmp_path / "s.npz",
+        "npz_short_start": lambda: np.savez(tmp_path / "s.npz", spike_times=np.arange(4.0),
+                                            unit_ids=np.arange(4) % 2,
+                                            trial_start=np.arange(2.0),
+                                            trial_stop=np.arange(3.0) + 0.5) or tmp_path / "s.npz",
+        "events": lambda: write_nwb(tmp_path / "events.nwb", TWO_UNITS, length=0.0),
         "session": lambda: files["nwb"], "npz": lambda: files["npz"],
         "continuous": lambda: files["continuous"], "lorenz": lambda: "lorenz",
         "spike_file": lambda: spike_file,
@@ -580,6 +591,17 @@ def test_bad_recordings_and_options_are_one_line(case, args, fragments, files, s
                            monkeypatch, capsys)
     assert_one_line_error(code, err, *fragments)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_table_of_events_is_cut_by_the_window_alone(tmp_path):
+    # trials of no length mark events: the window around them says what to cut
+    path = write_nwb(tmp_path / "events.nwb", TWO_UNITS, length=0.0)
+    data = load(path, align="start_time", window="0,0.5")
+    assert data.n_trials == 5 and data.n_bins == 50
+    spikes = [unit["spike_times"] for unit in TWO_UNITS]
+    for trial in range(5):
+        expected = [np.sum((times >= trial) & (times < trial + 0.5)) for times in spikes]
+        np.testing.assert_array_equal(data.spikes[trial].sum(0), expected)
 
 
 def test_bins_of_5_or_20_ms_stay_the_rule_for_nlb_and_the_default_follows_the_data():

@@ -239,14 +239,18 @@ def _trials(source, config, bin_size: float):
                         "give another --align")
     window = config.window_seconds()
     if window is None:
-        shortest = np.min(stops[rows] - align[rows])
+        lengths = stops[rows] - align[rows]
+        shortest = np.min(lengths)
         if shortest <= 0:
-            raise DataError(f"a trial of {path.name} ends {-shortest:g} s before its "
-                            f"{config.align}; give --window START,STOP around it")
+            at = f"{-shortest:g} s before" if shortest < 0 else "at"
+            raise DataError(f"trial {rows[np.argmin(lengths)]} of {path.name} (a row of its "
+                            f"trials table, from 0) ends {at} its {config.align}; give --window "
+                            "START,STOP around it")
         window = (0.0, float(shortest))
     else:
         longest = np.max(stops[rows] - starts[rows])
-        if window[1] - window[0] > longest:
+        # a table of events (every trial of no length) leaves the window to say it all
+        if longest > 0 and window[1] - window[0] > longest:
             raise DataError(f"--window {window[0]:g},{window[1]:g} ({window[1] - window[0]:g} s) "
                             f"is longer than every trial of {path.name} (the longest lasts "
                             f"{longest:g} s); give it in seconds around {config.align}")
@@ -425,9 +429,13 @@ class SpikeTimesFile:
             raise DataError(f"{path} has only one of `trial_start` and `trial_stop`; give both "
                             "(one per trial) or neither (a continuous recording)")
         if "trial_start" in arrays:
-            self._trials = {"start_time": arrays.pop("trial_start"),
-                            "stop_time": arrays.pop("trial_stop")}
-            self.n_trials = len(self._trials["start_time"])
+            starts, stops = arrays.pop("trial_start"), arrays.pop("trial_stop")
+            if starts.ndim != 1 or stops.shape != starts.shape:
+                raise DataError(f"{path}: `trial_start` {starts.shape} and `trial_stop` "
+                                f"{stops.shape} must be 1-D and of one length (one of each per "
+                                "trial, in the same order)")
+            self._trials = {"start_time": starts, "stop_time": stops}
+            self.n_trials = len(starts)
             self._trials.update({name: array for name, array in arrays.items()
                                  if array.ndim == 1 and len(array) == self.n_trials})
             self.trial_columns = tuple(self._trials)
