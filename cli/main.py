@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -313,10 +316,30 @@ def _print_metrics(metrics: dict, run_dir) -> None:
 cli.add_command(sweep)
 
 
-def main() -> None:
-    """Entry point: user errors become one line on stderr and exit status 1, no traceback."""
+@contextmanager
+def terminating_as_interrupted():
+    """SIGTERM (``kill``, a batch system's time limit or preemption) stops the command as Ctrl-C
+    does, so a fit's run folder is left as after Ctrl-C and the user is told how to go on."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        cli.main(standalone_mode=False)
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 1, no traceback;
+    Ctrl-C and SIGTERM one line and exit status 130."""
+    try:
+        with terminating_as_interrupted():
+            cli.main(standalone_mode=False)
     except click.ClickException as error:  # a bad command, option or value: one line, no usage
         context = getattr(error, "ctx", None)
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
@@ -324,6 +347,10 @@ def main() -> None:
         sys.exit(error.exit_code)
     except USER_ERRORS as error:
         click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except OSError as error:  # what the system refused: a name too long, a full disk, a device
+        where = f"{error.filename}: " if error.filename else ""
+        click.echo(f"error: {where}{error.strerror or error}", err=True)
         sys.exit(1)
     except (click.exceptions.Abort, KeyboardInterrupt) as error:  # click turns Ctrl-C into Abort
         cause = error.__cause__ if isinstance(error, click.exceptions.Abort) else error

@@ -46,11 +46,23 @@ class RunFolder:
         """Raise :class:`RunError` unless a new run may start here: ``path`` is no file, holds no
         run with a checkpoint (that one is continued with ``--resume``), and is not locked by
         another process. A folder whose run stopped before its first checkpoint may be started
-        over. Changes nothing in an existing run folder."""
-        self._refuse_overwrite()
-        if self.has(self.LOCK):
-            with self.locked():
-                pass
+        over. Changes nothing in an existing run folder. Refuses, too, a folder that cannot be
+        made: under a file, in a folder not writable, or a name the system refuses."""
+        try:
+            self._refuse_overwrite()
+            if self.has(self.LOCK):
+                with self.locked():
+                    pass
+            existing = next(path for path in (self.path, *self.path.parents) if path.exists())
+        except OSError as error:
+            raise RunError(f"cannot make a run folder at {self.path}: "
+                           f"{error.strerror or error}; give --out another path") from None
+        if not existing.is_dir():
+            raise RunError(f"cannot make a run folder at {self.path}: {existing} is a file; "
+                           "give --out another path")
+        if existing != self.path and not os.access(existing, os.W_OK | os.X_OK):
+            raise RunError(f"cannot make a run folder at {self.path}: {existing} is not "
+                           "writable; give --out another path")
 
     def _refuse_overwrite(self) -> None:
         if self.path.exists() and not self.path.is_dir():
@@ -69,7 +81,11 @@ class RunFolder:
         block: see :meth:`telling_what_is_kept`."""
         run = cls(path)
         run.check_new()
-        run.path.mkdir(parents=True, exist_ok=True)
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunError(f"cannot make a run folder at {run.path}: "
+                           f"{error.strerror or error}; give --out another path") from None
         with run.locked(), run.telling_what_is_kept():
             run._refuse_overwrite()  # again, now that no other process can start a run here
             if run.has(cls.CONFIG):

@@ -5,9 +5,9 @@ spins at each barrier before it sleeps; when another process holds one of the co
 spinning threads and that process take turns and an epoch of the default Lorenz fit took 8 to 32
 times as long (2 cores, one busy process; ``benchmarks/contention.py``). Letting threads sleep at
 once (``OMP_WAIT_POLICY=PASSIVE``) cured that but made the lone fit 2.2 times slower, and one
-thread always made it about 20 % slower. So a fit that was given no thread count measures, from ``/proc/stat``,
-how many cores other processes kept busy during its last epoch, and computes the next one with
-the cores left (at least one): all of them when it runs alone. The cores are those this process
+thread always made it about 20 % slower. So a fit that was given no thread count measures, from
+``/proc/stat``, how many cores other processes kept busy during its last epoch, and computes the
+next one with the cores left (at least one): all of them when it runs alone. The cores are those this process
 may run on (its CPU affinity: a batch job's allocation, ``taskset``), at most ``OMP_NUM_THREADS``
 where that is set. Elsewhere than Linux it keeps torch's count.
 """

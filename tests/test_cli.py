@@ -1,6 +1,8 @@
 """Every CLI failure a user can cause ends in one clear line and a non-zero exit, no traceback."""
 
 import json
+import os
+import signal
 import warnings
 
 import numpy as np
@@ -141,6 +143,24 @@ def test_fit_evaluate_resume_and_refusals(spike_file, tmp_path, monkeypatch, cap
     assert_one_line_error(code, err, "damaged")
 
 
+def test_paths_the_system_refuses_are_one_line_before_any_work(spike_file, tmp_path,
+                                                               monkeypatch, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    long = tmp_path / ("x" * 300)  # a name longer than a file system takes
+    for args, fragments in [
+            (["--out", afile / "run"], ["cannot make a run folder", "afile is a file"]),
+            (["--out", long], ["cannot make a run folder", "File name too long"]),
+            (["--out", tmp_path / "run", "--data", f"{long}.h5"], ["File name too long"])]:
+        code, _, err = run_cli(["fit", "--data", spike_file, *args, *TINY], monkeypatch, capsys)
+        assert_one_line_error(code, err, *fragments)
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setattr("os.access", lambda path, mode: False)  # as for anyone but root
+    code, _, err = run_cli(["fit", "--data", spike_file, "--out", tmp_path / "new" / "run",
+                            *TINY], monkeypatch, capsys)
+    assert_one_line_error(code, err, "cannot make a run folder", "is not writable")
+
+
 def test_missing_run_folders(tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(["evaluate", tmp_path / "nothing"], monkeypatch, capsys)
     assert_one_line_error(code, err, "no run folder")
@@ -182,8 +202,9 @@ def test_nan_in_training_stops_with_one_line_and_keeps_the_checkpoint(
     assert torch.load(run / "checkpoint.pt", weights_only=False)["state"]["epoch"] == 2
 
 
+@pytest.mark.parametrize("how", ["ctrl_c", "sigterm"])
 def test_ctrl_c_in_training_is_one_line_and_keeps_the_checkpoint(
-        spike_file, tmp_path, monkeypatch, capsys):
+        how, spike_file, tmp_path, monkeypatch, capsys):
     import pyro.infer
     import torch
 
@@ -194,7 +215,9 @@ def test_ctrl_c_in_training_is_one_line_and_keeps_the_checkpoint(
     def step_interrupted_in_epoch_3(self, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] > 2:  # one step per epoch
-            raise KeyboardInterrupt
+            if how == "ctrl_c":
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGTERM)  # as kill, or a batch system's time limit
         return step(self, *args, **kwargs)
 
     monkeypatch.setattr(pyro.infer.SVI, "step", step_interrupted_in_epoch_3)
@@ -204,6 +227,7 @@ def test_ctrl_c_in_training_is_one_line_and_keeps_the_checkpoint(
     assert code == 130
     assert_one_line_error(code, err, "interrupted", "--resume")
     assert torch.load(run / "checkpoint.pt", weights_only=False)["state"]["epoch"] == 2
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # as it was before the command
 
 
 def write_config(tmp_path, **values):

@@ -22,7 +22,7 @@ from pyrolf.diagnostics import (coverage, elbo, fano_factor, importance_summary,
                                 mean_rate, pareto_khat, psth, sample_posterior, select_trials)
 from pyrolf.diagnostics.arviz_adapter import ARVIZ_1, group_names, write_netcdf
 from pyrolf.diagnostics import report as diagnostics_report
-from pyrolf.diagnostics.ppc import predictive_interval, quantile_ranks
+from pyrolf.diagnostics.ppc import ppc_summary, predictive_interval, quantile_ranks
 from pyrolf.inference.svi import encoder_inputs
 from pyrolf.pipeline import diagnose_run
 
@@ -278,6 +278,12 @@ def test_coverage_by_hand():
     np.testing.assert_allclose(mean_rate(spikes), [2.0, 0.0])
     np.testing.assert_allclose(fano_factor(spikes), [1.0, np.nan])  # variance 2 / mean 2
     np.testing.assert_allclose(psth(spikes, np.array([7, 4])), [[[3, 0]], [[1, 0]]])
+    # one trial has no variance over trials: NaN, and no check to report, without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(fano_factor(spikes[:1]), [np.nan, np.nan])
+        one = ppc_summary(spikes[:1], np.stack([spikes[:1]] * 5))
+    assert one["ppc_coverage_fano"] is None and one["ppc_coverage_mean_rate"] == 1.0
 
 
 def test_predictive_interval_by_hand_skips_nan_draws():

@@ -361,7 +361,8 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
 
 def test_new_trials_are_matched_to_the_run_by_unit_id_in_any_order():
     """Units given in another order are put back in the run's (all units, or only its held-in
-    ones); units the run does not have are refused, naming them."""
+    ones); units the run does not have are left out, with a note; a held-in unit missing is
+    refused, naming the ids."""
     rng = np.random.default_rng(0)
     ids, heldout = np.array([10, 20, 30, 40]), np.array([False, True, False, False])
     spikes = rng.poisson(2.0, (3, 5, 4)).astype(np.float32)
@@ -382,8 +383,25 @@ def test_new_trials_are_matched_to_the_run_by_unit_id_in_any_order():
     stranger.extra["unit_ids"] = np.array([10, 20, 30, 50])
     with pytest.raises(DataError, match="ids 40 of the run missing, ids 50 not in the run"):
         new_trials(stranger, heldout, ids)
-    with pytest.raises(DataError, match="ids 20, 40 of the run missing, none not in the run"):
+    with pytest.raises(DataError, match="ids 20, 40 of the run missing; give"):
         new_trials(given([0, 2]), heldout, ids)
+    # a unit more, anywhere: the run's are picked by id, the other left out with a note
+    more = SpikeData(spikes=np.concatenate([spikes[..., :2], 7 + spikes[..., :1],
+                                            spikes[..., 2:]], -1),
+                     heldout=np.zeros(5, bool), splits=splits,
+                     extra={"unit_ids": np.array([10, 20, 99, 30, 40])})
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        picked = new_trials(more, heldout, ids)
+    assert "1 of the data's units are not the run's and are left out (ids 99)" in err.getvalue()
+    np.testing.assert_array_equal(picked.spikes, spikes)
+    np.testing.assert_array_equal(picked.extra["unit_ids"], ids)
+    with contextlib.redirect_stderr(io.StringIO()):  # and beside only the held-in ones
+        picked = new_trials(SpikeData(spikes=more.spikes[..., [0, 2, 3, 4]],
+                                      heldout=np.zeros(4, bool), splits=splits,
+                                      extra={"unit_ids": np.array([10, 99, 30, 40])}),
+                            heldout, ids)
+    np.testing.assert_array_equal(picked.spikes[..., ~heldout], spikes[..., ~heldout])
+    assert (picked.spikes[..., heldout] == 0).all()
 
 
 def test_continuous_recording_fits_and_infers_one_series_over_the_session(continuous_run, files):
@@ -508,6 +526,7 @@ def write_nwb(path, units=None, series=None, voltages=False, length=0.8):
     ("empty_trials", [], ["has no trials", "--continuous"]),
     ("npz_without_unit_ids", [], ["needs `unit_ids`"]),
     ("npz_start_only", [], ["only one of `trial_start` and `trial_stop`"]),
+    ("folder_nwb", [], ["adir.nwb is a directory, not a recording"]),
     ("npz_short_stop", [], ["`trial_start` (3,) and `trial_stop` (2,)", "of one length"]),
     ("npz_short_start", [], ["`trial_start` (2,) and `trial_stop` (3,)", "of one length"]),
     ("events", [], ["trial 0 of events.nwb", "ends at its start_time", "--window"]),
@@ -571,6 +590,7 @@ def test_bad_recordings_and_options_are_one_line(case, args, fragments, files, s
                                             trial_start=np.arange(2.0),
                                             trial_stop=np.arange(3.0) + 0.5) or tmp_path / "s.npz",
         "events": lambda: write_nwb(tmp_path / "events.nwb", TWO_UNITS, length=0.0),
+        "folder_nwb": lambda: (tmp_path / "adir.nwb").mkdir() or tmp_path / "adir.nwb",
         "session": lambda: files["nwb"], "npz": lambda: files["npz"],
         "continuous": lambda: files["continuous"], "lorenz": lambda: "lorenz",
         "spike_file": lambda: spike_file,

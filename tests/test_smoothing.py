@@ -82,3 +82,22 @@ def test_each_heldout_neuron_gets_its_own_glm():
             inputs[train].reshape(-1, 3), counts[train][..., neuron].ravel())
         np.testing.assert_allclose(predicted[..., neuron].ravel(),
                                    alone.predict(inputs.reshape(-1, 3)), rtol=1e-10)
+
+
+def test_a_neuron_silent_in_the_train_trials_gets_the_floor_rate_and_no_warning():
+    """Its maximum-likelihood rate is 0, which a log link cannot reach: the floor, without a
+    GLM whose solver would warn; the other neurons' fits are untouched."""
+    import warnings
+
+    from pyrolf.evaluation.smoothing import RATE_FLOOR, fit_poisson_glm
+
+    rng = np.random.default_rng(1)
+    inputs = rng.normal(size=(30, 8, 2))
+    counts = rng.poisson(np.exp(inputs @ np.array([[0.5, 0.0], [0.0, -0.5]])))
+    counts[:20, :, 1] = 0  # silent in the train trials, not in the others
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predicted = fit_poisson_glm(inputs, counts, np.arange(20), alpha=0.01)
+    assert (predicted[..., 1] == RATE_FLOOR).all()
+    alone = fit_poisson_glm(inputs, counts[..., :1], np.arange(20), 0.01)
+    np.testing.assert_allclose(predicted[..., 0], alone[..., 0])

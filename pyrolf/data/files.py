@@ -179,12 +179,18 @@ def _first_line(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """The known arrays of the file, read into memory."""
+def check_file(path: Path, kind: str) -> None:
+    """Raise :class:`DataError` unless ``path`` is a file: a folder (whatever its name) or
+    nothing there is one line, naming the ``kind`` of file expected."""
     if path.is_dir():
-        raise DataError(f"{path} is a directory, not a spike file; give the .h5/.npz file in it.")
+        raise DataError(f"{path} is a directory, not a {kind}; give the file in it.")
     if not path.is_file():
         raise DataError(f"{path}: file not found; check the path.")
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The known arrays of the file, read into memory."""
+    check_file(path, "spike file (.h5/.npz)")
     if _suffix(path) in HDF5_SUFFIXES:
         return _read_hdf5(path)
     return _read_npz(path)

@@ -69,7 +69,7 @@ from pathlib import Path
 import numpy as np
 
 from pyrolf.data.chop import chop
-from pyrolf.data.files import heldout_and_splits
+from pyrolf.data.files import check_file, heldout_and_splits
 from pyrolf.data.spikes import DataError, MissingBehavior, SpikeData
 from pyrolf.messages import note
 
@@ -111,8 +111,7 @@ def load_recording(path: Path, config) -> SpikeData:
             is not there (the message lists those that are), a window longer than every trial,
             a bin wider than the window, a ``trials_where`` that keeps no trial, too few trials.
     """
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; check the path.")
+    check_file(path, "recording (.nwb or spike-times .npz)")
     with open_source(path) as source:
         if source.n_units < 2:
             raise DataError(f"{path} has {source.n_units} unit(s); pyrolf needs at least 2 (one "

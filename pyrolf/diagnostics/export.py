@@ -32,6 +32,7 @@ from pyrolf.diagnostics.arviz_adapter import NETCDF_ENGINE
 from pyrolf.diagnostics.ppc import INTERVAL_PROB, predictive_interval, quantile_ranks
 from pyrolf.evaluation.report import trial_inputs
 from pyrolf.inference.svi import posterior_passes
+from pyrolf.messages import note
 from pyrolf.runs import RunFolder
 
 VARIABLES = ("z", "v", "inputs", "rates")
@@ -151,27 +152,33 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
 
 
 def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> SpikeData:
-    """``data``'s neurons reordered by unit id to the run's (``unit_ids`` ``(neurons,)``) or, when
-    ``data`` holds only the run's held-in units (``heldout`` ``False``), to those in the run's order.
+    """``data``'s neurons picked by unit id in the run's order (``unit_ids`` ``(neurons,)``): all
+    the run's units where ``data`` has them, else the run's held-in units (``heldout`` ``False``)
+    where it has those. Units the run does not have are left out, with a note naming them.
 
     Raises:
-        DataError: ``data``'s unit ids are neither set (one line naming those that differ).
+        DataError: ``data`` lacks some of the run's held-in units (one line naming the ids that
+            differ).
     """
     ids = data.extra["unit_ids"].tolist()
     column = {unit: i for i, unit in enumerate(ids)}
     run_ids, heldin_ids = unit_ids.tolist(), unit_ids[~heldout].tolist()
+    known = set(run_ids)
+    unknown = [unit for unit in ids if unit not in known]
     for wanted in (run_ids, heldin_ids):
-        if len(ids) == len(wanted) and set(ids) == set(wanted):
+        if all(unit in column for unit in wanted):
+            if unknown:
+                note(f"{len(unknown)} of the data's units are not the run's and are left out "
+                     f"({_few(unknown)})")
             order = np.array([column[unit] for unit in wanted], dtype=int)
             rates = None if data.rates is None else data.rates[..., order]
             return dataclasses.replace(data, spikes=data.spikes[..., order], rates=rates,
                                        extra={**data.extra, "unit_ids": np.asarray(wanted)})
-    known = set(run_ids)
     missing = [unit for unit in run_ids if unit not in column]
-    unknown = [unit for unit in ids if unit not in known]
-    raise DataError(f"the data's units are not the run's: {_few(missing)} of the run missing, "
-                    f"{_few(unknown)} not in the run; give the units the run was fitted on (all, "
-                    f"or its {len(heldin_ids)} held-in ones), with the same unit ids")
+    strangers = f", {_few(unknown)} not in the run" if unknown else ""
+    raise DataError(f"the data's units are not the run's: {_few(missing)} of the run missing"
+                    f"{strangers}; give the units the run was fitted on (all, or its "
+                    f"{len(heldin_ids)} held-in ones), with the same unit ids")
 
 
 def _few(units: list, shown: int = 5) -> str:

@@ -25,8 +25,10 @@ def mean_rate(spikes: np.ndarray) -> np.ndarray:
 def fano_factor(spikes: np.ndarray) -> np.ndarray:
     """Fano factor per neuron of the spike count per trial (variance over trials, ``ddof=1``,
     over the mean): ``(..., trials, time, neurons) -> (..., neurons)``; NaN where a neuron has
-    no spike."""
+    no spike, and everywhere for fewer than 2 trials (no variance over trials)."""
     counts = spikes.sum(axis=-2, dtype=np.float64)
+    if counts.shape[-2] < 2:
+        return np.full(counts.shape[:-2] + counts.shape[-1:], np.nan)
     mean = counts.mean(axis=-2)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(mean > 0, counts.var(axis=-2, ddof=1) / mean, np.nan)
@@ -77,8 +79,9 @@ def ppc_summary(observed: np.ndarray, predictive: np.ndarray,
                 conditions: np.ndarray | None = None) -> dict:
     """Coverage of the 90 % posterior predictive intervals of the per-neuron mean rate
     (``ppc_coverage_mean_rate``, share of neurons), the per-neuron Fano factor
-    (``ppc_coverage_fano``, share of neurons with spikes) and, when trials have ``conditions``,
-    the PSTHs (``ppc_coverage_psth``, share of condition x bin x neuron entries; else ``None``).
+    (``ppc_coverage_fano``, share of neurons with spikes; ``None`` for fewer than 2 trials) and,
+    when trials have ``conditions``, the PSTHs (``ppc_coverage_psth``, share of condition x bin x
+    neuron entries; else ``None``).
 
     Args:
         observed: counts ``(trials, time, neurons)``.
@@ -87,7 +90,8 @@ def ppc_summary(observed: np.ndarray, predictive: np.ndarray,
     """
     return {
         "ppc_coverage_mean_rate": coverage(mean_rate(observed), mean_rate(predictive)),
-        "ppc_coverage_fano": coverage(fano_factor(observed), fano_factor(predictive)),
+        "ppc_coverage_fano": (None if len(observed) < 2 else
+                              coverage(fano_factor(observed), fano_factor(predictive))),
         "ppc_coverage_psth": (None if conditions is None else
                               coverage(psth(observed, conditions), psth(predictive, conditions))),
     }

@@ -49,7 +49,9 @@ def fit_poisson_glm(inputs: np.ndarray, targets: np.ndarray, train: np.ndarray,
         alpha: L2 penalty of :class:`~sklearn.linear_model.PoissonRegressor`.
 
     Returns:
-        predicted rates ``(trials, time, neurons)``, at least ``RATE_FLOOR``.
+        predicted rates ``(trials, time, neurons)``, at least ``RATE_FLOOR``; ``RATE_FLOOR`` for a
+        neuron without a spike in the train trials, whose maximum-likelihood rate is 0 (a GLM's
+        log link cannot reach it).
     """
     n_trials, n_bins, n_features = inputs.shape
     x_all = inputs.reshape(-1, n_features)
@@ -57,6 +59,8 @@ def fit_poisson_glm(inputs: np.ndarray, targets: np.ndarray, train: np.ndarray,
     y_train = targets[train].reshape(-1, targets.shape[-1])
 
     def fit_one(neuron: int) -> np.ndarray:
+        if not y_train[:, neuron].any():
+            return np.zeros(len(x_all))
         glm = PoissonRegressor(alpha=alpha, solver="newton-cholesky", max_iter=1000)
         return glm.fit(x_train, y_train[:, neuron]).predict(x_all)
 
