@@ -245,6 +245,7 @@ def infer(run_dir, data, samples, out, device, session, quiet):
     click.echo(f"dynamics: {len(report['modes'])} modes of the linearised step, largest "
                f"|eigenvalue| {report['spectral_radius']:.4f}; fixed points: "
                f"{summary(report['fixed_points'])}")
+    click.echo(f"weights: {report['weights']}")
     click.echo(f"run folder: {run_dir} ({pipeline.DYNAMICS}, {pipeline.SPECTRUM})")
 
 

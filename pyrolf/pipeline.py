@@ -336,8 +336,9 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     arguments are checked before anything is computed and every file is written through a
     temporary one, so an error leaves the run folder as it was.
     Returns ``trials`` (a continuous recording's windows; then also ``windows`` and ``bins``, the
-    merged series' length), ``samples``, ``out`` (the list of files for several sessions) and
-    what ``dynamics.json`` holds."""
+    merged series' length), ``samples``, ``out`` (the list of files for several sessions),
+    ``weights`` (the file of the weights, see :func:`weights_of`) and what ``dynamics.json``
+    holds."""
     from pyrolf.diagnostics.export import write_inferred
     from pyrolf.diagnostics.plots import spectrum as plot_spectrum
     from pyrolf.dynamics.fixed_points import fixed_points
@@ -371,7 +372,7 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     written = list(files.values())
     return {"trials": sum(trials.n_trials for trials, _ in inferred.values()), **counts,
             "samples": samples, "out": written[0] if list(files) == [None] else written,
-            **spectrum}
+            "weights": weights_of(run), **spectrum}
 
 
 def _infer(run, data, samples: int, device: str | None, progress: bool,

@@ -172,7 +172,7 @@ def test_run_folder_json_is_strict(tmp_path):
         "a": None, "b": [None, 1.5], "c": {"d": None}, "e": "text"}
 
 
-def test_evaluate_and_diagnose_say_which_weights_they_used(run, monkeypatch, capsys):
+def test_evaluate_diagnose_and_infer_say_which_weights_they_used(run, monkeypatch, capsys):
     assert json.loads((run / "metrics.json").read_text())["weights"] == "best.pt"
     code, out, err = run_cli(["evaluate", run], monkeypatch, capsys)
     assert code == 0, err
@@ -187,6 +187,9 @@ def test_evaluate_and_diagnose_say_which_weights_they_used(run, monkeypatch, cap
     assert code == 0, err
     assert "weights: checkpoint.pt" in out.splitlines()
     assert json.loads((run / "diagnostics.json").read_text())["weights"] == "checkpoint.pt"
+    code, out, err = run_cli(["infer", run, "--samples", "2", "--quiet"], monkeypatch, capsys)
+    assert code == 0, err
+    assert "weights: checkpoint.pt" in out.splitlines()
 
 
 # --- interrupted fits -----------------------------------------------------------------------
