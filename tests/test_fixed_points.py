@@ -170,3 +170,4 @@ def test_merge_keeps_the_first_of_each_group_and_counts_it():
     np.testing.assert_array_equal(counts, [2, 2, 1])
     empty, none = merge(points[:0], 1e-6)
     assert empty.shape == (0, 2) and none.size == 0
+

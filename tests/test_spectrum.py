@@ -91,3 +91,15 @@ def test_a_nonlinear_potential_is_linearised_at_a_minimum_where_the_force_vanish
     assert "minimum" in report["linearised_at"] and report["frequency_unit"] == "cycles per bin"
     assert len(report["modes"]) == 16
     assert report["spectral_radius"] == report["modes"][0]["magnitude"]
+
+
+def test_the_jacobians_of_many_states_are_each_state_s_own():
+    torch.manual_seed(2)
+    dynamics = LangevinDynamics(AnharmonicOscillators(6, 2, stiffness=0.5), step=0.05,
+                                damping=0.3)
+    z, v = torch.randn(4, 6, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
+    together = step_jacobian(dynamics, z, v)
+    assert together.shape == (4, 12, 12)
+    for k in range(4):  # the nonlinear force makes each state's Jacobian its own
+        np.testing.assert_allclose(together[k], step_jacobian(dynamics, z[k], v[k]), atol=1e-12)
+    assert np.abs(together[0] - together[1]).max() > 1e-3

@@ -36,6 +36,8 @@ from pyrolf.dynamics.spectrum import UNIT_CIRCLE_TOLERANCE, step_jacobian
 
 FLAT = 1e-8  # a Hessian eigenvalue within FLAT × the largest |eigenvalue| of 0 is flat
 DAMPING_RANGE = (1e-12, 1e12)  # Levenberg–Marquardt damping, from Newton's step to gradient descent
+ROUNDING = 1e-12  # relative change of U that float64 rounding can hide, near a minimum
+SAME = 1e-3  # searches ending this near (relative to the starts' scale) found one point
 
 
 def gradient_and_hessian(potential: nn.Module, z: torch.Tensor
@@ -65,33 +67,37 @@ def newton_steps(potential: nn.Module, starts: torch.Tensor, descend: bool = Fal
     ``descend=False`` solves ``∇U = 0`` by Levenberg–Marquardt steps on ``½ |∇U|²``,
     ``(H² + μ I) δ = -H ∇U`` (``H = ∇²U``), taken where they lower ``|∇U|``: a critical point of
     any kind. ``descend=True`` takes ``(H + (μ + s) I) δ = -∇U``, ``s`` lifting ``H``'s lowest
-    eigenvalue above 0, where it lowers ``U``: a minimum downhill. A step taken shrinks that
-    start's ``μ`` tenfold (towards Newton's step), a step refused grows it tenfold (towards a short
-    descent step)."""
+    eigenvalue above 0, where it lowers ``U`` (or, once ``U`` is flat to rounding, ``|∇U|``): a
+    minimum downhill. A step taken shrinks that start's ``μ`` tenfold (towards Newton's step), a
+    step refused grows it tenfold (towards a short descent step). Only the starts still moving
+    are computed on."""
     z = starts.detach().clone()
     eye = torch.eye(z.shape[-1], dtype=z.dtype)
     damping = torch.full(z.shape[:1], 1e-3, dtype=z.dtype)
     energy, gradient, hessian = gradient_and_hessian(potential, z)
     norm = gradient.norm(dim=-1)
     for _ in range(iterations):
-        moving = norm > tolerance
-        if not moving.any():
+        moving = torch.nonzero(norm > tolerance).flatten()
+        if not len(moving):
             break
+        at, slope, curvature, mu = energy[moving], gradient[moving], hessian[moving], damping[moving]
         if descend:
-            lift = damping - torch.linalg.eigvalsh(hessian)[:, 0].clamp_max(0)
-            delta = -torch.linalg.solve(hessian + lift[:, None, None] * eye, gradient)
+            lift = mu - torch.linalg.eigvalsh(curvature)[:, 0].clamp_max(0)
+            delta = -torch.linalg.solve(curvature + lift[:, None, None] * eye, slope)
         else:
-            system = hessian @ hessian + damping[:, None, None] * eye
-            delta = -torch.linalg.solve(system, (hessian @ gradient[..., None]))[..., 0]
-        trial = gradient_and_hessian(potential, z + delta)
-        trial_norm = trial[1].norm(dim=-1)
-        better = moving & ((trial[0] < energy) if descend else (trial_norm < norm))
-        z = torch.where(better[:, None], z + delta, z)
-        energy, gradient, hessian = (torch.where(better.reshape(-1, *[1] * (new.dim() - 1)),
-                                                 new, old)
-                                     for new, old in zip(trial, (energy, gradient, hessian)))
-        norm = torch.where(better, trial_norm, norm)
-        damping = torch.where(better, damping / 10, damping * 10).clamp(*DAMPING_RANGE)
+            system = curvature @ curvature + mu[:, None, None] * eye
+            delta = -torch.linalg.solve(system, (curvature @ slope[..., None]))[..., 0]
+        trial = z[moving] + delta
+        trial_energy, trial_gradient, trial_hessian = gradient_and_hessian(potential, trial)
+        trial_norm = trial_gradient.norm(dim=-1)
+        lower = trial_norm < norm[moving]
+        if descend:
+            flat = trial_energy <= at + ROUNDING * (1 + at.abs())
+            lower = (trial_energy < at) | (flat & lower)
+        taken = moving[lower]
+        z[taken], energy[taken], norm[taken] = trial[lower], trial_energy[lower], trial_norm[lower]
+        gradient[taken], hessian[taken] = trial_gradient[lower], trial_hessian[lower]
+        damping[moving] = torch.where(lower, mu / 10, mu * 10).clamp(*DAMPING_RANGE)
     return z, norm
 
 
@@ -109,21 +115,28 @@ def merge(points: np.ndarray, distance: float) -> tuple[np.ndarray, np.ndarray]:
     return np.reshape(distinct, (len(distinct), points.shape[-1])), np.asarray(counts, int)
 
 
-def describe(dynamics: LangevinDynamics, position: torch.Tensor, hessian: np.ndarray) -> dict:
-    """One fixed point at ``position`` ``(D,)`` with its ``∇²U`` ``(D, D)``: ``position``,
-    ``energy``, ``kind``, ``index``, ``dimension``, ``stability`` and ``spectral_radius``
-    (see the module's docstring)."""
-    curvatures = np.linalg.eigvalsh((hessian + hessian.T) / 2)
-    flat = np.abs(curvatures) <= FLAT * np.abs(curvatures).max(initial=0.0)
-    index, rising = int((~flat & (curvatures < 0)).sum()), int((~flat & (curvatures > 0)).sum())
-    kind = "minimum" if index == 0 else "maximum" if rising == 0 else "saddle"
-    radius = float(np.abs(np.linalg.eigvals(step_jacobian(dynamics, position))).max())
-    stability = ("stable" if radius < 1 - UNIT_CIRCLE_TOLERANCE else
-                 "marginal" if radius <= 1 + UNIT_CIRCLE_TOLERANCE else "unstable")
+def describe(dynamics: LangevinDynamics, positions: torch.Tensor, hessians: np.ndarray
+             ) -> list[dict]:
+    """The fixed points at ``positions`` ``(K, D)`` with their ``∇²U`` ``(K, D, D)``, each
+    ``position``, ``energy``, ``kind``, ``index``, ``dimension``, ``stability`` and
+    ``spectral_radius`` (see the module's docstring)."""
+    curvatures = np.linalg.eigvalsh((hessians + np.swapaxes(hessians, -1, -2)) / 2)
+    flat = np.abs(curvatures) <= FLAT * np.abs(curvatures).max(-1, keepdims=True)
+    falling = (~flat & (curvatures < 0)).sum(-1)
+    rising = (~flat & (curvatures > 0)).sum(-1)
+    radii = np.abs(np.linalg.eigvals(step_jacobian(dynamics, positions))).max(-1, initial=0.0)
     with torch.no_grad():
-        energy = float(dynamics.potential(position.to(torch.float64)))
-    return {"position": position.tolist(), "energy": energy, "kind": kind, "index": index,
-            "dimension": int(flat.sum()), "stability": stability, "spectral_radius": radius}
+        energies = dynamics.potential(positions.to(torch.float64)).reshape(-1).tolist()
+    points = []
+    for k, position in enumerate(positions.tolist()):
+        kind = "minimum" if falling[k] == 0 else "maximum" if rising[k] == 0 else "saddle"
+        radius = float(radii[k])
+        stability = ("stable" if radius < 1 - UNIT_CIRCLE_TOLERANCE else
+                     "marginal" if radius <= 1 + UNIT_CIRCLE_TOLERANCE else "unstable")
+        points.append({"position": position, "energy": energies[k], "kind": kind,
+                       "index": int(falling[k]), "dimension": int(flat[k].sum()),
+                       "stability": stability, "spectral_radius": radius})
+    return points
 
 
 def fixed_points(dynamics: LangevinDynamics, positions: np.ndarray, starts: int = 256,
@@ -141,8 +154,9 @@ def fixed_points(dynamics: LangevinDynamics, positions: np.ndarray, starts: int 
         starts: search starts, at most.
         iterations: Newton steps of each search, at most.
         tolerance: ``|∇U|`` at most, for a search to count as having reached a fixed point;
-            searches that end within ``1e-6 × (1 + the starts' RMS norm)`` of each other are
-            merged.
+            searches that end within ``SAME × (1 + the starts' RMS norm)`` of each other are
+            merged (a degenerate point, flat to third order, is reached only to about the cube
+            root of ``tolerance``).
         seed: of the draw of starting positions.
 
     Returns ``method``, ``starts`` (used), ``searches``, ``reached`` (the searches that ended at
@@ -156,7 +170,7 @@ def fixed_points(dynamics: LangevinDynamics, positions: np.ndarray, starts: int 
     if getattr(potential, "quadratic", False):
         with torch.no_grad():
             hessian = -dynamics.force_matrix(positions).numpy()
-        point = describe(dynamics, torch.zeros(size, dtype=torch.float64), hessian)
+        (point,) = describe(dynamics, torch.zeros(1, size, dtype=torch.float64), hessian[None])
         return {"method": "closed form: the potential is quadratic, its fixed points the null "
                           "space of its force matrix (dimension)",
                 "starts": 0, "searches": 0, "reached": 0, "tolerance": None,
@@ -170,12 +184,11 @@ def fixed_points(dynamics: LangevinDynamics, positions: np.ndarray, starts: int 
     reached, norm = (torch.cat(parts) for parts in zip(*runs))
     kept = (norm <= tolerance).numpy()
     scale = float(start.square().sum(-1).mean().sqrt())
-    points, counts = merge(reached.numpy()[kept], 1e-6 * (1 + scale))
-    found = []
-    for point, count in zip(points, counts):
-        at = torch.as_tensor(point)
-        hessian = gradient_and_hessian(potential, at[None])[2][0].numpy()
-        found.append({**describe(dynamics, at, hessian), "searches": int(count)})
+    points, counts = merge(reached.numpy()[kept], SAME * (1 + scale))
+    points = torch.as_tensor(points)
+    hessians = gradient_and_hessian(potential, points)[2].numpy()
+    found = [{**point, "searches": int(count)}
+             for point, count in zip(describe(dynamics, points, hessians), counts)]
     return {"method": "search: from the origin and posterior-mean positions, Newton steps down "
                       "U to a minimum and Levenberg-Marquardt steps on |grad U|^2 / 2 from both",
             "starts": len(start), "searches": len(reached), "reached": int(kept.sum()),

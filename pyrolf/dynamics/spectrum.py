@@ -28,18 +28,20 @@ UNIT_CIRCLE_TOLERANCE = 1e-12
 
 def step_jacobian(dynamics: LangevinDynamics, z: torch.Tensor, v: torch.Tensor | None = None
                   ) -> np.ndarray:
-    """Jacobian ``(2D, 2D)`` (float64) of the deterministic step at the state ``(z, v)``, each
-    ``(D,)`` (``v`` default 0), in the column convention ``[dz'; dv'] = J [dz; dv]``; for a
-    quadratic potential it is the step itself, the same at every state."""
+    """Jacobian ``(..., 2D, 2D)`` (float64) of the deterministic step at the states ``(z, v)``,
+    each ``(..., D)`` (``v`` default 0), in the column convention ``[dz'; dv'] = J [dz; dv]``;
+    for a quadratic potential it is the step itself, the same at every state. The states step
+    independently, so one backward pass per output gives that row of every state's Jacobian."""
     dynamics = copy.deepcopy(dynamics).double()
     z = torch.as_tensor(z, dtype=torch.float64).detach()
     v = torch.zeros_like(z) if v is None else torch.as_tensor(v, dtype=torch.float64).detach()
     size = z.shape[-1]
-
-    def step(state):
-        return torch.cat(dynamics.drift(state[:size], state[size:]))
-
-    return torch.autograd.functional.jacobian(step, torch.cat([z, v])).numpy()
+    state = torch.cat([z, v], -1).reshape(-1, 2 * size).requires_grad_()
+    with torch.enable_grad():
+        step = torch.cat(dynamics.drift(state[:, :size], state[:, size:]), -1)
+        rows = [torch.autograd.grad(step[:, i].sum(), state, retain_graph=True)[0]
+                for i in range(2 * size)]
+    return torch.stack(rows, 1).reshape(*z.shape[:-1], 2 * size, 2 * size).numpy()
 
 
 def potential_minimum(potential: nn.Module, start: torch.Tensor, iterations: int = 500
