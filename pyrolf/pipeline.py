@@ -154,6 +154,7 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
     use_threads(config.threads)
     checkpoint = run.load(RunFolder.CHECKPOINT, config.device)
     done = checkpoint["state"]["epoch"]
+    planned = config.epochs  # what the checkpoint's learning-rate schedule was made for
     if epochs is not None:
         if epochs < done:
             raise ConfigError(f"--epochs {epochs} is below the {done} epochs {run.path} has "
@@ -163,7 +164,7 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
     _load_weights(flow, checkpoint["flow"], run, RunFolder.CHECKPOINT)
     prepare_scoring(data, run.path / RunFolder.TARGETS)
     trainer = Trainer(flow, data, config)
-    trainer.restore(checkpoint)
+    trainer.restore(checkpoint, reschedule=config.epochs != planned)
     if run.has(RunFolder.BEST):
         trainer.best_flow = run.load(RunFolder.BEST, config.device)["flow"]
     run.write_json(RunFolder.CONFIG, config.to_dict())

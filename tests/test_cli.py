@@ -133,6 +133,9 @@ def test_fit_evaluate_resume_and_refusals(spike_file, tmp_path, monkeypatch, cap
     assert code == 0, err
     resumed = json.loads((run / "metrics.json").read_text())
     assert resumed["epochs"] == 3
+    # the rate had decayed to lr_final by the end of the 2 epochs planned: it stays there
+    lr_final = json.loads((run / "config.json").read_text())["lr_final"]
+    np.testing.assert_allclose(pd.read_csv(run / "history.csv").lr[1:], lr_final, rtol=1e-6)
     assert resumed["seconds"] == pytest.approx(pd.read_csv(run / "history.csv").seconds.sum())
     assert resumed["seconds"] > metrics["seconds"]
 

@@ -321,10 +321,21 @@ class Trainer:
         return {"flow": self.flow.state_dict(), "optimizer": self.optimizer.get_state(),
                 "state": self.state.__dict__, "rng": rng}
 
-    def restore(self, checkpoint: dict) -> None:
+    def restore(self, checkpoint: dict, reschedule: bool = False) -> None:
+        """Continue from ``checkpoint``. ``reschedule``: the run now goes to another number of
+        epochs than its checkpoint was saved for, so its learning rate decays from where it is
+        to ``config.lr_final`` over the steps left (with the saved decay per step it would keep
+        sinking past ``lr_final``, to nothing); without, the saved decay goes on bit for bit."""
         self.flow.load_state_dict(checkpoint["flow"])
-        self.optimizer.set_state(checkpoint["optimizer"])
         self.state = TrainState(**checkpoint["state"])
+        optimizer = checkpoint["optimizer"]
+        if reschedule:
+            left = (self.config.epochs - self.state.epoch) * self.steps_per_epoch
+            optimizer = {name: {**saved, "param_groups": [
+                {**group, "lrd": (self.config.lr_final / group["lr"]) ** (1 / left)
+                 if left > 0 and group["lr"] > 0 else 1.0}
+                for group in saved["param_groups"]]} for name, saved in optimizer.items()}
+        self.optimizer.set_state(optimizer)
         # A checkpoint loaded onto the GPU has its generator states there too; torch takes them
         # only as CPU byte tensors.
         rng = checkpoint["rng"]
