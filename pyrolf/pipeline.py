@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +12,10 @@ import pyro
 import torch
 
 from pyrolf.config import Config, ConfigError
-from pyrolf.data import SpikeData, data_file, load_config_data
-from pyrolf.data.sessions import Sessions, session_data
-from pyrolf.data.spikes import MissingBehavior
+from pyrolf.data import SpikeData, data_file, hold_forward_bins, load_config_data
+from pyrolf.data.files import check_counts, check_data, spikes_fingerprint
+from pyrolf.data.sessions import Sessions, gather_sessions, session_data
+from pyrolf.data.spikes import DataError, MissingBehavior
 from pyrolf.evaluation.collapse import collapse_finding
 from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
@@ -47,7 +49,15 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
     continued by :func:`resume`. A folder whose run stopped before its first checkpoint is
     started over.
 
+    ``data`` are checked first (:func:`~pyrolf.data.files.check_data`; each session's), and
+    given ``config.forward_bins`` where they have no forward bins yet (data read by
+    :func:`~pyrolf.data.load_config_data` have them already). A run folder records their
+    fingerprint and the model's modules (``fitted.json``), so that whatever reloads the run is
+    refused other data, or a model that ``config`` cannot build (one built in Python).
+
     Raises:
+        DataError: unusable data (one line on what is wrong), or forward bins other than
+            ``config.forward_bins``.
         RunError: ``run_dir`` is a file, holds a run with a checkpoint, or is in use.
         RunInterrupted: Ctrl-C while fitting into ``run_dir``; says what the folder keeps.
     """
@@ -55,15 +65,43 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
     check_device(config.device)
     use_threads(config.threads)
     pyro.set_rng_seed(config.seed)
+    data = _checked(data, config.forward_bins)
     flow = flow if flow is not None else build_flow(config, data.n_neurons, data.n_heldin)
     if config.init_from is not None:
         start_from_run(flow, config)
     prepare_scoring(data)
     if run_dir is None:
         return _train(Trainer(flow, data, config), None, progress)
-    with RunFolder.create(run_dir, config) as run:
+    fitted = {"data": spikes_fingerprint(session_list(data)), "modules": modules(flow)}
+    with RunFolder.create(run_dir, config, fitted) as run:
         prepare_scoring(data, run.path / RunFolder.TARGETS)
         return _train(Trainer(flow, data, config), run, progress)
+
+
+def _checked(data, forward_bins: int):
+    """``data`` (a :class:`SpikeData` or :class:`Sessions`) checked, each session with
+    ``forward_bins`` forward bins (see :func:`fit`)."""
+    if isinstance(data, Sessions):
+        return gather_sessions({name: _checked(own, forward_bins)
+                                for name, own in data.sessions.items()})
+    data = check_data(data, f"the data ({getattr(data, 'name', 'given')})")
+    if forward_bins and data.n_forward != forward_bins:
+        if data.n_forward:
+            raise DataError(f"{data.name} has {data.n_forward} forward bins but the settings ask "
+                            f"for {forward_bins}; give forward_bins {data.n_forward} or 0")
+        data = hold_forward_bins(data, forward_bins)
+    return data
+
+
+def modules(flow) -> dict[str, str]:
+    """Each module of ``flow`` by name (``""`` the flow itself): its class, ``module.Class``."""
+    return {name: f"{type(module).__module__}.{type(module).__qualname__}"
+            for name, module in flow.named_modules()}
+
+
+def session_list(data) -> list[SpikeData]:
+    """The sessions of ``data``, in order: itself for one."""
+    return list(data.sessions.values()) if isinstance(data, Sessions) else [data]
 
 
 def start_from_run(flow, config: Config) -> None:
@@ -193,11 +231,14 @@ def weights_of(run: RunFolder) -> str:
 def _rebuild(run: RunFolder, config: Config, data: SpikeData | Sessions | None):
     """A run's data (reloaded from its config unless given; a spike file checked against the one
     it was fitted on) and an untrained flow for it."""
-    if data is None:
+    given = data is not None
+    if not given:
         if data_file(config.data) is not None:
             run.check_sources(config)
         data = load_config_data(config)
-    return build_flow(config, data.n_neurons, data.n_heldin), data
+    flow = build_flow(config, data.n_neurons, data.n_heldin)
+    run.check_fitted(spikes_fingerprint(session_list(data)), modules(flow), given)
+    return flow, data
 
 
 def _load_weights(flow, weights: dict, run: RunFolder, name: str) -> None:
@@ -383,17 +424,23 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     from pyrolf.diagnostics.export import infer_trials, new_trials
 
     _check_samples(samples)
+    data = str(data) if isinstance(data, Path) else data
+    if data is not None and not isinstance(data, (str, SpikeData)):
+        raise DataError(f"data must be a file's path, an NLB name or a pyrolf.data.SpikeData, "
+                        f"got {type(data).__name__}")
+    loaded = None  # new trials, read once; laid out on each inferred session's neurons
+    if isinstance(data, SpikeData):
+        loaded = dataclasses.replace(data, spikes=check_counts(f"the data ({data.name})",
+                                                               data.spikes))
     if isinstance(run, FitResult):
         flow, config, own = run.flow, run.config, run.data
     else:
         flow, config, own = load_run(run)
     device = device or config.device
     check_device(device)
-    data = str(data) if isinstance(data, Path) else data
     views = _session_views(flow, own, session, required=data is not None)
-    loaded = None  # new trials, read once; laid out on each inferred session's neurons
-    if data is not None and not (data == config.data and isinstance(own, SpikeData)):
-        loaded = data if isinstance(data, SpikeData) else _new_data(config, data)
+    if isinstance(data, str) and not (data == config.data and isinstance(own, SpikeData)):
+        loaded = _new_data(config, data)
     inferred = {}
     for name, (view, mine) in views.items():
         trials = mine if loaded is None else new_trials(loaded, mine.heldout,

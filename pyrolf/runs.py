@@ -32,12 +32,12 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 class RunFolder:
-    CONFIG, CHECKPOINT, BEST, METRICS, HISTORY, SUBMISSION, TARGETS, SOURCE, LOCK = (
+    CONFIG, CHECKPOINT, BEST, METRICS, HISTORY, SUBMISSION, TARGETS, SOURCE, FITTED, LOCK = (
         "config.json", "checkpoint.pt", "best.pt", "metrics.json", "history.csv", "submission.h5",
-        "eval_targets.h5", "source.json", ".lock")
+        "eval_targets.h5", "source.json", "fitted.json", ".lock")
     # What a run that stopped before its first checkpoint may have left of itself: a run started
     # over in its folder removes them, since they are not of the new run.
-    LEFT_OVER = (BEST, METRICS, HISTORY, SUBMISSION, TARGETS, SOURCE)
+    LEFT_OVER = (BEST, METRICS, HISTORY, SUBMISSION, TARGETS, SOURCE, FITTED)
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -73,10 +73,13 @@ class RunFolder:
 
     @classmethod
     @contextmanager
-    def create(cls, path, config: Config) -> Iterator["RunFolder"]:
+    def create(cls, path, config: Config, fitted: dict | None = None
+               ) -> Iterator["RunFolder"]:
         """The new run folder ``path``, locked while the block runs, with ``config.json`` (the data
-        and other paths made absolute) and, for a spike file, ``source.json`` (its path, size and
-        SHA-256). Refuses what :meth:`check_new` refuses; a folder whose run stopped before its
+        and other paths made absolute), for a spike file ``source.json`` (its path, size and
+        SHA-256) and ``fitted.json``: ``fitted``, what the run is fitted on, ``data`` (the
+        fingerprint of the data, :func:`~pyrolf.data.files.spikes_fingerprint`) and ``modules``
+        (the model's modules and their classes; see :meth:`check_fitted`). Refuses what :meth:`check_new` refuses; a folder whose run stopped before its
         first checkpoint is started over (the files of :attr:`LEFT_OVER` removed). Ctrl-C in the
         block: see :meth:`telling_what_is_kept`."""
         run = cls(path)
@@ -101,6 +104,8 @@ class RunFolder:
                             for path in config.sessions]
                 run.write_json(cls.SOURCE, {"path": str(source), **fingerprint(source),
                                             **({"sessions": sessions} if sessions else {})})
+            if fitted is not None:
+                run.write_json(cls.FITTED, fitted)
             yield run
 
     @classmethod
@@ -190,6 +195,32 @@ class RunFolder:
                            f"{recorded['bytes']} bytes, SHA-256 {recorded['sha256'][:12]}..., now "
                            f"{now['bytes']} bytes, {now['sha256'][:12]}...); restore that file or "
                            "fit a new run")
+
+    def check_fitted(self, data: dict, modules: dict, given: bool) -> None:
+        """Raise :class:`RunError` if the data a run is given (``given``) or reloads from its
+        ``config.json`` have another fingerprint ``data``, or the model ``config.json`` builds
+        other ``modules``, than ``fitted.json`` recorded at the fit (a run folder without one,
+        saved before pyrolf kept it, passes)."""
+        if not self.has(self.FITTED):
+            return
+        recorded = self.read_json(self.FITTED)
+        if data != recorded["data"]:
+            shapes = " and ".join("x".join(map(str, shape)) for shape in recorded["data"]["shapes"])
+            if given:
+                raise RunError(f"the data given are not those {self.path} was fitted on "
+                               f"({shapes}, by their counts' SHA-256); give those")
+            raise RunError(f"{self.path} was fitted on other data ({shapes}) than its "
+                           "config.json's \"data\" loads now: data given in Python, or a source "
+                           "changed since; give the data it was fitted on (data= of load_run, "
+                           "resume, evaluate_run, diagnose_run)")
+        differ = sorted(name for name in {*modules, *recorded["modules"]}
+                        if modules.get(name) != recorded["modules"].get(name))
+        if differ:
+            name = differ[0]
+            raise RunError(f"{self.path} was fitted with a model built in Python ({name or 'flow'}: "
+                           f"{recorded['modules'].get(name, 'none')}, where config.json's "
+                           f"settings build {modules.get(name, 'none')}); load its weights into "
+                           "that model: flow.load_state_dict(torch.load(RUN/'best.pt')['flow'])")
 
     def has(self, name: str) -> bool:
         return (self.path / name).exists()

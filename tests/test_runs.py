@@ -23,7 +23,7 @@ from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
 from pyrolf.runs import RunFolder
 
 # What a fit of 2 epochs, scored at the end only, writes, in order.
-WRITES = ["config.json", "source.json", "checkpoint.pt", "best.pt", "checkpoint.pt",
+WRITES = ["config.json", "source.json", "fitted.json", "checkpoint.pt", "best.pt", "checkpoint.pt",
           "history.csv", "history.csv", "metrics.json"]
 # the fits here are compared bit for bit, so their thread count is fixed: with the count adapted to
 # the machine's load, a change between epochs changes the floats' rounding
@@ -224,10 +224,11 @@ def test_a_fit_interrupted_at_any_write_is_continued_to_the_same_run(
         code, _, err = run_cli(["fit", "--data", spike_file, "--out", run, *TINY], monkeypatch,
                                capsys)
     else:
-        told = "has saved no checkpoint yet" if k <= 3 else "keeps its last checkpoint"
+        first_checkpoint = WRITES.index("checkpoint.pt") + 1  # k counts from 1
+        told = "has saved no checkpoint yet" if k <= first_checkpoint else "keeps its last checkpoint"
         assert_one_line_error(code, err, f"interrupted; {run} {told}", f"fit --resume {run}")
         code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
-        assert ("starting it over from epoch 0" in err) == (k <= 3)
+        assert ("starting it over from epoch 0" in err) == (k <= first_checkpoint)
     assert code == 0, err
     assert_same_run(run, fitted[0])
 

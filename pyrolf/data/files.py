@@ -18,6 +18,7 @@ saying what is wrong and what to do.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import zipfile
 from pathlib import Path
@@ -42,6 +43,57 @@ def fingerprint(path: str | Path) -> dict:
     with open(path, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
     return {"bytes": Path(path).stat().st_size, "sha256": digest}
+
+
+def spikes_fingerprint(sessions: list[SpikeData]) -> dict:
+    """``{"shapes": each one's (trials, time, neurons), "sha256": hex digest of their counts as
+    float32, in order}``: what says a run is given the data it was fitted on, wherever they
+    came from."""
+    digest = hashlib.sha256()
+    for data in sessions:
+        digest.update(np.ascontiguousarray(data.spikes, dtype=np.float32).data)
+    return {"shapes": [list(data.spikes.shape) for data in sessions],
+            "sha256": digest.hexdigest()}
+
+
+def check_data(data: SpikeData, where: str = "the data") -> SpikeData:
+    """``data`` checked as a spike file's arrays are (:func:`load_spike_file`), with its splits
+    and forward bins: ``spikes`` ``(trials, time, neurons)`` whole, finite, non-negative counts
+    (made float32), ``heldout`` one flag per neuron holding some out and some in (made bool),
+    ``rates`` and ``conditions`` of their shapes, ``splits`` ``train``, ``valid`` and ``test``,
+    each of trial indices in range, none empty, no trial in two, and ``n_forward`` below the
+    bins. ``where`` names the data in the messages.
+
+    Raises:
+        DataError: one line, on what is wrong and what to give.
+    """
+    if not isinstance(data, SpikeData):
+        raise DataError(f"{where} must be a pyrolf.data.SpikeData (spikes, heldout, splits), got "
+                        f"{type(data).__name__}")
+    spikes = check_counts(where, np.asarray(data.spikes))
+    n_trials, n_bins, n_neurons = spikes.shape
+    heldout = _check_heldout(where, np.asarray(data.heldout), n_neurons)
+    rates = None if data.rates is None else _check_rates(where, np.asarray(data.rates),
+                                                         spikes.shape)
+    conditions = (None if data.conditions is None else
+                  _check_conditions(where, np.asarray(data.conditions), n_trials))
+    splits, seen = {}, np.zeros(n_trials, dtype=int)
+    for name in ("train", "valid", "test"):
+        indices = np.asarray(data.splits.get(name, []))
+        if (not np.issubdtype(indices.dtype, np.integer) or indices.ndim != 1
+                or not len(indices) or indices.min() < 0 or indices.max() >= n_trials):
+            raise DataError(f"{where}: splits[{name!r}] must be a non-empty 1-D array of trial "
+                            f"indices in 0..{n_trials - 1}; give train, valid and test trials")
+        np.add.at(seen, indices, 1)
+        splits[name] = indices
+    if seen.max() > 1:
+        raise DataError(f"{where}: trial {int(np.argmax(seen > 1))} is in more than one split "
+                        "(or twice in one); give each trial to one of train, valid and test")
+    if not 0 <= data.n_forward < n_bins:
+        raise DataError(f"{where}: n_forward {data.n_forward} must leave an observed bin of the "
+                        f"{n_bins}")
+    return dataclasses.replace(data, spikes=spikes, heldout=heldout, rates=rates,
+                               conditions=conditions, splits={**data.splits, **splits})
 
 
 def split_trials(rng: np.random.Generator, n_trials: int,
@@ -237,7 +289,7 @@ def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> tuple:
     if "spikes" not in arrays:
         raise DataError(f"{path} has no `spikes` array; store the counts under the name `spikes` "
                         "as a (trials, time, neurons) array.")
-    spikes = _check_spikes(path, arrays["spikes"])
+    spikes = check_counts(path, arrays["spikes"])
     n_trials, _, n_neurons = spikes.shape
     rates = _check_rates(path, arrays["rates"], spikes.shape) if "rates" in arrays else None
     heldout = _check_heldout(path, arrays["heldout"], n_neurons) if "heldout" in arrays else None
@@ -260,7 +312,7 @@ def _require_finite(path: Path, name: str, array: np.ndarray) -> None:
                         "replace them with valid numbers.")
 
 
-def _check_spikes(path: Path, spikes: np.ndarray) -> np.ndarray:
+def check_counts(path: Path, spikes: np.ndarray) -> np.ndarray:
     """Checked counts as float32 ``(trials, time, neurons)``."""
     spikes = np.asarray(spikes)
     _require_numeric(path, "spikes", spikes)

@@ -1,0 +1,124 @@
+"""The Python API takes data built by hand as the command line takes files: checked before any
+work, given the settings' forward bins, and a run folder never reloaded with other data."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import pyrolf
+from pyrolf.data import DataError, SpikeData, lorenz_dataset
+from pyrolf.runs import RunError
+
+TINY = dict(latent_dim=8, channels=2, encoder_hidden=16, decoder_width=16,
+            decoder_feedforward=32, batch_size=16, samples=2, eval_every=1)
+
+
+def small(seed=3, **options):
+    return lorenz_dataset(seed=seed, n_conditions=4, trials_per_condition=6, n_bins=12,
+                          n_neurons=10, n_heldout=2, **options)
+
+
+def spoiled(how: str) -> SpikeData:
+    data = small()
+    splits = data.splits
+    changes = {
+        "no_test": {"splits": {"train": splits["train"], "valid": splits["valid"]}},
+        "empty_valid": {"splits": {**splits, "valid": np.array([], dtype=int)}},
+        "outside": {"splits": {**splits, "test": np.append(splits["test"], 99)}},
+        "overlap": {"splits": {**splits, "test": np.append(splits["test"],
+                                                          splits["train"][0])}},
+        "float_indices": {"splits": {**splits, "test": splits["test"].astype(float)}},
+        "no_heldout": {"heldout": np.zeros(10, bool)},
+        "heldout_length": {"heldout": np.ones(3, bool)},
+        "flat": {"spikes": data.spikes[:, 0]},
+        "nan": {"spikes": np.where(np.arange(10) == 4, np.nan, data.spikes)},
+        "negative": {"spikes": -data.spikes},
+        "rates": {"spikes": data.spikes + 0.5},
+        "forward": {"n_forward": 12},
+    }[how]
+    return dataclasses.replace(data, **changes)
+
+
+@pytest.mark.parametrize("how, fragment", [
+    ("no_test", "splits['test'] must be a non-empty"),
+    ("empty_valid", "splits['valid'] must be a non-empty"),
+    ("outside", "trial indices in 0..23"),
+    ("overlap", "is in more than one split"),
+    ("float_indices", "splits['test'] must be a non-empty 1-D array of trial indices"),
+    ("no_heldout", "`heldout` marks no neurons"),
+    ("heldout_length", "`heldout` has shape (3,) but there are 10 neurons"),
+    ("flat", "not 3-D"),
+    ("nan", "NaN"),
+    ("negative", "negative values"),
+    ("rates", "non-integer values"),
+    ("forward", "n_forward 12 must leave an observed bin"),
+])
+def test_unusable_data_built_by_hand_are_one_line_before_any_work(how, fragment, tmp_path):
+    with pytest.raises(DataError, match=None) as refused:
+        pyrolf.fit(spoiled(how), pyrolf.Config(epochs=1, **TINY), run_dir=tmp_path / "run",
+                   progress=False)
+    message = str(refused.value)
+    assert fragment in message and "\n" not in message and "the data (lorenz)" in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_numbers_that_are_no_spike_data_are_refused_by_name(tmp_path):
+    with pytest.raises(DataError, match="must be a pyrolf.data.SpikeData .* got ndarray"):
+        pyrolf.fit(small().spikes, pyrolf.Config(epochs=1, **TINY), progress=False)
+
+
+def test_counts_of_any_number_type_and_flags_of_0_1_are_taken():
+    data = small()
+    loose = dataclasses.replace(data, spikes=data.spikes.astype(np.int64),
+                                heldout=data.heldout.astype(int))
+    result = pyrolf.fit(loose, pyrolf.Config(epochs=1, **TINY), progress=False)
+    assert result.data.spikes.dtype == np.float32 and result.data.heldout.dtype == bool
+    np.testing.assert_array_equal(result.data.heldout, data.heldout)
+
+
+def test_the_settings_forward_bins_are_held_back_from_data_built_by_hand():
+    config = pyrolf.Config(epochs=1, forward_bins=3, **TINY)
+    result = pyrolf.fit(small(), config, progress=False)
+    assert result.data.n_forward == 3 and "fp_bps" in result.metrics
+    with pytest.raises(DataError, match="has 2 forward bins but the settings ask for 3"):
+        pyrolf.fit(dataclasses.replace(small(), n_forward=2), config, progress=False)
+
+
+def test_a_run_fitted_on_data_from_python_is_never_reloaded_with_other_data(tmp_path):
+    data = small()
+    run = tmp_path / "run"
+    pyrolf.fit(data, pyrolf.Config(epochs=1, **TINY), run_dir=run, progress=False)
+    # its config.json names the default data, the embedded Lorenz set: not what it was fitted on
+    with pytest.raises(RunError, match="was fitted on other data \\(24x12x10\\)"):
+        pyrolf.load_run(run)
+    with pytest.raises(RunError, match="the data given are not those"):
+        pyrolf.evaluate_run(run, data=small(seed=4), progress=False)
+    flow, _, again = pyrolf.load_run(run, data=data)
+    assert again is data
+    metrics = pyrolf.evaluate_run(run, data=data, progress=False)
+    assert np.isfinite(metrics["co_bps"])
+    with pytest.raises(DataError, match="got ndarray"):
+        pyrolf.infer(run, data=data.spikes)
+    nan = dataclasses.replace(data, spikes=np.where(data.spikes > 2, np.nan, data.spikes))
+    with pytest.raises(DataError, match="NaN"):
+        pyrolf.infer(run, data=nan)
+
+
+def test_a_run_of_a_model_built_in_python_is_not_reloaded_as_another(tmp_path):
+    """The same weights' names and shapes, another class: config.json cannot say which."""
+    from pyrolf.dynamics import FreeParticle, LangevinPrior, OverdampedDynamics
+    from pyrolf.models import build_flow
+
+    data, config = small(), pyrolf.Config(epochs=1, **TINY)
+    flow = build_flow(config, data.n_neurons, data.n_heldin)
+    flow.prior = LangevinPrior(OverdampedDynamics(FreeParticle()), config.latent_dim)
+    pyrolf.fit(data, config, flow=flow, run_dir=tmp_path / "run", progress=False)
+    with pytest.raises(RunError, match="a model built in Python \\(prior.dynamics: "
+                                       "pyrolf.dynamics.langevin.OverdampedDynamics, where "
+                                       "config.json's settings build "
+                                       "pyrolf.dynamics.langevin.LangevinDynamics"):
+        pyrolf.load_run(tmp_path / "run", data=data)
+    # one the settings do build reloads as it was
+    pyrolf.fit(data, config, run_dir=tmp_path / "plain", progress=False)
+    assert type(pyrolf.load_run(tmp_path / "plain", data=data)[0].prior).__name__ == "LangevinPrior"
