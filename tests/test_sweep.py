@@ -130,6 +130,17 @@ def test_asha_sweep_writes_the_table_and_a_best_run_with_its_score(
     code, out, err = run_cli(["evaluate", folder / "best"], monkeypatch, capsys)
     assert code == 0 and "co_bps=" in out, err
 
+    # best/ trained on since the sweep wrote it is not written over by a resumed sweep
+    done = json.loads((folder / "best" / "metrics.json").read_text())["epochs"]
+    code, _, err = run_cli(["fit", "--resume", folder / "best", "--epochs", done + 1, "--quiet"],
+                           monkeypatch, capsys)
+    assert code == 0, err
+    continued = (folder / "best" / "history.csv").read_text()
+    code, out, err = run_cli(["sweep", "--resume", folder], monkeypatch, capsys)
+    assert code == 0, err
+    assert "was trained on since the sweep wrote it: left as it is" in err
+    assert (folder / "best" / "history.csv").read_text() == continued
+
 
 @pytest.mark.slow
 def test_an_interrupted_sweep_resumes(local_ray, spike_file, tmp_path, monkeypatch, capsys):

@@ -44,6 +44,7 @@ from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
 
 from pyrolf.config import Config
 from pyrolf.data import Sessions, SpikeData, load_config_data
+from pyrolf.messages import note
 from pyrolf.inference.svi import Trainer, TrainingDiverged
 from pyrolf.models import build_flow
 from pyrolf.pipeline import _save, check_device, evaluate_run, load_run
@@ -281,6 +282,18 @@ def _summarise(folder: Path, settings: dict, data: SpikeData | Sessions) -> Swee
     return SweepResult(folder, rows, best, _write_best(folder, best, data))
 
 
+def _continued(best: RunFolder, folder: Path) -> bool:
+    """Whether ``best/`` has trained past the trial it was copied from (its ``metrics.json``'s
+    ``trial``): more epochs in its checkpoint than in the trial's."""
+    if not best.has(RunFolder.METRICS) or not best.has(RunFolder.CHECKPOINT):
+        return False
+    trial = RunFolder(folder / TRIALS / str(best.read_json(RunFolder.METRICS).get("trial")))
+    if not trial.has(RunFolder.CHECKPOINT):
+        return True  # its trial is gone: keep the only copy
+    return (best.load(RunFolder.CHECKPOINT)["state"]["epoch"]
+            != trial.load(RunFolder.CHECKPOINT)["state"]["epoch"])
+
+
 def _row(trial, names: list[str]) -> dict:
     """One line of ``results.csv``."""
     last = trial.last_result or {}
@@ -292,10 +305,16 @@ def _row(trial, names: list[str]) -> dict:
 def _write_best(folder: Path, row: dict, data: SpikeData | Sessions) -> dict:
     """Copy the best trial's run folder to ``best/`` and write its ``metrics.json``: the test
     metrics of ``pyrolf evaluate`` with the validation co-bps scored again and the trial's
-    record."""
+    record. A ``best/`` that is in use is refused; one trained on since the sweep wrote it
+    (``pyrolf fit --resume``) is left as it is, with a note, and its metrics returned."""
     best = RunFolder(folder / BEST)
     if best.path.exists():
-        shutil.rmtree(best.path)
+        with best.locked():  # no other process works in it
+            if _continued(best, folder):
+                note(f"{best.path} was trained on since the sweep wrote it: left as it is (the "
+                     f"best trial's run folder is {folder / row['run_folder']})")
+                return best.read_json(RunFolder.METRICS) if best.has(RunFolder.METRICS) else {}
+            shutil.rmtree(best.path)
     shutil.copytree(folder / row["run_folder"], best.path)
     metrics = evaluate_run(best.path, data)  # the sweep's data: not loaded (and scored) again
     metrics.update({SCORE: score_run(best.path, data), "epochs": row["epochs"],
