@@ -79,9 +79,10 @@ class RunFolder:
         and other paths made absolute), for a spike file ``source.json`` (its path, size and
         SHA-256) and ``fitted.json``: ``fitted``, what the run is fitted on, ``data`` (the
         fingerprint of the data, :func:`~pyrolf.data.files.spikes_fingerprint`) and ``modules``
-        (the model's modules and their classes; see :meth:`check_fitted`). Refuses what :meth:`check_new` refuses; a folder whose run stopped before its
-        first checkpoint is started over (the files of :attr:`LEFT_OVER` removed). Ctrl-C in the
-        block: see :meth:`telling_what_is_kept`."""
+        (the model's modules and their classes; see :meth:`check_fitted`). Refuses what
+        :meth:`check_new` refuses; a folder whose run stopped before its first checkpoint is
+        started over (the files of :attr:`LEFT_OVER` removed). Ctrl-C in the block: see
+        :meth:`telling_what_is_kept`."""
         run = cls(path)
         run.check_new()
         try:
@@ -217,8 +218,9 @@ class RunFolder:
                         if modules.get(name) != recorded["modules"].get(name))
         if differ:
             name = differ[0]
-            raise RunError(f"{self.path} was fitted with a model built in Python ({name or 'flow'}: "
-                           f"{recorded['modules'].get(name, 'none')}, where config.json's "
+            raise RunError(f"{self.path} was fitted with a model built in Python "
+                           f"({name or 'flow'}: {recorded['modules'].get(name, 'none')}, "
+                           "where config.json's "
                            f"settings build {modules.get(name, 'none')}); load its weights into "
                            "that model: flow.load_state_dict(torch.load(RUN/'best.pt')['flow'])")
 

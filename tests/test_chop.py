@@ -49,6 +49,33 @@ def test_merge_takes_each_bin_from_the_window_whose_centre_is_nearest(n_time, wi
         assert chosen[t] == nearest, t
 
 
+@pytest.mark.parametrize("n_time, window_bins, overlap_bins", CASES)
+@pytest.mark.parametrize("forward", [0, 1, 3])
+def test_with_forward_bins_a_bin_is_predicted_only_where_no_window_observes_it(
+        n_time, window_bins, overlap_bins, forward):
+    """The nearest observed centre among the windows that observe the bin; where none does, a
+    window that predicts it (the recording's last bins, or gaps the overlap leaves)."""
+    if forward >= window_bins:
+        return
+    observed = window_bins - forward
+    starts = window_starts(n_time, window_bins, overlap_bins)
+    labels = np.repeat(np.arange(len(starts))[:, None], window_bins, axis=1)
+    positions = np.repeat(np.arange(window_bins)[None], len(starts), axis=0)
+    chosen = merge(labels, starts, n_time, observed)
+    position = merge(positions, starts, n_time, observed)
+    centres = starts + observed / 2
+    for t in range(n_time):
+        seeing = np.flatnonzero((starts <= t) & (t < starts + observed))
+        assert starts[chosen[t]] + position[t] == t  # a bin of the window it is said to be from
+        if len(seeing):
+            distance = np.abs(centres[seeing] - (t + 0.5))
+            assert chosen[t] == seeing[distance == distance.min()].max(), t
+        else:
+            assert position[t] >= observed
+    if forward == 0:  # all observed: as without
+        np.testing.assert_array_equal(chosen, merge(labels, starts, n_time))
+
+
 def test_more_than_half_overlap_keeps_each_windows_middle():
     """Windows of 10 every 3 bins (overlap 7): a bin lies in up to 4 windows, and each window
     gives the 3 bins around its middle (the first and last windows also their outer edges)."""

@@ -426,6 +426,7 @@ def test_continuous_recording_fits_and_infers_one_series_over_the_session(contin
     np.testing.assert_allclose(time, plan["start_time"] + 0.01 * np.arange(plan["n_time"]),
                                atol=1e-9)
     assert inferred["time"].attrs["units"] == "s"
+    assert inferred["forward"].dims == ("time",) and not inferred["forward"].any()  # none asked
     spikes = files["continuous_session"].spike_times
     first, last = min(t[0] for t in spikes), max(t[-1] for t in spikes)
     assert time[0] <= first < time[0] + 0.01 and last - 0.01 < time[-1] + 0.01 <= last

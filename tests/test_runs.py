@@ -225,7 +225,8 @@ def test_a_fit_interrupted_at_any_write_is_continued_to_the_same_run(
                                capsys)
     else:
         first_checkpoint = WRITES.index("checkpoint.pt") + 1  # k counts from 1
-        told = "has saved no checkpoint yet" if k <= first_checkpoint else "keeps its last checkpoint"
+        told = ("has saved no checkpoint yet" if k <= first_checkpoint else
+                "keeps its last checkpoint")
         assert_one_line_error(code, err, f"interrupted; {run} {told}", f"fit --resume {run}")
         code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
         assert ("starting it over from epoch 0" in err) == (k <= first_checkpoint)

@@ -51,9 +51,13 @@ def chop(signal: np.ndarray, window_bins: int, overlap_bins: int) -> tuple[np.nd
     return np.stack([signal[start:start + window_bins] for start in starts]), starts
 
 
-def merge(windows: np.ndarray, starts: np.ndarray, n_time: int) -> np.ndarray:
+def merge(windows: np.ndarray, starts: np.ndarray, n_time: int, observed: int | None = None
+          ) -> np.ndarray:
     """One series ``(n_time, ...)`` from ``windows`` ``(n, window_bins, ...)`` that start at bins
     ``starts`` ``(n,)``: each bin from the window whose centre is nearest (module docstring).
+    With ``observed`` (fewer than ``window_bins``: the rest of each window are forward bins,
+    predicted, never seen by the encoder) the centres are those of the observed bins, and a bin
+    comes from a window's forward bins only where no window observes it.
 
     Raises:
         ValueError: ``starts`` not one per window, not strictly increasing from 0, leaving a gap
@@ -67,8 +71,11 @@ def merge(windows: np.ndarray, starts: np.ndarray, n_time: int) -> np.ndarray:
             or np.any(np.diff(starts) > window_bins)):
         raise ValueError(f"window starts {starts.tolist()} of windows of {window_bins} bins do not "
                          f"cover 0..{n_time} in increasing order without gaps")
-    # bin t goes to the later of windows j, j + 1 once t + 1/2 >= the midpoint of their centres
-    cuts = np.concatenate([[0], (starts[:-1] + starts[1:] + window_bins) // 2, [n_time]])
+    # bin t goes to the later of windows j, j + 1 once t + 1/2 >= the midpoint of their centres,
+    # but not before j + 1 starts nor after j ends
+    seen = window_bins if observed is None else observed
+    middles = np.clip((starts[:-1] + starts[1:] + seen) // 2, starts[1:], starts[:-1] + window_bins)
+    cuts = np.concatenate([[0], middles, [n_time]])
     merged = np.empty((n_time, *windows.shape[2:]), dtype=windows.dtype)
     for window, start, (first, stop) in zip(windows, starts, zip(cuts[:-1], cuts[1:])):
         merged[first:stop] = window[first - start:stop - start]

@@ -304,14 +304,19 @@ def merged_dataset(windows: xr.Dataset, data: SpikeData) -> xr.Dataset:
     ``_upper`` included, goes to ``(time, latent)`` or ``(time, neuron)``; a merged interval is
     the per-bin interval of the window the bin came from. ``time`` is the bin start in seconds
     in the file's time base (NWB: from the session start), ``start_time + bin * bin_size``;
-    per-bin coordinates ``window`` (the window the bin came from) and ``split`` (its split);
-    attributes ``window_start_s`` (each window's start), ``window_bins``, ``overlap_rule``."""
+    per-bin coordinates ``window`` (the window the bin came from), ``split`` (its split) and
+    ``forward`` (a forward bin of its window: windows with forward bins give a bin from those
+    only where no window observes it); attributes ``window_start_s`` (each window's start),
+    ``window_bins``, ``overlap_rule``."""
     plan = data.extra["chop"]
     starts, n_time = np.asarray(plan["starts"]), int(plan["n_time"])
-    window_of_bin = merge(np.repeat(np.arange(len(starts))[:, None], data.n_bins, 1), starts,
-                          n_time)
+    n_windows, observed = len(starts), data.n_observed
+    window_of_bin = merge(np.repeat(np.arange(n_windows)[:, None], data.n_bins, 1), starts,
+                          n_time, observed)
+    bin_in_window = merge(np.repeat(np.arange(data.n_bins)[None], n_windows, 0), starts, n_time,
+                          observed)
     variables = {name: (("time", *array.dims[2:]),
-                        merge(array.values, starts, n_time), array.attrs)
+                        merge(array.values, starts, n_time, observed), array.attrs)
                  for name, array in windows.data_vars.items()}
     coords = {
         "time": ("time", plan["start_time"] + np.arange(n_time) * plan["bin_size"],
@@ -321,6 +326,9 @@ def merged_dataset(windows: xr.Dataset, data: SpikeData) -> xr.Dataset:
                                                         "from"}),
         "split": ("time", windows["split"].values[window_of_bin],
                   {"long_name": "split of the window this bin was taken from"}),
+        "forward": ("time", bin_in_window >= observed,
+                    {"long_name": "a forward bin of its window, predicted by the prior alone: "
+                                  "no window observes it"}),
         "neuron": windows["neuron"], "heldout": windows["heldout"],
     }
     attrs = {**windows.attrs, "window_start_s": plan["start_time"] + starts * plan["bin_size"],
