@@ -66,6 +66,9 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
     use_threads(config.threads)
     pyro.set_rng_seed(config.seed)
     data = _checked(data, config.forward_bins)
+    if not config.continuous and all("chop" in own.extra for own in session_list(data)):
+        # a recording without trials, chopped as such: say so, so that new data are chopped alike
+        config = config.replace(continuous=True)
     flow = flow if flow is not None else build_flow(config, data.n_neurons, data.n_heldin)
     if config.init_from is not None:
         start_from_run(flow, config)

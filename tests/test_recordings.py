@@ -411,7 +411,9 @@ def test_continuous_recording_fits_and_infers_one_series_over_the_session(contin
     run = continuous_run.path
     metrics = json.loads((run / "metrics.json").read_text())
     assert np.isfinite(metrics["co_bps"]) and metrics["recording"]["window_bins"] == 50
-    assert json.loads((run / "config.json").read_text())["chop_s"] == 0.5
+    saved = json.loads((run / "config.json").read_text())
+    # no trials table: chopped, and said so, so that new data, trials table or not, are chopped too
+    assert saved["chop_s"] == 0.5 and saved["continuous"] is True
     flow, config, data = load_run(run)
     plan = data.extra["chop"]
     assert f"inferred {data.n_trials} windows merged into {plan['n_time']} bins" in \
