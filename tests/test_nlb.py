@@ -112,6 +112,13 @@ def test_a_bad_targets_file_stops_the_fit_before_training(data_dir, tmp_path, mo
                             "--config", write_config(tmp_path, **SMALL)], monkeypatch, capsys)
     assert_one_line_error(code, err, "eval_data_test.h5", "HDF5")
     assert not run.exists()
+    with h5py.File(bogus, "w") as file:  # another dataset's targets: one evaluation trial
+        file.create_dataset("mc_maze_20/eval_spikes_heldout", data=np.zeros((1, 35, 4)))
+    code, _, err = run_cli(["fit", "--data", "mc_maze", "--data-dir", data_dir, "--phase", "test",
+                            "--targets", bogus, "--out", run, "--epochs", "1", "--quiet",
+                            "--config", write_config(tmp_path, **SMALL)], monkeypatch, capsys)
+    assert_one_line_error(code, err, "holds 1 evaluation trials of mc_maze_20 but the data have")
+    assert not run.exists()
 
 
 def test_tensors_put_held_in_neurons_first_and_eval_trials_last(data_dir):

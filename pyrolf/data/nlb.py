@@ -217,4 +217,10 @@ def eval_targets(split: NLBSplit, targets: str | os.PathLike | None = None) -> d
     if split.key not in loaded:
         raise DataError(f"targets file {targets} has no {split.key!r} group "
                         f"(it has {', '.join(loaded) or 'none'})")
+    held = loaded[split.key].get("eval_spikes_heldout")
+    n_eval = None if split.trial_ids is None else len(split.trial_ids) - split.n_train
+    if held is not None and n_eval is not None and len(held) != n_eval:
+        raise DataError(f"targets file {targets} holds {len(held)} evaluation trials of "
+                        f"{split.key} but the data have {n_eval}; give the targets of these "
+                        "files and this phase")
     return loaded
