@@ -70,12 +70,14 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
         # a recording without trials, chopped as such: say so, so that new data are chopped alike
         config = config.replace(continuous=True)
     flow = flow if flow is not None else build_flow(config, data.n_neurons, data.n_heldin)
+    bin_size = session_list(data)[0].known_bin_size
     if config.init_from is not None:
-        start_from_run(flow, config)
+        start_from_run(flow, config, bin_size)
     prepare_scoring(data)
     if run_dir is None:
         return _train(Trainer(flow, data, config), None, progress)
-    fitted = {"data": spikes_fingerprint(session_list(data)), "modules": modules(flow)}
+    fitted = {"data": spikes_fingerprint(session_list(data)), "modules": modules(flow),
+              "bin_size_s": bin_size}
     with RunFolder.create(run_dir, config, fitted) as run:
         prepare_scoring(data, run.path / RunFolder.TARGETS)
         return _train(Trainer(flow, data, config), run, progress)
@@ -107,15 +109,24 @@ def session_list(data) -> list[SpikeData]:
     return list(data.sessions.values()) if isinstance(data, Sessions) else [data]
 
 
-def start_from_run(flow, config: Config) -> None:
+def start_from_run(flow, config: Config, bin_size: float | None = None) -> None:
     """Set ``flow``'s weights, all but the per-neuron ones, to those of the run folder
-    ``config.init_from`` (:func:`init_weights`), in place.
+    ``config.init_from`` (:func:`init_weights`), in place. A note says where that run's bins
+    (``fitted.json``) and the data's, ``bin_size`` seconds, are known and differ: the step and
+    damping it learned are per bin.
 
     Raises:
         RunError: as :func:`init_weights`, or the run's weights do not fit ``flow``.
         ConfigError: as :func:`init_weights`.
     """
     weights = init_weights(config)
+    source = RunFolder(config.init_from)
+    theirs = source.read_json(RunFolder.FITTED).get("bin_size_s") if source.has(
+        RunFolder.FITTED) else None
+    if theirs is not None and bin_size is not None and abs(theirs - bin_size) > 1e-9:
+        note(f"--init-from {source.path} was fitted on bins of {theirs * 1000:g} ms, these data "
+             f"have {bin_size * 1000:g} ms: the step and damping it learned are per bin and "
+             "are taken as they are")
     own = flow.state_dict()
     misfit = [key for key, value in weights.items()
               if key not in own or own[key].shape != value.shape]

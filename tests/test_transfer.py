@@ -52,6 +52,21 @@ def test_a_fit_from_a_run_starts_with_its_weights_and_fresh_ones_per_neuron(sour
                            fresh["prior.dynamics.potential.weight"])  # learned, not fresh
 
 
+def test_a_run_of_other_bins_is_named_in_a_note(source_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(source_run, run)
+    fitted = json.loads((run / "fitted.json").read_text())
+    assert fitted["bin_size_s"] is None  # a spike file says nothing of its bins
+    config = Config(init_from=str(run), **SMALL)
+    for theirs, ours, noted in [(None, 0.01, False), (0.02, 0.02, False), (0.02, 0.01, True)]:
+        (run / "fitted.json").write_text(json.dumps({**fitted, "bin_size_s": theirs}))
+        start_from_run(build_flow(config, 13, 9), config, ours)
+        err = capsys.readouterr().err
+        assert ("fitted on bins of 20 ms, these data have 10 ms" in err) == noted
+
+
 def test_fit_takes_the_runs_network_settings_and_refuses_others_in_one_line(
         source_run, tmp_path, monkeypatch, capsys):
     other = tmp_path / "other.h5"
