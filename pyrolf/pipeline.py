@@ -14,7 +14,7 @@ import torch
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import SpikeData, data_file, hold_forward_bins, load_config_data
 from pyrolf.data.files import check_counts, check_data, spikes_fingerprint
-from pyrolf.data.sessions import Sessions, gather_sessions, session_data
+from pyrolf.data.sessions import Sessions, gather_sessions, session_data, session_list
 from pyrolf.data.spikes import DataError, MissingBehavior
 from pyrolf.evaluation.collapse import collapse_finding
 from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, prepare_scoring
@@ -102,11 +102,6 @@ def modules(flow) -> dict[str, str]:
     """Each module of ``flow`` by name (``""`` the flow itself): its class, ``module.Class``."""
     return {name: f"{type(module).__module__}.{type(module).__qualname__}"
             for name, module in flow.named_modules()}
-
-
-def session_list(data) -> list[SpikeData]:
-    """The sessions of ``data``, in order: itself for one."""
-    return list(data.sessions.values()) if isinstance(data, Sessions) else [data]
 
 
 def start_from_run(flow, config: Config, bin_size: float | None = None) -> None:

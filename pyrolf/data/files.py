@@ -333,7 +333,7 @@ def check_counts(path: Path, spikes: np.ndarray) -> np.ndarray:
         raise DataError(f"{path}: `spikes` has a count of {spikes.max():g} in one bin, more than "
                         f"the {MAX_COUNT} spikes of one neuron in one bin pyrolf takes as plausible; "
                         "store spike counts per bin (not spike times or sample indices).")
-    return spikes.astype(np.float32)
+    return spikes.astype(np.float32, copy=False)
 
 
 def _check_rates(path: Path, rates: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -345,7 +345,7 @@ def _check_rates(path: Path, rates: np.ndarray, shape: tuple[int, ...]) -> np.nd
     _require_finite(path, "rates", rates)
     if np.any(rates < 0):
         raise DataError(f"{path}: `rates` has negative values; rates are spikes per bin, >= 0.")
-    return rates.astype(np.float32)
+    return rates.astype(np.float32, copy=False)
 
 
 def _check_heldout(path: Path, heldout: np.ndarray, n_neurons: int) -> np.ndarray:

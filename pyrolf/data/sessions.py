@@ -112,6 +112,11 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
     return Sessions(dict(sessions))
 
 
+def session_list(data: Sessions | SpikeData) -> list[SpikeData]:
+    """The sessions of ``data``, in order: ``data`` itself for one."""
+    return list(data.sessions.values()) if isinstance(data, Sessions) else [data]
+
+
 def session_data(data: Sessions | SpikeData, name: str) -> SpikeData:
     """Session ``name`` of ``data`` as it was loaded.
 

@@ -19,7 +19,7 @@ from pyro.optim import ClippedAdam
 from tqdm.auto import tqdm
 
 from pyrolf.config import Config
-from pyrolf.data.sessions import Sessions
+from pyrolf.data.sessions import Sessions, session_list
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.collapse import UnsplitSite, kl_per_dimension
 from pyrolf.evaluation.metrics import co_bps
@@ -133,8 +133,7 @@ class TrainState:
 def steps_per_epoch(data: SpikeData | Sessions, batch_size: int) -> int:
     """The SVI steps of an epoch of :class:`Trainer`: each session's training trials in
     batches of ``batch_size``."""
-    sessions = data.sessions.values() if isinstance(data, Sessions) else [data]
-    return sum(math.ceil(len(own.splits["train"]) / batch_size) for own in sessions)
+    return sum(math.ceil(len(own.splits["train"]) / batch_size) for own in session_list(data))
 
 
 @dataclass
