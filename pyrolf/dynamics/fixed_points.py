@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from pyrolf.dynamics.langevin import LangevinDynamics
-from pyrolf.dynamics.spectrum import UNIT_CIRCLE_TOLERANCE, step_jacobian
+from pyrolf.dynamics.spectrum import UNIT_CIRCLE_TOLERANCE, rowwise_jacobian, step_jacobian
 
 FLAT = 1e-8  # a Hessian eigenvalue within FLAT × the largest |eigenvalue| of 0 is flat
 DAMPING_RANGE = (1e-12, 1e12)  # Levenberg–Marquardt damping, from Newton's step to gradient descent
@@ -45,17 +45,14 @@ def gradient_and_hessian(potential: nn.Module, z: torch.Tensor
     """``U`` ``(N,)``, ``∇U`` ``(N, D)`` and ``∇²U`` ``(N, D, D)`` at the positions ``z``
     ``(N, D)``.
 
-    The rows' energies are independent, so one Hessian-vector product per dimension gives that
-    row of every position's Hessian at once."""
+    The rows' energies are independent, so the Hessians are the gradients' row-wise Jacobian
+    (:func:`~pyrolf.dynamics.spectrum.rowwise_jacobian`)."""
     z = z.detach().requires_grad_()
     with torch.enable_grad():
         energy = potential(z)
         (gradient,) = torch.autograd.grad(energy.sum(), z, create_graph=True)
-        rows = [torch.autograd.grad(gradient[:, i].sum(), z, retain_graph=True,
-                                    allow_unused=True)[0] if gradient.requires_grad else None
-                for i in range(z.shape[-1])]
-    rows = [torch.zeros_like(z) if row is None else row for row in rows]
-    return energy.detach(), gradient.detach(), torch.stack(rows, 1).detach()
+        hessian = rowwise_jacobian(gradient, z)
+    return energy.detach(), gradient.detach(), hessian.detach()
 
 
 def newton_steps(potential: nn.Module, starts: torch.Tensor, descend: bool = False,

@@ -39,9 +39,19 @@ def step_jacobian(dynamics: LangevinDynamics, z: torch.Tensor, v: torch.Tensor |
     state = torch.cat([z, v], -1).reshape(-1, 2 * size).requires_grad_()
     with torch.enable_grad():
         step = torch.cat(dynamics.drift(state[:, :size], state[:, size:]), -1)
-        rows = [torch.autograd.grad(step[:, i].sum(), state, retain_graph=True)[0]
-                for i in range(2 * size)]
-    return torch.stack(rows, 1).reshape(*z.shape[:-1], 2 * size, 2 * size).numpy()
+        jacobian = rowwise_jacobian(step, state)
+    return jacobian.reshape(*z.shape[:-1], 2 * size, 2 * size).numpy()
+
+
+def rowwise_jacobian(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """``d outputs[n] / d inputs[n]`` ``(N, M, K)`` of ``outputs`` ``(N, M)`` computed from
+    ``inputs`` ``(N, K)`` row by row: the rows are independent, so one backward pass per output
+    gives that row of every Jacobian at once; zeros where an output does not depend on the
+    inputs. Call it where the graph of ``outputs`` is recorded."""
+    rows = [torch.autograd.grad(outputs[:, i].sum(), inputs, retain_graph=True,
+                                allow_unused=True)[0] if outputs.requires_grad else None
+            for i in range(outputs.shape[1])]
+    return torch.stack([torch.zeros_like(inputs) if row is None else row for row in rows], 1)
 
 
 def potential_minimum(potential: nn.Module, start: torch.Tensor, iterations: int = 500
