@@ -295,11 +295,13 @@ def training_record(state: TrainState, config: Config) -> dict:
 
 def collapse_metrics(metrics: dict, history: list[dict]) -> dict:
     """``collapsed`` (and, when true, ``collapse``: what was seen) of a fit from its test
-    ``metrics`` (the smoothing baseline's co-bps) and its training ``history`` (the validation
-    co-bps and KL per bin); see :func:`pyrolf.evaluation.collapse.collapse_finding`."""
+    ``metrics`` (the smoothing baseline's co-bps; on the validation trials where the test
+    trials are not scored, an NLB test phase without targets) and its training ``history`` (the
+    validation co-bps and KL per bin); see :func:`pyrolf.evaluation.collapse.collapse_finding`."""
     scores = [r["valid_co_bps"] for r in history if "valid_co_bps" in r]
     kls = [r["kl_per_bin"] for r in history if "kl_per_bin" in r]
-    finding = collapse_finding(max(scores) if scores else None, metrics.get("smoothing_co_bps"),
+    baseline = metrics.get("smoothing_co_bps", metrics.get("smoothing_valid_co_bps"))
+    finding = collapse_finding(max(scores) if scores else None, baseline,
                                kls[-1] if kls else None)
     return {"collapsed": finding is not None, **({"collapse": finding} if finding else {})}
 

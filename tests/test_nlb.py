@@ -1,20 +1,24 @@
 """The NLB path end to end on generated NLB-format NWB files: fit -> submission.h5 -> nlb_tools."""
 
 import json
+import logging
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from nlb_tools import nwb_interface
 from nlb_tools.evaluation import bits_per_spike, evaluate
 from nlb_tools.nwb_interface import NWBDataset
 from test_cli import assert_one_line_error, run_cli, write_config
 
 from pyrolf.data import load_data
 from pyrolf.data.dandi import DANDISETS, nwb_files
-from pyrolf.data.nlb_compat import check_pandas, nlb_tools_context, resample
+from pyrolf.data.nlb_compat import (check_pandas, nlb_tools_context, resample,
+                                    test_file_nans_expected)
 from pyrolf.data.nlb_synthetic import write_nlb_files
 from pyrolf.data.spikes import DataError
+from pyrolf.evaluation.smoothing import smoothing_baseline
 
 SMALL = {"latent_dim": 8, "encoder_hidden": 16, "decoder_width": 16, "decoder_feedforward": 32,
          "samples": 2, "eval_every": 1, "batch_size": 16, "kl_warmup": 1}
@@ -223,8 +227,11 @@ def test_infer_names_nlb_trials_units_and_times(data_dir, tmp_path, monkeypatch,
 
 
 def test_test_phase_trains_on_train_and_val_and_predicts_test(data_dir, tmp_path, monkeypatch,
-                                                               capsys):
-    data = load_data("mc_maze", data_dir=data_dir, phase="test")
+                                                               capsys, caplog):
+    with caplog.at_level(logging.WARNING):
+        data = load_data("mc_maze", data_dir=data_dir, phase="test")
+    # the test file holds no held-out spikes by design: nlb_tools' NaN warning is not shown
+    assert not [r for r in caplog.records if "NaNs found" in r.getMessage()]
     dataset = NWBDataset(str(nwb_files("mc_maze", data_dir)[0].parent))
     assert data.extra["nlb"].n_train == dataset.trial_info.split.isin(["train", "val"]).sum()
     assert len(data.splits["test"]) == (dataset.trial_info.split == "test").sum()
@@ -236,6 +243,23 @@ def test_test_phase_trains_on_train_and_val_and_predicts_test(data_dir, tmp_path
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["phase"] == "test" and "co_bps" not in metrics  # no targets given: not scored
     assert (run / "submission.h5").exists()
+    # unscored, the collapse check compares the fit's validation co-bps with the baseline's on
+    # the same validation trials: one epoch learns nothing the smoothing does
+    baseline = smoothing_baseline(data)
+    assert metrics["smoothing_valid_co_bps"] == pytest.approx(max(baseline["valid_co_bps"].values()))
+    assert metrics["smoothing_valid_co_bps"] > 0.02 and metrics["valid_co_bps"] < 0.01
+    assert metrics["collapsed"] and "smoothing baseline" in metrics["collapse"]
+
+
+def test_nan_warnings_are_dropped_for_the_test_file_only(caplog):
+    logger = logging.getLogger(nwb_interface.__name__)
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        with test_file_nans_expected():
+            logger.warning("NaNs found in 100.00% of `trial_data`.")
+            logger.warning("Dropping hand_vel due to timestamp mismatch.")
+        logger.warning("NaNs found in 3.00% of `trial_data`.")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Dropping hand_vel due to timestamp mismatch.", "NaNs found in 3.00% of `trial_data`."]
 
 
 def test_compat_refuses_pandas_3_and_resamples_with_copy_on_write_on(data_dir, monkeypatch):

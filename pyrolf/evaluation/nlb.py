@@ -97,23 +97,26 @@ def nlb_metrics(rates: np.ndarray, data: SpikeData, submission_path: Path | None
     ``persistence_fp_bps``, the fp-bps of each trial's last observed bin of ``rates`` held over
     the forward window (:func:`~pyrolf.evaluation.metrics.persistence_rates`). Writes the
     submission to ``submission_path`` when given. A test-phase fit without a targets file is not
-    scored: its metrics only name the phase and the evaluation trials."""
+    scored: its metrics name the phase and the evaluation trials, and give the smoothing
+    baseline's best co-bps on the validation trials, ``smoothing_valid_co_bps``, what the
+    fit's ``valid_co_bps`` compares with."""
     split: NLBSplit = data.extra["nlb"]
     submitted = submission(rates, data)
     if submission_path is not None:
         save_submission(submitted, submission_path)
     metrics = {"phase": split.phase, "eval_trials": len(data.splits["test"])}
     targets = split.targets()
+    baseline = smoothing_baseline(data)
+    metrics["smoothing_width_bins"] = baseline["width"]
     if targets is None:
+        metrics["smoothing_valid_co_bps"] = baseline["valid_co_bps"][baseline["width"]]
         return metrics
     metrics.update(score(submitted, targets, split.key))
     spikes = targets[split.key]["eval_spikes_heldout"]
     metrics["co_bps_per_neuron"] = co_bps_by_unit(submitted[split.key]["eval_rates_heldout"],
                                                   spikes, data)
-    baseline = smoothing_baseline(data)
     eval_heldout = baseline["rates"][split.n_train:][..., data.heldout]
     metrics.update(heldout_co_bps(eval_heldout, spikes, data, prefix="smoothing_"))
-    metrics["smoothing_width_bins"] = baseline["width"]
     metrics["persistence_fp_bps"] = persistence_fp_bps(submitted[split.key], targets[split.key])
     return metrics
 
