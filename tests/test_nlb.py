@@ -15,7 +15,7 @@ from test_cli import assert_one_line_error, run_cli, write_config
 from pyrolf.data import load_data
 from pyrolf.data.dandi import DANDISETS, nwb_files
 from pyrolf.data.nlb_compat import (check_pandas, nlb_tools_context, resample,
-                                    test_file_nans_expected)
+                                    quiet_test_file_nans)
 from pyrolf.data.nlb_synthetic import write_nlb_files
 from pyrolf.data.spikes import DataError
 from pyrolf.evaluation.smoothing import smoothing_baseline
@@ -254,7 +254,7 @@ def test_test_phase_trains_on_train_and_val_and_predicts_test(data_dir, tmp_path
 def test_nan_warnings_are_dropped_for_the_test_file_only(caplog):
     logger = logging.getLogger(nwb_interface.__name__)
     with caplog.at_level(logging.WARNING, logger=logger.name):
-        with test_file_nans_expected():
+        with quiet_test_file_nans():
             logger.warning("NaNs found in 100.00% of `trial_data`.")
             logger.warning("Dropping hand_vel due to timestamp mismatch.")
         logger.warning("NaNs found in 3.00% of `trial_data`.")

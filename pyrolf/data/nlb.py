@@ -27,7 +27,7 @@ from nlb_tools.make_tensors import (PARAMS, h5_to_dict, make_eval_input_tensors,
 from nlb_tools.nwb_interface import NWBDataset
 
 from pyrolf.data.dandi import DANDISETS, data_dir, download_command, nwb_files
-from pyrolf.data.nlb_compat import nlb_tools_context, resample, test_file_nans_expected
+from pyrolf.data.nlb_compat import nlb_tools_context, resample, quiet_test_file_nans
 from pyrolf.data.spikes import DataError, SpikeData
 
 BIN_SIZES_MS = (5, 20)
@@ -121,7 +121,7 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
         with nlb_tools_context():
             train = make_train_input_tensors(dataset, name, split.train_split, save_file=False,
                                              include_forward_pred=True)
-            with test_file_nans_expected() if phase == "test" else nullcontext():
+            with quiet_test_file_nans() if phase == "test" else nullcontext():
                 evaluation = make_eval_input_tensors(dataset, name, phase, save_file=False)
     except Exception as error:
         raise DataError(f"nlb_tools could not cut {name} into trials ({type(error).__name__}: "

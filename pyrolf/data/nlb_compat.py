@@ -22,7 +22,7 @@ overrides the pin to ``pandas>=2.2,<3``; this module
   ``evaluate`` silently returns nothing),
 - keeps quiet the warning nlb_tools logs for every test-phase evaluation set (``NaNs found in
   100.00% of `trial_data```): the test file has no held-out spikes, by NLB's design, and their
-  columns are all NaN there (:func:`test_file_nans_expected`),
+  columns are all NaN there (:func:`quiet_test_file_nans`),
 - saves evaluation targets whose conditions all have the same number of trials: nlb_tools then
   holds a condition's trial indices as a 2-D object array, which its ``save_to_h5`` cannot write
   (it writes the 1-D object array of index arrays it makes for unequal conditions).
@@ -73,7 +73,7 @@ class _DropTrialDataNaNs(logging.Filter):
 
 
 @contextmanager
-def test_file_nans_expected():
+def quiet_test_file_nans():
     """nlb_tools' ``NaNs found in ... of `trial_data``` warnings dropped meanwhile: cutting the
     test phase's evaluation trials, whose held-out spikes the test file does not hold."""
     logger, dropped = logging.getLogger(nwb_interface.__name__), _DropTrialDataNaNs()
