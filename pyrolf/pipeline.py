@@ -14,7 +14,8 @@ import torch
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import SpikeData, data_file, hold_forward_bins, load_config_data
 from pyrolf.data.files import check_counts, check_data, spikes_fingerprint
-from pyrolf.data.sessions import Sessions, gather_sessions, session_data, session_list
+from pyrolf.data.sessions import (Sessions, gather_sessions, session_data, session_list,
+                                  shared_bin_size)
 from pyrolf.data.spikes import DataError, MissingBehavior
 from pyrolf.evaluation.collapse import collapse_finding
 from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, prepare_scoring
@@ -70,7 +71,7 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
         # a recording without trials, chopped as such: say so, so that new data are chopped alike
         config = config.replace(continuous=True)
     flow = flow if flow is not None else build_flow(config, data.n_neurons, data.n_heldin)
-    bin_size = session_list(data)[0].known_bin_size
+    bin_size = shared_bin_size(session_list(data))
     if config.init_from is not None:
         start_from_run(flow, config, bin_size)
     prepare_scoring(data)
@@ -389,7 +390,8 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     arguments are checked before anything is computed and every file is written through a
     temporary one, so an error leaves the run folder as it was.
     Returns ``trials`` (a continuous recording's windows; then also ``windows`` and ``bins``, the
-    merged series' length), ``samples``, ``out`` (the list of files for several sessions),
+    merged series' length, summed over the sessions), ``samples``, ``out`` (the list of files for
+    several sessions),
     ``weights`` (the file of the weights, see :func:`weights_of`) and what ``dynamics.json``
     holds."""
     from pyrolf.diagnostics.export import write_inferred
@@ -407,8 +409,8 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
                  out.with_name(f"{out.stem}-{name}{out.suffix}") for name in inferred}
         positions = np.concatenate([dataset["z"].values.reshape(-1, dataset.sizes["latent"])
                                     for _, dataset in inferred.values()])
-        first, first_dataset = next(iter(inferred.values()))
-        spectrum = dynamics_spectrum(flow.prior.dynamics, positions, first.known_bin_size)
+        spectrum = dynamics_spectrum(flow.prior.dynamics, positions,
+                                     shared_bin_size(own for own, _ in inferred.values()))
         spectrum["fixed_points"] = fixed_points(flow.prior.dynamics, positions)
         radius = f"largest |eigenvalue| {spectrum['spectral_radius']:.4f}"
         try:
@@ -420,8 +422,10 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
         except OSError as error:
             raise RunError(f"cannot write {error.filename or out}: "
                            f"{error.strerror or error}") from None
-    counts = ({"windows": len(first.extra["chop"]["starts"]), "bins": first_dataset.sizes["time"]}
-              if len(inferred) == 1 and "chop" in first.extra else {})
+    chopped = all("chop" in own.extra for own, _ in inferred.values())
+    counts = ({"windows": sum(len(own.extra["chop"]["starts"]) for own, _ in inferred.values()),
+               "bins": sum(dataset.sizes["time"] for _, dataset in inferred.values())}
+              if chopped else {})
     written = list(files.values())
     return {"trials": sum(trials.n_trials for trials, _ in inferred.values()), **counts,
             "samples": samples, "out": written[0] if list(files) == [None] else written,
@@ -485,15 +489,24 @@ def _session_views(flow, own: SpikeData | Sessions, session: str | None,
 
 
 def _new_data(config: Config, data: str) -> SpikeData:
-    """``data`` read with the run's ``config`` (as one session); without the run's behavioural
-    series (which only scoring and the ``behavior`` variable read) a note says so and it is read
-    without."""
+    """``data`` read with the run's ``config`` (as one session), the run's forward bins held
+    back; without the run's behavioural series (which only scoring and the ``behavior`` variable
+    read) a note says so and it is read without.
+
+    Raises:
+        DataError: the trials are no longer than the run's forward bins."""
+    as_run = config.replace(data=data, sessions=[], forward_bins=0)
     try:
-        return load_config_data(config.replace(data=data, sessions=[]))
+        loaded = load_config_data(as_run)
     except MissingBehavior as missing:
         note(f"{missing}; inferring without it (no `behavior` in the output)")
-        return load_config_data(config.replace(data=data, sessions=[], behavior=None,
-                                               behavior_lag_ms=0))
+        loaded = load_config_data(as_run.replace(behavior=None, behavior_lag_ms=0))
+    forward = config.forward_bins
+    if forward and not loaded.n_forward and forward >= loaded.n_bins:
+        raise DataError(f"the run holds back the last {forward} bins of each trial as forward "
+                        f"bins (fitted with --forward-bins {forward}), but the trials of {data} "
+                        f"have {loaded.n_bins} bins; give trials longer than {forward} bins")
+    return hold_forward_bins(loaded, forward)
 
 
 def _check_samples(samples: int) -> None:

@@ -145,6 +145,16 @@ def test_fit_reports_forward_metrics_and_infer_marks_the_forward_bins(spike_file
     assert inferred["forward"].dims == ("time",)
     assert inferred["forward"].values.tolist() == [False] * (12 - K) + [True] * K
 
+    # new trials no longer than the run's forward bins: infer says what the run needs of them
+    short = tmp_path / "short.h5"
+    own = load_config_data(pyrolf.Config(data=str(spike_file)))
+    save_spike_file(short, dataclasses.replace(own, spikes=own.spikes[:, :K], rates=None,
+                                               extra={}))
+    code, _, err = run_cli(["infer", run, "--data", short, "--samples", 3], monkeypatch, capsys)
+    assert_one_line_error(code, err, f"fitted with --forward-bins {K}", f"have {K} bins",
+                          f"longer than {K} bins")
+    assert "give fewer" not in err
+
 
 @pytest.mark.parametrize("args, fragments", [
     (["--forward-bins", 12], ["--forward-bins 12 leaves no observed bin", "12 bins"]),

@@ -16,7 +16,8 @@ import pyrolf
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import load_config_data
 from pyrolf.data.recording_synthetic import simulate_recording, write_spike_times_npz
-from pyrolf.data.sessions import gather_sessions, session_data, session_names
+from pyrolf.data.sessions import (gather_sessions, session_data, session_list, session_names,
+                                  shared_bin_size)
 from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.evaluation.metrics import co_bps
 from pyrolf.evaluation.collapse import kl_per_dimension
@@ -25,6 +26,7 @@ from pyrolf.evaluation.sessions import heldout_spikes, pooled, pooled_metrics
 from pyrolf.inference.capture import GraphSVI
 from pyrolf.inference.svi import Trainer, make_batch, predict_rates
 from pyrolf.models import LangevinFlow, build_flow, session_flow
+from pyrolf.pipeline import infer_run
 from test_cli import assert_one_line_error, run_cli
 
 SMALL = dict(latent_dim=8, channels=2, encoder_hidden=16, decoder_width=16,
@@ -78,13 +80,23 @@ def test_session_names_are_file_stems_made_unique():
     ({"a": counts(0, 6, 4), "b": counts(1, 6, 4, bins=10)}, "session b has 10 bins per trial "
                                                             "but a has 12"),
     ({"a": counts(0, 6, 4), "b": counts(1, 6, 4, n_forward=2)}, "forward bins"),
-    ({"a": counts(0, 6, 4), "b": counts(1, 6, 4, bin_size=0.02)}, "bin size"),
+    ({"a": counts(0, 6, 4, extra={"unit_ids": np.arange(4)}),
+      "b": counts(1, 6, 4, bin_size=0.02, extra={"unit_ids": np.arange(4)})},
+     "session b has bins of 20 ms but a of 10 ms"),
     ({"a": counts(0, 6, 4), "b": counts(1, 6, 4, extra={"nlb": None})}, "NLB data"),
 ])
 def test_sessions_that_cannot_share_a_model_are_refused_in_one_line(sessions, fragment):
     with pytest.raises(DataError, match=fragment) as error:
         gather_sessions(sessions)
     assert "\n" not in str(error.value)
+
+
+def test_a_spike_file_joins_a_recording_of_any_bin_size():
+    """A spike file stores no bin size (its 0.01 s is nominal): it takes the recording's."""
+    recording = counts(0, 6, 4, bin_size=0.02, extra={"unit_ids": np.arange(4)})
+    both = gather_sessions({"file": counts(1, 6, 4), "recording": recording})
+    assert shared_bin_size(session_list(both)) == 0.02
+    assert shared_bin_size([counts(1, 6, 4)]) is None
 
 
 def test_an_epoch_steps_on_each_sessions_own_trials_one_session_a_batch(two):
@@ -395,9 +407,14 @@ def test_continuous_sessions_are_each_merged_back_into_their_own_series(tmp_path
         for name, units, seed, seconds in (("x", 10, 3, 24.0), ("y", 7, 4, 18.0))]
     config = Config(data=str(files[0]), sessions=[str(files[1])], epochs=1, **SMALL)
     two = load_config_data(config)
-    result = pyrolf.fit(two, config, progress=False)
-    inferred = pyrolf.infer(result, samples=2, progress=False)
-    assert set(inferred) == {"x", "y"}
+    pyrolf.fit(two, config, run_dir=tmp_path / "run", progress=False)
+    report = infer_run(tmp_path / "run", samples=2, progress=False)
+    inferred = {name: xr.open_dataset(tmp_path / "run" / f"inferred-{name}.nc")
+                for name in ("x", "y")}
+    plans = [session_data(two, name).extra["chop"] for name in ("x", "y")]
+    # what infer reports counts both sessions' windows and merged bins
+    assert report["windows"] == report["trials"] == sum(len(plan["starts"]) for plan in plans)
+    assert report["bins"] == sum(plan["n_time"] for plan in plans)
     for name, seconds, units in (("x", 24.0, 10), ("y", 18.0, 7)):
         plan = session_data(two, name).extra["chop"]
         assert inferred[name].sizes["time"] == plan["n_time"]

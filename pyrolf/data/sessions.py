@@ -15,6 +15,7 @@ alone, and nothing grows with the product of all sessions' trials and all their 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +94,8 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
 
     Raises:
         DataError: fewer than two sessions, or sessions that differ in bins per trial, forward
-            bins or bin size, or NLB data (nlb_tools scores one dataset at a time).
+            bins or bin size (where their sources say it: a spike file, which stores none, takes
+            the others'), or NLB data (nlb_tools scores one dataset at a time).
     """
     if len(sessions) < 2:
         raise DataError("fitting several sessions needs at least two")
@@ -103,13 +105,25 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
             raise DataError(f"session {name} is NLB data, which nlb_tools scores one dataset at a "
                             "time; fit NLB datasets on their own")
         for what, value, expected in (("bins per trial", data.n_bins, first.n_bins),
-                                      ("forward bins", data.n_forward, first.n_forward),
-                                      ("bin size (s)", data.bin_size, first.bin_size)):
+                                      ("forward bins", data.n_forward, first.n_forward)):
             if value != expected:
                 raise DataError(f"session {name} has {value} {what} but {names[0]} has "
                                 f"{expected}; sessions share one window and one bin size "
                                 "(--window, --bin)")
+    binned = [(name, data.known_bin_size) for name, data in sessions.items()
+              if data.known_bin_size is not None]
+    for name, size in binned[1:]:
+        if size != binned[0][1]:
+            raise DataError(f"session {name} has bins of {size * 1000:g} ms but {binned[0][0]} "
+                            f"of {binned[0][1] * 1000:g} ms; sessions share one bin size (--bin)")
     return Sessions(dict(sessions))
+
+
+def shared_bin_size(sessions: Iterable[SpikeData]) -> float | None:
+    """Seconds per bin of ``sessions`` (:func:`gather_sessions` checks that those whose source
+    says it agree), or ``None`` where none says it (spike files, the Lorenz data)."""
+    return next((data.known_bin_size for data in sessions if data.known_bin_size is not None),
+                None)
 
 
 def session_list(data: Sessions | SpikeData) -> list[SpikeData]:
