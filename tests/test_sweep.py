@@ -13,6 +13,7 @@ import time
 
 import pytest
 import ray
+import torch
 
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import lorenz_dataset, save_spike_file
@@ -122,6 +123,9 @@ def test_asha_sweep_writes_the_table_and_a_best_run_with_its_score(
     assert best == rows[0]  # best first
     metrics = json.loads((folder / "best" / "metrics.json").read_text())
     assert metrics["trial"] == best["trial"]
+    # its training record, as the trial's table row says (ASHA may have stopped it early)
+    assert metrics["epochs"] == int(best["epochs"])
+    assert metrics["best_epoch"] == torch.load(folder / "best" / "best.pt")["epoch"]
     # the same number, up to the order of float sums (the trial may use other thread counts)
     assert metrics[SCORE] == pytest.approx(float(best[BEST_SCORE]), rel=1e-6)
     assert score_run(folder / "best") == pytest.approx(float(best[BEST_SCORE]), rel=1e-6)

@@ -304,8 +304,8 @@ def _row(trial, names: list[str]) -> dict:
 
 def _write_best(folder: Path, row: dict, data: SpikeData | Sessions) -> dict:
     """Copy the best trial's run folder to ``best/`` and write its ``metrics.json``: the test
-    metrics of ``pyrolf evaluate`` with the validation co-bps scored again and the trial's
-    record. A ``best/`` that is in use is refused; one trained on since the sweep wrote it
+    metrics of ``pyrolf evaluate`` (the trial's training record among them) with the
+    validation co-bps scored again and the trial's number. A ``best/`` that is in use is refused; one trained on since the sweep wrote it
     (``pyrolf fit --resume``) is left as it is, with a note, and its metrics returned."""
     best = RunFolder(folder / BEST)
     if best.path.exists():
@@ -317,7 +317,6 @@ def _write_best(folder: Path, row: dict, data: SpikeData | Sessions) -> dict:
             shutil.rmtree(best.path)
     shutil.copytree(folder / row["run_folder"], best.path)
     metrics = evaluate_run(best.path, data)  # the sweep's data: not loaded (and scored) again
-    metrics.update({SCORE: score_run(best.path, data), "epochs": row["epochs"],
-                    "best_epoch": best.load(RunFolder.BEST)["epoch"], "trial": row["trial"]})
+    metrics.update({SCORE: score_run(best.path, data), "trial": row["trial"]})
     best.write_json(RunFolder.METRICS, metrics)
     return metrics
