@@ -188,7 +188,19 @@ def test_infer_names_nlb_trials_units_and_times(data_dir, tmp_path, monkeypatch,
     np.testing.assert_array_equal(inferred["trial"], split.trial_ids)
     for name, label in (("train", "train"), ("valid", "val"), ("test", "eval")):
         assert set(inferred["split"].values[data.splits[name]]) == {label}
-    np.testing.assert_allclose(inferred["time"], np.arange(data.n_bins) * 0.02)
+    # time from the event nlb_tools aligns MC_Maze's trials to: each training trial's counts
+    # are the session's 20 ms bins at move onset + time
+    assert "move_onset_time" in inferred["time"].attrs["long_name"]
+    clock = pd.to_timedelta(split.dataset.data.index).total_seconds().to_numpy()
+    session = split.dataset.data["spikes"].to_numpy()
+    info = split.dataset.trial_info.set_index("trial_id")
+    observed = inferred["time"].values[:data.n_observed]
+    for position, trial_id in enumerate(split.trial_ids[:split.n_train]):
+        onset = info.loc[trial_id, "move_onset_time"].total_seconds()
+        rows = np.searchsorted(clock, onset + observed - 1e-9)
+        np.testing.assert_array_equal(session[rows],
+                                      data.spikes[position, :data.n_observed, :session.shape[1]])
+    np.testing.assert_allclose(np.diff(inferred["time"]), 0.02)
     assert inferred.attrs["bin_size_s"] == 0.02
     np.testing.assert_array_equal(inferred["neuron"], split.unit_ids)
     np.testing.assert_array_equal(inferred["heldout"], data.heldout)

@@ -62,6 +62,14 @@ class NLBSplit:
         return self.name if self.bin_size_ms == 5 else f"{self.name}_{self.bin_size_ms}"
 
     @property
+    def alignment(self) -> tuple[str, float]:
+        """Where nlb_tools cuts each trial (its ``make_params``): the trials table's field
+        the trial is aligned to and the first bin's start in seconds from it (MC_Maze:
+        ``("move_onset_time", -0.25)``); the forward bins follow the observed ones."""
+        make = PARAMS[self.name]["make_params"]
+        return make["align_field"], make["align_range"][0] / 1000
+
+    @property
     def train_split(self):
         return "train" if self.phase == "val" else ["train", "val"]
 

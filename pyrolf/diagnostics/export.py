@@ -237,11 +237,19 @@ def _trial_column(values: np.ndarray) -> np.ndarray | None:
 
 
 def time_coord(data: SpikeData) -> tuple:
-    """The ``time`` coordinate of trials: bin start in seconds from the trial's start (NLB), from
-    the alignment (own recordings' ``window[0] + bin * bin_size``), else the bin index."""
+    """The ``time`` coordinate of trials: bin start in seconds from the time each trial is
+    aligned to (NLB: the field nlb_tools aligns the dataset's trials to, e.g. MC_Maze's
+    ``move_onset_time``, from 250 ms before it, :attr:`~pyrolf.data.nlb.NLBSplit.alignment`;
+    own recordings: ``window[0] + bin * bin_size`` from the ``--align`` column), else the bin
+    index."""
     bin_size, bins = data.known_bin_size, np.arange(data.n_bins)
     if bin_size is None:
         return "time", bins, {"units": "bin", "long_name": "bin index from the trial's start"}
+    if "nlb" in data.extra:
+        field, start = data.extra["nlb"].alignment
+        return "time", start + bins * bin_size, {
+            "units": "s", "long_name": f"bin start in seconds from the trial's {field} (where "
+                                       "nlb_tools aligns the dataset's trials)"}
     if "window" in data.extra:
         align = data.extra.get("recording", {}).get("align", "the alignment")
         return "time", data.extra["window"][0] + bins * bin_size, {
