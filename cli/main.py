@@ -186,8 +186,9 @@ def evaluate(run_dir, quiet):
               help="Posterior samples per trial (default 100, at least 25 for Pareto k-hat).")
 @click.option("--trials", default=None,
               help="A count N (the first N trials of the default split) or comma-separated trial "
-                   "indices (e.g. 3,8,12; one index: 7,). Default: the test trials, on NLB data "
-                   "the valid trials (NLB's evaluation trials have unknown held-out spikes).")
+                   "ids, as inferred.nc's `trial` coordinate names them (e.g. 3,8,12; one: 7,). "
+                   "Default: the test trials, on NLB data the valid trials (NLB's evaluation "
+                   "trials have unknown held-out spikes).")
 @click.option("--session", default=None,
               help="Of a run fitted to several sessions, the one to diagnose (its name: its "
                    "file's stem).")

@@ -332,13 +332,19 @@ def test_predictive_interval_equals_numpys_quantiles(axis, dtype, rtol):
 
 
 def test_trials_default_to_valid_on_nlb_data_and_refuse_evaluation_trials(data):
-    nlb = dataclasses.replace(data, extra={"nlb": SimpleNamespace(n_train=20)},
+    ids = np.r_[100:110, 120:134]  # nlb_tools' trial_id of each trial
+    nlb = dataclasses.replace(data, extra={"nlb": SimpleNamespace(n_train=20, trial_ids=ids)},
                               splits={"train": np.arange(15), "valid": np.arange(15, 20),
                                       "test": np.arange(20, 24)})
     np.testing.assert_array_equal(select_trials(nlb), np.arange(15, 20))
     np.testing.assert_array_equal(select_trials(nlb, 2), [15, 16])
-    with pytest.raises(ConfigError, match="trial 21 is an NLB evaluation trial"):
-        select_trials(nlb, [3, 21])
+    # trials named by their ids, as inferred.nc names them
+    np.testing.assert_array_equal(select_trials(nlb, [121, 103]), [11, 3])
+    with pytest.raises(ConfigError, match="trial 131 is an NLB evaluation trial.*"
+                                          "100..109, 120..129$"):
+        select_trials(nlb, [103, 131])
+    with pytest.raises(ConfigError, match="no trial 110 in the data.*100..109, 120..133$"):
+        select_trials(nlb, [110])
 
 
 @pytest.mark.parametrize("args, fragment", [

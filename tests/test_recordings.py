@@ -8,6 +8,7 @@ import json
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
+import arviz as az
 import h5py
 import numpy as np
 import pyro
@@ -329,6 +330,32 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     assert inferred.attrs["bin_size_s"] == 0.01
     assert set(inferred["split"].values) == {"train", "valid", "test"}
     assert json.loads((run / "dynamics.json").read_text())["frequency_unit"] == "Hz"
+    # diagnose names the trials, times and units as inferred.nc does, and takes trial ids
+    code, _, err = run_cli(["diagnose", run, "--samples", 25], monkeypatch, capsys)
+    assert code == 0, err
+    test = inferred["trial"].values[inferred["split"].values == "test"]
+    posterior = az.from_netcdf(run / "posterior.nc")
+    np.testing.assert_array_equal(posterior["posterior"]["trial"], test)
+    assert json.loads((run / "diagnostics.json").read_text())["trials"] == test.tolist()
+    picked = [int(test[-1]), int(correct[0])]
+    code, _, err = run_cli(["diagnose", run, "--samples", 25, "--trials",
+                            ",".join(map(str, picked))], monkeypatch, capsys)
+    assert code == 0, err
+    posterior = az.from_netcdf(run / "posterior.nc")
+    observed = posterior["observed_data"]["spikes"]
+    np.testing.assert_array_equal(observed["trial"], picked)
+    np.testing.assert_array_equal(observed["neuron"], inferred["neuron"])
+    np.testing.assert_array_equal(observed["heldout"], inferred["heldout"])
+    np.testing.assert_allclose(posterior["posterior"]["time"], inferred["time"])
+    assert posterior["posterior"]["time"].attrs["units"] == "s"
+    own = load(files["nwb"], align="stim_on_time", window="-0.2,0.8",
+               trials_where="outcome=correct")
+    rows = [int(np.flatnonzero(correct == trial)[0]) for trial in picked]
+    np.testing.assert_array_equal(observed.values, own.spikes[rows])
+    error = int(np.flatnonzero(session.trials.outcome != "correct")[0])
+    code, _, err = run_cli(["diagnose", run, "--samples", 25, "--trials", f"{error},"],
+                           monkeypatch, capsys)
+    assert_one_line_error(code, err, f"no trial {error} in the data")
     code, _, err = run_cli(["infer", run, "--samples", 5, "--data", files["npz"], "--out",
                             tmp_path / "npz.nc"], monkeypatch, capsys)
     assert code == 0, err

@@ -40,6 +40,18 @@ def inference_data(groups: dict[str, dict[str, np.ndarray]], dims: dict[str, lis
     return az.from_dict(**groups, dims=dims, coords=coords)
 
 
+def with_coords(data, coords: dict[str, tuple]):
+    """ArviZ data with ``coords`` ``{name: (dim, values[, attrs])}`` (xarray's form) given to
+    every group that has ``dim``: labels of dimensions, with their attributes, and coordinates
+    beside them (a flag per neuron, a split per trial)."""
+    def assign(dataset: xr.Dataset) -> xr.Dataset:
+        return dataset.assign_coords({name: coord for name, coord in coords.items()
+                                      if coord[0] in dataset.dims})
+    if isinstance(data, DATATREE):
+        return data.map_over_datasets(assign)
+    return data.map(assign)
+
+
 def variable_encoding(dataset: xr.Dataset) -> dict[str, dict]:
     """netCDF encoding of a group's variables: counts and other integers byte-shuffled, then
     zlib-compressed (draws of small counts shrink about 15-fold); floats as they are (draws of

@@ -198,17 +198,23 @@ def trial_splits(data: SpikeData) -> np.ndarray:
     return split.astype(str)
 
 
+def trial_ids(data: SpikeData) -> np.ndarray:
+    """Each trial's name in the source ``(trials,)``: NLB: nlb_tools' ``trial_id``; own
+    recordings: the row in the file's trials table (trials left out by ``--trials-where`` or
+    dropped keep their rows' numbers out); else its index."""
+    nlb = data.extra.get("nlb")
+    return np.asarray(nlb.trial_ids if nlb is not None
+                      else data.extra.get("trial_ids", np.arange(data.n_trials)))
+
+
 def trial_coords(data: SpikeData) -> dict[str, tuple]:
-    """``trial`` (index in the source's order; NLB: nlb_tools' ``trial_id``; own recordings: the
-    row in the file's trials table), ``split`` and, where the data have conditions,
+    """``trial`` (:func:`trial_ids`), ``split`` and, where the data have conditions,
     ``condition`` (own recordings: the condition column's value), and the trials table's columns
     of one value per trial where the data keep them (``extra["trial_table"]``: own recordings'
     trials table, NLB's ``trial_info``; names taken already, such as NLB's ``split``, left out):
     coordinates along ``trial``."""
-    nlb, extra = data.extra.get("nlb"), data.extra
-    trial = (nlb.trial_ids if nlb is not None
-             else extra.get("trial_ids", np.arange(data.n_trials)))
-    coords = {"trial": ("trial", np.asarray(trial)), "split": ("trial", trial_splits(data))}
+    extra = data.extra
+    coords = {"trial": ("trial", trial_ids(data)), "split": ("trial", trial_splits(data))}
     if data.conditions is not None:
         condition = np.asarray(data.conditions)
         if "condition_values" in extra:

@@ -22,7 +22,7 @@ def phase_portraits(z: np.ndarray, v: np.ndarray, trials: np.ndarray, path: Path
                     n_dims: int = 4, n_trials: int = 3) -> None:
     """Position ``z_d`` against velocity ``v_d`` of the posterior mean for the first ``n_dims``
     latent dims and the first ``n_trials`` trials; ``z``, ``v`` ``(trials, time, latent)``,
-    ``trials`` their indices in the data."""
+    ``trials`` their ids (as ``inferred.nc`` names them)."""
     n_dims = min(n_dims, z.shape[-1])
     fig, axes = plt.subplots(1, n_dims, figsize=(3.2 * n_dims, 3.4), squeeze=False,
                              layout="constrained")

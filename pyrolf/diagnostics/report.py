@@ -12,7 +12,8 @@ import torch
 from pyrolf.config import ConfigError
 from pyrolf.data.spikes import SpikeData
 from pyrolf.diagnostics import plots
-from pyrolf.diagnostics.arviz_adapter import inference_data, write_netcdf
+from pyrolf.diagnostics.arviz_adapter import inference_data, with_coords, write_netcdf
+from pyrolf.diagnostics.export import time_coord, trial_ids, trial_splits
 from pyrolf.diagnostics.importance import MIN_SAMPLES, importance_summary
 from pyrolf.diagnostics.posterior import PosteriorSamples, sample_posterior
 from pyrolf.diagnostics.ppc import mean_rate, ppc_summary, predictive_interval
@@ -82,12 +83,13 @@ def default_split(data: SpikeData) -> str:
 
 
 def select_trials(data: SpikeData, trials=None) -> np.ndarray:
-    """Indices of the trials to diagnose: the :func:`default_split` (``trials=None``), its first
-    ``trials`` trials (an int), or the given trial indices of ``data`` (a sequence).
+    """Positions in ``data`` of the trials to diagnose: the :func:`default_split`
+    (``trials=None``), its first ``trials`` trials (an int), or the trials named (a sequence of
+    trial ids, as ``inferred.nc``'s ``trial`` coordinate names them: :func:`trial_ids`).
 
     Raises:
-        ConfigError: a count outside ``1..len(split)``; indices out of range, repeated, or
-            (NLB) naming evaluation trials.
+        ConfigError: a count outside ``1..len(split)``; ids of no trial, repeated, or (NLB)
+            naming evaluation trials.
     """
     split = default_split(data)
     pool = data.splits[split]
@@ -96,42 +98,61 @@ def select_trials(data: SpikeData, trials=None) -> np.ndarray:
     if isinstance(trials, (int, np.integer)):
         if not 1 <= trials <= len(pool):
             raise ConfigError(f"--trials {trials}: give a count from 1 to {len(pool)} "
-                              f"(the {split} trials) or comma-separated trial indices")
+                              f"(the {split} trials) or comma-separated trial ids")
         return pool[:trials]
-    indices = np.asarray(list(trials), dtype=int)
-    if indices.size == 0:
+    wanted = np.asarray(list(trials), dtype=int)
+    if wanted.size == 0:
         raise ConfigError("--trials names no trial")
-    outside = indices[(indices < 0) | (indices >= data.n_trials)]
-    if outside.size:
-        raise ConfigError(f"--trials: no trial {outside[0]}; the data have trials "
-                          f"0..{data.n_trials - 1}")
-    if np.unique(indices).size != indices.size:
+    if np.unique(wanted).size != wanted.size:
         raise ConfigError("--trials names a trial twice")
+    ids = trial_ids(data)
+    position = {int(trial): index for index, trial in enumerate(ids)}
+    missing = [int(trial) for trial in wanted if int(trial) not in position]
+    if missing:
+        raise ConfigError(f"--trials: no trial {missing[0]} in the data; trials are named as "
+                          f"inferred.nc's `trial` coordinate names them: {_id_ranges(ids)}")
+    indices = np.array([position[int(trial)] for trial in wanted])
     if "nlb" in data.extra:
         unknown = indices[np.isin(indices, data.splits["test"])]
         if unknown.size:
-            raise ConfigError(f"--trials: trial {unknown[0]} is an NLB evaluation trial whose "
-                              f"held-out spikes are unknown; choose among the training trials "
-                              f"0..{data.extra['nlb'].n_train - 1}")
+            raise ConfigError(f"--trials: trial {ids[unknown[0]]} is an NLB evaluation trial "
+                              "whose held-out spikes are unknown; choose among the training "
+                              f"trials: {_id_ranges(ids[:data.extra['nlb'].n_train])}")
     return indices
 
 
-def posterior_data(draws: PosteriorSamples, spikes: np.ndarray, trials: np.ndarray):
-    """ArviZ data of the draws (one chain): ``posterior`` ``z``, ``v`` (chain, draw, trial, time,
-    latent); ``posterior_predictive`` and ``observed_data`` ``spikes`` ((chain, draw,) trial,
-    time, neuron); ``log_likelihood`` ``spikes`` (chain, draw, trial), per trial: the Poisson
-    log-likelihood summed over the scored entries (all neurons, observed bins). ``spikes`` are
-    the observed counts ``(trials, time, neurons)``, ``trials`` their indices (the ``trial``
-    coordinate)."""
+def _id_ranges(ids: np.ndarray, shown: int = 4) -> str:
+    """Trial ids as runs of consecutive ones, ``0..11, 13..40, 42 (and 3 more runs)``."""
+    ids = np.sort(np.asarray(ids, dtype=int))
+    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+    runs = [f"{run[0]}..{run[-1]}" if len(run) > 1 else f"{run[0]}"
+            for run in np.split(ids, breaks)]
+    more = f" (and {len(runs) - shown} more runs)" if len(runs) > shown else ""
+    return ", ".join(runs[:shown]) + more
+
+
+def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray):
+    """ArviZ data of the draws of ``trials`` (their positions in ``data``; one chain):
+    ``posterior`` ``z``, ``v`` (chain, draw, trial, time, latent); ``posterior_predictive`` and
+    ``observed_data`` ``spikes`` ((chain, draw,) trial, time, neuron); ``log_likelihood``
+    ``spikes`` (chain, draw, trial), per trial: the Poisson log-likelihood summed over the
+    scored entries (all neurons, observed bins). Labelled as ``inferred.nc`` labels them:
+    ``trial`` by :func:`~pyrolf.diagnostics.export.trial_ids` (with each trial's ``split``),
+    ``time`` by :func:`~pyrolf.diagnostics.export.time_coord`, ``neuron`` by unit id (with
+    ``heldout``)."""
     groups = {
         "posterior": {"z": draws.z[None], "v": draws.v[None]},
         "posterior_predictive": {"spikes": draws.predictive_spikes[None]},
         "log_likelihood": {"spikes": draws.log_likelihood[None]},
-        "observed_data": {"spikes": spikes.astype(np.int32)},
+        "observed_data": {"spikes": data.spikes[trials].astype(np.int32)},
     }
     dims = {"z": ["trial", "time", "latent"], "v": ["trial", "time", "latent"],
             "spikes": ["trial", "time", "neuron"]}
-    return inference_data(groups, dims, coords={"trial": trials})
+    coords = {"trial": ("trial", trial_ids(data)[trials]),
+              "split": ("trial", trial_splits(data)[trials]), "time": time_coord(data),
+              "neuron": ("neuron", np.asarray(data.neuron_ids)),
+              "heldout": ("neuron", data.heldout)}
+    return with_coords(inference_data(groups, dims), coords)
 
 
 def coupling_kernel_of(flow) -> np.ndarray | None:
@@ -178,7 +199,8 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     counts = data.spikes[trials][:, observed]
     predictive = draws.predictive_spikes[:, :, observed]
     conditions = None if data.conditions is None else data.conditions[trials]
-    summary = {"trials": trials.tolist(), "samples": samples,
+    names = trial_ids(data)[trials]
+    summary = {"trials": names.tolist(), "samples": samples,
                **importance_summary(draws.log_weights),
                **ppc_summary(counts, predictive, conditions), "notes": []}
     if kl is None:
@@ -189,8 +211,8 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
         plots.kl_per_dimension(kl, ACTIVE_KL_PER_BIN, run.path / KL_PER_DIMENSION)
 
     run.write_atomically(POSTERIOR, lambda path: write_netcdf(
-        posterior_data(draws, data.spikes[trials], trials), path))
-    plots.phase_portraits(draws.z.mean(0), draws.v.mean(0), trials, run.path / PHASE_PORTRAITS)
+        posterior_data(draws, data, trials), path))
+    plots.phase_portraits(draws.z.mean(0), draws.v.mean(0), names, run.path / PHASE_PORTRAITS)
     kernel = coupling_kernel_of(flow)
     if kernel is None:
         summary["notes"].append(f"no {COUPLING_KERNEL}: the potential has no coupling kernel")
@@ -204,7 +226,7 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     else:
         predicted, true = draws.rates[:, observed], data.rates[trials][:, observed]
         summary["rates_r2"] = rates_r2(predicted, true)
-        plots.rates_vs_truth(predicted, true, trials, summary["rates_r2"],
+        plots.rates_vs_truth(predicted, true, names, summary["rates_r2"],
                              run.path / RATES_VS_TRUTH)
     run.write_json(DIAGNOSTICS, _json_safe(summary))
     return summary
