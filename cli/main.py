@@ -243,11 +243,16 @@ def infer(run_dir, data, samples, out, device, session, quiet):
         what += f" of {len(files)} sessions"
     click.echo(f"inferred {what} from {report['samples']} posterior samples each: "
                f"{', '.join(map(str, files))}")
-    click.echo(f"dynamics: {len(report['modes'])} modes of the linearised step, largest "
-               f"|eigenvalue| {report['spectral_radius']:.4f}; fixed points: "
-               f"{summary(report['fixed_points'])}")
+    if report["dynamics"]:
+        click.echo(f"dynamics: {len(report['modes'])} modes of the linearised step, largest "
+                   f"|eigenvalue| {report['spectral_radius']:.4f}; fixed points: "
+                   f"{summary(report['fixed_points'])}")
+    else:
+        click.echo(f"dynamics: {pipeline.DYNAMICS} and {pipeline.SPECTRUM} left as they are "
+                   f"(`pyrolf infer {run_dir}` writes them, from all the run's own trials)")
     click.echo(f"weights: {report['weights']}")
-    click.echo(f"run folder: {run_dir} ({pipeline.DYNAMICS}, {pipeline.SPECTRUM})")
+    written = f" ({pipeline.DYNAMICS}, {pipeline.SPECTRUM})" if report["dynamics"] else ""
+    click.echo(f"run folder: {run_dir}{written}")
 
 
 def _parse_trials(text: str | None):

@@ -381,10 +381,12 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
 def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
               device: str | None = None, progress: bool = True,
               session: str | None = None) -> dict:
-    """:func:`infer` on a run folder, written to ``out`` (default ``RUN_DIR/inferred.nc``), and the
-    modes of the learned dynamics (:func:`pyrolf.dynamics.spectrum.dynamics_spectrum`) and its
-    fixed points (:func:`pyrolf.dynamics.fixed_points.fixed_points`, searched from the inferred
-    positions) to ``RUN_DIR/dynamics.json``, and the modes to ``spectrum.png``. A run of several
+    """:func:`infer` on a run folder, written to ``out`` (default ``RUN_DIR/inferred.nc``), and,
+    where all the run's own trials are inferred (no ``data``, no ``session``), the modes of the
+    learned dynamics (:func:`pyrolf.dynamics.spectrum.dynamics_spectrum`) and its fixed points
+    (:func:`pyrolf.dynamics.fixed_points.fixed_points`, searched from the inferred positions) to
+    ``RUN_DIR/dynamics.json``, and the modes to ``spectrum.png``: they describe the run, so new
+    trials or one session leave them as they are (``dynamics`` false). A run of several
     sessions writes one file per session inferred, ``out``'s name with ``-SESSION`` before its
     suffix (``RUN_DIR/inferred-SESSION.nc``), or ``out`` itself where given with ``session``. The
     arguments are checked before anything is computed and every file is written through a
@@ -392,8 +394,8 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     Returns ``trials`` (a continuous recording's windows; then also ``windows`` and ``bins``, the
     merged series' length, summed over the sessions), ``samples``, ``out`` (the list of files for
     several sessions),
-    ``weights`` (the file of the weights, see :func:`weights_of`) and what ``dynamics.json``
-    holds."""
+    ``weights`` (the file of the weights, see :func:`weights_of`), ``dynamics`` (whether
+    ``dynamics.json`` was written) and what it holds."""
     from pyrolf.diagnostics.export import write_inferred
     from pyrolf.diagnostics.plots import spectrum as plot_spectrum
     from pyrolf.dynamics.fixed_points import fixed_points
@@ -407,18 +409,21 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
         flow, inferred = _infer(run.path, data, samples, device, progress, session)
         files = {name: out if name is None or named else
                  out.with_name(f"{out.stem}-{name}{out.suffix}") for name in inferred}
-        positions = np.concatenate([dataset["z"].values.reshape(-1, dataset.sizes["latent"])
-                                    for _, dataset in inferred.values()])
-        spectrum = dynamics_spectrum(flow.prior.dynamics, positions,
-                                     shared_bin_size(own for own, _ in inferred.values()))
-        spectrum["fixed_points"] = fixed_points(flow.prior.dynamics, positions)
-        radius = f"largest |eigenvalue| {spectrum['spectral_radius']:.4f}"
+        spectrum = {}
+        if data is None and session is None:  # the run's own trials, all of them
+            positions = np.concatenate([dataset["z"].values.reshape(-1, dataset.sizes["latent"])
+                                        for _, dataset in inferred.values()])
+            spectrum = dynamics_spectrum(flow.prior.dynamics, positions,
+                                         shared_bin_size(own for own, _ in inferred.values()))
+            spectrum["fixed_points"] = fixed_points(flow.prior.dynamics, positions)
         try:
             for name, (_, dataset) in inferred.items():
                 write_inferred(dataset, files[name])
-            run.write_json(DYNAMICS, spectrum)
-            run.write_atomically(SPECTRUM,
-                                 lambda path: plot_spectrum(spectrum["modes"], radius, path))
+            if spectrum:
+                radius = f"largest |eigenvalue| {spectrum['spectral_radius']:.4f}"
+                run.write_json(DYNAMICS, spectrum)
+                run.write_atomically(SPECTRUM,
+                                     lambda path: plot_spectrum(spectrum["modes"], radius, path))
         except OSError as error:
             raise RunError(f"cannot write {error.filename or out}: "
                            f"{error.strerror or error}") from None
@@ -429,7 +434,7 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     written = list(files.values())
     return {"trials": sum(trials.n_trials for trials, _ in inferred.values()), **counts,
             "samples": samples, "out": written[0] if list(files) == [None] else written,
-            "weights": weights_of(run), **spectrum}
+            "weights": weights_of(run), "dynamics": bool(spectrum), **spectrum}
 
 
 def _infer(run, data, samples: int, device: str | None, progress: bool,

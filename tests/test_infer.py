@@ -159,6 +159,18 @@ def test_a_nonlinear_potential_s_fixed_points_are_searched_from_the_inferred_sta
         assert force(potential, at).norm() <= found["tolerance"]
     on_disk = json.loads((tmp_path / "run" / "dynamics.json").read_text())["fixed_points"]
     assert on_disk == found
+    # the modes are of the step at a minimum of the potential, whose position is given
+    at = torch.tensor(report["linearised_position"], dtype=torch.float64)
+    assert at.shape == (config.latent_dim,) and force(potential, at).norm() < 1e-4
+    # new trials leave the run's description of its dynamics as it is
+    written = {name: (tmp_path / "run" / name).read_bytes()
+               for name in ("dynamics.json", "spectrum.png")}
+    again = pyrolf.pipeline.infer_run(tmp_path / "run", data=str(small_run.folder / "data.h5"),
+                                      samples=2, out=tmp_path / "new.nc", progress=False)
+    assert not again["dynamics"] and "fixed_points" not in again
+    assert (tmp_path / "new.nc").exists()
+    for name, content in written.items():
+        assert (tmp_path / "run" / name).read_bytes() == content, name
 
 
 @pytest.mark.parametrize("draws_per_pass", [7, 64])

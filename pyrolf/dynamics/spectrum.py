@@ -99,7 +99,8 @@ def eigen_modes(jacobian: np.ndarray, bin_size: float | None = None) -> list[dic
 def dynamics_spectrum(dynamics: LangevinDynamics, mean_positions: np.ndarray,
                       bin_size: float | None = None) -> dict:
     """What ``dynamics.json`` holds: the modes (:func:`eigen_modes`) of the step linearised
-    where it says (``linearised_at``), with the units, the step, the damping and the largest
+    where it says (``linearised_at``: how it was chosen, ``linearised_position``: the ``D``
+    coordinates of the point), with the units, the step, the damping and the largest
     ``|λ|`` (``spectral_radius``).
 
     Args:
@@ -120,6 +121,7 @@ def dynamics_spectrum(dynamics: LangevinDynamics, mean_positions: np.ndarray,
     modes = eigen_modes(step_jacobian(dynamics, at), bin_size)
     return {
         "linearised_at": where,
+        "linearised_position": at.tolist(),
         "potential": type(dynamics.potential).__name__,
         "dynamics": type(dynamics).__name__,
         "step": float(dynamics.step.detach()), "damping": float(dynamics.damping.detach()),
