@@ -54,24 +54,17 @@ def rowwise_jacobian(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tenso
     return torch.stack([torch.zeros_like(inputs) if row is None else row for row in rows], 1)
 
 
-def potential_minimum(potential: nn.Module, start: torch.Tensor, iterations: int = 500
+def potential_minimum(potential: nn.Module, start: torch.Tensor, iterations: int = 100
                       ) -> torch.Tensor:
-    """A local minimum ``(D,)`` of the potential reached by L-BFGS descent from ``start``
-    ``(D,)`` (the nearest one downhill); float64."""
-    potential = copy.deepcopy(potential).double()
-    z = torch.as_tensor(start, dtype=torch.float64).detach().clone().requires_grad_()
-    optimiser = torch.optim.LBFGS([z], max_iter=iterations, tolerance_grad=1e-10,
-                                  tolerance_change=1e-14, line_search_fn="strong_wolfe")
+    """A local minimum ``(D,)`` of the potential downhill from ``start`` ``(D,)``, by the damped
+    Newton descent the fixed-point searches take
+    (:func:`~pyrolf.dynamics.fixed_points.newton_steps`, so it is one of the minima they list);
+    float64."""
+    from pyrolf.dynamics.fixed_points import newton_steps  # which builds on this module
 
-    def energy():
-        optimiser.zero_grad()
-        value = potential(z)
-        value.backward()
-        return value
-
-    with torch.enable_grad():
-        optimiser.step(energy)
-    return z.detach()
+    start = torch.as_tensor(start, dtype=torch.float64).detach()[None]
+    return newton_steps(copy.deepcopy(potential).double(), start, descend=True,
+                        iterations=iterations)[0][0]
 
 
 def eigen_modes(jacobian: np.ndarray, bin_size: float | None = None) -> list[dict]:
@@ -106,7 +99,7 @@ def dynamics_spectrum(dynamics: LangevinDynamics, mean_positions: np.ndarray,
     Args:
         dynamics: the prior's dynamics.
         mean_positions: posterior-mean positions ``(trials, time, D)``; a non-quadratic potential
-            is linearised at its minimum nearest their mean (:func:`potential_minimum`).
+            is linearised at its minimum downhill from their mean (:func:`potential_minimum`).
         bin_size: seconds per bin, or ``None`` (frequencies per bin, times in bins).
     """
     start = torch.as_tensor(np.asarray(mean_positions, np.float64).reshape(
@@ -116,8 +109,8 @@ def dynamics_spectrum(dynamics: LangevinDynamics, mean_positions: np.ndarray,
         where = "anywhere: the potential is quadratic, so the step is linear"
     else:
         at = potential_minimum(dynamics.potential, start)
-        where = ("the potential's minimum nearest the mean posterior position (L-BFGS from it; "
-                 "the modes hold for small motions about that point)")
+        where = ("the potential's minimum downhill from the mean posterior position (damped "
+                 "Newton descent from it; the modes hold for small motions about that point)")
     modes = eigen_modes(step_jacobian(dynamics, at), bin_size)
     return {
         "linearised_at": where,
