@@ -58,8 +58,7 @@ def potential_minimum(potential: nn.Module, start: torch.Tensor, iterations: int
                       ) -> torch.Tensor:
     """A local minimum ``(D,)`` of the potential downhill from ``start`` ``(D,)``, by the damped
     Newton descent the fixed-point searches take
-    (:func:`~pyrolf.dynamics.fixed_points.newton_steps`, so it is one of the minima they list);
-    float64."""
+    (:func:`~pyrolf.dynamics.fixed_points.newton_steps`); float64."""
     from pyrolf.dynamics.fixed_points import newton_steps  # which builds on this module
 
     start = torch.as_tensor(start, dtype=torch.float64).detach()[None]
