@@ -101,3 +101,46 @@ def test_a_neuron_silent_in_the_train_trials_gets_the_floor_rate_and_no_warning(
     assert (predicted[..., 1] == RATE_FLOOR).all()
     alone = fit_poisson_glm(inputs, counts[..., :1], np.arange(20), 0.01)
     np.testing.assert_allclose(predicted[..., 0], alone[..., 0])
+
+
+def test_on_many_bins_widths_are_compared_on_a_share_and_the_chosen_one_fitted_on_all(
+        lorenz, monkeypatch):
+    from pyrolf.evaluation import smoothing
+
+    unlimited = smoothing_baseline(lorenz, widths=WIDTHS)
+    share = 10  # train trials the widths are compared on
+    monkeypatch.setattr(smoothing, "SELECTION_BINS", share * lorenz.n_observed)
+    capped = smoothing_baseline(lorenz, widths=WIDTHS)
+    # each width's score is that of a fit on a seeded share of the train trials ...
+    train = lorenz.splits["train"]
+    chosen = np.sort(np.random.default_rng(0).choice(train, share, replace=False))
+    spikes = lorenz.spikes[:, :lorenz.n_observed]
+    for width in WIDTHS:
+        inputs = np.log(smooth_spikes(spikes[..., lorenz.heldin], width) + smoothing.LOG_OFFSET)
+        rates = smoothing.fit_poisson_glm(inputs, spikes[..., lorenz.heldout], chosen, 0.01)
+        valid = lorenz.splits["valid"]
+        assert capped["valid_co_bps"][width] == pytest.approx(
+            co_bps(rates[valid], spikes[valid][..., lorenz.heldout]))
+    assert capped["valid_co_bps"] != unlimited["valid_co_bps"]
+    # ... and the rates are the chosen width's fitted on all of them
+    monkeypatch.undo()
+    np.testing.assert_allclose(capped["rates"], smoothing_baseline(
+        lorenz, widths=(capped["width"],))["rates"])
+
+
+def test_the_fits_run_on_the_threads_the_fit_computes_with(lorenz, monkeypatch):
+    import torch
+
+    from pyrolf.evaluation import smoothing
+
+    pools = []
+    real = smoothing.ThreadPoolExecutor
+    monkeypatch.setattr(smoothing, "ThreadPoolExecutor",
+                        lambda workers: pools.append(workers) or real(workers))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        smoothing_baseline(lorenz, widths=(2.0,))
+    finally:
+        torch.set_num_threads(before)
+    assert pools == [1]

@@ -172,7 +172,7 @@ def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = 
     have conditions and :func:`behavior_metrics` where they have behaviour) and of the
     Gaussian-smoothing baseline on the same trials; ``progress``: bars of the trial-draws
     (``score``: the rates, ``score intervals``: the truth metrics' draws, ``score train``: the
-    train trials' rates the behaviour decoder is fitted on).
+    train trials' rates the behaviour decoder is fitted on) and of the smoothing baseline's fits.
 
     NLB data are scored by nlb_tools on their evaluation trials (see
     :func:`pyrolf.evaluation.nlb.nlb_metrics`; ``submission_path`` goes there). Several sessions
@@ -188,14 +188,14 @@ def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = 
         rates = model_rates(flow, data, np.arange(data.n_trials), samples, device, bar)
         from pyrolf.evaluation.nlb import nlb_metrics  # nlb_tools, pynwb, pandas: NLB data only
 
-        return nlb_metrics(rates, data, submission_path)
+        return nlb_metrics(rates, data, submission_path, progress)
     test = data.splits["test"]
     rates = model_rates(flow, data, test, samples, device, bar)
     metrics = score_rates(rates, data, test)
     metrics.update(psth_metrics(rates, data, test))
     metrics.update(forward_metrics(rates, data, test))
     metrics.update(truth_metrics(flow, data, device, "score intervals" if progress else None))
-    baseline = smoothing_baseline(data)
+    baseline = smoothing_baseline(data, progress=progress)
     metrics.update(score_rates(baseline["rates"][test], data, test, prefix="smoothing_"))
     metrics["smoothing_width_bins"] = baseline["width"]
     if "behavior" in data.extra:
