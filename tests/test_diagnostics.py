@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import sys
+import tracemalloc
 import warnings
 from types import SimpleNamespace
 
@@ -20,7 +21,8 @@ from pyrolf.config import ConfigError
 from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
 from pyrolf.diagnostics import (coverage, elbo, fano_factor, importance_summary, iwelbo,
                                 mean_rate, pareto_khat, psth, sample_posterior, select_trials)
-from pyrolf.diagnostics.arviz_adapter import ARVIZ_1, group_names, write_netcdf
+from pyrolf.diagnostics.arviz_adapter import (ARVIZ_1, group_names, inference_data,
+                                              with_coords, write_netcdf)
 from pyrolf.diagnostics import report as diagnostics_report
 from pyrolf.diagnostics.ppc import ppc_summary, predictive_interval, quantile_ranks
 from pyrolf.inference.svi import encoder_inputs
@@ -101,6 +103,24 @@ def test_datatree_is_written_as_arviz_1_writes_it(run, tmp_path):
     assert set(group_names(again)) == set(group_names(tree))
     for group, name in (("posterior", "z"), ("posterior_predictive", "spikes")):
         np.testing.assert_array_equal(again[group][name].values, tree[group][name].values)
+
+
+def test_labels_are_given_to_every_group_that_has_the_dim_without_copying_the_draws():
+    draws, observed = np.zeros((1, 1000, 3, 2000), np.float32), np.ones((3, 4), np.int32)
+    idata = inference_data({"posterior": {"z": draws}, "observed_data": {"spikes": observed}},
+                           {"z": ["trial", "latent"], "spikes": ["trial", "neuron"]})
+    tracemalloc.start()  # numpy reports its arrays' memory to tracemalloc
+    idata = with_coords(idata, {"trial": ("trial", [7, 9, 12], {"long_name": "trial id"}),
+                                "heldout": ("neuron", [False, False, True, True])})
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < draws.nbytes / 10  # not even for a moment a copy of the draws
+    posterior, data = idata["posterior"], idata["observed_data"]
+    assert posterior["trial"].values.tolist() == data["trial"].values.tolist() == [7, 9, 12]
+    assert posterior["trial"].attrs["long_name"] == "trial id"
+    assert data["heldout"].values.tolist() == [False, False, True, True]
+    assert "heldout" not in posterior.coords  # the posterior has no neuron dim
+    assert np.shares_memory(posterior["z"].values, draws)  # the draws, not a copy
 
 
 def test_posterior_files_compress_the_counts_and_leave_the_draws_of_latents_as_they_are(run,

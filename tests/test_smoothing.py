@@ -109,10 +109,11 @@ def test_on_many_bins_widths_are_compared_on_a_share_and_the_chosen_one_fitted_o
 
     unlimited = smoothing_baseline(lorenz, widths=WIDTHS)
     share = 10  # train trials the widths are compared on
+    train = lorenz.splits["train"]
+    monkeypatch.setattr(smoothing, "MANY_BINS", len(train) * lorenz.n_observed - 1)
     monkeypatch.setattr(smoothing, "SELECTION_BINS", share * lorenz.n_observed)
     capped = smoothing_baseline(lorenz, widths=WIDTHS)
     # each width's score is that of a fit on a seeded share of the train trials ...
-    train = lorenz.splits["train"]
     chosen = np.sort(np.random.default_rng(0).choice(train, share, replace=False))
     spikes = lorenz.spikes[:, :lorenz.n_observed]
     for width in WIDTHS:
@@ -126,6 +127,16 @@ def test_on_many_bins_widths_are_compared_on_a_share_and_the_chosen_one_fitted_o
     monkeypatch.undo()
     np.testing.assert_allclose(capped["rates"], smoothing_baseline(
         lorenz, widths=(capped["width"],))["rates"])
+
+
+def test_up_to_many_bins_every_width_is_fitted_on_all_train_trials(lorenz, monkeypatch):
+    from pyrolf.evaluation import smoothing
+
+    monkeypatch.setattr(smoothing, "MANY_BINS", len(lorenz.splits["train"]) * lorenz.n_observed)
+    monkeypatch.setattr(smoothing, "SELECTION_BINS", 1)
+    capped = smoothing_baseline(lorenz, widths=WIDTHS)
+    monkeypatch.undo()
+    assert capped["valid_co_bps"] == smoothing_baseline(lorenz, widths=WIDTHS)["valid_co_bps"]
 
 
 def test_the_fits_run_on_the_threads_the_fit_computes_with(lorenz, monkeypatch):

@@ -43,13 +43,15 @@ def inference_data(groups: dict[str, dict[str, np.ndarray]], dims: dict[str, lis
 def with_coords(data, coords: dict[str, tuple]):
     """ArviZ data with ``coords`` ``{name: (dim, values[, attrs])}`` (xarray's form) given to
     every group that has ``dim``: labels of dimensions, with their attributes, and coordinates
-    beside them (a flag per neuron, a split per trial)."""
+    beside them (a flag per neuron, a split per trial). The draws are not copied (legacy
+    ``InferenceData.map`` deep-copies all groups unless told to work in place)."""
     def assign(dataset: xr.Dataset) -> xr.Dataset:
         return dataset.assign_coords({name: coord for name, coord in coords.items()
                                       if coord[0] in dataset.dims})
     if isinstance(data, DATATREE):
         return data.map_over_datasets(assign)
-    return data.map(assign)
+    data.map(assign, inplace=True)
+    return data
 
 
 def variable_encoding(dataset: xr.Dataset) -> dict[str, dict]:

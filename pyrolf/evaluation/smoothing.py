@@ -6,9 +6,9 @@ inputs are ``log(smoothed held-in counts + 1e-4)`` of the same bin (as in nlb_to
 ``examples/baselines/smoothing``).  The kernel width is the one with the best co-bps on the
 valid trials. Each fit costs about ``bins × held-out × held-in²`` (Newton steps), so on long
 recordings with many units the choice among the widths, a fit each, costs minutes: where the
-train trials hold more than :data:`SELECTION_BINS` bins, the widths are compared on a seeded
-share of them that holds that many, and the chosen width is fitted on all of them (below that,
-the fits are exactly as before).
+train trials hold more than :data:`MANY_BINS` bins, the widths are compared on a seeded share
+of them that holds :data:`SELECTION_BINS`, and the chosen width is fitted on all of them (below
+that, the fits are exactly as before).
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import co_bps
 
 DEFAULT_WIDTHS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
-#: train-trial bins past which the widths are compared on a share of the train trials
-SELECTION_BINS = 100_000
+#: train-trial bins past which the widths are compared on a share of the train trials ...
+MANY_BINS = 100_000
+#: ... that holds this many bins
+SELECTION_BINS = 25_000
 LOG_OFFSET = 1e-4  # added to smoothed counts before the log
 RATE_FLOOR = 1e-9
 
@@ -95,8 +97,7 @@ def smoothing_baseline(data: SpikeData, widths: tuple[float, ...] = DEFAULT_WIDT
         ``rates``: predicted rates ``(trials, n_observed, neurons)`` in spikes per bin, all trials;
         ``width``: the chosen kernel sd in bins;
         ``valid_co_bps``: ``{width: co-bps of the held-out neurons on the valid trials}`` (of the
-        fits on a share of the train trials where they hold more than :data:`SELECTION_BINS`
-        bins).
+        fits on a share of the train trials where they hold more than :data:`MANY_BINS` bins).
     """
     if len(data.splits["valid"]) == 0:
         raise ValueError("the smoothing baseline picks its width on valid trials; there are none.")
@@ -104,7 +105,7 @@ def smoothing_baseline(data: SpikeData, widths: tuple[float, ...] = DEFAULT_WIDT
     heldin_spikes, heldout_spikes = spikes[..., data.heldin], spikes[..., data.heldout]
     valid, train = data.splits["valid"], data.splits["train"]
     share = max(1, SELECTION_BINS // data.n_observed)
-    compared_on = (train if len(train) <= share else
+    compared_on = (train if len(train) * data.n_observed <= MANY_BINS else
                    np.sort(np.random.default_rng(0).choice(train, share, replace=False)))
 
     def fit(width: float, trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
