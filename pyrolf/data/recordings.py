@@ -419,10 +419,15 @@ class SpikeTimesFile:
             raise DataError(f"{path} holds no spikes (`spike_times` is empty)")
         if not np.issubdtype(times.dtype, np.number) or not np.all(np.isfinite(times)):
             raise DataError(f"{path}: `spike_times` must be finite numbers (seconds)")
+        # spikes sorted by unit, then time, with as few copies of them held at once as can be
         order = np.lexsort((times, ids))
-        self.unit_ids, first = np.unique(ids[order], return_index=True)
-        self._times = times[order].astype(np.float64)
-        self._bounds = np.append(first, len(times))
+        ids = ids[order]
+        first = np.flatnonzero(np.concatenate([[True], ids[1:] != ids[:-1]]))
+        self.unit_ids = ids[first]
+        del ids
+        self._times = times[order].astype(np.float64, copy=False)
+        del order, times
+        self._bounds = np.append(first, len(self._times))
         self.trial_columns, self.n_trials = None, 0
         if ("trial_start" in arrays) != ("trial_stop" in arrays):
             raise DataError(f"{path} has only one of `trial_start` and `trial_stop`; give both "
