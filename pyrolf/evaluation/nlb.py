@@ -97,10 +97,10 @@ def nlb_metrics(rates: np.ndarray, data: SpikeData, submission_path: Path | None
     trials: ``smoothing_co_bps`` (and per neuron), the Gaussian-smoothing baseline's co-bps, and
     ``persistence_fp_bps``, the fp-bps of each trial's last observed bin of ``rates`` held over
     the forward window (:func:`~pyrolf.evaluation.metrics.persistence_rates`). Writes the
-    submission to ``submission_path`` when given; ``progress``: a bar of the baseline's fits. A test-phase fit without a targets file is not
-    scored: its metrics name the phase and the evaluation trials, and give the smoothing
-    baseline's best co-bps on the validation trials, ``smoothing_valid_co_bps``, what the
-    fit's ``valid_co_bps`` compares with."""
+    submission to ``submission_path`` when given; ``progress``: a bar of the baseline's fits.
+    A test-phase fit without a targets file is not scored: its metrics name the phase and the
+    evaluation trials, and give the smoothing baseline's best co-bps on the validation trials,
+    ``smoothing_valid_co_bps``, what the fit's ``valid_co_bps`` compares with."""
     split: NLBSplit = data.extra["nlb"]
     submitted = submission(rates, data)
     if submission_path is not None:

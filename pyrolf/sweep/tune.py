@@ -305,8 +305,9 @@ def _row(trial, names: list[str]) -> dict:
 def _write_best(folder: Path, row: dict, data: SpikeData | Sessions) -> dict:
     """Copy the best trial's run folder to ``best/`` and write its ``metrics.json``: the test
     metrics of ``pyrolf evaluate`` (the trial's training record among them) with the
-    validation co-bps scored again and the trial's number. A ``best/`` that is in use is refused; one trained on since the sweep wrote it
-    (``pyrolf fit --resume``) is left as it is, with a note, and its metrics returned."""
+    validation co-bps scored again and the trial's number. A ``best/`` that is in use is
+    refused; one trained on since the sweep wrote it (``pyrolf fit --resume``) is left as it
+    is, with a note, and its metrics returned."""
     best = RunFolder(folder / BEST)
     if best.path.exists():
         with best.locked():  # no other process works in it
