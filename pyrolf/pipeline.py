@@ -273,7 +273,7 @@ def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bo
         flow, config, data = load_run(run.path, data)
         pyro.set_rng_seed(config.seed)
         metrics = evaluate(flow, data, config.samples, config.device,
-                           run.path / RunFolder.SUBMISSION, progress)
+                           run.path / RunFolder.SUBMISSION, progress, run.path / RunFolder.SMOOTHING)
         metrics["weights"] = weights_of(run)
         if run.has(RunFolder.CHECKPOINT):
             state = TrainState(**run.load(RunFolder.CHECKPOINT)["state"])
@@ -550,9 +550,10 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
         trainer.flow.load_state_dict(trainer.best_flow)
     config = trainer.config
     pyro.set_rng_seed(config.seed)
-    submission = run.path / RunFolder.SUBMISSION if run is not None else None
+    submission, kept = ((run.path / RunFolder.SUBMISSION, run.path / RunFolder.SMOOTHING)
+                         if run is not None else (None, None))
     metrics = evaluate(trainer.flow, trainer.data, config.samples, config.device, submission,
-                       progress)
+                       progress, kept)
     metrics.update(training_record(state, config))
     metrics["weights"] = RunFolder.BEST if trainer.best_flow is not None else RunFolder.CHECKPOINT
     metrics.update(collapse_metrics(metrics, state.history))

@@ -32,12 +32,13 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 class RunFolder:
-    CONFIG, CHECKPOINT, BEST, METRICS, HISTORY, SUBMISSION, TARGETS, SOURCE, FITTED, LOCK = (
-        "config.json", "checkpoint.pt", "best.pt", "metrics.json", "history.csv", "submission.h5",
-        "eval_targets.h5", "source.json", "fitted.json", ".lock")
+    (CONFIG, CHECKPOINT, BEST, METRICS, HISTORY, SUBMISSION, TARGETS, SMOOTHING, SOURCE, FITTED,
+     LOCK) = ("config.json", "checkpoint.pt", "best.pt", "metrics.json", "history.csv",
+              "submission.h5", "eval_targets.h5", "smoothing.npz", "source.json", "fitted.json",
+              ".lock")
     # What a run that stopped before its first checkpoint may have left of itself: a run started
     # over in its folder removes them, since they are not of the new run.
-    LEFT_OVER = (BEST, METRICS, HISTORY, SUBMISSION, TARGETS, SOURCE, FITTED)
+    LEFT_OVER = (BEST, METRICS, HISTORY, SUBMISSION, TARGETS, SMOOTHING, SOURCE, FITTED)
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)

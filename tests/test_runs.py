@@ -24,7 +24,7 @@ from pyrolf.runs import RunFolder
 
 # What a fit of 2 epochs, scored at the end only, writes, in order.
 WRITES = ["config.json", "source.json", "fitted.json", "checkpoint.pt", "best.pt", "checkpoint.pt",
-          "history.csv", "history.csv", "metrics.json"]
+          "history.csv", "smoothing.npz", "history.csv", "metrics.json"]
 # the fits here are compared bit for bit, so their thread count is fixed: with the count adapted to
 # the machine's load, a change between epochs changes the floats' rounding
 TINY = [*TINY_FIT, "--threads", "1"]
@@ -190,6 +190,30 @@ def test_evaluate_diagnose_and_infer_say_which_weights_they_used(run, monkeypatc
     code, out, err = run_cli(["infer", run, "--samples", "2", "--quiet"], monkeypatch, capsys)
     assert code == 0, err
     assert "weights: checkpoint.pt" in out.splitlines()
+
+
+def test_evaluate_scores_the_smoothing_baseline_from_the_fits_the_run_keeps(run, monkeypatch,
+                                                                           capsys):
+    """The fit keeps the baseline's GLMs in smoothing.npz: ``pyrolf evaluate`` fits none again
+    and gives the fit's scores; a run whose kept fits are gone makes them again."""
+    from pyrolf.evaluation import smoothing
+
+    expected = json.loads((run / "metrics.json").read_text())
+    real = smoothing.fit_poisson_glm
+    with monkeypatch.context() as patch:
+        patch.setattr(smoothing, "fit_poisson_glm", lambda *args: pytest.fail("fitted again"))
+        code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert code == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {key: metrics[key] for key in SCORES} == {key: expected[key] for key in SCORES}
+    (run / "smoothing.npz").unlink()
+    fits = []
+    monkeypatch.setattr(smoothing, "fit_poisson_glm", lambda *args: fits.append(1) or real(*args))
+    code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert code == 0, err
+    assert fits and (run / "smoothing.npz").exists()
+    assert json.loads((run / "metrics.json").read_text())["smoothing_co_bps"] == pytest.approx(
+        expected["smoothing_co_bps"], rel=1e-12)
 
 
 # --- interrupted fits -----------------------------------------------------------------------

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -65,18 +67,18 @@ def test_huge_width_tends_to_each_trials_mean():
 
 
 def test_each_heldout_neuron_gets_its_own_glm():
-    """The GLMs fitted side by side come back in neuron order, each column the prediction of
-    that neuron's GLM fitted alone."""
+    """The GLMs fitted side by side come back in neuron order, each column's rates the
+    prediction of that neuron's GLM fitted alone."""
     from sklearn.linear_model import PoissonRegressor
 
-    from pyrolf.evaluation.smoothing import fit_poisson_glm
+    from pyrolf.evaluation.smoothing import fit_poisson_glm, glm_rates
 
     rng = np.random.default_rng(0)
     inputs = rng.normal(size=(40, 10, 3))
     weights = np.array([[1.0, 0.0, -0.5], [0.0, 0.0, 0.0], [-1.0, 0.5, 0.0]]).T
     counts = rng.poisson(np.exp(inputs @ weights + np.array([0.0, -2.0, 0.5])))
     train = np.arange(30)
-    predicted = fit_poisson_glm(inputs, counts, train, alpha=0.01)
+    predicted = glm_rates(inputs, fit_poisson_glm(inputs, counts, train, alpha=0.01))
     for neuron in range(3):
         alone = PoissonRegressor(alpha=0.01, solver="newton-cholesky", max_iter=1000).fit(
             inputs[train].reshape(-1, 3), counts[train][..., neuron].ravel())
@@ -89,7 +91,7 @@ def test_a_neuron_silent_in_the_train_trials_gets_the_floor_rate_and_no_warning(
     GLM whose solver would warn; the other neurons' fits are untouched."""
     import warnings
 
-    from pyrolf.evaluation.smoothing import RATE_FLOOR, fit_poisson_glm
+    from pyrolf.evaluation.smoothing import RATE_FLOOR, fit_poisson_glm, glm_rates
 
     rng = np.random.default_rng(1)
     inputs = rng.normal(size=(30, 8, 2))
@@ -97,9 +99,9 @@ def test_a_neuron_silent_in_the_train_trials_gets_the_floor_rate_and_no_warning(
     counts[:20, :, 1] = 0  # silent in the train trials, not in the others
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        predicted = fit_poisson_glm(inputs, counts, np.arange(20), alpha=0.01)
+        predicted = glm_rates(inputs, fit_poisson_glm(inputs, counts, np.arange(20), alpha=0.01))
     assert (predicted[..., 1] == RATE_FLOOR).all()
-    alone = fit_poisson_glm(inputs, counts[..., :1], np.arange(20), 0.01)
+    alone = glm_rates(inputs, fit_poisson_glm(inputs, counts[..., :1], np.arange(20), 0.01))
     np.testing.assert_allclose(predicted[..., 0], alone[..., 0])
 
 
@@ -118,7 +120,8 @@ def test_on_many_bins_widths_are_compared_on_a_share_and_the_chosen_one_fitted_o
     spikes = lorenz.spikes[:, :lorenz.n_observed]
     for width in WIDTHS:
         inputs = np.log(smooth_spikes(spikes[..., lorenz.heldin], width) + smoothing.LOG_OFFSET)
-        rates = smoothing.fit_poisson_glm(inputs, spikes[..., lorenz.heldout], chosen, 0.01)
+        rates = smoothing.glm_rates(inputs, smoothing.fit_poisson_glm(
+            inputs, spikes[..., lorenz.heldout], chosen, 0.01))
         valid = lorenz.splits["valid"]
         assert capped["valid_co_bps"][width] == pytest.approx(
             co_bps(rates[valid], spikes[valid][..., lorenz.heldout]))
@@ -155,3 +158,49 @@ def test_the_fits_run_on_the_threads_the_fit_computes_with(lorenz, monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert pools == [1]
+
+
+def test_a_kept_fit_gives_the_same_baseline_without_fitting_again(lorenz, baseline, tmp_path,
+                                                                   monkeypatch):
+    from pyrolf.evaluation import smoothing
+
+    kept = tmp_path / "smoothing.npz"
+    first = smoothing_baseline(lorenz, widths=WIDTHS, kept=kept)
+    monkeypatch.setattr(smoothing, "fit_poisson_glm", lambda *args: pytest.fail("fitted again"))
+    again = smoothing_baseline(lorenz, widths=WIDTHS, kept=kept)
+    for result in (first, again):
+        np.testing.assert_array_equal(result["rates"], baseline["rates"])
+        assert result["width"] == baseline["width"]
+        assert result["valid_co_bps"] == baseline["valid_co_bps"]
+
+
+def test_other_data_or_settings_are_fitted_anew_and_kept_beside(lorenz, tmp_path, monkeypatch):
+    from pyrolf.evaluation import smoothing
+
+    kept = tmp_path / "smoothing.npz"
+    smoothing_baseline(lorenz, widths=WIDTHS, kept=kept)
+    spikes = lorenz.spikes.copy()
+    spikes[lorenz.splits["train"][0], 0, lorenz.heldout.argmax()] += 1  # one spike more
+    changed = dataclasses.replace(lorenz, spikes=spikes)
+    fits = []
+    real = smoothing.fit_poisson_glm
+    monkeypatch.setattr(smoothing, "fit_poisson_glm", lambda *args: fits.append(1) or real(*args))
+    assert smoothing_baseline(changed, widths=WIDTHS, kept=kept)["rates"].shape == (
+        lorenz.n_trials, lorenz.n_observed, lorenz.n_neurons)
+    assert len(fits) == len(WIDTHS)
+    smoothing_baseline(lorenz, widths=WIDTHS[:2], kept=kept)  # other widths
+    assert len(fits) == len(WIDTHS) + 2
+    smoothing_baseline(lorenz, widths=WIDTHS, kept=kept)  # the first fit is still kept
+    smoothing_baseline(changed, widths=WIDTHS, kept=kept)
+    assert len(fits) == len(WIDTHS) + 2
+
+
+def test_a_damaged_kept_file_is_made_again(lorenz, baseline, tmp_path):
+    kept = tmp_path / "smoothing.npz"
+    kept.write_bytes(b"not a zip file")
+    result = smoothing_baseline(lorenz, widths=WIDTHS, kept=kept)
+    np.testing.assert_array_equal(result["rates"], baseline["rates"])
+    from pyrolf.evaluation.smoothing import fitted_key, read_fitted
+
+    assert read_fitted(kept, fitted_key(lorenz, WIDTHS, 0.01))["width"] == baseline["width"]
+    assert list(tmp_path.iterdir()) == [kept]  # no partial file left

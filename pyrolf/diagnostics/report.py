@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -228,16 +227,6 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
         summary["rates_r2"] = rates_r2(predicted, true)
         plots.rates_vs_truth(predicted, true, names, summary["rates_r2"],
                              run.path / RATES_VS_TRUTH)
-    run.write_json(DIAGNOSTICS, _json_safe(summary))
+    run.write_json(DIAGNOSTICS, summary)  # NaN and infinities as null
     return summary
 
-
-def _json_safe(value):
-    """``value`` with NaN and infinite floats replaced by ``None`` (strict JSON has neither)."""
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -90,14 +90,16 @@ def score(submission_dict: dict, targets: dict, key: str) -> dict:
 
 
 def nlb_metrics(rates: np.ndarray, data: SpikeData, submission_path: Path | None = None,
-                progress: bool = False) -> dict:
+                progress: bool = False, kept_smoothing: Path | None = None) -> dict:
     """Official metrics of ``rates`` (see :func:`submission`), ``co_bps_per_neuron`` (nlb_tools'
     formula for each held-out neuron alone, see
     :func:`~pyrolf.evaluation.report.co_bps_by_unit`) and two baselines on the same evaluation
     trials: ``smoothing_co_bps`` (and per neuron), the Gaussian-smoothing baseline's co-bps, and
     ``persistence_fp_bps``, the fp-bps of each trial's last observed bin of ``rates`` held over
     the forward window (:func:`~pyrolf.evaluation.metrics.persistence_rates`). Writes the
-    submission to ``submission_path`` when given; ``progress``: a bar of the baseline's fits.
+    submission to ``submission_path`` when given; ``progress``: a bar of the baseline's fits,
+    ``kept_smoothing``: a file keeping them (see
+    :func:`~pyrolf.evaluation.smoothing.smoothing_baseline`).
     A test-phase fit without a targets file is not scored: its metrics name the phase and the
     evaluation trials, and give the smoothing baseline's best co-bps on the validation trials,
     ``smoothing_valid_co_bps``, what the fit's ``valid_co_bps`` compares with."""
@@ -107,7 +109,7 @@ def nlb_metrics(rates: np.ndarray, data: SpikeData, submission_path: Path | None
         save_submission(submitted, submission_path)
     metrics = {"phase": split.phase, "eval_trials": len(data.splits["test"])}
     targets = split.targets()
-    baseline = smoothing_baseline(data, progress=progress)
+    baseline = smoothing_baseline(data, progress=progress, kept=kept_smoothing)
     metrics["smoothing_width_bins"] = baseline["width"]
     if targets is None:
         metrics["smoothing_valid_co_bps"] = baseline["valid_co_bps"][baseline["width"]]

@@ -166,13 +166,16 @@ def prepare_scoring(data: SpikeData | Sessions, saved: Path | None = None) -> No
 
 
 def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = "cpu",
-             submission_path=None, progress: bool = False) -> dict:
+             submission_path=None, progress: bool = False, kept_smoothing=None) -> dict:
     """Test-trial metrics of ``flow`` (with :func:`forward_metrics` where the data have forward
     bins, :func:`truth_metrics` where they carry the truth, :func:`psth_metrics` where they
     have conditions and :func:`behavior_metrics` where they have behaviour) and of the
     Gaussian-smoothing baseline on the same trials; ``progress``: bars of the trial-draws
     (``score``: the rates, ``score intervals``: the truth metrics' draws, ``score train``: the
     train trials' rates the behaviour decoder is fitted on) and of the smoothing baseline's fits.
+    ``kept_smoothing``: a file that keeps the smoothing baseline's fits by the data they were
+    fitted on (a run folder's ``smoothing.npz``, see
+    :func:`~pyrolf.evaluation.smoothing.smoothing_baseline`).
 
     NLB data are scored by nlb_tools on their evaluation trials (see
     :func:`pyrolf.evaluation.nlb.nlb_metrics`; ``submission_path`` goes there). Several sessions
@@ -181,21 +184,22 @@ def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = 
     (:func:`pyrolf.evaluation.sessions.pooled_metrics`).
     """
     if isinstance(data, Sessions):
-        return pooled_metrics({name: evaluate(view, own, samples, device, None, progress)
+        return pooled_metrics({name: evaluate(view, own, samples, device, None, progress,
+                                              kept_smoothing)
                                for name, (view, own) in session_views(flow, data).items()}, data)
     bar = "score" if progress else None
     if "nlb" in data.extra:
         rates = model_rates(flow, data, np.arange(data.n_trials), samples, device, bar)
         from pyrolf.evaluation.nlb import nlb_metrics  # nlb_tools, pynwb, pandas: NLB data only
 
-        return nlb_metrics(rates, data, submission_path, progress)
+        return nlb_metrics(rates, data, submission_path, progress, kept_smoothing)
     test = data.splits["test"]
     rates = model_rates(flow, data, test, samples, device, bar)
     metrics = score_rates(rates, data, test)
     metrics.update(psth_metrics(rates, data, test))
     metrics.update(forward_metrics(rates, data, test))
     metrics.update(truth_metrics(flow, data, device, "score intervals" if progress else None))
-    baseline = smoothing_baseline(data, progress=progress)
+    baseline = smoothing_baseline(data, progress=progress, kept=kept_smoothing)
     metrics.update(score_rates(baseline["rates"][test], data, test, prefix="smoothing_"))
     metrics["smoothing_width_bins"] = baseline["width"]
     if "behavior" in data.extra:

@@ -8,12 +8,17 @@ valid trials. Each fit costs about ``bins × held-out × held-in²`` (Newton ste
 recordings with many units the choice among the widths, a fit each, costs minutes: where the
 train trials hold more than :data:`MANY_BINS` bins, the widths are compared on a seeded share
 of them that holds :data:`SELECTION_BINS`, and the chosen width is fitted on all of them (below
-that, the fits are exactly as before).
+that, the fits are exactly as before). A fit can be kept in a file (a run folder's
+``smoothing.npz``) by the data it was fitted on, so that scoring the same data again (``pyrolf
+evaluate``, ``--resume``) predicts from the kept GLMs in seconds.
 """
 
 from __future__ import annotations
 
+import hashlib
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,6 +29,7 @@ from tqdm.auto import tqdm
 
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import co_bps
+from pyrolf.runs import RunFolder
 
 DEFAULT_WIDTHS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 #: train-trial bins past which the widths are compared on a share of the train trials ...
@@ -32,6 +38,8 @@ MANY_BINS = 100_000
 SELECTION_BINS = 25_000
 LOG_OFFSET = 1e-4  # added to smoothed counts before the log
 RATE_FLOOR = 1e-9
+#: part of a kept fit's key: raise it when the fits change, so that older kept fits are not used
+KEPT_VERSION = 1
 
 
 def smooth_spikes(spikes: np.ndarray, width: float) -> np.ndarray:
@@ -49,7 +57,7 @@ def smooth_spikes(spikes: np.ndarray, width: float) -> np.ndarray:
 
 def fit_poisson_glm(inputs: np.ndarray, targets: np.ndarray, train: np.ndarray,
                     alpha: float, workers: int | None = None) -> np.ndarray:
-    """Fit one Poisson GLM per target neuron on the ``train`` trials; predict every trial.
+    """Fit one Poisson GLM per target neuron on the ``train`` trials.
 
     Args:
         inputs: regressors ``(trials, time, features)``.
@@ -60,31 +68,37 @@ def fit_poisson_glm(inputs: np.ndarray, targets: np.ndarray, train: np.ndarray,
             computes with: ``--threads``, or the cores other processes leave free).
 
     Returns:
-        predicted rates ``(trials, time, neurons)``, at least ``RATE_FLOOR``; ``RATE_FLOOR`` for a
-        neuron without a spike in the train trials, whose maximum-likelihood rate is 0 (a GLM's
-        log link cannot reach it).
+        weights ``(features + 1, neurons)``: each neuron's coefficients, then its intercept, which
+        is ``-inf`` for a neuron without a spike in the train trials (its maximum-likelihood rate
+        is 0, which a GLM's log link cannot reach); see :func:`glm_rates`.
     """
-    n_trials, n_bins, n_features = inputs.shape
-    x_all = inputs.reshape(-1, n_features)
+    n_features = inputs.shape[-1]
     x_train = inputs[train].reshape(-1, n_features)
     y_train = targets[train].reshape(-1, targets.shape[-1])
 
     def fit_one(neuron: int) -> np.ndarray:
         if not y_train[:, neuron].any():
-            return np.zeros(len(x_all))
+            return np.append(np.zeros(n_features), -np.inf)
         glm = PoissonRegressor(alpha=alpha, solver="newton-cholesky", max_iter=1000)
-        return glm.fit(x_train, y_train[:, neuron]).predict(x_all)
+        glm.fit(x_train, y_train[:, neuron])
+        return np.append(glm.coef_, glm.intercept_)
 
     # One fit per thread (numpy's linear algebra releases the GIL), each single-threaded: these
     # fits are too small for a multi-threaded BLAS, whose thread start-up would dominate.
     workers = workers or torch.get_num_threads()
     with threadpool_limits(limits=1), ThreadPoolExecutor(workers) as pool:
-        predictions = np.stack(list(pool.map(fit_one, range(targets.shape[-1]))), axis=-1)
-    return np.maximum(predictions, RATE_FLOOR).reshape(n_trials, n_bins, -1)
+        return np.stack(list(pool.map(fit_one, range(targets.shape[-1]))), axis=-1)
+
+
+def glm_rates(inputs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Rates of the GLMs ``weights`` (see :func:`fit_poisson_glm`) for ``inputs``
+    ``(trials, time, features)``: ``(trials, time, neurons)``, at least ``RATE_FLOOR``."""
+    return np.maximum(np.exp(inputs @ weights[:-1] + weights[-1]), RATE_FLOOR)
 
 
 def smoothing_baseline(data: SpikeData, widths: tuple[float, ...] = DEFAULT_WIDTHS,
-                       alpha: float = 0.01, progress: bool = False) -> dict:
+                       alpha: float = 0.01, progress: bool = False,
+                       kept: Path | None = None) -> dict:
     """Run the smoothing baseline on the observed bins of every trial.
 
     Args:
@@ -92,6 +106,8 @@ def smoothing_baseline(data: SpikeData, widths: tuple[float, ...] = DEFAULT_WIDT
         widths: candidate kernel standard deviations in bins.
         alpha: L2 penalty of the held-out GLMs.
         progress: a bar of the fits (on stderr).
+        kept: a file of kept fits (``.npz``, see :func:`fitted_key`): the fit of these data,
+            widths and ``alpha`` is read from it where it holds one, else made and added to it.
 
     Returns:
         ``rates``: predicted rates ``(trials, n_observed, neurons)`` in spikes per bin, all trials;
@@ -101,33 +117,99 @@ def smoothing_baseline(data: SpikeData, widths: tuple[float, ...] = DEFAULT_WIDT
     """
     if len(data.splits["valid"]) == 0:
         raise ValueError("the smoothing baseline picks its width on valid trials; there are none.")
+    key = fitted_key(data, widths, alpha)
+    fitted = read_fitted(kept, key) if kept is not None else None
+    if fitted is None:
+        fitted = fit_smoothing(data, widths, alpha, progress)
+        if kept is not None:
+            keep_fitted(kept, key, fitted)
+    heldin_rates, heldout_rates = smoothing_rates(data, fitted["width"], fitted["weights"])
+    rates = np.empty((data.n_trials, data.n_observed, data.n_neurons), dtype=np.float64)
+    rates[..., data.heldin], rates[..., data.heldout] = heldin_rates, heldout_rates
+    return {"rates": rates, "width": fitted["width"], "valid_co_bps": fitted["valid_co_bps"]}
+
+
+def smoothing_rates(data: SpikeData, width: float, weights: np.ndarray,
+                    trials: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    """Held-in and held-out rates ``(trials, n_observed, held-in / held-out)`` of the smoothing
+    baseline of kernel sd ``width`` (bins) and held-out GLMs ``weights`` (see
+    :func:`fit_poisson_glm`) on the observed bins of ``trials`` (default all)."""
+    heldin = smooth_spikes(data.spikes[trials, :data.n_observed][..., data.heldin], width)
+    return np.maximum(heldin, RATE_FLOOR), glm_rates(np.log(heldin + LOG_OFFSET), weights)
+
+
+def fit_smoothing(data: SpikeData, widths: tuple[float, ...], alpha: float,
+                  progress: bool = False) -> dict:
+    """The width of best valid co-bps among ``widths`` and its held-out GLMs (see
+    :func:`smoothing_baseline`): ``{"width", "valid_co_bps": {width: co-bps}, "weights":
+    (held-in + 1, held-out)}``."""
     spikes = data.spikes[:, :data.n_observed]
-    heldin_spikes, heldout_spikes = spikes[..., data.heldin], spikes[..., data.heldout]
+    heldout_spikes = spikes[..., data.heldout]
     valid, train = data.splits["valid"], data.splits["train"]
     share = max(1, SELECTION_BINS // data.n_observed)
     compared_on = (train if len(train) * data.n_observed <= MANY_BINS else
                    np.sort(np.random.default_rng(0).choice(train, share, replace=False)))
-
-    def fit(width: float, trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        heldin_rates = smooth_spikes(heldin_spikes, width)
-        return heldin_rates, fit_poisson_glm(np.log(heldin_rates + LOG_OFFSET), heldout_spikes,
-                                             trials, alpha)
-
-    best, scores = None, {}
     refit = compared_on is not train
+
+    def fit(width: float, trials: np.ndarray) -> np.ndarray:
+        inputs = np.log(smooth_spikes(spikes[..., data.heldin], width) + LOG_OFFSET)
+        return fit_poisson_glm(inputs, heldout_spikes, trials, alpha)
+
+    scores, weights = {}, {}
     with tqdm(total=len(widths) + refit, desc="smoothing baseline", unit="fit",
               disable=not progress, dynamic_ncols=True) as bar:
         for width in widths:
-            heldin_rates, heldout_rates = fit(width, compared_on)
-            scores[width] = co_bps(heldout_rates[valid], heldout_spikes[valid])
-            if best is None or scores[width] > scores[best[0]]:
-                best = (width, heldin_rates, heldout_rates)
+            weights[width] = fit(width, compared_on)
+            _, valid_rates = smoothing_rates(data, width, weights[width], valid)
+            scores[width] = co_bps(valid_rates, heldout_spikes[valid])
             bar.update()
-        width, heldin_rates, heldout_rates = best
+        width = max(widths, key=scores.get)  # the first of the best
         if refit:  # the chosen width, on all the train trials
-            heldin_rates, heldout_rates = fit(width, train)
+            weights[width] = fit(width, train)
             bar.update()
-    rates = np.empty(spikes.shape, dtype=np.float64)
-    rates[..., data.heldin] = np.maximum(heldin_rates, RATE_FLOOR)
-    rates[..., data.heldout] = heldout_rates
-    return {"rates": rates, "width": width, "valid_co_bps": scores}
+    return {"width": width, "valid_co_bps": scores, "weights": weights[width]}
+
+
+def fitted_key(data: SpikeData, widths: tuple[float, ...], alpha: float) -> str:
+    """SHA-256 of what a smoothing fit depends on: the observed counts, held-out neurons, train
+    and valid trials of ``data``, ``widths``, ``alpha``, the share's sizes and
+    :data:`KEPT_VERSION`."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(data.spikes[:, :data.n_observed], np.float32).data)
+    for array in (data.heldout, data.splits["train"], data.splits["valid"], widths):
+        digest.update(np.ascontiguousarray(array, np.float64).data)
+    digest.update(repr((alpha, MANY_BINS, SELECTION_BINS, LOG_OFFSET, KEPT_VERSION)).encode())
+    return digest.hexdigest()
+
+
+def read_fitted(path: Path, key: str) -> dict | None:
+    """The fit kept in ``path`` under ``key`` (see :func:`keep_fitted`); ``None`` where ``path``
+    holds none, is missing or cannot be read (it is then made again)."""
+    try:
+        with np.load(path) as kept:
+            if f"{key}.weights" not in kept:
+                return None
+            widths, scores = kept[f"{key}.widths"], kept[f"{key}.valid_co_bps"]
+            return {"width": float(kept[f"{key}.width"]), "weights": kept[f"{key}.weights"],
+                    "valid_co_bps": dict(zip(widths.tolist(), scores.tolist()))}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def keep_fitted(path: Path, key: str, fitted: dict) -> None:
+    """Add ``fitted`` (see :func:`fit_smoothing`) under ``key`` to the ``.npz`` file ``path``
+    (kept fits of other keys stay, one that cannot be read is dropped), written atomically."""
+    try:
+        with np.load(path) as kept:
+            arrays = dict(kept)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        arrays = {}
+    arrays.update({f"{key}.width": np.float64(fitted["width"]), f"{key}.weights": fitted["weights"],
+                   f"{key}.widths": np.array(list(fitted["valid_co_bps"]), np.float64),
+                   f"{key}.valid_co_bps": np.array(list(fitted["valid_co_bps"].values()))})
+
+    def write(partial: Path) -> None:
+        with open(partial, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    RunFolder(path.parent).write_atomically(path.name, write)
