@@ -270,7 +270,8 @@ class RunFolder:
 
     def write_history(self, history: list[dict]) -> None:
         columns = sorted({key for record in history for key in record},
-                         key=["epoch", "elbo", "valid_co_bps", "kl_per_bin", "lr", "seconds"].index)
+                         key=["epoch", "elbo", "valid_co_bps", "kl_per_bin", "lr", "seconds",
+                              "threads"].index)
 
         def write(path):
             with open(path, "w", newline="") as handle:

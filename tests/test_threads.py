@@ -88,8 +88,9 @@ def test_a_fit_takes_the_free_cores_every_epoch_unless_told_a_count(fixed, limit
     monkeypatch.setattr(trainer, "epoch", lambda check=False: (
         counts.append(torch.get_num_threads()), original(check))[1])
     torch.set_num_threads(2)
-    trainer.fit(progress=False)
+    history = trainer.fit(progress=False).history
     assert counts == expected
+    assert [record["threads"] for record in history] == expected  # history.csv's column
 
 
 def test_the_threads_setting_reaches_torch(restore_threads, spike_file, tmp_path, monkeypatch,

@@ -137,6 +137,37 @@ def test_the_seed_makes_a_cpu_run_repeatable(data):
     assert not all(torch.equal(first[key], other[key]) for key in first)
 
 
+def test_how_often_a_fit_validates_changes_none_of_its_training(data):
+    """Validation draws from a stream of its own: fits that validate every epoch and every third
+    train alike, step for step, and score their last epoch alike."""
+    histories, weights = [], []
+    for eval_every in (1, 3):
+        config = Config(epochs=3, **{**TINY, "eval_every": eval_every})
+        pyro.set_rng_seed(0)
+        trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
+        histories.append(trainer.fit(progress=False).history)
+        weights.append(trainer.flow.state_dict())
+    every, third = histories
+    assert "valid_co_bps" in every[0] and "valid_co_bps" not in third[0]
+    assert [r["elbo"] for r in every] == [r["elbo"] for r in third]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+    assert every[-1]["valid_co_bps"] == third[-1]["valid_co_bps"]
+
+
+def test_validation_leaves_the_training_stream_and_draws_alike_each_time(data):
+    config = Config(epochs=1, **TINY)
+    trainer = Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    with trainer.validation_draws():
+        first = trainer.validation_score()
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.rand(10)  # the training's stream moves on ...
+    with trainer.validation_draws():
+        assert trainer.validation_score() == first  # ... the validation's draws do not
+    assert trainer.validation_score() != first  # outside, they come from the training's stream
+
+
 def test_the_scan_integrator_gives_the_loops_loss_gradients_and_scores(data):
     """The scan (the GPU's default) and the loop (the CPU's) train the same model: on one batch
     the same ELBO and gradients from the same weights and draws, and after a short fit the same

@@ -229,6 +229,22 @@ class Trainer:
                     return None
         return pooled(kls, {index: len(part.valid) for index, part in enumerate(self.parts)})
 
+    @contextmanager
+    def validation_draws(self):
+        """The validation's posterior draws from a stream of their own, seeded by ``config.seed``
+        alike at every validation, and the training's stream as it was after: how often the fit
+        validates (``eval_every``) changes none of the training's draws, and every epoch's
+        score is of the same random draws (their noise shared, not a reason to pick an
+        epoch)."""
+        cuda = self.device.type == "cuda"
+        devices = [self.device.index if self.device.index is not None
+                   else torch.cuda.current_device()] if cuda else []
+        with torch.random.fork_rng(devices=devices):
+            torch.default_generator.manual_seed(self.config.seed)
+            if cuda:
+                torch.cuda.manual_seed(self.config.seed)
+            yield
+
     def batches(self) -> list[tuple[Part, torch.Tensor]]:
         """An epoch's batches: each part's training trials in a random order, cut into batches
         of ``config.batch_size`` (the last may be smaller) ``(part, trial indices)``; of several
@@ -288,10 +304,13 @@ class Trainer:
             first = False
             state.epoch += 1
             record = {"epoch": state.epoch, "elbo": elbo, "lr": self.current_lr()}
+            if self.device.type == "cpu":  # what the epoch's floats' rounding depends on
+                record["threads"] = torch.get_num_threads()
             is_best = False
             if state.epoch % config.eval_every == 0 or state.epoch == config.epochs:
-                record["valid_co_bps"] = score = self.validation_score()
-                kl = self.validation_kl()
+                with self.validation_draws():
+                    record["valid_co_bps"] = score = self.validation_score()
+                    kl = self.validation_kl()
                 if kl is not None:
                     record["kl_per_bin"] = kl
                 if score > state.best_score:
