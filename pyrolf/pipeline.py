@@ -216,7 +216,15 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
     if run.has(RunFolder.BEST):
         trainer.best_flow = run.load(RunFolder.BEST, config.device)["flow"]
     run.write_json(RunFolder.CONFIG, config.to_dict())
-    return _train(trainer, run, progress)
+    before = weights_record(run)
+    result = _train(trainer, run, progress)
+    after, made = weights_record(run), made_from_weights(run)
+    if made and after != before:
+        note(f"{', '.join(made)} in {run.path} are of the weights of epoch "
+             f"{before['weights_epoch']} ({before['weights']}), from before this --resume; "
+             f"'pyrolf infer {run.path}' and 'pyrolf diagnose {run.path}' make them from those "
+             f"of epoch {after['weights_epoch']} ({after['weights']})")
+    return result
 
 
 def load_run(run_dir, data: SpikeData | Sessions | None = None):
@@ -236,6 +244,24 @@ def load_run(run_dir, data: SpikeData | Sessions | None = None):
 def weights_of(run: RunFolder) -> str:
     """The file whose weights :func:`load_run` takes: ``best.pt``, else ``checkpoint.pt``."""
     return RunFolder.BEST if run.has(RunFolder.BEST) else RunFolder.CHECKPOINT
+
+
+def weights_record(run: RunFolder) -> dict:
+    """What says which weights a result of ``run`` was made from: ``weights`` (see
+    :func:`weights_of`) and ``weights_epoch``, the epoch they are of."""
+    name = weights_of(run)
+    saved = run.load(name)
+    return {"weights": name,
+            "weights_epoch": int(saved["epoch"] if "epoch" in saved else saved["state"]["epoch"])}
+
+
+def made_from_weights(run: RunFolder) -> list[str]:
+    """The files in ``run`` made from its weights by ``infer`` and ``diagnose`` (figures aside)."""
+    from pyrolf.diagnostics.report import DIAGNOSTICS, POSTERIOR
+
+    inferred = Path(INFERRED)
+    return sorted(path.name for path in run.path.glob(f"{inferred.stem}*{inferred.suffix}")) + [
+        name for name in (DYNAMICS, POSTERIOR, DIAGNOSTICS) if run.has(name)]
 
 
 def _rebuild(run: RunFolder, config: Config, data: SpikeData | Sessions | None):
@@ -266,15 +292,16 @@ def _load_weights(flow, weights: dict, run: RunFolder, name: str) -> None:
 
 def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bool = True) -> dict:
     """Recompute ``metrics.json`` of a run folder from its saved weights (``data`` as in
-    :func:`resume`), its folder locked meanwhile; ``metrics["weights"]`` names the file of the
-    weights (see :func:`weights_of`); ``progress``: bars of the trial-draws (on stderr)."""
+    :func:`resume`), its folder locked meanwhile; ``metrics["weights"]`` and
+    ``metrics["weights_epoch"]`` say which weights (see :func:`weights_record`); ``progress``:
+    bars of the trial-draws (on stderr)."""
     run = RunFolder.open(run_dir)
     with run.locked():
         flow, config, data = load_run(run.path, data)
         pyro.set_rng_seed(config.seed)
         metrics = evaluate(flow, data, config.samples, config.device,
                            run.path / RunFolder.SUBMISSION, progress, run.path / RunFolder.SMOOTHING)
-        metrics["weights"] = weights_of(run)
+        metrics.update(weights_record(run))
         if run.has(RunFolder.CHECKPOINT):
             state = TrainState(**run.load(RunFolder.CHECKPOINT)["state"])
             metrics.update(training_record(state, config))
@@ -320,7 +347,7 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
     or a sequence of trial indices. ``data`` as in :func:`resume`. ``progress``: a progress bar
     of the draws (on stderr). ``session``: of a run fitted to several sessions, the one to
     diagnose (needed; see :mod:`pyrolf.data.sessions`). Returns what ``diagnostics.json`` holds,
-    ``weights`` naming the file of the weights (see :func:`weights_of`).
+    ``weights`` and ``weights_epoch`` saying which weights (see :func:`weights_record`).
     """
     from pyrolf.diagnostics import diagnose, select_trials
     from pyrolf.diagnostics.report import DIAGNOSTICS
@@ -333,7 +360,7 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
         pyro.set_rng_seed(config.seed)
         report = diagnose(flow.to(config.device), data, select_trials(data, trials), samples,
                           run, config.device, progress)
-        report["weights"] = weights_of(run)
+        report.update(weights_record(run))
         if session is not None:
             report["session"] = session
         run.write_json(DIAGNOSTICS, report)
@@ -393,9 +420,9 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     temporary one, so an error leaves the run folder as it was.
     Returns ``trials`` (a continuous recording's windows; then also ``windows`` and ``bins``, the
     merged series' length, summed over the sessions), ``samples``, ``out`` (the list of files for
-    several sessions),
-    ``weights`` (the file of the weights, see :func:`weights_of`), ``dynamics`` (whether
-    ``dynamics.json`` was written) and what it holds."""
+    several sessions), ``weights`` and ``weights_epoch`` (which weights, see
+    :func:`weights_record`; also attributes of each file and entries of ``dynamics.json``),
+    ``dynamics`` (whether ``dynamics.json`` was written) and what it holds."""
     from pyrolf.diagnostics.export import write_inferred
     from pyrolf.diagnostics.plots import spectrum as plot_spectrum
     from pyrolf.dynamics.fixed_points import fixed_points
@@ -409,7 +436,9 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
         flow, inferred = _infer(run.path, data, samples, device, progress, session)
         files = {name: out if name is None or named else
                  out.with_name(f"{out.stem}-{name}{out.suffix}") for name in inferred}
-        spectrum = {}
+        record, spectrum = weights_record(run), {}
+        for _, dataset in inferred.values():
+            dataset.attrs.update(record)
         if data is None and session is None:  # the run's own trials, all of them
             positions = np.concatenate([dataset["z"].values.reshape(-1, dataset.sizes["latent"])
                                         for _, dataset in inferred.values()])
@@ -421,7 +450,7 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
                 write_inferred(dataset, files[name])
             if spectrum:
                 radius = f"largest |eigenvalue| {spectrum['spectral_radius']:.4f}"
-                run.write_json(DYNAMICS, spectrum)
+                run.write_json(DYNAMICS, {**record, **spectrum})
                 run.write_atomically(SPECTRUM,
                                      lambda path: plot_spectrum(spectrum["modes"], radius, path))
         except OSError as error:
@@ -434,7 +463,7 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     written = list(files.values())
     return {"trials": sum(trials.n_trials for trials, _ in inferred.values()), **counts,
             "samples": samples, "out": written[0] if list(files) == [None] else written,
-            "weights": weights_of(run), "dynamics": bool(spectrum), **spectrum}
+            **record, "dynamics": bool(spectrum), **spectrum}
 
 
 def _infer(run, data, samples: int, device: str | None, progress: bool,
@@ -555,7 +584,9 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
     metrics = evaluate(trainer.flow, trainer.data, config.samples, config.device, submission,
                        progress, kept)
     metrics.update(training_record(state, config))
-    metrics["weights"] = RunFolder.BEST if trainer.best_flow is not None else RunFolder.CHECKPOINT
+    best = trainer.best_flow is not None
+    metrics.update(weights=RunFolder.BEST if best else RunFolder.CHECKPOINT,
+                   weights_epoch=state.best_epoch if best else state.epoch)
     metrics.update(collapse_metrics(metrics, state.history))
     if run is not None:
         run.write_history(state.history)  # also when a resumed run had none left to train

@@ -209,6 +209,7 @@ def test_infer_names_nlb_trials_units_and_times(data_dir, tmp_path, monkeypatch,
     info = split.dataset.trial_info.set_index("trial_id").loc[split.trial_ids]
     np.testing.assert_array_equal(inferred["trial_type"], info.trial_type)
     np.testing.assert_allclose(inferred["move_onset_time"], info.move_onset_time.dt.total_seconds())
+    assert inferred["move_onset_time"].attrs["units"] == "s"
     assert set(inferred["split"].values) == {"train", "val", "eval"}  # pyrolf's, not trial_info's
     # the hand velocity nlb_tools cuts (100 ms after each bin): training trials from the train
     # tensors, evaluation trials from the targets; nothing in the forward bins

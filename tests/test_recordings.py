@@ -323,6 +323,10 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     np.testing.assert_array_equal(inferred["outcome"], ["correct"] * len(correct))
     np.testing.assert_array_equal(inferred["target"], session.trials.target[correct])
     np.testing.assert_allclose(inferred["response_time"], session.trials.response_time[correct])
+    assert inferred["response_time"].attrs["units"] == "s"  # NWB's *_time columns: seconds
+    assert "units" not in inferred["target"].attrs
+    assert inferred["rates"].attrs["units"] == inferred["rates_upper"].attrs["units"] == "spikes/bin"
+    np.testing.assert_array_equal(inferred["latent"], np.arange(inferred.sizes["latent"]))
     behavior = load(files["nwb"], align="stim_on_time", window="-0.2,0.8",
                     trials_where="outcome=correct", behavior="hand_vel").extra["behavior"]
     assert inferred["behavior"].dims == ("trial", "time", "behavior_dim")

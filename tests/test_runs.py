@@ -192,6 +192,51 @@ def test_evaluate_diagnose_and_infer_say_which_weights_they_used(run, monkeypatc
     assert "weights: checkpoint.pt" in out.splitlines()
 
 
+def test_what_is_made_from_the_weights_names_them_and_their_epoch(run, monkeypatch, capsys):
+    import xarray as xr
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["weights"], metrics["weights_epoch"]) == ("best.pt", metrics["best_epoch"])
+    assert metrics["best_epoch"] == torch.load(run / "best.pt", weights_only=False)["epoch"]
+    code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert code == 0, err
+    assert json.loads((run / "metrics.json").read_text())["weights_epoch"] == metrics["best_epoch"]
+    for command in (["infer", run, "--samples", "2", "--quiet"],
+                    ["diagnose", run, "--samples", "25", "--trials", "2", "--quiet"]):
+        code, _, err = run_cli(command, monkeypatch, capsys)
+        assert code == 0, err
+    expected = {"weights": "best.pt", "weights_epoch": metrics["best_epoch"]}
+    with xr.open_dataset(run / "inferred.nc") as inferred:
+        assert {key: inferred.attrs[key] for key in expected} == expected
+    for name in ("dynamics.json", "diagnostics.json"):
+        made = json.loads((run / name).read_text())
+        assert {key: made[key] for key in expected} == expected, name
+    (run / "best.pt").unlink()  # before the first validation: the checkpoint's, of its epoch
+    code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert code == 0, err
+    assert json.loads((run / "metrics.json").read_text())["weights_epoch"] == metrics["epochs"]
+
+
+def test_a_resume_that_changes_the_weights_says_what_was_made_from_the_old_ones(
+        run, monkeypatch, capsys):
+    code, _, err = run_cli(["infer", run, "--samples", "2", "--quiet"], monkeypatch, capsys)
+    assert code == 0, err
+    before = json.loads((run / "metrics.json").read_text())["weights_epoch"]
+    code, _, err = run_cli(["fit", "--resume", run, "--epochs", "3", "--quiet"], monkeypatch,
+                           capsys)
+    assert code == 0, err
+    after = json.loads((run / "metrics.json").read_text())["weights_epoch"]
+    assert after == 3 != before  # the third epoch scores best: the weights changed
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1, err
+    assert (f"inferred.nc, dynamics.json in {run} are of the weights of epoch {before} "
+            "(best.pt)") in notes[0]
+    assert f"'pyrolf infer {run}'" in notes[0] and f"of epoch {after} (best.pt)" in notes[0]
+    code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
+    assert code == 0, err
+    assert "note: " not in err  # nothing left to train: the weights stay as they were
+
+
 def test_evaluate_scores_the_smoothing_baseline_from_the_fits_the_run_keeps(run, monkeypatch,
                                                                            capsys):
     """The fit keeps the baseline's GLMs in smoothing.npz: ``pyrolf evaluate`` fits none again

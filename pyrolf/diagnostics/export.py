@@ -43,7 +43,7 @@ NLB_SPLIT_LABELS = {"train": "train", "valid": "val", "test": "eval"}
 NEW_TRIALS = "new"
 #: names of the Dataset's own coordinates and variables, which no trials-table column takes
 RESERVED = {"trial", "split", "condition", "time", "forward", "neuron", "heldout", "window",
-            "behavior",
+            "behavior", "latent",
             *(f"{name}{side}" for name in VARIABLES for side in ("", "_lower", "_upper"))}
 DESCRIPTIONS = {
     "z": ("latent position, posterior mean", "latent"),
@@ -52,6 +52,8 @@ DESCRIPTIONS = {
                "the prior's drift from the bin before (0 at t = 0)", "latent"),
     "rates": ("firing rate in spikes per bin, posterior mean", "neuron"),
 }
+#: each variable's units where it has any (the latents' scale is the model's own)
+UNITS = {"rates": "spikes/bin"}
 
 
 def inferred_inputs(dynamics, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -225,7 +227,11 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
     for name, values in extra.get("trial_table", {}).items():
         column = _trial_column(values)
         if name not in RESERVED and column is not None:
-            coords[name] = ("trial", column, {"long_name": "trials-table column"})
+            attrs = {"long_name": "trials-table column"}
+            if np.asarray(values).dtype.kind == "m" or (
+                    column.dtype.kind == "f" and name.endswith("_time")):
+                attrs["units"] = "s"  # NWB's times (and nlb_tools' durations) are in seconds
+            coords[name] = ("trial", column, attrs)
     return coords
 
 
@@ -269,12 +275,12 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
                      config: dict) -> xr.Dataset:
     """The Dataset of ``inferred.nc`` from a :func:`posterior_summary` of every trial of
     ``data`` (laid out on the run's neurons, as :func:`new_trials` makes it): variables
-    ``z``, ``v``, ``inputs`` ``(trial, time, latent)``, ``rates`` ``(trial, time, neuron)`` and
-    each one's ``_lower`` and ``_upper``; coordinates :func:`trial_coords`, ``time``
-    (:func:`time_coord`), ``forward`` (per bin: a forward bin, never shown to the encoder),
-    ``neuron`` (:attr:`SpikeData.neuron_ids`) and ``heldout``; attributes the run's ``config``
-    (JSON), ``pyrolf_version``, ``bin_size_s`` (NaN where unknown), ``samples``, ``interval`` and
-    ``source``. Where the data have behaviour (``extra["behavior"]``, see
+    ``z``, ``v``, ``inputs`` ``(trial, time, latent)``, ``rates`` ``(trial, time, neuron)`` (units
+    ``spikes/bin``) and each one's ``_lower`` and ``_upper``; coordinates :func:`trial_coords`,
+    ``time`` (:func:`time_coord`), ``forward`` (per bin: a forward bin, never shown to the
+    encoder), ``neuron`` (:attr:`SpikeData.neuron_ids`), ``heldout`` and ``latent`` (0, 1, ...);
+    attributes the run's ``config`` (JSON), ``pyrolf_version``, ``bin_size_s`` (NaN where
+    unknown), ``samples``, ``interval`` and ``source``. Where the data have behaviour (``extra["behavior"]``, see
     :func:`pyrolf.data.recordings.bin_behavior`) it comes along as ``behavior`` ``(trial, time,
     behavior_dim)``, observed, not inferred. The windows of a continuous recording (``"chop"``
     in ``data.extra``) come merged into one series: :func:`merged_dataset`."""
@@ -285,6 +291,7 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
         "time": time_coord(data),
         "neuron": ("neuron", data.neuron_ids),
         "heldout": ("neuron", np.asarray(data.heldout, dtype=bool)),
+        "latent": ("latent", np.arange(summary["z"].shape[-1])),
         "forward": ("time", bins >= data.n_observed,
                     {"long_name": "forward bin: never shown to the encoder, predicted by the "
                                   "prior's dynamics alone"}),
@@ -293,11 +300,12 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
     for name in VARIABLES:
         text, last = DESCRIPTIONS[name]
         dims = ("trial", "time", last)
-        variables[name] = (dims, summary[name], {"long_name": text})
+        units = {"units": UNITS[name]} if name in UNITS else {}
+        variables[name] = (dims, summary[name], {"long_name": text, **units})
         for side in ("lower", "upper"):
             variables[f"{name}_{side}"] = (dims, summary[f"{name}_{side}"], {
                 "long_name": f"{side} end of the central {INTERVAL_PROB:.0%} posterior interval "
-                             f"of {name}"})
+                             f"of {name}", **units})
     if "behavior" in data.extra:
         variables["behavior"] = (("trial", "time", "behavior_dim"), data.extra["behavior"], {
             "long_name": f"observed behaviour: {data.extra['behavior_name']}, binned as the "
