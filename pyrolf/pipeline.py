@@ -213,12 +213,14 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
     prepare_scoring(data, run.path / RunFolder.TARGETS)
     trainer = Trainer(flow, data, config)
     trainer.restore(checkpoint, reschedule=config.epochs != planned)
+    before = weights_record(RunFolder.CHECKPOINT, checkpoint)
     if run.has(RunFolder.BEST):
-        trainer.best_flow = run.load(RunFolder.BEST, config.device)["flow"]
+        best = run.load(RunFolder.BEST, config.device)
+        trainer.best_flow = best["flow"]
+        before = weights_record(RunFolder.BEST, best)
     run.write_json(RunFolder.CONFIG, config.to_dict())
-    before = weights_record(run)
     result = _train(trainer, run, progress)
-    after, made = weights_record(run), made_from_weights(run)
+    after, made = {key: result.metrics[key] for key in WEIGHTS_RECORD}, made_from_weights(run)
     if made and after != before:
         note(f"{', '.join(made)} in {run.path} are of the weights of epoch "
              f"{before['weights_epoch']} ({before['weights']}), from before this --resume; "
@@ -231,14 +233,19 @@ def load_run(run_dir, data: SpikeData | Sessions | None = None):
     """The flow of a run folder with its best weights (``best.pt``; ``checkpoint.pt`` before the
     first validation, see :func:`weights_of`), its config and its data (``data`` as in
     :func:`resume`)."""
+    return _load_run(run_dir, data)[:3]
+
+
+def _load_run(run_dir, data: SpikeData | Sessions | None = None):
+    """:func:`load_run`'s flow, config and data, and the :func:`weights_record` of the weights."""
     run = RunFolder.open(run_dir)
     config = run.config()
     use_threads(config.threads)
     name = weights_of(run)
-    weights = run.load(name)["flow"]
+    saved = run.load(name)
     flow, data = _rebuild(run, config, data)
-    _load_weights(flow, weights, run, name)
-    return flow, config, data
+    _load_weights(flow, saved["flow"], run, name)
+    return flow, config, data, weights_record(name, saved)
 
 
 def weights_of(run: RunFolder) -> str:
@@ -246,11 +253,14 @@ def weights_of(run: RunFolder) -> str:
     return RunFolder.BEST if run.has(RunFolder.BEST) else RunFolder.CHECKPOINT
 
 
-def weights_record(run: RunFolder) -> dict:
-    """What says which weights a result of ``run`` was made from: ``weights`` (see
-    :func:`weights_of`) and ``weights_epoch``, the epoch they are of."""
-    name = weights_of(run)
-    saved = run.load(name)
+#: the keys of :func:`weights_record`
+WEIGHTS_RECORD = ("weights", "weights_epoch")
+
+
+def weights_record(name: str, saved: dict) -> dict:
+    """What says which weights a result was made from: ``weights``, the run folder's file
+    ``name`` (see :func:`weights_of`), and ``weights_epoch``, the epoch of its content ``saved``
+    (``best.pt``'s own, a checkpoint's state's)."""
     return {"weights": name,
             "weights_epoch": int(saved["epoch"] if "epoch" in saved else saved["state"]["epoch"])}
 
@@ -297,11 +307,11 @@ def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bo
     bars of the trial-draws (on stderr)."""
     run = RunFolder.open(run_dir)
     with run.locked():
-        flow, config, data = load_run(run.path, data)
+        flow, config, data, record = _load_run(run.path, data)
         pyro.set_rng_seed(config.seed)
         metrics = evaluate(flow, data, config.samples, config.device,
                            run.path / RunFolder.SUBMISSION, progress, run.path / RunFolder.SMOOTHING)
-        metrics.update(weights_record(run))
+        metrics.update(record)
         if run.has(RunFolder.CHECKPOINT):
             state = TrainState(**run.load(RunFolder.CHECKPOINT)["state"])
             metrics.update(training_record(state, config))
@@ -354,13 +364,13 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
 
     run = RunFolder.open(run_dir)
     with run.locked():
-        flow, config, data = load_run(run.path, data)
+        flow, config, data, record = _load_run(run.path, data)
         ((flow, data),) = _session_views(flow, data, session, required=True).values()
         check_device(config.device)
         pyro.set_rng_seed(config.seed)
         report = diagnose(flow.to(config.device), data, select_trials(data, trials), samples,
                           run, config.device, progress)
-        report.update(weights_record(run))
+        report.update(record)
         if session is not None:
             report["session"] = session
         run.write_json(DIAGNOSTICS, report)
@@ -375,7 +385,8 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
     """Every trial's posterior as an ``xarray.Dataset`` (what ``pyrolf infer`` writes to
     ``inferred.nc``; see :func:`pyrolf.diagnostics.export.inferred_dataset`): posterior means and
     central 90 % intervals of ``z``, ``v``, ``inputs`` and ``rates`` from ``samples`` draws per
-    trial, with each trial's index, split and condition; a continuous recording's windows merged
+    trial, with each trial's index, split and condition, and attributes ``weights`` and
+    ``weights_epoch`` (see :func:`weights_record`); a continuous recording's windows merged
     into one series ``(time, ...)`` over the whole recording
     (:func:`pyrolf.diagnostics.export.merged_dataset`). Writes nothing.
 
@@ -436,9 +447,8 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
         flow, inferred = _infer(run.path, data, samples, device, progress, session)
         files = {name: out if name is None or named else
                  out.with_name(f"{out.stem}-{name}{out.suffix}") for name in inferred}
-        record, spectrum = weights_record(run), {}
-        for _, dataset in inferred.values():
-            dataset.attrs.update(record)
+        _, first = next(iter(inferred.values()))
+        record, spectrum = {key: first.attrs[key] for key in WEIGHTS_RECORD}, {}
         if data is None and session is None:  # the run's own trials, all of them
             positions = np.concatenate([dataset["z"].values.reshape(-1, dataset.sizes["latent"])
                                         for _, dataset in inferred.values()])
@@ -483,8 +493,9 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
                                                                data.spikes))
     if isinstance(run, FitResult):
         flow, config, own = run.flow, run.config, run.data
+        record = {key: run.metrics[key] for key in WEIGHTS_RECORD}
     else:
-        flow, config, own = load_run(run)
+        flow, config, own, record = _load_run(run)
     device = device or config.device
     check_device(device)
     views = _session_views(flow, own, session, required=data is not None)
@@ -503,6 +514,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
         pyro.set_rng_seed(config.seed)
         dataset = infer_trials(view.to(device), trials, samples, config.to_dict(), device,
                                progress=progress)
+        dataset.attrs.update(record)
         if name is not None:
             dataset.attrs["session"] = name
         inferred[name] = trials, dataset

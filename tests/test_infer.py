@@ -245,6 +245,8 @@ def test_a_file_of_some_trials_gets_the_rates_the_run_gives_them(small_run, tmp_
     samples, picked = 200, [5, 20, 17, 9]  # conditions 0, 3, 2, 1
     data = small_run.data
     own = pyrolf.infer(small_run.path, samples=samples, progress=False)
+    assert own.attrs["weights_epoch"] == json.loads(
+        (small_run.path / "metrics.json").read_text())["weights_epoch"]
     files = {"all": tmp_path / "some.npz", "held_in": tmp_path / "some_heldin.h5"}
     save_spike_file(files["all"], dataclasses.replace(
         data, spikes=data.spikes[picked], rates=data.rates[picked],
@@ -344,7 +346,10 @@ def test_inferred_inputs_peak_at_unobserved_pulses():
     data = kicked_rotation_dataset(seed=0, n_trials=200, n_bins=40)
     config = pyrolf.Config(epochs=30, latent_dim=8, encoder_hidden=32, decoder_width=32,
                            decoder_feedforward=64, batch_size=32, kl_warmup=10, eval_every=10)
-    inferred = pyrolf.infer(pyrolf.fit(data, config, progress=False), samples=20)
+    result = pyrolf.fit(data, config, progress=False)
+    inferred = pyrolf.infer(result, samples=20)
+    assert inferred.attrs["weights"] == "best.pt"  # the weights a fit without a folder scored
+    assert inferred.attrs["weights_epoch"] == result.state.best_epoch > 0
     test = data.splits["test"]
     assert pulse_hit_share(inferred["inputs"].values[test], data.extra["pulse_bins"][test]) > 0.4
 

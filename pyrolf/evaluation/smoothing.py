@@ -185,25 +185,27 @@ def fitted_key(data: SpikeData, widths: tuple[float, ...], alpha: float) -> str:
 def read_fitted(path: Path, key: str) -> dict | None:
     """The fit kept in ``path`` under ``key`` (see :func:`keep_fitted`); ``None`` where ``path``
     holds none, is missing or cannot be read (it is then made again)."""
+    kept = _kept(path)
+    if f"{key}.weights" not in kept:
+        return None
+    widths, scores = kept[f"{key}.widths"], kept[f"{key}.valid_co_bps"]
+    return {"width": float(kept[f"{key}.width"]), "weights": kept[f"{key}.weights"],
+            "valid_co_bps": dict(zip(widths.tolist(), scores.tolist()))}
+
+
+def _kept(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file ``path``; none where it is missing or cannot be read."""
     try:
         with np.load(path) as kept:
-            if f"{key}.weights" not in kept:
-                return None
-            widths, scores = kept[f"{key}.widths"], kept[f"{key}.valid_co_bps"]
-            return {"width": float(kept[f"{key}.width"]), "weights": kept[f"{key}.weights"],
-                    "valid_co_bps": dict(zip(widths.tolist(), scores.tolist()))}
+            return dict(kept)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        return None
+        return {}
 
 
 def keep_fitted(path: Path, key: str, fitted: dict) -> None:
     """Add ``fitted`` (see :func:`fit_smoothing`) under ``key`` to the ``.npz`` file ``path``
     (kept fits of other keys stay, one that cannot be read is dropped), written atomically."""
-    try:
-        with np.load(path) as kept:
-            arrays = dict(kept)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        arrays = {}
+    arrays = _kept(path)
     arrays.update({f"{key}.width": np.float64(fitted["width"]), f"{key}.weights": fitted["weights"],
                    f"{key}.widths": np.array(list(fitted["valid_co_bps"]), np.float64),
                    f"{key}.valid_co_bps": np.array(list(fitted["valid_co_bps"].values()))})
