@@ -85,6 +85,12 @@ def test_diagnose_writes_arviz_data_json_and_figures(run, monkeypatch, capsys):
     report = json.loads((run.path / "diagnostics.json").read_text())
     assert report["trials"] == test.tolist() and report["samples"] == SAMPLES
     assert len(report["pareto_khat"]) == n_trials
+    # the importance log-weights posterior.nc keeps give diagnostics.json's numbers again
+    log_weights = idata["sample_stats"]["log_weight"].values[0]
+    assert log_weights.shape == (SAMPLES, n_trials)
+    np.testing.assert_allclose(report["pareto_khat"], pareto_khat(log_weights), rtol=1e-6)
+    assert report["elbo"] == pytest.approx(float(elbo(log_weights).mean()))
+    assert report["iwelbo"] == pytest.approx(float(iwelbo(log_weights).mean()))
     assert 0 <= report["share_khat_above_0_7"] <= 1
     assert report["iwelbo"] >= report["elbo"]
     for key in ("ppc_coverage_mean_rate", "ppc_coverage_fano", "ppc_coverage_psth"):
@@ -304,6 +310,20 @@ def test_coverage_by_hand():
         np.testing.assert_array_equal(fano_factor(spikes[:1]), [np.nan, np.nan])
         one = ppc_summary(spikes[:1], np.stack([spikes[:1]] * 5))
     assert one["ppc_coverage_fano"] is None and one["ppc_coverage_mean_rate"] == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_an_observed_statistic_on_a_bound_is_covered_whatever_the_counts_type(dtype):
+    """Diagnose's observed counts are float32, the draws integers: three trials of one condition
+    with one spike make a PSTH and a mean rate of 1/3, which half the draws give too; the
+    interval's upper bound is that 1/3, and the observed 1/3 lies on it (float32 means made
+    0.33333334, just outside)."""
+    observed = np.zeros((3, 1, 1), dtype)
+    observed[0, 0, 0] = 1
+    draws = np.zeros((100, 3, 1, 1), np.int32)
+    draws[:50, 0, 0, 0] = 1
+    summary = ppc_summary(observed, draws, np.zeros(3, int))
+    assert summary["ppc_coverage_psth"] == summary["ppc_coverage_mean_rate"] == 1.0
 
 
 def test_predictive_interval_by_hand_skips_nan_draws():

@@ -17,9 +17,10 @@ INTERVAL_PROB = 0.9
 
 
 def mean_rate(spikes: np.ndarray) -> np.ndarray:
-    """Spikes per bin per neuron, averaged over trials and bins: ``(..., trials, time, neurons)
-    -> (..., neurons)``."""
-    return spikes.mean(axis=(-3, -2))
+    """Spikes per bin per neuron, averaged over trials and bins in float64 (as every statistic
+    here: observed float32 counts and integer draws of the same counts give the same number):
+    ``(..., trials, time, neurons) -> (..., neurons)``."""
+    return spikes.mean(axis=(-3, -2), dtype=np.float64)
 
 
 def fano_factor(spikes: np.ndarray) -> np.ndarray:

@@ -135,7 +135,9 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray)
     ``posterior`` ``z``, ``v`` (chain, draw, trial, time, latent); ``posterior_predictive`` and
     ``observed_data`` ``spikes`` ((chain, draw,) trial, time, neuron); ``log_likelihood``
     ``spikes`` (chain, draw, trial), per trial: the Poisson log-likelihood summed over the
-    scored entries (all neurons, observed bins). Labelled as ``inferred.nc`` labels them:
+    scored entries (all neurons, observed bins); ``sample_stats`` ``log_weight`` (chain, draw,
+    trial): the importance log-weight ``log p(x, z) - log q(z | x)`` of each draw, whence the
+    k-hat, ELBO and IWELBO of ``diagnostics.json``. Labelled as ``inferred.nc`` labels them:
     ``trial`` by :func:`~pyrolf.diagnostics.export.trial_ids` (with each trial's ``split``),
     ``time`` by :func:`~pyrolf.diagnostics.export.time_coord`, ``neuron`` by unit id (with
     ``heldout``)."""
@@ -143,10 +145,11 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray)
         "posterior": {"z": draws.z[None], "v": draws.v[None]},
         "posterior_predictive": {"spikes": draws.predictive_spikes[None]},
         "log_likelihood": {"spikes": draws.log_likelihood[None]},
+        "sample_stats": {"log_weight": draws.log_weights[None]},
         "observed_data": {"spikes": data.spikes[trials].astype(np.int32)},
     }
     dims = {"z": ["trial", "time", "latent"], "v": ["trial", "time", "latent"],
-            "spikes": ["trial", "time", "neuron"]}
+            "spikes": ["trial", "time", "neuron"], "log_weight": ["trial"]}
     coords = {"trial": ("trial", trial_ids(data)[trials]),
               "split": ("trial", trial_splits(data)[trials]), "time": time_coord(data),
               "neuron": ("neuron", np.asarray(data.neuron_ids)),

@@ -114,9 +114,9 @@ def co_bps_per_neuron(rates: np.ndarray, spikes: np.ndarray) -> np.ndarray:
 
 def psth(spikes: np.ndarray, conditions: np.ndarray) -> np.ndarray:
     """Peri-stimulus time histogram per condition, spikes per bin averaged over the trials of
-    each condition: ``(..., trials, time, neurons)`` and labels ``(trials,)`` ->
+    each condition, in float64: ``(..., trials, time, neurons)`` and labels ``(trials,)`` ->
     ``(..., conditions, time, neurons)``, conditions in sorted order."""
-    return np.stack([spikes[..., conditions == label, :, :].mean(axis=-3)
+    return np.stack([spikes[..., conditions == label, :, :].mean(axis=-3, dtype=np.float64)
                      for label in np.unique(conditions)], axis=-3)
 
 
@@ -136,7 +136,7 @@ def psth_r2(rates: np.ndarray, smoothed: np.ndarray, conditions: np.ndarray,
     """
     conditions = np.asarray(conditions)
     groups = [np.flatnonzero(conditions[scored] == label) for label in np.unique(conditions)]
-    return float(eval_psth(psth(np.asarray(smoothed, np.float64), conditions),
+    return float(eval_psth(psth(smoothed, conditions),
                            np.asarray(rates, np.float64), groups))
 
 
