@@ -232,7 +232,7 @@ class Trainer:
     @contextmanager
     def validation_draws(self):
         """The validation's posterior draws from a stream of their own, seeded by ``config.seed``
-        alike at every validation, and the training's stream as it was after: how often the fit
+        alike at every validation, the training's stream left as it was: how often the fit
         validates (``eval_every``) changes none of the training's draws, and every epoch's
         score is of the same random draws (their noise shared, not a reason to pick an
         epoch)."""
