@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,19 +214,14 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
     prepare_scoring(data, run.path / RunFolder.TARGETS)
     trainer = Trainer(flow, data, config)
     trainer.restore(checkpoint, reschedule=config.epochs != planned)
-    before = weights_record(RunFolder.CHECKPOINT, checkpoint)
     if run.has(RunFolder.BEST):
-        best = run.load(RunFolder.BEST, config.device)
-        trainer.best_flow = best["flow"]
-        before = weights_record(RunFolder.BEST, best)
+        trainer.best_flow = run.load(RunFolder.BEST, config.device)["flow"]
     run.write_json(RunFolder.CONFIG, config.to_dict())
     result = _train(trainer, run, progress)
-    after, made = {key: result.metrics[key] for key in WEIGHTS_RECORD}, made_from_weights(run)
-    if made and after != before:
-        note(f"{', '.join(made)} in {run.path} are of the weights of epoch "
-             f"{before['weights_epoch']} ({before['weights']}), from before this --resume; "
-             f"'pyrolf infer {run.path}' and 'pyrolf diagnose {run.path}' make them from those "
-             f"of epoch {after['weights_epoch']} ({after['weights']})")
+    now = {key: result.metrics[key] for key in WEIGHTS_RECORD}
+    stale = made_from_other_weights(run, now)
+    if stale:
+        note(stale)
     return result
 
 
@@ -245,7 +241,12 @@ def _load_run(run_dir, data: SpikeData | Sessions | None = None):
     saved = run.load(name)
     flow, data = _rebuild(run, config, data)
     _load_weights(flow, saved["flow"], run, name)
-    return flow, config, data, weights_record(name, saved)
+    record = weights_record(name, saved)
+    best = saved["state"].get("best_epoch", 0) if name == RunFolder.CHECKPOINT else 0
+    if best:
+        note(f"{run.path / RunFolder.BEST} is missing though epoch {best} scored best: the last "
+             f"weights, {_weights_text(record)}, are used")
+    return flow, config, data, record
 
 
 def weights_of(run: RunFolder) -> str:
@@ -265,13 +266,64 @@ def weights_record(name: str, saved: dict) -> dict:
             "weights_epoch": int(saved["epoch"] if "epoch" in saved else saved["state"]["epoch"])}
 
 
-def made_from_weights(run: RunFolder) -> list[str]:
-    """The files in ``run`` made from its weights by ``infer`` and ``diagnose`` (figures aside)."""
+def made_from_other_weights(run: RunFolder, record: dict) -> str | None:
+    """What ``infer`` and ``diagnose`` made in ``run`` from other weights than ``record`` (see
+    :func:`weights_record`), as one line naming each file, the weights it records, and the
+    commands that make it again; ``None`` where there is none. ``posterior.nc`` is of the
+    weights ``diagnostics.json`` records, written with it."""
     from pyrolf.diagnostics.report import DIAGNOSTICS, POSTERIOR
 
     inferred = Path(INFERRED)
-    return sorted(path.name for path in run.path.glob(f"{inferred.stem}*{inferred.suffix}")) + [
-        name for name in (DYNAMICS, POSTERIOR, DIAGNOSTICS) if run.has(name)]
+    made = {path.name: _netcdf_record(path) for path in
+            sorted(run.path.glob(f"{inferred.stem}*{inferred.suffix}"))}
+    made.update({name: _json_record(run.path / name) for name in (DYNAMICS, DIAGNOSTICS)
+                 if run.has(name)})
+    if run.has(POSTERIOR):
+        made[POSTERIOR] = made.get(DIAGNOSTICS)
+    stale = {name: of for name, of in made.items()
+             if of is None or {key: of.get(key) for key in WEIGHTS_RECORD} != record}
+    if not stale:
+        return None
+    files = ", ".join(f"{name} ({_weights_text(of) if of else 'weights not recorded'})"
+                      for name, of in stale.items())
+    commands = []
+    if set(stale) - {POSTERIOR, DIAGNOSTICS}:
+        commands.append(f"'pyrolf infer {run.path}'")
+    if set(stale) & {POSTERIOR, DIAGNOSTICS}:
+        session = (made.get(DIAGNOSTICS) or {}).get("session")
+        commands.append(f"'pyrolf diagnose {run.path}"
+                        f"{f' --session {session}' if session else ''}'")
+    return (f"made from other weights than the run's now, {_weights_text(record)}: {files} in "
+            f"{run.path}; {' and '.join(commands)} make them again")
+
+
+def _weights_text(record: dict) -> str:
+    return f"epoch {record.get('weights_epoch')} of {record.get('weights')}"
+
+
+def _json_record(path: Path) -> dict | None:
+    """The weights record of a JSON file a command wrote (``None`` where it holds none)."""
+    try:
+        made = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return made if isinstance(made, dict) and "weights" in made else None
+
+
+def _netcdf_record(path: Path) -> dict | None:
+    """The weights record in the attributes of a netCDF file ``infer`` wrote."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as file:
+            attrs = dict(file.attrs)
+    except OSError:
+        return None
+    if "weights" not in attrs:
+        return None
+    name = attrs["weights"]
+    return {"weights": name.decode() if isinstance(name, bytes) else str(name),
+            "weights_epoch": int(np.asarray(attrs.get("weights_epoch", -1)).item())}
 
 
 def _rebuild(run: RunFolder, config: Config, data: SpikeData | Sessions | None):

@@ -181,6 +181,8 @@ def test_evaluate_diagnose_and_infer_say_which_weights_they_used(run, monkeypatc
     code, out, err = run_cli(["evaluate", run], monkeypatch, capsys)
     assert code == 0, err
     assert "weights: checkpoint.pt" in out.splitlines()
+    assert (f"note: {run / 'best.pt'} is missing though epoch 2 scored best: the last weights, "
+            "epoch 2 of checkpoint.pt, are used") in err
     assert json.loads((run / "metrics.json").read_text())["weights"] == "checkpoint.pt"
     code, out, err = run_cli(["diagnose", run, "--samples", "25", "--trials", "2"], monkeypatch,
                              capsys)
@@ -217,24 +219,36 @@ def test_what_is_made_from_the_weights_names_them_and_their_epoch(run, monkeypat
     assert json.loads((run / "metrics.json").read_text())["weights_epoch"] == metrics["epochs"]
 
 
-def test_a_resume_that_changes_the_weights_says_what_was_made_from_the_old_ones(
+def test_a_resume_names_what_was_made_from_other_weights_and_the_commands_to_remake_it(
         run, monkeypatch, capsys):
+    """Each file with the weights it records itself: also files already out of date before this
+    resume; only the commands that remake what is out of date."""
     code, _, err = run_cli(["infer", run, "--samples", "2", "--quiet"], monkeypatch, capsys)
     assert code == 0, err
-    before = json.loads((run / "metrics.json").read_text())["weights_epoch"]
-    code, _, err = run_cli(["fit", "--resume", run, "--epochs", "3", "--quiet"], monkeypatch,
-                           capsys)
+    inferred_epoch = json.loads((run / "metrics.json").read_text())["weights_epoch"]
+    for epochs in (3, 4):
+        code, _, err = run_cli(["fit", "--resume", run, "--epochs", epochs, "--quiet"],
+                               monkeypatch, capsys)
+        assert code == 0, err
+        now = json.loads((run / "metrics.json").read_text())["weights_epoch"]
+        assert now == epochs != inferred_epoch  # each epoch scores best: the weights changed
+        notes = [line for line in err.splitlines() if line.startswith("note: ")]
+        assert len(notes) == 1, err
+        assert (f"made from other weights than the run's now, epoch {now} of best.pt: "
+                f"inferred.nc (epoch {inferred_epoch} of best.pt), dynamics.json (epoch "
+                f"{inferred_epoch} of best.pt) in {run}; 'pyrolf infer {run}' make them again"
+                ) in notes[0]
+    code, _, err = run_cli(["infer", run, "--samples", "2", "--quiet"], monkeypatch, capsys)
+    code, _, err = run_cli(["diagnose", run, "--samples", "25", "--trials", "2", "--quiet"],
+                           monkeypatch, capsys)
     assert code == 0, err
-    after = json.loads((run / "metrics.json").read_text())["weights_epoch"]
-    assert after == 3 != before  # the third epoch scores best: the weights changed
-    notes = [line for line in err.splitlines() if line.startswith("note: ")]
-    assert len(notes) == 1, err
-    assert (f"inferred.nc, dynamics.json in {run} are of the weights of epoch {before} "
-            "(best.pt)") in notes[0]
-    assert f"'pyrolf infer {run}'" in notes[0] and f"of epoch {after} (best.pt)" in notes[0]
     code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
     assert code == 0, err
-    assert "note: " not in err  # nothing left to train: the weights stay as they were
+    assert "note: " not in err  # all made from the weights the run has
+    (run / "diagnostics.json").write_text(json.dumps({"elbo": 1.0}))  # from an older pyrolf
+    code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
+    assert (f"diagnostics.json (weights not recorded), posterior.nc (weights not recorded) in "
+            f"{run}; 'pyrolf diagnose {run}' make them again") in err
 
 
 def test_evaluate_scores_the_smoothing_baseline_from_the_fits_the_run_keeps(run, monkeypatch,
@@ -467,3 +481,16 @@ def test_a_fit_killed_in_its_checkpoint_write_is_continued_to_the_same_run(
     code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
     assert code == 0, err
     assert_same_run(run, fitted[0])
+
+
+def test_the_command_that_remakes_a_session_s_diagnostics_names_the_session(tmp_path):
+    from pyrolf.pipeline import made_from_other_weights
+
+    (tmp_path / "diagnostics.json").write_text(json.dumps(
+        {"weights": "best.pt", "weights_epoch": 2, "session": "day1"}))
+    line = made_from_other_weights(RunFolder(tmp_path), {"weights": "best.pt", "weights_epoch": 3})
+    assert "diagnostics.json (epoch 2 of best.pt)" in line
+    assert f"'pyrolf diagnose {tmp_path} --session day1' make them again" in line
+    assert "pyrolf infer" not in line  # nothing infer made is out of date
+    assert made_from_other_weights(RunFolder(tmp_path),
+                                   {"weights": "best.pt", "weights_epoch": 2}) is None

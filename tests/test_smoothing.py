@@ -204,3 +204,31 @@ def test_a_damaged_kept_file_is_made_again(lorenz, baseline, tmp_path):
 
     assert read_fitted(kept, fitted_key(lorenz, WIDTHS, 0.01))["width"] == baseline["width"]
     assert list(tmp_path.iterdir()) == [kept]  # no partial file left
+
+
+@pytest.mark.parametrize("damage", ["no widths", "weights of other neurons"])
+def test_a_kept_file_not_as_pyrolf_keeps_it_is_fitted_anew(lorenz, baseline, tmp_path, damage):
+    from pyrolf.evaluation.smoothing import fitted_key
+
+    kept = tmp_path / "smoothing.npz"
+    smoothing_baseline(lorenz, widths=WIDTHS, kept=kept)
+    key = fitted_key(lorenz, WIDTHS, 0.01)
+    arrays = dict(np.load(kept))
+    if damage == "no widths":
+        del arrays[f"{key}.widths"]
+    else:
+        arrays[f"{key}.weights"] = arrays[f"{key}.weights"][:, :-1]
+    np.savez(kept, **arrays)
+    result = smoothing_baseline(lorenz, widths=WIDTHS, kept=kept)
+    np.testing.assert_array_equal(result["rates"], baseline["rates"])
+
+
+def test_a_kept_file_that_cannot_be_written_is_a_note_and_the_baseline_stands(
+        lorenz, baseline, tmp_path, capsys):
+    kept = tmp_path / "smoothing.npz"
+    kept.mkdir()  # a folder where the file would go
+    result = smoothing_baseline(lorenz, widths=WIDTHS, kept=kept)
+    np.testing.assert_array_equal(result["rates"], baseline["rates"])
+    err = capsys.readouterr().err
+    assert err.startswith(f"note: the smoothing baseline's fits could not be kept in {kept}")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

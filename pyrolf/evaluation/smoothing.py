@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import co_bps
+from pyrolf.messages import note
 from pyrolf.runs import RunFolder
 
 DEFAULT_WIDTHS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
@@ -119,6 +120,8 @@ def smoothing_baseline(data: SpikeData, widths: tuple[float, ...] = DEFAULT_WIDT
         raise ValueError("the smoothing baseline picks its width on valid trials; there are none.")
     key = fitted_key(data, widths, alpha)
     fitted = read_fitted(kept, key) if kept is not None else None
+    if fitted is not None and fitted["weights"].shape != (data.n_heldin + 1, data.heldout.sum()):
+        fitted = None  # not of these data's neurons: a file edited or brought from elsewhere
     if fitted is None:
         fitted = fit_smoothing(data, widths, alpha, progress)
         if kept is not None:
@@ -186,11 +189,12 @@ def read_fitted(path: Path, key: str) -> dict | None:
     """The fit kept in ``path`` under ``key`` (see :func:`keep_fitted`); ``None`` where ``path``
     holds none, is missing or cannot be read (it is then made again)."""
     kept = _kept(path)
-    if f"{key}.weights" not in kept:
+    try:
+        widths, scores = kept[f"{key}.widths"], kept[f"{key}.valid_co_bps"]
+        return {"width": float(kept[f"{key}.width"]), "weights": kept[f"{key}.weights"],
+                "valid_co_bps": dict(zip(widths.tolist(), scores.tolist(), strict=True))}
+    except (KeyError, TypeError, ValueError):  # none kept, or not as keep_fitted keeps it
         return None
-    widths, scores = kept[f"{key}.widths"], kept[f"{key}.valid_co_bps"]
-    return {"width": float(kept[f"{key}.width"]), "weights": kept[f"{key}.weights"],
-            "valid_co_bps": dict(zip(widths.tolist(), scores.tolist()))}
 
 
 def _kept(path: Path) -> dict[str, np.ndarray]:
@@ -204,7 +208,8 @@ def _kept(path: Path) -> dict[str, np.ndarray]:
 
 def keep_fitted(path: Path, key: str, fitted: dict) -> None:
     """Add ``fitted`` (see :func:`fit_smoothing`) under ``key`` to the ``.npz`` file ``path``
-    (kept fits of other keys stay, one that cannot be read is dropped), written atomically."""
+    (kept fits of other keys stay, one that cannot be read is dropped), written atomically; where
+    it cannot be written, a note says so and the fits are not kept."""
     arrays = _kept(path)
     arrays.update({f"{key}.width": np.float64(fitted["width"]), f"{key}.weights": fitted["weights"],
                    f"{key}.widths": np.array(list(fitted["valid_co_bps"]), np.float64),
@@ -214,4 +219,9 @@ def keep_fitted(path: Path, key: str, fitted: dict) -> None:
         with open(partial, "wb") as handle:
             np.savez(handle, **arrays)
 
-    RunFolder(path.parent).write_atomically(path.name, write)
+    try:
+        RunFolder(path.parent).write_atomically(path.name, write)
+    except OSError as error:  # a cache: the scores stand without it
+        reason = error.strerror or error
+        note(f"the smoothing baseline's fits could not be kept in {path} ({reason}); they are "
+             "fitted again whenever the run is scored")
