@@ -294,7 +294,7 @@ def made_from_other_weights(run: RunFolder, record: dict) -> str | None:
         commands.append(f"'pyrolf diagnose {run.path}"
                         f"{f' --session {session}' if session else ''}'")
     return (f"made from other weights than the run's now, {_weights_text(record)}: {files} in "
-            f"{run.path}; {' and '.join(commands)} make them again")
+            f"{run.path}; to make them again: {' and '.join(commands)}")
 
 
 def _weights_text(record: dict) -> str:

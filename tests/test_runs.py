@@ -236,7 +236,7 @@ def test_a_resume_names_what_was_made_from_other_weights_and_the_commands_to_rem
         assert len(notes) == 1, err
         assert (f"made from other weights than the run's now, epoch {now} of best.pt: "
                 f"inferred.nc (epoch {inferred_epoch} of best.pt), dynamics.json (epoch "
-                f"{inferred_epoch} of best.pt) in {run}; 'pyrolf infer {run}' make them again"
+                f"{inferred_epoch} of best.pt) in {run}; to make them again: 'pyrolf infer {run}'"
                 ) in notes[0]
     code, _, err = run_cli(["infer", run, "--samples", "2", "--quiet"], monkeypatch, capsys)
     code, _, err = run_cli(["diagnose", run, "--samples", "25", "--trials", "2", "--quiet"],
@@ -248,7 +248,7 @@ def test_a_resume_names_what_was_made_from_other_weights_and_the_commands_to_rem
     (run / "diagnostics.json").write_text(json.dumps({"elbo": 1.0}))  # from an older pyrolf
     code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
     assert (f"diagnostics.json (weights not recorded), posterior.nc (weights not recorded) in "
-            f"{run}; 'pyrolf diagnose {run}' make them again") in err
+            f"{run}; to make them again: 'pyrolf diagnose {run}'") in err
 
 
 def test_evaluate_scores_the_smoothing_baseline_from_the_fits_the_run_keeps(run, monkeypatch,
@@ -490,7 +490,7 @@ def test_the_command_that_remakes_a_session_s_diagnostics_names_the_session(tmp_
         {"weights": "best.pt", "weights_epoch": 2, "session": "day1"}))
     line = made_from_other_weights(RunFolder(tmp_path), {"weights": "best.pt", "weights_epoch": 3})
     assert "diagnostics.json (epoch 2 of best.pt)" in line
-    assert f"'pyrolf diagnose {tmp_path} --session day1' make them again" in line
+    assert line.endswith(f"to make them again: 'pyrolf diagnose {tmp_path} --session day1'")
     assert "pyrolf infer" not in line  # nothing infer made is out of date
     assert made_from_other_weights(RunFolder(tmp_path),
                                    {"weights": "best.pt", "weights_epoch": 2}) is None
