@@ -280,9 +280,9 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
     ``time`` (:func:`time_coord`), ``forward`` (per bin: a forward bin, never shown to the
     encoder), ``neuron`` (:attr:`SpikeData.neuron_ids`), ``heldout`` and ``latent`` (0, 1, ...);
     attributes the run's ``config`` (JSON), ``pyrolf_version``, ``bin_size_s`` (NaN where
-    unknown), ``samples``, ``interval`` and ``source``. Where the data have behaviour (``extra["behavior"]``, see
-    :func:`pyrolf.data.recordings.bin_behavior`) it comes along as ``behavior`` ``(trial, time,
-    behavior_dim)``, observed, not inferred. The windows of a continuous recording (``"chop"``
+    unknown), ``samples``, ``interval`` and ``source``. Where the data have behaviour
+    (``extra["behavior"]``, see :func:`pyrolf.data.recordings.bin_behavior`) it comes along as
+    ``behavior`` ``(trial, time, behavior_dim)``, observed, not inferred. The windows of a continuous recording (``"chop"``
     in ``data.extra``) come merged into one series: :func:`merged_dataset`."""
     bin_size = data.known_bin_size
     bins = np.arange(data.n_bins)

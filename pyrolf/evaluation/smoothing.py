@@ -154,21 +154,21 @@ def fit_smoothing(data: SpikeData, widths: tuple[float, ...], alpha: float,
                    np.sort(np.random.default_rng(0).choice(train, share, replace=False)))
     refit = compared_on is not train
 
-    def fit(width: float, trials: np.ndarray) -> np.ndarray:
-        inputs = np.log(smooth_spikes(spikes[..., data.heldin], width) + LOG_OFFSET)
-        return fit_poisson_glm(inputs, heldout_spikes, trials, alpha)
+    def inputs(width: float) -> np.ndarray:
+        return np.log(smooth_spikes(spikes[..., data.heldin], width) + LOG_OFFSET)
 
     scores, weights = {}, {}
     with tqdm(total=len(widths) + refit, desc="smoothing baseline", unit="fit",
               disable=not progress, dynamic_ncols=True) as bar:
         for width in widths:
-            weights[width] = fit(width, compared_on)
-            _, valid_rates = smoothing_rates(data, width, weights[width], valid)
-            scores[width] = co_bps(valid_rates, heldout_spikes[valid])
+            smoothed = inputs(width)
+            weights[width] = fit_poisson_glm(smoothed, heldout_spikes, compared_on, alpha)
+            scores[width] = co_bps(glm_rates(smoothed[valid], weights[width]),
+                                   heldout_spikes[valid])
             bar.update()
         width = max(widths, key=scores.get)  # the first of the best
         if refit:  # the chosen width, on all the train trials
-            weights[width] = fit(width, train)
+            weights[width] = fit_poisson_glm(inputs(width), heldout_spikes, train, alpha)
             bar.update()
     return {"width": width, "valid_co_bps": scores, "weights": weights[width]}
 
