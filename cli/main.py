@@ -355,6 +355,11 @@ def main() -> None:
     except USER_ERRORS as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
+    except MemoryError:  # numpy's _ArrayMemoryError too
+        click.echo("error: out of memory; ask for less at once (fewer --samples or --trials, a "
+                   "smaller --batch-size) or use a machine with more; no file is left half-written",
+                   err=True)
+        sys.exit(1)
     except OSError as error:  # what the system refused: a name too long, a full disk, a device
         where = f"{error.filename}: " if error.filename else ""
         click.echo(f"error: {where}{error.strerror or error}", err=True)

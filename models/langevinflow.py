@@ -18,6 +18,7 @@ import torch
 from pyro import poutine
 from pyro.distributions import Poisson
 from pyro.poutine.messenger import Messenger
+from pyro.poutine.runtime import get_plates
 from pyro.poutine.trace_struct import Trace
 from torch import nn
 from tqdm.auto import tqdm
@@ -133,6 +134,7 @@ class LangevinFlow(nn.Module):
         Returns:
             log-rates ``(trials · draws, T, neurons)``.
         """
+        _one_batch("model")
         pyro.module("prior", self.prior)
         pyro.module("decoder", self.decoder)
         n_bins = _length(inputs, spikes, n_bins)
@@ -154,10 +156,23 @@ class LangevinFlow(nn.Module):
 
         Returns positions and velocities ``(trials · draws, T, D)``.
         """
+        _one_batch("guide")
         pyro.module("guide", self.posterior)
         n_bins = _length(inputs, spikes, n_bins)
         with pyro.plate("trials", inputs.shape[0] * draws), poutine.scale(scale=kl_weight):
             return self.posterior(self.prior.dynamics, inputs, n_bins, self.stepwise, draws)
+
+
+def _one_batch(part: str) -> None:
+    """Refuse a vectorised plate around the ``part`` (model or guide): its tensors are laid out
+    ``(trials, T, ...)``, with no dims for a plate's to the left of them."""
+    outer = [frame.name for frame in get_plates() if frame.vectorized]
+    if outer:
+        raise ValueError(f"LangevinFlow's {part} cannot run inside the vectorised plate "
+                         f"{outer[0]!r} (Trace_ELBO's vectorize_particles, Predictive's "
+                         "parallel=True): draw several particles with its draws argument, which "
+                         "draws each trial that many times in one pass, or with num_particles or "
+                         "Predictive without vectorising")
 
 
 def _length(inputs: torch.Tensor, spikes: torch.Tensor | None, n_bins: int | None) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 import pyro
 import torch
 
+from pyrolf.caller_state import keeps_caller_state
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import SpikeData, data_file, hold_forward_bins, load_config_data
 from pyrolf.data.files import check_counts, check_data, spikes_fingerprint
@@ -38,6 +39,7 @@ class FitResult:
     data: SpikeData | Sessions | None = None
 
 
+@keeps_caller_state
 def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run_dir=None,
         progress: bool = True) -> FitResult:
     """Fit ``flow`` (default: the one ``config`` describes) to the training trials of ``data``,
@@ -57,7 +59,12 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
     fingerprint and the model's modules (``fitted.json``), so that whatever reloads the run is
     refused other data, or a model that ``config`` cannot build (one built in Python).
 
+    The fitted flow comes back in eval mode (no dropout), ready for ``pyro.infer.Predictive``.
+    Like every public function here, ``fit`` leaves the caller's Pyro param store, random
+    streams, thread count and default dtype as they were (:mod:`pyrolf.caller_state`).
+
     Raises:
+        ConfigError: ``flow``'s weights are not float32.
         DataError: unusable data (one line on what is wrong), or forward bins other than
             ``config.forward_bins``.
         RunError: ``run_dir`` is a file, holds a run with a checkpoint, or is in use.
@@ -72,6 +79,7 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
         # a recording without trials, chopped as such: say so, so that new data are chopped alike
         config = config.replace(continuous=True)
     flow = flow if flow is not None else build_flow(config, data.n_neurons, data.n_heldin)
+    _check_float32(flow)
     bin_size = shared_bin_size(session_list(data))
     if config.init_from is not None:
         start_from_run(flow, config, bin_size)
@@ -164,10 +172,18 @@ def init_source(config: Config) -> RunFolder:
     return run
 
 
+def _check_float32(flow) -> None:
+    dtype = next(flow.parameters()).dtype
+    if dtype != torch.float32:
+        raise ConfigError(f"the flow's weights are {str(dtype).removeprefix('torch.')}; pyrolf "
+                          "fits in float32: pass flow.float()")
+
+
 def _settings(config: Config, names: list[str]) -> str:
     return ", ".join(f"{name} {getattr(config, name)}" for name in names)
 
 
+@keeps_caller_state
 def resume(run_dir, epochs: int | None = None, progress: bool = True,
            data: SpikeData | Sessions | None = None, threads: int | None = None) -> FitResult:
     """Continue the run saved in ``run_dir`` from its last checkpoint (to ``epochs`` if given;
@@ -203,7 +219,9 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
     use_threads(config.threads)
     checkpoint = run.load(RunFolder.CHECKPOINT, config.device)
     done = checkpoint["state"]["epoch"]
-    planned = config.epochs  # what the checkpoint's learning-rate schedule was made for
+    # what the checkpoint's learning-rate decay is planned for (config.json's may be a later
+    # --resume's that stopped before its first checkpoint; older checkpoints lack it)
+    planned = checkpoint.get("epochs", config.epochs)
     if epochs is not None:
         if epochs < done:
             raise ConfigError(f"--epochs {epochs} is below the {done} epochs {run.path} has "
@@ -225,6 +243,7 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
     return result
 
 
+@keeps_caller_state
 def load_run(run_dir, data: SpikeData | Sessions | None = None):
     """The flow of a run folder with its best weights (``best.pt``; ``checkpoint.pt`` before the
     first validation, see :func:`weights_of`), its config and its data (``data`` as in
@@ -352,6 +371,7 @@ def _load_weights(flow, weights: dict, run: RunFolder, name: str) -> None:
                        "edited? Put its settings back or fit a new run") from None
 
 
+@keeps_caller_state
 def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bool = True) -> dict:
     """Recompute ``metrics.json`` of a run folder from its saved weights (``data`` as in
     :func:`resume`), its folder locked meanwhile; ``metrics["weights"]`` and
@@ -396,6 +416,7 @@ def collapse_metrics(metrics: dict, history: list[dict]) -> dict:
     return {"collapsed": finding is not None, **({"collapse": finding} if finding else {})}
 
 
+@keeps_caller_state
 def diagnose_run(run_dir, samples: int = 100, trials=None,
                  data: SpikeData | Sessions | None = None, progress: bool = True,
                  session: str | None = None) -> dict:
@@ -432,6 +453,7 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
 INFERRED, DYNAMICS, SPECTRUM = "inferred.nc", "dynamics.json", "spectrum.png"
 
 
+@keeps_caller_state
 def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = None,
           progress: bool = True, session: str | None = None):
     """Every trial's posterior as an ``xarray.Dataset`` (what ``pyrolf infer`` writes to
@@ -445,7 +467,9 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
     Args:
         run: a run folder, or the :class:`FitResult` of :func:`fit`.
         data: the trials to infer: ``None`` for the run's own data (all splits; NLB: every
-            training and evaluation trial), a :class:`~pyrolf.data.SpikeData`, a spike file's
+            training and evaluation trial; a run fitted from Python on a
+            :class:`~pyrolf.data.SpikeData` needs it given, as its own), a
+            :class:`~pyrolf.data.SpikeData`, a spike file's
             or recording's (``.nwb``, spike-times ``.npz``) path or an NLB name, read with the
             run's config with only ``data`` replaced (the same bins, window, chop). Their
             neurons are the run's, all of them or only the held-in ones (see
@@ -468,6 +492,7 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
     return {name: dataset for name, (_, dataset) in inferred.items()}
 
 
+@keeps_caller_state
 def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
               device: str | None = None, progress: bool = True,
               session: str | None = None) -> dict:
@@ -507,17 +532,12 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
             spectrum = dynamics_spectrum(flow.prior.dynamics, positions,
                                          shared_bin_size(own for own, _ in inferred.values()))
             spectrum["fixed_points"] = fixed_points(flow.prior.dynamics, positions)
-        try:
-            for name, (_, dataset) in inferred.items():
-                write_inferred(dataset, files[name])
-            if spectrum:
-                radius = f"largest |eigenvalue| {spectrum['spectral_radius']:.4f}"
-                run.write_json(DYNAMICS, {**record, **spectrum})
-                run.write_atomically(SPECTRUM,
-                                     lambda path: plot_spectrum(spectrum["modes"], radius, path))
-        except OSError as error:
-            raise RunError(f"cannot write {error.filename or out}: "
-                           f"{error.strerror or error}") from None
+        for name, (_, dataset) in inferred.items():
+            write_inferred(dataset, files[name])
+        if spectrum:
+            radius = f"largest |eigenvalue| {spectrum['spectral_radius']:.4f}"
+            run.write_json(DYNAMICS, {**record, **spectrum})
+            plot_spectrum(spectrum["modes"], radius, run.path / SPECTRUM)
     chopped = all("chop" in own.extra for own, _ in inferred.values())
     counts = ({"windows": sum(len(own.extra["chop"]["starts"]) for own, _ in inferred.values()),
                "bins": sum(dataset.sizes["time"] for _, dataset in inferred.values())}
@@ -546,6 +566,10 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     if isinstance(run, FitResult):
         flow, config, own = run.flow, run.config, run.data
         record = {key: run.metrics[key] for key in WEIGHTS_RECORD}
+    elif loaded is not None and _fitted_on(RunFolder.open(run), loaded):
+        # the run's own data, which a run fitted from Python cannot reload
+        flow, config, own, record = _load_run(run, loaded)
+        loaded = None
     else:
         flow, config, own, record = _load_run(run)
     device = device or config.device
@@ -571,6 +595,12 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
             dataset.attrs["session"] = name
         inferred[name] = trials, dataset
     return flow, inferred
+
+
+def _fitted_on(run: RunFolder, data: SpikeData) -> bool:
+    """Whether ``run`` was fitted on ``data`` (by ``fitted.json``'s fingerprint)."""
+    return (run.has(RunFolder.FITTED) and
+            run.read_json(RunFolder.FITTED)["data"] == spikes_fingerprint([data]))
 
 
 def _session_views(flow, own: SpikeData | Sessions, session: str | None,
@@ -656,7 +686,7 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
         run.write_history(state.history)  # also when a resumed run had none left to train
         run.write_json(RunFolder.METRICS, metrics)
         training_curve(state.history, run.path / "training.png")
-    return FitResult(trainer.flow, state, metrics, config, trainer.data)
+    return FitResult(trainer.flow.eval(), state, metrics, config, trainer.data)
 
 
 def _save(run: RunFolder, trainer: Trainer, is_best: bool) -> None:

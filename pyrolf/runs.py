@@ -7,10 +7,15 @@ holds its lock (``.lock``), so no two write into one at once."""
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
+import gc
 import json
 import os
 import pickle
+import re
+import sys
+import traceback
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,11 +36,41 @@ class RunInterrupted(KeyboardInterrupt):
     go on."""
 
 
+def unwritten(path: Path, error: BaseException) -> OSError:
+    """The ``OSError`` of a failed write of ``path``: the system's reason (an ``OSError``'s, or
+    HDF5's ``error message`` within a ``RuntimeError``), else the error's first line (without
+    torch's ``[enforce fail at ...]``)."""
+    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    text = re.sub(r"^\[enforce fail at [^]]*\][ .]*", "", text)  # torch's writer's prefix
+    found = re.search(r"error message = '([^']+)'", text)
+    reason = found.group(1) if found else text.splitlines()[0] if text else type(error).__name__
+    where = getattr(error, "filename", None)
+    if where and Path(where) not in (path, path.with_name(path.name + ".partial")):
+        reason = f"{where}: {reason}"
+    return OSError(getattr(error, "errno", None) or errno.EIO,
+                   f"cannot be written ({reason}); free space or mend the folder and run the "
+                   "command again: the files already there are as they were", str(path))
+
+
+def _close_left_open(error: BaseException) -> None:
+    """Close now what the writer that raised ``error`` left open (an HDF5 file, whose close at
+    the process's exit fails on the same full disk, noisily, and can crash it): its frames'
+    variables dropped and collected, the close's own errors (of the same cause) unsaid."""
+    traceback.clear_frames(error.__traceback__)
+    hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
+    try:
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
 class RunFolder:
     (CONFIG, CHECKPOINT, BEST, METRICS, HISTORY, SUBMISSION, TARGETS, SMOOTHING, SOURCE, FITTED,
      LOCK) = ("config.json", "checkpoint.pt", "best.pt", "metrics.json", "history.csv",
               "submission.h5", "eval_targets.h5", "smoothing.npz", "source.json", "fitted.json",
               ".lock")
+    #: what each weights' file holds at least (see :meth:`load`)
+    SAVED = {CHECKPOINT: ("flow", "optimizer", "state", "rng"), BEST: ("flow",)}
     # What a run that stopped before its first checkpoint may have left of itself: a run started
     # over in its folder removes them, since they are not of the new run.
     LEFT_OVER = (BEST, METRICS, HISTORY, SUBMISSION, TARGETS, SMOOTHING, SOURCE, FITTED)
@@ -129,6 +164,9 @@ class RunFolder:
         another process (or another block of this one) holds it."""
         try:
             handle = os.open(self.path / self.LOCK, os.O_RDONLY | os.O_CREAT, 0o644)
+        except IsADirectoryError:
+            raise RunError(f"cannot lock {self.path}: its {self.LOCK} is a folder; remove it and "
+                           "try again") from None
         except OSError as error:
             raise RunError(f"cannot lock {self.path} ({error.strerror}); check that the folder "
                            "is writable") from None
@@ -136,8 +174,15 @@ class RunFolder:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(handle)
-            raise RunError(f"{self.path} is in use by another pyrolf process (fit, evaluate or "
-                           "diagnose); wait until it ends, or stop it, and try again") from None
+            raise RunError(f"{self.path} is in use by another pyrolf process (fit, evaluate, "
+                           "diagnose or infer); wait until it ends, or stop it, and try "
+                           "again") from None
+        for partial in self.path.glob("*.partial"):  # left by a process killed while writing
+            if partial.is_file():
+                try:
+                    partial.unlink()
+                except OSError:
+                    pass  # a read-only folder: nothing to tidy, nothing to write
         try:
             yield self
         finally:
@@ -154,19 +199,17 @@ class RunFolder:
         except KeyboardInterrupt:
             if not self.has(self.CONFIG):
                 kept, command = "holds no settings yet: start it again with", "--out"
-            elif not self.has(self.CHECKPOINT):
-                kept, command = "has saved no checkpoint yet: start it over with", "--resume"
+                python = f"pyrolf.fit(..., run_dir='{self.path}')"
             else:
-                kept, command = "keeps its last checkpoint: continue it with", "--resume"
-            raise RunInterrupted(f"interrupted; {self.path} {kept} "
-                                 f"'pyrolf fit {command} {self.path}'") from None
+                kept = ("keeps its last checkpoint: continue it with" if self.has(self.CHECKPOINT)
+                        else "has saved no checkpoint yet: start it over with")
+                command, python = "--resume", f"pyrolf.resume('{self.path}')"
+            raise RunInterrupted(f"interrupted; {self.path} {kept} 'pyrolf fit {command} "
+                                 f"{self.path}' (in Python: {python})") from None
 
     def config(self) -> Config:
         path = self.path / self.CONFIG
-        try:
-            values = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise RunError(f"{path} is not valid JSON ({error})") from None
+        values = self.read_json(self.CONFIG)
         if not isinstance(values, dict):
             raise RunError(f"{path} must hold one JSON object of settings")
         try:
@@ -214,7 +257,7 @@ class RunFolder:
             raise RunError(f"{self.path} was fitted on other data ({shapes}) than its "
                            "config.json's \"data\" loads now: data given in Python, or a source "
                            "changed since; give the data it was fitted on (data= of load_run, "
-                           "resume, evaluate_run, diagnose_run)")
+                           "resume, evaluate_run, diagnose_run, infer)")
         differ = sorted(name for name in {*modules, *recorded["modules"]}
                         if modules.get(name) != recorded["modules"].get(name))
         if differ:
@@ -230,14 +273,20 @@ class RunFolder:
 
     def write_atomically(self, name: str, write) -> None:
         """``write(path)`` to a temporary file in the folder, then move it onto ``name``; a write
-        that fails leaves no temporary file behind."""
+        that fails leaves no temporary file behind, and the system's refusal (a full disk, a
+        file-size limit; torch and HDF5 raise ``RuntimeError`` for them) is an ``OSError``
+        naming ``name``."""
         target = self.path / name
         partial = target.with_name(target.name + ".partial")
         try:
             write(partial)
             os.replace(partial, target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
+        except BaseException as error:
+            if partial.is_file():
+                partial.unlink()
+            if isinstance(error, (OSError, RuntimeError)):
+                _close_left_open(error)
+                raise unwritten(target, error) from None
             raise
 
     def save(self, name: str, obj) -> None:
@@ -253,10 +302,20 @@ class RunFolder:
         import torch  # not on import: the CLI checks run folders before it needs torch
 
         try:
-            return torch.load(path, map_location=device, weights_only=False)
-        except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
-            raise RunError(f"{path} is damaged and cannot be read ({error}); "
+            saved = torch.load(path, map_location=device, weights_only=False)
+        except IsADirectoryError:
+            raise RunError(f"{path} is a folder; remove it or start a new run") from None
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError,
+                zipfile.BadZipFile) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise RunError(f"{path} is damaged and cannot be read ({reason}); "
                            "restore it or start a new run") from None
+        missing = [key for key in self.SAVED.get(name, ()) if not (isinstance(saved, dict) and
+                                                                   key in saved)]
+        if missing:
+            raise RunError(f"{path} is not a pyrolf {name} (it holds no {missing[0]!r}); restore "
+                           "it or start a new run")
+        return saved
 
     def write_json(self, name: str, obj) -> None:
         """``obj`` as strict JSON: NaN and infinite numbers (which strict readers refuse) become
@@ -266,7 +325,12 @@ class RunFolder:
         self.write_atomically(name, lambda path: path.write_text(text))
 
     def read_json(self, name: str):
-        return json.loads((self.path / name).read_text())
+        path = self.path / name
+        try:
+            return json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise RunError(f"{path} is not valid JSON ({error}); restore it or start a new "
+                           "run") from None
 
     def write_history(self, history: list[dict]) -> None:
         columns = sorted({key for record in history for key in record},

@@ -313,7 +313,7 @@ def test_a_write_that_fails_leaves_the_run_folder_as_it_was(small_run, monkeypat
 
     monkeypatch.setattr(xr.Dataset, "to_netcdf", disk_full)
     run_folder_untouched(small_run.path, ["--samples", "2", "--quiet"],
-                         ["cannot write", "No space left"], monkeypatch, capsys)
+                         ["inferred.nc: cannot be written (No space left on device)"], monkeypatch, capsys)
 
 
 def test_the_kicked_rotation_is_autonomous_but_at_its_pulse():

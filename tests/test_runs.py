@@ -24,7 +24,7 @@ from pyrolf.runs import RunFolder
 
 # What a fit of 2 epochs, scored at the end only, writes, in order.
 WRITES = ["config.json", "source.json", "fitted.json", "checkpoint.pt", "best.pt", "checkpoint.pt",
-          "history.csv", "smoothing.npz", "history.csv", "metrics.json"]
+          "history.csv", "smoothing.npz", "history.csv", "metrics.json", "training.png"]
 # the fits here are compared bit for bit, so their thread count is fixed: with the count adapted to
 # the machine's load, a change between epochs changes the floats' rounding
 TINY = [*TINY_FIT, "--threads", "1"]
@@ -301,7 +301,8 @@ def test_a_fit_interrupted_at_any_write_is_continued_to_the_same_run(
     monkeypatch.setattr(RunFolder, "write_atomically", write_atomically)
     assert code == 130
     if k == 1:
-        assert_one_line_error(code, err, "holds no settings yet", f"fit --out {run}")
+        assert_one_line_error(code, err, "holds no settings yet", f"fit --out {run}",
+                              f"(in Python: pyrolf.fit(..., run_dir='{run}'))")
         code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
         assert_one_line_error(code, err, "stopped before saving its settings", f"--out {run}")
         code, _, err = run_cli(["fit", "--data", spike_file, "--out", run, *TINY], monkeypatch,
@@ -310,7 +311,8 @@ def test_a_fit_interrupted_at_any_write_is_continued_to_the_same_run(
         first_checkpoint = WRITES.index("checkpoint.pt") + 1  # k counts from 1
         told = ("has saved no checkpoint yet" if k <= first_checkpoint else
                 "keeps its last checkpoint")
-        assert_one_line_error(code, err, f"interrupted; {run} {told}", f"fit --resume {run}")
+        assert_one_line_error(code, err, f"interrupted; {run} {told}", f"fit --resume {run}",
+                              f"(in Python: pyrolf.resume('{run}'))")
         code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
         assert ("starting it over from epoch 0" in err) == (k <= first_checkpoint)
     assert code == 0, err
@@ -494,3 +496,96 @@ def test_the_command_that_remakes_a_session_s_diagnostics_names_the_session(tmp_
     assert "pyrolf infer" not in line  # nothing infer made is out of date
     assert made_from_other_weights(RunFolder(tmp_path),
                                    {"weights": "best.pt", "weights_epoch": 2}) is None
+
+
+def test_a_resume_stopped_before_its_first_checkpoint_goes_on_with_the_same_plan(
+        run, tmp_path, monkeypatch, capsys):
+    """The learning rate's decay is planned for the epochs the checkpoint records, not for
+    config.json's, which a --resume --epochs N rewrites before its first checkpoint."""
+    reference = shutil.copytree(run, tmp_path / "reference")
+    code, _, err = run_cli(["fit", "--resume", reference, "--epochs", "4", "--quiet"],
+                           monkeypatch, capsys)
+    assert code == 0, err
+    edit_config(run, epochs=4)  # what such a resume, killed, leaves
+    code, _, err = run_cli(["fit", "--resume", run, "--epochs", "4", "--quiet"], monkeypatch,
+                           capsys)
+    assert code == 0, err
+    assert_same_run(run, reference)
+
+
+def test_a_checkpoint_the_disk_refuses_is_one_line_and_the_run_goes_on_after(
+        run, tmp_path, monkeypatch, capsys):
+    reference = shutil.copytree(run, tmp_path / "reference")
+    before, save = digests(run), torch.save
+
+    def disk_full(obj, path, *args, **kwargs):
+        if str(path).endswith("checkpoint.pt.partial"):
+            open(path, "wb").write(b"half")  # as torch's writer does before it stops
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+        save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    code, _, err = run_cli(["fit", "--resume", run, "--epochs", "3", "--quiet"], monkeypatch,
+                           capsys)
+    assert_one_line_error(code, err, f"{run / 'checkpoint.pt'}: cannot be written "
+                                     "(unexpected pos 64 vs 0", "free space")
+    assert digests(run)["checkpoint.pt"] == before["checkpoint.pt"]
+    assert not list(run.glob("*.partial"))
+    monkeypatch.setattr(torch, "save", save)
+    for folder in (run, reference):
+        code, _, err = run_cli(["fit", "--resume", folder, "--epochs", "3", "--quiet"],
+                               monkeypatch, capsys)
+        assert code == 0, err
+    assert_same_run(run, reference)
+
+
+def _truncated(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("damage, command, fragment", [
+    (lambda run: _truncated(run / "checkpoint.pt"), "resume", "checkpoint.pt is damaged"),
+    (lambda run: shutil.copy(run / "best.pt", run / "checkpoint.pt"), "resume",
+     "checkpoint.pt is not a pyrolf checkpoint.pt (it holds no 'optimizer')"),
+    (lambda run: _truncated(run / "fitted.json"), "evaluate", "fitted.json is not valid JSON"),
+    (lambda run: ((run / ".lock").unlink(), (run / ".lock").mkdir()), "evaluate",
+     ".lock is a folder; remove it"),
+])
+def test_a_damaged_run_file_is_one_line_naming_it(damage, command, fragment, run, monkeypatch,
+                                                  capsys):
+    damage(run)
+    args = ["fit", "--resume", run, "--epochs", "3"] if command == "resume" else [command, run]
+    code, _, err = run_cli([*args, "--quiet"], monkeypatch, capsys)
+    assert_one_line_error(code, err, fragment)
+
+
+def test_taking_the_lock_clears_what_a_killed_process_left_half_written(run):
+    (run / "posterior.nc.partial").write_bytes(b"half a file")
+    with RunFolder(run).locked():
+        assert not (run / "posterior.nc.partial").exists()
+
+
+def test_running_out_of_memory_is_one_line(run, monkeypatch, capsys):
+    def too_big(*args, **kwargs):
+        raise MemoryError("Unable to allocate 7.44 MiB for an array with shape (1300, 50, 30)")
+
+    monkeypatch.setattr("pyrolf.pipeline.evaluate", too_big)
+    before = digests(run)
+    code, _, err = run_cli(["evaluate", run, "--quiet"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "out of memory", "fewer --samples")
+    assert digests(run) == before
+
+
+def test_a_figure_the_disk_refuses_leaves_no_file(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from pyrolf.plots import training_curve
+
+    def file_too_large(self, path, **kwargs):
+        open(path, "wb").write(b"\x89PNG half")
+        raise OSError(27, "File too large")
+
+    monkeypatch.setattr(Figure, "savefig", file_too_large)
+    with pytest.raises(OSError, match=r"cannot be written \(File too large\).*training.png"):
+        training_curve([{"epoch": 1, "elbo": -3.0}], tmp_path / "training.png")
+    assert list(tmp_path.iterdir()) == []

@@ -7,15 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pyrolf.plots import plt
+from pyrolf.plots import save_png, subplots
 
 TAP_NAMES = {3: ("left neighbour (-1)", "same site (0)", "right neighbour (+1)"),
              2: ("bond's left site", "bond's right site")}
-
-
-def _save(fig, path: Path) -> None:
-    fig.savefig(path, dpi=100, format="png")  # also to a temporary name without the suffix
-    plt.close(fig)
 
 
 def phase_portraits(z: np.ndarray, v: np.ndarray, trials: np.ndarray, path: Path,
@@ -24,7 +19,7 @@ def phase_portraits(z: np.ndarray, v: np.ndarray, trials: np.ndarray, path: Path
     latent dims and the first ``n_trials`` trials; ``z``, ``v`` ``(trials, time, latent)``,
     ``trials`` their ids (as ``inferred.nc`` names them)."""
     n_dims = min(n_dims, z.shape[-1])
-    fig, axes = plt.subplots(1, n_dims, figsize=(3.2 * n_dims, 3.4), squeeze=False,
+    fig, axes = subplots(1, n_dims, figsize=(3.2 * n_dims, 3.4), squeeze=False,
                              layout="constrained")
     for d, axis in enumerate(axes[0]):
         for k in range(min(n_trials, len(trials))):
@@ -35,7 +30,7 @@ def phase_portraits(z: np.ndarray, v: np.ndarray, trials: np.ndarray, path: Path
         axis.set_title(f"latent dim {d}")
     axes[0, 0].legend(fontsize=8, title="dot: first bin", title_fontsize=8)
     fig.suptitle("Phase portraits of the posterior-mean latent trajectory (z against v)")
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def coupling_kernel(kernel: np.ndarray, path: Path) -> None:
@@ -44,7 +39,7 @@ def coupling_kernel(kernel: np.ndarray, path: Path) -> None:
     the oscillators' neighbours -1, 0, +1; 2 taps: the springs' two ends of a bond)."""
     limit = float(np.abs(kernel).max()) or 1.0
     taps = kernel.shape[-1]
-    fig, axes = plt.subplots(1, taps, figsize=(3.7 * taps, 3.8), layout="constrained")
+    fig, axes = subplots(1, taps, figsize=(3.7 * taps, 3.8), layout="constrained")
     for tap, axis in enumerate(axes):
         image = axis.imshow(kernel[:, :, tap], cmap="RdBu_r", vmin=-limit, vmax=limit)
         axis.set_title(TAP_NAMES[taps][tap])
@@ -54,7 +49,7 @@ def coupling_kernel(kernel: np.ndarray, path: Path) -> None:
     axes[0].set_ylabel("output channel")
     fig.colorbar(image, ax=axes, shrink=0.8, label="kernel weight")
     fig.suptitle("Learned coupling kernel K of the potential, per lattice offset")
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def ppc_mean_rate(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray,
@@ -63,7 +58,7 @@ def ppc_mean_rate(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray,
     of ``samples`` draws; all arrays ``(neurons,)``, ``heldout`` bool."""
     neurons = np.arange(len(observed))
     inside = (observed >= lower) & (observed <= upper)
-    fig, axis = plt.subplots(figsize=(max(8.0, 0.25 * len(neurons)), 4.8), layout="constrained")
+    fig, axis = subplots(figsize=(max(8.0, 0.25 * len(neurons)), 4.8), layout="constrained")
     axis.vlines(neurons, lower, upper, color="0.6", lw=4, label="90 % predictive interval")
     for group, marker, name in ((~heldout, "o", "held-in"), (heldout, "s", "held-out")):
         for hit, color, where in ((True, "C0", "inside"), (False, "C3", "outside")):
@@ -77,7 +72,7 @@ def ppc_mean_rate(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray,
     axis.set_title(f"Posterior predictive check of the mean rate per neuron\n90 % interval of "
                    f"{samples} predictive draws vs observed: {inside.mean():.0%} of neurons "
                    "covered", fontsize=11)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def kl_per_dimension(kl: np.ndarray, threshold: float, path: Path) -> None:
@@ -86,7 +81,7 @@ def kl_per_dimension(kl: np.ndarray, threshold: float, path: Path) -> None:
     above which a dimension counts as used."""
     dims = np.arange(len(kl))
     used = kl > threshold
-    fig, axis = plt.subplots(figsize=(max(6.0, 0.22 * len(kl)), 3.8), layout="constrained")
+    fig, axis = subplots(figsize=(max(6.0, 0.22 * len(kl)), 3.8), layout="constrained")
     axis.bar(dims[used], kl[used], color="C0", label="used")
     axis.bar(dims[~used], kl[~used], color="0.6", label="at the prior")
     axis.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
@@ -95,7 +90,7 @@ def kl_per_dimension(kl: np.ndarray, threshold: float, path: Path) -> None:
     axis.legend(fontsize=8)
     axis.set_title(f"KL of the posterior from the prior per latent dimension: {used.sum()} of "
                    f"{len(kl)} used, {kl.sum():.3f} nats per bin in all")
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def rates_vs_truth(predicted: np.ndarray, true: np.ndarray, trials: np.ndarray, r2: float,
@@ -103,7 +98,7 @@ def rates_vs_truth(predicted: np.ndarray, true: np.ndarray, trials: np.ndarray, 
     """Posterior-mean rates against the true rates, both ``(trials, time, neurons)`` in spikes
     per bin: a scatter of all entries (at most ``max_points``, evenly thinned) and the time
     course of the ``n_neurons`` most modulated neurons in the first trial."""
-    fig, (scatter, course) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    fig, (scatter, course) = subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     step = max(1, predicted.size // max_points)
     x, y = true.ravel()[::step], predicted.ravel()[::step]
     scatter.plot(x, y, ".", ms=2, alpha=0.4)
@@ -123,7 +118,7 @@ def rates_vs_truth(predicted: np.ndarray, true: np.ndarray, trials: np.ndarray, 
     course.legend(fontsize=8)
     course.set_title(f"trial {trials[0]}, most modulated neurons")
     fig.suptitle(f"Posterior-mean rates against the true rates (R² = {r2:.3f}, mean over neurons)")
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def spectrum(modes: list[dict], radius_note: str, path: Path) -> None:
@@ -132,7 +127,7 @@ def spectrum(modes: list[dict], radius_note: str, path: Path) -> None:
     circle (inside it a mode decays, outside it grows): the whole plane, and a close-up of where
     the eigenvalues lie."""
     values = np.array([complex(m["real"], m["imag"]) for m in modes])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5), layout="constrained")
+    fig, axes = subplots(1, 2, figsize=(10, 5), layout="constrained")
     angle = np.linspace(0, 2 * np.pi, 2000)
     limit = max(1.1, float(np.abs(values).max()) * 1.05)
     spread = max(float(np.ptp(values.real)), float(np.ptp(values.imag)), 0.02) * 0.6
@@ -154,4 +149,4 @@ def spectrum(modes: list[dict], radius_note: str, path: Path) -> None:
     axes[0].set_title("complex plane")
     axes[1].set_title("close-up of the eigenvalues")
     fig.suptitle(f"Eigenvalues of the linearised step: {radius_note}")
-    _save(fig, path)
+    save_png(fig, path)

@@ -287,8 +287,10 @@ class Trainer:
         return -loss / sum(len(part.train) for part in self.parts)
 
     def fit(self, progress: bool = True) -> TrainState:
-        """Train until ``config.epochs``, continuing from ``self.state.epoch``."""
-        pyro.clear_param_store()
+        """Train until ``config.epochs``, continuing from ``self.state.epoch``, the flow in train
+        mode (dropout on)."""
+        pyro.clear_param_store()  # pyro.module would give other flows' params of the same names
+        self.flow.train()
         config, state = self.config, self.state
         bar = tqdm(total=config.epochs, initial=state.epoch, disable=not progress,
                    desc="fit", unit="epoch", dynamic_ncols=True)
@@ -331,13 +333,14 @@ class Trainer:
         return optimizers[0].param_groups[0]["lr"] if optimizers else self.config.lr
 
     def checkpoint(self) -> dict:
-        """Everything needed to continue exactly where this epoch ended."""
+        """Everything needed to continue exactly where this epoch ended; ``epochs``: the epochs
+        the learning rate's decay is planned for."""
         rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                "python": random.getstate()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {"flow": self.flow.state_dict(), "optimizer": self.optimizer.get_state(),
-                "state": self.state.__dict__, "rng": rng}
+                "state": self.state.__dict__, "rng": rng, "epochs": self.config.epochs}
 
     def restore(self, checkpoint: dict, reschedule: bool = False) -> None:
         """Continue from ``checkpoint``. ``reschedule``: the run now goes to another number of
