@@ -9,13 +9,10 @@ from __future__ import annotations
 import csv
 import errno
 import fcntl
-import gc
 import json
 import os
 import pickle
 import re
-import sys
-import traceback
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,18 +47,6 @@ def unwritten(path: Path, error: BaseException) -> OSError:
     return OSError(getattr(error, "errno", None) or errno.EIO,
                    f"cannot be written ({reason}); free space or mend the folder and run the "
                    "command again: the files already there are as they were", str(path))
-
-
-def _close_left_open(error: BaseException) -> None:
-    """Close now what the writer that raised ``error`` left open (an HDF5 file, whose close at
-    the process's exit fails on the same full disk, noisily, and can crash it): its frames'
-    variables dropped and collected, the close's own errors (of the same cause) unsaid."""
-    traceback.clear_frames(error.__traceback__)
-    hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
-    try:
-        gc.collect()
-    finally:
-        sys.unraisablehook = hook
 
 
 class RunFolder:
@@ -285,7 +270,6 @@ class RunFolder:
             if partial.is_file():
                 partial.unlink()
             if isinstance(error, (OSError, RuntimeError)):
-                _close_left_open(error)
                 raise unwritten(target, error) from None
             raise
 

@@ -5,6 +5,12 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import h5py
@@ -306,12 +312,12 @@ def test_refusals_are_one_line_and_leave_the_run_folder_as_it_was(small_run, tmp
 
 
 def test_a_write_that_fails_leaves_the_run_folder_as_it_was(small_run, monkeypatch, capsys):
-    def disk_full(self, path, **kwargs):
+    def disk_full(path, data):
         with open(path, "wb") as handle:
-            handle.write(b"half a file")
-        raise OSError(28, "No space left on device", str(path))
+            handle.write(bytes(data)[:100])
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(xr.Dataset, "to_netcdf", disk_full)
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
     run_folder_untouched(small_run.path, ["--samples", "2", "--quiet"],
                          ["inferred.nc: cannot be written (No space left on device)"], monkeypatch, capsys)
 
@@ -370,3 +376,22 @@ def test_trials_table_columns_become_trial_coordinates_netcdf_can_hold():
     np.testing.assert_array_equal(coords["target"][1], ["left", "None", "up", "left"])
     assert "path" not in coords and "z" not in coords
     assert list(coords["split"][1]) != list(table["split"])  # the data's own splits
+
+
+def test_a_file_size_limit_met_in_inferred_nc_is_one_line_and_no_crash(small_run, tmp_path):
+    """HDF5 writing past the limit (a full disk alike) failed in its close, and the process
+    crashed at exit, a segmentation fault after the error line."""
+    run = shutil.copytree(small_run.path, tmp_path / "run")
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    done = subprocess.run([sys.executable, "-c", "from pyrolf.cli.main import main; main()",
+                           "infer", str(run), "--samples", "20", "--quiet"], capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          preexec_fn=limited)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: {run / 'inferred.nc'}: cannot be written (File too large); free space or mend "
+        "the folder and run the command again: the files already there are as they were"]
+    assert not (run / "inferred.nc").exists() and not list(run.glob("*.partial"))

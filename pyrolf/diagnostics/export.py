@@ -17,6 +17,7 @@ one series over the whole recording (:func:`merged_dataset`).
 from __future__ import annotations
 
 import dataclasses
+import io
 import itertools
 import json
 from importlib.metadata import version
@@ -365,11 +366,19 @@ def write_inferred(dataset: xr.Dataset, path: Path) -> None:
     """Write ``dataset`` to the netCDF file ``path`` (HDF5 inside, so ``xarray.open_dataset``
     and ``h5py`` both read it; variables byte-shuffled, then zlib-compressed: smaller and faster
     to write than zlib alone) through a temporary file beside it, so an interrupted or failed
-    write leaves no file."""
+    write leaves no file. The file is made in memory (its compressed bytes beside the dataset),
+    then written by plain file I/O: HDF5 writing to a full disk fails in its close, and the
+    process then crashed at exit (a segmentation fault), where a plain write is one
+    ``OSError``."""
     path = Path(path)
     encoding = {name: {"zlib": True, "shuffle": True} for name in dataset.data_vars}
-    RunFolder(path.parent).write_atomically(path.name, lambda partial: dataset.to_netcdf(
-        partial, engine=NETCDF_ENGINE, encoding=encoding))
+
+    def write(partial: Path) -> None:
+        image = io.BytesIO()
+        dataset.to_netcdf(image, engine=NETCDF_ENGINE, encoding=encoding)
+        partial.write_bytes(image.getbuffer())
+
+    RunFolder(path.parent).write_atomically(path.name, write)
 
 
 def infer_trials(flow, data: SpikeData, samples: int, config: dict, device: str = "cpu",
