@@ -518,6 +518,9 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
 
     run = RunFolder.open(run_dir)
     named = out is not None and session is not None  # the one file, named
+    if out is None and (run.path / INFERRED).is_dir():
+        raise RunError(f"{run.path / INFERRED}, where infer writes, is a folder; move it away or "
+                       "give --out FILE")
     out = Path(out) if out is not None else run.path / INFERRED
     _check_writable(out)
     with run.locked():

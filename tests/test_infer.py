@@ -395,3 +395,27 @@ def test_a_file_size_limit_met_in_inferred_nc_is_one_line_and_no_crash(small_run
         f"error: {run / 'inferred.nc'}: cannot be written (File too large); free space or mend "
         "the folder and run the command again: the files already there are as they were"]
     assert not (run / "inferred.nc").exists() and not list(run.glob("*.partial"))
+
+
+def test_a_folder_where_inferred_nc_goes_is_named_as_such(small_run, tmp_path, monkeypatch,
+                                                          capsys):
+    run = shutil.copytree(small_run.path, tmp_path / "run")
+    (run / "inferred.nc").mkdir()
+    code, _, err = run_cli(["infer", run, "--quiet"], monkeypatch, capsys)
+    assert_one_line_error(code, err, f"{run / 'inferred.nc'}, where infer writes, is a folder; "
+                                     "move it away or give --out FILE")
+    assert not (run / "dynamics.json").exists()
+
+
+def test_diagnose_whose_draws_cannot_be_written_leaves_no_figure_of_them(small_run, tmp_path,
+                                                                         monkeypatch, capsys):
+    run = shutil.copytree(small_run.path, tmp_path / "run")
+    figures = {path.name: path.read_bytes() for path in run.glob("*.png")}
+
+    def disk_full(data, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pyrolf.diagnostics.report.write_netcdf", disk_full)
+    code, _, err = run_cli(["diagnose", run, "--samples", "25", "--quiet"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "posterior.nc: cannot be written (No space left on device)")
+    assert {path.name: path.read_bytes() for path in run.glob("*.png")} == figures

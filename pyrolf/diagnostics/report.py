@@ -210,10 +210,11 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     else:
         summary.update(kl_per_bin=float(kl.sum()), kl_per_dimension=kl.tolist(),
                        active_dimensions=active_dimensions(kl))
-        plots.kl_per_dimension(kl, ACTIVE_KL_PER_BIN, run.path / KL_PER_DIMENSION)
-
+    # the draws first: where they cannot be written, no figure of them is left beside older ones
     run.write_atomically(POSTERIOR, lambda path: write_netcdf(
         posterior_data(draws, data, trials), path))
+    if kl is not None:
+        plots.kl_per_dimension(kl, ACTIVE_KL_PER_BIN, run.path / KL_PER_DIMENSION)
     plots.phase_portraits(draws.z.mean(0), draws.v.mean(0), names, run.path / PHASE_PORTRAITS)
     kernel = coupling_kernel_of(flow)
     if kernel is None:
