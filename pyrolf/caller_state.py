@@ -26,7 +26,8 @@ def keeps_caller_state(function):
     @functools.wraps(function)
     def kept(*args, **kwargs):
         store = pyro.get_param_store()
-        params, threads, dtype = store.get_state(), torch.get_num_threads(), torch.get_default_dtype()
+        params, threads = store.get_state(), torch.get_num_threads()
+        dtype = torch.get_default_dtype()
         numpy_state, python_state = np.random.get_state(), random.getstate()
         devices = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
         store.clear()

@@ -319,7 +319,8 @@ def test_a_write_that_fails_leaves_the_run_folder_as_it_was(small_run, monkeypat
 
     monkeypatch.setattr(Path, "write_bytes", disk_full)
     run_folder_untouched(small_run.path, ["--samples", "2", "--quiet"],
-                         ["inferred.nc: cannot be written (No space left on device)"], monkeypatch, capsys)
+                         ["inferred.nc: cannot be written (No space left on device)"],
+                         monkeypatch, capsys)
 
 
 def test_the_kicked_rotation_is_autonomous_but_at_its_pulse():
