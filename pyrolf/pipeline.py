@@ -78,16 +78,12 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
     if not config.continuous and all("chop" in own.extra for own in session_list(data)):
         # a recording without trials, chopped as such: say so, so that new data are chopped alike
         config = config.replace(continuous=True)
-    flow = flow if flow is not None else build_flow(config, data.n_neurons, data.n_heldin)
-    _check_float32(flow)
-    bin_size = shared_bin_size(session_list(data))
-    if config.init_from is not None:
-        start_from_run(flow, config, bin_size)
+    flow = starting_flow(config, data, flow)
     prepare_scoring(data)
     if run_dir is None:
         return _train(Trainer(flow, data, config), None, progress)
     fitted = {"data": spikes_fingerprint(session_list(data)), "modules": modules(flow),
-              "bin_size_s": bin_size}
+              "bin_size_s": shared_bin_size(session_list(data))}
     with RunFolder.create(run_dir, config, fitted) as run:
         prepare_scoring(data, run.path / RunFolder.TARGETS)
         return _train(Trainer(flow, data, config), run, progress)
@@ -170,6 +166,22 @@ def init_source(config: Config) -> RunFolder:
             f"has {_settings(config, differ)}; give the run's (pyrolf fit takes them from it "
             "unless told otherwise)")
     return run
+
+
+def starting_flow(config: Config, data: SpikeData | Sessions, flow=None):
+    """The flow a fit of ``config`` on ``data`` starts from: ``flow`` (default: the one
+    ``config`` describes), with ``config.init_from``'s weights but each neuron's own where it
+    names a run (:func:`start_from_run`).
+
+    Raises:
+        ConfigError: ``flow``'s weights are not float32, or as :func:`start_from_run`.
+        RunError: as :func:`start_from_run`.
+    """
+    flow = flow if flow is not None else build_flow(config, data.n_neurons, data.n_heldin)
+    _check_float32(flow)
+    if config.init_from is not None:
+        start_from_run(flow, config, shared_bin_size(session_list(data)))
+    return flow
 
 
 def _check_float32(flow) -> None:

@@ -109,3 +109,39 @@ def test_a_sweep_from_a_run_must_keep_its_network_settings(source_run, spike_fil
     settings = sweep_settings(Config(data=str(spike_file), init_from=source_run.name, **SMALL),
                               2, space={"latent_dim": 8, "decoder_width": 16})
     assert settings["config"]["init_from"] == str(source_run)
+
+
+def test_a_sweeps_trial_starts_from_the_runs_weights_as_a_fit_does(source_run, spike_file,
+                                                                    tmp_path, monkeypatch):
+    """A trial of a sweep with init_from trained from fresh weights (found by a hostile
+    walkthrough); here one trial runs in this process, Ray's calls stood in for, with a
+    learning rate too small to move the weights."""
+    from types import SimpleNamespace
+
+    from pyrolf.sweep import tune as sweep_tune
+
+    monkeypatch.setattr(sweep_tune.tune, "get_context",
+                        lambda: SimpleNamespace(get_trial_id=lambda: "trial0"))
+    monkeypatch.setattr(sweep_tune.tune, "get_checkpoint", lambda: None)
+    monkeypatch.setattr(sweep_tune.tune, "report", lambda *args, **kwargs: None)
+    config = Config(data=str(spike_file), init_from=str(source_run), epochs=1, eval_every=1,
+                    lr=1e-12, lr_final=1e-12, **SMALL)
+    data = pyrolf.data.load_config_data(config)
+    sweep_tune.train_trial({}, base=config.to_dict(), data=data, folder=str(tmp_path), threads=1)
+    trained = torch.load(tmp_path / "trials" / "trial0" / "checkpoint.pt",
+                         weights_only=False)["flow"]
+    source = torch.load(source_run / "best.pt", weights_only=False)["flow"]
+    own = per_neuron(config)
+    for name, value in trained.items():
+        if name not in own:
+            torch.testing.assert_close(value, source[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_a_sweep_from_a_run_of_other_network_settings_is_refused_before_ray(source_run,
+                                                                             spike_file):
+    from pyrolf.sweep.settings import sweep_settings
+
+    config = Config(data=str(spike_file), init_from=str(source_run), **{**SMALL, "latent_dim": 12})
+    with pytest.raises(ConfigError, match="was fitted with latent_dim 8 but this fit has "
+                                          "latent_dim 12"):
+        sweep_settings(config, 2, space={"latent_dim": 12})

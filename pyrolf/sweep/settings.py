@@ -36,6 +36,9 @@ def sweep_settings(config: Config, trials: int, scheduler: str = "asha", space: 
     config = absolute_paths(config)
     dimensions = search_space(space, config)
     if config.init_from is not None:
+        from pyrolf.pipeline import init_source  # torch: only where a run is started from
+
+        init_source(config)  # the run is there, fitted with these network settings
         varied = [name for name in ARCHITECTURE
                   if name in dimensions and dimensions[name].values != (getattr(config, name),)]
         if varied:

@@ -46,8 +46,7 @@ from pyrolf.config import Config
 from pyrolf.data import Sessions, SpikeData, load_config_data
 from pyrolf.messages import note
 from pyrolf.inference.svi import Trainer, TrainingDiverged
-from pyrolf.models import build_flow
-from pyrolf.pipeline import _save, check_device, evaluate_run, load_run
+from pyrolf.pipeline import _save, check_device, evaluate_run, load_run, starting_flow
 from pyrolf.runs import RunFolder
 from pyrolf.sweep import SweepError
 from pyrolf.sweep.settings import sweep_settings
@@ -81,7 +80,8 @@ def score_run(run_dir, data: SpikeData | Sessions | None = None) -> float:
 def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions, folder: str,
                 threads: int) -> None:
     """One trial: train the config ``base`` + ``hyperparameters`` on ``data`` into the run folder
-    ``folder/trials/TRIAL_ID``, reporting to Ray Tune at every validation.
+    ``folder/trials/TRIAL_ID``, reporting to Ray Tune at every validation; from
+    ``init_from``'s weights where the config names a run, as ``pyrolf fit`` starts.
 
     A trial that starts from a Ray checkpoint (a resumed sweep, or population-based training
     handing it another trial's weights) continues from it."""
@@ -93,7 +93,7 @@ def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions
     pyro.set_rng_seed(config.seed)
     run = RunFolder(Path(folder) / TRIALS / tune.get_context().get_trial_id())
     run.path.mkdir(parents=True, exist_ok=True)
-    trainer = SweepTrainer(build_flow(config, data.n_neurons, data.n_heldin), data, config,
+    trainer = SweepTrainer(starting_flow(config, data), data, config,
                            on_checkpoint=partial(_report, run))
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
