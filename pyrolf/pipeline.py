@@ -111,17 +111,22 @@ def modules(flow) -> dict[str, str]:
 
 
 def start_from_run(flow, config: Config, bin_size: float | None = None) -> None:
-    """Set ``flow``'s weights, all but the per-neuron ones, to those of the run folder
-    ``config.init_from`` (:func:`init_weights`), in place. A note says where that run's bins
-    (``fitted.json``) and the data's, ``bin_size`` seconds, are known and differ: the step and
-    damping it learned are per bin.
+    """Set ``flow``'s weights, all but the per-neuron ones
+    (:func:`pyrolf.models.transfer.shared_weights`), to the best weights (see :func:`weights_of`)
+    of the run folder ``config.init_from`` (:func:`init_source`), in place. A note says which
+    weights (file and epoch) were taken and which start fresh, and whether a process (a fit
+    still training) holds that run; another where that run's bins (``fitted.json``) and the
+    data's, ``bin_size`` seconds, are known and differ: the step and damping it learned are per
+    bin.
 
     Raises:
-        RunError: as :func:`init_weights`, or the run's weights do not fit ``flow``.
-        ConfigError: as :func:`init_weights`.
+        RunError: as :func:`init_source`, or the run's weights do not fit ``flow``.
+        ConfigError: as :func:`init_source`.
     """
-    weights = init_weights(config)
-    source = RunFolder(config.init_from)
+    source = init_source(config)
+    name = weights_of(source)
+    saved = source.load(name, config.device)
+    weights = shared_weights(saved["flow"], config)
     theirs = source.read_json(RunFolder.FITTED).get("bin_size_s") if source.has(
         RunFolder.FITTED) else None
     if theirs is not None and bin_size is not None and abs(theirs - bin_size) > 1e-9:
@@ -135,18 +140,11 @@ def start_from_run(flow, config: Config, bin_size: float | None = None) -> None:
         raise RunError(f"the weights of {config.init_from} do not fit this flow ({misfit[0]}); "
                        "start it from a run of the same model")
     flow.load_state_dict(weights, strict=False)
-
-
-def init_weights(config: Config) -> dict:
-    """The weights that the run folder ``config.init_from`` (:func:`init_source`) gives a new
-    fit: its best weights (see :func:`weights_of`) but the per-neuron ones
-    (:func:`pyrolf.models.transfer.shared_weights`).
-
-    Raises:
-        RunError, ConfigError: as :func:`init_source`.
-    """
-    run = init_source(config)
-    return shared_weights(run.load(weights_of(run), config.device)["flow"], config)
+    busy = (" (a process holds that run, a fit still training?: its weights as they are now)"
+            if source.in_use() else "")
+    fresh = ", ".join(sorted(set(own) - set(weights)))
+    note(f"starting from {source.path}{busy}: {_weights_text(weights_record(name, saved))}, all "
+         f"but the per-neuron weights, which start fresh ({fresh})")
 
 
 def init_source(config: Config) -> RunFolder:

@@ -173,6 +173,20 @@ class RunFolder:
         finally:
             os.close(handle)
 
+    def in_use(self) -> bool:
+        """Whether another process holds the folder's lock (see :meth:`locked`)."""
+        try:
+            handle = os.open(self.path / self.LOCK, os.O_RDONLY)
+        except OSError:
+            return False  # no lock file: never locked
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(handle)
+
     @contextmanager
     def telling_what_is_kept(self) -> Iterator[None]:
         """Ctrl-C in the block becomes :class:`RunInterrupted`, saying how the run goes on from

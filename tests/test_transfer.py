@@ -145,3 +145,17 @@ def test_a_sweep_from_a_run_of_other_network_settings_is_refused_before_ray(sour
     with pytest.raises(ConfigError, match="was fitted with latent_dim 8 but this fit has "
                                           "latent_dim 12"):
         sweep_settings(config, 2, space={"latent_dim": 12})
+
+
+def test_the_start_says_which_weights_it_took_and_whether_their_run_is_busy(source_run, capsys):
+    from pyrolf.runs import RunFolder
+
+    config = Config(init_from=str(source_run), **SMALL)
+    epoch = torch.load(source_run / "best.pt", weights_only=False)["epoch"]
+    start_from_run(build_flow(config, 13, 9), config)
+    said = capsys.readouterr().err
+    assert f"starting from {source_run}: epoch {epoch} of best.pt, all but the per-neuron " \
+           "weights, which start fresh (decoder.readout.bias, decoder.readout.weight, " in said
+    with RunFolder(source_run).locked():  # as a fit still training there holds it
+        start_from_run(build_flow(config, 13, 9), config)
+    assert "a process holds that run" in capsys.readouterr().err
