@@ -204,7 +204,7 @@ def diagnose(run_dir, samples, trials, session, quiet):
                                    **options)
     for note in report["notes"]:
         click.echo(f"note: {note}")
-    _print_metrics(report, run_dir)
+    _print_metrics(report, pipeline.diagnosed_folder(run_dir, session))
 
 
 @cli.command()

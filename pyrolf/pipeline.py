@@ -305,10 +305,17 @@ def made_from_other_weights(run: RunFolder, record: dict) -> str | None:
     inferred = Path(INFERRED)
     made = {path.name: _netcdf_record(path) for path in
             sorted(run.path.glob(f"{inferred.stem}*{inferred.suffix}"))}
-    made.update({name: _json_record(run.path / name) for name in (DYNAMICS, DIAGNOSTICS)
-                 if run.has(name)})
-    if run.has(POSTERIOR):
-        made[POSTERIOR] = made.get(DIAGNOSTICS)
+    if run.has(DYNAMICS):
+        made[DYNAMICS] = _json_record(run.path / DYNAMICS)
+    diagnosed = {}  # of each folder diagnose wrote: its files in ``made``, their session
+    for folder in [run.path, *sorted(run.path.glob(diagnosed_folder("", "*").name))]:
+        prefix = "" if folder == run.path else f"{folder.name}/"
+        if (folder / DIAGNOSTICS).is_file():
+            made[prefix + DIAGNOSTICS] = _json_record(folder / DIAGNOSTICS)
+            diagnosed[prefix + DIAGNOSTICS] = (made[prefix + DIAGNOSTICS] or {}).get("session")
+        if (folder / POSTERIOR).is_file():
+            made[prefix + POSTERIOR] = made.get(prefix + DIAGNOSTICS)
+            diagnosed[prefix + POSTERIOR] = diagnosed.get(prefix + DIAGNOSTICS)
     stale = {name: of for name, of in made.items()
              if of is None or {key: of.get(key) for key in WEIGHTS_RECORD} != record}
     if not stale:
@@ -316,10 +323,9 @@ def made_from_other_weights(run: RunFolder, record: dict) -> str | None:
     files = ", ".join(f"{name} ({_weights_text(of) if of else 'weights not recorded'})"
                       for name, of in stale.items())
     commands = []
-    if set(stale) - {POSTERIOR, DIAGNOSTICS}:
+    if set(stale) - set(diagnosed):
         commands.append(f"'pyrolf infer {run.path}'")
-    if set(stale) & {POSTERIOR, DIAGNOSTICS}:
-        session = (made.get(DIAGNOSTICS) or {}).get("session")
+    for session in dict.fromkeys(diagnosed[name] for name in stale if name in diagnosed):
         commands.append(f"'pyrolf diagnose {run.path}"
                         f"{f' --session {session}' if session else ''}'")
     return (f"made from other weights than the run's now, {_weights_text(record)}: {files} in "
@@ -439,8 +445,10 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
     evaluation trials have unknown held-out spikes), a count for the first trials of that split,
     or a sequence of trial indices. ``data`` as in :func:`resume`. ``progress``: a progress bar
     of the draws (on stderr). ``session``: of a run fitted to several sessions, the one to
-    diagnose (needed; see :mod:`pyrolf.data.sessions`). Returns what ``diagnostics.json`` holds,
-    ``weights`` and ``weights_epoch`` saying which weights (see :func:`weights_record`).
+    diagnose (needed; see :mod:`pyrolf.data.sessions`), whose files go to its own folder in
+    ``run_dir`` (:func:`diagnosed_folder`), so that each session's stay. Returns what
+    ``diagnostics.json`` holds, ``weights`` and ``weights_epoch`` saying which weights (see
+    :func:`weights_record`).
     """
     from pyrolf.diagnostics import diagnose, select_trials
     from pyrolf.diagnostics.report import DIAGNOSTICS
@@ -450,14 +458,22 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
         flow, config, data, record = _load_run(run.path, data)
         ((flow, data),) = _session_views(flow, data, session, required=True).values()
         check_device(config.device)
+        target = RunFolder(diagnosed_folder(run.path, session))
+        target.path.mkdir(exist_ok=True)
         pyro.set_rng_seed(config.seed)
         report = diagnose(flow.to(config.device), data, select_trials(data, trials), samples,
-                          run, config.device, progress)
+                          target, config.device, progress)
         report.update(record)
         if session is not None:
             report["session"] = session
-        run.write_json(DIAGNOSTICS, report)
+        target.write_json(DIAGNOSTICS, report)
     return report
+
+
+def diagnosed_folder(run_dir, session: str | None = None) -> Path:
+    """Where ``diagnose`` writes: the run folder, or for a session of a run of several, its
+    folder ``diagnose-SESSION`` in it."""
+    return Path(run_dir) if session is None else Path(run_dir) / f"diagnose-{session}"
 
 
 INFERRED, DYNAMICS, SPECTRUM = "inferred.nc", "dynamics.json", "spectrum.png"

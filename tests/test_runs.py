@@ -496,6 +496,13 @@ def test_the_command_that_remakes_a_session_s_diagnostics_names_the_session(tmp_
     assert "pyrolf infer" not in line  # nothing infer made is out of date
     assert made_from_other_weights(RunFolder(tmp_path),
                                    {"weights": "best.pt", "weights_epoch": 2}) is None
+    # a session's diagnostics in its own folder
+    (tmp_path / "diagnose-day2").mkdir()
+    (tmp_path / "diagnose-day2" / "diagnostics.json").write_text(json.dumps(
+        {"weights": "best.pt", "weights_epoch": 1, "session": "day2"}))
+    line = made_from_other_weights(RunFolder(tmp_path), {"weights": "best.pt", "weights_epoch": 2})
+    assert "diagnose-day2/diagnostics.json (epoch 1 of best.pt)" in line
+    assert line.endswith(f"to make them again: 'pyrolf diagnose {tmp_path} --session day2'")
 
 
 def test_a_resume_stopped_before_its_first_checkpoint_goes_on_with_the_same_plan(

@@ -364,13 +364,18 @@ def test_a_run_of_two_sessions_fits_resumes_scores_infers_and_diagnoses_each(
     assert_one_line_error(code, err, "give --session NAME")
     code, _, err = run_cli(["diagnose", run, "--session", "c", "--quiet"], monkeypatch, capsys)
     assert_one_line_error(code, err, "no session 'c'; the run's sessions are a, b")
-    code, _, err = run_cli(["diagnose", run, "--session", "b", "--samples", "25", "--trials",
-                            "3", "--quiet"], monkeypatch, capsys)
-    assert code == 0, err
-    diagnostics = json.loads((run / "diagnostics.json").read_text())
-    assert diagnostics["session"] == "b"
-    with xr.open_dataset(run / "posterior.nc", group="posterior_predictive") as predictive:
+    for session in ("b", "a"):  # each session's diagnostics in a folder of its own, kept
+        code, out, err = run_cli(["diagnose", run, "--session", session, "--samples", "25",
+                                  "--trials", "3", "--quiet"], monkeypatch, capsys)
+        assert code == 0, err
+        assert f"run folder: {run / f'diagnose-{session}'}" in out
+    for session in ("b", "a"):
+        diagnostics = json.loads((run / f"diagnose-{session}" / "diagnostics.json").read_text())
+        assert diagnostics["session"] == session
+    with xr.open_dataset(run / "diagnose-b" / "posterior.nc",
+                         group="posterior_predictive") as predictive:
         assert predictive.sizes["neuron"] == 9
+    assert not (run / "diagnostics.json").exists()
 
     moved = tmp_path / "moved.npz"
     shutil.move(recordings["b"], moved)

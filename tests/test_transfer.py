@@ -106,8 +106,13 @@ def test_a_sweep_from_a_run_must_keep_its_network_settings(source_run, spike_fil
                           '"latent_dim": 8')
     assert not (tmp_path / "sweep").exists()
     monkeypatch.chdir(source_run.parent)  # a relative path, made absolute for the trials
-    settings = sweep_settings(Config(data=str(spike_file), init_from=source_run.name, **SMALL),
-                              2, space={"latent_dim": 8, "decoder_width": 16})
+    config = Config(data=str(spike_file), init_from=source_run.name, **SMALL)
+    # the run's weights bring their step and damping: drawing others would be overwritten
+    with pytest.raises(ConfigError, match="takes the run's step and damping, but the search "
+                                          "space varies damping, step"):
+        sweep_settings(config, 2, space={"latent_dim": 8, "decoder_width": 16})
+    settings = sweep_settings(config, 2, space={"latent_dim": 8, "decoder_width": 16,
+                                                "damping": 0.2, "step": 0.05})
     assert settings["config"]["init_from"] == str(source_run)
 
 

@@ -20,7 +20,8 @@ def sweep_settings(config: Config, trials: int, scheduler: str = "asha", space: 
     Paths in ``config`` are made absolute (trials run in other folders; as a run folder's, see
     :func:`pyrolf.runs.absolute_paths`) and ``gpus_per_trial``
     above 0 sets ``device`` to ``cuda``. With ``init_from`` the space must leave the network
-    settings (:data:`~pyrolf.models.presets.ARCHITECTURE`) at the run's. Raises
+    settings (:data:`~pyrolf.models.presets.ARCHITECTURE`) at the run's, and the step and damping
+    fixed (the run's weights bring theirs). Raises
     :class:`~pyrolf.config.ConfigError`."""
     if trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}")
@@ -39,13 +40,14 @@ def sweep_settings(config: Config, trials: int, scheduler: str = "asha", space: 
         from pyrolf.pipeline import init_source  # torch: only where a run is started from
 
         init_source(config)  # the run is there, fitted with these network settings
-        varied = [name for name in ARCHITECTURE
+        # the network settings are the run's, and its weights bring their own step and damping
+        varied = [name for name in (*ARCHITECTURE, "damping", "step")
                   if name in dimensions and dimensions[name].values != (getattr(config, name),)]
         if varied:
             fixed = ", ".join(f'"{name}": {json.dumps(getattr(config, name))}' for name in varied)
-            raise ConfigError(f"--init-from fixes the network settings, but the search space "
-                              f"varies {', '.join(varied)}; fix them to the run's with --space "
-                              f"(e.g. {{{fixed}}})")
+            raise ConfigError(f"--init-from fixes the network settings and takes the run's step "
+                              f"and damping, but the search space varies {', '.join(varied)}; "
+                              f"fix them with --space (e.g. {{{fixed}}})")
     if scheduler == "pbt" and not mutable(dimensions):
         raise ConfigError("pbt needs a searched entry it can change while trials train (one of "
                           f"{', '.join(n for n, d in dimensions.items() if d.mutable)})")
