@@ -543,12 +543,10 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     from pyrolf.dynamics.spectrum import dynamics_spectrum
 
     run = RunFolder.open(run_dir)
-    named = out is not None and session is not None  # the one file, named
-    if out is None and (run.path / INFERRED).is_dir():
-        raise RunError(f"{run.path / INFERRED}, where infer writes, is a folder; move it away or "
-                       "give --out FILE")
-    out = Path(out) if out is not None else run.path / INFERRED
-    _check_writable(out)
+    given = out is not None
+    named = given and session is not None  # the one file, named
+    out = Path(out) if given else run.path / INFERRED
+    _check_writable(out, given)
     with run.locked():
         flow, inferred = _infer(run.path, data, samples, device, progress, session)
         files = {name: out if name is None or named else
@@ -671,11 +669,13 @@ def _check_samples(samples: int) -> None:
         raise ConfigError(f"--samples must be at least 1, got {samples}")
 
 
-def _check_writable(path: Path) -> None:
-    """Stop before any work when ``path`` cannot be written: its folder missing or read-only,
-    or ``path`` a folder."""
+def _check_writable(path: Path, given: bool = True) -> None:
+    """Stop before any work when ``path`` (``--out``, or where not ``given`` the run's
+    ``inferred.nc``) cannot be written: its folder missing or read-only, or ``path`` a folder."""
     if path.is_dir():
-        raise ConfigError(f"--out {path} is a folder; give a file name such as {path / INFERRED}")
+        raise ConfigError(f"--out {path} is a folder; give a file name such as {path / INFERRED}"
+                          if given else f"{path}, where infer writes, is a folder; move it away "
+                          "or give --out FILE")
     if not path.parent.is_dir():
         raise ConfigError(f"--out {path}: folder {path.parent} does not exist; create it first")
     if not os.access(path.parent, os.W_OK):

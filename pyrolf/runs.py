@@ -34,9 +34,9 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 def unwritten(path: Path, error: BaseException) -> OSError:
-    """The ``OSError`` of a failed write of ``path``: the system's reason (an ``OSError``'s, or
-    HDF5's ``error message`` within a ``RuntimeError``), else the error's first line (without
-    torch's ``[enforce fail at ...]``)."""
+    """The ``OSError`` of a failed write of ``path``, its ``reason`` the system's (an
+    ``OSError``'s, or HDF5's ``error message`` within a ``RuntimeError``), else the error's first
+    line (without torch's ``[enforce fail at ...]``)."""
     text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
     text = re.sub(r"^\[enforce fail at [^]]*\][ .]*", "", text)  # torch's writer's prefix
     found = re.search(r"error message = '([^']+)'", text)
@@ -44,9 +44,11 @@ def unwritten(path: Path, error: BaseException) -> OSError:
     where = getattr(error, "filename", None)
     if where and Path(where) not in (path, path.with_name(path.name + ".partial")):
         reason = f"{where}: {reason}"
-    return OSError(getattr(error, "errno", None) or errno.EIO,
-                   f"cannot be written ({reason}); free space or mend the folder and run the "
-                   "command again: the files already there are as they were", str(path))
+    failed = OSError(getattr(error, "errno", None) or errno.EIO,
+                     f"cannot be written ({reason}); free space or mend the folder and run the "
+                     "command again: the files already there are as they were", str(path))
+    failed.reason = reason
+    return failed
 
 
 class RunFolder:

@@ -222,6 +222,6 @@ def keep_fitted(path: Path, key: str, fitted: dict) -> None:
     try:
         RunFolder(path.parent).write_atomically(path.name, write)
     except OSError as error:  # a cache: the scores stand without it
-        reason = error.strerror or error
+        reason = getattr(error, "reason", None) or error.strerror or error
         note(f"the smoothing baseline's fits could not be kept in {path} ({reason}); they are "
              "fitted again whenever the run is scored")
