@@ -289,15 +289,16 @@ def build_config(data: str | tuple[str, ...] | None, config_file: Path | None,
     return Config.from_dict({**base, **values})
 
 
-def _read_config(path: Path) -> dict:
+def _read_config(path: Path, what: str = "config file") -> dict:
+    """The JSON object of settings in ``path`` (``what`` it is, for the errors)."""
     try:
         values = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise ConfigError(f"{what} {path} does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"config file {path} is not valid JSON ({error})") from None
+        raise ConfigError(f"{what} {path} is not valid JSON ({error})") from None
     if not isinstance(values, dict):
-        raise ConfigError(f"config file {path} must hold one JSON object of settings")
+        raise ConfigError(f"{what} {path} must hold one JSON object of settings")
     return values
 
 

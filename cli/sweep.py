@@ -29,6 +29,9 @@ from pyrolf.sweep.settings import SCHEDULERS, sweep_settings
               show_default=True, help="CPU cores each trial holds (and its torch threads).")
 @click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="GPUs each trial holds (a fraction shares one); above 0 trains on cuda.")
+@click.option("--max-concurrent", "concurrent", type=click.IntRange(min=1), default=None,
+              help="Trials that train at once (default: as many as the CPUs and GPUs take, "
+                   "given --cpus-per-trial and --gpus-per-trial).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Epochs per trial (the most ASHA lets a trial run).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
@@ -40,8 +43,8 @@ from pyrolf.sweep.settings import SCHEDULERS, sweep_settings
 @click.option("--space", "space_file", type=click.Path(path_type=Path), default=None,
               help='JSON file overriding search-space entries: {"lr": [0.001, 0.01]} new '
                    'bounds, {"latent_dim": [16, 32]} new options, {"damping": 0.3} fixed.')
-def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, epochs, out,
-          resume_dir, config_file, space_file):
+def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, concurrent, epochs,
+          out, resume_dir, config_file, space_file):
     """Sweep hyperparameters with Ray Tune: TRIALS fits scored by validation co-bps, a
     results.csv and the best run as best/ (a run folder 'pyrolf evaluate' accepts)."""
     from pyrolf.cli.main import _print_metrics, _read_config, build_config
@@ -50,7 +53,8 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, epoc
     if resume_dir is not None:
         given = [name for name, value in [("--data", data), ("--trials", trials),
                                           ("--epochs", epochs), ("--out", out),
-                                          ("--config", config_file), ("--space", space_file)]
+                                          ("--config", config_file), ("--space", space_file),
+                                          ("--max-concurrent", concurrent)]
                  if value is not None]
         if given:
             raise ConfigError(f"--resume continues a sweep with its own settings; drop "
@@ -61,13 +65,14 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, epoc
         if trials is None:
             raise ConfigError("--trials is required: how many configurations to try")
         config = build_config(data, config_file, {} if epochs is None else {"epochs": epochs})
-        space = _read_config(space_file) if space_file else None
-        sweep_settings(config, trials, scheduler, space, cpus_per_trial, gpus_per_trial)
+        space = _read_config(space_file, "search-space file") if space_file else None
+        sweep_settings(config, trials, scheduler, space, cpus_per_trial, gpus_per_trial,
+                       concurrent)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         folder = out or Path("sweeps") / f"{Path(config.data).stem}-{stamp}"
         tune = _sweeps()
         result = tune.run_sweep(folder, config, trials, scheduler, space, cpus_per_trial,
-                                gpus_per_trial, address)
+                                gpus_per_trial, address, concurrent)
     click.echo(f"results: {result.folder / tune.RESULTS} ({len(result.rows)} trials)")
     if result.best is not None:
         click.echo(f"best trial {result.best['trial']}: {tune.BEST_SCORE}="

@@ -7,6 +7,7 @@ import functools
 import json
 import math
 import numbers
+import os
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 
@@ -49,6 +50,8 @@ class Config:
     sessions: list[str] = field(default_factory=list)  # more recordings or spike files fitted
                                     # with data, each with its own neurons, one shared dynamics
                                     # (pyrolf/data/sessions.py)
+    session_names: list[str] = field(default_factory=list)  # the name of data and of each of
+                                    # sessions; empty: their files' stems (a run folder keeps them)
     forward_bins: int = 0           # trailing bins of each trial the encoder never sees, scored
                                     # by fp_bps (not NLB data: they have their own forward window)
     init_from: str | None = None    # a run folder whose weights start this fit, all but each
@@ -216,15 +219,27 @@ class Config:
 
     def _validate_sessions(self) -> None:
         if not self.sessions:
+            if self.session_names:
+                raise ConfigError("session_names names the sessions of a fit of several; give "
+                                  "sessions too, or leave it out")
             return
-        for name in (self.data, *self.sessions):
+        every = [self.data, *self.sessions]
+        for name in every:
             if name == "lorenz" or name in DANDISETS:
                 raise ConfigError(f"sessions are own recordings or spike files; {name!r} is not "
                                   "one: fit it on its own")
-        every = [self.data, *self.sessions]
-        repeated = sorted({name for name in every if every.count(name) > 1})
-        if repeated:
-            raise ConfigError(f"session {repeated[0]} is given twice; give each session once")
+        files = [os.path.realpath(os.path.expanduser(name)) for name in every]  # links followed
+        again = next((index for index, file in enumerate(files) if file in files[:index]), None)
+        if again is not None:
+            first = every[files.index(files[again])]
+            same = f" ({first} is that file)" if first != every[again] else ""
+            raise ConfigError(f"session {every[again]} is given twice{same}; give each session "
+                              "once")
+        names = self.session_names
+        if names and (len(names) != len(every) or len(set(names)) != len(names)
+                      or not all(isinstance(name, str) and name for name in names)):
+            raise ConfigError(f"session_names must give {len(every)} different names, one for "
+                              f"data and one for each of sessions, got {names}")
 
     def changed(self, names) -> list[str]:
         """Those of the settings ``names`` that differ from their defaults."""
@@ -246,6 +261,10 @@ class Config:
 
     def replace(self, **changes) -> "Config":
         return self.from_dict({**self.to_dict(), **changes})
+
+    def alone(self, data: str, **changes) -> "Config":
+        """These settings (and ``changes``) for ``data`` read as one session."""
+        return self.replace(data=data, sessions=[], session_names=[], **changes)
 
 
 # What each Python type of a field is called in the words of a JSON file.

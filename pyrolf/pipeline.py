@@ -82,9 +82,7 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
     prepare_scoring(data)
     if run_dir is None:
         return _train(Trainer(flow, data, config), None, progress)
-    fitted = {"data": spikes_fingerprint(session_list(data)), "modules": modules(flow),
-              "bin_size_s": shared_bin_size(session_list(data))}
-    with RunFolder.create(run_dir, config, fitted) as run:
+    with RunFolder.create(run_dir, config, fitted_record(data, flow)) as run:
         prepare_scoring(data, run.path / RunFolder.TARGETS)
         return _train(Trainer(flow, data, config), run, progress)
 
@@ -102,6 +100,14 @@ def _checked(data, forward_bins: int):
                             f"for {forward_bins}; give forward_bins {data.n_forward} or 0")
         data = hold_forward_bins(data, forward_bins)
     return data
+
+
+def fitted_record(data: SpikeData | Sessions, flow, fingerprint: dict | None = None) -> dict:
+    """What ``fitted.json`` records of a fit of ``flow`` to ``data``: the data's fingerprint
+    (``fingerprint`` where it is known, else :func:`~pyrolf.data.files.spikes_fingerprint`), the
+    flow's :func:`modules` and the data's bin size (seconds, ``None`` where no source says it)."""
+    return {"data": fingerprint or spikes_fingerprint(session_list(data)),
+            "modules": modules(flow), "bin_size_s": shared_bin_size(session_list(data))}
 
 
 def modules(flow) -> dict[str, str]:
@@ -650,7 +656,7 @@ def _new_data(config: Config, data: str) -> SpikeData:
 
     Raises:
         DataError: the trials are no longer than the run's forward bins."""
-    as_run = config.replace(data=data, sessions=[], forward_bins=0)
+    as_run = config.alone(data, forward_bins=0)
     try:
         loaded = load_config_data(as_run)
     except MissingBehavior as missing:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pyrolf.config import Config, ConfigError
-from pyrolf.data import data_file
+from pyrolf.data import data_file, session_names
 from pyrolf.data.files import fingerprint
 from pyrolf.messages import note
 
@@ -98,8 +98,8 @@ class RunFolder:
     @contextmanager
     def create(cls, path, config: Config, fitted: dict | None = None
                ) -> Iterator["RunFolder"]:
-        """The new run folder ``path``, locked while the block runs, with ``config.json`` (the data
-        and other paths made absolute), for a spike file ``source.json`` (its path, size and
+        """The new run folder ``path``, locked while the block runs, with ``config.json``
+        (:func:`kept_config`), for a spike file ``source.json`` (its path, size and
         SHA-256) and ``fitted.json``: ``fitted``, what the run is fitted on, ``data`` (the
         fingerprint of the data, :func:`~pyrolf.data.files.spikes_fingerprint`) and ``modules``
         (the model's modules and their classes; see :meth:`check_fitted`). Refuses what
@@ -120,17 +120,19 @@ class RunFolder:
                      "it over from epoch 0")
                 for name in cls.LEFT_OVER:
                     (run.path / name).unlink(missing_ok=True)
-            config = absolute_paths(config)
-            run.write_json(cls.CONFIG, config.to_dict())
-            source = data_file(config.data)
-            if source is not None and source.is_file():
-                sessions = [{"path": str(path), **fingerprint(Path(path))}
-                            for path in config.sessions]
-                run.write_json(cls.SOURCE, {"path": str(source), **fingerprint(source),
-                                            **({"sessions": sessions} if sessions else {})})
-            if fitted is not None:
-                run.write_json(cls.FITTED, fitted)
+            run.record(kept_config(config), fitted)
             yield run
+
+    def record(self, config: Config, fitted: dict | None = None) -> None:
+        """Write ``config.json`` (``config``, as :func:`kept_config` gives it), ``source.json``
+        (:func:`source_record`, where the data are a file) and ``fitted.json`` (``fitted``, if
+        given; see :meth:`create`)."""
+        self.write_json(self.CONFIG, config.to_dict())
+        source = source_record(config)
+        if source is not None:
+            self.write_json(self.SOURCE, source)
+        if fitted is not None:
+            self.write_json(self.FITTED, fitted)
 
     @classmethod
     def open(cls, path) -> "RunFolder":
@@ -221,26 +223,11 @@ class RunFolder:
     def check_sources(self, config: Config) -> None:
         """Raise :class:`RunError` if a data file of ``config`` (its ``data``, and each of its
         ``sessions``) is missing or is not the one ``source.json`` recorded when the run was
-        fitted (by size and SHA-256); a run folder without ``source.json`` (its data not a file,
-        or saved before pyrolf kept one) passes."""
-        if not self.has(self.SOURCE):
-            return
-        recorded = self.read_json(self.SOURCE)
-        self._check_source(data_file(config.data), recorded, "data")
-        for path, entry in zip(config.sessions, recorded.get("sessions", [])):
-            self._check_source(Path(path), entry, "sessions")
-
-    def _check_source(self, path: Path, recorded: dict, setting: str) -> None:
-        if not path.is_file():
-            raise RunError(f"{path}, a data file of {self.path}, is missing (moved or deleted?); "
-                           f"put it back, or set \"{setting}\" in {self.path / self.CONFIG} to "
-                           "where it is now")
-        now = fingerprint(path)
-        if now != {key: recorded[key] for key in now}:
-            raise RunError(f"{path} has changed since {self.path} was fitted on it (then "
-                           f"{recorded['bytes']} bytes, SHA-256 {recorded['sha256'][:12]}..., now "
-                           f"{now['bytes']} bytes, {now['sha256'][:12]}...); restore that file or "
-                           "fit a new run")
+        fitted (:func:`check_source_record`); a run folder without ``source.json`` (its data not
+        a file, or saved before pyrolf kept one) passes."""
+        if self.has(self.SOURCE):
+            check_source_record(config, self.read_json(self.SOURCE), str(self.path),
+                                str(self.path / self.CONFIG), "fit a new run")
 
     def check_fitted(self, data: dict, modules: dict, given: bool) -> None:
         """Raise :class:`RunError` if the data a run is given (``given``) or reloads from its
@@ -346,14 +333,51 @@ class RunFolder:
         self.write_atomically(self.HISTORY, write)
 
 
-def absolute_paths(config: Config) -> Config:
-    """``config`` with its file and folder paths (``data`` when it names a spike file,
-    ``sessions``, ``data_dir``, ``targets``, ``init_from``) absolute, so that its run folder works
-    from any directory."""
+def source_record(config: Config) -> dict | None:
+    """What ``source.json`` records of the data files of ``config`` (paths absolute): the path,
+    size and SHA-256 of ``data`` and of each of ``sessions``; ``None`` where ``data`` names no
+    file."""
+    source = data_file(config.data)
+    if source is None or not source.is_file():
+        return None
+    sessions = [{"path": str(path), **fingerprint(Path(path))} for path in config.sessions]
+    return {"path": str(source), **fingerprint(source),
+            **({"sessions": sessions} if sessions else {})}
+
+
+def check_source_record(config: Config, recorded: dict, owner: str, settings: str,
+                        instead: str) -> None:
+    """Raise :class:`RunError` if a data file of ``config`` is missing or other than
+    ``recorded`` (:func:`source_record`) says. The message names the files' ``owner`` (a run
+    folder, a sweep), the ``settings`` that hold their paths, and what to do ``instead`` of
+    restoring a changed file."""
+    files = [(data_file(config.data), recorded, "data"),
+             *((Path(path), entry, "sessions")
+               for path, entry in zip(config.sessions, recorded.get("sessions", [])))]
+    for path, entry, setting in files:
+        if not path.is_file():
+            raise RunError(f"{path}, a data file of {owner}, is missing (moved or deleted?); put "
+                           f"it back, or set \"{setting}\" in {settings} to where it is now")
+        now = fingerprint(path)
+        if now != {key: entry[key] for key in now}:
+            raise RunError(f"{path} has changed since {owner} was fitted on it (then "
+                           f"{entry['bytes']} bytes, SHA-256 {entry['sha256'][:12]}..., now "
+                           f"{now['bytes']} bytes, {now['sha256'][:12]}...); restore that file "
+                           f"or {instead}")
+
+
+def kept_config(config: Config) -> Config:
+    """``config`` as a run folder (or a sweep) keeps it: its file and folder paths (``data`` when
+    it names a file, ``sessions``, ``data_dir``, ``targets``, ``init_from``) absolute, so that it
+    works from any directory, and its sessions' names fixed (``session_names``: their files'
+    stems now), so that a session keeps its name when its file is moved or renamed."""
     paths = {"data": data_file(config.data), "data_dir": config.data_dir, "targets": config.targets,
              "init_from": config.init_from}
     absolute = {name: _absolute(path) for name, path in paths.items() if path is not None}
-    return config.replace(**absolute, sessions=[_absolute(path) for path in config.sessions])
+    names = config.session_names or (session_names([config.data, *config.sessions])
+                                     if config.sessions else [])
+    return config.replace(**absolute, sessions=[_absolute(path) for path in config.sessions],
+                          session_names=names)
 
 
 def _absolute(path) -> str:

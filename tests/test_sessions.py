@@ -84,6 +84,8 @@ def test_session_names_are_file_stems_made_unique():
       "b": counts(1, 6, 4, bin_size=0.02, extra={"unit_ids": np.arange(4)})},
      "session b has bins of 20 ms but a of 10 ms"),
     ({"a": counts(0, 6, 4), "b": counts(1, 6, 4, extra={"nlb": None})}, "NLB data"),
+    ({"a": counts(0, 6, 4), "b": counts(1, 6, 5), "c": counts(0, 6, 4)},
+     "sessions a and c hold the same counts"),
 ])
 def test_sessions_that_cannot_share_a_model_are_refused_in_one_line(sessions, fragment):
     with pytest.raises(DataError, match=fragment) as error:
@@ -281,12 +283,25 @@ def test_on_a_gpu_sessions_train_through_their_views_with_graphs_as_without(two)
     (dict(sessions=["lorenz"]), "'lorenz' is not one"),
     (dict(data="mc_maze", sessions=["b.npz"]), "'mc_maze' is not one"),
     (dict(sessions=["b.npz", "b.npz"]), "session b.npz is given twice"),
+    (dict(sessions=["b.npz", "./a.npz"]), r"session ./a.npz is given twice \(a.npz is that"),
+    (dict(sessions=["b.npz"], session_names=["a", "a"]), "session_names must give 2 different"),
+    (dict(sessions=["b.npz"], session_names=["a"]), "session_names must give 2 different"),
+    (dict(session_names=["a"]), "give sessions too"),
 ])
 def test_bad_sessions_settings_are_one_line(settings, fragment):
     with pytest.raises(ConfigError, match=fragment):
         Config(**{"data": "a.npz", **settings})
     assert Config.from_dict(Config(data="a.npz", sessions=("b.npz",)).to_dict()).sessions == [
         "b.npz"]
+
+
+def test_one_recording_given_twice_through_a_link_is_refused(tmp_path):
+    """A link (or a copy, refused by its counts) made one recording two sessions (found by a
+    hostile walkthrough)."""
+    (tmp_path / "a.npz").write_bytes(b"")
+    (tmp_path / "link.npz").symlink_to(tmp_path / "a.npz")
+    with pytest.raises(ConfigError, match="link.npz is given twice"):
+        Config(data=str(tmp_path / "a.npz"), sessions=[str(tmp_path / "link.npz")])
 
 
 @pytest.fixture(scope="module")
@@ -322,7 +337,7 @@ def test_a_run_of_two_sessions_fits_resumes_scores_infers_and_diagnoses_each(
     assert code == 0, err
     assert "session a: co_bps=" in out and "session b: co_bps=" in out
     saved = json.loads((run / "config.json").read_text())
-    assert saved["sessions"] == [str(recordings["b"])]
+    assert saved["sessions"] == [str(recordings["b"])] and saved["session_names"] == ["a", "b"]
     assert [entry["path"] for entry in json.loads((run / "source.json").read_text())[
         "sessions"]] == [str(recordings["b"])]
     code, _, err = run_cli(["fit", "--resume", run, "--epochs", "3", "--quiet"], monkeypatch,
@@ -383,6 +398,11 @@ def test_a_run_of_two_sessions_fits_resumes_scores_infers_and_diagnoses_each(
         code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
         assert_one_line_error(code, err, f"{recordings['b']}, a data file of {run}, is missing",
                               '"sessions"')
+        # followed with a file of another name: the session keeps its name (it took the stem's)
+        (run / "config.json").write_text(json.dumps({**saved, "sessions": [str(moved)]}))
+        code, out, err = run_cli(["evaluate", run], monkeypatch, capsys)
+        assert code == 0 and "session b: co_bps=" in out, err
+        assert set(json.loads((run / "metrics.json").read_text())["sessions"]) == {"a", "b"}
     finally:
         shutil.move(moved, recordings["b"])
 

@@ -18,6 +18,7 @@ import torch
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import lorenz_dataset, save_spike_file
 from pyrolf.sweep import search_space
+from pyrolf.sweep.settings import sweep_settings
 from pyrolf.sweep.tune import BEST_SCORE, SCORE, score_run
 from test_cli import assert_one_line_error, run_cli
 
@@ -96,6 +97,14 @@ def test_other_sweep_refusals_are_one_line(spike_file, tmp_path, monkeypatch, ca
     code, _, err = run_cli(["sweep", "--trials", 2, "--scheduler", "pbt", "--space", space],
                            monkeypatch, capsys)
     assert_one_line_error(code, err, "pbt needs")
+    space = tmp_path / "broken.json"
+    space.write_text("{")
+    code, _, err = run_cli(["sweep", "--trials", 2, "--space", space], monkeypatch, capsys)
+    assert_one_line_error(code, err, f"search-space file {space} is not valid JSON")
+    code, _, err = run_cli(["sweep", "--trials", 2, "--max-concurrent", 0], monkeypatch, capsys)
+    assert_one_line_error(code, err, "--max-concurrent")
+    with pytest.raises(ConfigError, match="--max-concurrent must be at least 1"):
+        sweep_settings(Config(), 2, concurrent=0)
 
 
 def test_search_space_overrides():
@@ -109,15 +118,59 @@ def test_search_space_overrides():
         search_space({"latent_dim": [8, 12]}, Config(latent_dim=8, channels=8))
 
 
+def in_process_trial(monkeypatch, config, folder, trial="trial0"):
+    """One trial of a sweep run in this process, Ray's calls stood in for; its run folder."""
+    from types import SimpleNamespace
+
+    from pyrolf.data import load_config_data
+    from pyrolf.sweep import tune as sweep_tune
+
+    monkeypatch.setattr(sweep_tune.tune, "get_context",
+                        lambda: SimpleNamespace(get_trial_id=lambda: trial))
+    monkeypatch.setattr(sweep_tune.tune, "get_checkpoint", lambda: None)
+    monkeypatch.setattr(sweep_tune.tune, "report", lambda *args, **kwargs: None)
+    sweep_tune.train_trial({}, base=config.to_dict(), data=load_config_data(config),
+                           folder=str(folder), threads=1)
+    return folder / "trials" / trial
+
+
+def test_a_trials_folder_records_its_data_and_refuses_a_changed_file(
+        spike_file, tmp_path, monkeypatch, capsys):
+    """Trial folders (and so best/) kept no source.json or fitted.json: a data file changed
+    after the sweep was scored and trained on without a word (found by a hostile walkthrough)."""
+    data = tmp_path / "day.h5"
+    data.write_bytes(spike_file.read_bytes())
+    config = Config(data=str(data), **{**TINY, "epochs": 1})
+    run = in_process_trial(monkeypatch, config, tmp_path / "sweep")
+    source = json.loads((run / "source.json").read_text())
+    assert source["path"] == str(data) and source["bytes"] == data.stat().st_size
+    assert json.loads((run / "fitted.json").read_text())["data"]["shapes"] == [[24, 12, 10]]
+    code, out, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert code == 0 and "co_bps=" in out, err
+
+    save_spike_file(data, lorenz_dataset(seed=3, n_conditions=4, trials_per_condition=6,
+                                         n_bins=12, n_neurons=10, n_heldout=2))
+    metrics = (run / "metrics.json").read_text()
+    for command in (["evaluate", run], ["fit", "--resume", run, "--epochs", 2]):
+        code, _, err = run_cli(command, monkeypatch, capsys)
+        assert_one_line_error(code, err, f"{data} has changed since {run} was fitted on it")
+    assert (run / "metrics.json").read_text() == metrics
+
+
 @pytest.mark.slow
 def test_asha_sweep_writes_the_table_and_a_best_run_with_its_score(
         local_ray, spike_file, tmp_path, monkeypatch, capsys):
-    code, out, err = run_cli(sweep_args(tmp_path, spike_file, 4) + ["--scheduler", "asha"],
-                             monkeypatch, capsys)
+    code, out, err = run_cli(sweep_args(tmp_path, spike_file, 4) + [
+        "--scheduler", "asha", "--max-concurrent", 1], monkeypatch, capsys)
     assert code == 0, err
     folder = tmp_path / "sweep"
     rows = read_results(folder)
     assert len(rows) == 4 and {row["status"] for row in rows} == {"TERMINATED"}
+    # one trial at a time (Ray sees 2 CPUs): each starts (config.json) after the last one's
+    # last checkpoint
+    spans = sorted((os.stat(trial / "config.json").st_mtime, os.stat(trial / "checkpoint.pt")
+                    .st_mtime) for trial in (folder / "trials").iterdir())
+    assert all(start >= end for (_, end), (start, _) in zip(spans, spans[1:])), spans
     assert {int(row["latent_dim"]) for row in rows} <= {4, 8}
     best = max(rows, key=lambda row: float(row[BEST_SCORE]))
     assert best == rows[0]  # best first
@@ -160,6 +213,19 @@ def test_an_interrupted_sweep_resumes(local_ray, spike_file, tmp_path, monkeypat
     assert code == 0, err
     assert "did not finish" in out and f"--resume {folder}" in out
     assert (folder / "results.csv").exists() and not (folder / "best").exists()
+
+    # the data changed meanwhile: refused, as a run folder's are, until they are put back
+    original = spike_file.read_bytes()
+    try:
+        save_spike_file(spike_file, lorenz_dataset(seed=3, n_conditions=4, trials_per_condition=6,
+                                                   n_bins=12, n_neurons=10, n_heldout=2))
+        code, _, err = run_cli(["sweep", "--resume", folder], monkeypatch, capsys)
+        # the module's Ray, still up, may print late lines of the interrupted trials
+        assert code == 1 and "Traceback" not in err
+        assert (f"error: {spike_file} has changed since the sweep {folder} was fitted on it"
+                in err and "start a new sweep" in err)
+    finally:
+        spike_file.write_bytes(original)
 
     code, out, err = run_cli(["sweep", "--resume", folder], monkeypatch, capsys)
     assert code == 0, err

@@ -119,22 +119,14 @@ def test_a_sweep_from_a_run_must_keep_its_network_settings(source_run, spike_fil
 def test_a_sweeps_trial_starts_from_the_runs_weights_as_a_fit_does(source_run, spike_file,
                                                                     tmp_path, monkeypatch):
     """A trial of a sweep with init_from trained from fresh weights (found by a hostile
-    walkthrough); here one trial runs in this process, Ray's calls stood in for, with a
+    walkthrough); here one trial runs in this process (Ray's calls stood in for), with a
     learning rate too small to move the weights."""
-    from types import SimpleNamespace
+    from test_sweep import in_process_trial
 
-    from pyrolf.sweep import tune as sweep_tune
-
-    monkeypatch.setattr(sweep_tune.tune, "get_context",
-                        lambda: SimpleNamespace(get_trial_id=lambda: "trial0"))
-    monkeypatch.setattr(sweep_tune.tune, "get_checkpoint", lambda: None)
-    monkeypatch.setattr(sweep_tune.tune, "report", lambda *args, **kwargs: None)
     config = Config(data=str(spike_file), init_from=str(source_run), epochs=1, eval_every=1,
                     lr=1e-12, lr_final=1e-12, **SMALL)
-    data = pyrolf.data.load_config_data(config)
-    sweep_tune.train_trial({}, base=config.to_dict(), data=data, folder=str(tmp_path), threads=1)
-    trained = torch.load(tmp_path / "trials" / "trial0" / "checkpoint.pt",
-                         weights_only=False)["flow"]
+    trial = in_process_trial(monkeypatch, config, tmp_path)
+    trained = torch.load(trial / "checkpoint.pt", weights_only=False)["flow"]
     source = torch.load(source_run / "best.pt", weights_only=False)["flow"]
     own = per_neuron(config)
     for name, value in trained.items():

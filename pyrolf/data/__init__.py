@@ -48,11 +48,12 @@ def load_config_data(config) -> SpikeData | Sessions:
     ``config.forward_bins`` bins of each trial held back from the encoder (see
     :func:`hold_forward_bins`); with ``config.sessions``, ``data`` and each of them read with the
     same settings and gathered (:func:`pyrolf.data.sessions.gather_sessions`), named by
-    :func:`~pyrolf.data.sessions.session_names`."""
+    ``config.session_names`` or else :func:`~pyrolf.data.sessions.session_names`."""
     if config.sessions:
         paths = [config.data, *config.sessions]
-        return gather_sessions({name: load_config_data(config.replace(data=path, sessions=[]))
-                               for name, path in zip(session_names(paths), paths)})
+        names = config.session_names or session_names(paths)
+        return gather_sessions({name: load_config_data(config.alone(path))
+                               for name, path in zip(names, paths)})
     return hold_forward_bins(_source_data(config), config.forward_bins)
 
 

@@ -93,8 +93,8 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
     """The sessions as :class:`Sessions`, after checking that one model can take them all.
 
     Raises:
-        DataError: fewer than two sessions, or sessions that differ in bins per trial, forward
-            bins or bin size (where their sources say it: a spike file, which stores none, takes
+        DataError: fewer than two sessions, two that hold the same counts, or sessions that
+            differ in bins per trial, forward bins or bin size (where their sources say it: a spike file, which stores none, takes
             the others'), or NLB data (nlb_tools scores one dataset at a time).
     """
     if len(sessions) < 2:
@@ -110,6 +110,13 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
                 raise DataError(f"session {name} has {value} {what} but {names[0]} has "
                                 f"{expected}; sessions share one window and one bin size "
                                 "(--window, --bin)")
+    for index, (name, data) in enumerate(sessions.items()):
+        twin = next((other for other, earlier in list(sessions.items())[:index]
+                     if earlier.spikes.shape == data.spikes.shape
+                     and np.array_equal(earlier.spikes, data.spikes)), None)
+        if twin is not None:
+            raise DataError(f"sessions {twin} and {name} hold the same counts: one recording "
+                            "given twice (a copy, a link?); give each session once")
     binned = [(name, data.known_bin_size) for name, data in sessions.items()
               if data.known_bin_size is not None]
     for name, size in binned[1:]:

@@ -4,8 +4,10 @@ co-bps every ``eval_every`` epochs, a results table, and the best trial's run fo
 A sweep folder holds::
 
     sweep.json     the settings the sweep started with (base config, search space, scheduler...)
+                   and its data's fingerprints (``source``, ``data``; checked by --resume)
     tune/          Ray Tune's experiment state and the trials' checkpoints (what --resume reads)
-    trials/ID/     one pyrolf run folder per trial (config, checkpoints, best.pt, history.csv)
+    trials/ID/     one pyrolf run folder per trial (config, checkpoints, best.pt, history.csv,
+                   source.json and fitted.json)
     results.csv    one row per trial, best first: score, epochs, hyperparameters, run folder
     best/          a copy of the best trial's run folder, with metrics.json
 
@@ -44,10 +46,13 @@ from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
 
 from pyrolf.config import Config
 from pyrolf.data import Sessions, SpikeData, load_config_data
-from pyrolf.messages import note
+from pyrolf.data.files import spikes_fingerprint
+from pyrolf.data.sessions import session_list
 from pyrolf.inference.svi import Trainer, TrainingDiverged
-from pyrolf.pipeline import _save, check_device, evaluate_run, load_run, starting_flow
-from pyrolf.runs import RunFolder
+from pyrolf.messages import note
+from pyrolf.pipeline import (_save, check_device, evaluate_run, fitted_record, load_run,
+                             starting_flow)
+from pyrolf.runs import RunError, RunFolder, check_source_record, source_record
 from pyrolf.sweep import SweepError
 from pyrolf.sweep.settings import sweep_settings
 from pyrolf.sweep.space import Dimension, mutable, search_space
@@ -78,10 +83,12 @@ def score_run(run_dir, data: SpikeData | Sessions | None = None) -> float:
 
 
 def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions, folder: str,
-                threads: int) -> None:
+                threads: int, fingerprint: dict | None = None) -> None:
     """One trial: train the config ``base`` + ``hyperparameters`` on ``data`` into the run folder
     ``folder/trials/TRIAL_ID``, reporting to Ray Tune at every validation; from
-    ``init_from``'s weights where the config names a run, as ``pyrolf fit`` starts.
+    ``init_from``'s weights where the config names a run, as ``pyrolf fit`` starts. The folder
+    records its data as a fit's does (``source.json``, ``fitted.json``; ``fingerprint``: the
+    data's, where known), so a changed data file is refused there as in any run folder.
 
     A trial that starts from a Ray checkpoint (a resumed sweep, or population-based training
     handing it another trial's weights) continues from it."""
@@ -93,12 +100,12 @@ def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions
     pyro.set_rng_seed(config.seed)
     run = RunFolder(Path(folder) / TRIALS / tune.get_context().get_trial_id())
     run.path.mkdir(parents=True, exist_ok=True)
-    trainer = SweepTrainer(starting_flow(config, data), data, config,
-                           on_checkpoint=partial(_report, run))
+    flow = starting_flow(config, data)
+    trainer = SweepTrainer(flow, data, config, on_checkpoint=partial(_report, run))
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         _restore(trainer, run, checkpoint)
-    run.write_json(RunFolder.CONFIG, config.to_dict())
+    run.record(config, fitted_record(data, flow, fingerprint))
     try:
         trainer.fit(progress=False)
     except TrainingDiverged:
@@ -148,22 +155,27 @@ class SweepResult:
 
 def run_sweep(folder, config: Config, trials: int, scheduler: str = "asha",
               space: dict | None = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0,
-              address: str | None = None) -> SweepResult:
+              address: str | None = None, concurrent: int | None = None) -> SweepResult:
     """Sweep ``trials`` configs drawn from the search space (``space``: overrides of
     :data:`~pyrolf.sweep.space.SEARCH_SPACE`) around ``config`` with ASHA early stopping or
-    population-based training, and write ``folder`` (see the module's docstring).
+    population-based training, at most ``concurrent`` at once (``None``: as many as the
+    resources take), and write ``folder`` (see the module's docstring).
 
     Without ``address`` Ray starts on this machine (unless it is already running in this
     process); with it, the sweep joins that Ray cluster. Bad settings raise
     :class:`~pyrolf.config.ConfigError` before Ray starts."""
     folder = Path(folder)
-    settings = sweep_settings(config, trials, scheduler, space, cpus_per_trial, gpus_per_trial)
+    settings = sweep_settings(config, trials, scheduler, space, cpus_per_trial, gpus_per_trial,
+                              concurrent)
     if (folder / SETTINGS).exists():
         raise SweepError(f"{folder} already holds a sweep; continue it with "
                          f"'pyrolf sweep --resume {folder}' or choose another --out")
     base = Config.from_dict(settings["config"])
     dimensions = search_space(settings["space"], base)
     data = load_config_data(base)
+    # what the trials are fitted on, checked again by --resume (as a run folder's source.json
+    # and fitted.json)
+    settings.update(source=source_record(base), data=spikes_fingerprint(session_list(data)))
     with _connected(address):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
@@ -172,7 +184,7 @@ def run_sweep(folder, config: Config, trials: int, scheduler: str = "asha",
             param_space={name: dimension.domain() for name, dimension in dimensions.items()},
             tune_config=tune.TuneConfig(metric=SCORE, mode="max", num_samples=trials,
                                         scheduler=_scheduler(settings, dimensions),
-                                        reuse_actors=True),
+                                        max_concurrent_trials=concurrent, reuse_actors=True),
             run_config=tune.RunConfig(
                 name=EXPERIMENT, storage_path=str(folder.resolve()),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=4)))
@@ -190,11 +202,28 @@ def resume_sweep(folder, address: str | None = None) -> SweepResult:
         raise SweepError(f"{folder} holds no sweep to resume; give the folder 'pyrolf sweep' "
                          "wrote (it has sweep.json and tune/)")
     settings = json.loads((folder / SETTINGS).read_text())
-    data = load_config_data(Config.from_dict(settings["config"]))
+    data = _sweep_data(folder, settings)
     with _connected(address):
         tune.Tuner.restore(str(experiment), _trainable(settings, folder, data),
                            resume_unfinished=True, resume_errored=True).fit()
     return _summarise(folder, settings, data)
+
+
+def _sweep_data(folder: Path, settings: dict) -> SpikeData | Sessions:
+    """The data of the sweep in ``folder`` (``settings``: its ``sweep.json``), checked to be
+    those it started on (a sweep that recorded them).
+
+    Raises:
+        RunError: a data file missing or changed, or the data loaded are others."""
+    config = Config.from_dict(settings["config"])
+    owner, where = f"the sweep {folder}", f'the "config" of {folder / SETTINGS}'
+    if settings.get("source"):
+        check_source_record(config, settings["source"], owner, where, "start a new sweep")
+    data = load_config_data(config)
+    if settings.get("data") not in (None, spikes_fingerprint(session_list(data))):
+        raise RunError(f"{owner} was fitted on other data than {where} loads now; give it "
+                       "those or start a new sweep")
+    return data
 
 
 @contextmanager
@@ -236,7 +265,8 @@ def _trainable(settings: dict, folder: Path, data: SpikeData | Sessions):
     """:func:`train_trial` with the shared settings and data bound, and its resources."""
     cpus, gpus = settings["cpus_per_trial"], settings["gpus_per_trial"]
     trainable = tune.with_parameters(train_trial, base=settings["config"], data=data,
-                                     folder=str(folder.resolve()), threads=max(1, int(cpus)))
+                                     folder=str(folder.resolve()), threads=max(1, int(cpus)),
+                                     fingerprint=settings.get("data"))
     return tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus})
 
 
