@@ -583,6 +583,7 @@ def write_nwb(path, units=None, series=None, voltages=False, length=0.8):
     ("lorenz", ["--align", "stim_on_time"], ["only own recordings", "align", "'lorenz'"]),
     ("spike_file", ["--window", "0,1"], ["holds binned counts", "window"]),
     ("spike_file", ["--behavior", "hand_vel"], ["holds binned counts", "behavior"]),
+    ("spike_file", ["--bin", "20"], ["holds binned counts", "bin_size_ms"]),
     ("lorenz", ["--behavior", "hand_vel"], ["only own recordings", "behavior"]),
     ("session", ["--behavior", "eye_pos"],
      ["--behavior eye_pos", "no TimeSeries named 'eye_pos'", "its series: behavior/hand_vel"]),

@@ -14,7 +14,7 @@ from pyro.infer import Trace_ELBO
 
 import pyrolf
 from pyrolf.config import Config, ConfigError
-from pyrolf.data import load_config_data
+from pyrolf.data import load_config_data, save_spike_file
 from pyrolf.data.recording_synthetic import simulate_recording, write_spike_times_npz
 from pyrolf.data.sessions import (gather_sessions, session_data, session_list, session_names,
                                   shared_bin_size)
@@ -324,6 +324,22 @@ def test_recordings_of_several_sessions_are_each_read_as_alone(recordings):
         assert own.extra["trial_table"].keys() == alone.extra["trial_table"].keys()
         np.testing.assert_array_equal(own.extra["trial_table"]["outcome"],
                                       alone.extra["trial_table"]["outcome"])
+
+
+def test_among_recordings_a_spike_file_takes_none_of_the_settings_that_cut_them(
+        recordings, tmp_path):
+    """A spike file beside recordings refused every window and bin (found by a hostile
+    walkthrough): they cut the recordings, and the file keeps its own bins."""
+    binned = tmp_path / "binned.h5"
+    save_spike_file(binned, counts(3, 20, 6, bins=50))
+    config = Config(data=str(recordings["a"]), sessions=[str(binned)], align="stim_on_time",
+                    window="-0.2,0.8", bin_size_ms=20)
+    both = load_config_data(config)
+    np.testing.assert_array_equal(session_data(both, "binned").spikes,
+                                  load_config_data(Config(data=str(binned))).spikes)
+    assert session_data(both, "a").n_bins == 50 and shared_bin_size(session_list(both)) == 0.02
+    with pytest.raises(DataError, match="session binned has 50 bins per trial but a has 100"):
+        load_config_data(config.replace(bin_size_ms=None))
 
 
 def test_a_run_of_two_sessions_fits_resumes_scores_infers_and_diagnoses_each(

@@ -48,12 +48,18 @@ def load_config_data(config) -> SpikeData | Sessions:
     ``config.forward_bins`` bins of each trial held back from the encoder (see
     :func:`hold_forward_bins`); with ``config.sessions``, ``data`` and each of them read with the
     same settings and gathered (:func:`pyrolf.data.sessions.gather_sessions`), named by
-    ``config.session_names`` or else :func:`~pyrolf.data.sessions.session_names`."""
+    ``config.session_names`` or else :func:`~pyrolf.data.sessions.session_names`. Among
+    recordings, a binned spike file is read without the settings that cut and bin spike times
+    (:data:`CUTTING`): they are the recordings'."""
     if config.sessions:
         paths = [config.data, *config.sessions]
         names = config.session_names or session_names(paths)
-        return gather_sessions({name: load_config_data(config.alone(path))
-                               for name, path in zip(names, paths)})
+        binned = [_binned(path) for path in paths]
+        mixed = not all(binned)
+        return gather_sessions({
+            name: load_config_data(config.alone(path, **(_uncut(config) if mixed and own
+                                                          else {})))
+            for name, path, own in zip(names, paths, binned)})
     return hold_forward_bins(_source_data(config), config.forward_bins)
 
 
@@ -76,13 +82,31 @@ def hold_forward_bins(data: SpikeData, n_forward: int) -> SpikeData:
     return data
 
 
+#: the settings that cut and bin a recording's spike times and behaviour
+CUTTING = (*TRIAL_OPTIONS, *CHOP_OPTIONS, "behavior", "behavior_lag_ms", "bin_size_ms")
+
+
+def _binned(name: str) -> bool:
+    """Whether ``name`` is a binned spike file (not a recording; see
+    :func:`~pyrolf.data.recordings.recording_format`)."""
+    path = data_file(name)
+    return path is not None and path.is_file() and recording_format(path) is None
+
+
+def _uncut(config) -> dict:
+    """The settings of :data:`CUTTING` at their defaults."""
+    from pyrolf.config import Config  # pyrolf.config imports pyrolf.data
+
+    return {name: getattr(Config(), name) for name in config.changed(CUTTING)}
+
+
 def _source_data(config) -> SpikeData:
     """The data a :class:`~pyrolf.config.Config` names, as their source gives them."""
     path = data_file(config.data)
     if path is not None:
         if recording_format(path) is not None:
             return load_recording(path, config)
-        cutting = config.changed((*TRIAL_OPTIONS, *CHOP_OPTIONS, "behavior"))
+        cutting = config.changed(CUTTING)
         if cutting:
             raise DataError(f"{path} holds binned counts, so {', '.join(cutting)} cannot apply; "
                             "they cut and bin the spike times and behaviour of recordings (.nwb "
