@@ -14,7 +14,8 @@ import torch
 
 from pyrolf.caller_state import keeps_caller_state
 from pyrolf.config import Config, ConfigError
-from pyrolf.data import SpikeData, data_file, hold_forward_bins, load_config_data
+from pyrolf.data import (SpikeData, data_file, hold_forward_bins, load_config_data,
+                         session_files)
 from pyrolf.data.files import check_counts, check_data, spikes_fingerprint
 from pyrolf.data.sessions import (Sessions, gather_sessions, session_data, session_list,
                                   shared_bin_size)
@@ -596,6 +597,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     if isinstance(data, SpikeData):
         loaded = dataclasses.replace(data, spikes=check_counts(f"the data ({data.name})",
                                                                data.spikes))
+    files = {}  # the files of the run's own sessions, by name, where its config names them
     if isinstance(run, FitResult):
         flow, config, own = run.flow, run.config, run.data
         record = {key: run.metrics[key] for key in WEIGHTS_RECORD}
@@ -605,6 +607,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
         loaded = None
     else:
         flow, config, own, record = _load_run(run)
+        files = session_files(config)
     device = device or config.device
     check_device(device)
     views = _session_views(flow, own, session, required=data is not None)
@@ -624,6 +627,10 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
         dataset = infer_trials(view.to(device), trials, samples, config.to_dict(), device,
                                progress=progress)
         dataset.attrs.update(record)
+        if isinstance(data, str):
+            dataset.attrs["source"] = str(data_file(data).absolute()) if data_file(data) else data
+        elif trials is mine and files:
+            dataset.attrs["source"] = files[name] if name is not None else config.data
         if name is not None:
             dataset.attrs["session"] = name
         inferred[name] = trials, dataset

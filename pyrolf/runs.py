@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pyrolf.config import Config, ConfigError
-from pyrolf.data import data_file, session_names
+from pyrolf.data import data_file, session_files
 from pyrolf.data.files import fingerprint
 from pyrolf.messages import note
 
@@ -374,8 +374,7 @@ def kept_config(config: Config) -> Config:
     paths = {"data": data_file(config.data), "data_dir": config.data_dir, "targets": config.targets,
              "init_from": config.init_from}
     absolute = {name: _absolute(path) for name, path in paths.items() if path is not None}
-    names = config.session_names or (session_names([config.data, *config.sessions])
-                                     if config.sessions else [])
+    names = list(session_files(config)) if config.sessions else []
     return config.replace(**absolute, sessions=[_absolute(path) for path in config.sessions],
                           session_names=names)
 

@@ -265,8 +265,13 @@ def test_a_file_of_some_trials_gets_the_rates_the_run_gives_them(small_run, tmp_
         out = tmp_path / f"{kind}.nc"
         code, _, err = run_cli(["infer", small_run.path, "--data", path, "--samples", samples,
                                 "--out", out, "--quiet"], monkeypatch, capsys)
-        assert code == 0 and err == "", err  # --quiet: no progress bar
+        assert code == 0, err
+        # --quiet: no progress bar; the reading of the held-in neurons noted
+        assert err == ("" if kind == "all" else "note: the data's 8 neurons are read as the run's "
+                       "8 held-in ones (in the run order); the held-out ones' rates are inferred "
+                       "from them\n"), err
         new = xr.open_dataset(out)
+        assert new.attrs["source"] == str(path)
         np.testing.assert_array_equal(new["trial"], np.arange(4))
         assert set(new["split"].values) == {"new"}
         np.testing.assert_array_equal(new["heldout"], data.heldout)

@@ -376,7 +376,7 @@ def test_a_run_of_two_sessions_fits_resumes_scores_infers_and_diagnoses_each(
     own = {name: xr.open_dataset(run / f"inferred-{name}.nc") for name in ("a", "b")}
     assert own["a"].sizes["neuron"] == 12 and own["b"].sizes["neuron"] == 9
     assert own["b"].sizes["trial"] == 30 and "outcome" in own["b"].coords
-    assert own["b"].attrs["session"] == "b"
+    assert own["b"].attrs["session"] == "b" and own["b"].attrs["source"] == str(recordings["b"])
     assert not (run / "inferred.nc").exists()
 
     code, _, err = run_cli(["infer", run, "--data", recordings["b"], "--quiet"], monkeypatch,

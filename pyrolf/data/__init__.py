@@ -52,15 +52,21 @@ def load_config_data(config) -> SpikeData | Sessions:
     recordings, a binned spike file is read without the settings that cut and bin spike times
     (:data:`CUTTING`): they are the recordings'."""
     if config.sessions:
-        paths = [config.data, *config.sessions]
-        names = config.session_names or session_names(paths)
-        binned = [_binned(path) for path in paths]
-        mixed = not all(binned)
+        paths = session_files(config)
+        binned = {name: _binned(path) for name, path in paths.items()}
+        mixed = not all(binned.values())
         return gather_sessions({
-            name: load_config_data(config.alone(path, **(_uncut(config) if mixed and own
+            name: load_config_data(config.alone(path, **(_uncut(config) if mixed and binned[name]
                                                           else {})))
-            for name, path, own in zip(names, paths, binned)})
+            for name, path in paths.items()})
     return hold_forward_bins(_source_data(config), config.forward_bins)
+
+
+def session_files(config) -> dict[str, str]:
+    """The files of a :class:`~pyrolf.config.Config`'s sessions (``data``, then ``sessions``) by
+    name: ``config.session_names``, or else :func:`~pyrolf.data.sessions.session_names`."""
+    paths = [config.data, *config.sessions]
+    return dict(zip(config.session_names or session_names(paths), paths))
 
 
 def hold_forward_bins(data: SpikeData, n_forward: int) -> SpikeData:
@@ -130,5 +136,5 @@ def _source_data(config) -> SpikeData:
 __getattr__, __dir__ = lazy_names(globals(), {"nlb": ("load_nlb",)})
 
 
-__all__ = ["DANDISETS", "DataError", "Sessions", "SpikeData", "event_locked_dataset", "data_file", "hold_forward_bins", "load_config_data", "load_data", "load_nlb", "load_recording", "load_spike_file", "lorenz_dataset",
+__all__ = ["DANDISETS", "DataError", "Sessions", "SpikeData", "event_locked_dataset", "data_file", "hold_forward_bins", "load_config_data", "load_data", "session_files", "load_nlb", "load_recording", "load_spike_file", "lorenz_dataset",
            "save_spike_file"]

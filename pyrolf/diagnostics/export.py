@@ -123,22 +123,26 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
     """The trials of ``data`` laid out on a run's neurons (``heldout`` ``(neurons,)``, the run's
     flags, held-in neurons where ``False``; ``unit_ids`` ``(neurons,)``, the run's unit ids, or
     ``None``): data with all the run's neurons are taken in the run's order; data with exactly
-    the run's held-in neurons fill those (the held-out ones, which the encoder never reads, are
-    zeros, and the run's ``unit_ids`` name them). Where both the run and ``data`` have unit ids
-    (own recordings) the units are matched by id, in any order; otherwise by position. Splits:
-    NLB data keep theirs, other data have one, ``"new"``.
+    the run's held-in neurons fill those, with a note (the held-out ones, which the encoder never
+    reads, are zeros, and the run's ``unit_ids`` name them). Where both the run and ``data`` have
+    unit ids (own recordings) the units are matched by id, in any order; otherwise by position.
+    Splits: NLB data keep theirs, other data have one, ``"new"``.
 
     Raises:
         DataError: other units than the run's (one line naming the ids that differ) or, without
             unit ids, any other neuron count (one line naming both counts).
     """
     n_neurons, n_heldin = len(heldout), int((~heldout).sum())
-    if unit_ids is not None and "unit_ids" in data.extra:
+    by_id = unit_ids is not None and "unit_ids" in data.extra
+    if by_id:
         data = in_run_order(data, np.asarray(unit_ids), heldout)
     extra = data.extra
     if data.n_neurons == n_neurons:
         spikes, rates = data.spikes, data.rates
     elif data.n_neurons == n_heldin:
+        note(f"the data's {n_heldin} neurons are read as the run's {n_heldin} held-in ones "
+             f"({'matched by unit id' if by_id else 'in the run order'}); the held-out ones' "
+             "rates are inferred from them")
         spikes = np.zeros(data.spikes.shape[:2] + (n_neurons,), dtype=np.float32)
         spikes[..., ~heldout] = data.spikes
         rates = None
