@@ -429,7 +429,8 @@ def test_a_run_of_one_session_refuses_a_session_name(spike_file, tmp_path, monke
                             "--out", run, "--quiet"], monkeypatch, capsys)
     assert code == 0, err
     code, _, err = run_cli(["infer", run, "--session", "a", "--quiet"], monkeypatch, capsys)
-    assert_one_line_error(code, err, "fitted as one session; leave out --session")
+    assert_one_line_error(code, err,
+                          "the run was fitted to one session (lorenz); leave out --session")
 
 
 

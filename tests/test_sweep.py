@@ -107,6 +107,28 @@ def test_other_sweep_refusals_are_one_line(spike_file, tmp_path, monkeypatch, ca
         sweep_settings(Config(), 2, concurrent=0)
 
 
+def test_rays_own_resume_hint_is_left_out_while_a_sweep_runs():
+    """After Ctrl-C Ray printed its Tuner.restore(...) above pyrolf's 'pyrolf sweep --resume'
+    (found by a hostile walkthrough)."""
+    import logging
+
+    from pyrolf.sweep.tune import _without_rays_hints
+
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger("ray.tune.tune")
+    logger.addHandler(handler)
+    try:
+        with _without_rays_hints():
+            logger.warning("Experiment has been interrupted...\nResume experiment with: X")
+            logger.warning("another warning")
+        logger.warning("Resume experiment with: Y")
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["another warning", "Resume experiment with: Y"]
+
+
 def test_search_space_overrides():
     space = search_space({"lr": [1e-4, 1e-2], "latent_dim": [8, 12], "damping": 0.3},
                          Config(channels=4))
@@ -213,6 +235,8 @@ def test_an_interrupted_sweep_resumes(local_ray, spike_file, tmp_path, monkeypat
     assert code == 0, err
     assert "did not finish" in out and f"--resume {folder}" in out
     assert (folder / "results.csv").exists() and not (folder / "best").exists()
+    assert all(row["run_folder"] == "" or (folder / row["run_folder"]).is_dir()
+               for row in read_results(folder))
 
     # the data changed meanwhile: refused, as a run folder's are, until they are put back
     original = spike_file.read_bytes()

@@ -146,7 +146,7 @@ def session_data(data: Sessions | SpikeData, name: str) -> SpikeData:
             them).
     """
     if not isinstance(data, Sessions):
-        raise DataError(f"{data.name} was fitted as one session; leave out --session")
+        raise DataError(f"the run was fitted to one session ({data.name}); leave out --session")
     if name not in data.sessions:
         raise DataError(f"no session {name!r}; the run's sessions are {', '.join(data.sessions)}")
     return data.sessions[name]

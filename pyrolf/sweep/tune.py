@@ -188,7 +188,8 @@ def run_sweep(folder, config: Config, trials: int, scheduler: str = "asha",
             run_config=tune.RunConfig(
                 name=EXPERIMENT, storage_path=str(folder.resolve()),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=4)))
-        tuner.fit()
+        with _without_rays_hints():
+            tuner.fit()
     return _summarise(folder, settings, data)
 
 
@@ -203,10 +204,34 @@ def resume_sweep(folder, address: str | None = None) -> SweepResult:
                          "wrote (it has sweep.json and tune/)")
     settings = json.loads((folder / SETTINGS).read_text())
     data = _sweep_data(folder, settings)
-    with _connected(address):
+    with _connected(address), _without_rays_hints():
         tune.Tuner.restore(str(experiment), _trainable(settings, folder, data),
                            resume_unfinished=True, resume_errored=True).fit()
     return _summarise(folder, settings, data)
+
+
+#: Ray Tune's warnings that pyrolf says otherwise: how to resume after Ctrl-C (``Tuner.restore``;
+#: pyrolf names ``pyrolf sweep --resume``), and trials with no results yet (not started)
+RAYS_HINTS = {"ray.tune.tune": "Resume experiment with",
+              "ray.tune.analysis.experiment_analysis": "Failed to fetch metrics"}
+
+
+@contextmanager
+def _without_rays_hints():
+    """Drop :data:`RAYS_HINTS` from Ray Tune's log while the block runs."""
+    filters = {name: _dropping(text) for name, text in RAYS_HINTS.items()}
+    for name, dropped in filters.items():
+        logging.getLogger(name).addFilter(dropped)
+    try:
+        yield
+    finally:
+        for name, dropped in filters.items():
+            logging.getLogger(name).removeFilter(dropped)
+
+
+def _dropping(text: str):
+    """A log filter that drops the records whose message holds ``text``."""
+    return lambda record: text not in record.getMessage()
 
 
 def _sweep_data(folder: Path, settings: dict) -> SpikeData | Sessions:
@@ -294,9 +319,10 @@ def _scheduler(settings: dict, space: dict[str, Dimension]):
 
 def _summarise(folder: Path, settings: dict, data: SpikeData | Sessions) -> SweepResult:
     """Write ``results.csv`` from Ray Tune's record of the trials and ``best/`` from the best."""
-    trials = tune.ExperimentAnalysis(str(folder.resolve() / EXPERIMENT)).trials
+    with _without_rays_hints():
+        trials = tune.ExperimentAnalysis(str(folder.resolve() / EXPERIMENT)).trials
     names = list(search_space(settings["space"], Config.from_dict(settings["config"])))
-    rows = sorted((_row(trial, names) for trial in trials),
+    rows = sorted((_row(trial, names, folder) for trial in trials),
                   key=lambda row: -row[BEST_SCORE] if math.isfinite(row[BEST_SCORE]) else math.inf)
     with open(folder / RESULTS, "w", newline="") as handle:
         writer = csv.DictWriter(handle, list(rows[0]))
@@ -324,12 +350,13 @@ def _continued(best: RunFolder, folder: Path) -> bool:
             != trial.load(RunFolder.CHECKPOINT)["state"]["epoch"])
 
 
-def _row(trial, names: list[str]) -> dict:
-    """One line of ``results.csv``."""
+def _row(trial, names: list[str], folder: Path) -> dict:
+    """One line of ``results.csv`` (``run_folder`` empty for a trial that has none yet)."""
     last = trial.last_result or {}
+    run = f"{TRIALS}/{trial.trial_id}"
     return {"trial": trial.trial_id, BEST_SCORE: last.get(BEST_SCORE, math.nan),
             "epochs": last.get("epoch", 0), **{name: trial.config[name] for name in names},
-            "status": trial.status, "run_folder": f"{TRIALS}/{trial.trial_id}"}
+            "status": trial.status, "run_folder": run if (folder / run).is_dir() else ""}
 
 
 def _write_best(folder: Path, row: dict, data: SpikeData | Sessions) -> dict:
