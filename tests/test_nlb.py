@@ -186,8 +186,13 @@ def test_infer_names_nlb_trials_units_and_times(data_dir, tmp_path, monkeypatch,
     split = data.extra["nlb"]
     inferred = xr.open_dataset(run / "inferred.nc")
     np.testing.assert_array_equal(inferred["trial"], split.trial_ids)
-    for name, label in (("train", "train"), ("valid", "val"), ("test", "eval")):
+    for name, label in (("train", "train"), ("valid", "valid"), ("test", "eval")):
         assert set(inferred["split"].values[data.splits[name]]) == {label}
+    # NLB's own split beside pyrolf's (it had the same name; pyrolf's valid was "val"): the
+    # evaluation trials are NLB's val trials, pyrolf's valid trials some of NLB's train trials
+    assert set(inferred["nlb_split"].values[data.splits["test"]]) == {"val"}
+    assert set(inferred["nlb_split"].values[data.splits["valid"]]) == {"train"}
+    assert "valid (picks the best epoch)" in inferred["split"].attrs["description"]
     # time from the event nlb_tools aligns MC_Maze's trials to: each training trial's counts
     # are the session's 20 ms bins at move onset + time
     assert "move_onset_time" in inferred["time"].attrs["long_name"]
@@ -210,7 +215,7 @@ def test_infer_names_nlb_trials_units_and_times(data_dir, tmp_path, monkeypatch,
     np.testing.assert_array_equal(inferred["trial_type"], info.trial_type)
     np.testing.assert_allclose(inferred["move_onset_time"], info.move_onset_time.dt.total_seconds())
     assert inferred["move_onset_time"].attrs["units"] == "s"
-    assert set(inferred["split"].values) == {"train", "val", "eval"}  # pyrolf's, not trial_info's
+    assert set(inferred["split"].values) == {"train", "valid", "eval"}
     # the hand velocity nlb_tools cuts (100 ms after each bin): training trials from the train
     # tensors, evaluation trials from the targets; nothing in the forward bins
     from nlb_tools.make_tensors import make_train_input_tensors
@@ -235,7 +240,7 @@ def test_infer_names_nlb_trials_units_and_times(data_dir, tmp_path, monkeypatch,
     other = xr.open_dataset(tmp_path / "rtt.nc")
     np.testing.assert_array_equal(other["trial"], rtt.extra["nlb"].trial_ids)
     assert other.sizes["time"] == rtt.n_bins and set(other["split"].values) == {
-        "train", "val", "eval"}
+        "train", "valid", "eval"}
     assert "finger_vel" in other["behavior"].attrs["long_name"]
 
 

@@ -352,6 +352,12 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     np.testing.assert_array_equal(observed["heldout"], inferred["heldout"])
     np.testing.assert_allclose(posterior["posterior"]["time"], inferred["time"])
     assert posterior["posterior"]["time"].attrs["units"] == "s"
+    # and carries the trials' conditions, trials-table columns and the forward flags, so draws
+    # group by condition without inferred.nc
+    for name in ("target", "response_time", "split"):
+        np.testing.assert_array_equal(posterior["posterior"][name],
+                                      inferred[name].sel(trial=picked))
+    np.testing.assert_array_equal(posterior["posterior"]["forward"], inferred["forward"])
     own = load(files["nwb"], align="stim_on_time", window="-0.2,0.8",
                trials_where="outcome=correct")
     rows = [int(np.flatnonzero(correct == trial)[0]) for trial in picked]

@@ -39,8 +39,13 @@ from pyrolf.runs import RunFolder
 VARIABLES = ("z", "v", "inputs", "rates")
 #: an NLB trial's ``split`` label by its split in the data: train, pyrolf's validation tenth of
 #: the training trials, NLB's evaluation trials (other data keep their split names; trials from
-#: other data than the run's: "new")
-NLB_SPLIT_LABELS = {"train": "train", "valid": "val", "test": "eval"}
+#: other data than the run's: "new"). NLB's own split (``train``, ``val``, ``test``) is the
+#: coordinate ``nlb_split``.
+NLB_SPLIT_LABELS = {"train": "train", "valid": "valid", "test": "eval"}
+#: what ``split`` says, as its ``description``
+SPLIT_DESCRIPTION = ("pyrolf's use of the trial: train (fitted), valid (picks the best epoch), "
+                     "test, or eval for NLB's evaluation trials (scored), new (trials the run was "
+                     "not fitted on)")
 NEW_TRIALS = "new"
 #: names of the Dataset's own coordinates and variables, which no trials-table column takes
 RESERVED = {"trial", "split", "condition", "time", "forward", "neuron", "heldout", "window",
@@ -218,10 +223,11 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
     """``trial`` (:func:`trial_ids`), ``split`` and, where the data have conditions,
     ``condition`` (own recordings: the condition column's value), and the trials table's columns
     of one value per trial where the data keep them (``extra["trial_table"]``: own recordings'
-    trials table, NLB's ``trial_info``; names taken already, such as NLB's ``split``, left out):
-    coordinates along ``trial``."""
+    trials table, NLB's ``trial_info``; a name taken already gets the prefix ``nlb_``, NLB's
+    ``split`` as ``nlb_split``, or ``table_``): coordinates along ``trial``."""
     extra = data.extra
-    coords = {"trial": ("trial", trial_ids(data)), "split": ("trial", trial_splits(data))}
+    coords = {"trial": ("trial", trial_ids(data)),
+              "split": ("trial", trial_splits(data), {"description": SPLIT_DESCRIPTION})}
     if data.conditions is not None:
         condition = np.asarray(data.conditions)
         if "condition_values" in extra:
@@ -229,14 +235,15 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
             if condition.dtype == object:
                 condition = condition.astype(str)
         coords["condition"] = ("trial", condition)
+    taken = "nlb_" if "nlb" in extra else "table_"
     for name, values in extra.get("trial_table", {}).items():
         column = _trial_column(values)
-        if name not in RESERVED and column is not None:
+        if column is not None:
             attrs = {"long_name": "trials-table column"}
             if np.asarray(values).dtype.kind == "m" or (
                     column.dtype.kind == "f" and name.endswith("_time")):
                 attrs["units"] = "s"  # NWB's times (and nlb_tools' durations) are in seconds
-            coords[name] = ("trial", column, attrs)
+            coords[taken + name if name in RESERVED else name] = ("trial", column, attrs)
     return coords
 
 
@@ -251,6 +258,13 @@ def _trial_column(values: np.ndarray) -> np.ndarray | None:
     if values.dtype.kind not in "OUSM" or any(np.ndim(value) for value in values):
         return None
     return values.astype(str)
+
+
+def forward_coord(data: SpikeData) -> tuple:
+    """The ``forward`` coordinate along ``time``: whether each bin is a forward bin."""
+    return ("time", np.arange(data.n_bins) >= data.n_observed,
+            {"long_name": "forward bin: never shown to the encoder, predicted by the prior's "
+                          "dynamics alone"})
 
 
 def time_coord(data: SpikeData) -> tuple:
@@ -297,9 +311,7 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
         "neuron": ("neuron", data.neuron_ids),
         "heldout": ("neuron", np.asarray(data.heldout, dtype=bool)),
         "latent": ("latent", np.arange(summary["z"].shape[-1])),
-        "forward": ("time", bins >= data.n_observed,
-                    {"long_name": "forward bin: never shown to the encoder, predicted by the "
-                                  "prior's dynamics alone"}),
+        "forward": forward_coord(data),
     }
     variables = {}
     for name in VARIABLES:

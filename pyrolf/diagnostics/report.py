@@ -12,7 +12,7 @@ from pyrolf.config import ConfigError
 from pyrolf.data.spikes import SpikeData
 from pyrolf.diagnostics import plots
 from pyrolf.diagnostics.arviz_adapter import inference_data, with_coords, write_netcdf
-from pyrolf.diagnostics.export import time_coord, trial_ids, trial_splits
+from pyrolf.diagnostics.export import forward_coord, time_coord, trial_coords, trial_ids
 from pyrolf.diagnostics.importance import MIN_SAMPLES, importance_summary
 from pyrolf.diagnostics.posterior import PosteriorSamples, sample_posterior
 from pyrolf.diagnostics.ppc import mean_rate, ppc_summary, predictive_interval
@@ -138,9 +138,9 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray)
     scored entries (all neurons, observed bins); ``sample_stats`` ``log_weight`` (chain, draw,
     trial): the importance log-weight ``log p(x, z) - log q(z | x)`` of each draw, whence the
     k-hat, ELBO and IWELBO of ``diagnostics.json``. Labelled as ``inferred.nc`` labels them:
-    ``trial`` by :func:`~pyrolf.diagnostics.export.trial_ids` (with each trial's ``split``),
-    ``time`` by :func:`~pyrolf.diagnostics.export.time_coord`, ``neuron`` by unit id (with
-    ``heldout``)."""
+    ``trial`` with :func:`~pyrolf.diagnostics.export.trial_coords` (split, condition, the trials
+    table's columns), ``time`` by :func:`~pyrolf.diagnostics.export.time_coord` (with
+    ``forward``), ``neuron`` by unit id (with ``heldout``)."""
     groups = {
         "posterior": {"z": draws.z[None], "v": draws.v[None]},
         "posterior_predictive": {"spikes": draws.predictive_spikes[None]},
@@ -150,8 +150,9 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray)
     }
     dims = {"z": ["trial", "time", "latent"], "v": ["trial", "time", "latent"],
             "spikes": ["trial", "time", "neuron"], "log_weight": ["trial"]}
-    coords = {"trial": ("trial", trial_ids(data)[trials]),
-              "split": ("trial", trial_splits(data)[trials]), "time": time_coord(data),
+    coords = {**{name: (dim, np.asarray(values)[trials], *attrs)
+                 for name, (dim, values, *attrs) in trial_coords(data).items()},
+              "time": time_coord(data), "forward": forward_coord(data),
               "neuron": ("neuron", np.asarray(data.neuron_ids)),
               "heldout": ("neuron", data.heldout)}
     return with_coords(inference_data(groups, dims), coords)
