@@ -39,7 +39,7 @@ TRIALS, BINS, FORWARD, HELDIN, HELDOUT = 2869, 45, 10, 137, 45
 def mc_maze_sized(trials: int, device: str, split: str) -> tuple[Config, SpikeData, object]:
     """The ``mc_maze`` preset's Config on ``device``, ``trials`` random Poisson trials of MC_Maze's
     sizes, all in ``split``, and an untrained flow of the preset's sizes on ``device``."""
-    config = Config(**preset("mc_maze"), device=device)
+    config = Config(**preset("mc_maze"), data="mc_maze", device=device)
     n_neurons = HELDIN + HELDOUT
     rng = np.random.default_rng(0)
     data = SpikeData(spikes=rng.poisson(0.3, (trials, BINS, n_neurons)).astype(np.float32),

@@ -63,7 +63,7 @@ def main() -> None:
     print(f"device={args.device} threads={torch.get_num_threads()} trials={TRIALS} "
           f"bins={OBSERVED}+{FORWARD} neurons={HELDIN}+{HELDOUT}")
     for name in args.configs:
-        settings = preset("mc_maze") if name == "mc_maze preset" else {}
+        settings = {**preset("mc_maze"), "data": "mc_maze"} if name == "mc_maze preset" else {}
         config = Config(**{**settings, "device": args.device})
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()

@@ -141,6 +141,9 @@ class Config:
         choices = {"prior": PRIORS, "potential": POTENTIAL_NAMES, "guide": GUIDE_NAMES,
                    "sites": ("vectorised", "stepwise"), "device": ("cpu", "cuda"),
                    "phase": ("val", "test"), "integrator": INTEGRATORS}
+        if self.data == "lorenz" and self.bin_size_ms is not None:
+            raise ConfigError("the Lorenz data have bins of their own; leave out bin_size_ms "
+                              "(--bin)")
         if not self.own_data() and self.bin_size_ms is not None:
             choices["bin_size_ms"] = NLB_BIN_SIZES_MS
         for name, allowed in choices.items():
@@ -216,6 +219,9 @@ class Config:
         if not self.own_data() and changed:
             raise ConfigError(f"only own recordings (an .nwb or spike-times .npz file) take "
                               f"{', '.join(changed)}, not {self.data!r}")
+        changed = self.changed(NLB_OPTIONS)
+        if self.data not in DANDISETS and changed:
+            raise ConfigError(f"only NLB datasets take {', '.join(changed)}, not {self.data!r}")
 
     def _validate_sessions(self) -> None:
         if not self.sessions:
@@ -243,9 +249,14 @@ class Config:
 
     def changed(self, names) -> list[str]:
         """Those of the settings ``names`` that differ from their defaults."""
-        defaults = {field.name: field.default if field.default_factory is MISSING
-                    else field.default_factory() for field in fields(self)}
+        defaults = self.defaults(names)
         return [name for name in names if getattr(self, name) != defaults[name]]
+
+    @classmethod
+    def defaults(cls, names) -> dict:
+        """The settings ``names`` at their defaults."""
+        return {field.name: field.default if field.default_factory is MISSING
+                else field.default_factory() for field in fields(cls) if field.name in names}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -266,6 +277,9 @@ class Config:
         """These settings (and ``changes``) for ``data`` read as one session."""
         return self.replace(data=data, sessions=[], session_names=[], **changes)
 
+
+#: the settings that only NLB datasets take
+NLB_OPTIONS = ("phase", "targets", "data_dir")
 
 # What each Python type of a field is called in the words of a JSON file.
 TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a finite number",

@@ -13,8 +13,8 @@ import pyro
 import torch
 
 from pyrolf.caller_state import keeps_caller_state
-from pyrolf.config import Config, ConfigError
-from pyrolf.data import (SpikeData, data_file, hold_forward_bins, load_config_data,
+from pyrolf.config import NLB_OPTIONS, Config, ConfigError
+from pyrolf.data import (DANDISETS, SpikeData, data_file, hold_forward_bins, load_config_data,
                          session_files)
 from pyrolf.data.files import check_counts, check_data, spikes_fingerprint
 from pyrolf.data.sessions import (Sessions, gather_sessions, session_data, session_list,
@@ -663,7 +663,9 @@ def _new_data(config: Config, data: str) -> SpikeData:
 
     Raises:
         DataError: the trials are no longer than the run's forward bins."""
-    as_run = config.alone(data, forward_bins=0)
+    # the run's held-out neurons apply to new trials, and its NLB settings only to NLB data
+    as_run = config.alone(data, forward_bins=0, **Config.defaults(
+        ("heldout_fraction", *(() if data in DANDISETS else NLB_OPTIONS))))
     try:
         loaded = load_config_data(as_run)
     except MissingBehavior as missing:

@@ -64,8 +64,8 @@ def test_a_config_file_of_a_wrong_json_type_is_one_line(name, kind, tmp_path, mo
 
 
 def test_every_setting_of_its_own_json_type_round_trips():
-    config = Config(data_dir="/data", noise_scale=0.5, targets="/data/eval_data_test.h5",
-                    learn_dynamics=False)
+    config = Config(data="mc_maze", data_dir="/data", noise_scale=0.5,
+                    targets="/data/eval_data_test.h5", learn_dynamics=False)
     text = json.dumps(config.to_dict())
     assert Config.from_dict(json.loads(text)) == config
     assert json.dumps(Config.from_dict(json.loads(text)).to_dict()) == text
@@ -87,7 +87,7 @@ def test_nan_and_infinity_are_no_setting(value, shown):
 
 def test_choices_of_numbers_are_named_in_the_message():
     with pytest.raises(ConfigError, match="bin_size_ms must be one of 5, 20, got 7"):
-        Config(bin_size_ms=7)
+        Config(data="mc_maze", bin_size_ms=7)
 
 
 def test_the_names_settings_are_checked_against_are_the_registries():
@@ -137,7 +137,7 @@ def test_the_defaults_learn_the_dynamics_and_the_nlb_presets_keep_the_released_c
         return names & {"log_step", "logit_damping", "log_noise_scale"}
 
     assert trained(Config()) == {"log_step", "logit_damping", "log_noise_scale"}
-    nlb = Config(**{**preset("mc_maze"), "latent_dim": 8, "encoder_hidden": 8})
+    nlb = Config(**{**preset("mc_maze"), "data": "mc_maze", "latent_dim": 8, "encoder_hidden": 8})
     assert trained(nlb) == set()
     assert (nlb.step, nlb.damping) == (0.01, 0.55)
     assert trained(dataclasses.replace(nlb, learn_dynamics=True)) == {

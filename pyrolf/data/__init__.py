@@ -56,8 +56,8 @@ def load_config_data(config) -> SpikeData | Sessions:
         binned = {name: _binned(path) for name, path in paths.items()}
         mixed = not all(binned.values())
         return gather_sessions({
-            name: load_config_data(config.alone(path, **(_uncut(config) if mixed and binned[name]
-                                                          else {})))
+            name: load_config_data(config.alone(path, **(config.defaults(CUTTING)
+                                                          if mixed and binned[name] else {})))
             for name, path in paths.items()})
     return hold_forward_bins(_source_data(config), config.forward_bins)
 
@@ -99,11 +99,6 @@ def _binned(name: str) -> bool:
     return path is not None and path.is_file() and recording_format(path) is None
 
 
-def _uncut(config) -> dict:
-    """The settings of :data:`CUTTING` at their defaults."""
-    from pyrolf.config import Config  # pyrolf.config imports pyrolf.data
-
-    return {name: getattr(Config(), name) for name in config.changed(CUTTING)}
 
 
 def _source_data(config) -> SpikeData:

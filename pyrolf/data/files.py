@@ -152,16 +152,21 @@ def load_spike_file(path: str | Path, seed: int = 0,
         path: ``.h5``, ``.hdf5`` or ``.npz`` file.
         seed: seeds the held-out neurons (when the file has no ``heldout``) and the splits.
         split_fractions: train, valid and test fractions of the trials.
-        heldout_fraction: share of the neurons held out when the file has no ``heldout``.
+        heldout_fraction: share of the neurons held out when the file has no ``heldout`` (one
+            with ``heldout`` takes only the default).
 
     Returns:
         :class:`SpikeData` with float32 ``spikes`` (and ``rates``), named after the file's stem.
 
     Raises:
-        DataError: the file is missing, unreadable or its arrays are unusable.
+        DataError: the file is missing, unreadable or its arrays are unusable, or it has
+            ``heldout`` and ``heldout_fraction`` is not the default.
     """
     path = Path(path)
     spikes, rates, heldout, conditions, latents = _check_arrays(path, _read_arrays(path))
+    if heldout is not None and heldout_fraction != HELDOUT_FRACTION:
+        raise DataError(f"{path} flags its own held-out neurons (`heldout`), so a heldout "
+                        f"fraction ({heldout_fraction}) cannot apply; leave out --heldout")
     n_trials, _, n_neurons = spikes.shape
     heldout, splits = heldout_and_splits(seed, n_neurons, n_trials, conditions, heldout,
                                          heldout_fraction, split_fractions)
