@@ -64,15 +64,15 @@ def load(path, **options):
 
 @pytest.mark.parametrize("kind", ["nwb", "npz"])
 def test_trials_are_cut_around_the_alignment_and_binned_as_by_hand(kind, files, session):
-    data = load(files[kind], align="stim_on_time", window="-0.2,0.8", condition="target",
+    data = load(files[kind], align="stim_on_time", window="-0.5,0.3", condition="target",
                 trials_where="outcome=correct")
     trials = session.trials
     correct = np.flatnonzero(trials.outcome == "correct")
     np.testing.assert_array_equal(data.extra["trial_ids"], correct)
-    assert data.spikes.shape == (len(correct), 100, 40) and data.bin_size == 0.01
+    assert data.spikes.shape == (len(correct), 80, 40) and data.bin_size == 0.01
     np.testing.assert_array_equal(data.extra["unit_ids"], 100 + 7 * np.arange(40))
-    starts = trials.stim_on_time.to_numpy()[correct] - 0.2
-    np.testing.assert_array_equal(data.spikes, by_hand(session, starts, 100, 0.01))
+    starts = trials.stim_on_time.to_numpy()[correct] - 0.5
+    np.testing.assert_array_equal(data.spikes, by_hand(session, starts, 80, 0.01))
     # conditions are the targets, labelled in sorted order
     assert list(data.extra["condition_values"]) == ["down", "left", "right", "up"]
     np.testing.assert_array_equal(data.extra["condition_values"][data.conditions],
@@ -82,6 +82,7 @@ def test_trials_are_cut_around_the_alignment_and_binned_as_by_hand(kind, files, 
     assert summary["trials"] == len(correct)
     assert summary["trials_not_matching"] == len(trials) - len(correct)
     assert summary["format"] == {"nwb": "nwb", "npz": "spike_times"}[kind]
+    assert summary["window_s"] == [-0.5, 0.3]  # no float noise (0.30000000000000004)
 
 
 def test_nwb_and_spike_times_files_give_the_same_data(files):

@@ -258,7 +258,7 @@ def _trials(source, config, bin_size: float):
         raise DataError(f"--bin {config.bin_ms()} ms is wider than the window "
                         f"({window[1] - window[0]:g} s); give a smaller --bin or a longer "
                         "--window")
-    window = (window[0], window[0] + n_bins * bin_size)
+    window = (window[0], round(window[0] + n_bins * bin_size, 9))  # no float noise (0.3000...4)
     first, last = _span(source, starts, stops)
     inside = (align[rows] + window[0] >= first) & (align[rows] + window[1] <= last)
     outside = int((~inside).sum())
