@@ -462,6 +462,8 @@ def test_continuous_recording_fits_and_infers_one_series_over_the_session(contin
     for name in ("z", "v", "inputs", "rates"):
         for key in (name, f"{name}_lower", f"{name}_upper"):
             assert inferred[key].dims == ("time", "neuron" if name == "rates" else "latent")
+    # labelled as a trial run's: z.sel(latent=0) works on both
+    np.testing.assert_array_equal(inferred["latent"], np.arange(config.latent_dim))
     time = inferred["time"].values
     np.testing.assert_allclose(time, plan["start_time"] + 0.01 * np.arange(plan["n_time"]),
                                atol=1e-9)

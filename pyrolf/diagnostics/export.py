@@ -368,7 +368,7 @@ def merged_dataset(windows: xr.Dataset, data: SpikeData) -> xr.Dataset:
         "forward": ("time", bin_in_window >= observed,
                     {"long_name": "a forward bin of its window, predicted by the prior alone: "
                                   "no window observes it"}),
-        "neuron": windows["neuron"], "heldout": windows["heldout"],
+        "neuron": windows["neuron"], "heldout": windows["heldout"], "latent": windows["latent"],
     }
     attrs = {**windows.attrs, "window_start_s": plan["start_time"] + starts * plan["bin_size"],
              "window_bins": int(data.n_bins),
