@@ -430,12 +430,17 @@ def collapse_metrics(metrics: dict, history: list[dict]) -> dict:
     """``collapsed`` (and, when true, ``collapse``: what was seen) of a fit from its test
     ``metrics`` (the smoothing baseline's co-bps; on the validation trials where the test
     trials are not scored, an NLB test phase without targets) and its training ``history`` (the
-    validation co-bps and KL per bin); see :func:`pyrolf.evaluation.collapse.collapse_finding`."""
+    validation co-bps and KL per bin); see :func:`pyrolf.evaluation.collapse.collapse_finding`.
+    Of several sessions, each is checked too, by its test co-bps against its own baseline's
+    (pooled, a good session can hide one whose latents predict nothing)."""
     scores = [r["valid_co_bps"] for r in history if "valid_co_bps" in r]
     kls = [r["kl_per_bin"] for r in history if "kl_per_bin" in r]
     baseline = metrics.get("smoothing_co_bps", metrics.get("smoothing_valid_co_bps"))
     finding = collapse_finding(max(scores) if scores else None, baseline,
                                kls[-1] if kls else None)
+    for name, own in metrics.get("sessions", {}).items():
+        finding = finding or collapse_finding(own.get("co_bps"), own.get("smoothing_co_bps"),
+                                              None, f"session {name}'s test co-bps")
     return {"collapsed": finding is not None, **({"collapse": finding} if finding else {})}
 
 

@@ -101,6 +101,22 @@ def test_collapse_finding_names_what_was_seen():
     assert quiet is not None and "KL" in quiet
 
 
+def test_a_session_whose_latents_predict_nothing_is_found_though_the_pooled_score_is_fine():
+    """Pooled, a good session hid one at 0.011 co-bps against its baseline's 0.147 (found by a
+    hostile walkthrough)."""
+    from pyrolf.pipeline import collapse_metrics
+
+    history = [{"valid_co_bps": 0.3, "kl_per_bin": 0.4}]
+    sessions = {"day1": {"co_bps": 0.35, "smoothing_co_bps": 0.3},
+                "day2": {"co_bps": 0.011, "smoothing_co_bps": 0.147}}
+    pooled = {"co_bps": 0.2, "smoothing_co_bps": 0.25}
+    found = collapse_metrics({**pooled, "sessions": sessions}, history)
+    assert found == {"collapsed": True, "collapse": "session day2's test co-bps 0.0110 while the "
+                                                    "smoothing baseline scores 0.1470"}
+    sessions["day2"]["co_bps"] = 0.1
+    assert collapse_metrics({**pooled, "sessions": sessions}, history) == {"collapsed": False}
+
+
 def _blind(flow):
     """A decoder that cannot see the latents: its embedding of ``[z, v]`` is 0 and frozen."""
     with torch.no_grad():

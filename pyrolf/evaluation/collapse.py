@@ -79,19 +79,20 @@ def active_dimensions(kl: np.ndarray, threshold: float = ACTIVE_KL_PER_BIN) -> i
 
 
 def collapse_finding(valid_co_bps: float | None, smoothing_co_bps: float | None,
-                     final_kl_per_bin: float | None) -> str | None:
+                     final_kl_per_bin: float | None,
+                     scored: str = "best validation co-bps") -> str | None:
     """Why a fit's latents carry (almost) no information, or ``None`` when they do.
 
     Collapsed: the smoothing baseline scores above :data:`SIGNAL_CO_BPS` on the same data while
-    the best validation co-bps is at most :data:`COLLAPSE_CO_BPS` or :data:`COLLAPSE_SHARE` of
-    the baseline's; or the KL per bin at the fit's last validation is below
-    :data:`COLLAPSE_KL_PER_BIN` (the posterior ends at the prior; early in a fit, before the
-    guide has learned anything, its KL is larger).
+    the best validation co-bps (or what ``scored`` names) is at most :data:`COLLAPSE_CO_BPS` or
+    :data:`COLLAPSE_SHARE` of the baseline's; or the KL per bin at the fit's last validation is
+    below :data:`COLLAPSE_KL_PER_BIN` (the posterior ends at the prior; early in a fit, before
+    the guide has learned anything, its KL is larger).
     """
     if (valid_co_bps is not None and smoothing_co_bps is not None
             and smoothing_co_bps > SIGNAL_CO_BPS
             and valid_co_bps <= max(COLLAPSE_CO_BPS, COLLAPSE_SHARE * smoothing_co_bps)):
-        return (f"best validation co-bps {valid_co_bps:.4f} while the smoothing baseline "
+        return (f"{scored} {valid_co_bps:.4f} while the smoothing baseline "
                 f"scores {smoothing_co_bps:.4f}")
     if final_kl_per_bin is not None and final_kl_per_bin < COLLAPSE_KL_PER_BIN:
         return (f"the KL of the posterior from the prior ended at {final_kl_per_bin:.4f} nats per "
