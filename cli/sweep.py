@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from pyrolf.cli.options import with_data_options
 from pyrolf.config import ConfigError
 from pyrolf.sweep import SweepError
 from pyrolf.sweep.settings import SCHEDULERS, sweep_settings
@@ -43,19 +44,22 @@ from pyrolf.sweep.settings import SCHEDULERS, sweep_settings
 @click.option("--space", "space_file", type=click.Path(path_type=Path), default=None,
               help='JSON file overriding search-space entries: {"lr": [0.001, 0.01]} new '
                    'bounds, {"latent_dim": [16, 32]} new options, {"damping": 0.3} fixed.')
+@with_data_options
 def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, concurrent, epochs,
-          out, resume_dir, config_file, space_file):
+          out, resume_dir, config_file, space_file, **reading):
     """Sweep hyperparameters with Ray Tune: TRIALS fits scored by validation co-bps, a
-    results.csv and the best run as best/ (a run folder 'pyrolf evaluate' accepts)."""
+    results.csv and the best run as best/ (a run folder 'pyrolf evaluate' accepts). The data
+    are read as 'pyrolf fit' reads them, with the same options (--align, --window, --bin, ...)."""
     from pyrolf.cli.main import _print_metrics, _read_config, build_config
 
     data = data or None
+    reading = {key: value for key, value in reading.items() if value is not None}
     if resume_dir is not None:
         given = [name for name, value in [("--data", data), ("--trials", trials),
                                           ("--epochs", epochs), ("--out", out),
                                           ("--config", config_file), ("--space", space_file),
                                           ("--max-concurrent", concurrent)]
-                 if value is not None]
+                 if value is not None] + [_flag(key) for key in reading]
         if given:
             raise ConfigError(f"--resume continues a sweep with its own settings; drop "
                               f"{', '.join(given)} (only --address may be given with it)")
@@ -64,7 +68,8 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, conc
     else:
         if trials is None:
             raise ConfigError("--trials is required: how many configurations to try")
-        config = build_config(data, config_file, {} if epochs is None else {"epochs": epochs})
+        config = build_config(data, config_file,
+                              {**reading, **({} if epochs is None else {"epochs": epochs})})
         space = _read_config(space_file, "search-space file") if space_file else None
         sweep_settings(config, trials, scheduler, space, cpus_per_trial, gpus_per_trial,
                        concurrent)
@@ -82,6 +87,12 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, conc
                    f"pyrolf sweep --resume {result.folder}")
     else:
         _print_metrics(result.metrics, result.folder / tune.BEST)
+
+
+def _flag(name: str) -> str:
+    """The command line's flag of the parameter ``name`` of the running command."""
+    return next(param.opts[0] for param in click.get_current_context().command.params
+                if param.name == name)
 
 
 def _sweeps():

@@ -107,6 +107,34 @@ def test_other_sweep_refusals_are_one_line(spike_file, tmp_path, monkeypatch, ca
         sweep_settings(Config(), 2, concurrent=0)
 
 
+def test_a_sweep_reads_its_data_with_the_options_a_fit_takes(spike_file, tmp_path, monkeypatch,
+                                                              capsys):
+    """A sweep of a recording had no --align, --window, ... (found by a hostile walkthrough)."""
+    from pyrolf.sweep import tune as sweep_tune
+    from pyrolf.sweep.tune import SweepResult
+
+    code, _, err = run_cli(["sweep", "--data", spike_file, "--window", "0,1", "--trials", 2,
+                            "--out", tmp_path / "sweep"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "holds binned counts, so window cannot apply")
+    given = {}
+
+    def run_sweep(folder, config, *args):
+        given["config"] = config
+        return SweepResult(folder, [], None, {}, unfinished=1)
+
+    monkeypatch.setattr(sweep_tune, "run_sweep", run_sweep)
+    code, _, err = run_cli(["sweep", "--data", "rec.nwb", "--align", "stim_on_time",
+                            "--window=-0.2,0.8", "--bin", 20, "--condition", "target",
+                            "--trials-where", "outcome=correct", "--trials", 2],
+                           monkeypatch, capsys)
+    assert code == 0, err
+    config = given["config"]
+    assert (config.align, config.window, config.bin_size_ms, config.condition,
+            config.trials_where) == ("stim_on_time", "-0.2,0.8", 20, "target", "outcome=correct")
+    code, _, err = run_cli(["sweep", "--resume", tmp_path, "--bin", 20], monkeypatch, capsys)
+    assert_one_line_error(code, err, "drop --bin")
+
+
 def test_rays_own_resume_hint_is_left_out_while_a_sweep_runs():
     """After Ctrl-C Ray printed its Tuner.restore(...) above pyrolf's 'pyrolf sweep --resume'
     (found by a hostile walkthrough)."""
