@@ -249,6 +249,11 @@ def _print_metrics(metrics: dict, run_dir) -> None:
 cli.add_command(sweep)
 
 
+#: set when SIGTERM stopped the command: it then exits with status 143 (128 + 15), as a batch
+#: system expects, where Ctrl-C exits with 130
+TERMINATED = threading.Event()
+
+
 @contextmanager
 def terminating_as_interrupted():
     """SIGTERM (``kill``, a batch system's time limit or preemption) stops the command as Ctrl-C
@@ -258,6 +263,7 @@ def terminating_as_interrupted():
         return
 
     def interrupt(signum, frame):
+        TERMINATED.set()
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
@@ -269,7 +275,8 @@ def terminating_as_interrupted():
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 1, no traceback;
-    Ctrl-C and SIGTERM one line and exit status 130."""
+    Ctrl-C and SIGTERM one line and exit status 130 and 143."""
+    TERMINATED.clear()
     try:
         with terminating_as_interrupted():
             cli.main(standalone_mode=False)
@@ -293,4 +300,4 @@ def main() -> None:
     except (click.exceptions.Abort, KeyboardInterrupt) as error:  # click turns Ctrl-C into Abort
         cause = error.__cause__ if isinstance(error, click.exceptions.Abort) else error
         click.echo(str(cause) if isinstance(cause, RunInterrupted) else "interrupted", err=True)
-        sys.exit(130)
+        sys.exit(128 + (signal.SIGTERM if TERMINATED.is_set() else signal.SIGINT))

@@ -227,7 +227,8 @@ def save_spike_file(path: str | Path, data: SpikeData) -> None:
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in HDF5_SUFFIXES + NPZ_SUFFIXES:
-        raise DataError(f"{path} has unknown extension {suffix!r}; use .h5, .hdf5 or .npz.")
+        raise DataError(f"{path} has unknown extension {suffix!r}; spike files are .h5, .hdf5 "
+                        "or .npz (recordings: .nwb, or a spike-times .npz)")
     return suffix
 
 
