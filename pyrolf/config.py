@@ -11,6 +11,7 @@ import os
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 
+from pyrolf.data import data_file
 from pyrolf.data.dandi import DANDISETS
 from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS
 from pyrolf.names import GUIDE_NAMES, INTEGRATORS, POTENTIAL_NAMES, PRIORS, QUADRATIC
@@ -220,7 +221,8 @@ class Config:
             raise ConfigError(f"only own recordings (an .nwb or spike-times .npz file) take "
                               f"{', '.join(changed)}, not {self.data!r}")
         changed = self.changed(NLB_OPTIONS)
-        if self.data not in DANDISETS and changed:
+        if changed and (self.data == "lorenz" or data_file(self.data) is not None):
+            # (another name is an unknown dataset, which loading says)
             raise ConfigError(f"only NLB datasets take {', '.join(changed)}, not {self.data!r}")
 
     def _validate_sessions(self) -> None:

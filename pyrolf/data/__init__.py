@@ -99,8 +99,6 @@ def _binned(name: str) -> bool:
     return path is not None and path.is_file() and recording_format(path) is None
 
 
-
-
 def _source_data(config) -> SpikeData:
     """The data a :class:`~pyrolf.config.Config` names, as their source gives them."""
     path = data_file(config.data)
@@ -131,5 +129,5 @@ def _source_data(config) -> SpikeData:
 __getattr__, __dir__ = lazy_names(globals(), {"nlb": ("load_nlb",)})
 
 
-__all__ = ["DANDISETS", "DataError", "Sessions", "SpikeData", "event_locked_dataset", "data_file", "hold_forward_bins", "load_config_data", "load_data", "session_files", "load_nlb", "load_recording", "load_spike_file", "lorenz_dataset",
-           "save_spike_file"]
+__all__ = ["DANDISETS", "DataError", "Sessions", "SpikeData", "event_locked_dataset", "data_file", "hold_forward_bins", "load_config_data", "load_data", "load_nlb", "load_recording", "load_spike_file", "lorenz_dataset",
+           "save_spike_file", "session_files"]

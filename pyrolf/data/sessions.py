@@ -94,8 +94,9 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
 
     Raises:
         DataError: fewer than two sessions, two that hold the same counts, or sessions that
-            differ in bins per trial, forward bins or bin size (where their sources say it: a spike file, which stores none, takes
-            the others'), or NLB data (nlb_tools scores one dataset at a time).
+            differ in bins per trial, forward bins or bin size (where their sources say it: a
+            spike file, which stores none, takes the others'), or NLB data (nlb_tools scores one
+            dataset at a time).
     """
     if len(sessions) < 2:
         raise DataError("fitting several sessions needs at least two")

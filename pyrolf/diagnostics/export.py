@@ -304,7 +304,6 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
     ``behavior`` ``(trial, time, behavior_dim)``, observed, not inferred. The windows of a continuous recording (``"chop"``
     in ``data.extra``) come merged into one series: :func:`merged_dataset`."""
     bin_size = data.known_bin_size
-    bins = np.arange(data.n_bins)
     coords = {
         **trial_coords(data),
         "time": time_coord(data),
