@@ -332,6 +332,7 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
                     trials_where="outcome=correct", behavior="hand_vel").extra["behavior"]
     assert inferred["behavior"].dims == ("trial", "time", "behavior_dim")
     np.testing.assert_array_equal(inferred["behavior"], behavior)
+    assert inferred["behavior"].attrs["units"] == "a.u."  # the NWB TimeSeries' unit
     assert inferred.attrs["bin_size_s"] == 0.01
     assert set(inferred["split"].values) == {"train", "valid", "test"}
     assert json.loads((run / "dynamics.json").read_text())["frequency_unit"] == "Hz"

@@ -102,11 +102,12 @@ class NWBSource:
                 first, last = min(first, intervals.min()), max(last, intervals.max())
         return float(first), float(last)
 
-    def behavior(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+    def behavior(self, name: str) -> tuple[np.ndarray, np.ndarray, str | None]:
         """The TimeSeries ``name`` anywhere in the file (``processing``, ``acquisition``; by its
         name, or its path such as ``behavior/Position/hand_pos`` where names repeat): its
-        timestamps ``(samples,)`` s (from ``starting_time`` and ``rate`` where it has none) and
-        its data ``(samples, dims)`` in its unit (``conversion`` and ``offset`` applied).
+        timestamps ``(samples,)`` s (from ``starting_time`` and ``rate`` where it has none), its
+        data ``(samples, dims)`` in its unit (``conversion`` and ``offset`` applied) and that
+        unit.
 
         Raises:
             DataError: no such series (the message lists those there are), one name for
@@ -142,7 +143,7 @@ class NWBSource:
         if len(times) != len(values):
             raise DataError(f"--behavior {name}: {matches[0]} of {self.path.name} has "
                             f"{len(times)} timestamps for {len(values)} samples; fix the file")
-        return times, values.reshape(len(values), -1)
+        return times, values.reshape(len(values), -1), series.unit
 
     def trial_column(self, name: str) -> np.ndarray:
         """Trials-table column ``name`` ``(trials,)``, read from the file the first time it is

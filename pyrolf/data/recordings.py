@@ -322,8 +322,10 @@ def _chopped(source, config, bin_size: float):
 def _behavior(source, name: str, extra: dict, n_bins: int, bin_size: float) -> np.ndarray:
     """The behavioural series ``name`` of ``source`` binned into the trials' bins, or into the
     whole recording's and chopped into its windows as the spikes are: ``(trials, n_bins,
-    dims)``."""
-    times, values = source.behavior(name)
+    dims)``; its unit, where the source names one, goes to ``extra["behavior_unit"]``."""
+    times, values, unit = source.behavior(name)
+    if unit:
+        extra["behavior_unit"] = unit
     if "chop" not in extra:
         binned = bin_behavior(times, values, extra["align_times"] + extra["window"][0], n_bins,
                               bin_size)
@@ -458,9 +460,9 @@ class SpikeTimesFile:
     def trial_column(self, name: str) -> np.ndarray:
         return self._trials[name]
 
-    def behavior(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+    def behavior(self, name: str) -> tuple[np.ndarray, np.ndarray, None]:
         """Array ``name`` ``(samples,)`` or ``(samples, dims)`` and its ``name_times``
-        ``(samples,)`` s: the timestamps and the data ``(samples, dims)``."""
+        ``(samples,)`` s: the timestamps and the data ``(samples, dims)``, of no unit known."""
         values, times = self._arrays.get(name), self._arrays.get(f"{name}_times")
         if values is None or times is None:
             raise MissingBehavior(f"--behavior {name}: {self.path.name} needs the arrays "
@@ -471,4 +473,4 @@ class SpikeTimesFile:
             raise DataError(f"--behavior {name}: `{name}` {values.shape} of {self.path.name} "
                             f"must be numbers with one row per entry of `{name}_times` "
                             f"{times.shape}")
-        return times.astype(np.float64), values.astype(np.float64).reshape(len(values), -1)
+        return times.astype(np.float64), values.astype(np.float64).reshape(len(values), -1), None

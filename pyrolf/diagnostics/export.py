@@ -323,9 +323,10 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
                 "long_name": f"{side} end of the central {INTERVAL_PROB:.0%} posterior interval "
                              f"of {name}", **units})
     if "behavior" in data.extra:
+        unit = {"units": data.extra["behavior_unit"]} if "behavior_unit" in data.extra else {}
         variables["behavior"] = (("trial", "time", "behavior_dim"), data.extra["behavior"], {
             "long_name": f"observed behaviour: {data.extra['behavior_name']}, binned as the "
-                         "spikes are"})
+                         "spikes are", **unit})
     attrs = {"config": json.dumps(config), "pyrolf_version": version("pyrolf"),
              "bin_size_s": float("nan") if bin_size is None else float(bin_size),
              "samples": int(samples), "interval": f"central {INTERVAL_PROB:.0%} posterior interval",
