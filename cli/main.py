@@ -273,13 +273,27 @@ def terminating_as_interrupted():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _invoke() -> None:
+    """Run the command line as ``cli.main(standalone_mode=False)`` does, but without the blank
+    line it writes to stderr at Ctrl-C: errors, Abort and KeyboardInterrupt propagate to
+    :func:`main`, and an exit with a status (``--help``, ``--version``: 0) ends the process."""
+    try:
+        with cli.make_context(Path(sys.argv[0]).name or "pyrolf", sys.argv[1:]) as context:
+            cli.invoke(context)
+    except click.exceptions.Exit as done:
+        if done.exit_code:
+            sys.exit(done.exit_code)
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 1, no traceback;
     Ctrl-C and SIGTERM one line and exit status 130 and 143."""
     TERMINATED.clear()
     try:
         with terminating_as_interrupted():
-            cli.main(standalone_mode=False)
+            _invoke()
+    except click.exceptions.NoArgsIsHelpError as error:  # 'pyrolf' alone: its help, no error
+        click.echo(error.format_message())
     except click.ClickException as error:  # a bad command, option or value: one line, no usage
         context = getattr(error, "ctx", None)
         hint = f" (see '{context.command_path} --help')" if context is not None else ""

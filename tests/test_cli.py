@@ -229,6 +229,7 @@ def test_ctrl_c_in_training_is_one_line_and_keeps_the_checkpoint(
                             "--config", write_config(tmp_path, eval_every=1)], monkeypatch, capsys)
     assert code == {"ctrl_c": 130, "sigterm": 143}[how]  # 128 + the signal, as shells say
     assert_one_line_error(code, err, "interrupted", "--resume")
+    assert err.startswith("interrupted")  # not after a blank line (click's at Ctrl-C)
     assert torch.load(run / "checkpoint.pt", weights_only=False)["state"]["epoch"] == 2
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # as it was before the command
 

@@ -56,6 +56,8 @@ def test_help_lists_every_command_and_fit_help_every_option():
     assert PYROLF.exists(), f"no console script {PYROLF}: install pyrolf (uv sync)"
     listed = subprocess.run([PYROLF, "--help"], capture_output=True, text=True, check=True).stdout
     assert all(name in listed for name in cli.commands)
+    alone = subprocess.run([PYROLF], capture_output=True, text=True)  # no command: the help
+    assert (alone.returncode, alone.stdout, alone.stderr) == (0, listed, ""), alone
     fit = subprocess.run([PYROLF, "fit", "--help"], capture_output=True, text=True,
                          check=True).stdout
     options = [option for parameter in cli.commands["fit"].params for option in parameter.opts]
