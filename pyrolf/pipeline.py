@@ -306,12 +306,18 @@ def made_from_other_weights(run: RunFolder, record: dict) -> str | None:
     """What ``infer`` and ``diagnose`` made in ``run`` from other weights than ``record`` (see
     :func:`weights_record`), as one line naming each file, the weights it records, and the
     commands that make it again; ``None`` where there is none. ``posterior.nc`` is of the
-    weights ``diagnostics.json`` records, written with it."""
+    weights ``diagnostics.json`` records, written with it; other netCDF files in the folder
+    that record weights are ``infer --out``'s."""
     from pyrolf.diagnostics.report import DIAGNOSTICS, POSTERIOR
 
     inferred = Path(INFERRED)
     made = {path.name: _netcdf_record(path) for path in
             sorted(run.path.glob(f"{inferred.stem}*{inferred.suffix}"))}
+    given = {}  # what infer wrote into the run folder under another name (--out): its record
+    for path in sorted(run.path.glob(f"*{inferred.suffix}")):
+        of = None if path.name in made or path.name == POSTERIOR else _netcdf_record(path)
+        if of is not None:
+            made[path.name] = given[path.name] = of
     if run.has(DYNAMICS):
         made[DYNAMICS] = _json_record(run.path / DYNAMICS)
     diagnosed = {}  # of each folder diagnose wrote: its files in ``made``, their session
@@ -330,8 +336,10 @@ def made_from_other_weights(run: RunFolder, record: dict) -> str | None:
     files = ", ".join(f"{name} ({_weights_text(of) if of else 'weights not recorded'})"
                       for name, of in stale.items())
     commands = []
-    if set(stale) - set(diagnosed):
+    if set(stale) - set(diagnosed) - set(given):
         commands.append(f"'pyrolf infer {run.path}'")
+    commands += [f"'pyrolf infer {run.path} --out {run.path / name}' (and its --data, --session)"
+                 for name in stale if name in given]
     for session in dict.fromkeys(diagnosed[name] for name in stale if name in diagnosed):
         commands.append(f"'pyrolf diagnose {run.path}"
                         f"{f' --session {session}' if session else ''}'")

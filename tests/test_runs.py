@@ -249,6 +249,17 @@ def test_a_resume_names_what_was_made_from_other_weights_and_the_commands_to_rem
     code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
     assert (f"diagnostics.json (weights not recorded), posterior.nc (weights not recorded) in "
             f"{run}; to make them again: 'pyrolf diagnose {run}'") in err
+    # a file infer wrote into the run folder under a name of the user's (found by a hostile
+    # walkthrough: the note did not name it)
+    code, _, err = run_cli(["infer", run, "--samples", "2", "--out", run / "mine.nc", "--quiet"],
+                           monkeypatch, capsys)
+    assert code == 0, err
+    then = json.loads((run / "metrics.json").read_text())["weights_epoch"]
+    code, _, err = run_cli(["fit", "--resume", run, "--epochs", then + 1, "--quiet"],
+                           monkeypatch, capsys)
+    assert code == 0, err
+    assert (f"mine.nc (epoch {then} of best.pt)" in err
+            and f"'pyrolf infer {run} --out {run / 'mine.nc'}' (and its --data, --session)" in err)
 
 
 def test_evaluate_scores_the_smoothing_baseline_from_the_fits_the_run_keeps(run, monkeypatch,
