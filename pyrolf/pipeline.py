@@ -311,12 +311,12 @@ def made_from_other_weights(run: RunFolder, record: dict) -> str | None:
     from pyrolf.diagnostics.report import DIAGNOSTICS, POSTERIOR
 
     inferred = Path(INFERRED)
-    made = {path.name: _netcdf_record(path) for path in
-            sorted(run.path.glob(f"{inferred.stem}*{inferred.suffix}"))}
-    given = {}  # what infer wrote into the run folder under another name (--out): its record
+    made, given = {}, {}  # given: what infer wrote there under another name (--out)
     for path in sorted(run.path.glob(f"*{inferred.suffix}")):
-        of = None if path.name in made or path.name == POSTERIOR else _netcdf_record(path)
-        if of is not None:
+        of = None if path.name == POSTERIOR else _netcdf_record(path)
+        if path.name.startswith(inferred.stem):
+            made[path.name] = of
+        elif of is not None:
             made[path.name] = given[path.name] = of
     if run.has(DYNAMICS):
         made[DYNAMICS] = _json_record(run.path / DYNAMICS)
