@@ -50,9 +50,16 @@ OVERRIDES = {
     "behavior_lag_ms": click.option("--behavior-lag", "behavior_lag_ms", type=int, metavar="MS",
                                     help="Own recordings: behavior_r2 decodes the behaviour MS "
                                          "after the rates' bin (default 0; NLB's MC_Maze: 100)."),
-    "trials_where": click.option("--trials-where", metavar="COLUMN=VALUE",
-                                 help="Own recordings: only the trials whose COLUMN is VALUE, "
-                                      "e.g. outcome=correct."),
+    "trials_where": click.option("--trials-where", metavar="CONDITION", multiple=True,
+                                 callback=lambda context, option, given: list(given) or None,
+                                 help="Own recordings: only the trials that meet CONDITION, "
+                                      "COLUMN=VALUE (or !=, <, <=, >, >=), e.g. outcome=correct; "
+                                      "repeat it for several (all must hold)."),
+    "units_where": click.option("--units-where", metavar="CONDITION", multiple=True,
+                                callback=lambda context, option, given: list(given) or None,
+                                help="NWB recordings: only the units whose Units-table (or "
+                                     "electrodes-table) columns meet CONDITION, e.g. "
+                                     "quality=good or firing_rate>=0.5; repeat it for several."),
     "heldout_fraction": click.option("--heldout", "heldout_fraction", type=float,
                                      metavar="FRACTION",
                                      help="Own recordings and spike files without `heldout`: "
@@ -79,8 +86,8 @@ OVERRIDES = {
 
 #: the overrides that say which data and how they are read: ``pyrolf sweep`` takes them too
 DATA_OPTIONS = ("data_dir", "bin_size_ms", "phase", "targets", "align", "window", "condition",
-                "behavior", "behavior_lag_ms", "trials_where", "heldout_fraction", "continuous",
-                "chop_s", "overlap_s", "forward_bins")
+                "behavior", "behavior_lag_ms", "trials_where", "units_where", "heldout_fraction",
+                "continuous", "chop_s", "overlap_s", "forward_bins")
 
 
 def with_overrides(command, names=tuple(OVERRIDES)):

@@ -13,7 +13,8 @@ from dataclasses import MISSING, dataclass, field, fields
 
 from pyrolf.data import data_file
 from pyrolf.data.dandi import DANDISETS
-from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS
+from pyrolf.data import where
+from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS, UNIT_OPTIONS
 from pyrolf.names import GUIDE_NAMES, INTEGRATORS, POTENTIAL_NAMES, PRIORS, QUADRATIC
 
 #: NLB's bin widths (ms) and its default; own recordings take any whole number of ms
@@ -38,7 +39,10 @@ class Config:
     align: str = "start_time"       # trials-table column (s) the window is aligned to
     window: str | None = None       # "START,STOP" s around the alignment; None: 0 to shortest trial
     condition: str | None = None    # trials-table column whose values are the conditions
-    trials_where: str | None = None  # "COLUMN=VALUE": only the trials whose COLUMN is VALUE
+    trials_where: list[str] = field(default_factory=list)  # only the trials that meet every
+                                    # condition "COLUMN=VALUE" (or !=, <, <=, >, >=)
+    units_where: list[str] = field(default_factory=list)  # only the units that meet every
+                                    # condition on the Units table (NWB), e.g. "quality=good"
     behavior: str | None = None     # a behavioural series binned beside the spikes (NWB: a
                                     # TimeSeries; spike-times .npz: arrays NAME, NAME_times)
     behavior_lag_ms: int = 0        # behavior_r2 decodes the behaviour this long after the
@@ -103,6 +107,10 @@ class Config:
                                     # free, checked every epoch (see pyrolf/threads.py)
 
     def __post_init__(self):
+        for name in WHERE:  # one condition, as config.json files before units_where hold it
+            value = getattr(self, name)
+            if value is None or isinstance(value, str):
+                setattr(self, name, [] if value is None else [value])
         for name, kinds in field_types(type(self)).items():
             setattr(self, name, checked_value(name, getattr(self, name), kinds))
         self.validate()
@@ -186,16 +194,6 @@ class Config:
                               f"START < STOP (e.g. -0.2,0.8), got {self.window!r}")
         return start, stop
 
-    def trials_filter(self) -> tuple[str, str] | None:
-        """``trials_where`` as ``(column, value)``, or ``None``."""
-        if self.trials_where is None:
-            return None
-        column, equals, value = self.trials_where.partition("=")
-        if not equals or not column.strip():
-            raise ConfigError(f"trials_where must be COLUMN=VALUE (e.g. outcome=correct), got "
-                              f"{self.trials_where!r}")
-        return column.strip(), value.strip()
-
     def _validate_own_data(self) -> None:
         if self.bin_size_ms is not None and self.bin_size_ms < 1:
             raise ConfigError(f"bin_size_ms must be a positive whole number of ms, got "
@@ -206,7 +204,12 @@ class Config:
             raise ConfigError(f"need chop_s > 0 and 0 <= overlap_s < chop_s, got chop_s "
                               f"{self.chop_s} and overlap_s {self.overlap_s}")
         self.window_seconds()
-        self.trials_filter()
+        for name in WHERE:
+            for condition in getattr(self, name):
+                try:
+                    where.parse(condition)
+                except ValueError as error:
+                    raise ConfigError(f"{name}: {error}") from None
         if self.continuous and self.changed(TRIAL_OPTIONS):
             raise ConfigError(f"continuous recordings have no trials: leave out "
                               f"{', '.join(self.changed(TRIAL_OPTIONS))}")
@@ -216,7 +219,8 @@ class Config:
         if self.behavior_lag_ms % self.bin_ms():
             raise ConfigError(f"behavior_lag_ms must be a whole number of bins of "
                               f"{self.bin_ms()} ms, got {self.behavior_lag_ms}")
-        changed = self.changed((*TRIAL_OPTIONS, *CHOP_OPTIONS, "heldout_fraction", "behavior"))
+        changed = self.changed((*TRIAL_OPTIONS, *UNIT_OPTIONS, *CHOP_OPTIONS, "heldout_fraction",
+                                "behavior"))
         if not self.own_data() and changed:
             raise ConfigError(f"only own recordings (an .nwb or spike-times .npz file) take "
                               f"{', '.join(changed)}, not {self.data!r}")
@@ -280,6 +284,8 @@ class Config:
         return self.replace(data=data, sessions=[], session_names=[], **changes)
 
 
+#: the settings that hold conditions on a table's rows (pyrolf/data/where.py)
+WHERE = ("trials_where", "units_where")
 #: the settings that only NLB datasets take
 NLB_OPTIONS = ("phase", "targets", "data_dir")
 

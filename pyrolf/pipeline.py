@@ -676,9 +676,11 @@ def _new_data(config: Config, data: str) -> SpikeData:
 
     Raises:
         DataError: the trials are no longer than the run's forward bins."""
-    # the run's held-out neurons apply to new trials, and its NLB settings only to NLB data
+    # the run's held-out neurons apply to new trials (its units picked by id, not by the
+    # Units-table conditions that chose them, which another day's labels may not meet), and its
+    # NLB settings only to NLB data
     as_run = config.alone(data, forward_bins=0, **Config.defaults(
-        ("heldout_fraction", *(() if data in DANDISETS else NLB_OPTIONS))))
+        ("heldout_fraction", "units_where", *(() if data in DANDISETS else NLB_OPTIONS))))
     try:
         loaded = load_config_data(as_run)
     except MissingBehavior as missing:

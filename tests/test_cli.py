@@ -211,6 +211,7 @@ def test_ctrl_c_in_training_is_one_line_and_keeps_the_checkpoint(
     import pyro.infer
     import torch
 
+    before = signal.getsignal(signal.SIGTERM)  # SIG_DFL, or Ray's where a sweep ran before
     run = tmp_path / "run"
     calls = {"n": 0}
     step = pyro.infer.SVI.step
@@ -231,7 +232,7 @@ def test_ctrl_c_in_training_is_one_line_and_keeps_the_checkpoint(
     assert_one_line_error(code, err, "interrupted", "--resume")
     assert err.startswith("interrupted")  # not after a blank line (click's at Ctrl-C)
     assert torch.load(run / "checkpoint.pt", weights_only=False)["state"]["epoch"] == 2
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # as it was before the command
+    assert signal.getsignal(signal.SIGTERM) is before  # as it was before the command
 
 
 def write_config(tmp_path, **values):

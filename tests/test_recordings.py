@@ -85,6 +85,87 @@ def test_trials_are_cut_around_the_alignment_and_binned_as_by_hand(kind, files, 
     assert summary["window_s"] == [-0.5, 0.3]  # no float noise (0.30000000000000004)
 
 
+def write_sorted_nwb(path, session):
+    """``session`` as a spike sorter's NWB file: each unit labelled ``quality`` good, mua and
+    noise in turn, its ``firing_rate`` (Hz) and two electrodes, the first in CA1 (even units) or
+    in V1 (odd ones; electrode groups shankA and shankB); the trials table's columns as
+    :func:`write_recording_nwb` writes them."""
+    nwbfile = NWBFile(session_description="sorted", identifier=path.stem,
+                      session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    for column in session.trials.columns.drop(["start_time", "stop_time"]):
+        nwbfile.add_trial_column(column, column)
+    for row in session.trials.to_dict("records"):
+        nwbfile.add_trial(**row)
+    device = nwbfile.create_device("probe")
+    groups = [nwbfile.create_electrode_group(f"shank{name}", name, area, device)
+              for name, area in (("A", "CA1"), ("B", "V1"))]
+    for electrode in range(4):
+        nwbfile.add_electrode(group=groups[electrode % 2], location=groups[electrode % 2].location)
+    nwbfile.add_unit_column("quality", "sorting label")
+    nwbfile.add_unit_column("firing_rate", "mean rate (Hz)")
+    duration = session.trials.stop_time.max()
+    for unit, (unit_id, times) in enumerate(zip(session.unit_ids, session.spike_times)):
+        nwbfile.add_unit(id=int(unit_id), spike_times=times, quality=("good", "mua", "noise")[unit % 3],
+                         firing_rate=len(times) / duration,
+                         electrodes=[unit % 2, (unit + 1) % 4], electrode_group=groups[unit % 2])
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwbfile)
+    return path
+
+
+def test_units_are_kept_by_the_units_and_electrodes_tables_columns(session, tmp_path):
+    path = write_sorted_nwb(tmp_path / "sorted.nwb", session)
+    index = np.arange(40)
+    rates = np.array([len(times) for times in session.spike_times]) / session.trials.stop_time.max()
+    for conditions, kept in [
+            (["quality!=noise"], index % 3 != 2),
+            (["quality=good", "location=CA1"], (index % 3 == 0) & (index % 2 == 0)),
+            (["electrode_group=shankB"], index % 2 == 1),
+            ([f"firing_rate>={np.median(rates)}"], rates >= np.median(rates))]:
+        data = load(path, align="stim_on_time", window="-0.2,0.8", units_where=conditions)
+        np.testing.assert_array_equal(data.extra["unit_ids"], session.unit_ids[kept])
+        starts = session.trials.stim_on_time.to_numpy() - 0.2
+        np.testing.assert_array_equal(data.spikes, by_hand(session, starts, 100, 0.01)[..., kept])
+        assert data.extra["recording"]["units_in_file"] == 40
+        assert data.extra["recording"]["units"] == kept.sum()
+        assert data.extra["recording"]["units_where"] == conditions
+    # the conditions of a run's config.json before units_where: one string, or none
+    assert Config.from_dict({"data": "s.nwb", "trials_where": "outcome=correct"}).trials_where == [
+        "outcome=correct"]
+    assert Config.from_dict({"data": "s.nwb", "trials_where": None}).trials_where == []
+
+
+def test_a_run_of_some_units_infers_another_file_by_their_ids(session, tmp_path, monkeypatch,
+                                                              capsys):
+    """The run keeps the units its conditions chose; new data are matched to them by id, not by
+    the conditions (another day's labels need not be the same), the other units noted."""
+    path, run = write_sorted_nwb(tmp_path / "sorted.nwb", session), tmp_path / "run"
+    code, _, err = run_cli(["fit", "--data", path, *ONSET, "--units-where", "quality=good",
+                            "--units-where", "location=CA1", "--out", run, *TINY],
+                           monkeypatch, capsys)
+    assert code == 0, err
+    assert json.loads((run / "config.json").read_text())["units_where"] == [
+        "quality=good", "location=CA1"]
+    chosen = session.unit_ids[::6]  # good (every third) and in CA1 (every other)
+    day2 = tmp_path / "day2.nwb"
+    day2.write_bytes(path.read_bytes())
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--data", day2, "--out",
+                            tmp_path / "again.nc"], monkeypatch, capsys)
+    assert code == 0, err
+    assert f"{40 - len(chosen)} of the data's units are not the run's and are left out" in err
+    np.testing.assert_array_equal(xr.open_dataset(tmp_path / "again.nc")["neuron"], chosen)
+    code, _, err = run_cli(["fit", "--data", path, *ONSET, "--units-where", "quality=god",
+                            "--out", tmp_path / "none", *TINY], monkeypatch, capsys)
+    assert_one_line_error(code, err, "--units-where quality=god keeps no unit of sorted.nwb",
+                          "quality holds: good, mua, noise")
+    code, _, err = run_cli(["fit", "--data", path, *ONSET, "--units-where", "area=CA1",
+                            "--out", tmp_path / "none", *TINY], monkeypatch, capsys)
+    assert_one_line_error(code, err, "no column 'area'", "quality, firing_rate", "location")
+    code, _, err = run_cli(["fit", "--data", path, *ONSET, "--units-where", "firing_rate>1e9",
+                            "--out", tmp_path / "none", *TINY], monkeypatch, capsys)
+    assert_one_line_error(code, err, "--units-where firing_rate>1e9 keeps no unit")
+
+
 def test_nwb_and_spike_times_files_give_the_same_data(files):
     options = dict(align="stim_on_time", window="-0.1,0.5", condition="target", data_seed=3)
     nwb, npz = load(files["nwb"], **options), load(files["npz"], **options)
@@ -264,7 +345,7 @@ def test_run_folder_fits_evaluates_and_keeps_the_options(files, tmp_path, monkey
             metrics[f"{prefix}co_bps"], rel=1e-9)
     saved = json.loads((run / "config.json").read_text())
     assert saved["align"] == "stim_on_time" and saved["window"] == "-0.2,0.8"
-    assert saved["trials_where"] == "outcome=correct" and saved["data"] == str(files["nwb"])
+    assert saved["trials_where"] == ["outcome=correct"] and saved["data"] == str(files["nwb"])
     assert json.loads((run / "source.json").read_text())["bytes"] == files["nwb"].stat().st_size
     (run / "metrics.json").unlink()
     code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
@@ -586,7 +667,15 @@ def write_nwb(path, units=None, series=None, voltages=False, length=0.8):
      ["--trials-where outcome=corect keeps no trial", "outcome holds: correct, error"]),
     ("continuous", ["--align", "stim_on_time"], ["no trials table", "align"]),
     ("session", ["--window", "0.8,-0.2"], ["window must be START,STOP"]),
-    ("session", ["--trials-where", "outcome"], ["trials_where must be COLUMN=VALUE"]),
+    ("session", ["--trials-where", "outcome"],
+     ["trials_where: 'outcome' is no condition COLUMN=VALUE"]),
+    ("session", ["--trials-where", "outcome>correct"], ["outcome of session.nwb holds text"]),
+    ("session", ["--units-where", "quality=good"],
+     ["--units-where quality", "the Units table of session.nwb has no column 'quality'",
+      "its columns: spike_times"]),
+    ("npz", ["--units-where", "quality=good"], ["session.npz has no Units table"]),
+    ("lorenz", ["--units-where", "quality=good"], ["only own recordings", "units_where"]),
+    ("spike_file", ["--units-where", "quality=good"], ["holds binned counts", "units_where"]),
     ("session", ["--continuous", "--condition", "target"], ["have no trials", "condition"]),
     ("session", ["--heldout", "1.5"], ["heldout_fraction must lie in (0, 1)"]),
     ("session", ["--chop", "0.5", "--overlap", "0.5"], ["overlap_s < chop_s"]),
@@ -680,8 +769,6 @@ def test_bins_of_5_or_20_ms_stay_the_rule_for_nlb_and_the_default_follows_the_da
     assert Config(data="session.nwb").bin_ms() == 10
     assert Config(data="mc_maze").bin_ms() == 20
     assert Config(data="session.nwb", window=" -0.2, 0.8").window_seconds() == (-0.2, 0.8)
-    assert Config(data="s.nwb", trials_where="outcome = correct").trials_filter() == (
-        "outcome", "correct")
 
 
 def test_a_spike_times_file_with_binned_counts_too_is_refused(tmp_path):

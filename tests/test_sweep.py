@@ -125,12 +125,15 @@ def test_a_sweep_reads_its_data_with_the_options_a_fit_takes(spike_file, tmp_pat
     monkeypatch.setattr(sweep_tune, "run_sweep", run_sweep)
     code, _, err = run_cli(["sweep", "--data", "rec.nwb", "--align", "stim_on_time",
                             "--window=-0.2,0.8", "--bin", 20, "--condition", "target",
-                            "--trials-where", "outcome=correct", "--trials", 2],
+                            "--trials-where", "outcome=correct", "--units-where",
+                            "quality=good", "--units-where", "firing_rate>=1", "--trials", 2],
                            monkeypatch, capsys)
     assert code == 0, err
     config = given["config"]
     assert (config.align, config.window, config.bin_size_ms, config.condition,
-            config.trials_where) == ("stim_on_time", "-0.2,0.8", 20, "target", "outcome=correct")
+            config.trials_where, config.units_where) == (
+        "stim_on_time", "-0.2,0.8", 20, "target", ["outcome=correct"],
+        ["quality=good", "firing_rate>=1"])
     code, _, err = run_cli(["sweep", "--resume", tmp_path, "--bin", 20], monkeypatch, capsys)
     assert_one_line_error(code, err, "drop --bin")
 

@@ -9,7 +9,8 @@ from pyrolf.data.dandi import DANDISETS
 from pyrolf.data.event_locked import event_locked_dataset
 from pyrolf.data.files import load_spike_file, save_spike_file
 from pyrolf.data.lorenz import lorenz_dataset
-from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS, load_recording, recording_format
+from pyrolf.data.recordings import (CHOP_OPTIONS, TRIAL_OPTIONS, UNIT_OPTIONS, load_recording,
+                                    recording_format)
 from pyrolf.data.sessions import Sessions, gather_sessions, session_names
 from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.lazy import lazy_names
@@ -89,7 +90,8 @@ def hold_forward_bins(data: SpikeData, n_forward: int) -> SpikeData:
 
 
 #: the settings that cut and bin a recording's spike times and behaviour
-CUTTING = (*TRIAL_OPTIONS, *CHOP_OPTIONS, "behavior", "behavior_lag_ms", "bin_size_ms")
+CUTTING = (*TRIAL_OPTIONS, *UNIT_OPTIONS, *CHOP_OPTIONS, "behavior", "behavior_lag_ms",
+           "bin_size_ms")
 
 
 def _binned(name: str) -> bool:

@@ -52,6 +52,8 @@ class NWBSource:
 
     Attributes:
         unit_ids: ``(units,)`` the Units table's ids, the order of :meth:`unit_spike_times`.
+        unit_columns: names of the Units table's columns, then those of the electrodes table
+            the units' ``electrodes`` region reaches (:meth:`unit_column`).
         trial_columns: names of the trials table's columns, ``None`` without a trials table.
     """
 
@@ -74,6 +76,10 @@ class NWBSource:
                             "every spike_times entry empty)")
         self.unit_ids = np.asarray(units.id.data[:])
         self._units = units
+        self._electrodes = _first_electrodes(units)
+        reached = () if self._electrodes is None else self._electrodes[0].colnames
+        self.unit_columns = tuple(units.colnames) + tuple(
+            name for name in reached if name not in units.colnames)
         self._nwbfile = nwbfile
         self._trials = nwbfile.trials
         self._columns: dict[str, np.ndarray] = {}  # trials-table columns read so far
@@ -145,6 +151,25 @@ class NWBSource:
                             f"{len(times)} timestamps for {len(values)} samples; fix the file")
         return times, values.reshape(len(values), -1), series.unit
 
+    def unit_column(self, name: str) -> np.ndarray:
+        """Units-table column ``name`` ``(units,)``, or the electrodes table's column ``name`` at
+        each unit's first electrode (``None`` for a unit of none); electrode groups by name, text
+        as ``str``.
+
+        Raises:
+            DataError: a column of a list per unit (the spike times, the electrodes).
+        """
+        if name in self._units.colnames:
+            column = self._units[name]
+            if isinstance(column, VectorIndex):
+                raise DataError(f"column {name!r} of the Units table of {self.path.name} holds "
+                                "a list per unit; give a column with one value per unit")
+            return _plain(column.data[:])
+        table, first = self._electrodes
+        values = _plain(table[name].data[:])
+        return np.array([None if row < 0 else values[row] for row in first]
+                        ) if (first < 0).any() else values[first]
+
     def trial_column(self, name: str) -> np.ndarray:
         """Trials-table column ``name`` ``(trials,)``, read from the file the first time it is
         asked for (the options that name a column, then the trial table, read it)."""
@@ -155,6 +180,31 @@ class NWBSource:
                                 "a list per trial; give a column with one value per trial")
             self._columns[name] = np.asarray(column.data[:])
         return self._columns[name]
+
+
+def _first_electrodes(units):
+    """``(electrodes table, (units,) row of each unit's first electrode, -1 for none)``, or
+    ``None`` where the Units table has no ``electrodes`` region."""
+    if "electrodes" not in units.colnames:
+        return None
+    region = units.electrodes  # the region itself, ragged (indexed) or one row per unit
+    rows = np.append(np.asarray(region.data[:], dtype=np.int64), -1)  # -1: a unit of none
+    if isinstance(units["electrodes"], VectorIndex):
+        ends = np.asarray(units["electrodes"].data[:], dtype=np.int64)
+        starts = np.concatenate([[0], ends[:-1]])
+        return region.table, np.where(ends > starts, rows[starts], -1)
+    return region.table, rows[:-1]
+
+
+def _plain(values) -> np.ndarray:
+    """A column's ``values`` as an array of numbers, booleans or ``str`` (bytes decoded, NWB
+    objects such as electrode groups by their names)."""
+    values = np.asarray(values)
+    if values.dtype.kind in "biuf":
+        return values
+    return np.array([value.decode() if isinstance(value, bytes)
+                     else getattr(value, "name", value) for value in values.ravel()],
+                    dtype=object).reshape(values.shape)
 
 
 def _path(container) -> str:

@@ -21,14 +21,19 @@ The options are :class:`~pyrolf.config.Config` fields, so a run folder rebuilds 
   ``bin_size_ms`` (default 10 ms; the window's length rounded down to whole bins). A window may
   reach beyond its trial; a trial is dropped when its window leaves the recording (from its first
   to its last spike, trial start or stop, and NWB ``obs_intervals``) or its alignment time is NaN,
-  and the count is printed and kept. ``trials_where`` COLUMN=VALUE keeps the trials whose COLUMN is
-  VALUE (compared as text; as a number in a numeric column; true/false in a boolean one);
+  and the count is printed and kept. ``trials_where`` keeps the trials that meet each of its
+  conditions (``outcome=correct``, ``reaction_time<0.6``: :mod:`pyrolf.data.where`);
   ``condition`` names the column whose values are the conditions (stratified splits, PSTHs).
 - **Continuous** (no trials table, or ``continuous``): the whole recording, binned from the
   last multiple of the bin width (s) before its start, cut by :func:`pyrolf.data.chop.chop` into
   windows of ``chop_s`` overlapping by ``overlap_s`` (both rounded down to whole bins), which are
   fitted as trials. Windows are split at random like trials, so a test window overlaps its
   neighbours.
+
+- **Units** (``units_where``, NWB only): only the units that meet each of its conditions on the
+  Units table (``quality=good``, ``firing_rate>=0.5``; :mod:`pyrolf.data.where`). A column that
+  the Units table lacks is read from the electrodes table at each unit's first electrode (its
+  ``electrodes`` region, e.g. ``location``); a column of electrode groups compares their names.
 
 - **Behaviour** (``behavior`` NAME): a series recorded beside the spikes (a hand's velocity, an
   eye's position) is binned into the same bins by :func:`bin_behavior`: an NWB file's TimeSeries
@@ -42,7 +47,7 @@ Either way a seeded ``heldout_fraction`` of the units (at least one) is held out
 What :class:`~pyrolf.data.spikes.SpikeData` ``extra`` holds:
 
 - ``unit_ids`` ``(neurons,)``: the Units table's ids (NWB) or the ``unit_ids`` (sorted), in the
-  order of the neuron axis.
+  order of the neuron axis: the units ``units_where`` keeps.
 - ``recording``: a JSON-able summary (format, units, trials kept and dropped and why, window,
   bins), also written into ``metrics.json``.
 - Trials: ``trial_ids`` ``(trials,)``, each trial's row in the file's trials table;
@@ -68,6 +73,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pyrolf.data import where
 from pyrolf.data.chop import chop
 from pyrolf.data.files import check_file, heldout_and_splits
 from pyrolf.data.spikes import DataError, MissingBehavior, SpikeData
@@ -75,10 +81,10 @@ from pyrolf.messages import note
 
 #: settings that select and cut trials, and those of continuous recordings
 TRIAL_OPTIONS = ("align", "window", "condition", "trials_where")
+UNIT_OPTIONS = ("units_where",)
 CHOP_OPTIONS = ("continuous", "chop_s", "overlap_s")
 MIN_WINDOWS = 3  # train, valid and test need one each
 EDGE_S = 1e-9  # a behavioural sample this close to a bin edge counts as on it (float rounding)
-SHOWN_VALUES = 10  # values of a column listed in a message
 
 
 def recording_format(path: Path) -> str | None:
@@ -109,20 +115,19 @@ def load_recording(path: Path, config) -> SpikeData:
     Raises:
         DataError: a file that is missing or unreadable, has no units or no spikes, a column that
             is not there (the message lists those that are), a window longer than every trial,
-            a bin wider than the window, a ``trials_where`` that keeps no trial, too few trials.
+            a bin wider than the window, a ``trials_where`` that keeps no trial, too few trials,
+            a ``units_where`` that keeps fewer than 2 units.
     """
     check_file(path, "recording (.nwb or spike-times .npz)")
     with open_source(path) as source:
-        if source.n_units < 2:
-            raise DataError(f"{path} has {source.n_units} unit(s); pyrolf needs at least 2 (one "
-                            "held in, one held out).")
+        units = _units(source, config)
         continuous = config.continuous or source.trial_columns is None
         if continuous and config.changed(TRIAL_OPTIONS):
             raise DataError(f"{path} has no trials table, so "
                             f"{', '.join(config.changed(TRIAL_OPTIONS))} cannot apply; leave "
                             "them out to fit it as a continuous recording")
         cut = _chopped if continuous else _trials
-        spikes, extra, conditions = cut(source, config, config.bin_ms() / 1000)
+        spikes, extra, conditions = cut(source, config, config.bin_ms() / 1000, units)
         if config.behavior is not None:
             extra["behavior_lag_bins"] = config.behavior_lag_ms // config.bin_ms()
             if abs(extra["behavior_lag_bins"]) >= spikes.shape[1]:
@@ -137,8 +142,9 @@ def load_recording(path: Path, config) -> SpikeData:
         if continuous and not config.continuous:
             note(f"{path.name} has no trials table: fitting it as a continuous recording cut "
                  f"into {config.chop_s:g} s windows overlapping by {config.overlap_s:g} s")
-    extra["unit_ids"] = source.unit_ids
-    extra["recording"] = {"format": source.format, "units": int(source.n_units),
+    extra["unit_ids"] = source.unit_ids[units]
+    extra["recording"] = {"format": source.format, "units_in_file": int(source.n_units),
+                          "units": len(units), "units_where": config.units_where,
                           "bin_ms": config.bin_ms(), **extra["recording"]}
     heldout, splits = heldout_and_splits(config.data_seed, spikes.shape[2], spikes.shape[0],
                                          conditions, heldout_fraction=config.heldout_fraction)
@@ -150,7 +156,8 @@ def load_recording(path: Path, config) -> SpikeData:
 def open_source(path: Path):
     """The spike source of a recording file, open while the block runs: an object with
     ``format``, ``unit_ids`` ``(units,)``, ``n_units``, ``unit_spike_times(unit)`` (sorted
-    seconds of the unit at that position), ``span()`` (first and last time the file covers),
+    seconds of the unit at that position), ``unit_columns`` (names; none without a Units table),
+    ``unit_column(name)`` ``(units,)``, ``span()`` (first and last time the file covers),
     ``trial_columns`` (names, or ``None`` without a trials table), ``n_trials`` and
     ``trial_column(name)`` ``(trials,)``."""
     if recording_format(path) == "nwb":
@@ -162,15 +169,17 @@ def open_source(path: Path):
         yield SpikeTimesFile(path)
 
 
-def bin_spikes(source, starts: np.ndarray, n_bins: int, bin_size: float) -> np.ndarray:
-    """Spike counts ``(windows, n_bins, units)`` (float32) of every unit of ``source`` in the
-    windows that start at ``starts`` ``(windows,)`` seconds: bin ``k`` of window ``j`` counts the
-    spikes in ``[starts[j] + k * bin_size, starts[j] + (k + 1) * bin_size)``. One unit's spike
-    times are read at a time."""
+def bin_spikes(source, starts: np.ndarray, n_bins: int, bin_size: float,
+               units: np.ndarray) -> np.ndarray:
+    """Spike counts ``(windows, n_bins, len(units))`` (float32) of the units of ``source`` at
+    positions ``units`` in the windows that start at ``starts`` ``(windows,)`` seconds: bin ``k``
+    of window ``j`` counts the spikes in ``[starts[j] + k * bin_size, starts[j] + (k + 1) *
+    bin_size)``. One unit's spike times are read at a time."""
     edges = np.asarray(starts, dtype=np.float64)[:, None] + bin_size * np.arange(n_bins + 1)
-    counts = np.empty((len(edges), n_bins, source.n_units), dtype=np.float32)
-    for unit in range(source.n_units):
-        counts[..., unit] = np.diff(np.searchsorted(source.unit_spike_times(unit), edges), axis=1)
+    counts = np.empty((len(edges), n_bins, len(units)), dtype=np.float32)
+    for column, unit in enumerate(units):
+        counts[..., column] = np.diff(np.searchsorted(source.unit_spike_times(unit), edges),
+                                      axis=1)
     return counts
 
 
@@ -212,22 +221,45 @@ def whole_bins(seconds: float, bin_size: float) -> int:
     return int(np.floor(seconds / bin_size + 1e-9))
 
 
-def _trials(source, config, bin_size: float):
-    """``(spikes, extra, conditions)`` of the trials ``config`` selects and cuts."""
+def _units(source, config) -> np.ndarray:
+    """Positions ``(kept,)`` of the units of ``source`` that ``config.units_where`` keeps (all
+    without it).
+
+    Raises:
+        DataError: fewer than 2 units kept, a column the Units table lacks (the message lists
+            those it has), a spike-times file (no Units table) given conditions.
+    """
+    name = source.path.name
+    if config.units_where and not source.unit_columns:
+        raise DataError(f"--units-where: {name} has no Units table to select units by; keep "
+                        "only the units you want in the file")
+
+    def column(wanted: str) -> np.ndarray:
+        if wanted not in source.unit_columns:
+            raise DataError(f"--units-where {wanted}: the Units table of {name} has no column "
+                            f"{wanted!r}; its columns: {', '.join(source.unit_columns)}")
+        return source.unit_column(wanted)
+
+    units = np.arange(source.n_units)
+    if config.units_where:
+        units = where.select(column, config.units_where, source.n_units, "--units-where", name,
+                             "unit")
+    if len(units) < 2:
+        kept = f" ({', '.join(config.units_where)})" if config.units_where else ""
+        raise DataError(f"{name} has {len(units)} unit(s){kept}; pyrolf needs at least 2 (one "
+                        "held in, one held out)")
+    return units
+
+
+def _trials(source, config, bin_size: float, units: np.ndarray):
+    """``(spikes, extra, conditions)`` of the trials ``config`` selects and cuts, of the units at
+    positions ``units``."""
     path, n_file = source.path, source.n_trials
     if not n_file:
         raise DataError(f"the trials table of {path.name} has no trials; fit the recording "
                         "as a whole with --continuous")
-    rows = np.arange(n_file)
-    where = config.trials_filter()
-    if where is not None:
-        column, value = where
-        values = _column(source, column, "--trials-where")
-        rows = rows[_matches(values, value, column, path)]
-        if not len(rows):
-            shown = ", ".join(map(str, np.unique(values)[:SHOWN_VALUES]))
-            raise DataError(f"--trials-where {column}={value} keeps no trial of {path.name}; "
-                            f"{column} holds: {shown}")
+    rows = where.select(lambda name: _column(source, name, "--trials-where"),
+                        config.trials_where, n_file, "--trials-where", path.name)
     align = _times(source, config.align, "--align")
     starts, stops = _times(source, "start_time", "trial start"), _times(source, "stop_time",
                                                                          "trial stop")
@@ -287,11 +319,12 @@ def _trials(source, config, bin_size: float):
         "trials_without_alignment": int(unaligned.sum()), "trials_outside_recording": outside,
         "align": config.align, "window_s": list(window), "trials_where": config.trials_where,
         "condition": config.condition}
-    return bin_spikes(source, align[rows] + window[0], n_bins, bin_size), extra, conditions
+    return bin_spikes(source, align[rows] + window[0], n_bins, bin_size, units), extra, conditions
 
 
-def _chopped(source, config, bin_size: float):
-    """``(spikes, extra, None)`` of the whole recording chopped into windows."""
+def _chopped(source, config, bin_size: float, units: np.ndarray):
+    """``(spikes, extra, None)`` of the whole recording chopped into windows, of the units at
+    positions ``units``."""
     path = source.path
     first, last = _span(source)
     first = np.floor(first / bin_size) * bin_size  # bins on the file's grid of whole bins
@@ -305,7 +338,7 @@ def _chopped(source, config, bin_size: float):
     if n_time < window_bins:
         raise DataError(f"{path.name} covers {last - first:g} s, less than one --chop window of "
                         f"{config.chop_s:g} s; give a shorter --chop")
-    windows, starts = chop(bin_spikes(source, np.array([first]), n_time, bin_size)[0],
+    windows, starts = chop(bin_spikes(source, np.array([first]), n_time, bin_size, units)[0],
                            window_bins, overlap_bins)
     if len(starts) < MIN_WINDOWS:
         raise DataError(f"{path.name} ({last - first:g} s) gives {len(starts)} windows of "
@@ -371,22 +404,6 @@ def _times(source, name: str, option: str) -> np.ndarray:
                         f"{values[0]!r}, not times in seconds") from None
 
 
-def _matches(values: np.ndarray, text: str, column: str, path: Path) -> np.ndarray:
-    """``(trials,)`` bool: which ``values`` equal ``text`` (module docstring)."""
-    if values.dtype == bool:
-        if text.lower() not in ("true", "false", "1", "0"):
-            raise DataError(f"--trials-where {column}={text}: {column} of {path.name} is true or "
-                            "false; give true or false")
-        return values == (text.lower() in ("true", "1"))
-    if np.issubdtype(values.dtype, np.number):
-        try:
-            return values == float(text)
-        except ValueError:
-            raise DataError(f"--trials-where {column}={text}: {column} of {path.name} holds "
-                            "numbers; give one") from None
-    return np.array([str(value) == text for value in values], dtype=bool)
-
-
 def _span(source, starts: np.ndarray | None = None, stops: np.ndarray | None = None):
     """First and last time (s) the recording covers: its spikes (and NWB ``obs_intervals``)
     and the trials' ``starts`` and ``stops`` where given."""
@@ -431,6 +448,7 @@ class SpikeTimesFile:
         del order, times
         self._bounds = np.append(first, len(self._times))
         self.trial_columns, self.n_trials = None, 0
+        self.unit_columns = ()  # no Units table
         if ("trial_start" in arrays) != ("trial_stop" in arrays):
             raise DataError(f"{path} has only one of `trial_start` and `trial_stop`; give both "
                             "(one per trial) or neither (a continuous recording)")

@@ -1,0 +1,94 @@
+"""Rows of a table kept by conditions such as ``outcome=correct`` or ``firing_rate>=0.5``: the
+trials an own recording's ``trials_where`` keeps and the units its ``units_where`` keeps.
+
+A condition is ``COLUMN OP VALUE`` with ``OP`` one of ``=``, ``!=``, ``<``, ``<=``, ``>``,
+``>=``; a row is kept when it meets every condition. How ``VALUE`` is compared depends on the
+column: in a boolean one it is ``true`` or ``false`` (``=``, ``!=``), in a numeric one a number,
+in any other it is text compared with each value written as text (``=``, ``!=``). A NaN meets
+no condition (as a missing value in SQL).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pyrolf.data.spikes import DataError
+
+#: the comparisons a condition may make, the two-character ones first (the order they are read)
+OPERATORS = ("!=", ">=", "<=", "=", ">", "<")
+ORDERING = (">=", "<=", ">", "<")
+SHOWN_VALUES = 10  # values of a column listed in a message
+
+
+def parse(condition: str) -> tuple[str, str, str]:
+    """``(column, operator, value)`` of ``condition``, blanks around each stripped.
+
+    Raises:
+        ValueError: no operator, or no column name before it.
+    """
+    at = min(((condition.find(op), -len(op), op) for op in OPERATORS if op in condition),
+             default=None)
+    if at is None or not condition[:at[0]].strip():
+        raise ValueError(f"{condition!r} is no condition COLUMN=VALUE (or COLUMN OP VALUE with "
+                         f"OP one of {' '.join(OPERATORS)}), e.g. outcome=correct")
+    start, _, op = at
+    return condition[:start].strip(), op, condition[start + len(op):].strip()
+
+
+def kept(values: np.ndarray, condition: str, option: str, file: str) -> np.ndarray:
+    """``(rows,)`` bool: which ``values`` ``(rows,)`` (a column of a table of the file named
+    ``file``) meet ``condition`` (module docstring); ``option`` names the setting in messages
+    (``--trials-where``).
+
+    Raises:
+        DataError: a value that cannot be compared with the column's values (text for a number,
+            an ordering of text or of true/false).
+    """
+    column, op, text = parse(condition)
+    wrong = f"{option} {condition}: {column} of {file}"
+    if values.dtype == bool:
+        if op in ORDERING or text.lower() not in ("true", "false", "1", "0"):
+            raise DataError(f"{wrong} is true or false; give {column}=true or {column}=false")
+        return _compare(values, op, text.lower() in ("true", "1"))
+    if np.issubdtype(values.dtype, np.number):
+        try:
+            number = float(text)
+        except ValueError:
+            raise DataError(f"{wrong} holds numbers; give one (e.g. {column}{op}1)") from None
+        with np.errstate(invalid="ignore"):
+            return _compare(values, op, number) & ~np.isnan(values.astype(np.float64))
+    if op in ORDERING:
+        raise DataError(f"{wrong} holds text, which {op} cannot order; give {column}=VALUE or "
+                        f"{column}!=VALUE")
+    return _compare(np.array([str(value) for value in values]), op, text)
+
+
+def select(values_of, conditions: list[str], rows: int, option: str, file: str,
+           what: str = "trial") -> np.ndarray:
+    """The rows ``(kept,)`` of a table of ``rows`` rows (each a ``what``, e.g. a trial, of the
+    file named ``file``) that meet all ``conditions``; ``values_of(column)`` gives a column
+    ``(rows,)``.
+
+    Raises:
+        DataError: the conditions keep no row (the message names the first condition that leaves
+            none and lists the values its column holds there), or as :func:`kept`.
+    """
+    keep = np.ones(rows, dtype=bool)
+    for condition in conditions:
+        column = parse(condition)[0]
+        values = values_of(column)
+        meets = kept(values, condition, option, file)
+        if not (keep & meets).any():
+            shown = ", ".join(map(str, np.unique(np.asarray(values)[keep].astype(str))
+                                  [:SHOWN_VALUES]))
+            among = " among the rows the conditions before it keep" if keep.sum() < rows else ""
+            raise DataError(f"{option} {condition} keeps no {what} of {file}; {column} holds"
+                            f"{among}: {shown}")
+        keep &= meets
+    return np.flatnonzero(keep)
+
+
+def _compare(values: np.ndarray, op: str, value) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return {"=": values == value, "!=": values != value, "<": values < value,
+                "<=": values <= value, ">": values > value, ">=": values >= value}[op]

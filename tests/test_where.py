@@ -1,0 +1,81 @@
+"""Conditions on a table's rows (pyrolf/data/where.py): how they are read, what each operator
+keeps in a column of numbers, text or booleans, and the one-line errors."""
+
+import numpy as np
+import pytest
+
+from pyrolf.data import DataError
+from pyrolf.data.where import kept, parse, select
+
+
+@pytest.mark.parametrize("condition, parsed", [
+    ("outcome=correct", ("outcome", "=", "correct")),
+    (" outcome = correct ", ("outcome", "=", "correct")),
+    ("firing_rate>=0.5", ("firing_rate", ">=", "0.5")),
+    ("quality!=noise", ("quality", "!=", "noise")),
+    ("rt<0.6", ("rt", "<", "0.6")),
+    ("rt<=0.6", ("rt", "<=", "0.6")),
+    ("depth>-100", ("depth", ">", "-100")),
+    ("label=a=b", ("label", "=", "a=b")),     # the first operator splits; the rest is the value
+    ("label=", ("label", "=", "")),
+])
+def test_a_condition_is_read_at_its_first_operator(condition, parsed):
+    assert parse(condition) == parsed
+
+
+@pytest.mark.parametrize("condition", ["outcome", "=correct", " >= 2", ""])
+def test_a_condition_without_column_or_operator_is_refused(condition):
+    with pytest.raises(ValueError, match="is no condition COLUMN=VALUE"):
+        parse(condition)
+
+
+NUMBERS = np.array([0.2, 0.5, np.nan, 1.0, 0.5])
+
+
+@pytest.mark.parametrize("condition, expected", [
+    ("x=0.5", [0, 1, 0, 0, 1]), ("x!=0.5", [1, 0, 0, 1, 0]), ("x<0.5", [1, 0, 0, 0, 0]),
+    ("x<=0.5", [1, 1, 0, 0, 1]), ("x>0.5", [0, 0, 0, 1, 0]), ("x>=0.5", [0, 1, 0, 1, 1]),
+    ("x>=5e-1", [0, 1, 0, 1, 1]),
+])
+def test_numbers_are_compared_as_numbers_and_nan_meets_nothing(condition, expected):
+    np.testing.assert_array_equal(kept(NUMBERS, condition, "--units-where", "s.nwb"),
+                                  np.array(expected, dtype=bool))
+    # integers too, and each operator keeps the complement of its opposite where no NaN is
+    whole = np.array([1, 2, 3])
+    assert kept(whole, "x>=2", "o", "f").tolist() == (~kept(whole, "x<2", "o", "f")).tolist()
+    assert kept(whole, "x=2", "o", "f").tolist() == (~kept(whole, "x!=2", "o", "f")).tolist()
+
+
+def test_text_and_booleans_compare_by_equality():
+    labels = np.array(["good", "mua", "noise", "good"], dtype=object)
+    assert kept(labels, "quality=good", "o", "f").tolist() == [True, False, False, True]
+    assert kept(labels, "quality!=noise", "o", "f").tolist() == [True, True, False, True]
+    flags = np.array([True, False, True])
+    for text in ("true", "True", "1"):
+        assert kept(flags, f"ok={text}", "o", "f").tolist() == [True, False, True]
+    assert kept(flags, "ok!=true", "o", "f").tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize("values, condition, message", [
+    (np.array(["good", "mua"]), "quality>good", "quality of s.nwb holds text, which > cannot"),
+    (np.array([True, False]), "ok=yes", "ok of s.nwb is true or false"),
+    (np.array([True, False]), "ok<1", "ok of s.nwb is true or false"),
+    (np.array([1.0, 2.0]), "rate>fast", "rate of s.nwb holds numbers; give one"),
+])
+def test_a_value_the_column_cannot_compare_is_one_line(values, condition, message):
+    with pytest.raises(DataError, match=message) as error:
+        kept(values, condition, "--units-where", "s.nwb")
+    assert str(error.value).startswith(f"--units-where {condition}: ")
+
+
+def test_rows_meet_every_condition_and_an_empty_selection_lists_the_values_left():
+    table = {"quality": np.array(["good", "mua", "good", "good"]),
+             "rate": np.array([0.1, 5.0, 2.0, 3.0])}
+    assert select(table.__getitem__, ["quality=good", "rate>1"], 4, "o", "f").tolist() == [2, 3]
+    assert select(table.__getitem__, [], 4, "o", "f").tolist() == [0, 1, 2, 3]
+    # the second condition leaves nothing: the values listed are those the first one kept
+    with pytest.raises(DataError) as error:
+        select(table.__getitem__, ["rate>1", "quality=noise"], 4, "--units-where", "s.nwb",
+               "unit")
+    assert str(error.value) == ("--units-where quality=noise keeps no unit of s.nwb; quality "
+                                "holds among the rows the conditions before it keep: good, mua")
