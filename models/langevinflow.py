@@ -21,13 +21,13 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.runtime import get_plates
 from pyro.poutine.trace_struct import Trace
 from torch import nn
-from tqdm.auto import tqdm
 
 from pyrolf.config import Config
 from pyrolf.dynamics.langevin import DYNAMICS
 from pyrolf.dynamics.potentials import POTENTIALS
 from pyrolf.dynamics.prior import LangevinPrior
 from pyrolf.guides import GUIDES
+from pyrolf.messages import progress_bar
 from pyrolf.nets.networks import TransformerDecoder
 
 MAX_LOG_RATE = 10.0
@@ -80,8 +80,8 @@ def traced_passes(model, guide, inputs: torch.Tensor, samples: int,
     per_trial = min(samples, draws_per_pass)        # draws of one trial in one pass
     n_trials = inputs.shape[0]
     step = max(1, draws_per_pass // per_trial)      # trials in one pass
-    with tqdm(total=n_trials * samples, desc=progress, unit="draw", disable=progress is None,
-              dynamic_ncols=True) as bar:
+    with progress_bar(total=n_trials * samples, desc=progress, unit="draw",
+                      disable=progress is None) as bar:
         for start in range(0, n_trials, step):
             trials = slice(start, min(start + step, n_trials))
             for done in range(0, samples, per_trial):

@@ -8,3 +8,37 @@ import sys
 def note(text: str) -> None:
     """Tell the user, on stderr, something worth knowing that is no error."""
     print(f"note: {text}", file=sys.stderr)
+
+
+#: seconds between progress lines where stderr is no terminal (a log file, a batch system's)
+LOG_EVERY_S = 30.0
+
+
+def progress_bar(**options):
+    """A tqdm progress bar on stderr (``options`` are tqdm's: ``total``, ``desc``, ``unit``,
+    ``disable``, ...): redrawn in place on a terminal, a widget in a notebook, and elsewhere (a
+    log file, a pipe) one plain line every :data:`LOG_EVERY_S` seconds and one at the end, with
+    no carriage returns or bar characters a log cannot show."""
+    from tqdm.auto import tqdm
+
+    if "notebook" in tqdm.__module__ or sys.stderr.isatty():
+        return tqdm(dynamic_ncols=True, **options)
+    return tqdm(file=_Lines(sys.stderr), mininterval=LOG_EVERY_S, ascii=True, **options)
+
+
+class _Lines:
+    """A stream that writes each frame tqdm draws as a line of its own, but not a frame of the
+    count the line before showed (tqdm draws the last one again when it closes)."""
+
+    def __init__(self, stream):
+        self.stream, self.shown = stream, None
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").rstrip()
+        count = line.partition("[")[0]  # "fit:  50%|#####     | 2/4 ", before the times
+        if line and count != self.shown:
+            self.stream.write(line + "\n")
+            self.shown = count
+
+    def flush(self) -> None:
+        self.stream.flush()

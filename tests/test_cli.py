@@ -247,3 +247,39 @@ def test_overdamped_prior_in_an_unbounded_potential_is_refused(tmp_path, monkeyp
                            monkeypatch, capsys)
     assert_one_line_error(code, err, "bounded below", "--potential free")
     assert not (tmp_path / "r").exists()
+
+
+def test_progress_in_a_log_is_plain_lines_and_on_a_terminal_one_redrawn_bar(
+        spike_file, tmp_path, monkeypatch, capsys):
+    import io
+    import sys
+
+    from pyrolf import messages
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, every in ((Terminal(), 30.0), (io.StringIO(), 30.0), (io.StringIO(), 0.0)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        monkeypatch.setattr(messages, "LOG_EVERY_S", every)
+        with messages.progress_bar(total=4, desc="fit", unit="epoch") as bar:
+            for _ in range(4):
+                bar.update()
+        written = stream.getvalue()
+        if isinstance(stream, Terminal):
+            assert written.count("\r") >= 2 and written.count("\n") == 1  # redrawn in place
+            continue
+        lines = written.splitlines()
+        assert "\r" not in written and all(line.startswith("fit: ") for line in lines)
+        assert "4/4" in lines[-1] and "100%" in lines[-1]
+        # the first frame and the last (once), and between them one per interval
+        assert len(lines) == (2 if every else 5), lines
+    monkeypatch.undo()
+    # a whole fit's bars, as a batch system's log file gets them
+    code, _, err = run_cli(["fit", "--data", spike_file, "--out", tmp_path / "run", "--epochs",
+                            "2", "--latent-dim", "8", "--batch-size", "32"], monkeypatch, capsys)
+    assert code == 0, err
+    assert "\r" not in err
+    labels = {line.split(":")[0] for line in err.splitlines() if line}
+    assert {"fit", "smoothing baseline", "score"} <= labels, labels

@@ -25,11 +25,10 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from sklearn.linear_model import PoissonRegressor
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import co_bps
-from pyrolf.messages import note
+from pyrolf.messages import note, progress_bar
 from pyrolf.runs import RunFolder
 
 DEFAULT_WIDTHS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
@@ -158,8 +157,8 @@ def fit_smoothing(data: SpikeData, widths: tuple[float, ...], alpha: float,
         return np.log(smooth_spikes(spikes[..., data.heldin], width) + LOG_OFFSET)
 
     scores, weights = {}, {}
-    with tqdm(total=len(widths) + refit, desc="smoothing baseline", unit="fit",
-              disable=not progress, dynamic_ncols=True) as bar:
+    with progress_bar(total=len(widths) + refit, desc="smoothing baseline", unit="fit",
+                      disable=not progress) as bar:
         for width in widths:
             smoothed = inputs(width)
             weights[width] = fit_poisson_glm(smoothed, heldout_spikes, compared_on, alpha)

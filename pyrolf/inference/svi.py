@@ -16,7 +16,6 @@ import torch
 from pyro.distributions.util import is_validation_enabled
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import ClippedAdam
-from tqdm.auto import tqdm
 
 from pyrolf.config import Config
 from pyrolf.data.sessions import Sessions, session_list
@@ -28,6 +27,7 @@ from pyrolf.inference import TrainingDiverged
 from pyrolf.inference.capture import GraphSVI
 from pyrolf.models.langevinflow import traced_passes
 from pyrolf.models.sessions import session_views
+from pyrolf.messages import progress_bar
 from pyrolf.threads import CoreShare, adapt_threads
 
 
@@ -292,8 +292,8 @@ class Trainer:
         pyro.clear_param_store()  # pyro.module would give other flows' params of the same names
         self.flow.train()
         config, state = self.config, self.state
-        bar = tqdm(total=config.epochs, initial=state.epoch, disable=not progress,
-                   desc="fit", unit="epoch", dynamic_ncols=True)
+        bar = progress_bar(total=config.epochs, initial=state.epoch, disable=not progress,
+                           desc="fit", unit="epoch")
         first = True
         share = CoreShare() if config.threads is None and self.device.type == "cpu" else None
         if share is not None:
