@@ -226,6 +226,7 @@ def test_infer_names_nlb_trials_units_and_times(data_dir, tmp_path, monkeypatch,
     behavior = inferred["behavior"].values
     assert inferred["behavior"].dims == ("trial", "time", "behavior_dim")
     assert "hand_vel" in inferred["behavior"].attrs["long_name"]
+    assert inferred["behavior"].attrs["units"] == "mm/s"  # the TimeSeries' unit in the file
     observed = slice(0, data.n_observed)
     np.testing.assert_allclose(behavior[:split.n_train, observed], train, rtol=1e-6)
     np.testing.assert_allclose(behavior[split.n_train:, observed],

@@ -43,7 +43,7 @@ class NLBSplit:
     order, the rest its evaluation trials (``val`` or ``test``), whose held-out and forward
     spikes are unknown to the model (zeros in ``spikes``). ``trial_ids`` ``(trials,)``:
     nlb_tools' ``trial_id`` of each of them; ``unit_ids`` ``(neurons,)``: the NWB units table's
-    id of each neuron (held-in first).
+    id of each neuron (held-in first); ``train_file``: the train NWB file.
     """
 
     name: str
@@ -54,6 +54,7 @@ class NLBSplit:
     targets_file: str | os.PathLike | None = None
     trial_ids: np.ndarray | None = None
     unit_ids: np.ndarray | None = None
+    train_file: Path | None = None
     _targets: dict | None = field(default=None, init=False, repr=False)
 
     @property
@@ -80,8 +81,9 @@ class NLBSplit:
         return self._targets
 
 
-def open_dataset(name: str, folder: Path, phase: str) -> NWBDataset:
-    """The NWB file(s) of ``name`` as an ``NWBDataset`` at 1 ms (``val``: the train file only)."""
+def open_dataset(name: str, folder: Path, phase: str) -> tuple[NWBDataset, Path]:
+    """The NWB file(s) of ``name`` as an ``NWBDataset`` at 1 ms (``val``: the train file only),
+    and the train file."""
     train, test = nwb_files(name, folder)
     if phase == "test" and test is None:
         raise DataError(f"the test phase needs {train.parent}/*desc-test*.nwb; download the whole "
@@ -97,7 +99,8 @@ def open_dataset(name: str, folder: Path, phase: str) -> NWBDataset:
                             f"{download_command(name, folder)}") from None
     try:
         with nlb_tools_context():
-            return NWBDataset(str(train.parent), prefix="*desc-train" if phase == "val" else "")
+            return NWBDataset(str(train.parent), prefix="*desc-train" if phase == "val"
+                              else ""), train
     except Exception as error:  # nlb_tools reports a wrong layout by whatever fails first
         raise DataError(f"{train.parent} does not hold NLB-format NWB files that nlb_tools can "
                         f"read ({type(error).__name__}: {error}); use the files of "
@@ -122,9 +125,9 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
         raise DataError(f"NLB bins are 5 or 20 ms, got {bin_size_ms}")
     if phase not in PHASES:
         raise DataError(f"phase must be 'val' or 'test', got {phase!r}")
-    dataset = open_dataset(name, data_dir(folder), phase)
+    dataset, train_file = open_dataset(name, data_dir(folder), phase)
     resample(dataset, bin_size_ms)
-    split = NLBSplit(name, bin_size_ms, phase, 0, dataset, targets)
+    split = NLBSplit(name, bin_size_ms, phase, 0, dataset, targets, train_file=train_file)
     try:
         with nlb_tools_context():
             train = make_train_input_tensors(dataset, name, split.train_split, save_file=False,
@@ -167,7 +170,8 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
 def with_behavior(data: SpikeData, targets_file: Path | None = None) -> SpikeData:
     """NLB ``data`` with the behaviour NLB decodes (``PARAMS`` ``behavior_field``: hand or
     finger velocity, as nlb_tools cuts it, ``lag`` ms after each bin) as ``extra["behavior"]``
-    ``(trials, bins, dims)`` float32 and ``extra["behavior_name"]``: the training trials' from
+    ``(trials, bins, dims)`` float32, ``extra["behavior_name"]`` and ``extra["behavior_unit"]``
+    (the TimeSeries' ``unit`` in the train file, where it names one): the training trials' from
     ``make_train_input_tensors``, the evaluation trials' from the targets (``eval_behavior``:
     the val phase, or the test phase with the published targets; read from ``targets_file``, a
     run folder's kept ``eval_targets.h5``, where given and it exists). NaN where unknown (the
@@ -190,8 +194,22 @@ def with_behavior(data: SpikeData, targets_file: Path | None = None) -> SpikeDat
         behavior[split.n_train:, :evaluation.shape[1]] = evaluation
     name = (f"{params['behavior_field']} as nlb_tools cuts it, {params.get('lag') or 0} ms after "
             "each bin")
+    unit = behavior_unit(split.train_file, params["behavior_field"])
     return dataclasses.replace(data, extra={**data.extra, "behavior": behavior,
-                                            "behavior_name": name})
+                                            "behavior_name": name, **unit})
+
+
+def behavior_unit(path: Path | None, field: str) -> dict:
+    """``{"behavior_unit": unit}`` of the behavioural TimeSeries ``field`` (``hand_vel``) of the
+    NLB file ``path`` (its data's NWB ``unit`` attribute), or ``{}`` where the file names none."""
+    if path is None:
+        return {}
+    with h5py.File(path, "r") as file:
+        data = file.get(f"processing/behavior/{field}/data")
+        unit = None if data is None else data.attrs.get("unit")
+    if isinstance(unit, bytes):
+        unit = unit.decode()
+    return {"behavior_unit": unit} if unit else {}
 
 
 def tensor_trial_ids(dataset: NWBDataset, name: str, trial_split) -> np.ndarray:
