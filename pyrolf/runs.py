@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import re
+import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ from pyrolf.config import Config, ConfigError
 from pyrolf.data import data_file, session_files
 from pyrolf.data.files import fingerprint
 from pyrolf.messages import note
+
+LOCK_POLL_S = 0.1  # how often a lock that waits tries again
 
 
 class RunError(ValueError):
@@ -147,10 +150,11 @@ class RunFolder:
         return run
 
     @contextmanager
-    def locked(self) -> Iterator["RunFolder"]:
+    def locked(self, wait_s: float = 0.0) -> Iterator["RunFolder"]:
         """Hold the folder's lock while the block runs: an advisory ``flock`` on ``.lock``, which
         the system releases when the process ends, however it ends. Raises :class:`RunError` if
-        another process (or another block of this one) holds it."""
+        another process (or another block of this one) holds it for more than ``wait_s``
+        seconds (a sweep's trial waits for the process Ray stops when it moves the trial)."""
         try:
             handle = os.open(self.path / self.LOCK, os.O_RDONLY | os.O_CREAT, 0o644)
         except IsADirectoryError:
@@ -159,13 +163,19 @@ class RunFolder:
         except OSError as error:
             raise RunError(f"cannot lock {self.path} ({error.strerror}); check that the folder "
                            "is writable") from None
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(LOCK_POLL_S)
+                    continue
             os.close(handle)
             raise RunError(f"{self.path} is in use by another pyrolf process (fit, evaluate, "
-                           "diagnose or infer); wait until it ends, or stop it, and try "
-                           "again") from None
+                           "diagnose, infer or a sweep's trial); wait until it ends, or stop "
+                           "it, and try again") from None
         for partial in self.path.glob("*.partial"):  # left by a process killed while writing
             if partial.is_file():
                 try:

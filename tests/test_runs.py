@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ from test_cli import assert_one_line_error, run_cli
 
 from pyrolf import Config, fit
 from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
-from pyrolf.runs import RunFolder
+from pyrolf.runs import RunError, RunFolder
 
 # What a fit of 2 epochs, scored at the end only, writes, in order.
 WRITES = ["config.json", "source.json", "fitted.json", "checkpoint.pt", "best.pt", "checkpoint.pt",
@@ -412,6 +413,24 @@ def test_a_fit_holds_its_folder_locked_while_it_trains(spike_file, tmp_path, mon
     assert code == 0, err
     assert held and all(held)
     hold_lock(run).close()  # free once the fit has ended
+
+
+def test_a_lock_that_waits_takes_the_folder_once_its_holder_lets_go(run):
+    """A sweep's trial that Ray moves to a new process waits for the old one (RunFolder.locked
+    with wait_s); without waiting, or past the wait, it is refused."""
+    import threading
+
+    holder = hold_lock(run)
+    with pytest.raises(RunError, match="in use by another pyrolf process"):
+        with RunFolder(run).locked(wait_s=0.3):
+            pass
+    threading.Timer(0.3, holder.close).start()
+    started = time.monotonic()
+    with RunFolder(run).locked(wait_s=10.0):
+        waited = time.monotonic() - started
+        assert RunFolder(run).in_use()
+    assert 0.2 < waited < 5.0
+    assert not RunFolder(run).in_use()
 
 
 # --- a run folder works from anywhere ---------------------------------------------------------

@@ -17,8 +17,10 @@ import torch
 
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import lorenz_dataset, save_spike_file
+from pyrolf.runs import RunFolder
 from pyrolf.sweep import search_space
 from pyrolf.sweep.settings import sweep_settings
+from pyrolf.sweep import tune as sweep_tune
 from pyrolf.sweep.tune import BEST_SCORE, SCORE, score_run
 from test_cli import assert_one_line_error, run_cli
 
@@ -194,6 +196,12 @@ def test_a_trials_folder_records_its_data_and_refuses_a_changed_file(
     data = tmp_path / "day.h5"
     data.write_bytes(spike_file.read_bytes())
     config = Config(data=str(data), **{**TINY, "epochs": 1})
+    held = []  # whether the trial's folder is locked while it trains, as a fit's is
+    monkeypatch.setattr(sweep_tune.SweepTrainer, "epoch", lambda self, check: held.append(
+        RunFolder(tmp_path / "sweep" / "trials" / "trial0").in_use()) or 0.0)
+    run = in_process_trial(monkeypatch, config, tmp_path / "sweep")
+    assert held == [True] and not RunFolder(run).in_use()
+    monkeypatch.undo()
     run = in_process_trial(monkeypatch, config, tmp_path / "sweep")
     source = json.loads((run / "source.json").read_text())
     assert source["path"] == str(data) and source["bytes"] == data.stat().st_size

@@ -13,7 +13,9 @@ A sweep folder holds::
 
 Each report carries the trial's run folder as a Ray checkpoint, so an interrupted sweep resumes
 every unfinished trial where it was, and population-based training can hand one trial's weights
-to another.
+to another. A trial holds its folder's lock while it trains, as a fit does, so ``evaluate`` or
+``fit --resume`` of a running trial is refused; a trial Ray moves to a new process (PBT pauses
+and restores trials) waits up to :data:`TRIAL_LOCK_WAIT_S` for the old one to end.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from pyrolf.sweep.space import Dimension, mutable, search_space
 SCORE = "valid_co_bps"
 BEST_SCORE = f"best_{SCORE}"
 SETTINGS, RESULTS, BEST, TRIALS, EXPERIMENT = "sweep.json", "results.csv", "best", "trials", "tune"
+TRIAL_LOCK_WAIT_S = 120.0  # how long a trial waits for its folder's lock
 
 
 class SweepTrainer(Trainer):
@@ -100,16 +103,19 @@ def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions
     pyro.set_rng_seed(config.seed)
     run = RunFolder(Path(folder) / TRIALS / tune.get_context().get_trial_id())
     run.path.mkdir(parents=True, exist_ok=True)
-    flow = starting_flow(config, data)
-    trainer = SweepTrainer(flow, data, config, on_checkpoint=partial(_report, run))
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        _restore(trainer, run, checkpoint)
-    run.record(config, fitted_record(data, flow, fingerprint))
-    try:
-        trainer.fit(progress=False)
-    except TrainingDiverged:
-        return  # the trial ends with its last report; its best weights are in its run folder
+    # locked as a fit's folder is (evaluate and fit --resume wait for it to end); a trial Ray
+    # moves to a new process waits for the old one, which Ray stops without waiting
+    with run.locked(wait_s=TRIAL_LOCK_WAIT_S):
+        flow = starting_flow(config, data)
+        trainer = SweepTrainer(flow, data, config, on_checkpoint=partial(_report, run))
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            _restore(trainer, run, checkpoint)
+        run.record(config, fitted_record(data, flow, fingerprint))
+        try:
+            trainer.fit(progress=False)
+        except TrainingDiverged:
+            return  # the trial ends with its last report; its best weights are in its folder
 
 
 def _report(run: RunFolder, trainer: Trainer, is_best: bool) -> None:
