@@ -127,6 +127,11 @@ def test_behavior_r2_decodes_a_linear_map_of_the_rates_and_not_noise():
     assert behavior_r2(rates[:30], mapped[:30], rates[30:], mapped[30:]) > 0.999
     noise = rng.standard_normal((40, 20, 2))
     assert behavior_r2(rates[:30], noise[:30], rates[30:], noise[30:]) < 0.05
+    # a constant series leaves nothing to explain: no score (scikit-learn's R² would say 1)
+    still = np.ones((40, 20, 1))
+    assert np.isnan(behavior_r2(rates[:30], still[:30], rates[30:], still[30:]))
+    one_still = np.concatenate([mapped[..., :1], still], axis=-1)
+    assert np.isnan(behavior_r2(rates[:30], one_still[:30], rates[30:], one_still[30:]))
 
 
 def test_behavior_r2_leaves_out_the_bins_without_behaviour():

@@ -105,7 +105,8 @@ def write_sorted_nwb(path, session):
     nwbfile.add_unit_column("firing_rate", "mean rate (Hz)")
     duration = session.trials.stop_time.max()
     for unit, (unit_id, times) in enumerate(zip(session.unit_ids, session.spike_times)):
-        nwbfile.add_unit(id=int(unit_id), spike_times=times, quality=("good", "mua", "noise")[unit % 3],
+        nwbfile.add_unit(id=int(unit_id), spike_times=times,
+                         quality=("good", "mua", "noise")[unit % 3],
                          firing_rate=len(times) / duration,
                          electrodes=[unit % 2, (unit + 1) % 4], electrode_group=groups[unit % 2])
     with NWBHDF5IO(str(path), "w") as io:
@@ -199,6 +200,28 @@ def test_behavior_bins_average_their_samples_and_interpolate_between_sparse_ones
     # a sample on an edge, up to float rounding, opens the bin after it
     on_edge = bin_behavior(np.array([0.23]), np.ones((1, 1)), np.array([0.2]), 5, 0.01)[0, :, 0]
     np.testing.assert_array_equal(on_edge, [np.nan, np.nan, np.nan, 1.0, np.nan])
+
+
+def test_behavior_is_not_interpolated_across_a_gap_in_the_series():
+    """A 30 Hz series (slower than 10 ms bins) is interpolated between its samples, but not
+    across a second without tracking, nor across a stretch of NaN samples (found by a hostile
+    walkthrough: a 5 s gap was filled with a straight line and scored)."""
+    times = np.arange(90) / 30.0
+    values = times.copy()
+    kept = (times < 1.0) | (times >= 2.0)           # no sample from 1 s to 2 s
+    binned = bin_behavior(times[kept], values[kept, None], np.array([0.0]), 300, 0.01)[0, :, 0]
+    centres = np.arange(300) * 0.01 + 0.005
+    gap = (centres > times[kept][times[kept] < 1.0].max()) & (centres < 2.0)
+    elsewhere = ~gap & (centres < times[-1])
+    assert np.isnan(binned[gap]).all() and np.isfinite(binned[elsewhere]).all()
+    np.testing.assert_allclose(binned[elsewhere], centres[elsewhere], atol=0.006)
+    # the same second as NaN samples (a tracking loss), and one missed sample bridged
+    lost = np.where(kept, values, np.nan)
+    np.testing.assert_array_equal(np.isnan(bin_behavior(times, lost[:, None], np.array([0.0]),
+                                                        300, 0.01)[0, :, 0]), np.isnan(binned))
+    one_missed = np.arange(90) != 45
+    assert np.isfinite(bin_behavior(times[one_missed], values[one_missed, None], np.array([0.0]),
+                                    290, 0.01)).all()
 
 
 def test_behavior_is_read_from_nwb_timestamps_or_rate_by_name_or_path(tmp_path):
@@ -474,8 +497,8 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
         session, unit_ids=np.where(session.unit_ids == 107, 9999, session.unit_ids)))
     code, _, err = run_cli(["infer", run, "--samples", 5, "--data", renamed, "--out",
                             tmp_path / "renamed.nc"], monkeypatch, capsys)
-    assert_one_line_error(code, err, "not the run's", "ids 107 of the run missing",
-                          "ids 9999 not in the run")
+    assert_one_line_error(code, err, "not the run's", "they lack its held-in ids 107",
+                          "and hold ids 9999, not the run's")
     assert not (tmp_path / "renamed.nc").exists()
 
 
@@ -501,9 +524,9 @@ def test_new_trials_are_matched_to_the_run_by_unit_id_in_any_order():
     np.testing.assert_array_equal(held_in.extra["unit_ids"], ids)
     stranger = given([0, 1, 2, 3])
     stranger.extra["unit_ids"] = np.array([10, 20, 30, 50])
-    with pytest.raises(DataError, match="ids 40 of the run missing, ids 50 not in the run"):
+    with pytest.raises(DataError, match="lack its held-in ids 40, and hold ids 50, not the run's"):
         new_trials(stranger, heldout, ids)
-    with pytest.raises(DataError, match="ids 20, 40 of the run missing; give"):
+    with pytest.raises(DataError, match="lack its held-in ids 40 and held-out ids 20; give"):
         new_trials(given([0, 2]), heldout, ids)
     # a unit more, anywhere: the run's are picked by id, the other left out with a note
     more = SpikeData(spikes=np.concatenate([spikes[..., :2], 7 + spikes[..., :1],
@@ -515,13 +538,15 @@ def test_new_trials_are_matched_to_the_run_by_unit_id_in_any_order():
     assert "1 of the data's units are not the run's and are left out (ids 99)" in err.getvalue()
     np.testing.assert_array_equal(picked.spikes, spikes)
     np.testing.assert_array_equal(picked.extra["unit_ids"], ids)
-    with contextlib.redirect_stderr(io.StringIO()):  # and beside only the held-in ones
+    with contextlib.redirect_stderr(io.StringIO()) as err:  # and beside only the held-in ones
         picked = new_trials(SpikeData(spikes=more.spikes[..., [0, 2, 3, 4]],
                                       heldout=np.zeros(4, bool), splits=splits,
                                       extra={"unit_ids": np.array([10, 99, 30, 40])}),
                             heldout, ids)
     np.testing.assert_array_equal(picked.spikes[..., ~heldout], spikes[..., ~heldout])
     assert (picked.spikes[..., heldout] == 0).all()
+    assert ("the data lack 1 of the run's 1 held-out units (ids 20): read as its 3 held-in units "
+            "(matched by id)") in err.getvalue() and "neurons are read as" not in err.getvalue()
 
 
 def test_continuous_recording_fits_and_infers_one_series_over_the_session(continuous_run, files):
@@ -749,6 +774,72 @@ def test_bad_recordings_and_options_are_one_line(case, args, fragments, files, s
                            monkeypatch, capsys)
     assert_one_line_error(code, err, *fragments)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(tmp_path,
+                                                                              capsys):
+    """A NaN spike time crashed a continuous fit (an OverflowError), and one stray spike set the
+    span of the recording (found by a hostile walkthrough): NaN and infinite times are left out
+    with a note naming their units; obs_intervals, where the file has them, are the time
+    recorded, and spikes outside them are counted in a note."""
+    times = TWO_UNITS[0]["spike_times"]
+    broken = write_nwb(tmp_path / "nan.nwb", [
+        {"spike_times": np.concatenate([times[:3], [np.nan], times[3:], [np.inf]])},
+        TWO_UNITS[1]])
+    data = load(broken, continuous=True)
+    assert "2 spike times of nan.nwb are no number (NaN or infinite) and are left out: units 0" \
+        in capsys.readouterr().err
+    np.testing.assert_array_equal(data.spikes, load(write_nwb(tmp_path / "clean.nwb", TWO_UNITS),
+                                                    continuous=True).spikes)
+    observed = [[0.0, 5.0]]
+    stray = write_nwb(tmp_path / "stray.nwb", [
+        {"spike_times": np.append(times, 100.0), "obs_intervals": observed},
+        {**TWO_UNITS[1], "obs_intervals": observed}])
+    data = load(stray, continuous=True)
+    assert "1 spike times of stray.nwb lie outside its units' obs_intervals (0.000 to 5.000 s)" \
+        in capsys.readouterr().err
+    assert data.extra["chop"]["n_time"] == 500  # 5 s of 10 ms bins, not 100 s
+
+
+def trials_npz(path, stops=None, **columns):
+    """A spike-times file of 3 units, one spiking only after the trials, and 6 trials a second
+    apart lasting ``stops`` - start (default 0.8 s), with the trial ``columns``."""
+    starts = np.arange(6.0)
+    times = [np.arange(0.01, 6.0, 0.05), np.arange(0.02, 6.0, 0.07), np.array([7.0, 7.5])]
+    np.savez(path, spike_times=np.concatenate(times),
+             unit_ids=np.repeat([1, 2, 9], [len(t) for t in times]), trial_start=starts,
+             trial_stop=starts + 0.8 if stops is None else np.asarray(stops), **columns)
+    return path
+
+
+def test_columns_that_are_no_times_and_odd_trials_are_said_plainly(tmp_path, capsys):
+    path = trials_npz(tmp_path / "t.npz", is_correct=np.arange(6) % 2 == 0,
+                      choice=np.resize([-1, -2], 6), cue=np.arange(6.0) + 0.1)
+    with pytest.raises(DataError, match="column 'is_correct' of t.npz holds true or false, not "
+                                        "times in seconds"):
+        load(path, align="is_correct")
+    with pytest.raises(DataError, match=r"every trial's window \(0 to 0.8 s around choice\) "
+                                        r"leaves the recording .*: choice holds -1, -2, -1, "
+                                        r"\.\.\.; give a column of times in seconds"):
+        load(path, align="choice", window="0,0.8")
+    # a unit silent in every trial (it spikes after them) is named
+    load(path, align="cue", window="0,0.5")
+    assert "t.npz: 1 units have no spike in the trials kept (ids 9)" in capsys.readouterr().err
+    # one short trial sets the default window, and says so; a broken row is set apart
+    stops = np.arange(6.0) + np.array([1.0, 1.0, 0.08, 1.0, -0.5, 1.0])
+    data = load(trials_npz(tmp_path / "s.npz", stops=stops))
+    err = capsys.readouterr().err
+    assert data.extra["window"] == (0.0, 0.08) and data.n_trials == 6
+    assert "s.npz: 1 trials stop before they start (stop_time < start_time; rows 4)" in err
+    assert ("no --window, so every trial is cut from its start_time to 0.08 s after it, the "
+            "length of the shortest (row 2; the median lasts 1 s)") in err
+    # a NaN in a numeric column is chosen by =nan (and left out by !=nan)
+    path = trials_npz(tmp_path / "n.npz",
+                      contrast=np.array([0.5, np.nan, 1.0, np.nan, 0.0, np.nan]))
+    np.testing.assert_array_equal(load(path, trials_where="contrast=nan").extra["trial_ids"],
+                                  [1, 3, 5])
+    np.testing.assert_array_equal(load(path, trials_where=["contrast!=nan", "contrast>=0"]
+                                       ).extra["trial_ids"], [0, 2, 4])
 
 
 def test_a_table_of_events_is_cut_by_the_window_alone(tmp_path):

@@ -20,8 +20,10 @@ from pynwb.ecephys import ElectricalSeries
 
 from pyrolf.data.files import _first_line
 from pyrolf.data.spikes import DataError, MissingBehavior
+from pyrolf.messages import note
 
 CHUNK = 1 << 22  # spike times read at a time when scanning the whole column
+SHOWN_UNITS = 5  # unit ids named in a note
 
 
 @contextmanager
@@ -91,22 +93,55 @@ class NWBSource:
         return len(self.unit_ids)
 
     def unit_spike_times(self, unit: int) -> np.ndarray:
-        """Sorted spike times (s) of the unit at position ``unit``."""
+        """Sorted spike times (s) of the unit at position ``unit``, those that are no number
+        (NaN, infinite) left out (:meth:`span` notes them)."""
         first = self._ends[unit - 1] if unit else 0
-        return np.sort(np.asarray(self._times[first:self._ends[unit]], dtype=np.float64))
+        times = np.asarray(self._times[first:self._ends[unit]], dtype=np.float64)
+        return np.sort(times[np.isfinite(times)])
 
     def span(self) -> tuple[float, float]:
-        """First and last spike time (the column read in chunks), widened to the Units table's
-        ``obs_intervals`` where it has them."""
-        first, last = np.inf, -np.inf
-        for start in range(0, len(self._times), CHUNK):
-            chunk = np.asarray(self._times[start:start + CHUNK])
-            first, last = min(first, chunk.min()), max(last, chunk.max())
+        """The time the recording covers: the Units table's ``obs_intervals``, from the first
+        start to the last stop, where it has them (spike times outside them are noted), else the
+        first and last spike time. The spike times are read in chunks; those that are no number
+        are noted, naming their units, and left out."""
+        observed = None
         if "obs_intervals" in self._units.colnames:
             intervals = np.asarray(self._units.obs_intervals.data[:], dtype=np.float64)
-            if intervals.size:
-                first, last = min(first, intervals.min()), max(last, intervals.max())
-        return float(first), float(last)
+            intervals = intervals[np.isfinite(intervals).all(axis=-1)] if intervals.size else []
+            if len(intervals):
+                observed = float(intervals.min()), float(intervals.max())
+        first, last, broken, outside = np.inf, -np.inf, [], 0
+        for start in range(0, len(self._times), CHUNK):
+            chunk = np.asarray(self._times[start:start + CHUNK], dtype=np.float64)
+            finite = np.isfinite(chunk)
+            broken.append(start + np.flatnonzero(~finite))
+            if finite.any():
+                first, last = min(first, chunk[finite].min()), max(last, chunk[finite].max())
+            if observed is not None:
+                kept = chunk[finite]
+                outside += int(np.sum((kept < observed[0]) | (kept > observed[1])))
+        broken = np.concatenate(broken)
+        if len(broken):
+            note(f"{len(broken)} spike times of {self.path.name} are no number (NaN or "
+                 f"infinite) and are left out: units {self._few(broken)}")
+        if not np.isfinite(first):
+            raise DataError(f"the Units table of {self.path} has no spike time that is a number; "
+                            "fix the file")
+        if observed is None:
+            return float(first), float(last)
+        if outside:
+            note(f"{outside} spike times of {self.path.name} lie outside its units' "
+                 f"obs_intervals ({observed[0]:.3f} to {observed[1]:.3f} s), taken as the time "
+                 "recorded")
+        return observed
+
+    def _few(self, spikes: np.ndarray) -> str:
+        """The ids of the units of the entries ``spikes`` of the spike-times column, as ``7, 9``
+        or ``7, 9, 12, 13, 20 (and 4 more)``."""
+        units = np.unique(self.unit_ids[np.searchsorted(self._ends, spikes, side="right")])
+        more = len(units) - SHOWN_UNITS
+        return ", ".join(map(str, units[:SHOWN_UNITS])) + (f" (and {more} more)" if more > 0
+                                                             else "")
 
     def behavior(self, name: str) -> tuple[np.ndarray, np.ndarray, str | None]:
         """The TimeSeries ``name`` anywhere in the file (``processing``, ``acquisition``; by its

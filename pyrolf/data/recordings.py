@@ -85,6 +85,9 @@ UNIT_OPTIONS = ("units_where",)
 CHOP_OPTIONS = ("continuous", "chop_s", "overlap_s")
 MIN_WINDOWS = 3  # train, valid and test need one each
 EDGE_S = 1e-9  # a behavioural sample this close to a bin edge counts as on it (float rounding)
+FEW_SPIKES = 10  # a unit with fewer spikes than this in all the trials kept is noted
+GAP_SPACINGS = 5.0  # samples further apart than this many median spacings leave a gap between
+                    # (up to four samples missed in a row are bridged)
 
 
 def recording_format(path: Path) -> str | None:
@@ -143,6 +146,7 @@ def load_recording(path: Path, config) -> SpikeData:
             note(f"{path.name} has no trials table: fitting it as a continuous recording cut "
                  f"into {config.chop_s:g} s windows overlapping by {config.overlap_s:g} s")
     extra["unit_ids"] = source.unit_ids[units]
+    _note_quiet_units(path, spikes, extra["unit_ids"], "windows" if continuous else "trials")
     extra["recording"] = {"format": source.format, "units_in_file": int(source.n_units),
                           "units": len(units), "units_where": config.units_where,
                           "bin_ms": config.bin_ms(), **extra["recording"]}
@@ -150,6 +154,20 @@ def load_recording(path: Path, config) -> SpikeData:
                                          conditions, heldout_fraction=config.heldout_fraction)
     return SpikeData(spikes=spikes, heldout=heldout, splits=splits, conditions=conditions,
                      name=path.stem, bin_size=config.bin_ms() / 1000, extra=extra)
+
+
+def _note_quiet_units(path: Path, spikes: np.ndarray, unit_ids: np.ndarray, what: str) -> None:
+    """A note naming the units of ``spikes`` ``(trials, time, units)`` with no spike, or fewer
+    than :data:`FEW_SPIKES`, in all of them (``what``: "trials" or "windows")."""
+    counts = spikes.sum(axis=(0, 1))
+    groups = [(counts == 0, "no spike"), ((counts > 0) & (counts < FEW_SPIKES),
+                                          f"fewer than {FEW_SPIKES} spikes")]
+    said = [f"{int(chosen.sum())} units have {how} in the {what} kept (ids "
+            f"{', '.join(map(str, unit_ids[chosen][:5]))}{', ...' if chosen.sum() > 5 else ''})"
+            for chosen, how in groups if chosen.any()]
+    if said:
+        note(f"{path.name}: {'; '.join(said)}: their co-bps and PSTH R² are mostly noise; leave "
+             "them out with --units-where (e.g. on a quality or firing-rate column)")
 
 
 @contextmanager
@@ -191,8 +209,10 @@ def bin_behavior(times: np.ndarray, values: np.ndarray, starts: np.ndarray, n_bi
     Bin ``k`` of window ``j`` is the mean of the samples in ``[starts[j] + k * bin_size,
     starts[j] + (k + 1) * bin_size)`` (a sample within :data:`EDGE_S` of an edge counts as on
     it); a bin that holds none (a series sampled more slowly than the bins) is the series
-    linearly interpolated at the bin's centre; NaN before the first sample and after the last.
-    Samples with a NaN (a tracking loss) are left out.
+    linearly interpolated at the bin's centre between the samples either side, where they are
+    at most :data:`GAP_SPACINGS` times the series' median spacing apart; NaN in a longer gap,
+    before the first sample and after the last. Samples with a NaN (a tracking loss) are left
+    out, so a long loss is a gap.
 
     Args:
         times: sample times ``(samples,)`` s, in any order.
@@ -210,6 +230,11 @@ def bin_behavior(times: np.ndarray, values: np.ndarray, starts: np.ndarray, n_bi
     centres = edges[:, :-1] + bin_size / 2
     between = np.stack([np.interp(centres, times, column, left=np.nan, right=np.nan)
                         for column in values.T], axis=-1)
+    if len(times) > 1:  # no interpolation across a gap in the series
+        spacing = np.diff(times)
+        typical = np.median(spacing[spacing > 0]) if (spacing > 0).any() else 0.0
+        after = np.clip(np.searchsorted(times, centres), 1, len(times) - 1)
+        between[spacing[after - 1] > GAP_SPACINGS * typical] = np.nan
     with np.errstate(invalid="ignore", divide="ignore"):
         means = (total[at[:, 1:]] - total[at[:, :-1]]) / counts
     return np.where(counts > 0, means, between).astype(np.float32)
@@ -270,14 +295,7 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
                         "give another --align")
     window = config.window_seconds()
     if window is None:
-        lengths = stops[rows] - align[rows]
-        shortest = np.min(lengths)
-        if shortest <= 0:
-            at = f"{-shortest:g} s before" if shortest < 0 else "at"
-            raise DataError(f"trial {rows[np.argmin(lengths)]} of {path.name} (a row of its "
-                            f"trials table, from 0) ends {at} its {config.align}; give --window "
-                            "START,STOP around it")
-        window = (0.0, float(shortest))
+        window = _default_window(path, rows, align, starts, stops, config.align)
     else:
         longest = np.max(stops[rows] - starts[rows])
         # a table of events (every trial of no length) leaves the window to say it all
@@ -294,6 +312,11 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
     first, last = _span(source, starts, stops)
     inside = (align[rows] + window[0] >= first) & (align[rows] + window[1] <= last)
     outside = int((~inside).sum())
+    if not inside.any():
+        raise DataError(f"every trial's window ({window[0]:g} to {window[1]:g} s around "
+                        f"{config.align}) leaves the recording ({first:.3f} to {last:.3f} s): "
+                        f"{config.align} holds {', '.join(f'{t:g}' for t in align[rows][:3])}, "
+                        "...; give a column of times in seconds, in the spikes' time base")
     rows = rows[inside]
     dropped = [f"{outside} of {outside + len(rows)} trials dropped: their window "
                f"({window[0]:g} to {window[1]:g} s around {config.align}) leaves the recording "
@@ -320,6 +343,33 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
         "align": config.align, "window_s": list(window), "trials_where": config.trials_where,
         "condition": config.condition}
     return bin_spikes(source, align[rows] + window[0], n_bins, bin_size, units), extra, conditions
+
+
+def _default_window(path: Path, rows: np.ndarray, align: np.ndarray, starts: np.ndarray,
+                    stops: np.ndarray, column: str) -> tuple[float, float]:
+    """The window of a fit without ``--window``: from each trial's ``column`` to the end of the
+    shortest trial of ``rows`` (the trials table's rows; ``align``, ``starts``, ``stops``
+    ``(table rows,)`` s), those that stop before they start (broken rows) apart. A note says so
+    where the window is less than half the median trial's, or rows were set apart."""
+    broken = stops[rows] < starts[rows]
+    if broken.any():
+        note(f"{path.name}: {int(broken.sum())} trials stop before they start (stop_time < "
+             f"start_time; rows {', '.join(map(str, rows[broken][:5]))}): the default window "
+             "leaves their length out")
+    lengths = stops[rows[~broken]] - align[rows[~broken]]
+    shortest = np.min(lengths) if len(lengths) else 0.0
+    if shortest <= 0:
+        at = f"{-shortest:g} s before" if shortest < 0 else "at"
+        row = rows[~broken][np.argmin(lengths)] if len(lengths) else rows[0]
+        raise DataError(f"trial {row} of {path.name} (a row of its trials table, from 0) ends "
+                        f"{at} its {column}; give --window START,STOP around it")
+    median = float(np.median(lengths))
+    if shortest < median / 2:
+        note(f"{path.name}: no --window, so every trial is cut from its {column} to "
+             f"{shortest:g} s after it, the length of the shortest (row "
+             f"{rows[~broken][np.argmin(lengths)]}; the median lasts {median:g} s); give "
+             "--window START,STOP for longer windows (a window may reach beyond its trial)")
+    return 0.0, float(shortest)
 
 
 def _chopped(source, config, bin_size: float, units: np.ndarray):
@@ -397,6 +447,9 @@ def _column(source, name: str, option: str) -> np.ndarray:
 def _times(source, name: str, option: str) -> np.ndarray:
     """Trials-table column ``name`` as float64 seconds ``(trials,)``."""
     values = _column(source, name, option)
+    if values.dtype == bool:
+        raise DataError(f"{option} {name}: column {name!r} of {source.path.name} holds true or "
+                        "false, not times in seconds")
     try:
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):

@@ -5,7 +5,8 @@ A condition is ``COLUMN OP VALUE`` with ``OP`` one of ``=``, ``!=``, ``<``, ``<=
 ``>=``; a row is kept when it meets every condition. How ``VALUE`` is compared depends on the
 column: in a boolean one it is ``true`` or ``false`` (``=``, ``!=``), in a numeric one a number,
 in any other it is text compared with each value written as text (``=``, ``!=``). A NaN meets
-no condition (as a missing value in SQL).
+no condition (as a missing value in SQL) but ``COLUMN=nan``, and ``COLUMN!=nan`` keeps the rows
+that hold a number.
 """
 
 from __future__ import annotations
@@ -55,8 +56,13 @@ def kept(values: np.ndarray, condition: str, option: str, file: str) -> np.ndarr
             number = float(text)
         except ValueError:
             raise DataError(f"{wrong} holds numbers; give one (e.g. {column}{op}1)") from None
-        with np.errstate(invalid="ignore"):
-            return _compare(values, op, number) & ~np.isnan(values.astype(np.float64))
+        missing = np.isnan(values.astype(np.float64))
+        if np.isnan(number):
+            if op in ORDERING:
+                raise DataError(f"{option} {condition}: nan cannot be ordered; give "
+                                f"{column}=nan or {column}!=nan")
+            return missing if op == "=" else ~missing
+        return _compare(values, op, number) & ~missing
     if op in ORDERING:
         raise DataError(f"{wrong} holds text, which {op} cannot order; give {column}=VALUE or "
                         f"{column}!=VALUE")

@@ -145,9 +145,9 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
     if data.n_neurons == n_neurons:
         spikes, rates = data.spikes, data.rates
     elif data.n_neurons == n_heldin:
-        note(f"the data's {n_heldin} neurons are read as the run's {n_heldin} held-in ones "
-             f"({'matched by unit id' if by_id else 'in the run order'}); the held-out ones' "
-             "rates are inferred from them")
+        if not by_id:  # (in_run_order has said which units it read)
+            note(f"the data's {n_heldin} neurons are read as the run's {n_heldin} held-in ones "
+                 "(in the run order); the held-out ones' rates are inferred from them")
         spikes = np.zeros(data.spikes.shape[:2] + (n_neurons,), dtype=np.float32)
         spikes[..., ~heldout] = data.spikes
         rates = None
@@ -175,22 +175,32 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
     ids = data.extra["unit_ids"].tolist()
     column = {unit: i for i, unit in enumerate(ids)}
     run_ids, heldin_ids = unit_ids.tolist(), unit_ids[~heldout].tolist()
+    heldout_ids = unit_ids[heldout].tolist()
     known = set(run_ids)
     unknown = [unit for unit in ids if unit not in known]
+    missing_in = [unit for unit in heldin_ids if unit not in column]
+    missing_out = [unit for unit in heldout_ids if unit not in column]
     for wanted in (run_ids, heldin_ids):
         if all(unit in column for unit in wanted):
             if unknown:
                 note(f"{len(unknown)} of the data's units are not the run's and are left out "
                      f"({_few(unknown)})")
+            if wanted is heldin_ids:
+                present = len(heldout_ids) - len(missing_out)
+                note(f"the data lack {len(missing_out)} of the run's {len(heldout_ids)} held-out "
+                     f"units ({_few(missing_out)}): read as its {len(heldin_ids)} held-in units "
+                     f"(matched by id), the held-out ones' rates inferred from them"
+                     + (f"; the {present} held-out units the data hold are left out"
+                        if present else ""))
             order = np.array([column[unit] for unit in wanted], dtype=int)
             rates = None if data.rates is None else data.rates[..., order]
             return dataclasses.replace(data, spikes=data.spikes[..., order], rates=rates,
                                        extra={**data.extra, "unit_ids": np.asarray(wanted)})
-    missing = [unit for unit in run_ids if unit not in column]
-    strangers = f", {_few(unknown)} not in the run" if unknown else ""
-    raise DataError(f"the data's units are not the run's: {_few(missing)} of the run missing"
-                    f"{strangers}; give the units the run was fitted on (all, or its "
-                    f"{len(heldin_ids)} held-in ones), with the same unit ids")
+    out = f" and held-out {_few(missing_out)}" if missing_out else ""
+    strangers = f", and hold {_few(unknown)}, not the run's" if unknown else ""
+    raise DataError(f"the data's units are not the run's: they lack its held-in "
+                    f"{_few(missing_in)}{out}{strangers}; give the units the run was fitted on "
+                    f"(all, or its {len(heldin_ids)} held-in ones), with the same unit ids")
 
 
 def _few(units: list, shown: int = 5) -> str:

@@ -146,7 +146,8 @@ def behavior_r2(train_rates: np.ndarray, train_behavior: np.ndarray, test_rates:
     regression from the rates of a bin to its behaviour, the penalty chosen by 5-fold
     cross-validation over ``1e-4 ... 1``, fitted on the train entries and scored by R² on the
     test entries, averaged over the behaviour's dims. Bins whose behaviour is NaN are left out;
-    NaN where no train or no test bin is left.
+    NaN where no train or no test bin is left, or where a dim of the test behaviour is constant
+    (R² has no variance to explain; scikit-learn would call it 1 or 0).
 
     Args:
         train_rates, test_rates: rates ``(trials, time, neurons)``.
@@ -158,7 +159,9 @@ def behavior_r2(train_rates: np.ndarray, train_behavior: np.ndarray, test_rates:
         return values.reshape(-1, values.shape[-1])
 
     train_behavior, test_behavior = rows(train_behavior), rows(test_behavior)
-    if np.isnan(train_behavior[:, 0]).all() or np.isnan(test_behavior[:, 0]).all():
+    known = test_behavior[~np.isnan(test_behavior[:, 0])]
+    if (np.isnan(train_behavior[:, 0]).all() or not len(known)
+            or (np.ptp(known, axis=0) == 0).any()):
         return float("nan")
     return float(fit_and_eval_decoder(rows(train_rates), train_behavior, rows(test_rates),
                                       test_behavior))
