@@ -283,3 +283,23 @@ def test_progress_in_a_log_is_plain_lines_and_on_a_terminal_one_redrawn_bar(
     assert "\r" not in err
     labels = {line.split(":")[0] for line in err.splitlines() if line}
     assert {"fit", "smoothing baseline", "score"} <= labels, labels
+
+
+def test_held_out_units_without_a_test_spike_are_noted_as_unscored(tmp_path, monkeypatch,
+                                                                    capsys):
+    from pyrolf.data import lorenz_dataset, save_spike_file
+
+    data = lorenz_dataset(seed=3, n_conditions=4, trials_per_condition=6, n_bins=12,
+                          n_neurons=10, n_heldout=2, mean_rate=0.5)
+    silent = np.flatnonzero(data.heldout)[0]
+    data.spikes[..., silent] = 0  # a held-out unit that never fires
+    path = tmp_path / "silent.h5"
+    save_spike_file(path, data)
+    code, _, err = run_cli(["fit", "--data", path, "--out", tmp_path / "run", "--epochs", "2",
+                            "--latent-dim", "8", "--batch-size", "32", "--quiet"],
+                           monkeypatch, capsys)
+    assert code == 0, err
+    assert (f"note: 1 of the 2 held-out units have no spike in the 3 test trials (ids {silent}): "
+            "their co_bps_per_neuron is null") in err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["co_bps_per_neuron"][str(silent)] is None

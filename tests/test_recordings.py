@@ -801,6 +801,28 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
     assert data.extra["chop"]["n_time"] == 500  # 5 s of 10 ms bins, not 100 s
 
 
+def test_a_stray_spike_or_times_in_samples_are_named_not_fitted_blindly(tmp_path, monkeypatch,
+                                                                         capsys):
+    """One unit's spike long after the others set a continuous recording's span: most windows
+    held nothing, fitted without a word; times in samples ran out of memory with advice about
+    --samples (found by a hostile walkthrough)."""
+    times = [np.arange(0.01, 20.0, 0.05), np.arange(0.02, 20.0, 0.07),
+             np.append(np.arange(0.03, 20.0, 0.11), 200.0)]
+    path = tmp_path / "stray.npz"
+    np.savez(path, spike_times=np.concatenate(times),
+             unit_ids=np.repeat([1, 2, 9], [len(t) for t in times]))
+    data = load(path, chop_s=1.0, overlap_s=0.0)
+    assert data.n_trials == 200
+    err = capsys.readouterr().err
+    assert ("stray.npz: 180 of 200 windows hold no spike of any unit (a pause in the recording?); "
+            "units 9 (0.03 to 200 s) spike apart from the rest") in err
+    monkeypatch.setattr("pyrolf.data.recordings.memory_gib", lambda: 1e-6)
+    with pytest.raises(DataError, match=r"stray.npz spans 199.99 s .* more than this machine's "
+                                        r"0 GiB; units 9 \(0.03 to 200 s\) spike apart .* are the "
+                                        r"spike times in seconds\?"):
+        load(path)
+
+
 def trials_npz(path, stops=None, **columns):
     """A spike-times file of 3 units, one spiking only after the trials, and 6 trials a second
     apart lasting ``stops`` - start (default 0.8 s), with the trial ``columns``."""

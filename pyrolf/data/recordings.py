@@ -67,6 +67,7 @@ What :class:`~pyrolf.data.spikes.SpikeData` ``extra`` holds:
 
 from __future__ import annotations
 
+import os
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -388,8 +389,18 @@ def _chopped(source, config, bin_size: float, units: np.ndarray):
     if n_time < window_bins:
         raise DataError(f"{path.name} covers {last - first:g} s, less than one --chop window of "
                         f"{config.chop_s:g} s; give a shorter --chop")
+    counts_gib = 2 * n_time * len(units) * 4 / 2**30  # the series and its windows, float32
+    if counts_gib > memory_gib():
+        raise DataError(f"{path.name} spans {last - first:g} s ({first:.3f} to {last:.3f} s): "
+                        f"in {config.bin_ms()} ms bins its counts take {counts_gib:.0f} GiB, more "
+                        f"than this machine's {memory_gib():.0f} GiB; {_apart(source, units)}"
+                        "are the spike times in seconds?")
     windows, starts = chop(bin_spikes(source, np.array([first]), n_time, bin_size, units)[0],
                            window_bins, overlap_bins)
+    empty = int((windows.sum(axis=(1, 2)) == 0).sum())
+    if empty:
+        note(f"{path.name}: {empty} of {len(starts)} windows hold no spike of any unit (a pause "
+             f"in the recording?); {_apart(source, units)}they are fitted as silent time")
     if len(starts) < MIN_WINDOWS:
         raise DataError(f"{path.name} ({last - first:g} s) gives {len(starts)} windows of "
                         f"{config.chop_s:g} s; give a shorter --chop to get at least "
@@ -400,6 +411,29 @@ def _chopped(source, config, bin_size: float, units: np.ndarray):
                            "overlap_bins": overlap_bins, "start_s": first,
                            "seconds": n_time * bin_size}}
     return windows, extra, None
+
+
+def memory_gib() -> float:
+    """This machine's memory (GiB)."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+
+
+def _apart(source, units: np.ndarray) -> str:
+    """``"units 7, 9 spike apart from the rest (...); "``: the units at positions ``units`` of
+    ``source`` whose first spike comes before, or whose last comes after, the others' by more
+    than the others' median span (a stray spike, times in samples), or ``""``."""
+    spans = np.array([(times[0], times[-1]) if len(times) else (np.nan, np.nan)
+                      for times in map(source.unit_spike_times, units)])
+    first, last = np.nanmedian(spans, axis=0)
+    length = max(last - first, 0.0)
+    with np.errstate(invalid="ignore"):
+        apart = (spans[:, 0] < first - length) | (spans[:, 1] > last + length)
+    if not apart.any():
+        return ""
+    shown = [f"{source.unit_ids[unit]} ({spans[i, 0]:g} to {spans[i, 1]:g} s)"
+             for i, unit in zip(np.flatnonzero(apart)[:5], units[apart][:5])]
+    return (f"units {', '.join(shown)} spike apart from the rest (most units from {first:g} to "
+            f"{last:g} s); ")
 
 
 def _behavior(source, name: str, extra: dict, n_bins: int, bin_size: float) -> np.ndarray:
