@@ -471,7 +471,8 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     error = int(np.flatnonzero(session.trials.outcome != "correct")[0])
     code, _, err = run_cli(["diagnose", run, "--samples", 25, "--trials", f"{error},"],
                            monkeypatch, capsys)
-    assert_one_line_error(code, err, f"no trial {error} in the data")
+    assert_one_line_error(code, err, f"no trial {error} in the data (row {error} of the trials "
+                          "table was left out: see `recording` in metrics.json")
     code, _, err = run_cli(["infer", run, "--samples", 5, "--data", files["npz"], "--out",
                             tmp_path / "npz.nc"], monkeypatch, capsys)
     assert code == 0, err

@@ -108,8 +108,13 @@ def select_trials(data: SpikeData, trials=None) -> np.ndarray:
     position = {int(trial): index for index, trial in enumerate(ids)}
     missing = [int(trial) for trial in wanted if int(trial) not in position]
     if missing:
-        raise ConfigError(f"--trials: no trial {missing[0]} in the data; trials are named as "
-                          f"inferred.nc's `trial` coordinate names them: {_id_ranges(ids)}")
+        in_file = data.extra.get("recording", {}).get("trials_in_file", 0)
+        left_out = (f" (row {missing[0]} of the trials table was left out: see `recording` in "
+                    "metrics.json for the trials dropped and why)"
+                    if 0 <= missing[0] < in_file else "")
+        raise ConfigError(f"--trials: no trial {missing[0]} in the data{left_out}; trials are "
+                          f"named as inferred.nc's `trial` coordinate names them: "
+                          f"{_id_ranges(ids)}")
     indices = np.array([position[int(trial)] for trial in wanted])
     if "nlb" in data.extra:
         unknown = indices[np.isin(indices, data.splits["test"])]
