@@ -66,6 +66,19 @@ def test_true_latents_round_trip_and_the_lorenz_data_carry_theirs(tmp_path, suff
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)
+def test_a_known_bin_width_is_kept_and_an_unknown_one_stays_unknown(tmp_path, suffix):
+    data = make_data(np.random.default_rng(0), False, True)
+    save_spike_file(tmp_path / f"plain{suffix}", data)
+    plain = load_spike_file(tmp_path / f"plain{suffix}")
+    assert plain.known_bin_size is None and "bin_size_s" not in plain.extra
+    write_arrays(tmp_path / f"binned{suffix}", spikes=data.spikes.astype(int), bin_size_s=0.02)
+    binned = load_spike_file(tmp_path / f"binned{suffix}")
+    assert binned.bin_size == binned.known_bin_size == binned.extra["bin_size_s"] == 0.02
+    save_spike_file(tmp_path / f"again{suffix}", binned)  # kept on saving
+    assert load_spike_file(tmp_path / f"again{suffix}").known_bin_size == 0.02
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
 def test_file_without_heldout_survives_save_and_reload_unchanged(tmp_path, suffix):
     spikes = np.random.default_rng(1).poisson(1.0, size=(20, 6, 10))
     write_arrays(tmp_path / f"raw{suffix}", spikes=spikes)
@@ -144,6 +157,10 @@ BAD_ARRAYS = {
     "latents shape": {"spikes": GOOD, "latents": np.ones((4, 2, 3))},
     "latents 2-D": {"spikes": GOOD, "latents": np.ones((4, 3))},
     "latents NaN": {"spikes": GOOD, "latents": np.full((4, 3, 2), np.nan)},
+    "bin size negative": {"spikes": GOOD, "bin_size_s": -0.01},
+    "bin size zero": {"spikes": GOOD, "bin_size_s": 0.0},
+    "bin size twice": {"spikes": GOOD, "bin_size_s": np.array([0.01, 0.02])},
+    "bin size text": {"spikes": GOOD, "bin_size_s": b"10 ms"},
 }
 
 

@@ -425,3 +425,30 @@ def test_diagnose_whose_draws_cannot_be_written_leaves_no_figure_of_them(small_r
     code, _, err = run_cli(["diagnose", run, "--samples", "25", "--quiet"], monkeypatch, capsys)
     assert_one_line_error(code, err, "posterior.nc: cannot be written (No space left on device)")
     assert {path.name: path.read_bytes() for path in run.glob("*.png")} == figures
+
+
+def test_a_spike_file_that_gives_its_bin_width_is_scored_and_inferred_in_seconds(
+        tmp_path, monkeypatch, capsys):
+    """A binned spike file with `bin_size_s` (and conditions) gets psth_r2, which needs the bin
+    width to smooth its PSTHs, and inferred.nc's time in seconds; without it neither."""
+    data = lorenz_dataset(seed=3, n_conditions=4, trials_per_condition=6, n_bins=12, n_neurons=10,
+                          n_heldout=2, mean_rate=0.5)
+    for name, extra in (("plain", {}), ("binned", {"bin_size_s": 0.02})):
+        save_spike_file(tmp_path / f"{name}.h5", dataclasses.replace(data, bin_size=0.02,
+                                                                     extra=extra))
+        run = tmp_path / name
+        code, _, err = run_cli(["fit", "--data", tmp_path / f"{name}.h5", "--out", run,
+                                "--epochs", "2", "--latent-dim", "8", "--batch-size", "32",
+                                "--quiet"], monkeypatch, capsys)
+        assert code == 0, err
+        code, _, err = run_cli(["infer", run, "--samples", "2", "--quiet"], monkeypatch, capsys)
+        assert code == 0, err
+        metrics = json.loads((run / "metrics.json").read_text())
+        inferred = xr.open_dataset(run / "inferred.nc")
+        if extra:
+            assert math.isfinite(metrics["psth_r2"]) and metrics["psth_r2"] <= 1
+            assert inferred["time"].attrs["units"] == "s" and inferred.attrs["bin_size_s"] == 0.02
+            np.testing.assert_allclose(inferred["time"], 0.02 * np.arange(12))
+        else:
+            assert "psth_r2" not in metrics and inferred["time"].attrs["units"] == "bin"
+            assert math.isnan(inferred.attrs["bin_size_s"])

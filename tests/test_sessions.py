@@ -99,6 +99,10 @@ def test_a_spike_file_joins_a_recording_of_any_bin_size():
     both = gather_sessions({"file": counts(1, 6, 4), "recording": recording})
     assert shared_bin_size(session_list(both)) == 0.02
     assert shared_bin_size([counts(1, 6, 4)]) is None
+    # one that says its bin width (bin_size_s) must say the recording's
+    said = counts(1, 6, 4, bin_size=0.01, extra={"bin_size_s": 0.01})
+    with pytest.raises(DataError, match="session file has bins of 10 ms but recording of 20 ms"):
+        gather_sessions({"recording": recording, "file": said})
 
 
 def test_an_epoch_steps_on_each_sessions_own_trials_one_session_a_batch(two):

@@ -10,6 +10,9 @@ Arrays a file holds (names are the keys / dataset names):
 - ``conditions`` (optional): ``(trials,)`` integer condition label per trial.
 - ``latents`` (optional): ``(trials, time, k)`` the true latent state (synthetic data), kept in
   ``SpikeData.extra["latents"]``; when present, a run's metrics include ``latents_r2``.
+- ``bin_size_s`` (optional): one number, the bin width in seconds, kept as ``bin_size`` (and in
+  ``extra["bin_size_s"]``); with it the bins are known as for a recording (time in seconds in
+  ``inferred.nc``, ``psth_r2`` with ``conditions``, sessions' bins compared).
 
 Trials are split at random (seeded) into train/valid/test, stratified by condition when
 ``conditions`` is present.  Every problem with a file raises :class:`DataError` with one line
@@ -30,7 +33,7 @@ from pyrolf.data.spikes import DataError, SpikeData
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
 NPZ_SUFFIXES = (".npz",)
-ARRAY_NAMES = ("spikes", "rates", "heldout", "conditions", "latents")
+ARRAY_NAMES = ("spikes", "rates", "heldout", "conditions", "latents", "bin_size_s")
 HELDOUT_FRACTION = 0.2
 SPLIT_NAMES = ("train", "valid", "test")
 # More spikes than this in one bin of one neuron are no binned spike count (a neuron firing at
@@ -163,16 +166,19 @@ def load_spike_file(path: str | Path, seed: int = 0,
             ``heldout`` and ``heldout_fraction`` is not the default.
     """
     path = Path(path)
-    spikes, rates, heldout, conditions, latents = _check_arrays(path, _read_arrays(path))
+    spikes, rates, heldout, conditions, latents, bin_size = _check_arrays(path,
+                                                                          _read_arrays(path))
     if heldout is not None and heldout_fraction != HELDOUT_FRACTION:
         raise DataError(f"{path} flags its own held-out neurons (`heldout`), so a heldout "
                         f"fraction ({heldout_fraction}) cannot apply; leave out --heldout")
     n_trials, _, n_neurons = spikes.shape
     heldout, splits = heldout_and_splits(seed, n_neurons, n_trials, conditions, heldout,
                                          heldout_fraction, split_fractions)
+    extra = {name: value for name, value in (("latents", latents), ("bin_size_s", bin_size))
+             if value is not None}
     return SpikeData(spikes=spikes, heldout=heldout, splits=splits, rates=rates,
-                     conditions=conditions, name=path.stem,
-                     extra={} if latents is None else {"latents": latents})
+                     conditions=conditions, name=path.stem, extra=extra,
+                     **({} if bin_size is None else {"bin_size": bin_size}))
 
 
 def heldout_and_splits(seed: int, n_neurons: int, n_trials: int,
@@ -192,12 +198,12 @@ def heldout_and_splits(seed: int, n_neurons: int, n_trials: int,
 
 
 def save_spike_file(path: str | Path, data: SpikeData) -> None:
-    """Write ``spikes``, ``heldout`` and, when present, ``rates``, ``conditions`` and
-    ``extra["latents"]`` of ``data``.
+    """Write ``spikes``, ``heldout`` and, when present, ``rates``, ``conditions``,
+    ``extra["latents"]`` and the bin width where it is known (``bin_size_s``: a recording's, an
+    NLB set's, a spike file's that held it).
 
     The format follows the extension (``.h5``/``.hdf5`` or ``.npz``); loading the file gives back
-    the same arrays exactly.  Splits, ``n_forward``, ``bin_size`` and the rest of ``extra`` are
-    not stored.
+    the same arrays exactly.  Splits, ``n_forward`` and the rest of ``extra`` are not stored.
 
     Raises:
         DataError: unknown extension, arrays that would not load back (e.g. non-integer spike
@@ -206,11 +212,13 @@ def save_spike_file(path: str | Path, data: SpikeData) -> None:
     path = Path(path)
     suffix = _suffix(path)
     given = {"spikes": data.spikes, "heldout": data.heldout, "rates": data.rates,
-             "conditions": data.conditions, "latents": data.extra.get("latents")}
-    spikes, rates, heldout, conditions, latents = _check_arrays(
+             "conditions": data.conditions, "latents": data.extra.get("latents"),
+             "bin_size_s": data.known_bin_size}
+    spikes, rates, heldout, conditions, latents, bin_size = _check_arrays(
         path, {name: np.asarray(array) for name, array in given.items() if array is not None})
     arrays = {"spikes": spikes.astype(np.int64), "heldout": heldout}
-    optional = {"rates": rates, "conditions": conditions, "latents": latents}
+    optional = {"rates": rates, "conditions": conditions, "latents": latents,
+                "bin_size_s": bin_size}
     arrays.update({name: array for name, array in optional.items() if array is not None})
     try:
         if suffix in HDF5_SUFFIXES:
@@ -290,8 +298,8 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> tuple:
-    """Checked ``(spikes, rates, heldout, conditions, latents)``, the optional ones ``None`` when
-    absent."""
+    """Checked ``(spikes, rates, heldout, conditions, latents, bin_size_s)``, the optional ones
+    ``None`` when absent."""
     if "spikes" not in arrays:
         raise DataError(f"{path} has no `spikes` array; store the counts under the name `spikes` "
                         "as a (trials, time, neurons) array.")
@@ -303,7 +311,18 @@ def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> tuple:
                   if "conditions" in arrays else None)
     latents = (_check_latents(path, arrays["latents"], spikes.shape[:2])
                if "latents" in arrays else None)
-    return spikes, rates, heldout, conditions, latents
+    bin_size = _check_bin_size(path, arrays["bin_size_s"]) if "bin_size_s" in arrays else None
+    return spikes, rates, heldout, conditions, latents, bin_size
+
+
+def _check_bin_size(path: Path, value: np.ndarray) -> float:
+    """``bin_size_s`` as a float: one positive number (seconds)."""
+    value = np.asarray(value)
+    if (value.size != 1 or not np.issubdtype(value.dtype, np.number)
+            or not np.isfinite(value).all() or value.item() <= 0):
+        raise DataError(f"{path}: `bin_size_s` must be one positive number, the bin width in "
+                        f"seconds (e.g. 0.01), got {value.tolist()!r}")
+    return float(value.item())
 
 
 def _require_numeric(path: Path, name: str, array: np.ndarray) -> None:

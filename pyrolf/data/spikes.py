@@ -74,10 +74,11 @@ class SpikeData(HeldOut):
 
     @property
     def known_bin_size(self) -> float | None:
-        """Seconds per bin where the source says (NLB data, own recordings: ``extra`` has
-        ``nlb`` or ``unit_ids``); ``None`` elsewhere: spike files store no bin size and the
-        Lorenz data's ``bin_size`` is nominal."""
-        return self.bin_size if "nlb" in self.extra or "unit_ids" in self.extra else None
+        """Seconds per bin where the source says (NLB data, own recordings, spike files that
+        hold ``bin_size_s``: ``extra`` has ``nlb``, ``unit_ids`` or ``bin_size_s``); ``None``
+        elsewhere: other spike files store no bin size and the Lorenz data's is nominal."""
+        known = ("nlb", "unit_ids", "bin_size_s")
+        return self.bin_size if any(key in self.extra for key in known) else None
 
     @property
     def neuron_ids(self) -> np.ndarray:
