@@ -218,6 +218,48 @@ def test_a_trials_folder_records_its_data_and_refuses_a_changed_file(
     assert (run / "metrics.json").read_text() == metrics
 
 
+def test_a_checkpoint_saved_again_is_registered_once(tmp_path):
+    """Ray 2.60's PBT registers a trial's last checkpoint a second time when it asks the trial
+    to save; the manager then deleted it twice and logged a traceback at every report after
+    (pyrolf/sweep/ray_compat.py)."""
+    from ray.train import Checkpoint, CheckpointConfig
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.train._internal.session import _TrainingResult
+
+    from pyrolf.sweep.ray_compat import checkpoints_registered_once
+
+    def reports(folder):
+        """Each checkpoint reported, then handed back by a save: two results, one path."""
+        for index in range(4):
+            (folder / str(index)).mkdir(parents=True)
+            for _ in range(2):
+                yield _TrainingResult(Checkpoint.from_directory(folder / str(index)), {})
+
+    manager = _CheckpointManager(CheckpointConfig(num_to_keep=2))
+    with pytest.raises(FileNotFoundError):  # Ray as it is
+        for result in reports(tmp_path / "ray"):
+            manager.register_checkpoint(result)
+    manager = _CheckpointManager(CheckpointConfig(num_to_keep=2))
+    with checkpoints_registered_once():
+        for result in reports(tmp_path / "shim"):
+            manager.register_checkpoint(result)
+    assert sorted(path.name for path in (tmp_path / "shim").iterdir()) == ["2", "3"]
+    assert _CheckpointManager.register_checkpoint.__name__ == "register_checkpoint"
+
+
+@pytest.mark.slow
+def test_a_pbt_sweep_exploits_without_ray_s_checkpoint_errors(local_ray, spike_file, tmp_path,
+                                                             monkeypatch, capsys, caplog):
+    code, out, err = run_cli(sweep_args(tmp_path, spike_file, 4, eval_every=2) + [
+        "--scheduler", "pbt", "--epochs", 12, "--max-concurrent", 2], monkeypatch, capsys)
+    assert code == 0, err
+    rows = read_results(tmp_path / "sweep")
+    assert len(rows) == 4 and {row["status"] for row in rows} == {"TERMINATED"}
+    said = out + err + caplog.text
+    assert "[Exploit]" in said  # a trial took another's weights
+    assert "Error handling checkpoint" not in said and "Traceback" not in said
+
+
 @pytest.mark.slow
 def test_asha_sweep_writes_the_table_and_a_best_run_with_its_score(
         local_ray, spike_file, tmp_path, monkeypatch, capsys):

@@ -56,6 +56,7 @@ from pyrolf.pipeline import (_save, check_device, evaluate_run, fitted_record, l
                              starting_flow)
 from pyrolf.runs import RunError, RunFolder, check_source_record, source_record
 from pyrolf.sweep import SweepError
+from pyrolf.sweep.ray_compat import checkpoints_registered_once
 from pyrolf.sweep.settings import sweep_settings
 from pyrolf.sweep.space import Dimension, mutable, search_space
 
@@ -194,7 +195,7 @@ def run_sweep(folder, config: Config, trials: int, scheduler: str = "asha",
             run_config=tune.RunConfig(
                 name=EXPERIMENT, storage_path=str(folder.resolve()),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=4)))
-        with _without_rays_hints():
+        with _without_rays_hints(), checkpoints_registered_once():
             tuner.fit()
     return _summarise(folder, settings, data)
 
@@ -210,7 +211,7 @@ def resume_sweep(folder, address: str | None = None) -> SweepResult:
                          "wrote (it has sweep.json and tune/)")
     settings = json.loads((folder / SETTINGS).read_text())
     data = _sweep_data(folder, settings)
-    with _connected(address), _without_rays_hints():
+    with _connected(address), _without_rays_hints(), checkpoints_registered_once():
         tune.Tuner.restore(str(experiment), _trainable(settings, folder, data),
                            resume_unfinished=True, resume_errored=True).fit()
     return _summarise(folder, settings, data)
