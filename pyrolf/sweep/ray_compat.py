@@ -14,13 +14,19 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from ray.train._internal.checkpoint_manager import _CheckpointManager
+try:
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+except ImportError:  # a Ray whose Tune keeps its checkpoints elsewhere: nothing to mend
+    _CheckpointManager = None
 
 
 @contextmanager
 def checkpoints_registered_once():
     """While the block runs, ``_CheckpointManager.register_checkpoint`` ignores a checkpoint
     whose path is that of the latest it registered (module docstring)."""
+    if _CheckpointManager is None:
+        yield
+        return
     register = _CheckpointManager.register_checkpoint
 
     def once(manager, result):
