@@ -11,9 +11,8 @@ import os
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 
-from pyrolf.data import data_file
+from pyrolf.data import data_file, where
 from pyrolf.data.dandi import DANDISETS
-from pyrolf.data import where
 from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS, UNIT_OPTIONS
 from pyrolf.names import GUIDE_NAMES, INTEGRATORS, POTENTIAL_NAMES, PRIORS, QUADRATIC
 

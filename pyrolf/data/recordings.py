@@ -19,9 +19,9 @@ The options are :class:`~pyrolf.config.Config` fields, so a run folder rebuilds 
   ``window`` START to STOP seconds around its ``align`` column (default ``start_time``; default
   window: 0 to the shortest trial's ``stop_time`` minus its alignment) and is cut into bins of
   ``bin_size_ms`` (default 10 ms; the window's length rounded down to whole bins). A window may
-  reach beyond its trial; a trial is dropped when its window leaves the recording (from its first
-  to its last spike, trial start or stop, and NWB ``obs_intervals``) or its alignment time is NaN,
-  and the count is printed and kept. ``trials_where`` keeps the trials that meet each of its
+  reach beyond its trial; a trial is dropped when its window leaves the recording (NWB
+  ``obs_intervals`` where the file has them, else its first to its last spike; widened to the
+  trials' starts and stops) or its alignment time is NaN, and the count is printed and kept. ``trials_where`` keeps the trials that meet each of its
   conditions (``outcome=correct``, ``reaction_time<0.6``: :mod:`pyrolf.data.where`);
   ``condition`` names the column whose values are the conditions (stratified splits, PSTHs).
 - **Continuous** (no trials table, or ``continuous``): the whole recording, binned from the
@@ -492,8 +492,8 @@ def _times(source, name: str, option: str) -> np.ndarray:
 
 
 def _span(source, starts: np.ndarray | None = None, stops: np.ndarray | None = None):
-    """First and last time (s) the recording covers: its spikes (and NWB ``obs_intervals``)
-    and the trials' ``starts`` and ``stops`` where given."""
+    """First and last time (s) the recording covers: ``source.span()`` (NWB ``obs_intervals``,
+    else the spikes) widened to the trials' ``starts`` and ``stops`` where given."""
     first, last = source.span()
     if starts is not None:
         first, last = min(first, np.nanmin(starts)), max(last, np.nanmax(stops))
