@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
+
+
+_QUIET = []  # a block of :func:`notes_kept_back` runs
 
 
 def note(text: str) -> None:
-    """Tell the user, on stderr, something worth knowing that is no error."""
-    print(f"note: {text}", file=sys.stderr)
+    """Tell the user, on stderr, something worth knowing that is no error (not within
+    :func:`notes_kept_back`)."""
+    if not _QUIET:
+        print(f"note: {text}", file=sys.stderr)
+
+
+@contextmanager
+def notes_kept_back():
+    """No :func:`note` while the block runs: for data read again that the user has been told
+    about (a run's own data, reloaded to infer others)."""
+    _QUIET.append(True)
+    try:
+        yield
+    finally:
+        _QUIET.pop()
 
 
 #: seconds between progress lines where stderr is no terminal (a log file, a batch system's)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
 from pyrolf.models import ARCHITECTURE, build_flow, shared_weights
 from pyrolf.models.sessions import session_views
 from pyrolf.plots import training_curve
-from pyrolf.messages import note
+from pyrolf.messages import note, notes_kept_back
 from pyrolf.runs import RunError, RunFolder
 from pyrolf.threads import use_threads
 
@@ -619,7 +620,9 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
         flow, config, own, record = _load_run(run, loaded)
         loaded = None
     else:
-        flow, config, own, record = _load_run(run)
+        # the run's own data; where others are inferred, what the fit said of them is not said
+        with notes_kept_back() if data is not None else nullcontext():
+            flow, config, own, record = _load_run(run)
         files = session_files(config)
     device = device or config.device
     check_device(device)

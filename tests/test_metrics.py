@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from scipy.special import gammaln
@@ -98,6 +100,10 @@ def test_co_bps_per_neuron_is_nan_for_a_silent_neuron_only():
     assert np.isnan(per_neuron[1]) and np.isfinite(per_neuron[[0, 2]]).all()
     np.testing.assert_allclose(per_neuron[[0, 2]], co_bps_per_neuron(rates[..., [0, 2]],
                                                                      spikes[..., [0, 2]]))
+    # no spike at all: no bits per spike, and no division by zero warned about
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(co_bps(rates, np.zeros_like(spikes)))
 
 
 def test_psth_r2_is_one_where_each_trial_predicts_its_condition_s_psth():

@@ -865,6 +865,26 @@ def test_columns_that_are_no_times_and_odd_trials_are_said_plainly(tmp_path, cap
                                        ).extra["trial_ids"], [0, 2, 4])
 
 
+def test_infer_on_other_data_says_each_note_of_them_once(tmp_path, monkeypatch, capsys):
+    """`infer --data` printed the notes of the run's own data (read again) and, for a file
+    without the run's behaviour (read twice), its own notes twice (found by a walkthrough)."""
+    hand = {"hand": np.sin(np.arange(700) / 50.0), "hand_times": np.arange(700) / 100.0}
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "--data", trials_npz(tmp_path / "day1.npz", cue=np.arange(6.0),
+                                                        **hand),
+                            "--align", "cue", "--window", "0,0.5", "--behavior", "hand",
+                            "--out", run, *TINY], monkeypatch, capsys)
+    assert code == 0, err
+    assert "day1.npz: 1 units have no spike" in err
+    bare = trials_npz(tmp_path / "day2.npz", cue=np.arange(6.0))
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--data", bare, "--out",
+                            tmp_path / "day2.nc"], monkeypatch, capsys)
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert "day1.npz" not in err and len(notes) == len(set(notes)) == 2, notes
+    assert "day2.npz: 1 units have no spike" in notes[1] and "--behavior hand" in notes[0]
+
+
 def test_a_table_of_events_is_cut_by_the_window_alone(tmp_path):
     # trials of no length mark events: the window around them says what to cut
     path = write_nwb(tmp_path / "events.nwb", TWO_UNITS, length=0.0)

@@ -130,16 +130,18 @@ def load_recording(path: Path, config) -> SpikeData:
             raise DataError(f"{path} has no trials table, so "
                             f"{', '.join(config.changed(TRIAL_OPTIONS))} cannot apply; leave "
                             "them out to fit it as a continuous recording")
+        # the series first: a file without it is said before anything is cut (and noted)
+        series = None if config.behavior is None else source.behavior(config.behavior)
         cut = _chopped if continuous else _trials
         spikes, extra, conditions = cut(source, config, config.bin_ms() / 1000, units)
-        if config.behavior is not None:
+        if series is not None:
             extra["behavior_lag_bins"] = config.behavior_lag_ms // config.bin_ms()
             if abs(extra["behavior_lag_bins"]) >= spikes.shape[1]:
                 raise DataError(f"--behavior-lag {config.behavior_lag_ms} ms is not shorter "
                                 f"than the trials' {spikes.shape[1] * config.bin_ms()} ms; give "
                                 "a shorter lag")
-            extra["behavior"] = _behavior(source, config.behavior, extra, spikes.shape[1],
-                                          config.bin_ms() / 1000)
+            extra["behavior"] = _behavior(path.name, config.behavior, series, extra,
+                                          spikes.shape[1], config.bin_ms() / 1000)
             extra["behavior_name"] = config.behavior
             extra["recording"].update(behavior=config.behavior,
                                       behavior_lag_ms=config.behavior_lag_ms)
@@ -436,11 +438,13 @@ def _apart(source, units: np.ndarray) -> str:
             f"{last:g} s); ")
 
 
-def _behavior(source, name: str, extra: dict, n_bins: int, bin_size: float) -> np.ndarray:
-    """The behavioural series ``name`` of ``source`` binned into the trials' bins, or into the
-    whole recording's and chopped into its windows as the spikes are: ``(trials, n_bins,
+def _behavior(file: str, name: str, series: tuple, extra: dict, n_bins: int,
+              bin_size: float) -> np.ndarray:
+    """The behavioural series ``name`` of the file named ``file``, ``series`` ``(times, values,
+    unit)`` as its source's ``behavior(name)`` gives it, binned into the trials' bins, or into
+    the whole recording's and chopped into its windows as the spikes are: ``(trials, n_bins,
     dims)``; its unit, where the source names one, goes to ``extra["behavior_unit"]``."""
-    times, values, unit = source.behavior(name)
+    times, values, unit = series
     if unit:
         extra["behavior_unit"] = unit
     if "chop" not in extra:
@@ -452,7 +456,7 @@ def _behavior(source, name: str, extra: dict, n_bins: int, bin_size: float) -> n
         binned = chop(whole, n_bins, extra["recording"]["overlap_bins"])[0]
     if np.isnan(binned).all():
         raise DataError(f"--behavior {name}: no sample of it falls in the "
-                        f"{'windows' if 'chop' in extra else 'trials'} of {source.path.name} "
+                        f"{'windows' if 'chop' in extra else 'trials'} of {file} "
                         "(its times are in seconds in the spikes' time base?)")
     return binned
 

@@ -82,7 +82,8 @@ def co_bps(rates: np.ndarray, spikes: np.ndarray) -> float:
 
     ``(log-likelihood(rates) - log-likelihood(null)) / (spike count * ln 2)`` under Poisson, the
     null predicting each neuron's mean count over ``spikes``; zero rates count as 1e-9.  Called
-    on the held-out neurons this is NLB's co-bps.
+    on the held-out neurons this is NLB's co-bps. NaN where ``spikes`` hold no spike (bits per
+    spike of none).
 
     Args:
         rates: predicted rates in spikes per bin ``(trials, time, neurons)``, non-negative.
@@ -92,6 +93,8 @@ def co_bps(rates: np.ndarray, spikes: np.ndarray) -> float:
     spikes = np.asarray(spikes, dtype=np.float64)
     if rates.shape != spikes.shape:
         raise ValueError(f"rates {rates.shape} and spikes {spikes.shape} differ in shape.")
+    if not np.nansum(spikes) > 0:
+        return float("nan")
     return float(bits_per_spike(rates, spikes))
 
 
@@ -108,8 +111,7 @@ def co_bps_per_neuron(rates: np.ndarray, spikes: np.ndarray) -> np.ndarray:
     rates, spikes = np.asarray(rates), np.asarray(spikes)
     if rates.shape != spikes.shape:
         raise ValueError(f"rates {rates.shape} and spikes {spikes.shape} differ in shape.")
-    return np.array([co_bps(rates[..., [n]], spikes[..., [n]]) if np.nansum(spikes[..., n]) > 0
-                     else np.nan for n in range(spikes.shape[-1])])
+    return np.array([co_bps(rates[..., [n]], spikes[..., [n]]) for n in range(spikes.shape[-1])])
 
 
 def psth(spikes: np.ndarray, conditions: np.ndarray) -> np.ndarray:
