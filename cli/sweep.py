@@ -9,7 +9,8 @@ import click
 
 from pyrolf.cli.options import with_data_options
 from pyrolf.config import ConfigError
-from pyrolf.sweep import SweepError
+from pyrolf.messages import note
+from pyrolf.sweep import SEARCH_SPACE, SweepError
 from pyrolf.sweep.settings import SCHEDULERS, sweep_settings
 
 
@@ -71,6 +72,7 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, conc
         config = build_config(data, config_file,
                               {**reading, **({} if epochs is None else {"epochs": epochs})})
         space = _read_config(space_file, "search-space file") if space_file else None
+        space = _shared(config, _read_config(config_file) if config_file else {}, space)
         sweep_settings(config, trials, scheduler, space, cpus_per_trial, gpus_per_trial,
                        concurrent)
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -87,6 +89,18 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, conc
                    f"pyrolf sweep --resume {result.folder}")
     else:
         _print_metrics(result.metrics, result.folder / tune.BEST)
+
+
+def _shared(config, given: dict, space: dict | None) -> dict | None:
+    """``space`` with the settings of the ``--config`` file (``given``) that the search space
+    would vary fixed at ``config``'s value, as the file's settings are every trial's (an entry of
+    ``space`` itself comes first); a note names them."""
+    fixed = sorted(name for name in set(given) & set(SEARCH_SPACE) if name not in (space or {}))
+    if not fixed:
+        return space
+    note(f"--config fixes {', '.join(fixed)} for every trial (the search space would vary "
+         "them; --space sets what is swept)")
+    return {**{name: getattr(config, name) for name in fixed}, **(space or {})}
 
 
 def _flag(name: str) -> str:

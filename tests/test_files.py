@@ -66,7 +66,7 @@ def test_true_latents_round_trip_and_the_lorenz_data_carry_theirs(tmp_path, suff
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)
-def test_a_known_bin_width_is_kept_and_an_unknown_one_stays_unknown(tmp_path, suffix):
+def test_a_known_bin_width_is_kept_and_an_unknown_one_stays_unknown(tmp_path, suffix, capsys):
     data = make_data(np.random.default_rng(0), False, True)
     save_spike_file(tmp_path / f"plain{suffix}", data)
     plain = load_spike_file(tmp_path / f"plain{suffix}")
@@ -76,6 +76,9 @@ def test_a_known_bin_width_is_kept_and_an_unknown_one_stays_unknown(tmp_path, su
     assert binned.bin_size == binned.known_bin_size == binned.extra["bin_size_s"] == 0.02
     save_spike_file(tmp_path / f"again{suffix}", binned)  # kept on saving
     assert load_spike_file(tmp_path / f"again{suffix}").known_bin_size == 0.02
+    write_arrays(tmp_path / f"ms{suffix}", spikes=data.spikes.astype(int), bin_size_s=10)
+    assert load_spike_file(tmp_path / f"ms{suffix}").bin_size == 10.0  # taken, and said
+    assert "`bin_size_s` 10 makes bins of 10 s; the unit is seconds" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)

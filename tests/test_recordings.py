@@ -5,6 +5,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import re
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
@@ -134,6 +135,52 @@ def test_units_are_kept_by_the_units_and_electrodes_tables_columns(session, tmp_
     assert Config.from_dict({"data": "s.nwb", "trials_where": "outcome=correct"}).trials_where == [
         "outcome=correct"]
     assert Config.from_dict({"data": "s.nwb", "trials_where": None}).trials_where == []
+
+
+def test_a_unit_without_an_electrode_meets_no_condition_on_the_electrodes(tmp_path):
+    nwbfile = NWBFile(session_description="s", identifier="e",
+                      session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    device = nwbfile.create_device("probe")
+    group = nwbfile.create_electrode_group("shank", "a shank", "CA1", device)
+    nwbfile.add_electrode_column("imp", "impedance (kOhm)")
+    for impedance in (10.0, 30.0):
+        nwbfile.add_electrode(group=group, location="CA1", imp=impedance)
+    for unit, electrodes in enumerate(([0], [1], [], [1])):
+        nwbfile.add_unit(spike_times=np.arange(0.01 + unit / 100, 20.0, 0.05),
+                         electrodes=electrodes)
+    with NWBHDF5IO(str(tmp_path / "e.nwb"), "w") as io:
+        io.write(nwbfile)
+    # unit 2 has no electrode: NaN in a numeric column, nothing in a text one
+    for condition, kept in (("imp>=20", [1, 3]), ("location=CA1", [0, 1, 3]),
+                            ("imp<20", "e.nwb has 1 unit"), ("imp=nan", "e.nwb has 1 unit"),
+                            ("location!=CA1", "keeps no unit of e.nwb; location holds: CA1, None")):
+        if isinstance(kept, str):
+            with pytest.raises(DataError, match=re.escape(kept)):
+                load(tmp_path / "e.nwb", units_where=[condition])
+        else:
+            np.testing.assert_array_equal(
+                load(tmp_path / "e.nwb", units_where=[condition]).extra["unit_ids"], kept)
+
+
+def test_text_stored_as_bytes_is_text(session, tmp_path):
+    """Some converters store text columns as fixed-length bytes: `--trials-where outcome!=correct`
+    kept every trial, compared with "b'correct'" (found by a walkthrough)."""
+    path = write_sorted_nwb(tmp_path / "bytes.nwb", session)
+    with h5py.File(path, "a") as file:
+        for column in ("intervals/trials/outcome", "units/quality"):
+            attributes, values = dict(file[column].attrs), file[column][:]
+            del file[column]
+            stored = file.create_dataset(column, data=np.array(
+                [value if isinstance(value, bytes) else value.encode() for value in values],
+                dtype="S16"))
+            stored.attrs.update(attributes)
+    data = load(path, align="stim_on_time", window="-0.2,0.8", condition="outcome",
+                trials_where=["outcome!=correct"], units_where=["quality=good"])
+    np.testing.assert_array_equal(data.extra["trial_ids"],
+                                  np.flatnonzero(session.trials.outcome != "correct"))
+    assert list(data.extra["condition_values"]) == ["error"]
+    assert data.extra["trial_table"]["outcome"].tolist() == ["error"] * data.n_trials
+    np.testing.assert_array_equal(data.extra["unit_ids"], session.unit_ids[::3])
 
 
 def test_a_run_of_some_units_infers_another_file_by_their_ids(session, tmp_path, monkeypatch,
@@ -698,7 +745,7 @@ def write_nwb(path, units=None, series=None, voltages=False, length=0.8):
     ("session", ["--trials-where", "outcome>correct"], ["outcome of session.nwb holds text"]),
     ("session", ["--units-where", "quality=good"],
      ["--units-where quality", "the Units table of session.nwb has no column 'quality'",
-      "its columns: spike_times"]),
+      "its columns: id, spike_times"]),
     ("npz", ["--units-where", "quality=good"], ["session.npz has no Units table"]),
     ("lorenz", ["--units-where", "quality=good"], ["only own recordings", "units_where"]),
     ("spike_file", ["--units-where", "quality=good"], ["holds binned counts", "units_where"]),
@@ -800,6 +847,12 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
     assert "1 spike times of stray.nwb lie outside its units' obs_intervals (0.000 to 5.000 s)" \
         in capsys.readouterr().err
     assert data.extra["chop"]["n_time"] == 500  # 5 s of 10 ms bins, not 100 s
+    # trials too: a window past the time recorded leaves the recording, trials or not there
+    short = write_nwb(tmp_path / "short.nwb", [{**unit, "obs_intervals": [[0.0, 3.0]]}
+                                               for unit in TWO_UNITS])
+    data = load(short, window="0,0.8")
+    assert data.extra["trial_ids"].tolist() == [0, 1, 2]
+    assert "2 of 5 trials dropped" in capsys.readouterr().err
 
 
 def test_a_stray_spike_or_times_in_samples_are_named_not_fitted_blindly(tmp_path, monkeypatch,
@@ -817,6 +870,9 @@ def test_a_stray_spike_or_times_in_samples_are_named_not_fitted_blindly(tmp_path
     err = capsys.readouterr().err
     assert ("stray.npz: 180 of 200 windows hold no spike of any unit (a pause in the recording?); "
             "units 9 (0.03 to 200 s) spike apart from the rest") in err
+    # the span of the units kept: without unit 9, 20 s of spikes
+    data = load(path, chop_s=1.0, overlap_s=0.0, units_where=["id!=9"])
+    assert data.n_trials == 20 and "hold no spike" not in capsys.readouterr().err
     monkeypatch.setattr("pyrolf.data.recordings.memory_gib", lambda: 1e-6)
     with pytest.raises(DataError, match=r"stray.npz spans 199.99 s .* more than this machine's "
                                         r"0 GiB; units 9 \(0.03 to 200 s\) spike apart .* are the "
@@ -847,7 +903,7 @@ def test_columns_that_are_no_times_and_odd_trials_are_said_plainly(tmp_path, cap
         load(path, align="choice", window="0,0.8")
     # a unit silent in every trial (it spikes after them) is named
     load(path, align="cue", window="0,0.5")
-    assert "t.npz: 1 units have no spike in the trials kept (ids 9)" in capsys.readouterr().err
+    assert "t.npz: 1 unit has no spike in the trials kept (ids 9)" in capsys.readouterr().err
     # one short trial sets the default window, and says so; a broken row is set apart
     stops = np.arange(6.0) + np.array([1.0, 1.0, 0.08, 1.0, -0.5, 1.0])
     data = load(trials_npz(tmp_path / "s.npz", stops=stops))
@@ -875,14 +931,14 @@ def test_infer_on_other_data_says_each_note_of_them_once(tmp_path, monkeypatch, 
                             "--align", "cue", "--window", "0,0.5", "--behavior", "hand",
                             "--out", run, *TINY], monkeypatch, capsys)
     assert code == 0, err
-    assert "day1.npz: 1 units have no spike" in err
+    assert "day1.npz: 1 unit has no spike" in err
     bare = trials_npz(tmp_path / "day2.npz", cue=np.arange(6.0))
     code, _, err = run_cli(["infer", run, "--samples", 2, "--data", bare, "--out",
                             tmp_path / "day2.nc"], monkeypatch, capsys)
     assert code == 0, err
     notes = [line for line in err.splitlines() if line.startswith("note:")]
     assert "day1.npz" not in err and len(notes) == len(set(notes)) == 2, notes
-    assert "day2.npz: 1 units have no spike" in notes[1] and "--behavior hand" in notes[0]
+    assert "day2.npz: 1 unit has no spike" in notes[1] and "--behavior hand" in notes[0]
 
 
 def test_a_table_of_events_is_cut_by_the_window_alone(tmp_path):

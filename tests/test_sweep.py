@@ -109,6 +109,30 @@ def test_other_sweep_refusals_are_one_line(spike_file, tmp_path, monkeypatch, ca
         sweep_settings(Config(), 2, concurrent=0)
 
 
+def test_the_config_file_s_settings_are_every_trial_s_even_where_the_space_varies_them(
+        spike_file, tmp_path, monkeypatch, capsys):
+    """`--config` holds "the settings every trial shares", yet the search space drew latent_dim
+    and decoder_width over the file's values without a word (found by a walkthrough)."""
+    from pyrolf.sweep import tune as sweep_tune
+    from pyrolf.sweep.tune import SweepResult
+
+    given = {}
+
+    def run_sweep(folder, config, trials, scheduler, space, *args):
+        given.update(config=config, space=space)
+        return SweepResult(folder, [], None, {}, unfinished=1)
+
+    monkeypatch.setattr(sweep_tune, "run_sweep", run_sweep)
+    config = write_json(tmp_path / "config.json", {"latent_dim": 8, "lr": 0.002, "samples": 3})
+    space = write_json(tmp_path / "space.json", {"lr": [0.001, 0.01]})
+    code, _, err = run_cli(["sweep", "--data", spike_file, "--trials", 2, "--config", config,
+                            "--space", space], monkeypatch, capsys)
+    assert code == 0, err
+    assert given["space"] == {"latent_dim": 8, "lr": [0.001, 0.01]}  # --space's lr comes first
+    assert "note: --config fixes latent_dim for every trial" in err
+    assert search_space(given["space"], given["config"])["latent_dim"].values == (8,)
+
+
 def test_a_sweep_reads_its_data_with_the_options_a_fit_takes(spike_file, tmp_path, monkeypatch,
                                                               capsys):
     """A sweep of a recording had no --align, --window, ... (found by a hostile walkthrough)."""

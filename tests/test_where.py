@@ -79,3 +79,13 @@ def test_rows_meet_every_condition_and_an_empty_selection_lists_the_values_left(
                "unit")
     assert str(error.value) == ("--units-where quality=noise keeps no unit of s.nwb; quality "
                                 "holds among the rows the conditions before it keep: good, mua")
+
+
+def test_the_values_listed_are_numbers_in_order_or_text_with_missing_ones_said():
+    numbers = np.array([11.0, 0.21000000000000002, 3.0, 10.0, np.nan])
+    with pytest.raises(DataError, match="x holds: 0.21, 3, 10, 11, nan$"):
+        select({"x": numbers}.__getitem__, ["x=99"], 5, "o", "f")
+    text = np.array(["b", None, "a"], dtype=object)  # a unit without an electrode
+    assert kept(text, "x!=a", "o", "f").tolist() == [True, False, False]
+    with pytest.raises(DataError, match="x holds: None, a, b$"):
+        select({"x": text}.__getitem__, ["x=c"], 3, "o", "f")

@@ -30,6 +30,7 @@ import h5py
 import numpy as np
 
 from pyrolf.data.spikes import DataError, SpikeData
+from pyrolf.messages import note
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
 NPZ_SUFFIXES = (".npz",)
@@ -322,6 +323,9 @@ def _check_bin_size(path: Path, value: np.ndarray) -> float:
             or not np.isfinite(value).all() or value.item() <= 0):
         raise DataError(f"{path}: `bin_size_s` must be one positive number, the bin width in "
                         f"seconds (e.g. 0.01), got {value.tolist()!r}")
+    if value.item() >= 1:
+        note(f"{path.name}: `bin_size_s` {value.item():g} makes bins of {value.item():g} s; the "
+             "unit is seconds (10 ms is 0.01)")
     return float(value.item())
 
 

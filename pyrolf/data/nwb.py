@@ -54,8 +54,8 @@ class NWBSource:
 
     Attributes:
         unit_ids: ``(units,)`` the Units table's ids, the order of :meth:`unit_spike_times`.
-        unit_columns: names of the Units table's columns, then those of the electrodes table
-            the units' ``electrodes`` region reaches (:meth:`unit_column`).
+        unit_columns: ``id``, the names of the Units table's columns, then those of the
+            electrodes table the units' ``electrodes`` region reaches (:meth:`unit_column`).
         trial_columns: names of the trials table's columns, ``None`` without a trials table.
     """
 
@@ -80,8 +80,8 @@ class NWBSource:
         self._units = units
         self._electrodes = _first_electrodes(units)
         reached = () if self._electrodes is None else self._electrodes[0].colnames
-        self.unit_columns = tuple(units.colnames) + tuple(
-            name for name in reached if name not in units.colnames)
+        self.unit_columns = ("id", *units.colnames, *(
+            name for name in reached if name not in units.colnames))
         self._nwbfile = nwbfile
         self._trials = nwbfile.trials
         self._columns: dict[str, np.ndarray] = {}  # trials-table columns read so far
@@ -99,11 +99,12 @@ class NWBSource:
         times = np.asarray(self._times[first:self._ends[unit]], dtype=np.float64)
         return np.sort(times[np.isfinite(times)])
 
-    def span(self) -> tuple[float, float]:
-        """The time the recording covers: the Units table's ``obs_intervals``, from the first
-        start to the last stop, where it has them (spike times outside them are noted), else the
-        first and last spike time. The spike times are read in chunks; those that are no number
-        are noted, naming their units, and left out."""
+    def span(self, units: np.ndarray | None = None) -> tuple[float, float, bool]:
+        """``(first, last, recorded)``: the time the recording covers, the Units table's
+        ``obs_intervals`` from the first start to the last stop where it has them (``recorded``
+        true; spike times outside them are noted), else the first and last spike time of the
+        units at positions ``units`` (default all). The spike times are read in chunks; those
+        that are no number are noted, naming their units, and left out."""
         observed = None
         if "obs_intervals" in self._units.colnames:
             intervals = np.asarray(self._units.obs_intervals.data[:], dtype=np.float64)
@@ -127,13 +128,17 @@ class NWBSource:
         if not np.isfinite(first):
             raise DataError(f"the Units table of {self.path} has no spike time that is a number; "
                             "fix the file")
-        if observed is None:
-            return float(first), float(last)
-        if outside:
-            note(f"{outside} spike times of {self.path.name} lie outside its units' "
-                 f"obs_intervals ({observed[0]:.3f} to {observed[1]:.3f} s), taken as the time "
-                 "recorded")
-        return observed
+        if observed is not None:
+            if outside:
+                note(f"{outside} spike times of {self.path.name} lie outside its units' "
+                     f"obs_intervals ({observed[0]:.3f} to {observed[1]:.3f} s), the time "
+                     "recorded, and are left out")
+            return (*observed, True)
+        if units is not None and len(units) < self.n_units:  # the units kept, not the others
+            times = [self.unit_spike_times(unit) for unit in units]
+            first = min(unit[0] for unit in times if len(unit))
+            last = max(unit[-1] for unit in times if len(unit))
+        return float(first), float(last), False
 
     def _few(self, spikes: np.ndarray) -> str:
         """The ids of the units of the entries ``spikes`` of the spike-times column, as ``7, 9``
@@ -187,13 +192,15 @@ class NWBSource:
         return times, values.reshape(len(values), -1), series.unit
 
     def unit_column(self, name: str) -> np.ndarray:
-        """Units-table column ``name`` ``(units,)``, or the electrodes table's column ``name`` at
-        each unit's first electrode (``None`` for a unit of none); electrode groups by name, text
-        as ``str``.
+        """Units-table column ``name`` ``(units,)`` (``id``: the units' ids), or the electrodes
+        table's column ``name`` at each unit's first electrode (NaN, or ``None`` in a column of
+        text, for a unit of none); electrode groups by name, text as ``str``.
 
         Raises:
             DataError: a column of a list per unit (the spike times, the electrodes).
         """
+        if name == "id":
+            return self.unit_ids
         if name in self._units.colnames:
             column = self._units[name]
             if isinstance(column, VectorIndex):
@@ -202,8 +209,11 @@ class NWBSource:
             return _plain(column.data[:])
         table, first = self._electrodes
         values = _plain(table[name].data[:])
-        return np.array([None if row < 0 else values[row] for row in first]
-                        ) if (first < 0).any() else values[first]
+        if not (first < 0).any():
+            return values[first]
+        if values.dtype.kind in "biuf":  # (a boolean column becomes 0/1)
+            return np.where(first < 0, np.nan, values[first].astype(np.float64))
+        return np.array([None if row < 0 else values[row] for row in first], dtype=object)
 
     def trial_column(self, name: str) -> np.ndarray:
         """Trials-table column ``name`` ``(trials,)``, read from the file the first time it is
@@ -213,7 +223,7 @@ class NWBSource:
             if isinstance(column, VectorIndex):
                 raise DataError(f"column {name!r} of the trials table of {self.path.name} holds "
                                 "a list per trial; give a column with one value per trial")
-            self._columns[name] = np.asarray(column.data[:])
+            self._columns[name] = _plain(column.data[:])
         return self._columns[name]
 
 
@@ -232,10 +242,10 @@ def _first_electrodes(units):
 
 
 def _plain(values) -> np.ndarray:
-    """A column's ``values`` as an array of numbers, booleans or ``str`` (bytes decoded, NWB
+    """A column's ``values`` as an array of numbers, booleans or text (bytes decoded, NWB
     objects such as electrode groups by their names)."""
     values = np.asarray(values)
-    if values.dtype.kind in "biuf":
+    if values.dtype.kind in "biufU":
         return values
     return np.array([value.decode() if isinstance(value, bytes)
                      else getattr(value, "name", value) for value in values.ravel()],

@@ -20,8 +20,9 @@ The options are :class:`~pyrolf.config.Config` fields, so a run folder rebuilds 
   window: 0 to the shortest trial's ``stop_time`` minus its alignment) and is cut into bins of
   ``bin_size_ms`` (default 10 ms; the window's length rounded down to whole bins). A window may
   reach beyond its trial; a trial is dropped when its window leaves the recording (NWB
-  ``obs_intervals`` where the file has them, else its first to its last spike; widened to the
-  trials' starts and stops) or its alignment time is NaN, and the count is printed and kept. ``trials_where`` keeps the trials that meet each of its
+  ``obs_intervals`` where the file has them, else the first to the last spike of the units kept,
+  widened to the trials' starts and stops) or its alignment time is NaN, and the count is
+  printed and kept. ``trials_where`` keeps the trials that meet each of its
   conditions (``outcome=correct``, ``reaction_time<0.6``: :mod:`pyrolf.data.where`);
   ``condition`` names the column whose values are the conditions (stratified splits, PSTHs).
 - **Continuous** (no trials table, or ``continuous``): the whole recording, binned from the
@@ -165,12 +166,12 @@ def _note_quiet_units(path: Path, spikes: np.ndarray, unit_ids: np.ndarray, what
     counts = spikes.sum(axis=(0, 1))
     groups = [(counts == 0, "no spike"), ((counts > 0) & (counts < FEW_SPIKES),
                                           f"fewer than {FEW_SPIKES} spikes")]
-    said = [f"{int(chosen.sum())} units have {how} in the {what} kept (ids "
-            f"{', '.join(map(str, unit_ids[chosen][:5]))}{', ...' if chosen.sum() > 5 else ''})"
-            for chosen, how in groups if chosen.any()]
+    said = [f"{int(chosen.sum())} {'unit has' if chosen.sum() == 1 else 'units have'} {how} "
+            f"in the {what} kept (ids {', '.join(map(str, unit_ids[chosen][:5]))}"
+            f"{', ...' if chosen.sum() > 5 else ''})" for chosen, how in groups if chosen.any()]
     if said:
         note(f"{path.name}: {'; '.join(said)}: their co-bps and PSTH R² are mostly noise; leave "
-             "them out with --units-where (e.g. on a quality or firing-rate column)")
+             "them out with --units-where (id!=ID, or a quality or firing-rate column)")
 
 
 @contextmanager
@@ -178,7 +179,8 @@ def open_source(path: Path):
     """The spike source of a recording file, open while the block runs: an object with
     ``format``, ``unit_ids`` ``(units,)``, ``n_units``, ``unit_spike_times(unit)`` (sorted
     seconds of the unit at that position), ``unit_columns`` (names; none without a Units table),
-    ``unit_column(name)`` ``(units,)``, ``span()`` (first and last time the file covers),
+    ``unit_column(name)`` ``(units,)``, ``span(units)`` (first and last time the file covers, and
+    whether the file records it or the spikes of ``units`` say it),
     ``trial_columns`` (names, or ``None`` without a trials table), ``n_trials`` and
     ``trial_column(name)`` ``(trials,)``."""
     if recording_format(path) == "nwb":
@@ -258,15 +260,15 @@ def _units(source, config) -> np.ndarray:
             those it has), a spike-times file (no Units table) given conditions.
     """
     name = source.path.name
-    if config.units_where and not source.unit_columns:
-        raise DataError(f"--units-where: {name} has no Units table to select units by; keep "
-                        "only the units you want in the file")
 
     def column(wanted: str) -> np.ndarray:
-        if wanted not in source.unit_columns:
-            raise DataError(f"--units-where {wanted}: the Units table of {name} has no column "
-                            f"{wanted!r}; its columns: {', '.join(source.unit_columns)}")
-        return source.unit_column(wanted)
+        if wanted in source.unit_columns:
+            return source.unit_column(wanted)
+        if source.format == "spike_times":
+            raise DataError(f"--units-where {wanted}: {name} has no Units table; its units are "
+                            "chosen by id (e.g. id!=7)")
+        raise DataError(f"--units-where {wanted}: the Units table of {name} has no column "
+                        f"{wanted!r}; its columns: {', '.join(source.unit_columns)}")
 
     units = np.arange(source.n_units)
     if config.units_where:
@@ -312,7 +314,7 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
                         f"({window[1] - window[0]:g} s); give a smaller --bin or a longer "
                         "--window")
     window = (window[0], round(window[0] + n_bins * bin_size, 9))  # no float noise (0.3000...4)
-    first, last = _span(source, starts, stops)
+    first, last = _span(source, units, starts, stops)
     inside = (align[rows] + window[0] >= first) & (align[rows] + window[1] <= last)
     outside = int((~inside).sum())
     if not inside.any():
@@ -379,7 +381,7 @@ def _chopped(source, config, bin_size: float, units: np.ndarray):
     """``(spikes, extra, None)`` of the whole recording chopped into windows, of the units at
     positions ``units``."""
     path = source.path
-    first, last = _span(source)
+    first, last = _span(source, units)
     first = np.floor(first / bin_size) * bin_size  # bins on the file's grid of whole bins
     n_time = whole_bins(last - first, bin_size)
     window_bins = whole_bins(config.chop_s, bin_size)
@@ -495,11 +497,13 @@ def _times(source, name: str, option: str) -> np.ndarray:
                         f"{values[0]!r}, not times in seconds") from None
 
 
-def _span(source, starts: np.ndarray | None = None, stops: np.ndarray | None = None):
-    """First and last time (s) the recording covers: ``source.span()`` (NWB ``obs_intervals``,
-    else the spikes) widened to the trials' ``starts`` and ``stops`` where given."""
-    first, last = source.span()
-    if starts is not None:
+def _span(source, units: np.ndarray, starts: np.ndarray | None = None,
+          stops: np.ndarray | None = None):
+    """First and last time (s) the recording covers: ``source.span(units)`` (NWB
+    ``obs_intervals``, else the spikes of the units at positions ``units``), where not recorded
+    in the file widened to the trials' ``starts`` and ``stops`` where given."""
+    first, last, recorded = source.span(units)
+    if starts is not None and not recorded:
         first, last = min(first, np.nanmin(starts)), max(last, np.nanmax(stops))
     return float(first), float(last)
 
@@ -539,7 +543,7 @@ class SpikeTimesFile:
         del order, times
         self._bounds = np.append(first, len(self._times))
         self.trial_columns, self.n_trials = None, 0
-        self.unit_columns = ()  # no Units table
+        self.unit_columns = ("id",)  # no Units table: units are chosen by id
         if ("trial_start" in arrays) != ("trial_stop" in arrays):
             raise DataError(f"{path} has only one of `trial_start` and `trial_stop`; give both "
                             "(one per trial) or neither (a continuous recording)")
@@ -563,11 +567,19 @@ class SpikeTimesFile:
     def unit_spike_times(self, unit: int) -> np.ndarray:
         return self._times[self._bounds[unit]:self._bounds[unit + 1]]
 
-    def span(self) -> tuple[float, float]:
-        return float(self._times.min()), float(self._times.max())
+    def span(self, units: np.ndarray | None = None) -> tuple[float, float, bool]:
+        """``(first, last, False)``: the first and last spike time of the units at positions
+        ``units`` (default all); the file records no time of its own."""
+        units = np.arange(self.n_units) if units is None else np.asarray(units)
+        firsts, lasts = self._times[self._bounds[units]], self._times[self._bounds[units + 1] - 1]
+        return float(firsts.min()), float(lasts.max()), False
 
     def trial_column(self, name: str) -> np.ndarray:
         return self._trials[name]
+
+    def unit_column(self, name: str) -> np.ndarray:
+        """``id``, the only column of units a spike-times file has: ``(units,)``."""
+        return self.unit_ids
 
     def behavior(self, name: str) -> tuple[np.ndarray, np.ndarray, None]:
         """Array ``name`` ``(samples,)`` or ``(samples, dims)`` and its ``name_times``

@@ -6,7 +6,7 @@ A condition is ``COLUMN OP VALUE`` with ``OP`` one of ``=``, ``!=``, ``<``, ``<=
 column: in a boolean one it is ``true`` or ``false`` (``=``, ``!=``), in a numeric one a number,
 in any other it is text compared with each value written as text (``=``, ``!=``). A NaN meets
 no condition (as a missing value in SQL) but ``COLUMN=nan``, and ``COLUMN!=nan`` keeps the rows
-that hold a number.
+that hold a number; nor does a missing text (``None``).
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ def kept(values: np.ndarray, condition: str, option: str, file: str) -> np.ndarr
     if op in ORDERING:
         raise DataError(f"{wrong} holds text, which {op} cannot order; give {column}=VALUE or "
                         f"{column}!=VALUE")
-    return _compare(np.array([str(value) for value in values]), op, text)
+    missing = np.array([value is None for value in values], dtype=bool)
+    return _compare(np.array([str(value) for value in values]), op, text) & ~missing
 
 
 def select(values_of, conditions: list[str], rows: int, option: str, file: str,
@@ -85,13 +86,20 @@ def select(values_of, conditions: list[str], rows: int, option: str, file: str,
         values = values_of(column)
         meets = kept(values, condition, option, file)
         if not (keep & meets).any():
-            shown = ", ".join(map(str, np.unique(np.asarray(values)[keep].astype(str))
-                                  [:SHOWN_VALUES]))
+            shown = _listed(np.asarray(values)[keep])
             among = " among the rows the conditions before it keep" if keep.sum() < rows else ""
             raise DataError(f"{option} {condition} keeps no {what} of {file}; {column} holds"
                             f"{among}: {shown}")
         keep &= meets
     return np.flatnonzero(keep)
+
+
+def _listed(values: np.ndarray) -> str:
+    """The first :data:`SHOWN_VALUES` different ``values``, numbers in order (``0.21, 3, 10``),
+    other values as text in order."""
+    if values.dtype.kind in "iuf":
+        return ", ".join(f"{value:g}" for value in np.unique(values)[:SHOWN_VALUES])
+    return ", ".join(np.unique([str(value) for value in values])[:SHOWN_VALUES])
 
 
 def _compare(values: np.ndarray, op: str, value) -> np.ndarray:

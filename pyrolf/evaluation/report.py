@@ -199,7 +199,8 @@ def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = 
     metrics = score_rates(rates, data, test)
     unscored = [unit for unit, value in metrics["co_bps_per_neuron"].items() if np.isnan(value)]
     if unscored:
-        note(f"{len(unscored)} of the {int(data.heldout.sum())} held-out units have no spike in "
+        note(f"{len(unscored)} of the {int(data.heldout.sum())} held-out units "
+             f"{'has' if len(unscored) == 1 else 'have'} no spike in "
              f"the {len(test)} test trials (ids {', '.join(unscored[:5])}"
              f"{', ...' if len(unscored) > 5 else ''}): their co_bps_per_neuron is null, and "
              "in co_bps they count only as the rate predicted where none came")

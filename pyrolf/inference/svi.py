@@ -321,7 +321,8 @@ class Trainer:
             record["seconds"] = time.perf_counter() - started  # validation included
             state.history.append(record)
             best = f"{state.best_score:.3f}" if state.best_epoch > 0 else "n/a"
-            bar.set_postfix(elbo=f"{elbo:.1f}", best_valid_co_bps=best, lr=f"{record['lr']:.1e}")
+            bar.set_postfix(elbo=f"{elbo:.1f}", best_valid_co_bps=best, lr=f"{record['lr']:.1e}",
+                            refresh=False)  # drawn by update, at its own pace (a log: every 30 s)
             bar.update(1)
             if "valid_co_bps" in record and self.on_checkpoint is not None:
                 self.on_checkpoint(self, is_best)
