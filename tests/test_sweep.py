@@ -131,6 +131,10 @@ def test_the_config_file_s_settings_are_every_trial_s_even_where_the_space_varie
     assert given["space"] == {"latent_dim": 8, "lr": [0.001, 0.01]}  # --space's lr comes first
     assert "note: --config fixes latent_dim for every trial" in err
     assert search_space(given["space"], given["config"])["latent_dim"].values == (8,)
+    listed = write_json(tmp_path / "list.json", ["lr"])
+    code, _, err = run_cli(["sweep", "--data", spike_file, "--trials", 2, "--config", config,
+                            "--space", listed], monkeypatch, capsys)
+    assert_one_line_error(code, err, "must hold one JSON object")
 
 
 def test_a_sweep_reads_its_data_with_the_options_a_fit_takes(spike_file, tmp_path, monkeypatch,

@@ -4,9 +4,9 @@ trials an own recording's ``trials_where`` keeps and the units its ``units_where
 A condition is ``COLUMN OP VALUE`` with ``OP`` one of ``=``, ``!=``, ``<``, ``<=``, ``>``,
 ``>=``; a row is kept when it meets every condition. How ``VALUE`` is compared depends on the
 column: in a boolean one it is ``true`` or ``false`` (``=``, ``!=``), in a numeric one a number,
-in any other it is text compared with each value written as text (``=``, ``!=``). A NaN meets
-no condition (as a missing value in SQL) but ``COLUMN=nan``, and ``COLUMN!=nan`` keeps the rows
-that hold a number; nor does a missing text (``None``).
+in any other it is text compared with each value written as text (``=``, ``!=``). A missing
+value meets no condition, as in SQL: a NaN (but ``COLUMN=nan``, while ``COLUMN!=nan`` keeps the
+rows that hold a number) and a text's ``None`` (a unit without an electrode).
 """
 
 from __future__ import annotations
