@@ -835,8 +835,8 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
         {"spike_times": np.concatenate([times[:3], [np.nan], times[3:], [np.inf]])},
         TWO_UNITS[1]])
     data = load(broken, continuous=True)
-    assert "2 spike times of nan.nwb are no number (NaN or infinite) and are left out: units 0" \
-        in capsys.readouterr().err
+    assert ("2 spike times of nan.nwb are no number (NaN or infinite) and are left out, in the "
+            "units with ids 0") in capsys.readouterr().err
     np.testing.assert_array_equal(data.spikes, load(write_nwb(tmp_path / "clean.nwb", TWO_UNITS),
                                                     continuous=True).spikes)
     observed = [[0.0, 5.0]]

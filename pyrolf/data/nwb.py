@@ -20,10 +20,9 @@ from pynwb.ecephys import ElectricalSeries
 
 from pyrolf.data.files import _first_line
 from pyrolf.data.spikes import DataError, MissingBehavior
-from pyrolf.messages import note
+from pyrolf.messages import few_ids, note
 
 CHUNK = 1 << 22  # spike times read at a time when scanning the whole column
-SHOWN_UNITS = 5  # unit ids named in a note
 
 
 @contextmanager
@@ -123,8 +122,9 @@ class NWBSource:
                 outside += int(np.sum((kept < observed[0]) | (kept > observed[1])))
         broken = np.concatenate(broken)
         if len(broken):
+            owners = np.unique(self.unit_ids[np.searchsorted(self._ends, broken, side="right")])
             note(f"{len(broken)} spike times of {self.path.name} are no number (NaN or "
-                 f"infinite) and are left out: units {self._few(broken)}")
+                 f"infinite) and are left out, in the units with {few_ids(owners)}")
         if not np.isfinite(first):
             raise DataError(f"the Units table of {self.path} has no spike time that is a number; "
                             "fix the file")
@@ -139,14 +139,6 @@ class NWBSource:
             first = min(unit[0] for unit in times if len(unit))
             last = max(unit[-1] for unit in times if len(unit))
         return float(first), float(last), False
-
-    def _few(self, spikes: np.ndarray) -> str:
-        """The ids of the units of the entries ``spikes`` of the spike-times column, as ``7, 9``
-        or ``7, 9, 12, 13, 20 (and 4 more)``."""
-        units = np.unique(self.unit_ids[np.searchsorted(self._ends, spikes, side="right")])
-        more = len(units) - SHOWN_UNITS
-        return ", ".join(map(str, units[:SHOWN_UNITS])) + (f" (and {more} more)" if more > 0
-                                                             else "")
 
     def behavior(self, name: str) -> tuple[np.ndarray, np.ndarray, str | None]:
         """The TimeSeries ``name`` anywhere in the file (``processing``, ``acquisition``; by its

@@ -79,7 +79,7 @@ from pyrolf.data import where
 from pyrolf.data.chop import chop
 from pyrolf.data.files import check_file, heldout_and_splits
 from pyrolf.data.spikes import DataError, MissingBehavior, SpikeData
-from pyrolf.messages import note
+from pyrolf.messages import few_ids, note
 
 #: settings that select and cut trials, and those of continuous recordings
 TRIAL_OPTIONS = ("align", "window", "condition", "trials_where")
@@ -167,8 +167,8 @@ def _note_quiet_units(path: Path, spikes: np.ndarray, unit_ids: np.ndarray, what
     groups = [(counts == 0, "no spike"), ((counts > 0) & (counts < FEW_SPIKES),
                                           f"fewer than {FEW_SPIKES} spikes")]
     said = [f"{int(chosen.sum())} {'unit has' if chosen.sum() == 1 else 'units have'} {how} "
-            f"in the {what} kept (ids {', '.join(map(str, unit_ids[chosen][:5]))}"
-            f"{', ...' if chosen.sum() > 5 else ''})" for chosen, how in groups if chosen.any()]
+            f"in the {what} kept ({few_ids(unit_ids[chosen])})"
+            for chosen, how in groups if chosen.any()]
     if said:
         note(f"{path.name}: {'; '.join(said)}: their co-bps and PSTH R² are mostly noise; leave "
              "them out with --units-where (id!=ID, or a quality or firing-rate column)")

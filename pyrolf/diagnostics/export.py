@@ -33,7 +33,7 @@ from pyrolf.diagnostics.arviz_adapter import NETCDF_ENGINE
 from pyrolf.diagnostics.ppc import INTERVAL_PROB, predictive_interval, quantile_ranks
 from pyrolf.evaluation.report import trial_inputs
 from pyrolf.inference.svi import posterior_passes
-from pyrolf.messages import note
+from pyrolf.messages import few_ids, note
 from pyrolf.runs import RunFolder
 
 VARIABLES = ("z", "v", "inputs", "rates")
@@ -184,11 +184,11 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
         if all(unit in column for unit in wanted):
             if unknown:
                 note(f"{len(unknown)} of the data's units are not the run's and are left out "
-                     f"({_few(unknown)})")
+                     f"({few_ids(unknown)})")
             if wanted is heldin_ids:
                 present = len(heldout_ids) - len(missing_out)
                 note(f"the data lack {len(missing_out)} of the run's {len(heldout_ids)} held-out "
-                     f"units ({_few(missing_out)}): read as its {len(heldin_ids)} held-in units "
+                     f"units ({few_ids(missing_out)}): read as its {len(heldin_ids)} held-in units "
                      f"(matched by id), the held-out ones' rates inferred from them"
                      + (f"; the {present} held-out units the data hold are left out"
                         if present else ""))
@@ -196,19 +196,11 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
             rates = None if data.rates is None else data.rates[..., order]
             return dataclasses.replace(data, spikes=data.spikes[..., order], rates=rates,
                                        extra={**data.extra, "unit_ids": np.asarray(wanted)})
-    out = f" and held-out {_few(missing_out)}" if missing_out else ""
-    strangers = f", and hold {_few(unknown)}, not the run's" if unknown else ""
+    out = f" and held-out {few_ids(missing_out)}" if missing_out else ""
+    strangers = f", and hold {few_ids(unknown)}, not the run's" if unknown else ""
     raise DataError(f"the data's units are not the run's: they lack its held-in "
-                    f"{_few(missing_in)}{out}{strangers}; give the units the run was fitted on "
+                    f"{few_ids(missing_in)}{out}{strangers}; give the units the run was fitted on "
                     f"(all, or its {len(heldin_ids)} held-in ones), with the same unit ids")
-
-
-def _few(units: list, shown: int = 5) -> str:
-    """``units`` as ``ids a, b, c (and 4 more)`` or ``none``."""
-    if not units:
-        return "none"
-    more = f" (and {len(units) - shown} more)" if len(units) > shown else ""
-    return "ids " + ", ".join(map(str, units[:shown])) + more
 
 
 def trial_splits(data: SpikeData) -> np.ndarray:

@@ -14,7 +14,7 @@ from pyrolf.evaluation.metrics import (behavior_r2, co_bps, co_bps_per_neuron, i
 from pyrolf.evaluation.sessions import pooled_metrics
 from pyrolf.evaluation.smoothing import smooth_spikes, smoothing_baseline
 from pyrolf.inference.svi import encoder_inputs, predict_rates
-from pyrolf.messages import note
+from pyrolf.messages import few_ids, note
 from pyrolf.models.sessions import session_views
 
 
@@ -200,10 +200,9 @@ def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = 
     unscored = [unit for unit, value in metrics["co_bps_per_neuron"].items() if np.isnan(value)]
     if unscored:
         note(f"{len(unscored)} of the {int(data.heldout.sum())} held-out units "
-             f"{'has' if len(unscored) == 1 else 'have'} no spike in "
-             f"the {len(test)} test trials (ids {', '.join(unscored[:5])}"
-             f"{', ...' if len(unscored) > 5 else ''}): their co_bps_per_neuron is null, and "
-             "in co_bps they count only as the rate predicted where none came")
+             f"{'has' if len(unscored) == 1 else 'have'} no spike in the {len(test)} test trials "
+             f"({few_ids(unscored)}): their co_bps_per_neuron is null, and in co_bps they count "
+             "only as the rate predicted where none came")
     metrics.update(psth_metrics(rates, data, test))
     metrics.update(forward_metrics(rates, data, test))
     metrics.update(truth_metrics(flow, data, device, "score intervals" if progress else None))
