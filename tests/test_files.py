@@ -76,6 +76,11 @@ def test_a_known_bin_width_is_kept_and_an_unknown_one_stays_unknown(tmp_path, su
     assert binned.bin_size == binned.known_bin_size == binned.extra["bin_size_s"] == 0.02
     save_spike_file(tmp_path / f"again{suffix}", binned)  # kept on saving
     assert load_spike_file(tmp_path / f"again{suffix}").known_bin_size == 0.02
+    if suffix != ".npz":  # HDF5 files keep such a number as an attribute too
+        with h5py.File(tmp_path / f"attr{suffix}", "w") as file:
+            file.create_dataset("spikes", data=data.spikes.astype(int))
+            file.attrs["bin_size_s"] = 0.005
+        assert load_spike_file(tmp_path / f"attr{suffix}").known_bin_size == 0.005
     write_arrays(tmp_path / f"ms{suffix}", spikes=data.spikes.astype(int), bin_size_s=10)
     assert load_spike_file(tmp_path / f"ms{suffix}").bin_size == 10.0  # taken, and said
     assert "`bin_size_s` 10 makes bins of 10 s; the unit is seconds" in capsys.readouterr().err

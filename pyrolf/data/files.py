@@ -10,8 +10,8 @@ Arrays a file holds (names are the keys / dataset names):
 - ``conditions`` (optional): ``(trials,)`` integer condition label per trial.
 - ``latents`` (optional): ``(trials, time, k)`` the true latent state (synthetic data), kept in
   ``SpikeData.extra["latents"]``; when present, a run's metrics include ``latents_r2``.
-- ``bin_size_s`` (optional): one number, the bin width in seconds, kept as ``bin_size`` (and in
-  ``extra["bin_size_s"]``); with it the bins are known as for a recording (time in seconds in
+- ``bin_size_s`` (optional): one number, the bin width in seconds (HDF5: a dataset or an
+  attribute of the file), kept as ``bin_size`` (and in ``extra["bin_size_s"]``); with it the bins are known as for a recording (time in seconds in
   ``inferred.nc``, ``psth_r2`` with ``conditions``, sessions' bins compared).
 
 Trials are split at random (seeded) into train/valid/test, stratified by condition when
@@ -270,7 +270,10 @@ def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
                 if name in file and not isinstance(file[name], h5py.Dataset):
                     raise DataError(f"{path}: `{name}` is an HDF5 group, not a dataset; "
                                     "store it as a dataset at the file's root.")
-            return {name: np.asarray(file[name][()]) for name in ARRAY_NAMES if name in file}
+            arrays = {name: np.asarray(file[name][()]) for name in ARRAY_NAMES if name in file}
+            if "bin_size_s" not in arrays and "bin_size_s" in file.attrs:  # metadata, as h5py
+                arrays["bin_size_s"] = np.asarray(file.attrs["bin_size_s"])  # users keep it
+            return arrays
     except (OSError, KeyError) as error:
         raise DataError(f"{path} is not a readable HDF5 file ({_first_line(error)}); "
                         "re-export it with h5py.") from error

@@ -199,7 +199,7 @@ def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = 
     metrics = score_rates(rates, data, test)
     unscored = [unit for unit, value in metrics["co_bps_per_neuron"].items() if np.isnan(value)]
     if unscored:
-        note(f"{len(unscored)} of the {int(data.heldout.sum())} held-out units "
+        note(f"{data.name}: {len(unscored)} of the {int(data.heldout.sum())} held-out units "
              f"{'has' if len(unscored) == 1 else 'have'} no spike in the {len(test)} test trials "
              f"({few_ids(unscored)}): their co_bps_per_neuron is null, and in co_bps they count "
              "only as the rate predicted where none came")
