@@ -873,10 +873,10 @@ def test_a_stray_spike_or_times_in_samples_are_named_not_fitted_blindly(tmp_path
     # the span of the units kept: without unit 9, 20 s of spikes
     data = load(path, chop_s=1.0, overlap_s=0.0, units_where=["id!=9"])
     assert data.n_trials == 20 and "hold no spike" not in capsys.readouterr().err
-    monkeypatch.setattr("pyrolf.data.recordings.memory_gib", lambda: 1e-6)
-    with pytest.raises(DataError, match=r"stray.npz spans 199.99 s .* more than this machine's "
-                                        r"0 GiB; units 9 \(0.03 to 200 s\) spike apart .* are the "
-                                        r"spike times in seconds\?"):
+    monkeypatch.setattr("pyrolf.data.recordings.available_memory", lambda: 1000.0)
+    with pytest.raises(DataError, match=r"stray.npz spans 199.99 s .* more than the 0 GiB this "
+                                        r"process can still take; units 9 \(0.03 to 200 s\) "
+                                        r"spike apart .* are the spike times in seconds\?"):
         load(path)
 
 

@@ -68,7 +68,6 @@ What :class:`~pyrolf.data.spikes.SpikeData` ``extra`` holds:
 
 from __future__ import annotations
 
-import os
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,6 +78,7 @@ from pyrolf.data import where
 from pyrolf.data.chop import chop
 from pyrolf.data.files import check_file, heldout_and_splits
 from pyrolf.data.spikes import DataError, MissingBehavior, SpikeData
+from pyrolf.memory import available_memory
 from pyrolf.messages import few_ids, note
 
 #: settings that select and cut trials, and those of continuous recordings
@@ -393,12 +393,13 @@ def _chopped(source, config, bin_size: float, units: np.ndarray):
     if n_time < window_bins:
         raise DataError(f"{path.name} covers {last - first:g} s, less than one --chop window of "
                         f"{config.chop_s:g} s; give a shorter --chop")
-    counts_gib = 2 * n_time * len(units) * 4 / 2**30  # the series and its windows, float32
-    if counts_gib > memory_gib():
+    counts = 2 * n_time * len(units) * 4  # bytes of the series and its windows, float32
+    available = available_memory()
+    if available is not None and counts > available:
         raise DataError(f"{path.name} spans {last - first:g} s ({first:.3f} to {last:.3f} s): "
-                        f"in {config.bin_ms()} ms bins its counts take {counts_gib:.0f} GiB, more "
-                        f"than this machine's {memory_gib():.0f} GiB; {_apart(source, units)}"
-                        "are the spike times in seconds?")
+                        f"in {config.bin_ms()} ms bins its counts take {counts / 2**30:.0f} GiB, "
+                        f"more than the {available / 2**30:.0f} GiB this process can still take; "
+                        f"{_apart(source, units)}are the spike times in seconds?")
     windows, starts = chop(bin_spikes(source, np.array([first]), n_time, bin_size, units)[0],
                            window_bins, overlap_bins)
     empty = int((windows.sum(axis=(1, 2)) == 0).sum())
@@ -415,11 +416,6 @@ def _chopped(source, config, bin_size: float, units: np.ndarray):
                            "overlap_bins": overlap_bins, "start_s": first,
                            "seconds": n_time * bin_size}}
     return windows, extra, None
-
-
-def memory_gib() -> float:
-    """This machine's memory (GiB)."""
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
 
 
 def _apart(source, units: np.ndarray) -> str:

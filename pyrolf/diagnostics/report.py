@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -20,35 +18,13 @@ from pyrolf.evaluation.collapse import (ACTIVE_KL_PER_BIN, UnsplitSite, active_d
                                         kl_per_dimension)
 from pyrolf.evaluation.metrics import rates_r2
 from pyrolf.inference.svi import encoder_inputs, evaluating
+from pyrolf.memory import available_memory
 from pyrolf.runs import RunFolder
 
 POSTERIOR, DIAGNOSTICS = "posterior.nc", "diagnostics.json"
 PHASE_PORTRAITS, COUPLING_KERNEL = "phase_portraits.png", "coupling_kernel.png"
 PPC_MEAN_RATE, RATES_VS_TRUTH = "ppc_mean_rate.png", "rates_vs_truth.png"
 KL_PER_DIMENSION = "kl_per_dimension.png"
-
-
-MEMINFO, CGROUP = Path("/proc/meminfo"), Path("/sys/fs/cgroup")
-
-
-def available_memory() -> float | None:
-    """Bytes of memory this process can still take without swapping: Linux' ``MemAvailable``,
-    or less where the process's cgroup (v2: a container, a batch job) allows less; ``None``
-    where the system does not say."""
-    try:
-        lines = [line.split() for line in MEMINFO.read_text().splitlines()
-                 if line.startswith("MemAvailable:")]
-    except OSError:
-        return None
-    if not lines:
-        return None
-    available = float(lines[0][1]) * 1024
-    try:  # memory.max is "max" where the cgroup sets no limit
-        left = (float((CGROUP / "memory.max").read_text())
-                - float((CGROUP / "memory.current").read_text()))
-    except (OSError, ValueError):
-        return available
-    return min(available, left)
 
 
 def draws_bytes(n_trials: int, samples: int, n_bins: int, latent_dim: int, n_neurons: int,

@@ -1,0 +1,28 @@
+"""How much memory this process can still take: what ``diagnose`` checks its draws against and
+what a continuous recording's counts must fit in (Linux; elsewhere nothing is known)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MEMINFO, CGROUP = Path("/proc/meminfo"), Path("/sys/fs/cgroup")
+
+
+def available_memory() -> float | None:
+    """Bytes of memory this process can still take without swapping: Linux' ``MemAvailable``,
+    or less where the process's cgroup (v2: a container, a batch job) allows less; ``None``
+    where the system does not say."""
+    try:
+        lines = [line.split() for line in MEMINFO.read_text().splitlines()
+                 if line.startswith("MemAvailable:")]
+    except OSError:
+        return None
+    if not lines:
+        return None
+    available = float(lines[0][1]) * 1024
+    try:  # memory.max is "max" where the cgroup sets no limit
+        left = (float((CGROUP / "memory.max").read_text())
+                - float((CGROUP / "memory.current").read_text()))
+    except (OSError, ValueError):
+        return available
+    return min(available, left)
