@@ -11,8 +11,9 @@ Arrays a file holds (names are the keys / dataset names):
 - ``latents`` (optional): ``(trials, time, k)`` the true latent state (synthetic data), kept in
   ``SpikeData.extra["latents"]``; when present, a run's metrics include ``latents_r2``.
 - ``bin_size_s`` (optional): one number, the bin width in seconds (HDF5: a dataset or an
-  attribute of the file), kept as ``bin_size`` (and in ``extra["bin_size_s"]``); with it the bins are known as for a recording (time in seconds in
-  ``inferred.nc``, ``psth_r2`` with ``conditions``, sessions' bins compared).
+  attribute of the file), kept as ``bin_size`` (and in ``extra["bin_size_s"]``); with it the
+  bins are known as for a recording (time in seconds in ``inferred.nc``, ``psth_r2`` with
+  ``conditions``, sessions' bins compared).
 
 Trials are split at random (seeded) into train/valid/test, stratified by condition when
 ``conditions`` is present.  Every problem with a file raises :class:`DataError` with one line

@@ -104,7 +104,7 @@ def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions
     pyro.set_rng_seed(config.seed)
     run = RunFolder(Path(folder) / TRIALS / tune.get_context().get_trial_id())
     run.path.mkdir(parents=True, exist_ok=True)
-    # locked as a fit's folder is (evaluate and fit --resume wait for it to end); a trial Ray
+    # locked as a fit's folder is (evaluate and fit --resume are refused meanwhile); a trial Ray
     # moves to a new process waits for the old one, which Ray stops without waiting
     with run.locked(wait_s=TRIAL_LOCK_WAIT_S):
         flow = starting_flow(config, data)
