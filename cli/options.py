@@ -54,7 +54,8 @@ OVERRIDES = {
                                  callback=lambda context, option, given: list(given) or None,
                                  help="Own recordings: only the trials that meet CONDITION, "
                                       "COLUMN=VALUE (or !=, <, <=, >, >=), e.g. outcome=correct; "
-                                      "repeat it for several (all must hold)."),
+                                      "COLUMN=A,B for one of several values; repeat it for "
+                                      "several conditions (all must hold)."),
     "units_where": click.option("--units-where", metavar="CONDITION", multiple=True,
                                 callback=lambda context, option, given: list(given) or None,
                                 help="NWB recordings: only the units whose Units-table (or "

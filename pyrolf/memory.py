@@ -1,5 +1,6 @@
-"""How much memory this process can still take: what ``diagnose`` checks its draws against and
-what a continuous recording's counts must fit in (Linux; elsewhere nothing is known)."""
+"""How much memory this process can still take: what ``diagnose`` checks its draws against, what a
+continuous recording's counts must fit in and what decides whether nlb_tools smooths on threads
+(Linux; elsewhere nothing is known)."""
 
 from __future__ import annotations
 

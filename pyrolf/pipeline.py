@@ -18,6 +18,7 @@ from pyrolf.config import NLB_OPTIONS, Config, ConfigError
 from pyrolf.data import (DANDISETS, SpikeData, data_file, hold_forward_bins, load_config_data,
                          session_files)
 from pyrolf.data.files import check_counts, check_data, spikes_fingerprint
+from pyrolf.data.recordings import open_source, recording_format
 from pyrolf.data.sessions import (Sessions, gather_sessions, session_data, session_list,
                                   shared_bin_size)
 from pyrolf.data.spikes import DataError, MissingBehavior
@@ -628,7 +629,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     check_device(device)
     views = _session_views(flow, own, session, required=data is not None)
     if isinstance(data, str) and not (data == config.data and isinstance(own, SpikeData)):
-        loaded = _new_data(config, data)
+        loaded = _new_data(config, data, [mine for _, mine in views.values()])
     inferred = {}
     for name, (view, mine) in views.items():
         trials = mine if loaded is None else new_trials(loaded, mine.heldout,
@@ -672,10 +673,11 @@ def _session_views(flow, own: SpikeData | Sessions, session: str | None,
     return session_views(flow, own, None if session is None else [session])
 
 
-def _new_data(config: Config, data: str) -> SpikeData:
+def _new_data(config: Config, data: str, runs: list[SpikeData]) -> SpikeData:
     """``data`` read with the run's ``config`` (as one session), the run's forward bins held
     back; without the run's behavioural series (which only scoring and the ``behavior`` variable
-    read) a note says so and it is read without.
+    read) a note says so and it is read without. Of a recording, only the units of the run
+    (of ``runs``, the data of each session inferred) are read, with a note naming the others.
 
     Raises:
         DataError: the trials are no longer than the run's forward bins."""
@@ -683,7 +685,8 @@ def _new_data(config: Config, data: str) -> SpikeData:
     # Units-table conditions that chose them, which another day's labels may not meet), and its
     # NLB settings only to NLB data
     as_run = config.alone(data, forward_bins=0, **Config.defaults(
-        ("heldout_fraction", "units_where", *(() if data in DANDISETS else NLB_OPTIONS))))
+        ("heldout_fraction", *(() if data in DANDISETS else NLB_OPTIONS))),
+        units_where=_run_units(data_file(data), runs))
     try:
         loaded = load_config_data(as_run)
     except MissingBehavior as missing:
@@ -695,6 +698,26 @@ def _new_data(config: Config, data: str) -> SpikeData:
                         f"bins (fitted with --forward-bins {forward}), but the trials of {data} "
                         f"have {loaded.n_bins} bins; give trials longer than {forward} bins")
     return hold_forward_bins(loaded, forward)
+
+
+def _run_units(path: Path | None, runs: list[SpikeData]) -> list[str]:
+    """The ``units_where`` that keeps the units of the recording at ``path`` that ``runs`` (the
+    data of a run's sessions) have, by id, with a note naming the others; none (all units) where
+    ``path`` is no recording, a run has no unit ids or the recording lacks one of its held-in
+    units (:func:`~pyrolf.diagnostics.export.in_run_order` then says which)."""
+    if (path is None or not path.is_file() or recording_format(path) is None
+            or any("unit_ids" not in run.extra for run in runs)):
+        return []
+    from pyrolf.diagnostics.export import note_strangers
+
+    with open_source(path) as source:
+        ids = np.asarray(source.unit_ids)
+    held_in = np.concatenate([run.extra["unit_ids"][~run.heldout] for run in runs])
+    if not np.isin(held_in, ids).all():
+        return []
+    theirs = np.isin(ids, np.concatenate([run.extra["unit_ids"] for run in runs]))
+    note_strangers(ids[~theirs])
+    return [f"id={','.join(str(unit) for unit in ids[theirs])}"]
 
 
 def _check_samples(samples: int) -> None:

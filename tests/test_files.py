@@ -84,6 +84,19 @@ def test_a_known_bin_width_is_kept_and_an_unknown_one_stays_unknown(tmp_path, su
     write_arrays(tmp_path / f"ms{suffix}", spikes=data.spikes.astype(int), bin_size_s=10)
     assert load_spike_file(tmp_path / f"ms{suffix}").bin_size == 10.0  # taken, and said
     assert "`bin_size_s` 10 makes bins of 10 s; the unit is seconds" in capsys.readouterr().err
+    # a name like a known one is not read, and said; other arrays are the user's own
+    write_arrays(tmp_path / f"typo{suffix}", spikes=data.spikes.astype(int), bin_size=0.02,
+                 held_out=np.zeros(data.n_neurons, bool), session_notes=np.arange(3))
+    typo = load_spike_file(tmp_path / f"typo{suffix}")
+    assert typo.known_bin_size is None
+    err = capsys.readouterr().err
+    assert (f"typo{suffix}: `bin_size` (is it `bin_size_s`?), `held_out` (is it `heldout`?) not "
+            "read; pyrolf reads spikes, rates, heldout") in err
+    assert "session_notes" not in err
+    write_arrays(tmp_path / f"both{suffix}", spikes=data.spikes.astype(int), bin_size=0.02,
+                 bin_size_s=0.02)
+    load_spike_file(tmp_path / f"both{suffix}")
+    assert "not read" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)

@@ -298,7 +298,7 @@ def test_compat_refuses_pandas_3_and_resamples_with_copy_on_write_on(data_dir, m
     assert np.nansum(dataset.data["spikes"].to_numpy()) == counts
 
 
-@pytest.mark.parametrize("free_gib", [0, 1024])
+@pytest.mark.parametrize("free_gib", [0, None, 1024])
 def test_compat_smooths_on_threads_where_memory_allows(free_gib, data_dir, monkeypatch):
     """nlb_tools' smoothing for PSTHs never starts its process pool: with the memory it runs on
     threads, without it one column after another; both give nlb_tools' serial numbers, and
@@ -322,7 +322,7 @@ def test_compat_smooths_on_threads_where_memory_allows(free_gib, data_dir, monke
 
     monkeypatch.setattr(nwb_interface.multiprocessing, "Pool", no_processes)
     monkeypatch.setattr(nlb_compat, "thread_map", counting_map)
-    monkeypatch.setattr(nlb_compat, "free_memory", lambda: free_gib * 2**30)
+    monkeypatch.setattr(nlb_compat, "available_memory", lambda: free_gib and free_gib * 2**30)
     dataset = NWBDataset(train)
     with nlb_tools_context():
         dataset.smooth_spk(50, overwrite=True, ignore_nans=True)  # parallelized by default

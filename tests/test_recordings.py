@@ -195,12 +195,15 @@ def test_a_run_of_some_units_infers_another_file_by_their_ids(session, tmp_path,
     assert json.loads((run / "config.json").read_text())["units_where"] == [
         "quality=good", "location=CA1"]
     chosen = session.unit_ids[::6]  # good (every third) and in CA1 (every other)
-    day2 = tmp_path / "day2.nwb"
-    day2.write_bytes(path.read_bytes())
+    # another day: a unit the run does not have fell silent, which is not the run's concern
+    silent = dataclasses.replace(session, spike_times=[
+        times[:0] if unit == 1 else times for unit, times in enumerate(session.spike_times)])
+    day2 = write_sorted_nwb(tmp_path / "day2.nwb", silent)
     code, _, err = run_cli(["infer", run, "--samples", 2, "--data", day2, "--out",
                             tmp_path / "again.nc"], monkeypatch, capsys)
     assert code == 0, err
     assert f"{40 - len(chosen)} of the data's units are not the run's and are left out" in err
+    assert "no spike" not in err, err
     np.testing.assert_array_equal(xr.open_dataset(tmp_path / "again.nc")["neuron"], chosen)
     code, _, err = run_cli(["fit", "--data", path, *ONSET, "--units-where", "quality=god",
                             "--out", tmp_path / "none", *TINY], monkeypatch, capsys)

@@ -89,3 +89,23 @@ def test_the_values_listed_are_numbers_in_order_or_text_with_missing_ones_said()
     assert kept(text, "x!=a", "o", "f").tolist() == [True, False, False]
     with pytest.raises(DataError, match="x holds: None, a, b$"):
         select({"x": text}.__getitem__, ["x=c"], 3, "o", "f")
+
+
+def test_a_list_of_values_keeps_the_rows_that_hold_one_of_them_or_none_of_them():
+    ids = np.array([3, 7, 9, 12])
+    assert kept(ids, "id=3,9", "o", "f").tolist() == [True, False, True, False]
+    assert kept(ids, "id = 3 , 9 ,99", "o", "f").tolist() == [True, False, True, False]
+    assert kept(ids, "id!=3,9", "o", "f").tolist() == [False, True, False, True]
+    # NaN among the values: = keeps the missing rows too, != keeps neither
+    assert kept(NUMBERS, "x=nan,1", "o", "f").tolist() == [False, False, True, True, False]
+    assert kept(NUMBERS, "x!=nan,0.5", "o", "f").tolist() == [True, False, False, True, False]
+    labels = np.array(["good", "mua", "noise", None], dtype=object)
+    assert kept(labels, "quality=good,mua", "o", "f").tolist() == [True, True, False, False]
+    assert kept(labels, "quality!=good,mua", "o", "f").tolist() == [False, False, True, False]
+    flags = np.array([True, False])
+    assert kept(flags, "ok=true,false", "o", "f").tolist() == [True, True]
+    # a wrong value in the list is said with the whole condition; an ordering takes one value
+    with pytest.raises(DataError, match=r"^o id=3,x: id of f holds numbers"):
+        kept(ids, "id=3,x", "o", "f")
+    with pytest.raises(DataError, match=r"^o id<3,9: id of f holds numbers; give one"):
+        kept(ids, "id<3,9", "o", "f")

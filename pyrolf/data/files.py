@@ -15,6 +15,9 @@ Arrays a file holds (names are the keys / dataset names):
   bins are known as for a recording (time in seconds in ``inferred.nc``, ``psth_r2`` with
   ``conditions``, sessions' bins compared).
 
+Other arrays are left alone; one whose name is like one of these (``bin_size``, ``held_out``) is
+named in a note, as it is not read.
+
 Trials are split at random (seeded) into train/valid/test, stratified by condition when
 ``conditions`` is present.  Every problem with a file raises :class:`DataError` with one line
 saying what is wrong and what to do.
@@ -23,6 +26,7 @@ saying what is wrong and what to do.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import zipfile
 from pathlib import Path
@@ -36,6 +40,7 @@ from pyrolf.messages import note
 HDF5_SUFFIXES = (".h5", ".hdf5")
 NPZ_SUFFIXES = (".npz",)
 ARRAY_NAMES = ("spikes", "rates", "heldout", "conditions", "latents", "bin_size_s")
+MISSPELLED = 0.8  # how like a known name (difflib's ratio) another name must be to be noted
 HELDOUT_FRACTION = 0.2
 SPLIT_NAMES = ("train", "valid", "test")
 # More spikes than this in one bin of one neuron are no binned spike count (a neuron firing at
@@ -257,14 +262,22 @@ def check_file(path: Path, kind: str) -> None:
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """The known arrays of the file, read into memory."""
+    """The known arrays of the file, read into memory; a note names those of the file's other
+    names that look like a misspelled known one (``bin_size``, ``held_out``)."""
     check_file(path, "spike file (.h5/.npz)")
-    if _suffix(path) in HDF5_SUFFIXES:
-        return _read_hdf5(path)
-    return _read_npz(path)
+    arrays, names = _read_hdf5(path) if _suffix(path) in HDF5_SUFFIXES else _read_npz(path)
+    unread = {name: difflib.get_close_matches(name, ARRAY_NAMES, n=1, cutoff=MISSPELLED)
+              for name in names if name not in ARRAY_NAMES}
+    said = [f"`{name}` (is it `{like[0]}`?)" for name, like in unread.items()
+            if like and like[0] not in arrays]
+    if said:
+        note(f"{path.name}: {', '.join(said)} not read; pyrolf reads {', '.join(ARRAY_NAMES)} "
+             "by these names")
+    return arrays
 
 
-def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
+def _read_hdf5(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The known arrays of the HDF5 file, and the names of its root's entries and attributes."""
     try:
         with h5py.File(path, "r") as file:
             for name in ARRAY_NAMES:
@@ -274,13 +287,14 @@ def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
             arrays = {name: np.asarray(file[name][()]) for name in ARRAY_NAMES if name in file}
             if "bin_size_s" not in arrays and "bin_size_s" in file.attrs:  # metadata, as h5py
                 arrays["bin_size_s"] = np.asarray(file.attrs["bin_size_s"])  # users keep it
-            return arrays
+            return arrays, [*file.keys(), *file.attrs.keys()]
     except (OSError, KeyError) as error:
         raise DataError(f"{path} is not a readable HDF5 file ({_first_line(error)}); "
                         "re-export it with h5py.") from error
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The known arrays of the npz archive, and the names of all its arrays."""
     if not zipfile.is_zipfile(path):
         raise DataError(f"{path} is not an npz archive (corrupt or another format); "
                         "re-export it with numpy.savez.")
@@ -296,10 +310,11 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                     raise DataError(f"{path}: `{name}` is not a plain numeric array (Python "
                                     "objects or a damaged entry); save it with numpy.savez from "
                                     "a numeric array.") from error
+            names = list(file.files)
     except (OSError, EOFError, zipfile.BadZipFile) as error:
         raise DataError(f"{path} is not a readable npz archive ({_first_line(error)}); "
                         "re-export it with numpy.savez.") from error
-    return arrays
+    return arrays, names
 
 
 def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> tuple:

@@ -43,6 +43,7 @@ from nlb_tools.make_tensors import save_to_h5
 from nlb_tools.nwb_interface import NWBDataset
 
 from pyrolf.data.spikes import DataError
+from pyrolf.memory import available_memory
 
 
 def check_pandas(version: str = pd.__version__) -> None:
@@ -89,17 +90,9 @@ def _smooth_spk(smooth_spk):
     def smooth(dataset, *args, **kwargs):
         rows, columns = dataset.data.shape  # at least the columns smoothed
         copy = rows * columns * np.dtype(kwargs.get("dtype", "float64")).itemsize
-        kwargs.setdefault("parallelized", free_memory() > 3 * copy)
+        kwargs.setdefault("parallelized", (available_memory() or 0) > 3 * copy)
         return smooth_spk(dataset, *args, **kwargs)
     return smooth
-
-
-def free_memory() -> int:
-    """Bytes of physical memory free now (0 where the system does not say)."""
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 0
 
 
 def thread_map(f, items, nprocs: int | None = None, chunksize=None) -> list:

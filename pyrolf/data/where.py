@@ -6,7 +6,9 @@ A condition is ``COLUMN OP VALUE`` with ``OP`` one of ``=``, ``!=``, ``<``, ``<=
 column: in a boolean one it is ``true`` or ``false`` (``=``, ``!=``), in a numeric one a number,
 in any other it is text compared with each value written as text (``=``, ``!=``). A missing
 value meets no condition, as in SQL: a NaN (but ``COLUMN=nan``, while ``COLUMN!=nan`` keeps the
-rows that hold a number) and a text's ``None`` (a unit without an electrode).
+rows that hold a number) and a text's ``None`` (a unit without an electrode). With ``=`` and
+``!=`` the value may be a list, ``COLUMN=A,B,C``: a row meets it when its value is one of them
+(``=``) or none of them (``!=``), so a text value cannot hold a comma.
 """
 
 from __future__ import annotations
@@ -46,7 +48,18 @@ def kept(values: np.ndarray, condition: str, option: str, file: str) -> np.ndarr
             an ordering of text or of true/false).
     """
     column, op, text = parse(condition)
-    wrong = f"{option} {condition}: {column} of {file}"
+    if op in ORDERING:
+        return _meets(values, column, op, text, f"{option} {condition}", file)
+    meets = [_meets(values, column, op, one.strip(), f"{option} {condition}", file)
+             for one in text.split(",")]
+    return np.logical_or.reduce(meets) if op == "=" else np.logical_and.reduce(meets)
+
+
+def _meets(values: np.ndarray, column: str, op: str, text: str, said: str,
+           file: str) -> np.ndarray:
+    """``(rows,)`` bool: which ``values`` meet ``column op text`` (one value); ``said``: the
+    setting and condition as messages name them."""
+    wrong = f"{said}: {column} of {file}"
     if values.dtype == bool:
         if op in ORDERING or text.lower() not in ("true", "false", "1", "0"):
             raise DataError(f"{wrong} is true or false; give {column}=true or {column}=false")
@@ -59,8 +72,8 @@ def kept(values: np.ndarray, condition: str, option: str, file: str) -> np.ndarr
         missing = np.isnan(values.astype(np.float64))
         if np.isnan(number):
             if op in ORDERING:
-                raise DataError(f"{option} {condition}: nan cannot be ordered; give "
-                                f"{column}=nan or {column}!=nan")
+                raise DataError(f"{said}: nan cannot be ordered; give {column}=nan or "
+                                f"{column}!=nan")
             return missing if op == "=" else ~missing
         return _compare(values, op, number) & ~missing
     if op in ORDERING:

@@ -182,9 +182,7 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
     missing_out = [unit for unit in heldout_ids if unit not in column]
     for wanted in (run_ids, heldin_ids):
         if all(unit in column for unit in wanted):
-            if unknown:
-                note(f"{len(unknown)} of the data's units are not the run's and are left out "
-                     f"({few_ids(unknown)})")
+            note_strangers(unknown)
             if wanted is heldin_ids:
                 present = len(heldout_ids) - len(missing_out)
                 note(f"the data lack {len(missing_out)} of the run's {len(heldout_ids)} held-out "
@@ -201,6 +199,13 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
     raise DataError(f"the data's units are not the run's: they lack its held-in "
                     f"{few_ids(missing_in)}{out}{strangers}; give the units the run was fitted on "
                     f"(all, or its {len(heldin_ids)} held-in ones), with the same unit ids")
+
+
+def note_strangers(unknown) -> None:
+    """A note naming the data's units ``unknown`` that the run does not have (none: no note)."""
+    if len(unknown):
+        note(f"{len(unknown)} of the data's units are not the run's and are left out "
+             f"({few_ids(unknown)})")
 
 
 def trial_splits(data: SpikeData) -> np.ndarray:
