@@ -71,7 +71,7 @@ def test_each_heldout_neuron_gets_its_own_glm():
     prediction of that neuron's GLM fitted alone."""
     from sklearn.linear_model import PoissonRegressor
 
-    from pyrolf.evaluation.smoothing import fit_poisson_glm, glm_rates
+    from pyrolf.evaluation.smoothing import GLM_TOL, fit_poisson_glm, glm_rates
 
     rng = np.random.default_rng(0)
     inputs = rng.normal(size=(40, 10, 3))
@@ -80,10 +80,17 @@ def test_each_heldout_neuron_gets_its_own_glm():
     train = np.arange(30)
     predicted = glm_rates(inputs, fit_poisson_glm(inputs, counts, train, alpha=0.01))
     for neuron in range(3):
-        alone = PoissonRegressor(alpha=0.01, solver="newton-cholesky", max_iter=1000).fit(
-            inputs[train].reshape(-1, 3), counts[train][..., neuron].ravel())
+        alone = PoissonRegressor(alpha=0.01, solver="newton-cholesky", max_iter=1000,
+                                 tol=GLM_TOL).fit(inputs[train].reshape(-1, 3),
+                                                  counts[train][..., neuron].ravel())
         np.testing.assert_allclose(predicted[..., neuron].ravel(),
                                    alone.predict(inputs.reshape(-1, 3)), rtol=1e-10)
+    # started from other weights (a silent neuron's -inf intercept among them), the same fits
+    start = rng.normal(size=(4, 3))
+    start[-1, 1] = -np.inf
+    np.testing.assert_allclose(glm_rates(inputs, fit_poisson_glm(inputs, counts, train, 0.01,
+                                                                 start=start)),
+                               predicted, rtol=1e-7)
 
 
 def test_a_neuron_silent_in_the_train_trials_gets_the_floor_rate_and_no_warning():
@@ -166,7 +173,7 @@ def test_a_kept_fit_gives_the_same_baseline_without_fitting_again(lorenz, baseli
 
     kept = tmp_path / "smoothing.npz"
     first = smoothing_baseline(lorenz, widths=WIDTHS, kept=kept)
-    monkeypatch.setattr(smoothing, "fit_poisson_glm", lambda *args: pytest.fail("fitted again"))
+    monkeypatch.setattr(smoothing, "fit_poisson_glm", lambda *args, **kwargs: pytest.fail("fitted again"))
     again = smoothing_baseline(lorenz, widths=WIDTHS, kept=kept)
     for result in (first, again):
         np.testing.assert_array_equal(result["rates"], baseline["rates"])
@@ -184,7 +191,7 @@ def test_other_data_or_settings_are_fitted_anew_and_kept_beside(lorenz, tmp_path
     changed = dataclasses.replace(lorenz, spikes=spikes)
     fits = []
     real = smoothing.fit_poisson_glm
-    monkeypatch.setattr(smoothing, "fit_poisson_glm", lambda *args: fits.append(1) or real(*args))
+    monkeypatch.setattr(smoothing, "fit_poisson_glm", lambda *args, **kwargs: fits.append(1) or real(*args, **kwargs))
     assert smoothing_baseline(changed, widths=WIDTHS, kept=kept)["rates"].shape == (
         lorenz.n_trials, lorenz.n_observed, lorenz.n_neurons)
     assert len(fits) == len(WIDTHS)
