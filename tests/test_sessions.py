@@ -93,11 +93,19 @@ def test_sessions_that_cannot_share_a_model_are_refused_in_one_line(sessions, fr
     assert "\n" not in str(error.value)
 
 
-def test_a_spike_file_joins_a_recording_of_any_bin_size():
-    """A spike file stores no bin size (its 0.01 s is nominal): it takes the recording's."""
+def test_a_spike_file_joins_a_recording_of_any_bin_size(capsys):
+    """A spike file that says no bin size (its 0.01 s is nominal) takes the recording's, with a
+    note: its time is then in seconds, as the recording's."""
     recording = counts(0, 6, 4, bin_size=0.02, extra={"unit_ids": np.arange(4)})
-    both = gather_sessions({"file": counts(1, 6, 4), "recording": recording})
+    file = counts(1, 6, 4)
+    both = gather_sessions({"file": file, "recording": recording})
     assert shared_bin_size(session_list(both)) == 0.02
+    assert session_data(both, "file").known_bin_size == session_data(both, "file").bin_size == 0.02
+    assert file.known_bin_size is None  # the data given are left as they were
+    assert ("session file says no bin size: taken to be the others' 20 ms"
+            in capsys.readouterr().err)
+    gather_sessions({"file": file, "other": counts(2, 6, 4)})  # no bin known: nothing to say
+    assert "bin size" not in capsys.readouterr().err
     assert shared_bin_size([counts(1, 6, 4)]) is None
     # one that says its bin width (bin_size_s) must say the recording's
     said = counts(1, 6, 4, bin_size=0.01, extra={"bin_size_s": 0.01})

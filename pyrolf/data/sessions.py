@@ -15,6 +15,7 @@ alone, and nothing grows with the product of all sessions' trials and all their 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from pyrolf.data.spikes import DataError, HeldOut, SpikeData
+from pyrolf.messages import note
 
 
 @dataclass
@@ -95,7 +97,7 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
     Raises:
         DataError: fewer than two sessions, two that hold the same counts, or sessions that
             differ in bins per trial, forward bins or bin size (where their sources say it: a
-            spike file, which stores none, takes the others'), or NLB data (nlb_tools scores one
+            spike file without ``bin_size_s`` takes the others', with a note), or NLB data (nlb_tools scores one
             dataset at a time).
     """
     if len(sessions) < 2:
@@ -124,6 +126,16 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
         if size != binned[0][1]:
             raise DataError(f"session {name} has bins of {size * 1000:g} ms but {binned[0][0]} "
                             f"of {binned[0][1] * 1000:g} ms; sessions share one bin size (--bin)")
+    unsaid = [name for name, data in sessions.items() if data.known_bin_size is None]
+    if binned and unsaid:  # one model, one bin: theirs is the others' (time in seconds, PSTHs)
+        size = binned[0][1]
+        one = len(unsaid) == 1
+        note(f"{'session' if one else 'sessions'} {', '.join(unsaid)} "
+             f"{'says' if one else 'say'} no bin size: taken to be the others' {size * 1000:g} ms (store bin_size_s in a spike "
+             "file to say it)")
+        sessions = {name: dataclasses.replace(data, bin_size=size,
+                                              extra={**data.extra, "bin_size_s": size})
+                    if name in unsaid else data for name, data in sessions.items()}
     return Sessions(dict(sessions))
 
 
