@@ -27,13 +27,14 @@ def notes_kept_back():
         _QUIET.pop()
 
 
-def few_ids(ids, shown: int = 5) -> str:
-    """``ids`` (units, trials) named in a message: ``ids a, b, c (and 4 more)``, or ``none``."""
+def few_ids(ids, shown: int = 5, word: str = "ids") -> str:
+    """``ids`` (units, trials) named in a message: ``ids a, b, c (and 4 more)`` (``word``: what
+    they are, e.g. ``rows``), or ``none``."""
     ids = list(ids)
     if not ids:
         return "none"
     more = f" (and {len(ids) - shown} more)" if len(ids) > shown else ""
-    return "ids " + ", ".join(map(str, ids[:shown])) + more
+    return f"{word} " + ", ".join(map(str, ids[:shown])) + more
 
 
 #: seconds between progress lines where stderr is no terminal (a log file, a batch system's)

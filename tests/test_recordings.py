@@ -341,6 +341,35 @@ def test_default_window_is_the_shortest_trial_from_its_start_in_10_ms_bins(files
                                                        0.01))
 
 
+def test_trials_keep_their_id_in_the_nwb_trials_table_beside_their_row(files, tmp_path):
+    """A trials table's ids need not be its rows (1-based, or ids left by a converter):
+    inferred.nc's ``trial`` is the row and ``trial_id`` the id, each said in its long_name, so a
+    join on the NWB table's index (its ids) cannot silently match the wrong trials."""
+    from pyrolf.diagnostics.export import trial_coords
+
+    path = tmp_path / "ids.nwb"
+    path.write_bytes(files["nwb"].read_bytes())
+    with h5py.File(path, "r+") as file:
+        file["intervals/trials/id"][:] = 1000 + 7 * np.arange(160)
+    data = load(path, align="stim_on_time", window="-0.2,0.3", condition="target",
+                trials_where=["outcome=correct"])
+    rows = data.extra["trial_ids"]
+    coords = trial_coords(data)
+    np.testing.assert_array_equal(coords["trial"][1], rows)
+    np.testing.assert_array_equal(coords["trial_id"][1], 1000 + 7 * rows)
+    assert "row" in coords["trial"][2]["long_name"] and "id" in coords["trial_id"][2]["long_name"]
+    assert "trial_id" not in trial_coords(load(files["npz"], align="stim_on_time",
+                                               window="-0.2,0.3"))  # (no table of ids)
+    # a condition column named `condition` is that coordinate, not a second `table_condition`
+    named = dataclasses.replace(data, extra={**data.extra, "recording": {
+        **data.extra["recording"], "condition": "condition"}, "trial_table": {
+        **data.extra["trial_table"], "condition": data.extra["condition_values"][
+            data.conditions]}})
+    assert "condition" in trial_coords(named) and "table_condition" not in trial_coords(named)
+    assert "table_condition" in trial_coords(dataclasses.replace(named, extra={
+        **named.extra, "recording": {**named.extra["recording"], "condition": "target"}}))
+
+
 def test_any_whole_number_of_milliseconds_is_a_bin(files, session):
     data = load(files["nwb"], align="stim_on_time", window="0,0.5", bin_size_ms=7)
     assert data.n_bins == 71 and data.bin_size == 0.007  # 0.5 s rounded down to whole bins
@@ -353,13 +382,16 @@ def test_trials_whose_window_leaves_the_recording_are_dropped_and_counted(files,
                                                                           capsys):
     data = load(files["nwb"], align="stop_time", window="-0.5,0.5")
     err = capsys.readouterr().err
-    assert "1 of 160 trials dropped" in err and "leaves the recording" in err
+    assert "1 of 160 trials dropped (rows 159): their window" in err  # named, as `trial` is
+    assert "leaves the recording" in err
     assert data.extra["recording"]["trials_outside_recording"] == 1
     np.testing.assert_array_equal(data.extra["trial_ids"], np.arange(159))  # the last one
 
     no_response = session.trials.response_time.isna().sum()
     data = load(files["npz"], align="response_time", window="-0.3,0.3")
-    assert f"{no_response} trials without a time in response_time" in capsys.readouterr().err
+    rows = np.flatnonzero(session.trials.response_time.isna())
+    assert (f"{no_response} trials without a time in response_time (NaN) left out (rows "
+            f"{', '.join(map(str, rows[:5]))}") in capsys.readouterr().err
     assert data.n_trials == 160 - no_response
     assert data.extra["recording"]["trials_without_alignment"] == no_response
 
@@ -473,6 +505,10 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     np.testing.assert_allclose(inferred["time"], -0.2 + 0.01 * np.arange(100), atol=1e-12)
     assert inferred["time"].attrs["units"] == "s" and "stim_on_time" in inferred[
         "time"].attrs["long_name"]
+    # a bin's start is the number it is written as: selecting by it finds every bin
+    for at in ("-0.18", "-0.09", "0.07", "0.29", "0.57", "0.79"):
+        assert inferred["rates"].sel(time=float(at)).sizes == {"trial": len(correct),
+                                                                  "neuron": 40}
     np.testing.assert_array_equal(inferred["condition"], session.trials.target[correct])
     # the trials table's columns of the kept trials, as trial coordinates
     np.testing.assert_array_equal(inferred["outcome"], ["correct"] * len(correct))
@@ -625,6 +661,7 @@ def test_continuous_recording_fits_and_infers_one_series_over_the_session(contin
     time = inferred["time"].values
     np.testing.assert_allclose(time, plan["start_time"] + 0.01 * np.arange(plan["n_time"]),
                                atol=1e-9)
+    np.testing.assert_array_equal(time, np.round(time, 9))  # (.sel by the number written)
     assert inferred["time"].attrs["units"] == "s"
     assert inferred["forward"].dims == ("time",) and not inferred["forward"].any()  # none asked
     spikes = files["continuous_session"].spike_times

@@ -86,6 +86,7 @@ class NWBSource:
         self._columns: dict[str, np.ndarray] = {}  # trials-table columns read so far
         self.trial_columns = None if self._trials is None else tuple(self._trials.colnames)
         self.n_trials = 0 if self._trials is None else len(self._trials)
+        self.trial_table_ids = None if self._trials is None else np.asarray(self._trials.id[:])
 
     @property
     def n_units(self) -> int:

@@ -52,6 +52,7 @@ What :class:`~pyrolf.data.spikes.SpikeData` ``extra`` holds:
 - ``recording``: a JSON-able summary (format, units, trials kept and dropped and why, window,
   bins), also written into ``metrics.json``.
 - Trials: ``trial_ids`` ``(trials,)``, each trial's row in the file's trials table;
+  ``trial_table_ids`` ``(trials,)`` (NWB), each one's ``id`` in that table;
   ``align_times`` ``(trials,)`` s; ``window`` ``(start, stop)`` s around the alignment (bin ``k``
   starts ``window[0] + k * bin_size`` after it); ``condition_values``: the value of each condition
   label (label ``i`` is ``condition_values[i]``); ``trial_table``: each trials-table column of
@@ -294,7 +295,7 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
     starts, stops = _times(source, "start_time", "trial start"), _times(source, "stop_time",
                                                                          "trial stop")
     unaligned = np.isnan(align[rows])
-    rows = rows[~unaligned]
+    unaligned_rows, rows = rows[unaligned], rows[~unaligned]
     if not len(rows):
         raise DataError(f"no trial of {path.name} has a time in {config.align} (all NaN); "
                         "give another --align")
@@ -322,20 +323,23 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
                         f"{config.align}) leaves the recording ({first:.3f} to {last:.3f} s): "
                         f"{config.align} holds {', '.join(f'{t:g}' for t in align[rows][:3])}, "
                         "...; give a column of times in seconds, in the spikes' time base")
-    rows = rows[inside]
-    dropped = [f"{outside} of {outside + len(rows)} trials dropped: their window "
-               f"({window[0]:g} to {window[1]:g} s around {config.align}) leaves the recording "
-               f"({first:.3f} to {last:.3f} s)"] if outside else []
+    dropped = [f"{outside} of {len(rows)} trials dropped ({few_ids(rows[~inside], word='rows')}"
+               f"): their window ({window[0]:g} to {window[1]:g} s around {config.align}) leaves "
+               f"the recording ({first:.3f} to {last:.3f} s)"] if outside else []
     if unaligned.any():
         dropped.append(f"{int(unaligned.sum())} trials without a time in {config.align} (NaN) "
-                       "left out")
+                       f"left out ({few_ids(unaligned_rows, word='rows')})")
     if dropped:
-        note(f"{path.name}: {'; '.join(dropped)}")
+        note(f"{path.name}: {'; '.join(dropped)} (rows of the trials table, as inferred.nc's "
+             "trial)")
+    rows = rows[inside]
     if len(rows) < MIN_WINDOWS:
         raise DataError(f"{path.name} keeps {len(rows)} trials; give at least {MIN_WINDOWS} "
                         "(train, valid and test need one each)")
     extra = {"trial_ids": rows, "align_times": align[rows], "window": window,
              "trial_table": _trial_table(source, rows)}
+    if source.trial_table_ids is not None:
+        extra["trial_table_ids"] = source.trial_table_ids[rows]
     conditions = None
     if config.condition is not None:
         values, conditions = np.unique(_column(source, config.condition, "--condition")[rows],
@@ -538,7 +542,7 @@ class SpikeTimesFile:
         self._times = times[order].astype(np.float64, copy=False)
         del order, times
         self._bounds = np.append(first, len(self._times))
-        self.trial_columns, self.n_trials = None, 0
+        self.trial_columns, self.n_trials, self.trial_table_ids = None, 0, None
         self.unit_columns = ("id",)  # no Units table: units are chosen by id
         if ("trial_start" in arrays) != ("trial_stop" in arrays):
             raise DataError(f"{path} has only one of `trial_start` and `trial_stop`; give both "

@@ -48,7 +48,7 @@ SPLIT_DESCRIPTION = ("pyrolf's use of the trial: train (fitted), valid (picks th
                      "not fitted on)")
 NEW_TRIALS = "new"
 #: names of the Dataset's own coordinates and variables, which no trials-table column takes
-RESERVED = {"trial", "split", "condition", "time", "forward", "neuron", "heldout", "window",
+RESERVED = {"trial", "trial_id", "split", "condition", "time", "forward", "neuron", "heldout", "window",
             "behavior", "latent",
             *(f"{name}{side}" for name in VARIABLES for side in ("", "_lower", "_upper"))}
 DESCRIPTIONS = {
@@ -60,6 +60,7 @@ DESCRIPTIONS = {
 }
 #: each variable's units where it has any (the latents' scale is the model's own)
 UNITS = {"rates": "spikes/bin"}
+TIME_DECIMALS = 9  # places a time coordinate in seconds keeps (nanoseconds)
 
 
 def inferred_inputs(dynamics, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -227,14 +228,20 @@ def trial_ids(data: SpikeData) -> np.ndarray:
 
 
 def trial_coords(data: SpikeData) -> dict[str, tuple]:
-    """``trial`` (:func:`trial_ids`), ``split`` and, where the data have conditions,
-    ``condition`` (own recordings: the condition column's value), and the trials table's columns
-    of one value per trial where the data keep them (``extra["trial_table"]``: own recordings'
-    trials table, NLB's ``trial_info``; a name taken already gets the prefix ``nlb_``, NLB's
-    ``split`` as ``nlb_split``, or ``table_``): coordinates along ``trial``."""
+    """``trial`` (:func:`trial_ids`), ``trial_id`` (NWB recordings: the trials table's ``id``),
+    ``split`` and, where the data have conditions, ``condition`` (own recordings: the condition
+    column's value), and the trials table's columns of one value per trial where the data keep
+    them (``extra["trial_table"]``: own recordings' trials table, NLB's ``trial_info``; a name
+    taken already gets the prefix ``nlb_``, NLB's ``split`` as ``nlb_split``, or ``table_``; the
+    condition column itself where it is named ``condition``, as that coordinate holds it):
+    coordinates along ``trial``."""
     extra = data.extra
-    coords = {"trial": ("trial", trial_ids(data)),
+    coords = {"trial": ("trial", trial_ids(data), {"long_name": _TRIAL_NAMES[
+                  "nlb" if "nlb" in extra else "table" if "trial_ids" in extra else "index"]}),
               "split": ("trial", trial_splits(data), {"description": SPLIT_DESCRIPTION})}
+    if "trial_table_ids" in extra:
+        coords["trial_id"] = ("trial", np.asarray(extra["trial_table_ids"]), {
+            "long_name": "the trial's id in the file's trials table (NWB's id column)"})
     if data.conditions is not None:
         condition = np.asarray(data.conditions)
         if "condition_values" in extra:
@@ -243,7 +250,10 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
                 condition = condition.astype(str)
         coords["condition"] = ("trial", condition)
     taken = "nlb_" if "nlb" in extra else "table_"
+    condition_column = extra.get("recording", {}).get("condition")
     for name, values in extra.get("trial_table", {}).items():
+        if name == "condition" == condition_column:
+            continue
         column = _trial_column(values)
         if column is not None:
             attrs = {"long_name": "trials-table column"}
@@ -252,6 +262,12 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
                 attrs["units"] = "s"  # NWB's times (and nlb_tools' durations) are in seconds
             coords[taken + name if name in RESERVED else name] = ("trial", column, attrs)
     return coords
+
+
+#: what ``trial`` holds, by source
+_TRIAL_NAMES = {"nlb": "nlb_tools' trial_id",
+                "table": "the trial's row in the file's trials table (from 0; trial_id: its id)",
+                "index": "the trial's index in the data"}
 
 
 def _trial_column(values: np.ndarray) -> np.ndarray | None:
@@ -274,6 +290,12 @@ def forward_coord(data: SpikeData) -> tuple:
                           "dynamics alone"})
 
 
+def seconds(times: np.ndarray) -> np.ndarray:
+    """``times`` in seconds rounded to :data:`TIME_DECIMALS` places: a bin's start is the number
+    it is written as (-0.18, not -0.18000000000000002), so ``.sel(time=-0.18)`` finds it."""
+    return np.round(times, TIME_DECIMALS)
+
+
 def time_coord(data: SpikeData) -> tuple:
     """The ``time`` coordinate of trials: bin start in seconds from the time each trial is
     aligned to (NLB: the field nlb_tools aligns the dataset's trials to, e.g. MC_Maze's
@@ -285,15 +307,15 @@ def time_coord(data: SpikeData) -> tuple:
         return "time", bins, {"units": "bin", "long_name": "bin index from the trial's start"}
     if "nlb" in data.extra:
         field, start = data.extra["nlb"].alignment
-        return "time", start + bins * bin_size, {
+        return "time", seconds(start + bins * bin_size), {
             "units": "s", "long_name": f"bin start in seconds from the trial's {field} (where "
                                        "nlb_tools aligns the dataset's trials)"}
     if "window" in data.extra:
         align = data.extra.get("recording", {}).get("align", "the alignment")
-        return "time", data.extra["window"][0] + bins * bin_size, {
+        return "time", seconds(data.extra["window"][0] + bins * bin_size), {
             "units": "s", "long_name": f"bin start in seconds from the trial's {align} (the "
                                        "--align column)"}
-    return "time", bins * bin_size, {"units": "s",
+    return "time", seconds(bins * bin_size), {"units": "s",
                                      "long_name": "bin start in seconds from the trial's start"}
 
 
@@ -365,7 +387,7 @@ def merged_dataset(windows: xr.Dataset, data: SpikeData) -> xr.Dataset:
                         merge(array.values, starts, n_time, observed), array.attrs)
                  for name, array in windows.data_vars.items()}
     coords = {
-        "time": ("time", plan["start_time"] + np.arange(n_time) * plan["bin_size"],
+        "time": ("time", seconds(plan["start_time"] + np.arange(n_time) * plan["bin_size"]),
                  {"units": "s", "long_name": "bin start in seconds in the recording file's time "
                                              "base (NWB: from the session start)"}),
         "window": ("time", window_of_bin, {"long_name": "the window (chop) this bin was taken "
@@ -377,7 +399,8 @@ def merged_dataset(windows: xr.Dataset, data: SpikeData) -> xr.Dataset:
                                   "no window observes it"}),
         "neuron": windows["neuron"], "heldout": windows["heldout"], "latent": windows["latent"],
     }
-    attrs = {**windows.attrs, "window_start_s": plan["start_time"] + starts * plan["bin_size"],
+    attrs = {**windows.attrs,
+             "window_start_s": seconds(plan["start_time"] + starts * plan["bin_size"]),
              "window_bins": int(data.n_bins),
              "overlap_rule": "each bin from the window whose centre is nearest (a tie to the "
                              "later window): the middle of each overlap is the cut; intervals "
