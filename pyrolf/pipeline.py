@@ -677,21 +677,31 @@ def _new_data(config: Config, data: str, runs: list[SpikeData]) -> SpikeData:
     """``data`` read with the run's ``config`` (as one session), the run's forward bins held
     back; without the run's behavioural series (which only scoring and the ``behavior`` variable
     read) a note says so and it is read without. Of a recording, only the units of the run
-    (of ``runs``, the data of each session inferred) are read, with a note naming the others.
+    (of ``runs``, the data of each session inferred) are read, with a note naming the others,
+    and its trials are cut by the run's window (a run fitted without ``--window`` has the one its
+    own shortest trial gave, not the new file's).
 
     Raises:
-        DataError: the trials are no longer than the run's forward bins."""
+        DataError: the trials are no longer than the run's forward bins, or as
+            :func:`~pyrolf.data.load_config_data`, the message saying that the run's settings
+            were used."""
     # the run's held-out neurons apply to new trials (its units picked by id, not by the
     # Units-table conditions that chose them, which another day's labels may not meet), and its
     # NLB settings only to NLB data
+    windows = [run.extra["window"] for run in runs if "window" in run.extra]
     as_run = config.alone(data, forward_bins=0, **Config.defaults(
         ("heldout_fraction", *(() if data in DANDISETS else NLB_OPTIONS))),
-        units_where=_run_units(data_file(data), runs))
+        units_where=_run_units(data_file(data), runs),
+        window=config.window or (f"{windows[0][0]!r},{windows[0][1]!r}" if windows else None))
     try:
-        loaded = load_config_data(as_run)
-    except MissingBehavior as missing:
-        note(f"{missing}; inferring without it (no `behavior` in the output)")
-        loaded = load_config_data(as_run.replace(behavior=None, behavior_lag_ms=0))
+        try:
+            loaded = load_config_data(as_run)
+        except MissingBehavior as missing:
+            note(f"{missing}; inferring without it (no `behavior` in the output)")
+            loaded = load_config_data(as_run.replace(behavior=None, behavior_lag_ms=0))
+    except DataError as error:
+        raise DataError(f"{error} ({data} is read with the run's settings, its config.json's)"
+                        ) from None
     forward = config.forward_bins
     if forward and not loaded.n_forward and forward >= loaded.n_bins:
         raise DataError(f"the run holds back the last {forward} bins of each trial as forward "

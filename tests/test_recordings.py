@@ -589,6 +589,32 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     assert not (tmp_path / "renamed.nc").exists()
 
 
+def test_new_trials_are_cut_by_the_run_s_own_window_and_errors_say_its_settings_were_used(
+        files, session, tmp_path, monkeypatch, capsys):
+    """A run fitted without --window cut its trials to its own shortest trial; another day's
+    file, whose shortest trial is shorter, is cut the same (it was cut shorter: other bins than
+    the model's). A run's setting the new file cannot meet says it is the run's."""
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "--data", files["npz"], "--trials-where", "outcome=correct",
+                            "--out", run, *TINY], monkeypatch, capsys)
+    assert code == 0, err
+    bins = load(files["npz"], trials_where=["outcome=correct"]).n_bins
+    trials = session.trials.copy()
+    trials.loc[5, "stop_time"] = trials.start_time[5] + 0.3  # a short trial on day 2
+    day2 = write_spike_times_npz(tmp_path / "day2.npz", dataclasses.replace(session,
+                                                                            trials=trials))
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--data", day2, "--out",
+                            tmp_path / "day2.nc"], monkeypatch, capsys)
+    assert code == 0, err
+    assert xr.open_dataset(tmp_path / "day2.nc").sizes["time"] == bins
+    bare = write_spike_times_npz(tmp_path / "bare.npz", dataclasses.replace(
+        session, trials=trials.drop(columns="outcome")))
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--data", bare, "--out",
+                            tmp_path / "bare.nc"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "--trials-where outcome", "no column 'outcome'",
+                          "is read with the run's settings, its config.json's")
+
+
 def test_new_trials_are_matched_to_the_run_by_unit_id_in_any_order():
     """Units given in another order are put back in the run's (all units, or only its held-in
     ones); units the run does not have are left out, with a note; a held-in unit missing is
