@@ -919,6 +919,21 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
     data = load(short, window="0,0.8")
     assert data.extra["trial_ids"].tolist() == [0, 1, 2]
     assert "2 of 5 trials dropped" in capsys.readouterr().err
+    # a pause no unit records drops the trials in it; a unit that stops early is named
+    paused = write_nwb(tmp_path / "paused.nwb", [
+        {**TWO_UNITS[0], "obs_intervals": [[0.0, 1.9], [2.9, 4.0], [3.5, 5.0]]},
+        {**TWO_UNITS[1], "obs_intervals": [[0.0, 1.0], [1.0, 1.9], [2.95, 3.5]]}])
+    data = load(paused, window="0,0.8")
+    err = capsys.readouterr().err
+    assert data.extra["trial_ids"].tolist() == [0, 1, 3, 4]
+    assert ("1 of 5 trials dropped (rows 2): their window falls in a pause of the recording, "
+            "which no unit's obs_intervals cover") in err
+    assert data.extra["recording"]["trials_in_recording_pause"] == 1
+    assert ("1 unit is not recorded throughout the 4 trials kept (their obs_intervals; ids, "
+            "with the trials missed: 1 (2)): their counts there are zeros") in err
+    data = load(write_nwb(tmp_path / "whole.nwb", [{**unit, "obs_intervals": [[0.0, 5.0]]}
+                                                   for unit in TWO_UNITS]), window="0,0.8")
+    assert data.n_trials == 5 and "not recorded" not in capsys.readouterr().err
 
 
 def test_a_stray_spike_or_times_in_samples_are_named_not_fitted_blindly(tmp_path, monkeypatch,

@@ -99,6 +99,20 @@ class NWBSource:
         times = np.asarray(self._times[first:self._ends[unit]], dtype=np.float64)
         return np.sort(times[np.isfinite(times)])
 
+    def unit_intervals(self, units: np.ndarray) -> list[np.ndarray] | None:
+        """Each unit's ``obs_intervals`` ``(intervals, 2)`` s, of the units at positions
+        ``units``, those that are no number left out; ``None`` where the Units table has no
+        such column."""
+        if "obs_intervals" not in self._units.colnames:
+            return None
+        intervals = np.asarray(self._units.obs_intervals.data[:], dtype=np.float64).reshape(-1, 2)
+        index = self._units["obs_intervals"]
+        ends = (np.asarray(index.data[:], dtype=np.int64) if isinstance(index, VectorIndex)
+                else np.arange(1, self.n_units + 1))  # (one interval per unit, not ragged)
+        starts = np.concatenate([[0], ends[:-1]])
+        return [intervals[starts[unit]:ends[unit]][np.isfinite(
+            intervals[starts[unit]:ends[unit]]).all(axis=1)] for unit in units]
+
     def span(self, units: np.ndarray | None = None) -> tuple[float, float, bool]:
         """``(first, last, recorded)``: the time the recording covers, the Units table's
         ``obs_intervals`` from the first start to the last stop where it has them (``recorded``

@@ -21,8 +21,9 @@ The options are :class:`~pyrolf.config.Config` fields, so a run folder rebuilds 
   ``bin_size_ms`` (default 10 ms; the window's length rounded down to whole bins). A window may
   reach beyond its trial; a trial is dropped when its window leaves the recording (NWB
   ``obs_intervals`` where the file has them, else the first to the last spike of the units kept,
-  widened to the trials' starts and stops) or its alignment time is NaN, and the count is
-  printed and kept. ``trials_where`` keeps the trials that meet each of its
+  widened to the trials' starts and stops), falls in a pause that no unit's ``obs_intervals``
+  cover, or its alignment time is NaN, and the rows are named and counted; units whose own
+  ``obs_intervals`` miss some trials kept are named in a note. ``trials_where`` keeps the trials that meet each of its
   conditions (``outcome=correct``, ``reaction_time<0.6``: :mod:`pyrolf.data.where`);
   ``condition`` names the column whose values are the conditions (stratified splits, PSTHs).
 - **Continuous** (no trials table, or ``continuous``): the whole recording, binned from the
@@ -318,14 +319,24 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
     first, last = _span(source, units, starts, stops)
     inside = (align[rows] + window[0] >= first) & (align[rows] + window[1] <= last)
     outside = int((~inside).sum())
+    intervals = source.unit_intervals(units)
+    paused = np.zeros(len(rows), dtype=bool)
+    if intervals is not None:  # a window in a pause of the recording, which no unit records
+        paused = inside & ~_covered(np.concatenate(intervals), align[rows] + window[0],
+                                    align[rows] + window[1])
+        inside &= ~paused
     if not inside.any():
         raise DataError(f"every trial's window ({window[0]:g} to {window[1]:g} s around "
                         f"{config.align}) leaves the recording ({first:.3f} to {last:.3f} s): "
                         f"{config.align} holds {', '.join(f'{t:g}' for t in align[rows][:3])}, "
                         "...; give a column of times in seconds, in the spikes' time base")
-    dropped = [f"{outside} of {len(rows)} trials dropped ({few_ids(rows[~inside], word='rows')}"
-               f"): their window ({window[0]:g} to {window[1]:g} s around {config.align}) leaves "
+    left = few_ids(rows[~inside & ~paused], word="rows")
+    dropped = [f"{outside} of {len(rows)} trials dropped ({left}): their window ({window[0]:g} to {window[1]:g} s around {config.align}) leaves "
                f"the recording ({first:.3f} to {last:.3f} s)"] if outside else []
+    if paused.any():
+        dropped.append(f"{int(paused.sum())} of {len(rows)} trials dropped "
+                       f"({few_ids(rows[paused], word='rows')}): their window falls in a pause "
+                       "of the recording, which no unit's obs_intervals cover")
     if unaligned.any():
         dropped.append(f"{int(unaligned.sum())} trials without a time in {config.align} (NaN) "
                        f"left out ({few_ids(unaligned_rows, word='rows')})")
@@ -333,6 +344,9 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
         note(f"{path.name}: {'; '.join(dropped)} (rows of the trials table, as inferred.nc's "
              "trial)")
     rows = rows[inside]
+    if intervals is not None:
+        _note_unrecorded(path, source.unit_ids[units], intervals, align[rows] + window[0],
+                         align[rows] + window[1])
     if len(rows) < MIN_WINDOWS:
         raise DataError(f"{path.name} keeps {len(rows)} trials; give at least {MIN_WINDOWS} "
                         "(train, valid and test need one each)")
@@ -349,6 +363,7 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
         "trials_in_file": int(n_file), "trials": int(len(rows)),
         "trials_not_matching": int(n_file - len(rows) - outside - unaligned.sum()),
         "trials_without_alignment": int(unaligned.sum()), "trials_outside_recording": outside,
+        "trials_in_recording_pause": int(paused.sum()),
         "align": config.align, "window_s": list(window), "trials_where": config.trials_where,
         "condition": config.condition}
     return bin_spikes(source, align[rows] + window[0], n_bins, bin_size, units), extra, conditions
@@ -497,6 +512,35 @@ def _times(source, name: str, option: str) -> np.ndarray:
                         f"{values[0]!r}, not times in seconds") from None
 
 
+def _covered(intervals: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """``(windows,)`` bool: whether each window ``[starts, stops]`` s lies within the union of
+    ``intervals`` ``(intervals, 2)`` s (overlapping or touching ones joined)."""
+    if not len(intervals):
+        return np.zeros(len(starts), dtype=bool)
+    intervals = intervals[np.argsort(intervals[:, 0], kind="stable")]
+    reach = np.maximum.accumulate(intervals[:, 1])
+    joined = np.r_[True, intervals[1:, 0] > reach[:-1]]  # where a joined interval begins
+    begins = intervals[joined, 0]
+    ends = reach[np.r_[np.flatnonzero(joined)[1:] - 1, len(intervals) - 1]]
+    at = np.searchsorted(begins, starts, side="right") - 1
+    return (at >= 0) & (ends[np.maximum(at, 0)] >= stops)
+
+
+def _note_unrecorded(path: Path, unit_ids: np.ndarray, intervals: list[np.ndarray],
+                     starts: np.ndarray, stops: np.ndarray) -> None:
+    """A note naming the units (``unit_ids``, each one's ``intervals``) whose obs_intervals do
+    not cover every window ``[starts, stops]`` s kept: their counts there are zeros."""
+    missed = np.array([int((~_covered(own, starts, stops)).sum()) for own in intervals])
+    if missed.any():
+        worst = np.argsort(-missed, kind="stable")[:(missed > 0).sum()]
+        shown = ", ".join(f"{unit_ids[unit]} ({missed[unit]})" for unit in worst[:5])
+        more = f" and {len(worst) - 5} more" if len(worst) > 5 else ""
+        note(f"{path.name}: {len(worst)} {'unit is' if len(worst) == 1 else 'units are'} not "
+             f"recorded throughout the {len(starts)} trials kept (their obs_intervals; ids, "
+             f"with the trials missed: {shown}{more}): their counts there are zeros, fitted and "
+             "scored as silence; leave them out with --units-where (id!=ID)")
+
+
 def _span(source, units: np.ndarray, starts: np.ndarray | None = None,
           stops: np.ndarray | None = None):
     """First and last time (s) the recording covers: ``source.span(units)`` (NWB
@@ -543,6 +587,7 @@ class SpikeTimesFile:
         del order, times
         self._bounds = np.append(first, len(self._times))
         self.trial_columns, self.n_trials, self.trial_table_ids = None, 0, None
+        self.unit_intervals = lambda units: None  # the file records no time of its own
         self.unit_columns = ("id",)  # no Units table: units are chosen by id
         if ("trial_start" in arrays) != ("trial_stop" in arrays):
             raise DataError(f"{path} has only one of `trial_start` and `trial_stop`; give both "
