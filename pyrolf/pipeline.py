@@ -691,7 +691,7 @@ def _new_data(config: Config, data: str, runs: list[SpikeData]) -> SpikeData:
     windows = [run.extra["window"] for run in runs if "window" in run.extra]
     as_run = config.alone(data, forward_bins=0, **Config.defaults(
         ("heldout_fraction", *(() if data in DANDISETS else NLB_OPTIONS))),
-        units_where=_run_units(data_file(data), runs),
+        units_where=_run_units(data_file(data), runs, config.units_where),
         window=config.window or (f"{windows[0][0]!r},{windows[0][1]!r}" if windows else None))
     try:
         try:
@@ -710,9 +710,10 @@ def _new_data(config: Config, data: str, runs: list[SpikeData]) -> SpikeData:
     return hold_forward_bins(loaded, forward)
 
 
-def _run_units(path: Path | None, runs: list[SpikeData]) -> list[str]:
+def _run_units(path: Path | None, runs: list[SpikeData], units_where: list[str]) -> list[str]:
     """The ``units_where`` that keeps the units of the recording at ``path`` that ``runs`` (the
-    data of a run's sessions) have, by id, with a note naming the others; none (all units) where
+    data of a run's sessions, chosen by the run's ``units_where``) have, by id, with a note
+    naming the others; none (all units) where
     ``path`` is no recording, a run has no unit ids or the recording lacks one of its held-in
     units (:func:`~pyrolf.diagnostics.export.in_run_order` then says which)."""
     if (path is None or not path.is_file() or recording_format(path) is None
@@ -726,7 +727,7 @@ def _run_units(path: Path | None, runs: list[SpikeData]) -> list[str]:
     if not np.isin(held_in, ids).all():
         return []
     theirs = np.isin(ids, np.concatenate([run.extra["unit_ids"] for run in runs]))
-    note_strangers(ids[~theirs])
+    note_strangers(ids[~theirs], units_where)
     return [f"id={','.join(str(unit) for unit in ids[theirs])}"]
 
 

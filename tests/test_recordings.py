@@ -203,6 +203,8 @@ def test_a_run_of_some_units_infers_another_file_by_their_ids(session, tmp_path,
                             tmp_path / "again.nc"], monkeypatch, capsys)
     assert code == 0, err
     assert f"{40 - len(chosen)} of the data's units are not the run's and are left out" in err
+    assert ("the run kept only the units that met --units-where quality=good location=CA1"
+            in err)
     assert "no spike" not in err, err
     np.testing.assert_array_equal(xr.open_dataset(tmp_path / "again.nc")["neuron"], chosen)
     code, _, err = run_cli(["fit", "--data", path, *ONSET, "--units-where", "quality=god",

@@ -202,11 +202,14 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
                     f"(all, or its {len(heldin_ids)} held-in ones), with the same unit ids")
 
 
-def note_strangers(unknown) -> None:
-    """A note naming the data's units ``unknown`` that the run does not have (none: no note)."""
+def note_strangers(unknown, units_where: list[str] | None = None) -> None:
+    """A note naming the data's units ``unknown`` that the run does not have (none: no note);
+    ``units_where``: the run's conditions on its units, said as one reason why."""
     if len(unknown):
+        chosen = (f"; the run kept only the units that met --units-where "
+                  f"{' '.join(units_where)}" if units_where else "")
         note(f"{len(unknown)} of the data's units are not the run's and are left out "
-             f"({few_ids(unknown)})")
+             f"({few_ids(unknown)}{chosen})")
 
 
 def trial_splits(data: SpikeData) -> np.ndarray:
