@@ -473,6 +473,7 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
     :func:`weights_record`).
     """
     from pyrolf.diagnostics import diagnose, select_trials
+    from pyrolf.diagnostics.export import run_attrs
     from pyrolf.diagnostics.report import DIAGNOSTICS
 
     run = RunFolder.open(run_dir)
@@ -483,8 +484,10 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
         target = RunFolder(diagnosed_folder(run.path, session))
         target.path.mkdir(exist_ok=True)
         pyro.set_rng_seed(config.seed)
+        attrs = {**run_attrs(data, config.to_dict()), **record,
+                 "source": session_files(config)[session] if session else config.data}
         report = diagnose(flow.to(config.device), data, select_trials(data, trials), samples,
-                          target, config.device, progress)
+                          target, config.device, progress, attrs)
         report.update(record)
         if session is not None:
             report["session"] = session

@@ -534,6 +534,9 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     test = inferred["trial"].values[inferred["split"].values == "test"]
     posterior = az.from_netcdf(run / "posterior.nc")
     np.testing.assert_array_equal(posterior["posterior"]["trial"], test)
+    # and says what it is of, as inferred.nc does
+    for key in ("config", "bin_size_s", "source", "pyrolf_version", "weights"):
+        assert posterior["posterior"].attrs[key] == inferred.attrs[key], key
     assert json.loads((run / "diagnostics.json").read_text())["trials"] == test.tolist()
     picked = [int(test[-1]), int(correct[0])]
     code, _, err = run_cli(["diagnose", run, "--samples", 25, "--trials",
@@ -662,6 +665,21 @@ def test_new_trials_are_matched_to_the_run_by_unit_id_in_any_order():
     assert (picked.spikes[..., heldout] == 0).all()
     assert ("the data lack 1 of the run's 1 held-out units (ids 20): read as its 3 held-in units "
             "(matched by id)") in err.getvalue() and "neurons are read as" not in err.getvalue()
+
+
+def test_a_continuous_run_s_posterior_draws_place_each_window_in_the_recording(
+        continuous_run):
+    """posterior.nc's ``trial`` of a continuous run is a window: its attributes give each one's
+    start in the file, as inferred.nc's do, and ``time`` says it runs from the window's start."""
+    run = continuous_run.path
+    code, out = cli("diagnose", run, "--samples", 25, "--trials", 3)
+    assert code == 0, out
+    posterior = az.from_netcdf(run / "posterior.nc")["posterior"]
+    inferred = xr.open_dataset(run / "inferred.nc")
+    np.testing.assert_array_equal(posterior.attrs["window_start_s"],
+                                  inferred.attrs["window_start_s"][posterior["trial"].values])
+    assert "window's start" in posterior["time"].attrs["long_name"]
+    assert posterior.attrs["bin_size_s"] == inferred.attrs["bin_size_s"] == 0.01
 
 
 def test_continuous_recording_fits_and_infers_one_series_over_the_session(continuous_run, files):

@@ -54,6 +54,19 @@ def with_coords(data, coords: dict[str, tuple]):
     return data
 
 
+def with_attrs(data, attrs: dict):
+    """ArviZ data with ``attrs`` added to every group's attributes (what ``az.from_netcdf`` gives
+    back as, e.g., ``posterior.attrs``)."""
+    if isinstance(data, DATATREE):
+        for node in data.subtree:
+            if node is not data:
+                node.attrs.update(attrs)
+        return data
+    for group in data.groups():
+        getattr(data, group).attrs.update(attrs)
+    return data
+
+
 def variable_encoding(dataset: xr.Dataset) -> dict[str, dict]:
     """netCDF encoding of a group's variables: counts and other integers byte-shuffled, then
     zlib-compressed (draws of small counts shrink about 15-fold); floats as they are (draws of

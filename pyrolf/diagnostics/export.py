@@ -318,8 +318,10 @@ def time_coord(data: SpikeData) -> tuple:
         return "time", seconds(data.extra["window"][0] + bins * bin_size), {
             "units": "s", "long_name": f"bin start in seconds from the trial's {align} (the "
                                        "--align column)"}
+    origin = ("window's start (window_start_s: its start in the file)" if "chop" in data.extra
+              else "trial's start")
     return "time", seconds(bins * bin_size), {"units": "s",
-                                     "long_name": "bin start in seconds from the trial's start"}
+                                              "long_name": f"bin start in seconds from the {origin}"}
 
 
 def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: int,
@@ -335,7 +337,6 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
     (``extra["behavior"]``, see :func:`pyrolf.data.recordings.bin_behavior`) it comes along as
     ``behavior`` ``(trial, time, behavior_dim)``, observed, not inferred. The windows of a continuous recording (``"chop"``
     in ``data.extra``) come merged into one series: :func:`merged_dataset`."""
-    bin_size = data.known_bin_size
     coords = {
         **trial_coords(data),
         "time": time_coord(data),
@@ -359,12 +360,27 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
         variables["behavior"] = (("trial", "time", "behavior_dim"), data.extra["behavior"], {
             "long_name": f"observed behaviour: {data.extra['behavior_name']}, binned as the "
                          "spikes are", **unit})
-    attrs = {"config": json.dumps(config), "pyrolf_version": version("pyrolf"),
-             "bin_size_s": float("nan") if bin_size is None else float(bin_size),
-             "samples": int(samples), "interval": f"central {INTERVAL_PROB:.0%} posterior interval",
-             "source": data.name}
+    attrs = {**run_attrs(data, config), "samples": int(samples),
+             "interval": f"central {INTERVAL_PROB:.0%} posterior interval"}
     dataset = xr.Dataset(variables, coords=coords, attrs=attrs)
     return merged_dataset(dataset, data) if "chop" in data.extra else dataset
+
+
+def run_attrs(data: SpikeData, config: dict) -> dict:
+    """What a run's output files (``inferred.nc``, ``posterior.nc``) say they are of: the run's
+    ``config`` (JSON), ``pyrolf_version``, ``bin_size_s`` (NaN where unknown) and ``source``
+    (``data``'s name, which callers replace by its file)."""
+    bin_size = data.known_bin_size
+    return {"config": json.dumps(config), "pyrolf_version": version("pyrolf"),
+            "bin_size_s": float("nan") if bin_size is None else float(bin_size),
+            "source": data.name}
+
+
+def window_starts(data: SpikeData) -> np.ndarray:
+    """Each window's start ``(windows,)`` in seconds in the file's time base, of a continuous
+    recording's windows (``"chop"`` in ``data.extra``)."""
+    plan = data.extra["chop"]
+    return seconds(plan["start_time"] + np.asarray(plan["starts"]) * plan["bin_size"])
 
 
 def merged_dataset(windows: xr.Dataset, data: SpikeData) -> xr.Dataset:
@@ -402,8 +418,7 @@ def merged_dataset(windows: xr.Dataset, data: SpikeData) -> xr.Dataset:
                                   "no window observes it"}),
         "neuron": windows["neuron"], "heldout": windows["heldout"], "latent": windows["latent"],
     }
-    attrs = {**windows.attrs,
-             "window_start_s": seconds(plan["start_time"] + starts * plan["bin_size"]),
+    attrs = {**windows.attrs, "window_start_s": window_starts(data),
              "window_bins": int(data.n_bins),
              "overlap_rule": "each bin from the window whose centre is nearest (a tie to the "
                              "later window): the middle of each overlap is the cut; intervals "

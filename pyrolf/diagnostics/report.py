@@ -9,8 +9,10 @@ import torch
 from pyrolf.config import ConfigError
 from pyrolf.data.spikes import SpikeData
 from pyrolf.diagnostics import plots
-from pyrolf.diagnostics.arviz_adapter import inference_data, with_coords, write_netcdf
-from pyrolf.diagnostics.export import forward_coord, time_coord, trial_coords, trial_ids
+from pyrolf.diagnostics.arviz_adapter import (inference_data, with_attrs, with_coords,
+                                              write_netcdf)
+from pyrolf.diagnostics.export import (forward_coord, time_coord, trial_coords, trial_ids,
+                                      window_starts)
 from pyrolf.diagnostics.importance import MIN_SAMPLES, importance_summary
 from pyrolf.diagnostics.posterior import PosteriorSamples, sample_posterior
 from pyrolf.diagnostics.ppc import mean_rate, ppc_summary, predictive_interval
@@ -111,7 +113,8 @@ def _id_ranges(ids: np.ndarray, shown: int = 4) -> str:
     return ", ".join(runs[:shown]) + more
 
 
-def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray):
+def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
+                   attrs: dict | None = None):
     """ArviZ data of the draws of ``trials`` (their positions in ``data``; one chain):
     ``posterior`` ``z``, ``v`` (chain, draw, trial, time, latent); ``posterior_predictive`` and
     ``observed_data`` ``spikes`` ((chain, draw,) trial, time, neuron); ``log_likelihood``
@@ -121,7 +124,10 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray)
     k-hat, ELBO and IWELBO of ``diagnostics.json``. Labelled as ``inferred.nc`` labels them:
     ``trial`` with :func:`~pyrolf.diagnostics.export.trial_coords` (split, condition, the trials
     table's columns), ``time`` by :func:`~pyrolf.diagnostics.export.time_coord` (with
-    ``forward``), ``neuron`` by unit id (with ``heldout``)."""
+    ``forward``), ``neuron`` by unit id (with ``heldout``). Each group's attributes: ``attrs``
+    (what the run's outputs say they are of, :func:`~pyrolf.diagnostics.export.run_attrs`) and,
+    of a continuous recording's windows, ``window_start_s`` (each trial's window's start in the
+    file)."""
     groups = {
         "posterior": {"z": draws.z[None], "v": draws.v[None]},
         "posterior_predictive": {"spikes": draws.predictive_spikes[None]},
@@ -136,7 +142,9 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray)
               "time": time_coord(data), "forward": forward_coord(data),
               "neuron": ("neuron", np.asarray(data.neuron_ids)),
               "heldout": ("neuron", data.heldout)}
-    return with_coords(inference_data(groups, dims), coords)
+    attrs = {**(attrs or {}), **({"window_start_s": window_starts(data)[trials]}
+                                 if "chop" in data.extra else {})}
+    return with_attrs(with_coords(inference_data(groups, dims), coords), attrs)
 
 
 def coupling_kernel_of(flow) -> np.ndarray | None:
@@ -147,10 +155,11 @@ def coupling_kernel_of(flow) -> np.ndarray | None:
 
 
 def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFolder,
-             device: str = "cpu", progress: bool = False) -> dict:
+             device: str = "cpu", progress: bool = False, attrs: dict | None = None) -> dict:
     """Draw ``samples`` posterior samples for ``trials`` of ``data`` and write ``posterior.nc``,
     ``diagnostics.json`` and the figures into ``run``; returns what ``diagnostics.json`` holds.
-    ``progress``: a bar of the draws done.
+    ``progress``: a bar of the draws done; ``attrs``: ``posterior.nc``'s groups' attributes
+    (see :func:`posterior_data`).
 
     The encoder sees each trial's held-in spikes of the observed bins (as in prediction, no
     coordinated dropout); the likelihood scores all neurons over the observed bins; model and
@@ -194,7 +203,7 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
                        active_dimensions=active_dimensions(kl))
     # the draws first: where they cannot be written, no figure of them is left beside older ones
     run.write_atomically(POSTERIOR, lambda path: write_netcdf(
-        posterior_data(draws, data, trials), path))
+        posterior_data(draws, data, trials, attrs), path))
     if kl is not None:
         plots.kl_per_dimension(kl, ACTIVE_KL_PER_BIN, run.path / KL_PER_DIMENSION)
     plots.phase_portraits(draws.z.mean(0), draws.v.mean(0), names, run.path / PHASE_PORTRAITS)
