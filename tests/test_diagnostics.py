@@ -390,6 +390,7 @@ def test_trials_default_to_valid_on_nlb_data_and_refuse_evaluation_trials(data):
 @pytest.mark.parametrize("args, fragment", [
     (["--trials", "abc"], "--trials must be"),
     (["--trials", "0"], "count from 1"),
+    (["--trials", "159"], "(one trial: --trials 159,)"),
     (["--trials", "3,99"], "no trial 99"),
     (["--trials", "3,3"], "twice"),
     (["--samples", "many"], "not a valid integer"),

@@ -75,7 +75,8 @@ def select_trials(data: SpikeData, trials=None) -> np.ndarray:
     if isinstance(trials, (int, np.integer)):
         if not 1 <= trials <= len(pool):
             raise ConfigError(f"--trials {trials}: give a count from 1 to {len(pool)} "
-                              f"(the {split} trials) or comma-separated trial ids")
+                              f"(the {split} trials) or comma-separated trial ids (one trial: "
+                              f"--trials {trials},)")
         return pool[:trials]
     wanted = np.asarray(list(trials), dtype=int)
     if wanted.size == 0:
