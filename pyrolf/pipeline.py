@@ -605,6 +605,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     """The flow and, per session inferred, the inferred trials laid out on its neurons and the
     Dataset of :func:`infer` (one entry, named ``None``, for a run of one session)."""
     from pyrolf.diagnostics.export import infer_trials, new_trials
+    from pyrolf.diagnostics.missing import fill_missing_units
 
     _check_samples(samples)
     data = str(data) if isinstance(data, Path) else data
@@ -637,6 +638,8 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     for name, (view, mine) in views.items():
         trials = mine if loaded is None else new_trials(loaded, mine.heldout,
                                                         mine.extra.get("unit_ids"))
+        pyro.set_rng_seed(config.seed)  # (the fill's draws, then the output's, each seeded)
+        trials = fill_missing_units(view.to(device), trials, mine, device)
         if "nlb" in trials.extra:
             from pyrolf.data.nlb import with_behavior  # nlb_tools, pynwb, pandas: NLB data only
 
@@ -716,20 +719,20 @@ def _new_data(config: Config, data: str, runs: list[SpikeData]) -> SpikeData:
 def _run_units(path: Path | None, runs: list[SpikeData], units_where: list[str]) -> list[str]:
     """The ``units_where`` that keeps the units of the recording at ``path`` that ``runs`` (the
     data of a run's sessions, chosen by the run's ``units_where``) have, by id, with a note
-    naming the others; none (all units) where
-    ``path`` is no recording, a run has no unit ids or the recording lacks one of its held-in
-    units (:func:`~pyrolf.diagnostics.export.in_run_order` then says which)."""
+    naming the others; none (all units) where ``path`` is no recording, a run has no unit ids or
+    the recording holds fewer than two of its units or too few of a session's held-in ones
+    (:func:`~pyrolf.diagnostics.export.in_run_order` then says which it lacks)."""
     if (path is None or not path.is_file() or recording_format(path) is None
             or any("unit_ids" not in run.extra for run in runs)):
         return []
     from pyrolf.diagnostics.export import note_strangers
+    from pyrolf.diagnostics.missing import enough_held_in
 
     with open_source(path) as source:
         ids = np.asarray(source.unit_ids)
-    held_in = np.concatenate([run.extra["unit_ids"][~run.heldout] for run in runs])
-    if not np.isin(held_in, ids).all():
-        return []
     theirs = np.isin(ids, np.concatenate([run.extra["unit_ids"] for run in runs]))
+    if theirs.sum() < 2 or not all(enough_held_in(ids, run) for run in runs):
+        return []
     note_strangers(ids[~theirs], units_where)
     return [f"id={','.join(str(unit) for unit in ids[theirs])}"]
 

@@ -589,9 +589,22 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
         session, unit_ids=np.where(session.unit_ids == 107, 9999, session.unit_ids)))
     code, _, err = run_cli(["infer", run, "--samples", 5, "--data", renamed, "--out",
                             tmp_path / "renamed.nc"], monkeypatch, capsys)
-    assert_one_line_error(code, err, "not the run's", "they lack its held-in ids 107",
-                          "and hold ids 9999, not the run's")
-    assert not (tmp_path / "renamed.nc").exists()
+    assert code == 0, err
+    # a held-in unit lost on another day: filled from what the run infers of it, and flagged
+    assert "the data lack 1 of the run's" in err and "held-in units (ids 107)" in err
+    assert "1 of the data's units are not the run's and are left out (ids 9999)" in err
+    renamed = xr.open_dataset(tmp_path / "renamed.nc")
+    np.testing.assert_array_equal(renamed["in_data"], renamed["neuron"] != 107)
+    np.testing.assert_array_equal(other["in_data"], True)
+    # most held-in units missing is refused
+    few = write_spike_times_npz(tmp_path / "few.npz", dataclasses.replace(
+        session, unit_ids=np.where(session.unit_ids < 250, session.unit_ids + 5000,
+                                   session.unit_ids)))
+    code, _, err = run_cli(["infer", run, "--samples", 5, "--data", few, "--out",
+                            tmp_path / "few.nc"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "of the run's", "held-in units (they lack ids",
+                          "at least 50% are there")
+    assert not (tmp_path / "few.nc").exists()
 
 
 def test_new_trials_are_cut_by_the_run_s_own_window_and_errors_say_its_settings_were_used(
@@ -640,12 +653,23 @@ def test_new_trials_are_matched_to_the_run_by_unit_id_in_any_order():
     np.testing.assert_array_equal(held_in.spikes[..., ~heldout], spikes[..., ~heldout])
     assert (held_in.spikes[..., heldout] == 0).all()
     np.testing.assert_array_equal(held_in.extra["unit_ids"], ids)
+    # a held-in unit missing: all the run's units, NaN for it (filled later), flagged
     stranger = given([0, 1, 2, 3])
     stranger.extra["unit_ids"] = np.array([10, 20, 30, 50])
-    with pytest.raises(DataError, match="lack its held-in ids 40, and hold ids 50, not the run's"):
-        new_trials(stranger, heldout, ids)
-    with pytest.raises(DataError, match="lack its held-in ids 40 and held-out ids 20; give"):
-        new_trials(given([0, 2]), heldout, ids)
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        lost = new_trials(stranger, heldout, ids)
+    assert "the data lack 1 of the run's 3 held-in units (ids 40)" in err.getvalue()
+    assert "1 of the data's units are not the run's and are left out (ids 50)" in err.getvalue()
+    np.testing.assert_array_equal(lost.spikes[..., :3], spikes[..., :3])
+    assert np.isnan(lost.spikes[..., 3]).all()
+    assert lost.extra["in_data"].tolist() == [True, True, True, False]
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        both = new_trials(given([0, 2]), heldout, ids)
+    assert "(ids 40; and held-out ids 20)" in err.getvalue()
+    assert both.extra["in_data"].tolist() == [True, False, True, False]
+    with pytest.raises(DataError, match=r"hold 1 of the run's 3 held-in units \(they lack ids "
+                                        r"30, 40\).*at least 50% are there"):
+        new_trials(given([0]), heldout, ids)
     # a unit more, anywhere: the run's are picked by id, the other left out with a note
     more = SpikeData(spikes=np.concatenate([spikes[..., :2], 7 + spikes[..., :1],
                                             spikes[..., 2:]], -1),
@@ -1072,3 +1096,34 @@ def test_a_spike_times_file_with_binned_counts_too_is_refused(tmp_path):
 def test_a_large_heldout_fraction_still_keeps_one_unit_held_in(files):
     data = load(files["continuous"], heldout_fraction=0.99)
     assert data.n_heldin == 1 and data.heldout.sum() == 19
+
+
+def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_infers(
+        monkeypatch):
+    """The fill starts from the unit's mean count per bin in the run's train trials; each pass
+    then gives it the rates the run infers from the trials as filled so far; the units there
+    are untouched and a missing held-out unit, which the encoder never reads, is zeros."""
+    from pyrolf.diagnostics import missing
+
+    rng = np.random.default_rng(1)
+    heldout = np.array([False, False, False, True])
+    run = SpikeData(spikes=rng.poisson(2.0, (6, 5, 4)).astype(np.float32), heldout=heldout,
+                    splits={"train": np.arange(4), "valid": np.array([4]),
+                            "test": np.array([5])})
+    counts = rng.poisson(3.0, (3, 5, 4)).astype(np.float32)
+    counts[..., [1, 3]] = np.nan  # held-in unit 1 and held-out unit 3 lost
+    trials = SpikeData(spikes=counts, heldout=heldout, splits={"new": np.arange(3)})
+    seen = []
+
+    def inferred_rates(flow, data, which, samples, device):
+        seen.append(data.spikes[..., 1].copy())  # what the "encoder" reads of the lost unit
+        return np.broadcast_to(data.spikes[..., :1] + 1.0, data.spikes.shape)  # unit 0 + 1
+
+    monkeypatch.setattr(missing, "model_rates", inferred_rates)
+    filled = missing.fill_missing_units(None, trials, run, passes=2)
+    np.testing.assert_allclose(seen[0], np.broadcast_to(
+        run.spikes[run.splits["train"], :, 1].mean(0), (3, 5)))  # the PSTH first
+    np.testing.assert_allclose(filled.spikes[..., 1], counts[..., 0] + 1.0)  # then inferred
+    np.testing.assert_array_equal(filled.spikes[..., [0, 2]], counts[..., [0, 2]])
+    assert (filled.spikes[..., 3] == 0).all() and len(seen) == 2
+    assert missing.fill_missing_units(None, run, run) is run  # nothing missing: as it was

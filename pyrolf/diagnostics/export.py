@@ -145,6 +145,7 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
     extra = data.extra
     if data.n_neurons == n_neurons:
         spikes, rates = data.spikes, data.rates
+        extra = {**extra, "in_data": ~np.isnan(spikes).all(axis=(0, 1))}
     elif data.n_neurons == n_heldin:
         if not by_id:  # (in_run_order has said which units it read)
             note(f"the data's {n_heldin} neurons are read as the run's {n_heldin} held-in ones "
@@ -153,6 +154,7 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
         spikes[..., ~heldout] = data.spikes
         rates = None
         extra = {key: value for key, value in extra.items() if key != "unit_ids"}
+        extra["in_data"] = ~heldout
         if unit_ids is not None:
             extra["unit_ids"] = unit_ids
     else:
@@ -167,39 +169,50 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
 def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> SpikeData:
     """``data``'s neurons picked by unit id in the run's order (``unit_ids`` ``(neurons,)``): all
     the run's units where ``data`` has them, else the run's held-in units (``heldout`` ``False``)
-    where it has those. Units the run does not have are left out, with a note naming them.
+    where it has those, else all the run's units with NaN counts for those ``data`` lacks (see
+    :mod:`pyrolf.diagnostics.missing`), each case with a note. Units the run does not have are
+    left out, with a note naming them.
 
     Raises:
-        DataError: ``data`` lacks some of the run's held-in units (one line naming the ids that
-            differ).
+        DataError: ``data`` lacks more than half of the run's held-in units (one line naming the
+            ids that differ).
     """
+    from pyrolf.diagnostics.missing import check_enough_held_in
+
     ids = data.extra["unit_ids"].tolist()
     column = {unit: i for i, unit in enumerate(ids)}
     run_ids, heldin_ids = unit_ids.tolist(), unit_ids[~heldout].tolist()
     heldout_ids = unit_ids[heldout].tolist()
     known = set(run_ids)
-    unknown = [unit for unit in ids if unit not in known]
     missing_in = [unit for unit in heldin_ids if unit not in column]
     missing_out = [unit for unit in heldout_ids if unit not in column]
-    for wanted in (run_ids, heldin_ids):
-        if all(unit in column for unit in wanted):
-            note_strangers(unknown)
-            if wanted is heldin_ids:
-                present = len(heldout_ids) - len(missing_out)
-                note(f"the data lack {len(missing_out)} of the run's {len(heldout_ids)} held-out "
-                     f"units ({few_ids(missing_out)}): read as its {len(heldin_ids)} held-in units "
-                     f"(matched by id), the held-out ones' rates inferred from them"
-                     + (f"; the {present} held-out units the data hold are left out"
-                        if present else ""))
-            order = np.array([column[unit] for unit in wanted], dtype=int)
-            rates = None if data.rates is None else data.rates[..., order]
-            return dataclasses.replace(data, spikes=data.spikes[..., order], rates=rates,
-                                       extra={**data.extra, "unit_ids": np.asarray(wanted)})
-    out = f" and held-out {few_ids(missing_out)}" if missing_out else ""
-    strangers = f", and hold {few_ids(unknown)}, not the run's" if unknown else ""
-    raise DataError(f"the data's units are not the run's: they lack its held-in "
-                    f"{few_ids(missing_in)}{out}{strangers}; give the units the run was fitted on "
-                    f"(all, or its {len(heldin_ids)} held-in ones), with the same unit ids")
+    check_enough_held_in(len(heldin_ids) - len(missing_in), len(heldin_ids), missing_in)
+    note_strangers([unit for unit in ids if unit not in known])
+    wanted = heldin_ids if missing_out and not missing_in else run_ids
+    if wanted is heldin_ids:
+        present = len(heldout_ids) - len(missing_out)
+        note(f"the data lack {len(missing_out)} of the run's {len(heldout_ids)} held-out units "
+             f"({few_ids(missing_out)}): read as its {len(heldin_ids)} held-in units (matched by "
+             "id), the held-out ones' rates inferred from them"
+             + (f"; the {present} held-out units the data hold are left out" if present else ""))
+    if missing_in:
+        note(f"the data lack {len(missing_in)} of the run's {len(heldin_ids)} held-in units "
+             f"({few_ids(missing_in)}"
+             + (f"; and held-out {few_ids(missing_out)}" if missing_out else "")
+             + "): what the encoder reads of them is filled with the rates the run infers for "
+             "them from the others (in_data false in the output: their rates are predictions "
+             "only)")
+        # all the run's units, NaN where missing
+        spikes = np.full(data.spikes.shape[:2] + (len(run_ids),), np.nan, dtype=np.float32)
+        there = [i for i, unit in enumerate(run_ids) if unit in column]
+        spikes[..., there] = data.spikes[..., [column[run_ids[i]] for i in there]]
+        rates = None
+    else:
+        order = np.array([column[unit] for unit in wanted], dtype=int)
+        rates = None if data.rates is None else data.rates[..., order]
+        spikes = data.spikes[..., order]
+    return dataclasses.replace(data, spikes=spikes, rates=rates,
+                               extra={**data.extra, "unit_ids": np.asarray(wanted)})
 
 
 def note_strangers(unknown, units_where: list[str] | None = None) -> None:
@@ -345,6 +358,10 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
         "latent": ("latent", np.arange(summary["z"].shape[-1])),
         "forward": forward_coord(data),
     }
+    if "in_data" in data.extra:  # new trials: which units they held
+        coords["in_data"] = ("neuron", np.asarray(data.extra["in_data"], dtype=bool), {
+            "long_name": "the unit's spikes were in the data; where not, its rates are the "
+                         "run's predictions only (and, held in, the encoder read them filled)"})
     variables = {}
     for name in VARIABLES:
         text, last = DESCRIPTIONS[name]

@@ -1,0 +1,75 @@
+"""New trials that lack some of a run's held-in units (a unit lost on another day): the encoder
+reads every held-in unit, so a missing one's counts are filled with what the run expects of it.
+
+The fill starts from the unit's mean count per bin over the run's own training trials (its
+PSTH, bin by bin) and is then, :data:`PASSES` times, the posterior-mean rate the run infers for
+that unit from the trials as filled so far: the counts the model expects given the units that
+are there, as an EM-style imputation (coordinated dropout trains the encoder on inputs with
+entries hidden, so a filled input is within what it has seen). Filled units are predictions
+only: the output flags them (``in_data`` false).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from pyrolf.data.spikes import DataError, SpikeData
+from pyrolf.evaluation.report import model_rates
+from pyrolf.messages import few_ids
+
+#: passes of inference that refine the fill after the PSTH start
+PASSES = 2
+#: draws per trial in each pass (the fill is a posterior mean; the output's draws come after)
+PASS_SAMPLES = 20
+#: the least share of a run's held-in units the data must hold for the rest to be filled
+LEAST_HELD_IN = 0.5
+
+
+def fill_missing_units(flow, trials: SpikeData, run: SpikeData, device: str = "cpu",
+                       passes: int = PASSES, samples: int = PASS_SAMPLES) -> SpikeData:
+    """``trials`` (laid out on the run's neurons, NaN where a unit is missing, see
+    :func:`~pyrolf.diagnostics.export.in_run_order`) with each missing held-in unit's counts
+    ``(trials, time)`` filled (module docstring), from ``run`` (the run's own data, for the
+    start) and ``flow`` (on ``device``); ``passes`` and ``samples`` per pass. Missing held-out
+    units, which the encoder never reads, become zeros. Trials without a missing entry come back
+    as they are."""
+    missing = np.isnan(trials.spikes).all(axis=(0, 1))
+    if not missing.any():
+        return trials
+    spikes = np.where(np.isnan(trials.spikes), 0.0, trials.spikes).astype(np.float32)
+    filled = missing & ~trials.heldout
+    observed = trials.n_observed
+    start = run.spikes[run.splits["train"]].mean(axis=0)[:, filled]  # (time, filled units)
+    bins = min(observed, len(start))
+    spikes[:, :bins, filled] = start[:bins]
+    spikes[:, bins:observed, filled] = start[:bins].mean(axis=0)  # trials longer than the run's
+    every = np.arange(trials.n_trials)
+    for _ in range(passes):
+        data = dataclasses.replace(trials, spikes=spikes)
+        rates = model_rates(flow, data, every, samples, device)
+        spikes[:, :observed, filled] = rates[:, :observed, filled]
+    return dataclasses.replace(trials, spikes=spikes)
+
+
+def enough_held_in(ids: np.ndarray, run: SpikeData) -> bool:
+    """Whether units of ids ``ids`` hold at least :data:`LEAST_HELD_IN` of the held-in units of
+    ``run`` (a run's data, with ``unit_ids``)."""
+    held_in = run.extra["unit_ids"][~run.heldout]
+    return np.isin(held_in, ids).sum() >= LEAST_HELD_IN * len(held_in)
+
+
+def check_enough_held_in(present: int, held_in: int, missing_ids) -> None:
+    """Refuse data that hold fewer than :data:`LEAST_HELD_IN` of the run's ``held_in`` units
+    (``present`` of them; ``missing_ids`` named): filled ones would be most of what the encoder
+    reads.
+
+    Raises:
+        DataError: one line naming the count and the missing ids.
+    """
+    if present < LEAST_HELD_IN * held_in:
+        raise DataError(f"the data hold {present} of the run's {held_in} held-in units (they lack "
+                        f"{few_ids(missing_ids)}); a missing one is filled from the others only "
+                        f"where at least {LEAST_HELD_IN:.0%} are there: give the units the run "
+                        "was fitted on")
