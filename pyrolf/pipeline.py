@@ -698,7 +698,8 @@ def _new_data(config: Config, data: str, runs: list[SpikeData]) -> SpikeData:
     as_run = config.alone(data, forward_bins=0, **Config.defaults(
         ("heldout_fraction", *(() if data in DANDISETS else NLB_OPTIONS))),
         units_where=_run_units(data_file(data), runs, config.units_where),
-        window=config.window or (f"{windows[0][0]!r},{windows[0][1]!r}" if windows else None))
+        window=config.window or (",".join(repr(float(edge)) for edge in windows[0]) if windows
+                                 else None))
     try:
         try:
             loaded = load_config_data(as_run)

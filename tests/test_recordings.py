@@ -504,6 +504,8 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     assert inferred["rates"].dims == ("trial", "time", "neuron")
     np.testing.assert_array_equal(inferred["trial"], correct)
     np.testing.assert_array_equal(inferred["neuron"], 100 + 7 * np.arange(40))
+    assert "Units table's id" in inferred["neuron"].attrs["long_name"]
+    assert "row in the file's trials table" in inferred["trial"].attrs["long_name"]
     np.testing.assert_allclose(inferred["time"], -0.2 + 0.01 * np.arange(100), atol=1e-12)
     assert inferred["time"].attrs["units"] == "s" and "stim_on_time" in inferred[
         "time"].attrs["long_name"]
@@ -973,6 +975,7 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
     assert ("1 of 5 trials dropped (rows 2): their window falls in a pause of the recording, "
             "which no unit's obs_intervals cover") in err
     assert data.extra["recording"]["trials_in_recording_pause"] == 1
+    assert data.extra["recording"]["trials_not_matching"] == 0
     assert ("1 unit is not recorded throughout the 4 trials kept (their obs_intervals; ids, "
             "with the trials missed: 1 (2)): their counts there are zeros") in err
     data = load(write_nwb(tmp_path / "whole.nwb", [{**unit, "obs_intervals": [[0.0, 5.0]]}

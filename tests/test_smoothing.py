@@ -173,7 +173,8 @@ def test_a_kept_fit_gives_the_same_baseline_without_fitting_again(lorenz, baseli
 
     kept = tmp_path / "smoothing.npz"
     first = smoothing_baseline(lorenz, widths=WIDTHS, kept=kept)
-    monkeypatch.setattr(smoothing, "fit_poisson_glm", lambda *args, **kwargs: pytest.fail("fitted again"))
+    monkeypatch.setattr(smoothing, "fit_poisson_glm",
+                        lambda *args, **kwargs: pytest.fail("fitted again"))
     again = smoothing_baseline(lorenz, widths=WIDTHS, kept=kept)
     for result in (first, again):
         np.testing.assert_array_equal(result["rates"], baseline["rates"])
@@ -191,7 +192,8 @@ def test_other_data_or_settings_are_fitted_anew_and_kept_beside(lorenz, tmp_path
     changed = dataclasses.replace(lorenz, spikes=spikes)
     fits = []
     real = smoothing.fit_poisson_glm
-    monkeypatch.setattr(smoothing, "fit_poisson_glm", lambda *args, **kwargs: fits.append(1) or real(*args, **kwargs))
+    monkeypatch.setattr(smoothing, "fit_poisson_glm",
+                        lambda *args, **kwargs: fits.append(1) or real(*args, **kwargs))
     assert smoothing_baseline(changed, widths=WIDTHS, kept=kept)["rates"].shape == (
         lorenz.n_trials, lorenz.n_observed, lorenz.n_neurons)
     assert len(fits) == len(WIDTHS)

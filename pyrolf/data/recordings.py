@@ -23,9 +23,10 @@ The options are :class:`~pyrolf.config.Config` fields, so a run folder rebuilds 
   ``obs_intervals`` where the file has them, else the first to the last spike of the units kept,
   widened to the trials' starts and stops), falls in a pause that no unit's ``obs_intervals``
   cover, or its alignment time is NaN, and the rows are named and counted; units whose own
-  ``obs_intervals`` miss some trials kept are named in a note. ``trials_where`` keeps the trials that meet each of its
-  conditions (``outcome=correct``, ``reaction_time<0.6``: :mod:`pyrolf.data.where`);
-  ``condition`` names the column whose values are the conditions (stratified splits, PSTHs).
+  ``obs_intervals`` miss some trials kept are named in a note. ``trials_where`` keeps the
+  trials that meet each of its conditions (``outcome=correct``, ``reaction_time<0.6``:
+  :mod:`pyrolf.data.where`); ``condition`` names the column whose values are the conditions
+  (stratified splits, PSTHs).
 - **Continuous** (no trials table, or ``continuous``): the whole recording, binned from the
   last multiple of the bin width (s) before its start, cut by :func:`pyrolf.data.chop.chop` into
   windows of ``chop_s`` overlapping by ``overlap_s`` (both rounded down to whole bins), which are
@@ -331,8 +332,9 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
                         f"{config.align} holds {', '.join(f'{t:g}' for t in align[rows][:3])}, "
                         "...; give a column of times in seconds, in the spikes' time base")
     left = few_ids(rows[~inside & ~paused], word="rows")
-    dropped = [f"{outside} of {len(rows)} trials dropped ({left}): their window ({window[0]:g} to {window[1]:g} s around {config.align}) leaves "
-               f"the recording ({first:.3f} to {last:.3f} s)"] if outside else []
+    dropped = [f"{outside} of {len(rows)} trials dropped ({left}): their window ({window[0]:g} "
+               f"to {window[1]:g} s around {config.align}) leaves the recording ({first:.3f} to "
+               f"{last:.3f} s)"] if outside else []
     if paused.any():
         dropped.append(f"{int(paused.sum())} of {len(rows)} trials dropped "
                        f"({few_ids(rows[paused], word='rows')}): their window falls in a pause "
@@ -361,7 +363,8 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
         extra["condition_values"] = values
     extra["recording"] = {
         "trials_in_file": int(n_file), "trials": int(len(rows)),
-        "trials_not_matching": int(n_file - len(rows) - outside - unaligned.sum()),
+        "trials_not_matching": int(n_file - len(rows) - outside - paused.sum()
+                                   - unaligned.sum()),
         "trials_without_alignment": int(unaligned.sum()), "trials_outside_recording": outside,
         "trials_in_recording_pause": int(paused.sum()),
         "align": config.align, "window_s": list(window), "trials_where": config.trials_where,

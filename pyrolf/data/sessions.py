@@ -97,8 +97,8 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
     Raises:
         DataError: fewer than two sessions, two that hold the same counts, or sessions that
             differ in bins per trial, forward bins or bin size (where their sources say it: a
-            spike file without ``bin_size_s`` takes the others', with a note), or NLB data (nlb_tools scores one
-            dataset at a time).
+            spike file without ``bin_size_s`` takes the others', with a note), or NLB data
+            (nlb_tools scores one dataset at a time).
     """
     if len(sessions) < 2:
         raise DataError("fitting several sessions needs at least two")
@@ -131,8 +131,8 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
         size = binned[0][1]
         one = len(unsaid) == 1
         note(f"{'session' if one else 'sessions'} {', '.join(unsaid)} "
-             f"{'says' if one else 'say'} no bin size: taken to be the others' {size * 1000:g} ms (store bin_size_s in a spike "
-             "file to say it)")
+             f"{'says' if one else 'say'} no bin size: taken to be the others' {size * 1000:g} "
+             "ms (store bin_size_s in a spike file to say it)")
         sessions = {name: dataclasses.replace(data, bin_size=size,
                                               extra={**data.extra, "bin_size_s": size})
                     if name in unsaid else data for name, data in sessions.items()}

@@ -48,8 +48,8 @@ SPLIT_DESCRIPTION = ("pyrolf's use of the trial: train (fitted), valid (picks th
                      "not fitted on)")
 NEW_TRIALS = "new"
 #: names of the Dataset's own coordinates and variables, which no trials-table column takes
-RESERVED = {"trial", "trial_id", "split", "condition", "time", "forward", "neuron", "heldout", "window",
-            "behavior", "latent",
+RESERVED = {"trial", "trial_id", "split", "condition", "time", "forward", "neuron", "heldout",
+            "window", "behavior", "latent",
             *(f"{name}{side}" for name in VARIABLES for side in ("", "_lower", "_upper"))}
 DESCRIPTIONS = {
     "z": ("latent position, posterior mean", "latent"),
@@ -252,8 +252,8 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
     condition column itself where it is named ``condition``, as that coordinate holds it):
     coordinates along ``trial``."""
     extra = data.extra
-    coords = {"trial": ("trial", trial_ids(data), {"long_name": _TRIAL_NAMES[
-                  "nlb" if "nlb" in extra else "table" if "trial_ids" in extra else "index"]}),
+    source = next((key for key in ("nlb", "trial_ids", "chop") if key in extra), "index")
+    coords = {"trial": ("trial", trial_ids(data), {"long_name": _TRIAL_NAMES[source]}),
               "split": ("trial", trial_splits(data), {"description": SPLIT_DESCRIPTION})}
     if "trial_table_ids" in extra:
         coords["trial_id"] = ("trial", np.asarray(extra["trial_table_ids"]), {
@@ -282,7 +282,9 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
 
 #: what ``trial`` holds, by source
 _TRIAL_NAMES = {"nlb": "nlb_tools' trial_id",
-                "table": "the trial's row in the file's trials table (from 0; trial_id: its id)",
+                "trial_ids": "the trial's row in the file's trials table (from 0; trial_id: its "
+                             "id)",
+                "chop": "the window's index in the recording (window_start_s: its start)",
                 "index": "the trial's index in the data"}
 
 
@@ -312,6 +314,15 @@ def seconds(times: np.ndarray) -> np.ndarray:
     return np.round(times, TIME_DECIMALS)
 
 
+def neuron_coord(data: SpikeData) -> tuple:
+    """The ``neuron`` coordinate: :attr:`SpikeData.neuron_ids`, its ``long_name`` saying what
+    they are."""
+    said = ("nlb_tools' unit id" if "nlb" in data.extra else
+            "the unit's id (NWB: the Units table's id column)" if "unit_ids" in data.extra else
+            "the neuron's index in the data")
+    return "neuron", np.asarray(data.neuron_ids), {"long_name": said}
+
+
 def time_coord(data: SpikeData) -> tuple:
     """The ``time`` coordinate of trials: bin start in seconds from the time each trial is
     aligned to (NLB: the field nlb_tools aligns the dataset's trials to, e.g. MC_Maze's
@@ -333,8 +344,8 @@ def time_coord(data: SpikeData) -> tuple:
                                        "--align column)"}
     origin = ("window's start (window_start_s: its start in the file)" if "chop" in data.extra
               else "trial's start")
-    return "time", seconds(bins * bin_size), {"units": "s",
-                                              "long_name": f"bin start in seconds from the {origin}"}
+    return "time", seconds(bins * bin_size), {
+        "units": "s", "long_name": f"bin start in seconds from the {origin}"}
 
 
 def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: int,
@@ -353,7 +364,7 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
     coords = {
         **trial_coords(data),
         "time": time_coord(data),
-        "neuron": ("neuron", data.neuron_ids),
+        "neuron": neuron_coord(data),
         "heldout": ("neuron", np.asarray(data.heldout, dtype=bool)),
         "latent": ("latent", np.arange(summary["z"].shape[-1])),
         "forward": forward_coord(data),
