@@ -137,8 +137,9 @@ def diagnose(run_dir, samples, trials, session, quiet):
 @click.option("--data", default=None,
               help="The trials to infer: a .h5/.npz spike file, an .nwb or spike-times .npz "
                    "recording (cut with the run's options) or an NLB dataset name, holding "
-                   "the run's neurons in its order (all of them, or only the held-in ones). "
-                   "Default: the run's own data, every split.")
+                   "the run's neurons in its order (all of them, or only the held-in ones; a "
+                   "recording's by unit id, a lost held-in one filled). Default: the run's own "
+                   "data, every split.")
 @click.option("--samples", type=int, default=None,
               help="Posterior samples per trial (default 100).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
@@ -149,8 +150,12 @@ def diagnose(run_dir, samples, trials, session, quiet):
               help="Of a run fitted to several sessions, the one to infer (its name: its file's "
                    "stem), whose neurons --data hold. Default: every session, each to "
                    "inferred-SESSION.nc.")
+@click.option("--trials-where", metavar="CONDITION", multiple=True,
+              help="With --data: only the new trials that meet CONDITION (as fit's "
+                   "--trials-where; repeat it for several), in place of the run's conditions; "
+                   "`all` for every trial.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def infer(run_dir, data, samples, out, device, session, quiet):
+def infer(run_dir, data, samples, out, device, session, trials_where, quiet):
     """Every trial's posterior from RUN_DIR's best weights: inferred.nc (posterior means and 90 %
     intervals of z, v, the inferred inputs and the rates, with trial indices, splits and
     conditions), and the modes and fixed points of the learned dynamics: dynamics.json and
@@ -159,6 +164,8 @@ def infer(run_dir, data, samples, out, device, session, quiet):
     from pyrolf.dynamics.fixed_points import summary
 
     options = {} if samples is None else {"samples": samples}
+    if trials_where:
+        options["trials_where"] = [] if list(trials_where) == ["all"] else list(trials_where)
     report = pipeline.infer_run(run_dir, data, out=out, device=device, progress=not quiet,
                                 session=session, **options)
     files = report["out"] if isinstance(report["out"], list) else [report["out"]]

@@ -506,7 +506,8 @@ INFERRED, DYNAMICS, SPECTRUM = "inferred.nc", "dynamics.json", "spectrum.png"
 
 @keeps_caller_state
 def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = None,
-          progress: bool = True, session: str | None = None):
+          progress: bool = True, session: str | None = None,
+          trials_where: list[str] | None = None):
     """Every trial's posterior as an ``xarray.Dataset`` (what ``pyrolf infer`` writes to
     ``inferred.nc``; see :func:`pyrolf.diagnostics.export.inferred_dataset`): posterior means and
     central 90 % intervals of ``z``, ``v``, ``inputs`` and ``rates`` from ``samples`` draws per
@@ -532,12 +533,16 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
         session: of a run fitted to several sessions (:mod:`pyrolf.data.sessions`), the one to
             infer, whose neurons ``data`` hold (needed with ``data``). Without it, such a run
             gives ``{session: Dataset}`` of its own trials, each on its session's neurons.
+        trials_where: of a recording given as ``data``, the conditions its trials must meet in
+            place of the run's (``[]``: every trial; ``None``: the run's).
 
     Raises:
-        ConfigError: ``data`` for a run of several sessions without ``session``.
+        ConfigError: ``data`` for a run of several sessions without ``session``;
+            ``trials_where`` without ``data`` read from a file, or a condition that is no
+            condition.
         DataError: ``session`` is not one of the run's (or the run has one).
     """
-    inferred = _infer(run, data, samples, device, progress, session)[1]
+    inferred = _infer(run, data, samples, device, progress, session, trials_where)[1]
     if list(inferred) == [None] or session is not None:
         return next(iter(inferred.values()))[1]
     return {name: dataset for name, (_, dataset) in inferred.items()}
@@ -546,7 +551,7 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
 @keeps_caller_state
 def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
               device: str | None = None, progress: bool = True,
-              session: str | None = None) -> dict:
+              session: str | None = None, trials_where: list[str] | None = None) -> dict:
     """:func:`infer` on a run folder, written to ``out`` (default ``RUN_DIR/inferred.nc``), and,
     where all the run's own trials are inferred (no ``data``, no ``session``), the modes of the
     learned dynamics (:func:`pyrolf.dynamics.spectrum.dynamics_spectrum`) and its fixed points
@@ -573,7 +578,8 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     out = Path(out) if given else run.path / INFERRED
     _check_writable(out, given)
     with run.locked():
-        flow, inferred = _infer(run.path, data, samples, device, progress, session)
+        flow, inferred = _infer(run.path, data, samples, device, progress, session,
+                                trials_where)
         files = {name: out if name is None or named else
                  out.with_name(f"{out.stem}-{name}{out.suffix}") for name in inferred}
         _, first = next(iter(inferred.values()))
@@ -601,7 +607,7 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
 
 
 def _infer(run, data, samples: int, device: str | None, progress: bool,
-           session: str | None = None):
+           session: str | None = None, trials_where: list[str] | None = None):
     """The flow and, per session inferred, the inferred trials laid out on its neurons and the
     Dataset of :func:`infer` (one entry, named ``None``, for a run of one session)."""
     from pyrolf.diagnostics.export import infer_trials, new_trials
@@ -609,6 +615,9 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
 
     _check_samples(samples)
     data = str(data) if isinstance(data, Path) else data
+    if trials_where is not None and not isinstance(data, str):
+        raise ConfigError("--trials-where chooses among new trials read from a file: give "
+                          "--data too")
     if data is not None and not isinstance(data, (str, SpikeData)):
         raise DataError(f"data must be a file's path, an NLB name or a pyrolf.data.SpikeData, "
                         f"got {type(data).__name__}")
@@ -633,6 +642,8 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     check_device(device)
     views = _session_views(flow, own, session, required=data is not None)
     if isinstance(data, str) and not (data == config.data and isinstance(own, SpikeData)):
+        if trials_where is not None:
+            config = config.replace(trials_where=trials_where)
         loaded = _new_data(config, data, [mine for _, mine in views.values()])
     inferred = {}
     for name, (view, mine) in views.items():

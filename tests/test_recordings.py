@@ -633,6 +633,23 @@ def test_new_trials_are_cut_by_the_run_s_own_window_and_errors_say_its_settings_
                             tmp_path / "bare.nc"], monkeypatch, capsys)
     assert_one_line_error(code, err, "--trials-where outcome", "no column 'outcome'",
                           "is read with the run's settings, its config.json's")
+    # infer's own --trials-where replaces the run's: every trial, or others
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--data", bare, "--trials-where",
+                            "all", "--out", tmp_path / "bare.nc"], monkeypatch, capsys)
+    assert code == 0, err
+    assert xr.open_dataset(tmp_path / "bare.nc").sizes["trial"] == len(trials)
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--data", day2, "--trials-where",
+                            "outcome!=correct", "--out", tmp_path / "errors.nc"], monkeypatch,
+                           capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(xr.open_dataset(tmp_path / "errors.nc")["trial"],
+                                  np.flatnonzero(trials.outcome != "correct"))
+    code, _, err = run_cli(["infer", run, "--trials-where", "outcome=error"], monkeypatch,
+                           capsys)
+    assert_one_line_error(code, err, "--trials-where chooses among new trials", "give --data")
+    code, _, err = run_cli(["infer", run, "--data", day2, "--trials-where", "outcome",
+                            "--out", tmp_path / "no.nc"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "is no condition")
 
 
 def test_new_trials_are_matched_to_the_run_by_unit_id_in_any_order():
