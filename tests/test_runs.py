@@ -272,14 +272,15 @@ def test_evaluate_scores_the_smoothing_baseline_from_the_fits_the_run_keeps(run,
     expected = json.loads((run / "metrics.json").read_text())
     real = smoothing.fit_poisson_glm
     with monkeypatch.context() as patch:
-        patch.setattr(smoothing, "fit_poisson_glm", lambda *args: pytest.fail("fitted again"))
+        patch.setattr(smoothing, "fit_poisson_glm", lambda *args, **kwargs: pytest.fail("fitted again"))
         code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
     assert code == 0, err
     metrics = json.loads((run / "metrics.json").read_text())
     assert {key: metrics[key] for key in SCORES} == {key: expected[key] for key in SCORES}
     (run / "smoothing.npz").unlink()
     fits = []
-    monkeypatch.setattr(smoothing, "fit_poisson_glm", lambda *args: fits.append(1) or real(*args))
+    monkeypatch.setattr(smoothing, "fit_poisson_glm",
+                        lambda *args, **kwargs: fits.append(1) or real(*args, **kwargs))
     code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
     assert code == 0, err
     assert fits and (run / "smoothing.npz").exists()
