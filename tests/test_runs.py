@@ -272,7 +272,8 @@ def test_evaluate_scores_the_smoothing_baseline_from_the_fits_the_run_keeps(run,
     expected = json.loads((run / "metrics.json").read_text())
     real = smoothing.fit_poisson_glm
     with monkeypatch.context() as patch:
-        patch.setattr(smoothing, "fit_poisson_glm", lambda *args, **kwargs: pytest.fail("fitted again"))
+        patch.setattr(smoothing, "fit_poisson_glm",
+                      lambda *args, **kwargs: pytest.fail("fitted again"))
         code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
     assert code == 0, err
     metrics = json.loads((run / "metrics.json").read_text())
