@@ -594,7 +594,7 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     assert code == 0, err
     # a held-in unit lost on another day: filled from what the run infers of it, and flagged
     assert "the data lack 1 of the run's" in err and "held-in units (ids 107)" in err
-    assert "1 of the data's units are not the run's and are left out (ids 9999)" in err
+    assert "1 of the data's units is not the run's and is left out (ids 9999)" in err
     renamed = xr.open_dataset(tmp_path / "renamed.nc")
     np.testing.assert_array_equal(renamed["in_data"], renamed["neuron"] != 107)
     np.testing.assert_array_equal(other["in_data"], True)
@@ -670,21 +670,22 @@ def test_new_trials_are_matched_to_the_run_by_unit_id_in_any_order():
     np.testing.assert_array_equal(full.extra["unit_ids"], ids)
     held_in = new_trials(given([3, 2, 0]), heldout, ids)
     np.testing.assert_array_equal(held_in.spikes[..., ~heldout], spikes[..., ~heldout])
-    assert (held_in.spikes[..., heldout] == 0).all()
+    assert np.isnan(held_in.spikes[..., heldout]).all()  # (zeros once filled: never read)
     np.testing.assert_array_equal(held_in.extra["unit_ids"], ids)
+    assert held_in.extra["in_data"].tolist() == [True, False, True, True]
     # a held-in unit missing: all the run's units, NaN for it (filled later), flagged
     stranger = given([0, 1, 2, 3])
     stranger.extra["unit_ids"] = np.array([10, 20, 30, 50])
     with contextlib.redirect_stderr(io.StringIO()) as err:
         lost = new_trials(stranger, heldout, ids)
     assert "the data lack 1 of the run's 3 held-in units (ids 40)" in err.getvalue()
-    assert "1 of the data's units are not the run's and are left out (ids 50)" in err.getvalue()
+    assert "1 of the data's units is not the run's and is left out (ids 50)" in err.getvalue()
     np.testing.assert_array_equal(lost.spikes[..., :3], spikes[..., :3])
     assert np.isnan(lost.spikes[..., 3]).all()
     assert lost.extra["in_data"].tolist() == [True, True, True, False]
     with contextlib.redirect_stderr(io.StringIO()) as err:
         both = new_trials(given([0, 2]), heldout, ids)
-    assert "(ids 40; and held-out ids 20)" in err.getvalue()
+    assert "; they lack held-out ids 20 too" in err.getvalue()
     assert both.extra["in_data"].tolist() == [True, False, True, False]
     with pytest.raises(DataError, match=r"hold 1 of the run's 3 held-in units \(they lack ids "
                                         r"30, 40\).*at least 50% are there"):
@@ -696,7 +697,7 @@ def test_new_trials_are_matched_to_the_run_by_unit_id_in_any_order():
                      extra={"unit_ids": np.array([10, 20, 99, 30, 40])})
     with contextlib.redirect_stderr(io.StringIO()) as err:
         picked = new_trials(more, heldout, ids)
-    assert "1 of the data's units are not the run's and are left out (ids 99)" in err.getvalue()
+    assert "1 of the data's units is not the run's and is left out (ids 99)" in err.getvalue()
     np.testing.assert_array_equal(picked.spikes, spikes)
     np.testing.assert_array_equal(picked.extra["unit_ids"], ids)
     with contextlib.redirect_stderr(io.StringIO()) as err:  # and beside only the held-in ones
@@ -705,9 +706,17 @@ def test_new_trials_are_matched_to_the_run_by_unit_id_in_any_order():
                                       extra={"unit_ids": np.array([10, 99, 30, 40])}),
                             heldout, ids)
     np.testing.assert_array_equal(picked.spikes[..., ~heldout], spikes[..., ~heldout])
-    assert (picked.spikes[..., heldout] == 0).all()
-    assert ("the data lack 1 of the run's 1 held-out units (ids 20): read as its 3 held-in units "
-            "(matched by id)") in err.getvalue() and "neurons are read as" not in err.getvalue()
+    assert np.isnan(picked.spikes[..., heldout]).all()
+    assert ("the data lack 1 of the run's held-out units (ids 20): their rates are inferred from "
+            "the held-in units") in err.getvalue() and "neurons are read as" not in err.getvalue()
+    # a unit recorded in none of the trials (its obs_intervals) is one the data lack
+    unrecorded = dataclasses.replace(given([0, 1, 2, 3]), extra={
+        "unit_ids": ids, "unrecorded_trials": np.array([0, 0, 3, 1])})
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        read = new_trials(unrecorded, heldout, ids)
+    assert read.extra["in_data"].tolist() == [True, True, False, True]
+    assert ("(ids 30; of those, ids 30 are in the file but recorded in none of the trials "
+            "(obs_intervals))") in err.getvalue()
 
 
 def test_a_continuous_run_s_posterior_draws_place_each_window_in_the_recording(

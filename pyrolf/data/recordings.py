@@ -55,6 +55,8 @@ What :class:`~pyrolf.data.spikes.SpikeData` ``extra`` holds:
   bins), also written into ``metrics.json``.
 - Trials: ``trial_ids`` ``(trials,)``, each trial's row in the file's trials table;
   ``trial_table_ids`` ``(trials,)`` (NWB), each one's ``id`` in that table;
+  ``unrecorded_trials`` ``(neurons,)`` (NWB, where a unit's ``obs_intervals`` miss some), how
+  many of the trials kept each unit was not recorded in;
   ``align_times`` ``(trials,)`` s; ``window`` ``(start, stop)`` s around the alignment (bin ``k``
   starts ``window[0] + k * bin_size`` after it); ``condition_values``: the value of each condition
   label (label ``i`` is ``condition_values[i]``); ``trial_table``: each trials-table column of
@@ -346,9 +348,8 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
         note(f"{path.name}: {'; '.join(dropped)} (rows of the trials table, as inferred.nc's "
              "trial)")
     rows = rows[inside]
-    if intervals is not None:
-        _note_unrecorded(path, source.unit_ids[units], intervals, align[rows] + window[0],
-                         align[rows] + window[1])
+    unrecorded = None if intervals is None else _unrecorded(
+        path, source.unit_ids[units], intervals, align[rows] + window[0], align[rows] + window[1])
     if len(rows) < MIN_WINDOWS:
         raise DataError(f"{path.name} keeps {len(rows)} trials; give at least {MIN_WINDOWS} "
                         "(train, valid and test need one each)")
@@ -356,6 +357,8 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
              "trial_table": _trial_table(source, rows)}
     if source.trial_table_ids is not None:
         extra["trial_table_ids"] = source.trial_table_ids[rows]
+    if unrecorded is not None and unrecorded.any():
+        extra["unrecorded_trials"] = unrecorded
     conditions = None
     if config.condition is not None:
         values, conditions = np.unique(_column(source, config.condition, "--condition")[rows],
@@ -529,10 +532,10 @@ def _covered(intervals: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np
     return (at >= 0) & (ends[np.maximum(at, 0)] >= stops)
 
 
-def _note_unrecorded(path: Path, unit_ids: np.ndarray, intervals: list[np.ndarray],
-                     starts: np.ndarray, stops: np.ndarray) -> None:
-    """A note naming the units (``unit_ids``, each one's ``intervals``) whose obs_intervals do
-    not cover every window ``[starts, stops]`` s kept: their counts there are zeros."""
+def _unrecorded(path: Path, unit_ids: np.ndarray, intervals: list[np.ndarray],
+                starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """How many of the windows ``[starts, stops]`` s kept each unit (``unit_ids``, each one's
+    ``intervals``) was not recorded in ``(units,)``, with a note naming those that miss some."""
     missed = np.array([int((~_covered(own, starts, stops)).sum()) for own in intervals])
     if missed.any():
         worst = np.argsort(-missed, kind="stable")[:(missed > 0).sum()]
@@ -540,8 +543,10 @@ def _note_unrecorded(path: Path, unit_ids: np.ndarray, intervals: list[np.ndarra
         more = f" and {len(worst) - 5} more" if len(worst) > 5 else ""
         note(f"{path.name}: {len(worst)} {'unit is' if len(worst) == 1 else 'units are'} not "
              f"recorded throughout the {len(starts)} trials kept (their obs_intervals; ids, "
-             f"with the trials missed: {shown}{more}): their counts there are zeros, fitted and "
-             "scored as silence; leave them out with --units-where (id!=ID)")
+             f"with the trials missed: {shown}{more}): their counts there are zeros, read as "
+             "silence (a fit: leave them out with --units-where id!=ID; infer --data reads a "
+             "unit recorded in none as missing)")
+    return missed
 
 
 def _span(source, units: np.ndarray, starts: np.ndarray | None = None,

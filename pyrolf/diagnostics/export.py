@@ -167,11 +167,11 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
 
 
 def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> SpikeData:
-    """``data``'s neurons picked by unit id in the run's order (``unit_ids`` ``(neurons,)``): all
-    the run's units where ``data`` has them, else the run's held-in units (``heldout`` ``False``)
-    where it has those, else all the run's units with NaN counts for those ``data`` lacks (see
-    :mod:`pyrolf.diagnostics.missing`), each case with a note. Units the run does not have are
-    left out, with a note naming them.
+    """``data``'s neurons picked by unit id in the run's order (``unit_ids`` ``(neurons,)``,
+    ``heldout`` the run's flags): all the run's units, NaN counts for those ``data`` lack (see
+    :mod:`pyrolf.diagnostics.missing`) with a note naming them. A unit of a recording whose
+    ``obs_intervals`` cover none of the trials (``extra["unrecorded_trials"]``) is one the data
+    lack. Units the run does not have are left out, with a note naming them.
 
     Raises:
         DataError: ``data`` lacks more than half of the run's held-in units (one line naming the
@@ -180,39 +180,35 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
     from pyrolf.diagnostics.missing import check_enough_held_in
 
     ids = data.extra["unit_ids"].tolist()
-    column = {unit: i for i, unit in enumerate(ids)}
+    unrecorded = np.asarray(data.extra.get("unrecorded_trials", np.zeros(len(ids))))
+    column = {unit: i for i, unit in enumerate(ids) if unrecorded[i] < data.n_trials}
     run_ids, heldin_ids = unit_ids.tolist(), unit_ids[~heldout].tolist()
-    heldout_ids = unit_ids[heldout].tolist()
-    known = set(run_ids)
     missing_in = [unit for unit in heldin_ids if unit not in column]
-    missing_out = [unit for unit in heldout_ids if unit not in column]
+    missing_out = [unit for unit in unit_ids[heldout].tolist() if unit not in column]
     check_enough_held_in(len(heldin_ids) - len(missing_in), len(heldin_ids), missing_in)
+    known = set(run_ids)
     note_strangers([unit for unit in ids if unit not in known])
-    wanted = heldin_ids if missing_out and not missing_in else run_ids
-    if wanted is heldin_ids:
-        present = len(heldout_ids) - len(missing_out)
-        note(f"the data lack {len(missing_out)} of the run's {len(heldout_ids)} held-out units "
-             f"({few_ids(missing_out)}): read as its {len(heldin_ids)} held-in units (matched by "
-             "id), the held-out ones' rates inferred from them"
-             + (f"; the {present} held-out units the data hold are left out" if present else ""))
+    gone = [unit for unit in ids if unit in known and unit not in column]
+    recorded = (f"; of those, {few_ids(gone)} are in the file but recorded in none of the trials "
+                "(obs_intervals)" if gone else "")
     if missing_in:
         note(f"the data lack {len(missing_in)} of the run's {len(heldin_ids)} held-in units "
-             f"({few_ids(missing_in)}"
-             + (f"; and held-out {few_ids(missing_out)}" if missing_out else "")
-             + "): what the encoder reads of them is filled with the rates the run infers for "
-             "them from the others (in_data false in the output: their rates are predictions "
-             "only)")
-        # all the run's units, NaN where missing
-        spikes = np.full(data.spikes.shape[:2] + (len(run_ids),), np.nan, dtype=np.float32)
-        there = [i for i, unit in enumerate(run_ids) if unit in column]
-        spikes[..., there] = data.spikes[..., [column[run_ids[i]] for i in there]]
-        rates = None
-    else:
-        order = np.array([column[unit] for unit in wanted], dtype=int)
-        rates = None if data.rates is None else data.rates[..., order]
-        spikes = data.spikes[..., order]
+             f"({few_ids(missing_in)}{recorded}): what the encoder reads of them is filled with "
+             "the rates the run infers for them from the others"
+             + (f"; they lack held-out {few_ids(missing_out)} too" if missing_out else "")
+             + " (in_data false in the output: their rates are predictions only)")
+    elif missing_out:
+        note(f"the data lack {len(missing_out)} of the run's held-out units "
+             f"({few_ids(missing_out)}{recorded}): their rates are inferred from the held-in "
+             "units (in_data false in the output)")
+    spikes = np.full(data.spikes.shape[:2] + (len(run_ids),), np.nan, dtype=np.float32)
+    there = [i for i, unit in enumerate(run_ids) if unit in column]
+    spikes[..., there] = data.spikes[..., [column[run_ids[i]] for i in there]]
+    rates = None
+    if data.rates is not None and len(there) == len(run_ids):
+        rates = data.rates[..., [column[unit] for unit in run_ids]]
     return dataclasses.replace(data, spikes=spikes, rates=rates,
-                               extra={**data.extra, "unit_ids": np.asarray(wanted)})
+                               extra={**data.extra, "unit_ids": np.asarray(run_ids)})
 
 
 def note_strangers(unknown, units_where: list[str] | None = None) -> None:
@@ -221,8 +217,9 @@ def note_strangers(unknown, units_where: list[str] | None = None) -> None:
     if len(unknown):
         chosen = (f"; the run kept only the units that met --units-where "
                   f"{' '.join(units_where)}" if units_where else "")
-        note(f"{len(unknown)} of the data's units are not the run's and are left out "
-             f"({few_ids(unknown)}{chosen})")
+        are = "is" if len(unknown) == 1 else "are"
+        note(f"{len(unknown)} of the data's units {are} not the run's and {are} left out "
+             f"({few_ids(sorted(unknown))}{chosen})")
 
 
 def trial_splits(data: SpikeData) -> np.ndarray:
