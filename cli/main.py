@@ -110,8 +110,9 @@ def evaluate(run_dir, quiet):
 @click.option("--samples", type=int, default=None,
               help="Posterior samples per trial (default 100, at least 25 for Pareto k-hat).")
 @click.option("--trials", default=None,
-              help="A count N (the first N trials of the default split) or comma-separated trial "
-                   "ids, as inferred.nc's `trial` coordinate names them (e.g. 3,8,12; one: 7,). "
+              help="A count N (the first N trials of the default split) or comma-separated trials "
+                   "as inferred.nc's `trial` coordinate names them (an NWB session's: rows of its "
+                   "trials table, not `trial_id`; e.g. 3,8,12; one: 7,). "
                    "Default: the test trials, on NLB data the valid trials (NLB's evaluation "
                    "trials have unknown held-out spikes).")
 @click.option("--session", default=None,
@@ -173,7 +174,8 @@ def infer(run_dir, data, samples, out, device, session, trials_where, quiet):
             if "windows" in report else f"{report['trials']} trials")
     if len(files) > 1:
         what += f" of {len(files)} sessions"
-    click.echo(f"inferred {what} from {report['samples']} posterior samples each: "
+    samples = f"{report['samples']} posterior sample{'s' if report['samples'] != 1 else ''}"
+    click.echo(f"inferred {what} from {samples} each: "
                f"{', '.join(map(str, files))}")
     if report["dynamics"]:
         click.echo(f"dynamics: {len(report['modes'])} modes of the linearised step, largest "

@@ -15,8 +15,8 @@ import torch
 
 from pyrolf.caller_state import keeps_caller_state
 from pyrolf.config import NLB_OPTIONS, Config, ConfigError
-from pyrolf.data import (DANDISETS, SpikeData, data_file, hold_forward_bins, load_config_data,
-                         session_files)
+from pyrolf.data import (CUTTING, DANDISETS, SpikeData, data_file, hold_forward_bins,
+                         load_config_data, session_files)
 from pyrolf.data.files import check_counts, check_data, spikes_fingerprint
 from pyrolf.data.recordings import open_source, recording_format
 from pyrolf.data.sessions import (Sessions, gather_sessions, session_data, session_list,
@@ -485,7 +485,8 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
         target.path.mkdir(exist_ok=True)
         pyro.set_rng_seed(config.seed)
         attrs = {**run_attrs(data, config.to_dict()), **record,
-                 "source": session_files(config)[session] if session else config.data}
+                 "source": session_files(config)[session] if session else config.data,
+                 **({"session": session} if session else {})}
         report = diagnose(flow.to(config.device), data, select_trials(data, trials), samples,
                           target, config.device, progress, attrs)
         report.update(record)
@@ -641,10 +642,12 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     device = device or config.device
     check_device(device)
     views = _session_views(flow, own, session, required=data is not None)
-    if isinstance(data, str) and not (data == config.data and isinstance(own, SpikeData)):
+    if isinstance(data, str) and not (data == config.data and isinstance(own, SpikeData)
+                                      and trials_where is None):
         if trials_where is not None:
             config = config.replace(trials_where=trials_where)
-        loaded = _new_data(config, data, [mine for _, mine in views.values()])
+        loaded = _new_data(config, data, [mine for _, mine in views.values()],
+                           chosen=trials_where is not None)
     inferred = {}
     for name, (view, mine) in views.items():
         trials = mine if loaded is None else new_trials(loaded, mine.heldout,
@@ -690,13 +693,16 @@ def _session_views(flow, own: SpikeData | Sessions, session: str | None,
     return session_views(flow, own, None if session is None else [session])
 
 
-def _new_data(config: Config, data: str, runs: list[SpikeData]) -> SpikeData:
+def _new_data(config: Config, data: str, runs: list[SpikeData], chosen: bool = False
+              ) -> SpikeData:
     """``data`` read with the run's ``config`` (as one session), the run's forward bins held
     back; without the run's behavioural series (which only scoring and the ``behavior`` variable
     read) a note says so and it is read without. Of a recording, only the units of the run
     (of ``runs``, the data of each session inferred) are read, with a note naming the others,
     and its trials are cut by the run's window (a run fitted without ``--window`` has the one its
-    own shortest trial gave, not the new file's).
+    own shortest trial gave, not the new file's); a binned spike file is read without the
+    settings that cut recordings, as among a run's sessions. ``chosen``: the trials' conditions
+    are the caller's, not the run's (errors they cause are not said to be the run's).
 
     Raises:
         DataError: the trials are no longer than the run's forward bins, or as
@@ -706,11 +712,16 @@ def _new_data(config: Config, data: str, runs: list[SpikeData]) -> SpikeData:
     # Units-table conditions that chose them, which another day's labels may not meet), and its
     # NLB settings only to NLB data
     windows = [run.extra["window"] for run in runs if "window" in run.extra]
+    path = data_file(data)
+    binned = path is not None and path.is_file() and recording_format(path) is None
     as_run = config.alone(data, forward_bins=0, **Config.defaults(
-        ("heldout_fraction", *(() if data in DANDISETS else NLB_OPTIONS))),
-        units_where=_run_units(data_file(data), runs, config.units_where),
-        window=config.window or (",".join(repr(float(edge)) for edge in windows[0]) if windows
-                                 else None))
+        ("heldout_fraction", *(() if data in DANDISETS else NLB_OPTIONS),
+         *(CUTTING if binned else ()))))  # binned counts: as a binned session among recordings
+    if not binned:
+        as_run = as_run.replace(
+            units_where=_run_units(path, runs, config.units_where),
+            window=config.window or (",".join(repr(float(edge)) for edge in windows[0])
+                                     if windows else None))
     try:
         try:
             loaded = load_config_data(as_run)
@@ -718,6 +729,8 @@ def _new_data(config: Config, data: str, runs: list[SpikeData]) -> SpikeData:
             note(f"{missing}; inferring without it (no `behavior` in the output)")
             loaded = load_config_data(as_run.replace(behavior=None, behavior_lag_ms=0))
     except DataError as error:
+        if chosen and str(error).startswith("--trials-where"):
+            raise
         raise DataError(f"{error} ({data} is read with the run's settings, its config.json's)"
                         ) from None
     forward = config.forward_bins

@@ -368,6 +368,9 @@ def test_trials_keep_their_id_in_the_nwb_trials_table_beside_their_row(files, tm
         **data.extra["trial_table"], "condition": data.extra["condition_values"][
             data.conditions]}})
     assert "condition" in trial_coords(named) and "table_condition" not in trial_coords(named)
+    unnamed = dataclasses.replace(named, conditions=None, extra={  # no --condition: it is free
+        **named.extra, "recording": {**named.extra["recording"], "condition": None}})
+    assert "condition" in trial_coords(unnamed) and "table_condition" not in trial_coords(unnamed)
     assert "table_condition" in trial_coords(dataclasses.replace(named, extra={
         **named.extra, "recording": {**named.extra["recording"], "condition": "target"}}))
 
@@ -1156,3 +1159,25 @@ def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_
     np.testing.assert_array_equal(filled.spikes[..., [0, 2]], counts[..., [0, 2]])
     assert (filled.spikes[..., 3] == 0).all() and len(seen) == 2
     assert missing.fill_missing_units(None, run, run) is run  # nothing missing: as it was
+
+
+def test_binned_new_trials_are_read_by_a_run_of_a_recording_as_a_binned_session_is(
+        files, tmp_path, monkeypatch, capsys):
+    """A run fitted on an NWB session infers a binned spike file of its trials (read without the
+    settings that cut recordings, which were refused), and a --trials-where of infer's own that
+    keeps nothing is not said to be the run's."""
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "--data", files["nwb"], *ONSET, "--out", run, *TINY],
+                           monkeypatch, capsys)
+    assert code == 0, err
+    own = load(files["nwb"], align="stim_on_time", window="-0.2,0.8")
+    binned = tmp_path / "binned.npz"
+    np.savez(binned, spikes=own.spikes.astype(int), bin_size_s=0.01)
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--data", binned, "--out",
+                            tmp_path / "binned.nc"], monkeypatch, capsys)
+    assert code == 0, err
+    assert xr.open_dataset(tmp_path / "binned.nc").sizes["trial"] == own.n_trials
+    code, _, err = run_cli(["infer", run, "--data", files["nwb"], "--trials-where",
+                            "outcome=nope", "--out", tmp_path / "no.nc"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "--trials-where outcome=nope keeps no trial")
+    assert "run's settings" not in err

@@ -273,7 +273,9 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
             if np.asarray(values).dtype.kind == "m" or (
                     column.dtype.kind == "f" and name.endswith("_time")):
                 attrs["units"] = "s"  # NWB's times (and nlb_tools' durations) are in seconds
-            coords[taken + name if name in RESERVED else name] = ("trial", column, attrs)
+            free = name == "condition" and "condition" not in coords  # no --condition
+            coords[taken + name if name in RESERVED and not free else name] = ("trial", column,
+                                                                               attrs)
     return coords
 
 
