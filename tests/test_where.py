@@ -107,5 +107,27 @@ def test_a_list_of_values_keeps_the_rows_that_hold_one_of_them_or_none_of_them()
     # a wrong value in the list is said with the whole condition; an ordering takes one value
     with pytest.raises(DataError, match=r"^o id=3,x: id of f holds numbers"):
         kept(ids, "id=3,x", "o", "f")
-    with pytest.raises(DataError, match=r"^o id<3,9: id of f holds numbers; give one"):
+    with pytest.raises(DataError, match=r"^o id<3,9: a list of values goes with = or != only"):
         kept(ids, "id<3,9", "o", "f")
+    with pytest.raises(DataError, match=r"^o id=3,: the list holds an empty value"):
+        kept(ids, "id=3,", "o", "f")
+
+
+def test_a_value_no_row_holds_is_noted_where_it_would_change_nothing(capsys):
+    """A typo in a list (``left,rigth``) or after != (``outcome!=mis``) kept rows silently."""
+    labels = np.array(["left", "right", "up"])
+    assert kept(labels, "side=left,rigth", "--trials-where", "s.nwb").tolist() == [
+        True, False, False]
+    assert ("--trials-where side=left,rigth: no row of s.nwb's table holds rigth in side "
+            "(a typo?)") in capsys.readouterr().err
+    assert kept(labels, "side!=lft", "o", "s.nwb").all()
+    assert "holds lft in side" in capsys.readouterr().err
+    kept(labels, "side=left,up", "o", "s.nwb")
+    kept(labels, "side=rigth", "o", "s.nwb")  # (keeps no row: select says so, with the values)
+    assert capsys.readouterr().err == ""
+
+
+def test_text_values_that_hold_commas_are_listed_quoted():
+    text = np.array(["a", "a, b", "b"])
+    with pytest.raises(DataError, match=r"x holds: 'a', 'a, b', 'b'$"):
+        select({"x": text}.__getitem__, ["x=c"], 3, "o", "f")

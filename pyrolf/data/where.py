@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyrolf.data.spikes import DataError
+from pyrolf.messages import note
 
 #: the comparisons a condition may make, the two-character ones first (the order they are read)
 OPERATORS = ("!=", ">=", "<=", "=", ">", "<")
@@ -48,11 +49,22 @@ def kept(values: np.ndarray, condition: str, option: str, file: str) -> np.ndarr
             an ordering of text or of true/false).
     """
     column, op, text = parse(condition)
+    said = f"{option} {condition}"
     if op in ORDERING:
-        return _meets(values, column, op, text, f"{option} {condition}", file)
-    meets = [_meets(values, column, op, one.strip(), f"{option} {condition}", file)
-             for one in text.split(",")]
-    return np.logical_or.reduce(meets) if op == "=" else np.logical_and.reduce(meets)
+        if "," in text:
+            raise DataError(f"{said}: a list of values goes with = or != only; give one value")
+        return _meets(values, column, op, text, said, file)
+    listed = [one.strip() for one in text.split(",")]
+    if len(listed) > 1 and not all(listed):
+        raise DataError(f"{said}: the list holds an empty value (a stray comma?); give "
+                        f"{column}{op}A,B")
+    held = [_meets(values, column, "=", one, said, file) for one in listed]
+    unheld = [one for one, rows in zip(listed, held) if not rows.any()]
+    if unheld and (op == "!=" or len(listed) > 1):  # (one value held nowhere keeps no row: said)
+        note(f"{said}: no row of {file}'s table holds {', '.join(unheld)} in {column} (a typo?)")
+    if op == "=":
+        return np.logical_or.reduce(held)
+    return np.logical_and.reduce([_meets(values, column, op, one, said, file) for one in listed])
 
 
 def _meets(values: np.ndarray, column: str, op: str, text: str, said: str,
@@ -112,7 +124,9 @@ def _listed(values: np.ndarray) -> str:
     other values as text in order."""
     if values.dtype.kind in "iuf":
         return ", ".join(f"{value:g}" for value in np.unique(values)[:SHOWN_VALUES])
-    return ", ".join(np.unique([str(value) for value in values])[:SHOWN_VALUES])
+    text = np.unique([str(value) for value in values])[:SHOWN_VALUES]
+    commas = any("," in value for value in text)  # (then quoted, to be told apart)
+    return ", ".join(repr(str(value)) if commas else value for value in text)
 
 
 def _compare(values: np.ndarray, op: str, value) -> np.ndarray:
