@@ -1010,6 +1010,13 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
     data = load(write_nwb(tmp_path / "whole.nwb", [{**unit, "obs_intervals": [[0.0, 5.0]]}
                                                    for unit in TWO_UNITS]), window="0,0.8")
     assert data.n_trials == 5 and "not recorded" not in capsys.readouterr().err
+    # continuous: the windows in the pause and the unit lost are known from the file, and said
+    data = load(paused, continuous=True, chop_s=0.5, overlap_s=0.0)
+    err = capsys.readouterr().err
+    assert data.extra["recording"]["windows_in_recording_pause"] == 3  # 1.5 to 3 s, of 10
+    assert "3 of 10 windows fall in a pause of the recording" in err
+    assert "2 units are not recorded throughout the 10 windows kept" in err, err
+    assert "(a pause in the recording?)" not in err  # (a guess, where the file does not say)
 
 
 def test_a_stray_spike_or_times_in_samples_are_named_not_fitted_blindly(tmp_path, monkeypatch,

@@ -427,17 +427,30 @@ def _chopped(source, config, bin_size: float, units: np.ndarray):
                         f"{_apart(source, units)}are the spike times in seconds?")
     windows, starts = chop(bin_spikes(source, np.array([first]), n_time, bin_size, units)[0],
                            window_bins, overlap_bins)
-    empty = int((windows.sum(axis=(1, 2)) == 0).sum())
-    if empty:
-        note(f"{path.name}: {empty} of {len(starts)} windows hold no spike of any unit (a pause "
-             f"in the recording?); {_apart(source, units)}they are fitted as silent time")
+    intervals, paused = source.unit_intervals(units), 0
+    if intervals is not None:  # the file says when it recorded: pauses and units lost are known
+        begins = first + np.asarray(starts) * bin_size
+        ends = begins + window_bins * bin_size
+        paused = int((~_covered(np.concatenate(intervals), begins, ends)).sum())
+        if paused:
+            note(f"{path.name}: {paused} of {len(starts)} windows fall in a pause of the "
+                 "recording, which no unit's obs_intervals cover; they are read as silent time "
+                 "(a continuous series keeps every window)")
+        _unrecorded(path, source.unit_ids[units], intervals, begins, ends, "windows")
+    else:
+        empty = int((windows.sum(axis=(1, 2)) == 0).sum())
+        if empty:
+            note(f"{path.name}: {empty} of {len(starts)} windows hold no spike of any unit (a "
+                 f"pause in the recording?); {_apart(source, units)}they are read as silent "
+                 "time")
     if len(starts) < MIN_WINDOWS:
         raise DataError(f"{path.name} ({last - first:g} s) gives {len(starts)} windows of "
                         f"{config.chop_s:g} s; give a shorter --chop to get at least "
                         f"{MIN_WINDOWS} (train, valid and test need one each)")
     extra = {"chop": {"starts": starts, "n_time": n_time, "start_time": first,
                       "bin_size": bin_size},
-             "recording": {"windows": len(starts), "window_bins": window_bins,
+             "recording": {"windows": len(starts), "windows_in_recording_pause": paused,
+                           "window_bins": window_bins,
                            "overlap_bins": overlap_bins, "start_s": first,
                            "seconds": n_time * bin_size}}
     return windows, extra, None
@@ -533,17 +546,18 @@ def _covered(intervals: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np
 
 
 def _unrecorded(path: Path, unit_ids: np.ndarray, intervals: list[np.ndarray],
-                starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """How many of the windows ``[starts, stops]`` s kept each unit (``unit_ids``, each one's
-    ``intervals``) was not recorded in ``(units,)``, with a note naming those that miss some."""
+                starts: np.ndarray, stops: np.ndarray, what: str = "trials") -> np.ndarray:
+    """How many of the ``what`` (trials, windows) ``[starts, stops]`` s kept each unit
+    (``unit_ids``, each one's ``intervals``) was not recorded in ``(units,)``, with a note naming
+    those that miss some."""
     missed = np.array([int((~_covered(own, starts, stops)).sum()) for own in intervals])
     if missed.any():
         worst = np.argsort(-missed, kind="stable")[:(missed > 0).sum()]
         shown = ", ".join(f"{unit_ids[unit]} ({missed[unit]})" for unit in worst[:5])
         more = f" and {len(worst) - 5} more" if len(worst) > 5 else ""
         note(f"{path.name}: {len(worst)} {'unit is' if len(worst) == 1 else 'units are'} not "
-             f"recorded throughout the {len(starts)} trials kept (their obs_intervals; ids, "
-             f"with the trials missed: {shown}{more}): their counts there are zeros, read as "
+             f"recorded throughout the {len(starts)} {what} kept (their obs_intervals; ids, "
+             f"with the {what} missed: {shown}{more}): their counts there are zeros, read as "
              "silence (a fit: leave them out with --units-where id!=ID; infer --data reads a "
              "unit recorded in none as missing)")
     return missed
