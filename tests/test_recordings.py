@@ -509,6 +509,8 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     np.testing.assert_array_equal(inferred["neuron"], 100 + 7 * np.arange(40))
     assert "Units table's id" in inferred["neuron"].attrs["long_name"]
     assert "row in the file's trials table" in inferred["trial"].attrs["long_name"]
+    for name in ("condition", "heldout", "latent", "time", "split"):
+        assert set(inferred[name].attrs) & {"long_name", "description"}, name
     np.testing.assert_allclose(inferred["time"], -0.2 + 0.01 * np.arange(100), atol=1e-12)
     assert inferred["time"].attrs["units"] == "s" and "stim_on_time" in inferred[
         "time"].attrs["long_name"]

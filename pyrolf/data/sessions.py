@@ -125,7 +125,8 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
     for name, size in binned[1:]:
         if size != binned[0][1]:
             raise DataError(f"session {name} has bins of {size * 1000:g} ms but {binned[0][0]} "
-                            f"of {binned[0][1] * 1000:g} ms; sessions share one bin size (--bin)")
+                            f"of {binned[0][1] * 1000:g} ms; sessions share one bin size (--bin "
+                            "bins recordings; a binned file keeps its own)")
     unsaid = [name for name, data in sessions.items() if data.known_bin_size is None]
     if binned and unsaid:  # one model, one bin: theirs is the others' (time in seconds, PSTHs)
         size = binned[0][1]

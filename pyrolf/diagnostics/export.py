@@ -61,6 +61,7 @@ DESCRIPTIONS = {
 #: each variable's units where it has any (the latents' scale is the model's own)
 UNITS = {"rates": "spikes/bin"}
 TIME_DECIMALS = 9  # places a time coordinate in seconds keeps (nanoseconds)
+CONDITION_NAME = "the trial's condition (own recordings: the --condition column's value)"
 
 
 def inferred_inputs(dynamics, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -261,7 +262,7 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
             condition = np.asarray(extra["condition_values"])[condition]
             if condition.dtype == object:
                 condition = condition.astype(str)
-        coords["condition"] = ("trial", condition)
+        coords["condition"] = ("trial", condition, {"long_name": CONDITION_NAME})
     taken = "nlb_" if "nlb" in extra else "table_"
     condition_column = extra.get("recording", {}).get("condition")
     for name, values in extra.get("trial_table", {}).items():
@@ -322,6 +323,13 @@ def neuron_coord(data: SpikeData) -> tuple:
     return "neuron", np.asarray(data.neuron_ids), {"long_name": said}
 
 
+def heldout_coord(data: SpikeData) -> tuple:
+    """The ``heldout`` coordinate along ``neuron``: the run's held-out flags."""
+    return "neuron", np.asarray(data.heldout, dtype=bool), {
+        "long_name": "held out: never read by the encoder, predicted from the held-in units "
+                     "(scored by co-bps)"}
+
+
 def time_coord(data: SpikeData) -> tuple:
     """The ``time`` coordinate of trials: bin start in seconds from the time each trial is
     aligned to (NLB: the field nlb_tools aligns the dataset's trials to, e.g. MC_Maze's
@@ -364,8 +372,9 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
         **trial_coords(data),
         "time": time_coord(data),
         "neuron": neuron_coord(data),
-        "heldout": ("neuron", np.asarray(data.heldout, dtype=bool)),
-        "latent": ("latent", np.arange(summary["z"].shape[-1])),
+        "heldout": heldout_coord(data),
+        "latent": ("latent", np.arange(summary["z"].shape[-1]),
+                   {"long_name": "latent dimension (z and v have one each)"}),
         "forward": forward_coord(data),
     }
     if "in_data" in data.extra:  # new trials: which units they held
