@@ -1007,6 +1007,8 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
             "which no unit's obs_intervals cover") in err
     assert data.extra["recording"]["trials_in_recording_pause"] == 1
     assert data.extra["recording"]["trials_not_matching"] == 0
+    assert data.extra["recording"]["rows_dropped"] == {
+        "outside_recording": [], "in_recording_pause": [2], "without_alignment": []}
     assert ("1 unit is not recorded throughout the 4 trials kept (their obs_intervals; ids, "
             "with the trials missed: 1 (2)): their counts there are zeros") in err
     data = load(write_nwb(tmp_path / "whole.nwb", [{**unit, "obs_intervals": [[0.0, 5.0]]}

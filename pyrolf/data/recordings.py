@@ -347,7 +347,7 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
     if dropped:
         note(f"{path.name}: {'; '.join(dropped)} (rows of the trials table, as inferred.nc's "
              "trial)")
-    rows = rows[inside]
+    before, rows = rows, rows[inside]
     unrecorded = None if intervals is None else _unrecorded(
         path, source.unit_ids[units], intervals, align[rows] + window[0], align[rows] + window[1])
     if len(rows) < MIN_WINDOWS:
@@ -370,6 +370,9 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
                                    - unaligned.sum()),
         "trials_without_alignment": int(unaligned.sum()), "trials_outside_recording": outside,
         "trials_in_recording_pause": int(paused.sum()),
+        "rows_dropped": {"outside_recording": before[~inside & ~paused].tolist(),
+                         "in_recording_pause": before[paused].tolist(),
+                         "without_alignment": unaligned_rows.tolist()},
         "align": config.align, "window_s": list(window), "trials_where": config.trials_where,
         "condition": config.condition}
     return bin_spikes(source, align[rows] + window[0], n_bins, bin_size, units), extra, conditions
