@@ -18,28 +18,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from own_recording import pyrolf_in_process  # a script beside this one
 from pyrolf import load_run
-from pyrolf.cli.main import main as pyrolf_main
 from pyrolf.data.recording_synthetic import simulate_recording, write_recording_nwb
 from pyrolf.evaluation.metrics import rates_r2
 
 BIN_MS = 10
-
-
-def pyrolf(*args) -> None:
-    sys.argv = ["pyrolf", *map(str, args)]
-    try:
-        pyrolf_main()
-    except SystemExit as done:
-        if done.code:
-            raise
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,9 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     path, run = args.folder / "session.nwb", args.folder / "run"
     if not (run / "metrics.json").exists():  # (a file written again is another file to a run)
         write_recording_nwb(path, session)
-        pyrolf("fit", "--data", path, "--align", "stim_on_time", f"--window={args.window}",
-               "--bin", BIN_MS, "--condition", "target", "--out", run, "--quiet",
-               *args.fit_options)
+        pyrolf_in_process("fit", "--data", str(path), "--align", "stim_on_time",
+                          f"--window={args.window}", "--bin", str(BIN_MS), "--condition",
+                          "target", "--out", str(run), "--quiet", *args.fit_options)
     _, _, data = load_run(run)
     ids = data.extra["unit_ids"]
     lost = ids[~data.heldout][:args.lost]
@@ -74,9 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     window = float(args.window.split(",")[0])
     for name, file in files.items():
         out = args.folder / f"{file.stem}.nc"
-        started = time.perf_counter()
-        pyrolf("infer", run, "--data", file, "--out", out, "--quiet")
-        seconds = time.perf_counter() - started
+        seconds = pyrolf_in_process("infer", str(run), "--data", str(file), "--out", str(out),
+                                    "--quiet")
         inferred = xr.open_dataset(out)
         rows = inferred["trial"].values
         align = session.trials.stim_on_time.to_numpy()[rows]

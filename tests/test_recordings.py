@@ -1155,7 +1155,8 @@ def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_
                             "test": np.array([5])})
     counts = rng.poisson(3.0, (3, 5, 4)).astype(np.float32)
     counts[..., [1, 3]] = np.nan  # held-in unit 1 and held-out unit 3 lost
-    trials = SpikeData(spikes=counts, heldout=heldout, splits={"new": np.arange(3)})
+    trials = SpikeData(spikes=counts, heldout=heldout, splits={"new": np.arange(3)},
+                       extra={"in_data": np.array([True, False, True, False])})
     seen = []
 
     def inferred_rates(flow, data, which, samples, device):
@@ -1170,6 +1171,12 @@ def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_
     np.testing.assert_array_equal(filled.spikes[..., [0, 2]], counts[..., [0, 2]])
     assert (filled.spikes[..., 3] == 0).all() and len(seen) == 2
     assert missing.fill_missing_units(None, run, run) is run  # nothing missing: as it was
+    out_only = dataclasses.replace(trials, spikes=np.where(np.isnan(counts[..., [3]]), np.nan,
+                                                           counts), extra={
+        "in_data": np.array([True, True, True, False])})
+    seen.clear()
+    assert (missing.fill_missing_units(None, out_only, run).spikes[..., 3] == 0).all()
+    assert not seen  # no pass of inference where the encoder reads nothing filled
 
 
 def test_binned_new_trials_are_read_by_a_run_of_a_recording_as_a_binned_session_is(

@@ -29,17 +29,21 @@ LEAST_HELD_IN = 0.5
 
 def fill_missing_units(flow, trials: SpikeData, run: SpikeData, device: str = "cpu",
                        passes: int = PASSES, samples: int = PASS_SAMPLES) -> SpikeData:
-    """``trials`` (laid out on the run's neurons, NaN where a unit is missing, see
-    :func:`~pyrolf.diagnostics.export.in_run_order`) with each missing held-in unit's counts
+    """``trials`` (laid out on the run's neurons, NaN where a unit is missing and
+    ``extra["in_data"]`` false, see :func:`~pyrolf.diagnostics.export.new_trials`) with each
+    missing held-in unit's counts
     ``(trials, time)`` filled (module docstring), from ``run`` (the run's own data, for the
     start) and ``flow`` (on ``device``); ``passes`` and ``samples`` per pass. Missing held-out
     units, which the encoder never reads, become zeros. Trials without a missing entry come back
     as they are."""
-    missing = np.isnan(trials.spikes).all(axis=(0, 1))
-    if not missing.any():
+    in_data = trials.extra.get("in_data")  # (new_trials says which units the data hold)
+    if in_data is None or in_data.all():
         return trials
+    missing = ~np.asarray(in_data, dtype=bool)
     spikes = np.where(np.isnan(trials.spikes), 0.0, trials.spikes).astype(np.float32)
     filled = missing & ~trials.heldout
+    if not filled.any():  # only held-out units missing: nothing the encoder reads
+        return dataclasses.replace(trials, spikes=spikes)
     observed = trials.n_observed
     start = run.spikes[run.splits["train"]].mean(axis=0)[:, filled]  # (time, filled units)
     bins = min(observed, len(start))
@@ -54,10 +58,14 @@ def fill_missing_units(flow, trials: SpikeData, run: SpikeData, device: str = "c
 
 
 def enough_held_in(ids: np.ndarray, run: SpikeData) -> bool:
-    """Whether units of ids ``ids`` hold at least :data:`LEAST_HELD_IN` of the held-in units of
-    ``run`` (a run's data, with ``unit_ids``)."""
+    """Whether units of ids ``ids`` hold enough of the held-in units of ``run`` (a run's data,
+    with ``unit_ids``) for the rest to be filled (:func:`check_enough_held_in`)."""
     held_in = run.extra["unit_ids"][~run.heldout]
-    return np.isin(held_in, ids).sum() >= LEAST_HELD_IN * len(held_in)
+    return _enough(int(np.isin(held_in, ids).sum()), len(held_in))
+
+
+def _enough(present: int, held_in: int) -> bool:
+    return present >= LEAST_HELD_IN * held_in
 
 
 def check_enough_held_in(present: int, held_in: int, missing_ids) -> None:
@@ -68,7 +76,7 @@ def check_enough_held_in(present: int, held_in: int, missing_ids) -> None:
     Raises:
         DataError: one line naming the count and the missing ids.
     """
-    if present < LEAST_HELD_IN * held_in:
+    if not _enough(present, held_in):
         raise DataError(f"the data hold {present} of the run's {held_in} held-in units (they lack "
                         f"{few_ids(missing_ids)}); a missing one is filled from the others only "
                         f"where at least {LEAST_HELD_IN:.0%} are there: give the units the run "
