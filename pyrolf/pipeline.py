@@ -525,9 +525,10 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
             :class:`~pyrolf.data.SpikeData`, a spike file's
             or recording's (``.nwb``, spike-times ``.npz``) path or an NLB name, read with the
             run's config with only ``data`` replaced (the same bins, window, chop). Their
-            neurons are the run's, all of them or only the held-in ones (see
-            :func:`~pyrolf.diagnostics.export.new_trials`); rates are predicted for all the run's
-            neurons.
+            neurons are the run's, all of them or only the held-in ones, or for a recording
+            matched by unit id, held-in units it lacks filled (see
+            :func:`~pyrolf.diagnostics.export.new_trials`,
+            :mod:`pyrolf.diagnostics.missing`); rates are predicted for all the run's neurons.
         samples: posterior draws per trial (at least 1).
         device: ``cpu`` or ``cuda``; default the run's.
         progress: a progress bar of the trial-draws inferred (on stderr).

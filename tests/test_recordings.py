@@ -1072,12 +1072,14 @@ def test_columns_that_are_no_times_and_odd_trials_are_said_plainly(tmp_path, cap
     # a unit silent in every trial (it spikes after them) is named
     load(path, align="cue", window="0,0.5")
     assert "t.npz: 1 unit has no spike in the trials kept (ids 9)" in capsys.readouterr().err
-    # one short trial sets the default window, and says so; a broken row is set apart
-    stops = np.arange(6.0) + np.array([1.0, 1.0, 0.08, 1.0, -0.5, 1.0])
+    # one short trial sets the default window, and says so; a broken row, and one of no length,
+    # are set apart (the one of no length stopped the fit)
+    stops = np.arange(6.0) + np.array([1.0, 1.0, 0.08, 1.0, -0.5, 0.0])
     data = load(trials_npz(tmp_path / "s.npz", stops=stops))
     err = capsys.readouterr().err
     assert data.extra["window"] == (0.0, 0.08) and data.n_trials == 6
-    assert "s.npz: 1 trials stop before they start (stop_time < start_time; rows 4)" in err
+    assert ("s.npz: 2 trials stop at or before they start (stop_time <= start_time; rows 4, 5)"
+            in err)
     assert ("no --window, so every trial is cut from its start_time to 0.08 s after it, the "
             "length of the shortest (row 2; the median lasts 1 s)") in err
     # a NaN in a numeric column is chosen by =nan (and left out by !=nan)

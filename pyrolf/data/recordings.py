@@ -382,13 +382,15 @@ def _default_window(path: Path, rows: np.ndarray, align: np.ndarray, starts: np.
                     stops: np.ndarray, column: str) -> tuple[float, float]:
     """The window of a fit without ``--window``: from each trial's ``column`` to the end of the
     shortest trial of ``rows`` (the trials table's rows; ``align``, ``starts``, ``stops``
-    ``(table rows,)`` s), those that stop before they start (broken rows) apart. A note says so
-    where the window is less than half the median trial's, or rows were set apart."""
-    broken = stops[rows] < starts[rows]
-    if broken.any():
-        note(f"{path.name}: {int(broken.sum())} trials stop before they start (stop_time < "
-             f"start_time; rows {', '.join(map(str, rows[broken][:5]))}): the default window "
-             "leaves their length out")
+    ``(table rows,)`` s), those that stop at or before they start (broken rows, or of no
+    length) apart. A note says so where the window is less than half the median trial's, or rows
+    were set apart."""
+    broken = stops[rows] <= starts[rows]
+    if broken.any() and not broken.all():  # (a table of events: every trial of no length)
+        trials = "trial stops" if broken.sum() == 1 else "trials stop"
+        note(f"{path.name}: {int(broken.sum())} {trials} at or before they start (stop_time <= "
+             f"start_time; {few_ids(rows[broken], word='rows')}): the default window leaves "
+             "their length out")
     lengths = stops[rows[~broken]] - align[rows[~broken]]
     shortest = np.min(lengths) if len(lengths) else 0.0
     if shortest <= 0:
