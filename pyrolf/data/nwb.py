@@ -110,8 +110,8 @@ class NWBSource:
         ends = (np.asarray(index.data[:], dtype=np.int64) if isinstance(index, VectorIndex)
                 else np.arange(1, self.n_units + 1))  # (one interval per unit, not ragged)
         starts = np.concatenate([[0], ends[:-1]])
-        return [intervals[starts[unit]:ends[unit]][np.isfinite(
-            intervals[starts[unit]:ends[unit]]).all(axis=1)] for unit in units]
+        own = [intervals[starts[unit]:ends[unit]] for unit in units]
+        return [each[np.isfinite(each).all(axis=1)] for each in own]
 
     def span(self, units: np.ndarray | None = None) -> tuple[float, float, bool]:
         """``(first, last, recorded)``: the time the recording covers, the Units table's

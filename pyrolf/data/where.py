@@ -62,9 +62,8 @@ def kept(values: np.ndarray, condition: str, option: str, file: str) -> np.ndarr
     unheld = [one for one, rows in zip(listed, held) if not rows.any()]
     if unheld and (op == "!=" or len(listed) > 1):  # (one value held nowhere keeps no row: said)
         note(f"{said}: no row of {file}'s table holds {', '.join(unheld)} in {column} (a typo?)")
-    if op == "=":
-        return np.logical_or.reduce(held)
-    return np.logical_and.reduce([_meets(values, column, op, one, said, file) for one in listed])
+    anyone = np.logical_or.reduce(held)
+    return anyone if op == "=" else ~anyone & ~_missing(values)  # none of them, and a value
 
 
 def _meets(values: np.ndarray, column: str, op: str, text: str, said: str,
@@ -81,7 +80,7 @@ def _meets(values: np.ndarray, column: str, op: str, text: str, said: str,
             number = float(text)
         except ValueError:
             raise DataError(f"{wrong} holds numbers; give one (e.g. {column}{op}1)") from None
-        missing = np.isnan(values.astype(np.float64))
+        missing = _missing(values)
         if np.isnan(number):
             if op in ORDERING:
                 raise DataError(f"{said}: nan cannot be ordered; give {column}=nan or "
@@ -91,8 +90,17 @@ def _meets(values: np.ndarray, column: str, op: str, text: str, said: str,
     if op in ORDERING:
         raise DataError(f"{wrong} holds text, which {op} cannot order; give {column}=VALUE or "
                         f"{column}!=VALUE")
-    missing = np.array([value is None for value in values], dtype=bool)
-    return _compare(np.array([str(value) for value in values]), op, text) & ~missing
+    return _compare(np.array([str(value) for value in values]), op, text) & ~_missing(values)
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    """``(rows,)`` bool: the missing values, which meet no condition (module docstring): NaN in
+    a numeric column, ``None`` in a text one, none in a boolean one."""
+    if values.dtype == bool:
+        return np.zeros(len(values), dtype=bool)
+    if np.issubdtype(values.dtype, np.number):
+        return np.isnan(values.astype(np.float64))
+    return np.array([value is None for value in values], dtype=bool)
 
 
 def select(values_of, conditions: list[str], rows: int, option: str, file: str,

@@ -146,7 +146,7 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
     extra = data.extra
     if data.n_neurons == n_neurons:
         spikes, rates = data.spikes, data.rates
-        extra = {**extra, "in_data": ~np.isnan(spikes).all(axis=(0, 1))}
+        extra = {**extra, "in_data": extra.get("in_data", np.ones(n_neurons, dtype=bool))}
     elif data.n_neurons == n_heldin:
         if not by_id:  # (in_run_order has said which units it read)
             note(f"the data's {n_heldin} neurons are read as the run's {n_heldin} held-in ones "
@@ -208,8 +208,9 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
     rates = None
     if data.rates is not None and len(there) == len(run_ids):
         rates = data.rates[..., [column[unit] for unit in run_ids]]
-    return dataclasses.replace(data, spikes=spikes, rates=rates,
-                               extra={**data.extra, "unit_ids": np.asarray(run_ids)})
+    return dataclasses.replace(data, spikes=spikes, rates=rates, extra={
+        **data.extra, "unit_ids": np.asarray(run_ids),
+        "in_data": np.array([unit in column for unit in run_ids], dtype=bool)})
 
 
 def note_strangers(unknown, units_where: list[str] | None = None) -> None:

@@ -31,11 +31,10 @@ def fill_missing_units(flow, trials: SpikeData, run: SpikeData, device: str = "c
                        passes: int = PASSES, samples: int = PASS_SAMPLES) -> SpikeData:
     """``trials`` (laid out on the run's neurons, NaN where a unit is missing and
     ``extra["in_data"]`` false, see :func:`~pyrolf.diagnostics.export.new_trials`) with each
-    missing held-in unit's counts
-    ``(trials, time)`` filled (module docstring), from ``run`` (the run's own data, for the
-    start) and ``flow`` (on ``device``); ``passes`` and ``samples`` per pass. Missing held-out
-    units, which the encoder never reads, become zeros. Trials without a missing entry come back
-    as they are."""
+    missing held-in unit's counts ``(trials, time)`` filled (module docstring), from ``run``
+    (the run's own data, for the start) and ``flow`` (on ``device``); ``passes`` and ``samples``
+    per pass. Missing held-out units, which the encoder never reads, become zeros. Trials
+    without a missing entry come back as they are."""
     in_data = trials.extra.get("in_data")  # (new_trials says which units the data hold)
     if in_data is None or in_data.all():
         return trials
