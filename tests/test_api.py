@@ -100,9 +100,10 @@ def test_a_run_fitted_on_data_from_python_is_never_reloaded_with_other_data(tmp_
     assert np.isfinite(metrics["co_bps"])
     with pytest.raises(DataError, match="got ndarray"):
         pyrolf.infer(run, data=data.spikes)
-    nan = dataclasses.replace(data, spikes=np.where(data.spikes > 2, np.nan, data.spikes))
-    with pytest.raises(DataError, match="NaN"):
-        pyrolf.infer(run, data=nan)
+    # (NaN is a count not recorded; an infinite count is none)
+    infinite = dataclasses.replace(data, spikes=np.where(data.spikes > 2, np.inf, data.spikes))
+    with pytest.raises(DataError, match="infinite values"):
+        pyrolf.infer(run, data=infinite)
 
 
 def test_a_run_of_a_model_built_in_python_is_not_reloaded_as_another(tmp_path):

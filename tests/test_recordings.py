@@ -714,12 +714,16 @@ def test_new_trials_are_matched_to_the_run_by_unit_id_in_any_order():
     assert np.isnan(picked.spikes[..., heldout]).all()
     assert ("the data lack 1 of the run's held-out units (ids 20): their rates are inferred from "
             "the held-in units") in err.getvalue() and "neurons are read as" not in err.getvalue()
-    # a unit recorded in none of the trials (its obs_intervals) is one the data lack
-    unrecorded = dataclasses.replace(given([0, 1, 2, 3]), extra={
-        "unit_ids": ids, "unrecorded_trials": np.array([0, 0, 3, 1])})
+    # a unit recorded in none of the bins (its obs_intervals: all NaN) is one the data lack; one
+    # recorded in some is there, its NaN kept
+    counts = spikes.copy()
+    counts[..., 2], counts[:1, :, 3] = np.nan, np.nan
+    unrecorded = dataclasses.replace(given([0, 1, 2, 3]), spikes=counts,
+                                     extra={"unit_ids": ids})
     with contextlib.redirect_stderr(io.StringIO()) as err:
         read = new_trials(unrecorded, heldout, ids)
     assert read.extra["in_data"].tolist() == [True, True, False, True]
+    np.testing.assert_array_equal(read.spikes[..., 3], counts[..., 3])
     assert ("(ids 30; of those, ids 30 are in the file but recorded in none of the trials "
             "(obs_intervals))") in err.getvalue()
 
@@ -1010,15 +1014,23 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
     assert data.extra["recording"]["rows_dropped"] == {
         "outside_recording": [], "in_recording_pause": [2], "without_alignment": []}
     assert ("1 unit is not recorded throughout the 4 trials kept (their obs_intervals; ids, "
-            "with the trials missed: 1 (2)): their counts there are zeros") in err
+            "with the trials missed in part or whole: 1 (2)): their counts there are unknown "
+            "(NaN), neither scored nor shown to the encoder") in err
+    # unit 1 stops at 3.5 s: trial 3 (3 to 3.8 s) is recorded for its first 50 bins, trial 4
+    # not at all; unit 0 throughout
+    unrecorded = np.isnan(data.spikes)
+    assert not unrecorded[..., 0].any() and not unrecorded[:2].any()
+    assert unrecorded[2, :, 1].tolist() == [False] * 50 + [True] * 30
+    assert unrecorded[3, :, 1].all()
     data = load(write_nwb(tmp_path / "whole.nwb", [{**unit, "obs_intervals": [[0.0, 5.0]]}
                                                    for unit in TWO_UNITS]), window="0,0.8")
     assert data.n_trials == 5 and "not recorded" not in capsys.readouterr().err
     # continuous: the windows in the pause and the unit lost are known from the file, and said
     data = load(paused, continuous=True, chop_s=0.5, overlap_s=0.0)
     err = capsys.readouterr().err
-    assert data.extra["recording"]["windows_in_recording_pause"] == 3  # 1.5 to 3 s, of 10
-    assert "3 of 10 windows fall in a pause of the recording" in err
+    assert data.extra["recording"]["windows_in_recording_pause"] == 1  # 2 to 2.5 s, of 10
+    assert "1 of 10 windows fall wholly in a pause of the recording" in err
+    assert np.isnan(data.spikes[4]).all() and not np.isnan(data.spikes[3, :40]).any()
     assert "2 units are not recorded throughout the 10 windows kept" in err, err
     assert "(a pause in the recording?)" not in err  # (a guess, where the file does not say)
 
@@ -1147,7 +1159,7 @@ def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_
         monkeypatch):
     """The fill starts from the unit's mean count per bin in the run's train trials; each pass
     then gives it the rates the run infers from the trials as filled so far; the units there
-    are untouched and a missing held-out unit, which the encoder never reads, is zeros."""
+    are untouched and a missing held-out unit, which the encoder never reads, stays NaN."""
     from pyrolf.diagnostics import missing
 
     rng = np.random.default_rng(1)
@@ -1171,13 +1183,13 @@ def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_
         run.spikes[run.splits["train"], :, 1].mean(0), (3, 5)))  # the PSTH first
     np.testing.assert_allclose(filled.spikes[..., 1], counts[..., 0] + 1.0)  # then inferred
     np.testing.assert_array_equal(filled.spikes[..., [0, 2]], counts[..., [0, 2]])
-    assert (filled.spikes[..., 3] == 0).all() and len(seen) == 2
+    assert np.isnan(filled.spikes[..., 3]).all() and len(seen) == 2  # held out: unknown
     assert missing.fill_missing_units(None, run, run) is run  # nothing missing: as it was
     out_only = dataclasses.replace(trials, spikes=np.where(np.isnan(counts[..., [3]]), np.nan,
                                                            counts), extra={
         "in_data": np.array([True, True, True, False])})
     seen.clear()
-    assert (missing.fill_missing_units(None, out_only, run).spikes[..., 3] == 0).all()
+    assert missing.fill_missing_units(None, out_only, run) is out_only
     assert not seen  # no pass of inference where the encoder reads nothing filled
 
 

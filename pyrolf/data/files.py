@@ -3,7 +3,8 @@
 Arrays a file holds (names are the keys / dataset names):
 
 - ``spikes`` (required): ``(trials, time, neurons)`` non-negative integer spike counts, at most
-  :data:`MAX_COUNT` per bin.
+  :data:`MAX_COUNT` per bin; NaN where a neuron was not recorded (unknown, not silence: neither
+  fitted nor scored nor shown to the encoder), none all NaN.
 - ``rates`` (optional): ground-truth rates in spikes per bin, same shape as ``spikes``.
 - ``heldout`` (optional): ``(neurons,)`` bool, the neurons scored by co-bps; without it a seeded
   random 20 % (``heldout_fraction``) of the neurons (at least one) is held out.
@@ -223,7 +224,8 @@ def save_spike_file(path: str | Path, data: SpikeData) -> None:
              "bin_size_s": data.known_bin_size}
     spikes, rates, heldout, conditions, latents, bin_size = _check_arrays(
         path, {name: np.asarray(array) for name, array in given.items() if array is not None})
-    arrays = {"spikes": spikes.astype(np.int64), "heldout": heldout}
+    complete = not np.isnan(spikes).any()  # else float32, NaN where not recorded
+    arrays = {"spikes": spikes.astype(np.int64) if complete else spikes, "heldout": heldout}
     optional = {"rates": rates, "conditions": conditions, "latents": latents,
                 "bin_size_s": bin_size}
     arrays.update({name: array for name, array in optional.items() if array is not None})
@@ -361,7 +363,7 @@ def _require_finite(path: Path, name: str, array: np.ndarray) -> None:
 
 
 def check_counts(path: Path, spikes: np.ndarray) -> np.ndarray:
-    """Checked counts as float32 ``(trials, time, neurons)``."""
+    """Checked counts as float32 ``(trials, time, neurons)``, NaN where not recorded."""
     spikes = np.asarray(spikes)
     _require_numeric(path, "spikes", spikes)
     if spikes.ndim != 3:
@@ -371,14 +373,22 @@ def check_counts(path: Path, spikes: np.ndarray) -> np.ndarray:
     if n_trials < 3 or n_bins < 1 or n_neurons < 2:
         raise DataError(f"{path}: `spikes` has shape {spikes.shape}; need at least 3 trials, "
                         "1 time bin and 2 neurons (one held in, one held out).")
-    _require_finite(path, "spikes", spikes)
+    if np.any(np.isinf(spikes)):
+        raise DataError(f"{path}: `spikes` contains infinite values; store spike counts (NaN "
+                        "where a neuron was not recorded).")
+    unrecorded = np.isnan(spikes) if spikes.dtype.kind == "f" else np.zeros(spikes.shape, bool)
+    never = np.flatnonzero(unrecorded.all(axis=(0, 1)))
+    if len(never):
+        raise DataError(f"{path}: `spikes` of neuron {never[0]} (from 0) are all NaN (never "
+                        "recorded); leave out the neurons with no count.")
     if np.any(spikes < 0):
         raise DataError(f"{path}: `spikes` has negative values; store non-negative spike counts.")
-    if np.any(spikes != np.round(spikes)):
+    if np.any((spikes != np.round(spikes)) & ~unrecorded):
         raise DataError(f"{path}: `spikes` has non-integer values; store whole spike counts "
                         "per bin, not rates or smoothed counts.")
-    if spikes.max() > MAX_COUNT:
-        raise DataError(f"{path}: `spikes` has a count of {spikes.max():g} in one bin, more than "
+    largest = np.nanmax(spikes)
+    if largest > MAX_COUNT:
+        raise DataError(f"{path}: `spikes` has a count of {largest:g} in one bin, more than "
                         f"the {MAX_COUNT} spikes of one neuron in one bin pyrolf takes as plausible; "
                         "store spike counts per bin (not spike times or sample indices).")
     return spikes.astype(np.float32, copy=False)

@@ -22,8 +22,10 @@ The options are :class:`~pyrolf.config.Config` fields, so a run folder rebuilds 
   reach beyond its trial; a trial is dropped when its window leaves the recording (NWB
   ``obs_intervals`` where the file has them, else the first to the last spike of the units kept,
   widened to the trials' starts and stops), falls in a pause that no unit's ``obs_intervals``
-  cover, or its alignment time is NaN, and the rows are named and counted; units whose own
-  ``obs_intervals`` miss some trials kept are named in a note. ``trials_where`` keeps the
+  cover, or its alignment time is NaN, and the rows are named and counted. Where a unit's own
+  ``obs_intervals`` miss a bin (a unit lost before the session ended, or found late), its count
+  there is NaN: unknown, neither fitted nor scored nor shown to the encoder (trials and windows
+  alike: :func:`unrecorded_bins`); a note names those units. ``trials_where`` keeps the
   trials that meet each of its conditions (``outcome=correct``, ``reaction_time<0.6``:
   :mod:`pyrolf.data.where`); ``condition`` names the column whose values are the conditions
   (stratified splits, PSTHs).
@@ -55,8 +57,6 @@ What :class:`~pyrolf.data.spikes.SpikeData` ``extra`` holds:
   bins), also written into ``metrics.json``.
 - Trials: ``trial_ids`` ``(trials,)``, each trial's row in the file's trials table;
   ``trial_table_ids`` ``(trials,)`` (NWB), each one's ``id`` in that table;
-  ``unrecorded_trials`` ``(neurons,)`` (NWB, where a unit's ``obs_intervals`` miss some), how
-  many of the trials kept each unit was not recorded in;
   ``align_times`` ``(trials,)`` s; ``window`` ``(start, stop)`` s around the alignment (bin ``k``
   starts ``window[0] + k * bin_size`` after it); ``condition_values``: the value of each condition
   label (label ``i`` is ``condition_values[i]``); ``trial_table``: each trials-table column of
@@ -91,7 +91,8 @@ TRIAL_OPTIONS = ("align", "window", "condition", "trials_where")
 UNIT_OPTIONS = ("units_where",)
 CHOP_OPTIONS = ("continuous", "chop_s", "overlap_s")
 MIN_WINDOWS = 3  # train, valid and test need one each
-EDGE_S = 1e-9  # a behavioural sample this close to a bin edge counts as on it (float rounding)
+EDGE_S = 1e-9  # a behavioural sample, or an obs_intervals end, this close to a bin edge counts
+               # as on it (float rounding)
 FEW_SPIKES = 10  # a unit with fewer spikes than this in all the trials kept is noted
 GAP_SPACINGS = 5.0  # samples further apart than this many median spacings leave a gap between
                     # (up to four samples missed in a row are bridged)
@@ -168,7 +169,7 @@ def load_recording(path: Path, config) -> SpikeData:
 def _note_quiet_units(path: Path, spikes: np.ndarray, unit_ids: np.ndarray, what: str) -> None:
     """A note naming the units of ``spikes`` ``(trials, time, units)`` with no spike, or fewer
     than :data:`FEW_SPIKES`, in all of them (``what``: "trials" or "windows")."""
-    counts = spikes.sum(axis=(0, 1))
+    counts = np.nansum(spikes, axis=(0, 1))  # (the bins recorded)
     groups = [(counts == 0, "no spike"), ((counts > 0) & (counts < FEW_SPIKES),
                                           f"fewer than {FEW_SPIKES} spikes")]
     said = [f"{int(chosen.sum())} {'unit has' if chosen.sum() == 1 else 'units have'} {how} "
@@ -348,8 +349,6 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
         note(f"{path.name}: {'; '.join(dropped)} (rows of the trials table, as inferred.nc's "
              "trial)")
     before, rows = rows, rows[inside]
-    unrecorded = None if intervals is None else _unrecorded(
-        path, source.unit_ids[units], intervals, align[rows] + window[0], align[rows] + window[1])
     if len(rows) < MIN_WINDOWS:
         raise DataError(f"{path.name} keeps {len(rows)} trials; give at least {MIN_WINDOWS} "
                         "(train, valid and test need one each)")
@@ -357,8 +356,6 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
              "trial_table": _trial_table(source, rows)}
     if source.trial_table_ids is not None:
         extra["trial_table_ids"] = source.trial_table_ids[rows]
-    if unrecorded is not None and unrecorded.any():
-        extra["unrecorded_trials"] = unrecorded
     conditions = None
     if config.condition is not None:
         values, conditions = np.unique(_column(source, config.condition, "--condition")[rows],
@@ -375,7 +372,11 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
                          "without_alignment": unaligned_rows.tolist()},
         "align": config.align, "window_s": list(window), "trials_where": config.trials_where,
         "condition": config.condition}
-    return bin_spikes(source, align[rows] + window[0], n_bins, bin_size, units), extra, conditions
+    spikes = bin_spikes(source, align[rows] + window[0], n_bins, bin_size, units)
+    if intervals is not None:
+        spikes[unrecorded_bins(intervals, align[rows] + window[0], n_bins, bin_size)] = np.nan
+        _note_unrecorded(path, spikes, source.unit_ids[units], "trials")
+    return spikes, extra, conditions
 
 
 def _default_window(path: Path, rows: np.ndarray, align: np.ndarray, starts: np.ndarray,
@@ -430,18 +431,18 @@ def _chopped(source, config, bin_size: float, units: np.ndarray):
                         f"in {config.bin_ms()} ms bins its counts take {counts / 2**30:.0f} GiB, "
                         f"more than the {available / 2**30:.0f} GiB this process can still take; "
                         f"{_apart(source, units)}are the spike times in seconds?")
-    windows, starts = chop(bin_spikes(source, np.array([first]), n_time, bin_size, units)[0],
-                           window_bins, overlap_bins)
+    series = bin_spikes(source, np.array([first]), n_time, bin_size, units)[0]
     intervals, paused = source.unit_intervals(units), 0
     if intervals is not None:  # the file says when it recorded: pauses and units lost are known
-        begins = first + np.asarray(starts) * bin_size
-        ends = begins + window_bins * bin_size
-        paused = int((~_covered(np.concatenate(intervals), begins, ends)).sum())
+        series[unrecorded_bins(intervals, np.array([first]), n_time, bin_size)[0]] = np.nan
+    windows, starts = chop(series, window_bins, overlap_bins)
+    if intervals is not None:
+        paused = int(np.isnan(windows).all(axis=(1, 2)).sum())
         if paused:
-            note(f"{path.name}: {paused} of {len(starts)} windows fall in a pause of the "
-                 "recording, which no unit's obs_intervals cover; they are read as silent time "
-                 "(a continuous series keeps every window)")
-        _unrecorded(path, source.unit_ids[units], intervals, begins, ends, "windows")
+            note(f"{path.name}: {paused} of {len(starts)} windows fall wholly in a pause of the "
+                 "recording, which no unit's obs_intervals cover; they stay in the series "
+                 "(merging needs every window), with nothing to score")
+        _note_unrecorded(path, windows, source.unit_ids[units], "windows")
     else:
         empty = int((windows.sum(axis=(1, 2)) == 0).sum())
         if empty:
@@ -550,22 +551,40 @@ def _covered(intervals: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np
     return (at >= 0) & (ends[np.maximum(at, 0)] >= stops)
 
 
-def _unrecorded(path: Path, unit_ids: np.ndarray, intervals: list[np.ndarray],
-                starts: np.ndarray, stops: np.ndarray, what: str = "trials") -> np.ndarray:
-    """How many of the ``what`` (trials, windows) ``[starts, stops]`` s kept each unit
-    (``unit_ids``, each one's ``intervals``) was not recorded in ``(units,)``, with a note naming
-    those that miss some."""
-    missed = np.array([int((~_covered(own, starts, stops)).sum()) for own in intervals])
+def _note_unrecorded(path: Path, spikes: np.ndarray, unit_ids: np.ndarray, what: str) -> None:
+    """A note naming the units (``unit_ids``) of ``spikes`` ``(trials, time, units)`` that were
+    not recorded throughout the ``what`` (trials, windows) kept (NaN in some of their bins), with
+    how many each misses in part or whole."""
+    missed = np.isnan(spikes).any(axis=1).sum(axis=0)
     if missed.any():
         worst = np.argsort(-missed, kind="stable")[:(missed > 0).sum()]
         shown = ", ".join(f"{unit_ids[unit]} ({missed[unit]})" for unit in worst[:5])
         more = f" and {len(worst) - 5} more" if len(worst) > 5 else ""
         note(f"{path.name}: {len(worst)} {'unit is' if len(worst) == 1 else 'units are'} not "
-             f"recorded throughout the {len(starts)} {what} kept (their obs_intervals; ids, "
-             f"with the {what} missed: {shown}{more}): their counts there are zeros, read as "
-             "silence (a fit: leave them out with --units-where id!=ID; infer --data reads a "
-             "unit recorded in none as missing)")
-    return missed
+             f"recorded throughout the {len(spikes)} {what} kept (their obs_intervals; ids, "
+             f"with the {what} missed in part or whole: {shown}{more}): their counts there are "
+             "unknown (NaN), neither scored nor shown to the encoder (infer --data reads a unit "
+             "recorded in none as missing)")
+
+
+def unrecorded_bins(intervals: list[np.ndarray], starts: np.ndarray, n_bins: int,
+                    bin_size: float) -> np.ndarray:
+    """``(windows, n_bins, units)`` bool: whether each unit (each one's ``intervals``
+    ``(intervals, 2)`` s, its ``obs_intervals``) was not recorded throughout bin ``k``,
+    ``[starts[j] + k * bin_size, starts[j] + (k + 1) * bin_size]``, of window ``j`` (``starts``
+    ``(windows,)`` s); a bin's edges within :data:`EDGE_S` of an interval's count as in it."""
+    starts = np.asarray(starts, dtype=np.float64)
+    unrecorded = np.zeros((len(starts), n_bins, len(intervals)), dtype=bool)
+    for unit, own in enumerate(intervals):
+        # whole windows first: most are recorded throughout, and their bins need no look
+        partly = np.flatnonzero(~_covered(own, starts + EDGE_S,
+                                          starts + n_bins * bin_size - EDGE_S))
+        if len(partly):
+            begins = starts[partly, None] + bin_size * np.arange(n_bins)
+            covered = _covered(own, (begins + EDGE_S).ravel(),
+                               (begins + bin_size - EDGE_S).ravel())
+            unrecorded[partly, :, unit] = ~covered.reshape(begins.shape)
+    return unrecorded
 
 
 def _span(source, units: np.ndarray, starts: np.ndarray | None = None,

@@ -116,7 +116,7 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
     for index, (name, data) in enumerate(sessions.items()):
         twin = next((other for other, earlier in list(sessions.items())[:index]
                      if earlier.spikes.shape == data.spikes.shape
-                     and np.array_equal(earlier.spikes, data.spikes)), None)
+                     and np.array_equal(earlier.spikes, data.spikes, equal_nan=True)), None)
         if twin is not None:
             raise DataError(f"sessions {twin} and {name} hold the same counts: one recording "
                             "given twice (a copy, a link?); give each session once")

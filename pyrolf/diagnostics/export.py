@@ -170,9 +170,9 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
 def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> SpikeData:
     """``data``'s neurons picked by unit id in the run's order (``unit_ids`` ``(neurons,)``,
     ``heldout`` the run's flags): all the run's units, NaN counts for those ``data`` lack (see
-    :mod:`pyrolf.diagnostics.missing`) with a note naming them. A unit of a recording whose
-    ``obs_intervals`` cover none of the trials (``extra["unrecorded_trials"]``) is one the data
-    lack. Units the run does not have are left out, with a note naming them.
+    :mod:`pyrolf.diagnostics.missing`) with a note naming them. A unit not recorded in any bin
+    (all NaN: a recording's unit whose ``obs_intervals`` cover none of the trials) is one the
+    data lack. Units the run does not have are left out, with a note naming them.
 
     Raises:
         DataError: ``data`` lacks more than half of the run's held-in units (one line naming the
@@ -181,8 +181,8 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
     from pyrolf.diagnostics.missing import check_enough_held_in
 
     ids = data.extra["unit_ids"].tolist()
-    unrecorded = np.asarray(data.extra.get("unrecorded_trials", np.zeros(len(ids))))
-    column = {unit: i for i, unit in enumerate(ids) if unrecorded[i] < data.n_trials}
+    never = np.isnan(data.spikes).all(axis=(0, 1))
+    column = {unit: i for i, unit in enumerate(ids) if not never[i]}
     run_ids, heldin_ids = unit_ids.tolist(), unit_ids[~heldout].tolist()
     missing_in = [unit for unit in heldin_ids if unit not in column]
     missing_out = [unit for unit in unit_ids[heldout].tolist() if unit not in column]
@@ -367,8 +367,10 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
     attributes the run's ``config`` (JSON), ``pyrolf_version``, ``bin_size_s`` (NaN where
     unknown), ``samples``, ``interval`` and ``source``. Where the data have behaviour
     (``extra["behavior"]``, see :func:`pyrolf.data.recordings.bin_behavior`) it comes along as
-    ``behavior`` ``(trial, time, behavior_dim)``, observed, not inferred. The windows of a continuous recording (``"chop"``
-    in ``data.extra``) come merged into one series: :func:`merged_dataset`."""
+    ``behavior`` ``(trial, time, behavior_dim)``, observed, not inferred. Where some counts
+    were not recorded (NaN, or a unit filled in), ``recorded`` ``(trial, time, neuron)`` says
+    which were (:func:`recorded_counts`). The windows of a continuous recording (``"chop"`` in
+    ``data.extra``) come merged into one series: :func:`merged_dataset`."""
     coords = {
         **trial_coords(data),
         "time": time_coord(data),
@@ -392,6 +394,11 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
             variables[f"{name}_{side}"] = (dims, summary[f"{name}_{side}"], {
                 "long_name": f"{side} end of the central {INTERVAL_PROB:.0%} posterior interval "
                              f"of {name}", **units})
+    recorded = recorded_counts(data)
+    if recorded is not None:
+        variables["recorded"] = (("trial", "time", "neuron"), recorded, {
+            "long_name": "the unit was recorded in the bin (its obs_intervals; in_data): where "
+                         "not, its rates there are the run's predictions only"})
     if "behavior" in data.extra:
         unit = {"units": data.extra["behavior_unit"]} if "behavior_unit" in data.extra else {}
         variables["behavior"] = (("trial", "time", "behavior_dim"), data.extra["behavior"], {
@@ -401,6 +408,15 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
              "interval": f"central {INTERVAL_PROB:.0%} posterior interval"}
     dataset = xr.Dataset(variables, coords=coords, attrs=attrs)
     return merged_dataset(dataset, data) if "chop" in data.extra else dataset
+
+
+def recorded_counts(data: SpikeData) -> np.ndarray | None:
+    """``(trials, time, neurons)`` bool: which counts of ``data`` were recorded (not NaN, of a
+    unit ``extra["in_data"]`` does not flag as filled in); ``None`` where all were."""
+    recorded = ~np.isnan(data.spikes)
+    if "in_data" in data.extra:
+        recorded &= np.asarray(data.extra["in_data"], dtype=bool)
+    return None if recorded.all() else recorded
 
 
 def run_attrs(data: SpikeData, config: dict) -> dict:

@@ -16,6 +16,7 @@ import dataclasses
 import numpy as np
 
 from pyrolf.data.spikes import DataError, SpikeData
+from pyrolf.evaluation.metrics import recorded_mean
 from pyrolf.evaluation.report import model_rates
 from pyrolf.messages import few_ids
 
@@ -33,18 +34,21 @@ def fill_missing_units(flow, trials: SpikeData, run: SpikeData, device: str = "c
     ``extra["in_data"]`` false, see :func:`~pyrolf.diagnostics.export.new_trials`) with each
     missing held-in unit's counts ``(trials, time)`` filled (module docstring), from ``run``
     (the run's own data, for the start) and ``flow`` (on ``device``); ``passes`` and ``samples``
-    per pass. Missing held-out units, which the encoder never reads, become zeros. Trials
-    without a missing entry come back as they are."""
+    per pass. Missing held-out units, which the encoder never reads, stay NaN (unknown), as do
+    the counts a unit in the data was not recorded in (the encoder reads those as zeros, as in
+    training). Trials without a missing unit come back as they are."""
     in_data = trials.extra.get("in_data")  # (new_trials says which units the data hold)
     if in_data is None or in_data.all():
         return trials
     missing = ~np.asarray(in_data, dtype=bool)
-    spikes = np.where(np.isnan(trials.spikes), 0.0, trials.spikes).astype(np.float32)
     filled = missing & ~trials.heldout
     if not filled.any():  # only held-out units missing: nothing the encoder reads
-        return dataclasses.replace(trials, spikes=spikes)
+        return trials
+    spikes = trials.spikes.astype(np.float32)  # (a copy)
     observed = trials.n_observed
-    start = run.spikes[run.splits["train"]].mean(axis=0)[:, filled]  # (time, filled units)
+    # (time, filled units); a bin no train trial recorded: the unit's mean over the others
+    start = recorded_mean(run.spikes[run.splits["train"]][..., filled], axis=0)
+    start = np.where(np.isnan(start), recorded_mean(start, axis=0), start)
     bins = min(observed, len(start))
     spikes[:, :bins, filled] = start[:bins]
     spikes[:, bins:observed, filled] = start[:bins].mean(axis=0)  # trials longer than the run's

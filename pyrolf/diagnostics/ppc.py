@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyrolf.evaluation.metrics import interval_coverage, psth
+from pyrolf.evaluation.metrics import interval_coverage, psth, recorded_mean
 
 INTERVAL_PROB = 0.9
 
@@ -19,20 +19,21 @@ INTERVAL_PROB = 0.9
 def mean_rate(spikes: np.ndarray) -> np.ndarray:
     """Spikes per bin per neuron, averaged over trials and bins in float64 (as every statistic
     here: observed float32 counts and integer draws of the same counts give the same number):
-    ``(..., trials, time, neurons) -> (..., neurons)``."""
-    return spikes.mean(axis=(-3, -2), dtype=np.float64)
+    ``(..., trials, time, neurons) -> (..., neurons)``; counts not recorded (NaN) left out."""
+    return recorded_mean(spikes, axis=(-3, -2))
 
 
 def fano_factor(spikes: np.ndarray) -> np.ndarray:
     """Fano factor per neuron of the spike count per trial (variance over trials, ``ddof=1``,
     over the mean): ``(..., trials, time, neurons) -> (..., neurons)``; NaN where a neuron has
-    no spike, and everywhere for fewer than 2 trials (no variance over trials)."""
-    counts = spikes.sum(axis=-2, dtype=np.float64)
-    if counts.shape[-2] < 2:
-        return np.full(counts.shape[:-2] + counts.shape[-1:], np.nan)
-    mean = counts.mean(axis=-2)
+    no spike, and where fewer than 2 trials recorded it throughout (no variance over trials: a
+    trial with a count not recorded, NaN, is left out of its neuron's)."""
+    counts = spikes.sum(axis=-2, dtype=np.float64)  # NaN where a bin was not recorded
+    recorded = (~np.isnan(counts)).sum(axis=-2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(mean > 0, counts.var(axis=-2, ddof=1) / mean, np.nan)
+        mean = recorded_mean(counts, axis=-2)
+        squares = np.where(np.isnan(counts), 0.0, (counts - mean[..., None, :]) ** 2).sum(-2)
+        return np.where((mean > 0) & (recorded >= 2), squares / (recorded - 1) / mean, np.nan)
 
 
 def quantile_ranks(count, quantile: float):

@@ -19,7 +19,7 @@ from pyrolf.diagnostics.ppc import mean_rate, ppc_summary, predictive_interval
 from pyrolf.evaluation.collapse import (ACTIVE_KL_PER_BIN, UnsplitSite, active_dimensions,
                                         kl_per_dimension)
 from pyrolf.evaluation.metrics import rates_r2
-from pyrolf.inference.svi import encoder_inputs, evaluating
+from pyrolf.inference.svi import encoder_inputs, evaluating, split_unrecorded
 from pyrolf.memory import available_memory
 from pyrolf.runs import RunFolder
 
@@ -118,9 +118,10 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
                    attrs: dict | None = None):
     """ArviZ data of the draws of ``trials`` (their positions in ``data``; one chain):
     ``posterior`` ``z``, ``v`` (chain, draw, trial, time, latent); ``posterior_predictive`` and
-    ``observed_data`` ``spikes`` ((chain, draw,) trial, time, neuron); ``log_likelihood``
-    ``spikes`` (chain, draw, trial), per trial: the Poisson log-likelihood summed over the
-    scored entries (all neurons, observed bins); ``sample_stats`` ``log_weight`` (chain, draw,
+    ``observed_data`` ``spikes`` ((chain, draw,) trial, time, neuron; observed counts NaN where
+    not recorded, the draws everywhere); ``log_likelihood`` ``spikes`` (chain, draw, trial), per
+    trial: the Poisson log-likelihood summed over the scored entries (all neurons, observed
+    bins, those recorded); ``sample_stats`` ``log_weight`` (chain, draw,
     trial): the importance log-weight ``log p(x, z) - log q(z | x)`` of each draw, whence the
     k-hat, ELBO and IWELBO of ``diagnostics.json``. Labelled as ``inferred.nc`` labels them:
     ``trial`` with :func:`~pyrolf.diagnostics.export.trial_coords` (split, condition, the trials
@@ -134,7 +135,7 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
         "posterior_predictive": {"spikes": draws.predictive_spikes[None]},
         "log_likelihood": {"spikes": draws.log_likelihood[None]},
         "sample_stats": {"log_weight": draws.log_weights[None]},
-        "observed_data": {"spikes": data.spikes[trials].astype(np.int32)},
+        "observed_data": {"spikes": observed_counts(data.spikes[trials])},
     }
     dims = {"z": ["trial", "time", "latent"], "v": ["trial", "time", "latent"],
             "spikes": ["trial", "time", "neuron"], "log_weight": ["trial"]}
@@ -146,6 +147,22 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
     attrs = {**(attrs or {}), **({"window_start_s": window_starts(data)[trials]}
                                  if "chop" in data.extra else {})}
     return with_attrs(with_coords(inference_data(groups, dims), coords), attrs)
+
+
+def observed_counts(spikes: np.ndarray) -> np.ndarray:
+    """Counts ``(trials, time, neurons)`` as ``posterior.nc`` holds them: int32, or float32
+    with NaN where some were not recorded."""
+    return spikes.astype(np.float32 if np.isnan(spikes).any() else np.int32)
+
+
+def recorded_only(predictive: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Draws ``predictive`` ``(draws, trials, time, neurons)`` where ``counts`` ``(trials, time,
+    neurons)`` were recorded, NaN (float32) where not, so that a check compares like with like;
+    as they are where every count was recorded."""
+    unrecorded = np.isnan(counts)
+    if not unrecorded.any():
+        return predictive
+    return np.where(unrecorded, np.float32(np.nan), predictive.astype(np.float32))
 
 
 def coupling_kernel_of(flow) -> np.ndarray | None:
@@ -163,9 +180,11 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     (see :func:`posterior_data`).
 
     The encoder sees each trial's held-in spikes of the observed bins (as in prediction, no
-    coordinated dropout); the likelihood scores all neurons over the observed bins; model and
-    guide run with KL weight 1 and the networks in eval mode, so the log-weights are the exact
-    ELBO terms. Posterior predictive checks use the observed bins; ``posterior.nc`` holds all bins.
+    coordinated dropout); the likelihood scores all neurons over the observed bins (the counts
+    recorded: NaN ones are not); model and guide run with KL weight 1 and the networks in eval
+    mode, so the log-weights are the exact ELBO terms. Posterior predictive checks use the
+    observed bins (the counts recorded, and the draws of the same entries); ``posterior.nc``
+    holds all bins.
 
     Raises:
         ConfigError: ``samples`` below the minimum k-hat needs, or draws that would not fit in
@@ -177,8 +196,9 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     check_memory(flow, data, len(trials), samples)
     spikes = torch.as_tensor(data.spikes[trials], dtype=torch.float32, device=device)
     inputs = encoder_inputs(spikes, torch.as_tensor(data.heldin, device=device), data.n_forward)
-    mask = torch.zeros_like(spikes, dtype=torch.bool)
-    mask[:, : data.n_observed] = True
+    spikes, recorded = split_unrecorded(spikes)  # counts not recorded are not scored
+    mask = torch.ones_like(spikes, dtype=torch.bool) if recorded is None else recorded
+    mask[:, data.n_observed:] = False
     with evaluating(flow):
         draws = sample_posterior(flow.model, flow.guide, inputs, spikes, mask, data.n_bins,
                                  samples, progress="diagnose" if progress else None)
@@ -191,7 +211,7 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
 
     observed = slice(0, data.n_observed)
     counts = data.spikes[trials][:, observed]
-    predictive = draws.predictive_spikes[:, :, observed]
+    predictive = recorded_only(draws.predictive_spikes[:, :, observed], counts)
     conditions = None if data.conditions is None else data.conditions[trials]
     names = trial_ids(data)[trials]
     summary = {"trials": names.tolist(), "samples": samples,

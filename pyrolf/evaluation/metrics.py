@@ -117,9 +117,20 @@ def co_bps_per_neuron(rates: np.ndarray, spikes: np.ndarray) -> np.ndarray:
 def psth(spikes: np.ndarray, conditions: np.ndarray) -> np.ndarray:
     """Peri-stimulus time histogram per condition, spikes per bin averaged over the trials of
     each condition, in float64: ``(..., trials, time, neurons)`` and labels ``(trials,)`` ->
-    ``(..., conditions, time, neurons)``, conditions in sorted order."""
-    return np.stack([spikes[..., conditions == label, :, :].mean(axis=-3, dtype=np.float64)
+    ``(..., conditions, time, neurons)``, conditions in sorted order. Counts not recorded (NaN)
+    are left out of the mean; NaN where a condition recorded none."""
+    return np.stack([recorded_mean(spikes[..., conditions == label, :, :], axis=-3)
                      for label in np.unique(conditions)], axis=-3)
+
+
+def recorded_mean(values: np.ndarray, axis) -> np.ndarray:
+    """Mean over ``axis`` in float64 of the entries that are not NaN (NaN where none is)."""
+    if values.dtype.kind != "f" or not np.isnan(values).any():
+        return values.mean(axis=axis, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recorded = ~np.isnan(values)
+        return (np.where(recorded, values, 0).sum(axis=axis, dtype=np.float64)
+                / recorded.sum(axis=axis))
 
 
 def psth_r2(rates: np.ndarray, smoothed: np.ndarray, conditions: np.ndarray,
@@ -132,14 +143,20 @@ def psth_r2(rates: np.ndarray, smoothed: np.ndarray, conditions: np.ndarray,
     Args:
         rates: predicted rates in spikes per bin of the scored trials ``(scored, time, neurons)``.
         smoothed: smoothed counts of all trials ``(trials, time, neurons)``, whose
-            :func:`psth` is the target.
+            :func:`psth` is the target; NaN where not recorded. A neuron whose PSTH is unknown
+            somewhere (no trial of a condition recorded it in a bin) is left out; NaN where
+            every neuron is.
         conditions: condition label of every trial ``(trials,)``.
         scored: indices of the scored trials ``(scored,)`` into ``smoothed``.
     """
     conditions = np.asarray(conditions)
     groups = [np.flatnonzero(conditions[scored] == label) for label in np.unique(conditions)]
-    return float(eval_psth(psth(smoothed, conditions),
-                           np.asarray(rates, np.float64), groups))
+    target = psth(smoothed, conditions)
+    known = ~np.isnan(target).any(axis=(0, 1))  # neurons some condition never recorded: unscored
+    if not known.any():
+        return float("nan")
+    return float(eval_psth(target[..., known], np.asarray(rates, np.float64)[..., known],
+                           groups))
 
 
 def behavior_r2(train_rates: np.ndarray, train_behavior: np.ndarray, test_rates: np.ndarray,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from pyrolf.data.sessions import Sessions
 from pyrolf.data.spikes import SpikeData
 
@@ -16,7 +18,7 @@ POOLED = ("co_bps", "smoothing_co_bps")
 def heldout_spikes(data: SpikeData, trials) -> float:
     """The spikes of ``data``'s held-out neurons in the observed bins of ``trials``: what
     co-bps divides by."""
-    return float(data.spikes[trials][:, : data.n_observed][..., data.heldout].sum())
+    return float(np.nansum(data.spikes[trials][:, : data.n_observed][..., data.heldout]))
 
 
 def pooled(scores: dict, weights: dict) -> float:

@@ -11,6 +11,10 @@ of them that holds :data:`SELECTION_BINS`, and the chosen width is fitted on all
 that, the fits are exactly as before). A fit can be kept in a file (a run folder's
 ``smoothing.npz``) by the data it was fitted on, so that scoring the same data again (``pyrolf
 evaluate``, ``--resume``) predicts from the kept GLMs in seconds.
+
+Counts not recorded (NaN: a unit's ``obs_intervals`` miss the bin) are left out: smoothing
+averages the recorded bins near each bin, a bin with none near reads the neuron's mean count,
+and each GLM is fitted on the bins its neuron was recorded in.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from sklearn.linear_model import PoissonRegressor
 from threadpoolctl import threadpool_limits
 
 from pyrolf.data.spikes import SpikeData
-from pyrolf.evaluation.metrics import co_bps
+from pyrolf.evaluation.metrics import co_bps, recorded_mean
 from pyrolf.messages import note, progress_bar
 from pyrolf.runs import RunFolder
 
@@ -37,6 +41,8 @@ MANY_BINS = 100_000
 #: ... that holds this many bins
 SELECTION_BINS = 25_000
 LOG_OFFSET = 1e-4  # added to smoothed counts before the log
+#: the least kernel weight of recorded bins a smoothed bin needs (else it is NaN: unknown)
+REACHED = 1e-6
 RATE_FLOOR = 1e-9
 #: the GLMs' tolerance (sklearn's ``tol``): Newton steps until the gradient is this small, so
 #: that a fit does not depend on where it starts (sklearn's default 1e-4 left co-bps 1e-4 apart)
@@ -46,7 +52,10 @@ KEPT_VERSION = 2
 
 
 def smooth_spikes(spikes: np.ndarray, width: float) -> np.ndarray:
-    """Gaussian smoothing in time of every trial and neuron, edges reflected.
+    """Gaussian smoothing in time of every trial and neuron, edges reflected. Counts not
+    recorded (NaN) are left out: each smoothed bin is the kernel-weighted mean of the recorded
+    bins near it (the smoothed counts over the smoothed share recorded), NaN where the kernel
+    reaches none.
 
     Args:
         spikes: counts ``(trials, time, neurons)``.
@@ -55,7 +64,22 @@ def smooth_spikes(spikes: np.ndarray, width: float) -> np.ndarray:
     Returns:
         smoothed counts (spikes per bin), float64, same shape.
     """
-    return gaussian_filter1d(np.asarray(spikes, dtype=np.float64), width, axis=1, mode="reflect")
+    spikes = np.asarray(spikes, dtype=np.float64)
+    unrecorded = np.isnan(spikes)
+    if not unrecorded.any():
+        return gaussian_filter1d(spikes, width, axis=1, mode="reflect")
+    counts = gaussian_filter1d(np.where(unrecorded, 0.0, spikes), width, axis=1, mode="reflect")
+    share = gaussian_filter1d((~unrecorded).astype(np.float64), width, axis=1, mode="reflect")
+    reached = share > REACHED
+    return np.divide(counts, share, out=np.full_like(counts, np.nan), where=reached)
+
+
+def filled_smooth(spikes: np.ndarray, width: float, means: np.ndarray) -> np.ndarray:
+    """:func:`smooth_spikes` with its NaN (bins the kernel finds nothing recorded near) filled by
+    each neuron's mean count per bin ``means`` ``(neurons,)``: the baseline's regressors and
+    held-in rates, which must be numbers everywhere."""
+    smoothed = smooth_spikes(spikes, width)
+    return np.where(np.isnan(smoothed), means, smoothed)
 
 
 def fit_poisson_glm(inputs: np.ndarray, targets: np.ndarray, train: np.ndarray,
@@ -65,7 +89,8 @@ def fit_poisson_glm(inputs: np.ndarray, targets: np.ndarray, train: np.ndarray,
 
     Args:
         inputs: regressors ``(trials, time, features)``.
-        targets: counts ``(trials, time, neurons)``.
+        targets: counts ``(trials, time, neurons)``; a neuron's bins not recorded (NaN) are
+            left out of its fit.
         train: indices of the trials to fit on.
         alpha: L2 penalty of :class:`~sklearn.linear_model.PoissonRegressor`.
         workers: fits at once, one thread each; default torch's thread count (what the fit
@@ -82,15 +107,20 @@ def fit_poisson_glm(inputs: np.ndarray, targets: np.ndarray, train: np.ndarray,
     n_features = inputs.shape[-1]
     x_train = inputs[train].reshape(-1, n_features)
     y_train = targets[train].reshape(-1, targets.shape[-1])
+    recorded = ~np.isnan(y_train)
+    partly = ~recorded.all(axis=0)
 
     def fit_one(neuron: int) -> np.ndarray:
-        if not y_train[:, neuron].any():
+        x, y = x_train, y_train[:, neuron]
+        if partly[neuron]:  # bins the neuron was not recorded in (NaN) are left out
+            x, y = x[recorded[:, neuron]], y[recorded[:, neuron]]
+        if not y.any():
             return np.append(np.zeros(n_features), -np.inf)
         glm = PoissonRegressor(alpha=alpha, solver="newton-cholesky", tol=GLM_TOL,
                                max_iter=1000, warm_start=start is not None)
         if start is not None and np.isfinite(start[-1, neuron]):  # what warm_start starts from
             glm.coef_, glm.intercept_ = start[:-1, neuron], start[-1, neuron]
-        glm.fit(x_train, y_train[:, neuron])
+        glm.fit(x, y)
         return np.append(glm.coef_, glm.intercept_)
 
     # One fit per thread (numpy's linear algebra releases the GIL), each single-threaded: these
@@ -146,8 +176,17 @@ def smoothing_rates(data: SpikeData, width: float, weights: np.ndarray,
     """Held-in and held-out rates ``(trials, n_observed, held-in / held-out)`` of the smoothing
     baseline of kernel sd ``width`` (bins) and held-out GLMs ``weights`` (see
     :func:`fit_poisson_glm`) on the observed bins of ``trials`` (default all)."""
-    heldin = smooth_spikes(data.spikes[trials, :data.n_observed][..., data.heldin], width)
+    heldin = filled_smooth(data.spikes[trials, :data.n_observed][..., data.heldin], width,
+                           heldin_means(data))
     return np.maximum(heldin, RATE_FLOOR), glm_rates(np.log(heldin + LOG_OFFSET), weights)
+
+
+def heldin_means(data: SpikeData) -> np.ndarray:
+    """Each held-in neuron's mean count per bin ``(held-in,)`` over the observed bins of the
+    train trials it was recorded in: what the baseline reads where it knows nothing nearer
+    (:func:`filled_smooth`); 0 for a neuron recorded in none."""
+    spikes = data.spikes[data.splits["train"], :data.n_observed][..., data.heldin]
+    return np.nan_to_num(recorded_mean(spikes, axis=(0, 1)))
 
 
 def fit_smoothing(data: SpikeData, widths: tuple[float, ...], alpha: float,
@@ -163,8 +202,10 @@ def fit_smoothing(data: SpikeData, widths: tuple[float, ...], alpha: float,
                    np.sort(np.random.default_rng(0).choice(train, share, replace=False)))
     refit = compared_on is not train
 
+    means = heldin_means(data)
+
     def inputs(width: float) -> np.ndarray:
-        return np.log(smooth_spikes(spikes[..., data.heldin], width) + LOG_OFFSET)
+        return np.log(filled_smooth(spikes[..., data.heldin], width, means) + LOG_OFFSET)
 
     scores, weights, last = {}, {}, None
     with progress_bar(total=len(widths) + refit, desc="smoothing baseline", unit="fit",

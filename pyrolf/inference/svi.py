@@ -41,7 +41,8 @@ class Batch:
     """One minibatch in the model's signature.
 
     inputs: held-in counts the encoder sees ``(trials, observed, held_in)``, coordinated dropout
-        applied; spikes: all counts ``(trials, T, neurons)``; mask: bool, entries scored.
+        applied; spikes: all counts ``(trials, T, neurons)``, zeros where not recorded; mask:
+        bool, entries scored.
     """
 
     inputs: torch.Tensor
@@ -50,22 +51,35 @@ class Batch:
 
 
 def encoder_inputs(spikes: torch.Tensor, heldin: torch.Tensor, n_forward: int) -> torch.Tensor:
-    """Held-in counts of the observed bins, ``(trials, T, neurons) -> (trials, observed, held_in)``."""
-    return spikes[:, : spikes.shape[1] - n_forward][..., heldin]
+    """Held-in counts of the observed bins, ``(trials, T, neurons) -> (trials, observed,
+    held_in)``; a count not recorded (NaN) is read as zero, as coordinated dropout hides one."""
+    return spikes[:, : spikes.shape[1] - n_forward][..., heldin].nan_to_num(nan=0.0)
+
+
+def split_unrecorded(spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``spikes`` ``(trials, T, neurons)`` with the counts not recorded (NaN) made zeros, and
+    which were recorded (bool, same shape; ``None`` where all were): what :func:`make_batch`
+    takes."""
+    recorded = ~spikes.isnan()
+    if bool(recorded.all()):
+        return spikes, None
+    return spikes.nan_to_num(nan=0.0), recorded
 
 
 def make_batch(spikes: torch.Tensor, heldin: torch.Tensor, n_forward: int,
-               cd_rate: float = 0.0) -> Batch:
+               cd_rate: float = 0.0, recorded: torch.Tensor | None = None) -> Batch:
     """A training batch with coordinated dropout (LFADS): a random share ``cd_rate`` of held-in
     input entries is hidden from the encoder and only those are scored, so the model cannot copy
-    its input; held-out neurons and forward bins are always scored."""
+    its input; held-out neurons and forward bins are always scored. ``recorded``: bool, the
+    counts of ``spikes`` recorded (``None``: all; see :func:`split_unrecorded`), the others
+    (zeros in ``spikes``) never scored and read by the encoder as the hidden ones are."""
     inputs = encoder_inputs(spikes, heldin, n_forward)
-    mask = torch.ones_like(spikes, dtype=torch.bool)
+    mask = torch.ones_like(spikes, dtype=torch.bool) if recorded is None else recorded.clone()
     if cd_rate > 0:
         keep = torch.rand_like(inputs) >= cd_rate
         inputs = inputs * keep / (1 - cd_rate)
         observed = mask[:, : inputs.shape[1]]
-        observed[..., heldin] = ~keep
+        observed[..., heldin] = ~keep if recorded is None else observed[..., heldin] & ~keep
     return Batch(inputs, spikes, mask)
 
 
@@ -140,9 +154,11 @@ def steps_per_epoch(data: SpikeData | Sessions, batch_size: int) -> int:
 class Part:
     """What a :class:`Trainer` trains on of one session: ``flow`` (of several sessions, the
     session's view, :func:`~pyrolf.models.sessions.session_flow`), its ``data``, on the device
-    the counts of its training and validation trials ``train``, ``valid`` ``(trials, T, its
-    neurons)`` and its ``heldin``, ``heldout`` flags ``(its neurons,)``, and the ``svi`` that
-    steps on its batches."""
+    the counts of its training and validation trials ``train`` (zeros where not recorded),
+    ``valid`` (NaN there) ``(trials, T, its neurons)`` and its ``heldin``, ``heldout`` flags
+    ``(its neurons,)``, the ``svi`` that steps on its batches, and which training counts were
+    recorded, ``recorded`` (as ``train``; ``None`` where all were: see
+    :func:`split_unrecorded`)."""
 
     flow: torch.nn.Module
     data: SpikeData
@@ -151,6 +167,7 @@ class Part:
     heldin: torch.Tensor
     heldout: torch.Tensor
     svi: SVI | GraphSVI
+    recorded: torch.Tensor | None = None
 
 
 class Trainer:
@@ -186,9 +203,10 @@ class Trainer:
         graphs = self.config.cuda_graphs and self.device.type == "cuda"
         svi = (GraphSVI(flow.model, flow.guide, self.optimizer) if graphs
                else SVI(flow.model, flow.guide, self.optimizer, Trace_ELBO()))
-        return Part(flow, data, spikes[data.splits["train"]], spikes[data.splits["valid"]],
+        train, recorded = split_unrecorded(spikes[data.splits["train"]])
+        return Part(flow, data, train, spikes[data.splits["valid"]],
                     torch.as_tensor(data.heldin, device=self.device),
-                    torch.as_tensor(data.heldout, device=self.device), svi)
+                    torch.as_tensor(data.heldout, device=self.device), svi, recorded)
 
     def kl_weight(self, epoch: float) -> float:
         """Linear warm-up from ``KL_WEIGHT_FLOOR`` to ``config.kl_weight`` over ``kl_warmup``
@@ -210,7 +228,7 @@ class Trainer:
             held = part.valid[:, observed][..., part.heldout]
             scores[index] = co_bps(rates[:, observed][..., part.heldout].cpu().numpy(),
                                    held.cpu().numpy())
-            spikes[index] = float(held.sum())
+            spikes[index] = float(held.nansum())
         return pooled(scores, spikes)
 
     def validation_kl(self) -> float | None:
@@ -268,7 +286,8 @@ class Trainer:
         loss = 0.0
         for step, (part, idx) in enumerate(self.batches()):
             batch = make_batch(part.train[idx], part.heldin, part.data.n_forward,
-                               self.config.cd_rate)
+                               self.config.cd_rate,
+                               None if part.recorded is None else part.recorded[idx])
             weight = self.kl_weight(self.state.epoch + step / self.steps_per_epoch)
             try:
                 with pyro.validation_enabled(check and step == 0 and is_validation_enabled()), \
