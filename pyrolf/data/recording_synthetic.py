@@ -26,6 +26,7 @@ Units have ids ``100, 107, 114, ...`` (not their positions), so tests see that i
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,8 @@ class PlantedRecording:
         spike_times: per unit, sorted spike times (s).
         unit_ids: ``(units,)`` the units' ids.
         behavior: the behavioural series ``(time, 2)``, one sample per ms at ``t`` ms.
+        obs_intervals: per unit, the intervals ``(intervals, 2)`` s it was recorded in (NWB's
+            Units ``obs_intervals``), or ``None``: the file says nothing of them.
     """
 
     trials: pd.DataFrame | None
@@ -69,6 +72,17 @@ class PlantedRecording:
     spike_times: list[np.ndarray]
     unit_ids: np.ndarray
     behavior: np.ndarray
+    obs_intervals: list[np.ndarray] | None = None
+
+    def lose_units(self, lost: np.ndarray, at_s: float) -> "PlantedRecording":
+        """This recording with the units at positions ``lost`` recorded only until ``at_s`` s
+        (their spikes after it gone; ``obs_intervals`` say so), every other unit throughout."""
+        end = len(self.rates) / 1000.0
+        stops = np.where(np.isin(np.arange(len(self.unit_ids)), lost), at_s, end)
+        return dataclasses.replace(
+            self, spike_times=[times[times < stop] for times, stop in zip(self.spike_times,
+                                                                            stops)],
+            obs_intervals=[np.array([[0.0, stop]]) for stop in stops])
 
     def binned_rates(self, starts: np.ndarray, n_bins: int, bin_ms: int) -> np.ndarray:
         """True rates ``(windows, n_bins, units)`` in spikes per bin of the windows that start at
@@ -130,12 +144,16 @@ def _trials(rng: np.random.Generator, n_trials: int):
 
 
 def write_recording_nwb(path, recording: PlantedRecording) -> Path:
-    """Write ``recording`` as an NWB file: a Units table (``spike_times`` and the unit ids), the
-    behavioural TimeSeries :data:`BEHAVIOR` (1 kHz from time 0) in a ``behavior`` processing
-    module and, for a trials session, its trials table; nothing NLB's layout adds. Returns the
-    path."""
+    """Write ``recording`` as an NWB file: a Units table (``spike_times``, the unit ids and, where
+    the recording has them, ``obs_intervals``), the behavioural TimeSeries :data:`BEHAVIOR` (1
+    kHz from time 0) in a ``behavior`` processing module and, for a trials session, its trials
+    table; nothing NLB's layout adds. Returns the path."""
+    columns = _ragged("spike_times", "spike times (s)", recording.spike_times)
+    if recording.obs_intervals is not None:
+        columns += _ragged("obs_intervals", "the intervals (s) the unit was recorded in",
+                           recording.obs_intervals)
     units = Units(name="units", description="sorted units", id=recording.unit_ids,
-                  columns=_ragged("spike_times", "spike times (s)", recording.spike_times))
+                  columns=columns)
     trials = None
     if recording.trials is not None:
         columns = [VectorData(name=name, description=TRIAL_DESCRIPTIONS[name],

@@ -200,8 +200,8 @@ def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = 
     unscored = [unit for unit, value in metrics["co_bps_per_neuron"].items() if np.isnan(value)]
     if unscored:
         note(f"{data.name}: {len(unscored)} of the {int(data.heldout.sum())} held-out units "
-             f"{'has' if len(unscored) == 1 else 'have'} no spike in the {len(test)} test trials "
-             f"({few_ids(unscored)}): their co_bps_per_neuron is null, and in co_bps they count "
+             f"{'has' if len(unscored) == 1 else 'have'} no spike recorded in the {len(test)} "
+             f"test trials ({few_ids(unscored)}): their co_bps_per_neuron is null, and in co_bps they count "
              "only as the rate predicted where none came")
     metrics.update(psth_metrics(rates, data, test))
     metrics.update(forward_metrics(rates, data, test))
