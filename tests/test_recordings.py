@@ -362,6 +362,12 @@ def test_trials_keep_their_id_in_the_nwb_trials_table_beside_their_row(files, tm
     assert "row" in coords["trial"][2]["long_name"] and "id" in coords["trial_id"][2]["long_name"]
     assert "trial_id" not in trial_coords(load(files["npz"], align="stim_on_time",
                                                window="-0.2,0.3"))  # (no table of ids)
+    # --trials-where chooses trials by that id too (a table without a column named `id`)
+    chosen = load(path, align="stim_on_time", window="-0.2,0.3",
+                  trials_where=["id=1007,1021,1035"])
+    np.testing.assert_array_equal(chosen.extra["trial_ids"], [1, 3, 5])
+    with pytest.raises(DataError, match="has no column 'id'"):
+        load(files["npz"], align="stim_on_time", window="-0.2,0.3", trials_where=["id=1"])
     # a condition column named `condition` is that coordinate, not a second `table_condition`
     named = dataclasses.replace(data, extra={**data.extra, "recording": {
         **data.extra["recording"], "condition": "condition"}, "trial_table": {

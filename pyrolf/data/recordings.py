@@ -516,8 +516,11 @@ def _trial_table(source, rows: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _column(source, name: str, option: str) -> np.ndarray:
-    """Trials-table column ``name`` ``(trials,)``; a :class:`DataError` listing the columns there
-    are when it is not there."""
+    """Trials-table column ``name`` ``(trials,)`` (``id``, where the table has no column of that
+    name: NWB's trial ids, ``inferred.nc``'s ``trial_id``); a :class:`DataError` listing the
+    columns there are when it is not there."""
+    if name == "id" and name not in source.trial_columns and source.trial_table_ids is not None:
+        return source.trial_table_ids
     if name not in source.trial_columns:
         raise DataError(f"{option} {name}: the trials table of {source.path.name} has no column "
                         f"{name!r}; its columns: {', '.join(source.trial_columns)}")
