@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from own_recording import pyrolf_in_process  # a script beside this one
+from own_recording import inferred_and_planted, pyrolf_in_process  # a script beside this one
 from pyrolf import load_run
 from pyrolf.data.recording_synthetic import simulate_recording, write_recording_nwb
 from pyrolf.evaluation.metrics import rates_r2
@@ -66,11 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         seconds = pyrolf_in_process("infer", str(run), "--data", str(file), "--out", str(out),
                                     "--quiet")
         inferred = xr.open_dataset(out)
-        rows = inferred["trial"].values
-        align = session.trials.stim_on_time.to_numpy()[rows]
-        true = session.binned_rates(align + window, inferred.sizes["time"], BIN_MS)
-        order = np.searchsorted(session.unit_ids, inferred["neuron"].values)
-        rates, true = inferred["rates"].values, true[..., order]
+        rates, true = inferred_and_planted(inferred, session, window, BIN_MS)
         gone = np.isin(inferred["neuron"].values, lost)
         print(f"{name}: rates_r2 units_there={rates_r2(rates[..., ~gone], true[..., ~gone]):.4f} "
               f"units_lost={rates_r2(rates[..., gone], true[..., gone]):.4f} "

@@ -76,6 +76,16 @@ def pyrolf_in_process(*args: str) -> float:
     return time.perf_counter() - started
 
 
+def inferred_and_planted(inferred: xr.Dataset, session, window: float, bin_ms: int):
+    """``(rates, true)`` ``(trials, time, neurons)``: an ``inferred.nc``'s rates of trials of
+    the planted ``session`` cut ``window`` s after its ``stim_on_time``, and the planted rates
+    of the same bins and units."""
+    align = session.trials.stim_on_time.to_numpy()[inferred["trial"].values]
+    true = session.binned_rates(align + window, inferred.sizes["time"], bin_ms)
+    order = np.searchsorted(session.unit_ids, inferred["neuron"].values)
+    return inferred["rates"].values, true[..., order]
+
+
 def _fitted(name: str, fit_args: list[str], folder: Path):
     """``pyrolf fit FIT_ARGS --out folder/run-NAME`` (once); the run's flow, config, data and
     metrics."""

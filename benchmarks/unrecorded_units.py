@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from own_recording import pyrolf_in_process  # a script beside this one
+from own_recording import inferred_and_planted, pyrolf_in_process  # a script beside this one
 from pyrolf.data.recording_synthetic import simulate_recording, write_recording_nwb
 from pyrolf.evaluation.metrics import rates_r2
 
@@ -57,10 +57,8 @@ def main(argv: list[str] | None = None) -> None:
         out = args.folder / f"{name}.nc"
         pyrolf_in_process("infer", str(run), "--out", str(out), "--quiet")
         inferred = xr.open_dataset(out)
+        rates, true = inferred_and_planted(inferred, session, window, BIN_MS)
         align = session.trials.stim_on_time.to_numpy()[inferred["trial"].values]
-        true = session.binned_rates(align + window, inferred.sizes["time"], BIN_MS)
-        order = np.searchsorted(session.unit_ids, inferred["neuron"].values)
-        rates, true = inferred["rates"].values, true[..., order]
         gone = np.isin(inferred["neuron"].values, session.unit_ids[:args.lost])
         missed = align + window + inferred.sizes["time"] * BIN_MS / 1000 > at_s
         co_bps = json.loads((run / "metrics.json").read_text())["co_bps"]
