@@ -1013,21 +1013,29 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
     data = load(paused, window="0,0.8")
     err = capsys.readouterr().err
     assert data.extra["trial_ids"].tolist() == [0, 1, 3, 4]
-    assert ("1 of 5 trials dropped (rows 2): their window falls in a pause of the recording, "
-            "which no unit's obs_intervals cover") in err
+    assert ("1 of 5 trials dropped (rows 2): their window falls wholly in a pause of the "
+            "recording, which no unit's obs_intervals cover") in err
     assert data.extra["recording"]["trials_in_recording_pause"] == 1
     assert data.extra["recording"]["trials_not_matching"] == 0
     assert data.extra["recording"]["rows_dropped"] == {
         "outside_recording": [], "in_recording_pause": [2], "without_alignment": []}
     assert ("1 unit is not recorded throughout the 4 trials kept (their obs_intervals; ids, "
             "with the trials missed in part or whole: 1 (2)): their counts there are unknown "
-            "(NaN), neither scored nor shown to the encoder") in err
+            "(NaN), not scored; the fit's encoder reads them as hidden (zeros), infer fills them "
+            "with what the run infers") in err
     # unit 1 stops at 3.5 s: trial 3 (3 to 3.8 s) is recorded for its first 50 bins, trial 4
     # not at all; unit 0 throughout
     unrecorded = np.isnan(data.spikes)
     assert not unrecorded[..., 0].any() and not unrecorded[:2].any()
     assert unrecorded[2, :, 1].tolist() == [False] * 50 + [True] * 30
     assert unrecorded[3, :, 1].all()
+    # a trial partly in the pause is kept, its bins there unknown: trial 2 (2.15 to 2.95 s) is
+    # recorded by unit 0 from 2.9 s, trial 1 (1.15 to 1.95 s) by neither unit after 1.9 s
+    later = load(paused, window="0.15,0.95")
+    assert later.extra["trial_ids"].tolist() == [0, 1, 2, 3, 4]
+    assert np.isnan(later.spikes[2, :75, 0]).all() and not np.isnan(later.spikes[2, 75:, 0]).any()
+    assert np.isnan(later.spikes[1, 75:]).all() and not np.isnan(later.spikes[1, :75]).any()
+    capsys.readouterr()
     data = load(write_nwb(tmp_path / "whole.nwb", [{**unit, "obs_intervals": [[0.0, 5.0]]}
                                                    for unit in TWO_UNITS]), window="0,0.8")
     assert data.n_trials == 5 and "not recorded" not in capsys.readouterr().err
@@ -1164,8 +1172,9 @@ def test_a_large_heldout_fraction_still_keeps_one_unit_held_in(files):
 def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_infers(
         monkeypatch):
     """The fill starts from the unit's mean count per bin in the run's train trials; each pass
-    then gives it the rates the run infers from the trials as filled so far; the units there
-    are untouched and a missing held-out unit, which the encoder never reads, stays NaN."""
+    then gives it the rates the run infers from the trials as filled so far; the counts there
+    are untouched, a held-in count not recorded is filled alike, and a missing held-out unit,
+    which the encoder never reads, stays NaN."""
     from pyrolf.diagnostics import missing
 
     rng = np.random.default_rng(1)
@@ -1175,6 +1184,7 @@ def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_
                             "test": np.array([5])})
     counts = rng.poisson(3.0, (3, 5, 4)).astype(np.float32)
     counts[..., [1, 3]] = np.nan  # held-in unit 1 and held-out unit 3 lost
+    counts[2, 3:, 2] = np.nan  # held-in unit 2 not recorded at the end of trial 2
     trials = SpikeData(spikes=counts, heldout=heldout, splits={"new": np.arange(3)},
                        extra={"in_data": np.array([True, False, True, False])})
     seen = []
@@ -1188,11 +1198,16 @@ def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_
     np.testing.assert_allclose(seen[0], np.broadcast_to(
         run.spikes[run.splits["train"], :, 1].mean(0), (3, 5)))  # the PSTH first
     np.testing.assert_allclose(filled.spikes[..., 1], counts[..., 0] + 1.0)  # then inferred
-    np.testing.assert_array_equal(filled.spikes[..., [0, 2]], counts[..., [0, 2]])
+    # a count not recorded is filled as a missing unit's are, the counts recorded untouched
+    np.testing.assert_allclose(filled.spikes[2, 3:, 2], counts[2, 3:, 0] + 1.0)
+    np.testing.assert_array_equal(filled.spikes[..., 0], counts[..., 0])
+    np.testing.assert_array_equal(filled.spikes[:2, :, 2], counts[:2, :, 2])
     assert np.isnan(filled.spikes[..., 3]).all() and len(seen) == 2  # held out: unknown
+    np.testing.assert_array_equal(filled.extra["unrecorded"], np.isnan(counts))
     assert missing.fill_missing_units(None, run, run) is run  # nothing missing: as it was
-    out_only = dataclasses.replace(trials, spikes=np.where(np.isnan(counts[..., [3]]), np.nan,
-                                                           counts), extra={
+    held_out_lost = rng.poisson(3.0, (3, 5, 4)).astype(np.float32)
+    held_out_lost[..., 3] = np.nan
+    out_only = dataclasses.replace(trials, spikes=held_out_lost, extra={
         "in_data": np.array([True, True, True, False])})
     seen.clear()
     assert missing.fill_missing_units(None, out_only, run) is out_only

@@ -1,5 +1,6 @@
 """Counts not recorded (NaN in ``SpikeData.spikes``: a unit's ``obs_intervals`` miss the bin, or a
-spike file says so) are unknown, not silence: neither fitted nor scored nor shown to the encoder."""
+spike file says so) are unknown, not silence: neither fitted nor scored; the fit's encoder reads
+them as hidden (zeros), ``infer`` fills them with what the run infers."""
 
 import json
 

@@ -4,7 +4,7 @@ Arrays a file holds (names are the keys / dataset names):
 
 - ``spikes`` (required): ``(trials, time, neurons)`` non-negative integer spike counts, at most
   :data:`MAX_COUNT` per bin; NaN where a neuron was not recorded (unknown, not silence: neither
-  fitted nor scored nor shown to the encoder), none all NaN.
+  fitted nor scored; the fit's encoder reads it as hidden, ``infer`` fills it).
 - ``rates`` (optional): ground-truth rates in spikes per bin, same shape as ``spikes``.
 - ``heldout`` (optional): ``(neurons,)`` bool, the neurons scored by co-bps; without it a seeded
   random 20 % (``heldout_fraction``) of the neurons (at least one) is held out.

@@ -21,14 +21,15 @@ The options are :class:`~pyrolf.config.Config` fields, so a run folder rebuilds 
   ``bin_size_ms`` (default 10 ms; the window's length rounded down to whole bins). A window may
   reach beyond its trial; a trial is dropped when its window leaves the recording (NWB
   ``obs_intervals`` where the file has them, else the first to the last spike of the units kept,
-  widened to the trials' starts and stops), falls in a pause that no unit's ``obs_intervals``
-  cover, or its alignment time is NaN, and the rows are named and counted. Where a unit's own
-  ``obs_intervals`` miss a bin (a unit lost before the session ended, or found late), its count
-  there is NaN: unknown, neither fitted nor scored nor shown to the encoder (trials and windows
-  alike: :func:`unrecorded_bins`); a note names those units. ``trials_where`` keeps the
-  trials that meet each of its conditions (``outcome=correct``, ``reaction_time<0.6``:
-  :mod:`pyrolf.data.where`); ``condition`` names the column whose values are the conditions
-  (stratified splits, PSTHs).
+  widened to the trials' starts and stops), falls wholly in a pause that no unit's
+  ``obs_intervals`` cover (one partly in it keeps the bins recorded), or its alignment time is
+  NaN, and the rows are named and counted. Where a unit's own ``obs_intervals`` miss a bin (a
+  unit lost before the session ended, or found late), its count there is NaN: unknown, neither
+  fitted nor scored (the fit's encoder reads it as hidden, a zero; ``infer`` fills it:
+  :mod:`pyrolf.diagnostics.missing`), trials and windows alike (:func:`unrecorded_bins`); a
+  note names those units. ``trials_where`` keeps the trials that meet each of its conditions
+  (``outcome=correct``, ``reaction_time<0.6``: :mod:`pyrolf.data.where`); ``condition`` names
+  the column whose values are the conditions (stratified splits, PSTHs).
 - **Continuous** (no trials table, or ``continuous``): the whole recording, binned from the
   last multiple of the bin width (s) before its start, cut by :func:`pyrolf.data.chop.chop` into
   windows of ``chop_s`` overlapping by ``overlap_s`` (both rounded down to whole bins), which are
@@ -325,8 +326,8 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
     outside = int((~inside).sum())
     intervals = source.unit_intervals(units)
     paused = np.zeros(len(rows), dtype=bool)
-    if intervals is not None:  # a window in a pause of the recording, which no unit records
-        paused = inside & ~_covered(np.concatenate(intervals), align[rows] + window[0],
+    if intervals is not None:  # a window wholly in a pause of the recording, which no unit records
+        paused = inside & ~_touched(np.concatenate(intervals), align[rows] + window[0],
                                     align[rows] + window[1])
         inside &= ~paused
     if not inside.any():
@@ -340,8 +341,8 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
                f"{last:.3f} s)"] if outside else []
     if paused.any():
         dropped.append(f"{int(paused.sum())} of {len(rows)} trials dropped "
-                       f"({few_ids(rows[paused], word='rows')}): their window falls in a pause "
-                       "of the recording, which no unit's obs_intervals cover")
+                       f"({few_ids(rows[paused], word='rows')}): their window falls wholly in a "
+                       "pause of the recording, which no unit's obs_intervals cover")
     if unaligned.any():
         dropped.append(f"{int(unaligned.sum())} trials without a time in {config.align} (NaN) "
                        f"left out ({few_ids(unaligned_rows, word='rows')})")
@@ -543,15 +544,28 @@ def _times(source, name: str, option: str) -> np.ndarray:
 def _covered(intervals: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     """``(windows,)`` bool: whether each window ``[starts, stops]`` s lies within the union of
     ``intervals`` ``(intervals, 2)`` s (overlapping or touching ones joined)."""
+    begins, ends = _joined(intervals)
+    at = np.searchsorted(begins, starts, side="right") - 1
+    return (at >= 0) & (ends[np.maximum(at, 0)] >= stops)
+
+
+def _touched(intervals: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """``(windows,)`` bool: whether each window ``[starts, stops]`` s shares more than
+    :data:`EDGE_S` with the union of ``intervals`` ``(intervals, 2)`` s."""
+    begins, ends = _joined(intervals)
+    at = np.searchsorted(begins, np.asarray(stops) - EDGE_S, side="left") - 1
+    return (at >= 0) & (ends[np.maximum(at, 0)] > np.asarray(starts) + EDGE_S)
+
+
+def _joined(intervals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The union of ``intervals`` ``(intervals, 2)`` s as disjoint intervals in order, their
+    ``(begins, ends)`` (overlapping or touching ones joined)."""
     if not len(intervals):
-        return np.zeros(len(starts), dtype=bool)
+        return np.zeros(0), np.zeros(0)
     intervals = intervals[np.argsort(intervals[:, 0], kind="stable")]
     reach = np.maximum.accumulate(intervals[:, 1])
     joined = np.r_[True, intervals[1:, 0] > reach[:-1]]  # where a joined interval begins
-    begins = intervals[joined, 0]
-    ends = reach[np.r_[np.flatnonzero(joined)[1:] - 1, len(intervals) - 1]]
-    at = np.searchsorted(begins, starts, side="right") - 1
-    return (at >= 0) & (ends[np.maximum(at, 0)] >= stops)
+    return intervals[joined, 0], reach[np.r_[np.flatnonzero(joined)[1:] - 1, len(intervals) - 1]]
 
 
 def _note_unrecorded(path: Path, spikes: np.ndarray, unit_ids: np.ndarray, what: str) -> None:
@@ -566,8 +580,8 @@ def _note_unrecorded(path: Path, spikes: np.ndarray, unit_ids: np.ndarray, what:
         note(f"{path.name}: {len(worst)} {'unit is' if len(worst) == 1 else 'units are'} not "
              f"recorded throughout the {len(spikes)} {what} kept (their obs_intervals; ids, "
              f"with the {what} missed in part or whole: {shown}{more}): their counts there are "
-             "unknown (NaN), neither scored nor shown to the encoder (infer --data reads a unit "
-             "recorded in none as missing)")
+             "unknown (NaN), not scored; the fit's encoder reads them as hidden (zeros), infer "
+             "fills them with what the run infers")
 
 
 def unrecorded_bins(intervals: list[np.ndarray], starts: np.ndarray, n_bins: int,

@@ -411,9 +411,11 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
 
 
 def recorded_counts(data: SpikeData) -> np.ndarray | None:
-    """``(trials, time, neurons)`` bool: which counts of ``data`` were recorded (not NaN, of a
-    unit ``extra["in_data"]`` does not flag as filled in); ``None`` where all were."""
-    recorded = ~np.isnan(data.spikes)
+    """``(trials, time, neurons)`` bool: which counts of ``data`` were recorded (not NaN, or not
+    NaN before :func:`~pyrolf.diagnostics.missing.fill_missing_units` filled them:
+    ``extra["unrecorded"]``, of a unit ``extra["in_data"]`` does not flag as missing); ``None``
+    where all were."""
+    recorded = ~data.extra.get("unrecorded", np.isnan(data.spikes))
     if "in_data" in data.extra:
         recorded &= np.asarray(data.extra["in_data"], dtype=bool)
     return None if recorded.all() else recorded

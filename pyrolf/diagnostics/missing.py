@@ -1,12 +1,13 @@
-"""New trials that lack some of a run's held-in units (a unit lost on another day): the encoder
-reads every held-in unit, so a missing one's counts are filled with what the run expects of it.
+"""New trials that lack some of a run's held-in counts (a unit lost on another day, or not
+recorded throughout it: NaN): the encoder reads every held-in unit, so a missing count is filled
+with what the run expects of it, not read as silence.
 
 The fill starts from the unit's mean count per bin over the run's own training trials (its
 PSTH, bin by bin) and is then, :data:`PASSES` times, the posterior-mean rate the run infers for
-that unit from the trials as filled so far: the counts the model expects given the units that
-are there, as an EM-style imputation (coordinated dropout trains the encoder on inputs with
-entries hidden, so a filled input is within what it has seen). Filled units are predictions
-only: the output flags them (``in_data`` false).
+that count from the trials as filled so far: the counts the model expects given those that are
+there, as an EM-style imputation (coordinated dropout trains the encoder on inputs with entries
+hidden, so a filled input is within what it has seen). Filled counts are predictions only: the
+output flags them (``in_data`` false for a unit missing, ``recorded`` false per count).
 """
 
 from __future__ import annotations
@@ -30,34 +31,37 @@ LEAST_HELD_IN = 0.5
 
 def fill_missing_units(flow, trials: SpikeData, run: SpikeData, device: str = "cpu",
                        passes: int = PASSES, samples: int = PASS_SAMPLES) -> SpikeData:
-    """``trials`` (laid out on the run's neurons, NaN where a unit is missing and
-    ``extra["in_data"]`` false, see :func:`~pyrolf.diagnostics.export.new_trials`) with each
-    missing held-in unit's counts ``(trials, time)`` filled (module docstring), from ``run``
-    (the run's own data, for the start) and ``flow`` (on ``device``); ``passes`` and ``samples``
-    per pass. Missing held-out units, which the encoder never reads, stay NaN (unknown), as do
-    the counts a unit in the data was not recorded in (the encoder reads those as zeros, as in
-    training). Trials without a missing unit come back as they are."""
-    in_data = trials.extra.get("in_data")  # (new_trials says which units the data hold)
-    if in_data is None or in_data.all():
-        return trials
-    missing = ~np.asarray(in_data, dtype=bool)
-    filled = missing & ~trials.heldout
-    if not filled.any():  # only held-out units missing: nothing the encoder reads
+    """``trials`` (laid out on the run's neurons, NaN where a count is not in the data: a unit
+    missing, ``extra["in_data"]`` false, see :func:`~pyrolf.diagnostics.export.new_trials`, or
+    not recorded in some bins) with each held-in count of the observed bins that is NaN filled
+    (module docstring), from ``run`` (the run's own data, for the start) and ``flow`` (on
+    ``device``); ``passes`` and ``samples`` per pass. ``extra["unrecorded"]`` ``(trials, time,
+    neurons)`` keeps which counts were NaN (what the output's ``recorded`` says). Held-out
+    counts, which the encoder never reads, stay NaN. Trials without a held-in count to fill come
+    back as they are."""
+    unknown = np.isnan(trials.spikes)
+    observed = trials.n_observed
+    filled = unknown.copy()
+    filled[:, observed:] = False
+    filled[..., trials.heldout] = False
+    if not filled.any():
         return trials
     spikes = trials.spikes.astype(np.float32)  # (a copy)
-    observed = trials.n_observed
-    # (time, filled units); a bin no train trial recorded: the unit's mean over the others
-    start = recorded_mean(run.spikes[run.splits["train"]][..., filled], axis=0)
+    # each unit's mean count per bin over the run's train trials, (time, neurons); a bin no train
+    # trial recorded: the unit's mean over the others
+    start = recorded_mean(run.spikes[run.splits["train"], :run.n_observed], axis=0)
     start = np.where(np.isnan(start), recorded_mean(start, axis=0), start)
-    bins = min(observed, len(start))
-    spikes[:, :bins, filled] = start[:bins]
-    spikes[:, bins:observed, filled] = start[:bins].mean(axis=0)  # trials longer than the run's
+    start = np.nan_to_num(start)[:min(observed, len(start))]
+    start = np.concatenate([start, np.broadcast_to(start.mean(axis=0), (observed - len(start),
+                                                                        start.shape[1]))])
+    spikes[filled] = np.broadcast_to(start, (trials.n_trials, *start.shape))[filled[:, :observed]]
     every = np.arange(trials.n_trials)
     for _ in range(passes):
         data = dataclasses.replace(trials, spikes=spikes)
         rates = model_rates(flow, data, every, samples, device)
-        spikes[:, :observed, filled] = rates[:, :observed, filled]
-    return dataclasses.replace(trials, spikes=spikes)
+        spikes[filled] = rates[filled]
+    return dataclasses.replace(trials, spikes=spikes,
+                               extra={**trials.extra, "unrecorded": unknown})
 
 
 def enough_held_in(ids: np.ndarray, run: SpikeData) -> bool:
