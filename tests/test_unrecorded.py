@@ -3,6 +3,7 @@ spike file says so) are unknown, not silence: neither fitted nor scored; the fit
 them as hidden (zeros), ``infer`` fills them with what the run infers."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -11,10 +12,11 @@ import xarray as xr
 
 import pyrolf
 from pyrolf import Config
-from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
+from pyrolf.data import DataError, load_config_data, lorenz_dataset, save_spike_file
+from pyrolf.data.files import check_data
 from pyrolf.data.recordings import unrecorded_bins
 from pyrolf.diagnostics.ppc import fano_factor, mean_rate
-from pyrolf.evaluation.metrics import psth, psth_r2
+from pyrolf.evaluation.metrics import co_bps, psth, psth_r2
 from pyrolf.evaluation.report import model_rates
 from pyrolf.evaluation.smoothing import fit_poisson_glm, smooth_spikes
 from pyrolf.inference.svi import make_batch, split_unrecorded
@@ -102,6 +104,18 @@ def test_checks_of_counts_leave_out_what_was_not_recorded():
     np.testing.assert_array_equal(by_condition[1], psth(counts, conditions)[1])
 
 
+def test_co_bps_leaves_out_a_neuron_not_recorded_and_says_nothing_of_it():
+    rng = np.random.default_rng(4)
+    spikes = rng.poisson(1.0, (6, 8, 3)).astype(float)
+    rates = rng.gamma(2.0, 0.5, size=spikes.shape)
+    holed = spikes.copy()
+    holed[..., 1] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (nlb_tools' mean of the empty column warned, twice)
+        assert co_bps(rates, holed) == pytest.approx(co_bps(rates[..., [0, 2]],
+                                                            spikes[..., [0, 2]]))
+
+
 def test_psth_r2_leaves_out_a_neuron_whose_psth_is_unknown():
     rng = np.random.default_rng(3)
     smoothed = rng.gamma(2.0, size=(6, 10, 3))
@@ -145,10 +159,11 @@ def test_a_unit_not_recorded_in_half_the_trials_is_fitted_as_unknown_not_as_sile
 
 
 def test_a_spike_file_with_counts_not_recorded_is_fitted_scored_and_diagnosed(holed_data,
-                                                                             tmp_path):
+                                                                             tmp_path, capsys):
     """NaN in a spike file's counts are unknown counts: the fit's scores are numbers, the
-    posterior draws' likelihood of a trial with nothing recorded is 0 (nothing scored), and
-    posterior.nc keeps the NaN where they were."""
+    posterior draws' likelihood of a trial with nothing recorded is 0 (nothing scored; diagnose
+    leaves such a trial out unless it is named), and posterior.nc keeps the NaN where they
+    were."""
     data, holed = holed_data
     path = tmp_path / "holed.h5"
     config = Config(data=str(path), epochs=2, **TINY)
@@ -163,17 +178,38 @@ def test_a_spike_file_with_counts_not_recorded_is_fitted_scored_and_diagnosed(ho
     result = pyrolf.fit(loaded, config, run_dir=tmp_path / "run", progress=False)
     assert np.isfinite(result.metrics["co_bps"])
     summary = pyrolf.diagnose_run(tmp_path / "run", samples=25, progress=False)
+    assert summary["trials"] == test[1:]  # the blank one left out, and said
+    assert f"1 of the {len(test)} test trials hold no count recorded" in capsys.readouterr().err
     for key in ("ppc_coverage_mean_rate", "ppc_coverage_fano", "ppc_coverage_psth"):
         assert 0 <= summary[key] <= 1, key
+    named = [blank, *test[1:4]]
+    pyrolf.diagnose_run(tmp_path / "run", samples=25, trials=named, progress=False)
     posterior = xr.open_dataset(tmp_path / "run" / "posterior.nc", group="log_likelihood")
     likelihood = posterior["spikes"].values[0]  # (draw, trial)
-    assert (likelihood[:, test.index(blank)] == 0).all()
-    assert (likelihood[:, [i for i, trial in enumerate(test) if trial != blank]] < 0).all()
+    assert (likelihood[:, 0] == 0).all() and (likelihood[:, 1:] < 0).all()
     observed = xr.open_dataset(tmp_path / "run" / "posterior.nc", group="observed_data")
-    np.testing.assert_array_equal(np.isnan(observed["spikes"].values), np.isnan(holed[test]))
+    np.testing.assert_array_equal(np.isnan(observed["spikes"].values), np.isnan(holed[named]))
     assert json.loads((tmp_path / "run" / "diagnostics.json").read_text())["elbo"] is not None
     # inferred.nc says which rates stand where counts were recorded
     inferred = pyrolf.infer(tmp_path / "run", samples=3, progress=False)
     np.testing.assert_array_equal(inferred["recorded"].values,
                                   ~np.isnan(holed[inferred["trial"].values]))
     assert np.isfinite(inferred["rates"].values).all()
+
+
+def test_a_unit_recorded_in_no_training_trial_is_refused_in_one_line_naming_it(holed_data):
+    """Nothing fits it (its smoothing GLM, its read-out): scored, it dragged co-bps and the
+    baseline to nonsense (-6.8; found by a walkthrough). A recording's unit is named by id with
+    the --units-where that leaves it out."""
+    data, holed = holed_data
+    holed = holed.copy()
+    holed[data.splits["train"], :, 4] = np.nan
+    unseen = data.__class__(**{**data.__dict__, "spikes": holed})
+    with pytest.raises(DataError, match=r"^the data \(lorenz\): neurons 4 have no count recorded "
+                                        r"in the \d+ training trials .*leave them out of the "
+                                        r"file$"):
+        check_data(unseen, "the data (lorenz)")
+    named = data.__class__(**{**unseen.__dict__,
+                              "extra": {"unit_ids": 100 + 7 * np.arange(data.n_neurons)}})
+    with pytest.raises(DataError, match=r"units 128 have .*; --units-where id!=128$"):
+        check_data(named, "the data")

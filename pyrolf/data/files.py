@@ -36,7 +36,7 @@ import h5py
 import numpy as np
 
 from pyrolf.data.spikes import DataError, SpikeData
-from pyrolf.messages import note
+from pyrolf.messages import few_ids, note
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
 NPZ_SUFFIXES = (".npz",)
@@ -72,8 +72,9 @@ def check_data(data: SpikeData, where: str = "the data") -> SpikeData:
     and forward bins: ``spikes`` ``(trials, time, neurons)`` whole, finite, non-negative counts
     (made float32), ``heldout`` one flag per neuron holding some out and some in (made bool),
     ``rates`` and ``conditions`` of their shapes, ``splits`` ``train``, ``valid`` and ``test``,
-    each of trial indices in range, none empty, no trial in two, and ``n_forward`` below the
-    bins. ``where`` names the data in the messages.
+    each of trial indices in range, none empty, no trial in two, ``n_forward`` below the bins,
+    and every neuron recorded (not NaN) somewhere in the training trials. ``where`` names the
+    data in the messages.
 
     Raises:
         DataError: one line, on what is wrong and what to give.
@@ -103,6 +104,14 @@ def check_data(data: SpikeData, where: str = "the data") -> SpikeData:
     if not 0 <= data.n_forward < n_bins:
         raise DataError(f"{where}: n_forward {data.n_forward} must leave an observed bin of the "
                         f"{n_bins}")
+    untrained = np.isnan(spikes[splits["train"], :n_bins - data.n_forward]).all(axis=(0, 1))
+    if untrained.any():
+        ids, named = data.neuron_ids[untrained], "unit_ids" in data.extra
+        how = ("--units-where id!=" + ",".join(map(str, ids)) if named
+               else "leave them out of the file")
+        raise DataError(f"{where}: {few_ids(ids, word='units' if named else 'neurons')} have no "
+                        f"count recorded in the {len(splits['train'])} training trials (NaN "
+                        f"throughout: not recorded there), so nothing to fit them on; {how}")
     return dataclasses.replace(data, spikes=spikes, heldout=heldout, rates=rates,
                                conditions=conditions, splits={**data.splits, **splits})
 
@@ -377,10 +386,6 @@ def check_counts(path: Path, spikes: np.ndarray) -> np.ndarray:
         raise DataError(f"{path}: `spikes` contains infinite values; store spike counts (NaN "
                         "where a neuron was not recorded).")
     unrecorded = np.isnan(spikes) if spikes.dtype.kind == "f" else np.zeros(spikes.shape, bool)
-    never = np.flatnonzero(unrecorded.all(axis=(0, 1)))
-    if len(never):
-        raise DataError(f"{path}: `spikes` of neuron {never[0]} (from 0) are all NaN (never "
-                        "recorded); leave out the neurons with no count.")
     if np.any(spikes < 0):
         raise DataError(f"{path}: `spikes` has negative values; store non-negative spike counts.")
     if np.any((spikes != np.round(spikes)) & ~unrecorded):

@@ -102,7 +102,8 @@ class NWBSource:
     def unit_intervals(self, units: np.ndarray) -> list[np.ndarray] | None:
         """Each unit's ``obs_intervals`` ``(intervals, 2)`` s, of the units at positions
         ``units``, those that are no number left out; ``None`` where the Units table has no
-        such column."""
+        such column or none of these units has a number in it (some converters write NaN for
+        intervals not known)."""
         if "obs_intervals" not in self._units.colnames:
             return None
         intervals = np.asarray(self._units.obs_intervals.data[:], dtype=np.float64).reshape(-1, 2)
@@ -111,7 +112,8 @@ class NWBSource:
                 else np.arange(1, self.n_units + 1))  # (one interval per unit, not ragged)
         starts = np.concatenate([[0], ends[:-1]])
         own = [intervals[starts[unit]:ends[unit]] for unit in units]
-        return [each[np.isfinite(each).all(axis=1)] for each in own]
+        own = [each[np.isfinite(each).all(axis=1)] for each in own]
+        return own if any(len(each) for each in own) else None  # none stated: as without them
 
     def span(self, units: np.ndarray | None = None) -> tuple[float, float, bool]:
         """``(first, last, recorded)``: the time the recording covers, the Units table's

@@ -171,8 +171,9 @@ def _note_quiet_units(path: Path, spikes: np.ndarray, unit_ids: np.ndarray, what
     """A note naming the units of ``spikes`` ``(trials, time, units)`` with no spike, or fewer
     than :data:`FEW_SPIKES`, in all of them (``what``: "trials" or "windows")."""
     counts = np.nansum(spikes, axis=(0, 1))  # (the bins recorded)
-    groups = [(counts == 0, "no spike"), ((counts > 0) & (counts < FEW_SPIKES),
-                                          f"fewer than {FEW_SPIKES} spikes")]
+    recorded = ~np.isnan(spikes).all(axis=(0, 1))  # (a unit never recorded is said elsewhere)
+    groups = [((counts == 0) & recorded, "no spike"),
+              ((counts > 0) & (counts < FEW_SPIKES), f"fewer than {FEW_SPIKES} spikes")]
     said = [f"{int(chosen.sum())} {'unit has' if chosen.sum() == 1 else 'units have'} {how} "
             f"in the {what} kept ({few_ids(unit_ids[chosen])})"
             for chosen, how in groups if chosen.any()]
@@ -570,9 +571,10 @@ def _joined(intervals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _note_unrecorded(path: Path, spikes: np.ndarray, unit_ids: np.ndarray, what: str) -> None:
     """A note naming the units (``unit_ids``) of ``spikes`` ``(trials, time, units)`` that were
-    not recorded throughout the ``what`` (trials, windows) kept (NaN in some of their bins), with
-    how many each misses in part or whole."""
-    missed = np.isnan(spikes).any(axis=1).sum(axis=0)
+    not recorded throughout the ``what`` (trials, windows) kept (NaN in some of their bins, those
+    of a pause no unit records apart), with how many each misses in part or whole."""
+    unrecorded = np.isnan(spikes)
+    missed = (unrecorded & ~unrecorded.all(axis=2, keepdims=True)).any(axis=1).sum(axis=0)
     if missed.any():
         worst = np.argsort(-missed, kind="stable")[:(missed > 0).sum()]
         shown = ", ".join(f"{unit_ids[unit]} ({missed[unit]})" for unit in worst[:5])

@@ -131,7 +131,8 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
     flags, held-in neurons where ``False``; ``unit_ids`` ``(neurons,)``, the run's unit ids, or
     ``None``): data with all the run's neurons are taken in the run's order; data with exactly
     the run's held-in neurons fill those, with a note (the held-out ones, which the encoder never
-    reads, are zeros, and the run's ``unit_ids`` name them). Where both the run and ``data`` have
+    reads, are NaN, unknown, and the run's ``unit_ids`` name them); a neuron NaN throughout is
+    one the data lack (``extra["in_data"]``). Where both the run and ``data`` have
     unit ids (own recordings) the units are matched by id, in any order; otherwise by position.
     Splits: NLB data keep theirs, other data have one, ``"new"``.
 
@@ -146,12 +147,13 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
     extra = data.extra
     if data.n_neurons == n_neurons:
         spikes, rates = data.spikes, data.rates
-        extra = {**extra, "in_data": extra.get("in_data", np.ones(n_neurons, dtype=bool))}
+        never = np.isnan(spikes).all(axis=(0, 1))  # a neuron not recorded at all: missing
+        extra = {**extra, "in_data": extra.get("in_data", ~never)}
     elif data.n_neurons == n_heldin:
         if not by_id:  # (in_run_order has said which units it read)
             note(f"the data's {n_heldin} neurons are read as the run's {n_heldin} held-in ones "
                  "(in the run order); the held-out ones' rates are inferred from them")
-        spikes = np.zeros(data.spikes.shape[:2] + (n_neurons,), dtype=np.float32)
+        spikes = np.full(data.spikes.shape[:2] + (n_neurons,), np.nan, dtype=np.float32)
         spikes[..., ~heldout] = data.spikes
         rates = None
         extra = {key: value for key, value in extra.items() if key != "unit_ids"}
@@ -190,7 +192,8 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
     known = set(run_ids)
     note_strangers([unit for unit in ids if unit not in known])
     gone = [unit for unit in ids if unit in known and unit not in column]
-    recorded = (f"; of those, {few_ids(gone)} are in the file but recorded in none of the trials "
+    what = "windows" if "chop" in data.extra else "trials"
+    recorded = (f"; of those, {few_ids(gone)} are in the file but recorded in none of the {what} "
                 "(obs_intervals)" if gone else "")
     if missing_in:
         note(f"the data lack {len(missing_in)} of the run's {len(heldin_ids)} held-in units "

@@ -21,6 +21,7 @@ from pyrolf.evaluation.collapse import (ACTIVE_KL_PER_BIN, UnsplitSite, active_d
 from pyrolf.evaluation.metrics import rates_r2
 from pyrolf.inference.svi import encoder_inputs, evaluating, split_unrecorded
 from pyrolf.memory import available_memory
+from pyrolf.messages import few_ids, note
 from pyrolf.runs import RunFolder
 
 POSTERIOR, DIAGNOSTICS = "posterior.nc", "diagnostics.json"
@@ -62,7 +63,8 @@ def default_split(data: SpikeData) -> str:
 def select_trials(data: SpikeData, trials=None) -> np.ndarray:
     """Positions in ``data`` of the trials to diagnose: the :func:`default_split`
     (``trials=None``), its first ``trials`` trials (an int), or the trials named (a sequence of
-    trial ids, as ``inferred.nc``'s ``trial`` coordinate names them: :func:`trial_ids`).
+    trial ids, as ``inferred.nc``'s ``trial`` coordinate names them: :func:`trial_ids`). Of the
+    split, trials without a count recorded (NaN throughout) are left out, with a note.
 
     Raises:
         ConfigError: a count outside ``1..len(split)``; ids of no trial, repeated, or (NLB)
@@ -70,6 +72,16 @@ def select_trials(data: SpikeData, trials=None) -> np.ndarray:
     """
     split = default_split(data)
     pool = data.splits[split]
+    blank = np.isnan(data.spikes[pool][:, :data.n_observed]).all(axis=(1, 2))
+    if blank.any() and not isinstance(trials, (list, tuple, np.ndarray)):
+        note(f"{int(blank.sum())} of the {len(pool)} {split} trials hold no count recorded (a "
+             f"pause in the recording: {few_ids(trial_ids(data)[pool[blank]], word='trials')}), "
+             "nothing to check the draws against: left out (name them with --trials to draw "
+             "them)")
+        pool = pool[~blank]
+        if not len(pool):
+            raise ConfigError(f"no {split} trial holds a count recorded; name trials to "
+                              "diagnose with --trials ID,ID")
     if trials is None:
         return pool
     if isinstance(trials, (int, np.integer)):

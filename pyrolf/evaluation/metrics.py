@@ -4,6 +4,8 @@ velocity decoding (of any behaviour), and the persistence forecast of the forwar
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from nlb_tools.evaluation import bits_per_spike, eval_psth, fit_and_eval_decoder
 
@@ -95,7 +97,9 @@ def co_bps(rates: np.ndarray, spikes: np.ndarray) -> float:
         raise ValueError(f"rates {rates.shape} and spikes {spikes.shape} differ in shape.")
     if not np.nansum(spikes) > 0:
         return float("nan")
-    return float(bits_per_spike(rates, spikes))
+    with warnings.catch_warnings():  # a neuron not recorded at all: its null rate is NaN, unused
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+        return float(bits_per_spike(rates, spikes))
 
 
 def co_bps_per_neuron(rates: np.ndarray, spikes: np.ndarray) -> np.ndarray:

@@ -201,8 +201,9 @@ def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = 
     if unscored:
         note(f"{data.name}: {len(unscored)} of the {int(data.heldout.sum())} held-out units "
              f"{'has' if len(unscored) == 1 else 'have'} no spike recorded in the {len(test)} "
-             f"test trials ({few_ids(unscored)}): their co_bps_per_neuron is null, and in co_bps they count "
-             "only as the rate predicted where none came")
+             f"test trials ({few_ids(unscored)}): their co_bps_per_neuron is null, and in "
+             "co_bps they count only as the rate predicted where none came (not at all where "
+             "not recorded)")
     metrics.update(psth_metrics(rates, data, test))
     metrics.update(forward_metrics(rates, data, test))
     metrics.update(truth_metrics(flow, data, device, "score intervals" if progress else None))
