@@ -1044,6 +1044,13 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
     unknown = load(write_nwb(tmp_path / "unknown.nwb", [
         {**unit, "obs_intervals": [[np.nan, np.nan]]} for unit in TWO_UNITS]), window="0,0.8")
     assert unknown.n_trials == 5 and not np.isnan(unknown.spikes).any()
+    # one that stops before it starts is left out, and said
+    backwards = load(write_nwb(tmp_path / "backwards.nwb", [
+        {**TWO_UNITS[0], "obs_intervals": [[0.0, 5.0]]},
+        {**TWO_UNITS[1], "obs_intervals": [[0.0, 2.5], [5.0, 2.5]]}]), window="0,0.8")
+    assert ("backwards.nwb: obs_intervals that stop before they start are left out, of the units "
+            "with ids 1") in capsys.readouterr().err
+    assert np.isnan(backwards.spikes[3:, :, 1]).all() and not np.isnan(backwards.spikes[:2]).any()
     # continuous: the windows in the pause and the unit lost are known from the file, and said
     data = load(paused, continuous=True, chop_s=0.5, overlap_s=0.0)
     err = capsys.readouterr().err

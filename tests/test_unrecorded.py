@@ -173,8 +173,11 @@ def test_a_spike_file_with_counts_not_recorded_is_fitted_scored_and_diagnosed(ho
     blank = test[0]
     holed[blank] = np.nan
     save_spike_file(path, data.__class__(**{**data.__dict__, "spikes": holed}))
+    capsys.readouterr()
     loaded = load_config_data(config)
-    np.testing.assert_array_equal(loaded.spikes, holed)  # NaN where they were
+    np.testing.assert_array_equal(loaded.spikes, holed)  # NaN where they were, and said
+    assert (f"holed.h5: {int(np.isnan(holed).sum())} of its {holed.size} counts are NaN, not "
+            "recorded, in neurons (from 0) 0, 1, 2, 3, 4 (and 7 more)") in capsys.readouterr().err
     result = pyrolf.fit(loaded, config, run_dir=tmp_path / "run", progress=False)
     assert np.isfinite(result.metrics["co_bps"])
     summary = pyrolf.diagnose_run(tmp_path / "run", samples=25, progress=False)

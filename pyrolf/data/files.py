@@ -189,6 +189,12 @@ def load_spike_file(path: str | Path, seed: int = 0,
         raise DataError(f"{path} flags its own held-out neurons (`heldout`), so a heldout "
                         f"fraction ({heldout_fraction}) cannot apply; leave out --heldout")
     n_trials, _, n_neurons = spikes.shape
+    unrecorded = np.isnan(spikes)
+    if unrecorded.any():
+        neurons = np.flatnonzero(unrecorded.any(axis=(0, 1)))
+        note(f"{path.name}: {int(unrecorded.sum())} of its {spikes.size} counts are NaN, not "
+             f"recorded, in {few_ids(neurons, word='neurons (from 0)')}: not scored; the fit's "
+             "encoder reads them as hidden (zeros), infer fills them with what the run infers")
     heldout, splits = heldout_and_splits(seed, n_neurons, n_trials, conditions, heldout,
                                          heldout_fraction, split_fractions)
     extra = {name: value for name, value in (("latents", latents), ("bin_size_s", bin_size))

@@ -101,7 +101,8 @@ class NWBSource:
 
     def unit_intervals(self, units: np.ndarray) -> list[np.ndarray] | None:
         """Each unit's ``obs_intervals`` ``(intervals, 2)`` s, of the units at positions
-        ``units``, those that are no number left out; ``None`` where the Units table has no
+        ``units``, those that are no number or stop before they start left out (the latter
+        with a note); ``None`` where the Units table has no
         such column or none of these units has a number in it (some converters write NaN for
         intervals not known)."""
         if "obs_intervals" not in self._units.colnames:
@@ -113,6 +114,11 @@ class NWBSource:
         starts = np.concatenate([[0], ends[:-1]])
         own = [intervals[starts[unit]:ends[unit]] for unit in units]
         own = [each[np.isfinite(each).all(axis=1)] for each in own]
+        backwards = [unit for unit, each in zip(units, own) if (each[:, 0] > each[:, 1]).any()]
+        if backwards:
+            note(f"{self.path.name}: obs_intervals that stop before they start are left out, "
+                 f"of the units with {few_ids(self.unit_ids[backwards])}")
+            own = [each[each[:, 0] <= each[:, 1]] for each in own]
         return own if any(len(each) for each in own) else None  # none stated: as without them
 
     def span(self, units: np.ndarray | None = None) -> tuple[float, float, bool]:

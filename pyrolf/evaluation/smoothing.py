@@ -66,12 +66,16 @@ def smooth_spikes(spikes: np.ndarray, width: float) -> np.ndarray:
     """
     spikes = np.asarray(spikes, dtype=np.float64)
     unrecorded = np.isnan(spikes)
-    if not unrecorded.any():
-        return gaussian_filter1d(spikes, width, axis=1, mode="reflect")
-    counts = gaussian_filter1d(np.where(unrecorded, 0.0, spikes), width, axis=1, mode="reflect")
-    share = gaussian_filter1d((~unrecorded).astype(np.float64), width, axis=1, mode="reflect")
-    reached = share > REACHED
-    return np.divide(counts, share, out=np.full_like(counts, np.nan), where=reached)
+    partly = unrecorded.any(axis=(0, 1))  # the neurons with a count not recorded
+    smoothed = gaussian_filter1d(spikes if not partly.any() else np.where(unrecorded, 0.0, spikes),
+                                 width, axis=1, mode="reflect")
+    if partly.any():
+        share = gaussian_filter1d((~unrecorded[..., partly]).astype(np.float64), width, axis=1,
+                                  mode="reflect")
+        smoothed[..., partly] = np.divide(smoothed[..., partly], share,
+                                          out=np.full_like(share, np.nan),
+                                          where=share > REACHED)
+    return smoothed
 
 
 def filled_smooth(spikes: np.ndarray, width: float, means: np.ndarray) -> np.ndarray:
