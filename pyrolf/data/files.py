@@ -392,6 +392,9 @@ def check_counts(path: Path, spikes: np.ndarray) -> np.ndarray:
         raise DataError(f"{path}: `spikes` contains infinite values; store spike counts (NaN "
                         "where a neuron was not recorded).")
     unrecorded = np.isnan(spikes) if spikes.dtype.kind == "f" else np.zeros(spikes.shape, bool)
+    if unrecorded.all():
+        raise DataError(f"{path}: every entry of `spikes` is NaN (not recorded); store the "
+                        "spike counts.")
     if np.any(spikes < 0):
         raise DataError(f"{path}: `spikes` has negative values; store non-negative spike counts.")
     if np.any((spikes != np.round(spikes)) & ~unrecorded):
