@@ -205,26 +205,29 @@ def fit_smoothing(data: SpikeData, widths: tuple[float, ...], alpha: float,
     compared_on = (train if len(train) * data.n_observed <= MANY_BINS else
                    np.sort(np.random.default_rng(0).choice(train, share, replace=False)))
     refit = compared_on is not train
-
+    # only the trials the choice reads are smoothed for it (each trial is smoothed alone)
+    read = np.union1d(compared_on, valid)
+    fitted_on, scored_on = np.searchsorted(read, compared_on), np.searchsorted(read, valid)
     means = heldin_means(data)
 
-    def inputs(width: float) -> np.ndarray:
-        return np.log(filled_smooth(spikes[..., data.heldin], width, means) + LOG_OFFSET)
+    def inputs(width: float, trials: np.ndarray) -> np.ndarray:
+        heldin = spikes[trials][..., data.heldin]
+        return np.log(filled_smooth(heldin, width, means) + LOG_OFFSET)
 
     scores, weights, last = {}, {}, None
     with progress_bar(total=len(widths) + refit, desc="smoothing baseline", unit="fit",
                       disable=not progress) as bar:
         for width in widths:  # each fit starts from the last width's: half the Newton steps
-            smoothed = inputs(width)
-            weights[width] = last = fit_poisson_glm(smoothed, heldout_spikes, compared_on,
+            smoothed = inputs(width, read)
+            weights[width] = last = fit_poisson_glm(smoothed, heldout_spikes[read], fitted_on,
                                                     alpha, start=last)
-            scores[width] = co_bps(glm_rates(smoothed[valid], weights[width]),
+            scores[width] = co_bps(glm_rates(smoothed[scored_on], weights[width]),
                                    heldout_spikes[valid])
             bar.update()
         width = max(widths, key=scores.get)  # the first of the best
         if refit:  # the chosen width, on all the train trials
-            weights[width] = fit_poisson_glm(inputs(width), heldout_spikes, train, alpha,
-                                             start=weights[width])
+            weights[width] = fit_poisson_glm(inputs(width, train), heldout_spikes[train],
+                                             np.arange(len(train)), alpha, start=weights[width])
             bar.update()
     return {"width": width, "valid_co_bps": scores, "weights": weights[width]}
 
