@@ -13,7 +13,8 @@ import xarray as xr
 import pyrolf
 from pyrolf import Config
 from pyrolf.data import DataError, load_config_data, lorenz_dataset, save_spike_file
-from pyrolf.data.files import check_data
+from pyrolf.data.files import check_data, spikes_fingerprint
+from pyrolf.data.recording_synthetic import simulate_recording, write_recording_nwb
 from pyrolf.data.recordings import unrecorded_bins
 from pyrolf.diagnostics.ppc import fano_factor, mean_rate
 from pyrolf.evaluation.metrics import co_bps, psth, psth_r2
@@ -216,3 +217,23 @@ def test_a_unit_recorded_in_no_training_trial_is_refused_in_one_line_naming_it(h
                               "extra": {"unit_ids": 100 + 7 * np.arange(data.n_neurons)}})
     with pytest.raises(DataError, match=r"units 128 have .*; --units-where id!=128$"):
         check_data(named, "the data")
+
+
+def test_a_run_fitted_when_unrecorded_counts_were_zeros_still_reloads(tmp_path, capsys):
+    """A run fitted before pyrolf read a unit's counts outside its obs_intervals as unknown
+    recorded the fingerprint of zeros there: it reloads them as zeros, with a note, not with
+    "fitted on other data"."""
+    session = simulate_recording(n_trials=40, n_units=8, seed=1).lose_units(np.array([0]), 20.0)
+    path = write_recording_nwb(tmp_path / "gap.nwb", session)
+    config = Config(data=str(path), align="stim_on_time", window="-0.2,0.3", epochs=1, **TINY)
+    data = load_config_data(config)
+    assert np.isnan(data.spikes).any()
+    pyrolf.fit(data, config, run_dir=tmp_path / "run", progress=False)
+    fitted = json.loads((tmp_path / "run" / "fitted.json").read_text())
+    as_then = data.__class__(**{**data.__dict__, "spikes": np.nan_to_num(data.spikes)})
+    fitted["data"] = spikes_fingerprint([as_then])  # what the fit recorded then
+    (tmp_path / "run" / "fitted.json").write_text(json.dumps(fitted))
+    capsys.readouterr()
+    _, _, reloaded = pyrolf.load_run(tmp_path / "run")
+    np.testing.assert_array_equal(reloaded.spikes, as_then.spikes)
+    assert "as zeros, silence; they are read so for it" in capsys.readouterr().err
