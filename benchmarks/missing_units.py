@@ -18,37 +18,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from own_recording import inferred_and_planted, pyrolf_in_process  # a script beside this one
+from own_recording import (PLANTED_BIN_MS, fit_planted, inferred_and_planted,  # beside this one
+                           planted_session_options, pyrolf_in_process)
 from pyrolf import load_run
 from pyrolf.data.recording_synthetic import simulate_recording, write_recording_nwb
 from pyrolf.evaluation.metrics import rates_r2
 
-BIN_MS = 10
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folder", type=Path, default=Path("missing"))
-    parser.add_argument("--trials", type=int, default=300)
-    parser.add_argument("--units", type=int, default=40)
-    parser.add_argument("--lost", type=int, default=4)
-    parser.add_argument("--window", default="-0.2,0.8")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("fit_options", nargs="*", help="pyrolf fit options (after --)")
+    planted_session_options(parser, "missing", lost=4)
     args = parser.parse_args(argv)
     args.folder.mkdir(parents=True, exist_ok=True)
     session = simulate_recording(n_trials=args.trials, n_units=args.units, seed=args.seed)
     path, run = args.folder / "session.nwb", args.folder / "run"
     if not (run / "metrics.json").exists():  # (a file written again is another file to a run)
         write_recording_nwb(path, session)
-        pyrolf_in_process("fit", "--data", str(path), "--align", "stim_on_time",
-                          f"--window={args.window}", "--bin", str(BIN_MS), "--condition",
-                          "target", "--out", str(run), "--quiet", *args.fit_options)
+        fit_planted(path, run, args.window, args.fit_options)
     _, _, data = load_run(run)
     ids = data.extra["unit_ids"]
     lost = ids[~data.heldout][:args.lost]
@@ -66,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         seconds = pyrolf_in_process("infer", str(run), "--data", str(file), "--out", str(out),
                                     "--quiet")
         inferred = xr.open_dataset(out)
-        rates, true = inferred_and_planted(inferred, session, window, BIN_MS)
+        rates, true = inferred_and_planted(inferred, session, window, PLANTED_BIN_MS)
         gone = np.isin(inferred["neuron"].values, lost)
         print(f"{name}: rates_r2 units_there={rates_r2(rates[..., ~gone], true[..., ~gone]):.4f} "
               f"units_lost={rates_r2(rates[..., gone], true[..., gone]):.4f} "

@@ -76,6 +76,32 @@ def pyrolf_in_process(*args: str) -> float:
     return time.perf_counter() - started
 
 
+#: the bins of the benchmarks of another day's session (missing_units.py, unrecorded_units.py)
+PLANTED_BIN_MS = 10
+
+
+def planted_session_options(parser: argparse.ArgumentParser, folder: str, lost: int) -> None:
+    """Add the options of a benchmark of a planted session's units lost (``--folder``,
+    ``--trials``, ``--units``, ``--lost``, ``--window``, ``--seed`` and the fit's options after
+    ``--``) to ``parser``."""
+    parser.add_argument("--folder", type=Path, default=Path(folder))
+    parser.add_argument("--trials", type=int, default=300)
+    parser.add_argument("--units", type=int, default=40)
+    parser.add_argument("--lost", type=int, default=lost)
+    parser.add_argument("--window", default="-0.2,0.8")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("fit_options", nargs="*", help="pyrolf fit options (after --)")
+
+
+def fit_planted(path: Path, run: Path, window: str, fit_options: list[str]) -> float:
+    """``pyrolf fit`` of a planted session's file ``path`` into ``run``: its trials around
+    ``stim_on_time`` cut by ``window``, in bins of :data:`PLANTED_BIN_MS`, conditions from
+    ``target``, and ``fit_options``; its seconds."""
+    return pyrolf_in_process("fit", "--data", str(path), "--align", "stim_on_time",
+                             f"--window={window}", "--bin", str(PLANTED_BIN_MS), "--condition",
+                             "target", "--out", str(run), "--quiet", *fit_options)
+
+
 def inferred_and_planted(inferred: xr.Dataset, session, window: float, bin_ms: int):
     """``(rates, true)`` ``(trials, time, neurons)``: an ``inferred.nc``'s rates of trials of
     the planted ``session`` cut ``window`` s after its ``stim_on_time``, and the planted rates

@@ -18,28 +18,19 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from own_recording import inferred_and_planted, pyrolf_in_process  # a script beside this one
+from own_recording import (PLANTED_BIN_MS, fit_planted, inferred_and_planted,  # beside this one
+                           planted_session_options, pyrolf_in_process)
 from pyrolf.data.recording_synthetic import simulate_recording, write_recording_nwb
 from pyrolf.evaluation.metrics import rates_r2
 
-BIN_MS = 10
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folder", type=Path, default=Path("unrecorded"))
-    parser.add_argument("--trials", type=int, default=300)
-    parser.add_argument("--units", type=int, default=40)
-    parser.add_argument("--lost", type=int, default=8)
+    planted_session_options(parser, "unrecorded", lost=8)
     parser.add_argument("--at", type=float, default=0.5, help="share of the session recorded")
-    parser.add_argument("--window", default="-0.2,0.8")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("fit_options", nargs="*", help="pyrolf fit options (after --)")
     args = parser.parse_args(argv)
     args.folder.mkdir(parents=True, exist_ok=True)
     session = simulate_recording(n_trials=args.trials, n_units=args.units, seed=args.seed)
@@ -51,16 +42,14 @@ def main(argv: list[str] | None = None) -> None:
         path, run = args.folder / f"{name}.nwb", args.folder / f"run-{name}"
         if not (run / "metrics.json").exists():  # (a file written again is another file to a run)
             write_recording_nwb(path, recording)
-            pyrolf_in_process("fit", "--data", str(path), "--align", "stim_on_time",
-                              f"--window={args.window}", "--bin", str(BIN_MS), "--condition",
-                              "target", "--out", str(run), "--quiet", *args.fit_options)
+            fit_planted(path, run, args.window, args.fit_options)
         out = args.folder / f"{name}.nc"
         pyrolf_in_process("infer", str(run), "--out", str(out), "--quiet")
         inferred = xr.open_dataset(out)
-        rates, true = inferred_and_planted(inferred, session, window, BIN_MS)
+        rates, true = inferred_and_planted(inferred, session, window, PLANTED_BIN_MS)
         align = session.trials.stim_on_time.to_numpy()[inferred["trial"].values]
         gone = np.isin(inferred["neuron"].values, session.unit_ids[:args.lost])
-        missed = align + window + inferred.sizes["time"] * BIN_MS / 1000 > at_s
+        missed = align + window + inferred.sizes["time"] * PLANTED_BIN_MS / 1000 > at_s
         co_bps = json.loads((run / "metrics.json").read_text())["co_bps"]
         print(f"{name}: rates_r2 lost_units_missed_trials="
               f"{rates_r2(rates[missed][..., gone], true[missed][..., gone]):.4f} "
