@@ -410,8 +410,8 @@ def _as_fitted(run: RunFolder, data: SpikeData | Sessions) -> SpikeData | Sessio
     if spikes_fingerprint(session_list(as_then)) != fitted:
         return data
     note(f"{run.path} was fitted when pyrolf read the counts a unit was not recorded in (its "
-         "obs_intervals) as zeros, silence; they are read so for it (a new fit reads them as "
-         "unknown)")
+         "obs_intervals) as zeros, silence; they are read so for it, whatever a note above says "
+         "of them (a new fit reads them as unknown)")
     return as_then
 
 

@@ -253,9 +253,11 @@ class RunFolder:
                 raise RunError(f"the data given are not those {self.path} was fitted on "
                                f"({shapes}, by their counts' SHA-256); give those")
             raise RunError(f"{self.path} was fitted on other data ({shapes}) than its "
-                           "config.json's \"data\" loads now: data given in Python, or a source "
-                           "changed since; give the data it was fitted on (data= of load_run, "
-                           "resume, evaluate_run, diagnose_run, infer)")
+                           "config.json's \"data\" loads now: data given in Python, a source "
+                           "changed since, or a newer pyrolf reads it otherwise (a trial partly "
+                           "in a recording pause is kept since 2026-12-07); give the data it was "
+                           "fitted on (data= of load_run, resume, evaluate_run, diagnose_run, "
+                           "infer) or fit it again")
         differ = sorted(name for name in {*modules, *recorded["modules"]}
                         if modules.get(name) != recorded["modules"].get(name))
         if differ:

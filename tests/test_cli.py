@@ -301,7 +301,7 @@ def test_held_out_units_without_a_test_spike_are_noted_as_unscored(tmp_path, mon
                             "--latent-dim", "8", "--batch-size", "32", "--quiet"],
                            monkeypatch, capsys)
     assert code == 0, err
-    assert (f"note: silent: 1 of the 2 held-out units has no spike recorded in the 3 test "
+    assert (f"note: silent: 1 of the 2 held-out units has no spike in the 3 test "
             f"trials (ids {silent}): "
             "their co_bps_per_neuron is null") in err
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

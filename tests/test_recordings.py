@@ -1033,6 +1033,8 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
     # recorded by unit 0 from 2.9 s, trial 1 (1.15 to 1.95 s) by neither unit after 1.9 s
     later = load(paused, window="0.15,0.95")
     assert later.extra["trial_ids"].tolist() == [0, 1, 2, 3, 4]
+    assert ("paused.nwb: 2 of the trials kept lie partly in a pause of the recording (rows 1, "
+            "2)") in capsys.readouterr().err
     assert np.isnan(later.spikes[2, :75, 0]).all() and not np.isnan(later.spikes[2, 75:, 0]).any()
     assert np.isnan(later.spikes[1, 75:]).all() and not np.isnan(later.spikes[1, :75]).any()
     capsys.readouterr()
@@ -1051,6 +1053,11 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
     assert ("backwards.nwb: obs_intervals that stop before they start are left out, of the units "
             "with ids 1") in capsys.readouterr().err
     assert np.isnan(backwards.spikes[3:, :, 1]).all() and not np.isnan(backwards.spikes[:2]).any()
+    # a unit left with no interval was recorded in no bin (it raised IndexError)
+    none_left = load(write_nwb(tmp_path / "none_left.nwb", [
+        {**TWO_UNITS[0], "obs_intervals": [[0.0, 5.0]]},
+        {**TWO_UNITS[1], "obs_intervals": [[5.0, 2.5]]}]), window="0,0.8")
+    assert np.isnan(none_left.spikes[..., 1]).all() and not np.isnan(none_left.spikes[..., 0]).any()
     # continuous: the windows in the pause and the unit lost are known from the file, and said
     data = load(paused, continuous=True, chop_s=0.5, overlap_s=0.0)
     err = capsys.readouterr().err

@@ -28,14 +28,16 @@ TINY = dict(latent_dim=8, channels=2, encoder_hidden=16, decoder_width=16,
 
 def test_unrecorded_bins_by_hand():
     """A bin is recorded when one of the unit's intervals holds it whole; an interval that ends
-    on a bin's edge (0.3 s, where three bins of 0.1 s sum to 0.30000000000000004) holds it."""
+    on a bin's edge (0.3 s, where three bins of 0.1 s sum to 0.30000000000000004) holds it; a
+    unit without an interval recorded nothing (it raised IndexError: found by a walkthrough)."""
     intervals = [np.array([[0.0, 0.3]]), np.array([[0.0, 1.0]]),
-                 np.array([[0.05, 0.2], [0.6, 0.9]])]
+                 np.array([[0.05, 0.2], [0.6, 0.9]]), np.zeros((0, 2))]
     unrecorded = unrecorded_bins(intervals, np.array([0.0, 0.5]), 4, 0.1)
-    assert unrecorded.shape == (2, 4, 3)
+    assert unrecorded.shape == (2, 4, 4)
     assert unrecorded[..., 0].tolist() == [[False, False, False, True], [True] * 4]
     assert not unrecorded[..., 1].any()
     assert unrecorded[..., 2].tolist() == [[True, False, True, True], [True, False, False, False]]
+    assert unrecorded[..., 3].all()
 
 
 def test_a_batch_never_scores_a_count_not_recorded_and_hides_it_from_the_encoder():
@@ -209,13 +211,13 @@ def test_a_unit_recorded_in_no_training_trial_is_refused_in_one_line_naming_it(h
     holed = holed.copy()
     holed[data.splits["train"], :, 4] = np.nan
     unseen = data.__class__(**{**data.__dict__, "spikes": holed})
-    with pytest.raises(DataError, match=r"^the data \(lorenz\): neurons 4 have no count recorded "
-                                        r"in the \d+ training trials .*leave them out of the "
+    with pytest.raises(DataError, match=r"^the data \(lorenz\): neuron 4 has no count recorded "
+                                        r"in the \d+ training trials .*leave it out of the "
                                         r"file$"):
         check_data(unseen, "the data (lorenz)")
     named = data.__class__(**{**unseen.__dict__,
                               "extra": {"unit_ids": 100 + 7 * np.arange(data.n_neurons)}})
-    with pytest.raises(DataError, match=r"units 128 have .*; --units-where id!=128$"):
+    with pytest.raises(DataError, match=r"unit 128 has .*; --units-where id!=128$"):
         check_data(named, "the data")
 
 
@@ -237,3 +239,18 @@ def test_a_run_fitted_when_unrecorded_counts_were_zeros_still_reloads(tmp_path, 
     _, _, reloaded = pyrolf.load_run(tmp_path / "run")
     np.testing.assert_array_equal(reloaded.spikes, as_then.spikes)
     assert "as zeros, silence; they are read so for it" in capsys.readouterr().err
+
+
+def test_a_held_out_unit_not_recorded_in_the_test_trials_is_said_so_not_called_silent(
+        holed_data, capsys):
+    data, _ = holed_data
+    unit = int(np.flatnonzero(data.heldout)[0])
+    holed = data.spikes.copy()
+    holed[data.splits["test"], :, unit] = np.nan
+    pyrolf.fit(data.__class__(**{**data.__dict__, "spikes": holed}),
+               Config(epochs=1, **TINY), progress=False)
+    err = capsys.readouterr().err
+    assert (f"1 of the 3 held-out units was not recorded in the {len(data.splits['test'])} test "
+            f"trials (ids {unit}): their co_bps_per_neuron is null, and co_bps leaves them "
+            "out") in err
+    assert "no spike" not in err

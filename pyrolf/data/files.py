@@ -107,11 +107,13 @@ def check_data(data: SpikeData, where: str = "the data") -> SpikeData:
     untrained = np.isnan(spikes[splits["train"], :n_bins - data.n_forward]).all(axis=(0, 1))
     if untrained.any():
         ids, named = data.neuron_ids[untrained], "unit_ids" in data.extra
+        many = len(ids) > 1
+        them, word = ("them" if many else "it"), ("unit" if named else "neuron") + "s" * many
         how = ("--units-where id!=" + ",".join(map(str, ids)) if named
-               else "leave them out of the file")
-        raise DataError(f"{where}: {few_ids(ids, word='units' if named else 'neurons')} have no "
+               else f"leave {them} out of the file")
+        raise DataError(f"{where}: {few_ids(ids, word=word)} {'have' if many else 'has'} no "
                         f"count recorded in the {len(splits['train'])} training trials (NaN "
-                        f"throughout: not recorded there), so nothing to fit them on; {how}")
+                        f"throughout: not recorded there), so nothing to fit {them} on; {how}")
     return dataclasses.replace(data, spikes=spikes, heldout=heldout, rates=rates,
                                conditions=conditions, splits={**data.splits, **splits})
 

@@ -328,9 +328,15 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
     intervals = source.unit_intervals(units)
     paused = np.zeros(len(rows), dtype=bool)
     if intervals is not None:  # a window wholly in a pause of the recording, which no unit records
-        paused = inside & ~_touched(np.concatenate(intervals), align[rows] + window[0],
-                                    align[rows] + window[1])
+        union, opens, closes = (np.concatenate(intervals), align[rows] + window[0],
+                                align[rows] + window[1])
+        paused = inside & ~_touched(union, opens, closes)
         inside &= ~paused
+        partly = inside & ~_covered(union, opens, closes)
+        if partly.any():
+            note(f"{path.name}: {int(partly.sum())} of the trials kept lie partly in a pause of "
+                 f"the recording ({few_ids(rows[partly], word='rows')}): no unit's obs_intervals "
+                 "cover some of their bins, whose counts are unknown (NaN) for every unit")
     if not inside.any():
         raise DataError(f"every trial's window ({window[0]:g} to {window[1]:g} s around "
                         f"{config.align}) leaves the recording ({first:.3f} to {last:.3f} s): "
@@ -546,6 +552,8 @@ def _covered(intervals: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np
     """``(windows,)`` bool: whether each window ``[starts, stops]`` s lies within the union of
     ``intervals`` ``(intervals, 2)`` s (overlapping or touching ones joined)."""
     begins, ends = _joined(intervals)
+    if not len(begins):  # a unit without an interval recorded nothing
+        return np.zeros(len(starts), dtype=bool)
     at = np.searchsorted(begins, starts, side="right") - 1
     return (at >= 0) & (ends[np.maximum(at, 0)] >= stops)
 
@@ -554,6 +562,8 @@ def _touched(intervals: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np
     """``(windows,)`` bool: whether each window ``[starts, stops]`` s shares more than
     :data:`EDGE_S` with the union of ``intervals`` ``(intervals, 2)`` s."""
     begins, ends = _joined(intervals)
+    if not len(begins):
+        return np.zeros(len(starts), dtype=bool)
     at = np.searchsorted(begins, np.asarray(stops) - EDGE_S, side="left") - 1
     return (at >= 0) & (ends[np.maximum(at, 0)] > np.asarray(starts) + EDGE_S)
 

@@ -157,7 +157,7 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
         spikes[..., ~heldout] = data.spikes
         rates = None
         extra = {key: value for key, value in extra.items() if key != "unit_ids"}
-        extra["in_data"] = ~heldout
+        extra["in_data"] = ~heldout & ~np.isnan(spikes).all(axis=(0, 1))
         if unit_ids is not None:
             extra["unit_ids"] = unit_ids
     else:

@@ -69,6 +69,25 @@ def score_rates(rates, data: SpikeData, trials, prefix: str = "") -> dict:
     return metrics
 
 
+def _note_unscored(per_neuron: dict[str, float], data: SpikeData, test) -> None:
+    """Notes naming the held-out units whose co-bps is null (``per_neuron``, by id): those not
+    recorded in the ``test`` trials, and those with no spike in them."""
+    counts = data.spikes[test][:, :data.n_observed][..., data.heldout]
+    unrecorded = dict(zip(map(str, data.neuron_ids[data.heldout]),
+                          np.isnan(counts).all(axis=(0, 1))))
+    unscored = [unit for unit, value in per_neuron.items() if np.isnan(value)]
+    for ids, verbs, said in (
+            ([unit for unit in unscored if unrecorded[unit]], ("was", "were"),
+             "not recorded in the {n} test trials ({ids}): their co_bps_per_neuron is null, and "
+             "co_bps leaves them out"),
+            ([unit for unit in unscored if not unrecorded[unit]], ("has", "have"),
+             "no spike in the {n} test trials ({ids}): their co_bps_per_neuron is null, and in "
+             "co_bps they count only as the rate predicted where none came")):
+        if ids:
+            note(f"{data.name}: {len(ids)} of the {int(data.heldout.sum())} held-out units "
+                 f"{verbs[len(ids) > 1]} " + said.format(n=len(test), ids=few_ids(ids)))
+
+
 def psth_metrics(rates, data: SpikeData, trials) -> dict:
     """``psth_r2``, NLB's psth R² (:func:`~pyrolf.evaluation.metrics.psth_r2`) of ``rates`` of
     ``trials`` ``(trials, ≥observed, neurons)``: all neurons over the observed bins, against
@@ -197,13 +216,7 @@ def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = 
     test = data.splits["test"]
     rates = model_rates(flow, data, test, samples, device, bar)
     metrics = score_rates(rates, data, test)
-    unscored = [unit for unit, value in metrics["co_bps_per_neuron"].items() if np.isnan(value)]
-    if unscored:
-        note(f"{data.name}: {len(unscored)} of the {int(data.heldout.sum())} held-out units "
-             f"{'has' if len(unscored) == 1 else 'have'} no spike recorded in the {len(test)} "
-             f"test trials ({few_ids(unscored)}): their co_bps_per_neuron is null, and in "
-             "co_bps they count only as the rate predicted where none came (not at all where "
-             "not recorded)")
+    _note_unscored(metrics["co_bps_per_neuron"], data, test)
     metrics.update(psth_metrics(rates, data, test))
     metrics.update(forward_metrics(rates, data, test))
     metrics.update(truth_metrics(flow, data, device, "score intervals" if progress else None))
