@@ -637,7 +637,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     """The flow and, per session inferred, the inferred trials laid out on its neurons and the
     Dataset of :func:`infer` (one entry, named ``None``, for a run of one session)."""
     from pyrolf.diagnostics.export import infer_trials, new_trials
-    from pyrolf.diagnostics.missing import fill_missing_units
+    from pyrolf.diagnostics.missing import fill_missing_counts
 
     _check_samples(samples)
     data = str(data) if isinstance(data, Path) else data
@@ -678,7 +678,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
         trials = mine if loaded is None else new_trials(loaded, mine.heldout,
                                                         mine.extra.get("unit_ids"))
         pyro.set_rng_seed(config.seed)  # (the fill's draws, then the output's, each seeded)
-        trials = fill_missing_units(view.to(device), trials, mine, device)
+        trials = fill_missing_counts(view.to(device), trials, mine, device)
         if "nlb" in trials.extra:
             from pyrolf.data.nlb import with_behavior  # nlb_tools, pynwb, pandas: NLB data only
 

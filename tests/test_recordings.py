@@ -1213,7 +1213,7 @@ def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_
         return np.broadcast_to(data.spikes[..., :1] + 1.0, data.spikes.shape)  # unit 0 + 1
 
     monkeypatch.setattr(missing, "model_rates", inferred_rates)
-    filled = missing.fill_missing_units(None, trials, run, passes=2)
+    filled = missing.fill_missing_counts(None, trials, run, passes=2)
     np.testing.assert_allclose(seen[0], np.broadcast_to(
         run.spikes[run.splits["train"], :, 1].mean(0), (3, 5)))  # the PSTH first
     np.testing.assert_allclose(filled.spikes[..., 1], counts[..., 0] + 1.0)  # then inferred
@@ -1223,13 +1223,13 @@ def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_
     np.testing.assert_array_equal(filled.spikes[:2, :, 2], counts[:2, :, 2])
     assert np.isnan(filled.spikes[..., 3]).all() and len(seen) == 2  # held out: unknown
     np.testing.assert_array_equal(filled.extra["unrecorded"], np.isnan(counts))
-    assert missing.fill_missing_units(None, run, run) is run  # nothing missing: as it was
+    assert missing.fill_missing_counts(None, run, run) is run  # nothing missing: as it was
     held_out_lost = rng.poisson(3.0, (3, 5, 4)).astype(np.float32)
     held_out_lost[..., 3] = np.nan
     out_only = dataclasses.replace(trials, spikes=held_out_lost, extra={
         "in_data": np.array([True, True, True, False])})
     seen.clear()
-    assert missing.fill_missing_units(None, out_only, run) is out_only
+    assert missing.fill_missing_counts(None, out_only, run) is out_only
     assert not seen  # no pass of inference where the encoder reads nothing filled
 
 

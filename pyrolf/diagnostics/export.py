@@ -415,7 +415,7 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
 
 def recorded_counts(data: SpikeData) -> np.ndarray | None:
     """``(trials, time, neurons)`` bool: which counts of ``data`` were recorded (not NaN, or not
-    NaN before :func:`~pyrolf.diagnostics.missing.fill_missing_units` filled them:
+    NaN before :func:`~pyrolf.diagnostics.missing.fill_missing_counts` filled them:
     ``extra["unrecorded"]``, of a unit ``extra["in_data"]`` does not flag as missing); ``None``
     where all were."""
     recorded = ~data.extra.get("unrecorded", np.isnan(data.spikes))

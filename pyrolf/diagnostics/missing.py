@@ -29,7 +29,7 @@ PASS_SAMPLES = 20
 LEAST_HELD_IN = 0.5
 
 
-def fill_missing_units(flow, trials: SpikeData, run: SpikeData, device: str = "cpu",
+def fill_missing_counts(flow, trials: SpikeData, run: SpikeData, device: str = "cpu",
                        passes: int = PASSES, samples: int = PASS_SAMPLES) -> SpikeData:
     """``trials`` (laid out on the run's neurons, NaN where a count is not in the data: a unit
     missing, ``extra["in_data"]`` false, see :func:`~pyrolf.diagnostics.export.new_trials`, or
