@@ -498,8 +498,9 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
     """
     from pyrolf.diagnostics import diagnose, select_trials
     from pyrolf.diagnostics.export import run_attrs
-    from pyrolf.diagnostics.report import DIAGNOSTICS
+    from pyrolf.diagnostics.report import DIAGNOSTICS, check_samples
 
+    check_samples(samples)  # before the data are read (and their notes printed)
     run = RunFolder.open(run_dir)
     with run.locked():
         flow, config, data, record = _load_run(run.path, data)

@@ -404,3 +404,16 @@ def test_bad_options_are_one_line(args, fragment, run, monkeypatch, capsys):
 def test_missing_run_folder_is_one_line(tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(["diagnose", tmp_path / "nothing"], monkeypatch, capsys)
     assert_one_line_error(code, err, "no run folder")
+
+
+def test_too_few_samples_are_refused_before_the_data_are_read(run, monkeypatch):
+    """The refusal came after the data were loaded and their notes printed (found by a
+    walkthrough)."""
+    from pyrolf import pipeline
+
+    def read(*args, **kwargs):
+        raise AssertionError("the run's data were read")
+
+    monkeypatch.setattr(pipeline, "_load_run", read)
+    with pytest.raises(ConfigError, match="--samples 3: Pareto k-hat needs at least 25"):
+        diagnose_run(run.path, samples=3)

@@ -54,6 +54,14 @@ def check_memory(flow, data: SpikeData, n_trials: int, samples: int) -> None:
                           f"(--samples N)")
 
 
+def check_samples(samples: int) -> None:
+    """Raise :class:`ConfigError` for fewer posterior draws per trial than Pareto k-hat needs
+    (:data:`MIN_SAMPLES`)."""
+    if samples < MIN_SAMPLES:
+        raise ConfigError(f"--samples {samples}: Pareto k-hat needs at least {MIN_SAMPLES} "
+                          "posterior samples")
+
+
 def default_split(data: SpikeData) -> str:
     """The split diagnosed by default: ``test``, or ``valid`` on NLB data, whose test trials are
     NLB's evaluation trials with unknown held-out spikes (zeros in ``data.spikes``)."""
@@ -202,9 +210,7 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
         ConfigError: ``samples`` below the minimum k-hat needs, or draws that would not fit in
             memory (:func:`check_memory`).
     """
-    if samples < MIN_SAMPLES:
-        raise ConfigError(f"--samples {samples}: Pareto k-hat needs at least {MIN_SAMPLES} "
-                          "posterior samples")
+    check_samples(samples)
     check_memory(flow, data, len(trials), samples)
     spikes = torch.as_tensor(data.spikes[trials], dtype=torch.float32, device=device)
     inputs = encoder_inputs(spikes, torch.as_tensor(data.heldin, device=device), data.n_forward)
