@@ -102,9 +102,8 @@ class NWBSource:
     def unit_intervals(self, units: np.ndarray) -> list[np.ndarray] | None:
         """Each unit's ``obs_intervals`` ``(intervals, 2)`` s, of the units at positions
         ``units``, those that are no number or stop before they start left out (the latter
-        with a note); ``None`` where the Units table has no
-        such column or none of these units has a number in it (some converters write NaN for
-        intervals not known)."""
+        with a note); ``None`` where the Units table has no such column or none of these units
+        has a number in it (some converters write NaN for intervals not known)."""
         if "obs_intervals" not in self._units.colnames:
             return None
         intervals = np.asarray(self._units.obs_intervals.data[:], dtype=np.float64).reshape(-1, 2)

@@ -328,7 +328,7 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
     intervals = source.unit_intervals(units)
     paused = np.zeros(len(rows), dtype=bool)
     if intervals is not None:  # a window wholly in a pause of the recording, which no unit records
-        union, opens, closes = (np.concatenate(intervals), align[rows] + window[0],
+        union, opens, closes = (_joined(np.concatenate(intervals)), align[rows] + window[0],
                                 align[rows] + window[1])
         paused = inside & ~_touched(union, opens, closes)
         inside &= ~paused
@@ -548,31 +548,30 @@ def _times(source, name: str, option: str) -> np.ndarray:
                         f"{values[0]!r}, not times in seconds") from None
 
 
-def _covered(intervals: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """``(windows,)`` bool: whether each window ``[starts, stops]`` s lies within the union of
-    ``intervals`` ``(intervals, 2)`` s (overlapping or touching ones joined)."""
-    begins, ends = _joined(intervals)
-    if not len(begins):  # a unit without an interval recorded nothing
-        return np.zeros(len(starts), dtype=bool)
+def _covered(joined: tuple[np.ndarray, np.ndarray], starts: np.ndarray,
+             stops: np.ndarray) -> np.ndarray:
+    """``(windows,)`` bool: whether each window ``[starts, stops]`` s lies within a union of
+    intervals, ``joined`` by :func:`_joined`."""
+    begins, ends = joined
     at = np.searchsorted(begins, starts, side="right") - 1
     return (at >= 0) & (ends[np.maximum(at, 0)] >= stops)
 
 
-def _touched(intervals: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+def _touched(joined: tuple[np.ndarray, np.ndarray], starts: np.ndarray,
+             stops: np.ndarray) -> np.ndarray:
     """``(windows,)`` bool: whether each window ``[starts, stops]`` s shares more than
-    :data:`EDGE_S` with the union of ``intervals`` ``(intervals, 2)`` s."""
-    begins, ends = _joined(intervals)
-    if not len(begins):
-        return np.zeros(len(starts), dtype=bool)
+    :data:`EDGE_S` with a union of intervals, ``joined`` by :func:`_joined`."""
+    begins, ends = joined
     at = np.searchsorted(begins, np.asarray(stops) - EDGE_S, side="left") - 1
     return (at >= 0) & (ends[np.maximum(at, 0)] > np.asarray(starts) + EDGE_S)
 
 
 def _joined(intervals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The union of ``intervals`` ``(intervals, 2)`` s as disjoint intervals in order, their
-    ``(begins, ends)`` (overlapping or touching ones joined)."""
+    ``(begins, ends)`` (overlapping or touching ones joined); no interval is one that holds
+    nothing, ``(inf, -inf)`` (a unit without an interval recorded nothing)."""
     if not len(intervals):
-        return np.zeros(0), np.zeros(0)
+        return np.array([np.inf]), np.array([-np.inf])
     intervals = intervals[np.argsort(intervals[:, 0], kind="stable")]
     reach = np.maximum.accumulate(intervals[:, 1])
     joined = np.r_[True, intervals[1:, 0] > reach[:-1]]  # where a joined interval begins
@@ -604,7 +603,7 @@ def unrecorded_bins(intervals: list[np.ndarray], starts: np.ndarray, n_bins: int
     ``(windows,)`` s); a bin's edges within :data:`EDGE_S` of an interval's count as in it."""
     starts = np.asarray(starts, dtype=np.float64)
     unrecorded = np.zeros((len(starts), n_bins, len(intervals)), dtype=bool)
-    for unit, own in enumerate(intervals):
+    for unit, own in enumerate(map(_joined, intervals)):
         # whole windows first: most are recorded throughout, and their bins need no look
         partly = np.flatnonzero(~_covered(own, starts + EDGE_S,
                                           starts + n_bins * bin_size - EDGE_S))
