@@ -385,34 +385,37 @@ def _rebuild(run: RunFolder, config: Config, data: SpikeData | Sessions | None):
     if not given:
         if data_file(config.data) is not None:
             run.check_sources(config)
-        data = _as_fitted(run, load_config_data(config))
+        data = load_config_data(config)
+    fingerprint = spikes_fingerprint(session_list(data))
+    if not given:
+        data, fingerprint = _as_fitted(run, data, fingerprint)
     flow = build_flow(config, data.n_neurons, data.n_heldin)
-    run.check_fitted(spikes_fingerprint(session_list(data)), modules(flow), given)
+    run.check_fitted(fingerprint, modules(flow), given)
     return flow, data
 
 
-def _as_fitted(run: RunFolder, data: SpikeData | Sessions) -> SpikeData | Sessions:
-    """``data`` reloaded for ``run`` as it was fitted on them: a run fitted before pyrolf read
-    the counts a unit was not recorded in (its ``obs_intervals``) as unknown, NaN, read them as
-    zeros, and ``fitted.json``'s fingerprint is of those; where it is, they are read so again,
-    with a note. Other data are given back as they are (:meth:`RunFolder.check_fitted` judges
-    them)."""
+def _as_fitted(run: RunFolder, data: SpikeData | Sessions, fingerprint: dict):
+    """``data`` (of ``fingerprint``, :func:`spikes_fingerprint`) reloaded for ``run`` as it was
+    fitted on them, and their fingerprint: a run fitted before pyrolf read the counts a unit was
+    not recorded in (its ``obs_intervals``) as unknown, NaN, read them as zeros, and
+    ``fitted.json``'s fingerprint is of those; where it is, they are read so again, with a note.
+    Other data are given back as they are (:meth:`RunFolder.check_fitted` judges them)."""
     if not run.has(RunFolder.FITTED) or not any(np.isnan(own.spikes).any()
                                                  for own in session_list(data)):
-        return data
+        return data, fingerprint
     fitted = run.read_json(RunFolder.FITTED)["data"]
-    if spikes_fingerprint(session_list(data)) == fitted:
-        return data
-    silent = {name: dataclasses.replace(own, spikes=np.nan_to_num(own.spikes))
-              for name, own in (data.sessions.items() if isinstance(data, Sessions)
-                                else [(None, data)])}
-    as_then = silent[None] if None in silent else dataclasses.replace(data, sessions=silent)
+    if fingerprint == fitted:
+        return data, fingerprint
+    zeros = (lambda own: dataclasses.replace(own, spikes=np.nan_to_num(own.spikes)))
+    as_then = (dataclasses.replace(data, sessions={name: zeros(own) for name, own in
+                                                   data.sessions.items()})
+               if isinstance(data, Sessions) else zeros(data))
     if spikes_fingerprint(session_list(as_then)) != fitted:
-        return data
+        return data, fingerprint
     note(f"{run.path} was fitted when pyrolf read the counts a unit was not recorded in (its "
          "obs_intervals) as zeros, silence; they are read so for it, whatever a note above says "
          "of them (a new fit reads them as unknown)")
-    return as_then
+    return as_then, fitted
 
 
 def _load_weights(flow, weights: dict, run: RunFolder, name: str) -> None:

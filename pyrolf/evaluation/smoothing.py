@@ -83,7 +83,10 @@ def filled_smooth(spikes: np.ndarray, width: float, means: np.ndarray) -> np.nda
     each neuron's mean count per bin ``means`` ``(neurons,)``: the baseline's regressors and
     held-in rates, which must be numbers everywhere."""
     smoothed = smooth_spikes(spikes, width)
-    return np.where(np.isnan(smoothed), means, smoothed)
+    unknown = np.isnan(smoothed)
+    if unknown.any():  # (in place: no copy of every smoothed count)
+        smoothed[unknown] = np.broadcast_to(means, smoothed.shape)[unknown]
+    return smoothed
 
 
 def fit_poisson_glm(inputs: np.ndarray, targets: np.ndarray, train: np.ndarray,
