@@ -735,8 +735,8 @@ def _new_data(config: Config, data: str, runs: list[SpikeData], chosen: bool = F
 
     Raises:
         DataError: the trials are no longer than the run's forward bins, or as
-            :func:`~pyrolf.data.load_config_data`, the message saying that the run's settings
-            were used."""
+            :func:`~pyrolf.data.load_config_data`, the message of a recording's saying that the
+            run's settings were used."""
     # the run's held-out neurons apply to new trials (its units picked by id, not by the
     # Units-table conditions that chose them, which another day's labels may not meet), and its
     # NLB settings only to NLB data
@@ -758,8 +758,8 @@ def _new_data(config: Config, data: str, runs: list[SpikeData], chosen: bool = F
             note(f"{missing}; inferring without it (no `behavior` in the output)")
             loaded = load_config_data(as_run.replace(behavior=None, behavior_lag_ms=0))
     except DataError as error:
-        if chosen and str(error).startswith("--trials-where"):
-            raise
+        if binned or chosen and str(error).startswith("--trials-where"):
+            raise  # (a binned file's errors are of its counts: the run's settings do not cut it)
         raise DataError(f"{error} ({data} is read with the run's settings, its config.json's)"
                         ) from None
     forward = config.forward_bins

@@ -1021,8 +1021,8 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
         "outside_recording": [], "in_recording_pause": [2], "without_alignment": []}
     assert ("1 unit is not recorded throughout the 4 trials kept (their obs_intervals; ids, "
             "with the trials missed in part or whole: 1 (2)): their counts there are unknown "
-            "(NaN), not scored; the fit's encoder reads them as hidden (zeros), infer fills them "
-            "with what the run infers") in err
+            "(NaN), not scored; the fit's encoder reads them as hidden (zeros), the scores, "
+            "diagnose and infer fill them with what the run infers") in err
     # unit 1 stops at 3.5 s: trial 3 (3 to 3.8 s) is recorded for its first 50 bins, trial 4
     # not at all; unit 0 throughout
     unrecorded = np.isnan(data.spikes)
@@ -1231,13 +1231,24 @@ def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_
     seen.clear()
     assert missing.fill_missing_counts(None, out_only, run) is out_only
     assert not seen  # no pass of inference where the encoder reads nothing filled
+    # only the trials chosen are filled, and only those with a count to fill are passed
+    passed = []
+    monkeypatch.setattr(missing, "model_rates", lambda flow, data, which, samples, device: (
+        passed.append(list(which)) or np.ones((len(which), *data.spikes.shape[1:]))))
+    holed = np.where(np.isnan(counts), 0.0, counts).astype(np.float32)
+    holed[1, 3:, 2] = holed[2, 0, 1] = np.nan
+    some = missing.fill_missing_counts(None, dataclasses.replace(trials, spikes=holed), run,
+                                       only=np.array([0, 2]))
+    assert passed == [[2], [2]] and some.spikes[2, 0, 1] == 1.0
+    assert np.isnan(some.spikes[1, 3:, 2]).all()  # trial 1: not chosen
 
 
 def test_binned_new_trials_are_read_by_a_run_of_a_recording_as_a_binned_session_is(
         files, tmp_path, monkeypatch, capsys):
     """A run fitted on an NWB session infers a binned spike file of its trials (read without the
-    settings that cut recordings, which were refused), and a --trials-where of infer's own that
-    keeps nothing is not said to be the run's."""
+    settings that cut recordings, which were refused), its errors are not said to come of the run's
+    settings, and a --trials-where of infer's own that keeps nothing is not said to be the
+    run's."""
     run = tmp_path / "run"
     code, _, err = run_cli(["fit", "--data", files["nwb"], *ONSET, "--out", run, *TINY],
                            monkeypatch, capsys)
@@ -1249,6 +1260,11 @@ def test_binned_new_trials_are_read_by_a_run_of_a_recording_as_a_binned_session_
                             tmp_path / "binned.nc"], monkeypatch, capsys)
     assert code == 0, err
     assert xr.open_dataset(tmp_path / "binned.nc").sizes["trial"] == own.n_trials
+    np.savez(binned, spikes=np.full(own.spikes.shape, np.nan), bin_size_s=0.01)
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--data", binned, "--out",
+                            tmp_path / "binned.nc"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "every entry of `spikes` is NaN (not recorded)")
+    assert "run's settings" not in err  # (no setting of the run's cuts a binned file)
     code, _, err = run_cli(["infer", run, "--data", files["nwb"], "--trials-where",
                             "outcome=nope", "--out", tmp_path / "no.nc"], monkeypatch, capsys)
     assert_one_line_error(code, err, "--trials-where outcome=nope keeps no trial")

@@ -1,6 +1,6 @@
 """Counts not recorded (NaN in ``SpikeData.spikes``: a unit's ``obs_intervals`` miss the bin, or a
 spike file says so) are unknown, not silence: neither fitted nor scored; the fit's encoder reads
-them as hidden (zeros), ``infer`` fills them with what the run infers."""
+them as hidden (zeros); the scores, diagnose and ``infer`` fill them with what the run infers."""
 
 import json
 import warnings
@@ -195,6 +195,7 @@ def test_a_spike_file_with_counts_not_recorded_is_fitted_scored_and_diagnosed(ho
     assert (likelihood[:, 0] == 0).all() and (likelihood[:, 1:] < 0).all()
     observed = xr.open_dataset(tmp_path / "run" / "posterior.nc", group="observed_data")
     np.testing.assert_array_equal(np.isnan(observed["spikes"].values), np.isnan(holed[named]))
+    assert "NaN where the unit was not recorded" in observed["spikes"].attrs["description"]
     assert json.loads((tmp_path / "run" / "diagnostics.json").read_text())["elbo"] is not None
     # inferred.nc says which rates stand where counts were recorded
     inferred = pyrolf.infer(tmp_path / "run", samples=3, progress=False)
@@ -254,3 +255,44 @@ def test_a_held_out_unit_not_recorded_in_the_test_trials_is_said_so_not_called_s
             f"trials (ids {unit}): their co_bps_per_neuron is null, and co_bps leaves them "
             "out") in err
     assert "no spike" not in err
+
+
+def test_evaluate_and_diagnose_read_a_held_in_count_not_recorded_as_infer_fills_it(
+        holed_data, tmp_path, monkeypatch):
+    """metrics.json and posterior.nc are of the rates inferred.nc holds: what the encoder reads
+    of a held-in count not recorded is the count the run expects there (infer's fill), not a
+    zero; the counts recorded it reads as they are."""
+    import pyrolf.diagnostics.report as diagnose_module
+    import pyrolf.evaluation.report as evaluate_module
+
+    data, _ = holed_data
+    test = data.splits["test"]
+    holed = data.spikes.copy()
+    unit = int(np.flatnonzero(data.heldin)[0])
+    holed[test, 10:, unit] = np.nan  # a held-in unit lost late in every test trial
+    holed_run = data.__class__(**{**data.__dict__, "spikes": holed})
+    result = pyrolf.fit(holed_run, Config(epochs=2, **TINY), run_dir=tmp_path / "run",
+                        progress=False)
+    recorded = torch.as_tensor(holed[test][:, :data.n_observed][..., data.heldin])
+
+    def check(inputs):
+        assert inputs.shape == recorded.shape
+        unknown = recorded.isnan()
+        assert (inputs[unknown] > 0).all() and unknown[:, 10:, 0].all()
+        torch.testing.assert_close(inputs[~unknown], recorded[~unknown])
+
+    read = []
+    predict_rates = evaluate_module.predict_rates
+    monkeypatch.setattr(evaluate_module, "predict_rates", lambda flow, inputs, *rest, **kw: (
+        read.append(inputs), predict_rates(flow, inputs, *rest, **kw))[1])
+    pyrolf.evaluate_run(tmp_path / "run", holed_run, progress=False)
+    check(read[-1])  # the test trials' rates scored
+    sample_posterior = diagnose_module.sample_posterior
+    drawn = []
+    monkeypatch.setattr(diagnose_module, "sample_posterior", lambda model, guide, inputs, *rest,
+                        **kw: (drawn.append(inputs),
+                               sample_posterior(model, guide, inputs, *rest, **kw))[1])
+    pyrolf.diagnose_run(tmp_path / "run", data=holed_run, samples=25, trials=list(test),
+                        progress=False)
+    check(drawn[0])
+    assert np.isfinite(result.metrics["co_bps"])

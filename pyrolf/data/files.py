@@ -4,7 +4,8 @@ Arrays a file holds (names are the keys / dataset names):
 
 - ``spikes`` (required): ``(trials, time, neurons)`` non-negative integer spike counts, at most
   :data:`MAX_COUNT` per bin; NaN where a neuron was not recorded (unknown, not silence: neither
-  fitted nor scored; the fit's encoder reads it as hidden, ``infer`` fills it).
+  fitted nor scored; the fit's encoder reads it as hidden, scores, diagnose and ``infer`` fill
+  it: :data:`UNRECORDED_READ`).
 - ``rates`` (optional): ground-truth rates in spikes per bin, same shape as ``spikes``.
 - ``heldout`` (optional): ``(neurons,)`` bool, the neurons scored by co-bps; without it a seeded
   random 20 % (``heldout_fraction``) of the neurons (at least one) is held out.
@@ -37,6 +38,10 @@ import numpy as np
 
 from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.messages import few_ids, note
+
+#: how pyrolf reads counts not recorded (NaN), as the notes that find them say
+UNRECORDED_READ = ("not scored; the fit's encoder reads them as hidden (zeros), the scores, "
+                   "diagnose and infer fill them with what the run infers")
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
 NPZ_SUFFIXES = (".npz",)
@@ -195,8 +200,7 @@ def load_spike_file(path: str | Path, seed: int = 0,
     if unrecorded.any():
         neurons = np.flatnonzero(unrecorded.any(axis=(0, 1)))
         note(f"{path.name}: {int(unrecorded.sum())} of its {spikes.size} counts are NaN, not "
-             f"recorded, in {few_ids(neurons, word='neurons (from 0)')}: not scored; the fit's "
-             "encoder reads them as hidden (zeros), infer fills them with what the run infers")
+             f"recorded, in {few_ids(neurons, word='neurons (from 0)')}: {UNRECORDED_READ}")
     heldout, splits = heldout_and_splits(seed, n_neurons, n_trials, conditions, heldout,
                                          heldout_fraction, split_fractions)
     extra = {name: value for name, value in (("latents", latents), ("bin_size_s", bin_size))

@@ -25,8 +25,8 @@ The options are :class:`~pyrolf.config.Config` fields, so a run folder rebuilds 
   ``obs_intervals`` cover (one partly in it keeps the bins recorded), or its alignment time is
   NaN, and the rows are named and counted. Where a unit's own ``obs_intervals`` miss a bin (a
   unit lost before the session ended, or found late), its count there is NaN: unknown, neither
-  fitted nor scored (the fit's encoder reads it as hidden, a zero; ``infer`` fills it:
-  :mod:`pyrolf.diagnostics.missing`), trials and windows alike (:func:`unrecorded_bins`); a
+  fitted nor scored (the fit's encoder reads it as hidden, a zero; scores, diagnose and
+  ``infer`` fill it: :mod:`pyrolf.diagnostics.missing`), trials and windows alike (:func:`unrecorded_bins`); a
   note names those units. ``trials_where`` keeps the trials that meet each of its conditions
   (``outcome=correct``, ``reaction_time<0.6``: :mod:`pyrolf.data.where`); ``condition`` names
   the column whose values are the conditions (stratified splits, PSTHs).
@@ -82,7 +82,7 @@ import numpy as np
 
 from pyrolf.data import where
 from pyrolf.data.chop import chop
-from pyrolf.data.files import check_file, heldout_and_splits
+from pyrolf.data.files import UNRECORDED_READ, check_file, heldout_and_splits
 from pyrolf.data.spikes import DataError, MissingBehavior, SpikeData
 from pyrolf.memory import available_memory
 from pyrolf.messages import few_ids, note
@@ -591,8 +591,7 @@ def _note_unrecorded(path: Path, spikes: np.ndarray, unit_ids: np.ndarray, what:
         note(f"{path.name}: {len(worst)} {'unit is' if len(worst) == 1 else 'units are'} not "
              f"recorded throughout the {len(spikes)} {what} kept (their obs_intervals; ids, "
              f"with the {what} missed in part or whole: {shown}{more}): their counts there are "
-             "unknown (NaN), not scored; the fit's encoder reads them as hidden (zeros), infer "
-             "fills them with what the run infers")
+             f"unknown (NaN), {UNRECORDED_READ}")
 
 
 def unrecorded_bins(intervals: list[np.ndarray], starts: np.ndarray, n_bins: int,

@@ -67,6 +67,18 @@ def with_attrs(data, attrs: dict):
     return data
 
 
+def with_variable_attrs(data, group: str, variable: str, attrs: dict):
+    """ArviZ data with ``attrs`` added to the attributes of ``group``'s ``variable`` (what
+    xarray shows as, e.g., ``observed_data["spikes"].attrs``)."""
+    if isinstance(data, DATATREE):
+        node = data[group]
+        node.dataset = node.to_dataset().assign(
+            {variable: node[variable].assign_attrs(attrs)})
+        return data
+    getattr(data, group)[variable].attrs.update(attrs)
+    return data
+
+
 def variable_encoding(dataset: xr.Dataset) -> dict[str, dict]:
     """netCDF encoding of a group's variables: counts and other integers byte-shuffled, then
     zlib-compressed (draws of small counts shrink about 15-fold); floats as they are (draws of

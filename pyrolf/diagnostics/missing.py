@@ -30,21 +30,26 @@ LEAST_HELD_IN = 0.5
 
 
 def fill_missing_counts(flow, trials: SpikeData, run: SpikeData, device: str = "cpu",
-                       passes: int = PASSES, samples: int = PASS_SAMPLES) -> SpikeData:
+                        passes: int = PASSES, samples: int = PASS_SAMPLES,
+                        only: np.ndarray | None = None) -> SpikeData:
     """``trials`` (laid out on the run's neurons, NaN where a count is not in the data: a unit
     missing, ``extra["in_data"]`` false, see :func:`~pyrolf.diagnostics.export.new_trials`, or
     not recorded in some bins) with each held-in count of the observed bins that is NaN filled
     (module docstring), from ``run`` (the run's own data, for the start) and ``flow`` (on
-    ``device``); ``passes`` and ``samples`` per pass. ``extra["unrecorded"]`` ``(trials, time,
+    ``device``); ``passes`` and ``samples`` per pass; ``only``: the indices of the trials to
+    fill (default: all; the others keep their NaN). ``extra["unrecorded"]`` ``(trials, time,
     neurons)`` keeps which counts were NaN (what the output's ``recorded`` says). Held-out
     counts, which the encoder never reads, stay NaN. Trials without a held-in count to fill come
-    back as they are."""
+    back as they are, and only the trials with one are passed through the model."""
     unknown = np.isnan(trials.spikes)
     observed = trials.n_observed
     filled = unknown.copy()
     filled[:, observed:] = False
     filled[..., trials.heldout] = False
-    if not filled.any():
+    if only is not None:
+        filled[np.setdiff1d(np.arange(trials.n_trials), only)] = False
+    rows = np.flatnonzero(filled.any(axis=(1, 2)))
+    if not len(rows):
         return trials
     spikes = trials.spikes.astype(np.float32)  # (a copy)
     # each unit's mean count per bin over the run's train trials, (time, neurons); a bin no train
@@ -55,11 +60,10 @@ def fill_missing_counts(flow, trials: SpikeData, run: SpikeData, device: str = "
     start = np.concatenate([start, np.broadcast_to(start.mean(axis=0), (observed - len(start),
                                                                         start.shape[1]))])
     spikes[filled] = np.broadcast_to(start, (trials.n_trials, *start.shape))[filled[:, :observed]]
-    every = np.arange(trials.n_trials)
     for _ in range(passes):
         data = dataclasses.replace(trials, spikes=spikes)
-        rates = model_rates(flow, data, every, samples, device)
-        spikes[filled] = rates[filled]
+        rates = model_rates(flow, data, rows, samples, device)
+        spikes[rows] = np.where(filled[rows], rates, spikes[rows])
     return dataclasses.replace(trials, spikes=spikes,
                                extra={**trials.extra, "unrecorded": unknown})
 

@@ -10,7 +10,7 @@ from pyrolf.config import ConfigError
 from pyrolf.data.spikes import SpikeData
 from pyrolf.diagnostics import plots
 from pyrolf.diagnostics.arviz_adapter import (inference_data, with_attrs, with_coords,
-                                              write_netcdf)
+                                              with_variable_attrs, write_netcdf)
 from pyrolf.diagnostics.export import (forward_coord, heldout_coord, neuron_coord, time_coord,
                                       trial_coords, trial_ids, window_starts)
 from pyrolf.diagnostics.importance import MIN_SAMPLES, importance_summary
@@ -19,12 +19,16 @@ from pyrolf.diagnostics.ppc import mean_rate, ppc_summary, predictive_interval
 from pyrolf.evaluation.collapse import (ACTIVE_KL_PER_BIN, UnsplitSite, active_dimensions,
                                         kl_per_dimension)
 from pyrolf.evaluation.metrics import rates_r2
-from pyrolf.inference.svi import encoder_inputs, evaluating, split_unrecorded
+from pyrolf.evaluation.report import as_encoded, trial_inputs
+from pyrolf.inference.svi import evaluating, split_unrecorded
 from pyrolf.memory import available_memory
 from pyrolf.messages import few_ids, note
 from pyrolf.runs import RunFolder
 
 POSTERIOR, DIAGNOSTICS = "posterior.nc", "diagnostics.json"
+#: what ``posterior.nc``'s observed counts say of their NaN, where they hold some
+UNRECORDED_DESCRIPTION = ("spike counts; NaN where the unit was not recorded (its obs_intervals "
+                          "miss the bin, or NaN in the spike file): unknown, not scored")
 PHASE_PORTRAITS, COUPLING_KERNEL = "phase_portraits.png", "coupling_kernel.png"
 PPC_MEAN_RATE, RATES_VS_TRUTH = "ppc_mean_rate.png", "rates_vs_truth.png"
 KL_PER_DIMENSION = "kl_per_dimension.png"
@@ -139,7 +143,8 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
     """ArviZ data of the draws of ``trials`` (their positions in ``data``; one chain):
     ``posterior`` ``z``, ``v`` (chain, draw, trial, time, latent); ``posterior_predictive`` and
     ``observed_data`` ``spikes`` ((chain, draw,) trial, time, neuron; observed counts NaN where
-    not recorded, the draws everywhere); ``log_likelihood`` ``spikes`` (chain, draw, trial), per
+    not recorded, with :data:`UNRECORDED_DESCRIPTION` as their ``description``, the draws
+    everywhere); ``log_likelihood`` ``spikes`` (chain, draw, trial), per
     trial: the Poisson log-likelihood summed over the scored entries (all neurons, observed
     bins, those recorded); ``sample_stats`` ``log_weight`` (chain, draw,
     trial): the importance log-weight ``log p(x, z) - log q(z | x)`` of each draw, whence the
@@ -166,7 +171,11 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
               "heldout": heldout_coord(data)}
     attrs = {**(attrs or {}), **({"window_start_s": window_starts(data)[trials]}
                                  if "chop" in data.extra else {})}
-    return with_attrs(with_coords(inference_data(groups, dims), coords), attrs)
+    labelled = with_attrs(with_coords(inference_data(groups, dims), coords), attrs)
+    if np.isnan(groups["observed_data"]["spikes"]).any():
+        return with_variable_attrs(labelled, "observed_data", "spikes",
+                                   {"description": UNRECORDED_DESCRIPTION})
+    return labelled
 
 
 def observed_counts(spikes: np.ndarray) -> np.ndarray:
@@ -200,7 +209,8 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     (see :func:`posterior_data`).
 
     The encoder sees each trial's held-in spikes of the observed bins (as in prediction, no
-    coordinated dropout); the likelihood scores all neurons over the observed bins (the counts
+    coordinated dropout; those not recorded filled as ``pyrolf infer`` fills them, see
+    :func:`~pyrolf.evaluation.report.as_encoded`); the likelihood scores all neurons over the observed bins (the counts
     recorded: NaN ones are not); model and guide run with KL weight 1 and the networks in eval
     mode, so the log-weights are the exact ELBO terms. Posterior predictive checks use the
     observed bins (the counts recorded, and the draws of the same entries); ``posterior.nc``
@@ -212,8 +222,9 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     """
     check_samples(samples)
     check_memory(flow, data, len(trials), samples)
+    # held-in counts not recorded are filled for the encoder as infer fills them
+    inputs = trial_inputs(as_encoded(flow, data, device, only=trials), trials, device)
     spikes = torch.as_tensor(data.spikes[trials], dtype=torch.float32, device=device)
-    inputs = encoder_inputs(spikes, torch.as_tensor(data.heldin, device=device), data.n_forward)
     spikes, recorded = split_unrecorded(spikes)  # counts not recorded are not scored
     mask = torch.ones_like(spikes, dtype=torch.bool) if recorded is None else recorded
     mask[:, data.n_observed:] = False

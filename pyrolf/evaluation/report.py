@@ -40,6 +40,16 @@ def model_rates(flow, data: SpikeData, trials, samples: int, device: str = "cpu"
                          progress=progress).cpu().numpy()
 
 
+def as_encoded(flow, data: SpikeData, device: str = "cpu", only=None) -> SpikeData:
+    """``data`` with each held-in count not recorded (NaN) of the observed bins filled as
+    ``pyrolf infer`` fills it (:func:`~pyrolf.diagnostics.missing.fill_missing_counts`, ``data``
+    being the run's own), so that the rates scored are those ``inferred.nc`` holds; ``only``:
+    the indices of the trials to fill (default: all). What is scored stays ``data``'s counts."""
+    from pyrolf.diagnostics.missing import fill_missing_counts  # (it draws with model_rates)
+
+    return fill_missing_counts(flow, data, data, device, only=only)
+
+
 def co_bps_by_unit(rates, spikes, data: SpikeData) -> dict[str, float]:
     """Each held-out neuron's co-bps (:func:`~pyrolf.evaluation.metrics.co_bps_per_neuron`)
     keyed by its id (:attr:`~pyrolf.data.spikes.SpikeData.neuron_ids`, as text: JSON keys);
@@ -209,23 +219,28 @@ def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = 
                                for name, (view, own) in session_views(flow, data).items()}, data)
     bar = "score" if progress else None
     if "nlb" in data.extra:
-        rates = model_rates(flow, data, np.arange(data.n_trials), samples, device, bar)
+        rates = model_rates(flow, as_encoded(flow, data, device), np.arange(data.n_trials),
+                            samples, device, bar)
         from pyrolf.evaluation.nlb import nlb_metrics  # nlb_tools, pynwb, pandas: NLB data only
 
         return nlb_metrics(rates, data, submission_path, progress, kept_smoothing)
-    test = data.splits["test"]
-    rates = model_rates(flow, data, test, samples, device, bar)
+    train, test = data.splits["train"], data.splits["test"]
+    # the trials whose rates are drawn: the test trials, and the train ones where the truth's
+    # latents or the behaviour are scored by a map fitted on them
+    drawn = (np.concatenate([train, test]) if data.rates is not None
+             or {"latents", "behavior"} & data.extra.keys() else test)
+    encoded = as_encoded(flow, data, device, only=drawn)
+    rates = model_rates(flow, encoded, test, samples, device, bar)
     metrics = score_rates(rates, data, test)
     _note_unscored(metrics["co_bps_per_neuron"], data, test)
     metrics.update(psth_metrics(rates, data, test))
     metrics.update(forward_metrics(rates, data, test))
-    metrics.update(truth_metrics(flow, data, device, "score intervals" if progress else None))
+    metrics.update(truth_metrics(flow, encoded, device, "score intervals" if progress else None))
     baseline = smoothing_baseline(data, progress=progress, kept=kept_smoothing)
     metrics.update(score_rates(baseline["rates"][test], data, test, prefix="smoothing_"))
     metrics["smoothing_width_bins"] = baseline["width"]
     if "behavior" in data.extra:
-        train = data.splits["train"]
-        train_rates = model_rates(flow, data, train, samples, device,
+        train_rates = model_rates(flow, encoded, train, samples, device,
                                   "score train" if progress else None)
         metrics.update(behavior_metrics({"": (train_rates, rates), "smoothing_": (
             baseline["rates"][train], baseline["rates"][test])}, data))
