@@ -682,7 +682,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
         trials = mine if loaded is None else new_trials(loaded, mine.heldout,
                                                         mine.extra.get("unit_ids"))
         pyro.set_rng_seed(config.seed)  # (the fill's draws, then the output's, each seeded)
-        trials = fill_missing_counts(view.to(device), trials, mine, device)
+        trials = fill_missing_counts(view.to(device), trials, mine, device, progress=progress)
         if "nlb" in trials.extra:
             from pyrolf.data.nlb import with_behavior  # nlb_tools, pynwb, pandas: NLB data only
 

@@ -1208,7 +1208,7 @@ def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_
                        extra={"in_data": np.array([True, False, True, False])})
     seen = []
 
-    def inferred_rates(flow, data, which, samples, device):
+    def inferred_rates(flow, data, which, samples, device, progress):
         seen.append(data.spikes[..., 1].copy())  # what the "encoder" reads of the lost unit
         return np.broadcast_to(data.spikes[..., :1] + 1.0, data.spikes.shape)  # unit 0 + 1
 
@@ -1233,7 +1233,7 @@ def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_
     assert not seen  # no pass of inference where the encoder reads nothing filled
     # only the trials chosen are filled, and only those with a count to fill are passed
     passed = []
-    monkeypatch.setattr(missing, "model_rates", lambda flow, data, which, samples, device: (
+    monkeypatch.setattr(missing, "model_rates", lambda flow, data, which, *_: (
         passed.append(list(which)) or np.ones((len(which), *data.spikes.shape[1:]))))
     holed = np.where(np.isnan(counts), 0.0, counts).astype(np.float32)
     holed[1, 3:, 2] = holed[2, 0, 1] = np.nan

@@ -258,10 +258,10 @@ def test_a_held_out_unit_not_recorded_in_the_test_trials_is_said_so_not_called_s
 
 
 def test_evaluate_and_diagnose_read_a_held_in_count_not_recorded_as_infer_fills_it(
-        holed_data, tmp_path, monkeypatch):
+        holed_data, tmp_path, monkeypatch, capsys):
     """metrics.json and posterior.nc are of the rates inferred.nc holds: what the encoder reads
-    of a held-in count not recorded is the count the run expects there (infer's fill), not a
-    zero; the counts recorded it reads as they are."""
+    of a held-in count not recorded is the count the run expects there (infer's fill, its
+    passes shown by a bar), not a zero; the counts recorded it reads as they are."""
     import pyrolf.diagnostics.report as diagnose_module
     import pyrolf.evaluation.report as evaluate_module
 
@@ -285,8 +285,11 @@ def test_evaluate_and_diagnose_read_a_held_in_count_not_recorded_as_infer_fills_
     predict_rates = evaluate_module.predict_rates
     monkeypatch.setattr(evaluate_module, "predict_rates", lambda flow, inputs, *rest, **kw: (
         read.append(inputs), predict_rates(flow, inputs, *rest, **kw))[1])
-    pyrolf.evaluate_run(tmp_path / "run", holed_run, progress=False)
+    capsys.readouterr()
+    pyrolf.evaluate_run(tmp_path / "run", holed_run, progress=True)
     check(read[-1])  # the test trials' rates scored
+    labels = [line.split(":")[0] for line in capsys.readouterr().err.splitlines()]
+    assert labels.index("fill") < labels.index("score"), labels
     sample_posterior = diagnose_module.sample_posterior
     drawn = []
     monkeypatch.setattr(diagnose_module, "sample_posterior", lambda model, guide, inputs, *rest,

@@ -31,13 +31,14 @@ LEAST_HELD_IN = 0.5
 
 def fill_missing_counts(flow, trials: SpikeData, run: SpikeData, device: str = "cpu",
                         passes: int = PASSES, samples: int = PASS_SAMPLES,
-                        only: np.ndarray | None = None) -> SpikeData:
+                        only: np.ndarray | None = None, progress: bool = False) -> SpikeData:
     """``trials`` (laid out on the run's neurons, NaN where a count is not in the data: a unit
     missing, ``extra["in_data"]`` false, see :func:`~pyrolf.diagnostics.export.new_trials`, or
     not recorded in some bins) with each held-in count of the observed bins that is NaN filled
     (module docstring), from ``run`` (the run's own data, for the start) and ``flow`` (on
     ``device``); ``passes`` and ``samples`` per pass; ``only``: the indices of the trials to
-    fill (default: all; the others keep their NaN). ``extra["unrecorded"]`` ``(trials, time,
+    fill (default: all; the others keep their NaN); ``progress``: a bar (``fill``) of each
+    pass's trial-draws. ``extra["unrecorded"]`` ``(trials, time,
     neurons)`` keeps which counts were NaN (what the output's ``recorded`` says). Held-out
     counts, which the encoder never reads, stay NaN. Trials without a held-in count to fill come
     back as they are, and only the trials with one are passed through the model."""
@@ -62,7 +63,7 @@ def fill_missing_counts(flow, trials: SpikeData, run: SpikeData, device: str = "
     spikes[filled] = np.broadcast_to(start, (trials.n_trials, *start.shape))[filled[:, :observed]]
     for _ in range(passes):
         data = dataclasses.replace(trials, spikes=spikes)
-        rates = model_rates(flow, data, rows, samples, device)
+        rates = model_rates(flow, data, rows, samples, device, "fill" if progress else None)
         spikes[rows] = np.where(filled[rows], rates, spikes[rows])
     return dataclasses.replace(trials, spikes=spikes,
                                extra={**trials.extra, "unrecorded": unknown})

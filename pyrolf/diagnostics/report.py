@@ -223,7 +223,7 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     check_samples(samples)
     check_memory(flow, data, len(trials), samples)
     # held-in counts not recorded are filled for the encoder as infer fills them
-    inputs = trial_inputs(as_encoded(flow, data, device, only=trials), trials, device)
+    inputs = trial_inputs(as_encoded(flow, data, device, trials, progress), trials, device)
     spikes = torch.as_tensor(data.spikes[trials], dtype=torch.float32, device=device)
     spikes, recorded = split_unrecorded(spikes)  # counts not recorded are not scored
     mask = torch.ones_like(spikes, dtype=torch.bool) if recorded is None else recorded

@@ -40,14 +40,16 @@ def model_rates(flow, data: SpikeData, trials, samples: int, device: str = "cpu"
                          progress=progress).cpu().numpy()
 
 
-def as_encoded(flow, data: SpikeData, device: str = "cpu", only=None) -> SpikeData:
+def as_encoded(flow, data: SpikeData, device: str = "cpu", only=None, progress: bool = False
+               ) -> SpikeData:
     """``data`` with each held-in count not recorded (NaN) of the observed bins filled as
     ``pyrolf infer`` fills it (:func:`~pyrolf.diagnostics.missing.fill_missing_counts`, ``data``
     being the run's own), so that the rates scored are those ``inferred.nc`` holds; ``only``:
-    the indices of the trials to fill (default: all). What is scored stays ``data``'s counts."""
+    the indices of the trials to fill (default: all); ``progress``: bars (``fill``) of the
+    fill's passes. What is scored stays ``data``'s counts."""
     from pyrolf.diagnostics.missing import fill_missing_counts  # (it draws with model_rates)
 
-    return fill_missing_counts(flow, data, data, device, only=only)
+    return fill_missing_counts(flow, data, data, device, only=only, progress=progress)
 
 
 def co_bps_by_unit(rates, spikes, data: SpikeData) -> dict[str, float]:
@@ -201,7 +203,7 @@ def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = 
     bins, :func:`truth_metrics` where they carry the truth, :func:`psth_metrics` where they
     have conditions and :func:`behavior_metrics` where they have behaviour) and of the
     Gaussian-smoothing baseline on the same trials; ``progress``: bars of the trial-draws
-    (``score``: the rates, ``score intervals``: the truth metrics' draws, ``score train``: the
+    (``fill``: :func:`as_encoded`'s, where counts were not recorded; ``score``: the rates, ``score intervals``: the truth metrics' draws, ``score train``: the
     train trials' rates the behaviour decoder is fitted on) and of the smoothing baseline's fits.
     ``kept_smoothing``: a file that keeps the smoothing baseline's fits by the data they were
     fitted on (a run folder's ``smoothing.npz``, see
@@ -219,8 +221,8 @@ def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = 
                                for name, (view, own) in session_views(flow, data).items()}, data)
     bar = "score" if progress else None
     if "nlb" in data.extra:
-        rates = model_rates(flow, as_encoded(flow, data, device), np.arange(data.n_trials),
-                            samples, device, bar)
+        rates = model_rates(flow, as_encoded(flow, data, device, progress=progress),
+                            np.arange(data.n_trials), samples, device, bar)
         from pyrolf.evaluation.nlb import nlb_metrics  # nlb_tools, pynwb, pandas: NLB data only
 
         return nlb_metrics(rates, data, submission_path, progress, kept_smoothing)
@@ -229,7 +231,7 @@ def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = 
     # latents or the behaviour are scored by a map fitted on them
     drawn = (np.concatenate([train, test]) if data.rates is not None
              or {"latents", "behavior"} & data.extra.keys() else test)
-    encoded = as_encoded(flow, data, device, only=drawn)
+    encoded = as_encoded(flow, data, device, drawn, progress)
     rates = model_rates(flow, encoded, test, samples, device, bar)
     metrics = score_rates(rates, data, test)
     _note_unscored(metrics["co_bps_per_neuron"], data, test)
