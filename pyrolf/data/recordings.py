@@ -26,10 +26,11 @@ The options are :class:`~pyrolf.config.Config` fields, so a run folder rebuilds 
   NaN, and the rows are named and counted. Where a unit's own ``obs_intervals`` miss a bin (a
   unit lost before the session ended, or found late), its count there is NaN: unknown, neither
   fitted nor scored (the fit's encoder reads it as hidden, a zero; scores, diagnose and
-  ``infer`` fill it: :mod:`pyrolf.diagnostics.missing`), trials and windows alike (:func:`unrecorded_bins`); a
-  note names those units. ``trials_where`` keeps the trials that meet each of its conditions
-  (``outcome=correct``, ``reaction_time<0.6``: :mod:`pyrolf.data.where`); ``condition`` names
-  the column whose values are the conditions (stratified splits, PSTHs).
+  ``infer`` fill it: :mod:`pyrolf.diagnostics.missing`), trials and windows alike
+  (:func:`unrecorded_bins`); a note names those units. ``trials_where`` keeps the trials that
+  meet each of its conditions (``outcome=correct``, ``reaction_time<0.6``:
+  :mod:`pyrolf.data.where`); ``condition`` names the column whose values are the conditions
+  (stratified splits, PSTHs).
 - **Continuous** (no trials table, or ``continuous``): the whole recording, binned from the
   last multiple of the bin width (s) before its start, cut by :func:`pyrolf.data.chop.chop` into
   windows of ``chop_s`` overlapping by ``overlap_s`` (both rounded down to whole bins), which are

@@ -38,9 +38,9 @@ def fill_missing_counts(flow, trials: SpikeData, run: SpikeData, device: str = "
     (module docstring), from ``run`` (the run's own data, for the start) and ``flow`` (on
     ``device``); ``passes`` and ``samples`` per pass; ``only``: the indices of the trials to
     fill (default: all; the others keep their NaN); ``progress``: a bar (``fill``) of each
-    pass's trial-draws. ``extra["unrecorded"]`` ``(trials, time,
-    neurons)`` keeps which counts were NaN (what the output's ``recorded`` says). Held-out
-    counts, which the encoder never reads, stay NaN. Trials without a held-in count to fill come
+    pass's trial-draws. ``extra["unrecorded"]`` ``(trials, time, neurons)`` keeps which counts
+    were NaN (what the output's ``recorded`` says). Held-out counts, which the encoder never
+    reads, stay NaN. Trials without a held-in count to fill come
     back as they are, and only the trials with one are passed through the model."""
     unknown = np.isnan(trials.spikes)
     observed = trials.n_observed

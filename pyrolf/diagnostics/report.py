@@ -144,11 +144,11 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
     ``posterior`` ``z``, ``v`` (chain, draw, trial, time, latent); ``posterior_predictive`` and
     ``observed_data`` ``spikes`` ((chain, draw,) trial, time, neuron; observed counts NaN where
     not recorded, with :data:`UNRECORDED_DESCRIPTION` as their ``description``, the draws
-    everywhere); ``log_likelihood`` ``spikes`` (chain, draw, trial), per
-    trial: the Poisson log-likelihood summed over the scored entries (all neurons, observed
-    bins, those recorded); ``sample_stats`` ``log_weight`` (chain, draw,
-    trial): the importance log-weight ``log p(x, z) - log q(z | x)`` of each draw, whence the
-    k-hat, ELBO and IWELBO of ``diagnostics.json``. Labelled as ``inferred.nc`` labels them:
+    everywhere); ``log_likelihood`` ``spikes`` (chain, draw, trial), per trial: the Poisson
+    log-likelihood summed over the scored entries (all neurons, observed bins, those recorded);
+    ``sample_stats`` ``log_weight`` (chain, draw, trial): the importance log-weight
+    ``log p(x, z) - log q(z | x)`` of each draw, whence the k-hat, ELBO and IWELBO of
+    ``diagnostics.json``. Labelled as ``inferred.nc`` labels them:
     ``trial`` with :func:`~pyrolf.diagnostics.export.trial_coords` (split, condition, the trials
     table's columns), ``time`` by :func:`~pyrolf.diagnostics.export.time_coord` (with
     ``forward``), ``neuron`` by unit id (with ``heldout``). Each group's attributes: ``attrs``
@@ -210,11 +210,11 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
 
     The encoder sees each trial's held-in spikes of the observed bins (as in prediction, no
     coordinated dropout; those not recorded filled as ``pyrolf infer`` fills them, see
-    :func:`~pyrolf.evaluation.report.as_encoded`); the likelihood scores all neurons over the observed bins (the counts
-    recorded: NaN ones are not); model and guide run with KL weight 1 and the networks in eval
-    mode, so the log-weights are the exact ELBO terms. Posterior predictive checks use the
-    observed bins (the counts recorded, and the draws of the same entries); ``posterior.nc``
-    holds all bins.
+    :func:`~pyrolf.evaluation.report.as_encoded`); the likelihood scores all neurons over the
+    observed bins (the counts recorded: NaN ones are not); model and guide run with KL weight 1
+    and the networks in eval mode, so the log-weights are the exact ELBO terms. Posterior
+    predictive checks use the observed bins (the counts recorded, and the draws of the same
+    entries); ``posterior.nc`` holds all bins.
 
     Raises:
         ConfigError: ``samples`` below the minimum k-hat needs, or draws that would not fit in

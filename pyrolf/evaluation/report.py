@@ -203,8 +203,9 @@ def evaluate(flow, data: SpikeData | Sessions, samples: int = 20, device: str = 
     bins, :func:`truth_metrics` where they carry the truth, :func:`psth_metrics` where they
     have conditions and :func:`behavior_metrics` where they have behaviour) and of the
     Gaussian-smoothing baseline on the same trials; ``progress``: bars of the trial-draws
-    (``fill``: :func:`as_encoded`'s, where counts were not recorded; ``score``: the rates, ``score intervals``: the truth metrics' draws, ``score train``: the
-    train trials' rates the behaviour decoder is fitted on) and of the smoothing baseline's fits.
+    (``fill``: :func:`as_encoded`'s, where counts were not recorded; ``score``: the rates,
+    ``score intervals``: the truth metrics' draws, ``score train``: the train trials' rates the
+    behaviour decoder is fitted on) and of the smoothing baseline's fits.
     ``kept_smoothing``: a file that keeps the smoothing baseline's fits by the data they were
     fitted on (a run folder's ``smoothing.npz``, see
     :func:`~pyrolf.evaluation.smoothing.smoothing_baseline`).
