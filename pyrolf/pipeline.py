@@ -17,7 +17,7 @@ from pyrolf.caller_state import keeps_caller_state
 from pyrolf.config import NLB_OPTIONS, Config, ConfigError
 from pyrolf.data import (CUTTING, DANDISETS, SpikeData, data_file, hold_forward_bins,
                          load_config_data, session_files)
-from pyrolf.data.files import check_counts, check_data, spikes_fingerprint
+from pyrolf.data.files import check_counts, check_data, same_data, spikes_fingerprint
 from pyrolf.data.recordings import open_source, recording_format
 from pyrolf.data.sessions import (Sessions, gather_sessions, session_data, session_list,
                                   shared_bin_size)
@@ -404,18 +404,19 @@ def _as_fitted(run: RunFolder, data: SpikeData | Sessions, fingerprint: dict):
                                                  for own in session_list(data)):
         return data, fingerprint
     fitted = run.read_json(RunFolder.FITTED)["data"]
-    if fingerprint == fitted:
+    if same_data(fitted, fingerprint):
         return data, fingerprint
     zeros = (lambda own: dataclasses.replace(own, spikes=np.nan_to_num(own.spikes)))
     as_then = (dataclasses.replace(data, sessions={name: zeros(own) for name, own in
                                                    data.sessions.items()})
                if isinstance(data, Sessions) else zeros(data))
-    if spikes_fingerprint(session_list(as_then)) != fitted:
+    zeros_fingerprint = spikes_fingerprint(session_list(as_then))
+    if not same_data(fitted, zeros_fingerprint):
         return data, fingerprint
     note(f"{run.path} was fitted when pyrolf read the counts a unit was not recorded in (its "
          "obs_intervals) as zeros, silence; they are read so for it, whatever a note above says "
          "of them (a new fit reads them as unknown)")
-    return as_then, fitted
+    return as_then, zeros_fingerprint
 
 
 def _load_weights(flow, weights: dict, run: RunFolder, name: str) -> None:
@@ -536,7 +537,8 @@ INFERRED, DYNAMICS, SPECTRUM = "inferred.nc", "dynamics.json", "spectrum.png"
 @keeps_caller_state
 def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = None,
           progress: bool = True, session: str | None = None,
-          trials_where: list[str] | None = None):
+          trials_where: list[str] | None = None,
+          fitted_on: SpikeData | Sessions | None = None):
     """Every trial's posterior as an ``xarray.Dataset`` (what ``pyrolf infer`` writes to
     ``inferred.nc``; see :func:`pyrolf.diagnostics.export.inferred_dataset`): posterior means and
     central 90 % intervals of ``z``, ``v``, ``inputs`` and ``rates`` from ``samples`` draws per
@@ -565,6 +567,9 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
             gives ``{session: Dataset}`` of its own trials, each on its session's neurons.
         trials_where: of a recording given as ``data``, the conditions its trials must meet in
             place of the run's (``[]``: every trial; ``None``: the run's).
+        fitted_on: of a run folder fitted from Python (on a :class:`~pyrolf.data.SpikeData`
+            or :class:`~pyrolf.data.sessions.Sessions` its config cannot reload), the data it
+            was fitted on (as ``data`` of :func:`load_run`), so that ``data`` can be new trials.
 
     Raises:
         ConfigError: ``data`` for a run of several sessions without ``session``;
@@ -572,7 +577,8 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
             condition.
         DataError: ``session`` is not one of the run's (or the run has one).
     """
-    inferred = _infer(run, data, samples, device, progress, session, trials_where)[1]
+    inferred = _infer(run, data, samples, device, progress, session, trials_where,
+                      fitted_on)[1]
     if list(inferred) == [None] or session is not None:
         return next(iter(inferred.values()))[1]
     return {name: dataset for name, (_, dataset) in inferred.items()}
@@ -581,7 +587,8 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
 @keeps_caller_state
 def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
               device: str | None = None, progress: bool = True,
-              session: str | None = None, trials_where: list[str] | None = None) -> dict:
+              session: str | None = None, trials_where: list[str] | None = None,
+              fitted_on: SpikeData | Sessions | None = None) -> dict:
     """:func:`infer` on a run folder, written to ``out`` (default ``RUN_DIR/inferred.nc``), and,
     where all the run's own trials are inferred (no ``data``, no ``session``), the modes of the
     learned dynamics (:func:`pyrolf.dynamics.spectrum.dynamics_spectrum`) and its fixed points
@@ -596,7 +603,8 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     merged series' length, summed over the sessions), ``samples``, ``out`` (the list of files for
     several sessions), ``weights`` and ``weights_epoch`` (which weights, see
     :func:`weights_record`; also attributes of each file and entries of ``dynamics.json``),
-    ``dynamics`` (whether ``dynamics.json`` was written) and what it holds."""
+    ``dynamics`` (whether ``dynamics.json`` was written) and what it holds. ``fitted_on``: as
+    in :func:`infer`."""
     from pyrolf.diagnostics.export import write_inferred
     from pyrolf.diagnostics.plots import spectrum as plot_spectrum
     from pyrolf.dynamics.fixed_points import fixed_points
@@ -609,7 +617,7 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     _check_writable(out, given)
     with run.locked():
         flow, inferred = _infer(run.path, data, samples, device, progress, session,
-                                trials_where)
+                                trials_where, fitted_on)
         files = {name: out if name is None or named else
                  out.with_name(f"{out.stem}-{name}{out.suffix}") for name in inferred}
         _, first = next(iter(inferred.values()))
@@ -637,7 +645,8 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
 
 
 def _infer(run, data, samples: int, device: str | None, progress: bool,
-           session: str | None = None, trials_where: list[str] | None = None):
+           session: str | None = None, trials_where: list[str] | None = None,
+           fitted_on: SpikeData | Sessions | None = None):
     """The flow and, per session inferred, the inferred trials laid out on its neurons and the
     Dataset of :func:`infer` (one entry, named ``None``, for a run of one session)."""
     from pyrolf.diagnostics.export import infer_trials, new_trials
@@ -659,8 +668,10 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     if isinstance(run, FitResult):
         flow, config, own = run.flow, run.config, run.data
         record = {key: run.metrics[key] for key in WEIGHTS_RECORD}
-    elif loaded is not None and _fitted_on(RunFolder.open(run), loaded):
-        # the run's own data, which a run fitted from Python cannot reload
+    elif fitted_on is not None:  # the run's own data, which a run fitted from Python cannot reload
+        flow, config, own, record = _load_run(run, fitted_on)
+        loaded = None if data is fitted_on else loaded
+    elif loaded is not None and _fitted_on(RunFolder.open(run), loaded):  # (the same, as data)
         flow, config, own, record = _load_run(run, loaded)
         loaded = None
     else:
@@ -706,7 +717,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
 def _fitted_on(run: RunFolder, data: SpikeData) -> bool:
     """Whether ``run`` was fitted on ``data`` (by ``fitted.json``'s fingerprint)."""
     return (run.has(RunFolder.FITTED) and
-            run.read_json(RunFolder.FITTED)["data"] == spikes_fingerprint([data]))
+            same_data(run.read_json(RunFolder.FITTED)["data"], spikes_fingerprint([data])))
 
 
 def _session_views(flow, own: SpikeData | Sessions, session: str | None,

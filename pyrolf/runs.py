@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import data_file, session_files
-from pyrolf.data.files import fingerprint
+from pyrolf.data.files import fingerprint, same_counts, same_data
 from pyrolf.messages import note
 
 LOCK_POLL_S = 0.1  # how often a lock that waits tries again
@@ -247,17 +247,23 @@ class RunFolder:
         if not self.has(self.FITTED):
             return
         recorded = self.read_json(self.FITTED)
-        if data != recorded["data"]:
+        if same_counts(recorded["data"], data) and not same_data(recorded["data"], data):
+            raise RunError(f"the data {'given' if given else 'its config.json loads now'} hold "
+                           f"the counts {self.path} was fitted on but other held-out neurons or "
+                           "train/valid/test splits, so its scores would be of other neurons or "
+                           "trials; give the data with the held-out flags and splits of the fit "
+                           "(inferred.nc's heldout and split say them)"
+                           + ("" if given else " or fit it again"))
+        if not same_data(recorded["data"], data):
             shapes = " and ".join("x".join(map(str, shape)) for shape in recorded["data"]["shapes"])
             if given:
                 raise RunError(f"the data given are not those {self.path} was fitted on "
                                f"({shapes}, by their counts' SHA-256); give those")
             raise RunError(f"{self.path} was fitted on other data ({shapes}) than its "
-                           "config.json's \"data\" loads now: data given in Python, a source "
-                           "changed since, or a newer pyrolf reads it otherwise (a trial partly "
-                           "in a recording pause is kept since 2026-12-07); give the data it was "
-                           "fitted on (data= of load_run, resume, evaluate_run, diagnose_run, "
-                           "infer) or fit it again")
+                           "config.json's \"data\" loads now: data given in Python (give them: "
+                           "data= of load_run, resume, evaluate_run and diagnose_run, fitted_on= "
+                           "of infer with new trials as data=), a source changed since, or a "
+                           "newer pyrolf reads it otherwise (fit it again)")
         differ = sorted(name for name in {*modules, *recorded["modules"]}
                         if modules.get(name) != recorded["modules"].get(name))
         if differ:

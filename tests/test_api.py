@@ -2,6 +2,7 @@
 work, given the settings' forward bins, and a run folder never reloaded with other data."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -98,6 +99,26 @@ def test_a_run_fitted_on_data_from_python_is_never_reloaded_with_other_data(tmp_
     assert again is data
     metrics = pyrolf.evaluate_run(run, data=data, progress=False)
     assert np.isfinite(metrics["co_bps"])
+    # the same counts with other held-out neurons or splits would score other neurons or trials
+    swapped = dataclasses.replace(data, heldout=data.heldout[::-1].copy())
+    train, valid, test = (data.splits[name] for name in ("train", "valid", "test"))
+    shuffled = dataclasses.replace(data, splits={"train": np.concatenate([train[3:], test]),
+                                                 "valid": valid, "test": train[:3]})
+    for other in (swapped, shuffled):
+        with pytest.raises(RunError, match="the data given hold the counts .* but other held-out "
+                                           "neurons or train/valid/test splits"):
+            pyrolf.evaluate_run(run, data=other, progress=False)
+    # new trials through the run folder, its own data given as fitted_on
+    new = small(seed=4)
+    inferred = pyrolf.infer(run, data=new, samples=2, progress=False, fitted_on=data)
+    assert (inferred["split"].values == "new").all() and inferred.sizes["trial"] == new.n_trials
+    assert (pyrolf.infer(run, data=data, samples=2, progress=False, fitted_on=data)["split"]
+            .values != "new").all()  # (its own, as without new trials)
+    # a run recorded before fitted.json kept the roles: its counts alone are compared
+    fitted = json.loads((run / "fitted.json").read_text())
+    del fitted["data"]["roles"]
+    (run / "fitted.json").write_text(json.dumps(fitted))
+    assert pyrolf.load_run(run, data=swapped)[2] is swapped
     with pytest.raises(DataError, match="got ndarray"):
         pyrolf.infer(run, data=data.spikes)
     # (NaN is a count not recorded; an infinite count is none)

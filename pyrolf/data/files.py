@@ -63,13 +63,29 @@ def fingerprint(path: str | Path) -> dict:
 
 def spikes_fingerprint(sessions: list[SpikeData]) -> dict:
     """``{"shapes": each one's (trials, time, neurons), "sha256": hex digest of their counts as
-    float32, in order}``: what says a run is given the data it was fitted on, wherever they
-    came from."""
-    digest = hashlib.sha256()
+    float32, in order, "roles": hex digest of what each one's neurons and trials are to a fit:
+    its held-out flags and its splits (name, trials)}``: what says a run is given the data it
+    was fitted on, wherever they came from (:func:`same_data`)."""
+    counts, roles = hashlib.sha256(), hashlib.sha256()
     for data in sessions:
-        digest.update(np.ascontiguousarray(data.spikes, dtype=np.float32).data)
+        counts.update(np.ascontiguousarray(data.spikes, dtype=np.float32).data)
+        roles.update(np.asarray(data.heldout, dtype=np.uint8).tobytes())
+        for name in sorted(data.splits):
+            roles.update(name.encode())
+            roles.update(np.sort(np.asarray(data.splits[name], dtype=np.int64)).tobytes())
     return {"shapes": [list(data.spikes.shape) for data in sessions],
-            "sha256": digest.hexdigest()}
+            "sha256": counts.hexdigest(), "roles": roles.hexdigest()}
+
+
+def same_data(recorded: dict, fingerprint: dict) -> bool:
+    """Whether ``fingerprint`` (:func:`spikes_fingerprint`) is of the data ``recorded`` is of
+    (one a run took before pyrolf kept the ``roles`` compares the counts)."""
+    return all(fingerprint.get(key) == value for key, value in recorded.items())
+
+
+def same_counts(recorded: dict, fingerprint: dict) -> bool:
+    """Whether ``fingerprint`` has the counts ``recorded`` has (their roles aside)."""
+    return same_data({key: recorded[key] for key in ("shapes", "sha256")}, fingerprint)
 
 
 def check_data(data: SpikeData, where: str = "the data") -> SpikeData:

@@ -48,7 +48,7 @@ from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
 
 from pyrolf.config import Config
 from pyrolf.data import Sessions, SpikeData, load_config_data
-from pyrolf.data.files import spikes_fingerprint
+from pyrolf.data.files import same_data, spikes_fingerprint
 from pyrolf.data.sessions import session_list
 from pyrolf.inference.svi import Trainer, TrainingDiverged
 from pyrolf.messages import note
@@ -252,7 +252,8 @@ def _sweep_data(folder: Path, settings: dict) -> SpikeData | Sessions:
     if settings.get("source"):
         check_source_record(config, settings["source"], owner, where, "start a new sweep")
     data = load_config_data(config)
-    if settings.get("data") not in (None, spikes_fingerprint(session_list(data))):
+    if settings.get("data") is not None and not same_data(settings["data"],
+                                                           spikes_fingerprint(session_list(data))):
         raise RunError(f"{owner} was fitted on other data than {where} loads now; give it "
                        "those or start a new sweep")
     return data
