@@ -17,7 +17,7 @@ from pyrolf.caller_state import keeps_caller_state
 from pyrolf.config import NLB_OPTIONS, Config, ConfigError
 from pyrolf.data import (CUTTING, DANDISETS, SpikeData, data_file, hold_forward_bins,
                          load_config_data, session_files)
-from pyrolf.data.files import check_counts, check_data, same_data, spikes_fingerprint
+from pyrolf.data.files import check_data, check_trials, same_data, spikes_fingerprint
 from pyrolf.data.recordings import open_source, recording_format
 from pyrolf.data.sessions import (Sessions, gather_sessions, session_data, session_list,
                                   shared_bin_size)
@@ -662,8 +662,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
                         f"got {type(data).__name__}")
     loaded = None  # new trials, read once; laid out on each inferred session's neurons
     if isinstance(data, SpikeData):
-        loaded = dataclasses.replace(data, spikes=check_counts(f"the data ({data.name})",
-                                                               data.spikes))
+        loaded = check_trials(data, f"the data ({data.name})")
     files = {}  # the files of the run's own sessions, by name, where its config names them
     if isinstance(run, FitResult):
         flow, config, own = run.flow, run.config, run.data

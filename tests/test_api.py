@@ -37,6 +37,7 @@ def spoiled(how: str) -> SpikeData:
         "negative": {"spikes": -data.spikes},
         "rates": {"spikes": data.spikes + 0.5},
         "forward": {"n_forward": 12},
+        "no_splits": {"splits": None},
     }[how]
     return dataclasses.replace(data, **changes)
 
@@ -54,6 +55,7 @@ def spoiled(how: str) -> SpikeData:
     ("negative", "negative values"),
     ("rates", "non-integer values"),
     ("forward", "n_forward 12 must leave an observed bin"),
+    ("no_splits", "splits must be a dict of trial indices, got NoneType"),
 ])
 def test_unusable_data_built_by_hand_are_one_line_before_any_work(how, fragment, tmp_path):
     with pytest.raises(DataError, match=None) as refused:

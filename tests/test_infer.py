@@ -22,7 +22,7 @@ import xarray as xr
 from torch import nn
 
 import pyrolf
-from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
+from pyrolf.data import DataError, load_config_data, lorenz_dataset, save_spike_file
 from pyrolf.diagnostics.export import (inferred_inputs, posterior_summary, reduce_draws,
                                       trial_coords)
 from pyrolf.dynamics import force
@@ -282,6 +282,34 @@ def test_a_file_of_some_trials_gets_the_rates_the_run_gives_them(small_run, tmp_
         # trial per condition: trials of a condition share their true rates)
         distance = np.abs(rates[:, None] - own["rates"].values[picked][None]).mean((2, 3))
         np.testing.assert_array_equal(distance.argmin(1), np.arange(4))
+
+
+def test_new_trials_lacking_held_in_neurons_are_named_and_refused_past_half(small_run, capsys):
+    """Neurons NaN throughout new trials (given by position, no unit ids) are ones the data
+    lack: named in a note and filled; lacking more than half the held-in ones is refused in one
+    line naming them."""
+    data = small_run.data
+    heldin, heldout = np.flatnonzero(data.heldin), np.flatnonzero(data.heldout)
+    lost = data.spikes[:6].copy()
+    lost[..., [heldin[1], heldout[0]]] = np.nan
+    with pytest.raises(DataError, match="`conditions` has shape \\(24,\\) but there are 6 "
+                                        "trials; give one label per trial"):
+        pyrolf.infer(small_run.path, data=dataclasses.replace(data, spikes=lost, rates=None),
+                     samples=2, progress=False)
+    data = dataclasses.replace(data, rates=None, conditions=None)
+    capsys.readouterr()
+    inferred = pyrolf.infer(small_run.path, data=dataclasses.replace(data, spikes=lost),
+                            samples=2, progress=False)
+    err = capsys.readouterr().err
+    assert (f"the data lack 1 of the run's 8 held-in units (neurons (from 0) {heldin[1]}): what "
+            "the encoder reads of them is filled") in err
+    assert f"they lack held-out neurons (from 0) {heldout[0]} too" in err
+    assert not inferred["in_data"].values[[heldin[1], heldout[0]]].any()
+    lost[..., heldin[:5]] = np.nan
+    with pytest.raises(DataError, match=f"the data hold 3 of the run's 8 held-in units \\(they "
+                                        f"lack neurons \\(from 0\\) {heldin[0]}, {heldin[1]}"):
+        pyrolf.infer(small_run.path, data=dataclasses.replace(data, spikes=lost), samples=2,
+                     progress=False)
 
 
 def run_folder_untouched(run, args, fragments, monkeypatch, capsys):

@@ -100,16 +100,13 @@ def check_data(data: SpikeData, where: str = "the data") -> SpikeData:
     Raises:
         DataError: one line, on what is wrong and what to give.
     """
-    if not isinstance(data, SpikeData):
-        raise DataError(f"{where} must be a pyrolf.data.SpikeData (spikes, heldout, splits), got "
-                        f"{type(data).__name__}")
-    spikes = check_counts(where, np.asarray(data.spikes))
+    data = check_trials(data, where)
+    spikes = data.spikes
     n_trials, n_bins, n_neurons = spikes.shape
     heldout = _check_heldout(where, np.asarray(data.heldout), n_neurons)
-    rates = None if data.rates is None else _check_rates(where, np.asarray(data.rates),
-                                                         spikes.shape)
-    conditions = (None if data.conditions is None else
-                  _check_conditions(where, np.asarray(data.conditions), n_trials))
+    if not isinstance(data.splits, dict):
+        raise DataError(f"{where}: splits must be a dict of trial indices, got "
+                        f"{type(data.splits).__name__}; give train, valid and test trials")
     splits, seen = {}, np.zeros(n_trials, dtype=int)
     for name in ("train", "valid", "test"):
         indices = np.asarray(data.splits.get(name, []))
@@ -135,8 +132,27 @@ def check_data(data: SpikeData, where: str = "the data") -> SpikeData:
         raise DataError(f"{where}: {few_ids(ids, word=word)} {'have' if many else 'has'} no "
                         f"count recorded in the {len(splits['train'])} training trials (NaN "
                         f"throughout: not recorded there), so nothing to fit {them} on; {how}")
-    return dataclasses.replace(data, spikes=spikes, heldout=heldout, rates=rates,
-                               conditions=conditions, splits={**data.splits, **splits})
+    return dataclasses.replace(data, heldout=heldout, splits={**data.splits, **splits})
+
+
+def check_trials(data: SpikeData, where: str = "the data") -> SpikeData:
+    """``data``'s trials checked as a spike file's are (:func:`load_spike_file`), as new trials
+    for a run (whose held-out flags and splits apply) need: ``spikes`` ``(trials, time,
+    neurons)`` whole, finite, non-negative counts (made float32), ``rates`` and ``conditions``
+    of their shapes. ``where`` names the data in the messages.
+
+    Raises:
+        DataError: one line, on what is wrong and what to give.
+    """
+    if not isinstance(data, SpikeData):
+        raise DataError(f"{where} must be a pyrolf.data.SpikeData (spikes, heldout, splits), got "
+                        f"{type(data).__name__}")
+    spikes = check_counts(where, np.asarray(data.spikes))
+    rates = None if data.rates is None else _check_rates(where, np.asarray(data.rates),
+                                                         spikes.shape)
+    conditions = (None if data.conditions is None else
+                  _check_conditions(where, np.asarray(data.conditions), len(spikes)))
+    return dataclasses.replace(data, spikes=spikes, rates=rates, conditions=conditions)
 
 
 def split_trials(rng: np.random.Generator, n_trials: int,

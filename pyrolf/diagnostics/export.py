@@ -150,9 +150,6 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
         never = np.isnan(spikes).all(axis=(0, 1))  # a neuron not recorded at all: missing
         extra = {**extra, "in_data": extra.get("in_data", ~never)}
     elif data.n_neurons == n_heldin:
-        if not by_id:  # (in_run_order has said which units it read)
-            note(f"the data's {n_heldin} neurons are read as the run's {n_heldin} held-in ones "
-                 "(in the run order); the held-out ones' rates are inferred from them")
         spikes = np.full(data.spikes.shape[:2] + (n_neurons,), np.nan, dtype=np.float32)
         spikes[..., ~heldout] = data.spikes
         rates = None
@@ -164,9 +161,36 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
         raise DataError(f"the data have {data.n_neurons} neurons but the run was fitted on "
                         f"{n_neurons} ({n_heldin} held in); give all {n_neurons} in the run's "
                         f"order or only the {n_heldin} held-in ones")
+    if not by_id:  # (in_run_order has checked and named the units it read and those lacking)
+        names, word = ((np.asarray(unit_ids), "ids") if unit_ids is not None
+                       else (np.arange(n_neurons), "neurons (from 0)"))
+        missing_in, missing_out = lacking(extra["in_data"], heldout, names, word)
+        if data.n_neurons == n_heldin:  # (they lack every held-out one: said so)
+            missing_out = []
+            note(f"the data's {n_heldin} neurons are read as the run's {n_heldin} held-in ones "
+                 "(in the run order); the held-out ones' rates are inferred from them")
+        note_lacking(missing_in, n_heldin, missing_out, word=word)
     splits = data.splits if "nlb" in data.extra else {NEW_TRIALS: np.arange(data.n_trials)}
     return dataclasses.replace(data, spikes=spikes, rates=rates, heldout=heldout.copy(),
                                splits=splits, extra=extra)
+
+
+def lacking(in_data: np.ndarray, heldout: np.ndarray, names: np.ndarray, word: str = "ids"
+            ) -> tuple[list, list]:
+    """The names (``names``, ``word`` what they are) of a run's held-in neurons and of its
+    held-out ones (``heldout`` its flags) that new trials lack (``in_data`` false), checked
+    (:func:`~pyrolf.diagnostics.missing.check_enough_held_in`).
+
+    Raises:
+        DataError: they lack more than half of the run's held-in neurons (one line naming them).
+    """
+    from pyrolf.diagnostics.missing import check_enough_held_in
+
+    missing_in = names[~heldout & ~in_data].tolist()
+    missing_out = names[heldout & ~in_data].tolist()
+    n_heldin = int((~heldout).sum())
+    check_enough_held_in(n_heldin - len(missing_in), n_heldin, missing_in, word)
+    return missing_in, missing_out
 
 
 def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> SpikeData:
@@ -180,31 +204,19 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
         DataError: ``data`` lacks more than half of the run's held-in units (one line naming the
             ids that differ).
     """
-    from pyrolf.diagnostics.missing import check_enough_held_in
-
     ids = data.extra["unit_ids"].tolist()
     never = np.isnan(data.spikes).all(axis=(0, 1))
     column = {unit: i for i, unit in enumerate(ids) if not never[i]}
-    run_ids, heldin_ids = unit_ids.tolist(), unit_ids[~heldout].tolist()
-    missing_in = [unit for unit in heldin_ids if unit not in column]
-    missing_out = [unit for unit in unit_ids[heldout].tolist() if unit not in column]
-    check_enough_held_in(len(heldin_ids) - len(missing_in), len(heldin_ids), missing_in)
+    run_ids = unit_ids.tolist()
+    in_data = np.array([unit in column for unit in run_ids], dtype=bool)
+    missing_in, missing_out = lacking(in_data, heldout, np.asarray(unit_ids))
     known = set(run_ids)
     note_strangers([unit for unit in ids if unit not in known])
     gone = [unit for unit in ids if unit in known and unit not in column]
     what = "windows" if "chop" in data.extra else "trials"
     recorded = (f"; of those, {few_ids(gone)} are in the file but recorded in none of the {what} "
                 "(obs_intervals)" if gone else "")
-    if missing_in:
-        note(f"the data lack {len(missing_in)} of the run's {len(heldin_ids)} held-in units "
-             f"({few_ids(missing_in)}{recorded}): what the encoder reads of them is filled with "
-             "the rates the run infers for them from the others"
-             + (f"; they lack held-out {few_ids(missing_out)} too" if missing_out else "")
-             + " (in_data false in the output: their rates are predictions only)")
-    elif missing_out:
-        note(f"the data lack {len(missing_out)} of the run's held-out units "
-             f"({few_ids(missing_out)}{recorded}): their rates are inferred from the held-in "
-             "units (in_data false in the output)")
+    note_lacking(missing_in, int((~heldout).sum()), missing_out, recorded)
     spikes = np.full(data.spikes.shape[:2] + (len(run_ids),), np.nan, dtype=np.float32)
     there = [i for i, unit in enumerate(run_ids) if unit in column]
     spikes[..., there] = data.spikes[..., [column[run_ids[i]] for i in there]]
@@ -212,8 +224,25 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
     if data.rates is not None and len(there) == len(run_ids):
         rates = data.rates[..., [column[unit] for unit in run_ids]]
     return dataclasses.replace(data, spikes=spikes, rates=rates, extra={
-        **data.extra, "unit_ids": np.asarray(run_ids),
-        "in_data": np.array([unit in column for unit in run_ids], dtype=bool)})
+        **data.extra, "unit_ids": np.asarray(run_ids), "in_data": in_data})
+
+
+def note_lacking(missing_in: list, n_heldin: int, missing_out: list, recorded: str = "",
+                 word: str = "ids") -> None:
+    """A note naming the run's held-in units the data lack (``missing_in``, of ``n_heldin``)
+    and its held-out ones (``missing_out``), ``word`` what their names are; ``recorded``: what
+    more to say of them."""
+    if missing_in:
+        note(f"the data lack {len(missing_in)} of the run's {n_heldin} held-in units "
+             f"({few_ids(missing_in, word=word)}{recorded}): what the encoder reads of them is "
+             "filled with the rates the run infers for them from the others"
+             + (f"; they lack held-out {few_ids(missing_out, word=word)} too" if missing_out
+                else "")
+             + " (in_data false in the output: their rates are predictions only)")
+    elif missing_out:
+        note(f"the data lack {len(missing_out)} of the run's held-out units "
+             f"({few_ids(missing_out, word=word)}{recorded}): their rates are inferred from the "
+             "held-in units (in_data false in the output)")
 
 
 def note_strangers(unknown, units_where: list[str] | None = None) -> None:

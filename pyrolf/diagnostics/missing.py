@@ -80,16 +80,16 @@ def _enough(present: int, held_in: int) -> bool:
     return present >= LEAST_HELD_IN * held_in
 
 
-def check_enough_held_in(present: int, held_in: int, missing_ids) -> None:
+def check_enough_held_in(present: int, held_in: int, missing_ids, word: str = "ids") -> None:
     """Refuse data that hold fewer than :data:`LEAST_HELD_IN` of the run's ``held_in`` units
-    (``present`` of them; ``missing_ids`` named): filled ones would be most of what the encoder
-    reads.
+    (``present`` of them; ``missing_ids`` named, ``word`` what the names are): filled ones would
+    be most of what the encoder reads.
 
     Raises:
         DataError: one line naming the count and the missing ids.
     """
     if not _enough(present, held_in):
         raise DataError(f"the data hold {present} of the run's {held_in} held-in units (they lack "
-                        f"{few_ids(missing_ids)}); a missing one is filled from the others only "
+                        f"{few_ids(missing_ids, word=word)}); a missing one is filled from the others only "
                         f"where at least {LEAST_HELD_IN:.0%} are there: give the units the run "
                         "was fitted on")
