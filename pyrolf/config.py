@@ -14,7 +14,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from pyrolf.data import data_file, where
 from pyrolf.data.dandi import DANDISETS
 from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS, UNIT_OPTIONS
-from pyrolf.names import GUIDE_NAMES, INTEGRATORS, POTENTIAL_NAMES, PRIORS, QUADRATIC
+from pyrolf.names import (BOUNDED_BELOW, GUIDE_NAMES, INTEGRATORS, POTENTIAL_NAMES, PRIORS,
+                          QUADRATIC)
 
 #: NLB's bin widths (ms) and its default; own recordings take any whole number of ms
 NLB_BIN_SIZES_MS, NLB_BIN_MS = (5, 20), 20
@@ -158,7 +159,7 @@ class Config:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(map(str, allowed))}, "
                                   f"got {getattr(self, name)!r}")
-        if self.prior == "overdamped" and self.potential == "oscillators":
+        if self.prior == "overdamped" and not BOUNDED_BELOW[self.potential]:
             raise ConfigError("the overdamped prior diverges in the oscillator potential, which is "
                               "not bounded below; use --potential springs, --potential free (a "
                               "Gaussian random walk) or --potential anharmonic")

@@ -4,7 +4,7 @@ check a setting against before anything heavy is imported.
 The registries that build each choice hold the same names, in the same order
 (``tests/test_config.py`` keeps them alike): :data:`~pyrolf.dynamics.langevin.DYNAMICS` the
 priors, :data:`~pyrolf.dynamics.potentials.POTENTIALS` the potentials, whose classes say
-``quadratic`` as :data:`QUADRATIC` does, and :data:`~pyrolf.guides.GUIDES` the guides;
+``quadratic`` as :data:`QUADRATIC` does and ``bounded_below`` as :data:`BOUNDED_BELOW` does, and :data:`~pyrolf.guides.GUIDES` the guides;
 :class:`~pyrolf.dynamics.langevin.LangevinDynamics` takes the :data:`INTEGRATORS`.
 """
 
@@ -14,6 +14,10 @@ PRIORS = ("langevin", "overdamped")
 #: every potential by name, and whether its energy is quadratic in ``z`` (its force is linear: the
 #: scan integrator and the force matrix apply)
 QUADRATIC = {"oscillators": True, "anharmonic": False, "springs": True, "free": True}
+
+#: every potential by name, and whether its energy is bounded below (the overdamped prior's flow
+#: stays finite only in such a potential)
+BOUNDED_BELOW = {"oscillators": False, "anharmonic": True, "springs": True, "free": True}
 
 #: the potentials' names, in the order the CLI lists them
 POTENTIAL_NAMES = tuple(QUADRATIC)

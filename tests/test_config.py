@@ -7,7 +7,7 @@ import pytest
 from test_cli import assert_one_line_error, run_cli
 
 from pyrolf.config import WHERE, Config, ConfigError, field_types
-from pyrolf.names import GUIDE_NAMES, POTENTIAL_NAMES, PRIORS, QUADRATIC
+from pyrolf.names import BOUNDED_BELOW, GUIDE_NAMES, POTENTIAL_NAMES, PRIORS, QUADRATIC
 
 # One value of each JSON type, with the Python types of a field that may take it.
 JSON_VALUES = {
@@ -102,6 +102,7 @@ def test_the_names_settings_are_checked_against_are_the_registries():
     assert (PRIORS, POTENTIAL_NAMES, GUIDE_NAMES) == (tuple(DYNAMICS), tuple(POTENTIALS),
                                                       tuple(GUIDES))
     assert {name: POTENTIALS[name](8, 2).quadratic for name in POTENTIALS} == QUADRATIC
+    assert {name: POTENTIALS[name](8, 2).bounded_below for name in POTENTIALS} == BOUNDED_BELOW
 
 
 @pytest.mark.parametrize("setting, message", [

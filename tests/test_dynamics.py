@@ -107,7 +107,7 @@ def test_force_keeps_the_graph_to_the_potential_parameters_only_when_recording()
 @pytest.mark.parametrize("dynamics_class", [LangevinDynamics, OverdampedDynamics])
 def test_trajectory_log_prob_is_the_sum_of_step_by_step_transitions(dynamics_class):
     torch.manual_seed(2)
-    dynamics = dynamics_class(CoupledOscillators(8, 2), step=0.05, damping=0.4).double()
+    dynamics = dynamics_class(CoupledSprings(8, 2), step=0.05, damping=0.4).double()
     z0, v0 = torch.randn(3, 8), torch.randn(3, 8)
     trajectory = LangevinTrajectory(dynamics, z0, v0, num_steps=9)
     v = trajectory.rsample()
@@ -257,7 +257,7 @@ def test_on_a_gpu_auto_scans_and_draws_the_cpu_loops_trajectory(monkeypatch):
 
 def test_overdamped_velocity_is_the_force_at_the_new_position_plus_noise():
     torch.manual_seed(5)
-    potential = CoupledOscillators(8, 2).double()
+    potential = CoupledSprings(8, 2).double()
     dynamics = OverdampedDynamics(potential, step=0.1, damping=0.3)
     z, v = torch.randn(4, 8), torch.randn(4, 8)
     z_next, velocity = dynamics.transition(z, v)
@@ -272,6 +272,10 @@ def test_overdamped_velocity_is_the_force_at_the_new_position_plus_noise():
     z_end = walk.positions(z0, torch.cat([v0.unsqueeze(1), v], 1))[:, -1]
     assert z_end.mean().abs() < 0.05
     assert z_end.var().item() == pytest.approx(8 * 0.25, rel=0.05)
+    # a potential not bounded below is refused, in one line, as the settings refuse it
+    with pytest.raises(ValueError, match="the overdamped prior diverges in CoupledOscillators, "
+                                         "whose energy is not bounded below"):
+        OverdampedDynamics(CoupledOscillators(8, 2))
 
 
 def test_transition_density_by_hand_for_one_free_step():

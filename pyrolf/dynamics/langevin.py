@@ -241,6 +241,13 @@ class OverdampedDynamics(LangevinDynamics):
     ``(1 + 0.05 · 6.8)^49 ≈ 10^6`` over a 50-bin Lorenz trial) and training diverges.
     """
 
+    def __init__(self, potential: nn.Module, *args, **kwargs):
+        if not getattr(potential, "bounded_below", True):  # (a potential that does not say: its own)
+            raise ValueError(f"the overdamped prior diverges in {type(potential).__name__}, whose "
+                             "energy is not bounded below; use CoupledSprings, FreeParticle or "
+                             "AnharmonicOscillators")
+        super().__init__(potential, *args, **kwargs)
+
     def drift(self, z, v, terms=None):
         """``z_t = z_{t-1} + Δ v_{t-1}`` and the mean of ``v_t``, ``F(z_t)``; each ``(..., D)``."""
         step, _, matrix = self.terms(z, linear=False) if terms is None else terms

@@ -74,6 +74,8 @@ class CoupledOscillators(_CoupledLattice):
     ``U`` is quadratic in ``z``, so the force ``-∇U = -(K ⋆ φ + Kᵀ ⋆ φ)`` is linear.
     """
 
+    bounded_below = False  # an indefinite quadratic form
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Energy ``(...,)`` of positions ``(..., D)``."""
         phi = self.field(z)
@@ -104,6 +106,7 @@ class CoupledSprings(_CoupledLattice):
     """
 
     taps = 2
+    bounded_below = True  # U >= 0
 
     def bonds(self, z: torch.Tensor) -> torch.Tensor:
         """Bond stretches ``(N, C, S + 1)`` of positions ``(..., D)`` (leading dims flattened)."""
@@ -130,6 +133,7 @@ class AnharmonicOscillators(CoupledOscillators):
 
     quadratic = False
     force_matrix = None  # the quartic term makes the force nonlinear
+    bounded_below = True  # the quartic term outgrows the indefinite quadratic form
 
     def __init__(self, latent_dim: int, channels: int = 4, stiffness: float = 0.1):
         super().__init__(latent_dim, channels)
@@ -148,6 +152,7 @@ class FreeParticle(nn.Module):
     """``U = 0``: no deterministic force; the velocity only decays and diffuses."""
 
     quadratic = True
+    bounded_below = True
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return (z * 0).sum(-1)
