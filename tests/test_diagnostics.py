@@ -89,6 +89,9 @@ def test_diagnose_writes_arviz_data_json_and_figures(run, monkeypatch, capsys):
     log_weights = idata["sample_stats"]["log_weight"].values[0]
     assert log_weights.shape == (SAMPLES, n_trials)
     np.testing.assert_allclose(report["pareto_khat"], pareto_khat(log_weights), rtol=1e-6)
+    # and ArviZ's own, called as the README says
+    stacked = idata["sample_stats"]["log_weight"].stack(__sample__=("chain", "draw"))
+    np.testing.assert_allclose(report["pareto_khat"], az.psislw(stacked)[1], rtol=1e-6)
     assert report["elbo"] == pytest.approx(float(elbo(log_weights).mean()))
     assert report["iwelbo"] == pytest.approx(float(iwelbo(log_weights).mean()))
     assert 0 <= report["share_khat_above_0_7"] <= 1
