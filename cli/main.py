@@ -249,10 +249,6 @@ def _print_metrics(metrics: dict, run_dir) -> None:
     if "weights" in metrics:
         click.echo(f"weights: {metrics['weights']}")
     click.echo(f"run folder: {run_dir}")
-    if metrics.get("collapsed"):
-        from pyrolf.evaluation.collapse import collapse_warning  # torch, Pyro: loaded by the fit
-
-        click.echo(f"warning: {collapse_warning(metrics['collapse'])}", err=True)
 
 
 cli.add_command(sweep)

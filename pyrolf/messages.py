@@ -16,6 +16,11 @@ def note(text: str) -> None:
         print(f"note: {text}", file=sys.stderr)
 
 
+def warning(text: str) -> None:
+    """Tell the user, on stderr, that a result is not what it should be (always said)."""
+    print(f"warning: {text}", file=sys.stderr)
+
+
 @contextmanager
 def notes_kept_back():
     """No :func:`note` while the block runs: for data read again that the user has been told

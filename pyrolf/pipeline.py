@@ -22,13 +22,13 @@ from pyrolf.data.recordings import open_source, recording_format
 from pyrolf.data.sessions import (Sessions, gather_sessions, session_data, session_list,
                                   shared_bin_size)
 from pyrolf.data.spikes import DataError, MissingBehavior
-from pyrolf.evaluation.collapse import collapse_finding
+from pyrolf.evaluation.collapse import collapse_finding, collapse_warning
 from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
 from pyrolf.models import ARCHITECTURE, build_flow, shared_weights
 from pyrolf.models.sessions import session_views
 from pyrolf.plots import training_curve
-from pyrolf.messages import note, notes_kept_back
+from pyrolf.messages import note, notes_kept_back, warning
 from pyrolf.runs import RunError, RunFolder
 from pyrolf.threads import use_threads
 
@@ -470,7 +470,8 @@ def collapse_metrics(metrics: dict, history: list[dict]) -> dict:
     trials are not scored, an NLB test phase without targets) and its training ``history`` (the
     validation co-bps and KL per bin); see :func:`pyrolf.evaluation.collapse.collapse_finding`.
     Of several sessions, each is checked too, by its test co-bps against its own baseline's
-    (pooled, a good session can hide one whose latents predict nothing)."""
+    (pooled, a good session can hide one whose latents predict nothing). A collapse is said in
+    one line on stderr (:func:`~pyrolf.evaluation.collapse.collapse_warning`)."""
     scores = [r["valid_co_bps"] for r in history if "valid_co_bps" in r]
     kls = [r["kl_per_bin"] for r in history if "kl_per_bin" in r]
     baseline = metrics.get("smoothing_co_bps", metrics.get("smoothing_valid_co_bps"))
@@ -479,6 +480,8 @@ def collapse_metrics(metrics: dict, history: list[dict]) -> dict:
     for name, own in metrics.get("sessions", {}).items():
         finding = finding or collapse_finding(own.get("co_bps"), own.get("smoothing_co_bps"),
                                               None, f"session {name}'s test co-bps")
+    if finding:
+        warning(collapse_warning(finding))
     return {"collapsed": finding is not None, **({"collapse": finding} if finding else {})}
 
 

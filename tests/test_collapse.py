@@ -11,7 +11,8 @@ import torch
 from pyrolf import Config, fit
 from pyrolf.data import load_spike_file, lorenz_dataset, save_spike_file
 from pyrolf.evaluation.collapse import (COLLAPSE_KL_PER_BIN, COLLAPSE_SHARE, active_dimensions,
-                                        UnsplitSite, collapse_finding, kl_per_dimension)
+                                        UnsplitSite, collapse_finding, collapse_warning,
+                                        kl_per_dimension)
 from pyrolf.guides.amortised import MIN_SCALE
 from pyrolf.inference.svi import encoder_inputs
 from pyrolf.models import build_flow
@@ -98,10 +99,14 @@ def test_collapse_finding_names_what_was_seen():
     # no signal for smoothing either: not the latents' fault
     assert collapse_finding(0.002, 0.005, 0.4) is None
     quiet = collapse_finding(0.2, 0.1, COLLAPSE_KL_PER_BIN / 2)
-    assert quiet is not None and "KL" in quiet
+    assert quiet is not None and "KL" in quiet and quiet.endswith("the posterior is the prior")
+    # latents that predict nothing with a KL far from 0: both said, no collapse to the prior claimed
+    far = collapse_finding(0.002, 0.147, 0.63)
+    assert far.endswith("the KL of the posterior from the prior ended at 0.6300 nats per bin")
 
 
-def test_a_session_whose_latents_predict_nothing_is_found_though_the_pooled_score_is_fine():
+def test_a_session_whose_latents_predict_nothing_is_found_though_the_pooled_score_is_fine(
+        capsys):
     """Pooled, a good session hid one at 0.011 co-bps against its baseline's 0.147 (found by a
     hostile walkthrough)."""
     from pyrolf.pipeline import collapse_metrics
@@ -113,8 +118,10 @@ def test_a_session_whose_latents_predict_nothing_is_found_though_the_pooled_scor
     found = collapse_metrics({**pooled, "sessions": sessions}, history)
     assert found == {"collapsed": True, "collapse": "session day2's test co-bps 0.0110 while the "
                                                     "smoothing baseline scores 0.1470"}
+    assert capsys.readouterr().err == f"warning: {collapse_warning(found['collapse'])}\n"
     sessions["day2"]["co_bps"] = 0.1
     assert collapse_metrics({**pooled, "sessions": sessions}, history) == {"collapsed": False}
+    assert capsys.readouterr().err == ""
 
 
 def _blind(flow):
@@ -131,10 +138,16 @@ def test_a_planted_collapse_is_flagged_and_a_healthy_fit_is_not(data, data_file,
     config = Config(data=str(data_file), epochs=30, kl_warmup=0, lr=5e-3, **TINY)
     pyro.set_rng_seed(0)
     blind = _blind(build_flow(config, data.n_neurons, data.n_heldin))
+    capsys.readouterr()
     collapsed = fit(data, config, flow=blind, run_dir=tmp_path / "blind", progress=False)
     assert collapsed.metrics["smoothing_co_bps"] > 0.02
     assert collapsed.metrics["collapsed"] is True
     assert "co-bps" in collapsed.metrics["collapse"]
+    # and the KL, for the user to judge (a decoder blind to the latents: the posterior is the
+    # prior's)
+    assert "the KL of the posterior from the prior ended at" in collapsed.metrics["collapse"]
+    # said from Python too, not only by the CLI
+    assert capsys.readouterr().err.startswith("warning: the latents carry (almost) no information")
     saved = json.loads((tmp_path / "blind" / "metrics.json").read_text())
     assert saved["collapsed"] is True
 
@@ -142,7 +155,7 @@ def test_a_planted_collapse_is_flagged_and_a_healthy_fit_is_not(data, data_file,
     assert code == 0
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("warning: the latents carry (almost) no information")
-    assert "--guide meanfield" in lines[0] and "kl_weight" in lines[0]
+    assert "meanfield guide" in lines[0] and "kl_weight" in lines[0]
 
     pyro.set_rng_seed(0)
     healthy = fit(data, config, run_dir=tmp_path / "healthy", progress=False)

@@ -87,21 +87,27 @@ def collapse_finding(valid_co_bps: float | None, smoothing_co_bps: float | None,
     the best validation co-bps (or what ``scored`` names) is at most :data:`COLLAPSE_CO_BPS` or
     :data:`COLLAPSE_SHARE` of the baseline's; or the KL per bin at the fit's last validation is
     below :data:`COLLAPSE_KL_PER_BIN` (the posterior ends at the prior; early in a fit, before
-    the guide has learned anything, its KL is larger).
+    the guide has learned anything, its KL is larger). The text gives the KL per bin where it
+    is known, for the user to judge (latents that predict nothing, a KL far from 0: a posterior
+    that ignores the data in other ways, or a fit not trained enough).
     """
+    seen = []
     if (valid_co_bps is not None and smoothing_co_bps is not None
             and smoothing_co_bps > SIGNAL_CO_BPS
             and valid_co_bps <= max(COLLAPSE_CO_BPS, COLLAPSE_SHARE * smoothing_co_bps)):
-        return (f"{scored} {valid_co_bps:.4f} while the smoothing baseline "
-                f"scores {smoothing_co_bps:.4f}")
+        seen.append(f"{scored} {valid_co_bps:.4f} while the smoothing baseline scores "
+                    f"{smoothing_co_bps:.4f}")
     if final_kl_per_bin is not None and final_kl_per_bin < COLLAPSE_KL_PER_BIN:
-        return (f"the KL of the posterior from the prior ended at {final_kl_per_bin:.4f} nats per "
-                f"bin, below {COLLAPSE_KL_PER_BIN}")
-    return None
+        seen.append(f"the KL of the posterior from the prior ended at {final_kl_per_bin:.4f} nats "
+                    f"per bin, below {COLLAPSE_KL_PER_BIN}: the posterior is the prior")
+    elif seen and final_kl_per_bin is not None:
+        seen.append(f"the KL of the posterior from the prior ended at {final_kl_per_bin:.4f} nats "
+                    "per bin")
+    return "; ".join(seen) or None
 
 
 def collapse_warning(finding: str) -> str:
     """The one line a fit prints when its latents collapsed (see :func:`collapse_finding`)."""
-    return (f"the latents carry (almost) no information ({finding}): the posterior collapsed to "
-            "the prior; "
-            "try --guide meanfield, a lower kl_weight (--config), or more --epochs")
+    return (f"the latents carry (almost) no information ({finding}): the posterior collapsed or "
+            "the fit is not trained enough; try more epochs, the meanfield guide or a lower "
+            "kl_weight")
