@@ -38,6 +38,7 @@ def spoiled(how: str) -> SpikeData:
         "rates": {"spikes": data.spikes + 0.5},
         "forward": {"n_forward": 12},
         "no_splits": {"splits": None},
+        "bin_size": {"bin_size": -0.01},
     }[how]
     return dataclasses.replace(data, **changes)
 
@@ -56,6 +57,7 @@ def spoiled(how: str) -> SpikeData:
     ("rates", "non-integer values"),
     ("forward", "n_forward 12 must leave an observed bin"),
     ("no_splits", "splits must be a dict of trial indices, got NoneType"),
+    ("bin_size", "`bin_size` must be one positive number, the bin width in seconds"),
 ])
 def test_unusable_data_built_by_hand_are_one_line_before_any_work(how, fragment, tmp_path):
     with pytest.raises(DataError, match=None) as refused:
@@ -64,6 +66,20 @@ def test_unusable_data_built_by_hand_are_one_line_before_any_work(how, fragment,
     message = str(refused.value)
     assert fragment in message and "\n" not in message and "the data (lorenz)" in message
     assert not (tmp_path / "run").exists()
+
+
+def test_a_bin_width_given_in_python_is_the_data_s(tmp_path):
+    """Given, the bin width puts times in seconds and lets the PSTHs be smoothed and scored;
+    not given (the default), times stay in bins."""
+    data = dataclasses.replace(small(), bin_size=0.02)
+    result = pyrolf.fit(data, pyrolf.Config(epochs=1, **TINY), progress=False)
+    assert "psth_r2" in result.metrics
+    inferred = pyrolf.infer(result, samples=2, progress=False)
+    assert inferred["time"].attrs["units"] == "s"
+    np.testing.assert_allclose(inferred["time"], 0.02 * np.arange(data.n_bins))
+    plain = pyrolf.fit(small(), pyrolf.Config(epochs=1, **TINY), progress=False)
+    assert "psth_r2" not in plain.metrics
+    assert pyrolf.infer(plain, samples=2, progress=False)["time"].attrs["units"] == "bin"
 
 
 def test_numbers_that_are_no_spike_data_are_refused_by_name(tmp_path):

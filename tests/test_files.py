@@ -70,17 +70,17 @@ def test_a_known_bin_width_is_kept_and_an_unknown_one_stays_unknown(tmp_path, su
     data = make_data(np.random.default_rng(0), False, True)
     save_spike_file(tmp_path / f"plain{suffix}", data)
     plain = load_spike_file(tmp_path / f"plain{suffix}")
-    assert plain.known_bin_size is None and "bin_size_s" not in plain.extra
+    assert plain.bin_size is None
     write_arrays(tmp_path / f"binned{suffix}", spikes=data.spikes.astype(int), bin_size_s=0.02)
     binned = load_spike_file(tmp_path / f"binned{suffix}")
-    assert binned.bin_size == binned.known_bin_size == binned.extra["bin_size_s"] == 0.02
+    assert binned.bin_size == 0.02
     save_spike_file(tmp_path / f"again{suffix}", binned)  # kept on saving
-    assert load_spike_file(tmp_path / f"again{suffix}").known_bin_size == 0.02
+    assert load_spike_file(tmp_path / f"again{suffix}").bin_size == 0.02
     if suffix != ".npz":  # HDF5 files keep such a number as an attribute too
         with h5py.File(tmp_path / f"attr{suffix}", "w") as file:
             file.create_dataset("spikes", data=data.spikes.astype(int))
             file.attrs["bin_size_s"] = 0.005
-        assert load_spike_file(tmp_path / f"attr{suffix}").known_bin_size == 0.005
+        assert load_spike_file(tmp_path / f"attr{suffix}").bin_size == 0.005
     write_arrays(tmp_path / f"ms{suffix}", spikes=data.spikes.astype(int), bin_size_s=10)
     assert load_spike_file(tmp_path / f"ms{suffix}").bin_size == 10.0  # taken, and said
     assert "`bin_size_s` 10 makes bins of 10 s; the unit is seconds" in capsys.readouterr().err
@@ -88,7 +88,7 @@ def test_a_known_bin_width_is_kept_and_an_unknown_one_stays_unknown(tmp_path, su
     write_arrays(tmp_path / f"typo{suffix}", spikes=data.spikes.astype(int), bin_size=0.02,
                  held_out=np.zeros(data.n_neurons, bool), session_notes=np.arange(3))
     typo = load_spike_file(tmp_path / f"typo{suffix}")
-    assert typo.known_bin_size is None
+    assert typo.bin_size is None
     err = capsys.readouterr().err
     assert (f"typo{suffix}: `bin_size` (is it `bin_size_s`?), `held_out` (is it `heldout`?) not "
             "read; pyrolf reads spikes, rates, heldout") in err

@@ -461,9 +461,8 @@ def test_a_spike_file_that_gives_its_bin_width_is_scored_and_inferred_in_seconds
     width to smooth its PSTHs, and inferred.nc's time in seconds; without it neither."""
     data = lorenz_dataset(seed=3, n_conditions=4, trials_per_condition=6, n_bins=12, n_neurons=10,
                           n_heldout=2, mean_rate=0.5)
-    for name, extra in (("plain", {}), ("binned", {"bin_size_s": 0.02})):
-        save_spike_file(tmp_path / f"{name}.h5", dataclasses.replace(data, bin_size=0.02,
-                                                                     extra=extra))
+    for name, bin_size in (("plain", None), ("binned", 0.02)):
+        save_spike_file(tmp_path / f"{name}.h5", dataclasses.replace(data, bin_size=bin_size))
         run = tmp_path / name
         code, _, err = run_cli(["fit", "--data", tmp_path / f"{name}.h5", "--out", run,
                                 "--epochs", "2", "--latent-dim", "8", "--batch-size", "32",
@@ -473,7 +472,7 @@ def test_a_spike_file_that_gives_its_bin_width_is_scored_and_inferred_in_seconds
         assert code == 0, err
         metrics = json.loads((run / "metrics.json").read_text())
         inferred = xr.open_dataset(run / "inferred.nc")
-        if extra:
+        if bin_size:
             assert math.isfinite(metrics["psth_r2"]) and metrics["psth_r2"] <= 1
             assert inferred["time"].attrs["units"] == "s" and inferred.attrs["bin_size_s"] == 0.02
             np.testing.assert_allclose(inferred["time"], 0.02 * np.arange(12))

@@ -80,7 +80,7 @@ def test_session_names_are_file_stems_made_unique():
     ({"a": counts(0, 6, 4), "b": counts(1, 6, 4, bins=10)}, "session b has 10 bins per trial "
                                                             "but a has 12"),
     ({"a": counts(0, 6, 4), "b": counts(1, 6, 4, n_forward=2)}, "forward bins"),
-    ({"a": counts(0, 6, 4, extra={"unit_ids": np.arange(4)}),
+    ({"a": counts(0, 6, 4, bin_size=0.01, extra={"unit_ids": np.arange(4)}),
       "b": counts(1, 6, 4, bin_size=0.02, extra={"unit_ids": np.arange(4)})},
      "session b has bins of 20 ms but a of 10 ms"),
     ({"a": counts(0, 6, 4), "b": counts(1, 6, 4, extra={"nlb": None})}, "NLB data"),
@@ -100,15 +100,15 @@ def test_a_spike_file_joins_a_recording_of_any_bin_size(capsys):
     file = counts(1, 6, 4)
     both = gather_sessions({"file": file, "recording": recording})
     assert shared_bin_size(session_list(both)) == 0.02
-    assert session_data(both, "file").known_bin_size == session_data(both, "file").bin_size == 0.02
-    assert file.known_bin_size is None  # the data given are left as they were
+    assert session_data(both, "file").bin_size == 0.02
+    assert file.bin_size is None  # the data given are left as they were
     assert ("session file says no bin size: taken to be the others' 20 ms"
             in capsys.readouterr().err)
     gather_sessions({"file": file, "other": counts(2, 6, 4)})  # no bin known: nothing to say
     assert "bin size" not in capsys.readouterr().err
     assert shared_bin_size([counts(1, 6, 4)]) is None
     # one that says its bin width (bin_size_s) must say the recording's
-    said = counts(1, 6, 4, bin_size=0.01, extra={"bin_size_s": 0.01})
+    said = counts(1, 6, 4, bin_size=0.01)
     with pytest.raises(DataError, match="session file has bins of 10 ms but recording of 20 ms"):
         gather_sessions({"recording": recording, "file": said})
 

@@ -13,7 +13,7 @@ Arrays a file holds (names are the keys / dataset names):
 - ``latents`` (optional): ``(trials, time, k)`` the true latent state (synthetic data), kept in
   ``SpikeData.extra["latents"]``; when present, a run's metrics include ``latents_r2``.
 - ``bin_size_s`` (optional): one number, the bin width in seconds (HDF5: a dataset or an
-  attribute of the file), kept as ``bin_size`` (and in ``extra["bin_size_s"]``); with it the
+  attribute of the file), kept as ``bin_size``; with it the
   bins are known as for a recording (time in seconds in ``inferred.nc``, ``psth_r2`` with
   ``conditions``, sessions' bins compared).
 
@@ -139,7 +139,8 @@ def check_trials(data: SpikeData, where: str = "the data") -> SpikeData:
     """``data``'s trials checked as a spike file's are (:func:`load_spike_file`), as new trials
     for a run (whose held-out flags and splits apply) need: ``spikes`` ``(trials, time,
     neurons)`` whole, finite, non-negative counts (made float32), ``rates`` and ``conditions``
-    of their shapes. ``where`` names the data in the messages.
+    of their shapes, ``bin_size`` one positive number of seconds or ``None``. ``where`` names
+    the data in the messages.
 
     Raises:
         DataError: one line, on what is wrong and what to give.
@@ -152,7 +153,10 @@ def check_trials(data: SpikeData, where: str = "the data") -> SpikeData:
                                                          spikes.shape)
     conditions = (None if data.conditions is None else
                   _check_conditions(where, np.asarray(data.conditions), len(spikes)))
-    return dataclasses.replace(data, spikes=spikes, rates=rates, conditions=conditions)
+    bin_size = (None if data.bin_size is None else
+                _check_bin_size(where, np.asarray(data.bin_size), "bin_size"))
+    return dataclasses.replace(data, spikes=spikes, rates=rates, conditions=conditions,
+                               bin_size=bin_size)
 
 
 def split_trials(rng: np.random.Generator, n_trials: int,
@@ -235,11 +239,9 @@ def load_spike_file(path: str | Path, seed: int = 0,
              f"recorded, in {few_ids(neurons, word='neurons (from 0)')}: {UNRECORDED_READ}")
     heldout, splits = heldout_and_splits(seed, n_neurons, n_trials, conditions, heldout,
                                          heldout_fraction, split_fractions)
-    extra = {name: value for name, value in (("latents", latents), ("bin_size_s", bin_size))
-             if value is not None}
     return SpikeData(spikes=spikes, heldout=heldout, splits=splits, rates=rates,
-                     conditions=conditions, name=path.stem, extra=extra,
-                     **({} if bin_size is None else {"bin_size": bin_size}))
+                     conditions=conditions, name=path.stem, bin_size=bin_size,
+                     extra={} if latents is None else {"latents": latents})
 
 
 def heldout_and_splits(seed: int, n_neurons: int, n_trials: int,
@@ -274,7 +276,7 @@ def save_spike_file(path: str | Path, data: SpikeData) -> None:
     suffix = _suffix(path)
     given = {"spikes": data.spikes, "heldout": data.heldout, "rates": data.rates,
              "conditions": data.conditions, "latents": data.extra.get("latents"),
-             "bin_size_s": data.known_bin_size}
+             "bin_size_s": data.bin_size}
     spikes, rates, heldout, conditions, latents, bin_size = _check_arrays(
         path, {name: np.asarray(array) for name, array in given.items() if array is not None})
     complete = not np.isnan(spikes).any()  # else float32, NaN where not recorded
@@ -390,16 +392,17 @@ def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> tuple:
     return spikes, rates, heldout, conditions, latents, bin_size
 
 
-def _check_bin_size(path: Path, value: np.ndarray) -> float:
-    """``bin_size_s`` as a float: one positive number (seconds)."""
+def _check_bin_size(where: Path | str, value: np.ndarray, name: str = "bin_size_s") -> float:
+    """A bin width (``name``, of the data ``where`` names) as a float: one positive number
+    (seconds)."""
     value = np.asarray(value)
     if (value.size != 1 or not np.issubdtype(value.dtype, np.number)
             or not np.isfinite(value).all() or value.item() <= 0):
-        raise DataError(f"{path}: `bin_size_s` must be one positive number, the bin width in "
+        raise DataError(f"{where}: `{name}` must be one positive number, the bin width in "
                         f"seconds (e.g. 0.01), got {value.tolist()!r}")
     if value.item() >= 1:
-        note(f"{path.name}: `bin_size_s` {value.item():g} makes bins of {value.item():g} s; the "
-             "unit is seconds (10 ms is 0.01)")
+        note(f"{getattr(where, 'name', where)}: `{name}` {value.item():g} makes bins of "
+             f"{value.item():g} s; the unit is seconds (10 ms is 0.01)")
     return float(value.item())
 
 

@@ -129,4 +129,4 @@ def lorenz_dataset(seed: int = 0,
         **dynamics,
     }
     return SpikeData(spikes=spikes, heldout=heldout, splits=splits, rates=rates.astype(np.float32),
-                     conditions=conditions, name="lorenz", bin_size=0.01, extra=extra)
+                     conditions=conditions, name="lorenz", extra=extra)

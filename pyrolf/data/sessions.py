@@ -120,30 +120,29 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
         if twin is not None:
             raise DataError(f"sessions {twin} and {name} hold the same counts: one recording "
                             "given twice (a copy, a link?); give each session once")
-    binned = [(name, data.known_bin_size) for name, data in sessions.items()
-              if data.known_bin_size is not None]
+    binned = [(name, data.bin_size) for name, data in sessions.items()
+              if data.bin_size is not None]
     for name, size in binned[1:]:
         if size != binned[0][1]:
             raise DataError(f"session {name} has bins of {size * 1000:g} ms but {binned[0][0]} "
                             f"of {binned[0][1] * 1000:g} ms; sessions share one bin size (--bin "
                             "bins recordings; a binned file keeps its own)")
-    unsaid = [name for name, data in sessions.items() if data.known_bin_size is None]
+    unsaid = [name for name, data in sessions.items() if data.bin_size is None]
     if binned and unsaid:  # one model, one bin: theirs is the others' (time in seconds, PSTHs)
         size = binned[0][1]
         one = len(unsaid) == 1
         note(f"{'session' if one else 'sessions'} {', '.join(unsaid)} "
              f"{'says' if one else 'say'} no bin size: taken to be the others' {size * 1000:g} "
              "ms (store bin_size_s in a spike file to say it)")
-        sessions = {name: dataclasses.replace(data, bin_size=size,
-                                              extra={**data.extra, "bin_size_s": size})
-                    if name in unsaid else data for name, data in sessions.items()}
+        sessions = {name: dataclasses.replace(data, bin_size=size) if name in unsaid else data
+                    for name, data in sessions.items()}
     return Sessions(dict(sessions))
 
 
 def shared_bin_size(sessions: Iterable[SpikeData]) -> float | None:
     """Seconds per bin of ``sessions`` (:func:`gather_sessions` checks that those whose source
     says it agree), or ``None`` where none says it (spike files, the Lorenz data)."""
-    return next((data.known_bin_size for data in sessions if data.known_bin_size is not None),
+    return next((data.bin_size for data in sessions if data.bin_size is not None),
                 None)
 
 

@@ -42,7 +42,10 @@ class SpikeData(HeldOut):
         conditions: ``(trials,)`` int condition label per trial, or ``None``.
         n_forward: trailing bins of ``time`` that the encoder never sees (NLB forward prediction).
         name: where the data came from.
-        bin_size: bin width in seconds (for plots and reports).
+        bin_size: seconds per bin where the source says it (NLB data, own recordings, a spike
+            file's ``bin_size_s``, data built in Python that give it), else ``None``: times are
+            then in bins and PSTHs, smoothed in seconds, are not scored (the Lorenz data's bins
+            are nominal).
     """
 
     spikes: np.ndarray
@@ -52,7 +55,7 @@ class SpikeData(HeldOut):
     conditions: np.ndarray | None = None
     n_forward: int = 0
     name: str = "spikes"
-    bin_size: float = 0.01
+    bin_size: float | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -71,14 +74,6 @@ class SpikeData(HeldOut):
     @property
     def n_neurons(self) -> int:
         return self.spikes.shape[2]
-
-    @property
-    def known_bin_size(self) -> float | None:
-        """Seconds per bin where the source says (NLB data, own recordings, spike files that
-        hold ``bin_size_s``: ``extra`` has ``nlb``, ``unit_ids`` or ``bin_size_s``); ``None``
-        elsewhere: other spike files store no bin size and the Lorenz data's is nominal."""
-        known = ("nlb", "unit_ids", "bin_size_s")
-        return self.bin_size if any(key in self.extra for key in known) else None
 
     @property
     def neuron_ids(self) -> np.ndarray:

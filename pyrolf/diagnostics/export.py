@@ -369,7 +369,7 @@ def time_coord(data: SpikeData) -> tuple:
     ``move_onset_time``, from 250 ms before it, :attr:`~pyrolf.data.nlb.NLBSplit.alignment`;
     own recordings: ``window[0] + bin * bin_size`` from the ``--align`` column), else the bin
     index."""
-    bin_size, bins = data.known_bin_size, np.arange(data.n_bins)
+    bin_size, bins = data.bin_size, np.arange(data.n_bins)
     if bin_size is None:
         return "time", bins, {"units": "bin", "long_name": "bin index from the trial's start"}
     if "nlb" in data.extra:
@@ -457,7 +457,7 @@ def run_attrs(data: SpikeData, config: dict) -> dict:
     """What a run's output files (``inferred.nc``, ``posterior.nc``) say they are of: the run's
     ``config`` (JSON), ``pyrolf_version``, ``bin_size_s`` (NaN where unknown) and ``source``
     (``data``'s name, which callers replace by its file)."""
-    bin_size = data.known_bin_size
+    bin_size = data.bin_size
     return {"config": json.dumps(config), "pyrolf_version": version("pyrolf"),
             "bin_size_s": float("nan") if bin_size is None else float(bin_size),
             "source": data.name}

@@ -105,12 +105,12 @@ def psth_metrics(rates, data: SpikeData, trials) -> dict:
     ``trials`` ``(trials, ≥observed, neurons)``: all neurons over the observed bins, against
     each condition's PSTH of all trials' spikes (the scored ones too, as NLB's) smoothed by a
     Gaussian of :data:`PSTH_KERNEL_S`. Only where the data have conditions and say their bin
-    size (own recordings, see :attr:`~pyrolf.data.spikes.SpikeData.known_bin_size`), else
+    size (own recordings, see :attr:`~pyrolf.data.spikes.SpikeData.bin_size`), else
     ``{}``; nlb_tools scores NLB data's (:func:`~pyrolf.evaluation.nlb.nlb_metrics`)."""
-    if data.conditions is None or data.known_bin_size is None:
+    if data.conditions is None or data.bin_size is None:
         return {}
     observed = slice(0, data.n_observed)
-    smoothed = smooth_spikes(data.spikes[:, observed], PSTH_KERNEL_S / data.known_bin_size)
+    smoothed = smooth_spikes(data.spikes[:, observed], PSTH_KERNEL_S / data.bin_size)
     return {"psth_r2": psth_r2(rates[:, observed], smoothed, data.conditions, trials)}
 
 
