@@ -73,7 +73,10 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
         RunError: ``run_dir`` is a file, holds a run with a checkpoint, or is in use.
         RunInterrupted: Ctrl-C while fitting into ``run_dir``; says what the folder keeps.
     """
-    config = config or Config()
+    config = Config() if config is None else config
+    if not isinstance(config, Config):
+        raise ConfigError(f"config must be a pyrolf.Config, got {type(config).__name__}; build "
+                          "one: pyrolf.Config(**settings)")
     check_device(config.device)
     use_threads(config.threads)
     pyro.set_rng_seed(config.seed)
@@ -805,8 +808,9 @@ def _run_units(path: Path | None, runs: list[SpikeData], units_where: list[str])
 
 
 def _check_samples(samples: int) -> None:
-    if samples < 1:
-        raise ConfigError(f"--samples must be at least 1, got {samples}")
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise ConfigError(f"samples (--samples) must be a whole number, at least 1, got "
+                          f"{samples!r}")
 
 
 def _check_writable(path: Path, given: bool = True) -> None:
@@ -823,6 +827,10 @@ def _check_writable(path: Path, given: bool = True) -> None:
 
 
 def check_device(device: str) -> None:
+    """Refuse, in one line, a device that is none of ``cpu``, ``cuda``, or ``cuda`` where
+    PyTorch sees no GPU."""
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but PyTorch sees no GPU here; "
                           "use --device cpu or install a CUDA build of torch")

@@ -139,6 +139,9 @@ class RunFolder:
 
     @classmethod
     def open(cls, path) -> "RunFolder":
+        if not isinstance(path, (str, os.PathLike)):
+            raise RunError(f"a run folder is given by its path, got {type(path).__name__} "
+                           f"{path!r}")
         run = cls(path)
         if not run.path.is_dir():
             raise RunError(f"no run folder at {run.path}; give the folder 'pyrolf fit' wrote")

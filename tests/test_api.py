@@ -9,6 +9,7 @@ import pytest
 
 import pyrolf
 from pyrolf.data import DataError, SpikeData, lorenz_dataset
+from pyrolf.config import ConfigError
 from pyrolf.runs import RunError
 
 TINY = dict(latent_dim=8, channels=2, encoder_hidden=16, decoder_width=16,
@@ -80,6 +81,18 @@ def test_a_bin_width_given_in_python_is_the_data_s(tmp_path):
     plain = pyrolf.fit(small(), pyrolf.Config(epochs=1, **TINY), progress=False)
     assert "psth_r2" not in plain.metrics
     assert pyrolf.infer(plain, samples=2, progress=False)["time"].attrs["units"] == "bin"
+
+
+def test_arguments_of_the_wrong_kind_are_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="config must be a pyrolf.Config, got dict"):
+        pyrolf.fit(small(), {"epochs": 1}, progress=False)
+    result = pyrolf.fit(small(), pyrolf.Config(epochs=1, **TINY), progress=False)
+    with pytest.raises(ConfigError, match="must be a whole number, at least 1, got 2.5"):
+        pyrolf.infer(result, samples=2.5, progress=False)
+    with pytest.raises(ConfigError, match="device must be cpu or cuda, got 'gpu'"):
+        pyrolf.infer(result, samples=2, device="gpu", progress=False)
+    with pytest.raises(RunError, match="a run folder is given by its path, got int 42"):
+        pyrolf.infer(42, progress=False)
 
 
 def test_numbers_that_are_no_spike_data_are_refused_by_name(tmp_path):
