@@ -23,7 +23,7 @@ from pyrolf.data.sessions import (Sessions, gather_sessions, session_data, sessi
                                   shared_bin_size)
 from pyrolf.data.spikes import DataError, MissingBehavior
 from pyrolf.evaluation.collapse import collapse_finding, collapse_warning
-from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, prepare_scoring
+from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, model_rates, prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
 from pyrolf.models import ARCHITECTURE, build_flow, shared_weights
 from pyrolf.models.sessions import session_views
@@ -184,14 +184,36 @@ def starting_flow(config: Config, data: SpikeData | Sessions, flow=None):
     names a run (:func:`start_from_run`).
 
     Raises:
-        ConfigError: ``flow``'s weights are not float32, or as :func:`start_from_run`.
+        ConfigError: ``flow``'s weights are not float32, a ``flow`` built in Python does not
+            fit the data (:func:`_check_fits`), or as :func:`start_from_run`.
         RunError: as :func:`start_from_run`.
     """
-    flow = flow if flow is not None else build_flow(config, data.n_neurons, data.n_heldin)
+    given = flow is not None
+    flow = flow if given else build_flow(config, data.n_neurons, data.n_heldin)
     _check_float32(flow)
+    if given and isinstance(data, SpikeData):
+        _check_fits(flow, data)
     if config.init_from is not None:
         start_from_run(flow, config, shared_bin_size(session_list(data)))
     return flow
+
+
+def _check_fits(flow, data: SpikeData) -> None:
+    """Rates drawn for two training trials of ``data``, to refuse in one line a flow built in
+    Python whose parts do not fit them (an encoder for other inputs, a decoder for other
+    neurons, parts of other latent sizes), before a fit fails deep in Pyro."""
+    trials = data.splits["train"][:2]
+    try:
+        rates = model_rates(flow, data, trials, samples=1)
+    except (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"the flow built in Python does not fit the data ({first}); its encoder "
+                          f"reads the {data.n_heldin} held-in neurons, its decoder gives rates of "
+                          f"all {data.n_neurons} and its parts share one latent size") from None
+    if rates.shape != (len(trials), data.n_bins, data.n_neurons):
+        raise ConfigError(f"the flow built in Python gives rates of shape {rates.shape[1:]} per "
+                          f"trial, not (bins, neurons) {(data.n_bins, data.n_neurons)}; its "
+                          f"decoder must give rates of all {data.n_neurons} neurons")
 
 
 def _check_float32(flow) -> None:

@@ -158,6 +158,26 @@ def test_a_run_fitted_on_data_from_python_is_never_reloaded_with_other_data(tmp_
         pyrolf.infer(run, data=infinite)
 
 
+@pytest.mark.parametrize("part, fragment", [
+    ("decoder", "gives rates of shape (12, 9) per trial, not (bins, neurons) (12, 10)"),
+    ("encoder", "does not fit the data (input.size(-1) must be equal to input_size. Expected 10, "
+                "got 8)"),
+    ("latent", "does not fit the data (mat1 and mat2 shapes cannot be multiplied"),
+])
+def test_a_model_built_in_python_that_does_not_fit_the_data_is_one_line(part, fragment):
+    """Refused before the fit, not deep in Pyro with a dump of trace shapes."""
+    from pyrolf.models import build_flow
+
+    data, config = small(), pyrolf.Config(epochs=1, **TINY)
+    neurons, heldin = data.n_neurons - (part == "decoder"), data.n_heldin + 2 * (part == "encoder")
+    flow = build_flow(config, neurons, heldin)
+    if part == "latent":
+        flow.guide = build_flow(config.replace(latent_dim=16), neurons, heldin).guide
+    with pytest.raises(ConfigError, match=None) as refused:
+        pyrolf.fit(data, config, flow=flow, progress=False)
+    assert fragment in str(refused.value) and "\n" not in str(refused.value)
+
+
 def test_a_run_of_a_model_built_in_python_is_not_reloaded_as_another(tmp_path):
     """The same weights' names and shapes, another class: config.json cannot say which."""
     from pyrolf.dynamics import FreeParticle, LangevinPrior, OverdampedDynamics
