@@ -10,6 +10,16 @@ from pyrolf.data import lorenz_dataset, save_spike_file
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 
+@pytest.fixture(autouse=True)
+def smoothing_fits_forgotten():
+    """Each test starts with none of the smoothing baseline's fits an earlier one made in this
+    process (pyrolf.evaluation.smoothing remembers them): tests that count fits, or the bars a
+    fit shows, see what one process of theirs would."""
+    from pyrolf.evaluation import smoothing
+
+    smoothing._FITTED.clear()
+
+
 @pytest.fixture
 def float64():
     """Run a test in double precision and restore the default afterwards."""

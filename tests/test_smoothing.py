@@ -204,6 +204,29 @@ def test_other_data_or_settings_are_fitted_anew_and_kept_beside(lorenz, tmp_path
     assert len(fits) == len(WIDTHS) + 2
 
 
+def test_a_fit_this_process_made_is_not_made_again(lorenz, baseline, tmp_path, monkeypatch):
+    """A notebook's second fit of the same data scores against the baseline its first made (and
+    keeps it in a run folder that lacks it); other data, or a fit beyond the last
+    REMEMBERED, are fitted."""
+    from pyrolf.evaluation import smoothing
+
+    fits = []
+    real = smoothing.fit_smoothing
+    monkeypatch.setattr(smoothing, "fit_smoothing",
+                        lambda *args, **kwargs: fits.append(1) or real(*args, **kwargs))
+    smoothing_baseline(lorenz, widths=WIDTHS)
+    again = smoothing_baseline(lorenz, widths=WIDTHS, kept=tmp_path / "smoothing.npz")
+    assert len(fits) == 1
+    np.testing.assert_array_equal(again["rates"], baseline["rates"])
+    key = smoothing.fitted_key(lorenz, WIDTHS, 0.01)
+    assert smoothing.read_fitted(tmp_path / "smoothing.npz", key)["width"] == baseline["width"]
+    monkeypatch.setattr(smoothing, "REMEMBERED", 2)
+    for alpha in (0.02, 0.03):  # two others since: the first is forgotten
+        smoothing_baseline(lorenz, widths=WIDTHS[:1], alpha=alpha)
+    smoothing_baseline(lorenz, widths=WIDTHS)
+    assert len(fits) == 4 and len(smoothing._FITTED) == 2
+
+
 def test_a_damaged_kept_file_is_made_again(lorenz, baseline, tmp_path):
     kept = tmp_path / "smoothing.npz"
     kept.write_bytes(b"not a zip file")

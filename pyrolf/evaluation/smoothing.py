@@ -49,6 +49,10 @@ RATE_FLOOR = 1e-9
 GLM_TOL = 1e-8
 #: part of a kept fit's key: raise it when the fits change, so that older kept fits are not used
 KEPT_VERSION = 2
+#: fits made in this process, by :func:`fitted_key`, the latest :data:`REMEMBERED` of them: a
+#: notebook's fits of the same data (other settings, seeds, models) score against them at once
+_FITTED: dict[str, dict] = {}
+REMEMBERED = 16
 
 
 def smooth_spikes(spikes: np.ndarray, width: float) -> np.ndarray:
@@ -154,7 +158,8 @@ def smoothing_baseline(data: SpikeData, widths: tuple[float, ...] = DEFAULT_WIDT
         alpha: L2 penalty of the held-out GLMs.
         progress: a bar of the fits (on stderr).
         kept: a file of kept fits (``.npz``, see :func:`fitted_key`): the fit of these data,
-            widths and ``alpha`` is read from it where it holds one, else made and added to it.
+            widths and ``alpha`` is read from it where it holds one, else taken from the fits
+            this process made (:data:`REMEMBERED`) or made, and added to it.
 
     Returns:
         ``rates``: predicted rates ``(trials, n_observed, neurons)`` in spikes per bin, all trials;
@@ -165,13 +170,15 @@ def smoothing_baseline(data: SpikeData, widths: tuple[float, ...] = DEFAULT_WIDT
     if len(data.splits["valid"]) == 0:
         raise ValueError("the smoothing baseline picks its width on valid trials; there are none.")
     key = fitted_key(data, widths, alpha)
-    fitted = read_fitted(kept, key) if kept is not None else None
-    if fitted is not None and fitted["weights"].shape != (data.n_heldin + 1, data.heldout.sum()):
-        fitted = None  # not of these data's neurons: a file edited or brought from elsewhere
-    if fitted is None:
-        fitted = fit_smoothing(data, widths, alpha, progress)
-        if kept is not None:
-            keep_fitted(kept, key, fitted)
+    in_file = read_fitted(kept, key) if kept is not None else None
+    if in_file is not None and in_file["weights"].shape != (data.n_heldin + 1, data.heldout.sum()):
+        in_file = None  # not of these data's neurons: a file edited or brought from elsewhere
+    fitted = in_file or _FITTED.get(key) or fit_smoothing(data, widths, alpha, progress)
+    if kept is not None and in_file is None:
+        keep_fitted(kept, key, fitted)
+    _FITTED[key] = fitted
+    while len(_FITTED) > REMEMBERED:
+        del _FITTED[next(iter(_FITTED))]
     heldin_rates, heldout_rates = smoothing_rates(data, fitted["width"], fitted["weights"])
     rates = np.empty((data.n_trials, data.n_observed, data.n_neurons), dtype=np.float64)
     rates[..., data.heldin], rates[..., data.heldout] = heldin_rates, heldout_rates
