@@ -719,12 +719,13 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     for name, (view, mine) in views.items():
         trials = mine if loaded is None else new_trials(loaded, mine.heldout,
                                                         mine.extra.get("unit_ids"))
+        its_own = trials is mine  # (the fill below gives a copy where it fills some counts)
         pyro.set_rng_seed(config.seed)  # (the fill's draws, then the output's, each seeded)
         trials = fill_missing_counts(view.to(device), trials, mine, device, progress=progress)
         if "nlb" in trials.extra:
             from pyrolf.data.nlb import with_behavior  # nlb_tools, pynwb, pandas: NLB data only
 
-            kept = None if isinstance(run, FitResult) or trials is not own else (
+            kept = None if isinstance(run, FitResult) or not its_own or mine is not own else (
                 Path(run) / RunFolder.TARGETS)
             trials = with_behavior(trials, kept)
         pyro.set_rng_seed(config.seed)
@@ -733,7 +734,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
         dataset.attrs.update(record)
         if isinstance(data, str):
             dataset.attrs["source"] = str(data_file(data).absolute()) if data_file(data) else data
-        elif trials is mine and files:
+        elif its_own and files:
             dataset.attrs["source"] = files[name] if name is not None else config.data
         if name is not None:
             dataset.attrs["session"] = name

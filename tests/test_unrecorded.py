@@ -202,6 +202,7 @@ def test_a_spike_file_with_counts_not_recorded_is_fitted_scored_and_diagnosed(ho
     np.testing.assert_array_equal(inferred["recorded"].values,
                                   ~np.isnan(holed[inferred["trial"].values]))
     assert np.isfinite(inferred["rates"].values).all()
+    assert inferred.attrs["source"] == str(path)  # the file, as where all were recorded
 
 
 def test_a_unit_recorded_in_no_training_trial_is_refused_in_one_line_naming_it(holed_data):
