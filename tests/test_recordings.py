@@ -1068,6 +1068,23 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
     assert "(a pause in the recording?)" not in err  # (a guess, where the file does not say)
 
 
+def test_obs_intervals_not_in_seconds_are_named_not_cut_into_a_thousand_fold_windows(tmp_path):
+    """One unit's obs_intervals in ms made a 5 s continuous recording 5000 s long: a thousand
+    times the windows, 4 GB and no epoch in minutes, without a word (found by a hostile
+    walkthrough); trials and continuous recordings alike, it is one line naming the unit."""
+    path = write_nwb(tmp_path / "ms.nwb", [{**TWO_UNITS[0], "obs_intervals": [[0.0, 5.0]]},
+                                           {**TWO_UNITS[1], "obs_intervals": [[0.0, 5000.0]]}])
+    for options in ({"window": "0,0.8"}, {"continuous": True, "chop_s": 0.5, "overlap_s": 0.0}):
+        with pytest.raises(DataError, match=r"ms.nwb: the obs_intervals of the units with ids 1 "
+                                            r"reach from 0 to 5000 s, far beyond the spikes "
+                                            r"\(0.05 to 4.95 s\); are they in seconds\?"):
+            load(path, **options)
+    # intervals a little past the spikes (a quiet end of the recording) are no such thing
+    quiet = write_nwb(tmp_path / "quiet.nwb", [{**TWO_UNITS[0], "obs_intervals": [[0.0, 9.0]]},
+                                               {**TWO_UNITS[1], "obs_intervals": [[0.0, 9.0]]}])
+    assert load(quiet, continuous=True, chop_s=0.5, overlap_s=0.0).n_trials == 18
+
+
 def test_a_stray_spike_or_times_in_samples_are_named_not_fitted_blindly(tmp_path, monkeypatch,
                                                                          capsys):
     """One unit's spike long after the others set a continuous recording's span: most windows

@@ -23,6 +23,9 @@ from pyrolf.data.spikes import DataError, MissingBehavior
 from pyrolf.messages import few_ids, note
 
 CHUNK = 1 << 22  # spike times read at a time when scanning the whole column
+#: obs_intervals spanning more than this many times the time the spikes span are taken to be in
+#: other units than seconds (ms, samples): such a span would be cut into that many more windows
+FAR_SPAN = 10
 
 
 @contextmanager
@@ -99,19 +102,27 @@ class NWBSource:
         times = np.asarray(self._times[first:self._ends[unit]], dtype=np.float64)
         return np.sort(times[np.isfinite(times)])
 
-    def unit_intervals(self, units: np.ndarray) -> list[np.ndarray] | None:
-        """Each unit's ``obs_intervals`` ``(intervals, 2)`` s, of the units at positions
-        ``units``, those that are no number or stop before they start left out (the latter
-        with a note); ``None`` where the Units table has no such column or none of these units
-        has a number in it (some converters write NaN for intervals not known)."""
+    def _intervals(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every ``obs_intervals`` row ``(rows, 2)`` s and the position of its unit ``(rows,)``;
+        ``None`` where the Units table has no such column."""
         if "obs_intervals" not in self._units.colnames:
             return None
         intervals = np.asarray(self._units.obs_intervals.data[:], dtype=np.float64).reshape(-1, 2)
         index = self._units["obs_intervals"]
         ends = (np.asarray(index.data[:], dtype=np.int64) if isinstance(index, VectorIndex)
                 else np.arange(1, self.n_units + 1))  # (one interval per unit, not ragged)
-        starts = np.concatenate([[0], ends[:-1]])
-        own = [intervals[starts[unit]:ends[unit]] for unit in units]
+        return intervals, np.searchsorted(ends, np.arange(len(intervals)), side="right")
+
+    def unit_intervals(self, units: np.ndarray) -> list[np.ndarray] | None:
+        """Each unit's ``obs_intervals`` ``(intervals, 2)`` s, of the units at positions
+        ``units``, those that are no number or stop before they start left out (the latter
+        with a note); ``None`` where the Units table has no such column or none of these units
+        has a number in it (some converters write NaN for intervals not known)."""
+        rows = self._intervals()
+        if rows is None:
+            return None
+        intervals, owners = rows
+        own = [intervals[owners == unit] for unit in units]
         own = [each[np.isfinite(each).all(axis=1)] for each in own]
         backwards = [unit for unit, each in zip(units, own) if (each[:, 0] > each[:, 1]).any()]
         if backwards:
@@ -126,10 +137,11 @@ class NWBSource:
         true; spike times outside them are noted), else the first and last spike time of the
         units at positions ``units`` (default all). The spike times are read in chunks; those
         that are no number are noted, naming their units, and left out."""
-        observed = None
-        if "obs_intervals" in self._units.colnames:
-            intervals = np.asarray(self._units.obs_intervals.data[:], dtype=np.float64)
-            intervals = intervals[np.isfinite(intervals).all(axis=-1)] if intervals.size else []
+        observed, intervals = None, self._intervals()
+        if intervals is not None:
+            intervals, owners = intervals
+            finite = np.isfinite(intervals).all(axis=-1)
+            intervals, owners = intervals[finite], owners[finite]
             if len(intervals):
                 observed = float(intervals.min()), float(intervals.max())
         first, last, broken, outside = np.inf, -np.inf, [], 0
@@ -151,6 +163,7 @@ class NWBSource:
             raise DataError(f"the Units table of {self.path} has no spike time that is a number; "
                             "fix the file")
         if observed is not None:
+            _check_seconds(self.path, intervals, self.unit_ids[owners], first, last)
             if outside:
                 note(f"{outside} spike times of {self.path.name} lie outside its units' "
                      f"obs_intervals ({observed[0]:.3f} to {observed[1]:.3f} s), the time "
@@ -239,6 +252,26 @@ class NWBSource:
                                 "a list per trial; give a column with one value per trial")
             self._columns[name] = _plain(column.data[:])
         return self._columns[name]
+
+
+def _check_seconds(path: Path, intervals: np.ndarray, ids: np.ndarray, first: float,
+                   last: float) -> None:
+    """Refuse ``obs_intervals`` (``intervals`` ``(rows, 2)`` s, of the units ``ids``) that span
+    over :data:`FAR_SPAN` times what the spikes span (``first`` to ``last`` s), naming the units
+    whose intervals reach more than that span beyond the spikes.
+
+    Raises:
+        DataError: one line, asking for seconds.
+    """
+    length = max(last - first, 1.0)
+    if intervals.max() - intervals.min() <= FAR_SPAN * length:
+        return
+    far = (intervals[:, 1] > last + length) | (intervals[:, 0] < first - length)
+    raise DataError(f"{path.name}: the obs_intervals of the units with "
+                    f"{few_ids(np.unique(ids[far]).tolist())} reach from "
+                    f"{intervals[far].min():g} to {intervals[far].max():g} s, far beyond the "
+                    f"spikes ({first:g} to {last:g} s); are they in seconds? give obs_intervals "
+                    "in seconds, in the spikes' time base")
 
 
 def _first_electrodes(units):
