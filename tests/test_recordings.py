@@ -1206,7 +1206,7 @@ def test_a_large_heldout_fraction_still_keeps_one_unit_held_in(files):
 
 
 def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_infers(
-        monkeypatch):
+        monkeypatch, capsys):
     """The fill starts from the unit's mean count per bin in the run's train trials; each pass
     then gives it the rates the run infers from the trials as filled so far; the counts there
     are untouched, a held-in count not recorded is filled alike, and a missing held-out unit,
@@ -1258,6 +1258,13 @@ def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_
                                        only=np.array([0, 2]))
     assert passed == [[2], [2]] and some.spikes[2, 0, 1] == 1.0
     assert np.isnan(some.spikes[1, 3:, 2]).all()  # trial 1: not chosen
+    # a trial with fewer than half its held-in counts recorded is named: its rates are mostly
+    # predictions (the data hold most units, so they are not refused)
+    assert "fewer than 50%" not in capsys.readouterr().err  # (a third of trial 2's, at most)
+    holed[2, :, 1:3] = np.nan  # trial 2: held-in units 1 and 2 lost, 0 recorded
+    missing.fill_missing_counts(None, dataclasses.replace(trials, spikes=holed), run)
+    assert ("in 1 of the 3 trials fewer than 50% of the held-in counts were recorded (trials 2): "
+            "what the encoder reads there is mostly filled") in capsys.readouterr().err
 
 
 def test_binned_new_trials_are_read_by_a_run_of_a_recording_as_a_binned_session_is(

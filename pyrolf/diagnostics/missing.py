@@ -19,7 +19,7 @@ import numpy as np
 from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.evaluation.metrics import recorded_mean
 from pyrolf.evaluation.report import model_rates
-from pyrolf.messages import few_ids
+from pyrolf.messages import few_ids, note
 
 #: passes of inference that refine the fill after the PSTH start
 PASSES = 2
@@ -52,6 +52,7 @@ def fill_missing_counts(flow, trials: SpikeData, run: SpikeData, device: str = "
     rows = np.flatnonzero(filled.any(axis=(1, 2)))
     if not len(rows):
         return trials
+    note_mostly_filled(trials, filled, rows)
     spikes = trials.spikes.astype(np.float32)  # (a copy)
     # each unit's mean count per bin over the run's train trials, (time, neurons); a bin no train
     # trial recorded: the unit's mean over the others
@@ -67,6 +68,25 @@ def fill_missing_counts(flow, trials: SpikeData, run: SpikeData, device: str = "
         spikes[rows] = np.where(filled[rows], rates, spikes[rows])
     return dataclasses.replace(trials, spikes=spikes,
                                extra={**trials.extra, "unrecorded": unknown})
+
+
+def note_mostly_filled(trials: SpikeData, filled: np.ndarray, rows: np.ndarray) -> None:
+    """A note naming the trials of ``rows`` in which fewer than :data:`LEAST_HELD_IN` of the
+    held-in counts of the observed bins were recorded (``filled`` ``(trials, time, neurons)``
+    marks the others): what the encoder reads of them is mostly the fill, so their rates are
+    mostly the run's predictions. (Data lacking that many held-in units throughout are refused:
+    :func:`check_enough_held_in`.)"""
+    held_in = filled[rows][:, :trials.n_observed][..., trials.heldin]
+    mostly = rows[held_in.mean(axis=(1, 2)) > 1 - LEAST_HELD_IN]
+    if len(mostly):
+        from pyrolf.diagnostics.export import trial_ids
+
+        what = "windows" if "chop" in trials.extra else "trials"
+        note(f"in {len(mostly)} of the {trials.n_trials} {what} fewer than "
+             f"{LEAST_HELD_IN:.0%} of the held-in counts were recorded "
+             f"({few_ids(trial_ids(trials)[mostly].tolist(), word=what)}): what the encoder "
+             "reads there is mostly filled, so their rates are mostly the run's predictions "
+             "(recorded says which counts were data)")
 
 
 def enough_held_in(ids: np.ndarray, run: SpikeData) -> bool:
