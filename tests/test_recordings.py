@@ -1046,6 +1046,14 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
     unknown = load(write_nwb(tmp_path / "unknown.nwb", [
         {**unit, "obs_intervals": [[np.nan, np.nan]]} for unit in TWO_UNITS]), window="0,0.8")
     assert unknown.n_trials == 5 and not np.isnan(unknown.spikes).any()
+    # so is one unit's: recorded throughout, with a note (it was recorded in no bin, its spikes
+    # thrown away, and refused as "no count recorded", found by a walkthrough)
+    one = load(write_nwb(tmp_path / "one_unknown.nwb", [
+        {**TWO_UNITS[0], "obs_intervals": [[0.0, 2.5]]},
+        {**TWO_UNITS[1], "obs_intervals": [[np.nan, np.nan]]}]), window="0,0.8")
+    assert not np.isnan(one.spikes[..., 1]).any() and np.isnan(one.spikes[3:, :, 0]).all()
+    assert ("one_unknown.nwb: the obs_intervals of the units with ids 1 are no number (NaN: not "
+            "known); they are read as recorded throughout") in capsys.readouterr().err
     # one that stops before it starts is left out, and said
     backwards = load(write_nwb(tmp_path / "backwards.nwb", [
         {**TWO_UNITS[0], "obs_intervals": [[0.0, 5.0]]},

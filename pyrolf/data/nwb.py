@@ -116,14 +116,25 @@ class NWBSource:
     def unit_intervals(self, units: np.ndarray) -> list[np.ndarray] | None:
         """Each unit's ``obs_intervals`` ``(intervals, 2)`` s, of the units at positions
         ``units``, those that are no number or stop before they start left out (the latter
-        with a note); ``None`` where the Units table has no such column or none of these units
-        has a number in it (some converters write NaN for intervals not known)."""
+        with a note); a unit whose intervals are all no number (some converters write NaN for
+        intervals not known) is read as recorded throughout, as a file without them is, with a
+        note; ``None`` where the Units table has no such column or none of these units has a
+        number in it."""
         rows = self._intervals()
         if rows is None:
             return None
         intervals, owners = rows
         own = [intervals[owners == unit] for unit in units]
-        own = [each[np.isfinite(each).all(axis=1)] for each in own]
+        unknown = [bool(len(each)) and not np.isfinite(each).all(axis=1).any() for each in own]
+        own = [np.array([[-np.inf, np.inf]]) if unsaid else each[np.isfinite(each).all(axis=1)]
+               for unsaid, each in zip(unknown, own)]
+        if all(unknown):
+            return None
+        if any(unknown):
+            note(f"{self.path.name}: the obs_intervals of the units with "
+                 f"{few_ids(self.unit_ids[np.asarray(units)[unknown]].tolist())} are no number "
+                 "(NaN: not known); they are read as recorded throughout, as units of a file "
+                 "without obs_intervals are")
         backwards = [unit for unit, each in zip(units, own) if (each[:, 0] > each[:, 1]).any()]
         if backwards:
             note(f"{self.path.name}: obs_intervals that stop before they start are left out, "
@@ -137,10 +148,12 @@ class NWBSource:
         true; spike times outside them are noted), else the first and last spike time of the
         units at positions ``units`` (default all). The spike times are read in chunks; those
         that are no number are noted, naming their units, and left out."""
-        observed, intervals = None, self._intervals()
+        observed, intervals, unknown = None, self._intervals(), False
         if intervals is not None:
             intervals, owners = intervals
             finite = np.isfinite(intervals).all(axis=-1)
+            # a unit whose intervals are all NaN is recorded throughout (unit_intervals)
+            unknown = len(np.setdiff1d(owners, owners[finite])) > 0
             intervals, owners = intervals[finite], owners[finite]
             if len(intervals):
                 observed = float(intervals.min()), float(intervals.max())
@@ -164,6 +177,8 @@ class NWBSource:
                             "fix the file")
         if observed is not None:
             _check_seconds(self.path, intervals, self.unit_ids[owners], first, last)
+            if unknown:  # (so every spike is in the time recorded)
+                observed, outside = (min(observed[0], first), max(observed[1], last)), 0
             if outside:
                 note(f"{outside} spike times of {self.path.name} lie outside its units' "
                      f"obs_intervals ({observed[0]:.3f} to {observed[1]:.3f} s), the time "
