@@ -1087,6 +1087,14 @@ def test_obs_intervals_not_in_seconds_are_named_not_cut_into_a_thousand_fold_win
                                             r"reach from 0 to 5000 s, far beyond the spikes "
                                             r"\(0.05 to 4.95 s\); are they in seconds\?"):
             load(path, **options)
+    # intervals that end before the trials: they, not the times, are named as what the trials
+    # leave (the advice was only to give times in seconds, found by a walkthrough)
+    short = write_nwb(tmp_path / "short.nwb", [{**unit, "obs_intervals": [[0.0, 0.1]]}
+                                               for unit in TWO_UNITS])
+    with pytest.raises(DataError, match=r"leaves the recording \(0.000 to 0.100 s, its units' "
+                                        r"obs_intervals\): .* in the spikes' time base, or "
+                                        r"obs_intervals that cover the trials"):
+        load(short, window="0,0.8")
     # intervals a little past the spikes (a quiet end of the recording) are no such thing
     quiet = write_nwb(tmp_path / "quiet.nwb", [{**TWO_UNITS[0], "obs_intervals": [[0.0, 9.0]]},
                                                {**TWO_UNITS[1], "obs_intervals": [[0.0, 9.0]]}])

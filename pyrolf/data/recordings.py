@@ -338,15 +338,18 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
             note(f"{path.name}: {int(partly.sum())} of the trials kept lie partly in a pause of "
                  f"the recording ({few_ids(rows[partly], word='rows')}): no unit's obs_intervals "
                  "cover some of their bins, whose counts are unknown (NaN) for every unit")
+    recording = (f"the recording ({first:.3f} to {last:.3f} s"
+                 + (", its units' obs_intervals)" if intervals is not None else ")"))
     if not inside.any():
         raise DataError(f"every trial's window ({window[0]:g} to {window[1]:g} s around "
-                        f"{config.align}) leaves the recording ({first:.3f} to {last:.3f} s): "
-                        f"{config.align} holds {', '.join(f'{t:g}' for t in align[rows][:3])}, "
-                        "...; give a column of times in seconds, in the spikes' time base")
+                        f"{config.align}) leaves {recording}: {config.align} holds "
+                        f"{', '.join(f'{t:g}' for t in align[rows][:3])}, ...; give a column of "
+                        "times in seconds, in the spikes' time base"
+                        + (", or obs_intervals that cover the trials" if intervals is not None
+                           else ""))
     left = few_ids(rows[~inside & ~paused], word="rows")
     dropped = [f"{outside} of {len(rows)} trials dropped ({left}): their window ({window[0]:g} "
-               f"to {window[1]:g} s around {config.align}) leaves the recording ({first:.3f} to "
-               f"{last:.3f} s)"] if outside else []
+               f"to {window[1]:g} s around {config.align}) leaves {recording}"] if outside else []
     if paused.any():
         dropped.append(f"{int(paused.sum())} of {len(rows)} trials dropped "
                        f"({few_ids(rows[paused], word='rows')}): their window falls wholly in a "
