@@ -93,13 +93,13 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
         return _train(Trainer(flow, data, config), run, progress)
 
 
-def _checked(data, forward_bins: int):
+def _checked(data, forward_bins: int, one_of: int = 1):
     """``data`` (a :class:`SpikeData` or :class:`Sessions`) checked, each session with
-    ``forward_bins`` forward bins (see :func:`fit`)."""
+    ``forward_bins`` forward bins (see :func:`fit`); ``one_of``: of how many sessions."""
     if isinstance(data, Sessions):
-        return gather_sessions({name: _checked(own, forward_bins)
+        return gather_sessions({name: _checked(own, forward_bins, len(data.sessions))
                                 for name, own in data.sessions.items()})
-    data = check_data(data, f"the data ({getattr(data, 'name', 'given')})")
+    data = check_data(data, f"the data ({getattr(data, 'name', 'given')})", one_of)
     if forward_bins and data.n_forward != forward_bins:
         if data.n_forward:
             raise DataError(f"{data.name} has {data.n_forward} forward bins but the settings ask "

@@ -71,6 +71,21 @@ def test_sessions_keep_their_own_counts_and_lay_their_neurons_side_by_side(two):
         two.neurons("c")
 
 
+def test_a_unit_to_leave_out_of_one_session_is_said_to_leave_every_session():
+    """--units-where applies to every session: following the advice dropped a healthy unit of
+    the same id from the other session without a word (found by a walkthrough)."""
+    ids = {"extra": {"unit_ids": np.arange(100, 106)}}
+    a, b = counts(0, 10, 6, **ids), counts(1, 10, 6, **ids)
+    b.spikes[:, :, 1] = np.nan  # unit 101 of b recorded in no trial
+    with pytest.raises(DataError, match=r"the data \(spikes\): unit 101 has no count recorded .* "
+                                        r"--units-where id!=101 \(which leaves it out of every "
+                                        r"session: where another session has a unit of this id, "
+                                        r"leave it out of this session's file instead\)"):
+        pyrolf.fit(gather_sessions({"a": a, "b": b}), Config(epochs=1), progress=False)
+    with pytest.raises(DataError, match=r"--units-where id!=101$"):  # one session: as it was
+        pyrolf.fit(b, Config(epochs=1), progress=False)
+
+
 def test_session_names_are_file_stems_made_unique():
     assert session_names(["x/a.nwb", "y/a.npz", "b.h5", "z/a.nwb"]) == ["a", "a-2", "b", "a-3"]
 

@@ -88,14 +88,15 @@ def same_counts(recorded: dict, fingerprint: dict) -> bool:
     return same_data({key: recorded[key] for key in ("shapes", "sha256")}, fingerprint)
 
 
-def check_data(data: SpikeData, where: str = "the data") -> SpikeData:
+def check_data(data: SpikeData, where: str = "the data", one_of: int = 1) -> SpikeData:
     """``data`` checked as a spike file's arrays are (:func:`load_spike_file`), with its splits
     and forward bins: ``spikes`` ``(trials, time, neurons)`` whole, finite, non-negative counts
     (made float32), ``heldout`` one flag per neuron holding some out and some in (made bool),
     ``rates`` and ``conditions`` of their shapes, ``splits`` ``train``, ``valid`` and ``test``,
     each of trial indices in range, none empty, no trial in two, ``n_forward`` below the bins,
     and every neuron recorded (not NaN) somewhere in the training trials. ``where`` names the
-    data in the messages.
+    data in the messages; ``one_of``: of how many sessions they are one (the advice that leaves
+    a unit out says it leaves it out of every session).
 
     Raises:
         DataError: one line, on what is wrong and what to give.
@@ -129,6 +130,10 @@ def check_data(data: SpikeData, where: str = "the data") -> SpikeData:
         them, word = ("them" if many else "it"), ("unit" if named else "neuron") + "s" * many
         how = ("--units-where id!=" + ",".join(map(str, ids)) if named
                else f"leave {them} out of the file")
+        if named and one_of > 1:
+            how += (f" (which leaves {them} out of every session: where another session has a "
+                    f"unit of {'these ids' if many else 'this id'}, leave {them} out of this "
+                    "session's file instead)")
         raise DataError(f"{where}: {few_ids(ids, word=word)} {'have' if many else 'has'} no "
                         f"count recorded in the {len(splits['train'])} training trials (NaN "
                         f"throughout: not recorded there), so nothing to fit {them} on; {how}")
