@@ -709,6 +709,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     device = device or config.device
     check_device(device)
     views = _session_views(flow, own, session, required=data is not None)
+    _check_session_file(data, session, files)
     if isinstance(data, str) and not (data == config.data and isinstance(own, SpikeData)
                                       and trials_where is None):
         if trials_where is not None:
@@ -740,6 +741,18 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
             dataset.attrs["session"] = name
         inferred[name] = trials, dataset
     return flow, inferred
+
+
+def _check_session_file(data, session: str | None, files: dict) -> None:
+    """Refuse ``data``, a file given to infer as ``session``'s trials, where it is the file of
+    another of the run's sessions (``files``, by name): its units would be read as ``session``'s
+    by id."""
+    path = data_file(data) if isinstance(data, str) and session is not None else None
+    for name, own in files.items():
+        if path is not None and name != session and Path(own).resolve() == path.resolve():
+            raise ConfigError(f"{data} is the file of the run's session {name}, not of "
+                              f"{session}: its units would be read as {session}'s; give "
+                              f"--session {name}")
 
 
 def _fitted_on(run: RunFolder, data: SpikeData) -> bool:

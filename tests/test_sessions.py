@@ -417,6 +417,11 @@ def test_a_run_of_two_sessions_fits_resumes_scores_infers_and_diagnoses_each(
         np.testing.assert_array_equal(anew["rates"].values, own["b"]["rates"].values)
     for dataset in own.values():
         dataset.close()
+    # another session's file is not read as b's (its units matched to b's by id)
+    code, _, err = run_cli(["infer", run, "--data", recordings["a"], "--session", "b",
+                            "--out", tmp_path / "a-as-b.nc", "--quiet"], monkeypatch, capsys)
+    assert_one_line_error(code, err, f"{recordings['a']} is the file of the run's session a, "
+                                     "not of b: its units would be read as b's; give --session a")
 
     code, _, err = run_cli(["diagnose", run, "--samples", "25", "--quiet"], monkeypatch, capsys)
     assert_one_line_error(code, err, "give --session NAME")
