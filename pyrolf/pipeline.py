@@ -15,13 +15,13 @@ import torch
 
 from pyrolf.caller_state import keeps_caller_state
 from pyrolf.config import NLB_OPTIONS, Config, ConfigError
-from pyrolf.data import (CUTTING, DANDISETS, SpikeData, data_file, hold_forward_bins,
-                         load_config_data, session_files)
+from pyrolf.data import (CUTTING, DANDISETS, TRIAL_OPTIONS, SpikeData, data_file,
+                         hold_forward_bins, load_config_data, session_files)
 from pyrolf.data.files import check_data, check_trials, same_data, spikes_fingerprint
 from pyrolf.data.recordings import open_source, recording_format
 from pyrolf.data.sessions import (Sessions, gather_sessions, session_data, session_list,
                                   shared_bin_size)
-from pyrolf.data.spikes import DataError, MissingBehavior
+from pyrolf.data.spikes import DataError, MissingBehavior, NoTrialsTable
 from pyrolf.evaluation.collapse import collapse_finding, collapse_warning
 from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, model_rates, prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
@@ -809,6 +809,11 @@ def _new_data(config: Config, data: str, runs: list[SpikeData], chosen: bool = F
         except MissingBehavior as missing:
             note(f"{missing}; inferring without it (no `behavior` in the output)")
             loaded = load_config_data(as_run.replace(behavior=None, behavior_lag_ms=0))
+    except NoTrialsTable:
+        raise DataError(f"{data} has no trials table, but the run was fitted on trials cut by "
+                        f"its settings ({', '.join(as_run.changed(TRIAL_OPTIONS))}): it infers "
+                        "trials alike; fit a run on the file as a continuous recording (--chop) "
+                        "to infer it") from None
     except DataError as error:
         if binned or chosen and str(error).startswith("--trials-where"):
             raise  # (a binned file's errors are of its counts: the run's settings do not cut it)

@@ -1305,6 +1305,12 @@ def test_binned_new_trials_are_read_by_a_run_of_a_recording_as_a_binned_session_
                             tmp_path / "binned.nc"], monkeypatch, capsys)
     assert_one_line_error(code, err, "every entry of `spikes` is NaN (not recorded)")
     assert "run's settings" not in err  # (no setting of the run's cuts a binned file)
+    # a recording without trials: not "leave the settings out" (infer cannot), but what to do
+    code, _, err = run_cli(["infer", run, "--data", files["continuous"], "--out",
+                            tmp_path / "cont.nc"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "has no trials table, but the run was fitted on trials cut "
+                                     "by its settings (align, window", "fit a run on the file as "
+                                     "a continuous recording (--chop) to infer it")
     code, _, err = run_cli(["infer", run, "--data", files["nwb"], "--trials-where",
                             "outcome=nope", "--out", tmp_path / "no.nc"], monkeypatch, capsys)
     assert_one_line_error(code, err, "--trials-where outcome=nope keeps no trial")

@@ -84,7 +84,7 @@ import numpy as np
 from pyrolf.data import where
 from pyrolf.data.chop import chop
 from pyrolf.data.files import UNRECORDED_READ, check_file, heldout_and_splits
-from pyrolf.data.spikes import DataError, MissingBehavior, SpikeData
+from pyrolf.data.spikes import DataError, MissingBehavior, NoTrialsTable, SpikeData
 from pyrolf.memory import available_memory
 from pyrolf.messages import few_ids, note
 
@@ -136,7 +136,7 @@ def load_recording(path: Path, config) -> SpikeData:
         units = _units(source, config)
         continuous = config.continuous or source.trial_columns is None
         if continuous and config.changed(TRIAL_OPTIONS):
-            raise DataError(f"{path} has no trials table, so "
+            raise NoTrialsTable(f"{path} has no trials table, so "
                             f"{', '.join(config.changed(TRIAL_OPTIONS))} cannot apply; leave "
                             "them out to fit it as a continuous recording")
         # the series first: a file without it is said before anything is cut (and noted)

@@ -15,6 +15,10 @@ class MissingBehavior(DataError):
     """A recording lacks the behavioural series asked for (``--behavior``)."""
 
 
+class NoTrialsTable(DataError):
+    """A recording without trials is asked to be cut into trials (``--align``, ``--window``)."""
+
+
 class HeldOut:
     """The held-in neurons of data whose ``heldout`` ``(neurons,)`` bool flags the neurons never
     shown to the encoder."""
