@@ -100,6 +100,7 @@ def download(name, folder):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def evaluate(run_dir, quiet):
     """Recompute metrics.json of RUN_DIR from its saved weights."""
+    RunFolder.open(run_dir)  # (a wrong folder is said before torch, Pyro and the data load)
     from pyrolf import pipeline  # torch, Pyro: when the command runs
 
     _print_metrics(pipeline.evaluate_run(run_dir, progress=not quiet), run_dir)
@@ -123,7 +124,8 @@ def diagnose(run_dir, samples, trials, session, quiet):
     """Posterior diagnostics of RUN_DIR: posterior.nc (ArviZ), diagnostics.json (Pareto k-hat,
     ELBO, IWELBO, posterior predictive coverage) and PNG figures."""
     trials = _parse_trials(trials)
-    from pyrolf import pipeline  # torch, Pyro: once the options are checked
+    RunFolder.open(run_dir).check_session(session, required=True)
+    from pyrolf import pipeline  # torch, Pyro: once the options and the folder are checked
 
     options = {} if samples is None else {"samples": samples}
     report = pipeline.diagnose_run(run_dir, trials=trials, progress=not quiet, session=session,
@@ -161,7 +163,8 @@ def infer(run_dir, data, samples, out, device, session, trials_where, quiet):
     intervals of z, v, the inferred inputs and the rates, with trial indices, splits and
     conditions), and the modes and fixed points of the learned dynamics: dynamics.json and
     spectrum.png."""
-    from pyrolf import pipeline  # torch, Pyro: when the command runs
+    RunFolder.open(run_dir).check_session(session, required=data is not None)
+    from pyrolf import pipeline  # torch, Pyro: once the folder and the session are checked
     from pyrolf.dynamics.fixed_points import summary
 
     options = {} if samples is None else {"samples": samples}

@@ -19,7 +19,7 @@ from pyrolf.data import (CUTTING, DANDISETS, TRIAL_OPTIONS, SpikeData, data_file
                          hold_forward_bins, load_config_data, session_files)
 from pyrolf.data.files import check_data, check_trials, same_data, spikes_fingerprint
 from pyrolf.data.recordings import open_source, recording_format
-from pyrolf.data.sessions import (Sessions, gather_sessions, session_data, session_list,
+from pyrolf.data.sessions import (Sessions, check_session, gather_sessions, session_list,
                                   shared_bin_size)
 from pyrolf.data.spikes import DataError, MissingBehavior, NoTrialsTable
 from pyrolf.evaluation.collapse import collapse_finding, collapse_warning
@@ -766,11 +766,8 @@ def _session_views(flow, own: SpikeData | Sessions, session: str | None,
     """:func:`~pyrolf.models.sessions.session_views` of the sessions asked for (all, or
     ``session``; ``required``: one must be named), or ``{None: (flow, own)}`` for a run of one
     session (then ``session`` must be ``None``)."""
-    if session is not None:
-        session_data(own, session)  # the one-line errors: a run of one session, a wrong name
-    elif required and isinstance(own, Sessions):
-        raise ConfigError(f"the run was fitted to the sessions {', '.join(own.sessions)}; give "
-                          "--session NAME to say which")
+    check_session(list(own.sessions) if isinstance(own, Sessions) else [own.name], session,
+                  required)
     return session_views(flow, own, None if session is None else [session])
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import data_file, session_files
 from pyrolf.data.files import fingerprint, same_counts, same_data
+from pyrolf.data.sessions import check_session
 from pyrolf.messages import note
 
 LOCK_POLL_S = 0.1  # how often a lock that waits tries again
@@ -151,6 +152,15 @@ class RunFolder:
                                f"its settings; start it again with 'pyrolf fit --out {run.path}'")
             raise RunError(f"{run.path} has no {cls.CONFIG}; it is not a pyrolf run folder")
         return run
+
+    def check_session(self, session: str | None, required: bool = False) -> "RunFolder":
+        """The run folder, ``session`` checked against the names of the sessions its
+        ``config.json`` fits (:func:`~pyrolf.data.sessions.check_session`): a command answers a
+        wrong name before reading any data."""
+        config = self.config()
+        check_session(list(session_files(config)) if config.sessions
+                      else [Path(config.data).stem], session, required)
+        return self
 
     @contextmanager
     def locked(self, wait_s: float = 0.0) -> Iterator["RunFolder"]:

@@ -266,7 +266,8 @@ def test_a_resume_names_what_was_made_from_other_weights_and_the_commands_to_rem
 def test_evaluate_scores_the_smoothing_baseline_from_the_fits_the_run_keeps(run, monkeypatch,
                                                                            capsys):
     """The fit keeps the baseline's GLMs in smoothing.npz: ``pyrolf evaluate`` fits none again
-    and gives the fit's scores; a run whose kept fits are gone makes them again."""
+    and gives the fit's scores; a run whose kept fits are gone keeps again those this process
+    remembers, and a new process makes them again."""
     from pyrolf.evaluation import smoothing
 
     expected = json.loads((run / "metrics.json").read_text())
@@ -278,10 +279,15 @@ def test_evaluate_scores_the_smoothing_baseline_from_the_fits_the_run_keeps(run,
     assert code == 0, err
     metrics = json.loads((run / "metrics.json").read_text())
     assert {key: metrics[key] for key in SCORES} == {key: expected[key] for key in SCORES}
-    (run / "smoothing.npz").unlink()
     fits = []
     monkeypatch.setattr(smoothing, "fit_poisson_glm",
                         lambda *args, **kwargs: fits.append(1) or real(*args, **kwargs))
+    (run / "smoothing.npz").unlink()
+    code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert code == 0, err
+    assert not fits and (run / "smoothing.npz").exists()  # remembered, kept again
+    (run / "smoothing.npz").unlink()
+    smoothing._FITTED.clear()  # (as a new process)
     code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
     assert code == 0, err
     assert fits and (run / "smoothing.npz").exists()

@@ -45,11 +45,36 @@ def test_importing_pyrolf_and_checking_settings_import_nothing_heavy(code):
     ["--help"], ["fit", "--help"], ["sweep", "--help"], ["infer", "--help"],
     ["fit", "--bogus"], ["fit", "--latent-dim", "7"], ["fit", "--potential", "nowhere"],
     ["diagnose", "somewhere", "--trials", "three"], ["sweep", "--trials", "0"],
+    # no run folder there: said before the data and the model load (10 s, found by a walkthrough)
+    ["infer", "/no/such/run"], ["diagnose", "/no/such/run"], ["evaluate", "/no/such/run"],
 ])
 def test_help_usage_errors_and_bad_settings_import_nothing_heavy(args):
     code = ("import sys\nfrom pyrolf.cli.main import main\n"
             f"sys.argv = ['pyrolf', *{args!r}]\ntry:\n    main()\nexcept SystemExit:\n    pass")
     assert heavy_imported(code) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["infer", "RUN", "--session", "c"], "no session 'c'; the run's sessions are a, b"),
+    (["infer", "RUN", "--data", "x.nwb"], "the run was fitted to the sessions a, b; give "
+                                          "--session NAME"),
+    (["diagnose", "RUN"], "give --session NAME"),
+])
+def test_a_wrong_session_is_said_before_anything_heavy_is_imported(args, message, tmp_path):
+    """Its names are in config.json: no data need load to refuse it."""
+    from pyrolf import Config
+    from pyrolf.runs import RunFolder
+
+    run = tmp_path / "run"
+    run.mkdir()
+    RunFolder(run).write_json(RunFolder.CONFIG, Config(data=str(tmp_path / "a.nwb"), sessions=[
+        str(tmp_path / "b.nwb")]).to_dict())
+    args = [str(run) if arg == "RUN" else arg for arg in args]
+    code = ("import sys\nfrom pyrolf.cli.main import main\n"
+            f"sys.argv = ['pyrolf', *{args!r}]\ntry:\n    main()\nexcept SystemExit:\n    pass")
+    assert heavy_imported(code) == []
+    answer = subprocess.run([PYROLF, *args], capture_output=True, text=True)
+    assert answer.returncode != 0 and message in answer.stderr, answer.stderr
 
 
 def test_help_lists_every_command_and_fit_help_every_option():

@@ -158,8 +158,28 @@ def session_data(data: Sessions | SpikeData, name: str) -> SpikeData:
         DataError: ``data`` is one session, or has no session of that name (the message lists
             them).
     """
-    if not isinstance(data, Sessions):
-        raise DataError(f"the run was fitted to one session ({data.name}); leave out --session")
-    if name not in data.sessions:
-        raise DataError(f"no session {name!r}; the run's sessions are {', '.join(data.sessions)}")
+    check_session(list(data.sessions) if isinstance(data, Sessions) else [data.name], name)
     return data.sessions[name]
+
+
+def check_session(names: list[str], session: str | None, required: bool = False) -> None:
+    """Refuse, in one line, ``session`` for a run of the sessions ``names`` (one: a run of one
+    session, so named): a name where the run has one session, a name it has not, or none
+    where one is ``required`` of several.
+
+    Raises:
+        DataError: a name for a run of one session, or not one of ``names``.
+        ConfigError: no name where one is ``required``.
+    """
+    if len(names) == 1:
+        if session is not None:
+            raise DataError(f"the run was fitted to one session ({names[0]}); leave out "
+                            "--session")
+    elif session is None:
+        if required:
+            from pyrolf.config import ConfigError
+
+            raise ConfigError(f"the run was fitted to the sessions {', '.join(names)}; give "
+                              "--session NAME to say which")
+    elif session not in names:
+        raise DataError(f"no session {session!r}; the run's sessions are {', '.join(names)}")
