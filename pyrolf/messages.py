@@ -38,6 +38,7 @@ def few_ids(ids, shown: int = 5, word: str = "ids") -> str:
     ids = list(ids)
     if not ids:
         return "none"
+    shown += len(ids) == shown + 1  # the last one, not "(and 1 more)"
     more = f" (and {len(ids) - shown} more)" if len(ids) > shown else ""
     return f"{word} " + ", ".join(map(str, ids[:shown])) + more
 

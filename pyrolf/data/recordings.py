@@ -590,8 +590,9 @@ def _note_unrecorded(path: Path, spikes: np.ndarray, unit_ids: np.ndarray, what:
     missed = (unrecorded & ~unrecorded.all(axis=2, keepdims=True)).any(axis=1).sum(axis=0)
     if missed.any():
         worst = np.argsort(-missed, kind="stable")[:(missed > 0).sum()]
-        shown = ", ".join(f"{unit_ids[unit]} ({missed[unit]})" for unit in worst[:5])
-        more = f" and {len(worst) - 5} more" if len(worst) > 5 else ""
+        named = 5 + (len(worst) == 6)  # (the sixth, not "and 1 more")
+        shown = ", ".join(f"{unit_ids[unit]} ({missed[unit]})" for unit in worst[:named])
+        more = f" and {len(worst) - named} more" if len(worst) > named else ""
         note(f"{path.name}: {len(worst)} {'unit is' if len(worst) == 1 else 'units are'} not "
              f"recorded throughout the {len(spikes)} {what} kept (their obs_intervals; ids, "
              f"with the {what} missed in part or whole: {shown}{more}): their counts there are "

@@ -86,10 +86,12 @@ def select_trials(data: SpikeData, trials=None) -> np.ndarray:
     pool = data.splits[split]
     blank = np.isnan(data.spikes[pool][:, :data.n_observed]).all(axis=(1, 2))
     if blank.any() and not isinstance(trials, (list, tuple, np.ndarray)):
-        note(f"{int(blank.sum())} of the {len(pool)} {split} trials hold no count recorded (a "
-             f"pause in the recording: {few_ids(trial_ids(data)[pool[blank]], word='trials')}), "
-             "nothing to check the draws against: left out (name them with --trials to draw "
-             "them)")
+        what = "windows" if "chop" in data.extra else "trials"
+        note(f"{int(blank.sum())} of the {len(pool)} {split} {what} hold no count recorded "
+             f"({few_ids(trial_ids(data)[pool[blank]], word=what)}"
+             + ("; a pause in the recording" if "unit_ids" in data.extra else "")
+             + "), nothing to check the draws against: left out (name them with --trials to "
+             "draw them)")
         pool = pool[~blank]
         if not len(pool):
             raise ConfigError(f"no {split} trial holds a count recorded; name trials to "
