@@ -188,6 +188,14 @@ def test_a_spike_file_with_counts_not_recorded_is_fitted_scored_and_diagnosed(ho
     assert f"1 of the {len(test)} test trials hold no count recorded" in capsys.readouterr().err
     for key in ("ppc_coverage_mean_rate", "ppc_coverage_fano", "ppc_coverage_psth"):
         assert 0 <= summary[key] <= 1, key
+    # ArviZ's plot_ppc, of the neurons recorded throughout the trials drawn, as README says
+    import arviz as az
+
+    idata = az.from_netcdf(tmp_path / "run" / "posterior.nc")
+    obs = idata.observed_data["spikes"]
+    complete = obs.neuron[~obs.isnull().any(("trial", "time")).values]
+    assert 0 < len(complete) < obs.sizes["neuron"]
+    az.plot_ppc(idata.sel(neuron=complete), num_pp_samples=5)
     named = [blank, *test[1:4]]
     pyrolf.diagnose_run(tmp_path / "run", samples=25, trials=named, progress=False)
     posterior = xr.open_dataset(tmp_path / "run" / "posterior.nc", group="log_likelihood")
@@ -196,13 +204,7 @@ def test_a_spike_file_with_counts_not_recorded_is_fitted_scored_and_diagnosed(ho
     observed = xr.open_dataset(tmp_path / "run" / "posterior.nc", group="observed_data")
     np.testing.assert_array_equal(np.isnan(observed["spikes"].values), np.isnan(holed[named]))
     assert "NaN where the unit was not recorded" in observed["spikes"].attrs["description"]
-    # ArviZ's plot_ppc, of the neurons recorded throughout the trials drawn, as README says
-    import arviz as az
 
-    idata = az.from_netcdf(tmp_path / "run" / "posterior.nc")
-    obs = idata.observed_data["spikes"]
-    az.plot_ppc(idata.sel(neuron=obs.neuron[~obs.isnull().any(("trial", "time")).values]),
-                num_pp_samples=5)
     assert json.loads((tmp_path / "run" / "diagnostics.json").read_text())["elbo"] is not None
     # inferred.nc says which rates stand where counts were recorded
     inferred = pyrolf.infer(tmp_path / "run", samples=3, progress=False)
