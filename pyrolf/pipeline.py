@@ -203,8 +203,8 @@ def _check_fits(flow, data: SpikeData) -> None:
     Python whose parts do not fit them (an encoder for other inputs, a decoder for other
     neurons, parts of other latent sizes), before a fit fails deep in Pyro."""
     trials = data.splits["train"][:2]
-    try:
-        rates = model_rates(flow, data, trials, samples=1)
+    try:  # (where the flow is: a flow built in Python may be on a GPU already)
+        rates = model_rates(flow, data, trials, 1, str(next(flow.parameters()).device))
     except (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"the flow built in Python does not fit the data ({first}); its encoder "
@@ -748,8 +748,10 @@ def _check_session_file(data, session: str | None, files: dict) -> None:
     another of the run's sessions (``files``, by name): its units would be read as ``session``'s
     by id."""
     path = data_file(data) if isinstance(data, str) and session is not None else None
+    if path is None:
+        return
     for name, own in files.items():
-        if path is not None and name != session and Path(own).resolve() == path.resolve():
+        if name != session and Path(own).resolve() == path.resolve():
             raise ConfigError(f"{data} is the file of the run's session {name}, not of "
                               f"{session}: its units would be read as {session}'s; give "
                               f"--session {name}")
