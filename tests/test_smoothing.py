@@ -221,10 +221,13 @@ def test_a_fit_this_process_made_is_not_made_again(lorenz, baseline, tmp_path, m
     key = smoothing.fitted_key(lorenz, WIDTHS, 0.01)
     assert smoothing.read_fitted(tmp_path / "smoothing.npz", key)["width"] == baseline["width"]
     monkeypatch.setattr(smoothing, "REMEMBERED", 2)
-    for alpha in (0.02, 0.03):  # two others since: the first is forgotten
-        smoothing_baseline(lorenz, widths=WIDTHS[:1], alpha=alpha)
+    smoothing_baseline(lorenz, widths=WIDTHS[:1], alpha=0.02)
+    smoothing_baseline(lorenz, widths=WIDTHS)  # used again: the latest
+    smoothing_baseline(lorenz, widths=WIDTHS[:1], alpha=0.03)  # the 0.02 one is forgotten
     smoothing_baseline(lorenz, widths=WIDTHS)
-    assert len(fits) == 4 and len(smoothing._FITTED) == 2
+    assert len(fits) == 3 and len(smoothing._FITTED) == 2
+    smoothing_baseline(lorenz, widths=WIDTHS[:1], alpha=0.02)
+    assert len(fits) == 4
 
 
 def test_a_damaged_kept_file_is_made_again(lorenz, baseline, tmp_path):

@@ -176,6 +176,7 @@ def smoothing_baseline(data: SpikeData, widths: tuple[float, ...] = DEFAULT_WIDT
     fitted = in_file or _FITTED.get(key) or fit_smoothing(data, widths, alpha, progress)
     if kept is not None and in_file is None:
         keep_fitted(kept, key, fitted)
+    _FITTED.pop(key, None)  # (now the latest)
     _FITTED[key] = fitted
     while len(_FITTED) > REMEMBERED:
         del _FITTED[next(iter(_FITTED))]
