@@ -206,6 +206,9 @@ def test_a_spike_file_with_counts_not_recorded_is_fitted_scored_and_diagnosed(ho
     assert "NaN where the unit was not recorded" in observed["spikes"].attrs["description"]
 
     assert json.loads((tmp_path / "run" / "diagnostics.json").read_text())["elbo"] is not None
+    # the blank trial alone: nothing for the checks to compare, and said (a null without a word)
+    alone = pyrolf.diagnose_run(tmp_path / "run", samples=25, trials=[blank], progress=False)
+    assert "the trials drawn hold no count recorded" in " ".join(alone["notes"])
     # inferred.nc says which rates stand where counts were recorded
     inferred = pyrolf.infer(tmp_path / "run", samples=3, progress=False)
     np.testing.assert_array_equal(inferred["recorded"].values,

@@ -248,6 +248,9 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     summary = {"trials": names.tolist(), "samples": samples,
                **importance_summary(draws.log_weights),
                **ppc_summary(counts, predictive, conditions), "notes": []}
+    if np.isnan(counts).all():
+        summary["notes"].append("the trials drawn hold no count recorded: the predictive checks "
+                                "have nothing to compare (their coverages are null)")
     if kl is None:
         summary["notes"].append(kl_note)
     else:
