@@ -199,21 +199,41 @@ def starting_flow(config: Config, data: SpikeData | Sessions, flow=None):
 
 
 def _check_fits(flow, data: SpikeData) -> None:
-    """Rates drawn for two training trials of ``data``, to refuse in one line a flow built in
-    Python whose parts do not fit them (an encoder for other inputs, a decoder for other
-    neurons, parts of other latent sizes), before a fit fails deep in Pyro."""
+    """Rates drawn for two training trials of ``data``, and their ELBO, to refuse in one line a
+    flow built in Python whose parts do not fit them (an encoder for other inputs, a decoder for
+    other neurons, a prior, guide or decoder of other latent sizes), before a fit fails deep in
+    Pyro and leaves a run folder of a model that does not run."""
+    from pyro.infer import Trace_ELBO
+
+    from pyrolf.inference.svi import make_batch
+
     trials = data.splits["train"][:2]
-    try:  # (where the flow is: a flow built in Python may be on a GPU already)
-        rates = model_rates(flow, data, trials, 1, str(next(flow.parameters()).device))
-    except (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"the flow built in Python does not fit the data ({first}); its encoder "
-                          f"reads the {data.n_heldin} held-in neurons, its decoder gives rates of "
-                          f"all {data.n_neurons} and its parts share one latent size") from None
+    device = next(flow.parameters()).device  # (a flow built in Python may be on a GPU already)
+    refusable = (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError)
+    try:
+        rates = model_rates(flow, data, trials, 1, str(device))
+    except refusable as error:
+        raise _not_fitting(error, data) from None
     if rates.shape != (len(trials), data.n_bins, data.n_neurons):
         raise ConfigError(f"the flow built in Python gives rates of shape {rates.shape[1:]} per "
                           f"trial, not (bins, neurons) {(data.n_bins, data.n_neurons)}; its "
                           f"decoder must give rates of all {data.n_neurons} neurons")
+    spikes = torch.as_tensor(np.nan_to_num(data.spikes[trials]), device=device)
+    batch = make_batch(spikes, torch.as_tensor(data.heldin, device=device), data.n_forward)
+    try:
+        with torch.no_grad():
+            Trace_ELBO().loss(flow.model, flow.guide, batch.inputs, batch.spikes, batch.mask)
+    except refusable as error:
+        raise _not_fitting(error, data) from None
+
+
+def _not_fitting(error: Exception, data: SpikeData) -> ConfigError:
+    """The one line that refuses a flow built in Python on ``error``, the first line of what
+    its parts raised on ``data``."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return ConfigError(f"the flow built in Python does not fit the data ({first}); its encoder "
+                       f"reads the {data.n_heldin} held-in neurons, its decoder gives rates of "
+                       f"all {data.n_neurons} and its parts share one latent size")
 
 
 def _check_float32(flow) -> None:

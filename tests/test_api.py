@@ -163,6 +163,7 @@ def test_a_run_fitted_on_data_from_python_is_never_reloaded_with_other_data(tmp_
     ("encoder", "does not fit the data (input.size(-1) must be equal to input_size. Expected 10, "
                 "got 8)"),
     ("latent", "does not fit the data (mat1 and mat2 shapes cannot be multiplied"),
+    ("prior", "does not fit the data (Model and guide shapes disagree at site 'v_0'"),
 ])
 def test_a_model_built_in_python_that_does_not_fit_the_data_is_one_line(part, fragment):
     """Refused before the fit, not deep in Pyro with a dump of trace shapes."""
@@ -173,6 +174,10 @@ def test_a_model_built_in_python_that_does_not_fit_the_data_is_one_line(part, fr
     flow = build_flow(config, neurons, heldin)
     if part == "latent":
         flow.guide = build_flow(config.replace(latent_dim=16), neurons, heldin).guide
+    if part == "prior":  # of another latent size, whose force the guide does not read
+        from pyrolf.dynamics import FreeParticle, LangevinDynamics, LangevinPrior
+
+        flow.prior = LangevinPrior(LangevinDynamics(FreeParticle()), 16)
     with pytest.raises(ConfigError, match=None) as refused:
         pyrolf.fit(data, config, flow=flow, progress=False)
     assert fragment in str(refused.value) and "\n" not in str(refused.value)
