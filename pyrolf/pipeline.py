@@ -708,6 +708,9 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     if data is not None and not isinstance(data, (str, SpikeData)):
         raise DataError(f"data must be a file's path, an NLB name or a pyrolf.data.SpikeData, "
                         f"got {type(data).__name__}")
+    if fitted_on is not None and not isinstance(fitted_on, (SpikeData, Sessions)):
+        raise DataError(f"fitted_on must be the pyrolf.data.SpikeData (or Sessions) the run was "
+                        f"fitted on, got {type(fitted_on).__name__}")
     loaded = None  # new trials, read once; laid out on each inferred session's neurons
     if isinstance(data, SpikeData):
         loaded = check_trials(data, f"the data ({data.name})")

@@ -40,6 +40,7 @@ def spoiled(how: str) -> SpikeData:
         "forward": {"n_forward": 12},
         "no_splits": {"splits": None},
         "bin_size": {"bin_size": -0.01},
+        "bin_size_ns": {"bin_size": 1e-9},
     }[how]
     return dataclasses.replace(data, **changes)
 
@@ -59,6 +60,7 @@ def spoiled(how: str) -> SpikeData:
     ("forward", "n_forward 12 must leave an observed bin"),
     ("no_splits", "splits must be a dict of trial indices, got NoneType"),
     ("bin_size", "`bin_size` must be one positive number, the bin width in seconds"),
+    ("bin_size_ns", "`bin_size` 1e-09 s is below 10 µs, finer than spike times are kept"),
 ])
 def test_unusable_data_built_by_hand_are_one_line_before_any_work(how, fragment, tmp_path):
     with pytest.raises(DataError, match=None) as refused:
@@ -145,6 +147,8 @@ def test_a_run_fitted_on_data_from_python_is_never_reloaded_with_other_data(tmp_
     assert (inferred["split"].values == "new").all() and inferred.sizes["trial"] == new.n_trials
     assert (pyrolf.infer(run, data=data, samples=2, progress=False, fitted_on=data)["split"]
             .values != "new").all()  # (its own, as without new trials)
+    with pytest.raises(DataError, match="fitted_on must be the pyrolf.data.SpikeData .* got str"):
+        pyrolf.infer(run, data=new, samples=2, progress=False, fitted_on=str(run))
     # a run recorded before fitted.json kept the roles: its counts alone are compared
     fitted = json.loads((run / "fitted.json").read_text())
     del fitted["data"]["roles"]
@@ -163,7 +167,7 @@ def test_a_run_fitted_on_data_from_python_is_never_reloaded_with_other_data(tmp_
     ("encoder", "does not fit the data (input.size(-1) must be equal to input_size. Expected 10, "
                 "got 8)"),
     ("latent", "does not fit the data (mat1 and mat2 shapes cannot be multiplied"),
-    ("prior", "does not fit the data (Model and guide shapes disagree at site 'v_0'"),
+    ("prior", "does not fit the data (Model and guide shapes disagree at site"),
 ])
 def test_a_model_built_in_python_that_does_not_fit_the_data_is_one_line(part, fragment):
     """Refused before the fit, not deep in Pyro with a dump of trace shapes."""

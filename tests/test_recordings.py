@@ -1046,6 +1046,7 @@ def test_spike_times_that_are_no_number_or_outside_the_recorded_time_are_noted(t
     unknown = load(write_nwb(tmp_path / "unknown.nwb", [
         {**unit, "obs_intervals": [[np.nan, np.nan]]} for unit in TWO_UNITS]), window="0,0.8")
     assert unknown.n_trials == 5 and not np.isnan(unknown.spikes).any()
+    assert "unknown.nwb: the obs_intervals of every unit are no number" in capsys.readouterr().err
     # so is one unit's: recorded throughout, with a note (it was recorded in no bin, its spikes
     # thrown away, and refused as "no count recorded", found by a walkthrough)
     one = load(write_nwb(tmp_path / "one_unknown.nwb", [

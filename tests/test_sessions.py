@@ -120,6 +120,9 @@ def test_a_spike_file_joins_a_recording_of_any_bin_size(capsys):
     assert ("session file says no bin size: taken to be the others' 20 ms"
             in capsys.readouterr().err)
     gather_sessions({"file": file, "other": counts(2, 6, 4)})  # no bin known: nothing to say
+    # 10 ms kept as float32 (0.0099999998) is 10 ms (it was refused as "10 ms but 10 ms")
+    gather_sessions({"a": counts(0, 6, 4, bin_size=0.01),
+                     "b": counts(1, 6, 4, bin_size=float(np.float32(0.01)))})
     assert "bin size" not in capsys.readouterr().err
     assert shared_bin_size([counts(1, 6, 4)]) is None
     # one that says its bin width (bin_size_s) must say the recording's

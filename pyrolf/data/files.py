@@ -43,6 +43,9 @@ from pyrolf.messages import few_ids, note
 UNRECORDED_READ = ("not scored; the fit's encoder reads them as hidden (zeros), the scores, "
                    "diagnose and infer fill them with what the run infers")
 
+#: the narrowest bin width taken, seconds: finer is a width in other units (ns, µs as s), whose
+#: PSTH kernel of tens of ms would be millions of bins wide
+LEAST_BIN_S = 1e-5
 HDF5_SUFFIXES = (".h5", ".hdf5")
 NPZ_SUFFIXES = (".npz",)
 ARRAY_NAMES = ("spikes", "rates", "heldout", "conditions", "latents", "bin_size_s")
@@ -406,6 +409,10 @@ def _check_bin_size(where: Path | str, value: np.ndarray, name: str = "bin_size_
             or not np.isfinite(value).all() or value.item() <= 0):
         raise DataError(f"{where}: `{name}` must be one positive number, the bin width in "
                         f"seconds (e.g. 0.01), got {value.tolist()!r}")
+    if value.item() < LEAST_BIN_S:
+        raise DataError(f"{where}: `{name}` {value.item():g} s is below {LEAST_BIN_S * 1e6:g} µs, "
+                        "finer than spike times are kept; give the bin width in seconds (10 ms "
+                        "is 0.01)")
     if value.item() >= 1:
         note(f"{getattr(where, 'name', where)}: `{name}` {value.item():g} makes bins of "
              f"{value.item():g} s; the unit is seconds (10 ms is 0.01)")

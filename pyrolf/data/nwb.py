@@ -128,13 +128,14 @@ class NWBSource:
         unknown = [bool(len(each)) and not np.isfinite(each).all(axis=1).any() for each in own]
         own = [np.array([[-np.inf, np.inf]]) if unsaid else each[np.isfinite(each).all(axis=1)]
                for unsaid, each in zip(unknown, own)]
+        if any(unknown):
+            whose = ("every unit" if all(unknown) else "the units with "
+                     f"{few_ids(self.unit_ids[np.asarray(units)[unknown]].tolist())}")
+            note(f"{self.path.name}: the obs_intervals of {whose} are no number (NaN: not "
+                 "known); they are read as recorded throughout, as units of a file without "
+                 "obs_intervals are")
         if all(unknown):
             return None
-        if any(unknown):
-            note(f"{self.path.name}: the obs_intervals of the units with "
-                 f"{few_ids(self.unit_ids[np.asarray(units)[unknown]].tolist())} are no number "
-                 "(NaN: not known); they are read as recorded throughout, as units of a file "
-                 "without obs_intervals are")
         backwards = [unit for unit, each in zip(units, own) if (each[:, 0] > each[:, 1]).any()]
         if backwards:
             note(f"{self.path.name}: obs_intervals that stop before they start are left out, "

@@ -16,6 +16,7 @@ alone, and nothing grows with the product of all sessions' trials and all their 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ import numpy as np
 
 from pyrolf.data.spikes import DataError, HeldOut, SpikeData
 from pyrolf.messages import note
+
+#: bin sizes of sessions this close (relative) are one: a spike file may keep 0.01 as float32
+BIN_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -123,7 +127,7 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
     binned = [(name, data.bin_size) for name, data in sessions.items()
               if data.bin_size is not None]
     for name, size in binned[1:]:
-        if size != binned[0][1]:
+        if not math.isclose(size, binned[0][1], rel_tol=BIN_TOLERANCE):  # (float32 kept: 0.00999…)
             raise DataError(f"session {name} has bins of {size * 1000:g} ms but {binned[0][0]} "
                             f"of {binned[0][1] * 1000:g} ms; sessions share one bin size (--bin "
                             "bins recordings; a binned file keeps its own)")
