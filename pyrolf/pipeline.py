@@ -732,7 +732,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     device = device or config.device
     check_device(device)
     views = _session_views(flow, own, session, required=data is not None)
-    _check_session_file(data, session, files)
+    _check_session_file(data, session, files, run)
     if isinstance(data, str) and not (data == config.data and isinstance(own, SpikeData)
                                       and trials_where is None):
         if trials_where is not None:
@@ -766,18 +766,30 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     return flow, inferred
 
 
-def _check_session_file(data, session: str | None, files: dict) -> None:
+def _check_session_file(data, session: str | None, files: dict, run) -> None:
     """Refuse ``data``, a file given to infer as ``session``'s trials, where it is the file of
-    another of the run's sessions (``files``, by name): its units would be read as ``session``'s
-    by id."""
+    another of the run's sessions (``files``, by name), or a copy of it (its size and SHA-256
+    those the run folder ``run``'s ``source.json`` recorded of that file): its units would be
+    read as ``session``'s by id."""
+    from pyrolf.data.files import fingerprint
+
     path = data_file(data) if isinstance(data, str) and session is not None else None
-    if path is None:
+    if path is None or not files or not path.is_file():
         return
-    for name, own in files.items():
-        if name != session and Path(own).resolve() == path.resolve():
-            raise ConfigError(f"{data} is the file of the run's session {name}, not of "
-                              f"{session}: its units would be read as {session}'s; give "
-                              f"--session {name}")
+    run = RunFolder(run)
+    record = run.read_json(RunFolder.SOURCE) if run.has(RunFolder.SOURCE) else {}
+    entries = [record, *record.get("sessions", [])] if record else [{}] * len(files)
+    size, content = path.stat().st_size, None
+    for (name, own), entry in zip(files.items(), entries):
+        if name == session:
+            continue
+        same = Path(own).resolve() == path.resolve()
+        copy = not same and entry.get("bytes") == size and entry.get("sha256") == (
+            content := content or fingerprint(path)["sha256"])
+        if same or copy:
+            raise ConfigError(f"{data} is the file of the run's session {name}"
+                              f"{' (a copy of it)' if copy else ''}, not of {session}: its units "
+                              f"would be read as {session}'s; give --session {name}")
 
 
 def _fitted_on(run: RunFolder, data: SpikeData) -> bool:

@@ -425,6 +425,12 @@ def test_a_run_of_two_sessions_fits_resumes_scores_infers_and_diagnoses_each(
                             "--out", tmp_path / "a-as-b.nc", "--quiet"], monkeypatch, capsys)
     assert_one_line_error(code, err, f"{recordings['a']} is the file of the run's session a, "
                                      "not of b: its units would be read as b's; give --session a")
+    copy = tmp_path / f"copy-of-a{recordings['a'].suffix}"
+    shutil.copyfile(recordings["a"], copy)
+    code, _, err = run_cli(["infer", run, "--data", copy, "--session", "b", "--out",
+                            tmp_path / "a-as-b.nc", "--quiet"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "is the file of the run's session a (a copy of it), not of "
+                                     "b")
 
     code, _, err = run_cli(["diagnose", run, "--samples", "25", "--quiet"], monkeypatch, capsys)
     assert_one_line_error(code, err, "give --session NAME")
