@@ -59,7 +59,8 @@ def fit(data, out, resume_dir, config_file, quiet, **overrides):
         if data is not None or config_file is not None or set(overrides) - {"epochs", "threads"}:
             raise ConfigError("--resume continues a run with its own settings; only --epochs "
                               "and --threads may be given with it")
-        from pyrolf import pipeline  # torch, Pyro: once the options are checked
+        RunFolder.open(resume_dir)  # (a wrong folder is said before torch, Pyro and the data)
+        from pyrolf import pipeline  # torch, Pyro: once the options and the folder are checked
 
         result = pipeline.resume(resume_dir, overrides.get("epochs"), progress=not quiet,
                                  threads=overrides.get("threads"))

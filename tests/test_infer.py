@@ -305,6 +305,12 @@ def test_new_trials_lacking_held_in_neurons_are_named_and_refused_past_half(smal
             "the encoder reads of them is filled") in err
     assert f"they lack held-out neurons (from 0) {heldout[0]} too" in err
     assert not inferred["in_data"].values[[heldin[1], heldout[0]]].any()
+    # data of the held-in neurons alone are named by their own columns, not the run's numbers
+    columns = lost[..., heldin]
+    pyrolf.infer(small_run.path, data=dataclasses.replace(
+        data, spikes=columns, heldout=np.zeros(len(heldin), bool)), samples=2, progress=False)
+    assert ("the data lack 1 of the run's 8 held-in units (the data's columns (from 0) 1)"
+            in capsys.readouterr().err)
     lost[..., heldin[:5]] = np.nan
     with pytest.raises(DataError, match=f"the data hold 3 of the run's 8 held-in units \\(they "
                                         f"lack neurons \\(from 0\\) {heldin[0]}, {heldin[1]}"):

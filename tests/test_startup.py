@@ -47,6 +47,7 @@ def test_importing_pyrolf_and_checking_settings_import_nothing_heavy(code):
     ["diagnose", "somewhere", "--trials", "three"], ["sweep", "--trials", "0"],
     # no run folder there: said before the data and the model load (10 s, found by a walkthrough)
     ["infer", "/no/such/run"], ["diagnose", "/no/such/run"], ["evaluate", "/no/such/run"],
+    ["fit", "--resume", "/no/such/run"],
 ])
 def test_help_usage_errors_and_bad_settings_import_nothing_heavy(args):
     code = ("import sys\nfrom pyrolf.cli.main import main\n"

@@ -164,6 +164,9 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
     if not by_id:  # (in_run_order has checked and named the units it read and those lacking)
         names, word = ((np.asarray(unit_ids), "ids") if unit_ids is not None
                        else (np.arange(n_neurons), "neurons (from 0)"))
+        if data.n_neurons == n_heldin:  # named by the data's own columns
+            names, word = np.full(n_neurons, -1), "the data's columns (from 0)"
+            names[~heldout] = np.arange(n_heldin)
         missing_in, missing_out = lacking(extra["in_data"], heldout, names, word)
         if data.n_neurons == n_heldin:  # (they lack every held-out one: said so)
             missing_out = []
