@@ -4,7 +4,8 @@ check a setting against before anything heavy is imported.
 The registries that build each choice hold the same names, in the same order
 (``tests/test_config.py`` keeps them alike): :data:`~pyrolf.dynamics.langevin.DYNAMICS` the
 priors, :data:`~pyrolf.dynamics.potentials.POTENTIALS` the potentials, whose classes say
-``quadratic`` as :data:`QUADRATIC` does and ``bounded_below`` as :data:`BOUNDED_BELOW` does, and :data:`~pyrolf.guides.GUIDES` the guides;
+``quadratic`` as :data:`QUADRATIC` does and ``bounded_below`` as :data:`BOUNDED_BELOW` does,
+and :data:`~pyrolf.guides.GUIDES` the guides;
 :class:`~pyrolf.dynamics.langevin.LangevinDynamics` takes the :data:`INTEGRATORS`.
 """
 

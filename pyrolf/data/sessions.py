@@ -127,7 +127,7 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
     binned = [(name, data.bin_size) for name, data in sessions.items()
               if data.bin_size is not None]
     for name, size in binned[1:]:
-        if not math.isclose(size, binned[0][1], rel_tol=BIN_TOLERANCE):  # (float32 kept: 0.00999…)
+        if not math.isclose(size, binned[0][1], rel_tol=BIN_TOLERANCE):
             raise DataError(f"session {name} has bins of {size * 1000:g} ms but {binned[0][0]} "
                             f"of {binned[0][1] * 1000:g} ms; sessions share one bin size (--bin "
                             "bins recordings; a binned file keeps its own)")

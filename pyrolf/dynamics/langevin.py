@@ -242,7 +242,7 @@ class OverdampedDynamics(LangevinDynamics):
     """
 
     def __init__(self, potential: nn.Module, *args, **kwargs):
-        if not getattr(potential, "bounded_below", True):  # (a potential that does not say: its own)
+        if not getattr(potential, "bounded_below", True):  # (one that does not say: the user's)
             raise ValueError(f"the overdamped prior diverges in {type(potential).__name__}, whose "
                              "energy is not bounded below; use CoupledSprings, FreeParticle or "
                              "AnharmonicOscillators")
