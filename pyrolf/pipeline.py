@@ -205,7 +205,7 @@ def _check_fits(flow, data: SpikeData) -> None:
     Pyro and leaves a run folder of a model that does not run."""
     from pyro.infer import Trace_ELBO
 
-    from pyrolf.inference.svi import make_batch
+    from pyrolf.inference.svi import make_batch, split_unrecorded
 
     trials = data.splits["train"][:2]
     device = next(flow.parameters()).device  # (a flow built in Python may be on a GPU already)
@@ -218,8 +218,9 @@ def _check_fits(flow, data: SpikeData) -> None:
         raise ConfigError(f"the flow built in Python gives rates of shape {rates.shape[1:]} per "
                           f"trial, not (bins, neurons) {(data.n_bins, data.n_neurons)}; its "
                           f"decoder must give rates of all {data.n_neurons} neurons")
-    spikes = torch.as_tensor(np.nan_to_num(data.spikes[trials]), device=device)
-    batch = make_batch(spikes, torch.as_tensor(data.heldin, device=device), data.n_forward)
+    spikes, recorded = split_unrecorded(torch.as_tensor(data.spikes[trials], device=device))
+    batch = make_batch(spikes, torch.as_tensor(data.heldin, device=device), data.n_forward,
+                       recorded=recorded)
     try:
         with torch.no_grad():
             Trace_ELBO().loss(flow.model, flow.guide, batch.inputs, batch.spikes, batch.mask)
@@ -771,7 +772,7 @@ def _check_session_file(data, session: str | None, files: dict, run) -> None:
     another of the run's sessions (``files``, by name), or a copy of it (its size and SHA-256
     those the run folder ``run``'s ``source.json`` recorded of that file): its units would be
     read as ``session``'s by id."""
-    from pyrolf.data.files import fingerprint
+    from pyrolf.data.files import fingerprint  # (here: a name the module's locals use otherwise)
 
     path = data_file(data) if isinstance(data, str) and session is not None else None
     if path is None or not files or not path.is_file():

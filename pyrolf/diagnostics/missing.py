@@ -111,5 +111,5 @@ def check_enough_held_in(present: int, held_in: int, missing_ids, word: str = "i
     if not _enough(present, held_in):
         raise DataError(f"the data hold {present} of the run's {held_in} held-in units (they lack "
                         f"{few_ids(missing_ids, word=word)}); a missing one is filled from the "
-                        f"others only where at least {LEAST_HELD_IN:.0%} are there: give the units the run "
-                        "was fitted on")
+                        f"others only where at least {LEAST_HELD_IN:.0%} are there: give the "
+                        "units the run was fitted on")
