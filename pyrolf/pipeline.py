@@ -289,8 +289,8 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
     planned = checkpoint.get("epochs", config.epochs)
     if epochs is not None:
         if epochs < done:
-            raise ConfigError(f"--epochs {epochs} is below the {done} epochs {run.path} has "
-                              f"trained; give --epochs {done} or more")
+            raise ConfigError(f"epochs (--epochs) {epochs} is below the {done} epochs "
+                              f"{run.path} has trained; give {done} or more")
         config = config.replace(epochs=epochs)
     flow, data = _rebuild(run, config, data)
     _load_weights(flow, checkpoint["flow"], run, RunFolder.CHECKPOINT)

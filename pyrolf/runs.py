@@ -95,8 +95,9 @@ class RunFolder:
         if self.path.exists() and not self.path.is_dir():
             raise RunError(f"{self.path} is a file, not a folder; give --out a folder to create")
         if self.has(self.CHECKPOINT):
-            raise RunError(f"{self.path} already holds a run; continue it with "
-                           f"'pyrolf fit --resume {self.path}' or choose another --out")
+            raise RunError(f"{self.path} already holds a run; continue it with 'pyrolf fit "
+                           f"--resume {self.path}' (in Python: pyrolf.resume('{self.path}')) "
+                           "or choose another folder (--out)")
 
     @classmethod
     @contextmanager

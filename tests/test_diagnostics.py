@@ -418,5 +418,6 @@ def test_too_few_samples_are_refused_before_the_data_are_read(run, monkeypatch):
         raise AssertionError("the run's data were read")
 
     monkeypatch.setattr(pipeline, "_load_run", read)
-    with pytest.raises(ConfigError, match="--samples 3: Pareto k-hat needs at least 25"):
+    with pytest.raises(ConfigError,
+                       match=r"samples \(--samples\) must be at least 25 for Pareto k-hat, got 3"):
         diagnose_run(run.path, samples=3)

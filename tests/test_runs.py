@@ -139,7 +139,7 @@ def test_resume_to_fewer_epochs_than_done_is_refused(run, monkeypatch, capsys):
     before = digests(run)
     code, _, err = run_cli(["fit", "--resume", run, "--epochs", "1", "--quiet"], monkeypatch,
                            capsys)
-    assert_one_line_error(code, err, "--epochs 1 is below the 2 epochs", "--epochs 2 or more")
+    assert_one_line_error(code, err, "(--epochs) 1 is below the 2 epochs", "give 2 or more")
     assert digests(run) == before
 
 

@@ -62,8 +62,8 @@ def check_samples(samples: int) -> None:
     """Raise :class:`ConfigError` for fewer posterior draws per trial than Pareto k-hat needs
     (:data:`MIN_SAMPLES`)."""
     if samples < MIN_SAMPLES:
-        raise ConfigError(f"--samples {samples}: Pareto k-hat needs at least {MIN_SAMPLES} "
-                          "posterior samples")
+        raise ConfigError(f"samples (--samples) must be at least {MIN_SAMPLES} for Pareto "
+                          f"k-hat, got {samples}")
 
 
 def default_split(data: SpikeData) -> str:
