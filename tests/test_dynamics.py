@@ -233,6 +233,9 @@ def test_auto_keeps_the_loop_on_the_cpu_and_for_a_nonlinear_force(monkeypatch):
         assert z.shape == (3, 7, 8)
     with pytest.raises(ValueError, match="quadratic potential"):
         LangevinDynamics(AnharmonicOscillators(8, 2), integrator="scan")
+    scan = LangevinDynamics(CoupledSprings(8, 2), integrator="scan")
+    with pytest.raises(ValueError, match="quadratic potential"):
+        scan.potential = AnharmonicOscillators(8, 2)
     with pytest.raises(ValueError, match="integrator must be one of"):
         LangevinDynamics(FreeParticle(), integrator="euler")
 
@@ -276,6 +279,12 @@ def test_overdamped_velocity_is_the_force_at_the_new_position_plus_noise():
     with pytest.raises(ValueError, match="the overdamped prior diverges in CoupledOscillators, "
                                          "whose energy is not bounded below"):
         OverdampedDynamics(CoupledOscillators(8, 2))
+    # and so is one put in later, which leaves the potential it had
+    springs = CoupledSprings(8, 2)
+    walk = OverdampedDynamics(springs)
+    with pytest.raises(ValueError, match="not bounded below"):
+        walk.potential = CoupledOscillators(8, 2)
+    assert walk.potential is springs
 
 
 def test_transition_density_by_hand_for_one_free_step():

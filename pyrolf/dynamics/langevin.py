@@ -60,9 +60,6 @@ class LangevinDynamics(nn.Module):
         super().__init__()
         if integrator not in INTEGRATORS:
             raise ValueError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {integrator!r}")
-        if integrator == "scan" and not getattr(potential, "quadratic", False):
-            raise ValueError("the scan integrator needs a quadratic potential (a linear force); "
-                             "use the loop")
         self.integrator = integrator
         if not 0.0 < damping < 1.0:
             raise ValueError(f"damping must lie in (0, 1), got {damping}")
@@ -71,7 +68,7 @@ class LangevinDynamics(nn.Module):
         noise_scale = math.sqrt(2 * damping) if noise_scale is None else noise_scale
         if noise_scale <= 0:
             raise ValueError(f"noise scale must be positive, got {noise_scale}")
-        self.potential = potential
+        self.potential = potential  # checked by __setattr__, as a later one is
         raw = {
             "log_step": math.log(step),
             "logit_damping": math.log(damping / (1 - damping)),
@@ -82,6 +79,18 @@ class LangevinDynamics(nn.Module):
                 self.register_parameter(name, nn.Parameter(torch.tensor(value)))
             else:
                 self.register_buffer(name, torch.tensor(value))
+
+    def __setattr__(self, name, value):
+        if name == "potential":
+            self.check_potential(value)
+        super().__setattr__(name, value)
+
+    def check_potential(self, potential: nn.Module) -> None:
+        """Raise ``ValueError`` for a potential these dynamics cannot integrate (given to the
+        constructor or put in later as ``dynamics.potential = ...``)."""
+        if self.integrator == "scan" and not getattr(potential, "quadratic", False):
+            raise ValueError("the scan integrator needs a quadratic potential (a linear force); "
+                             "use the loop")
 
     @property
     def step(self) -> torch.Tensor:
@@ -241,12 +250,12 @@ class OverdampedDynamics(LangevinDynamics):
     ``(1 + 0.05 · 6.8)^49 ≈ 10^6`` over a 50-bin Lorenz trial) and training diverges.
     """
 
-    def __init__(self, potential: nn.Module, *args, **kwargs):
+    def check_potential(self, potential: nn.Module) -> None:
+        super().check_potential(potential)
         if not getattr(potential, "bounded_below", True):  # (one that does not say: the user's)
             raise ValueError(f"the overdamped prior diverges in {type(potential).__name__}, whose "
                              "energy is not bounded below; use CoupledSprings, FreeParticle or "
                              "AnharmonicOscillators")
-        super().__init__(potential, *args, **kwargs)
 
     def drift(self, z, v, terms=None):
         """``z_t = z_{t-1} + Δ v_{t-1}`` and the mean of ``v_t``, ``F(z_t)``; each ``(..., D)``."""
