@@ -292,7 +292,8 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
             raise ConfigError(f"epochs (--epochs) {epochs} is below the {done} epochs "
                               f"{run.path} has trained; give {done} or more")
         config = config.replace(epochs=epochs)
-    flow, data = _rebuild(run, config, data)
+    flow, data, fingerprint = _rebuild(run, config, data)
+    _add_roles(run, fingerprint)
     _load_weights(flow, checkpoint["flow"], run, RunFolder.CHECKPOINT)
     prepare_scoring(data, run.path / RunFolder.TARGETS)
     trainer = Trainer(flow, data, config)
@@ -323,7 +324,7 @@ def _load_run(run_dir, data: SpikeData | Sessions | None = None):
     use_threads(config.threads)
     name = weights_of(run)
     saved = run.load(name)
-    flow, data = _rebuild(run, config, data)
+    flow, data, _ = _rebuild(run, config, data)
     _load_weights(flow, saved["flow"], run, name)
     record = weights_record(name, saved)
     best = saved["state"].get("best_epoch", 0) if name == RunFolder.CHECKPOINT else 0
@@ -426,7 +427,7 @@ def _netcdf_record(path: Path) -> dict | None:
 
 def _rebuild(run: RunFolder, config: Config, data: SpikeData | Sessions | None):
     """A run's data (reloaded from its config unless given; a spike file checked against the one
-    it was fitted on) and an untrained flow for it."""
+    it was fitted on), an untrained flow for it and the data's :func:`spikes_fingerprint`."""
     given = data is not None
     if not given:
         if data_file(config.data) is not None:
@@ -437,7 +438,19 @@ def _rebuild(run: RunFolder, config: Config, data: SpikeData | Sessions | None):
         data, fingerprint = _as_fitted(run, data, fingerprint)
     flow = build_flow(config, data.n_neurons, data.n_heldin)
     run.check_fitted(fingerprint, modules(flow), given)
-    return flow, data
+    return flow, data, fingerprint
+
+
+def _add_roles(run: RunFolder, fingerprint: dict) -> None:
+    """Give the ``fitted.json`` of a run fitted before pyrolf kept the data's ``roles`` (its
+    held-out flags and splits) those of the data it is resumed on (found of its counts by
+    :meth:`RunFolder.check_fitted`), so that later reads of it check them too."""
+    if not run.has(RunFolder.FITTED):
+        return
+    fitted = run.read_json(RunFolder.FITTED)
+    if "roles" not in fitted["data"]:
+        fitted["data"]["roles"] = fingerprint["roles"]
+        run.write_json(RunFolder.FITTED, fitted)
 
 
 def _as_fitted(run: RunFolder, data: SpikeData | Sessions, fingerprint: dict):

@@ -151,9 +151,14 @@ def test_a_run_fitted_on_data_from_python_is_never_reloaded_with_other_data(tmp_
         pyrolf.infer(run, data=new, samples=2, progress=False, fitted_on=str(run))
     # a run recorded before fitted.json kept the roles: its counts alone are compared
     fitted = json.loads((run / "fitted.json").read_text())
-    del fitted["data"]["roles"]
+    roles = fitted["data"].pop("roles")
     (run / "fitted.json").write_text(json.dumps(fitted))
     assert pyrolf.load_run(run, data=swapped)[2] is swapped
+    # resumed, it keeps the roles of the data it goes on with, and checks them again
+    pyrolf.resume(run, epochs=2, data=data, progress=False)
+    assert json.loads((run / "fitted.json").read_text())["data"]["roles"] == roles
+    with pytest.raises(RunError, match="other held-out neurons"):
+        pyrolf.load_run(run, data=swapped)
     with pytest.raises(DataError, match="got ndarray"):
         pyrolf.infer(run, data=data.spikes)
     # (NaN is a count not recorded; an infinite count is none)
