@@ -7,6 +7,7 @@ late lines from its workers may reach stderr, where the one-line errors are chec
 import csv
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -285,7 +286,10 @@ def test_a_pbt_sweep_exploits_without_ray_s_checkpoint_errors(local_ray, spike_f
     assert len(rows) == 4 and {row["status"] for row in rows} == {"TERMINATED"}
     said = out + err + caplog.text
     assert "[Exploit]" in said  # a trial took another's weights
-    assert "Error handling checkpoint" not in said and "Traceback" not in said
+    assert "Error handling checkpoint" not in said
+    # (a worker PBT stops may print, as it exits, a traceback of Python's weak sets: not ours)
+    tracebacks = re.split(r"(?=Traceback \(most recent call last\))", said)[1:]
+    assert all("_weakrefset.py" in traceback for traceback in tracebacks), tracebacks
 
 
 @pytest.mark.slow
