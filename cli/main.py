@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from pyrolf.cli.options import with_overrides
+from pyrolf.cli.options import run_device, with_overrides
 from pyrolf.cli.sweep import sweep
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import DataError, load_config_data
@@ -56,14 +56,16 @@ def fit(data, out, resume_dir, config_file, quiet, **overrides):
     overrides = {key: value for key, value in overrides.items() if value is not None}
     data = data or None
     if resume_dir is not None:
-        if data is not None or config_file is not None or set(overrides) - {"epochs", "threads"}:
-            raise ConfigError("--resume continues a run with its own settings; only --epochs "
-                              "and --threads may be given with it")
+        if data is not None or config_file is not None or set(overrides) - {"epochs", "threads",
+                                                                             "device"}:
+            raise ConfigError("--resume continues a run with its own settings; only --epochs, "
+                              "--threads and --device may be given with it")
         RunFolder.open(resume_dir)  # (a wrong folder is said before torch, Pyro and the data)
         from pyrolf import pipeline  # torch, Pyro: once the options and the folder are checked
 
         result = pipeline.resume(resume_dir, overrides.get("epochs"), progress=not quiet,
-                                 threads=overrides.get("threads"))
+                                 threads=overrides.get("threads"),
+                                 device=overrides.get("device"))
         run_dir = resume_dir
     else:
         config = build_config(data, config_file, overrides)
@@ -98,13 +100,14 @@ def download(name, folder):
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
+@run_device
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evaluate(run_dir, quiet):
+def evaluate(run_dir, device, quiet):
     """Recompute metrics.json of RUN_DIR from its saved weights."""
     RunFolder.open(run_dir)  # (a wrong folder is said before torch, Pyro and the data load)
     from pyrolf import pipeline  # torch, Pyro: when the command runs
 
-    _print_metrics(pipeline.evaluate_run(run_dir, progress=not quiet), run_dir)
+    _print_metrics(pipeline.evaluate_run(run_dir, progress=not quiet, device=device), run_dir)
 
 
 @cli.command()
@@ -120,8 +123,9 @@ def evaluate(run_dir, quiet):
 @click.option("--session", default=None,
               help="Of a run fitted to several sessions, the one to diagnose (its name: its "
                    "file's stem).")
+@run_device
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def diagnose(run_dir, samples, trials, session, quiet):
+def diagnose(run_dir, samples, trials, session, device, quiet):
     """Posterior diagnostics of RUN_DIR: posterior.nc (ArviZ), diagnostics.json (Pareto k-hat,
     ELBO, IWELBO, posterior predictive coverage) and PNG figures."""
     trials = _parse_trials(trials)
@@ -130,7 +134,7 @@ def diagnose(run_dir, samples, trials, session, quiet):
 
     options = {} if samples is None else {"samples": samples}
     report = pipeline.diagnose_run(run_dir, trials=trials, progress=not quiet, session=session,
-                                   **options)
+                                   device=device, **options)
     for note in report["notes"]:
         click.echo(f"note: {note}")
     _print_metrics(report, pipeline.diagnosed_folder(run_dir, session))
@@ -148,8 +152,7 @@ def diagnose(run_dir, samples, trials, session, quiet):
               help="Posterior samples per trial (default 100).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="netCDF file to write (default RUN_DIR/inferred.nc).")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
-              help="Where to run (default: the run's device).")
+@run_device
 @click.option("--session", default=None,
               help="Of a run fitted to several sessions, the one to infer (its name: its file's "
                    "stem), whose neurons --data hold. Default: every session, each to "

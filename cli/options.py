@@ -8,10 +8,13 @@ import click
 from pyrolf.data.dandi import DATA_DIR_ENV, DEFAULT_DATA_DIR
 from pyrolf.names import GUIDE_NAMES, POTENTIAL_NAMES, PRIORS
 
+DEVICES = ("cpu", "cuda")
+
 # Options that override one Config field each; None means "keep the preset / config file value".
 OVERRIDES = {
     "epochs": click.option("--epochs", type=click.IntRange(min=1), help="Training epochs."),
-    "device": click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to train."),
+    "device": click.option("--device", type=click.Choice(DEVICES),
+                           help="Where to train (with --resume: where to go on)."),
     "seed": click.option("--seed", type=int, help="Seed of initialisation, batches and sampling."),
     "prior": click.option("--prior", type=click.Choice(PRIORS),
                           help="Latent dynamics: underdamped Langevin (paper) or overdamped."),
@@ -89,6 +92,11 @@ OVERRIDES = {
 DATA_OPTIONS = ("data_dir", "bin_size_ms", "phase", "targets", "align", "window", "condition",
                 "behavior", "behavior_lag_ms", "trials_where", "units_where", "heldout_fraction",
                 "continuous", "chop_s", "overlap_s", "forward_bins")
+
+
+# Where a command on a run folder runs: its own device (config.json's) unless given.
+run_device = click.option("--device", type=click.Choice(DEVICES), default=None,
+                          help="Where to run (default: the run's device).")
 
 
 def with_overrides(command, names=tuple(OVERRIDES)):

@@ -250,9 +250,11 @@ def _settings(config: Config, names: list[str]) -> str:
 
 @keeps_caller_state
 def resume(run_dir, epochs: int | None = None, progress: bool = True,
-           data: SpikeData | Sessions | None = None, threads: int | None = None) -> FitResult:
+           data: SpikeData | Sessions | None = None, threads: int | None = None,
+           device: str | None = None) -> FitResult:
     """Continue the run saved in ``run_dir`` from its last checkpoint (to ``epochs`` if given;
-    with ``threads`` CPU threads if given, else the run's setting), its folder locked meanwhile.
+    with ``threads`` CPU threads and on ``device``, ``cpu`` or ``cuda``, if given, else the
+    run's settings, which then become these), its folder locked meanwhile.
     A run that stopped before its first checkpoint is started over from epoch 0 with its own
     settings (a note on stderr says so; see :func:`fit`).
 
@@ -270,6 +272,9 @@ def resume(run_dir, epochs: int | None = None, progress: bool = True,
         config = run.config()
         if threads is not None:
             config = config.replace(threads=threads)
+        if device is not None:
+            check_device(device)
+            config = config.replace(device=device)
         if run.has(RunFolder.CHECKPOINT):
             return _resume(run, config, epochs, progress, data)
     config = config if epochs is None else config.replace(epochs=epochs)
@@ -492,16 +497,19 @@ def _load_weights(flow, weights: dict, run: RunFolder, name: str) -> None:
 
 
 @keeps_caller_state
-def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bool = True) -> dict:
+def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bool = True,
+                 device: str | None = None) -> dict:
     """Recompute ``metrics.json`` of a run folder from its saved weights (``data`` as in
-    :func:`resume`), its folder locked meanwhile; ``metrics["weights"]`` and
-    ``metrics["weights_epoch"]`` say which weights (see :func:`weights_record`); ``progress``:
-    bars of the trial-draws (on stderr)."""
+    :func:`resume`), its folder locked meanwhile, on ``device`` (``cpu`` or ``cuda``; default
+    the run's); ``metrics["weights"]`` and ``metrics["weights_epoch"]`` say which weights (see
+    :func:`weights_record`); ``progress``: bars of the trial-draws (on stderr)."""
     run = RunFolder.open(run_dir)
     with run.locked():
         flow, config, data, record = _load_run(run.path, data)
+        device = device or config.device
+        check_device(device)
         pyro.set_rng_seed(config.seed)
-        metrics = evaluate(flow, data, config.samples, config.device,
+        metrics = evaluate(flow.to(device), data, config.samples, device,
                            run.path / RunFolder.SUBMISSION, progress, run.path / RunFolder.SMOOTHING)
         metrics.update(record)
         if run.has(RunFolder.CHECKPOINT):
@@ -547,7 +555,7 @@ def collapse_metrics(metrics: dict, history: list[dict]) -> dict:
 @keeps_caller_state
 def diagnose_run(run_dir, samples: int = 100, trials=None,
                  data: SpikeData | Sessions | None = None, progress: bool = True,
-                 session: str | None = None) -> dict:
+                 session: str | None = None, device: str | None = None) -> dict:
     """Posterior diagnostics of a run folder from its best weights (see
     :func:`pyrolf.diagnostics.diagnose`): ``samples`` posterior draws per trial, written to
     ``posterior.nc``, ``diagnostics.json`` and PNG figures in ``run_dir``, its folder locked
@@ -558,7 +566,8 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
     or a sequence of trial indices. ``data`` as in :func:`resume`. ``progress``: a progress bar
     of the draws (on stderr). ``session``: of a run fitted to several sessions, the one to
     diagnose (needed; see :mod:`pyrolf.data.sessions`), whose files go to its own folder in
-    ``run_dir`` (:func:`diagnosed_folder`), so that each session's stay. Returns what
+    ``run_dir`` (:func:`diagnosed_folder`), so that each session's stay. ``device``: ``cpu`` or
+    ``cuda`` (default the run's). Returns what
     ``diagnostics.json`` holds, ``weights`` and ``weights_epoch`` saying which weights (see
     :func:`weights_record`).
     """
@@ -571,15 +580,16 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
     with run.locked():
         flow, config, data, record = _load_run(run.path, data)
         ((flow, data),) = _session_views(flow, data, session, required=True).values()
-        check_device(config.device)
+        device = device or config.device
+        check_device(device)
         target = RunFolder(diagnosed_folder(run.path, session))
         target.path.mkdir(exist_ok=True)
         pyro.set_rng_seed(config.seed)
         attrs = {**run_attrs(data, config.to_dict()), **record,
                  "source": session_files(config)[session] if session else config.data,
                  **({"session": session} if session else {})}
-        report = diagnose(flow.to(config.device), data, select_trials(data, trials), samples,
-                          target, config.device, progress, attrs)
+        report = diagnose(flow.to(device), data, select_trials(data, trials), samples,
+                          target, device, progress, attrs)
         report.update(record)
         if session is not None:
             report["session"] = session
@@ -921,8 +931,9 @@ def check_device(device: str) -> None:
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"device must be cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but PyTorch sees no GPU here; "
-                          "use --device cpu or install a CUDA build of torch")
+        raise ConfigError("device cuda (--device; a run's own where not given) was asked for but "
+                          "PyTorch sees no GPU here; give --device cpu (in Python device='cpu') "
+                          "or install a CUDA build of torch")
 
 
 def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> FitResult:

@@ -143,6 +143,36 @@ def test_resume_to_fewer_epochs_than_done_is_refused(run, monkeypatch, capsys):
     assert digests(run) == before
 
 
+def test_a_run_fitted_on_a_gpu_is_evaluated_diagnosed_and_resumed_where_there_is_none(
+        run, monkeypatch, capsys):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "device": "cuda"}))
+    before = digests(run)
+    for command in (["evaluate", run], ["diagnose", run, "--trials", "2"],
+                    ["fit", "--resume", run, "--epochs", "3"]):
+        code, _, err = run_cli([*command, "--quiet"], monkeypatch, capsys)
+        assert_one_line_error(code, err, "no GPU here", "give --device cpu")
+        assert digests(run) == before
+    # as the message says: the same scores as the run's own device's (here cpu's) ...
+    code, out, err = run_cli(["evaluate", run, "--device", "cpu", "--quiet"], monkeypatch, capsys)
+    assert code == 0, err
+    cuda_said = json.loads((run / "metrics.json").read_text())
+    (run / "config.json").write_text(json.dumps(config))
+    assert run_cli(["evaluate", run, "--quiet"], monkeypatch, capsys)[0] == 0
+    assert json.loads((run / "metrics.json").read_text())["co_bps"] == cuda_said["co_bps"]
+    (run / "config.json").write_text(json.dumps({**config, "device": "cuda"}))
+    code, _, err = run_cli(["diagnose", run, "--trials", "2", "--device", "cpu", "--quiet"],
+                           monkeypatch, capsys)
+    assert code == 0 and (run / "posterior.nc").exists(), err
+    # ... and resumed there, which becomes the run's device
+    code, _, err = run_cli(["fit", "--resume", run, "--epochs", "3", "--device", "cpu", "--quiet"],
+                           monkeypatch, capsys)
+    assert code == 0, err
+    assert json.loads((run / "config.json").read_text())["device"] == "cpu"
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 3
+
+
 def test_out_naming_a_file_is_one_line(tmp_path, monkeypatch, capsys):
     afile = tmp_path / "afile"
     afile.write_text("my notes\n")

@@ -123,7 +123,7 @@ def test_a_resume_may_be_given_a_thread_count_but_no_model_setting(restore_threa
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 3
     code, _, err = run_cli(["fit", "--resume", run, "--epochs", "4", "--lr", "0.1"],
                            monkeypatch, capsys)
-    assert_one_line_error(code, err, "only --epochs and --threads may be given")
+    assert_one_line_error(code, err, "only --epochs, --threads and --device may be given")
 
 
 @pytest.mark.parametrize("value", ["0", "two"])
