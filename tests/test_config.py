@@ -143,5 +143,7 @@ def test_the_defaults_learn_the_dynamics_and_the_nlb_presets_keep_the_released_c
     nlb = Config(**{**preset("mc_maze"), "data": "mc_maze", "latent_dim": 8, "encoder_hidden": 8})
     assert trained(nlb) == set()
     assert (nlb.step, nlb.damping) == (0.01, 0.55)
+    assert preset("dmfc_rsg")["damping"] == 0.7  # (the released code's there)
+    assert all(preset(name)["damping"] == 0.55 for name in ("mc_maze", "mc_rtt", "area2_bump"))
     assert trained(dataclasses.replace(nlb, learn_dynamics=True)) == {
         "log_step", "logit_damping", "log_noise_scale"}
