@@ -21,16 +21,17 @@ from pyrolf.sweep.settings import SCHEDULERS, sweep_settings
                    "'pyrolf fit --help').")
 @click.option("--trials", type=click.IntRange(min=1), default=None,
               help="Configurations to try (required unless --resume).")
-@click.option("--scheduler", type=click.Choice(SCHEDULERS), default="asha", show_default=True,
-              help="asha: stop poor trials early; pbt: population-based training (the worst "
-                   "trials take the best ones' weights and perturbed settings).")
+@click.option("--scheduler", type=click.Choice(SCHEDULERS), default=None,
+              help="asha (default): stop poor trials early; pbt: population-based training (the "
+                   "worst trials take the best ones' weights and perturbed settings).")
 @click.option("--address", default=None,
               help="HOST:PORT of a running Ray cluster to join (see 'ray start --head'); "
                    "default: start Ray on this machine.")
-@click.option("--cpus-per-trial", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              show_default=True, help="CPU cores each trial holds (and its torch threads).")
-@click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="GPUs each trial holds (a fraction shares one); above 0 trains on cuda.")
+@click.option("--cpus-per-trial", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="CPU cores each trial holds (and its torch threads; default 1).")
+@click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=None,
+              help="GPUs each trial holds (a fraction shares one; default 0); above 0 trains "
+                   "on cuda.")
 @click.option("--max-concurrent", "concurrent", type=click.IntRange(min=1), default=None,
               help="Trials that train at once (default: as many as the CPUs and GPUs take, "
                    "given --cpus-per-trial and --gpus-per-trial).")
@@ -59,7 +60,10 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, conc
         given = [name for name, value in [("--data", data), ("--trials", trials),
                                           ("--epochs", epochs), ("--out", out),
                                           ("--config", config_file), ("--space", space_file),
-                                          ("--max-concurrent", concurrent)]
+                                          ("--max-concurrent", concurrent),
+                                          ("--scheduler", scheduler),
+                                          ("--cpus-per-trial", cpus_per_trial),
+                                          ("--gpus-per-trial", gpus_per_trial)]
                  if value is not None] + [_flag(key) for key in reading]
         if given:
             raise ConfigError(f"--resume continues a sweep with its own settings; drop "
@@ -69,6 +73,9 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, conc
     else:
         if trials is None:
             raise ConfigError("--trials is required: how many configurations to try")
+        scheduler = scheduler or "asha"
+        cpus_per_trial = 1.0 if cpus_per_trial is None else cpus_per_trial
+        gpus_per_trial = 0.0 if gpus_per_trial is None else gpus_per_trial
         config = build_config(data, config_file,
                               {**reading, **({} if epochs is None else {"epochs": epochs})})
         space = _read_config(space_file, "search-space file") if space_file else None
@@ -116,6 +123,7 @@ def _sweeps():
     except ModuleNotFoundError as error:
         if error.name is None or error.name.split(".")[0] != "ray":
             raise
-        raise SweepError("pyrolf sweep needs Ray Tune, an optional extra: "
-                         "pip install 'pyrolf[sweep]' (or uv sync --extra sweep)") from None
+        raise SweepError("pyrolf sweep needs Ray Tune, an optional extra: uv sync --extra "
+                         "sweep (or, in your own environment, uv pip install 'ray[tune]>=2.9')"
+                         ) from None
     return tune

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import sys
 import threading
 import time
 
@@ -89,6 +90,18 @@ def test_other_sweep_refusals_are_one_line(spike_file, tmp_path, monkeypatch, ca
     code, _, err = run_cli(["sweep", "--resume", tmp_path, "--data", spike_file], monkeypatch,
                            capsys)
     assert_one_line_error(code, err, "--resume", "--data")
+    code, _, err = run_cli(["sweep", "--resume", tmp_path, "--scheduler", "asha",
+                            "--cpus-per-trial", 1, "--gpus-per-trial", 0], monkeypatch, capsys)
+    assert_one_line_error(code, err, "drop --scheduler, --cpus-per-trial, --gpus-per-trial")
+    # without Ray Tune (an optional extra) the sweep says how to install it
+    import pyrolf.sweep
+
+    monkeypatch.delitem(sys.modules, "pyrolf.sweep.tune", raising=False)
+    monkeypatch.delattr(pyrolf.sweep, "tune", raising=False)
+    monkeypatch.setitem(sys.modules, "ray", None)
+    code, _, err = run_cli(["sweep", "--resume", tmp_path], monkeypatch, capsys)
+    assert_one_line_error(code, err, "needs Ray Tune", "uv sync --extra sweep")
+    monkeypatch.undo()
     code, _, err = run_cli(["sweep", "--data", spike_file, "--data", "lorenz", "--trials", 2],
                            monkeypatch, capsys)  # the second --data is a session
     assert_one_line_error(code, err, "sessions are own recordings or spike files")
