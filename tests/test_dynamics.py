@@ -332,3 +332,11 @@ def test_learned_step_damping_and_noise_recover_those_that_simulated_the_motion(
         assert getattr(learned, name).item() == pytest.approx(expected, rel=0.05), name
     fixed = LangevinDynamics(potential, step=0.05, damping=0.2)
     assert not [p for p in fixed.parameters() if p.requires_grad]
+
+
+def test_every_potential_can_be_imported_from_pyrolf_dynamics():
+    import pyrolf.dynamics
+
+    classes = {type(make(8, 4)) for make in POTENTIALS.values()}
+    assert {cls.__name__ for cls in classes} <= set(pyrolf.dynamics.__all__)
+    assert all(getattr(pyrolf.dynamics, cls.__name__) is cls for cls in classes)
