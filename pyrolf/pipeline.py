@@ -945,7 +945,8 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
         state = trainer.fit(progress)
     except TrainingDiverged as error:
         where = f"; the last good checkpoint is in {run.path}" if run is not None else ""
-        raise TrainingDiverged(f"{error}{where}; lower the learning rate (--lr) and try again") from None
+        raise TrainingDiverged(f"{error}{where}; fit again with a lower learning rate (--lr and "
+                               "another --out; in Python Config's lr)") from None
     if trainer.best_flow is not None:
         trainer.flow.load_state_dict(trainer.best_flow)
     config = trainer.config

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from pyrolf.cli.main import main
+from pyrolf.runs import RunFolder
 
 TINY = ["--epochs", "2", "--latent-dim", "8", "--batch-size", "16", "--quiet"]
 
@@ -98,6 +99,17 @@ def test_cuda_without_a_gpu_is_one_line(spike_file, tmp_path, monkeypatch, capsy
     code, _, err = run_cli(["fit", "--data", spike_file, "--device", "cuda",
                             "--out", tmp_path / "r", *TINY], monkeypatch, capsys)
     assert_one_line_error(code, err, "no GPU")
+
+
+def test_a_fit_that_diverges_is_one_line_and_leaves_a_run_folder_to_resume(
+        spike_file, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "--data", spike_file, "--out", run, *TINY, "--lr", "1e8"],
+                           monkeypatch, capsys)
+    assert_one_line_error(code, err, "the ELBO became", f"the last good checkpoint is in {run}",
+                          "fit again with a lower learning rate (--lr and another --out")
+    assert RunFolder(run).has(RunFolder.CHECKPOINT)  # as --resume reads it
+    assert json.loads((run / "config.json").read_text())["lr"] == 1e8
 
 
 def test_fit_evaluate_resume_and_refusals(spike_file, tmp_path, monkeypatch, capsys):
