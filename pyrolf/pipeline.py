@@ -919,10 +919,12 @@ def _check_writable(path: Path, given: bool = True) -> None:
         raise ConfigError(f"--out {path} is a folder; give a file name such as {path / INFERRED}"
                           if given else f"{path}, where infer writes, is a folder; move it away "
                           "or give --out FILE")
-    if not path.parent.is_dir():
+    if not path.parent.is_dir():  # (the run folder, where not given, exists)
         raise ConfigError(f"--out {path}: folder {path.parent} does not exist; create it first")
     if not os.access(path.parent, os.W_OK):
-        raise ConfigError(f"--out {path}: folder {path.parent} is not writable")
+        raise ConfigError(f"--out {path}: folder {path.parent} is not writable" if given else
+                          f"the run folder {path.parent}, where infer writes {path.name}, is not "
+                          "writable; give --out FILE (out= in Python) elsewhere")
 
 
 def check_device(device: str) -> None:

@@ -445,6 +445,11 @@ def test_a_folder_where_inferred_nc_goes_is_named_as_such(small_run, tmp_path, m
     assert_one_line_error(code, err, f"{run / 'inferred.nc'}, where infer writes, is a folder; "
                                      "move it away or give --out FILE")
     assert not (run / "dynamics.json").exists()
+    (run / "inferred.nc").rmdir()
+    monkeypatch.setattr("os.access", lambda path, mode: not mode & os.W_OK)  # (as not root)
+    code, _, err = run_cli(["infer", run, "--quiet"], monkeypatch, capsys)
+    assert_one_line_error(code, err, f"the run folder {run}, where infer writes inferred.nc, is "
+                                     "not writable; give --out FILE")
 
 
 def test_diagnose_whose_draws_cannot_be_written_leaves_no_figure_of_them(small_run, tmp_path,
