@@ -41,6 +41,10 @@ class StepTerms(NamedTuple):
 class LangevinDynamics(nn.Module):
     """Damped, forced, noisy motion in a potential.
 
+    Its defaults are the released code's (Δ = 0.01, γ = 0.55, fixed); ``pyrolf fit`` builds it
+    with :class:`~pyrolf.config.Config`'s (``step=0.05, damping=0.2, learn=True``:
+    :func:`pyrolf.models.build_flow`).
+
     Args:
         potential: module mapping positions ``(..., D)`` to energies ``(...,)``.
         step: integration step ``Δ``.

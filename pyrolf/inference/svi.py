@@ -32,6 +32,10 @@ from pyrolf.threads import CoreShare, adapt_threads
 
 
 KL_WEIGHT_FLOOR = 1e-3
+#: posterior samples the validation co-bps that picks the best epoch averages rates over (at
+#: most; ``Config.samples`` where fewer): an estimate for ranking epochs, made every
+#: ``eval_every`` epochs, where the final scores take ``samples``
+VALID_SAMPLES = 10
 #: seconds a fit watches the machine before its first epoch, to pick its thread count
 SHARE_SAMPLE_S = 0.1
 
@@ -217,14 +221,14 @@ class Trainer:
         return self.config.kl_weight * max(ramp, KL_WEIGHT_FLOOR)
 
     def validation_score(self) -> float:
-        """co-bps of the held-out neurons on the validation trials (their observed bins); of
-        several sessions, each session's pooled by its held-out spikes
-        (:func:`~pyrolf.evaluation.sessions.pooled`)."""
+        """co-bps of the held-out neurons on the validation trials (their observed bins), of
+        rates averaged over :data:`VALID_SAMPLES` posterior samples; of several sessions, each
+        session's pooled by its held-out spikes (:func:`~pyrolf.evaluation.sessions.pooled`)."""
         scores, spikes = {}, {}
         for index, part in enumerate(self.parts):
             data, observed = part.data, slice(0, part.data.n_observed)
             inputs = encoder_inputs(part.valid, part.heldin, data.n_forward)
-            rates = predict_rates(part.flow, inputs, data.n_bins, min(self.config.samples, 10))
+            rates = predict_rates(part.flow, inputs, data.n_bins, min(self.config.samples, VALID_SAMPLES))
             held = part.valid[:, observed][..., part.heldout]
             scores[index] = co_bps(rates[:, observed][..., part.heldout].cpu().numpy(),
                                    held.cpu().numpy())
