@@ -510,7 +510,8 @@ def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bo
         check_device(device)
         pyro.set_rng_seed(config.seed)
         metrics = evaluate(flow.to(device), data, config.samples, device,
-                           run.path / RunFolder.SUBMISSION, progress, run.path / RunFolder.SMOOTHING)
+                           run.path / RunFolder.SUBMISSION, progress,
+                           run.path / RunFolder.SMOOTHING)
         metrics.update(record)
         if run.has(RunFolder.CHECKPOINT):
             state = TrainState(**run.load(RunFolder.CHECKPOINT)["state"])
@@ -723,8 +724,9 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     Dataset of :func:`infer` (one entry, named ``None``, for a run of one session)."""
     from pyrolf.diagnostics.export import infer_trials, new_trials
     from pyrolf.diagnostics.missing import fill_missing_counts
+    from pyrolf.diagnostics.report import check_samples
 
-    _check_samples(samples)
+    check_samples(samples, least=1)
     data = str(data) if isinstance(data, Path) else data
     if trials_where is not None and not isinstance(data, str):
         raise ConfigError("--trials-where chooses among new trials read from a file: give "
@@ -904,12 +906,6 @@ def _run_units(path: Path | None, runs: list[SpikeData], units_where: list[str])
         return []
     note_strangers(ids[~theirs], units_where)
     return [f"id={','.join(str(unit) for unit in ids[theirs])}"]
-
-
-def _check_samples(samples: int) -> None:
-    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
-        raise ConfigError(f"samples (--samples) must be a whole number, at least 1, got "
-                          f"{samples!r}")
 
 
 def _check_writable(path: Path, given: bool = True) -> None:

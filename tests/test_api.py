@@ -89,8 +89,12 @@ def test_arguments_of_the_wrong_kind_are_one_line(tmp_path):
     with pytest.raises(ConfigError, match="config must be a pyrolf.Config, got dict"):
         pyrolf.fit(small(), {"epochs": 1}, progress=False)
     result = pyrolf.fit(small(), pyrolf.Config(epochs=1, **TINY), progress=False)
-    with pytest.raises(ConfigError, match="must be a whole number, at least 1, got 2.5"):
+    with pytest.raises(ConfigError, match=r"samples \(--samples\) must be a whole number, got 2.5"):
         pyrolf.infer(result, samples=2.5, progress=False)
+    with pytest.raises(ConfigError, match=r"must be at least 1, got 0"):
+        pyrolf.infer(result, samples=0, progress=False)
+    with pytest.raises(ConfigError, match=r"must be a whole number, got 30.5"):
+        pyrolf.diagnose_run(tmp_path, samples=30.5)  # (before the folder is read)
     with pytest.raises(ConfigError, match="device must be cpu or cuda, got 'gpu'"):
         pyrolf.infer(result, samples=2, device="gpu", progress=False)
     with pytest.raises(RunError, match="a run folder is given by its path, got int 42"):

@@ -58,12 +58,15 @@ def check_memory(flow, data: SpikeData, n_trials: int, samples: int) -> None:
                           f"(--samples N)")
 
 
-def check_samples(samples: int) -> None:
-    """Raise :class:`ConfigError` for fewer posterior draws per trial than Pareto k-hat needs
-    (:data:`MIN_SAMPLES`)."""
-    if samples < MIN_SAMPLES:
-        raise ConfigError(f"samples (--samples) must be at least {MIN_SAMPLES} for Pareto "
-                          f"k-hat, got {samples}")
+def check_samples(samples: int, least: int = MIN_SAMPLES) -> None:
+    """Raise :class:`ConfigError` for posterior draws per trial that are no whole number or
+    fewer than ``least`` (default :data:`MIN_SAMPLES`, what Pareto k-hat needs)."""
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)):
+        raise ConfigError(f"samples (--samples) must be a whole number, got {samples!r}")
+    if samples < least:
+        raise ConfigError(f"samples (--samples) must be at least {least}"
+                          + (" for Pareto k-hat" if least == MIN_SAMPLES else "")
+                          + f", got {samples}")
 
 
 def default_split(data: SpikeData) -> str:

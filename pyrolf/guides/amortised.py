@@ -23,8 +23,14 @@ from pyrolf.nets.networks import SpikeEncoder
 MIN_SCALE = 1e-4
 
 
+def positive_scale(raw_scale: torch.Tensor) -> torch.Tensor:
+    """A network's unconstrained output ``(..., D)`` as a scale ``(..., D)``, at least
+    :data:`MIN_SCALE`."""
+    return F.softplus(raw_scale) + MIN_SCALE
+
+
 def _normal(loc: torch.Tensor, raw_scale: torch.Tensor) -> Normal:
-    return Normal(loc, F.softplus(raw_scale) + MIN_SCALE).to_event(1)
+    return Normal(loc, positive_scale(raw_scale)).to_event(1)
 
 
 class AmortisedGuide(nn.Module):
@@ -115,7 +121,7 @@ class LangevinGuide(AmortisedGuide):
 
     def bins(self, h):
         correction, raw_scale = self.out(torch.tanh(self.from_data(h))).chunk(2, dim=-1)
-        return correction, F.softplus(raw_scale) + MIN_SCALE
+        return correction, positive_scale(raw_scale)
 
 
 class MeanFieldGuide(AmortisedGuide):
@@ -130,4 +136,4 @@ class MeanFieldGuide(AmortisedGuide):
 
     def bins(self, h):
         loc, raw_scale = self.out(h).chunk(2, dim=-1)
-        return loc, F.softplus(raw_scale) + MIN_SCALE
+        return loc, positive_scale(raw_scale)
