@@ -44,6 +44,8 @@ class SessionDecoder(nn.Module):
         self.rows_alone = _computes_as(decoder, TransformerDecoder)
 
     def forward(self, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``z``, ``v`` ``(trials, T, D)`` to the session's log-rates ``(trials, T, session
+        neurons)``."""
         if self.rows_alone:
             readout = self.decoder.readout
             return F.linear(self.decoder.features(z, v), readout.weight[self.neurons],
@@ -71,6 +73,8 @@ class SessionEncoder(nn.Module):
         self.__dict__["shell"] = shell
 
     def forward(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The session's held-in counts ``(trials, time, session held_in)`` to what
+        :meth:`SpikeEncoder.forward <pyrolf.nets.networks.SpikeEncoder.forward>` gives."""
         gru, shell = self.encoder.gru, self.shell
         shell.training = gru.training  # dropout between layers, cuDNN's training path
         weights = {name: value[:, self.inputs] if name.startswith("weight_ih_l0") else value

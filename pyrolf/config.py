@@ -29,7 +29,8 @@ class ConfigError(ValueError):
 @dataclass
 class Config:
     # data
-    data: str = "lorenz"            # "lorenz", an NLB dataset name, or a path to a .h5/.npz file
+    data: str = "lorenz"            # "lorenz", an NLB dataset name, or the path of a .h5/.npz
+                                    # spike file or of a recording (.nwb, spike-times .npz)
     data_seed: int = 0              # seed of the generated data and of the trial splits
     data_dir: str | None = None     # NLB: folder holding the DANDI downloads; None: $PYROLF_DATA
     bin_size_ms: int | None = None  # bin width (ms); None: the data's default (bin_ms)

@@ -122,8 +122,8 @@ def _source_data(config) -> SpikeData:
         return load_nlb(config.data, config.data_dir, config.bin_ms(), config.phase,
                         config.data_seed, config.targets)
     raise DataError(f"unknown dataset {config.data!r}: use 'lorenz', an NLB dataset "
-                    f"({', '.join(DANDISETS)}), the path of a .h5/.npz spike file or of an "
-                    ".nwb recording")
+                    f"({', '.join(DANDISETS)}), the path of a .h5/.npz spike file or of a "
+                    "recording (.nwb, spike-times .npz)")
 
 
 # NLB loading imports nlb_tools, pynwb and pandas (about 3 s): on first use, since the Lorenz data

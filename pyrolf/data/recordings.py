@@ -702,6 +702,8 @@ class SpikeTimesFile:
 
     def unit_column(self, name: str) -> np.ndarray:
         """``id``, the only column of units a spike-times file has: ``(units,)``."""
+        if name != "id":
+            raise KeyError(name)
         return self.unit_ids
 
     def behavior(self, name: str) -> tuple[np.ndarray, np.ndarray, None]:

@@ -1,8 +1,10 @@
 """Potentials ``U(z)`` whose negative gradient is the deterministic force on the latent position.
 
 A latent position ``z`` of size ``D`` is read as ``C`` channels on a 1-D lattice of ``D / C`` sites,
-``(..., D) -> (..., C, D / C)``. Every potential here couples a site only to itself and its two
-neighbours (a width-3 kernel, zero padding at both ends), so the force is local on the lattice.
+``(..., D) -> (..., C, D / C)``. The coupled potentials couple a site only to itself and its two
+neighbours (zero padding at both ends), so the force is local on the lattice: the oscillators' a
+width-3 kernel of sites, the springs' a width-2 kernel of bonds (each site in two bonds);
+:class:`FreeParticle` has no force.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class _Lattice(nn.Module):
         return z.reshape(-1, self.channels, self.sites)
 
     def leading(self, z: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
+        """Energies ``(N,)`` of :meth:`field`'s flattened rows back to ``z``'s leading dims
+        ``(...,)``."""
         return energy.reshape(z.shape[:-1])
 
 
@@ -141,9 +145,11 @@ class AnharmonicOscillators(CoupledOscillators):
 
     @property
     def stiffness(self) -> torch.Tensor:
+        """``λ``, a scalar tensor."""
         return F.softplus(self.raw_stiffness)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Energy ``(...,)`` of positions ``(..., D)``."""
         quartic = (self.field(z) ** 4).sum(dim=(-2, -1))
         return super().forward(z) + self.stiffness.to(z.dtype) / 4 * self.leading(z, quartic)
 
@@ -155,6 +161,8 @@ class FreeParticle(nn.Module):
     bounded_below = True
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Energy ``(...,)``, zero, of positions ``(..., D)`` (of their graph, so that the force
+        autograd takes is zero too)."""
         return (z * 0).sum(-1)
 
 

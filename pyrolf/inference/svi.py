@@ -279,7 +279,9 @@ class Trainer:
         return [batches[i] for i in torch.randperm(len(batches))]
 
     def epoch(self, check: bool = False) -> float:
-        """One pass over the training trials; returns the ELBO per trial.
+        """One pass over the training trials; returns the training objective per trial (the
+        ELBO as trained: KL-weighted, with coordinated dropout; a bound on ``log p(x)`` only at
+        KL weight 1), as ``history.csv``'s ``elbo`` records it.
 
         Pyro's checks of every distribution's arguments and values run on the first step only
         when ``check`` (and Pyro's validation is on): they catch a swapped prior or guide that

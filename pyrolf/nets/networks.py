@@ -22,6 +22,8 @@ class SpikeEncoder(nn.Module):
         self.out_dim = hidden * (2 if bidirectional else 1)
 
     def forward(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Held-in counts ``(trials, time, held_in)`` to the per-bin states ``(trials, time,
+        out_dim)`` and the whole-trial summary ``(trials, out_dim)`` (see the class)."""
         return self.encode(spikes, self.gru)
 
     def encode(self, spikes: torch.Tensor, gru) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,6 +54,8 @@ class TransformerDecoder(nn.Module):
         self.readout = nn.Linear(width, n_neurons)
 
     def forward(self, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Positions and velocities, each ``(trials, time, D)``, to log-rates ``(trials, time,
+        neurons)``."""
         return self.readout(self.features(z, v))
 
     def features(self, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
