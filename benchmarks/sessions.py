@@ -24,7 +24,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import pyro
 
 from own_recording import pyrolf_in_process  # a script beside this one
