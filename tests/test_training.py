@@ -5,7 +5,7 @@ import pyro.distributions as dist
 import pytest
 import torch
 
-from pyrolf import Config, fit, load_run, resume
+from pyrolf import Config, evaluate_run, fit, load_run, resume
 from pyrolf.data import lorenz_dataset
 from pyrolf.evaluation.report import model_rates
 from pyrolf.inference.svi import Trainer, predict_rates
@@ -115,6 +115,11 @@ def test_a_run_trained_on_the_gpu_resumes(data, tmp_path):
     config = Config(epochs=2, device="cuda", **TINY)
     fit(data, config, run_dir=tmp_path / "run", progress=False)
     assert resume(tmp_path / "run", epochs=4, progress=False, data=data).state.epoch == 4
+    # evaluated where it was fitted (the weights are moved there) as on the CPU, up to the
+    # sampling noise of other random streams
+    on_gpu = evaluate_run(tmp_path / "run", data=data, progress=False)
+    on_cpu = evaluate_run(tmp_path / "run", data=data, progress=False, device="cpu")
+    assert on_gpu["co_bps"] == pytest.approx(on_cpu["co_bps"], abs=0.05)
 
 
 def test_a_run_folder_is_never_overwritten(data, tmp_path):
