@@ -71,11 +71,13 @@ def fit(data, out, resume_dir, config_file, quiet, **overrides):
         config = build_config(data, config_file, overrides)
         run_dir = out or Path("runs") / f"{Path(config.data).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         RunFolder(run_dir).check_new()  # before the data, which may take minutes to load
-        from pyrolf import pipeline  # torch, Pyro: once the settings and the folder are checked
-
         if config.init_from is not None:
+            from pyrolf import pipeline
+
             pipeline.init_source(config)  # so is the run it starts from
-        dataset = load_config_data(config)
+        dataset = load_config_data(config)  # before torch (5 s): a data error is said at once
+        from pyrolf import pipeline  # torch, Pyro: once the settings and the data are read
+
         result = pipeline.fit(dataset, config, run_dir=run_dir, progress=not quiet)
     _print_metrics(result.metrics, run_dir)
 

@@ -303,6 +303,12 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
     prepare_scoring(data, run.path / RunFolder.TARGETS)
     trainer = Trainer(flow, data, config)
     trainer.restore(checkpoint, reschedule=config.epochs != planned)
+    history = checkpoint["state"]["history"]
+    if config.epochs > max(done, planned) and history and (
+            history[-1]["lr"] <= config.lr_final * (1 + 1e-3)):
+        note(f"{run.path}'s learning rate decayed to lr_final ({config.lr_final:g}) over the "
+             f"{planned} epochs it was fitted for: its {config.epochs - done} more epochs train "
+             f"at it (a new fit with --epochs {config.epochs} decays over them all)")
     if run.has(RunFolder.BEST):
         trainer.best_flow = run.load(RunFolder.BEST, config.device)["flow"]
     run.write_json(RunFolder.CONFIG, config.to_dict())

@@ -206,7 +206,17 @@ def test_a_run_of_some_units_infers_another_file_by_their_ids(session, tmp_path,
     assert ("the run kept only the units that met --units-where quality=good location=CA1"
             in err)
     assert "no spike" not in err, err
-    np.testing.assert_array_equal(xr.open_dataset(tmp_path / "again.nc")["neuron"], chosen)
+    again = xr.open_dataset(tmp_path / "again.nc")
+    np.testing.assert_array_equal(again["neuron"], chosen)
+    # the Units table's columns (and the electrodes table's) come along, by unit id, so that
+    # rates can be grouped by them (a walkthrough had to join the NWB table by hand)
+    assert (again["unit_quality"] == "good").all() and (again["unit_location"] == "CA1").all()
+    assert (again["unit_electrode_group"] == "shankA").all()
+    rates = {unit: len(times) / session.trials.stop_time.max()
+             for unit, times in zip(session.unit_ids, session.spike_times)}
+    np.testing.assert_allclose(again["unit_firing_rate"], [rates[unit] for unit in chosen])
+    assert again.rates.groupby("unit_quality").mean().sizes["unit_quality"] == 1
+    assert "unit_spike_times" not in again.coords and "unit_electrodes" not in again.coords
     code, _, err = run_cli(["fit", "--data", path, *ONSET, "--units-where", "quality=god",
                             "--out", tmp_path / "none", *TINY], monkeypatch, capsys)
     assert_one_line_error(code, err, "--units-where quality=god keeps no unit of sorted.nwb",
@@ -217,6 +227,24 @@ def test_a_run_of_some_units_infers_another_file_by_their_ids(session, tmp_path,
     code, _, err = run_cli(["fit", "--data", path, *ONSET, "--units-where", "firing_rate>1e9",
                             "--out", tmp_path / "none", *TINY], monkeypatch, capsys)
     assert_one_line_error(code, err, "--units-where firing_rate>1e9 keeps no unit")
+
+
+def test_units_table_columns_are_matched_to_the_neurons_by_id():
+    """Each neuron gets its own unit's row, whatever the order; one the table lacks (new trials
+    that lack the unit) NaN or empty text."""
+    from pyrolf.diagnostics.export import unit_coords
+
+    data = SpikeData(spikes=np.zeros((3, 2, 3), np.float32), heldout=np.array([0, 0, 1], bool),
+                     splits={"train": [0], "valid": [1], "test": [2]},
+                     extra={"unit_ids": np.array([3, 1, 2]), "unit_table": {
+                         "id": np.array([1, 2, 9]), "quality": np.array(["a", "b", "c"]),
+                         "depth": np.array([10.0, 20.0, 30.0]),
+                         "waveform": np.zeros((3, 4))}})
+    coords = unit_coords(data)
+    assert set(coords) == {"unit_quality", "unit_depth"}  # (no column of an array per unit)
+    assert coords["unit_quality"][1].tolist() == ["", "a", "b"]
+    np.testing.assert_array_equal(coords["unit_depth"][1], [np.nan, 10.0, 20.0])
+    assert unit_coords(dataclasses.replace(data, extra={"unit_ids": np.arange(3)})) == {}
 
 
 def test_nwb_and_spike_times_files_give_the_same_data(files):
@@ -616,7 +644,8 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     code, _, err = run_cli(["infer", run, "--samples", 5, "--data", few, "--out",
                             tmp_path / "few.nc"], monkeypatch, capsys)
     assert_one_line_error(code, err, "of the run's", "held-in units (they lack ids",
-                          "at least 50% are there")
+                          "at least 50% are there", "the data's units the run has not are ids "
+                          "5100, 5107", "a new spike sorting's ids name other units")
     assert not (tmp_path / "few.nc").exists()
 
 
@@ -831,6 +860,8 @@ def test_another_continuous_file_is_chopped_by_the_run_s_options_and_merged(cont
     other = xr.open_dataset(tmp_path / "npz.nc")
     inferred = xr.open_dataset(continuous_run.path / "inferred.nc")
     assert set(other["split"].values) == {"new"}
+    # the merged series keeps the coordinates along neuron the windows had (in_data was lost)
+    assert other["in_data"].dims == ("neuron",) and bool(other["in_data"].all())
     np.testing.assert_array_equal(other["time"], inferred["time"])
     np.testing.assert_allclose(other["rates"], inferred["rates"], rtol=1e-5, atol=1e-7)
 
@@ -1125,6 +1156,60 @@ def test_a_stray_spike_or_times_in_samples_are_named_not_fitted_blindly(tmp_path
                                         r"process can still take; units 9 \(0.03 to 200 s\) "
                                         r"spike apart .* are the spike times in seconds\?"):
         load(path)
+
+
+@pytest.mark.parametrize("scaled, what", [
+    ("spikes", "trials"), ("trials", "trials"), ("both", "trials"), ("spikes", "windows")])
+def test_spike_or_trial_times_in_ms_stop_in_one_line_before_any_fit(scaled, what, session,
+                                                                    files, tmp_path):
+    """Spike times or trial times in ms (or both, a "1 s" window being 1 ms) left next to no
+    spike in the trials, fitted to co-bps NaN or -3814, and a continuous recording in ms ran for
+    minutes in 3 GB on 37 492 windows (found by a walkthrough): one line saying the units fire
+    next to nothing, where the spikes and the trials lie."""
+    recording = files["continuous_session"] if what == "windows" else session
+    ms = dataclasses.replace(recording, spike_times=[
+        times * (1000 if scaled in ("spikes", "both") else 1) for times in recording.spike_times])
+    if what == "trials" and scaled in ("trials", "both"):
+        ms = dataclasses.replace(ms, trials=ms.trials.assign(**{
+            name: ms.trials[name] * 1000 for name in ("start_time", "stop_time", "stim_on_time")}))
+    path = write_spike_times_npz(tmp_path / "ms.npz", ms)
+    options = {"continuous": True} if what == "windows" else {
+        "align": "stim_on_time", "window": "-0.2,0.8"}
+    with pytest.raises(DataError, match=rf"ms.npz: its units fire [0-9.e-]+ spikes/s on average "
+                                        rf"in the {what} kept \(\d+ spikes in \d+ {what}\), too "
+                                        rf"few to fit; are the spike times .*in seconds"):
+        load(path, **options)
+    # in seconds, they fire as they were planted to
+    assert np.nanmean(load(files["nwb"], align="stim_on_time", window="-0.2,0.8").spikes) > 0.01
+
+
+def test_windows_of_scored_trials_that_overlap_a_training_trial_s_are_noted(session, files,
+                                                                             capsys):
+    """A window longer than the time between trials shares spikes, the held-out units' too,
+    between training and test trials: their scores are optimistic, said in a note (found by a
+    walkthrough); windows that stay apart say nothing."""
+    starts = session.trials["stim_on_time"].to_numpy()
+    gap = np.diff(np.sort(starts)).min()
+    load(files["nwb"], align="stim_on_time", window=f"0,{gap / 2:.3f}")
+    assert "overlap a training trial" not in capsys.readouterr().err
+    data = load(files["nwb"], align="stim_on_time", window=f"0,{gap * 1.5:.3f}")
+    err = capsys.readouterr().err
+    scored = np.concatenate([data.splits["valid"], data.splits["test"]])
+    trained = np.sort(data.extra["align_times"][data.splits["train"]])
+    near = np.abs(data.extra["align_times"][scored][:, None] - trained[None]).min(1)
+    overlapping = int((near < data.extra["window"][1] - data.extra["window"][0]).sum())
+    assert overlapping > 0
+    assert (f"session.nwb: {overlapping} of the {len(scored)} valid and test trials' windows "
+            "overlap a training trial's") in err
+
+
+def test_a_window_a_little_longer_than_every_trial_is_cut_as_any_window(session, files):
+    """A window may reach beyond its trial: one a little longer than the longest trial (into the
+    time between trials) was refused as not in seconds (found by a walkthrough); one ten times
+    longer still is (see test_bad_recordings_and_options_are_one_line)."""
+    longest = float((session.trials["stop_time"] - session.trials["start_time"]).max())
+    data = load(files["nwb"], align="stim_on_time", window=f"0,{longest * 1.2:.2f}")
+    assert data.n_bins == round(longest * 1.2 * 100)
 
 
 def trials_npz(path, stops=None, **columns):

@@ -55,6 +55,21 @@ def test_help_usage_errors_and_bad_settings_import_nothing_heavy(args):
     assert heavy_imported(code) == []
 
 
+def test_a_data_error_is_said_before_torch_and_pyro_load(spike_file):
+    """A wrong column, a file of other neurons: the data are read before the model's stack is
+    imported, so finding a column by trial and error does not cost 5 s a try (found by a
+    walkthrough)."""
+    for args in (["fit", "--data", "/no/such.nwb"],
+                 ["fit", "--data", str(spike_file), "--heldout", "0.5"]):
+        code = ("import sys\nfrom pyrolf.cli.main import main\n"
+                f"sys.argv = ['pyrolf', *{args!r}]\ntry:\n    main()\nexcept SystemExit:\n"
+                "    pass")
+        assert not {"torch", "pyro"} & set(heavy_imported(code)), args
+    answer = subprocess.run([PYROLF, "fit", "--data", spike_file, "--heldout", "0.5"],
+                            capture_output=True, text=True)
+    assert answer.returncode != 0 and "flags its own held-out neurons" in answer.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["infer", "RUN", "--session", "c"], "no session 'c'; the run's sessions are a, b"),
     (["infer", "RUN", "--data", "x.nwb"], "the run was fitted to the sessions a, b; give "

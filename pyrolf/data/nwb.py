@@ -246,7 +246,7 @@ class NWBSource:
             return self.unit_ids
         if name in self._units.colnames:
             column = self._units[name]
-            if isinstance(column, VectorIndex):
+            if isinstance(column, VectorIndex) or len(getattr(column.data, "shape", ())) > 1:
                 raise DataError(f"column {name!r} of the Units table of {self.path.name} holds "
                                 "a list per unit; give a column with one value per unit")
             return _plain(column.data[:])

@@ -54,7 +54,8 @@ Either way a seeded ``heldout_fraction`` of the units (at least one) is held out
 What :class:`~pyrolf.data.spikes.SpikeData` ``extra`` holds:
 
 - ``unit_ids`` ``(neurons,)``: the Units table's ids (NWB) or the ``unit_ids`` (sorted), in the
-  order of the neuron axis: the units ``units_where`` keeps.
+  order of the neuron axis: the units ``units_where`` keeps; ``unit_table``: ``id`` and each
+  column of the Units table (and of its electrodes table) of one value per unit, ``(neurons,)``.
 - ``recording``: a JSON-able summary (format, units, trials kept and dropped and why, window,
   bins), also written into ``metrics.json``.
 - Trials: ``trial_ids`` ``(trials,)``, each trial's row in the file's trials table;
@@ -96,6 +97,12 @@ MIN_WINDOWS = 3  # train, valid and test need one each
 EDGE_S = 1e-9  # a behavioural sample, or an obs_intervals end, this close to a bin edge counts
                # as on it (float rounding)
 FEW_SPIKES = 10  # a unit with fewer spikes than this in all the trials kept is noted
+# the least mean firing rate (spikes/s per unit, over the bins kept) a fit is given: below it the
+# trials or windows hold next to nothing, most often because the spike times or the trial times
+# are not in seconds (in ms a unit firing 20 Hz fires 0.02 per "second")
+LEAST_RATE_HZ = 0.1
+# a --window this many times longer than every trial is taken for one not in seconds
+FAR_WINDOW = 10
 GAP_SPACINGS = 5.0  # samples further apart than this many median spacings leave a gap between
                     # (up to four samples missed in a row are bridged)
 
@@ -157,6 +164,7 @@ def load_recording(path: Path, config) -> SpikeData:
         if continuous and not config.continuous:
             note(f"{path.name} has no trials table: fitting it as a continuous recording cut "
                  f"into {config.chop_s:g} s windows overlapping by {config.overlap_s:g} s")
+        extra["unit_table"] = _unit_table(source, units)
     extra["unit_ids"] = source.unit_ids[units]
     _note_quiet_units(path, spikes, extra["unit_ids"], "windows" if continuous else "trials")
     extra["recording"] = {"format": source.format, "units_in_file": int(source.n_units),
@@ -164,8 +172,62 @@ def load_recording(path: Path, config) -> SpikeData:
                           "bin_ms": config.bin_ms(), **extra["recording"]}
     heldout, splits = heldout_and_splits(config.data_seed, spikes.shape[2], spikes.shape[0],
                                          conditions, heldout_fraction=config.heldout_fraction)
+    if not continuous:  # (a continuous recording's windows overlap by design: --overlap)
+        _note_overlapping(path, extra["align_times"], extra["window"], splits)
     return SpikeData(spikes=spikes, heldout=heldout, splits=splits, conditions=conditions,
                      name=path.stem, bin_size=config.bin_ms() / 1000, extra=extra)
+
+
+def _check_rate(source, units: np.ndarray, spikes: np.ndarray, bin_size: float,
+                opens: np.ndarray, what: str) -> None:
+    """Refuse trials or windows (``what``) ``spikes`` ``(trials, time, units)`` of the units at
+    positions ``units`` of ``source``, opening at ``opens`` ``(trials,)`` s, whose units fire on
+    average below :data:`LEAST_RATE_HZ` in the bins recorded, in one line giving the spikes'
+    span and the trials': most often times not in seconds."""
+    seconds = float((~np.isnan(spikes)).sum()) * bin_size  # unit-seconds recorded
+    total = float(np.nansum(spikes))
+    rate = total / seconds if seconds > 0 else 0.0
+    if rate >= LEAST_RATE_HZ:
+        return
+    path, spikes_span = source.path, _spike_span(source, units)
+    cut_span = (float(opens.min()), float(opens.max()) + spikes.shape[1] * bin_size)
+    times = "spike times" + (" and the trial times" if what == "trials" else "")
+    raise DataError(f"{path.name}: its units fire {rate:.3g} spikes/s on average in the {what} "
+                    f"kept ({total:.0f} spikes in {spikes.shape[0]} {what}), too few to fit; are "
+                    f"the {times} in seconds, in one time base? The spikes lie from "
+                    f"{spikes_span[0]:g} to {spikes_span[1]:g} s, the {what} from "
+                    f"{cut_span[0]:g} to {cut_span[1]:g} s")
+
+
+def _spike_span(source, units: np.ndarray) -> tuple[float, float]:
+    """First and last spike (s) of the units at positions ``units`` of ``source``."""
+    times = [source.unit_spike_times(unit) for unit in units]
+    times = [unit for unit in times if len(unit)]
+    if not times:
+        return np.nan, np.nan
+    return float(min(unit[0] for unit in times)), float(max(unit[-1] for unit in times))
+
+
+def _note_overlapping(path: Path, align: np.ndarray, window: tuple, splits: dict) -> None:
+    """A note where the windows of valid or test trials (``window`` ``(start, stop)`` s around
+    ``align`` ``(trials,)`` s) overlap a training trial's: the spikes they share, the held-out
+    units' among them, were trained on, so their scores are optimistic."""
+    length = window[1] - window[0]
+    trained = np.sort(align[splits["train"]])
+    scored = np.concatenate([splits["valid"], splits["test"]])
+    if not len(trained) or not len(scored):
+        return
+    after = np.searchsorted(trained, align[scored])  # the nearest trained trials either side
+    before, after = np.maximum(after - 1, 0), np.minimum(after, len(trained) - 1)
+    nearest = np.minimum(np.abs(align[scored] - trained[before]),
+                         np.abs(align[scored] - trained[after]))
+    shared = length - nearest
+    overlap = shared > EDGE_S
+    if overlap.any():
+        note(f"{path.name}: {int(overlap.sum())} of the {len(scored)} valid and test trials' "
+             f"windows overlap a training trial's (by up to {shared[overlap].max():.3g} s): the "
+             "spikes they share were trained on, so their scores are optimistic; a shorter "
+             "--window keeps them apart")
 
 
 def _note_quiet_units(path: Path, spikes: np.ndarray, unit_ids: np.ndarray, what: str) -> None:
@@ -312,8 +374,9 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
         window = _default_window(path, rows, align, starts, stops, config.align)
     else:
         longest = np.max(stops[rows] - starts[rows])
-        # a table of events (every trial of no length) leaves the window to say it all
-        if longest > 0 and window[1] - window[0] > longest:
+        # a table of events (every trial of no length) leaves the window to say it all; a
+        # window may reach beyond its trial, but not by so much that it is in other units
+        if longest > 0 and window[1] - window[0] > FAR_WINDOW * longest:
             raise DataError(f"--window {window[0]:g},{window[1]:g} ({window[1] - window[0]:g} s) "
                             f"is longer than every trial of {path.name} (the longest lasts "
                             f"{longest:g} s); give it in seconds around {config.align}")
@@ -387,6 +450,8 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
     spikes = bin_spikes(source, align[rows] + window[0], n_bins, bin_size, units)
     if intervals is not None:
         spikes[unrecorded_bins(intervals, align[rows] + window[0], n_bins, bin_size)] = np.nan
+    _check_rate(source, units, spikes, bin_size, align[rows] + window[0], "trials")
+    if intervals is not None:
         _note_unrecorded(path, spikes, source.unit_ids[units], "trials")
     return spikes, extra, conditions
 
@@ -448,6 +513,7 @@ def _chopped(source, config, bin_size: float, units: np.ndarray):
     if intervals is not None:  # the file says when it recorded: pauses and units lost are known
         series[unrecorded_bins(intervals, np.array([first]), n_time, bin_size)[0]] = np.nan
     windows, starts = chop(series, window_bins, overlap_bins)
+    _check_rate(source, units, windows, bin_size, first + starts * bin_size, "windows")
     if intervals is not None:
         paused = int(np.isnan(windows).all(axis=(1, 2)).sum())
         if paused:
@@ -522,6 +588,19 @@ def _trial_table(source, rows: np.ndarray) -> dict[str, np.ndarray]:
     for name in source.trial_columns:
         try:
             table[name] = np.asarray(source.trial_column(name))[rows]
+        except DataError:
+            continue
+    return table
+
+
+def _unit_table(source, units: np.ndarray) -> dict[str, np.ndarray]:
+    """The Units table's columns (and its electrodes table's, at each unit's first electrode)
+    of one value per unit, at positions ``units`` ``(units,)``, with ``id``; columns of a list
+    or an array per unit left out."""
+    table = {}
+    for name in source.unit_columns:
+        try:
+            table[name] = np.asarray(source.unit_column(name))[units]
         except DataError:
             continue
     return table

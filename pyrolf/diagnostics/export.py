@@ -178,8 +178,8 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
                                splits=splits, extra=extra)
 
 
-def lacking(in_data: np.ndarray, heldout: np.ndarray, names: np.ndarray, word: str = "ids"
-            ) -> tuple[list, list]:
+def lacking(in_data: np.ndarray, heldout: np.ndarray, names: np.ndarray, word: str = "ids",
+            strangers=()) -> tuple[list, list]:
     """The names (``names``, ``word`` what they are) of a run's held-in neurons and of its
     held-out ones (``heldout`` its flags) that new trials lack (``in_data`` false), checked
     (:func:`~pyrolf.diagnostics.missing.check_enough_held_in`).
@@ -192,7 +192,7 @@ def lacking(in_data: np.ndarray, heldout: np.ndarray, names: np.ndarray, word: s
     missing_in = names[~heldout & ~in_data].tolist()
     missing_out = names[heldout & ~in_data].tolist()
     n_heldin = int((~heldout).sum())
-    check_enough_held_in(n_heldin - len(missing_in), n_heldin, missing_in, word)
+    check_enough_held_in(n_heldin - len(missing_in), n_heldin, missing_in, word, strangers)
     return missing_in, missing_out
 
 
@@ -212,9 +212,10 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
     column = {unit: i for i, unit in enumerate(ids) if not never[i]}
     run_ids = unit_ids.tolist()
     in_data = np.array([unit in column for unit in run_ids], dtype=bool)
-    missing_in, missing_out = lacking(in_data, heldout, np.asarray(unit_ids))
     known = set(run_ids)
-    note_strangers([unit for unit in ids if unit not in known])
+    strangers = [unit for unit in ids if unit not in known]
+    missing_in, missing_out = lacking(in_data, heldout, np.asarray(unit_ids), strangers=strangers)
+    note_strangers(strangers)
     gone = [unit for unit in ids if unit in known and unit not in column]
     what = "windows" if "chop" in data.extra else "trials"
     recorded = (f"; of those, {few_ids(gone)} are in the file but recorded in none of the {what} "
@@ -304,7 +305,7 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
     for name, values in extra.get("trial_table", {}).items():
         if name == "condition" == condition_column:
             continue
-        column = _trial_column(values)
+        column = table_column(values)
         if column is not None:
             attrs = {"long_name": "trials-table column"}
             if np.asarray(values).dtype.kind == "m" or (
@@ -324,10 +325,12 @@ _TRIAL_NAMES = {"nlb": "nlb_tools' trial_id",
                 "index": "the trial's index in the data"}
 
 
-def _trial_column(values: np.ndarray) -> np.ndarray | None:
-    """A trials-table column ``(trials,)`` as netCDF holds it: numbers and flags as they are,
-    durations in seconds, anything else as text; ``None`` for a column of lists."""
+def table_column(values: np.ndarray) -> np.ndarray | None:
+    """A trials- or units-table column ``(rows,)`` as netCDF holds it: numbers and flags as they
+    are, durations in seconds, anything else as text; ``None`` for a column of lists."""
     values = np.asarray(values)
+    if values.ndim != 1:
+        return None
     if values.dtype.kind in "biuf":
         return values
     if values.dtype.kind == "m":
@@ -357,6 +360,31 @@ def neuron_coord(data: SpikeData) -> tuple:
             "the unit's id (NWB: the Units table's id column)" if "unit_ids" in data.extra else
             "the neuron's index in the data")
     return "neuron", np.asarray(data.neuron_ids), {"long_name": said}
+
+
+def unit_coords(data: SpikeData) -> dict[str, tuple]:
+    """The columns of a recording's Units table (and of its electrodes table, at each unit's
+    first electrode) of one value per unit (``extra["unit_table"]``, by unit id), as coordinates
+    ``unit_NAME`` along ``neuron``, matched to :attr:`SpikeData.neuron_ids` by id: NaN (numbers)
+    or ``""`` (text) for a unit the table does not have (new trials that lack it)."""
+    table = data.extra.get("unit_table")
+    if not table or "unit_ids" not in data.extra:
+        return {}
+    row = {unit: i for i, unit in enumerate(np.asarray(table["id"]).tolist())}
+    at = np.array([row.get(unit, -1) for unit in np.asarray(data.neuron_ids).tolist()])
+    coords = {}
+    for name, values in table.items():
+        column = None if name == "id" else table_column(values)
+        if column is None:
+            continue
+        if (at < 0).any():
+            empty = "" if column.dtype.kind == "U" else np.nan
+            column = np.where(at < 0, empty, column[np.maximum(at, 0)].astype(
+                column.dtype if column.dtype.kind == "U" else np.float64))
+        else:
+            column = column[at]
+        coords[f"unit_{name}"] = ("neuron", column, {"long_name": "Units-table column"})
+    return coords
 
 
 def heldout_coord(data: SpikeData) -> tuple:
@@ -411,6 +439,7 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
         "time": time_coord(data),
         "neuron": neuron_coord(data),
         "heldout": heldout_coord(data),
+        **unit_coords(data),
         "latent": ("latent", np.arange(summary["z"].shape[-1]),
                    {"long_name": "latent dimension (z and v have one each)"}),
         "forward": forward_coord(data),
@@ -506,7 +535,8 @@ def merged_dataset(windows: xr.Dataset, data: SpikeData) -> xr.Dataset:
         "forward": ("time", bin_in_window >= observed,
                     {"long_name": "a forward bin of its window, predicted by the prior alone: "
                                   "no window observes it"}),
-        "neuron": windows["neuron"], "heldout": windows["heldout"], "latent": windows["latent"],
+        "latent": windows["latent"],
+        **{name: coord for name, coord in windows.coords.items() if coord.dims == ("neuron",)},
     }
     attrs = {**windows.attrs, "window_start_s": window_starts(data),
              "window_bins": int(data.n_bins),

@@ -100,16 +100,21 @@ def _enough(present: int, held_in: int) -> bool:
     return present >= LEAST_HELD_IN * held_in
 
 
-def check_enough_held_in(present: int, held_in: int, missing_ids, word: str = "ids") -> None:
+def check_enough_held_in(present: int, held_in: int, missing_ids, word: str = "ids",
+                         strangers=()) -> None:
     """Refuse data that hold fewer than :data:`LEAST_HELD_IN` of the run's ``held_in`` units
     (``present`` of them; ``missing_ids`` named, ``word`` what the names are): filled ones would
-    be most of what the encoder reads.
+    be most of what the encoder reads. ``strangers``: the ids of the data's units the run does
+    not have, named too (a new spike sorting's ids).
 
     Raises:
         DataError: one line naming the count and the missing ids.
     """
     if not _enough(present, held_in):
+        others = (f"; the data's units the run has not are {few_ids(strangers)}: the run "
+                  "matches units by id, and a new spike sorting's ids name other units"
+                  if len(strangers) else "")
         raise DataError(f"the data hold {present} of the run's {held_in} held-in units (they lack "
                         f"{few_ids(missing_ids, word=word)}); a missing one is filled from the "
                         f"others only where at least {LEAST_HELD_IN:.0%} are there: give the "
-                        "units the run was fitted on")
+                        f"units the run was fitted on{others}")
