@@ -164,7 +164,7 @@ def load_recording(path: Path, config) -> SpikeData:
         if continuous and not config.continuous:
             note(f"{path.name} has no trials table: fitting it as a continuous recording cut "
                  f"into {config.chop_s:g} s windows overlapping by {config.overlap_s:g} s")
-        extra["unit_table"] = _unit_table(source, units)
+        extra["unit_table"] = _table(source.unit_columns, source.unit_column, units)
     extra["unit_ids"] = source.unit_ids[units]
     _note_quiet_units(path, spikes, extra["unit_ids"], "windows" if continuous else "trials")
     extra["recording"] = {"format": source.format, "units_in_file": int(source.n_units),
@@ -428,7 +428,7 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
         raise DataError(f"{path.name} keeps {len(rows)} trials; give at least {MIN_WINDOWS} "
                         "(train, valid and test need one each)")
     extra = {"trial_ids": rows, "align_times": align[rows], "window": window,
-             "trial_table": _trial_table(source, rows)}
+             "trial_table": _table(source.trial_columns, source.trial_column, rows)}
     if source.trial_table_ids is not None:
         extra["trial_table_ids"] = source.trial_table_ids[rows]
     conditions = None
@@ -581,26 +581,15 @@ def _behavior(file: str, name: str, series: tuple, extra: dict, n_bins: int,
     return binned
 
 
-def _trial_table(source, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Every trials-table column of one value per trial, at ``rows`` ``(trials,)`` (columns of a
-    list per trial left out)."""
+def _table(names, column, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns ``names`` of one value per row, each ``column(name)`` at ``rows`` ``(rows,)``
+    (columns that ``column`` refuses, of a list or an array per row, left out): a trials table
+    (``source.trial_columns``, ``source.trial_column``) or the Units table and its electrodes
+    table (``source.unit_columns``, ``source.unit_column``, ``id`` among them)."""
     table = {}
-    for name in source.trial_columns:
+    for name in names:
         try:
-            table[name] = np.asarray(source.trial_column(name))[rows]
-        except DataError:
-            continue
-    return table
-
-
-def _unit_table(source, units: np.ndarray) -> dict[str, np.ndarray]:
-    """The Units table's columns (and its electrodes table's, at each unit's first electrode)
-    of one value per unit, at positions ``units`` ``(units,)``, with ``id``; columns of a list
-    or an array per unit left out."""
-    table = {}
-    for name in source.unit_columns:
-        try:
-            table[name] = np.asarray(source.unit_column(name))[units]
+            table[name] = np.asarray(column(name))[rows]
         except DataError:
             continue
     return table
