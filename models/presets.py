@@ -1,14 +1,14 @@
 """Hyperparameter presets per dataset: what ``pyrolf fit --data NAME`` starts from.
 
 The NLB presets start from the released LangevinFlow code's values (20 ms bins, latent size =
-encoder size = 280, Adam lr 3e-3, weight decay 2e-5, KL weight ramped to 0.1 over 500 epochs,
-2000 epochs, 50 posterior samples, Δ = 0.01, γ = 0.55 (0.7 on DMFC_RSG), feed-forward 512, the
+encoder size = 280, Adam lr 3e-3, weight decay 2e-5, KL weight ramped to 0.1 over 500 epochs, 2000
+epochs, 50 posterior samples, Δ = 0.01, γ = 0.55 (0.7 on DMFC_RSG), feed-forward 512, the
 ``oscillators`` potential, whose growth is negligible at that Δ, with Δ, γ and σ fixed as there)
-with a batch size scaled to each dataset's number of training trials (the released code: 256 on MC_Maze). They are GPU-sized;
-on a laptop lower ``--epochs`` and ``--latent-dim``. A config file or command-line option overrides
-any entry; the embedded Lorenz data and spike files use :class:`~pyrolf.config.Config`'s defaults.
-A fit from another run's weights (``--init-from``) takes that run's network settings
-(:data:`ARCHITECTURE`) over the preset's.
+with a batch size scaled to each dataset's number of training trials (the released code: 256 on
+MC_Maze). They are GPU-sized; on a laptop lower ``--epochs`` and ``--latent-dim``. A config file or
+command-line option overrides any entry; the embedded Lorenz data and spike files use
+:class:`~pyrolf.config.Config`'s defaults. A fit from another run's weights (``--init-from``) takes
+that run's network settings (:data:`ARCHITECTURE`) over the preset's.
 """
 
 from __future__ import annotations

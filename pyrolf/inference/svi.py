@@ -228,7 +228,8 @@ class Trainer:
         for index, part in enumerate(self.parts):
             data, observed = part.data, slice(0, part.data.n_observed)
             inputs = encoder_inputs(part.valid, part.heldin, data.n_forward)
-            rates = predict_rates(part.flow, inputs, data.n_bins, min(self.config.samples, VALID_SAMPLES))
+            rates = predict_rates(part.flow, inputs, data.n_bins,
+                                  min(self.config.samples, VALID_SAMPLES))
             held = part.valid[:, observed][..., part.heldout]
             scores[index] = co_bps(rates[:, observed][..., part.heldout].cpu().numpy(),
                                    held.cpu().numpy())
