@@ -510,10 +510,10 @@ def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bo
     the run's); ``metrics["weights"]`` and ``metrics["weights_epoch"]`` say which weights (see
     :func:`weights_record`); ``progress``: bars of the trial-draws (on stderr)."""
     run = RunFolder.open(run_dir)
+    device = device or run.config().device
+    check_device(device)  # (before the data load)
     with run.locked():
         flow, config, data, record = _load_run(run.path, data)
-        device = device or config.device
-        check_device(device)
         pyro.set_rng_seed(config.seed)
         metrics = evaluate(flow.to(device), data, config.samples, device,
                            run.path / RunFolder.SUBMISSION, progress,
@@ -584,11 +584,11 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
 
     check_samples(samples)  # before the data are read (and their notes printed)
     run = RunFolder.open(run_dir)
+    device = device or run.config().device
+    check_device(device)  # (before the data load)
     with run.locked():
         flow, config, data, record = _load_run(run.path, data)
         ((flow, data),) = _session_views(flow, data, session, required=True).values()
-        device = device or config.device
-        check_device(device)
         target = RunFolder(diagnosed_folder(run.path, session))
         target.path.mkdir(exist_ok=True)
         pyro.set_rng_seed(config.seed)
