@@ -7,8 +7,14 @@ Writes (once) the four sessions of README's "How the defaults were chosen" as sp
 frequencies and decays), then fits each with ``pyrolf fit`` for every setting of ``--runs``
 (``default``; ``meanfield``: ``--guide meanfield``; ``fixed``: the defaults with Δ, γ and σ
 fixed instead of learned; ``before``: the defaults before issue 14, the ``oscillators`` potential
-with KL weight 0.3 and fixed Δ, γ, σ) and prints one line per fit: test co-bps and rates R²,
-the smoothing baseline's co-bps and what the true rates score on the same test trials.
+with KL weight 0.3 and fixed Δ, γ, σ; ``kl0.01``: the defaults with KL weight 0.01;
+``batch16``: batches of 16 trials; ``kl0.01_batch16``: both) and prints one line per fit: test
+co-bps and rates R², the smoothing baseline's co-bps and what the true rates score on the same
+test trials. ``--sessions small`` is a small lab session (120 trials of 24 neurons, 0.05 spikes
+per bin), for README's "Small sessions"::
+
+    uv run python benchmarks/event_locked_fits.py --folder small --sessions small \
+        --runs default kl0.01 batch16 kl0.01_batch16 -- --epochs 300
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ SESSIONS = {
     "s1_15": dict(seed=1, mean_rate=0.15, frequencies=(1.5, 4.0), decay=0.5),
     "s2_10": dict(seed=2, mean_rate=0.10, frequencies=(2.5, 3.0), decay=0.25, amplitude=1.8),
     "s3_30": dict(seed=3, mean_rate=0.30, frequencies=(3.0, 5.0), decay=0.3, amplitude=1.4),
+    "small": dict(seed=4, mean_rate=0.05, trials_per_condition=15, n_neurons=24, n_heldout=5),
 }
 # each run: options of pyrolf fit, and the settings of its --config file (none when empty)
 RUNS = {
@@ -34,6 +41,9 @@ RUNS = {
     "meanfield": (["--guide", "meanfield"], {}),
     "fixed": ([], {"learn_dynamics": False}),
     "before": (["--potential", "oscillators"], {"kl_weight": 0.3, "learn_dynamics": False}),
+    "kl0.01": (["--kl-weight", "0.01"], {}),
+    "batch16": (["--batch-size", "16"], {}),
+    "kl0.01_batch16": (["--kl-weight", "0.01", "--batch-size", "16"], {}),
 }
 PYROLF = "from pyrolf.cli.main import main; main()"
 
@@ -41,8 +51,11 @@ PYROLF = "from pyrolf.cli.main import main; main()"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=Path("event-locked"))
-    parser.add_argument("--sessions", nargs="+", default=list(SESSIONS), choices=list(SESSIONS))
-    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument("--sessions", nargs="+", default=[name for name in SESSIONS
+                                                           if name != "small"],
+                        choices=list(SESSIONS))
+    parser.add_argument("--runs", nargs="+", default=["default", "meanfield", "fixed", "before"],
+                        choices=list(RUNS))
     parser.add_argument("fit_options", nargs="*", help="options passed to pyrolf fit (after --)")
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,9 @@ OVERRIDES = {
     "sites": click.option("--sites", type=click.Choice(["vectorised", "stepwise"]),
                           help="One trajectory site (fast) or one Pyro site per bin."),
     "lr": click.option("--lr", type=float, help="Initial learning rate."),
+    "kl_weight": click.option("--kl-weight", type=click.FloatRange(min=0, min_open=True),
+                              help="Final weight of the KL terms (default 0.1; 1: the exact "
+                                   "ELBO; lower it where the latents collapse)."),
     "batch_size": click.option("--batch-size", type=click.IntRange(min=1), help="Trials per step."),
     "latent_dim": click.option("--latent-dim", type=click.IntRange(min=1),
                                help="Latent size D (a multiple of the lattice channels)."),

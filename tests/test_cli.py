@@ -110,6 +110,14 @@ def test_a_fit_that_diverges_is_one_line_and_leaves_a_run_folder_to_resume(
                           "fit again with a lower learning rate (--lr and another --out")
     assert RunFolder(run).has(RunFolder.CHECKPOINT)  # as --resume reads it
     assert json.loads((run / "config.json").read_text())["lr"] == 1e8
+    # --kl-weight, as the collapse warning advises it, reaches the settings
+    code, _, err = run_cli(["fit", "--data", spike_file, "--out", tmp_path / "kl", *TINY,
+                            "--kl-weight", "0.01"], monkeypatch, capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "kl" / "config.json").read_text())["kl_weight"] == 0.01
+    code, _, err = run_cli(["fit", "--data", spike_file, "--out", tmp_path / "k0", *TINY,
+                            "--kl-weight", "0"], monkeypatch, capsys)
+    assert code == 2 and "--kl-weight" in err and not (tmp_path / "k0").exists()
 
 
 def test_fit_evaluate_resume_and_refusals(spike_file, tmp_path, monkeypatch, capsys):

@@ -109,5 +109,6 @@ def collapse_finding(valid_co_bps: float | None, smoothing_co_bps: float | None,
 def collapse_warning(finding: str) -> str:
     """The one line a fit prints when its latents collapsed (see :func:`collapse_finding`)."""
     return (f"the latents carry (almost) no information ({finding}): the posterior collapsed or "
-            "the fit is not trained enough; try more epochs, the meanfield guide or a lower "
-            "kl_weight")
+            "the fit is not trained enough; try a lower KL weight with more steps (e.g. "
+            "--kl-weight 0.01 with --batch-size 16 or --epochs 600: a small session's epoch is "
+            "few steps; in Python Config's kl_weight, batch_size and epochs)")

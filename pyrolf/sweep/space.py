@@ -56,7 +56,8 @@ class Dimension:
 SEARCH_SPACE: dict[str, Dimension] = {
     "lr": Dimension("loguniform", (1e-3, 1e-2), True,
                     "initial learning rate of ClippedAdam (decays to lr_final)"),
-    "kl_weight": Dimension("uniform", (0.1, 1.0), True,
+    # (down to 0.01: what small sessions need to leave the neurons' mean rates; see README)
+    "kl_weight": Dimension("loguniform", (0.01, 1.0), True,
                            "final weight of the latent sites after the warm-up (1 = exact ELBO)"),
     "damping": Dimension("uniform", (0.05, 0.6), False,
                          "γ: share of the velocity lost per step (the start, if learned)"),
