@@ -18,7 +18,7 @@ from pyrolf.config import NLB_OPTIONS, Config, ConfigError
 from pyrolf.data import (CUTTING, DANDISETS, TRIAL_OPTIONS, SpikeData, data_file,
                          hold_forward_bins, load_config_data, session_files)
 from pyrolf.data.files import check_data, check_trials, same_data, spikes_fingerprint
-from pyrolf.data.recordings import open_source, recording_format
+from pyrolf.data.recordings import note_overlapping, open_source, recording_format
 from pyrolf.data.sessions import (Sessions, check_session, gather_sessions, session_list,
                                   shared_bin_size)
 from pyrolf.data.spikes import DataError, MissingBehavior, NoTrialsTable
@@ -81,6 +81,8 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
     use_threads(config.threads)
     pyro.set_rng_seed(config.seed)
     data = _checked(data, config.forward_bins)
+    for own in session_list(data):
+        note_overlapping(own)
     if not config.continuous and all("chop" in own.extra for own in session_list(data)):
         # a recording without trials, chopped as such: say so, so that new data are chopped alike
         config = config.replace(continuous=True)
@@ -306,9 +308,9 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
     history = checkpoint["state"]["history"]
     if config.epochs > max(done, planned) and history and (
             history[-1]["lr"] <= config.lr_final * (1 + 1e-3)):
-        note(f"{run.path}'s learning rate decayed to lr_final ({config.lr_final:g}) over the "
-             f"{planned} epochs it was fitted for: its {config.epochs - done} more epochs train "
-             f"at it (a new fit with --epochs {config.epochs} decays over them all)")
+        note(f"{run.path}'s learning rate reached lr_final ({config.lr_final:g}) at epoch "
+             f"{planned}, where its decay was planned to end: its {config.epochs - done} more "
+             f"epochs train at it (a new fit with --epochs {config.epochs} decays over them all)")
     if run.has(RunFolder.BEST):
         trainer.best_flow = run.load(RunFolder.BEST, config.device)["flow"]
     run.write_json(RunFolder.CONFIG, config.to_dict())
@@ -522,7 +524,7 @@ def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bo
         if run.has(RunFolder.CHECKPOINT):
             state = TrainState(**run.load(RunFolder.CHECKPOINT)["state"])
             metrics.update(training_record(state, config))
-            metrics.update(collapse_metrics(metrics, state.history))
+            metrics.update(collapse_metrics(metrics, state.history, config))
         run.write_json(RunFolder.METRICS, metrics)
     return metrics
 
@@ -538,14 +540,15 @@ def training_record(state: TrainState, config: Config) -> dict:
             "seconds_per_epoch": seconds / max(len(state.history), 1), "device": config.device}
 
 
-def collapse_metrics(metrics: dict, history: list[dict]) -> dict:
+def collapse_metrics(metrics: dict, history: list[dict], config: Config) -> dict:
     """``collapsed`` (and, when true, ``collapse``: what was seen) of a fit from its test
     ``metrics`` (the smoothing baseline's co-bps; on the validation trials where the test
     trials are not scored, an NLB test phase without targets) and its training ``history`` (the
     validation co-bps and KL per bin); see :func:`pyrolf.evaluation.collapse.collapse_finding`.
     Of several sessions, each is checked too, by its test co-bps against its own baseline's
     (pooled, a good session can hide one whose latents predict nothing). A collapse is said in
-    one line on stderr (:func:`~pyrolf.evaluation.collapse.collapse_warning`)."""
+    one line on stderr (:func:`~pyrolf.evaluation.collapse.collapse_warning`, its advice of
+    ``config``'s KL weight, batch size and epochs)."""
     scores = [r["valid_co_bps"] for r in history if "valid_co_bps" in r]
     kls = [r["kl_per_bin"] for r in history if "kl_per_bin" in r]
     baseline = metrics.get("smoothing_co_bps", metrics.get("smoothing_valid_co_bps"))
@@ -555,7 +558,7 @@ def collapse_metrics(metrics: dict, history: list[dict]) -> dict:
         finding = finding or collapse_finding(own.get("co_bps"), own.get("smoothing_co_bps"),
                                               None, f"session {name}'s test co-bps")
     if finding:
-        warning(collapse_warning(finding))
+        warning(collapse_warning(finding, config.kl_weight, config.batch_size, config.epochs))
     return {"collapsed": finding is not None, **({"collapse": finding} if finding else {})}
 
 
@@ -582,7 +585,7 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
     from pyrolf.diagnostics.export import run_attrs
     from pyrolf.diagnostics.report import DIAGNOSTICS, check_samples
 
-    check_samples(samples)  # before the data are read (and their notes printed)
+    samples = check_samples(samples)  # before the data are read (and their notes printed)
     run = RunFolder.open(run_dir)
     device = device or run.config().device
     check_device(device)  # (before the data load)
@@ -732,7 +735,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     from pyrolf.diagnostics.missing import fill_missing_counts
     from pyrolf.diagnostics.report import check_samples
 
-    check_samples(samples, least=1)
+    samples = check_samples(samples, least=1)
     data = str(data) if isinstance(data, Path) else data
     if trials_where is not None and not isinstance(data, str):
         raise ConfigError("--trials-where chooses among new trials read from a file: give "
@@ -774,7 +777,8 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     inferred = {}
     for name, (view, mine) in views.items():
         trials = mine if loaded is None else new_trials(loaded, mine.heldout,
-                                                        mine.extra.get("unit_ids"))
+                                                        mine.extra.get("unit_ids"),
+                                                        mine.extra.get("unit_table"))
         its_own = trials is mine  # (the fill below gives a copy where it fills some counts)
         pyro.set_rng_seed(config.seed)  # (the fill's draws, then the output's, each seeded)
         trials = fill_missing_counts(view.to(device), trials, mine, device, progress=progress)
@@ -933,9 +937,9 @@ def check_device(device: str) -> None:
     """Refuse, in one line, a device that is none of ``cpu``, ``cuda``, or ``cuda`` where
     PyTorch sees no GPU."""
     if device not in ("cpu", "cuda"):
-        raise ConfigError(f"device must be cpu or cuda, got {device!r}")
+        raise ConfigError(f"device (--device) must be cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda (--device; a run's own where not given) was asked for but "
+        raise ConfigError("device cuda (--device, or a run's config.json) was asked for, but "
                           "PyTorch sees no GPU here; give --device cpu (in Python device='cpu') "
                           "or install a CUDA build of torch")
 
@@ -963,7 +967,7 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
     best = trainer.best_flow is not None
     metrics.update(weights=RunFolder.BEST if best else RunFolder.CHECKPOINT,
                    weights_epoch=state.best_epoch if best else state.epoch)
-    metrics.update(collapse_metrics(metrics, state.history))
+    metrics.update(collapse_metrics(metrics, state.history, config))
     if run is not None:
         run.write_history(state.history)  # also when a resumed run had none left to train
         run.write_json(RunFolder.METRICS, metrics)

@@ -95,7 +95,7 @@ def test_arguments_of_the_wrong_kind_are_one_line(tmp_path):
         pyrolf.infer(result, samples=0, progress=False)
     with pytest.raises(ConfigError, match=r"must be a whole number, got 30.5"):
         pyrolf.diagnose_run(tmp_path, samples=30.5)  # (before the folder is read)
-    with pytest.raises(ConfigError, match="device must be cpu or cuda, got 'gpu'"):
+    with pytest.raises(ConfigError, match=r"device \(--device\) must be cpu or cuda, got 'gpu'"):
         pyrolf.infer(result, samples=2, device="gpu", progress=False)
     with pytest.raises(RunError, match="a run folder is given by its path, got int 42"):
         pyrolf.infer(42, progress=False)

@@ -157,8 +157,9 @@ def test_fit_evaluate_resume_and_refusals(spike_file, tmp_path, monkeypatch, cap
     # a note says (a walkthrough's short test fit resumed longer trained at it unawares)
     lr_final = json.loads((run / "config.json").read_text())["lr_final"]
     np.testing.assert_allclose(pd.read_csv(run / "history.csv").lr[1:], lr_final, rtol=1e-6)
-    assert (f"note: {run}'s learning rate decayed to lr_final ({lr_final:g}) over the 2 epochs it "
-            "was fitted for: its 1 more epochs train at it (a new fit with --epochs 3") in err
+    assert (f"note: {run}'s learning rate reached lr_final ({lr_final:g}) at epoch 2, where its "
+            "decay was planned to end: its 1 more epochs train at it (a new fit with --epochs 3"
+            ) in err
     assert resumed["seconds"] == pytest.approx(pd.read_csv(run / "history.csv").seconds.sum())
     assert resumed["seconds"] > metrics["seconds"]
 

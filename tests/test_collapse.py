@@ -105,6 +105,14 @@ def test_collapse_finding_names_what_was_seen():
     assert far.endswith("the KL of the posterior from the prior ended at 0.6300 nats per bin")
 
 
+def test_the_collapse_advice_is_of_the_fit_s_own_settings():
+    """Fixed advice told a fit at KL weight 0.001 and batches of 16 to try 0.01 and batches of
+    16 (found by a walkthrough)."""
+    assert ("--kl-weight 0.01 with --batch-size 16 or --epochs 400:"
+            in collapse_warning("seen", 0.1, 64, 200))
+    assert "--kl-weight 0.0001 with --epochs 60:" in collapse_warning("seen", 0.001, 16, 30)
+
+
 def test_a_session_whose_latents_predict_nothing_is_found_though_the_pooled_score_is_fine(
         capsys):
     """Pooled, a good session hid one at 0.011 co-bps against its baseline's 0.147 (found by a
@@ -115,12 +123,13 @@ def test_a_session_whose_latents_predict_nothing_is_found_though_the_pooled_scor
     sessions = {"day1": {"co_bps": 0.35, "smoothing_co_bps": 0.3},
                 "day2": {"co_bps": 0.011, "smoothing_co_bps": 0.147}}
     pooled = {"co_bps": 0.2, "smoothing_co_bps": 0.25}
-    found = collapse_metrics({**pooled, "sessions": sessions}, history)
+    found = collapse_metrics({**pooled, "sessions": sessions}, history, Config())
     assert found == {"collapsed": True, "collapse": "session day2's test co-bps 0.0110 while the "
                                                     "smoothing baseline scores 0.1470"}
     assert capsys.readouterr().err == f"warning: {collapse_warning(found['collapse'])}\n"
     sessions["day2"]["co_bps"] = 0.1
-    assert collapse_metrics({**pooled, "sessions": sessions}, history) == {"collapsed": False}
+    assert collapse_metrics({**pooled, "sessions": sessions}, history, Config()) == {
+        "collapsed": False}
     assert capsys.readouterr().err == ""
 
 
@@ -155,7 +164,10 @@ def test_a_planted_collapse_is_flagged_and_a_healthy_fit_is_not(data, data_file,
     assert code == 0
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("warning: the latents carry (almost) no information")
-    assert "--kl-weight 0.01 with --batch-size 16 or --epochs 600" in lines[0]
+    # advice of the fit's own settings: a tenth of its KL weight, more epochs (its batches of
+    # 16 are small already)
+    assert f"--kl-weight {config.kl_weight / 10:g} with --epochs {2 * config.epochs}:" in lines[0]
+    assert "--batch-size" not in lines[0]
 
     pyro.set_rng_seed(0)
     healthy = fit(data, config, run_dir=tmp_path / "healthy", progress=False)

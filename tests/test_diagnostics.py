@@ -421,3 +421,7 @@ def test_too_few_samples_are_refused_before_the_data_are_read(run, monkeypatch):
     with pytest.raises(ConfigError,
                        match=r"samples \(--samples\) must be at least 25 for Pareto k-hat, got 3"):
         diagnose_run(run.path, samples=3)
+    # NumPy's whole numbers are taken, as Python ints (diagnostics.json could not hold them)
+    from pyrolf.diagnostics.report import check_samples
+
+    assert type(check_samples(np.int64(30))) is int and check_samples(np.int64(30)) == 30

@@ -236,6 +236,10 @@ def test_auto_keeps_the_loop_on_the_cpu_and_for_a_nonlinear_force(monkeypatch):
     scan = LangevinDynamics(CoupledSprings(8, 2), integrator="scan")
     with pytest.raises(ValueError, match="quadratic potential"):
         scan.potential = AnharmonicOscillators(8, 2)
+    quartic = LangevinDynamics(AnharmonicOscillators(8, 2), integrator="loop")
+    with pytest.raises(ValueError, match="quadratic potential"):
+        quartic.integrator = "scan"
+    assert quartic.integrator == "loop"
     with pytest.raises(ValueError, match="integrator must be one of"):
         LangevinDynamics(FreeParticle(), integrator="euler")
 

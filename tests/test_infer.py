@@ -413,7 +413,7 @@ def test_trials_table_columns_become_trial_coordinates_netcdf_can_hold():
     np.testing.assert_array_equal(coords["rt"][1], table["rt"])
     np.testing.assert_array_equal(coords["correct"][1], table["correct"])
     np.testing.assert_allclose(coords["onset"][1], [0.25, 0.3, 0.275, 0.26])
-    np.testing.assert_array_equal(coords["target"][1], ["left", "None", "up", "left"])
+    np.testing.assert_array_equal(coords["target"][1], ["left", "", "up", "left"])  # (no "None")
     assert "path" not in coords and "z" not in coords
     assert list(coords["split"][1]) != list(table["split"])  # the data's own splits
 

@@ -212,11 +212,21 @@ def test_a_run_of_some_units_infers_another_file_by_their_ids(session, tmp_path,
     # rates can be grouped by them (a walkthrough had to join the NWB table by hand)
     assert (again["unit_quality"] == "good").all() and (again["unit_location"] == "CA1").all()
     assert (again["unit_electrode_group"] == "shankA").all()
+    assert (again["unit_group_name"] == "shankA").all()  # (the electrodes table's)
     rates = {unit: len(times) / session.trials.stop_time.max()
              for unit, times in zip(session.unit_ids, session.spike_times)}
     np.testing.assert_allclose(again["unit_firing_rate"], [rates[unit] for unit in chosen])
     assert again.rates.groupby("unit_quality").mean().sizes["unit_quality"] == 1
     assert "unit_spike_times" not in again.coords and "unit_electrodes" not in again.coords
+    # they are the run's units: new trials from a file that says nothing of them (spike times
+    # alone) get the run's columns too, as the run's own inferred.nc has them
+    plain = write_spike_times_npz(tmp_path / "day2.npz", silent)
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--data", plain, "--out",
+                            tmp_path / "plain.nc"], monkeypatch, capsys)
+    assert code == 0, err
+    plain = xr.open_dataset(tmp_path / "plain.nc")
+    for name in ("unit_quality", "unit_location", "unit_firing_rate"):
+        xr.testing.assert_equal(plain[name], again[name])
     code, _, err = run_cli(["fit", "--data", path, *ONSET, "--units-where", "quality=god",
                             "--out", tmp_path / "none", *TINY], monkeypatch, capsys)
     assert_one_line_error(code, err, "--units-where quality=god keeps no unit of sorted.nwb",
@@ -245,6 +255,39 @@ def test_units_table_columns_are_matched_to_the_neurons_by_id():
     assert coords["unit_quality"][1].tolist() == ["", "a", "b"]
     np.testing.assert_array_equal(coords["unit_depth"][1], [np.nan, 10.0, 20.0])
     assert unit_coords(dataclasses.replace(data, extra={"unit_ids": np.arange(3)})) == {}
+
+
+def test_columns_of_a_list_per_unit_or_electrode_are_no_unit_coordinates(tmp_path):
+    """A ragged electrodes column was read as its index's ends and written as a coordinate
+    (found by a walkthrough); a unit without an electrode had the text "None"."""
+    from pyrolf.diagnostics.export import unit_coords
+
+    recording = simulate_recording(n_trials=40, n_units=8, seed=5)
+    nwbfile = NWBFile(session_description="ragged", identifier="ragged",
+                      session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    for column in recording.trials.columns.drop(["start_time", "stop_time"]):
+        nwbfile.add_trial_column(column, column)
+    for row in recording.trials.to_dict("records"):
+        nwbfile.add_trial(**row)
+    group = nwbfile.create_electrode_group("shank", "a shank", "CA1",
+                                           nwbfile.create_device("probe"))
+    nwbfile.add_electrode_column("tags", "a list per electrode", index=True)
+    nwbfile.add_electrode_column("position", "an array per electrode")
+    for electrode in range(8):
+        nwbfile.add_electrode(group=group, location="CA1", tags=["a"] * (electrode % 3 + 1),
+                              position=[float(electrode), 2.0 * electrode])
+    for unit, (unit_id, times) in enumerate(zip(recording.unit_ids, recording.spike_times)):
+        nwbfile.add_unit(id=int(unit_id), spike_times=times, electrodes=[unit] if unit else [])
+    path = tmp_path / "ragged.nwb"
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwbfile)
+    data = load(path, align="stim_on_time", window="-0.2,0.8")
+    coords = unit_coords(data)
+    assert "unit_location" in coords and not {"unit_tags", "unit_position"} & set(coords)
+    assert coords["unit_location"][1].tolist() == [""] + ["CA1"] * 7
+    with pytest.raises(DataError, match="column 'tags' of the electrodes table of ragged.nwb "
+                                        "holds a list per electrode"):
+        load(path, align="stim_on_time", window="-0.2,0.8", units_where=["tags=a"])
 
 
 def test_nwb_and_spike_times_files_give_the_same_data(files):
@@ -917,7 +960,7 @@ def write_nwb(path, units=None, series=None, voltages=False, length=0.8):
     ("session", ["--condition", "direction"], ["no column 'direction'", "outcome"]),
     ("npz", ["--trials-where", "reward=1"], ["no column 'reward'", "stim_on_time"]),
     ("session", ["--align", "stim_on_time", "--window", "0,80"],
-     ["--window 0,80 (80 s) is longer than every trial", "longest lasts 1.4"]),
+     ["--window 0,80 (80 s) is over 10 times longer than every trial", "longest lasts 1.4"]),
     ("session", [*ONSET, "--bin", "2000"], ["--bin 2000 ms is wider than the window (1 s)"]),
     ("continuous", ["--bin", "1500"], ["--bin 1500 ms is too wide", "--chop 1"]),
     ("session", ["--trials-where", "outcome=corect"],
@@ -1165,7 +1208,8 @@ def test_spike_or_trial_times_in_ms_stop_in_one_line_before_any_fit(scaled, what
     """Spike times or trial times in ms (or both, a "1 s" window being 1 ms) left next to no
     spike in the trials, fitted to co-bps NaN or -3814, and a continuous recording in ms ran for
     minutes in 3 GB on 37 492 windows (found by a walkthrough): one line saying the units fire
-    next to nothing, where the spikes and the trials lie."""
+    next to nothing, where the spikes and the trials lie where they disagree; a window in ms
+    too, whose bins would not fit in memory, is refused before they are made."""
     recording = files["continuous_session"] if what == "windows" else session
     ms = dataclasses.replace(recording, spike_times=[
         times * (1000 if scaled in ("spikes", "both") else 1) for times in recording.spike_times])
@@ -1175,32 +1219,65 @@ def test_spike_or_trial_times_in_ms_stop_in_one_line_before_any_fit(scaled, what
     path = write_spike_times_npz(tmp_path / "ms.npz", ms)
     options = {"continuous": True} if what == "windows" else {
         "align": "stim_on_time", "window": "-0.2,0.8"}
+    kept = rf"the {what} kept \(\d+ spikes in \d+ {what}\)"
+    advice = (r"are the times in seconds \(in ms a unit firing 20 Hz fires 0.02 a second\)\? If "
+              r"they are, keep the units that fire \(--units-where\)" if scaled == "both" or
+              what == "windows" else r"the spikes lie from .* s, the trials from .* s; are the "
+                                     r"spike times and the trial times in one time base")
     with pytest.raises(DataError, match=rf"ms.npz: its units fire [0-9.e-]+ spikes/s on average "
-                                        rf"in the {what} kept \(\d+ spikes in \d+ {what}\), too "
-                                        rf"few to fit; are the spike times .*in seconds"):
+                                        rf"in {kept}, too few to fit: {advice}"):
         load(path, **options)
     # in seconds, they fire as they were planted to
     assert np.nanmean(load(files["nwb"], align="stim_on_time", window="-0.2,0.8").spikes) > 0.01
+    if scaled == "both":  # a window in ms too: 100 000 bins a trial, refused before binning
+        def binned(*args):
+            raise AssertionError("binned before the check")
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("pyrolf.data.recordings.bin_spikes", binned)
+            patch.setattr("pyrolf.data.recordings.available_memory", lambda: 2.0**30)
+            with pytest.raises(DataError, match=r"ms.npz: 160 trials of 100000 bins of 40 units "
+                                                r"take 2 GiB, more than the 1 GiB this process "
+                                                r"can still take; is --window in seconds\?"):
+                load(path, align="stim_on_time", window="-200,800")
 
 
 def test_windows_of_scored_trials_that_overlap_a_training_trial_s_are_noted(session, files,
                                                                              capsys):
     """A window longer than the time between trials shares spikes, the held-out units' too,
-    between training and test trials: their scores are optimistic, said in a note (found by a
-    walkthrough); windows that stay apart say nothing."""
+    between training and test trials: their scores are optimistic, said in a note by the fit
+    (found by a walkthrough; not by reading new trials, which no one trains on); windows that
+    stay apart say nothing."""
+    from pyrolf.data.recordings import note_overlapping
+
     starts = session.trials["stim_on_time"].to_numpy()
     gap = np.diff(np.sort(starts)).min()
-    load(files["nwb"], align="stim_on_time", window=f"0,{gap / 2:.3f}")
+    note_overlapping(load(files["nwb"], align="stim_on_time", window=f"0,{gap / 2:.3f}"))
     assert "overlap a training trial" not in capsys.readouterr().err
     data = load(files["nwb"], align="stim_on_time", window=f"0,{gap * 1.5:.3f}")
+    assert "overlap a training trial" not in capsys.readouterr().err  # (read, not yet fitted)
+    note_overlapping(data)
     err = capsys.readouterr().err
     scored = np.concatenate([data.splits["valid"], data.splits["test"]])
     trained = np.sort(data.extra["align_times"][data.splits["train"]])
     near = np.abs(data.extra["align_times"][scored][:, None] - trained[None]).min(1)
     overlapping = int((near < data.extra["window"][1] - data.extra["window"][0]).sum())
     assert overlapping > 0
-    assert (f"session.nwb: {overlapping} of the {len(scored)} valid and test trials' windows "
+    assert (f"session: {overlapping} of the {len(scored)} valid and test trials' windows "
             "overlap a training trial's") in err
+    note_overlapping(new_trials(data, data.heldout, data.extra["unit_ids"]))  # (split "new")
+    assert "overlap" not in capsys.readouterr().err
+    # a fit says it, before it builds the model
+    from pyrolf import pipeline
+
+    def stop(*args):
+        raise RuntimeError("stopped before the model")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "starting_flow", stop)
+        with pytest.raises(RuntimeError, match="stopped before the model"):
+            pipeline.fit(data, Config(epochs=1), progress=False)
+    assert "overlap a training trial's" in capsys.readouterr().err
 
 
 def test_a_window_a_little_longer_than_every_trial_is_cut_as_any_window(session, files):

@@ -245,28 +245,29 @@ class NWBSource:
         if name == "id":
             return self.unit_ids
         if name in self._units.colnames:
-            column = self._units[name]
-            if isinstance(column, VectorIndex) or len(getattr(column.data, "shape", ())) > 1:
-                raise DataError(f"column {name!r} of the Units table of {self.path.name} holds "
-                                "a list per unit; give a column with one value per unit")
-            return _plain(column.data[:])
+            return _plain(self._one_per_row(self._units[name], name, "Units table", "unit"))
         table, first = self._electrodes
-        values = _plain(table[name].data[:])
+        values = _plain(self._one_per_row(table[name], name, "electrodes table", "electrode"))
         if not (first < 0).any():
             return values[first]
         if values.dtype.kind in "biuf":  # (a boolean column becomes 0/1)
             return np.where(first < 0, np.nan, values[first].astype(np.float64))
         return np.array([None if row < 0 else values[row] for row in first], dtype=object)
 
+    def _one_per_row(self, column, name: str, table: str, row: str) -> np.ndarray:
+        """The values of ``column`` of one value per ``row``; a :class:`DataError` for a column
+        of a list (ragged: its ``VectorIndex``) or an array per row."""
+        if isinstance(column, VectorIndex) or len(getattr(column.data, "shape", ())) > 1:
+            raise DataError(f"column {name!r} of the {table} of {self.path.name} holds a list "
+                            f"per {row}; give a column with one value per {row}")
+        return column.data[:]
+
     def trial_column(self, name: str) -> np.ndarray:
         """Trials-table column ``name`` ``(trials,)``, read from the file the first time it is
         asked for (the options that name a column, then the trial table, read it)."""
         if name not in self._columns:
-            column = self._trials[name]
-            if isinstance(column, VectorIndex):
-                raise DataError(f"column {name!r} of the trials table of {self.path.name} holds "
-                                "a list per trial; give a column with one value per trial")
-            self._columns[name] = _plain(column.data[:])
+            self._columns[name] = _plain(self._one_per_row(self._trials[name], name,
+                                                           "trials table", "trial"))
         return self._columns[name]
 
 

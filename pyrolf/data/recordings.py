@@ -100,7 +100,7 @@ FEW_SPIKES = 10  # a unit with fewer spikes than this in all the trials kept is 
 # the least mean firing rate (spikes/s per unit, over the bins kept) a fit is given: below it the
 # trials or windows hold next to nothing, most often because the spike times or the trial times
 # are not in seconds (in ms a unit firing 20 Hz fires 0.02 per "second")
-LEAST_RATE_HZ = 0.1
+LEAST_RATE_HZ = 0.05
 # a --window this many times longer than every trial is taken for one not in seconds
 FAR_WINDOW = 10
 GAP_SPACINGS = 5.0  # samples further apart than this many median spacings leave a gap between
@@ -172,31 +172,35 @@ def load_recording(path: Path, config) -> SpikeData:
                           "bin_ms": config.bin_ms(), **extra["recording"]}
     heldout, splits = heldout_and_splits(config.data_seed, spikes.shape[2], spikes.shape[0],
                                          conditions, heldout_fraction=config.heldout_fraction)
-    if not continuous:  # (a continuous recording's windows overlap by design: --overlap)
-        _note_overlapping(path, extra["align_times"], extra["window"], splits)
     return SpikeData(spikes=spikes, heldout=heldout, splits=splits, conditions=conditions,
                      name=path.stem, bin_size=config.bin_ms() / 1000, extra=extra)
 
 
-def _check_rate(source, units: np.ndarray, spikes: np.ndarray, bin_size: float,
-                opens: np.ndarray, what: str) -> None:
-    """Refuse trials or windows (``what``) ``spikes`` ``(trials, time, units)`` of the units at
-    positions ``units`` of ``source``, opening at ``opens`` ``(trials,)`` s, whose units fire on
-    average below :data:`LEAST_RATE_HZ` in the bins recorded, in one line giving the spikes'
-    span and the trials': most often times not in seconds."""
+def _check_rate(source, units: np.ndarray, spikes: np.ndarray, opens: np.ndarray,
+                bin_size: float, what: str) -> None:
+    """Refuse trials (``what`` ``"trials"``) or a recording's windows (``"windows"``) ``spikes``
+    ``(trials, time, units)`` of the units at positions ``units`` of ``source``, opening at
+    ``opens`` ``(trials,)`` s, in which the units fire on average below :data:`LEAST_RATE_HZ` in
+    the bins recorded, in one line: times in ms, or units too sparse to fit."""
     seconds = float((~np.isnan(spikes)).sum()) * bin_size  # unit-seconds recorded
-    total = float(np.nansum(spikes))
+    total = int(np.nansum(spikes))
     rate = total / seconds if seconds > 0 else 0.0
     if rate >= LEAST_RATE_HZ:
         return
-    path, spikes_span = source.path, _spike_span(source, units)
-    cut_span = (float(opens.min()), float(opens.max()) + spikes.shape[1] * bin_size)
-    times = "spike times" + (" and the trial times" if what == "trials" else "")
-    raise DataError(f"{path.name}: its units fire {rate:.3g} spikes/s on average in the {what} "
-                    f"kept ({total:.0f} spikes in {spikes.shape[0]} {what}), too few to fit; are "
-                    f"the {times} in seconds, in one time base? The spikes lie from "
-                    f"{spikes_span[0]:g} to {spikes_span[1]:g} s, the {what} from "
-                    f"{cut_span[0]:g} to {cut_span[1]:g} s")
+    first, last = _spike_span(source, units)
+    cut = (float(opens.min()), float(opens.max()) + spikes.shape[1] * bin_size)
+    spans, shared = (last - first, cut[1] - cut[0]), min(last, cut[1]) - max(first, cut[0])
+    # (one span far longer than the other, or little of the trials' among the spikes: two time
+    # bases; NaN without a spike)
+    alike = shared >= 0.5 * spans[1] and max(spans) <= FAR_WINDOW * min(spans)
+    said = (f"{source.path.name}: its units fire {rate:.3g} spikes/s on average in the {what} "
+            f"kept ({total} spikes in {spikes.shape[0]} {what}), too few to fit")
+    if not alike:
+        raise DataError(f"{said}: the spikes lie from {first:g} to {last:g} s, the {what} from "
+                        f"{cut[0]:g} to {cut[1]:g} s; are the spike times and the trial times "
+                        "in one time base, in seconds?")
+    raise DataError(f"{said}: are the times in seconds (in ms a unit firing 20 Hz fires 0.02 a "
+                    "second)? If they are, keep the units that fire (--units-where)")
 
 
 def _spike_span(source, units: np.ndarray) -> tuple[float, float]:
@@ -208,13 +212,19 @@ def _spike_span(source, units: np.ndarray) -> tuple[float, float]:
     return float(min(unit[0] for unit in times)), float(max(unit[-1] for unit in times))
 
 
-def _note_overlapping(path: Path, align: np.ndarray, window: tuple, splits: dict) -> None:
-    """A note where the windows of valid or test trials (``window`` ``(start, stop)`` s around
-    ``align`` ``(trials,)`` s) overlap a training trial's: the spikes they share, the held-out
-    units' among them, were trained on, so their scores are optimistic."""
+def note_overlapping(data: SpikeData) -> None:
+    """A note where the windows of a recording's valid or test trials overlap a training
+    trial's (``data.extra``'s ``window`` ``(start, stop)`` s around its ``align_times``
+    ``(trials,)`` s): the spikes they share, the held-out units' among them, are trained on, so
+    their scores are optimistic. Said by a fit, of the data it fits (new trials are no one's);
+    a continuous recording's windows overlap by design (``--overlap``)."""
+    extra, splits = data.extra, data.splits
+    if "align_times" not in extra or "window" not in extra or "train" not in splits:
+        return
+    align, window = np.asarray(extra["align_times"]), extra["window"]
     length = window[1] - window[0]
     trained = np.sort(align[splits["train"]])
-    scored = np.concatenate([splits["valid"], splits["test"]])
+    scored = np.concatenate([splits.get("valid", []), splits.get("test", [])]).astype(int)
     if not len(trained) or not len(scored):
         return
     after = np.searchsorted(trained, align[scored])  # the nearest trained trials either side
@@ -224,7 +234,7 @@ def _note_overlapping(path: Path, align: np.ndarray, window: tuple, splits: dict
     shared = length - nearest
     overlap = shared > EDGE_S
     if overlap.any():
-        note(f"{path.name}: {int(overlap.sum())} of the {len(scored)} valid and test trials' "
+        note(f"{data.name}: {int(overlap.sum())} of the {len(scored)} valid and test trials' "
              f"windows overlap a training trial's (by up to {shared[overlap].max():.3g} s): the "
              "spikes they share were trained on, so their scores are optimistic; a shorter "
              "--window keeps them apart")
@@ -378,8 +388,9 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
         # window may reach beyond its trial, but not by so much that it is in other units
         if longest > 0 and window[1] - window[0] > FAR_WINDOW * longest:
             raise DataError(f"--window {window[0]:g},{window[1]:g} ({window[1] - window[0]:g} s) "
-                            f"is longer than every trial of {path.name} (the longest lasts "
-                            f"{longest:g} s); give it in seconds around {config.align}")
+                            f"is over {FAR_WINDOW} times longer than every trial of {path.name} "
+                            f"(the longest lasts {longest:g} s); is it in seconds around "
+                            f"{config.align}?")
     n_bins = whole_bins(window[1] - window[0], bin_size)
     if n_bins < 1:
         raise DataError(f"--bin {config.bin_ms()} ms is wider than the window "
@@ -447,10 +458,16 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
                          "without_alignment": unaligned_rows.tolist()},
         "align": config.align, "window_s": list(window), "trials_where": config.trials_where,
         "condition": config.condition}
+    needed, available = len(rows) * n_bins * len(units) * 4, available_memory()  # float32
+    if available is not None and needed > available:  # (a window in ms: 1000 times the bins)
+        raise DataError(f"{path.name}: {len(rows)} trials of {n_bins} bins of {len(units)} units "
+                        f"take {needed / 2**30:.0f} GiB, more than the {available / 2**30:.0f} "
+                        "GiB this process can still take; is --window in seconds? (else give a "
+                        "shorter one or a wider --bin)")
     spikes = bin_spikes(source, align[rows] + window[0], n_bins, bin_size, units)
     if intervals is not None:
         spikes[unrecorded_bins(intervals, align[rows] + window[0], n_bins, bin_size)] = np.nan
-    _check_rate(source, units, spikes, bin_size, align[rows] + window[0], "trials")
+    _check_rate(source, units, spikes, align[rows] + window[0], bin_size, "trials")
     if intervals is not None:
         _note_unrecorded(path, spikes, source.unit_ids[units], "trials")
     return spikes, extra, conditions
@@ -513,7 +530,7 @@ def _chopped(source, config, bin_size: float, units: np.ndarray):
     if intervals is not None:  # the file says when it recorded: pauses and units lost are known
         series[unrecorded_bins(intervals, np.array([first]), n_time, bin_size)[0]] = np.nan
     windows, starts = chop(series, window_bins, overlap_bins)
-    _check_rate(source, units, windows, bin_size, first + starts * bin_size, "windows")
+    _check_rate(source, units, windows, first + starts * bin_size, bin_size, "windows")
     if intervals is not None:
         paused = int(np.isnan(windows).all(axis=(1, 2)).sum())
         if paused:

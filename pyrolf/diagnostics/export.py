@@ -126,13 +126,15 @@ def posterior_summary(flow, inputs: torch.Tensor, n_bins: int, samples: int,
     return summary
 
 
-def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData:
+def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None,
+               unit_table: dict | None = None) -> SpikeData:
     """The trials of ``data`` laid out on a run's neurons (``heldout`` ``(neurons,)``, the run's
     flags, held-in neurons where ``False``; ``unit_ids`` ``(neurons,)``, the run's unit ids, or
-    ``None``): data with all the run's neurons are taken in the run's order; data with exactly
-    the run's held-in neurons fill those, with a note (the held-out ones, which the encoder never
-    reads, are NaN, unknown, and the run's ``unit_ids`` name them); a neuron NaN throughout is
-    one the data lack (``extra["in_data"]``). Where both the run and ``data`` have
+    ``None``; ``unit_table``, the run's ``extra["unit_table"]``, which describes them in place
+    of ``data``'s, or ``None``): data with all the run's neurons are taken in the run's order;
+    data with exactly the run's held-in neurons fill those, with a note (the held-out ones, which
+    the encoder never reads, are NaN, unknown, and the run's ``unit_ids`` name them); a neuron
+    NaN throughout is one the data lack (``extra["in_data"]``). Where both the run and ``data`` have
     unit ids (own recordings) the units are matched by id, in any order; otherwise by position.
     Splits: NLB data keep theirs, other data have one, ``"new"``.
 
@@ -174,6 +176,8 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None) -> SpikeData
                  "(in the run order); the held-out ones' rates are inferred from them")
         note_lacking(missing_in, n_heldin, missing_out, word=word)
     splits = data.splits if "nlb" in data.extra else {NEW_TRIALS: np.arange(data.n_trials)}
+    if unit_table is not None:  # (the run's units, whatever the new file says of them)
+        extra = {**extra, "unit_table": unit_table}
     return dataclasses.replace(data, spikes=spikes, rates=rates, heldout=heldout.copy(),
                                splits=splits, extra=extra)
 
@@ -327,7 +331,8 @@ _TRIAL_NAMES = {"nlb": "nlb_tools' trial_id",
 
 def table_column(values: np.ndarray) -> np.ndarray | None:
     """A trials- or units-table column ``(rows,)`` as netCDF holds it: numbers and flags as they
-    are, durations in seconds, anything else as text; ``None`` for a column of lists."""
+    are, durations in seconds, anything else as text (a missing value, ``None``, as ``""``);
+    ``None`` for a column of lists."""
     values = np.asarray(values)
     if values.ndim != 1:
         return None
@@ -337,7 +342,7 @@ def table_column(values: np.ndarray) -> np.ndarray | None:
         return values / np.timedelta64(1, "s")
     if values.dtype.kind not in "OUSM" or any(np.ndim(value) for value in values):
         return None
-    return values.astype(str)
+    return np.array(["" if value is None else str(value) for value in values])  # (no "None")
 
 
 def forward_coord(data: SpikeData) -> tuple:
@@ -383,7 +388,9 @@ def unit_coords(data: SpikeData) -> dict[str, tuple]:
                 column.dtype if column.dtype.kind == "U" else np.float64))
         else:
             column = column[at]
-        coords[f"unit_{name}"] = ("neuron", column, {"long_name": "Units-table column"})
+        coords[f"unit_{name}"] = ("neuron", column, {
+            "long_name": "Units-table column (or the electrodes table's, at the unit's first "
+                         "electrode)"})
     return coords
 
 

@@ -58,15 +58,17 @@ def check_memory(flow, data: SpikeData, n_trials: int, samples: int) -> None:
                           f"(--samples N)")
 
 
-def check_samples(samples: int, least: int = MIN_SAMPLES) -> None:
-    """Raise :class:`ConfigError` for posterior draws per trial that are no whole number or
-    fewer than ``least`` (default :data:`MIN_SAMPLES`, what Pareto k-hat needs)."""
+def check_samples(samples: int, least: int = MIN_SAMPLES) -> int:
+    """``samples``, posterior draws per trial, as a Python int (NumPy's are no JSON); a
+    :class:`ConfigError` for no whole number or fewer than ``least`` (default
+    :data:`MIN_SAMPLES`, what Pareto k-hat needs)."""
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)):
         raise ConfigError(f"samples (--samples) must be a whole number, got {samples!r}")
     if samples < least:
         raise ConfigError(f"samples (--samples) must be at least {least}"
                           + (" for Pareto k-hat" if least == MIN_SAMPLES else "")
                           + f", got {samples}")
+    return int(samples)
 
 
 def default_split(data: SpikeData) -> str:
@@ -225,7 +227,7 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
         ConfigError: ``samples`` below the minimum k-hat needs, or draws that would not fit in
             memory (:func:`check_memory`).
     """
-    check_samples(samples)
+    samples = check_samples(samples)
     check_memory(flow, data, len(trials), samples)
     # held-in counts not recorded are filled for the encoder as infer fills them
     inputs = trial_inputs(as_encoded(flow, data, device, trials, progress), trials, device)

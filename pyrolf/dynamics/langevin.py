@@ -62,9 +62,7 @@ class LangevinDynamics(nn.Module):
     def __init__(self, potential: nn.Module, step: float = 0.01, damping: float = 0.55,
                  noise_scale: float | None = None, learn: bool = False, integrator: str = "auto"):
         super().__init__()
-        if integrator not in INTEGRATORS:
-            raise ValueError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {integrator!r}")
-        self.integrator = integrator
+        self.integrator = integrator  # checked by __setattr__
         if not 0.0 < damping < 1.0:
             raise ValueError(f"damping must lie in (0, 1), got {damping}")
         if step <= 0:
@@ -85,14 +83,20 @@ class LangevinDynamics(nn.Module):
                 self.register_buffer(name, torch.tensor(value))
 
     def __setattr__(self, name, value):
+        if name == "integrator" and value not in INTEGRATORS:
+            raise ValueError(f"integrator must be one of {', '.join(INTEGRATORS)}, got {value!r}")
+        if name == "integrator" and "potential" in self._modules:  # (a later one)
+            self.check_potential(self.potential, value)
         if name == "potential":
             self.check_potential(value)
         super().__setattr__(name, value)
 
-    def check_potential(self, potential: nn.Module) -> None:
-        """Raise ``ValueError`` for a potential these dynamics cannot integrate (given to the
-        constructor or put in later as ``dynamics.potential = ...``)."""
-        if self.integrator == "scan" and not getattr(potential, "quadratic", False):
+    def check_potential(self, potential: nn.Module, integrator: str | None = None) -> None:
+        """Raise ``ValueError`` for a potential these dynamics cannot integrate with their
+        ``integrator`` (or the one given), given to the constructor or put in later as
+        ``dynamics.potential = ...`` or ``dynamics.integrator = ...``."""
+        if (integrator or self.integrator) == "scan" and not getattr(potential, "quadratic",
+                                                                     False):
             raise ValueError("the scan integrator needs a quadratic potential (a linear force); "
                              "use the loop")
 
@@ -254,8 +258,8 @@ class OverdampedDynamics(LangevinDynamics):
     ``(1 + 0.05 · 6.8)^49 ≈ 10^6`` over a 50-bin Lorenz trial) and training diverges.
     """
 
-    def check_potential(self, potential: nn.Module) -> None:
-        super().check_potential(potential)
+    def check_potential(self, potential: nn.Module, integrator: str | None = None) -> None:
+        super().check_potential(potential, integrator)
         if not getattr(potential, "bounded_below", True):  # (one that does not say: the user's)
             raise ValueError(f"the overdamped prior diverges in {type(potential).__name__}, whose "
                              "energy is not bounded below; use CoupledSprings, FreeParticle or "

@@ -106,9 +106,18 @@ def collapse_finding(valid_co_bps: float | None, smoothing_co_bps: float | None,
     return "; ".join(seen) or None
 
 
-def collapse_warning(finding: str) -> str:
-    """The one line a fit prints when its latents collapsed (see :func:`collapse_finding`)."""
+#: the batch size the collapse warning suggests (more steps an epoch on a small session)
+SMALL_BATCH = 16
+
+
+def collapse_warning(finding: str, kl_weight: float = 0.1, batch_size: int = 64,
+                     epochs: int = 200) -> str:
+    """The one line a fit prints when its latents collapsed (see :func:`collapse_finding`),
+    its advice of the fit's own ``kl_weight``, ``batch_size`` and ``epochs``: a tenth of the
+    weight, with smaller batches (:data:`SMALL_BATCH`) or twice the epochs."""
+    steps = (f"--batch-size {SMALL_BATCH} or " if batch_size > SMALL_BATCH else "") + (
+        f"--epochs {2 * epochs}")
     return (f"the latents carry (almost) no information ({finding}): the posterior collapsed or "
-            "the fit is not trained enough; try a lower KL weight with more steps (e.g. "
-            "--kl-weight 0.01 with --batch-size 16 or --epochs 600: a small session's epoch is "
-            "few steps; in Python Config's kl_weight, batch_size and epochs)")
+            f"the fit is not trained enough; try a lower KL weight with more steps (e.g. "
+            f"--kl-weight {kl_weight / 10:g} with {steps}: a small session's epoch is few "
+            "steps; in Python Config's kl_weight, batch_size and epochs)")
