@@ -134,8 +134,9 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None,
     of ``data``'s, or ``None``): data with all the run's neurons are taken in the run's order;
     data with exactly the run's held-in neurons fill those, with a note (the held-out ones, which
     the encoder never reads, are NaN, unknown, and the run's ``unit_ids`` name them); a neuron
-    NaN throughout is one the data lack (``extra["in_data"]``). Where both the run and ``data`` have
-    unit ids (own recordings) the units are matched by id, in any order; otherwise by position.
+    NaN throughout is one the data lack (``extra["in_data"]``). Where both the run and ``data``
+    have unit ids (own recordings) the units are matched by id, in any order; otherwise by
+    position.
     Splits: NLB data keep theirs, other data have one, ``"new"``.
 
     Raises:
