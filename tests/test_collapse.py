@@ -126,7 +126,10 @@ def test_a_session_whose_latents_predict_nothing_is_found_though_the_pooled_scor
     found = collapse_metrics({**pooled, "sessions": sessions}, history, Config())
     assert found == {"collapsed": True, "collapse": "session day2's test co-bps 0.0110 while the "
                                                     "smoothing baseline scores 0.1470"}
-    assert capsys.readouterr().err == f"warning: {collapse_warning(found['collapse'])}\n"
+    defaults = Config()
+    said = collapse_warning(found["collapse"], defaults.kl_weight, defaults.batch_size,
+                            defaults.epochs)
+    assert capsys.readouterr().err == f"warning: {said}\n"
     sessions["day2"]["co_bps"] = 0.1
     assert collapse_metrics({**pooled, "sessions": sessions}, history, Config()) == {
         "collapsed": False}

@@ -110,8 +110,7 @@ def collapse_finding(valid_co_bps: float | None, smoothing_co_bps: float | None,
 SMALL_BATCH = 16
 
 
-def collapse_warning(finding: str, kl_weight: float = 0.1, batch_size: int = 64,
-                     epochs: int = 200) -> str:
+def collapse_warning(finding: str, kl_weight: float, batch_size: int, epochs: int) -> str:
     """The one line a fit prints when its latents collapsed (see :func:`collapse_finding`),
     its advice of the fit's own ``kl_weight``, ``batch_size`` and ``epochs``: a tenth of the
     weight, with smaller batches (:data:`SMALL_BATCH`) or twice the epochs."""
