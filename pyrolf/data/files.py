@@ -137,7 +137,7 @@ def check_data(data: SpikeData, where: str = "the data", one_of: int = 1) -> Spi
             how += (f" (which leaves {them} out of every session: where another session has a "
                     f"unit of {'these ids' if many else 'this id'}, leave {them} out of this "
                     "session's file instead)")
-        what = "windows" if "chop" in data.extra else "trials"
+        what = data.trial_word
         raise DataError(f"{where}: {few_ids(ids, word=word)} {'have' if many else 'has'} no "
                         f"count recorded in the {len(splits['train'])} training {what} (NaN "
                         f"throughout: not recorded there), so nothing to fit {them} on; {how}")

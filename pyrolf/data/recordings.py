@@ -203,13 +203,20 @@ def _check_rate(source, units: np.ndarray, spikes: np.ndarray, opens: np.ndarray
                     "second)? If they are, keep the units that fire (--units-where)")
 
 
+def _unit_spans(source, units: np.ndarray) -> np.ndarray:
+    """First and last spike (s) of each unit at positions ``units`` of ``source``: ``(units,
+    2)``, NaN for a unit without a spike."""
+    return np.array([(times[0], times[-1]) if len(times) else (np.nan, np.nan)
+                     for times in map(source.unit_spike_times, units)]).reshape(-1, 2)
+
+
 def _spike_span(source, units: np.ndarray) -> tuple[float, float]:
-    """First and last spike (s) of the units at positions ``units`` of ``source``."""
-    times = [source.unit_spike_times(unit) for unit in units]
-    times = [unit for unit in times if len(unit)]
-    if not times:
+    """First and last spike (s) of the units at positions ``units`` of ``source`` (NaN
+    without a spike)."""
+    spans = _unit_spans(source, units)
+    if np.isnan(spans).all():
         return np.nan, np.nan
-    return float(min(unit[0] for unit in times)), float(max(unit[-1] for unit in times))
+    return float(np.nanmin(spans[:, 0])), float(np.nanmax(spans[:, 1]))
 
 
 def note_overlapping(data: SpikeData) -> None:
@@ -561,8 +568,7 @@ def _apart(source, units: np.ndarray) -> str:
     """``"units 7, 9 spike apart from the rest (...); "``: the units at positions ``units`` of
     ``source`` whose first spike comes before, or whose last comes after, the others' by more
     than the others' median span (a stray spike, times in samples), or ``""``."""
-    spans = np.array([(times[0], times[-1]) if len(times) else (np.nan, np.nan)
-                      for times in map(source.unit_spike_times, units)])
+    spans = _unit_spans(source, units)
     first, last = np.nanmedian(spans, axis=0)
     length = max(last - first, 0.0)
     with np.errstate(invalid="ignore"):

@@ -80,6 +80,12 @@ class SpikeData(HeldOut):
         return self.spikes.shape[2]
 
     @property
+    def trial_word(self) -> str:
+        """What messages call the trials: ``"windows"`` of a chopped continuous recording,
+        else ``"trials"``."""
+        return "windows" if "chop" in self.extra else "trials"
+
+    @property
     def neuron_ids(self) -> np.ndarray:
         """``(neurons,)``: the unit ids where the source names its units (NLB, own recordings),
         else the neurons' indices."""

@@ -222,7 +222,7 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
     missing_in, missing_out = lacking(in_data, heldout, np.asarray(unit_ids), strangers=strangers)
     note_strangers(strangers)
     gone = [unit for unit in ids if unit in known and unit not in column]
-    what = "windows" if "chop" in data.extra else "trials"
+    what = data.trial_word
     recorded = (f"; of those, {few_ids(gone)} are in the file but recorded in none of the {what} "
                 "(obs_intervals)" if gone else "")
     note_lacking(missing_in, int((~heldout).sum()), missing_out, recorded)

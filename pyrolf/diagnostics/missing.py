@@ -81,7 +81,7 @@ def note_mostly_filled(trials: SpikeData, filled: np.ndarray, rows: np.ndarray) 
     if len(mostly):
         from pyrolf.diagnostics.export import trial_ids
 
-        what = "windows" if "chop" in trials.extra else "trials"
+        what = trials.trial_word
         note(f"in {len(mostly)} of the {trials.n_trials} {what} fewer than "
              f"{LEAST_HELD_IN:.0%} of the held-in counts were recorded "
              f"({few_ids(trial_ids(trials)[mostly].tolist(), word=what)}): what the encoder "

@@ -91,7 +91,7 @@ def select_trials(data: SpikeData, trials=None) -> np.ndarray:
     pool = data.splits[split]
     blank = np.isnan(data.spikes[pool][:, :data.n_observed]).all(axis=(1, 2))
     if blank.any() and not isinstance(trials, (list, tuple, np.ndarray)):
-        what = "windows" if "chop" in data.extra else "trials"
+        what = data.trial_word
         note(f"{int(blank.sum())} of the {len(pool)} {split} {what} hold no count recorded "
              f"({few_ids(trial_ids(data)[pool[blank]], word=what)}"
              + ("; a pause in the recording" if "unit_ids" in data.extra else "")
