@@ -129,12 +129,14 @@ def select(values_of, conditions: list[str], rows: int, option: str, file: str,
 
 def _listed(values: np.ndarray) -> str:
     """The first :data:`SHOWN_VALUES` different ``values``, numbers in order (``0.21, 3, 10``),
-    other values as text in order."""
+    other values as text in order, a missing text last as ``(missing)``."""
     if values.dtype.kind in "iuf":
         return ", ".join(f"{value:g}" for value in np.unique(values)[:SHOWN_VALUES])
-    text = np.unique([str(value) for value in values])[:SHOWN_VALUES]
+    missing = _missing(values)
+    text = np.unique([str(value) for value in values[~missing]])[:SHOWN_VALUES]
     commas = any("," in value for value in text)  # (then quoted, to be told apart)
-    return ", ".join(repr(str(value)) if commas else value for value in text)
+    shown = [repr(str(value)) if commas else value for value in text]
+    return ", ".join(shown + ["(missing)"] * bool(missing.any()))
 
 
 def _compare(values: np.ndarray, op: str, value) -> np.ndarray:
