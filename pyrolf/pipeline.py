@@ -514,6 +514,8 @@ def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bo
     run = RunFolder.open(run_dir)
     device = device or run.config().device
     check_device(device)  # (before the data load)
+    run.check_writable("evaluate", RunFolder.METRICS, "copy the run folder somewhere writable "
+                       "and evaluate the copy")
     with run.locked():
         flow, config, data, record = _load_run(run.path, data)
         pyro.set_rng_seed(config.seed)
@@ -589,6 +591,8 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
     run = RunFolder.open(run_dir)
     device = device or run.config().device
     check_device(device)  # (before the data load)
+    run.check_writable("diagnose", DIAGNOSTICS, "copy the run folder somewhere writable and "
+                       "diagnose the copy")
     with run.locked():
         flow, config, data, record = _load_run(run.path, data)
         ((flow, data),) = _session_views(flow, data, session, required=True).values()
@@ -696,7 +700,7 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     given = out is not None
     named = given and session is not None  # the one file, named
     out = Path(out) if given else run.path / INFERRED
-    _check_writable(out, given)
+    _check_writable(out, run, given)
     with run.locked():
         flow, inferred = _infer(run.path, data, samples, device, progress, session,
                                 trials_where, fitted_on)
@@ -918,19 +922,19 @@ def _run_units(path: Path | None, runs: list[SpikeData], units_where: list[str])
     return [f"id={','.join(str(unit) for unit in ids[theirs])}"]
 
 
-def _check_writable(path: Path, given: bool = True) -> None:
-    """Stop before any work when ``path`` (``--out``, or where not ``given`` the run's
-    ``inferred.nc``) cannot be written: its folder missing or read-only, or ``path`` a folder."""
+def _check_writable(path: Path, run: RunFolder, given: bool = True) -> None:
+    """Stop before any work when ``path`` (``--out``, or where not ``given`` the ``inferred.nc``
+    of ``run``) cannot be written: its folder missing or read-only, or ``path`` a folder."""
     if path.is_dir():
         raise ConfigError(f"--out {path} is a folder; give a file name such as {path / INFERRED}"
                           if given else f"{path}, where infer writes, is a folder; move it away "
                           "or give --out FILE")
-    if not path.parent.is_dir():  # (the run folder, where not given, exists)
+    if not given:
+        run.check_writable("infer", INFERRED, "give --out FILE (out= in Python) elsewhere")
+    elif not path.parent.is_dir():
         raise ConfigError(f"--out {path}: folder {path.parent} does not exist; create it first")
-    if not os.access(path.parent, os.W_OK):
-        raise ConfigError(f"--out {path}: folder {path.parent} is not writable" if given else
-                          f"the run folder {path.parent}, where infer writes {path.name}, is not "
-                          "writable; give --out FILE (out= in Python) elsewhere")
+    elif not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"--out {path}: folder {path.parent} is not writable")
 
 
 def check_device(device: str) -> None:

@@ -154,6 +154,13 @@ class RunFolder:
             raise RunError(f"{run.path} has no {cls.CONFIG}; it is not a pyrolf run folder")
         return run
 
+    def check_writable(self, command: str, name: str, instead: str) -> None:
+        """Stop before any work when the folder is read-only: ``command`` (``infer``) writes
+        ``name`` (``inferred.nc``) into it; ``instead``: what to do (``give --out FILE``)."""
+        if not os.access(self.path, os.W_OK):
+            raise RunError(f"the run folder {self.path}, where {command} writes {name}, is not "
+                           f"writable; {instead}")
+
     def check_session(self, session: str | None, required: bool = False) -> "RunFolder":
         """The run folder, ``session`` checked against the names of the sessions its
         ``config.json`` fits (:func:`~pyrolf.data.sessions.check_session`): a command answers a

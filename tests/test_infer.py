@@ -452,6 +452,23 @@ def test_a_folder_where_inferred_nc_goes_is_named_as_such(small_run, tmp_path, m
                                      "not writable; give --out FILE")
 
 
+@pytest.mark.parametrize("command, name, advice", [
+    ("evaluate", "metrics.json", "evaluate the copy"),
+    ("diagnose", "diagnostics.json", "diagnose the copy")])
+def test_a_read_only_run_folder_is_said_before_the_data_are_read(command, name, advice,
+                                                                 small_run, tmp_path,
+                                                                 monkeypatch, capsys):
+    run = shutil.copytree(small_run.path, tmp_path / "run")
+    before = {path.name: path.read_bytes() for path in run.iterdir() if path.is_file()}
+    monkeypatch.setattr("os.access", lambda path, mode: not mode & os.W_OK)  # (as not root)
+    monkeypatch.setattr("pyrolf.pipeline._load_run", lambda *args: pytest.fail("data read"))
+    code, _, err = run_cli([command, run, "--quiet"], monkeypatch, capsys)
+    assert_one_line_error(code, err, f"the run folder {run}, where {command} writes {name}, is "
+                                     f"not writable; copy the run folder somewhere writable and "
+                                     f"{advice}")
+    assert {path.name: path.read_bytes() for path in run.iterdir() if path.is_file()} == before
+
+
 def test_diagnose_whose_draws_cannot_be_written_leaves_no_figure_of_them(small_run, tmp_path,
                                                                          monkeypatch, capsys):
     run = shutil.copytree(small_run.path, tmp_path / "run")
