@@ -401,19 +401,21 @@ def test_inferred_inputs_peak_at_unobserved_pulses():
 
 
 def test_trials_table_columns_become_trial_coordinates_netcdf_can_hold():
-    """Numbers and flags as they are, durations in seconds, text (a missing value included) as
-    text; a column of lists and one named like a coordinate of the Dataset are left out."""
+    """Numbers and flags as they are, durations in seconds, text (a missing value and bytes
+    included) as text; a column of lists and one named like a coordinate of the Dataset are left out."""
     data = lorenz_dataset(seed=0, n_conditions=2, trials_per_condition=2)
     table = {"rt": np.array([0.3, np.nan, 0.5, 0.4]), "correct": np.array([True, False] * 2),
              "onset": np.array([250, 300, 275, 260], dtype="timedelta64[ms]"),
              "target": np.array(["left", None, "up", "left"], dtype=object),
              "path": np.array([[1, 2], [3], [4], [5, 6]], dtype=object),
-             "split": np.array(["a", "b", "c", "d"]), "z": np.zeros(4)}
+             "split": np.array(["a", "b", "c", "d"]), "z": np.zeros(4),
+             "cue": np.array([b"go", b"stop", b"go", b"\xc3\xa9"])}  # (as h5py, MATLAB save)
     coords = trial_coords(dataclasses.replace(data, extra={**data.extra, "trial_table": table}))
     np.testing.assert_array_equal(coords["rt"][1], table["rt"])
     np.testing.assert_array_equal(coords["correct"][1], table["correct"])
     np.testing.assert_allclose(coords["onset"][1], [0.25, 0.3, 0.275, 0.26])
     np.testing.assert_array_equal(coords["target"][1], ["left", "", "up", "left"])  # (no "None")
+    np.testing.assert_array_equal(coords["cue"][1], ["go", "stop", "go", "é"])  # (no "b'go'")
     assert "path" not in coords and "z" not in coords
     assert list(coords["split"][1]) != list(table["split"])  # the data's own splits
 

@@ -162,6 +162,27 @@ def test_a_unit_without_an_electrode_meets_no_condition_on_the_electrodes(tmp_pa
                 load(tmp_path / "e.nwb", units_where=[condition]).extra["unit_ids"], kept)
 
 
+@pytest.mark.parametrize("obs_intervals", [False, True])
+def test_units_kept_without_a_spike_are_one_line(obs_intervals, tmp_path):
+    """Units 2 and 3 have no spike: keeping only them was a traceback of an empty min() (no
+    obs_intervals) or a question about time bases of spikes from nan to nan s (a review)."""
+    nwbfile = NWBFile(session_description="s", identifier="q",
+                      session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    for unit in range(4):
+        times = np.arange(0.01 + unit / 100, 20.0, 0.05) if unit < 2 else np.array([])
+        nwbfile.add_unit(spike_times=times,
+                         **({"obs_intervals": [[0.0, 20.0]]} if obs_intervals else {}))
+    for start in np.arange(0.0, 19.0, 1.0):
+        nwbfile.add_trial(start_time=start, stop_time=start + 0.8)
+    with NWBHDF5IO(str(tmp_path / "q.nwb"), "w") as io:
+        io.write(nwbfile)
+    assert load(tmp_path / "q.nwb", units_where=["id<=2"]).extra["unit_ids"].tolist() == [0, 1, 2]
+    with pytest.raises(DataError) as error:
+        load(tmp_path / "q.nwb", units_where=["id>=2"])
+    assert str(error.value) == ("the units (id>=2) of q.nwb have no spike times in the file; "
+                                "keep units that fire (--units-where)")
+
+
 def test_text_stored_as_bytes_is_text(session, tmp_path):
     """Some converters store text columns as fixed-length bytes: `--trials-where outcome!=correct`
     kept every trial, compared with "b'correct'" (found by a walkthrough)."""
@@ -181,6 +202,14 @@ def test_text_stored_as_bytes_is_text(session, tmp_path):
     assert list(data.extra["condition_values"]) == ["error"]
     assert data.extra["trial_table"]["outcome"].tolist() == ["error"] * data.n_trials
     np.testing.assert_array_equal(data.extra["unit_ids"], session.unit_ids[::3])
+    # a spike-times file whose text was saved as bytes (from h5py, MATLAB)
+    arrays = dict(np.load(write_spike_times_npz(tmp_path / "s.npz", session)))
+    arrays["outcome"] = arrays["outcome"].astype("S16")
+    np.savez(tmp_path / "bytes.npz", **arrays)
+    data = load(tmp_path / "bytes.npz", align="stim_on_time", window="-0.2,0.8",
+                condition="outcome", trials_where=["outcome!=correct"])
+    assert list(data.extra["condition_values"]) == ["error"]
+    assert data.extra["trial_table"]["outcome"].tolist() == ["error"] * data.n_trials
 
 
 def test_a_run_of_some_units_infers_another_file_by_their_ids(session, tmp_path, monkeypatch,

@@ -95,6 +95,11 @@ class NWBSource:
     def n_units(self) -> int:
         return len(self.unit_ids)
 
+    @property
+    def spike_counts(self) -> np.ndarray:
+        """``(units,)``: how many spike times each unit holds (from the index, none read)."""
+        return np.diff(self._ends, prepend=0)
+
     def unit_spike_times(self, unit: int) -> np.ndarray:
         """Sorted spike times (s) of the unit at position ``unit``, those that are no number
         (NaN, infinite) left out (:meth:`span` notes them)."""

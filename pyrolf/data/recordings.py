@@ -134,9 +134,11 @@ def load_recording(path: Path, config) -> SpikeData:
 
     Raises:
         DataError: a file that is missing or unreadable, has no units or no spikes, a column that
-            is not there (the message lists those that are), a window longer than every trial,
-            a bin wider than the window, a ``trials_where`` that keeps no trial, too few trials,
-            a ``units_where`` that keeps fewer than 2 units.
+            is not there (the message lists those that are), a window over :data:`FAR_WINDOW`
+            times longer than every trial, a bin wider than the window, a ``trials_where`` that
+            keeps no trial, too few trials, a ``units_where`` that keeps fewer than 2 units or
+            only units without a spike, trials or windows that would not fit in memory, units
+            firing below :data:`LEAST_RATE_HZ` in the trials or windows kept.
     """
     check_file(path, "recording (.nwb or spike-times .npz)")
     with open_source(path) as source:
@@ -265,8 +267,8 @@ def _note_quiet_units(path: Path, spikes: np.ndarray, unit_ids: np.ndarray, what
 @contextmanager
 def open_source(path: Path):
     """The spike source of a recording file, open while the block runs: an object with
-    ``format``, ``unit_ids`` ``(units,)``, ``n_units``, ``unit_spike_times(unit)`` (sorted
-    seconds of the unit at that position), ``unit_columns`` (names; none without a Units table),
+    ``format``, ``unit_ids`` ``(units,)``, ``n_units``, ``spike_counts`` ``(units,)``,
+    ``unit_spike_times(unit)`` (sorted seconds of the unit at that position), ``unit_columns`` (names; none without a Units table),
     ``unit_column(name)`` ``(units,)``, ``span(units)`` (first and last time the file covers, and
     whether the file records it or the spikes of ``units`` say it),
     ``trial_columns`` (names, or ``None`` without a trials table), ``n_trials`` and
@@ -362,10 +364,13 @@ def _units(source, config) -> np.ndarray:
     if config.units_where:
         units = where.select(column, config.units_where, source.n_units, "--units-where", name,
                              "unit")
+    kept = f" ({', '.join(config.units_where)})" if config.units_where else ""
     if len(units) < 2:
-        kept = f" ({', '.join(config.units_where)})" if config.units_where else ""
         raise DataError(f"{name} has {len(units)} unit(s){kept}; pyrolf needs at least 2 (one "
                         "held in, one held out)")
+    if not source.spike_counts[units].any():
+        raise DataError(f"the units{kept} of {name} have no spike times in the file; keep "
+                        "units that fire (--units-where)")
     return units
 
 
@@ -778,6 +783,11 @@ class SpikeTimesFile:
     def n_units(self) -> int:
         return len(self.unit_ids)
 
+    @property
+    def spike_counts(self) -> np.ndarray:
+        """``(units,)``: how many spikes each unit has (at least one: units are read of them)."""
+        return np.diff(self._bounds)
+
     def unit_spike_times(self, unit: int) -> np.ndarray:
         return self._times[self._bounds[unit]:self._bounds[unit + 1]]
 
@@ -789,7 +799,9 @@ class SpikeTimesFile:
         return float(firsts.min()), float(lasts.max()), False
 
     def trial_column(self, name: str) -> np.ndarray:
-        return self._trials[name]
+        """Column ``name`` ``(trials,)``, bytes (as h5py or MATLAB save text) decoded."""
+        values = self._trials[name]
+        return np.char.decode(values, errors="replace") if values.dtype.kind == "S" else values
 
     def unit_column(self, name: str) -> np.ndarray:
         """``id``, the only column of units a spike-times file has: ``(units,)``."""

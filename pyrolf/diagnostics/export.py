@@ -332,8 +332,8 @@ _TRIAL_NAMES = {"nlb": "nlb_tools' trial_id",
 
 def table_column(values: np.ndarray) -> np.ndarray | None:
     """A trials- or units-table column ``(rows,)`` as netCDF holds it: numbers and flags as they
-    are, durations in seconds, anything else as text (a missing value, ``None``, as ``""``);
-    ``None`` for a column of lists."""
+    are, durations in seconds, anything else as text (bytes decoded as UTF-8, a missing value,
+    ``None``, as ``""``); ``None`` for a column of lists."""
     values = np.asarray(values)
     if values.ndim != 1:
         return None
@@ -343,7 +343,8 @@ def table_column(values: np.ndarray) -> np.ndarray | None:
         return values / np.timedelta64(1, "s")
     if values.dtype.kind not in "OUSM" or any(np.ndim(value) for value in values):
         return None
-    return np.array(["" if value is None else str(value) for value in values])  # (no "None")
+    return np.array(["" if value is None else value.decode(errors="replace")
+                     if isinstance(value, bytes) else str(value) for value in values])
 
 
 def forward_coord(data: SpikeData) -> tuple:
