@@ -1224,8 +1224,10 @@ def test_a_stray_spike_or_times_in_samples_are_named_not_fitted_blindly(tmp_path
     data = load(path, chop_s=1.0, overlap_s=0.0, units_where=["id!=9"])
     assert data.n_trials == 20 and "hold no spike" not in capsys.readouterr().err
     monkeypatch.setattr("pyrolf.data.recordings.available_memory", lambda: 1000.0)
-    with pytest.raises(DataError, match=r"stray.npz spans 199.99 s .* more than the 0 GiB this "
-                                        r"process can still take; units 9 \(0.03 to 200 s\) "
+    with pytest.raises(DataError, match=r"stray.npz: 199.99 s \(0.010 to 200.000 s\) in 10 ms "
+                                        r"bins of 3 units would take 0.00151 GiB to bin, more "
+                                        r"than the 9.31e-07 GiB this process can still take; "
+                                        r"units 9 \(0.03 to 200 s\) "
                                         r"spike apart .* are the spike times in seconds\?"):
         load(path)
 
@@ -1266,9 +1268,36 @@ def test_spike_or_trial_times_in_ms_stop_in_one_line_before_any_fit(scaled, what
             patch.setattr("pyrolf.data.recordings.bin_spikes", binned)
             patch.setattr("pyrolf.data.recordings.available_memory", lambda: 2.0**30)
             with pytest.raises(DataError, match=r"ms.npz: 160 trials of 100000 bins of 40 units "
-                                                r"take 2 GiB, more than the 1 GiB this process "
-                                                r"can still take; is --window in seconds\?"):
+                                                r"would take 7.15 GiB to bin, more than the 1 "
+                                                r"GiB this process can still take; is --window "
+                                                r"in seconds\?"):
                 load(path, align="stim_on_time", window="-200,800")
+            # without --window the trials' own length is in ms: no word of a --window
+            with pytest.raises(DataError, match=r"ms.npz: 160 trials of 99999 bins of 40 units "
+                                                r"would take 7.15 GiB to bin, .*; the trials are "
+                                                r"cut from their stim_on_time to 999.99 s after "
+                                                r"it, "
+                                                r"the end of the shortest \(no --window\): are "
+                                                r"the trial times in seconds\?"):
+                load(path, align="stim_on_time")
+
+
+def test_sparse_units_in_trials_of_a_long_recording_are_not_said_to_be_in_another_time_base(
+        tmp_path):
+    """Trials in the first 100 s of a 2-hour session in seconds whose units fire 0.02 Hz: the
+    spans differ 72 times, which was read as two time bases alone (a review); the trials lie among
+    the spikes, so the advice names both causes: the clocks, or units too sparse."""
+    generator = np.random.default_rng(0)
+    times = [np.sort(generator.uniform(0.0, 7200.0, 144)) for _ in range(5)]
+    starts = np.arange(0.0, 100.0, 1.0)
+    np.savez(tmp_path / "long.npz", spike_times=np.concatenate(times),
+             unit_ids=np.repeat(np.arange(5), 144), trial_start=starts, trial_stop=starts + 0.8)
+    with pytest.raises(DataError, match=r"long.npz: its units fire 0.0\d+ spikes/s on average in "
+                                        r"the trials kept .*: the spikes lie from .* to 7[\d.]+ s, "
+                                        r"the trials from 0 to 99.8 s; are the spike times and "
+                                        r"the trial times in one time base, in seconds\? If they "
+                                        r"are, keep the units that fire \(--units-where\)$"):
+        load(tmp_path / "long.npz", align="start_time")
 
 
 def test_windows_of_scored_trials_that_overlap_a_training_trial_s_are_noted(session, files,

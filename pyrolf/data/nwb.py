@@ -19,15 +19,11 @@ from pynwb import NWBHDF5IO, TimeSeries
 from pynwb.ecephys import ElectricalSeries
 
 from pyrolf.data.files import _first_line
+from pyrolf.data.recordings import FAR_SPAN
 from pyrolf.data.spikes import DataError, MissingBehavior
 from pyrolf.messages import few_ids, note
 
 CHUNK = 1 << 22  # spike times read at a time when scanning the whole column
-#: obs_intervals spanning more than this many times the time the spikes span are taken to be in
-#: other units than seconds (ms, samples): such a span would be cut into that many more windows
-FAR_SPAN = 10
-
-
 @contextmanager
 def open_nwb(path: Path):
     """The :class:`NWBSource` of the NWB file ``path``, open while the block runs.

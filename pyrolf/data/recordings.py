@@ -103,6 +103,12 @@ FEW_SPIKES = 10  # a unit with fewer spikes than this in all the trials kept is 
 LEAST_RATE_HZ = 0.05
 # a --window this many times longer than every trial is taken for one not in seconds
 FAR_WINDOW = 10
+# times (obs_intervals, trials) spanning this many times what the spikes span, or the spikes this
+# many times theirs, may be in other units than seconds (ms, samples)
+FAR_SPAN = 10
+# bytes binning takes at its peak per (trial or window, bin, unit): the float32 counts, the mask
+# of the bins not recorded, a copy of the counts and masks of their NaN (checking the rate)
+BINNING_BYTES = 12
 GAP_SPACINGS = 5.0  # samples further apart than this many median spacings leave a gap between
                     # (up to four samples missed in a row are bridged)
 
@@ -191,18 +197,20 @@ def _check_rate(source, units: np.ndarray, spikes: np.ndarray, opens: np.ndarray
         return
     first, last = _spike_span(source, units)
     cut = (float(opens.min()), float(opens.max()) + spikes.shape[1] * bin_size)
-    spans, shared = (last - first, cut[1] - cut[0]), min(last, cut[1]) - max(first, cut[0])
-    # (one span far longer than the other, or little of the trials' among the spikes: two time
-    # bases; NaN without a spike)
-    alike = shared >= 0.5 * spans[1] and max(spans) <= FAR_WINDOW * min(spans)
+    # little of the trials' span among the spikes': two time bases; the trials among spikes that
+    # span far longer: two time bases, or trials in a block of a long session, with sparse units
+    among_spikes = min(last, cut[1]) - max(first, cut[0]) >= 0.5 * (cut[1] - cut[0])
+    unsure = among_spikes and last - first > FAR_SPAN * (cut[1] - cut[0])
     said = (f"{source.path.name}: its units fire {rate:.3g} spikes/s on average in the {what} "
             f"kept ({total} spikes in {spikes.shape[0]} {what}), too few to fit")
-    if not alike:
+    keep = " If they are, keep the units that fire (--units-where)"
+    if not among_spikes or unsure:
+        times = "trial times" if what == "trials" else "obs_intervals"  # (windows: of them)
         raise DataError(f"{said}: the spikes lie from {first:g} to {last:g} s, the {what} from "
-                        f"{cut[0]:g} to {cut[1]:g} s; are the spike times and the trial times "
-                        "in one time base, in seconds?")
+                        f"{cut[0]:g} to {cut[1]:g} s; are the spike times and the {times} in "
+                        f"one time base, in seconds?{keep if unsure else ''}")
     raise DataError(f"{said}: are the times in seconds (in ms a unit firing 20 Hz fires 0.02 a "
-                    "second)? If they are, keep the units that fire (--units-where)")
+                    f"second)?{keep}")
 
 
 def _unit_spans(source, units: np.ndarray) -> np.ndarray:
@@ -470,12 +478,13 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
                          "without_alignment": unaligned_rows.tolist()},
         "align": config.align, "window_s": list(window), "trials_where": config.trials_where,
         "condition": config.condition}
-    needed, available = len(rows) * n_bins * len(units) * 4, available_memory()  # float32
-    if available is not None and needed > available:  # (a window in ms: 1000 times the bins)
-        raise DataError(f"{path.name}: {len(rows)} trials of {n_bins} bins of {len(units)} units "
-                        f"take {needed / 2**30:.0f} GiB, more than the {available / 2**30:.0f} "
-                        "GiB this process can still take; is --window in seconds? (else give a "
-                        "shorter one or a wider --bin)")
+    _check_memory(path, len(rows) * n_bins * len(units),  # (a window in ms: 1000 times the bins)
+                  f"{len(rows)} trials of {n_bins} bins of {len(units)} units",
+                  "is --window in seconds? (else give a shorter one or a wider --bin)"
+                  if config.window else
+                  f"the trials are cut from their {config.align} to {window[1]:g} s after it, "
+                  "the end of the shortest (no --window): are the trial times in seconds? "
+                  "(else give a shorter --window or a wider --bin)")
     spikes = bin_spikes(source, align[rows] + window[0], n_bins, bin_size, units)
     if intervals is not None:
         spikes[unrecorded_bins(intervals, align[rows] + window[0], n_bins, bin_size)] = np.nan
@@ -483,6 +492,17 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
     if intervals is not None:
         _note_unrecorded(path, spikes, source.unit_ids[units], "trials")
     return spikes, extra, conditions
+
+
+def _check_memory(path: Path, entries: int, what: str, advice: str) -> None:
+    """Refuse, in one line, binning ``entries`` counts (trials or windows x bins x units; ``what``
+    says them) where :data:`BINNING_BYTES` each would not fit in the memory this process can
+    still take; ``advice``: what to check or do."""
+    needed, available = entries * BINNING_BYTES, available_memory()
+    if available is not None and needed > available:
+        raise DataError(f"{path.name}: {what} would take {needed / 2**30:.3g} GiB to bin, more "
+                        f"than the {available / 2**30:.3g} GiB this process can still take; "
+                        f"{advice}")
 
 
 def _default_window(path: Path, rows: np.ndarray, align: np.ndarray, starts: np.ndarray,
@@ -530,13 +550,11 @@ def _chopped(source, config, bin_size: float, units: np.ndarray):
     if n_time < window_bins:
         raise DataError(f"{path.name} covers {last - first:g} s, less than one --chop window of "
                         f"{config.chop_s:g} s; give a shorter --chop")
-    counts = 2 * n_time * len(units) * 4  # bytes of the series and its windows, float32
-    available = available_memory()
-    if available is not None and counts > available:
-        raise DataError(f"{path.name} spans {last - first:g} s ({first:.3f} to {last:.3f} s): "
-                        f"in {config.bin_ms()} ms bins its counts take {counts / 2**30:.0f} GiB, "
-                        f"more than the {available / 2**30:.0f} GiB this process can still take; "
-                        f"{_apart(source, units)}are the spike times in seconds?")
+    windowed = window_bins / (window_bins - overlap_bins)  # (the windows repeat the overlap)
+    _check_memory(path, round(n_time * len(units) * (1 + windowed)),  # the series, its windows
+                  f"{last - first:g} s ({first:.3f} to {last:.3f} s) in {config.bin_ms()} ms "
+                  f"bins of {len(units)} units", f"{_apart(source, units)}are the spike times in "
+                  "seconds?")
     series = bin_spikes(source, np.array([first]), n_time, bin_size, units)[0]
     intervals, paused = source.unit_intervals(units), 0
     if intervals is not None:  # the file says when it recorded: pauses and units lost are known
