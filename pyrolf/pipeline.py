@@ -780,6 +780,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
                            chosen=trials_where is not None)
     inferred = {}
     for name, (view, mine) in views.items():
+        _check_bin_size(loaded, mine)
         trials = mine if loaded is None else new_trials(loaded, mine.heldout,
                                                         mine.extra.get("unit_ids"),
                                                         mine.extra.get("unit_table"))
@@ -804,6 +805,17 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
             dataset.attrs["session"] = name
         inferred[name] = trials, dataset
     return flow, inferred
+
+
+def _check_bin_size(trials: SpikeData | None, run: SpikeData) -> None:
+    """Refuse new ``trials`` binned otherwise than the ``run``'s data (where both say their bin
+    size): the learned dynamics take one step a bin."""
+    if trials is None or trials.bin_size is None or run.bin_size is None:
+        return
+    if not np.isclose(trials.bin_size, run.bin_size, rtol=1e-6):
+        raise DataError(f"the trials of {trials.name} are in {trials.bin_size * 1000:g} ms bins, "
+                        f"but the run was fitted on {run.bin_size * 1000:g} ms bins, one step of "
+                        f"its dynamics each; bin them at {run.bin_size * 1000:g} ms")
 
 
 def _check_session_file(data, session: str | None, files: dict, run) -> None:

@@ -1520,7 +1520,20 @@ def test_binned_new_trials_are_read_by_a_run_of_a_recording_as_a_binned_session_
     code, _, err = run_cli(["infer", run, "--samples", 2, "--data", binned, "--out",
                             tmp_path / "binned.nc"], monkeypatch, capsys)
     assert code == 0, err
-    assert xr.open_dataset(tmp_path / "binned.nc").sizes["trial"] == own.n_trials
+    inferred = xr.open_dataset(tmp_path / "binned.nc")
+    assert inferred.sizes["trial"] == own.n_trials
+    # named as the run's units they are read as, not 0..N-1 (ids the run's file may hold too)
+    np.testing.assert_array_equal(inferred.neuron, own.extra["unit_ids"])
+    assert f"the data's {own.n_neurons} neurons have no unit ids: they are read as the run's " \
+           "units in its order (ids " in err
+    # binned otherwise: the dynamics take a step a bin
+    np.savez(binned, spikes=own.spikes[:, ::2].astype(int), bin_size_s=0.02)
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--data", binned, "--out",
+                            tmp_path / "binned20.nc"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "the trials of binned are in 20 ms bins, but the run was "
+                                     "fitted on 10 ms bins, one step of its dynamics each; bin "
+                                     "them at 10 ms")
+    assert not (tmp_path / "binned20.nc").exists()
     np.savez(binned, spikes=np.full(own.spikes.shape, np.nan), bin_size_s=0.01)
     code, _, err = run_cli(["infer", run, "--samples", 2, "--data", binned, "--out",
                             tmp_path / "binned.nc"], monkeypatch, capsys)

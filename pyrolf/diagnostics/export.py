@@ -136,7 +136,7 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None,
     the encoder never reads, are NaN, unknown, and the run's ``unit_ids`` name them); a neuron
     NaN throughout is one the data lack (``extra["in_data"]``). Where both the run and ``data``
     have unit ids (own recordings) the units are matched by id, in any order; otherwise by
-    position.
+    position, and named by the run's ``unit_ids`` where it has them.
     Splits: NLB data keep theirs, other data have one, ``"new"``.
 
     Raises:
@@ -152,6 +152,10 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None,
         spikes, rates = data.spikes, data.rates
         never = np.isnan(spikes).all(axis=(0, 1))  # a neuron not recorded at all: missing
         extra = {**extra, "in_data": extra.get("in_data", ~never)}
+        if unit_ids is not None and not by_id:  # (named as the run's units they are read as)
+            extra["unit_ids"] = unit_ids
+            note(f"the data's {n_neurons} neurons have no unit ids: they are read as the run's "
+                 f"units in its order ({few_ids(unit_ids)})")
     elif data.n_neurons == n_heldin:
         spikes = np.full(data.spikes.shape[:2] + (n_neurons,), np.nan, dtype=np.float32)
         spikes[..., ~heldout] = data.spikes
