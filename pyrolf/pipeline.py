@@ -24,7 +24,7 @@ from pyrolf.data.sessions import (Sessions, check_session, gather_sessions, sess
 from pyrolf.data.spikes import DataError, MissingBehavior, NoTrialsTable
 from pyrolf.evaluation.collapse import collapse_finding, collapse_warning
 from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, model_rates, prepare_scoring
-from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState
+from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState, steps_per_epoch
 from pyrolf.models import ARCHITECTURE, build_flow, shared_weights
 from pyrolf.models.sessions import session_views
 from pyrolf.plots import training_curve
@@ -526,7 +526,8 @@ def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bo
         if run.has(RunFolder.CHECKPOINT):
             state = TrainState(**run.load(RunFolder.CHECKPOINT)["state"])
             metrics.update(training_record(state, config))
-            metrics.update(collapse_metrics(metrics, state.history, config))
+            metrics.update(collapse_metrics(metrics, state.history, config,
+                                            steps_per_epoch(data, config.batch_size)))
         run.write_json(RunFolder.METRICS, metrics)
     return metrics
 
@@ -542,7 +543,7 @@ def training_record(state: TrainState, config: Config) -> dict:
             "seconds_per_epoch": seconds / max(len(state.history), 1), "device": config.device}
 
 
-def collapse_metrics(metrics: dict, history: list[dict], config: Config) -> dict:
+def collapse_metrics(metrics: dict, history: list[dict], config: Config, steps: int) -> dict:
     """``collapsed`` (and, when true, ``collapse``: what was seen) of a fit from its test
     ``metrics`` (the smoothing baseline's co-bps; on the validation trials where the test
     trials are not scored, an NLB test phase without targets) and its training ``history`` (the
@@ -550,7 +551,7 @@ def collapse_metrics(metrics: dict, history: list[dict], config: Config) -> dict
     Of several sessions, each is checked too, by its test co-bps against its own baseline's
     (pooled, a good session can hide one whose latents predict nothing). A collapse is said in
     one line on stderr (:func:`~pyrolf.evaluation.collapse.collapse_warning`, its advice of
-    ``config``'s KL weight, batch size and epochs)."""
+    ``config``'s KL weight, batch size and epochs and the fit's ``steps`` an epoch)."""
     scores = [r["valid_co_bps"] for r in history if "valid_co_bps" in r]
     kls = [r["kl_per_bin"] for r in history if "kl_per_bin" in r]
     baseline = metrics.get("smoothing_co_bps", metrics.get("smoothing_valid_co_bps"))
@@ -560,7 +561,8 @@ def collapse_metrics(metrics: dict, history: list[dict], config: Config) -> dict
         finding = finding or collapse_finding(own.get("co_bps"), own.get("smoothing_co_bps"),
                                               None, f"session {name}'s test co-bps")
     if finding:
-        warning(collapse_warning(finding, config.kl_weight, config.batch_size, config.epochs))
+        warning(collapse_warning(finding, config.kl_weight, config.batch_size, config.epochs,
+                                 steps))
     return {"collapsed": finding is not None, **({"collapse": finding} if finding else {})}
 
 
@@ -983,7 +985,7 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
     best = trainer.best_flow is not None
     metrics.update(weights=RunFolder.BEST if best else RunFolder.CHECKPOINT,
                    weights_epoch=state.best_epoch if best else state.epoch)
-    metrics.update(collapse_metrics(metrics, state.history, config))
+    metrics.update(collapse_metrics(metrics, state.history, config, trainer.steps_per_epoch))
     if run is not None:
         run.write_history(state.history)  # also when a resumed run had none left to train
         run.write_json(RunFolder.METRICS, metrics)

@@ -10,7 +10,8 @@ import torch
 
 from pyrolf import Config, fit
 from pyrolf.data import load_spike_file, lorenz_dataset, save_spike_file
-from pyrolf.evaluation.collapse import (COLLAPSE_KL_PER_BIN, COLLAPSE_SHARE, active_dimensions,
+from pyrolf.evaluation.collapse import (COLLAPSE_KL_PER_BIN, COLLAPSE_SHARE, MISLEADING_CO_BPS,
+                                        active_dimensions,
                                         UnsplitSite, collapse_finding, collapse_warning,
                                         kl_per_dimension)
 from pyrolf.guides.amortised import MIN_SCALE
@@ -108,9 +109,26 @@ def test_collapse_finding_names_what_was_seen():
 def test_the_collapse_advice_is_of_the_fit_s_own_settings():
     """Fixed advice told a fit at KL weight 0.001 and batches of 16 to try 0.01 and batches of
     16 (found by a walkthrough)."""
-    assert ("--kl-weight 0.01 with --batch-size 16 or --epochs 400:"
-            in collapse_warning("seen", 0.1, 64, 200))
-    assert "--kl-weight 0.0001 with --epochs 60:" in collapse_warning("seen", 0.001, 16, 30)
+    assert ("--kl-weight 0.01 with --batch-size 16 or --epochs 400: an epoch is 2 steps here; "
+            "in Python Config's kl_weight, batch_size and epochs)"
+            in collapse_warning("seen", 0.1, 64, 200, 2))
+    assert ("--kl-weight 0.0001 with --epochs 60: an epoch is 6 steps here; in Python Config's "
+            "kl_weight, epochs)" in collapse_warning("seen", 0.001, 16, 30, 6))
+    # an epoch of many steps (MC_Maze's: 9 at batch 256 of 2295 trials is few; 100 is not):
+    # no smaller batches, nothing of small sessions
+    assert collapse_warning("seen", 0.1, 256, 2000, 100).endswith(
+        "(e.g. --kl-weight 0.01 with --epochs 4000; in Python Config's kl_weight, epochs)")
+
+
+def test_rates_worse_than_each_neuron_s_mean_rate_are_found_whatever_the_baseline_scores():
+    """A fit at co-bps -0.98 beside a baseline at -0.015 (no signal to catch) said nothing (found
+    by a walkthrough): latents that mislead are found however little the data hold."""
+    assert "co-bps -0.9800: the rates predict the held-out spikes worse than each neuron's " \
+           "mean rate" in collapse_finding(-0.98, -0.015, 0.6)
+    assert collapse_finding(MISLEADING_CO_BPS * 1.01, None, None) is not None
+    assert collapse_finding(MISLEADING_CO_BPS * 0.99, -0.015, 0.6) is None  # (noise about 0)
+    # a collapse beside a baseline that scores says that, not both
+    assert "mean rate" not in collapse_finding(-0.3, 0.1, 0.6)
 
 
 def test_a_session_whose_latents_predict_nothing_is_found_though_the_pooled_score_is_fine(
@@ -123,15 +141,15 @@ def test_a_session_whose_latents_predict_nothing_is_found_though_the_pooled_scor
     sessions = {"day1": {"co_bps": 0.35, "smoothing_co_bps": 0.3},
                 "day2": {"co_bps": 0.011, "smoothing_co_bps": 0.147}}
     pooled = {"co_bps": 0.2, "smoothing_co_bps": 0.25}
-    found = collapse_metrics({**pooled, "sessions": sessions}, history, Config())
+    found = collapse_metrics({**pooled, "sessions": sessions}, history, Config(), 3)
     assert found == {"collapsed": True, "collapse": "session day2's test co-bps 0.0110 while the "
                                                     "smoothing baseline scores 0.1470"}
     defaults = Config()
     said = collapse_warning(found["collapse"], defaults.kl_weight, defaults.batch_size,
-                            defaults.epochs)
+                            defaults.epochs, 3)
     assert capsys.readouterr().err == f"warning: {said}\n"
     sessions["day2"]["co_bps"] = 0.1
-    assert collapse_metrics({**pooled, "sessions": sessions}, history, Config()) == {
+    assert collapse_metrics({**pooled, "sessions": sessions}, history, Config(), 3) == {
         "collapsed": False}
     assert capsys.readouterr().err == ""
 

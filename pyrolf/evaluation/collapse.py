@@ -28,6 +28,9 @@ COLLAPSE_SHARE = 0.25
 SIGNAL_CO_BPS = 0.02
 #: KL per bin (all dimensions) below which the posterior has fallen back to the prior
 COLLAPSE_KL_PER_BIN = 0.05
+#: held-out bits per spike below which a fit's rates predict worse than each neuron's mean rate
+#: (co-bps 0) by more than noise: latents that mislead, whatever the data hold
+MISLEADING_CO_BPS = -0.05
 
 
 class UnsplitSite(TypeError):
@@ -85,7 +88,8 @@ def collapse_finding(valid_co_bps: float | None, smoothing_co_bps: float | None,
 
     Collapsed: the smoothing baseline scores above :data:`SIGNAL_CO_BPS` on the same data while
     the best validation co-bps (or what ``scored`` names) is at most :data:`COLLAPSE_CO_BPS` or
-    :data:`COLLAPSE_SHARE` of the baseline's; or the KL per bin at the fit's last validation is
+    :data:`COLLAPSE_SHARE` of the baseline's; or that co-bps is below
+    :data:`MISLEADING_CO_BPS`, whatever the baseline scores; or the KL per bin at the fit's last validation is
     below :data:`COLLAPSE_KL_PER_BIN` (the posterior ends at the prior; early in a fit, before
     the guide has learned anything, its KL is larger). The text gives the KL per bin where it
     is known, for the user to judge (latents that predict nothing, a KL far from 0: a posterior
@@ -97,6 +101,9 @@ def collapse_finding(valid_co_bps: float | None, smoothing_co_bps: float | None,
             and valid_co_bps <= max(COLLAPSE_CO_BPS, COLLAPSE_SHARE * smoothing_co_bps)):
         seen.append(f"{scored} {valid_co_bps:.4f} while the smoothing baseline scores "
                     f"{smoothing_co_bps:.4f}")
+    elif valid_co_bps is not None and valid_co_bps < MISLEADING_CO_BPS:
+        seen.append(f"{scored} {valid_co_bps:.4f}: the rates predict the held-out spikes worse "
+                    "than each neuron's mean rate")
     if final_kl_per_bin is not None and final_kl_per_bin < COLLAPSE_KL_PER_BIN:
         seen.append(f"the KL of the posterior from the prior ended at {final_kl_per_bin:.4f} nats "
                     f"per bin, below {COLLAPSE_KL_PER_BIN}: the posterior is the prior")
@@ -108,15 +115,20 @@ def collapse_finding(valid_co_bps: float | None, smoothing_co_bps: float | None,
 
 #: the batch size the collapse warning suggests (more steps an epoch on a small session)
 SMALL_BATCH = 16
+#: steps an epoch below which the collapse warning suggests smaller batches
+FEW_STEPS = 10
 
 
-def collapse_warning(finding: str, kl_weight: float, batch_size: int, epochs: int) -> str:
+def collapse_warning(finding: str, kl_weight: float, batch_size: int, epochs: int,
+                     steps: int) -> str:
     """The one line a fit prints when its latents collapsed (see :func:`collapse_finding`),
-    its advice of the fit's own ``kl_weight``, ``batch_size`` and ``epochs``: a tenth of the
-    weight, with smaller batches (:data:`SMALL_BATCH`) or twice the epochs."""
-    steps = (f"--batch-size {SMALL_BATCH} or " if batch_size > SMALL_BATCH else "") + (
-        f"--epochs {2 * epochs}")
+    its advice of the fit's own ``kl_weight``, ``batch_size``, ``epochs`` and ``steps`` an
+    epoch: a tenth of the weight, with twice the epochs or, where an epoch is under
+    :data:`FEW_STEPS` steps (a small session), smaller batches (:data:`SMALL_BATCH`)."""
+    few = steps < FEW_STEPS and batch_size > SMALL_BATCH
+    more = (f"--batch-size {SMALL_BATCH} or " if few else "") + f"--epochs {2 * epochs}"
+    why = f": an epoch is {steps} step{'s' if steps != 1 else ''} here" if steps < FEW_STEPS else ""
     return (f"the latents carry (almost) no information ({finding}): the posterior collapsed or "
             f"the fit is not trained enough; try a lower KL weight with more steps (e.g. "
-            f"--kl-weight {kl_weight / 10:g} with {steps}: a small session's epoch is few "
-            "steps; in Python Config's kl_weight, batch_size and epochs)")
+            f"--kl-weight {kl_weight / 10:g} with {more}{why}; in Python Config's kl_weight, "
+            f"{'batch_size and ' if few else ''}epochs)")
