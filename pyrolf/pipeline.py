@@ -512,8 +512,7 @@ def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bo
     the run's); ``metrics["weights"]`` and ``metrics["weights_epoch"]`` say which weights (see
     :func:`weights_record`); ``progress``: bars of the trial-draws (on stderr)."""
     run = RunFolder.open(run_dir)
-    device = device or run.config().device
-    check_device(device)  # (before the data load)
+    device = run_device(run.config(), device)  # (before the data load)
     run.check_writable("evaluate", RunFolder.METRICS, "copy the run folder somewhere writable "
                        "and evaluate the copy")
     with run.locked():
@@ -591,8 +590,7 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
 
     samples = check_samples(samples)  # before the data are read (and their notes printed)
     run = RunFolder.open(run_dir)
-    device = device or run.config().device
-    check_device(device)  # (before the data load)
+    device = run_device(run.config(), device)  # (before the data load)
     run.check_writable("diagnose", DIAGNOSTICS, "copy the run folder somewhere writable and "
                        "diagnose the copy")
     with run.locked():
@@ -752,6 +750,8 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     if fitted_on is not None and not isinstance(fitted_on, (SpikeData, Sessions)):
         raise DataError(f"fitted_on must be the pyrolf.data.SpikeData (or Sessions) the run was "
                         f"fitted on, got {type(fitted_on).__name__}")
+    config = run.config if isinstance(run, FitResult) else RunFolder.open(run).config()
+    device = run_device(config, device)  # (before the data load)
     loaded = None  # new trials, read once; laid out on each inferred session's neurons
     if isinstance(data, SpikeData):
         loaded = check_trials(data, f"the data ({data.name})")
@@ -770,8 +770,6 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
         with notes_kept_back() if data is not None else nullcontext():
             flow, config, own, record = _load_run(run)
         files = session_files(config)
-    device = device or config.device
-    check_device(device)
     views = _session_views(flow, own, session, required=data is not None)
     _check_session_file(data, session, files, run)
     if isinstance(data, str) and not (data == config.data and isinstance(own, SpikeData)
@@ -949,6 +947,14 @@ def _check_writable(path: Path, run: RunFolder, given: bool = True) -> None:
         raise ConfigError(f"--out {path}: folder {path.parent} does not exist; create it first")
     elif not os.access(path.parent, os.W_OK):
         raise ConfigError(f"--out {path}: folder {path.parent} is not writable")
+
+
+def run_device(config: Config, device: str | None) -> str:
+    """The device a command on a run works on: ``device`` where given, else the run's
+    (``config``'s), checked (:func:`check_device`)."""
+    device = device or config.device
+    check_device(device)
+    return device
 
 
 def check_device(device: str) -> None:
