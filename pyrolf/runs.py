@@ -398,11 +398,17 @@ def check_source_record(config: Config, recorded: dict, owner: str, settings: st
             raise RunError(f"{path}, a data file of {owner}, is missing (moved or deleted?); put "
                            f"it back, or set \"{setting}\" in {settings} to where it is now")
         now = fingerprint(path)
-        if now != {key: entry[key] for key in now}:
-            raise RunError(f"{path} has changed since {owner} was fitted on it (then "
-                           f"{entry['bytes']} bytes, SHA-256 {entry['sha256'][:12]}..., now "
-                           f"{now['bytes']} bytes, {now['sha256'][:12]}...); restore that file "
-                           f"or {instead}")
+        if now == {key: entry[key] for key in now}:
+            continue
+        then = f"{entry['bytes']} bytes, SHA-256 {entry['sha256'][:12]}..."
+        fitted = Path(entry.get("path", path))
+        if fitted.resolve() != path.resolve():  # (another file named in the settings)
+            raise RunError(f"{path} is not the file {owner} was fitted on ({fitted}, {then}); "
+                           f"set \"{setting}\" in {settings} to where that file is now, or "
+                           f"{instead}")
+        raise RunError(f"{path} has changed since {owner} was fitted on it (then {then}, now "
+                       f"{now['bytes']} bytes, {now['sha256'][:12]}...); restore that file or "
+                       f"{instead}")
 
 
 def kept_config(config: Config) -> Config:

@@ -513,6 +513,17 @@ def test_a_run_folder_works_from_any_directory_and_knows_its_data_file(
     assert_one_line_error(code, err, f"{recording} has changed since {run} was fitted on it")
     assert digests(run) == before
 
+    # another file pointed to (another day's) is no file that changed (found by a walkthrough)
+    other = tmp_path / "day2.h5"
+    shutil.copy(recording, other)
+    edit_config(run, data=str(other))
+    before = digests(run)
+    code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert_one_line_error(code, err, f"{other} is not the file {run} was fitted on ({recording}, "
+                                     f"{moved.stat().st_size} bytes, SHA-256 ",
+                          f"set \"data\" in {run / 'config.json'} to where that file is now")
+    assert digests(run) == before
+
     edit_config(run, data=str(moved))  # the moved file, pointed to: the same data
     code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
     assert code == 0, err
