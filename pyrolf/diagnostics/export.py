@@ -377,7 +377,9 @@ def unit_coords(data: SpikeData) -> dict[str, tuple]:
     """The columns of a recording's Units table (and of its electrodes table, at each unit's
     first electrode) of one value per unit (``extra["unit_table"]``, by unit id), as coordinates
     ``unit_NAME`` along ``neuron``, matched to :attr:`SpikeData.neuron_ids` by id: NaN (numbers)
-    or ``""`` (text) for a unit the table does not have (new trials that lack it)."""
+    or ``""`` (text) for a unit the table does not have (where the run's data carry no table,
+    data built in Python, new trials keep their own file's, which may lack some of the run's
+    units)."""
     table = data.extra.get("unit_table")
     if not table or "unit_ids" not in data.extra:
         return {}
