@@ -19,6 +19,7 @@ from pyrolf.data import (CUTTING, DANDISETS, TRIAL_OPTIONS, SpikeData, data_file
                          hold_forward_bins, load_config_data, session_files)
 from pyrolf.data.files import check_data, check_trials, same_data, spikes_fingerprint
 from pyrolf.data.recordings import note_overlapping, open_source, recording_format
+from pyrolf.diagnostics.layout import data_layout, layout_data
 from pyrolf.data.sessions import (Sessions, check_session, gather_sessions, session_list,
                                   shared_bin_size)
 from pyrolf.data.spikes import DataError, MissingBehavior, NoTrialsTable
@@ -91,6 +92,7 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
     if run_dir is None:
         return _train(Trainer(flow, data, config), None, progress)
     with RunFolder.create(run_dir, config, fitted_record(data, flow)) as run:
+        run.save(RunFolder.LAYOUT, data_layout(data))
         prepare_scoring(data, run.path / RunFolder.TARGETS)
         return _train(Trainer(flow, data, config), run, progress)
 
@@ -301,6 +303,8 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
         config = config.replace(epochs=epochs)
     flow, data, fingerprint = _rebuild(run, config, data)
     _add_roles(run, fingerprint)
+    if not run.has(RunFolder.LAYOUT):  # (a run fitted before pyrolf kept it)
+        run.save(RunFolder.LAYOUT, data_layout(data))
     _load_weights(flow, checkpoint["flow"], run, RunFolder.CHECKPOINT)
     prepare_scoring(data, run.path / RunFolder.TARGETS)
     trainer = Trainer(flow, data, config)
@@ -330,18 +334,20 @@ def load_run(run_dir, data: SpikeData | Sessions | None = None):
     return _load_run(run_dir, data)[:3]
 
 
-def _load_run(run_dir, data: SpikeData | Sessions | None = None):
-    """:func:`load_run`'s flow, config and data, and the :func:`weights_record` of the weights."""
+def _load_run(run_dir, data: SpikeData | Sessions | None = None, layout: bool = False):
+    """:func:`load_run`'s flow, config and data, and the :func:`weights_record` of the weights;
+    ``layout``: ``data`` are the run's :func:`~pyrolf.diagnostics.layout.layout_data`, not
+    checked against the fit's fingerprint."""
     run = RunFolder.open(run_dir)
     config = run.config()
     use_threads(config.threads)
     name = weights_of(run)
     saved = run.load(name)
-    flow, data, _ = _rebuild(run, config, data)
+    flow, data, _ = _rebuild(run, config, data, layout)
     _load_weights(flow, saved["flow"], run, name)
     record = weights_record(name, saved)
     best = saved["state"].get("best_epoch", 0) if name == RunFolder.CHECKPOINT else 0
-    if best:
+    if best > 0:  # (-1: no epoch validated yet)
         note(f"{run.path / RunFolder.BEST} is missing though epoch {best} scored best: the last "
              f"weights, {_weights_text(record)}, are used")
     return flow, config, data, record
@@ -438,15 +444,17 @@ def _netcdf_record(path: Path) -> dict | None:
             "weights_epoch": int(np.asarray(attrs.get("weights_epoch", -1)).item())}
 
 
-def _rebuild(run: RunFolder, config: Config, data: SpikeData | Sessions | None):
+def _rebuild(run: RunFolder, config: Config, data: SpikeData | Sessions | None,
+             layout: bool = False):
     """A run's data (reloaded from its config unless given; a spike file checked against the one
-    it was fitted on), an untrained flow for it and the data's :func:`spikes_fingerprint`."""
+    it was fitted on), an untrained flow for it and the data's :func:`spikes_fingerprint`
+    (``None`` for its ``layout``, see :func:`_load_run`)."""
     given = data is not None
     if not given:
         if data_file(config.data) is not None:
             run.check_sources(config)
         data = load_config_data(config)
-    fingerprint = spikes_fingerprint(session_list(data))
+    fingerprint = None if layout else spikes_fingerprint(session_list(data))
     if not given:
         data, fingerprint = _as_fitted(run, data, fingerprint)
     flow = build_flow(config, data.n_neurons, data.n_heldin)
@@ -765,6 +773,11 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     elif loaded is not None and _fitted_on(RunFolder.open(run), loaded):  # (the same, as data)
         flow, config, own, record = _load_run(run, loaded)
         loaded = None
+    elif _new_trials(data, config, trials_where) and RunFolder(run).has(RunFolder.LAYOUT):
+        # laid out by what the run keeps of its data: the file it was fitted on is not read
+        flow, config, own, record = _load_run(run, layout_data(RunFolder(run).load(
+            RunFolder.LAYOUT)), layout=True)
+        files = session_files(config)
     else:
         # the run's own data; where others are inferred, what the fit said of them is not said
         with notes_kept_back() if data is not None else nullcontext():
@@ -805,6 +818,14 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
             dataset.attrs["session"] = name
         inferred[name] = trials, dataset
     return flow, inferred
+
+
+def _new_trials(data, config: Config, trials_where: list[str] | None) -> bool:
+    """Whether infer's ``data`` are other trials than the run's own (of ``config``): a file or
+    name other than its ``data`` (or chosen by ``trials_where``), or a :class:`SpikeData`."""
+    if isinstance(data, str):
+        return data != config.data or trials_where is not None or bool(config.sessions)
+    return data is not None
 
 
 def _check_bin_size(trials: SpikeData | None, run: SpikeData) -> None:

@@ -60,11 +60,13 @@ class RunFolder:
      LOCK) = ("config.json", "checkpoint.pt", "best.pt", "metrics.json", "history.csv",
               "submission.h5", "eval_targets.h5", "smoothing.npz", "source.json", "fitted.json",
               ".lock")
+    #: what new trials are laid out by (:mod:`pyrolf.diagnostics.layout`), written by the fit
+    LAYOUT = "layout.pt"
     #: what each weights' file holds at least (see :meth:`load`)
     SAVED = {CHECKPOINT: ("flow", "optimizer", "state", "rng"), BEST: ("flow",)}
     # What a run that stopped before its first checkpoint may have left of itself: a run started
     # over in its folder removes them, since they are not of the new run.
-    LEFT_OVER = (BEST, METRICS, HISTORY, SUBMISSION, TARGETS, SMOOTHING, SOURCE, FITTED)
+    LEFT_OVER = (BEST, METRICS, HISTORY, SUBMISSION, TARGETS, SMOOTHING, SOURCE, FITTED, LAYOUT)
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -260,31 +262,16 @@ class RunFolder:
             check_source_record(config, self.read_json(self.SOURCE), str(self.path),
                                 str(self.path / self.CONFIG), "fit a new run")
 
-    def check_fitted(self, data: dict, modules: dict, given: bool) -> None:
+    def check_fitted(self, data: dict | None, modules: dict, given: bool) -> None:
         """Raise :class:`RunError` if the data a run is given (``given``) or reloads from its
-        ``config.json`` have another fingerprint ``data``, or the model ``config.json`` builds
-        other ``modules``, than ``fitted.json`` recorded at the fit (a run folder without one,
-        saved before pyrolf kept it, passes)."""
+        ``config.json`` have another fingerprint ``data`` (``None``: the run's own layout, not
+        checked), or the model ``config.json`` builds other ``modules``, than ``fitted.json``
+        recorded at the fit (a run folder without one, saved before pyrolf kept it, passes)."""
         if not self.has(self.FITTED):
             return
         recorded = self.read_json(self.FITTED)
-        if same_counts(recorded["data"], data) and not same_data(recorded["data"], data):
-            raise RunError(f"the data {'given' if given else 'its config.json loads now'} hold "
-                           f"the counts {self.path} was fitted on but other held-out neurons or "
-                           "train/valid/test splits, so its scores would be of other neurons or "
-                           "trials; give the data with the held-out flags and splits of the fit "
-                           "(inferred.nc's heldout and split say them)"
-                           + ("" if given else " or fit it again"))
-        if not same_data(recorded["data"], data):
-            shapes = " and ".join("x".join(map(str, shape)) for shape in recorded["data"]["shapes"])
-            if given:
-                raise RunError(f"the data given are not those {self.path} was fitted on "
-                               f"({shapes}, by their counts' SHA-256); give those")
-            raise RunError(f"{self.path} was fitted on other data ({shapes}) than its "
-                           "config.json's \"data\" loads now: data given in Python (give them: "
-                           "data= of load_run, resume, evaluate_run and diagnose_run, fitted_on= "
-                           "of infer with new trials as data=), a source changed since, or a "
-                           "newer pyrolf reads it otherwise (fit it again)")
+        if data is not None:
+            self._check_data(recorded["data"], data, given)
         differ = sorted(name for name in {*modules, *recorded["modules"]}
                         if modules.get(name) != recorded["modules"].get(name))
         if differ:
@@ -294,6 +281,27 @@ class RunFolder:
                            "where config.json's "
                            f"settings build {modules.get(name, 'none')}); load its weights into "
                            "that model: flow.load_state_dict(torch.load(RUN/'best.pt')['flow'])")
+
+    def _check_data(self, recorded: dict, data: dict, given: bool) -> None:
+        """:meth:`check_fitted`'s check of the data's fingerprint ``data`` against the one
+        ``recorded`` at the fit."""
+        if same_counts(recorded, data) and not same_data(recorded, data):
+            raise RunError(f"the data {'given' if given else 'its config.json loads now'} hold "
+                           f"the counts {self.path} was fitted on but other held-out neurons or "
+                           "train/valid/test splits, so its scores would be of other neurons or "
+                           "trials; give the data with the held-out flags and splits of the fit "
+                           "(inferred.nc's heldout and split say them)"
+                           + ("" if given else " or fit it again"))
+        if not same_data(recorded, data):
+            shapes = " and ".join("x".join(map(str, shape)) for shape in recorded["shapes"])
+            if given:
+                raise RunError(f"the data given are not those {self.path} was fitted on "
+                               f"({shapes}, by their counts' SHA-256); give those")
+            raise RunError(f"{self.path} was fitted on other data ({shapes}) than its "
+                           "config.json's \"data\" loads now: data given in Python (give them: "
+                           "data= of load_run, resume, evaluate_run and diagnose_run, fitted_on= "
+                           "of infer with new trials as data=), a source changed since, or a "
+                           "newer pyrolf reads it otherwise (fit it again)")
 
     def has(self, name: str) -> bool:
         return (self.path / name).exists()

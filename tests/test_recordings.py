@@ -1549,3 +1549,48 @@ def test_binned_new_trials_are_read_by_a_run_of_a_recording_as_a_binned_session_
                             "outcome=nope", "--out", tmp_path / "no.nc"], monkeypatch, capsys)
     assert_one_line_error(code, err, "--trials-where outcome=nope keeps no trial")
     assert "run's settings" not in err
+
+
+def test_new_trials_are_inferred_from_the_run_folder_alone(files, tmp_path, monkeypatch,
+                                                           capsys):
+    """A run folder keeps what lays new trials out and fills a unit they lack (layout.pt): with
+    the file it was fitted on gone (archived, a colleague's machine) `infer --data` works, where
+    it stopped asking for that file (found by a walkthrough), and gives what reading it gave."""
+    import shutil
+
+    own = shutil.copy(files["nwb"], tmp_path / "day1.nwb")
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "--data", own, *ONSET, "--out", run, *TINY], monkeypatch,
+                           capsys)
+    assert code == 0, err
+    day = simulate_recording(n_trials=30, n_units=40, seed=5)
+    kept = np.arange(1, 40)  # unit 100 lost: filled or, held out, predicted
+    day2 = write_recording_nwb(tmp_path / "day2.nwb", dataclasses.replace(
+        day, spike_times=[day.spike_times[unit] for unit in kept], unit_ids=day.unit_ids[kept]))
+
+    def inferred(name):
+        code, _, err = run_cli(["infer", run, "--samples", 3, "--data", day2, "--out",
+                                tmp_path / name], monkeypatch, capsys)
+        assert code == 0, err
+        return xr.load_dataset(tmp_path / name)
+
+    alone = inferred("alone.nc")
+    assert not alone.in_data.sel(neuron=100) and alone.in_data.sum() == 39
+    layout = run / "layout.pt"
+    kept_bytes = layout.read_bytes()
+    layout.unlink()  # a run fitted before pyrolf kept it: its data are read
+    xr.testing.assert_identical(inferred("read.nc"), alone)
+    layout.write_bytes(kept_bytes)
+    own.unlink()
+    xr.testing.assert_identical(inferred("gone.nc"), alone)
+    # without it, the run's own data are needed: said in one line
+    layout.unlink()
+    code, _, err = run_cli(["infer", run, "--data", day2, "--out", tmp_path / "x.nc"],
+                           monkeypatch, capsys)
+    assert_one_line_error(code, err, f"{own}, a data file of {run}, is missing")
+    # a run from before layout.pt gains it when resumed (its data read then)
+    shutil.copy(files["nwb"], own)
+    code, _, err = run_cli(["fit", "--resume", run, "--epochs", "3", "--quiet"], monkeypatch,
+                           capsys)
+    assert code == 0, err
+    assert layout.read_bytes() == kept_bytes
