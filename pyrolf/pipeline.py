@@ -893,12 +893,16 @@ def _new_data(config: Config, data: str, runs: list[SpikeData], chosen: bool = F
     are the caller's, not the run's (errors they cause are not said to be the run's).
 
     Raises:
-        DataError: the trials are no longer than the run's forward bins, or as
+        DataError: an NLB dataset given to a run of other data, the trials no longer than the
+            run's forward bins, or as
             :func:`~pyrolf.data.load_config_data`, the message of a recording's saying that the
             run's settings were used."""
     # the run's held-out neurons apply to new trials (its units picked by id, not by the
     # Units-table conditions that chose them, which another day's labels may not meet), and its
     # NLB settings only to NLB data
+    if data in DANDISETS and config.data not in DANDISETS:
+        raise DataError(f"{data} is an NLB dataset, but the run was fitted on {config.data}: the "
+                        f"neurons of {data} are not the run's; give trials of the run's own units")
     windows = [run.extra["window"] for run in runs if "window" in run.extra]
     path = data_file(data)
     binned = path is not None and path.is_file() and recording_format(path) is None

@@ -1315,14 +1315,17 @@ def test_windows_of_scored_trials_that_overlap_a_training_trial_s_are_noted(sess
     data = load(files["nwb"], align="stim_on_time", window=f"0,{gap * 1.5:.3f}")
     assert "overlap a training trial" not in capsys.readouterr().err  # (read, not yet fitted)
     note_overlapping(data)
-    err = capsys.readouterr().err
-    scored = np.concatenate([data.splits["valid"], data.splits["test"]])
-    trained = np.sort(data.extra["align_times"][data.splits["train"]])
-    near = np.abs(data.extra["align_times"][scored][:, None] - trained[None]).min(1)
-    overlapping = int((near < data.extra["window"][1] - data.extra["window"][0]).sum())
-    assert overlapping > 0
-    assert (f"session: {overlapping} of the {len(scored)} valid and test trials' windows "
-            "overlap a training trial's") in err
+    assert "valid and test trials' windows overlap a training trial's" in capsys.readouterr().err
+    # by hand: trials 1 s apart, 7 trained; of the three scored, only trial 7 (beside 6) overlaps
+    # a trained one, by 1.5 - 1 s; trials 8 and 9 lie 2 and 3 s from one
+    by_hand = dataclasses.replace(data, splits={"train": np.arange(7), "valid": np.array([7]),
+                                                "test": np.array([8, 9])}, extra={
+        "align_times": np.arange(10.0), "window": (-0.25, 1.25)})
+    note_overlapping(by_hand)
+    assert (f"{data.name}: 1 of the 3 valid and test trials' windows overlap a training "
+            "trial's (by up to 0.5 s)") in capsys.readouterr().err
+    note_overlapping(dataclasses.replace(by_hand, extra={**by_hand.extra, "window": (0.0, 1.0)}))
+    assert "overlap" not in capsys.readouterr().err  # (windows that touch share no spike)
     note_overlapping(new_trials(data, data.heldout, data.extra["unit_ids"]))  # (split "new")
     assert "overlap" not in capsys.readouterr().err
     # a fit says it, before it builds the model
@@ -1545,6 +1548,10 @@ def test_binned_new_trials_are_read_by_a_run_of_a_recording_as_a_binned_session_
     assert_one_line_error(code, err, "has no trials table, but the run was fitted on trials cut "
                                      "by its settings (align, window", "fit a run on the file as "
                                      "a continuous recording (--chop) to infer it")
+    code, _, err = run_cli(["infer", run, "--data", "mc_maze", "--out", tmp_path / "nlb.nc"],
+                           monkeypatch, capsys)  # (was: bin_size_ms must be one of 5, 20)
+    assert_one_line_error(code, err, f"mc_maze is an NLB dataset, but the run was fitted on "
+                                     f"{files['nwb']}: the neurons of mc_maze are not the run's")
     code, _, err = run_cli(["infer", run, "--data", files["nwb"], "--trials-where",
                             "outcome=nope", "--out", tmp_path / "no.nc"], monkeypatch, capsys)
     assert_one_line_error(code, err, "--trials-where outcome=nope keeps no trial")
@@ -1594,3 +1601,30 @@ def test_new_trials_are_inferred_from_the_run_folder_alone(files, tmp_path, monk
                            capsys)
     assert code == 0, err
     assert layout.read_bytes() == kept_bytes
+
+
+def test_the_least_rate_is_of_the_time_recorded_and_a_sparse_session_in_seconds_passes(tmp_path):
+    """Units firing just above LEAST_RATE_HZ in the bins recorded are fitted, just below refused;
+    bins not recorded (NaN) are no time the units could fire in."""
+    from pyrolf.data.recordings import LEAST_RATE_HZ, _check_rate
+
+    bin_size, shape = 0.01, (50, 100, 4)  # 200 unit-seconds
+    source = SimpleNamespace(path=tmp_path / "s.nwb",
+                             unit_spike_times=lambda unit: np.array([0.5, 40.0]))
+    opens = np.arange(50.0)
+
+    def spikes(rate, recorded=1.0):
+        counts = np.zeros(shape, dtype=np.float32)
+        counts[..., int(shape[2] * recorded):] = np.nan
+        trial, time = np.unravel_index(np.arange(round(rate * 200 * recorded)), shape[:2])
+        counts[trial, time, 0] = 1  # (unit 0: recorded)
+        return counts
+
+    _check_rate(source, np.arange(4), spikes(1.2 * LEAST_RATE_HZ), opens, bin_size, "trials")
+    with pytest.raises(DataError, match=r"s.nwb: its units fire 0.04 spikes/s on average in the "
+                                        r"trials kept \(8 spikes in 50 trials\), too few to fit: "
+                                        r"are the times in seconds"):
+        _check_rate(source, np.arange(4), spikes(0.8 * LEAST_RATE_HZ), opens, bin_size, "trials")
+    # 8 spikes in half the time: 0.08 spikes/s, enough
+    _check_rate(source, np.arange(4), spikes(1.6 * LEAST_RATE_HZ, recorded=0.5), opens, bin_size,
+                "trials")

@@ -373,6 +373,12 @@ def neuron_coord(data: SpikeData) -> tuple:
     return "neuron", np.asarray(data.neuron_ids), {"long_name": said}
 
 
+def neuron_coords(data: SpikeData) -> dict[str, tuple]:
+    """The coordinates along ``neuron`` that ``inferred.nc`` and ``posterior.nc`` share:
+    ``neuron`` (unit ids or indices), ``heldout`` and the Units table's (:func:`unit_coords`)."""
+    return {"neuron": neuron_coord(data), "heldout": heldout_coord(data), **unit_coords(data)}
+
+
 def unit_coords(data: SpikeData) -> dict[str, tuple]:
     """The columns of a recording's Units table (and of its electrodes table, at each unit's
     first electrode) of one value per unit (``extra["unit_table"]``, by unit id), as coordinates
@@ -452,9 +458,7 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
     coords = {
         **trial_coords(data),
         "time": time_coord(data),
-        "neuron": neuron_coord(data),
-        "heldout": heldout_coord(data),
-        **unit_coords(data),
+        **neuron_coords(data),
         "latent": ("latent", np.arange(summary["z"].shape[-1]),
                    {"long_name": "latent dimension (z and v have one each)"}),
         "forward": forward_coord(data),

@@ -11,8 +11,8 @@ from pyrolf.data.spikes import SpikeData
 from pyrolf.diagnostics import plots
 from pyrolf.diagnostics.arviz_adapter import (inference_data, with_attrs, with_coords,
                                               with_variable_attrs, write_netcdf)
-from pyrolf.diagnostics.export import (forward_coord, heldout_coord, neuron_coord, time_coord,
-                                      trial_coords, trial_ids, unit_coords, window_starts)
+from pyrolf.diagnostics.export import (forward_coord, neuron_coords, time_coord, trial_coords,
+                                      trial_ids, window_starts)
 from pyrolf.diagnostics.importance import MIN_SAMPLES, importance_summary
 from pyrolf.diagnostics.posterior import PosteriorSamples, sample_posterior
 from pyrolf.diagnostics.ppc import mean_rate, ppc_summary, predictive_interval
@@ -174,8 +174,7 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
     coords = {**{name: (dim, np.asarray(values)[trials], *attrs)
                  for name, (dim, values, *attrs) in trial_coords(data).items()},
               "time": time_coord(data), "forward": forward_coord(data),
-              "neuron": neuron_coord(data),
-              "heldout": heldout_coord(data), **unit_coords(data)}
+              **neuron_coords(data)}
     attrs = {**(attrs or {}), **({"window_start_s": window_starts(data)[trials]}
                                  if "chop" in data.extra else {})}
     labelled = with_attrs(with_coords(inference_data(groups, dims), coords), attrs)
