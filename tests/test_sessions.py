@@ -411,7 +411,7 @@ def test_a_run_of_two_sessions_fits_resumes_scores_infers_and_diagnoses_each(
 
     code, _, err = run_cli(["infer", run, "--data", recordings["b"], "--quiet"], monkeypatch,
                            capsys)
-    assert_one_line_error(code, err, "fitted to the sessions a, b; give --session NAME")
+    assert_one_line_error(code, err, "fitted to the sessions a, b; give session (--session NAME)")
     again = tmp_path / "b-again.nc"
     code, _, err = run_cli(["infer", run, "--data", recordings["b"], "--session", "b",
                             "--samples", "4", "--out", again, "--quiet"], monkeypatch, capsys)
@@ -433,7 +433,7 @@ def test_a_run_of_two_sessions_fits_resumes_scores_infers_and_diagnoses_each(
                                      "b")
 
     code, _, err = run_cli(["diagnose", run, "--samples", "25", "--quiet"], monkeypatch, capsys)
-    assert_one_line_error(code, err, "give --session NAME")
+    assert_one_line_error(code, err, "give session (--session NAME)")
     code, _, err = run_cli(["diagnose", run, "--session", "c", "--quiet"], monkeypatch, capsys)
     assert_one_line_error(code, err, "no session 'c'; the run's sessions are a, b")
     for session in ("b", "a"):  # each session's diagnostics in a folder of its own, kept
@@ -471,7 +471,7 @@ def test_a_run_of_one_session_refuses_a_session_name(spike_file, tmp_path, monke
     assert code == 0, err
     code, _, err = run_cli(["infer", run, "--session", "a", "--quiet"], monkeypatch, capsys)
     assert_one_line_error(code, err,
-                          "the run was fitted to one session (lorenz); leave out --session")
+                          "the run was fitted to one session (lorenz); leave out session (--session)")
 
 
 

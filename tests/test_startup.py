@@ -73,8 +73,8 @@ def test_a_data_error_is_said_before_torch_and_pyro_load(spike_file):
 @pytest.mark.parametrize("args, message", [
     (["infer", "RUN", "--session", "c"], "no session 'c'; the run's sessions are a, b"),
     (["infer", "RUN", "--data", "x.nwb"], "the run was fitted to the sessions a, b; give "
-                                          "--session NAME"),
-    (["diagnose", "RUN"], "give --session NAME"),
+                                          "session (--session NAME)"),
+    (["diagnose", "RUN"], "give session (--session NAME)"),
 ])
 def test_a_wrong_session_is_said_before_anything_heavy_is_imported(args, message, tmp_path):
     """Its names are in config.json: no data need load to refuse it."""

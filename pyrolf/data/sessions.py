@@ -178,12 +178,12 @@ def check_session(names: list[str], session: str | None, required: bool = False)
     if len(names) == 1:
         if session is not None:
             raise DataError(f"the run was fitted to one session ({names[0]}); leave out "
-                            "--session")
+                            "session (--session)")
     elif session is None:
         if required:
             from pyrolf.config import ConfigError
 
             raise ConfigError(f"the run was fitted to the sessions {', '.join(names)}; give "
-                              "--session NAME to say which")
+                              "session (--session NAME) to say which")
     elif session not in names:
         raise DataError(f"no session {session!r}; the run's sessions are {', '.join(names)}")
