@@ -19,10 +19,10 @@ from pyrolf.data import (CUTTING, DANDISETS, TRIAL_OPTIONS, SpikeData, data_file
                          hold_forward_bins, load_config_data, session_files)
 from pyrolf.data.files import check_data, check_trials, same_data, spikes_fingerprint
 from pyrolf.data.recordings import note_overlapping, open_source, recording_format
-from pyrolf.diagnostics.layout import data_layout, layout_data
 from pyrolf.data.sessions import (Sessions, check_session, gather_sessions, session_list,
                                   shared_bin_size)
 from pyrolf.data.spikes import DataError, MissingBehavior, NoTrialsTable
+from pyrolf.diagnostics.layout import data_layout, layout_data
 from pyrolf.evaluation.collapse import collapse_finding, collapse_warning
 from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, model_rates, prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState, steps_per_epoch
@@ -91,8 +91,9 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
     prepare_scoring(data)
     if run_dir is None:
         return _train(Trainer(flow, data, config), None, progress)
-    with RunFolder.create(run_dir, config, fitted_record(data, flow)) as run:
-        run.save(RunFolder.LAYOUT, data_layout(data))
+    fitted = fitted_record(data, flow)
+    with RunFolder.create(run_dir, config, fitted) as run:
+        run.save(RunFolder.LAYOUT, data_layout(data, fitted["data"]["sha256"]))
         prepare_scoring(data, run.path / RunFolder.TARGETS)
         return _train(Trainer(flow, data, config), run, progress)
 
@@ -304,7 +305,7 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
     flow, data, fingerprint = _rebuild(run, config, data)
     _add_roles(run, fingerprint)
     if not run.has(RunFolder.LAYOUT):  # (a run fitted before pyrolf kept it)
-        run.save(RunFolder.LAYOUT, data_layout(data))
+        run.save(RunFolder.LAYOUT, data_layout(data, fingerprint["sha256"]))
     _load_weights(flow, checkpoint["flow"], run, RunFolder.CHECKPOINT)
     prepare_scoring(data, run.path / RunFolder.TARGETS)
     trainer = Trainer(flow, data, config)
@@ -773,10 +774,9 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     elif loaded is not None and _fitted_on(RunFolder.open(run), loaded):  # (the same, as data)
         flow, config, own, record = _load_run(run, loaded)
         loaded = None
-    elif _new_trials(data, config, trials_where) and RunFolder(run).has(RunFolder.LAYOUT):
+    elif _new_trials(data, config, trials_where) and (layout := _layout(RunFolder(run))):
         # laid out by what the run keeps of its data: the file it was fitted on is not read
-        flow, config, own, record = _load_run(run, layout_data(RunFolder(run).load(
-            RunFolder.LAYOUT)), layout=True)
+        flow, config, own, record = _load_run(run, layout, layout=True)
         files = session_files(config)
     else:
         # the run's own data; where others are inferred, what the fit said of them is not said
@@ -818,6 +818,27 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
             dataset.attrs["session"] = name
         inferred[name] = trials, dataset
     return flow, inferred
+
+
+def _layout(run: RunFolder) -> SpikeData | Sessions | None:
+    """The run's :func:`~pyrolf.diagnostics.layout.layout_data`, from its ``layout.pt``; ``None``
+    where it has none, or one that cannot be read or is of other data (a note says so: the
+    run's own data are read instead)."""
+    if not run.has(RunFolder.LAYOUT):
+        return None
+    path = run.path / RunFolder.LAYOUT
+    try:
+        kept = run.load(RunFolder.LAYOUT)
+        layout = layout_data(kept)
+    except (RunError, KeyError, TypeError, AttributeError, ValueError):
+        note(f"{path} cannot be read (damaged?); the run's own data are read in its place")
+        return None
+    fitted = run.read_json(RunFolder.FITTED)["data"] if run.has(RunFolder.FITTED) else {}
+    if kept.get("counts") != fitted.get("sha256", kept.get("counts")):
+        note(f"{path} is of other data than {run.path} was fitted on (a copy from another "
+             "run?); the run's own data are read in its place")
+        return None
+    return layout
 
 
 def _new_trials(data, config: Config, trials_where: list[str] | None) -> bool:

@@ -1628,3 +1628,35 @@ def test_the_least_rate_is_of_the_time_recorded_and_a_sparse_session_in_seconds_
     # 8 spikes in half the time: 0.08 spikes/s, enough
     _check_rate(source, np.arange(4), spikes(1.6 * LEAST_RATE_HZ, recorded=0.5), opens, bin_size,
                 "trials")
+
+
+def test_a_layout_that_cannot_be_read_or_is_another_run_s_is_noted_and_the_data_read(
+        files, tmp_path, monkeypatch, capsys):
+    """A damaged layout.pt, or one copied from another run, lays nothing out: the run's own
+    data are read in its place, with a note, and the result is the same."""
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "--data", files["nwb"], *ONSET, "--out", run, *TINY],
+                           monkeypatch, capsys)
+    assert code == 0, err
+    args = ["infer", run, "--samples", 2, "--data", files["npz"], "--out"]
+    code, _, err = run_cli([*args, tmp_path / "kept.nc"], monkeypatch, capsys)
+    assert code == 0 and "layout.pt" not in err, err
+    layout = run / "layout.pt"
+    kept = layout.read_bytes()
+    for damaged, said in ((kept[:100], "cannot be read (damaged?)"),
+                          (b"not a pickle", "cannot be read (damaged?)"),
+                          (None, "is of other data than")):
+        if damaged is None:  # another run's
+            from pyrolf.runs import RunFolder
+
+            layout.write_bytes(kept)
+            other = RunFolder(run).load("layout.pt")
+            RunFolder(run).save("layout.pt", {**other, "counts": "0" * 64})
+        else:
+            layout.write_bytes(damaged)
+        code, _, err = run_cli([*args, tmp_path / "read.nc"], monkeypatch, capsys)
+        assert code == 0, err
+        assert f"note: {layout} {said}" in err and "own data are read in its place" in err
+        xr.testing.assert_identical(xr.load_dataset(tmp_path / "read.nc"),
+                                    xr.load_dataset(tmp_path / "kept.nc"))
+    layout.write_bytes(kept)

@@ -22,12 +22,14 @@ from pyrolf.evaluation.metrics import recorded_mean
 KEPT_EXTRA = ("unit_ids", "unit_table", "window")
 
 
-def data_layout(data: SpikeData | Sessions) -> dict:
+def data_layout(data: SpikeData | Sessions, counts: str) -> dict:
     """What :func:`layout_data` needs of ``data`` (a run's data, one session or several), as
     plain arrays: ``{"sessions": {name: {"heldout", "bin_size", "train_mean" (observed bins,
-    neurons) float32, NaN for a bin no training trial recorded, "extra"}}, "several": bool}``."""
+    neurons) float32, NaN for a bin no training trial recorded, "extra"}}, "several": bool,
+    "counts": counts}``; ``counts``: the SHA-256 of the data's counts
+    (:func:`~pyrolf.data.files.spikes_fingerprint`), which says whose layout it is."""
     several = isinstance(data, Sessions)
-    return {"several": several,
+    return {"several": several, "counts": counts,
             "sessions": {name: {
                 "heldout": own.heldout.copy(), "bin_size": own.bin_size,
                 "train_mean": recorded_mean(own.spikes[own.splits["train"], :own.n_observed],
