@@ -664,7 +664,8 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
             place of the run's (``[]``: every trial; ``None``: the run's).
         fitted_on: of a run folder fitted from Python (on a :class:`~pyrolf.data.SpikeData`
             or :class:`~pyrolf.data.sessions.Sessions` its config cannot reload), the data it
-            was fitted on (as ``data`` of :func:`load_run`), so that ``data`` can be new trials.
+            was fitted on (as ``data`` of :func:`load_run`), so that ``data`` can be new trials
+            (needed only where the run folder has no ``layout.pt``, a run from before it).
 
     Raises:
         ConfigError: ``data`` for a run of several sessions without ``session``;

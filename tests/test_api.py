@@ -149,6 +149,9 @@ def test_a_run_fitted_on_data_from_python_is_never_reloaded_with_other_data(tmp_
     new = small(seed=4)
     inferred = pyrolf.infer(run, data=new, samples=2, progress=False, fitted_on=data)
     assert (inferred["split"].values == "new").all() and inferred.sizes["trial"] == new.n_trials
+    # and without them: the run's layout.pt lays new trials out alike
+    alone = pyrolf.infer(run, data=new, samples=2, progress=False)
+    assert alone.identical(inferred)
     assert (pyrolf.infer(run, data=data, samples=2, progress=False, fitted_on=data)["split"]
             .values != "new").all()  # (its own, as without new trials)
     with pytest.raises(DataError, match="fitted_on must be the pyrolf.data.SpikeData .* got str"):
