@@ -164,12 +164,14 @@ def test_a_unit_without_an_electrode_meets_no_condition_on_the_electrodes(tmp_pa
 
 @pytest.mark.parametrize("obs_intervals", [False, True])
 def test_units_kept_without_a_spike_are_one_line(obs_intervals, tmp_path):
-    """Units 2 and 3 have no spike: keeping only them was a traceback of an empty min() (no
-    obs_intervals) or a question about time bases of spikes from nan to nan s (a review)."""
+    """Units 2 and 3 have no spike, unit 4 spike times that are all NaN: keeping only them was a
+    traceback of an empty min() (no obs_intervals) or a question about time bases of spikes from
+    nan to nan s (a review, a walkthrough)."""
     nwbfile = NWBFile(session_description="s", identifier="q",
                       session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
-    for unit in range(4):
-        times = np.arange(0.01 + unit / 100, 20.0, 0.05) if unit < 2 else np.array([])
+    for unit in range(5):
+        times = (np.arange(0.01 + unit / 100, 20.0, 0.05) if unit < 2 else
+                 np.full(3, np.nan) if unit == 4 else np.array([]))
         nwbfile.add_unit(spike_times=times,
                          **({"obs_intervals": [[0.0, 20.0]]} if obs_intervals else {}))
     for start in np.arange(0.0, 19.0, 1.0):
@@ -178,9 +180,13 @@ def test_units_kept_without_a_spike_are_one_line(obs_intervals, tmp_path):
         io.write(nwbfile)
     assert load(tmp_path / "q.nwb", units_where=["id<=2"]).extra["unit_ids"].tolist() == [0, 1, 2]
     with pytest.raises(DataError) as error:
-        load(tmp_path / "q.nwb", units_where=["id>=2"])
-    assert str(error.value) == ("the units (id>=2) of q.nwb have no spike times in the file; "
-                                "keep units that fire (--units-where)")
+        load(tmp_path / "q.nwb", units_where=["id>=2", "id<=3"])
+    assert str(error.value) == ("the units (id>=2, id<=3) of q.nwb have no spike times (that are "
+                                "numbers) in the file; keep units that fire (--units-where)")
+    with pytest.raises(DataError) as error:
+        load(tmp_path / "q.nwb", units_where=["id>=2"], align="start_time")
+    assert str(error.value) == ("the units of q.nwb have no spike times (that are numbers) in "
+                                "the file; keep units that fire (--units-where)")
 
 
 def test_text_stored_as_bytes_is_text(session, tmp_path):

@@ -19,7 +19,7 @@ from pynwb import NWBHDF5IO, TimeSeries
 from pynwb.ecephys import ElectricalSeries
 
 from pyrolf.data.files import _first_line
-from pyrolf.data.recordings import FAR_SPAN
+from pyrolf.data.recordings import FAR_SPAN, no_spikes
 from pyrolf.data.spikes import DataError, MissingBehavior
 from pyrolf.messages import few_ids, note
 
@@ -187,9 +187,10 @@ class NWBSource:
                      "recorded, and are left out")
             return (*observed, True)
         if units is not None and len(units) < self.n_units:  # the units kept, not the others
-            times = [self.unit_spike_times(unit) for unit in units]
-            first = min(unit[0] for unit in times if len(unit))
-            last = max(unit[-1] for unit in times if len(unit))
+            times = [own for own in map(self.unit_spike_times, units) if len(own)]
+            if not times:  # (their spike times all NaN)
+                raise no_spikes(self.path.name)
+            first, last = min(own[0] for own in times), max(own[-1] for own in times)
         return float(first), float(last), False
 
     def behavior(self, name: str) -> tuple[np.ndarray, np.ndarray, str | None]:

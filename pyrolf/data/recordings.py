@@ -196,13 +196,16 @@ def _check_rate(source, units: np.ndarray, spikes: np.ndarray, opens: np.ndarray
     if rate >= LEAST_RATE_HZ:
         return
     first, last = _spike_span(source, units)
+    if np.isnan(first):  # (spike times all NaN: a count of them is no spike)
+        raise no_spikes(source.path.name)
     cut = (float(opens.min()), float(opens.max()) + spikes.shape[1] * bin_size)
     # little of the trials' span among the spikes': two time bases; the trials among spikes that
     # span far longer: two time bases, or trials in a block of a long session, with sparse units
     among_spikes = min(last, cut[1]) - max(first, cut[0]) >= 0.5 * (cut[1] - cut[0])
     unsure = among_spikes and last - first > FAR_SPAN * (cut[1] - cut[0])
     said = (f"{source.path.name}: its units fire {rate:.3g} spikes/s on average in the {what} "
-            f"kept ({total} spikes in {spikes.shape[0]} {what}), too few to fit")
+            f"kept ({total} spike{'s' if total != 1 else ''} in {spikes.shape[0]} {what}), too "
+            "few to fit")
     keep = " If they are, keep the units that fire (--units-where)"
     if not among_spikes or unsure:
         times = "trial times" if what == "trials" else "obs_intervals"  # (windows: of them)
@@ -377,9 +380,15 @@ def _units(source, config) -> np.ndarray:
         raise DataError(f"{name} has {len(units)} unit(s){kept}; pyrolf needs at least 2 (one "
                         "held in, one held out)")
     if not source.spike_counts[units].any():
-        raise DataError(f"the units{kept} of {name} have no spike times in the file; keep "
-                        "units that fire (--units-where)")
+        raise no_spikes(name, kept)
     return units
+
+
+def no_spikes(name: str, kept: str = "") -> DataError:
+    """The error of units kept (``kept``: by which conditions) of the file named ``name`` that
+    have no spike time that is a number."""
+    return DataError(f"the units{kept} of {name} have no spike times (that are numbers) in the "
+                     "file; keep units that fire (--units-where)")
 
 
 def _trials(source, config, bin_size: float, units: np.ndarray):
