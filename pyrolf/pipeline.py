@@ -304,8 +304,11 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
         config = config.replace(epochs=epochs)
     flow, data, fingerprint = _rebuild(run, config, data)
     _add_roles(run, fingerprint)
-    if not run.has(RunFolder.LAYOUT):  # (a run fitted before pyrolf kept it)
+    layout, wrong = _layout(run)
+    if layout is None:  # (a run fitted before pyrolf kept it, or one of no use: said)
         run.save(RunFolder.LAYOUT, data_layout(data, fingerprint["sha256"]))
+        if wrong:
+            note(f"{wrong}: written again")
     _load_weights(flow, checkpoint["flow"], run, RunFolder.CHECKPOINT)
     prepare_scoring(data, run.path / RunFolder.TARGETS)
     trainer = Trainer(flow, data, config)
@@ -775,7 +778,8 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     elif loaded is not None and _fitted_on(RunFolder.open(run), loaded):  # (the same, as data)
         flow, config, own, record = _load_run(run, loaded)
         loaded = None
-    elif _new_trials(data, config, trials_where) and (layout := _layout(RunFolder(run))):
+    elif _new_trials(data, config, trials_where) and (
+            layout := _usable_layout(RunFolder(run))) is not None:
         # laid out by what the run keeps of its data: the file it was fitted on is not read
         flow, config, own, record = _load_run(run, layout, layout=True)
         files = session_files(config)
@@ -821,24 +825,31 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     return flow, inferred
 
 
-def _layout(run: RunFolder) -> SpikeData | Sessions | None:
-    """The run's :func:`~pyrolf.diagnostics.layout.layout_data`, from its ``layout.pt``; ``None``
-    where it has none, or one that cannot be read or is of other data (a note says so: the
-    run's own data are read instead)."""
+def _layout(run: RunFolder) -> tuple[SpikeData | Sessions | None, str | None]:
+    """The run's :func:`~pyrolf.diagnostics.layout.layout_data`, from its ``layout.pt``, and
+    ``None``; or ``None`` and, where it has one that cannot be read or is of other data than the
+    run was fitted on, what is wrong with it."""
     if not run.has(RunFolder.LAYOUT):
-        return None
+        return None, None
     path = run.path / RunFolder.LAYOUT
     try:
         kept = run.load(RunFolder.LAYOUT)
         layout = layout_data(kept)
     except (RunError, KeyError, TypeError, AttributeError, ValueError):
-        note(f"{path} cannot be read (damaged?); the run's own data are read in its place")
-        return None
+        return None, f"{path} cannot be read (damaged?)"
     fitted = run.read_json(RunFolder.FITTED)["data"] if run.has(RunFolder.FITTED) else {}
     if kept.get("counts") != fitted.get("sha256", kept.get("counts")):
-        note(f"{path} is of other data than {run.path} was fitted on (a copy from another "
-             "run?); the run's own data are read in its place")
-        return None
+        return None, f"{path} is of other data than {run.path} was fitted on"
+    return layout, None
+
+
+def _usable_layout(run: RunFolder) -> SpikeData | Sessions | None:
+    """The :func:`_layout` of ``run`` that new trials are laid out by, or ``None``; where it has
+    one of no use, a note says so, and that its own data are read in its place."""
+    layout, wrong = _layout(run)
+    if wrong:
+        note(f"{wrong}; the run's own data are read in its place (`pyrolf fit --resume "
+             f"{run.path}` writes it again, from them)")
     return layout
 
 

@@ -1665,4 +1665,8 @@ def test_a_layout_that_cannot_be_read_or_is_another_run_s_is_noted_and_the_data_
         assert f"note: {layout} {said}" in err and "own data are read in its place" in err
         xr.testing.assert_identical(xr.load_dataset(tmp_path / "read.nc"),
                                     xr.load_dataset(tmp_path / "kept.nc"))
-    layout.write_bytes(kept)
+    # as the note says, a resume writes it again
+    code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
+    assert code == 0 and f"note: {layout} is of other data than {run} was fitted on: written " \
+        "again" in err, err
+    assert layout.read_bytes() == kept
