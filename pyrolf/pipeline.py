@@ -714,7 +714,7 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     named = given and session is not None  # the one file, named
     out = Path(out) if given else run.path / INFERRED
     _check_writable(out, run, given)
-    with run.locked():
+    with run.locked(reading=data is not None):  # (new trials: nothing written into it)
         flow, inferred = _infer(run.path, data, samples, device, progress, session,
                                 trials_where, fitted_on)
         files = {name: out if name is None or named else

@@ -173,19 +173,27 @@ class RunFolder:
         return self
 
     @contextmanager
-    def locked(self, wait_s: float = 0.0) -> Iterator["RunFolder"]:
+    def locked(self, wait_s: float = 0.0, reading: bool = False) -> Iterator["RunFolder"]:
         """Hold the folder's lock while the block runs: an advisory ``flock`` on ``.lock``, which
         the system releases when the process ends, however it ends. Raises :class:`RunError` if
         another process (or another block of this one) holds it for more than ``wait_s``
-        seconds (a sweep's trial waits for the process Ray stops when it moves the trial)."""
+        seconds (a sweep's trial waits for the process Ray stops when it moves the trial).
+        ``reading``: the block only reads the folder, so a read-only folder without ``.lock`` (a
+        copy that left hidden files out) is read unlocked (its files are replaced whole, never
+        written in place)."""
+        handle = None
         try:
             handle = os.open(self.path / self.LOCK, os.O_RDONLY | os.O_CREAT, 0o644)
         except IsADirectoryError:
             raise RunError(f"cannot lock {self.path}: its {self.LOCK} is a folder; remove it and "
                            "try again") from None
         except OSError as error:
-            raise RunError(f"cannot lock {self.path} ({error.strerror}); check that the folder "
-                           "is writable") from None
+            if not (reading and error.errno in (errno.EROFS, errno.EACCES)):
+                raise RunError(f"cannot lock {self.path} ({error.strerror}); check that the "
+                               "folder is writable") from None
+        if handle is None:  # (read-only, read unlocked)
+            yield self
+            return
         deadline = time.monotonic() + wait_s
         while True:
             try:

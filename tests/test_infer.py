@@ -471,6 +471,35 @@ def test_a_read_only_run_folder_is_said_before_the_data_are_read(command, name, 
     assert {path.name: path.read_bytes() for path in run.iterdir() if path.is_file()} == before
 
 
+def test_a_read_only_copy_without_its_lock_file_infers_new_trials(small_run, tmp_path,
+                                                                  monkeypatch, capsys):
+    """A run folder copied without hidden files, read-only (an archive): infer of new trials
+    reads it unlocked, where it stopped, unable to make .lock (found by a walkthrough);
+    commands that write into it still say the folder is not writable."""
+    import errno
+
+    run = shutil.copytree(small_run.path, tmp_path / "run", ignore=shutil.ignore_patterns(".*"))
+    assert not (run / ".lock").exists()
+    new = tmp_path / "new.npz"
+    np.savez(new, spikes=small_run.data.spikes.astype(int))
+    opened = os.open
+
+    def read_only(path, flags, *args):
+        if flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return opened(path, flags, *args)
+
+    monkeypatch.setattr("pyrolf.runs.os.open", read_only)
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--data", new, "--out",
+                            tmp_path / "new.nc"], monkeypatch, capsys)
+    assert code == 0, err
+    assert xr.load_dataset(tmp_path / "new.nc").sizes["trial"] == small_run.data.n_trials
+    code, _, err = run_cli(["evaluate", run, "--quiet"], monkeypatch, capsys)
+    assert_one_line_error(code, err, f"cannot lock {run} (Read-only file system); check that "
+                                     "the folder is writable")
+    assert not (run / ".lock").exists()
+
+
 def test_diagnose_whose_draws_cannot_be_written_leaves_no_figure_of_them(small_run, tmp_path,
                                                                          monkeypatch, capsys):
     run = shutil.copytree(small_run.path, tmp_path / "run")
