@@ -798,8 +798,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
                            chosen=trials_where is not None)
     inferred = {}
     for name, (view, mine) in views.items():
-        _check_bin_size(loaded, mine)
-        trials = mine if loaded is None else new_trials(loaded, mine.heldout,
+        trials = mine if loaded is None else new_trials(_same_bins(loaded, mine), mine.heldout,
                                                         mine.extra.get("unit_ids"),
                                                         mine.extra.get("unit_table"))
         its_own = trials is mine  # (the fill below gives a copy where it fills some counts)
@@ -861,15 +860,21 @@ def _new_trials(data, config: Config, trials_where: list[str] | None) -> bool:
     return data is not None
 
 
-def _check_bin_size(trials: SpikeData | None, run: SpikeData) -> None:
-    """Refuse new ``trials`` binned otherwise than the ``run``'s data (where both say their bin
-    size): the learned dynamics take one step a bin."""
-    if trials is None or trials.bin_size is None or run.bin_size is None:
-        return
+def _same_bins(trials: SpikeData | None, run: SpikeData) -> SpikeData | None:
+    """New ``trials`` in the ``run``'s bins: refused where they say another bin size (the
+    learned dynamics take one step a bin), taken to be in the run's, with a note, where they
+    say none."""
+    if trials is None or run.bin_size is None:
+        return trials
+    if trials.bin_size is None:
+        note(f"{trials.name} says no bin size (a spike file's bin_size_s): its bins are taken to "
+             f"be the run's, {run.bin_size * 1000:g} ms")
+        return dataclasses.replace(trials, bin_size=run.bin_size)
     if not np.isclose(trials.bin_size, run.bin_size, rtol=1e-6):
         raise DataError(f"the trials of {trials.name} are in {trials.bin_size * 1000:g} ms bins, "
                         f"but the run was fitted on {run.bin_size * 1000:g} ms bins, one step of "
                         f"its dynamics each; bin them at {run.bin_size * 1000:g} ms")
+    return trials
 
 
 def _check_session_file(data, session: str | None, files: dict, run) -> None:
@@ -926,15 +931,18 @@ def _new_data(config: Config, data: str, runs: list[SpikeData], chosen: bool = F
     are the caller's, not the run's (errors they cause are not said to be the run's).
 
     Raises:
-        DataError: an NLB dataset given to a run of other data, the trials no longer than the
+        DataError: a named data set (NLB, Lorenz) given to a run of other data, the trials no
+            longer than the
             run's forward bins, or as
             :func:`~pyrolf.data.load_config_data`, the message of a recording's saying that the
             run's settings were used."""
     # the run's held-out neurons apply to new trials (its units picked by id, not by the
     # Units-table conditions that chose them, which another day's labels may not meet), and its
     # NLB settings only to NLB data
-    if data in DANDISETS and config.data not in DANDISETS:
-        raise DataError(f"{data} is an NLB dataset, but the run was fitted on {config.data}: the "
+    named = (*DANDISETS, "lorenz")
+    if data in named and config.data not in named:
+        what = "the embedded Lorenz benchmark" if data == "lorenz" else "an NLB dataset"
+        raise DataError(f"{data} is {what}, but the run was fitted on {config.data}: the "
                         f"neurons of {data} are not the run's; give trials of the run's own units")
     windows = [run.extra["window"] for run in runs if "window" in run.extra]
     path = data_file(data)
@@ -947,6 +955,9 @@ def _new_data(config: Config, data: str, runs: list[SpikeData], chosen: bool = F
             units_where=_run_units(path, runs, config.units_where),
             window=config.window or (",".join(repr(float(edge)) for edge in windows[0])
                                      if windows else None))
+        bins = {round(run.bin_size * 1000, 6) for run in runs if run.bin_size}
+        if config.bin_size_ms is None and len(bins) == 1 and (ms := bins.pop()).is_integer():
+            as_run = as_run.replace(bin_size_ms=int(ms))  # (a run of binned data: its bins)
     try:
         try:
             loaded = load_config_data(as_run)

@@ -1558,6 +1558,28 @@ def test_binned_new_trials_are_read_by_a_run_of_a_recording_as_a_binned_session_
                            monkeypatch, capsys)  # (was: bin_size_ms must be one of 5, 20)
     assert_one_line_error(code, err, f"mc_maze is an NLB dataset, but the run was fitted on "
                                      f"{files['nwb']}: the neurons of mc_maze are not the run's")
+    code, _, err = run_cli(["infer", run, "--data", "lorenz", "--out", tmp_path / "nlb.nc"],
+                           monkeypatch, capsys)  # (was: leave out bin_size_ms (--bin))
+    assert_one_line_error(code, err, "lorenz is the embedded Lorenz benchmark, but the run was "
+                                     f"fitted on {files['nwb']}")
+    # a binned file that says no bin size: the run's, said
+    np.savez(binned, spikes=own.spikes.astype(int))
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--data", binned, "--out",
+                            tmp_path / "nobin.nc"], monkeypatch, capsys)
+    assert code == 0, err
+    assert "binned says no bin size (a spike file's bin_size_s): its bins are taken to be the " \
+           "run's, 10 ms" in err
+    assert xr.open_dataset(tmp_path / "nobin.nc").attrs["bin_size_s"] == 0.01
+    # a recording given to a run of binned counts is cut into the run's bins, not the default
+    coarse = load(files["nwb"], align="stim_on_time", window="-0.2,0.8", bin_size_ms=20)
+    np.savez(tmp_path / "coarse.npz", spikes=coarse.spikes.astype(int), bin_size_s=0.02)
+    code, _, err = run_cli(["fit", "--data", tmp_path / "coarse.npz", "--out", tmp_path / "bins",
+                            *TINY], monkeypatch, capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["infer", tmp_path / "bins", "--samples", 2, "--data", files["nwb"],
+                            "--out", tmp_path / "coarse.nc"], monkeypatch, capsys)
+    assert code == 0, err  # (was: the trials of session are in 10 ms bins ... bin them at 20 ms)
+    assert xr.open_dataset(tmp_path / "coarse.nc").attrs["bin_size_s"] == 0.02
     code, _, err = run_cli(["infer", run, "--data", files["nwb"], "--trials-where",
                             "outcome=nope", "--out", tmp_path / "no.nc"], monkeypatch, capsys)
     assert_one_line_error(code, err, "--trials-where outcome=nope keeps no trial")
