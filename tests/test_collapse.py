@@ -129,6 +129,14 @@ def test_rates_worse_than_each_neuron_s_mean_rate_are_found_whatever_the_baselin
     assert collapse_finding(MISLEADING_CO_BPS * 0.99, -0.015, 0.6) is None  # (noise about 0)
     # a collapse beside a baseline that scores says that, not both
     assert "mean rate" not in collapse_finding(-0.3, 0.1, 0.6)
+    # the latents used (KL well above the prior's), wrongly: said so, training longer first
+    said = collapse_warning(collapse_finding(-1.32, -0.015, 0.59), 0.1, 64, 4, 2)
+    assert said.startswith("the fit predicts worse than the neurons' mean rates (best "
+                           "validation co-bps -1.3200: ")
+    assert "it is not trained enough, or its latents mislead; train longer (--epochs 8)" in said
+    # at the prior too: no information, as a collapse
+    assert collapse_warning(collapse_finding(-0.3, None, 0.01), 0.1, 64, 4, 2).startswith(
+        "the latents carry (almost) no information")
 
 
 def test_a_session_whose_latents_predict_nothing_is_found_though_the_pooled_score_is_fine(

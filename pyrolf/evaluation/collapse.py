@@ -31,6 +31,10 @@ COLLAPSE_KL_PER_BIN = 0.05
 #: held-out bits per spike below which a fit's rates predict worse than each neuron's mean rate
 #: (co-bps 0) by more than noise: latents that mislead, whatever the data hold
 MISLEADING_CO_BPS = -0.05
+#: what :func:`collapse_finding` says of rates below :data:`MISLEADING_CO_BPS`
+MISLEADING = "the rates predict the held-out spikes worse than each neuron's mean rate"
+#: what it says of a KL below :data:`COLLAPSE_KL_PER_BIN`
+AT_PRIOR = "the posterior is the prior"
 
 
 class UnsplitSite(TypeError):
@@ -102,11 +106,10 @@ def collapse_finding(valid_co_bps: float | None, smoothing_co_bps: float | None,
         seen.append(f"{scored} {valid_co_bps:.4f} while the smoothing baseline scores "
                     f"{smoothing_co_bps:.4f}")
     elif valid_co_bps is not None and valid_co_bps < MISLEADING_CO_BPS:
-        seen.append(f"{scored} {valid_co_bps:.4f}: the rates predict the held-out spikes worse "
-                    "than each neuron's mean rate")
+        seen.append(f"{scored} {valid_co_bps:.4f}: {MISLEADING}")
     if final_kl_per_bin is not None and final_kl_per_bin < COLLAPSE_KL_PER_BIN:
         seen.append(f"the KL of the posterior from the prior ended at {final_kl_per_bin:.4f} nats "
-                    f"per bin, below {COLLAPSE_KL_PER_BIN}: the posterior is the prior")
+                    f"per bin, below {COLLAPSE_KL_PER_BIN}: {AT_PRIOR}")
     elif seen and final_kl_per_bin is not None:
         seen.append(f"the KL of the posterior from the prior ended at {final_kl_per_bin:.4f} nats "
                     "per bin")
@@ -124,11 +127,18 @@ def collapse_warning(finding: str, kl_weight: float, batch_size: int, epochs: in
     """The one line a fit prints when its latents collapsed (see :func:`collapse_finding`),
     its advice of the fit's own ``kl_weight``, ``batch_size``, ``epochs`` and ``steps`` an
     epoch: a tenth of the weight, with twice the epochs or, where an epoch is under
-    :data:`FEW_STEPS` steps (a small session), smaller batches (:data:`SMALL_BATCH`)."""
+    :data:`FEW_STEPS` steps (a small session), smaller batches (:data:`SMALL_BATCH`). Rates
+    worse than the mean rates with a posterior away from the prior are said to come of a fit
+    not trained enough, first."""
     few = steps < FEW_STEPS and batch_size > SMALL_BATCH
     more = (f"--batch-size {SMALL_BATCH} or " if few else "") + f"--epochs {2 * epochs}"
     why = f": an epoch is {steps} step{'s' if steps != 1 else ''} here" if steps < FEW_STEPS else ""
+    python = f"in Python Config's kl_weight, {'batch_size and ' if few else ''}epochs"
+    if MISLEADING in finding and AT_PRIOR not in finding:  # (the latents are used, wrongly)
+        return (f"the fit predicts worse than the neurons' mean rates ({finding}): it is not "
+                f"trained enough, or its latents mislead; train longer (--epochs {2 * epochs}) "
+                f"and, if it stays so, try a lower KL weight with more steps (--kl-weight "
+                f"{kl_weight / 10:g} with {more}{why}; {python})")
     return (f"the latents carry (almost) no information ({finding}): the posterior collapsed or "
             f"the fit is not trained enough; try a lower KL weight with more steps (e.g. "
-            f"--kl-weight {kl_weight / 10:g} with {more}{why}; in Python Config's kl_weight, "
-            f"{'batch_size and ' if few else ''}epochs)")
+            f"--kl-weight {kl_weight / 10:g} with {more}{why}; {python})")
