@@ -402,7 +402,8 @@ def test_inferred_inputs_peak_at_unobserved_pulses():
 
 def test_trials_table_columns_become_trial_coordinates_netcdf_can_hold():
     """Numbers and flags as they are, durations in seconds, text (a missing value and bytes
-    included) as text; a column of lists and one named like a coordinate of the Dataset are left out."""
+    included) as text; a column of lists and one named like a coordinate of the Dataset are left
+    out."""
     data = lorenz_dataset(seed=0, n_conditions=2, trials_per_condition=2)
     table = {"rt": np.array([0.3, np.nan, 0.5, 0.4]), "correct": np.array([True, False] * 2),
              "onset": np.array([250, 300, 275, 260], dtype="timedelta64[ms]"),

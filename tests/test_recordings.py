@@ -153,7 +153,8 @@ def test_a_unit_without_an_electrode_meets_no_condition_on_the_electrodes(tmp_pa
     # unit 2 has no electrode: NaN in a numeric column, nothing in a text one
     for condition, kept in (("imp>=20", [1, 3]), ("location=CA1", [0, 1, 3]),
                             ("imp<20", "e.nwb has 1 unit"), ("imp=nan", "e.nwb has 1 unit"),
-                            ("location!=CA1", "keeps no unit of e.nwb; location holds: CA1, (missing)")):
+                            ("location!=CA1",
+                             "keeps no unit of e.nwb; location holds: CA1, (missing)")):
         if isinstance(kept, str):
             with pytest.raises(DataError, match=re.escape(kept)):
                 load(tmp_path / "e.nwb", units_where=[condition])

@@ -24,8 +24,9 @@ from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
 from pyrolf.runs import RunError, RunFolder
 
 # What a fit of 2 epochs, scored at the end only, writes, in order.
-WRITES = ["config.json", "source.json", "fitted.json", "layout.pt", "checkpoint.pt", "best.pt", "checkpoint.pt",
-          "history.csv", "smoothing.npz", "history.csv", "metrics.json", "training.png"]
+WRITES = ["config.json", "source.json", "fitted.json", "layout.pt", "checkpoint.pt", "best.pt",
+          "checkpoint.pt", "history.csv", "smoothing.npz", "history.csv", "metrics.json",
+          "training.png"]
 # the fits here are compared bit for bit, so their thread count is fixed: with the count adapted to
 # the machine's load, a change between epochs changes the floats' rounding
 TINY = [*TINY_FIT, "--threads", "1"]

@@ -471,7 +471,8 @@ def test_a_run_of_one_session_refuses_a_session_name(spike_file, tmp_path, monke
     assert code == 0, err
     code, _, err = run_cli(["infer", run, "--session", "a", "--quiet"], monkeypatch, capsys)
     assert_one_line_error(code, err,
-                          "the run was fitted to one session (lorenz); leave out session (--session)")
+                          "the run was fitted to one session (lorenz); leave out session "
+                          "(--session)")
 
 
 

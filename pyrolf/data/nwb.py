@@ -24,6 +24,8 @@ from pyrolf.data.spikes import DataError, MissingBehavior
 from pyrolf.messages import few_ids, note
 
 CHUNK = 1 << 22  # spike times read at a time when scanning the whole column
+
+
 @contextmanager
 def open_nwb(path: Path):
     """The :class:`NWBSource` of the NWB file ``path``, open while the block runs.

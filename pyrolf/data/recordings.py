@@ -279,11 +279,11 @@ def _note_quiet_units(path: Path, spikes: np.ndarray, unit_ids: np.ndarray, what
 def open_source(path: Path):
     """The spike source of a recording file, open while the block runs: an object with
     ``format``, ``unit_ids`` ``(units,)``, ``n_units``, ``spike_counts`` ``(units,)``,
-    ``unit_spike_times(unit)`` (sorted seconds of the unit at that position), ``unit_columns`` (names; none without a Units table),
-    ``unit_column(name)`` ``(units,)``, ``span(units)`` (first and last time the file covers, and
-    whether the file records it or the spikes of ``units`` say it),
-    ``trial_columns`` (names, or ``None`` without a trials table), ``n_trials`` and
-    ``trial_column(name)`` ``(trials,)``."""
+    ``unit_spike_times(unit)`` (sorted seconds of the unit at that position), ``unit_columns``
+    (names; none without a Units table), ``unit_column(name)`` ``(units,)``, ``span(units)``
+    (first and last time the file covers, and whether the file records it or the spikes of
+    ``units`` say it), ``trial_columns`` (names, or ``None`` without a trials table),
+    ``n_trials`` and ``trial_column(name)`` ``(trials,)``."""
     if recording_format(path) == "nwb":
         from pyrolf.data.nwb import open_nwb  # pynwb: only NWB files need it
 

@@ -92,9 +92,9 @@ def collapse_finding(valid_co_bps: float | None, smoothing_co_bps: float | None,
 
     Collapsed: the smoothing baseline scores above :data:`SIGNAL_CO_BPS` on the same data while
     the best validation co-bps (or what ``scored`` names) is at most :data:`COLLAPSE_CO_BPS` or
-    :data:`COLLAPSE_SHARE` of the baseline's; or that co-bps is below
-    :data:`MISLEADING_CO_BPS`, whatever the baseline scores; or the KL per bin at the fit's last validation is
-    below :data:`COLLAPSE_KL_PER_BIN` (the posterior ends at the prior; early in a fit, before
+    :data:`COLLAPSE_SHARE` of the baseline's; or that co-bps is below :data:`MISLEADING_CO_BPS`,
+    whatever the baseline scores; or the KL per bin at the fit's last validation is below
+    :data:`COLLAPSE_KL_PER_BIN` (the posterior ends at the prior; early in a fit, before
     the guide has learned anything, its KL is larger). The text gives the KL per bin where it
     is known, for the user to judge (latents that predict nothing, a KL far from 0: a posterior
     that ignores the data in other ways, or a fit not trained enough).
