@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -19,8 +20,8 @@ from pyrolf.data import (CUTTING, DANDISETS, TRIAL_OPTIONS, SpikeData, data_file
                          hold_forward_bins, load_config_data, session_files)
 from pyrolf.data.files import check_data, check_trials, same_data, spikes_fingerprint
 from pyrolf.data.recordings import note_overlapping, open_source, recording_format
-from pyrolf.data.sessions import (Sessions, check_session, gather_sessions, session_list,
-                                  shared_bin_size)
+from pyrolf.data.sessions import (BIN_TOLERANCE, Sessions, check_session, gather_sessions,
+                                  session_list, shared_bin_size)
 from pyrolf.data.spikes import DataError, MissingBehavior, NoTrialsTable
 from pyrolf.diagnostics.layout import data_layout, layout_data
 from pyrolf.evaluation.collapse import collapse_finding, collapse_warning
@@ -778,7 +779,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     elif loaded is not None and _fitted_on(RunFolder.open(run), loaded):  # (the same, as data)
         flow, config, own, record = _load_run(run, loaded)
         loaded = None
-    elif _new_trials(data, config, trials_where) and (
+    elif _other_than_own(data, config, trials_where) and (
             layout := _usable_layout(RunFolder(run))) is not None:
         # laid out by what the run keeps of its data: the file it was fitted on is not read
         flow, config, own, record = _load_run(run, layout, layout=True)
@@ -852,7 +853,7 @@ def _usable_layout(run: RunFolder) -> SpikeData | Sessions | None:
     return layout
 
 
-def _new_trials(data, config: Config, trials_where: list[str] | None) -> bool:
+def _other_than_own(data, config: Config, trials_where: list[str] | None) -> bool:
     """Whether infer's ``data`` are other trials than the run's own (of ``config``): a file or
     name other than its ``data`` (or chosen by ``trials_where``), or a :class:`SpikeData`."""
     if isinstance(data, str):
@@ -870,7 +871,7 @@ def _same_bins(trials: SpikeData | None, run: SpikeData) -> SpikeData | None:
         note(f"{trials.name} says no bin size (a spike file's bin_size_s): its bins are taken to "
              f"be the run's, {run.bin_size * 1000:g} ms")
         return dataclasses.replace(trials, bin_size=run.bin_size)
-    if not np.isclose(trials.bin_size, run.bin_size, rtol=1e-6):
+    if not math.isclose(trials.bin_size, run.bin_size, rel_tol=BIN_TOLERANCE):
         raise DataError(f"the trials of {trials.name} are in {trials.bin_size * 1000:g} ms bins, "
                         f"but the run was fitted on {run.bin_size * 1000:g} ms bins, one step of "
                         f"its dynamics each; bin them at {run.bin_size * 1000:g} ms")
