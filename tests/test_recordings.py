@@ -22,8 +22,8 @@ from pyrolf.cli.main import main
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import DataError, SpikeData, load_config_data, load_data
 from pyrolf.data.chop import chop, merge
-from pyrolf.data.recording_synthetic import (simulate_recording, write_recording_nwb,
-                                             write_spike_times_npz)
+from pyrolf.data.recording_synthetic import (TRIAL_DESCRIPTIONS, simulate_recording,
+                                             write_recording_nwb, write_spike_times_npz)
 from pyrolf.data.recordings import bin_behavior
 from pyrolf.diagnostics.export import new_trials, posterior_summary
 from pyrolf.evaluation.report import model_rates, trial_inputs
@@ -638,6 +638,9 @@ def test_trials_session_fits_and_infers_with_its_trial_and_unit_ids(files, sessi
     np.testing.assert_allclose(inferred["response_time"], session.trials.response_time[correct])
     assert inferred["response_time"].attrs["units"] == "s"  # NWB's *_time columns: seconds
     assert "units" not in inferred["target"].attrs
+    # what the file says of each column (a walkthrough: every one read 'trials-table column')
+    for name in ("outcome", "target", "response_time", "stim_on_time"):
+        assert inferred[name].attrs["description"] == TRIAL_DESCRIPTIONS[name]
     assert inferred["rates"].attrs["units"] == inferred["rates_upper"].attrs["units"] == "spikes/bin"
     np.testing.assert_array_equal(inferred["latent"], np.arange(inferred.sizes["latent"]))
     behavior = load(files["nwb"], align="stim_on_time", window="-0.2,0.8",

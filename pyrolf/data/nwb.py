@@ -266,6 +266,10 @@ class NWBSource:
                             f"per {row}; give a column with one value per {row}")
         return column.data[:]
 
+    def trial_descriptions(self) -> dict[str, str]:
+        """Each trials-table column's ``description`` (what the file says of it), by name."""
+        return {name: str(self._trials[name].description) for name in self.trial_columns or ()}
+
     def trial_column(self, name: str) -> np.ndarray:
         """Trials-table column ``name`` ``(trials,)``, read from the file the first time it is
         asked for (the options that name a column, then the trial table, read it)."""

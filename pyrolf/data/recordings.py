@@ -63,7 +63,8 @@ What :class:`~pyrolf.data.spikes.SpikeData` ``extra`` holds:
   ``align_times`` ``(trials,)`` s; ``window`` ``(start, stop)`` s around the alignment (bin ``k``
   starts ``window[0] + k * bin_size`` after it); ``condition_values``: the value of each condition
   label (label ``i`` is ``condition_values[i]``); ``trial_table``: each trials-table column of
-  one value per trial, ``(trials,)`` at the kept trials.
+  one value per trial, ``(trials,)`` at the kept trials; ``trial_descriptions`` (NWB): what the
+  file says of each of them, by name.
 - ``behavior`` ``(trials, time, dims)`` float32, with ``behavior``: the binned series, NaN where
   a bin lies outside it; ``behavior_name``: the ``behavior`` NAME; ``behavior_lag_bins``:
   ``behavior_lag_ms`` in bins, how far after the rates' bin ``behavior_r2`` decodes it.
@@ -283,7 +284,8 @@ def open_source(path: Path):
     (names; none without a Units table), ``unit_column(name)`` ``(units,)``, ``span(units)``
     (first and last time the file covers, and whether the file records it or the spikes of
     ``units`` say it), ``trial_columns`` (names, or ``None`` without a trials table),
-    ``n_trials`` and ``trial_column(name)`` ``(trials,)``."""
+    ``n_trials``, ``trial_column(name)`` ``(trials,)`` and ``trial_descriptions()`` (each
+    column's description, by name)."""
     if recording_format(path) == "nwb":
         from pyrolf.data.nwb import open_nwb  # pynwb: only NWB files need it
 
@@ -469,6 +471,10 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
                         "(train, valid and test need one each)")
     extra = {"trial_ids": rows, "align_times": align[rows], "window": window,
              "trial_table": _table(source.trial_columns, source.trial_column, rows)}
+    described = {name: text for name, text in source.trial_descriptions().items()
+                 if name in extra["trial_table"] and text}
+    if described:
+        extra["trial_descriptions"] = described
     if source.trial_table_ids is not None:
         extra["trial_table_ids"] = source.trial_table_ids[rows]
     conditions = None
@@ -824,6 +830,10 @@ class SpikeTimesFile:
         units = np.arange(self.n_units) if units is None else np.asarray(units)
         firsts, lasts = self._times[self._bounds[units]], self._times[self._bounds[units + 1] - 1]
         return float(firsts.min()), float(lasts.max()), False
+
+    def trial_descriptions(self) -> dict[str, str]:
+        """None: a spike-times file describes no column."""
+        return {}
 
     def trial_column(self, name: str) -> np.ndarray:
         """Column ``name`` ``(trials,)``, bytes (as h5py or MATLAB save text) decoded."""

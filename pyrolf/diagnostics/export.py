@@ -317,6 +317,8 @@ def trial_coords(data: SpikeData) -> dict[str, tuple]:
         column = table_column(values)
         if column is not None:
             attrs = {"long_name": "trials-table column"}
+            if name in extra.get("trial_descriptions", {}):  # (what the file says of it)
+                attrs["description"] = extra["trial_descriptions"][name]
             if np.asarray(values).dtype.kind == "m" or (
                     column.dtype.kind == "f" and name.endswith("_time")):
                 attrs["units"] = "s"  # NWB's times (and nlb_tools' durations) are in seconds
