@@ -799,9 +799,9 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
                            chosen=trials_where is not None)
     inferred = {}
     for name, (view, mine) in views.items():
-        trials = mine if loaded is None else new_trials(_same_bins(loaded, mine), mine.heldout,
-                                                        mine.extra.get("unit_ids"),
-                                                        mine.extra.get("unit_table"))
+        trials = mine if loaded is None else new_trials(
+            _same_bins(loaded, mine), mine.heldout, mine.extra.get("unit_ids"),
+            mine.extra.get("unit_table"), mine.extra.get("unit_descriptions"))
         its_own = trials is mine  # (the fill below gives a copy where it fills some counts)
         pyro.set_rng_seed(config.seed)  # (the fill's draws, then the output's, each seeded)
         trials = fill_missing_counts(view.to(device), trials, mine, device, progress=progress)

@@ -263,6 +263,11 @@ def test_a_run_of_some_units_infers_another_file_by_their_ids(session, tmp_path,
     plain = xr.open_dataset(tmp_path / "plain.nc")
     for name in ("unit_quality", "unit_location", "unit_firing_rate"):
         xr.testing.assert_equal(plain[name], again[name])
+        assert plain[name].attrs == again[name].attrs
+    # what the file says of each column, the electrodes table's too
+    assert again["unit_quality"].attrs["description"] == "sorting label"
+    assert again["unit_firing_rate"].attrs["description"] == "mean rate (Hz)"
+    assert again["unit_location"].attrs["description"]  # (pynwb's own, of the electrodes')
     code, _, err = run_cli(["fit", "--data", path, *ONSET, "--units-where", "quality=god",
                             "--out", tmp_path / "none", *TINY], monkeypatch, capsys)
     assert_one_line_error(code, err, "--units-where quality=god keeps no unit of sorted.nwb",

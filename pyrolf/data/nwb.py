@@ -266,9 +266,17 @@ class NWBSource:
                             f"per {row}; give a column with one value per {row}")
         return column.data[:]
 
-    def trial_descriptions(self) -> dict[str, str]:
-        """Each trials-table column's ``description`` (what the file says of it), by name."""
-        return {name: str(self._trials[name].description) for name in self.trial_columns or ()}
+    def descriptions(self, table: str) -> dict[str, str]:
+        """What the file says of each column (its ``description``), by name, of the ``table``
+        ``"trials"`` or ``"units"`` (and the electrodes table's the units reach)."""
+        if table == "trials":
+            return {name: str(self._trials[name].description)
+                    for name in self.trial_columns or ()}
+        reached = {} if self._electrodes is None else {
+            name: str(self._electrodes[0][name].description)
+            for name in self._electrodes[0].colnames}
+        return {**reached, **{name: str(self._units[name].description)
+                              for name in self._units.colnames}}
 
     def trial_column(self, name: str) -> np.ndarray:
         """Trials-table column ``name`` ``(trials,)``, read from the file the first time it is

@@ -64,7 +64,7 @@ What :class:`~pyrolf.data.spikes.SpikeData` ``extra`` holds:
   starts ``window[0] + k * bin_size`` after it); ``condition_values``: the value of each condition
   label (label ``i`` is ``condition_values[i]``); ``trial_table``: each trials-table column of
   one value per trial, ``(trials,)`` at the kept trials; ``trial_descriptions`` (NWB): what the
-  file says of each of them, by name.
+  file says of each of them, by name (``unit_descriptions`` alike, of ``unit_table``).
 - ``behavior`` ``(trials, time, dims)`` float32, with ``behavior``: the binned series, NaN where
   a bin lies outside it; ``behavior_name``: the ``behavior`` NAME; ``behavior_lag_bins``:
   ``behavior_lag_ms`` in bins, how far after the rates' bin ``behavior_r2`` decodes it.
@@ -174,6 +174,7 @@ def load_recording(path: Path, config) -> SpikeData:
             note(f"{path.name} has no trials table: fitting it as a continuous recording cut "
                  f"into {config.chop_s:g} s windows overlapping by {config.overlap_s:g} s")
         extra["unit_table"] = _table(source.unit_columns, source.unit_column, units)
+        extra.update(_described(source, "units", extra["unit_table"]))
     extra["unit_ids"] = source.unit_ids[units]
     _note_quiet_units(path, spikes, extra["unit_ids"], "windows" if continuous else "trials")
     extra["recording"] = {"format": source.format, "units_in_file": int(source.n_units),
@@ -284,8 +285,8 @@ def open_source(path: Path):
     (names; none without a Units table), ``unit_column(name)`` ``(units,)``, ``span(units)``
     (first and last time the file covers, and whether the file records it or the spikes of
     ``units`` say it), ``trial_columns`` (names, or ``None`` without a trials table),
-    ``n_trials``, ``trial_column(name)`` ``(trials,)`` and ``trial_descriptions()`` (each
-    column's description, by name)."""
+    ``n_trials``, ``trial_column(name)`` ``(trials,)`` and ``descriptions(table)`` (what the file
+    says of each column of the ``"trials"`` or ``"units"`` table, by name)."""
     if recording_format(path) == "nwb":
         from pyrolf.data.nwb import open_nwb  # pynwb: only NWB files need it
 
@@ -471,10 +472,7 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
                         "(train, valid and test need one each)")
     extra = {"trial_ids": rows, "align_times": align[rows], "window": window,
              "trial_table": _table(source.trial_columns, source.trial_column, rows)}
-    described = {name: text for name, text in source.trial_descriptions().items()
-                 if name in extra["trial_table"] and text}
-    if described:
-        extra["trial_descriptions"] = described
+    extra.update(_described(source, "trials", extra["trial_table"]))
     if source.trial_table_ids is not None:
         extra["trial_table_ids"] = source.trial_table_ids[rows]
     conditions = None
@@ -656,6 +654,15 @@ def _table(names, column, rows: np.ndarray) -> dict[str, np.ndarray]:
     return table
 
 
+def _described(source, table: str, columns: dict) -> dict:
+    """``{"trial_descriptions" or "unit_descriptions": what the file says of each of the
+    ``columns`` kept of its ``table`` ("trials" or "units"), by name}``, or ``{}`` where it says
+    nothing of them."""
+    said = {name: text for name, text in source.descriptions(table).items()
+            if name in columns and text}
+    return {f"{table[:-1]}_descriptions": said} if said else {}
+
+
 def _column(source, name: str, option: str) -> np.ndarray:
     """Trials-table column ``name`` ``(trials,)`` (``id``, where the table has no column of that
     name: NWB's trial ids, ``inferred.nc``'s ``trial_id``); a :class:`DataError` listing the
@@ -831,7 +838,7 @@ class SpikeTimesFile:
         firsts, lasts = self._times[self._bounds[units]], self._times[self._bounds[units + 1] - 1]
         return float(firsts.min()), float(lasts.max()), False
 
-    def trial_descriptions(self) -> dict[str, str]:
+    def descriptions(self, table: str) -> dict[str, str]:
         """None: a spike-times file describes no column."""
         return {}
 

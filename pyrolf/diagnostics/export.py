@@ -127,11 +127,13 @@ def posterior_summary(flow, inputs: torch.Tensor, n_bins: int, samples: int,
 
 
 def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None,
-               unit_table: dict | None = None) -> SpikeData:
+               unit_table: dict | None = None,
+               unit_descriptions: dict | None = None) -> SpikeData:
     """The trials of ``data`` laid out on a run's neurons (``heldout`` ``(neurons,)``, the run's
     flags, held-in neurons where ``False``; ``unit_ids`` ``(neurons,)``, the run's unit ids, or
-    ``None``; ``unit_table``, the run's ``extra["unit_table"]``, which describes them in place
-    of ``data``'s, or ``None``): data with all the run's neurons are taken in the run's order;
+    ``None``; ``unit_table`` and ``unit_descriptions``, the run's ``extra["unit_table"]`` and
+    what its file says of the columns, which describe them in place of ``data``'s, or
+    ``None``): data with all the run's neurons are taken in the run's order;
     data with exactly the run's held-in neurons fill those, with a note (the held-out ones, which
     the encoder never reads, are NaN, unknown, and the run's ``unit_ids`` name them); a neuron
     NaN throughout is one the data lack (``extra["in_data"]``). Where both the run and ``data``
@@ -182,7 +184,10 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None,
         note_lacking(missing_in, n_heldin, missing_out, word=word)
     splits = data.splits if "nlb" in data.extra else {NEW_TRIALS: np.arange(data.n_trials)}
     if unit_table is not None:  # (the run's units, whatever the new file says of them)
-        extra = {**extra, "unit_table": unit_table}
+        extra = {key: value for key, value in extra.items() if key != "unit_descriptions"}
+        extra["unit_table"] = unit_table
+        if unit_descriptions:
+            extra["unit_descriptions"] = unit_descriptions
     return dataclasses.replace(data, spikes=spikes, rates=rates, heldout=heldout.copy(),
                                splits=splits, extra=extra)
 
@@ -404,9 +409,11 @@ def unit_coords(data: SpikeData) -> dict[str, tuple]:
                 column.dtype if column.dtype.kind == "U" else np.float64))
         else:
             column = column[at]
-        coords[f"unit_{name}"] = ("neuron", column, {
-            "long_name": "Units-table column (or the electrodes table's, at the unit's first "
-                         "electrode)"})
+        attrs = {"long_name": "Units-table column (or the electrodes table's, at the unit's "
+                              "first electrode)"}
+        if name in data.extra.get("unit_descriptions", {}):  # (what the file says of it)
+            attrs["description"] = data.extra["unit_descriptions"][name]
+        coords[f"unit_{name}"] = ("neuron", column, attrs)
     return coords
 
 

@@ -1,7 +1,8 @@
 """What a run keeps of its data so that new trials can be inferred without them: each session's
-neurons (held-out flags, unit ids and Units table), bin size, the window its trials were cut
-with, and the mean count per bin of each neuron over its training trials, which starts the fill
-of a held-in unit the new trials lack (:func:`~pyrolf.diagnostics.missing.fill_missing_counts`).
+neurons (held-out flags, unit ids, Units table and what the file says of its columns), bin
+size, the window its trials were cut with, and the mean count per bin of each neuron over its
+training trials, which starts the fill of a held-in unit the new trials lack
+(:func:`~pyrolf.diagnostics.missing.fill_missing_counts`).
 
 A run folder holds it as ``layout.pt`` (written by the fit), so that ``pyrolf infer RUN --data
 NEW`` reads neither the file the run was fitted on (it may be gone: an archived session, a run
@@ -19,7 +20,7 @@ from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import recorded_mean
 
 #: what of a session's ``extra`` new trials are laid out by
-KEPT_EXTRA = ("unit_ids", "unit_table", "window")
+KEPT_EXTRA = ("unit_ids", "unit_table", "unit_descriptions", "window")
 
 
 def data_layout(data: SpikeData | Sessions, counts: str) -> dict:
