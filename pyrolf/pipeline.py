@@ -802,6 +802,10 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
         trials = mine if loaded is None else new_trials(
             _same_bins(loaded, mine), mine.heldout, mine.extra.get("unit_ids"),
             mine.extra.get("unit_table"), mine.extra.get("unit_descriptions"))
+        if loaded is not None and "window" in mine.extra and "window" not in loaded.extra:
+            note(f"{loaded.name} says nothing of where its bins lie: their time counts from 0 "
+                 f"s, where the run's trials were cut from {mine.extra['window'][0]:g} s around "
+                 f"their {config.align}")
         its_own = trials is mine  # (the fill below gives a copy where it fills some counts)
         pyro.set_rng_seed(config.seed)  # (the fill's draws, then the output's, each seeded)
         trials = fill_missing_counts(view.to(device), trials, mine, device, progress=progress)

@@ -1538,6 +1538,8 @@ def test_binned_new_trials_are_read_by_a_run_of_a_recording_as_a_binned_session_
     code, _, err = run_cli(["infer", run, "--samples", 2, "--data", binned, "--out",
                             tmp_path / "binned.nc"], monkeypatch, capsys)
     assert code == 0, err
+    assert "binned says nothing of where its bins lie: their time counts from 0 s, where the " \
+           "run's trials were cut from -0.2 s around their stim_on_time" in err
     inferred = xr.open_dataset(tmp_path / "binned.nc")
     assert inferred.sizes["trial"] == own.n_trials
     # named as the run's units they are read as, not 0..N-1 (ids the run's file may hold too)
