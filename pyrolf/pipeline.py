@@ -631,6 +631,8 @@ def diagnosed_folder(run_dir, session: str | None = None) -> Path:
 
 
 INFERRED, DYNAMICS, SPECTRUM = "inferred.nc", "dynamics.json", "spectrum.png"
+#: names of files that say they hold netCDF (netCDF-4 is HDF5)
+NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5")
 
 
 @keeps_caller_state
@@ -715,6 +717,9 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     named = given and session is not None  # the one file, named
     out = Path(out) if given else run.path / INFERRED
     _check_writable(out, run, given)
+    if out.suffix.lower() not in NETCDF_SUFFIXES:
+        note(f"--out {out} is written as netCDF (xarray.open_dataset reads it), whatever its "
+             "name says")
     with run.locked(reading=data is not None):  # (new trials: nothing written into it)
         flow, inferred = _infer(run.path, data, samples, device, progress, session,
                                 trials_where, fitted_on)

@@ -472,6 +472,18 @@ def test_a_read_only_run_folder_is_said_before_the_data_are_read(command, name, 
     assert {path.name: path.read_bytes() for path in run.iterdir() if path.is_file()} == before
 
 
+def test_an_out_file_named_as_no_netcdf_is_noted(small_run, tmp_path, monkeypatch, capsys):
+    run = shutil.copytree(small_run.path, tmp_path / "run")  # (infer writes dynamics.json)
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--out", tmp_path / "x.txt",
+                            "--quiet"], monkeypatch, capsys)
+    assert code == 0, err
+    assert f"note: --out {tmp_path / 'x.txt'} is written as netCDF" in err
+    assert xr.load_dataset(tmp_path / "x.txt").sizes["trial"] == small_run.data.n_trials
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--out", tmp_path / "x.nc",
+                            "--quiet"], monkeypatch, capsys)
+    assert code == 0 and "written as netCDF" not in err, err
+
+
 def test_a_read_only_copy_without_its_lock_file_infers_new_trials(small_run, tmp_path,
                                                                   monkeypatch, capsys):
     """A run folder copied without hidden files, read-only (an archive): infer of new trials
