@@ -212,11 +212,13 @@ def test_text_stored_as_bytes_is_text(session, tmp_path):
     # a spike-times file whose text was saved as bytes (from h5py, MATLAB)
     arrays = dict(np.load(write_spike_times_npz(tmp_path / "s.npz", session)))
     arrays["outcome"] = arrays["outcome"].astype("S16")
+    arrays["note"] = np.array([b"caf\xe9"] * len(arrays["outcome"]))  # (latin-1: no UTF-8)
     np.savez(tmp_path / "bytes.npz", **arrays)
     data = load(tmp_path / "bytes.npz", align="stim_on_time", window="-0.2,0.8",
                 condition="outcome", trials_where=["outcome!=correct"])
     assert list(data.extra["condition_values"]) == ["error"]
     assert data.extra["trial_table"]["outcome"].tolist() == ["error"] * data.n_trials
+    assert set(data.extra["trial_table"]["note"]) == {"caf\ufffd"}  # (was a traceback)
 
 
 def test_a_run_of_some_units_infers_another_file_by_their_ids(session, tmp_path, monkeypatch,

@@ -57,6 +57,12 @@ SPLIT_NAMES = ("train", "valid", "test")
 MAX_COUNT = 1000
 
 
+def decoded(value):
+    """``value`` as text where it is bytes (text saved by h5py, MATLAB, NWB converters: UTF-8,
+    a byte that is none, e.g. latin-1, as U+FFFD), else as it is."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 def fingerprint(path: str | Path) -> dict:
     """``{"bytes": size, "sha256": hex digest of the whole file}``: what says a file is the same."""
     with open(path, "rb") as handle:

@@ -18,7 +18,7 @@ from hdmf.common import VectorIndex
 from pynwb import NWBHDF5IO, TimeSeries
 from pynwb.ecephys import ElectricalSeries
 
-from pyrolf.data.files import _first_line
+from pyrolf.data.files import _first_line, decoded
 from pyrolf.data.recordings import FAR_SPAN, no_spikes
 from pyrolf.data.spikes import DataError, MissingBehavior
 from pyrolf.messages import few_ids, note
@@ -327,7 +327,7 @@ def _plain(values) -> np.ndarray:
     values = np.asarray(values)
     if values.dtype.kind in "biufU":
         return values
-    return np.array([value.decode() if isinstance(value, bytes)
+    return np.array([decoded(value) if isinstance(value, bytes)
                      else getattr(value, "name", value) for value in values.ravel()],
                     dtype=object).reshape(values.shape)
 

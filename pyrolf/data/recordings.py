@@ -85,7 +85,7 @@ import numpy as np
 
 from pyrolf.data import where
 from pyrolf.data.chop import chop
-from pyrolf.data.files import UNRECORDED_READ, check_file, heldout_and_splits
+from pyrolf.data.files import UNRECORDED_READ, check_file, decoded, heldout_and_splits
 from pyrolf.data.spikes import DataError, MissingBehavior, NoTrialsTable, SpikeData
 from pyrolf.memory import available_memory
 from pyrolf.messages import few_ids, note
@@ -845,7 +845,8 @@ class SpikeTimesFile:
     def trial_column(self, name: str) -> np.ndarray:
         """Column ``name`` ``(trials,)``, bytes (as h5py or MATLAB save text) decoded."""
         values = self._trials[name]
-        return np.char.decode(values, errors="replace") if values.dtype.kind == "S" else values
+        return np.array([decoded(value) for value in values]) if values.dtype.kind == "S" else (
+            values)
 
     def unit_column(self, name: str) -> np.ndarray:
         """``id``, the only column of units a spike-times file has: ``(units,)``."""

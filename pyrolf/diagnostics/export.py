@@ -28,6 +28,7 @@ import torch
 import xarray as xr
 
 from pyrolf.data.chop import merge
+from pyrolf.data.files import decoded
 from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.diagnostics.arviz_adapter import NETCDF_ENGINE
 from pyrolf.diagnostics.ppc import INTERVAL_PROB, predictive_interval, quantile_ranks
@@ -354,8 +355,7 @@ def table_column(values: np.ndarray) -> np.ndarray | None:
         return values / np.timedelta64(1, "s")
     if values.dtype.kind not in "OUSM" or any(np.ndim(value) for value in values):
         return None
-    return np.array(["" if value is None else value.decode(errors="replace")
-                     if isinstance(value, bytes) else str(value) for value in values])
+    return np.array(["" if value is None else str(decoded(value)) for value in values])
 
 
 def forward_coord(data: SpikeData) -> tuple:
