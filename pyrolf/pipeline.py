@@ -720,7 +720,8 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     if out.suffix.lower() not in NETCDF_SUFFIXES:
         note(f"--out {out} is written as netCDF (xarray.open_dataset reads it), whatever its "
              "name says")
-    with run.locked(reading=data is not None):  # (new trials: nothing written into it)
+    # new trials into a file elsewhere: nothing is written into the run folder
+    with run.locked(reading=given and data is not None and not _inside(out, run.path)):
         flow, inferred = _infer(run.path, data, samples, device, progress, session,
                                 trials_where, fitted_on)
         files = {name: out if name is None or named else
@@ -1011,6 +1012,11 @@ def _run_units(path: Path | None, runs: list[SpikeData], units_where: list[str])
         return []
     note_strangers(ids[~theirs], units_where)
     return [f"id={','.join(str(unit) for unit in ids[theirs])}"]
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies in ``folder``."""
+    return path.resolve().parent == folder.resolve()
 
 
 def _check_writable(path: Path, run: RunFolder, given: bool = True) -> None:

@@ -188,7 +188,7 @@ class RunFolder:
             raise RunError(f"cannot lock {self.path}: its {self.LOCK} is a folder; remove it and "
                            "try again") from None
         except OSError as error:
-            if not (reading and error.errno in (errno.EROFS, errno.EACCES)):
+            if not (reading and not self.has(self.LOCK) and not os.access(self.path, os.W_OK)):
                 raise RunError(f"cannot lock {self.path} ({error.strerror}); check that the "
                                "folder is writable") from None
         if handle is None:  # (read-only, read unlocked)

@@ -492,6 +492,7 @@ def test_a_read_only_copy_without_its_lock_file_infers_new_trials(small_run, tmp
     import errno
 
     run = shutil.copytree(small_run.path, tmp_path / "run", ignore=shutil.ignore_patterns(".*"))
+    run = run.resolve()
     assert not (run / ".lock").exists()
     new = tmp_path / "new.npz"
     np.savez(new, spikes=small_run.data.spikes.astype(int))
@@ -502,14 +503,24 @@ def test_a_read_only_copy_without_its_lock_file_infers_new_trials(small_run, tmp
             raise OSError(errno.EROFS, "Read-only file system", str(path))
         return opened(path, flags, *args)
 
+    accessed = os.access
+
+    def run_read_only(path, mode):  # (as not root)
+        return accessed(path, mode) and not (mode & os.W_OK and Path(path).resolve() == run)
+
     monkeypatch.setattr("pyrolf.runs.os.open", read_only)
+    monkeypatch.setattr("os.access", run_read_only)
     code, _, err = run_cli(["infer", run, "--samples", 2, "--data", new, "--out",
                             tmp_path / "new.nc"], monkeypatch, capsys)
     assert code == 0, err
     assert xr.load_dataset(tmp_path / "new.nc").sizes["trial"] == small_run.data.n_trials
+    # into the folder itself: nothing is read unlocked, the folder is said to be read-only
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--data", new], monkeypatch, capsys)
+    assert_one_line_error(code, err, f"the run folder {run}, where infer writes inferred.nc, is "
+                                     "not writable")
     code, _, err = run_cli(["evaluate", run, "--quiet"], monkeypatch, capsys)
-    assert_one_line_error(code, err, f"cannot lock {run} (Read-only file system); check that "
-                                     "the folder is writable")
+    assert_one_line_error(code, err, f"the run folder {run}, where evaluate writes metrics.json, "
+                                     "is not writable")
     assert not (run / ".lock").exists()
 
 
