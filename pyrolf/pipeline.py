@@ -717,6 +717,9 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     named = given and session is not None  # the one file, named
     out = Path(out) if given else run.path / INFERRED
     _check_writable(out, run, given)
+    if given and data is None and session is None:  # (the dynamics go into the run folder)
+        run.check_writable("infer", DYNAMICS, "infer into a copy of the run folder, or give "
+                           "--data or --session (which write no dynamics)")
     if out.suffix.lower() not in NETCDF_SUFFIXES:
         note(f"--out {out} is written as netCDF (xarray.open_dataset reads it), whatever its "
              "name says")

@@ -521,6 +521,12 @@ def test_a_read_only_copy_without_its_lock_file_infers_new_trials(small_run, tmp
     code, _, err = run_cli(["evaluate", run, "--quiet"], monkeypatch, capsys)
     assert_one_line_error(code, err, f"the run folder {run}, where evaluate writes metrics.json, "
                                      "is not writable")
+    # its own trials to --out elsewhere: the dynamics would go into it, said before any work
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--out", tmp_path / "own.nc"],
+                           monkeypatch, capsys)
+    assert_one_line_error(code, err, f"the run folder {run}, where infer writes dynamics.json, "
+                                     "is not writable; infer into a copy of the run folder")
+    assert not (tmp_path / "own.nc").exists()
     assert not (run / ".lock").exists()
 
 
