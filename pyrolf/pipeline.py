@@ -23,7 +23,7 @@ from pyrolf.data.recordings import note_overlapping, open_source, recording_form
 from pyrolf.data.sessions import (BIN_TOLERANCE, Sessions, check_session, gather_sessions,
                                   session_list, shared_bin_size)
 from pyrolf.data.spikes import DataError, MissingBehavior, NoTrialsTable
-from pyrolf.diagnostics.layout import data_layout, layout_data
+from pyrolf.diagnostics.layout import LAYOUT_FORMAT, data_layout, layout_data
 from pyrolf.evaluation.collapse import collapse_finding, collapse_warning
 from pyrolf.evaluation.report import INTERVAL_SAMPLES, evaluate, model_rates, prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged, TrainState, steps_per_epoch
@@ -94,7 +94,7 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
         return _train(Trainer(flow, data, config), None, progress)
     fitted = fitted_record(data, flow)
     with RunFolder.create(run_dir, config, fitted) as run:
-        run.save(RunFolder.LAYOUT, data_layout(data, fitted["data"]["sha256"]))
+        run.save(RunFolder.LAYOUT, data_layout(data, fitted["data"]))
         prepare_scoring(data, run.path / RunFolder.TARGETS)
         return _train(Trainer(flow, data, config), run, progress)
 
@@ -307,7 +307,7 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
     _add_roles(run, fingerprint)
     layout, wrong = _layout(run)
     if layout is None:  # (a run fitted before pyrolf kept it, or one of no use: said)
-        run.save(RunFolder.LAYOUT, data_layout(data, fingerprint["sha256"]))
+        run.save(RunFolder.LAYOUT, data_layout(data, fingerprint))
         if wrong:
             note(f"{wrong}: written again")
     _load_weights(flow, checkpoint["flow"], run, RunFolder.CHECKPOINT)
@@ -723,10 +723,10 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     if out.suffix.lower() not in NETCDF_SUFFIXES:
         note(f"--out {out} is written as netCDF (xarray.open_dataset reads it), whatever its "
              "name says")
-    # new trials into a file elsewhere: nothing is written into the run folder
+    # new trials into a file elsewhere: nothing need be written into the run folder
     with run.locked(reading=given and data is not None and not _inside(out, run.path)):
         flow, inferred = _infer(run.path, data, samples, device, progress, session,
-                                trials_where, fitted_on)
+                                trials_where, fitted_on, mend=os.access(run.path, os.W_OK))
         files = {name: out if name is None or named else
                  out.with_name(f"{out.stem}-{name}{out.suffix}") for name in inferred}
         _, first = next(iter(inferred.values()))
@@ -755,9 +755,11 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
 
 def _infer(run, data, samples: int, device: str | None, progress: bool,
            session: str | None = None, trials_where: list[str] | None = None,
-           fitted_on: SpikeData | Sessions | None = None):
+           fitted_on: SpikeData | Sessions | None = None, mend: bool = False):
     """The flow and, per session inferred, the inferred trials laid out on its neurons and the
-    Dataset of :func:`infer` (one entry, named ``None``, for a run of one session)."""
+    Dataset of :func:`infer` (one entry, named ``None``, for a run of one session). ``mend``:
+    the run folder is writable and locked (:meth:`RunFolder.locked` locks a writable one), so a
+    ``layout.pt`` of no use is written again."""
     from pyrolf.diagnostics.export import infer_trials, new_trials
     from pyrolf.diagnostics.missing import fill_missing_counts
     from pyrolf.diagnostics.report import check_samples
@@ -779,6 +781,10 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     if isinstance(data, SpikeData):
         loaded = check_trials(data, f"the data ({data.name})")
     files = {}  # the files of the run's own sessions, by name, where its config names them
+    new = _other_than_own(data, config, trials_where)
+    # what the run folder keeps to lay new trials out by (where its data would be read)
+    layout, wrong = (_layout(RunFolder(run)) if new and fitted_on is None
+                     and not isinstance(run, FitResult) else (None, None))
     if isinstance(run, FitResult):
         flow, config, own = run.flow, run.config, run.data
         record = {key: run.metrics[key] for key in WEIGHTS_RECORD}
@@ -788,20 +794,24 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     elif loaded is not None and _fitted_on(RunFolder.open(run), loaded):  # (the same, as data)
         flow, config, own, record = _load_run(run, loaded)
         loaded = None
-    elif _other_than_own(data, config, trials_where) and (
-            layout := _usable_layout(RunFolder(run))) is not None:
+    elif layout is not None:
         # laid out by what the run keeps of its data: the file it was fitted on is not read
         flow, config, own, record = _load_run(run, layout, layout=True)
         files = session_files(config)
     else:
+        if wrong:
+            note(f"{wrong}; the run's own data are read in its place"
+                 + (", and it is written again from them" if mend else ""))
         # the run's own data; where others are inferred, what the fit said of them is not said
         with notes_kept_back() if data is not None else nullcontext():
             flow, config, own, record = _load_run(run)
         files = session_files(config)
+        if wrong and mend:
+            RunFolder(run).save(RunFolder.LAYOUT,
+                                data_layout(own, spikes_fingerprint(session_list(own))))
     views = _session_views(flow, own, session, required=data is not None)
     _check_session_file(data, session, files, run)
-    if isinstance(data, str) and not (data == config.data and isinstance(own, SpikeData)
-                                      and trials_where is None):
+    if isinstance(data, str) and (new or not isinstance(own, SpikeData)):
         if trials_where is not None:
             config = config.replace(trials_where=trials_where)
         loaded = _new_data(config, data, [mine for _, mine in views.values()],
@@ -840,30 +850,23 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
 
 def _layout(run: RunFolder) -> tuple[SpikeData | Sessions | None, str | None]:
     """The run's :func:`~pyrolf.diagnostics.layout.layout_data`, from its ``layout.pt``, and
-    ``None``; or ``None`` and, where it has one that cannot be read or is of other data than the
-    run was fitted on, what is wrong with it."""
+    ``None``; or ``None`` and, where it has one that cannot be read, is of an older pyrolf or
+    of other data (counts, held-out flags, splits) than the run was fitted on, what is wrong
+    with it."""
     if not run.has(RunFolder.LAYOUT):
         return None, None
     path = run.path / RunFolder.LAYOUT
     try:
         kept = run.load(RunFolder.LAYOUT)
+        if kept.get("format") != LAYOUT_FORMAT:
+            return None, f"{path} is of another version of pyrolf"
         layout = layout_data(kept)
     except (RunError, KeyError, TypeError, AttributeError, ValueError):
         return None, f"{path} cannot be read (damaged?)"
-    fitted = run.read_json(RunFolder.FITTED)["data"] if run.has(RunFolder.FITTED) else {}
-    if kept.get("counts") != fitted.get("sha256", kept.get("counts")):
+    if run.has(RunFolder.FITTED) and not same_data(run.read_json(RunFolder.FITTED)["data"],
+                                                    kept["fitted"]):
         return None, f"{path} is of other data than {run.path} was fitted on"
     return layout, None
-
-
-def _usable_layout(run: RunFolder) -> SpikeData | Sessions | None:
-    """The :func:`_layout` of ``run`` that new trials are laid out by, or ``None``; where it has
-    one of no use, a note says so, and that its own data are read in its place."""
-    layout, wrong = _layout(run)
-    if wrong:
-        note(f"{wrong}; the run's own data are read in its place (`pyrolf fit --resume "
-             f"{run.path}` writes it again, from them)")
-    return layout
 
 
 def _other_than_own(data, config: Config, trials_where: list[str] | None) -> bool:
@@ -881,8 +884,8 @@ def _same_bins(trials: SpikeData | None, run: SpikeData) -> SpikeData | None:
     if trials is None or run.bin_size is None:
         return trials
     if trials.bin_size is None:
-        note(f"{trials.name} says no bin size (a spike file's bin_size_s): its bins are taken to "
-             f"be the run's, {run.bin_size * 1000:g} ms")
+        note(f"{trials.name} says no bin size (a spike file's bin_size_s, a SpikeData's "
+             f"bin_size): its bins are taken to be the run's, {run.bin_size * 1000:g} ms")
         return dataclasses.replace(trials, bin_size=run.bin_size)
     if not math.isclose(trials.bin_size, run.bin_size, rel_tol=BIN_TOLERANCE):
         raise DataError(f"the trials of {trials.name} are in {trials.bin_size * 1000:g} ms bins, "
@@ -945,16 +948,15 @@ def _new_data(config: Config, data: str, runs: list[SpikeData], chosen: bool = F
     are the caller's, not the run's (errors they cause are not said to be the run's).
 
     Raises:
-        DataError: a named data set (NLB, Lorenz) given to a run of other data, the trials no
-            longer than the
-            run's forward bins, or as
-            :func:`~pyrolf.data.load_config_data`, the message of a recording's saying that the
-            run's settings were used."""
+        DataError: a named data set (NLB, Lorenz) other than the run's, a recording given to a
+            run binned in fractions of a ms, trials no longer than the run's forward bins, or
+            as :func:`~pyrolf.data.load_config_data`, the message of a recording's saying that
+            the run's settings were used."""
     # the run's held-out neurons apply to new trials (its units picked by id, not by the
     # Units-table conditions that chose them, which another day's labels may not meet), and its
     # NLB settings only to NLB data
     named = (*DANDISETS, "lorenz")
-    if data in named and config.data not in named:
+    if data in named and data != config.data:
         what = "the embedded Lorenz benchmark" if data == "lorenz" else "an NLB dataset"
         raise DataError(f"{data} is {what}, but the run was fitted on {config.data}: the "
                         f"neurons of {data} are not the run's; give trials of the run's own units")
@@ -970,8 +972,13 @@ def _new_data(config: Config, data: str, runs: list[SpikeData], chosen: bool = F
             window=config.window or (",".join(repr(float(edge)) for edge in windows[0])
                                      if windows else None))
         bins = {round(run.bin_size * 1000, 6) for run in runs if run.bin_size}
-        if config.bin_size_ms is None and len(bins) == 1 and (ms := bins.pop()).is_integer():
-            as_run = as_run.replace(bin_size_ms=int(ms))  # (a run of binned data: its bins)
+        if config.bin_size_ms is None and len(bins) == 1:  # (a run of binned data: its bins)
+            ms = bins.pop()
+            if not ms.is_integer():
+                raise DataError(f"the run's bins are {ms:g} ms, and pyrolf bins recordings in "
+                                f"whole ms; bin {data} at {ms:g} ms yourself and give it as a "
+                                "spike file with bin_size_s")
+            as_run = as_run.replace(bin_size_ms=int(ms))
     try:
         try:
             loaded = load_config_data(as_run)

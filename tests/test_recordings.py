@@ -1580,8 +1580,8 @@ def test_binned_new_trials_are_read_by_a_run_of_a_recording_as_a_binned_session_
     code, _, err = run_cli(["infer", run, "--samples", 2, "--data", binned, "--out",
                             tmp_path / "nobin.nc"], monkeypatch, capsys)
     assert code == 0, err
-    assert "binned says no bin size (a spike file's bin_size_s): its bins are taken to be the " \
-           "run's, 10 ms" in err
+    assert "binned says no bin size (a spike file's bin_size_s, a SpikeData's bin_size): its " \
+           "bins are taken to be the run's, 10 ms" in err
     assert xr.open_dataset(tmp_path / "nobin.nc").attrs["bin_size_s"] == 0.01
     # a recording given to a run of binned counts is cut into the run's bins, not the default
     coarse = load(files["nwb"], align="stim_on_time", window="-0.2,0.8", bin_size_ms=20)
@@ -1593,6 +1593,19 @@ def test_binned_new_trials_are_read_by_a_run_of_a_recording_as_a_binned_session_
                             "--out", tmp_path / "coarse.nc"], monkeypatch, capsys)
     assert code == 0, err  # (was: the trials of session are in 10 ms bins ... bin them at 20 ms)
     assert xr.open_dataset(tmp_path / "coarse.nc").attrs["bin_size_s"] == 0.02
+    np.savez(tmp_path / "coarse.npz", spikes=coarse.spikes.astype(int), bin_size_s=1 / 60)
+    code, _, err = run_cli(["fit", "--data", tmp_path / "coarse.npz", "--out", tmp_path / "odd",
+                            *TINY], monkeypatch, capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["infer", tmp_path / "odd", "--data", files["nwb"], "--out",
+                            tmp_path / "odd.nc"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "the run's bins are 16.6667 ms, and pyrolf bins recordings "
+                                     "in whole ms")
+    # a named data set given to a run of a spike file
+    code, _, err = run_cli(["infer", tmp_path / "odd", "--data", "lorenz", "--out",
+                            tmp_path / "odd.nc"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "lorenz is the embedded Lorenz benchmark, but the run was "
+                                     "fitted on")
     code, _, err = run_cli(["infer", run, "--data", files["nwb"], "--trials-where",
                             "outcome=nope", "--out", tmp_path / "no.nc"], monkeypatch, capsys)
     assert_one_line_error(code, err, "--trials-where outcome=nope keeps no trial")
@@ -1612,7 +1625,9 @@ def test_new_trials_are_inferred_from_the_run_folder_alone(files, tmp_path, monk
                            capsys)
     assert code == 0, err
     day = simulate_recording(n_trials=30, n_units=40, seed=5)
-    kept = np.arange(1, 40)  # unit 100 lost: filled or, held out, predicted
+    fitted = load(own, align="stim_on_time", window="-0.2,0.8")
+    lost = fitted.extra["unit_ids"][~fitted.heldout][0]  # a held-in unit: filled from the means
+    kept = np.flatnonzero(day.unit_ids != lost)
     day2 = write_recording_nwb(tmp_path / "day2.nwb", dataclasses.replace(
         day, spike_times=[day.spike_times[unit] for unit in kept], unit_ids=day.unit_ids[kept]))
 
@@ -1623,7 +1638,8 @@ def test_new_trials_are_inferred_from_the_run_folder_alone(files, tmp_path, monk
         return xr.load_dataset(tmp_path / name)
 
     alone = inferred("alone.nc")
-    assert not alone.in_data.sel(neuron=100) and alone.in_data.sum() == 39
+    assert not alone.in_data.sel(neuron=lost) and not alone.heldout.sel(neuron=lost)
+    assert alone.in_data.sum() == 39 and "recorded" in alone  # (its counts filled)
     layout = run / "layout.pt"
     kept_bytes = layout.read_bytes()
     layout.unlink()  # a run fitted before pyrolf kept it: its data are read
@@ -1686,22 +1702,32 @@ def test_a_layout_that_cannot_be_read_or_is_another_run_s_is_noted_and_the_data_
     kept = layout.read_bytes()
     for damaged, said in ((kept[:100], "cannot be read (damaged?)"),
                           (b"not a pickle", "cannot be read (damaged?)"),
-                          (None, "is of other data than")):
+                          (None, "is of other data than")):  # (other held-out flags or splits)
         if damaged is None:  # another run's
             from pyrolf.runs import RunFolder
 
             layout.write_bytes(kept)
             other = RunFolder(run).load("layout.pt")
-            RunFolder(run).save("layout.pt", {**other, "counts": "0" * 64})
+            RunFolder(run).save("layout.pt", {**other, "fitted": {**other["fitted"],
+                                                                  "roles": "0" * 64}})
         else:
             layout.write_bytes(damaged)
         code, _, err = run_cli([*args, tmp_path / "read.nc"], monkeypatch, capsys)
         assert code == 0, err
-        assert f"note: {layout} {said}" in err and "own data are read in its place" in err
+        assert f"note: {layout} {said}" in err
+        assert "own data are read in its place, and it is written again from them" in err
         xr.testing.assert_identical(xr.load_dataset(tmp_path / "read.nc"),
                                     xr.load_dataset(tmp_path / "kept.nc"))
-    # as the note says, a resume writes it again
+        assert layout.read_bytes() == kept  # (written again, as the note says)
+    # an older pyrolf's (keeping less): of no use, said so
+    from pyrolf.runs import RunFolder
+
+    RunFolder(run).save("layout.pt", {**RunFolder(run).load("layout.pt"), "format": 0})
+    code, _, err = run_cli([*args, tmp_path / "read.nc"], monkeypatch, capsys)
+    assert code == 0 and f"note: {layout} is of another version of pyrolf" in err, err
+    assert layout.read_bytes() == kept
+    # a resume writes it again too
+    layout.write_bytes(b"junk")
     code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
-    assert code == 0 and f"note: {layout} is of other data than {run} was fitted on: written " \
-        "again" in err, err
+    assert code == 0 and f"note: {layout} cannot be read (damaged?): written again" in err, err
     assert layout.read_bytes() == kept

@@ -17,34 +17,48 @@ import numpy as np
 
 from pyrolf.data.sessions import Sessions
 from pyrolf.data.spikes import SpikeData
-from pyrolf.evaluation.metrics import recorded_mean
+from pyrolf.diagnostics.missing import training_means
 
 #: what of a session's ``extra`` new trials are laid out by
 KEPT_EXTRA = ("unit_ids", "unit_table", "unit_descriptions", "window")
+#: what a layout holds; one of another format (an older pyrolf's, keeping less) is of no use
+LAYOUT_FORMAT = 1
 
 
-def data_layout(data: SpikeData | Sessions, counts: str) -> dict:
+def data_layout(data: SpikeData | Sessions, fitted: dict) -> dict:
     """What :func:`layout_data` needs of ``data`` (a run's data, one session or several), as
-    plain arrays: ``{"sessions": {name: {"heldout", "bin_size", "train_mean" (observed bins,
-    neurons) float32, NaN for a bin no training trial recorded, "extra"}}, "several": bool,
-    "counts": counts}``; ``counts``: the SHA-256 of the data's counts
-    (:func:`~pyrolf.data.files.spikes_fingerprint`), which says whose layout it is."""
+    plain arrays: ``{"format": LAYOUT_FORMAT, "fitted": fitted, "several": bool, "sessions":
+    {name: {"heldout": (neurons,) bool, "bin_size": seconds or None, "train_means":
+    (observed bins, neurons) float64 (:func:`~pyrolf.diagnostics.missing.training_means`),
+    "extra": the session's KEPT_EXTRA}}}``; ``fitted``: the data's
+    :func:`~pyrolf.data.files.spikes_fingerprint`, which says whose layout it is."""
     several = isinstance(data, Sessions)
-    return {"several": several, "counts": counts,
+    return {"format": LAYOUT_FORMAT, "fitted": fitted, "several": several,
             "sessions": {name: {
                 "heldout": own.heldout.copy(), "bin_size": own.bin_size,
-                "train_mean": recorded_mean(own.spikes[own.splits["train"], :own.n_observed],
-                                            axis=0).astype(np.float32),
+                "train_means": training_means(own),
                 "extra": {key: own.extra[key] for key in KEPT_EXTRA if key in own.extra}}
                 for name, own in (data.sessions.items() if several else [(data.name, data)])}}
 
 
 def layout_data(layout: dict) -> SpikeData | Sessions:
     """The data of :func:`data_layout`'s ``layout``: each session one training pseudo-trial
-    ``(1, observed bins, neurons)``, its training means, with the session's neurons, bin size
-    and kept ``extra``."""
-    sessions = {name: SpikeData(spikes=kept["train_mean"][None], heldout=kept["heldout"],
+    ``(1, observed bins, neurons)``, its training means (so that
+    :func:`~pyrolf.diagnostics.missing.training_means` of it gives them back exactly), with the
+    session's neurons, bin size and kept ``extra``.
+
+    Raises:
+        ValueError: a layout of another format, of no session, or whose flags and means do not
+            agree (a damaged file).
+    """
+    if layout.get("format") != LAYOUT_FORMAT:
+        raise ValueError(f"layout format {layout.get('format')}, not {LAYOUT_FORMAT}")
+    sessions = {name: SpikeData(spikes=np.asarray(kept["train_means"])[None],
+                                heldout=np.asarray(kept["heldout"], dtype=bool),
                                 splits={"train": np.array([0])}, name=name,
                                 bin_size=kept["bin_size"], extra=dict(kept["extra"]))
                 for name, kept in layout["sessions"].items()}
+    if not sessions or any(own.spikes.ndim != 3 or own.heldout.shape != (own.n_neurons,)
+                           for own in sessions.values()):
+        raise ValueError("a layout of no session, or of flags and means that do not agree")
     return Sessions(sessions) if layout["several"] else next(iter(sessions.values()))

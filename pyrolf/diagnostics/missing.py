@@ -29,6 +29,13 @@ PASS_SAMPLES = 20
 LEAST_HELD_IN = 0.5
 
 
+def training_means(run: SpikeData) -> np.ndarray:
+    """Each neuron's mean count per bin over the training trials of ``run`` (a run's data),
+    ``(observed bins, neurons)`` float64, NaN for a bin no training trial recorded: where the
+    fill of a count starts (:func:`fill_missing_counts`)."""
+    return recorded_mean(run.spikes[run.splits["train"], :run.n_observed], axis=0)
+
+
 def fill_missing_counts(flow, trials: SpikeData, run: SpikeData, device: str = "cpu",
                         passes: int = PASSES, samples: int = PASS_SAMPLES,
                         only: np.ndarray | None = None, progress: bool = False) -> SpikeData:
@@ -56,7 +63,7 @@ def fill_missing_counts(flow, trials: SpikeData, run: SpikeData, device: str = "
     spikes = trials.spikes.astype(np.float32)  # (a copy)
     # each unit's mean count per bin over the run's train trials, (time, neurons); a bin no train
     # trial recorded: the unit's mean over the others
-    start = recorded_mean(run.spikes[run.splits["train"], :run.n_observed], axis=0)
+    start = training_means(run)
     start = np.where(np.isnan(start), recorded_mean(start, axis=0), start)
     start = np.nan_to_num(start)[:min(observed, len(start))]
     start = np.concatenate([start, np.broadcast_to(start.mean(axis=0), (observed - len(start),

@@ -28,8 +28,8 @@ COLLAPSE_SHARE = 0.25
 SIGNAL_CO_BPS = 0.02
 #: KL per bin (all dimensions) below which the posterior has fallen back to the prior
 COLLAPSE_KL_PER_BIN = 0.05
-#: held-out bits per spike below which a fit's rates predict worse than each neuron's mean rate
-#: (co-bps 0) by more than noise: latents that mislead, whatever the data hold
+#: held-out bits per spike by which a fit's rates score below each neuron's mean rate (co-bps
+#: 0) and the smoothing baseline, both, that is more than noise: latents that mislead
 MISLEADING_CO_BPS = -0.05
 #: what :func:`collapse_finding` says of rates below :data:`MISLEADING_CO_BPS`
 MISLEADING = "the rates predict the held-out spikes worse than each neuron's mean rate"
@@ -90,23 +90,26 @@ def collapse_finding(valid_co_bps: float | None, smoothing_co_bps: float | None,
                      scored: str = "best validation co-bps") -> str | None:
     """Why a fit's latents carry (almost) no information, or ``None`` when they do.
 
-    Collapsed: the smoothing baseline scores above :data:`SIGNAL_CO_BPS` on the same data while
-    the best validation co-bps (or what ``scored`` names) is at most :data:`COLLAPSE_CO_BPS` or
-    :data:`COLLAPSE_SHARE` of the baseline's; or that co-bps is below :data:`MISLEADING_CO_BPS`,
-    whatever the baseline scores; or the KL per bin at the fit's last validation is below
+    Collapsed: the best validation co-bps (or what ``scored`` names) is more than
+    ``-MISLEADING_CO_BPS`` below both 0 and the smoothing baseline's (rates worse than each
+    neuron's mean rate, beyond what a few held-out spikes score of rates right: the baseline
+    scores alike then); or the baseline scores above :data:`SIGNAL_CO_BPS` on the same data
+    while that co-bps is at most :data:`COLLAPSE_CO_BPS` or :data:`COLLAPSE_SHARE` of the
+    baseline's; or the KL per bin at the fit's last validation is below
     :data:`COLLAPSE_KL_PER_BIN` (the posterior ends at the prior; early in a fit, before
     the guide has learned anything, its KL is larger). The text gives the KL per bin where it
     is known, for the user to judge (latents that predict nothing, a KL far from 0: a posterior
     that ignores the data in other ways, or a fit not trained enough).
     """
     seen = []
-    if (valid_co_bps is not None and smoothing_co_bps is not None
+    if valid_co_bps is not None and valid_co_bps < min(
+            0.0, smoothing_co_bps if smoothing_co_bps is not None else 0.0) + MISLEADING_CO_BPS:
+        seen.append(f"{scored} {valid_co_bps:.4f}: {MISLEADING}")
+    elif (valid_co_bps is not None and smoothing_co_bps is not None
             and smoothing_co_bps > SIGNAL_CO_BPS
             and valid_co_bps <= max(COLLAPSE_CO_BPS, COLLAPSE_SHARE * smoothing_co_bps)):
         seen.append(f"{scored} {valid_co_bps:.4f} while the smoothing baseline scores "
                     f"{smoothing_co_bps:.4f}")
-    elif valid_co_bps is not None and valid_co_bps < MISLEADING_CO_BPS:
-        seen.append(f"{scored} {valid_co_bps:.4f}: {MISLEADING}")
     if final_kl_per_bin is not None and final_kl_per_bin < COLLAPSE_KL_PER_BIN:
         seen.append(f"the KL of the posterior from the prior ended at {final_kl_per_bin:.4f} nats "
                     f"per bin, below {COLLAPSE_KL_PER_BIN}: {AT_PRIOR}")
