@@ -146,7 +146,7 @@ def diagnose(run_dir, samples, trials, session, device, quiet):
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--data", default=None,
               help="The trials to infer: a .h5/.npz spike file, an .nwb or spike-times .npz "
-                   "recording (cut with the run's options) or an NLB dataset name, holding "
+                   "recording (cut with the run's options) or the run's NLB dataset name, holding "
                    "the run's neurons in its order (all of them, or only the held-in ones; a "
                    "recording's by unit id, a lost held-in one filled). Default: the run's own "
                    "data, every split.")

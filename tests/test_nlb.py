@@ -233,16 +233,12 @@ def test_infer_names_nlb_trials_units_and_times(data_dir, tmp_path, monkeypatch,
                                _targets(data)["mc_maze_20"]["eval_behavior"], rtol=1e-6)
     assert np.isfinite(behavior[:, observed]).all()
     assert np.isnan(behavior[:, data.n_observed:]).all()
-    # another NLB set with as many neurons (the generated ones all have 16): its own trials
+    # another NLB set, though with as many neurons (the generated ones all have 16): another
+    # monkey's neurons, not the run's (a review)
     code, _, err = run_cli(["infer", run, "--data", "mc_rtt", "--samples", "2",
                             "--out", tmp_path / "rtt.nc"], monkeypatch, capsys)
-    assert code == 0, err
-    rtt = load_data("mc_rtt", data_dir=data_dir)
-    other = xr.open_dataset(tmp_path / "rtt.nc")
-    np.testing.assert_array_equal(other["trial"], rtt.extra["nlb"].trial_ids)
-    assert other.sizes["time"] == rtt.n_bins and set(other["split"].values) == {
-        "train", "valid", "eval"}
-    assert "finger_vel" in other["behavior"].attrs["long_name"]
+    assert_one_line_error(code, err, "mc_rtt is an NLB dataset, but the run was fitted on "
+                                     "mc_maze: the neurons of mc_rtt are not the run's")
 
 
 def test_test_phase_trains_on_train_and_val_and_predicts_test(data_dir, tmp_path, monkeypatch,
@@ -268,7 +264,9 @@ def test_test_phase_trains_on_train_and_val_and_predicts_test(data_dir, tmp_path
     best = max(baseline["valid_co_bps"].values())
     assert metrics["smoothing_valid_co_bps"] == pytest.approx(best)
     assert metrics["smoothing_valid_co_bps"] > 0.02 and metrics["valid_co_bps"] < 0.01
-    assert metrics["collapsed"] and "smoothing baseline" in metrics["collapse"]
+    assert metrics["collapsed"] and ("smoothing baseline" in metrics["collapse"]
+                                     or "worse than each neuron's mean rate" in metrics[
+                                         "collapse"])  # (one epoch: below the mean rates too)
 
 
 def test_nan_warnings_are_dropped_for_the_test_file_only(caplog):
