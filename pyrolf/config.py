@@ -11,7 +11,7 @@ import os
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 
-from pyrolf.data import data_file, where
+from pyrolf.data import data_file, named_data, where
 from pyrolf.data.dandi import DANDISETS
 from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS, UNIT_OPTIONS
 from pyrolf.names import (BOUNDED_BELOW, GUIDE_NAMES, INTEGRATORS, POTENTIAL_NAMES, PRIORS,
@@ -172,8 +172,8 @@ class Config:
 
     def own_data(self) -> bool:
         """Whether ``data`` names a file (a recording or a spike file), not the Lorenz data or
-        an NLB dataset, whose bins are fixed."""
-        return self.data != "lorenz" and self.data not in DANDISETS
+        an NLB dataset, whose bins are fixed (:func:`named_data`)."""
+        return not named_data(self.data)
 
     def bin_ms(self) -> int:
         """The bin width in ms: ``bin_size_ms``, else 10 for own recordings and 20 for NLB (the
@@ -238,7 +238,7 @@ class Config:
             return
         every = [self.data, *self.sessions]
         for name in every:
-            if name == "lorenz" or name in DANDISETS:
+            if named_data(name):
                 raise ConfigError(f"sessions are own recordings or spike files; {name!r} is not "
                                   "one: fit it on its own")
         files = [os.path.realpath(os.path.expanduser(name)) for name in every]  # links followed
@@ -287,6 +287,8 @@ class Config:
 
 #: the settings that hold conditions on a table's rows (pyrolf/data/where.py)
 WHERE = ("trials_where", "units_where")
+
+
 #: the settings that only NLB datasets take
 NLB_OPTIONS = ("phase", "targets", "data_dir")
 

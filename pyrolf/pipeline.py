@@ -17,7 +17,7 @@ import torch
 from pyrolf.caller_state import keeps_caller_state
 from pyrolf.config import NLB_OPTIONS, Config, ConfigError
 from pyrolf.data import (CUTTING, DANDISETS, TRIAL_OPTIONS, SpikeData, data_file,
-                         hold_forward_bins, load_config_data, session_files)
+                         hold_forward_bins, load_config_data, named_data, session_files)
 from pyrolf.data.files import check_data, check_trials, same_data, spikes_fingerprint
 from pyrolf.data.recordings import note_overlapping, open_source, recording_format
 from pyrolf.data.sessions import (BIN_TOLERANCE, Sessions, check_session, gather_sessions,
@@ -955,8 +955,7 @@ def _new_data(config: Config, data: str, runs: list[SpikeData], chosen: bool = F
     # the run's held-out neurons apply to new trials (its units picked by id, not by the
     # Units-table conditions that chose them, which another day's labels may not meet), and its
     # NLB settings only to NLB data
-    named = (*DANDISETS, "lorenz")
-    if data in named and data != config.data:
+    if named_data(data) and data != config.data:
         what = "the embedded Lorenz benchmark" if data == "lorenz" else "an NLB dataset"
         raise DataError(f"{data} is {what}, but the run was fitted on {config.data}: the "
                         f"neurons of {data} are not the run's; give trials of the run's own units")

@@ -34,11 +34,16 @@ def load_data(name: str, seed: int = 0, data_dir=None, bin_size_ms: int | None =
         targets=None if targets is None else str(targets)))
 
 
+def named_data(name: str | None) -> bool:
+    """Whether the ``data`` entry ``name`` names a data set pyrolf knows by name (the embedded
+    Lorenz data or an NLB dataset), not a file."""
+    return name == "lorenz" or name in DANDISETS
+
+
 def data_file(name: str) -> Path | None:
     """The file the ``data`` entry ``name`` names, a spike file or a recording (it has the
-    extension of one, or something of that name exists); ``None`` for ``"lorenz"`` and NLB
-    dataset names."""
-    if name == "lorenz" or name in DANDISETS:
+    extension of one, or something of that name exists); ``None`` for a :func:`named_data`."""
+    if named_data(name):
         return None
     path = Path(name)
     return path if path.suffix.lower() in FILE_SUFFIXES or path.exists() else None
@@ -131,5 +136,5 @@ def _source_data(config) -> SpikeData:
 __getattr__, __dir__ = lazy_names(globals(), {"nlb": ("load_nlb",)})
 
 
-__all__ = ["DANDISETS", "DataError", "Sessions", "SpikeData", "event_locked_dataset", "data_file", "hold_forward_bins", "load_config_data", "load_data", "load_nlb", "load_recording", "load_spike_file", "lorenz_dataset",
+__all__ = ["DANDISETS", "DataError", "Sessions", "SpikeData", "event_locked_dataset", "data_file", "hold_forward_bins", "load_config_data", "load_data", "load_nlb", "load_recording", "load_spike_file", "lorenz_dataset", "named_data",
            "save_spike_file", "session_files"]
