@@ -1315,6 +1315,16 @@ def test_sparse_units_in_trials_of_a_long_recording_are_not_said_to_be_in_anothe
                                         r"the trial times in one time base, in seconds\? If they "
                                         r"are, keep the units that fire \(--units-where\)$"):
         load(tmp_path / "long.npz", align="start_time")
+    # no unit fires in any trial kept (each spike falls between two): keeping the units that
+    # fire would keep none, so that advice is left out
+    between = [np.sort(generator.choice(7200, 144, replace=False) + 0.9) for _ in range(5)]
+    np.savez(tmp_path / "between.npz", spike_times=np.concatenate(between),
+             unit_ids=np.repeat(np.arange(5), 144), trial_start=starts, trial_stop=starts + 0.8)
+    with pytest.raises(DataError, match=r"between.npz: its units fire 0 spikes/s on average in "
+                                        r"the trials kept \(0 spikes in 100 trials\), too few to "
+                                        r"fit: the spikes lie from .* s; are the spike times and "
+                                        r"the trial times in one time base, in seconds\?$"):
+        load(tmp_path / "between.npz", align="start_time")
 
 
 def test_windows_of_scored_trials_that_overlap_a_training_trial_s_are_noted(session, files,

@@ -208,7 +208,8 @@ def _check_rate(source, units: np.ndarray, spikes: np.ndarray, opens: np.ndarray
     said = (f"{source.path.name}: its units fire {rate:.3g} spikes/s on average in the {what} "
             f"kept ({total} spike{'s' if total != 1 else ''} in {spikes.shape[0]} {what}), too "
             "few to fit")
-    keep = " If they are, keep the units that fire (--units-where)"
+    # (where no unit fires in them, keeping the units that fire keeps none)
+    keep = " If they are, keep the units that fire (--units-where)" if total else ""
     if not among_spikes or unsure:
         times = "trial times" if what == "trials" else "obs_intervals"  # (windows: of them)
         raise DataError(f"{said}: the spikes lie from {first:g} to {last:g} s, the {what} from "
