@@ -25,7 +25,8 @@ from pyrolf.diagnostics.arviz_adapter import (ARVIZ_1, group_names, inference_da
                                               with_coords, write_netcdf)
 from pyrolf.diagnostics import report as diagnostics_report
 from pyrolf.diagnostics.ppc import ppc_summary, predictive_interval, quantile_ranks
-from pyrolf.inference.svi import encoder_inputs
+from pyrolf.inference.svi import encoder_inputs, evaluating
+from pyrolf.models.langevinflow import MAX_LOG_RATE
 from pyrolf.pipeline import diagnose_run
 
 from test_cli import assert_one_line_error, run_cli
@@ -79,6 +80,27 @@ def test_diagnose_writes_arviz_data_json_and_figures(run, monkeypatch, capsys):
     assert dict(idata["log_likelihood"]["spikes"].sizes) == {
         "chain": 1, "draw": SAMPLES, "trial": n_trials}
     assert idata["posterior"]["z"]["trial"].values.tolist() == test.tolist()
+    # each draw's rates are what its own latents decode to (the run's best weights), in spikes
+    # per bin: the means of that draw's predicted counts
+    rates = idata["posterior"]["rates"]
+    assert dict(rates.sizes) == {"chain": 1, "draw": SAMPLES, "trial": n_trials,
+                                 "time": n_bins, "neuron": n_neurons}
+    assert rates.dtype == np.float32 and rates.attrs["units"] == "spikes/bin"
+    flow = pyrolf.load_run(run.path)[0]
+    z, v = (torch.as_tensor(idata["posterior"][name].values[0]) for name in ("z", "v"))
+    with evaluating(flow), torch.no_grad():
+        decoded = flow.decoder(z.flatten(0, 1), v.flatten(0, 1)).clamp(max=MAX_LOG_RATE).exp()
+    np.testing.assert_allclose(rates.values[0], decoded.unflatten(0, z.shape[:2]).numpy(),
+                               rtol=1e-5, atol=1e-7)
+    assert rates.values.std(axis=1).mean() > 0  # draws, not their mean repeated
+    # README's credible band of each condition's PSTH: per draw, the mean over its trials
+    band = rates.groupby("condition").mean("trial").quantile([0.05, 0.95], dim=("chain", "draw"))
+    conditions = np.unique(run.data.conditions[test])
+    assert band.sizes == {"quantile": 2, "condition": len(conditions), "time": n_bins,
+                          "neuron": n_neurons}
+    first = rates.values[0][:, run.data.conditions[test] == conditions[0]].mean(1)
+    np.testing.assert_allclose(band.values[:, 0], np.quantile(first, [0.05, 0.95], axis=0),
+                               rtol=1e-5)
     np.testing.assert_array_equal(idata["observed_data"]["spikes"].values,
                                   run.data.spikes[test])
 
@@ -163,11 +185,12 @@ def test_draws_that_would_not_fit_in_memory_are_refused_in_one_line(run, monkeyp
     inputs, spikes = trial_tensors(data, trials)
     draws = sample_posterior(run.flow.model, run.flow.guide, inputs, spikes,
                              torch.ones_like(spikes, dtype=torch.bool), data.n_bins, SAMPLES)
-    held = draws.z.nbytes + draws.v.nbytes + draws.predictive_spikes.nbytes
     flow64 = copy.deepcopy(run.flow).double()
     draws64 = sample_posterior(flow64.model, flow64.guide, inputs.double(), spikes.double(),
                                torch.ones_like(spikes, dtype=torch.bool), data.n_bins, SAMPLES)
-    held64 = draws64.z.nbytes + draws64.v.nbytes + draws64.predictive_spikes.nbytes
+    held, held64 = (sum(getattr(drawn, name).nbytes
+                        for name in ("z", "v", "rates", "predictive_spikes"))
+                    for drawn in (draws, draws64))
     for bytes_held, float_bytes in ((held, 4), (held64, 8)):
         assert bytes_held == diagnostics_report.draws_bytes(
             len(trials), SAMPLES, data.n_bins, 8, data.n_neurons, float_bytes)
@@ -240,7 +263,8 @@ class ShiftedDraws:
 def test_each_posterior_draw_is_scored_with_its_own_trial(draws_per_pass):
     """However the draws of several trials share a pass, draw ``d`` of trial ``i`` is drawn from
     trial ``i``'s guide and scored on trial ``i``'s own spikes and mask: its log-densities equal
-    those computed by hand from its value, and the trial's rates are the mean of its draws'."""
+    those computed by hand from its value, and its rates are its own (the trial's posterior mean
+    rates the mean of its draws')."""
     pyro.set_rng_seed(0)
     n_trials, n_bins, samples = 5, 3, 30
     levels = torch.arange(n_trials, dtype=torch.float32) - 2
@@ -260,8 +284,10 @@ def test_each_posterior_draw_is_scored_with_its_own_trial(draws_per_pass):
                                normal(0.0, 1.0).log_prob(u).double())
     by_hand = torch.distributions.Poisson(u.exp()[..., None, None]).log_prob(spikes) * mask
     torch.testing.assert_close(torch.as_tensor(draws.log_likelihood), by_hand.sum((2, 3)).double())
-    np.testing.assert_allclose(draws.rates, u.exp().mean(0)[:, None, None].expand(-1, n_bins, 2),
+    np.testing.assert_allclose(draws.rates, u.exp()[..., None, None].expand(-1, -1, n_bins, 2),
                                rtol=1e-5)
+    np.testing.assert_allclose(draws.mean_rates,
+                               u.exp().mean(0)[:, None, None].expand(-1, n_bins, 2), rtol=1e-5)
     assert torch.all((u.mean(0) - levels).abs() < 4 / samples ** 0.5)
 
 

@@ -27,7 +27,8 @@ class PosteriorSamples:
     log_likelihood: ``log p(x | z)`` of the scored entries, summed per trial ``(draws, trials)``.
     log_prior: ``log p(z)`` per trial ``(draws, trials)``.
     log_guide: ``log q(z | x)`` per trial ``(draws, trials)``.
-    rates: posterior-mean rates in spikes per bin ``(trials, time, neurons)``.
+    rates: the rates each draw decodes to, in spikes per bin ``(draws, trials, time, neurons)``
+        (the predicted counts' Poisson means).
     """
 
     z: np.ndarray
@@ -42,6 +43,11 @@ class PosteriorSamples:
     def log_weights(self) -> np.ndarray:
         """Importance log-weights ``log p(x, z) - log q(z | x)`` ``(draws, trials)``."""
         return self.log_likelihood + self.log_prior - self.log_guide
+
+    @property
+    def mean_rates(self) -> np.ndarray:
+        """Posterior-mean rates in spikes per bin ``(trials, time, neurons)``."""
+        return self.rates.mean(0)
 
 
 def _per_trial(trace, n_trials: int, observed: bool) -> torch.Tensor:
@@ -81,7 +87,7 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
     n_trials = inputs.shape[0]
     passes = traced_passes(model, guide, inputs, samples, draws_per_pass, progress,
                            spikes=spikes, mask=mask, n_bins=n_bins)
-    draws, rates = {}, None    # each (draws, trials, ...), filled pass by pass
+    draws = {}    # each (draws, trials, ...), filled pass by pass
     for trials, drawn, guide_trace, model_trace in passes:
         guide_trace.compute_log_prob()
         model_trace.compute_log_prob()
@@ -89,7 +95,7 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
         rows = shape[0] * shape[1]
         z, v = guide_trace.nodes["_RETURN"]["value"]
         observation = model_trace.nodes[OBSERVATION_SITE]["fn"]
-        values = {"z": z, "v": v,
+        values = {"z": z, "v": v, "rates": model_trace.nodes["_RETURN"]["value"].exp(),
                   "predictive_spikes": observation.sample().to(torch.int32),
                   "log_likelihood": _per_trial(model_trace, rows, observed=True),
                   "log_prior": _per_trial(model_trace, rows, observed=False),
@@ -99,8 +105,4 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
             if key not in draws:
                 draws[key] = np.empty((samples, n_trials, *value.shape[2:]), value.dtype)
             draws[key][drawn, trials] = value
-        rate_sum = model_trace.nodes["_RETURN"]["value"].exp().cpu().unflatten(0, shape).sum(1)
-        if rates is None:
-            rates = np.zeros((n_trials, *rate_sum.shape[1:]), rate_sum.numpy().dtype)
-        rates[trials] += rate_sum.numpy()
-    return PosteriorSamples(rates=rates / samples, **draws)
+    return PosteriorSamples(**draws)

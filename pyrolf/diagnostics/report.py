@@ -11,8 +11,8 @@ from pyrolf.data.spikes import SpikeData
 from pyrolf.diagnostics import plots
 from pyrolf.diagnostics.arviz_adapter import (inference_data, with_attrs, with_coords,
                                               with_variable_attrs, write_netcdf)
-from pyrolf.diagnostics.export import (forward_coord, neuron_coords, time_coord, trial_coords,
-                                      trial_ids, window_starts)
+from pyrolf.diagnostics.export import (UNITS, forward_coord, neuron_coords, time_coord,
+                                      trial_coords, trial_ids, window_starts)
 from pyrolf.diagnostics.importance import MIN_SAMPLES, importance_summary
 from pyrolf.diagnostics.posterior import PosteriorSamples, sample_posterior
 from pyrolf.diagnostics.ppc import mean_rate, ppc_summary, predictive_interval
@@ -29,6 +29,9 @@ POSTERIOR, DIAGNOSTICS = "posterior.nc", "diagnostics.json"
 #: what ``posterior.nc``'s observed counts say of their NaN, where they hold some
 UNRECORDED_DESCRIPTION = ("spike counts; NaN where the unit was not recorded (its obs_intervals "
                           "miss the bin, or NaN in the spike file): unknown, not scored")
+#: what ``posterior.nc``'s ``rates`` are
+RATES_DESCRIPTION = ("firing rate in spikes per bin that the draw's latents decode to: the mean "
+                     "of the Poisson counts drawn in posterior_predictive")
 PHASE_PORTRAITS, COUPLING_KERNEL = "phase_portraits.png", "coupling_kernel.png"
 PPC_MEAN_RATE, RATES_VS_TRUTH = "ppc_mean_rate.png", "rates_vs_truth.png"
 KL_PER_DIMENSION = "kl_per_dimension.png"
@@ -36,9 +39,10 @@ KL_PER_DIMENSION = "kl_per_dimension.png"
 
 def draws_bytes(n_trials: int, samples: int, n_bins: int, latent_dim: int, n_neurons: int,
                 float_bytes: int = 4) -> int:
-    """Bytes of the draws :func:`diagnose` holds: ``z`` and ``v`` (``float_bytes`` each value:
-    4 for float32) and the predicted counts (int32) of every draw."""
-    return n_trials * samples * n_bins * (2 * latent_dim * float_bytes + 4 * n_neurons)
+    """Bytes of the draws :func:`diagnose` holds: ``z``, ``v`` and the rates (``float_bytes``
+    each value: 4 for float32) and the predicted counts (int32) of every draw."""
+    return n_trials * samples * n_bins * ((2 * latent_dim + n_neurons) * float_bytes
+                                          + 4 * n_neurons)
 
 
 def check_memory(flow, data: SpikeData, n_trials: int, samples: int) -> None:
@@ -148,7 +152,9 @@ def _id_ranges(ids: np.ndarray, shown: int = 4) -> str:
 def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
                    attrs: dict | None = None):
     """ArviZ data of the draws of ``trials`` (their positions in ``data``; one chain):
-    ``posterior`` ``z``, ``v`` (chain, draw, trial, time, latent); ``posterior_predictive`` and
+    ``posterior`` ``z``, ``v`` (chain, draw, trial, time, latent) and ``rates`` (chain, draw,
+    trial, time, neuron; spikes per bin, float32: what each draw decodes to, whose means over
+    trials give a credible band of a PSTH, say); ``posterior_predictive`` and
     ``observed_data`` ``spikes`` ((chain, draw,) trial, time, neuron; observed counts NaN where
     not recorded, with :data:`UNRECORDED_DESCRIPTION` as their ``description``, the draws
     everywhere); ``log_likelihood`` ``spikes`` (chain, draw, trial), per trial: the Poisson
@@ -163,21 +169,25 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
     of a continuous recording's windows, ``window_start_s`` (each trial's window's start in the
     file)."""
     groups = {
-        "posterior": {"z": draws.z[None], "v": draws.v[None]},
+        "posterior": {"z": draws.z[None], "v": draws.v[None],
+                      "rates": draws.rates[None].astype(np.float32, copy=False)},
         "posterior_predictive": {"spikes": draws.predictive_spikes[None]},
         "log_likelihood": {"spikes": draws.log_likelihood[None]},
         "sample_stats": {"log_weight": draws.log_weights[None]},
         "observed_data": {"spikes": observed_counts(data.spikes[trials])},
     }
     dims = {"z": ["trial", "time", "latent"], "v": ["trial", "time", "latent"],
-            "spikes": ["trial", "time", "neuron"], "log_weight": ["trial"]}
+            "rates": ["trial", "time", "neuron"], "spikes": ["trial", "time", "neuron"],
+            "log_weight": ["trial"]}
     coords = {**{name: (dim, np.asarray(values)[trials], *attrs)
                  for name, (dim, values, *attrs) in trial_coords(data).items()},
               "time": time_coord(data), "forward": forward_coord(data),
               **neuron_coords(data)}
     attrs = {**(attrs or {}), **({"window_start_s": window_starts(data)[trials]}
                                  if "chop" in data.extra else {})}
-    labelled = with_attrs(with_coords(inference_data(groups, dims), coords), attrs)
+    labelled = with_variable_attrs(
+        with_attrs(with_coords(inference_data(groups, dims), coords), attrs), "posterior",
+        "rates", {"units": UNITS["rates"], "description": RATES_DESCRIPTION})
     if np.isnan(groups["observed_data"]["spikes"]).any():
         return with_variable_attrs(labelled, "observed_data", "spikes",
                                    {"description": UNRECORDED_DESCRIPTION})
@@ -277,7 +287,7 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     if data.rates is None:
         summary["notes"].append(f"no {RATES_VS_TRUTH}: the data have no true rates")
     else:
-        predicted, true = draws.rates[:, observed], data.rates[trials][:, observed]
+        predicted, true = draws.mean_rates[:, observed], data.rates[trials][:, observed]
         summary["rates_r2"] = rates_r2(predicted, true)
         plots.rates_vs_truth(predicted, true, names, summary["rates_r2"],
                              run.path / RATES_VS_TRUTH)
