@@ -231,9 +231,37 @@ def test_guide_equal_to_prior_gives_zero_log_weights(run):
         assert np.all(np.isinf(az.psislw(draws.log_weights.T)[1]))
     assert np.all(np.isnan(pareto_khat(draws.log_weights)))
     summary = importance_summary(draws.log_weights)
-    assert summary["share_khat_above_0_7"] == 0
+    assert summary["share_khat_above_0_7"] == summary["share_khat_above_threshold"] == 0
     assert summary["elbo"] == pytest.approx(0, abs=1e-5)
     assert summary["iwelbo"] == pytest.approx(0, abs=1e-5)
+
+
+def test_khat_threshold_falls_with_fewer_draws_as_arviz_s_loo_says(monkeypatch):
+    """min(1 - 1 / log10 S, 0.7): 0.5 at 100 draws (k-hat 0.6 there already warns), 0.7 only
+    from 10^(1/0.3) ~ 2154 draws; ArviZ's loo reports the same ``good_k``, and the summary
+    counts the trials above it (NaN: uniform weights, reliable) beside those above 0.7."""
+    from pyrolf.diagnostics.importance import khat_threshold
+
+    assert khat_threshold(100) == pytest.approx(0.5)
+    assert khat_threshold(25) == pytest.approx(1 - 1 / np.log10(25))
+    assert khat_threshold(2000) < 0.7 == khat_threshold(2200) == khat_threshold(10**6)
+    generator = np.random.default_rng(0)
+    for samples in (25, 100, 3000):
+        draws = inference_data({"posterior": {"u": generator.normal(size=(1, samples))},
+                                "log_likelihood": {"x": generator.normal(size=(1, samples, 3))}},
+                               dims={})
+        with warnings.catch_warnings():  # (of the k-hats of these made-up draws)
+            warnings.simplefilter("ignore")
+            loo = az.loo(draws)
+        assert loo.good_k == pytest.approx(khat_threshold(samples))
+    import pyrolf.diagnostics.importance as importance
+
+    monkeypatch.setattr(importance, "pareto_khat", lambda log_weights: np.array(
+        [0.3, 0.6, 0.8, np.nan]))
+    summary = importance.importance_summary(np.zeros((100, 4)))
+    assert summary["khat_threshold"] == pytest.approx(0.5)
+    assert summary["share_khat_above_threshold"] == 0.5
+    assert summary["share_khat_above_0_7"] == 0.25
 
 
 class ShiftedDraws:
