@@ -61,10 +61,11 @@ def elementwise_log_prob(fn, value: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def kl_per_dimension(model, guide, inputs: torch.Tensor, n_bins: int, samples: int = 4,
                      draws_per_pass: int | None = None) -> np.ndarray:
-    """Monte Carlo KL of the guide from the prior per latent dimension, in nats per bin
+    """Monte Carlo KL of the guide from the prior per latent dimension, in nats per observed bin
     ``(D,)``: ``E_q[Σ_sites log q_d - log p_d]`` averaged over ``samples`` draws and the trials
-    of ``inputs`` ``(trials, observed, held_in)``, divided by ``n_bins``. The sum over ``D`` is
-    the KL per bin of the whole latent state. ``model`` and ``guide`` have LangevinFlow's
+    of ``inputs`` ``(trials, observed, held_in)``, divided by ``observed``: in the forward bins
+    (``n_bins`` past them) the guide is the prior, KL 0, and a forward window would dilute a
+    threshold of it. The sum over ``D`` is the KL per bin of the whole latent state. ``model`` and ``guide`` have LangevinFlow's
     signature and run with ``kl_weight = 1``; put the networks in eval mode first. The draws go
     ``draws_per_pass`` at a time (:func:`~pyrolf.models.langevinflow.traced_passes`)."""
     total = 0.0
@@ -77,7 +78,7 @@ def kl_per_dimension(model, guide, inputs: torch.Tensor, n_bins: int, samples: i
             ratio = (elementwise_log_prob(site["fn"], value)
                      - elementwise_log_prob(model_trace.nodes[name]["fn"], value))
             total = total + ratio.reshape(-1, ratio.shape[-1]).sum(0)
-    return (total / (samples * n_bins * inputs.shape[0])).double().cpu().numpy()
+    return (total / (samples * inputs.shape[1] * inputs.shape[0])).double().cpu().numpy()
 
 
 def active_dimensions(kl: np.ndarray, threshold: float = ACTIVE_KL_PER_BIN) -> int:
