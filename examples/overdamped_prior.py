@@ -13,7 +13,9 @@ from pyrolf.models import build_flow
 def main(data=None, config=None):
     data, config = data or lorenz_dataset(), config or pyrolf.Config()
     flow = build_flow(config, data.n_neurons, data.n_heldin)
-    random_walk = OverdampedDynamics(FreeParticle(), config.step, config.damping)
+    random_walk = OverdampedDynamics(FreeParticle(), config.step, config.damping,
+                                     config.noise_scale, learn=config.learn_dynamics,
+                                     integrator=config.integrator)
     flow.prior = LangevinPrior(random_walk, config.latent_dim)  # the guide reads flow.prior.dynamics
     return pyrolf.fit(data, config, flow=flow)
 

@@ -563,7 +563,8 @@ def collapse_metrics(metrics: dict, history: list[dict], config: Config, steps: 
     Of several sessions, each is checked too, by its test co-bps against its own baseline's
     (pooled, a good session can hide one whose latents predict nothing). A collapse is said in
     one line on stderr (:func:`~pyrolf.evaluation.collapse.collapse_warning`, its advice of
-    ``config``'s KL weight, batch size and epochs and the fit's ``steps`` an epoch)."""
+    ``config``'s KL weight, batch size, epochs and KL warm-up and the fit's ``steps`` an
+    epoch)."""
     scores = [r["valid_co_bps"] for r in history if "valid_co_bps" in r]
     kls = [r["kl_per_bin"] for r in history if "kl_per_bin" in r]
     baseline = metrics.get("smoothing_co_bps", metrics.get("smoothing_valid_co_bps"))
@@ -574,7 +575,7 @@ def collapse_metrics(metrics: dict, history: list[dict], config: Config, steps: 
                                               None, f"session {name}'s test co-bps")
     if finding:
         warning(collapse_warning(finding, config.kl_weight, config.batch_size, config.epochs,
-                                 steps))
+                                 steps, config.kl_warmup))
     return {"collapsed": finding is not None, **({"collapse": finding} if finding else {})}
 
 

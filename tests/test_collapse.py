@@ -145,6 +145,20 @@ def test_rates_worse_than_each_neuron_s_mean_rate_are_found_whatever_the_baselin
         "the latents carry (almost) no information")
 
 
+def test_a_fit_that_ended_within_its_kl_warm_up_is_told_to_train_longer_not_to_lower_the_kl():
+    """A newcomer's 4-epoch fit (warm-up 50) was told to lower the KL weight (found by a
+    walkthrough): the weight had not reached its value; from the warm-up's end on, the KL advice
+    comes back."""
+    finding = collapse_finding(0.001, 0.1, 0.01)
+    said = collapse_warning(finding, 0.1, 64, 4, 2, warmup=50)
+    assert said == (f"the latents carry (almost) no information ({finding}): the fit ended "
+                    "within its KL warm-up (4 of its 50 epochs), before it had learned much; "
+                    "train longer (--epochs 100; in Python Config's epochs)")
+    assert "--kl-weight 0.01" in collapse_warning(finding, 0.1, 64, 50, 2, warmup=50)
+    assert "--kl-weight" not in collapse_warning(collapse_finding(-1.3, -0.01, 0.6), 0.1, 64, 4,
+                                                 2, warmup=50)
+
+
 def test_a_session_whose_latents_predict_nothing_is_found_though_the_pooled_score_is_fine(
         capsys):
     """Pooled, a good session hid one at 0.011 co-bps against its baseline's 0.147 (found by a

@@ -30,7 +30,12 @@ def run_example(name, setting):
     ("meanfield_guide", {"guide": "meanfield"}, lambda f: f.posterior),
 ])
 def test_example_fits_the_swapped_piece_the_cli_option_selects(name, setting, piece):
+    """The example's piece is the option's: of the same class, with the same parameters learned
+    (the overdamped example kept the step, damping and noise fixed, the option learns them;
+    found by a walkthrough)."""
     result, from_option = run_example(name, setting)
     assert type(piece(result.flow)) is type(piece(from_option))
+    assert ({name for name, _ in piece(result.flow).named_parameters()}
+            == {name for name, _ in piece(from_option).named_parameters()})
     assert type(piece(from_option)) is not type(piece(build_flow(pyrolf.Config(**TINY), 10, 8)))
     assert math.isfinite(result.metrics["rates_r2"]) and math.isfinite(result.metrics["elbo"])

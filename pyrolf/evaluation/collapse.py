@@ -127,13 +127,19 @@ FEW_STEPS = 10
 
 
 def collapse_warning(finding: str, kl_weight: float, batch_size: int, epochs: int,
-                     steps: int) -> str:
+                     steps: int, warmup: int = 0) -> str:
     """The one line a fit prints when its latents collapsed (see :func:`collapse_finding`),
     its advice of the fit's own ``kl_weight``, ``batch_size``, ``epochs`` and ``steps`` an
     epoch: a tenth of the weight, with twice the epochs or, where an epoch is under
     :data:`FEW_STEPS` steps (a small session), smaller batches (:data:`SMALL_BATCH`). Rates
     worse than the mean rates with a posterior away from the prior are said to come of a fit
-    not trained enough, first."""
+    not trained enough, first; so is any collapse of a fit that ended within its KL warm-up
+    (``epochs`` below ``warmup``, the config's ``kl_warmup``): a short first fit is not one
+    whose KL weight is too high."""
+    if epochs < warmup:
+        return (f"the latents carry (almost) no information ({finding}): the fit ended within "
+                f"its KL warm-up ({epochs} of its {warmup} epochs), before it had learned much; "
+                f"train longer (--epochs {2 * warmup}; in Python Config's epochs)")
     few = steps < FEW_STEPS and batch_size > SMALL_BATCH
     more = (f"--batch-size {SMALL_BATCH} or " if few else "") + f"--epochs {2 * epochs}"
     why = f": an epoch is {steps} step{'s' if steps != 1 else ''} here" if steps < FEW_STEPS else ""
