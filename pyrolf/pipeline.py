@@ -530,6 +530,7 @@ def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bo
                        "and evaluate the copy")
     with run.locked():
         flow, config, data, record = _load_run(run.path, data)
+        prepare_scoring(data, run.path / RunFolder.TARGETS)  # (NLB: the kept targets, read)
         pyro.set_rng_seed(config.seed)
         metrics = evaluate(flow.to(device), data, config.samples, device,
                            run.path / RunFolder.SUBMISSION, progress,
