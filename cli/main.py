@@ -125,9 +125,13 @@ def evaluate(run_dir, device, quiet):
 @click.option("--session", default=None,
               help="Of a run fitted to several sessions, the one to diagnose (its name: its "
                    "file's stem).")
+@click.option("--rates", is_flag=True,
+              help="Keep each draw's rates in posterior.nc too (posterior/rates: credible "
+                   "intervals of anything the rates make, e.g. a PSTH; 4 bytes per trial, "
+                   "sample, bin and neuron more).")
 @run_device
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def diagnose(run_dir, samples, trials, session, device, quiet):
+def diagnose(run_dir, samples, trials, session, rates, device, quiet):
     """Posterior diagnostics of RUN_DIR: posterior.nc (ArviZ), diagnostics.json (Pareto k-hat,
     ELBO, IWELBO, posterior predictive coverage) and PNG figures."""
     trials = _parse_trials(trials)
@@ -136,7 +140,7 @@ def diagnose(run_dir, samples, trials, session, device, quiet):
 
     options = {} if samples is None else {"samples": samples}
     report = pipeline.diagnose_run(run_dir, trials=trials, progress=not quiet, session=session,
-                                   device=device, **options)
+                                   device=device, rates=rates, **options)
     for note in report["notes"]:
         click.echo(f"note: {note}")
     _print_metrics(report, pipeline.diagnosed_folder(run_dir, session))

@@ -583,7 +583,8 @@ def collapse_metrics(metrics: dict, history: list[dict], config: Config, steps: 
 @keeps_caller_state
 def diagnose_run(run_dir, samples: int = 100, trials=None,
                  data: SpikeData | Sessions | None = None, progress: bool = True,
-                 session: str | None = None, device: str | None = None) -> dict:
+                 session: str | None = None, device: str | None = None,
+                 rates: bool = False) -> dict:
     """Posterior diagnostics of a run folder from its best weights (see
     :func:`pyrolf.diagnostics.diagnose`): ``samples`` posterior draws per trial, written to
     ``posterior.nc``, ``diagnostics.json`` and PNG figures in ``run_dir``, its folder locked
@@ -595,7 +596,8 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
     of the draws (on stderr). ``session``: of a run fitted to several sessions, the one to
     diagnose (needed; see :mod:`pyrolf.data.sessions`), whose files go to its own folder in
     ``run_dir`` (:func:`diagnosed_folder`), so that each session's stay. ``device``: ``cpu`` or
-    ``cuda`` (default the run's). Returns what
+    ``cuda`` (default the run's). ``rates``: ``posterior.nc`` keeps each draw's rates too
+    (``posterior/rates``, as large as the predicted counts in floats). Returns what
     ``diagnostics.json`` holds, ``weights`` and ``weights_epoch`` saying which weights (see
     :func:`weights_record`).
     """
@@ -618,7 +620,7 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
                  "source": session_files(config)[session] if session else config.data,
                  **({"session": session} if session else {})}
         report = diagnose(flow.to(device), data, select_trials(data, trials), samples,
-                          target, device, progress, attrs)
+                          target, device, progress, attrs, rates)
         report.update(record)
         if session is not None:
             report["session"] = session

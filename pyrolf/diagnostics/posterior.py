@@ -23,12 +23,14 @@ class PosteriorSamples:
 
     z, v: latent positions and velocities ``(draws, trials, time, latent)``.
     predictive_spikes: counts drawn from the model given each draw
-        ``(draws, trials, time, neurons)``, int32.
+        ``(draws, trials, time, neurons)``, of the smallest integer type that holds them
+        (:func:`count_type`; int8 for the counts of bins up to tens of ms).
     log_likelihood: ``log p(x | z)`` of the scored entries, summed per trial ``(draws, trials)``.
     log_prior: ``log p(z)`` per trial ``(draws, trials)``.
     log_guide: ``log q(z | x)`` per trial ``(draws, trials)``.
-    rates: the rates each draw decodes to, in spikes per bin ``(draws, trials, time, neurons)``
-        (the predicted counts' Poisson means).
+    mean_rates: posterior-mean rates in spikes per bin ``(trials, time, neurons)``.
+    rates: where asked for, the rates each draw decodes to, in spikes per bin ``(draws, trials,
+        time, neurons)`` (the predicted counts' Poisson means); else ``None``.
     """
 
     z: np.ndarray
@@ -37,17 +39,13 @@ class PosteriorSamples:
     log_likelihood: np.ndarray
     log_prior: np.ndarray
     log_guide: np.ndarray
-    rates: np.ndarray
+    mean_rates: np.ndarray
+    rates: np.ndarray | None = None
 
     @property
     def log_weights(self) -> np.ndarray:
         """Importance log-weights ``log p(x, z) - log q(z | x)`` ``(draws, trials)``."""
         return self.log_likelihood + self.log_prior - self.log_guide
-
-    @property
-    def mean_rates(self) -> np.ndarray:
-        """Posterior-mean rates in spikes per bin ``(trials, time, neurons)``."""
-        return self.rates.mean(0)
 
 
 def _per_trial(trace, n_trials: int, observed: bool) -> torch.Tensor:
@@ -61,11 +59,19 @@ def _per_trial(trace, n_trials: int, observed: bool) -> torch.Tensor:
     return total
 
 
+def count_type(largest) -> np.dtype:
+    """The smallest signed integer type that holds counts up to ``largest`` (signed: ArviZ's
+    ``plot_ppc`` takes no unsigned counts): a draw's counts take a quarter of int32's memory
+    where every count is below 128."""
+    return next(np.dtype(dtype) for dtype in (np.int8, np.int16, np.int32, np.int64)
+                if int(largest) <= np.iinfo(dtype).max)
+
+
 @torch.no_grad()
 def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
                      mask: torch.Tensor, n_bins: int, samples: int,
-                     draws_per_pass: int | None = None, progress: str | None = None
-                     ) -> PosteriorSamples:
+                     draws_per_pass: int | None = None, progress: str | None = None,
+                     rates: bool = False) -> PosteriorSamples:
     """Draw ``samples`` posterior samples per trial from ``guide`` and score them with ``model``.
 
     ``model`` and ``guide`` have LangevinFlow's signature (they are called with ``inputs,
@@ -83,11 +89,12 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
         samples: draws per trial.
         draws_per_pass, progress: as in :func:`~pyrolf.models.langevinflow.traced_passes`,
             which draws several trials many times in one pass.
+        rates: keep each draw's rates too (as many values as the predicted counts, in floats).
     """
     n_trials = inputs.shape[0]
     passes = traced_passes(model, guide, inputs, samples, draws_per_pass, progress,
                            spikes=spikes, mask=mask, n_bins=n_bins)
-    draws = {}    # each (draws, trials, ...), filled pass by pass
+    draws, rate_sum = {}, None    # each (draws, trials, ...), filled pass by pass
     for trials, drawn, guide_trace, model_trace in passes:
         guide_trace.compute_log_prob()
         model_trace.compute_log_prob()
@@ -95,14 +102,22 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
         rows = shape[0] * shape[1]
         z, v = guide_trace.nodes["_RETURN"]["value"]
         observation = model_trace.nodes[OBSERVATION_SITE]["fn"]
-        values = {"z": z, "v": v, "rates": model_trace.nodes["_RETURN"]["value"].exp(),
+        drawn_rates = model_trace.nodes["_RETURN"]["value"].exp()
+        values = {"z": z, "v": v, **({"rates": drawn_rates} if rates else {}),
                   "predictive_spikes": observation.sample().to(torch.int32),
                   "log_likelihood": _per_trial(model_trace, rows, observed=True),
                   "log_prior": _per_trial(model_trace, rows, observed=False),
                   "log_guide": _per_trial(guide_trace, rows, observed=False)}
         for key, value in values.items():
             value = value.cpu().unflatten(0, shape).movedim(1, 0).numpy()
+            dtype = count_type(value.max(initial=0)) if key == "predictive_spikes" else value.dtype
             if key not in draws:
-                draws[key] = np.empty((samples, n_trials, *value.shape[2:]), value.dtype)
+                draws[key] = np.empty((samples, n_trials, *value.shape[2:]), dtype)
+            elif np.promote_types(draws[key].dtype, dtype) != draws[key].dtype:  # (a larger count)
+                draws[key] = draws[key].astype(np.promote_types(draws[key].dtype, dtype))
             draws[key][drawn, trials] = value
-    return PosteriorSamples(**draws)
+        summed = drawn_rates.cpu().unflatten(0, shape).sum(1).numpy()
+        if rate_sum is None:
+            rate_sum = np.zeros((n_trials, *summed.shape[1:]), summed.dtype)
+        rate_sum[trials] += summed
+    return PosteriorSamples(mean_rates=rate_sum / samples, **draws)

@@ -14,7 +14,7 @@ from pyrolf.diagnostics.arviz_adapter import (inference_data, with_attrs, with_c
 from pyrolf.diagnostics.export import (UNITS, forward_coord, neuron_coords, time_coord,
                                       trial_coords, trial_ids, window_starts)
 from pyrolf.diagnostics.importance import MIN_SAMPLES, importance_summary
-from pyrolf.diagnostics.posterior import PosteriorSamples, sample_posterior
+from pyrolf.diagnostics.posterior import PosteriorSamples, count_type, sample_posterior
 from pyrolf.diagnostics.ppc import mean_rate, ppc_summary, predictive_interval
 from pyrolf.evaluation.collapse import (ACTIVE_KL_PER_BIN, UnsplitSite, active_dimensions,
                                         kl_per_dimension)
@@ -38,23 +38,29 @@ KL_PER_DIMENSION = "kl_per_dimension.png"
 
 
 def draws_bytes(n_trials: int, samples: int, n_bins: int, latent_dim: int, n_neurons: int,
-                float_bytes: int = 4) -> int:
-    """Bytes of the draws :func:`diagnose` holds: ``z``, ``v`` and the rates (``float_bytes``
-    each value: 4 for float32) and the predicted counts (int32) of every draw."""
-    return n_trials * samples * n_bins * ((2 * latent_dim + n_neurons) * float_bytes
-                                          + 4 * n_neurons)
+                float_bytes: int = 4, count_bytes: int = 1, rates: bool = False) -> int:
+    """Bytes of the draws :func:`diagnose` holds: ``z`` and ``v`` (``float_bytes`` each value: 4
+    for float32), the predicted counts (``count_bytes`` each, see
+    :func:`~pyrolf.diagnostics.posterior.count_type`) and, with ``rates``, the rates of every
+    draw (floats)."""
+    floats = 2 * latent_dim + (n_neurons if rates else 0)
+    return n_trials * samples * n_bins * (floats * float_bytes + count_bytes * n_neurons)
 
 
-def check_memory(flow, data: SpikeData, n_trials: int, samples: int) -> None:
+def check_memory(flow, data: SpikeData, n_trials: int, samples: int,
+                 rates: bool = False) -> None:
     """Raise :class:`ConfigError` where the draws of ``n_trials`` trials (:func:`draws_bytes`,
-    ``flow.prior.latent_dim`` latents of the flow's float size) would not fit in the memory
-    available (:func:`available_memory`); nothing is checked where either is unknown."""
+    ``flow.prior.latent_dim`` latents of the flow's float size, counts in the type that holds
+    the data's largest, ``rates`` where kept) would not fit in the memory available
+    (:func:`available_memory`); nothing is checked where either is unknown."""
     latent_dim = getattr(getattr(flow, "prior", None), "latent_dim", None)
     available = available_memory()
     if latent_dim is None or available is None:
         return
     float_bytes = next(flow.parameters()).element_size()
-    needed = draws_bytes(n_trials, samples, data.n_bins, latent_dim, data.n_neurons, float_bytes)
+    count_bytes = count_type(np.nanmax(data.spikes, initial=0)).itemsize
+    needed = draws_bytes(n_trials, samples, data.n_bins, latent_dim, data.n_neurons, float_bytes,
+                         count_bytes, rates)
     if needed > available:
         raise ConfigError(f"the draws of {n_trials} trials x {samples} samples take "
                           f"{needed / 2**30:.3g} GiB, more than the {available / 2**30:.3g} GiB "
@@ -152,9 +158,9 @@ def _id_ranges(ids: np.ndarray, shown: int = 4) -> str:
 def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
                    attrs: dict | None = None):
     """ArviZ data of the draws of ``trials`` (their positions in ``data``; one chain):
-    ``posterior`` ``z``, ``v`` (chain, draw, trial, time, latent) and ``rates`` (chain, draw,
-    trial, time, neuron; spikes per bin, float32: what each draw decodes to, whose means over
-    trials give a credible band of a PSTH, say); ``posterior_predictive`` and
+    ``posterior`` ``z``, ``v`` (chain, draw, trial, time, latent) and, where the draws kept them,
+    ``rates`` (chain, draw, trial, time, neuron; spikes per bin, float32: what each draw decodes
+    to, whose means over trials give a credible band of a PSTH, say); ``posterior_predictive`` and
     ``observed_data`` ``spikes`` ((chain, draw,) trial, time, neuron; observed counts NaN where
     not recorded, with :data:`UNRECORDED_DESCRIPTION` as their ``description``, the draws
     everywhere); ``log_likelihood`` ``spikes`` (chain, draw, trial), per trial: the Poisson
@@ -170,7 +176,8 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
     file)."""
     groups = {
         "posterior": {"z": draws.z[None], "v": draws.v[None],
-                      "rates": draws.rates[None].astype(np.float32, copy=False)},
+                      **({} if draws.rates is None else
+                         {"rates": draws.rates[None].astype(np.float32, copy=False)})},
         "posterior_predictive": {"spikes": draws.predictive_spikes[None]},
         "log_likelihood": {"spikes": draws.log_likelihood[None]},
         "sample_stats": {"log_weight": draws.log_weights[None]},
@@ -185,9 +192,10 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
               **neuron_coords(data)}
     attrs = {**(attrs or {}), **({"window_start_s": window_starts(data)[trials]}
                                  if "chop" in data.extra else {})}
-    labelled = with_variable_attrs(
-        with_attrs(with_coords(inference_data(groups, dims), coords), attrs), "posterior",
-        "rates", {"units": UNITS["rates"], "description": RATES_DESCRIPTION})
+    labelled = with_attrs(with_coords(inference_data(groups, dims), coords), attrs)
+    if draws.rates is not None:
+        labelled = with_variable_attrs(labelled, "posterior", "rates",
+                                       {"units": UNITS["rates"], "description": RATES_DESCRIPTION})
     if np.isnan(groups["observed_data"]["spikes"]).any():
         return with_variable_attrs(labelled, "observed_data", "spikes",
                                    {"description": UNRECORDED_DESCRIPTION})
@@ -218,11 +226,12 @@ def coupling_kernel_of(flow) -> np.ndarray | None:
 
 
 def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFolder,
-             device: str = "cpu", progress: bool = False, attrs: dict | None = None) -> dict:
+             device: str = "cpu", progress: bool = False, attrs: dict | None = None,
+             rates: bool = False) -> dict:
     """Draw ``samples`` posterior samples for ``trials`` of ``data`` and write ``posterior.nc``,
     ``diagnostics.json`` and the figures into ``run``; returns what ``diagnostics.json`` holds.
     ``progress``: a bar of the draws done; ``attrs``: ``posterior.nc``'s groups' attributes
-    (see :func:`posterior_data`).
+    (see :func:`posterior_data`); ``rates``: ``posterior.nc`` keeps each draw's rates too.
 
     The encoder sees each trial's held-in spikes of the observed bins (as in prediction, no
     coordinated dropout; those not recorded filled as ``pyrolf infer`` fills them, see
@@ -237,7 +246,7 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
             memory (:func:`check_memory`).
     """
     samples = check_samples(samples)
-    check_memory(flow, data, len(trials), samples)
+    check_memory(flow, data, len(trials), samples, rates)
     # held-in counts not recorded are filled for the encoder as infer fills them
     inputs = trial_inputs(as_encoded(flow, data, device, trials, progress), trials, device)
     spikes = torch.as_tensor(data.spikes[trials], dtype=torch.float32, device=device)
@@ -246,7 +255,8 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     mask[:, data.n_observed:] = False
     with evaluating(flow):
         draws = sample_posterior(flow.model, flow.guide, inputs, spikes, mask, data.n_bins,
-                                 samples, progress="diagnose" if progress else None)
+                                 samples, progress="diagnose" if progress else None,
+                                 rates=rates)
         try:
             kl = kl_per_dimension(flow.model, flow.guide, inputs, data.n_bins,
                                   samples=min(samples, 20))
