@@ -296,11 +296,12 @@ def test_compat_refuses_pandas_3_and_resamples_with_copy_on_write_on(data_dir, m
     assert np.nansum(dataset.data["spikes"].to_numpy()) == counts
 
 
-@pytest.mark.parametrize("free_gib", [0, None, 1024])
-def test_compat_smooths_on_threads_where_memory_allows(free_gib, data_dir, monkeypatch):
-    """nlb_tools' smoothing for PSTHs never starts its process pool: with the memory it runs on
-    threads, without it one column after another; both give nlb_tools' serial numbers, and
-    nlb_tools is restored afterwards."""
+@pytest.mark.parametrize("free_copies", [3.0, None, 1024])
+def test_compat_smooths_on_threads_where_memory_allows(free_copies, data_dir, monkeypatch):
+    """nlb_tools' smoothing for PSTHs never starts its process pool: with the memory (free
+    copies of the session) it runs on threads, without it (or where the free memory is unknown)
+    one column after another; both give nlb_tools' serial numbers, and nlb_tools is restored
+    afterwards."""
     from nlb_tools import nwb_interface
 
     from pyrolf.data import nlb_compat
@@ -320,14 +321,31 @@ def test_compat_smooths_on_threads_where_memory_allows(free_gib, data_dir, monke
 
     monkeypatch.setattr(nwb_interface.multiprocessing, "Pool", no_processes)
     monkeypatch.setattr(nlb_compat, "thread_map", counting_map)
-    monkeypatch.setattr(nlb_compat, "available_memory", lambda: free_gib and free_gib * 2**30)
     dataset = NWBDataset(train)
+    copy = dataset.data.size * 8
+    monkeypatch.setattr(nlb_compat, "available_memory",
+                        lambda: free_copies and free_copies * copy)
     with nlb_tools_context():
         dataset.smooth_spk(50, overwrite=True, ignore_nans=True)  # parallelized by default
     assert (nwb_interface._poolmap, NWBDataset.smooth_spk) == originals
-    assert threaded == ([True] if free_gib else [])
+    assert threaded == ([True] if free_copies == 1024 else [])
     pd.testing.assert_frame_equal(dataset.data, serial.data)
     assert dataset.data["spikes"].notna().to_numpy().any()
+
+
+def test_psth_targets_that_would_not_fit_in_memory_stop_in_one_line(data_dir, tmp_path,
+                                                                     monkeypatch, capsys):
+    """Smoothing the 1 ms session peaks at 2.5 or more copies of it even one column after
+    another: with less memory free a fit stops before training in one line (a profile's
+    MC_Maze-sized fit was killed for memory after minutes)."""
+    from pyrolf.data import nlb_compat
+
+    monkeypatch.setattr(nlb_compat, "available_memory", lambda: 1000.0)
+    code, _, err = run_cli(["fit", "--data", "mc_maze", "--data-dir", data_dir, "--out",
+                            tmp_path / "run", "--quiet", "--epochs", "1"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "PSTH targets smooth the whole session at 1 ms",
+                          "this process can take 9.31e-07 GiB; free memory")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("case, fragments", [

@@ -13,10 +13,12 @@ overrides the pin to ``pandas>=2.2,<3``; this module
   and back and holds extra copies of the session (gigabytes for MC_Maze, where it ran a 24 GB
   machine out of memory). Here ``_poolmap`` maps over threads in this process instead (the
   convolution releases the GIL, so every core smooths within the one copy of the session; the
-  same numbers), and only where the free memory holds the three float64 copies of the smoothed
-  session that path peaks at (the list of columns, their stack, the new frame; 21 GiB for a
-  generated MC_Maze session of 5.2 million ms × 182 neurons); elsewhere nlb_tools smooths one
-  column after another (``parallelized=False``, smooth_spk's own switch), which needs one copy less,
+  same numbers), and only where the free memory holds the float64 copies of the smoothed
+  session that path peaks at (:data:`THREAD_COPIES`; 32 GiB for a generated MC_Maze session of
+  5.2 million ms × 184 columns); elsewhere nlb_tools smooths one column after another
+  (``parallelized=False``, smooth_spk's own switch), which needs about one copy less; where the
+  memory holds not even that (:data:`LEAST_COPIES`) it stops in one line, not killed for memory
+  minutes later,
 - refuses pandas 3 with one line that says what to install,
 - checks that resampling took effect (if it fails half-way the data stay at 1 ms and
   ``evaluate`` silently returns nothing),
@@ -85,12 +87,28 @@ def quiet_test_file_nans():
         logger.removeFilter(dropped)
 
 
+#: copies of the session (1 ms rows x columns, float64) that smoothing it peaks at on threads,
+#: with room to spare: measured 4.2 (``benchmarks/nlb_scoring.py``'s steps on a generated
+#: 500-trial MC_Maze folder, 1.23 GiB a copy: 5.57 GiB peak on threads, 4.35 GiB one column after
+#: another); at 3, this 23 GiB machine took the threads for MC_Maze's session and was killed
+THREAD_COPIES = 4.5
+#: copies below which not even one column after another fits (2.5 to 3.2 measured): refused
+LEAST_COPIES = 2.2
+
+
 def _smooth_spk(smooth_spk):
     @wraps(smooth_spk)
     def smooth(dataset, *args, **kwargs):
         rows, columns = dataset.data.shape  # at least the columns smoothed
         copy = rows * columns * np.dtype(kwargs.get("dtype", "float64")).itemsize
-        kwargs.setdefault("parallelized", (available_memory() or 0) > 3 * copy)
+        available = available_memory()
+        if available is not None and available < LEAST_COPIES * copy:
+            needed = LEAST_COPIES * copy / 2**30
+            raise DataError(f"nlb_tools' PSTH targets smooth the whole session at 1 ms ({rows} "
+                            f"rows x {columns} columns): more than {needed:.3g} GiB, and this "
+                            f"process can take {available / 2**30:.3g} GiB; free memory, or "
+                            "score where more is free")
+        kwargs.setdefault("parallelized", (available or 0) > THREAD_COPIES * copy)
         return smooth_spk(dataset, *args, **kwargs)
     return smooth
 
