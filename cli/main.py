@@ -22,7 +22,8 @@ import click
 from pyrolf.cli.options import run_device, with_overrides
 from pyrolf.cli.sweep import sweep
 from pyrolf.config import Config, ConfigError
-from pyrolf.data import DataError, load_config_data
+from pyrolf.data import DataError, data_file, load_config_data
+from pyrolf.data.files import check_file
 from pyrolf.data.dandi import DANDISETS, DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir, download_command
 from pyrolf.inference import TrainingDiverged
 from pyrolf.models.presets import ARCHITECTURE, preset
@@ -174,7 +175,10 @@ def infer(run_dir, data, samples, out, device, session, trials_where, quiet):
     conditions), and the modes and fixed points of the learned dynamics: dynamics.json and
     spectrum.png."""
     RunFolder.open(run_dir).check_session(session, required=data is not None)
-    from pyrolf import pipeline  # torch, Pyro: once the folder and the session are checked
+    given = None if data is None else data_file(data)
+    if given is not None:  # (a file not there: said at once, not after torch and the run load)
+        check_file(given, "spike file or recording")
+    from pyrolf import pipeline  # torch, Pyro: once the folder, session and file are checked
     from pyrolf.dynamics.fixed_points import summary
 
     options = {} if samples is None else {"samples": samples}

@@ -93,6 +93,28 @@ def test_a_wrong_session_is_said_before_anything_heavy_is_imported(args, message
     assert answer.returncode != 0 and message in answer.stderr, answer.stderr
 
 
+@pytest.mark.parametrize("data, message", [
+    ("/no/such.nwb", "/no/such.nwb: file not found; check the path."),
+    ("FOLDER", "is a directory, not a spike file or recording; give the file in it."),
+])
+def test_new_trials_of_no_file_are_said_before_anything_heavy_is_imported(data, message,
+                                                                          tmp_path):
+    """``infer RUN --data`` of a file not there waited 10 s for torch and the run's weights to
+    say so (measured)."""
+    from pyrolf import Config
+    from pyrolf.runs import RunFolder
+
+    run = tmp_path / "run"
+    run.mkdir()
+    RunFolder(run).write_json(RunFolder.CONFIG, Config(data=str(tmp_path / "a.h5")).to_dict())
+    args = ["infer", str(run), "--data", str(tmp_path) if data == "FOLDER" else data]
+    code = ("import sys\nfrom pyrolf.cli.main import main\n"
+            f"sys.argv = ['pyrolf', *{args!r}]\ntry:\n    main()\nexcept SystemExit:\n    pass")
+    assert heavy_imported(code) == []
+    answer = subprocess.run([PYROLF, *args], capture_output=True, text=True)
+    assert answer.returncode != 0 and message in answer.stderr, answer.stderr
+
+
 def test_help_lists_every_command_and_fit_help_every_option():
     assert PYROLF.exists(), f"no console script {PYROLF}: install pyrolf (uv sync)"
     listed = subprocess.run([PYROLF, "--help"], capture_output=True, text=True, check=True).stdout
