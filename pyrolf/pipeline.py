@@ -764,7 +764,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     Dataset of :func:`infer` (one entry, named ``None``, for a run of one session). ``mend``:
     the run folder is writable and locked (:meth:`RunFolder.locked` locks a writable one), so a
     ``layout.pt`` of no use is written again."""
-    from pyrolf.diagnostics.export import infer_trials, new_trials
+    from pyrolf.diagnostics.export import check_summary_memory, infer_trials, new_trials
     from pyrolf.diagnostics.missing import fill_missing_counts
     from pyrolf.diagnostics.report import check_samples
 
@@ -830,6 +830,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
                  f"s, where the run's trials were cut from {mine.extra['window'][0]:g} s around "
                  f"their {config.align}")
         its_own = trials is mine  # (the fill below gives a copy where it fills some counts)
+        check_summary_memory(view, trials)  # (before the fill's draws and the output's)
         pyro.set_rng_seed(config.seed)  # (the fill's draws, then the output's, each seeded)
         trials = fill_missing_counts(view.to(device), trials, mine, device, progress=progress)
         if "nlb" in trials.extra:

@@ -66,6 +66,33 @@ def folder_state(path):
             for item in sorted(path.iterdir())}
 
 
+def test_summaries_that_would_not_fit_in_memory_are_refused_before_any_draw(
+        small_run, monkeypatch, capsys):
+    """What ``infer`` holds is the summaries (as many bytes as :func:`summary_bytes` counts,
+    half for the file written from them); where the memory available holds less, one line
+    before any draw (it was killed for memory minutes later), and the run folder as it was."""
+    from pyrolf.diagnostics import export
+
+    data = small_run.data
+    flow, config, _ = load_run(small_run.path)
+    summary = posterior_summary(flow, trial_inputs(data, np.arange(data.n_trials), "cpu"),
+                                data.n_bins, 3)
+    held = sum(values.nbytes for values in summary.values())
+    needed = export.summary_bytes(data.n_trials, data.n_bins, config.latent_dim, data.n_neurons)
+    assert needed == 2 * held
+    before = folder_state(small_run.path)
+    monkeypatch.setattr("pyrolf.memory.available_memory", lambda: needed - 1.0)
+
+    def drawn(*args, **kwargs):
+        raise AssertionError("drew before the check")
+
+    monkeypatch.setattr(export, "posterior_passes", drawn)
+    code, _, err = run_cli(["infer", small_run.path, "--samples", 3], monkeypatch, capsys)
+    assert_one_line_error(code, err, f"the posterior summaries of {data.n_trials} trials of "
+                          f"{data.n_bins} bins take", "--trials-where")
+    assert folder_state(small_run.path) == before
+
+
 def test_infer_writes_every_trial_with_its_coordinates(lorenz_run, monkeypatch, capsys):
     code, out, err = run_cli(["infer", lorenz_run, "--samples", 10], monkeypatch, capsys)
     assert code == 0, err

@@ -593,11 +593,49 @@ def write_inferred(dataset: xr.Dataset, path: Path) -> None:
     RunFolder(path.parent).write_atomically(path.name, write)
 
 
+def summary_bytes(n_trials: int, n_bins: int, latent_dim: int, n_neurons: int,
+                  merged_bins: int | None = None) -> int:
+    """Bytes ``infer`` holds at its peak for the posterior summaries of ``n_trials`` trials of
+    ``n_bins`` bins (:func:`posterior_summary`: the mean and interval bounds of ``z``, ``v`` and
+    ``inputs``, ``latent_dim`` each, and of the rates, ``n_neurons``, float32) and the file
+    written from them, whose image is made in memory (:func:`write_inferred`; compressed, at
+    most as large); of a continuous recording, the merged series of ``merged_bins`` bins and its
+    file beside the windows' summaries."""
+    per_bin = 3 * (3 * latent_dim + n_neurons) * 4
+    summaries = n_trials * n_bins * per_bin
+    if merged_bins is None:
+        return 2 * summaries
+    return summaries + 2 * merged_bins * per_bin
+
+
+def check_summary_memory(flow, data: SpikeData) -> None:
+    """Raise :class:`~pyrolf.config.ConfigError` where inferring every trial of ``data`` would
+    not fit in the memory available (:func:`summary_bytes`, ``flow.prior.latent_dim``
+    latents), before any draw: not killed for memory minutes later. Nothing is checked where
+    either is unknown."""
+    from pyrolf.config import ConfigError
+    from pyrolf.memory import available_memory
+
+    latent_dim = getattr(getattr(flow, "prior", None), "latent_dim", None)
+    available = available_memory()
+    if latent_dim is None or available is None:
+        return
+    chop = data.extra.get("chop")
+    needed = summary_bytes(data.n_trials, data.n_bins, latent_dim, data.n_neurons,
+                           None if chop is None else int(chop["n_time"]))
+    if needed > available:
+        what = "windows" if chop is not None else "trials"
+        raise ConfigError(f"the posterior summaries of {data.n_trials} {what} of {data.n_bins} "
+                          f"bins take {needed / 2**30:.3g} GiB with the file written from them, "
+                          f"more than the {available / 2**30:.3g} GiB of memory available; infer "
+                          "fewer at a time (--data FILE --trials-where), or where more is free")
+
+
 def infer_trials(flow, data: SpikeData, samples: int, config: dict, device: str = "cpu",
                  draws_per_pass: int | None = None, progress: bool = False) -> xr.Dataset:
     """:func:`inferred_dataset` of every trial of ``data`` (laid out on the run's neurons) from
     ``samples`` posterior draws each, on ``device`` (``flow`` already there); ``progress``: a
-    bar of the trial-draws done."""
+    bar of the trial-draws done (:func:`check_summary_memory` says first whether they fit)."""
     summary = posterior_summary(flow, trial_inputs(data, np.arange(data.n_trials), device),
                                 data.n_bins, samples, draws_per_pass,
                                 "infer" if progress else None)
