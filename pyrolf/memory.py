@@ -1,6 +1,6 @@
-"""How much memory this process can still take: what ``diagnose`` checks its draws against, what a
-continuous recording's counts must fit in and what decides whether nlb_tools smooths on threads
-(Linux; elsewhere nothing is known)."""
+"""How much memory this process can still take: what ``diagnose`` checks its draws and ``infer``
+its summaries against (:func:`check_fits`), what a continuous recording's counts must fit in and
+what decides whether nlb_tools smooths on threads (Linux; elsewhere nothing is known)."""
 
 from __future__ import annotations
 
@@ -27,3 +27,16 @@ def available_memory() -> float | None:
     except (OSError, ValueError):
         return available
     return min(available, left)
+
+
+def check_fits(needed: float, what: str, advice: str) -> None:
+    """Raise :class:`~pyrolf.config.ConfigError` where ``needed`` bytes, what ``what`` takes
+    (e.g. ``"the draws of 300 trials x 100 samples"``), are more than :func:`available_memory`,
+    in one line ending with ``advice``: said before the work, not killed for memory in it.
+    Nothing is checked where the memory available is unknown."""
+    from pyrolf.config import ConfigError
+
+    available = available_memory()
+    if available is not None and needed > available:
+        raise ConfigError(f"{what} take {needed / 2**30:.3g} GiB, more than the "
+                          f"{available / 2**30:.3g} GiB of memory available; {advice}")

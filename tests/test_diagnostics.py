@@ -26,6 +26,7 @@ from pyrolf.diagnostics.arviz_adapter import (ARVIZ_1, group_names, inference_da
 from pyrolf.diagnostics import report as diagnostics_report
 from pyrolf.diagnostics.ppc import ppc_summary, predictive_interval, quantile_ranks
 from pyrolf.inference.svi import encoder_inputs, evaluating
+from pyrolf.memory import available_memory
 from pyrolf.models.langevinflow import MAX_LOG_RATE
 from pyrolf.pipeline import diagnose_run
 
@@ -201,17 +202,17 @@ def test_draws_that_would_not_fit_in_memory_are_refused_in_one_line(run, monkeyp
     held = diagnostics_report.draws_bytes(len(trials), SAMPLES, data.n_bins, 8, data.n_neurons)
     if sys.platform == "linux":  # MemAvailable: less than the machine has
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        assert 0 < diagnostics_report.available_memory() < physical
+        assert 0 < available_memory() < physical
 
     diagnose_run(run.path, samples=SAMPLES, trials=2)
     before = {name: (run.path / name).read_bytes() for name in ("posterior.nc", "diagnostics.json")}
     capsys.readouterr()
-    monkeypatch.setattr(diagnostics_report, "available_memory", lambda: held - 1.0)
+    monkeypatch.setattr("pyrolf.memory.available_memory", lambda: held - 1.0)
     code, _, err = run_cli(["diagnose", run.path, "--samples", SAMPLES], monkeypatch, capsys)
     assert_one_line_error(code, err, f"{len(trials)} trials x {SAMPLES} samples", "GiB",
                           "--trials N")
     assert before == {name: (run.path / name).read_bytes() for name in before}
-    monkeypatch.setattr(diagnostics_report, "available_memory", lambda: float(held))
+    monkeypatch.setattr("pyrolf.memory.available_memory", lambda: float(held))
     code, _, err = run_cli(["diagnose", run.path, "--samples", SAMPLES, "--rates"], monkeypatch,
                            capsys)  # (the rates too: more than there is)
     assert_one_line_error(code, err, f"{len(trials)} trials x {SAMPLES} samples", "GiB")

@@ -89,7 +89,8 @@ def test_summaries_that_would_not_fit_in_memory_are_refused_before_any_draw(
     monkeypatch.setattr(export, "posterior_passes", drawn)
     code, _, err = run_cli(["infer", small_run.path, "--samples", 3], monkeypatch, capsys)
     assert_one_line_error(code, err, f"the posterior summaries of {data.n_trials} trials of "
-                          f"{data.n_bins} bins take", "--trials-where")
+                          f"{data.n_bins} bins, with the file written from them, take",
+                          "--trials-where")
     assert folder_state(small_run.path) == before
 
 

@@ -34,6 +34,7 @@ from pyrolf.diagnostics.arviz_adapter import NETCDF_ENGINE
 from pyrolf.diagnostics.ppc import INTERVAL_PROB, predictive_interval, quantile_ranks
 from pyrolf.evaluation.report import trial_inputs
 from pyrolf.inference.svi import posterior_passes
+from pyrolf.memory import check_fits
 from pyrolf.messages import few_ids, note
 from pyrolf.runs import RunFolder
 
@@ -611,24 +612,18 @@ def summary_bytes(n_trials: int, n_bins: int, latent_dim: int, n_neurons: int,
 def check_summary_memory(flow, data: SpikeData) -> None:
     """Raise :class:`~pyrolf.config.ConfigError` where inferring every trial of ``data`` would
     not fit in the memory available (:func:`summary_bytes`, ``flow.prior.latent_dim``
-    latents), before any draw: not killed for memory minutes later. Nothing is checked where
-    either is unknown."""
-    from pyrolf.config import ConfigError
-    from pyrolf.memory import available_memory
-
+    latents; :func:`~pyrolf.memory.check_fits`), before any draw: not killed for memory minutes
+    later. Nothing is checked where either is unknown."""
     latent_dim = getattr(getattr(flow, "prior", None), "latent_dim", None)
-    available = available_memory()
-    if latent_dim is None or available is None:
+    if latent_dim is None:
         return
     chop = data.extra.get("chop")
-    needed = summary_bytes(data.n_trials, data.n_bins, latent_dim, data.n_neurons,
-                           None if chop is None else int(chop["n_time"]))
-    if needed > available:
-        what = "windows" if chop is not None else "trials"
-        raise ConfigError(f"the posterior summaries of {data.n_trials} {what} of {data.n_bins} "
-                          f"bins take {needed / 2**30:.3g} GiB with the file written from them, "
-                          f"more than the {available / 2**30:.3g} GiB of memory available; infer "
-                          "fewer at a time (--data FILE --trials-where), or where more is free")
+    check_fits(summary_bytes(data.n_trials, data.n_bins, latent_dim, data.n_neurons,
+                             None if chop is None else int(chop["n_time"])),
+               f"the posterior summaries of {data.n_trials} "
+               f"{'trials' if chop is None else 'windows'} of {data.n_bins} bins, with the file "
+               "written from them,",
+               "infer fewer at a time (--data FILE --trials-where), or where more is free")
 
 
 def infer_trials(flow, data: SpikeData, samples: int, config: dict, device: str = "cpu",

@@ -21,7 +21,7 @@ from pyrolf.evaluation.collapse import (ACTIVE_KL_PER_BIN, UnsplitSite, active_d
 from pyrolf.evaluation.metrics import rates_r2
 from pyrolf.evaluation.report import as_encoded, trial_inputs
 from pyrolf.inference.svi import evaluating, split_unrecorded
-from pyrolf.memory import available_memory
+from pyrolf.memory import check_fits
 from pyrolf.messages import few_ids, note
 from pyrolf.runs import RunFolder
 
@@ -52,20 +52,16 @@ def check_memory(flow, data: SpikeData, n_trials: int, samples: int,
     """Raise :class:`ConfigError` where the draws of ``n_trials`` trials (:func:`draws_bytes`,
     ``flow.prior.latent_dim`` latents of the flow's float size, counts in the type that holds
     the data's largest, ``rates`` where kept) would not fit in the memory available
-    (:func:`available_memory`); nothing is checked where either is unknown."""
+    (:func:`~pyrolf.memory.check_fits`); nothing is checked where either is unknown."""
     latent_dim = getattr(getattr(flow, "prior", None), "latent_dim", None)
-    available = available_memory()
-    if latent_dim is None or available is None:
+    if latent_dim is None:
         return
     float_bytes = next(flow.parameters()).element_size()
     count_bytes = count_type(np.nanmax(data.spikes, initial=0)).itemsize
-    needed = draws_bytes(n_trials, samples, data.n_bins, latent_dim, data.n_neurons, float_bytes,
-                         count_bytes, rates)
-    if needed > available:
-        raise ConfigError(f"the draws of {n_trials} trials x {samples} samples take "
-                          f"{needed / 2**30:.3g} GiB, more than the {available / 2**30:.3g} GiB "
-                          f"of memory available; diagnose fewer trials (--trials N) or draws "
-                          f"(--samples N)")
+    check_fits(draws_bytes(n_trials, samples, data.n_bins, latent_dim, data.n_neurons,
+                           float_bytes, count_bytes, rates),
+               f"the draws of {n_trials} trials x {samples} samples",
+               "diagnose fewer trials (--trials N) or draws (--samples N)")
 
 
 def check_samples(samples: int, least: int = MIN_SAMPLES) -> int:
