@@ -564,8 +564,8 @@ def collapse_metrics(metrics: dict, history: list[dict], config: Config, steps: 
     Of several sessions, each is checked too, by its test co-bps against its own baseline's
     (pooled, a good session can hide one whose latents predict nothing). A collapse is said in
     one line on stderr (:func:`~pyrolf.evaluation.collapse.collapse_warning`, its advice of
-    ``config``'s KL weight, batch size, epochs and KL warm-up and the fit's ``steps`` an
-    epoch)."""
+    ``config``'s KL weight, batch size, epochs and KL warm-up, the fit's ``steps`` an epoch and
+    the epochs it trained, the last of ``history``)."""
     scores = [r["valid_co_bps"] for r in history if "valid_co_bps" in r]
     kls = [r["kl_per_bin"] for r in history if "kl_per_bin" in r]
     baseline = metrics.get("smoothing_co_bps", metrics.get("smoothing_valid_co_bps"))
@@ -575,8 +575,9 @@ def collapse_metrics(metrics: dict, history: list[dict], config: Config, steps: 
         finding = finding or collapse_finding(own.get("co_bps"), own.get("smoothing_co_bps"),
                                               None, f"session {name}'s test co-bps")
     if finding:
+        trained = history[-1]["epoch"] if history else 0  # (a run stopped early: fewer)
         warning(collapse_warning(finding, config.kl_weight, config.batch_size, config.epochs,
-                                 steps, config.kl_warmup))
+                                 steps, config.kl_warmup, trained))
     return {"collapsed": finding is not None, **({"collapse": finding} if finding else {})}
 
 
@@ -1068,6 +1069,12 @@ def check_device(device: str) -> None:
 
 
 def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> FitResult:
+    config = trainer.config
+    if config.epochs < config.kl_warmup:  # (scored all the same; said, whatever they score)
+        note(f"{config.epochs} epochs end within the KL warm-up of {config.kl_warmup}: the KL "
+             f"weight reaches {trainer.kl_weight(config.epochs):.3g} of its "
+             f"{config.kl_weight:g}, and the scores of so short a fit say little (train "
+             f"{config.kl_warmup} or more; kl_warmup in a --config file or Config sets it)")
     if run is not None:
         trainer.on_checkpoint = lambda t, is_best: _save(run, t, is_best)
         if not run.has(RunFolder.CHECKPOINT):  # at once: from here on the run can be continued
@@ -1080,7 +1087,6 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
                                "another --out; in Python Config's lr)") from None
     if trainer.best_flow is not None:
         trainer.flow.load_state_dict(trainer.best_flow)
-    config = trainer.config
     pyro.set_rng_seed(config.seed)
     submission, kept = ((run.path / RunFolder.SUBMISSION, run.path / RunFolder.SMOOTHING)
                          if run is not None else (None, None))

@@ -105,7 +105,8 @@ def test_collapse_finding_names_what_was_seen():
     assert quiet is not None and "KL" in quiet and quiet.endswith("the posterior is the prior")
     # latents that predict nothing with a KL far from 0: both said, no collapse to the prior claimed
     far = collapse_finding(0.002, 0.147, 0.63)
-    assert far.endswith("the KL of the posterior from the prior ended at 0.6300 nats per bin")
+    assert far.endswith("the KL of the posterior from the prior ended at 0.6300 nats per "
+                        "observed bin")
 
 
 def test_the_collapse_advice_is_of_the_fit_s_own_settings():
@@ -145,6 +146,18 @@ def test_rates_worse_than_each_neuron_s_mean_rate_are_found_whatever_the_baselin
         "the latents carry (almost) no information")
 
 
+def test_a_fit_shorter_than_its_kl_warm_up_says_so_whatever_it_scores(data, capsys):
+    """A 2-epoch first look at the defaults scored co-bps 0.78 against the baseline's 1.26 and
+    said nothing of ending within the warm-up (a review); a fit that reaches its KL weight says
+    nothing of it."""
+    fit(data, Config(**TINY, epochs=2), progress=False)
+    assert ("note: 2 epochs end within the KL warm-up of 50: the KL weight reaches 0.004 of its "
+            "0.1, and the scores of so short a fit say little (train 50 or more; kl_warmup in a "
+            "--config file or Config sets it)\n") in capsys.readouterr().err
+    fit(data, Config(**TINY, epochs=2, kl_warmup=2), progress=False)
+    assert "KL warm-up" not in capsys.readouterr().err
+
+
 def test_a_fit_that_ended_within_its_kl_warm_up_is_told_to_train_longer_not_to_lower_the_kl():
     """A newcomer's 4-epoch fit (warm-up 50) was told to lower the KL weight (found by a
     walkthrough): the weight had not reached its value; from the warm-up's end on, the KL advice
@@ -153,8 +166,13 @@ def test_a_fit_that_ended_within_its_kl_warm_up_is_told_to_train_longer_not_to_l
     said = collapse_warning(finding, 0.1, 64, 4, 2, warmup=50)
     assert said == (f"the latents carry (almost) no information ({finding}): the fit ended "
                     "within its KL warm-up (4 of its 50 epochs), before it had learned much; "
-                    "train longer (--epochs 100; in Python Config's epochs)")
+                    "train longer (--epochs 100, or --resume a run stopped early; in Python "
+                    "Config's epochs)")
     assert "--kl-weight 0.01" in collapse_warning(finding, 0.1, 64, 50, 2, warmup=50)
+    # a run stopped at epoch 2 of 2000 (an NLB preset's warm-up 500): that, and its own epochs
+    # (a review: evaluate of a stopped run told it to lower the KL weight, then 1000 epochs)
+    assert "(2 of its 500 epochs), before it had learned much; train longer (--epochs 2000," in (
+        collapse_warning(finding, 0.1, 256, 2000, 9, warmup=500, trained=2))
     assert "--kl-weight" not in collapse_warning(collapse_finding(-1.3, -0.01, 0.6), 0.1, 64, 4,
                                                  2, warmup=50)
 
@@ -165,7 +183,7 @@ def test_a_session_whose_latents_predict_nothing_is_found_though_the_pooled_scor
     hostile walkthrough)."""
     from pyrolf.pipeline import collapse_metrics
 
-    history = [{"valid_co_bps": 0.3, "kl_per_bin": 0.4}]
+    history = [{"epoch": Config().epochs, "valid_co_bps": 0.3, "kl_per_bin": 0.4}]
     sessions = {"day1": {"co_bps": 0.35, "smoothing_co_bps": 0.3},
                 "day2": {"co_bps": 0.011, "smoothing_co_bps": 0.147}}
     pooled = {"co_bps": 0.2, "smoothing_co_bps": 0.25}

@@ -193,12 +193,15 @@ def test_draws_that_would_not_fit_in_memory_are_refused_in_one_line(run, monkeyp
                                  data.n_bins, SAMPLES, rates=rates)
         draws64 = sample_posterior(flow64.model, flow64.guide, inputs.double(), spikes.double(),
                                    everything, data.n_bins, SAMPLES, rates=rates)
-        assert draws.predictive_spikes.dtype == np.int8  # (these counts are below 128)
-        kept = ("z", "v", "predictive_spikes", *(("rates",) if rates else ()))
+        assert draws.predictive_spikes.dtype == np.int16  # (these counts are below 32768)
+        kept = ("z", "v", "predictive_spikes", *(("rate_draws",) if rates else ()))
         for drawn, float_bytes in ((draws, 4), (draws64, 8)):
-            assert sum(getattr(drawn, name).nbytes for name in kept) == (
+            # (float64 rates are written through a float32 copy)
+            written = len(trials) * SAMPLES * data.n_bins * data.n_neurons * 4 * (
+                rates and float_bytes == 8)
+            assert sum(getattr(drawn, name).nbytes for name in kept) + written == (
                 diagnostics_report.draws_bytes(len(trials), SAMPLES, data.n_bins, 8,
-                                               data.n_neurons, float_bytes, 1, rates))
+                                               data.n_neurons, float_bytes, 2, rates))
     held = diagnostics_report.draws_bytes(len(trials), SAMPLES, data.n_bins, 8, data.n_neurons)
     if sys.platform == "linux":  # MemAvailable: less than the machine has
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -321,32 +324,33 @@ def test_each_posterior_draw_is_scored_with_its_own_trial(draws_per_pass):
                                normal(0.0, 1.0).log_prob(u).double())
     by_hand = torch.distributions.Poisson(u.exp()[..., None, None]).log_prob(spikes) * mask
     torch.testing.assert_close(torch.as_tensor(draws.log_likelihood), by_hand.sum((2, 3)).double())
-    np.testing.assert_allclose(draws.rates, u.exp()[..., None, None].expand(-1, -1, n_bins, 2),
-                               rtol=1e-5)
-    np.testing.assert_allclose(draws.mean_rates,
+    np.testing.assert_allclose(draws.rate_draws,
+                               u.exp()[..., None, None].expand(-1, -1, n_bins, 2), rtol=1e-5)
+    np.testing.assert_allclose(draws.rates,
                                u.exp().mean(0)[:, None, None].expand(-1, n_bins, 2), rtol=1e-5)
     assert torch.all((u.mean(0) - levels).abs() < 4 / samples ** 0.5)
 
 
 def test_predicted_counts_are_held_in_the_fewest_bytes_that_hold_every_one():
-    """int8 where each count is below 128, a quarter of int32's memory (a profile: 2.8 GB of
-    diagnose's 8.7 GB), signed as ArviZ's plot_ppc wants them; where a later pass draws a
-    larger count, the earlier ones are kept in a wider type, none wrapped."""
+    """int16 where each count is below 32768, half of int32's memory (a profile: 2.8 GB of
+    diagnose's 8.7 GB), signed as ArviZ's plot_ppc wants them, not int8, in which a user's
+    arithmetic wraps (a review: 12 squared); where a later pass draws a larger count, the
+    earlier ones are kept in a wider type, none wrapped."""
     from pyrolf.diagnostics.posterior import count_type
 
-    assert [count_type(n) for n in (0, 127, 128, 70_000)] == [np.int8, np.int8, np.int16,
-                                                              np.int32]
+    assert [count_type(n) for n in (0, 127, 32_767, 32_768)] == [np.int16, np.int16,
+                                                                 np.int16, np.int32]
     pyro.set_rng_seed(0)
     n_trials, n_bins = 3, 4
-    levels = torch.tensor([0.0, 0.0, 8.0])  # the last trial (drawn last): about e^8 = 2981
+    levels = torch.tensor([0.0, 0.0, 14.0])  # the last trial (drawn last): about e^14 = 1.2e6
     inputs = levels[:, None, None].expand(n_trials, n_bins, 4)
     spikes = torch.zeros(n_trials, n_bins, 2)
     draws = sample_posterior(ShiftedDraws.model, ShiftedDraws.guide, inputs, spikes,
                              torch.ones_like(spikes, dtype=torch.bool), n_bins, 5,
                              draws_per_pass=5)
     counts = draws.predictive_spikes
-    assert counts.dtype == count_type(counts.max()) == np.int16 and counts[:, 2].min() > 127
-    assert counts[:, :2].max() < 128  # the first passes' counts as drawn, in the wider type
+    assert counts.dtype == count_type(counts.max()) == np.int32 and counts[:, 2].min() > 32767
+    assert counts[:, :2].max() < 100  # the first passes' counts as drawn, in the wider type
     u = torch.as_tensor(draws.z[:, :, 0, 0])
     assert np.all(np.abs(np.log(counts[:, 2].mean((1, 2))) - u[:, 2].numpy()) < 0.2)
 
@@ -369,7 +373,7 @@ def test_predictive_intervals_cover_the_true_mean_rates_of_data_the_model_simula
         seen = encoder_inputs(simulated, torch.as_tensor(data.heldin), data.n_forward)
         draws = sample_posterior(flow.model, flow.guide, seen, simulated, everything,
                                  data.n_bins, 50)
-        covered.append(coverage(mean_rate(truth.mean_rates),
+        covered.append(coverage(mean_rate(truth.rates),
                                 mean_rate(draws.predictive_spikes)))
     assert np.mean(covered) >= 0.75
 

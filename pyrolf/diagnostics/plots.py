@@ -86,10 +86,10 @@ def kl_per_dimension(kl: np.ndarray, threshold: float, path: Path) -> None:
     axis.bar(dims[~used], kl[~used], color="0.6", label="at the prior")
     axis.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
     axis.set_xlabel("latent dimension")
-    axis.set_ylabel("KL (nats per bin)")
+    axis.set_ylabel("KL (nats per observed bin)")
     axis.legend(fontsize=8)
     axis.set_title(f"KL of the posterior from the prior per latent dimension: {used.sum()} of "
-                   f"{len(kl)} used, {kl.sum():.3f} nats per bin in all")
+                   f"{len(kl)} used, {kl.sum():.3f} nats per observed bin in all")
     save_png(fig, path)
 
 

@@ -23,14 +23,14 @@ class PosteriorSamples:
 
     z, v: latent positions and velocities ``(draws, trials, time, latent)``.
     predictive_spikes: counts drawn from the model given each draw
-        ``(draws, trials, time, neurons)``, of the smallest integer type that holds them
-        (:func:`count_type`; int8 for the counts of bins up to tens of ms).
+        ``(draws, trials, time, neurons)``, of the smallest integer type from int16 up that
+        holds them (:func:`count_type`).
     log_likelihood: ``log p(x | z)`` of the scored entries, summed per trial ``(draws, trials)``.
     log_prior: ``log p(z)`` per trial ``(draws, trials)``.
     log_guide: ``log q(z | x)`` per trial ``(draws, trials)``.
-    mean_rates: posterior-mean rates in spikes per bin ``(trials, time, neurons)``.
-    rates: where asked for, the rates each draw decodes to, in spikes per bin ``(draws, trials,
-        time, neurons)`` (the predicted counts' Poisson means); else ``None``.
+    rates: posterior-mean rates in spikes per bin ``(trials, time, neurons)``.
+    rate_draws: where asked for, the rates each draw decodes to, in spikes per bin ``(draws,
+        trials, time, neurons)`` (the predicted counts' Poisson means); else ``None``.
     """
 
     z: np.ndarray
@@ -39,8 +39,8 @@ class PosteriorSamples:
     log_likelihood: np.ndarray
     log_prior: np.ndarray
     log_guide: np.ndarray
-    mean_rates: np.ndarray
-    rates: np.ndarray | None = None
+    rates: np.ndarray
+    rate_draws: np.ndarray | None = None
 
     @property
     def log_weights(self) -> np.ndarray:
@@ -60,10 +60,11 @@ def _per_trial(trace, n_trials: int, observed: bool) -> torch.Tensor:
 
 
 def count_type(largest) -> np.dtype:
-    """The smallest signed integer type that holds counts up to ``largest`` (signed: ArviZ's
-    ``plot_ppc`` takes no unsigned counts): a draw's counts take a quarter of int32's memory
-    where every count is below 128."""
-    return next(np.dtype(dtype) for dtype in (np.int8, np.int16, np.int32, np.int64)
+    """The smallest signed integer type from int16 up that holds counts up to ``largest``: a
+    draw's counts take half of int32's memory where every count is below 32768. Signed, as
+    ArviZ's ``plot_ppc`` takes no unsigned counts; not int8, in which arithmetic on counts
+    wraps at once (numpy keeps the type: 12 squared is 144, in int8 -112)."""
+    return next(np.dtype(dtype) for dtype in (np.int16, np.int32, np.int64)
                 if int(largest) <= np.iinfo(dtype).max)
 
 
@@ -89,7 +90,8 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
         samples: draws per trial.
         draws_per_pass, progress: as in :func:`~pyrolf.models.langevinflow.traced_passes`,
             which draws several trials many times in one pass.
-        rates: keep each draw's rates too (as many values as the predicted counts, in floats).
+        rates: keep each draw's rates too (``rate_draws``: as many values as the predicted
+            counts, in floats).
     """
     n_trials = inputs.shape[0]
     passes = traced_passes(model, guide, inputs, samples, draws_per_pass, progress,
@@ -103,7 +105,7 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
         z, v = guide_trace.nodes["_RETURN"]["value"]
         observation = model_trace.nodes[OBSERVATION_SITE]["fn"]
         drawn_rates = model_trace.nodes["_RETURN"]["value"].exp()
-        values = {"z": z, "v": v, **({"rates": drawn_rates} if rates else {}),
+        values = {"z": z, "v": v, **({"rate_draws": drawn_rates} if rates else {}),
                   "predictive_spikes": observation.sample().to(torch.int32),
                   "log_likelihood": _per_trial(model_trace, rows, observed=True),
                   "log_prior": _per_trial(model_trace, rows, observed=False),
@@ -120,4 +122,4 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
         if rate_sum is None:
             rate_sum = np.zeros((n_trials, *summed.shape[1:]), summed.dtype)
         rate_sum[trials] += summed
-    return PosteriorSamples(mean_rates=rate_sum / samples, **draws)
+    return PosteriorSamples(rates=rate_sum / samples, **draws)

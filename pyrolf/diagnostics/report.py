@@ -38,20 +38,25 @@ KL_PER_DIMENSION = "kl_per_dimension.png"
 
 
 def draws_bytes(n_trials: int, samples: int, n_bins: int, latent_dim: int, n_neurons: int,
-                float_bytes: int = 4, count_bytes: int = 1, rates: bool = False) -> int:
+                float_bytes: int = 4, count_bytes: int = 2, rates: bool = False,
+                unrecorded: bool = False) -> int:
     """Bytes of the draws :func:`diagnose` holds: ``z`` and ``v`` (``float_bytes`` each value: 4
     for float32), the predicted counts (``count_bytes`` each, see
-    :func:`~pyrolf.diagnostics.posterior.count_type`) and, with ``rates``, the rates of every
-    draw (floats)."""
-    floats = 2 * latent_dim + (n_neurons if rates else 0)
-    return n_trials * samples * n_bins * (floats * float_bytes + count_bytes * n_neurons)
+    :func:`~pyrolf.diagnostics.posterior.count_type`), with ``rates`` the rates of every draw
+    (floats, and the float32 copy written of wider ones), and where some counts were not
+    recorded (``unrecorded``) a float32 copy of the predicted counts, NaN where those were not
+    (:func:`recorded_only`)."""
+    per_neuron = (count_bytes + (4 if unrecorded else 0)
+                  + ((float_bytes + (4 if float_bytes != 4 else 0)) if rates else 0))
+    return n_trials * samples * n_bins * (2 * latent_dim * float_bytes + per_neuron * n_neurons)
 
 
 def check_memory(flow, data: SpikeData, n_trials: int, samples: int,
                  rates: bool = False) -> None:
     """Raise :class:`ConfigError` where the draws of ``n_trials`` trials (:func:`draws_bytes`,
     ``flow.prior.latent_dim`` latents of the flow's float size, counts in the type that holds
-    the data's largest, ``rates`` where kept) would not fit in the memory available
+    the data's largest (draws may exceed it: the type widens then), ``rates`` where kept) would
+    not fit in the memory available
     (:func:`~pyrolf.memory.check_fits`); nothing is checked where either is unknown."""
     latent_dim = getattr(getattr(flow, "prior", None), "latent_dim", None)
     if latent_dim is None:
@@ -59,7 +64,7 @@ def check_memory(flow, data: SpikeData, n_trials: int, samples: int,
     float_bytes = next(flow.parameters()).element_size()
     count_bytes = count_type(np.nanmax(data.spikes, initial=0)).itemsize
     check_fits(draws_bytes(n_trials, samples, data.n_bins, latent_dim, data.n_neurons,
-                           float_bytes, count_bytes, rates),
+                           float_bytes, count_bytes, rates, bool(np.isnan(data.spikes).any())),
                f"the draws of {n_trials} trials x {samples} samples",
                "diagnose fewer trials (--trials N) or draws (--samples N)")
 
@@ -172,8 +177,8 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
     file)."""
     groups = {
         "posterior": {"z": draws.z[None], "v": draws.v[None],
-                      **({} if draws.rates is None else
-                         {"rates": draws.rates[None].astype(np.float32, copy=False)})},
+                      **({} if draws.rate_draws is None else
+                         {"rates": draws.rate_draws[None].astype(np.float32, copy=False)})},
         "posterior_predictive": {"spikes": draws.predictive_spikes[None]},
         "log_likelihood": {"spikes": draws.log_likelihood[None]},
         "sample_stats": {"log_weight": draws.log_weights[None]},
@@ -189,7 +194,7 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
     attrs = {**(attrs or {}), **({"window_start_s": window_starts(data)[trials]}
                                  if "chop" in data.extra else {})}
     labelled = with_attrs(with_coords(inference_data(groups, dims), coords), attrs)
-    if draws.rates is not None:
+    if draws.rate_draws is not None:
         labelled = with_variable_attrs(labelled, "posterior", "rates",
                                        {"units": UNITS["rates"], "description": RATES_DESCRIPTION})
     if np.isnan(groups["observed_data"]["spikes"]).any():
@@ -293,7 +298,7 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     if data.rates is None:
         summary["notes"].append(f"no {RATES_VS_TRUTH}: the data have no true rates")
     else:
-        predicted, true = draws.mean_rates[:, observed], data.rates[trials][:, observed]
+        predicted, true = draws.rates[:, observed], data.rates[trials][:, observed]
         summary["rates_r2"] = rates_r2(predicted, true)
         plots.rates_vs_truth(predicted, true, names, summary["rates_r2"],
                              run.path / RATES_VS_TRUTH)

@@ -18,7 +18,7 @@ from pyro.poutine.util import site_is_subsample
 from pyrolf.dynamics.langevin import LangevinTrajectory
 from pyrolf.models.langevinflow import traced_passes
 
-#: nats per bin above which a latent dimension counts as used by the posterior
+#: nats per observed bin above which a latent dimension counts as used by the posterior
 ACTIVE_KL_PER_BIN = 0.01
 #: held-out bits per spike at or below which a fit's latents predict nothing
 COLLAPSE_CO_BPS = 0.01
@@ -26,7 +26,7 @@ COLLAPSE_CO_BPS = 0.01
 COLLAPSE_SHARE = 0.25
 #: the smoothing baseline's co-bps above which the data hold what the latents should have caught
 SIGNAL_CO_BPS = 0.02
-#: KL per bin (all dimensions) below which the posterior has fallen back to the prior
+#: KL per observed bin (all dimensions) below which the posterior has fallen back to the prior
 COLLAPSE_KL_PER_BIN = 0.05
 #: held-out bits per spike by which a fit's rates score below each neuron's mean rate (co-bps
 #: 0) and the smoothing baseline, both, that is more than noise: latents that mislead
@@ -65,9 +65,10 @@ def kl_per_dimension(model, guide, inputs: torch.Tensor, n_bins: int, samples: i
     ``(D,)``: ``E_q[Σ_sites log q_d - log p_d]`` averaged over ``samples`` draws and the trials
     of ``inputs`` ``(trials, observed, held_in)``, divided by ``observed``: in the forward bins
     (``n_bins`` past them) the guide is the prior, KL 0, and a forward window would dilute a
-    threshold of it. The sum over ``D`` is the KL per bin of the whole latent state. ``model`` and ``guide`` have LangevinFlow's
-    signature and run with ``kl_weight = 1``; put the networks in eval mode first. The draws go
-    ``draws_per_pass`` at a time (:func:`~pyrolf.models.langevinflow.traced_passes`)."""
+    threshold of it. The sum over ``D`` is the KL per observed bin of the whole latent state.
+    ``model`` and ``guide`` have LangevinFlow's signature and run with ``kl_weight = 1``; put
+    the networks in eval mode first. The draws go ``draws_per_pass`` at a time
+    (:func:`~pyrolf.models.langevinflow.traced_passes`)."""
     total = 0.0
     for _, _, guide_trace, model_trace in traced_passes(model, guide, inputs, samples,
                                                         draws_per_pass, n_bins=n_bins):
@@ -82,7 +83,7 @@ def kl_per_dimension(model, guide, inputs: torch.Tensor, n_bins: int, samples: i
 
 
 def active_dimensions(kl: np.ndarray, threshold: float = ACTIVE_KL_PER_BIN) -> int:
-    """How many dimensions of ``kl`` ``(D,)`` (nats per bin) exceed ``threshold``."""
+    """How many dimensions of ``kl`` ``(D,)`` (nats per observed bin) exceed ``threshold``."""
     return int(np.sum(np.asarray(kl) > threshold))
 
 
@@ -113,10 +114,10 @@ def collapse_finding(valid_co_bps: float | None, smoothing_co_bps: float | None,
                     f"{smoothing_co_bps:.4f}")
     if final_kl_per_bin is not None and final_kl_per_bin < COLLAPSE_KL_PER_BIN:
         seen.append(f"the KL of the posterior from the prior ended at {final_kl_per_bin:.4f} nats "
-                    f"per bin, below {COLLAPSE_KL_PER_BIN}: {AT_PRIOR}")
+                    f"per observed bin, below {COLLAPSE_KL_PER_BIN}: {AT_PRIOR}")
     elif seen and final_kl_per_bin is not None:
         seen.append(f"the KL of the posterior from the prior ended at {final_kl_per_bin:.4f} nats "
-                    "per bin")
+                    "per observed bin")
     return "; ".join(seen) or None
 
 
@@ -127,19 +128,22 @@ FEW_STEPS = 10
 
 
 def collapse_warning(finding: str, kl_weight: float, batch_size: int, epochs: int,
-                     steps: int, warmup: int = 0) -> str:
+                     steps: int, warmup: int = 0, trained: int | None = None) -> str:
     """The one line a fit prints when its latents collapsed (see :func:`collapse_finding`),
     its advice of the fit's own ``kl_weight``, ``batch_size``, ``epochs`` and ``steps`` an
     epoch: a tenth of the weight, with twice the epochs or, where an epoch is under
     :data:`FEW_STEPS` steps (a small session), smaller batches (:data:`SMALL_BATCH`). Rates
     worse than the mean rates with a posterior away from the prior are said to come of a fit
     not trained enough, first; so is any collapse of a fit that ended within its KL warm-up
-    (``epochs`` below ``warmup``, the config's ``kl_warmup``): a short first fit is not one
-    whose KL weight is too high."""
-    if epochs < warmup:
+    (``trained`` epochs, default ``epochs``, below ``warmup``, the config's ``kl_warmup``; a
+    short first fit, or one stopped early, is not one whose KL weight is too high): train past
+    it, to the fit's own epochs where they reach further."""
+    trained = epochs if trained is None else trained
+    if trained < warmup:
         return (f"the latents carry (almost) no information ({finding}): the fit ended within "
-                f"its KL warm-up ({epochs} of its {warmup} epochs), before it had learned much; "
-                f"train longer (--epochs {2 * warmup}; in Python Config's epochs)")
+                f"its KL warm-up ({trained} of its {warmup} epochs), before it had learned "
+                f"much; train longer (--epochs {max(2 * warmup, epochs)}, or --resume a run "
+                "stopped early; in Python Config's epochs)")
     few = steps < FEW_STEPS and batch_size > SMALL_BATCH
     more = (f"--batch-size {SMALL_BATCH} or " if few else "") + f"--epochs {2 * epochs}"
     why = f": an epoch is {steps} step{'s' if steps != 1 else ''} here" if steps < FEW_STEPS else ""

@@ -77,16 +77,27 @@ def keep_targets(split: NLBSplit, path: Path) -> None:
         write_h5(path, lambda partial: save_targets(targets, str(partial)))
 
 
+#: the MC_Maze scaling sets, which nlb_tools scores under one ``mc_maze_scaling[_20]_split``
+SCALING = ("mc_maze_large", "mc_maze_medium", "mc_maze_small")
+
+
 def score(submission_dict: dict, targets: dict, key: str) -> dict:
     """nlb_tools' ``evaluate`` of one dataset, as ``{co_bps, vel_r2, psth_r2, fp_bps, tp_corr}``
-    (those the dataset has)."""
+    (those the dataset has). nlb_tools files the MC_Maze scaling sets (``mc_maze_small``,
+    ``_medium``, ``_large``) under ``mc_maze_scaling[_20]_split``, each metric's name led by the
+    set's training-trial count (``[100] co-bps``); they are read from there."""
     with nlb_tools_context():
         results = evaluate(targets, submission_dict)
     found = {name: values for entry in results for name, values in entry.items()}
-    if f"{key}_split" not in found:
+    scores = found.get(f"{key}_split")
+    if scores is None and key.removesuffix("_20") in SCALING:
+        scaling = found.get("mc_maze_scaling_20_split" if key.endswith("_20")
+                            else "mc_maze_scaling_split")
+        scores = None if scaling is None else {name.split("] ", 1)[-1]: value
+                                               for name, value in scaling.items()}
+    if scores is None:
         raise ValueError(f"nlb_tools returned no scores for {key}")
-    return {METRIC_KEYS.get(name, name): float(value)
-            for name, value in found[f"{key}_split"].items()}
+    return {METRIC_KEYS.get(name, name): float(value) for name, value in scores.items()}
 
 
 def nlb_metrics(rates: np.ndarray, data: SpikeData, submission_path: Path | None = None,

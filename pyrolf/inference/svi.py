@@ -237,10 +237,10 @@ class Trainer:
         return pooled(scores, spikes)
 
     def validation_kl(self) -> float | None:
-        """KL of the posterior from the prior in nats per bin, all latent dimensions, on the
-        validation trials (see :func:`pyrolf.evaluation.collapse.kl_per_dimension`; of several
-        sessions, the mean over all their validation trials); ``None`` for a swapped-in prior or
-        guide whose sites are not Normal or Langevin trajectories."""
+        """KL of the posterior from the prior in nats per observed bin, all latent dimensions,
+        on the validation trials (see :func:`pyrolf.evaluation.collapse.kl_per_dimension`; of
+        several sessions, the mean over all their validation trials); ``None`` for a swapped-in
+        prior or guide whose sites are not Normal or Langevin trajectories."""
         kls = {}
         for index, part in enumerate(self.parts):
             inputs = encoder_inputs(part.valid, part.heldin, part.data.n_forward)
