@@ -89,10 +89,13 @@ def quiet_test_file_nans():
 
 #: copies of the session (1 ms rows x columns, float64) that smoothing it peaks at on threads,
 #: with room to spare: measured 4.2 (``benchmarks/nlb_scoring.py``'s steps on a generated
-#: 500-trial MC_Maze folder, 1.23 GiB a copy: 5.57 GiB peak on threads, 4.35 GiB one column after
-#: another); at 3, this 23 GiB machine took the threads for MC_Maze's session and was killed
+#: 500-trial MC_Maze folder, 1.23 GiB a copy, 0.38 GiB held before: peak 5.57 GiB on threads,
+#: 4.35 GiB one column after another, 3.2 copies); at 3, this 23 GiB machine took the threads for
+#: an MC_Maze-sized session and was killed
 THREAD_COPIES = 4.5
-#: copies below which not even one column after another fits (2.5 to 3.2 measured): refused
+#: copies below which not even one column after another fits, refused: under the least seen,
+#: 2.65 (an MC_Maze-sized folder's 18.9 GiB peak over 7.13 GiB copies, its loaded data counted
+#: in), as a refusal must be sure; between this and 3.2 a smoothing may still run out
 LEAST_COPIES = 2.2
 
 
