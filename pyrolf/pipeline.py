@@ -1070,11 +1070,6 @@ def check_device(device: str) -> None:
 
 def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> FitResult:
     config = trainer.config
-    if config.epochs < config.kl_warmup:  # (scored all the same; said, whatever they score)
-        note(f"{config.epochs} epochs end within the KL warm-up of {config.kl_warmup}: the KL "
-             f"weight reaches {trainer.kl_weight(config.epochs):.3g} of its "
-             f"{config.kl_weight:g}, and the scores of so short a fit say little (train "
-             f"{config.kl_warmup} or more; kl_warmup in a --config file or Config sets it)")
     if run is not None:
         trainer.on_checkpoint = lambda t, is_best: _save(run, t, is_best)
         if not run.has(RunFolder.CHECKPOINT):  # at once: from here on the run can be continued
@@ -1101,6 +1096,11 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
         run.write_history(state.history)  # also when a resumed run had none left to train
         run.write_json(RunFolder.METRICS, metrics)
         training_curve(state.history, run.path / "training.png")
+    if config.epochs < config.kl_warmup:  # (with its scores, whatever they are)
+        note(f"{config.epochs} epochs end within the KL warm-up of {config.kl_warmup}: the KL "
+             f"weight reaches {trainer.kl_weight(config.epochs):.3g} of its "
+             f"{config.kl_weight:g}, and the scores of so short a fit say little (train "
+             f"{config.kl_warmup} or more; kl_warmup in a --config file or Config sets it)")
     return FitResult(trainer.flow.eval(), state, metrics, config, trainer.data)
 
 

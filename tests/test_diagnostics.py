@@ -22,7 +22,7 @@ from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
 from pyrolf.diagnostics import (coverage, elbo, fano_factor, importance_summary, iwelbo,
                                 mean_rate, pareto_khat, psth, sample_posterior, select_trials)
 from pyrolf.diagnostics.arviz_adapter import (ARVIZ_1, group_names, inference_data,
-                                              with_coords, write_netcdf)
+                                              with_coords, with_variable_attrs, write_netcdf)
 from pyrolf.diagnostics import report as diagnostics_report
 from pyrolf.diagnostics.ppc import ppc_summary, predictive_interval, quantile_ranks
 from pyrolf.inference.svi import encoder_inputs, evaluating
@@ -127,16 +127,24 @@ def test_diagnose_writes_arviz_data_json_and_figures(run, monkeypatch, capsys):
 
 
 def test_datatree_is_written_as_arviz_1_writes_it(run, tmp_path):
-    """ArviZ >= 1.0 builds an xarray DataTree; the adapter writes it, and the file reads back."""
+    """ArviZ >= 1.0 builds an xarray DataTree; the adapter writes it, and the file reads back;
+    a variable's attributes are given on a DataTree as on legacy data (``rates``')."""
     diagnose_run(run.path, samples=SAMPLES, trials=2)
+    assert "rates" not in az.from_netcdf(run.path / "posterior.nc")["posterior"]  # (asked for)
+    diagnose_run(run.path, samples=SAMPLES, trials=2, rates=True)
     idata = az.from_netcdf(run.path / "posterior.nc")
-    assert "rates" not in idata["posterior"]  # (only where asked for: as large as the counts)
     tree = idata if ARVIZ_1 else idata.to_datatree()
+    rates = tree["posterior"]["rates"].values
+    tree = with_variable_attrs(tree, "posterior", "rates", {"long_name": "rates of each draw"})
     write_netcdf(tree, tmp_path / "tree.nc")
     again = az.from_netcdf(tmp_path / "tree.nc")
     assert set(group_names(again)) == set(group_names(tree))
-    for group, name in (("posterior", "z"), ("posterior_predictive", "spikes")):
+    for group, name in (("posterior", "z"), ("posterior", "rates"),
+                        ("posterior_predictive", "spikes")):
         np.testing.assert_array_equal(again[group][name].values, tree[group][name].values)
+    np.testing.assert_array_equal(again["posterior"]["rates"].values, rates)
+    assert again["posterior"]["rates"].attrs["long_name"] == "rates of each draw"
+    assert again["posterior"]["rates"].attrs["units"] == "spikes/bin"
 
 
 def test_labels_are_given_to_every_group_that_has_the_dim_without_copying_the_draws():
