@@ -1069,7 +1069,6 @@ def check_device(device: str) -> None:
 
 
 def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> FitResult:
-    config = trainer.config
     if run is not None:
         trainer.on_checkpoint = lambda t, is_best: _save(run, t, is_best)
         if not run.has(RunFolder.CHECKPOINT):  # at once: from here on the run can be continued
@@ -1082,6 +1081,7 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
                                "another --out; in Python Config's lr)") from None
     if trainer.best_flow is not None:
         trainer.flow.load_state_dict(trainer.best_flow)
+    config = trainer.config
     pyro.set_rng_seed(config.seed)
     submission, kept = ((run.path / RunFolder.SUBMISSION, run.path / RunFolder.SMOOTHING)
                          if run is not None else (None, None))
@@ -1096,7 +1096,7 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
         run.write_history(state.history)  # also when a resumed run had none left to train
         run.write_json(RunFolder.METRICS, metrics)
         training_curve(state.history, run.path / "training.png")
-    if config.epochs < config.kl_warmup:  # (with its scores, whatever they are)
+    if config.epochs < config.kl_warmup and not metrics["collapsed"]:  # (flagged: said there)
         note(f"{config.epochs} epochs end within the KL warm-up of {config.kl_warmup}: the KL "
              f"weight reaches {trainer.kl_weight(config.epochs):.3g} of its "
              f"{config.kl_weight:g}, and the scores of so short a fit say little (train "
