@@ -30,7 +30,11 @@ from pyrolf.guides import GUIDES
 from pyrolf.messages import progress_bar
 from pyrolf.nets.networks import TransformerDecoder
 
-MAX_LOG_RATE = 10.0
+#: the log-rates the model's Poisson takes, spikes per bin: above, a rate no neuron fires at;
+#: below, exp underflows float32's normal numbers (about -87.3), where the log-likelihood of a
+#: spike went to -inf and its gradient to inf (a statistics review): rates of 1e-35 and less
+#: count as 1e-35
+MAX_LOG_RATE, MIN_LOG_RATE = 10.0, -80.0
 #: trial-draws per pass of :func:`traced_passes`: on a GPU a pass costs about the same for few
 #: rows as for thousands (the time goes to launching kernels), on a CPU it grows with them
 DRAWS_PER_PASS = {"cpu": 256, "cuda": 2048}
@@ -142,7 +146,7 @@ class LangevinFlow(nn.Module):
         with pyro.plate("trials", rows):
             with poutine.scale(scale=kl_weight):
                 z, v = self.prior(rows, n_bins, self.stepwise)
-            log_rates = self.decoder(z, v).clamp(max=MAX_LOG_RATE)
+            log_rates = self.decoder(z, v).clamp(MIN_LOG_RATE, MAX_LOG_RATE)
             rates = Poisson(log_rates.exp())
             if mask is not None:
                 rates = rates.mask(mask)

@@ -27,7 +27,7 @@ from pyrolf.diagnostics import report as diagnostics_report
 from pyrolf.diagnostics.ppc import ppc_summary, predictive_interval, quantile_ranks
 from pyrolf.inference.svi import encoder_inputs, evaluating
 from pyrolf.memory import available_memory
-from pyrolf.models.langevinflow import MAX_LOG_RATE
+from pyrolf.models.langevinflow import MAX_LOG_RATE, MIN_LOG_RATE
 from pyrolf.pipeline import diagnose_run
 
 from test_cli import assert_one_line_error, run_cli
@@ -91,7 +91,8 @@ def test_diagnose_writes_arviz_data_json_and_figures(run, monkeypatch, capsys):
     flow = pyrolf.load_run(run.path)[0]
     z, v = (torch.as_tensor(idata["posterior"][name].values[0]) for name in ("z", "v"))
     with evaluating(flow), torch.no_grad():
-        decoded = flow.decoder(z.flatten(0, 1), v.flatten(0, 1)).clamp(max=MAX_LOG_RATE).exp()
+        decoded = flow.decoder(z.flatten(0, 1), v.flatten(0, 1)).clamp(MIN_LOG_RATE,
+                                                                      MAX_LOG_RATE).exp()
     np.testing.assert_allclose(rates.values[0], decoded.unflatten(0, z.shape[:2]).numpy(),
                                rtol=1e-5, atol=1e-7)
     assert rates.values.std(axis=1).mean() > 0  # draws, not their mean repeated

@@ -125,6 +125,36 @@ def test_vectorised_and_stepwise_paths_give_the_same_elbo_estimate(float64, mask
         Trace_ELBO().loss(flow.model, flow.guide, *args), rel=1e-5)  # a fresh draw differs
 
 
+def test_a_spike_at_a_log_rate_float32_cannot_hold_scores_finitely_with_finite_gradients():
+    """A decoder driven to log-rate -110 (exp underflows float32 below about -87.3, to 0 below
+    -103.3): a spike there scored -inf and its gradient was NaN, a silent route to a diverged
+    fit (a statistics review); the rate counts as e^-80 there, the spike's log-likelihood is
+    -80, and every gradient is finite."""
+    flow = small_flow().eval()
+
+    class Far(torch.nn.Module):
+        def __init__(self, decoder):
+            super().__init__()
+            self.decoder = decoder
+
+        def forward(self, z, v):
+            return self.decoder(z, v) - 110.0
+
+    flow.decoder = Far(flow.decoder)
+    b = batch()
+    spikes = torch.zeros_like(b.spikes)
+    spikes[0, 0, 0] = 1.0
+    pyro.set_rng_seed(0)
+    model_trace, _ = _log_densities(flow, make_batch(spikes, torch.arange(NEURONS) < HELDIN, 0))
+    scored = model_trace.nodes["spikes"]["fn"].base_dist.base_dist.log_prob(spikes)
+    assert scored[0, 0, 0].item() == pytest.approx(-80.0)
+    loss = Trace_ELBO().differentiable_loss(flow.model, flow.guide, b.inputs, spikes,
+                                            torch.ones_like(b.mask))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in flow.parameters() if p.grad is not None)
+
+
 def test_masked_entries_do_not_change_the_likelihood():
     flow = small_flow().eval()
     b = batch(cd_rate=0.5)
