@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from nlb_tools import nwb_interface
 from nlb_tools.evaluation import bits_per_spike, evaluate
 from nlb_tools.nwb_interface import NWBDataset
@@ -147,6 +148,58 @@ def test_tensors_put_held_in_neurons_first_and_eval_trials_last(data_dir):
     assert evaluation[:, :data.n_observed, :data.n_heldin].sum() > 0
     train, valid = set(data.splits["train"]), set(data.splits["valid"])
     assert not train & valid and train | valid == set(range(split.n_train))
+
+
+def test_dmfc_rsg_scores_set_to_go_of_the_training_trials_as_nlb_does(data_dir):
+    """NLB's DMFC_RSG co-bps counts the bins from set to go only, in jittered windows; the
+    training trials' scored bins are exactly those, in the windows their tensors hold: each
+    trial's held-out spikes in them are the NWB file's between set_time and go_time."""
+    data = load_data("dmfc_rsg", data_dir=data_dir)
+    split = data.extra["nlb"]
+    scored = data.scored_bins(np.arange(split.n_train))
+    assert scored.shape == (split.n_train, data.n_observed) and 0 < scored.mean() < 1
+    dataset = NWBDataset(str(nwb_files("dmfc_rsg", data_dir)[0]))
+    resample(dataset, 20)
+    times, held = dataset.data.index, dataset.data["heldout_spikes"].to_numpy()
+    info = dataset.trial_info.set_index("trial_id").loc[split.trial_ids[:split.n_train]]
+    spikes = data.spikes[:split.n_train, :data.n_observed][..., data.heldout]
+    for trial, (set_time, go_time) in enumerate(zip(info.set_time, info.go_time)):
+        between = held[(times >= set_time) & (times < go_time)].sum(0)
+        np.testing.assert_array_equal(spikes[trial][scored[trial]].sum(0), between)
+        assert np.ptp(np.flatnonzero(scored[trial])) + 1 == scored[trial].sum()  # one stretch
+    assert "scored_bins" not in load_data("mc_maze", data_dir=data_dir).extra  # all its bins
+
+
+def test_validation_and_the_smoothing_width_score_dmfc_rsg_bins_as_nlb_does(data_dir,
+                                                                             monkeypatch):
+    """The validation co-bps (which picks the kept epoch) and the smoothing baseline's choice of
+    width count the validation trials' scored bins only."""
+    from pyrolf import Config
+    from pyrolf.evaluation import smoothing
+    from pyrolf.evaluation.metrics import co_bps
+    from pyrolf.inference import svi
+    from pyrolf.models import build_flow
+    data = load_data("dmfc_rsg", data_dir=data_dir)
+    valid = data.splits["valid"]
+    held = data.spikes[valid][:, :data.n_observed][..., data.heldout]
+    scored = data.scored_bins(valid)
+    rates = np.broadcast_to(held.mean((0, 1)), held.shape) + 0.01  # a rate a bin cannot tell
+    config = Config(epochs=1, **{key: value for key, value in SMALL.items()
+                                 if key not in ("eval_every", "kl_warmup")})
+    trainer = svi.Trainer(build_flow(config, data.n_neurons, data.n_heldin), data, config)
+    full = np.zeros((len(valid), data.n_bins, data.n_neurons), np.float32)
+    full[:, :data.n_observed, data.heldout] = rates
+    monkeypatch.setattr(svi, "predict_rates", lambda *args, **kwargs: torch.as_tensor(full))
+    masked = np.where(scored[..., None], held, np.nan)
+    assert trainer.validation_score() == pytest.approx(co_bps(rates, masked), abs=1e-6)
+    assert co_bps(rates, masked) != pytest.approx(co_bps(rates, held), abs=1e-3)
+
+    targets = []
+    monkeypatch.setattr(smoothing, "co_bps", lambda rates, spikes: targets.append(spikes) or 0.0)
+    smoothing.fit_smoothing(data, (0.05, 0.1), alpha=0.01)
+    assert len(targets) == 2
+    for target in targets:
+        np.testing.assert_array_equal(np.isnan(target), ~scored[..., None] | np.isnan(held))
 
 
 def test_trial_and_unit_ids_are_nlb_tools_own(data_dir):

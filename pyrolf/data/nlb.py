@@ -119,7 +119,8 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
     ``train``/``valid`` partition the training trials, ``test`` is the evaluation trials.
     ``targets``: the published ``eval_data_test.h5`` that scores the test phase (see
     :func:`eval_targets`, which :meth:`NLBSplit.targets` calls when scoring first needs them).
-    ``extra["trial_table"]``: nlb_tools' ``trial_info`` columns of each trial ``(trials,)``.
+    ``extra["trial_table"]``: nlb_tools' ``trial_info`` columns of each trial ``(trials,)``;
+    ``extra["scored_bins"]`` where NLB scores part of a trial's bins (see :func:`scored_bins`).
     """
     if bin_size_ms not in BIN_SIZES_MS:
         raise DataError(f"NLB bins are 5 or 20 ms, got {bin_size_ms}")
@@ -153,7 +154,10 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
     split.trial_ids = np.concatenate([tensor_trial_ids(dataset, name, split.train_split),
                                       tensor_trial_ids(dataset, name, phase)])
     info = dataset.trial_info.set_index("trial_id").loc[split.trial_ids]
-    trial_table = {name: info[name].to_numpy() for name in info.columns}
+    extra = {"nlb": split, "trial_table": {name: info[name].to_numpy() for name in info.columns}}
+    scored = scored_bins(split, n_bins - train["train_spikes_heldin_forward"].shape[1])
+    if scored is not None:
+        extra["scored_bins"] = scored
     split.unit_ids = np.concatenate([dataset.data[field].columns.to_numpy()
                                      for field in ("spikes", "heldout_spikes")
                                      if field in dataset.data.columns.get_level_values(0)])
@@ -164,7 +168,7 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
                 "test": np.arange(n_train, n_train + n_eval)},
         n_forward=train["train_spikes_heldin_forward"].shape[1],
         name=name, bin_size=bin_size_ms / 1000,
-        extra={"nlb": split, "trial_table": trial_table})
+        extra=extra)
 
 
 def with_behavior(data: SpikeData, targets_file: Path | None = None) -> SpikeData:
@@ -210,6 +214,38 @@ def behavior_unit(path: Path | None, field: str) -> dict:
     if isinstance(unit, bytes):
         unit = unit.decode()
     return {"behavior_unit": unit} if unit else {}
+
+
+def scored_bins(split: NLBSplit, n_observed: int) -> np.ndarray | None:
+    """Which observed bins of each training trial NLB's evaluation would count
+    ``(training trials, observed bins)`` bool, or ``None`` where it counts them all (where
+    nlb_tools cuts the evaluation window as the training one: every dataset but DMFC_RSG).
+
+    DMFC_RSG's co-bps counts the bins from set to go only, in a 1.5 s window ending at go plus a
+    random jitter. nlb_tools' ``make_eval_target_tensors`` cuts the training trials as it cuts
+    the evaluation trials' targets, with the jitter ``make_train_input_tensors`` drew for their
+    tensors (the same seed, 0, over the same trials): its NaN are the bins it would not count, so
+    a validation score on them counts what the benchmark's counts.
+    """
+    if "align_range" in PARAMS[split.name]["eval_make_params"]:
+        return None
+    state = np.random.get_state()  # nlb_tools seeds numpy's global generator
+    try:
+        with nlb_tools_context():
+            cut = make_eval_target_tensors(split.dataset, split.name, split.train_split,
+                                           split.train_split, include_psth=False,
+                                           save_file=False)
+    except Exception as error:  # nlb_tools reports a wrong layout by whatever fails first
+        raise DataError(f"nlb_tools could not cut the bins NLB scores of {split.name}'s training "
+                        f"trials ({type(error).__name__}: {error}); the NWB files lack fields "
+                        f"NLB's {split.name} has") from None
+    finally:
+        np.random.set_state(state)
+    scored = ~np.isnan(cut[split.key]["eval_spikes_heldout"][..., 0])
+    if scored.shape != (split.n_train, n_observed):
+        raise DataError(f"nlb_tools cut {split.name}'s scored bins {scored.shape}, its training "
+                        f"tensors ({split.n_train}, {n_observed}): an nlb_tools other than 0.0.4?")
+    return scored
 
 
 def tensor_trial_ids(dataset: NWBDataset, name: str, trial_split) -> np.ndarray:

@@ -79,6 +79,14 @@ class SpikeData(HeldOut):
     def n_neurons(self) -> int:
         return self.spikes.shape[2]
 
+    def scored_bins(self, trials: np.ndarray) -> np.ndarray | None:
+        """Which observed bins of ``trials`` a held-out score counts ``(trials, observed bins)``
+        bool, from ``extra["scored_bins"]`` (rows: the trials before the evaluation trials; NLB's
+        DMFC_RSG scores the bins from set to go only, see :func:`pyrolf.data.nlb.scored_bins`);
+        ``None`` where it counts every observed bin."""
+        scored = self.extra.get("scored_bins")
+        return None if scored is None else scored[trials]
+
     @property
     def trial_word(self) -> str:
         """What messages call the trials: ``"windows"`` of a chopped continuous recording,

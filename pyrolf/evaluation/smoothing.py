@@ -220,6 +220,9 @@ def fit_smoothing(data: SpikeData, widths: tuple[float, ...], alpha: float,
     read = np.union1d(compared_on, valid)
     fitted_on, scored_on = np.searchsorted(read, compared_on), np.searchsorted(read, valid)
     means = heldin_means(data)
+    scored = data.scored_bins(valid)  # the bins the benchmark scores (DMFC_RSG: set to go)
+    target = (heldout_spikes[valid] if scored is None
+              else np.where(scored[..., None], heldout_spikes[valid], np.nan))
 
     def inputs(width: float, trials: np.ndarray) -> np.ndarray:
         heldin = spikes[trials][..., data.heldin]
@@ -232,8 +235,7 @@ def fit_smoothing(data: SpikeData, widths: tuple[float, ...], alpha: float,
             smoothed = inputs(width, read)
             weights[width] = last = fit_poisson_glm(smoothed, heldout_spikes[read], fitted_on,
                                                     alpha, start=last)
-            scores[width] = co_bps(glm_rates(smoothed[scored_on], weights[width]),
-                                   heldout_spikes[valid])
+            scores[width] = co_bps(glm_rates(smoothed[scored_on], weights[width]), target)
             bar.update()
         width = max(widths, key=scores.get)  # the first of the best
         if refit:  # the chosen width, on all the train trials
@@ -245,12 +247,15 @@ def fit_smoothing(data: SpikeData, widths: tuple[float, ...], alpha: float,
 
 def fitted_key(data: SpikeData, widths: tuple[float, ...], alpha: float) -> str:
     """SHA-256 of what a smoothing fit depends on: the observed counts, held-out neurons, train
-    and valid trials of ``data``, ``widths``, ``alpha``, the share's sizes and
-    :data:`KEPT_VERSION`."""
+    and valid trials of ``data`` and the bins scored of these, ``widths``, ``alpha``, the
+    share's sizes and :data:`KEPT_VERSION`."""
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(data.spikes[:, :data.n_observed], np.float32).data)
     for array in (data.heldout, data.splits["train"], data.splits["valid"], widths):
         digest.update(np.ascontiguousarray(array, np.float64).data)
+    scored = data.scored_bins(data.splits["valid"])
+    if scored is not None:
+        digest.update(np.ascontiguousarray(scored, np.float64).data)
     digest.update(repr((alpha, MANY_BINS, SELECTION_BINS, LOG_OFFSET, KEPT_VERSION)).encode())
     return digest.hexdigest()
 

@@ -160,9 +160,11 @@ class Part:
     session's view, :func:`~pyrolf.models.sessions.session_flow`), its ``data``, on the device
     the counts of its training and validation trials ``train`` (zeros where not recorded),
     ``valid`` (NaN there) ``(trials, T, its neurons)`` and its ``heldin``, ``heldout`` flags
-    ``(its neurons,)``, the ``svi`` that steps on its batches, and which training counts were
+    ``(its neurons,)``, the ``svi`` that steps on its batches, which training counts were
     recorded, ``recorded`` (as ``train``; ``None`` where all were: see
-    :func:`split_unrecorded`)."""
+    :func:`split_unrecorded`), and which observed bins of the validation trials their score
+    counts, ``scored`` ``(trials, observed bins)`` (``None``: all; see
+    :meth:`~pyrolf.data.spikes.SpikeData.scored_bins`)."""
 
     flow: torch.nn.Module
     data: SpikeData
@@ -172,6 +174,7 @@ class Part:
     heldout: torch.Tensor
     svi: SVI | GraphSVI
     recorded: torch.Tensor | None = None
+    scored: torch.Tensor | None = None
 
 
 class Trainer:
@@ -208,9 +211,11 @@ class Trainer:
         svi = (GraphSVI(flow.model, flow.guide, self.optimizer) if graphs
                else SVI(flow.model, flow.guide, self.optimizer, Trace_ELBO()))
         train, recorded = split_unrecorded(spikes[data.splits["train"]])
+        scored = data.scored_bins(data.splits["valid"])
         return Part(flow, data, train, spikes[data.splits["valid"]],
                     torch.as_tensor(data.heldin, device=self.device),
-                    torch.as_tensor(data.heldout, device=self.device), svi, recorded)
+                    torch.as_tensor(data.heldout, device=self.device), svi, recorded,
+                    None if scored is None else torch.as_tensor(scored, device=self.device))
 
     def kl_weight(self, epoch: float) -> float:
         """Linear warm-up from ``KL_WEIGHT_FLOOR`` to ``config.kl_weight`` over ``kl_warmup``
@@ -221,9 +226,10 @@ class Trainer:
         return self.config.kl_weight * max(ramp, KL_WEIGHT_FLOOR)
 
     def validation_score(self) -> float:
-        """co-bps of the held-out neurons on the validation trials (their observed bins), of
-        rates averaged over :data:`VALID_SAMPLES` posterior samples; of several sessions, each
-        session's pooled by its held-out spikes (:func:`~pyrolf.evaluation.sessions.pooled`)."""
+        """co-bps of the held-out neurons on the validation trials (their observed bins, those
+        the benchmark scores: ``Part.scored``), of rates averaged over :data:`VALID_SAMPLES`
+        posterior samples; of several sessions, each session's pooled by its held-out spikes
+        (:func:`~pyrolf.evaluation.sessions.pooled`)."""
         scores, spikes = {}, {}
         for index, part in enumerate(self.parts):
             data, observed = part.data, slice(0, part.data.n_observed)
@@ -231,6 +237,8 @@ class Trainer:
             rates = predict_rates(part.flow, inputs, data.n_bins,
                                   min(self.config.samples, VALID_SAMPLES))
             held = part.valid[:, observed][..., part.heldout]
+            if part.scored is not None:
+                held = held.masked_fill(~part.scored[..., None], float("nan"))
             scores[index] = co_bps(rates[:, observed][..., part.heldout].cpu().numpy(),
                                    held.cpu().numpy())
             spikes[index] = float(held.nansum())
