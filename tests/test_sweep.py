@@ -239,7 +239,7 @@ def test_a_trials_folder_records_its_data_and_refuses_a_changed_file(
     data.write_bytes(spike_file.read_bytes())
     config = Config(data=str(data), **{**TINY, "epochs": 1})
     held = []  # whether the trial's folder is locked while it trains, as a fit's is
-    monkeypatch.setattr(sweep_tune.SweepTrainer, "epoch", lambda self, check: held.append(
+    monkeypatch.setattr(sweep_tune.Trainer, "epoch", lambda self, check: held.append(
         RunFolder(tmp_path / "sweep" / "trials" / "trial0").in_use()) or 0.0)
     run = in_process_trial(monkeypatch, config, tmp_path / "sweep")
     assert held == [True] and not RunFolder(run).in_use()

@@ -66,24 +66,15 @@ SETTINGS, RESULTS, BEST, TRIALS, EXPERIMENT = "sweep.json", "results.csv", "best
 TRIAL_LOCK_WAIT_S = 120.0  # how long a trial waits for its folder's lock
 
 
-class SweepTrainer(Trainer):
-    """A :class:`~pyrolf.inference.svi.Trainer` whose validation score depends on the weights
-    alone: the posterior samples it averages are drawn from a generator seeded with
-    ``config.seed``, so epochs and trials are compared without sampling noise and ``best/``,
-    scored again, gives the number its trial reported."""
-
-    def validation_score(self) -> float:
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.config.seed)
-            return super().validation_score()
-
-
 def score_run(run_dir, data: SpikeData | Sessions | None = None) -> float:
-    """The validation co-bps of a run folder's best weights, as a sweep scores them (``data`` as
-    in :func:`pyrolf.pipeline.load_run`)."""
+    """The validation co-bps of a run folder's best weights, as its fit scored them: the
+    posterior samples averaged are drawn alike at every validation (see
+    :meth:`~pyrolf.inference.svi.Trainer.validation_draws`), so ``best/``, scored again, gives
+    the number its trial reported (``data`` as in :func:`pyrolf.pipeline.load_run`)."""
     flow, config, data = load_run(run_dir, data)
-    return SweepTrainer(flow, data, config).validation_score()
+    trainer = Trainer(flow, data, config)
+    with trainer.validation_draws():
+        return trainer.validation_score()
 
 
 def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions, folder: str,
@@ -108,7 +99,7 @@ def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions
     # moves to a new process waits for the old one, which Ray stops without waiting
     with run.locked(wait_s=TRIAL_LOCK_WAIT_S):
         flow = starting_flow(config, data)
-        trainer = SweepTrainer(flow, data, config, on_checkpoint=partial(_report, run))
+        trainer = Trainer(flow, data, config, on_checkpoint=partial(_report, run))
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             _restore(trainer, run, checkpoint)
