@@ -6,9 +6,7 @@ from __future__ import annotations
 import click
 
 from pyrolf.data.dandi import DATA_DIR_ENV, DEFAULT_DATA_DIR
-from pyrolf.names import GUIDE_NAMES, POTENTIAL_NAMES, PRIORS
-
-DEVICES = ("cpu", "cuda")
+from pyrolf.names import DEVICES, GUIDE_NAMES, NLB_PHASES, POTENTIAL_NAMES, PRIORS, SITES
 
 # Options that override one Config field each; None means "keep the preset / config file value".
 OVERRIDES = {
@@ -22,7 +20,7 @@ OVERRIDES = {
                               help="Potential of the Langevin prior (default springs)."),
     "guide": click.option("--guide", type=click.Choice(GUIDE_NAMES),
                           help="Variational posterior."),
-    "sites": click.option("--sites", type=click.Choice(["vectorised", "stepwise"]),
+    "sites": click.option("--sites", type=click.Choice(SITES),
                           help="One trajectory site (fast) or one Pyro site per bin."),
     "lr": click.option("--lr", type=float, help="Initial learning rate."),
     "kl_weight": click.option("--kl-weight", type=click.FloatRange(min=0, min_open=True),
@@ -36,7 +34,7 @@ OVERRIDES = {
     "bin_size_ms": click.option("--bin", "bin_size_ms", type=int, metavar="MS",
                                 help="Bin size in ms: NLB 5 or 20 (default 20); own recordings "
                                      "any whole number (default 10)."),
-    "phase": click.option("--phase", type=click.Choice(["val", "test"]),
+    "phase": click.option("--phase", type=click.Choice(NLB_PHASES),
                           help="NLB: val (train -> val, scored here) or test (train+val -> test)."),
     "threads": click.option("--threads", type=click.IntRange(min=1),
                             help="CPU threads (default: the cores other processes leave free, checked every epoch)."),

@@ -14,11 +14,12 @@ from dataclasses import MISSING, dataclass, field, fields
 from pyrolf.data import data_file, named_data, where
 from pyrolf.data.dandi import DANDISETS
 from pyrolf.data.recordings import CHOP_OPTIONS, TRIAL_OPTIONS, UNIT_OPTIONS
-from pyrolf.names import (BOUNDED_BELOW, GUIDE_NAMES, INTEGRATORS, POTENTIAL_NAMES, PRIORS,
-                          QUADRATIC)
+from pyrolf.names import (BOUNDED_BELOW, DEVICES, GUIDE_NAMES, INTEGRATORS, NLB_BIN_SIZES_MS,
+                          NLB_PHASES, POTENTIAL_NAMES, PRIORS, QUADRATIC, SITES)
 
-#: NLB's bin widths (ms) and its default; own recordings take any whole number of ms
-NLB_BIN_SIZES_MS, NLB_BIN_MS = (5, 20), 20
+#: NLB's default bin width (ms; :data:`~pyrolf.names.NLB_BIN_SIZES_MS` its choices); own
+#: recordings take any whole number of ms
+NLB_BIN_MS = 20
 OWN_DATA_BIN_MS = 10
 
 
@@ -149,8 +150,8 @@ class Config:
         if self.kl_warmup < 0 or self.weight_decay < 0:
             raise ConfigError("kl_warmup and weight_decay must not be negative")
         choices = {"prior": PRIORS, "potential": POTENTIAL_NAMES, "guide": GUIDE_NAMES,
-                   "sites": ("vectorised", "stepwise"), "device": ("cpu", "cuda"),
-                   "phase": ("val", "test"), "integrator": INTEGRATORS}
+                   "sites": SITES, "device": DEVICES, "phase": NLB_PHASES,
+                   "integrator": INTEGRATORS}
         if self.data == "lorenz" and self.bin_size_ms is not None:
             raise ConfigError("the Lorenz data have bins of their own; leave out bin_size_ms "
                               "(--bin)")

@@ -1,4 +1,4 @@
-"""The named choices of a model, without torch: what :class:`~pyrolf.config.Config` and the CLI
+"""The named choices of the settings, without torch: what :class:`~pyrolf.config.Config` and the CLI
 check a setting against before anything heavy is imported.
 
 The registries that build each choice hold the same names, in the same order
@@ -29,3 +29,13 @@ INTEGRATORS = ("auto", "loop", "scan")
 
 #: the guides: the prior's transition plus a correction, or mean-field over time
 GUIDE_NAMES = ("langevin", "meanfield")
+
+#: where a flow trains and infers
+DEVICES = ("cpu", "cuda")
+
+#: how the latent sites are laid out: one trajectory site, or one Pyro site per bin
+SITES = ("vectorised", "stepwise")
+
+#: NLB's phases (``val``: train -> val, scored here; ``test``: train + val -> test) and bin sizes
+NLB_PHASES = ("val", "test")
+NLB_BIN_SIZES_MS = (5, 20)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pyrolf.data import (CUTTING, DANDISETS, TRIAL_OPTIONS, SpikeData, data_file
                          hold_forward_bins, load_config_data, named_data, session_files)
 from pyrolf.data.files import check_data, check_trials, same_data, spikes_fingerprint
 from pyrolf.data.recordings import note_overlapping, open_source, recording_format
-from pyrolf.data.sessions import (BIN_TOLERANCE, Sessions, check_session, gather_sessions,
+from pyrolf.data.sessions import (Sessions, check_session, gather_sessions, same_bin_size,
                                   session_list, shared_bin_size)
 from pyrolf.data.spikes import DataError, MissingBehavior, NoTrialsTable
 from pyrolf.diagnostics.layout import LAYOUT_FORMAT, data_layout, layout_data
@@ -31,6 +30,7 @@ from pyrolf.models import ARCHITECTURE, build_flow, shared_weights
 from pyrolf.models.sessions import session_views
 from pyrolf.plots import training_curve
 from pyrolf.messages import note, notes_kept_back, warning
+from pyrolf.names import DEVICES
 from pyrolf.runs import RunError, RunFolder
 from pyrolf.threads import use_threads
 
@@ -147,7 +147,7 @@ def start_from_run(flow, config: Config, bin_size: float | None = None) -> None:
     weights = shared_weights(saved["flow"], config)
     theirs = source.read_json(RunFolder.FITTED).get("bin_size_s") if source.has(
         RunFolder.FITTED) else None
-    if theirs is not None and bin_size is not None and abs(theirs - bin_size) > 1e-9:
+    if theirs is not None and bin_size is not None and not same_bin_size(theirs, bin_size):
         note(f"--init-from {source.path} was fitted on bins of {theirs * 1000:g} ms, these data "
              f"have {bin_size * 1000:g} ms: the step and damping it learned are per bin and "
              "are taken as they are")
@@ -893,7 +893,7 @@ def _same_bins(trials: SpikeData | None, run: SpikeData) -> SpikeData | None:
         note(f"{trials.name} says no bin size (a spike file's bin_size_s, a SpikeData's "
              f"bin_size): its bins are taken to be the run's, {run.bin_size * 1000:g} ms")
         return dataclasses.replace(trials, bin_size=run.bin_size)
-    if not math.isclose(trials.bin_size, run.bin_size, rel_tol=BIN_TOLERANCE):
+    if not same_bin_size(trials.bin_size, run.bin_size):
         raise DataError(f"the trials of {trials.name} are in {trials.bin_size * 1000:g} ms bins, "
                         f"but the run was fitted on {run.bin_size * 1000:g} ms bins, one step of "
                         f"its dynamics each; bin them at {run.bin_size * 1000:g} ms")

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pyro
 import pytest
 import torch
@@ -60,7 +61,9 @@ def test_a_run_of_other_bins_is_named_in_a_note(source_run, tmp_path, capsys):
     fitted = json.loads((run / "fitted.json").read_text())
     assert fitted["bin_size_s"] is None  # a spike file says nothing of its bins
     config = Config(init_from=str(run), **SMALL)
-    for theirs, ours, noted in [(None, 0.01, False), (0.02, 0.02, False), (0.02, 0.01, True)]:
+    # (0.1 kept as float32 is 0.1: 1.5e-9 s off, which an absolute 1e-9 called other bins)
+    for theirs, ours, noted in [(None, 0.01, False), (0.02, 0.02, False), (0.02, 0.01, True),
+                                (0.1, float(np.float32(0.1)), False)]:
         (run / "fitted.json").write_text(json.dumps({**fitted, "bin_size_s": theirs}))
         start_from_run(build_flow(config, 13, 9), config, ours)
         err = capsys.readouterr().err

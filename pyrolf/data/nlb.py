@@ -29,9 +29,8 @@ from nlb_tools.nwb_interface import NWBDataset
 from pyrolf.data.dandi import DANDISETS, data_dir, download_command, nwb_files
 from pyrolf.data.nlb_compat import nlb_tools_context, resample, quiet_test_file_nans
 from pyrolf.data.spikes import DataError, SpikeData
+from pyrolf.names import NLB_BIN_SIZES_MS, NLB_PHASES
 
-BIN_SIZES_MS = (5, 20)
-PHASES = ("val", "test")
 VALID_FRACTION = 0.1
 
 
@@ -122,9 +121,9 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
     ``extra["trial_table"]``: nlb_tools' ``trial_info`` columns of each trial ``(trials,)``;
     ``extra["scored_bins"]`` where NLB scores part of a trial's bins (see :func:`scored_bins`).
     """
-    if bin_size_ms not in BIN_SIZES_MS:
+    if bin_size_ms not in NLB_BIN_SIZES_MS:
         raise DataError(f"NLB bins are 5 or 20 ms, got {bin_size_ms}")
-    if phase not in PHASES:
+    if phase not in NLB_PHASES:
         raise DataError(f"phase must be 'val' or 'test', got {phase!r}")
     dataset, train_file = open_dataset(name, data_dir(folder), phase)
     resample(dataset, bin_size_ms)

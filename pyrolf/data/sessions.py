@@ -30,6 +30,12 @@ from pyrolf.messages import note
 BIN_TOLERANCE = 1e-6
 
 
+def same_bin_size(one: float, other: float) -> bool:
+    """Whether two bin sizes in seconds are one (within :data:`BIN_TOLERANCE` of each other: a
+    size kept as float32, 0.1 s as 0.10000000149, is the size it was)."""
+    return math.isclose(one, other, rel_tol=BIN_TOLERANCE)
+
+
 @dataclass
 class Sessions(HeldOut):
     """Sessions fitted with one dynamics (module docstring): their held-in neurons are the
@@ -127,7 +133,7 @@ def gather_sessions(sessions: dict[str, SpikeData]) -> Sessions:
     binned = [(name, data.bin_size) for name, data in sessions.items()
               if data.bin_size is not None]
     for name, size in binned[1:]:
-        if not math.isclose(size, binned[0][1], rel_tol=BIN_TOLERANCE):
+        if not same_bin_size(size, binned[0][1]):
             raise DataError(f"session {name} has bins of {size * 1000:g} ms but {binned[0][0]} "
                             f"of {binned[0][1] * 1000:g} ms; sessions share one bin size (--bin "
                             "bins recordings; a binned file keeps its own)")
