@@ -29,14 +29,17 @@ def available_memory() -> float | None:
     return min(available, left)
 
 
-def check_fits(needed: float, what: str, advice: str) -> None:
-    """Raise :class:`~pyrolf.config.ConfigError` where ``needed`` bytes, what ``what`` takes
-    (e.g. ``"the draws of 300 trials x 100 samples"``), are more than :func:`available_memory`,
-    in one line ending with ``advice``: said before the work, not killed for memory in it.
-    Nothing is checked where the memory available is unknown."""
-    from pyrolf.config import ConfigError
+def check_fits(needed: float, what: str, advice: str, error: type[Exception] | None = None
+               ) -> None:
+    """Raise ``error`` (:class:`~pyrolf.config.ConfigError` unless given; the data's
+    :class:`~pyrolf.data.spikes.DataError` where the data ask too much) where ``needed`` bytes,
+    what ``what`` takes (e.g. ``"the draws of 300 trials x 100 samples"``), are more than
+    :func:`available_memory`, in one line ending with ``advice``: said before the work, not
+    killed for memory in it. Nothing is checked where the memory available is unknown."""
+    if error is None:
+        from pyrolf.config import ConfigError as error
 
     available = available_memory()
     if available is not None and needed > available:
-        raise ConfigError(f"{what} take {needed / 2**30:.3g} GiB, more than the "
-                          f"{available / 2**30:.3g} GiB of memory available; {advice}")
+        raise error(f"{what} take {needed / 2**30:.3g} GiB, more than the "
+                    f"{available / 2**30:.3g} GiB of memory available; {advice}")

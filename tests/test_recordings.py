@@ -1240,10 +1240,10 @@ def test_a_stray_spike_or_times_in_samples_are_named_not_fitted_blindly(tmp_path
     # the span of the units kept: without unit 9, 20 s of spikes
     data = load(path, chop_s=1.0, overlap_s=0.0, units_where=["id!=9"])
     assert data.n_trials == 20 and "hold no spike" not in capsys.readouterr().err
-    monkeypatch.setattr("pyrolf.data.recordings.available_memory", lambda: 1000.0)
+    monkeypatch.setattr("pyrolf.memory.available_memory", lambda: 1000.0)
     with pytest.raises(DataError, match=r"stray.npz: 199.99 s \(0.010 to 200.000 s\) in 10 ms "
-                                        r"bins of 3 units would take 0.00151 GiB to bin, more "
-                                        r"than the 9.31e-07 GiB this process can still take; "
+                                        r"bins of 3 units, binned, take 0.00151 GiB, more "
+                                        r"than the 9.31e-07 GiB of memory available; "
                                         r"units 9 \(0.03 to 200 s\) "
                                         r"spike apart .* are the spike times in seconds\?"):
         load(path)
@@ -1283,15 +1283,15 @@ def test_spike_or_trial_times_in_ms_stop_in_one_line_before_any_fit(scaled, what
 
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr("pyrolf.data.recordings.bin_spikes", binned)
-            patch.setattr("pyrolf.data.recordings.available_memory", lambda: 2.0**30)
-            with pytest.raises(DataError, match=r"ms.npz: 160 trials of 100000 bins of 40 units "
-                                                r"would take 7.15 GiB to bin, more than the 1 "
-                                                r"GiB this process can still take; is --window "
+            patch.setattr("pyrolf.memory.available_memory", lambda: 2.0**30)
+            with pytest.raises(DataError, match=r"ms.npz: 160 trials of 100000 bins of 40 units"
+                                                r", binned, take 7.15 GiB, more than the 1 "
+                                                r"GiB of memory available; is --window "
                                                 r"in seconds\?"):
                 load(path, align="stim_on_time", window="-200,800")
             # without --window the trials' own length is in ms: no word of a --window
-            with pytest.raises(DataError, match=r"ms.npz: 160 trials of 99999 bins of 40 units "
-                                                r"would take 7.15 GiB to bin, .*; the trials are "
+            with pytest.raises(DataError, match=r"ms.npz: 160 trials of 99999 bins of 40 units"
+                                                r", binned, take 7.15 GiB, .*; the trials are "
                                                 r"cut from their stim_on_time to 999.99 s after "
                                                 r"it, "
                                                 r"the end of the shortest \(no --window\): are "

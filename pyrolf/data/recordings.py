@@ -87,7 +87,7 @@ from pyrolf.data import where
 from pyrolf.data.chop import chop
 from pyrolf.data.files import UNRECORDED_READ, check_file, decoded, heldout_and_splits
 from pyrolf.data.spikes import DataError, MissingBehavior, NoTrialsTable, SpikeData
-from pyrolf.memory import available_memory
+from pyrolf.memory import check_fits
 from pyrolf.messages import few_ids, note
 
 #: settings that select and cut trials, and those of continuous recordings
@@ -512,11 +512,7 @@ def _check_memory(path: Path, entries: int, what: str, advice: str) -> None:
     """Refuse, in one line, binning ``entries`` counts (trials or windows x bins x units; ``what``
     says them) where :data:`BINNING_BYTES` each would not fit in the memory this process can
     still take; ``advice``: what to check or do."""
-    needed, available = entries * BINNING_BYTES, available_memory()
-    if available is not None and needed > available:
-        raise DataError(f"{path.name}: {what} would take {needed / 2**30:.3g} GiB to bin, more "
-                        f"than the {available / 2**30:.3g} GiB this process can still take; "
-                        f"{advice}")
+    check_fits(entries * BINNING_BYTES, f"{path.name}: {what}, binned,", advice, DataError)
 
 
 def _default_window(path: Path, rows: np.ndarray, align: np.ndarray, starts: np.ndarray,
