@@ -68,10 +68,10 @@ CONDITION_NAME = "the trial's condition (own recordings: the --condition column'
 
 def inferred_inputs(dynamics, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """The inferred input of every bin ``(..., time, D)`` from positions and velocities
-    ``(..., time, D)``: ``v_t - mean(z_{t-1}, v_{t-1})`` (``dynamics.drift``'s mean velocity)
-    for ``t >= 1``, 0 at ``t = 0``."""
-    _, mean = dynamics.drift(z[..., :-1, :], v[..., :-1, :], dynamics.terms(z))
-    return torch.cat([torch.zeros_like(v[..., :1, :]), v[..., 1:, :] - mean], -2)
+    ``(..., time, D)``: ``v_t - mean(z_{t-1}, v_{t-1})``
+    (:meth:`~pyrolf.dynamics.langevin.LangevinDynamics.innovations`) for ``t >= 1``, 0 at
+    ``t = 0``."""
+    return torch.cat([torch.zeros_like(v[..., :1, :]), dynamics.innovations(z, v)], -2)
 
 
 def reduce_draws(draws: torch.Tensor, on_device: bool | None = None

@@ -130,6 +130,14 @@ class LangevinDynamics(nn.Module):
         pull = force(self.potential, z) if matrix is None else z @ matrix
         return torch.addcmul(z, step, v), keep * torch.addcmul(v, step, pull)
 
+    def innovations(self, z: torch.Tensor, v: torch.Tensor,
+                    follow: torch.Tensor | float = 1.0) -> torch.Tensor:
+        """What each step adds beyond ``follow`` times its mean, ``v_t - follow · mean(z_{t-1},
+        v_{t-1})`` (:meth:`drift`), ``(..., T - 1, D)`` from positions and velocities
+        ``(..., T, D)``: the noise under the prior, the inferred input under a posterior."""
+        _, mean = self.drift(z[..., :-1, :], v[..., :-1, :], self.terms(z))
+        return v[..., 1:, :] - follow * mean
+
     def transition(self, z: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, Normal]:
         """One step from ``(z_{t-1}, v_{t-1})``, each ``(..., D)``.
 
@@ -331,11 +339,9 @@ class LangevinTrajectory(TorchDistribution):
         """The log-density of every bin and dimension ``(..., T - 1, D)`` of velocities
         ``(..., T - 1, D)``: ``log Normal(u_t; loc_t, scale_t)`` of each innovation ``u_t``."""
         v0 = self.v0.expand(value.shape[:-2] + self.v0.shape[-1:])
-        previous = torch.cat([v0.unsqueeze(-2), value[..., :-1, :]], dim=-2)
-        z = self.dynamics.positions(self.z0.expand_as(v0), previous)
-        _, mean = self.dynamics.drift(z, previous, self.dynamics.terms(z))
-        innovations = value - self.follow * mean
-        return Normal(self.loc, self.scale).log_prob(innovations)
+        v = torch.cat([v0.unsqueeze(-2), value], dim=-2)
+        z = self.dynamics.positions(self.z0.expand_as(v0), v)
+        return Normal(self.loc, self.scale).log_prob(self.dynamics.innovations(z, v, self.follow))
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """``log q(v_{1..T-1} | z_0, v_0)`` ``(...,)`` for velocities ``(..., T - 1, D)``."""

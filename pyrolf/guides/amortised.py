@@ -17,7 +17,8 @@ from pyro.distributions import Normal
 from torch import nn
 from torch.nn import functional as F
 
-from pyrolf.dynamics.langevin import LangevinDynamics, LangevinTrajectory, as_follow
+from pyrolf.dynamics.langevin import LangevinDynamics
+from pyrolf.dynamics.prior import velocity_sites
 from pyrolf.nets.networks import SpikeEncoder
 
 MIN_SCALE = 1e-4
@@ -93,20 +94,7 @@ class AmortisedGuide(nn.Module):
         loc_z, loc_v, scale_z, scale_v = initial.chunk(4, dim=-1)
         z = pyro.sample("z_0", _normal(loc_z, scale_z))
         v = pyro.sample("v_0", _normal(loc_v, scale_v))
-        if not stepwise:
-            rest = pyro.sample("v", LangevinTrajectory(dynamics, z, v, n_bins - 1, loc, scale,
-                                                       follow))
-            v = torch.cat([v.unsqueeze(1), rest], 1)
-            return dynamics.positions(z, v), v
-        follow = as_follow(follow, z).expand(n_bins - 1, 1)
-        zs, vs = [z], [v]
-        for t in range(1, n_bins):
-            z, prior = dynamics.transition(z, v)
-            mean = follow[t - 1] * prior.mean + loc[:, t - 1]
-            v = pyro.sample(f"v_{t}", Normal(mean, scale[:, t - 1]).to_event(1))
-            zs.append(z)
-            vs.append(v)
-        return torch.stack(zs, 1), torch.stack(vs, 1)
+        return velocity_sites(dynamics, z, v, n_bins, stepwise, loc, scale, follow)
 
 
 class LangevinGuide(AmortisedGuide):
