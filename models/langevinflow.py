@@ -110,6 +110,9 @@ class LangevinFlow(nn.Module):
             as ``guide(dynamics, inputs, n_bins, stepwise, draws)`` and returning ``(z, v)``
             ``(trials · draws, T, D)``.
         stepwise: one Pyro site per bin instead of one trajectory site (same density, slower).
+
+    The guide module is kept as ``flow.posterior`` (its weights' names in a checkpoint begin
+    with ``posterior.``); ``flow.guide`` is the Pyro guide, the function SVI calls.
     """
 
     def __init__(self, prior: LangevinPrior, decoder: nn.Module, guide: nn.Module,

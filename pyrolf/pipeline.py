@@ -1060,7 +1060,7 @@ def run_device(config: Config, device: str | None) -> str:
 def check_device(device: str) -> None:
     """Refuse, in one line, a device that is none of ``cpu``, ``cuda``, or ``cuda`` where
     PyTorch sees no GPU."""
-    if device not in ("cpu", "cuda"):
+    if device not in DEVICES:
         raise ConfigError(f"device (--device) must be cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device cuda (--device, or a run's config.json) was asked for, but "

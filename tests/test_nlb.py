@@ -327,6 +327,15 @@ def test_test_phase_trains_on_train_and_val_and_predicts_test(data_dir, tmp_path
                                          "collapse"])  # (one epoch: below the mean rates too)
 
 
+def test_targets_nlb_tools_scores_nothing_of_are_a_data_error(monkeypatch):
+    """Targets of another dataset (nlb_tools scores none of the submission): one line a user
+    can act on, no traceback (it was a ValueError)."""
+    from pyrolf.evaluation import nlb
+    monkeypatch.setattr(nlb, "evaluate", lambda targets, submitted: [{"mc_rtt_20_split": {}}])
+    with pytest.raises(DataError, match="targets file .* of this dataset and bin size"):
+        nlb.score({}, {}, "mc_maze_20")
+
+
 def test_nan_warnings_are_dropped_for_the_test_file_only(caplog):
     logger = logging.getLogger(nwb_interface.__name__)
     with caplog.at_level(logging.WARNING, logger=logger.name):

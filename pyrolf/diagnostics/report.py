@@ -220,7 +220,8 @@ def recorded_only(predictive: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def coupling_kernel_of(flow) -> np.ndarray | None:
-    """The coupling kernel ``(channels, channels, 3)`` of the flow's potential, if it has one."""
+    """The coupling kernel ``(channels, channels, taps)`` of the flow's potential, if it has one
+    (3 taps: ``oscillators``; 2: ``springs``)."""
     potential = getattr(getattr(getattr(flow, "prior", None), "dynamics", None), "potential", None)
     kernel = getattr(potential, "kernel", None)
     return None if kernel is None else kernel.detach().cpu().numpy()

@@ -96,7 +96,9 @@ def score(submission_dict: dict, targets: dict, key: str) -> dict:
         scores = None if scaling is None else {name.split("] ", 1)[-1]: value
                                                for name, value in scaling.items()}
     if scores is None:
-        raise ValueError(f"nlb_tools returned no scores for {key}")
+        raise DataError(f"nlb_tools returned no scores for {key}: the targets are not of "
+                        f"{key}; give the targets file (eval_data_test.h5) of this dataset and "
+                        "bin size")
     return {METRIC_KEYS.get(name, name): float(value) for name, value in scores.items()}
 
 
