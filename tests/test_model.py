@@ -9,7 +9,7 @@ from pyro.infer import Trace_ELBO
 from pyrolf.config import Config
 from pyrolf.inference.svi import make_batch
 from pyrolf.models import build_flow
-from pyrolf.models.langevinflow import guide_and_model_traces
+from pyrolf.inference.passes import guide_and_model_traces
 
 TRIALS, BINS, NEURONS, HELDIN, LATENT = 5, 9, 7, 5, 8
 

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from pyro.poutine.util import site_is_subsample
 
-from pyrolf.models.langevinflow import OBSERVATION_SITE, traced_passes
+from pyrolf.inference.passes import traced_passes
+from pyrolf.models.langevinflow import OBSERVATION_SITE
 
 
 @dataclass
@@ -88,7 +89,7 @@ def sample_posterior(model, guide, inputs: torch.Tensor, spikes: torch.Tensor,
         mask: bool ``(trials, n_bins, neurons)``, the entries the likelihood scores.
         n_bins: bins of the latent trajectory (observed plus forward).
         samples: draws per trial.
-        draws_per_pass, progress: as in :func:`~pyrolf.models.langevinflow.traced_passes`,
+        draws_per_pass, progress: as in :func:`~pyrolf.inference.passes.traced_passes`,
             which draws several trials many times in one pass.
         rates: keep each draw's rates too (``rate_draws``: as many values as the predicted
             counts, in floats).

@@ -16,7 +16,7 @@ from pyro.distributions import Independent
 from pyro.poutine.util import site_is_subsample
 
 from pyrolf.dynamics.langevin import LangevinTrajectory
-from pyrolf.models.langevinflow import traced_passes
+from pyrolf.inference.passes import traced_passes
 
 #: nats per observed bin above which a latent dimension counts as used by the posterior
 ACTIVE_KL_PER_BIN = 0.01
@@ -68,7 +68,7 @@ def kl_per_dimension(model, guide, inputs: torch.Tensor, n_bins: int, samples: i
     threshold of it. The sum over ``D`` is the KL per observed bin of the whole latent state.
     ``model`` and ``guide`` have LangevinFlow's signature and run with ``kl_weight = 1``; put
     the networks in eval mode first. The draws go ``draws_per_pass`` at a time
-    (:func:`~pyrolf.models.langevinflow.traced_passes`)."""
+    (:func:`~pyrolf.inference.passes.traced_passes`)."""
     total = 0.0
     for _, _, guide_trace, model_trace in traced_passes(model, guide, inputs, samples,
                                                         draws_per_pass, n_bins=n_bins):

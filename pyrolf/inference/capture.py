@@ -29,7 +29,7 @@ from pyro.infer.util import zero_grads
 from pyro.optim import clipped_adam
 from pyro.poutine.util import prune_subsample_sites
 
-from pyrolf.models.langevinflow import guide_and_model_traces
+from pyrolf.inference.passes import guide_and_model_traces
 
 #: eager steps of each batch shape before it is recorded (cuBLAS, cuDNN and the optimiser's state
 #: are set up on first use, which a recording must not contain)

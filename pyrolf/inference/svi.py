@@ -25,7 +25,7 @@ from pyrolf.evaluation.metrics import co_bps
 from pyrolf.evaluation.sessions import pooled
 from pyrolf.inference import TrainingDiverged
 from pyrolf.inference.capture import GraphSVI
-from pyrolf.models.langevinflow import traced_passes
+from pyrolf.inference.passes import traced_passes
 from pyrolf.models.sessions import session_views
 from pyrolf.messages import progress_bar
 from pyrolf.threads import CoreShare, adapt_threads
@@ -105,9 +105,9 @@ def posterior_passes(flow, inputs: torch.Tensor, n_bins: int, samples: int,
     of ``inputs``' trials (``(trials, observed, held_in)``), ``latents`` what the guide returns
     (LangevinFlow: ``z``, ``v`` ``(trials, draws, n_bins, latent)``) and ``log_rates``
     ``(trials, draws, n_bins, neurons)``: the guide is sampled, each draw decoded by the model
-    (no counts drawn: :class:`~pyrolf.models.langevinflow.RatesOnly`), with the networks in eval
+    (no counts drawn: :class:`~pyrolf.inference.passes.RatesOnly`), with the networks in eval
     mode. The passes, ``draws_per_pass`` and ``progress`` are those of
-    :func:`~pyrolf.models.langevinflow.traced_passes`.
+    :func:`~pyrolf.inference.passes.traced_passes`.
     """
     with evaluating(flow):
         for trials, drawn, guide_trace, model_trace in traced_passes(
