@@ -5,11 +5,14 @@ Run by hand (not in CI)::
     uv run python benchmarks/infer.py                    # 2869 trials, 100 samples, CPU
     uv run python benchmarks/infer.py --device cuda      # on a GPU
     uv run python benchmarks/infer.py --trials 287       # a tenth of the trials (times scale)
+    uv run python benchmarks/infer.py --overlap 9        # windows of a continuous recording
 
 An untrained LangevinFlow of the ``mc_maze`` preset's sizes (latent 280, encoder 280, 20 ms bins)
 infers 2869 trials (MC_Maze's train + val + test) of 35 observed + 10 forward bins, 137 held-in
 + 45 held-out neurons, from random Poisson counts (the speed does not depend on them), and the
-Dataset is written to a netCDF file in a temporary folder. Memory: the process's peak resident set
+Dataset is written to a netCDF file in a temporary folder. ``--overlap N``: the trials are the
+windows of one continuous recording, each starting ``45 - N`` bins after the one before (as
+``--chop`` cuts them), merged back into one series (``time``, ...) as ``pyrolf infer`` merges them. Memory: the process's peak resident set
 (it only grows) and, on a GPU, the peak allocated GPU memory; beside them the size of the
 summaries (what the Dataset holds) and of all draws, which are never held at once.
 """
@@ -17,6 +20,7 @@ summaries (what the Dataset holds) and of all draws, which are never held at onc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import tempfile
 import time
@@ -49,12 +53,16 @@ def mc_maze_sized(trials: int, device: str, split: str) -> tuple[Config, SpikeDa
     return config, data, build_flow(config, n_neurons, HELDIN).to(device)
 
 
-def arguments(description: str, trials: int) -> argparse.Namespace:
-    """``--device``, ``--trials`` (default ``trials``) and ``--samples`` from the command line."""
+def arguments(description: str, trials: int, overlap: bool = False) -> argparse.Namespace:
+    """``--device``, ``--trials`` (default ``trials``), ``--samples`` and, with ``overlap``,
+    ``--overlap`` from the command line."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--trials", type=int, default=trials)
     parser.add_argument("--samples", type=int, default=100)
+    if overlap:
+        parser.add_argument("--overlap", type=int, default=None, metavar="BINS",
+                            help="the trials as windows of one recording, overlapping by BINS")
     return parser.parse_args()
 
 
@@ -77,9 +85,22 @@ def gpu_peak(device: str) -> list[str]:
             if device == "cuda" else [])
 
 
+def as_windows(data: SpikeData, overlap: int) -> SpikeData:
+    """``data``'s trials as the windows of one continuous recording, each starting
+    ``bins - overlap`` bins after the one before, of 20 ms bins (``extra["chop"]`` as
+    :mod:`pyrolf.data.recordings` makes it)."""
+    step = data.n_bins - overlap
+    starts = np.arange(data.n_trials) * step
+    chop = {"starts": starts, "n_time": int(starts[-1] + data.n_bins), "start_time": 0.0,
+            "bin_size": 0.02}
+    return dataclasses.replace(data, bin_size=0.02, extra={**data.extra, "chop": chop})
+
+
 def main() -> None:
-    args = arguments(__doc__.splitlines()[0], TRIALS)
+    args = arguments(__doc__.splitlines()[0], TRIALS, overlap=True)
     config, data, flow = mc_maze_sized(args.trials, args.device, "train")
+    if args.overlap is not None:
+        data = as_windows(data, args.overlap)
     n_neurons = data.n_neurons
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -96,7 +117,8 @@ def main() -> None:
     print(f"infer_seconds={inferred:.1f} write_seconds={written:.1f} "
           f"process_peak_rss_gib={peak_rss_gib():.2f} summaries_gib={dataset.nbytes / 2**30:.2f} "
           f"all_draws_gib={args.trials * args.samples * per_draw / 2**30:.1f} "
-          f"file_gib={file_gib:.2f}", *gpu_peak(args.device))
+          f"file_gib={file_gib:.2f}", *gpu_peak(args.device),
+          *([f"merged_bins={dataset.sizes['time']}"] if args.overlap is not None else []))
 
 
 if __name__ == "__main__":

@@ -905,6 +905,18 @@ def test_continuous_recording_fits_and_infers_one_series_over_the_session(contin
     for key, windows in summary.items():
         np.testing.assert_array_equal(inferred[key].values,
                                       merge(windows, plan["starts"], plan["n_time"]), key)
+    # merged as they are reduced, a few windows at a time (here 2), none kept: the same series
+    inputs = trial_inputs(data, np.arange(data.n_trials))
+    pyro.set_rng_seed(config.seed)
+    summary = posterior_summary(flow, inputs, data.n_bins, 5, draws_per_pass=10)
+    pyro.set_rng_seed(config.seed)
+    merged = posterior_summary(flow, inputs, data.n_bins, 5, draws_per_pass=10,
+                               chop={**plan, "observed": data.n_observed})
+    assert set(merged) == set(summary)
+    for key, windows in summary.items():
+        assert merged[key].shape == (plan["n_time"], *windows.shape[2:])
+        np.testing.assert_array_equal(merged[key], merge(windows, plan["starts"], plan["n_time"]),
+                                      key)
     pyro.set_rng_seed(config.seed)
     rates = model_rates(flow, data, np.arange(data.n_trials), samples=5)
     np.testing.assert_allclose(inferred["rates"].values,

@@ -60,13 +60,29 @@ def merge(windows: np.ndarray, starts: np.ndarray, n_time: int, observed: int | 
     comes from a window's forward bins only where no window observes it.
 
     Raises:
-        ValueError: ``starts`` not one per window, not strictly increasing from 0, leaving a gap
-            between windows, or not ending at ``n_time``.
+        ValueError: ``starts`` not one per window, or as :func:`merge_cuts`.
     """
     windows = np.asarray(windows)
+    if np.shape(starts) != windows.shape[:1]:
+        raise ValueError(f"window starts {np.asarray(starts).tolist()} do not cover the "
+                         f"{len(windows)} windows: one start per window")
+    cuts = merge_cuts(starts, n_time, windows.shape[1], observed)
+    merged = np.empty((n_time, *windows.shape[2:]), dtype=windows.dtype)
+    merge_into(merged, windows, 0, starts, cuts)
+    return merged
+
+
+def merge_cuts(starts: np.ndarray, n_time: int, window_bins: int, observed: int | None = None
+               ) -> np.ndarray:
+    """Where :func:`merge` cuts the series ``(windows + 1,)``: window ``j`` gives bins
+    ``cuts[j]`` to ``cuts[j + 1]``.
+
+    Raises:
+        ValueError: ``starts`` not strictly increasing from 0, leaving a gap between windows of
+            ``window_bins`` bins, or not ending at ``n_time``.
+    """
     starts = np.asarray(starts, dtype=np.int64)
-    window_bins = windows.shape[1]
-    if (starts.shape != windows.shape[:1] or starts[0] != 0
+    if (starts.ndim != 1 or not len(starts) or starts[0] != 0
             or starts[-1] + window_bins != n_time or np.any(np.diff(starts) <= 0)
             or np.any(np.diff(starts) > window_bins)):
         raise ValueError(f"window starts {starts.tolist()} of windows of {window_bins} bins do not "
@@ -75,8 +91,14 @@ def merge(windows: np.ndarray, starts: np.ndarray, n_time: int, observed: int | 
     # but not before j + 1 starts nor after j ends
     seen = window_bins if observed is None else observed
     middles = np.clip((starts[:-1] + starts[1:] + seen) // 2, starts[1:], starts[:-1] + window_bins)
-    cuts = np.concatenate([[0], middles, [n_time]])
-    merged = np.empty((n_time, *windows.shape[2:]), dtype=windows.dtype)
-    for window, start, (first, stop) in zip(windows, starts, zip(cuts[:-1], cuts[1:])):
-        merged[first:stop] = window[first - start:stop - start]
-    return merged
+    return np.concatenate([[0], middles, [n_time]])
+
+
+def merge_into(merged: np.ndarray, windows: np.ndarray, first: int, starts: np.ndarray,
+               cuts: np.ndarray) -> None:
+    """Put the bins :func:`merge` takes from ``windows`` ``(k, window_bins, ...)``, the windows
+    ``first`` to ``first + k - 1`` of ``starts``, into ``merged`` ``(n_time, ...)`` (``cuts``:
+    :func:`merge_cuts`): windows merged as they come, a few at a time, none kept."""
+    for index, window in enumerate(windows, first):
+        begin, end, start = cuts[index], cuts[index + 1], starts[index]
+        merged[begin:end] = window[begin - start:end - start]

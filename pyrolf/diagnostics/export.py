@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from pyrolf.data.chop import merge
+from pyrolf.data.chop import merge, merge_cuts, merge_into
 from pyrolf.data.files import decoded
 from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.diagnostics.arviz_adapter import NETCDF_ENGINE
@@ -99,12 +99,16 @@ def reduce_draws(draws: torch.Tensor, on_device: bool | None = None
 
 @torch.no_grad()
 def posterior_summary(flow, inputs: torch.Tensor, n_bins: int, samples: int,
-                      draws_per_pass: int | None = None, progress: str | None = None
-                      ) -> dict[str, np.ndarray]:
+                      draws_per_pass: int | None = None, progress: str | None = None,
+                      chop: dict | None = None) -> dict[str, np.ndarray]:
     """Posterior mean and central 90 % interval of ``z``, ``v``, ``inputs`` (see
     :func:`inferred_inputs`) and ``rates`` (spikes per bin) of the trials whose encoder inputs
     are ``inputs`` ``(trials, observed, held_in)``: keys ``NAME``, ``NAME_lower``, ``NAME_upper``,
     each float32 ``(trials, n_bins, latent)`` or, for rates, ``(trials, n_bins, neurons)``.
+    ``chop``: the trials are a continuous recording's windows, cut as
+    ``data.extra["chop"]`` says (with ``observed``, the windows' observed bins); each summary
+    then comes merged into one series ``(time, ...)`` (:func:`~pyrolf.data.chop.merge`),
+    each group's windows merged as they are reduced, so no window's summary is kept.
 
     ``flow`` is a LangevinFlow (its guide returns ``(z, v)``, its prior has ``dynamics``);
     ``samples`` draws per trial, ``draws_per_pass`` and ``progress`` as in
@@ -112,6 +116,9 @@ def posterior_summary(flow, inputs: torch.Tensor, n_bins: int, samples: int,
     """
     dynamics = flow.prior.dynamics
     summary = {}
+    if chop is not None:
+        starts, n_time = np.asarray(chop["starts"]), int(chop["n_time"])
+        cuts = merge_cuts(starts, n_time, n_bins, chop["observed"])
     passes = posterior_passes(flow, inputs, n_bins, samples, draws_per_pass, progress)
     for trials, group in itertools.groupby(passes, key=lambda one_pass: one_pass[0]):
         group = list(group)
@@ -123,8 +130,13 @@ def posterior_summary(flow, inputs: torch.Tensor, n_bins: int, samples: int,
             reduced = reduce_draws(values.float())
             for key, value in zip((name, f"{name}_lower", f"{name}_upper"), reduced):
                 if key not in summary:
-                    summary[key] = np.empty((inputs.shape[0], *value.shape[1:]), np.float32)
-                summary[key][trials] = value
+                    summary[key] = np.empty((inputs.shape[0] if chop is None else n_time,
+                                             *value.shape[1 if chop is None else 2:]),
+                                            np.float32)
+                if chop is None:
+                    summary[key][trials] = value
+                else:
+                    merge_into(summary[key], value, trials.start, starts, cuts)
     return summary
 
 
@@ -464,7 +476,8 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
     ``behavior`` ``(trial, time, behavior_dim)``, observed, not inferred. Where some counts
     were not recorded (NaN, or a unit filled in), ``recorded`` ``(trial, time, neuron)`` says
     which were (:func:`recorded_counts`). The windows of a continuous recording (``"chop"`` in
-    ``data.extra``) come merged into one series: :func:`merged_dataset`."""
+    ``data.extra``) come merged into one series: :func:`merged_dataset`; their ``summary`` is
+    merged already (:func:`posterior_summary` with ``chop``)."""
     coords = {
         **trial_coords(data),
         "time": time_coord(data),
@@ -477,14 +490,15 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
         coords["in_data"] = ("neuron", np.asarray(data.extra["in_data"], dtype=bool), {
             "long_name": "the unit's spikes were in the data; where not, its rates are the "
                          "run's predictions only (and, held in, the encoder read them filled)"})
-    variables = {}
+    chopped = "chop" in data.extra
+    summaries, variables = {}, {}
     for name in VARIABLES:
         text, last = DESCRIPTIONS[name]
-        dims = ("trial", "time", last)
+        dims = ("time", last) if chopped else ("trial", "time", last)
         units = {"units": UNITS[name]} if name in UNITS else {}
-        variables[name] = (dims, summary[name], {"long_name": text, **units})
+        summaries[name] = (dims, summary[name], {"long_name": text, **units})
         for side in ("lower", "upper"):
-            variables[f"{name}_{side}"] = (dims, summary[f"{name}_{side}"], {
+            summaries[f"{name}_{side}"] = (dims, summary[f"{name}_{side}"], {
                 "long_name": f"{side} end of the central {INTERVAL_PROB:.0%} posterior interval "
                              f"of {name}", **units})
     recorded = recorded_counts(data)
@@ -499,8 +513,9 @@ def inferred_dataset(summary: dict[str, np.ndarray], data: SpikeData, samples: i
                          "spikes are", **unit})
     attrs = {**run_attrs(data, config), "samples": int(samples),
              "interval": f"central {INTERVAL_PROB:.0%} posterior interval"}
-    dataset = xr.Dataset(variables, coords=coords, attrs=attrs)
-    return merged_dataset(dataset, data) if "chop" in data.extra else dataset
+    if chopped:
+        return merged_dataset(xr.Dataset(variables, coords=coords, attrs=attrs), data, summaries)
+    return xr.Dataset({**summaries, **variables}, coords=coords, attrs=attrs)
 
 
 def recorded_counts(data: SpikeData) -> np.ndarray | None:
@@ -531,11 +546,14 @@ def window_starts(data: SpikeData) -> np.ndarray:
     return seconds(plan["start_time"] + np.asarray(plan["starts"]) * plan["bin_size"])
 
 
-def merged_dataset(windows: xr.Dataset, data: SpikeData) -> xr.Dataset:
-    """The windows of a continuous recording (``windows``, an :func:`inferred_dataset` laid out
-    by ``trial``, one per window of ``data``) merged into one series over the whole recording by
-    :func:`pyrolf.data.chop.merge`: each bin from the window whose centre is nearest (a tie to
-    the later window; the middle of each overlap is the cut). Every variable, ``_lower`` and
+def merged_dataset(windows: xr.Dataset, data: SpikeData, merged: dict | None = None
+                   ) -> xr.Dataset:
+    """The windows of a continuous recording (``windows``, laid out by ``trial`` as
+    :func:`inferred_dataset` lays out trials, one per window of ``data``) merged into one series
+    over the whole recording by :func:`pyrolf.data.chop.merge`: each bin from the window whose
+    centre is nearest (a tie to the later window; the middle of each overlap is the cut), with
+    the variables ``merged`` already (``{name: (dims, values, attrs)}``, dims led by ``time``:
+    the posterior summaries, merged as they were reduced) first. Every variable, ``_lower`` and
     ``_upper`` included, goes to ``(time, latent)`` or ``(time, neuron)``; a merged interval is
     the per-bin interval of the window the bin came from. ``time`` is the bin start in seconds
     in the file's time base (NWB: from the session start), ``start_time + bin * bin_size``;
@@ -550,9 +568,9 @@ def merged_dataset(windows: xr.Dataset, data: SpikeData) -> xr.Dataset:
                           n_time, observed)
     bin_in_window = merge(np.repeat(np.arange(data.n_bins)[None], n_windows, 0), starts, n_time,
                           observed)
-    variables = {name: (("time", *array.dims[2:]),
-                        merge(array.values, starts, n_time, observed), array.attrs)
-                 for name, array in windows.data_vars.items()}
+    variables = {**(merged or {}), **{
+        name: (("time", *array.dims[2:]), merge(array.values, starts, n_time, observed),
+               array.attrs) for name, array in windows.data_vars.items()}}
     coords = {
         "time": ("time", seconds(plan["start_time"] + np.arange(n_time) * plan["bin_size"]),
                  {"units": "s", "long_name": "bin start in seconds in the recording file's time "
@@ -601,12 +619,9 @@ def summary_bytes(n_trials: int, n_bins: int, latent_dim: int, n_neurons: int,
     ``inputs``, ``latent_dim`` each, and of the rates, ``n_neurons``, float32) and the file
     written from them, whose image is made in memory (:func:`write_inferred`; compressed, at
     most as large); of a continuous recording, the merged series of ``merged_bins`` bins and its
-    file beside the windows' summaries."""
+    file (the windows' summaries are merged as they come, none kept)."""
     per_bin = 3 * (3 * latent_dim + n_neurons) * 4
-    summaries = n_trials * n_bins * per_bin
-    if merged_bins is None:
-        return 2 * summaries
-    return summaries + 2 * merged_bins * per_bin
+    return 2 * (n_trials * n_bins if merged_bins is None else merged_bins) * per_bin
 
 
 def check_summary_memory(flow, data: SpikeData) -> None:
@@ -631,7 +646,9 @@ def infer_trials(flow, data: SpikeData, samples: int, config: dict, device: str 
     """:func:`inferred_dataset` of every trial of ``data`` (laid out on the run's neurons) from
     ``samples`` posterior draws each, on ``device`` (``flow`` already there); ``progress``: a
     bar of the trial-draws done (:func:`check_summary_memory` says first whether they fit)."""
+    chop = data.extra.get("chop")
     summary = posterior_summary(flow, trial_inputs(data, np.arange(data.n_trials), device),
                                 data.n_bins, samples, draws_per_pass,
-                                "infer" if progress else None)
+                                "infer" if progress else None,
+                                None if chop is None else {**chop, "observed": data.n_observed})
     return inferred_dataset(summary, data, samples, config)
