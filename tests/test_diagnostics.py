@@ -21,8 +21,8 @@ from pyrolf.config import ConfigError
 from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
 from pyrolf.diagnostics import (coverage, elbo, fano_factor, importance_summary, iwelbo,
                                 mean_rate, pareto_khat, psth, sample_posterior, select_trials)
-from pyrolf.diagnostics.arviz_adapter import (ARVIZ_1, group_names, inference_data,
-                                              with_coords, with_variable_attrs, write_netcdf)
+from pyrolf.diagnostics.arviz_adapter import (ARVIZ_1, DATATREE, inference_data, with_coords,
+                                              with_variable_attrs, write_netcdf)
 from pyrolf.diagnostics import report as diagnostics_report
 from pyrolf.diagnostics.ppc import ppc_summary, predictive_interval, quantile_ranks
 from pyrolf.inference.svi import encoder_inputs, evaluating
@@ -34,6 +34,12 @@ from test_cli import assert_one_line_error, run_cli
 
 SAMPLES = 25
 PNGS = ["phase_portraits.png", "coupling_kernel.png", "ppc_mean_rate.png", "rates_vs_truth.png"]
+
+
+def group_names(data) -> list[str]:
+    """Top-level group names of ArviZ data (a DataTree under ArviZ >= 1.0, else
+    InferenceData)."""
+    return list(data.children) if isinstance(data, DATATREE) else list(data.groups())
 
 
 @pytest.fixture(scope="module")

@@ -103,11 +103,6 @@ def write_netcdf(data, path) -> None:
                           encoding=variable_encoding(dataset))
 
 
-def group_names(data) -> list[str]:
-    """Top-level group names of ArviZ data."""
-    return list(data.children) if isinstance(data, DATATREE) else list(data.groups())
-
-
 def psis_khat(log_weights: np.ndarray) -> np.ndarray:
     """ArviZ's Pareto k-hat of importance log-weights ``(draws, trials) -> (trials,)``.
 
