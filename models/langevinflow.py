@@ -127,8 +127,9 @@ def _length(inputs: torch.Tensor, spikes: torch.Tensor | None, n_bins: int | Non
 
 def build_flow(config: Config, n_neurons: int, n_heldin: int) -> LangevinFlow:
     """The LangevinFlow a :class:`~pyrolf.config.Config` names, for ``n_neurons`` neurons of
-    which the first-listed ``n_heldin`` inputs feed the encoder (the config has checked the
-    names of its prior, potential and guide)."""
+    which ``n_heldin`` are held in: the encoder reads those (the data's ``heldout`` flags say
+    which, wherever they lie), the decoder gives rates of all (the config has checked the names
+    of its prior, potential and guide)."""
     potential = POTENTIALS[config.potential](config.latent_dim, config.channels)
     dynamics = DYNAMICS[config.prior](potential, config.step, config.damping, config.noise_scale,
                                       config.learn_dynamics, config.integrator)

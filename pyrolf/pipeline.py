@@ -205,10 +205,12 @@ def starting_flow(config: Config, data: SpikeData | Sessions, flow=None):
 
 
 def _check_fits(flow, data: SpikeData) -> None:
-    """Rates drawn for two training trials of ``data``, and their ELBO, to refuse in one line a
-    flow built in Python whose parts do not fit them (an encoder for other inputs, a decoder for
-    other neurons, a prior, guide or decoder of other latent sizes), before a fit fails deep in
-    Pyro and leaves a run folder of a model that does not run."""
+    """Rates of two draws each for two training trials of ``data``, and their ELBO, to refuse in
+    one line a flow built in Python whose parts do not fit them (an encoder for other inputs, a
+    decoder for other neurons, a prior, guide or decoder of other latent sizes, a guide that
+    gives one row per trial where it is asked for ``draws``: the validation's passes ask for
+    several), before a fit fails deep in Pyro and leaves a run folder of a model that does not
+    run."""
     from pyro.infer import Trace_ELBO
 
     from pyrolf.inference.svi import make_batch, split_unrecorded
@@ -217,7 +219,7 @@ def _check_fits(flow, data: SpikeData) -> None:
     device = next(flow.parameters()).device  # (a flow built in Python may be on a GPU already)
     refusable = (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError)
     try:
-        rates = model_rates(flow, data, trials, 1, str(device))
+        rates = model_rates(flow, data, trials, 2, str(device))
     except refusable as error:
         raise _not_fitting(error, data) from None
     if rates.shape != (len(trials), data.n_bins, data.n_neurons):
@@ -240,7 +242,9 @@ def _not_fitting(error: Exception, data: SpikeData) -> ConfigError:
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return ConfigError(f"the flow built in Python does not fit the data ({first}); its encoder "
                        f"reads the {data.n_heldin} held-in neurons, its decoder gives rates of "
-                       f"all {data.n_neurons} and its parts share one latent size")
+                       f"all {data.n_neurons}, its parts share one latent size and its "
+                       "guide gives draws rows per trial (trials x draws: LangevinFlow's "
+                       "signature)")
 
 
 def _check_float32(flow) -> None:

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import pyrolf
 from pyrolf.data import DataError, SpikeData, lorenz_dataset
@@ -174,12 +175,40 @@ def test_a_run_fitted_on_data_from_python_is_never_reloaded_with_other_data(tmp_
         pyrolf.infer(run, data=infinite)
 
 
+def test_behaviour_given_in_python_is_decoded_and_exported_and_checked_before_the_fit():
+    """``extra["behavior"]`` alone, as the SpikeData docstring says: decoded (lag 0) and in
+    inferred.nc; of another shape, or a lag no trial holds, one line before any training (it
+    trained, then failed on keys the user could not know: an API walkthrough)."""
+    data = small()
+    rng = np.random.default_rng(0)
+    behavior = data.rates[..., :2] + rng.normal(0, 0.01, data.rates.shape[:2] + (2,))
+    given = dataclasses.replace(data, extra={"behavior": behavior})
+    result = pyrolf.fit(given, pyrolf.Config(epochs=1, **TINY), progress=False)
+    assert np.isfinite(result.metrics["behavior_r2"])
+    inferred = pyrolf.infer(result, samples=2, progress=False)
+    assert inferred["behavior"].dims == ("trial", "time", "behavior_dim")
+    np.testing.assert_allclose(inferred["behavior"].values, behavior.astype(np.float32))
+    assert "behavior" in inferred["behavior"].attrs["long_name"]
+    for extra, fragment in [({"behavior": behavior[:, :5]}, "has shape (24, 5, 2) but the "
+                             "spikes have 24 trials of 12 bins"),
+                            ({"behavior": behavior, "behavior_lag_bins": 12},
+                             "must be a whole number of bins shorter than a trial (12 bins)"),
+                            ({"behavior": np.where(behavior > 0, np.inf, behavior)},
+                             "holds infinite values")]:
+        with pytest.raises(DataError, match=None) as refused:
+            pyrolf.fit(dataclasses.replace(data, extra=extra),
+                       pyrolf.Config(epochs=1, **TINY), progress=False)
+        assert fragment in str(refused.value) and "\n" not in str(refused.value)
+
+
 @pytest.mark.parametrize("part, fragment", [
     ("decoder", "gives rates of shape (12, 9) per trial, not (bins, neurons) (12, 10)"),
     ("encoder", "does not fit the data (input.size(-1) must be equal to input_size. Expected 10, "
                 "got 8)"),
     ("latent", "does not fit the data (mat1 and mat2 shapes cannot be multiplied"),
     ("prior", "does not fit the data (Model and guide shapes disagree at site"),
+    # (it fitted, then the first validation, 10 epochs on, failed in Pyro: an API walkthrough)
+    ("draws", "does not fit the data (Shape mismatch inside plate('trials')"),
 ])
 def test_a_model_built_in_python_that_does_not_fit_the_data_is_one_line(part, fragment):
     """Refused before the fit, not deep in Pyro with a dump of trace shapes."""
@@ -194,6 +223,16 @@ def test_a_model_built_in_python_that_does_not_fit_the_data_is_one_line(part, fr
         from pyrolf.dynamics import FreeParticle, LangevinDynamics, LangevinPrior
 
         flow.prior = LangevinPrior(LangevinDynamics(FreeParticle()), 16)
+    if part == "draws":  # a guide that gives one row per trial whatever draws it is asked for
+        class OneDraw(torch.nn.Module):
+            def __init__(self, guide):
+                super().__init__()
+                self.guide = guide
+
+            def forward(self, dynamics, inputs, n_bins, stepwise=False, draws=1):
+                return self.guide(dynamics, inputs, n_bins, stepwise)
+
+        flow.posterior = OneDraw(flow.posterior)
     with pytest.raises(ConfigError, match=None) as refused:
         pyrolf.fit(data, config, flow=flow, progress=False)
     assert fragment in str(refused.value) and "\n" not in str(refused.value)

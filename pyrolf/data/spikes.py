@@ -39,7 +39,9 @@ class SpikeData(HeldOut):
     """Binned spike counts of a population over trials.
 
     Attributes:
-        spikes: counts, ``(trials, time, neurons)``, float32 (``time`` = observed + forward bins).
+        spikes: counts, ``(trials, time, neurons)`` (``time`` = observed + forward bins): whole,
+            non-negative numbers of any numeric type (a fit makes them float32), NaN where a
+            neuron was not recorded (neither scored nor shown to the encoder there).
         heldout: ``(neurons,)`` bool, neurons never shown to the encoder (scored by co-bps).
         splits: trial indices per split, keys ``train``, ``valid``, ``test``.
         rates: ground-truth rates in spikes per bin, same shape as ``spikes``, or ``None``.
@@ -50,6 +52,12 @@ class SpikeData(HeldOut):
             file's ``bin_size_s``, data built in Python that give it), else ``None``: times are
             then in bins and PSTHs, smoothed in seconds, are not scored (the Lorenz data's bins
             are nominal).
+        extra: what the source adds. Data built in Python may give ``behavior``
+            ``(trials, time, dims)`` (or ``(trials, time)``), a series recorded beside the
+            spikes, NaN where unknown: decoded from the rates (``behavior_r2``) and kept in
+            ``inferred.nc``, with ``behavior_lag_bins`` (default 0: how many bins after the
+            rates' bin it is decoded) and ``behavior_name`` (default ``"behavior"``). Loaders
+            add more (``unit_ids``, ``trial_table``, ``nlb``, ``chop``, ``scored_bins``, ...).
     """
 
     spikes: np.ndarray
