@@ -31,7 +31,7 @@ from pyrolf.models.sessions import session_views
 from pyrolf.plots import training_curve
 from pyrolf.messages import note, notes_kept_back, warning
 from pyrolf.names import DEVICES
-from pyrolf.runs import RunError, RunFolder
+from pyrolf.runs import RunError, RunFolder, holding_interrupts
 from pyrolf.threads import use_threads
 
 
@@ -324,8 +324,7 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
         note(f"{run.path}'s learning rate reached lr_final ({config.lr_final:g}) at epoch "
              f"{planned}, where its decay was planned to end: its {config.epochs - done} more "
              f"epochs train at it (a new fit with --epochs {config.epochs} decays over them all)")
-    if run.has(RunFolder.BEST):
-        trainer.best_flow = run.load(RunFolder.BEST, config.device)["flow"]
+    trainer.best_flow = _kept_best(run, checkpoint, config.device)
     run.write_json(RunFolder.CONFIG, config.to_dict())
     result = _train(trainer, run, progress)
     now = {key: result.metrics[key] for key in WEIGHTS_RECORD}
@@ -1109,8 +1108,37 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
 
 
 def _save(run: RunFolder, trainer: Trainer, is_best: bool) -> None:
-    if is_best:
-        run.save(RunFolder.BEST, {"flow": trainer.best_flow, "epoch": trainer.state.epoch})
-    run.save(RunFolder.CHECKPOINT, trainer.checkpoint())
-    run.write_history(trainer.state.history)
+    """The checkpoint, then (where this epoch scored best) ``best.pt``, and the history, with
+    Ctrl-C and SIGTERM held till all are written; a fit killed between the two leaves a
+    checkpoint whose own weights are its best epoch's, and a resume writes ``best.pt`` from
+    them (:func:`_kept_best`)."""
+    with holding_interrupts():
+        run.save(RunFolder.CHECKPOINT, trainer.checkpoint())
+        if is_best:
+            run.save(RunFolder.BEST, {"flow": trainer.best_flow, "epoch": trainer.state.epoch})
+        run.write_history(trainer.state.history)
+
+
+def _kept_best(run: RunFolder, checkpoint: dict, device: str) -> dict | None:
+    """The best weights a resumed fit goes on from: ``best.pt``'s, where they are of the epoch
+    the checkpoint's state calls best; else the checkpoint's own, where that epoch is the
+    checkpoint's (the fit was stopped between writing the two: ``best.pt`` is written again
+    from them); else none, and a ``best.pt`` of an epoch the checkpoint has not reached (written
+    before the checkpoint, by a pyrolf that wrote it first) is removed: what the run reports as
+    its weights' epoch is then theirs."""
+    state, best = checkpoint["state"], None
+    if run.has(RunFolder.BEST):
+        best = run.load(RunFolder.BEST, device)
+        if best.get("epoch") == state["best_epoch"]:
+            return best["flow"]
+    if state["best_epoch"] == state["epoch"] > 0:
+        run.save(RunFolder.BEST, {"flow": checkpoint["flow"], "epoch": state["epoch"]})
+        note(f"{run.path / RunFolder.BEST} was not of epoch {state['epoch']}, which scored best "
+             "(the fit was stopped between its saves): written again from the checkpoint")
+        return checkpoint["flow"]
+    if best is not None:
+        (run.path / RunFolder.BEST).unlink()
+        note(f"{run.path / RunFolder.BEST} held epoch {best.get('epoch')}, not the checkpoint's "
+             f"best, {state['best_epoch']} (the fit was stopped between its saves): removed")
+    return None
 

@@ -13,6 +13,8 @@ import json
 import os
 import pickle
 import re
+import signal
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -53,6 +55,30 @@ def unwritten(path: Path, error: BaseException) -> OSError:
                      "command again: the files already there are as they were", str(path))
     failed.reason = reason
     return failed
+
+
+@contextmanager
+def holding_interrupts():
+    """Ctrl-C and SIGTERM held while the block runs and delivered as it ends: files written
+    together (a checkpoint and ``best.pt``; ``posterior.nc``, ``diagnostics.json`` and the
+    figures) are all written or none is replaced, and an interrupt never lands inside HDF5's
+    clean-up, where Python drops it (Ctrl-C during ``posterior.nc``'s write was ignored and a
+    traceback printed: an interruption test). Held ones nest; outside the main thread (a Ray
+    trial), where no handler can be set, nothing is held."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = []
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.signal(number, lambda number, frame: held.append(number))
+                for number in signals}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+        for number in sorted(set(held), key=signals.index, reverse=True):  # SIGTERM first
+            signal.raise_signal(number)
 
 
 class RunFolder:
@@ -318,12 +344,13 @@ class RunFolder:
         """``write(path)`` to a temporary file in the folder, then move it onto ``name``; a write
         that fails leaves no temporary file behind, and the system's refusal (a full disk, a
         file-size limit; torch and HDF5 raise ``RuntimeError`` for them) is an ``OSError``
-        naming ``name``."""
+        naming ``name``. Ctrl-C and SIGTERM wait for the file (:func:`holding_interrupts`)."""
         target = self.path / name
         partial = target.with_name(target.name + ".partial")
         try:
-            write(partial)
-            os.replace(partial, target)
+            with holding_interrupts():
+                write(partial)
+                os.replace(partial, target)
         except BaseException as error:
             if partial.is_file():
                 partial.unlink()

@@ -60,6 +60,19 @@ def run(data, tmp_path_factory):
     return SimpleNamespace(path=folder / "run", flow=result.flow, data=reloaded)
 
 
+def test_diagnose_in_python_writes_into_a_folder_given_as_a_path(run, tmp_path):
+    """pyrolf.diagnostics.diagnose with a plain path (it drew every sample, then failed on the
+    path: an API walkthrough), a folder it makes."""
+    from pyrolf.diagnostics import diagnose
+
+    out = tmp_path / "mine" / "diagnosed"
+    test = run.data.splits["test"]
+    summary = diagnose(run.flow, run.data, test, SAMPLES, out)
+    assert json.loads((out / "diagnostics.json").read_text())["samples"] == SAMPLES
+    assert summary["trials"] == [int(trial) for trial in test]
+    assert {"posterior.nc", *PNGS[:3]} <= {path.name for path in out.iterdir()}
+
+
 def trial_tensors(data, trials):
     spikes = torch.as_tensor(data.spikes[trials], dtype=torch.float32)
     inputs = encoder_inputs(spikes, torch.as_tensor(data.heldin), data.n_forward)

@@ -19,14 +19,14 @@ import torch
 from test_cli import TINY as TINY_FIT
 from test_cli import assert_one_line_error, run_cli
 
-from pyrolf import Config, fit
+from pyrolf import Config, fit, resume
 from pyrolf.data import load_config_data, lorenz_dataset, save_spike_file
 from pyrolf.runs import RunError, RunFolder
 
 # What a fit of 2 epochs, scored at the end only, writes, in order.
-WRITES = ["config.json", "source.json", "fitted.json", "layout.pt", "checkpoint.pt", "best.pt",
-          "checkpoint.pt", "history.csv", "smoothing.npz", "history.csv", "metrics.json",
-          "training.png"]
+WRITES = ["config.json", "source.json", "fitted.json", "layout.pt", "checkpoint.pt",
+          "checkpoint.pt", "best.pt", "history.csv", "smoothing.npz", "history.csv",
+          "metrics.json", "training.png"]
 # the fits here are compared bit for bit, so their thread count is fixed: with the count adapted to
 # the machine's load, a change between epochs changes the floats' rounding
 TINY = [*TINY_FIT, "--threads", "1"]
@@ -376,6 +376,65 @@ def test_a_fit_interrupted_at_any_write_is_continued_to_the_same_run(
     assert_same_run(run, fitted[0])
 
 
+@pytest.mark.parametrize("torn", ["best_behind", "best_ahead"])
+def test_a_fit_stopped_between_its_saves_reports_the_epoch_of_the_weights_it_keeps(
+        torn, fitted, tmp_path):
+    """Killed between the checkpoint and best.pt, a folder's best.pt is not of the epoch the
+    checkpoint calls best: behind it (written second, as now: the checkpoint's own weights are
+    that epoch's and are written to best.pt again) or ahead of the checkpoint (written first, as
+    pyrolf once did: removed). A resume then reports, as the weights' epoch, the epoch of the
+    weights it keeps (it reported the checkpoint's best beside another epoch's weights: an
+    interruption test)."""
+    run = tmp_path / "run"
+    shutil.copytree(fitted[0], run)
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=False)
+    state = checkpoint["state"]
+    best = torch.load(run / "best.pt", weights_only=False)
+    # no later epoch beats the best: what the folder keeps decides the weights reported
+    state["best_score"] = float("inf")
+    if torn == "best_behind":
+        state["best_epoch"] = state["epoch"]
+        best["epoch"] = state["epoch"] - 1
+        best["flow"] = {name: value + 1 for name, value in best["flow"].items()}
+    else:
+        state["best_epoch"] = state["epoch"] - 1
+        best["epoch"] = state["epoch"] + 3
+    torch.save(checkpoint, run / "checkpoint.pt")
+    torch.save(best, run / "best.pt")
+    result = resume(run, epochs=state["epoch"] + 1, progress=False)
+    metrics = result.metrics
+    kept = torch.load(run / metrics["weights"], weights_only=False)
+    assert metrics["weights_epoch"] == kept.get("epoch", kept.get("state", {}).get("epoch"))
+    if torn == "best_behind":
+        assert metrics["weights"] == "best.pt" and metrics["weights_epoch"] == state["epoch"]
+        for name, value in checkpoint["flow"].items():
+            torch.testing.assert_close(kept["flow"][name], value, rtol=0, atol=0)
+    else:
+        assert metrics["weights"] == "checkpoint.pt" and not (run / "best.pt").exists()
+
+
+def test_interrupts_are_held_till_the_files_written_together_are_written():
+    """Ctrl-C and SIGTERM inside holding_interrupts come as it ends, once each, and nested
+    holds deliver at the outermost's end."""
+    from pyrolf.runs import holding_interrupts
+
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: seen.append("term"))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with holding_interrupts():
+                with holding_interrupts():
+                    os.kill(os.getpid(), signal.SIGINT)
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(0.05)
+                    seen.append("inner done")
+                seen.append("outer done")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == ["inner done", "outer done", "term"]  # (SIGTERM before Ctrl-C's raise)
+
+
 @pytest.mark.parametrize("how", ["resume", "out"])
 def test_a_run_without_a_checkpoint_starts_over_in_its_own_folder(
         how, run, fitted, spike_file, monkeypatch, capsys):
@@ -554,21 +613,31 @@ main()
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("written", ["checkpoint.pt", "best.pt"])
 def test_a_fit_killed_in_its_checkpoint_write_is_continued_to_the_same_run(
-        fitted, spike_file, tmp_path, monkeypatch, capsys):
-    """SIGKILL (no Python left to clean up) while the checkpoint after the first best.pt is half
-    written: ``--resume`` continues from the checkpoint of epoch 0 to the uninterrupted run."""
+        written, fitted, spike_file, tmp_path, monkeypatch, capsys):
+    """SIGKILL (no Python left to clean up) while the checkpoint of the first best epoch is half
+    written (``--resume`` continues from the checkpoint of epoch 0), or the best.pt after it
+    (the checkpoint's own weights are the best epoch's: ``--resume`` writes best.pt from them):
+    either way to the uninterrupted run."""
     run = tmp_path / "run"
-    k = WRITES.index("checkpoint.pt", WRITES.index("best.pt")) + 1
+    k = WRITES.index("best.pt") + (written == "best.pt")  # (k counts from 1)
     killed = subprocess.run([sys.executable, "-c", KILLED_AT_WRITE, str(k), "fit", "--data",
                              str(spike_file), "--out", str(run), *TINY], capture_output=True,
                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert (run / "best.pt").exists() and (run / "checkpoint.pt.partial").exists()
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["state"]["epoch"] == 0
+    assert not (run / "best.pt").exists() and (run / f"{written}.partial").exists()
+    epoch = torch.load(run / "checkpoint.pt", weights_only=False)["state"]["epoch"]
+    assert epoch == (0 if written == "checkpoint.pt" else fitted_epochs(fitted[0]))
     code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
     assert code == 0, err
+    assert ("written again from the checkpoint" in err) == (written == "best.pt")
     assert_same_run(run, fitted[0])
+
+
+def fitted_epochs(folder) -> int:
+    """The epochs a run folder has trained."""
+    return torch.load(folder / "checkpoint.pt", weights_only=False)["state"]["epoch"]
 
 
 def test_the_command_that_remakes_a_session_s_diagnostics_names_the_session(tmp_path):

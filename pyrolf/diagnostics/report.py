@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -23,7 +25,7 @@ from pyrolf.evaluation.report import as_encoded, trial_inputs
 from pyrolf.inference.svi import evaluating, split_unrecorded
 from pyrolf.memory import check_fits
 from pyrolf.messages import few_ids, note
-from pyrolf.runs import RunFolder
+from pyrolf.runs import RunFolder, holding_interrupts
 
 POSTERIOR, DIAGNOSTICS = "posterior.nc", "diagnostics.json"
 #: what ``posterior.nc``'s observed counts say of their NaN, where they hold some
@@ -227,11 +229,12 @@ def coupling_kernel_of(flow) -> np.ndarray | None:
     return None if kernel is None else kernel.detach().cpu().numpy()
 
 
-def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFolder,
+def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run,
              device: str = "cpu", progress: bool = False, attrs: dict | None = None,
              rates: bool = False) -> dict:
     """Draw ``samples`` posterior samples for ``trials`` of ``data`` and write ``posterior.nc``,
-    ``diagnostics.json`` and the figures into ``run``; returns what ``diagnostics.json`` holds.
+    ``diagnostics.json`` and the figures into ``run`` (a folder, or its
+    :class:`~pyrolf.runs.RunFolder`); returns what ``diagnostics.json`` holds.
     ``progress``: a bar of the draws done; ``attrs``: ``posterior.nc``'s groups' attributes
     (see :func:`posterior_data`); ``rates``: ``posterior.nc`` keeps each draw's rates too.
 
@@ -249,6 +252,9 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     """
     samples = check_samples(samples)
     check_memory(flow, data, len(trials), samples, rates)
+    if not isinstance(run, RunFolder):  # a folder given in Python: made where it is not
+        Path(run).mkdir(parents=True, exist_ok=True)
+        run = RunFolder(run)
     # held-in counts not recorded are filled for the encoder as infer fills them
     inputs = trial_inputs(as_encoded(flow, data, device, trials, progress), trials, device)
     spikes = torch.as_tensor(data.spikes[trials], dtype=torch.float32, device=device)
@@ -282,27 +288,32 @@ def diagnose(flow, data: SpikeData, trials: np.ndarray, samples: int, run: RunFo
     else:
         summary.update(kl_per_bin=float(kl.sum()), kl_per_dimension=kl.tolist(),
                        active_dimensions=active_dimensions(kl))
-    # the draws first: where they cannot be written, no figure of them is left beside older ones
-    run.write_atomically(POSTERIOR, lambda path: write_netcdf(
-        posterior_data(draws, data, trials, attrs), path))
-    if kl is not None:
-        plots.kl_per_dimension(kl, ACTIVE_KL_PER_BIN, run.path / KL_PER_DIMENSION)
-    plots.phase_portraits(draws.z.mean(0), draws.v.mean(0), names, run.path / PHASE_PORTRAITS)
     kernel = coupling_kernel_of(flow)
     if kernel is None:
         summary["notes"].append(f"no {COUPLING_KERNEL}: the potential has no coupling kernel")
-    else:
-        plots.coupling_kernel(kernel, run.path / COUPLING_KERNEL)
-    lower, upper = predictive_interval(mean_rate(predictive))
-    plots.ppc_mean_rate(mean_rate(counts), lower, upper, data.heldout, samples,
-                        run.path / PPC_MEAN_RATE)
     if data.rates is None:
         summary["notes"].append(f"no {RATES_VS_TRUTH}: the data have no true rates")
     else:
         predicted, true = draws.rates[:, observed], data.rates[trials][:, observed]
         summary["rates_r2"] = rates_r2(predicted, true)
-        plots.rates_vs_truth(predicted, true, names, summary["rates_r2"],
-                             run.path / RATES_VS_TRUTH)
-    run.write_json(DIAGNOSTICS, summary)  # NaN and infinities as null
+    # written together (Ctrl-C waits for them all), the draws first: where they cannot be
+    # written, no summary or figure of them is left beside older ones; a kill leaves the draws
+    # beside the summary of them
+    with holding_interrupts():
+        run.write_atomically(POSTERIOR, lambda path: write_netcdf(
+            posterior_data(draws, data, trials, attrs), path))
+        run.write_json(DIAGNOSTICS, summary)  # NaN and infinities as null
+        if kl is not None:
+            plots.kl_per_dimension(kl, ACTIVE_KL_PER_BIN, run.path / KL_PER_DIMENSION)
+        plots.phase_portraits(draws.z.mean(0), draws.v.mean(0), names,
+                              run.path / PHASE_PORTRAITS)
+        if kernel is not None:
+            plots.coupling_kernel(kernel, run.path / COUPLING_KERNEL)
+        lower, upper = predictive_interval(mean_rate(predictive))
+        plots.ppc_mean_rate(mean_rate(counts), lower, upper, data.heldout, samples,
+                            run.path / PPC_MEAN_RATE)
+        if data.rates is not None:
+            plots.rates_vs_truth(predicted, true, names, summary["rates_r2"],
+                                 run.path / RATES_VS_TRUTH)
     return summary
 
