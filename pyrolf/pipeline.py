@@ -614,6 +614,7 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
     device = run_device(run.config(), device)  # (before the data load)
     run.check_writable("diagnose", DIAGNOSTICS, "copy the run folder somewhere writable and "
                        "diagnose the copy")
+    given = data is not None  # (given in Python: their name is their source, not the config's)
     with run.locked():
         flow, config, data, record = _load_run(run.path, data)
         ((flow, data),) = _session_views(flow, data, session, required=True).values()
@@ -621,7 +622,8 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
         target.path.mkdir(exist_ok=True)
         pyro.set_rng_seed(config.seed)
         attrs = {**run_attrs(data, config.to_dict()), **record,
-                 "source": session_files(config)[session] if session else config.data,
+                 **({} if given else {"source": session_files(config)[session] if session
+                                      else config.data}),
                  **({"session": session} if session else {})}
         report = diagnose(flow.to(device), data, select_trials(data, trials), samples,
                           target, device, progress, attrs, rates)

@@ -201,6 +201,18 @@ def test_behaviour_given_in_python_is_decoded_and_exported_and_checked_before_th
         assert fragment in str(refused.value) and "\n" not in str(refused.value)
 
 
+def test_the_diagnosis_of_data_given_in_python_names_them_as_its_source(tmp_path):
+    """posterior.nc said source "lorenz" (the Config's default data) of a run fitted and
+    diagnosed on a SpikeData given in Python (an API walkthrough)."""
+    import xarray as xr
+
+    data = dataclasses.replace(small(), name="my_session")
+    pyrolf.fit(data, pyrolf.Config(epochs=1, **TINY), run_dir=tmp_path / "run", progress=False)
+    pyrolf.diagnose_run(tmp_path / "run", samples=25, data=data, progress=False)
+    with xr.open_dataset(tmp_path / "run" / "posterior.nc", group="posterior") as posterior:
+        assert posterior.attrs["source"] == "my_session"
+
+
 @pytest.mark.parametrize("part, fragment", [
     ("decoder", "gives rates of shape (12, 9) per trial, not (bins, neurons) (12, 10)"),
     ("encoder", "does not fit the data (input.size(-1) must be equal to input_size. Expected 10, "
