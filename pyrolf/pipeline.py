@@ -261,7 +261,7 @@ def _settings(config: Config, names: list[str]) -> str:
 @keeps_caller_state
 def resume(run_dir, epochs: int | None = None, progress: bool = True,
            data: SpikeData | Sessions | None = None, threads: int | None = None,
-           device: str | None = None) -> FitResult:
+           device: str | None = None, flow=None) -> FitResult:
     """Continue the run saved in ``run_dir`` from its last checkpoint (to ``epochs`` if given;
     with ``threads`` CPU threads and on ``device``, ``cpu`` or ``cuda``, if given, else the
     run's settings, which then become these), its folder locked meanwhile.
@@ -269,7 +269,9 @@ def resume(run_dir, epochs: int | None = None, progress: bool = True,
     settings (a note on stderr says so; see :func:`fit`).
 
     ``data`` is needed only when the run was fitted from Python on data that its config's
-    ``data`` entry cannot reload.
+    ``data`` entry cannot reload; ``flow`` only when it was fitted with a model built in Python
+    (a prior, potential or guide of one's own, which ``config.json`` cannot name): a flow of the
+    same modules, whose weights are replaced by the run's.
 
     Raises:
         ConfigError: ``epochs`` is below the epochs the run has trained (``config.json`` is left
@@ -286,14 +288,14 @@ def resume(run_dir, epochs: int | None = None, progress: bool = True,
             check_device(device)
             config = config.replace(device=device)
         if run.has(RunFolder.CHECKPOINT):
-            return _resume(run, config, epochs, progress, data)
+            return _resume(run, config, epochs, progress, data, flow)
     config = config if epochs is None else config.replace(epochs=epochs)
     data = data if data is not None else load_config_data(config)
-    return fit(data, config, run_dir=run.path, progress=progress)
+    return fit(data, config, flow=flow, run_dir=run.path, progress=progress)
 
 
 def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
-            data: SpikeData | Sessions | None) -> FitResult:
+            data: SpikeData | Sessions | None, flow=None) -> FitResult:
     """:func:`resume` of a locked run folder that holds a checkpoint."""
     check_device(config.device)
     use_threads(config.threads)
@@ -307,7 +309,7 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
             raise ConfigError(f"epochs (--epochs) {epochs} is below the {done} epochs "
                               f"{run.path} has trained; give {done} or more")
         config = config.replace(epochs=epochs)
-    flow, data, fingerprint = _rebuild(run, config, data)
+    flow, data, fingerprint = _rebuild(run, config, data, flow=flow)
     _add_roles(run, fingerprint)
     layout, wrong = _layout(run)
     if layout is None:  # (a run fitted before pyrolf kept it, or one of no use: said)
@@ -335,14 +337,15 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
 
 
 @keeps_caller_state
-def load_run(run_dir, data: SpikeData | Sessions | None = None):
+def load_run(run_dir, data: SpikeData | Sessions | None = None, flow=None):
     """The flow of a run folder with its best weights (``best.pt``; ``checkpoint.pt`` before the
-    first validation, see :func:`weights_of`), its config and its data (``data`` as in
-    :func:`resume`)."""
-    return _load_run(run_dir, data)[:3]
+    first validation, see :func:`weights_of`), its config and its data (``data`` and ``flow``
+    as in :func:`resume`)."""
+    return _load_run(run_dir, data, flow=flow)[:3]
 
 
-def _load_run(run_dir, data: SpikeData | Sessions | None = None, layout: bool = False):
+def _load_run(run_dir, data: SpikeData | Sessions | None = None, layout: bool = False,
+              flow=None):
     """:func:`load_run`'s flow, config and data, and the :func:`weights_record` of the weights;
     ``layout``: ``data`` are the run's :func:`~pyrolf.diagnostics.layout.layout_data`, not
     checked against the fit's fingerprint."""
@@ -351,7 +354,7 @@ def _load_run(run_dir, data: SpikeData | Sessions | None = None, layout: bool = 
     use_threads(config.threads)
     name = weights_of(run)
     saved = run.load(name)
-    flow, data, _ = _rebuild(run, config, data, layout)
+    flow, data, _ = _rebuild(run, config, data, layout, flow)
     _load_weights(flow, saved["flow"], run, name)
     record = weights_record(name, saved)
     best = saved["state"].get("best_epoch", 0) if name == RunFolder.CHECKPOINT else 0
@@ -453,9 +456,10 @@ def _netcdf_record(path: Path) -> dict | None:
 
 
 def _rebuild(run: RunFolder, config: Config, data: SpikeData | Sessions | None,
-             layout: bool = False):
+             layout: bool = False, flow=None):
     """A run's data (reloaded from its config unless given; a spike file checked against the one
-    it was fitted on), an untrained flow for it and the data's :func:`spikes_fingerprint`
+    it was fitted on), an untrained flow for it (``flow``, a model built in Python, where given,
+    checked to be of the modules it was fitted with) and the data's :func:`spikes_fingerprint`
     (``None`` for its ``layout``, see :func:`_load_run`)."""
     given = data is not None
     if not given:
@@ -465,8 +469,9 @@ def _rebuild(run: RunFolder, config: Config, data: SpikeData | Sessions | None,
     fingerprint = None if layout else spikes_fingerprint(session_list(data))
     if not given:
         data, fingerprint = _as_fitted(run, data, fingerprint)
-    flow = build_flow(config, data.n_neurons, data.n_heldin)
-    run.check_fitted(fingerprint, modules(flow), given)
+    built = flow is not None
+    flow = flow if built else build_flow(config, data.n_neurons, data.n_heldin)
+    run.check_fitted(fingerprint, modules(flow), given, built)
     return flow, data, fingerprint
 
 
@@ -522,9 +527,9 @@ def _load_weights(flow, weights: dict, run: RunFolder, name: str) -> None:
 
 @keeps_caller_state
 def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bool = True,
-                 device: str | None = None) -> dict:
-    """Recompute ``metrics.json`` of a run folder from its saved weights (``data`` as in
-    :func:`resume`), its folder locked meanwhile, on ``device`` (``cpu`` or ``cuda``; default
+                 device: str | None = None, flow=None) -> dict:
+    """Recompute ``metrics.json`` of a run folder from its saved weights (``data`` and ``flow``
+    as in :func:`resume`), its folder locked meanwhile, on ``device`` (``cpu`` or ``cuda``; default
     the run's); ``metrics["weights"]`` and ``metrics["weights_epoch"]`` say which weights (see
     :func:`weights_record`); ``progress``: bars of the trial-draws (on stderr)."""
     run = RunFolder.open(run_dir)
@@ -532,7 +537,7 @@ def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bo
     run.check_writable("evaluate", RunFolder.METRICS, "copy the run folder somewhere writable "
                        "and evaluate the copy")
     with run.locked():
-        flow, config, data, record = _load_run(run.path, data)
+        flow, config, data, record = _load_run(run.path, data, flow=flow)
         prepare_scoring(data, run.path / RunFolder.TARGETS)  # (NLB: the kept targets, read)
         pyro.set_rng_seed(config.seed)
         metrics = evaluate(flow.to(device), data, config.samples, device,
@@ -588,7 +593,7 @@ def collapse_metrics(metrics: dict, history: list[dict], config: Config, steps: 
 def diagnose_run(run_dir, samples: int = 100, trials=None,
                  data: SpikeData | Sessions | None = None, progress: bool = True,
                  session: str | None = None, device: str | None = None,
-                 rates: bool = False) -> dict:
+                 rates: bool = False, flow=None) -> dict:
     """Posterior diagnostics of a run folder from its best weights (see
     :func:`pyrolf.diagnostics.diagnose`): ``samples`` posterior draws per trial, written to
     ``posterior.nc``, ``diagnostics.json`` and PNG figures in ``run_dir``, its folder locked
@@ -596,7 +601,7 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
 
     ``trials``: ``None`` for the test trials (on NLB data the ``valid`` trials, since NLB's
     evaluation trials have unknown held-out spikes), a count for the first trials of that split,
-    or a sequence of trial indices. ``data`` as in :func:`resume`. ``progress``: a progress bar
+    or a sequence of trial indices. ``data`` and ``flow`` as in :func:`resume`. ``progress``: a progress bar
     of the draws (on stderr). ``session``: of a run fitted to several sessions, the one to
     diagnose (needed; see :mod:`pyrolf.data.sessions`), whose files go to its own folder in
     ``run_dir`` (:func:`diagnosed_folder`), so that each session's stay. ``device``: ``cpu`` or
@@ -616,7 +621,7 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
                        "diagnose the copy")
     given = data is not None  # (given in Python: their name is their source, not the config's)
     with run.locked():
-        flow, config, data, record = _load_run(run.path, data)
+        flow, config, data, record = _load_run(run.path, data, flow=flow)
         ((flow, data),) = _session_views(flow, data, session, required=True).values()
         target = RunFolder(diagnosed_folder(run.path, session))
         target.path.mkdir(exist_ok=True)
@@ -649,7 +654,7 @@ NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5")
 def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = None,
           progress: bool = True, session: str | None = None,
           trials_where: list[str] | None = None,
-          fitted_on: SpikeData | Sessions | None = None):
+          fitted_on: SpikeData | Sessions | None = None, flow=None):
     """Every trial's posterior as an ``xarray.Dataset`` (what ``pyrolf infer`` writes to
     ``inferred.nc``; see :func:`pyrolf.diagnostics.export.inferred_dataset`): posterior means and
     central 90 % intervals of ``z``, ``v``, ``inputs`` and ``rates`` from ``samples`` draws per
@@ -682,6 +687,8 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
             or :class:`~pyrolf.data.sessions.Sessions` its config cannot reload), the data it
             was fitted on (as ``data`` of :func:`load_run`), so that ``data`` can be new trials
             (needed only where the run folder has no ``layout.pt``, a run from before it).
+        flow: of a run folder fitted with a model built in Python, a flow of the same
+            modules, whose weights are replaced by the run's (see :func:`resume`).
 
     Raises:
         ConfigError: ``data`` for a run of several sessions without ``session``;
@@ -690,7 +697,7 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
         DataError: ``session`` is not one of the run's (or the run has one).
     """
     inferred = _infer(run, data, samples, device, progress, session, trials_where,
-                      fitted_on)[1]
+                      fitted_on, flow=flow)[1]
     if list(inferred) == [None] or session is not None:
         return next(iter(inferred.values()))[1]
     return {name: dataset for name, (_, dataset) in inferred.items()}
@@ -700,7 +707,7 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
 def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
               device: str | None = None, progress: bool = True,
               session: str | None = None, trials_where: list[str] | None = None,
-              fitted_on: SpikeData | Sessions | None = None) -> dict:
+              fitted_on: SpikeData | Sessions | None = None, flow=None) -> dict:
     """:func:`infer` on a run folder, written to ``out`` (default ``RUN_DIR/inferred.nc``), and,
     where all the run's own trials are inferred (no ``data``, no ``session``), the modes of the
     learned dynamics (:func:`pyrolf.dynamics.spectrum.dynamics_spectrum`) and its fixed points
@@ -715,8 +722,8 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     merged series' length, summed over the sessions), ``samples``, ``out`` (the list of files for
     several sessions), ``weights`` and ``weights_epoch`` (which weights, see
     :func:`weights_record`; also attributes of each file and entries of ``dynamics.json``),
-    ``dynamics`` (whether ``dynamics.json`` was written) and what it holds. ``fitted_on``: as
-    in :func:`infer`."""
+    ``dynamics`` (whether ``dynamics.json`` was written) and what it holds. ``fitted_on`` and
+    ``flow``: as in :func:`infer`."""
     from pyrolf.diagnostics.export import write_inferred
     from pyrolf.diagnostics.plots import spectrum as plot_spectrum
     from pyrolf.dynamics.fixed_points import fixed_points
@@ -736,7 +743,8 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     # new trials into a file elsewhere: nothing need be written into the run folder
     with run.locked(reading=given and data is not None and not _inside(out, run.path)):
         flow, inferred = _infer(run.path, data, samples, device, progress, session,
-                                trials_where, fitted_on, mend=os.access(run.path, os.W_OK))
+                                trials_where, fitted_on, mend=os.access(run.path, os.W_OK),
+                                flow=flow)
         files = {name: out if name is None or named else
                  out.with_name(f"{out.stem}-{name}{out.suffix}") for name in inferred}
         _, first = next(iter(inferred.values()))
@@ -765,7 +773,7 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
 
 def _infer(run, data, samples: int, device: str | None, progress: bool,
            session: str | None = None, trials_where: list[str] | None = None,
-           fitted_on: SpikeData | Sessions | None = None, mend: bool = False):
+           fitted_on: SpikeData | Sessions | None = None, mend: bool = False, flow=None):
     """The flow and, per session inferred, the inferred trials laid out on its neurons and the
     Dataset of :func:`infer` (one entry, named ``None``, for a run of one session). ``mend``:
     the run folder is writable and locked (:meth:`RunFolder.locked` locks a writable one), so a
@@ -799,14 +807,14 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
         flow, config, own = run.flow, run.config, run.data
         record = {key: run.metrics[key] for key in WEIGHTS_RECORD}
     elif fitted_on is not None:  # the run's own data, which a run fitted from Python cannot reload
-        flow, config, own, record = _load_run(run, fitted_on)
+        flow, config, own, record = _load_run(run, fitted_on, flow=flow)
         loaded = None if data is fitted_on else loaded
     elif loaded is not None and _fitted_on(RunFolder.open(run), loaded):  # (the same, as data)
-        flow, config, own, record = _load_run(run, loaded)
+        flow, config, own, record = _load_run(run, loaded, flow=flow)
         loaded = None
     elif layout is not None:
         # laid out by what the run keeps of its data: the file it was fitted on is not read
-        flow, config, own, record = _load_run(run, layout, layout=True)
+        flow, config, own, record = _load_run(run, layout, layout=True, flow=flow)
         files = session_files(config)
     else:
         if wrong:
@@ -814,7 +822,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
                  + (", and it is written again from them" if mend else ""))
         # the run's own data; where others are inferred, what the fit said of them is not said
         with notes_kept_back() if data is not None else nullcontext():
-            flow, config, own, record = _load_run(run)
+            flow, config, own, record = _load_run(run, flow=flow)
         files = session_files(config)
         if wrong and mend:
             RunFolder(run).save(RunFolder.LAYOUT,

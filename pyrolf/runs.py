@@ -296,11 +296,13 @@ class RunFolder:
             check_source_record(config, self.read_json(self.SOURCE), str(self.path),
                                 str(self.path / self.CONFIG), "fit a new run")
 
-    def check_fitted(self, data: dict | None, modules: dict, given: bool) -> None:
+    def check_fitted(self, data: dict | None, modules: dict, given: bool,
+                     built: bool = False) -> None:
         """Raise :class:`RunError` if the data a run is given (``given``) or reloads from its
         ``config.json`` have another fingerprint ``data`` (``None``: the run's own layout, not
-        checked), or the model ``config.json`` builds other ``modules``, than ``fitted.json``
-        recorded at the fit (a run folder without one, saved before pyrolf kept it, passes)."""
+        checked), or the model ``config.json`` builds (``built``: the flow given) other
+        ``modules``, than ``fitted.json`` recorded at the fit (a run folder without one, saved
+        before pyrolf kept it, passes)."""
         if not self.has(self.FITTED):
             return
         recorded = self.read_json(self.FITTED)
@@ -310,11 +312,11 @@ class RunFolder:
                         if modules.get(name) != recorded["modules"].get(name))
         if differ:
             name = differ[0]
+            this = "the flow given is" if built else "config.json's settings build"
             raise RunError(f"{self.path} was fitted with a model built in Python "
-                           f"({name or 'flow'}: {recorded['modules'].get(name, 'none')}, "
-                           "where config.json's "
-                           f"settings build {modules.get(name, 'none')}); load its weights into "
-                           "that model: flow.load_state_dict(torch.load(RUN/'best.pt')['flow'])")
+                           f"({name or 'flow'}: {recorded['modules'].get(name, 'none')}, where "
+                           f"{this} {modules.get(name, 'none')}); build that model and give it: "
+                           "flow= of load_run, resume, evaluate_run, diagnose_run and infer")
 
     def _check_data(self, recorded: dict, data: dict, given: bool) -> None:
         """:meth:`check_fitted`'s check of the data's fingerprint ``data`` against the one

@@ -262,8 +262,32 @@ def test_a_run_of_a_model_built_in_python_is_not_reloaded_as_another(tmp_path):
     with pytest.raises(RunError, match="a model built in Python \\(prior.dynamics: "
                                        "pyrolf.dynamics.langevin.OverdampedDynamics, where "
                                        "config.json's settings build "
-                                       "pyrolf.dynamics.langevin.LangevinDynamics"):
+                                       "pyrolf.dynamics.langevin.LangevinDynamics.*give it: "
+                                       "flow= of load_run"):
         pyrolf.load_run(tmp_path / "run", data=data)
+
+    def built():  # the model again, as a later session builds it
+        again = build_flow(config, data.n_neurons, data.n_heldin)
+        again.prior = LangevinPrior(OverdampedDynamics(FreeParticle()), config.latent_dim)
+        return again
+
+    # given again, it takes the run's weights, and every later step runs on it (none did)
+    loaded = pyrolf.load_run(tmp_path / "run", data=data, flow=built())[0]
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)["flow"]
+    for name, value in loaded.state_dict().items():
+        torch.testing.assert_close(value, best[name], rtol=0, atol=0, msg=name)
+    assert pyrolf.evaluate_run(tmp_path / "run", data=data, flow=built(),
+                               progress=False)["weights"] == "best.pt"
+    assert pyrolf.diagnose_run(tmp_path / "run", samples=25, data=data, flow=built(),
+                               progress=False)["samples"] == 25
+    inferred = pyrolf.infer(tmp_path / "run", data=data, flow=built(), samples=2, progress=False)
+    assert inferred.sizes["trial"] == data.n_trials
+    assert pyrolf.resume(tmp_path / "run", epochs=2, data=data, flow=built(),
+                         progress=False).metrics["epochs"] == 2
+    with pytest.raises(RunError, match="where the flow given is "
+                                       "pyrolf.dynamics.langevin.LangevinDynamics"):
+        pyrolf.load_run(tmp_path / "run", data=data,
+                        flow=build_flow(config, data.n_neurons, data.n_heldin))
     # one the settings do build reloads as it was
     pyrolf.fit(data, config, run_dir=tmp_path / "plain", progress=False)
     assert type(pyrolf.load_run(tmp_path / "plain", data=data)[0].prior).__name__ == "LangevinPrior"
