@@ -843,6 +843,12 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
             note(f"{loaded.name} says nothing of where its bins lie: their time counts from 0 "
                  f"s, where the run's trials were cut from {mine.extra['window'][0]:g} s around "
                  f"their {config.align}")
+        if (loaded is not None and isinstance(data, SpikeData)
+                and np.shape(data.heldout) == mine.heldout.shape
+                and not np.array_equal(np.asarray(data.heldout, bool), mine.heldout)):
+            note(f"{loaded.name} flags other neurons as held out than the run: the run's "
+                 f"{int(mine.heldout.sum())} are held out (the encoder reads the others), as it "
+                 "was fitted")
         its_own = trials is mine  # (the fill below gives a copy where it fills some counts)
         check_summary_memory(view, trials)  # (before the fill's draws and the output's)
         pyro.set_rng_seed(config.seed)  # (the fill's draws, then the output's, each seeded)

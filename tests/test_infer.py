@@ -312,6 +312,21 @@ def test_a_file_of_some_trials_gets_the_rates_the_run_gives_them(small_run, tmp_
         np.testing.assert_array_equal(distance.argmin(1), np.arange(4))
 
 
+def test_new_trials_that_flag_other_neurons_held_out_are_read_with_the_run_s_and_told(
+        small_run, capsys):
+    """The run's held-out flags decide what the encoder reads; new trials flagging others were
+    read so without a word (an API walkthrough)."""
+    data = small_run.data
+    trials = dataclasses.replace(data, splits={"test": np.arange(4)})
+    pyrolf.infer(small_run.path, data=trials, samples=2, progress=False)
+    assert "held out than the run" not in capsys.readouterr().err
+    flipped = dataclasses.replace(trials, heldout=~data.heldout)
+    inferred = pyrolf.infer(small_run.path, data=flipped, samples=2, progress=False)
+    assert (f"flags other neurons as held out than the run: the run's {int(data.heldout.sum())} "
+            "are held out") in capsys.readouterr().err
+    np.testing.assert_array_equal(inferred["heldout"], data.heldout)
+
+
 def test_new_trials_lacking_held_in_neurons_are_named_and_refused_past_half(small_run, capsys):
     """Neurons NaN throughout new trials (given by position, no unit ids) are ones the data
     lack: named in a note and filled; lacking more than half the held-in ones is refused in one
