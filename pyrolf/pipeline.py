@@ -673,7 +673,7 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
             run's config with only ``data`` replaced (the same bins, window, chop). Their
             neurons are the run's, all of them or only the held-in ones, or for a recording
             matched by unit id, held-in units it lacks filled (see
-            :func:`~pyrolf.diagnostics.export.new_trials`,
+            :func:`~pyrolf.diagnostics.new_trials.new_trials`,
             :mod:`pyrolf.diagnostics.missing`); rates are predicted for all the run's neurons.
         samples: posterior draws per trial (at least 1).
         device: ``cpu`` or ``cuda``; default the run's.
@@ -778,7 +778,8 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     Dataset of :func:`infer` (one entry, named ``None``, for a run of one session). ``mend``:
     the run folder is writable and locked (:meth:`RunFolder.locked` locks a writable one), so a
     ``layout.pt`` of no use is written again."""
-    from pyrolf.diagnostics.export import check_summary_memory, infer_trials, new_trials
+    from pyrolf.diagnostics.export import check_summary_memory, infer_trials
+    from pyrolf.diagnostics.new_trials import new_trials
     from pyrolf.diagnostics.missing import fill_missing_counts
     from pyrolf.diagnostics.report import check_samples
 
@@ -1032,11 +1033,11 @@ def _run_units(path: Path | None, runs: list[SpikeData], units_where: list[str])
     data of a run's sessions, chosen by the run's ``units_where``) have, by id, with a note
     naming the others; none (all units) where ``path`` is no recording, a run has no unit ids or
     the recording holds fewer than two of its units or too few of a session's held-in ones
-    (:func:`~pyrolf.diagnostics.export.in_run_order` then says which it lacks)."""
+    (:func:`~pyrolf.diagnostics.new_trials.in_run_order` then says which it lacks)."""
     if (path is None or not path.is_file() or recording_format(path) is None
             or any("unit_ids" not in run.extra for run in runs)):
         return []
-    from pyrolf.diagnostics.export import note_strangers
+    from pyrolf.diagnostics.new_trials import note_strangers
     from pyrolf.diagnostics.missing import enough_held_in
 
     with open_source(path) as source:

@@ -23,8 +23,8 @@ from torch import nn
 
 import pyrolf
 from pyrolf.data import DataError, load_config_data, lorenz_dataset, save_spike_file
-from pyrolf.diagnostics.export import (inferred_inputs, posterior_summary, reduce_draws,
-                                      trial_coords)
+from pyrolf.diagnostics.coords import trial_coords
+from pyrolf.diagnostics.summary import inferred_inputs, posterior_summary, reduce_draws
 from pyrolf.dynamics import force
 from pyrolf.evaluation.report import model_rates, trial_inputs
 from pyrolf.inference.svi import posterior_passes
@@ -72,6 +72,7 @@ def test_summaries_that_would_not_fit_in_memory_are_refused_before_any_draw(
     half for the file written from them); where the memory available holds less, one line
     before any draw (it was killed for memory minutes later), and the run folder as it was."""
     from pyrolf.diagnostics import export
+    from pyrolf.diagnostics import summary as reduction
 
     data = small_run.data
     flow, config, _ = load_run(small_run.path)
@@ -86,7 +87,7 @@ def test_summaries_that_would_not_fit_in_memory_are_refused_before_any_draw(
     def drawn(*args, **kwargs):
         raise AssertionError("drew before the check")
 
-    monkeypatch.setattr(export, "posterior_passes", drawn)
+    monkeypatch.setattr(reduction, "posterior_passes", drawn)
     code, _, err = run_cli(["infer", small_run.path, "--samples", 3], monkeypatch, capsys)
     assert_one_line_error(code, err, f"the posterior summaries of {data.n_trials} trials of "
                           f"{data.n_bins} bins, with the file written from them, take",

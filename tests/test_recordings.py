@@ -25,7 +25,8 @@ from pyrolf.data.chop import chop, merge
 from pyrolf.data.recording_synthetic import (TRIAL_DESCRIPTIONS, simulate_recording,
                                              write_recording_nwb, write_spike_times_npz)
 from pyrolf.data.recordings import bin_behavior
-from pyrolf.diagnostics.export import new_trials, posterior_summary
+from pyrolf.diagnostics.new_trials import new_trials
+from pyrolf.diagnostics.summary import posterior_summary
 from pyrolf.evaluation.report import model_rates, trial_inputs
 from pyrolf.pipeline import load_run
 from test_cli import TINY, assert_one_line_error, run_cli
@@ -285,7 +286,7 @@ def test_a_run_of_some_units_infers_another_file_by_their_ids(session, tmp_path,
 def test_units_table_columns_are_matched_to_the_neurons_by_id():
     """Each neuron gets its own unit's row, whatever the order; one the table lacks (new trials
     that lack the unit) NaN or empty text."""
-    from pyrolf.diagnostics.export import unit_coords
+    from pyrolf.diagnostics.coords import unit_coords
 
     data = SpikeData(spikes=np.zeros((3, 2, 3), np.float32), heldout=np.array([0, 0, 1], bool),
                      splits={"train": [0], "valid": [1], "test": [2]},
@@ -303,7 +304,7 @@ def test_units_table_columns_are_matched_to_the_neurons_by_id():
 def test_columns_of_a_list_per_unit_or_electrode_are_no_unit_coordinates(tmp_path):
     """A ragged electrodes column was read as its index's ends and written as a coordinate
     (found by a walkthrough); a unit without an electrode had the text "None"."""
-    from pyrolf.diagnostics.export import unit_coords
+    from pyrolf.diagnostics.coords import unit_coords
 
     recording = simulate_recording(n_trials=40, n_units=8, seed=5)
     nwbfile = NWBFile(session_description="ragged", identifier="ragged",
@@ -461,7 +462,7 @@ def test_trials_keep_their_id_in_the_nwb_trials_table_beside_their_row(files, tm
     """A trials table's ids need not be its rows (1-based, or ids left by a converter):
     inferred.nc's ``trial`` is the row and ``trial_id`` the id, each said in its long_name, so a
     join on the NWB table's index (its ids) cannot silently match the wrong trials."""
-    from pyrolf.diagnostics.export import trial_coords
+    from pyrolf.diagnostics.coords import trial_coords
 
     path = tmp_path / "ids.nwb"
     path.write_bytes(files["nwb"].read_bytes())

@@ -6,7 +6,11 @@ checks of the guide (Pareto k-hat, ELBO, IWELBO) and posterior predictive checks
 - :mod:`~pyrolf.diagnostics.ppc`: spike-count statistics and predictive-interval coverage;
 - :mod:`~pyrolf.diagnostics.arviz_adapter`: the one place that knows legacy ArviZ from 1.0;
 - :mod:`~pyrolf.diagnostics.plots`, :mod:`~pyrolf.diagnostics.report`: figures and the run
-  folder's ``posterior.nc`` and ``diagnostics.json``.
+  folder's ``posterior.nc`` and ``diagnostics.json``;
+- :mod:`~pyrolf.diagnostics.summary`: every trial's posterior mean and interval, group by group;
+  :mod:`~pyrolf.diagnostics.export`: them as ``inferred.nc``, on the coordinates of
+  :mod:`~pyrolf.diagnostics.coords`; :mod:`~pyrolf.diagnostics.new_trials`: new trials laid out
+  on a run's neurons, :mod:`~pyrolf.diagnostics.missing`: the counts they lack filled in.
 """
 
 from pyrolf.diagnostics.importance import elbo, importance_summary, iwelbo, pareto_khat

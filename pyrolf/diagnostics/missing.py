@@ -43,7 +43,7 @@ def fill_missing_counts(flow, trials: SpikeData, run: SpikeData, device: str = "
                         passes: int = PASSES, samples: int = PASS_SAMPLES,
                         only: np.ndarray | None = None, progress: bool = False) -> SpikeData:
     """``trials`` (laid out on the run's neurons, NaN where a count is not in the data: a unit
-    missing, ``extra["in_data"]`` false, see :func:`~pyrolf.diagnostics.export.new_trials`, or
+    missing, ``extra["in_data"]`` false, see :func:`~pyrolf.diagnostics.new_trials.new_trials`, or
     not recorded in some bins) with each held-in count of the observed bins that is NaN filled
     (module docstring), from ``run`` (the run's own data, for the start) and ``flow`` (on
     ``device``); ``passes`` and ``samples`` per pass; ``only``: the indices of the trials to
@@ -89,7 +89,7 @@ def note_mostly_filled(trials: SpikeData, filled: np.ndarray, rows: np.ndarray) 
     held_in = filled[rows][:, :trials.n_observed][..., trials.heldin]
     mostly = rows[held_in.mean(axis=(1, 2)) > 1 - LEAST_HELD_IN]
     if len(mostly):
-        from pyrolf.diagnostics.export import trial_ids
+        from pyrolf.diagnostics.coords import trial_ids
 
         what = trials.trial_word
         note(f"in {len(mostly)} of the {trials.n_trials} {what} fewer than "

@@ -13,8 +13,9 @@ from pyrolf.data.spikes import SpikeData
 from pyrolf.diagnostics import plots
 from pyrolf.diagnostics.arviz_adapter import (inference_data, with_attrs, with_coords,
                                               with_variable_attrs, write_netcdf)
-from pyrolf.diagnostics.export import (UNITS, forward_coord, neuron_coords, time_coord,
-                                      trial_coords, trial_ids, window_starts)
+from pyrolf.diagnostics.coords import (forward_coord, neuron_coords, time_coord, trial_coords,
+                                       trial_ids)
+from pyrolf.diagnostics.export import UNITS, window_starts
 from pyrolf.diagnostics.importance import MIN_SAMPLES, importance_summary
 from pyrolf.diagnostics.posterior import PosteriorSamples, count_type, sample_posterior
 from pyrolf.diagnostics.ppc import mean_rate, ppc_summary, predictive_interval
@@ -171,8 +172,8 @@ def posterior_data(draws: PosteriorSamples, data: SpikeData, trials: np.ndarray,
     ``sample_stats`` ``log_weight`` (chain, draw, trial): the importance log-weight
     ``log p(x, z) - log q(z | x)`` of each draw, whence the k-hat, ELBO and IWELBO of
     ``diagnostics.json``. Labelled as ``inferred.nc`` labels them:
-    ``trial`` with :func:`~pyrolf.diagnostics.export.trial_coords` (split, condition, the trials
-    table's columns), ``time`` by :func:`~pyrolf.diagnostics.export.time_coord` (with
+    ``trial`` with :func:`~pyrolf.diagnostics.coords.trial_coords` (split, condition, the trials
+    table's columns), ``time`` by :func:`~pyrolf.diagnostics.coords.time_coord` (with
     ``forward``), ``neuron`` by unit id (with ``heldout``). Each group's attributes: ``attrs``
     (what the run's outputs say they are of, :func:`~pyrolf.diagnostics.export.run_attrs`) and,
     of a continuous recording's windows, ``window_start_s`` (each trial's window's start in the

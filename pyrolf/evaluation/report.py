@@ -151,13 +151,13 @@ def truth_metrics(flow, data: SpikeData, device: str = "cpu", progress: str | No
                   ) -> dict:
     """Scores against the truth where the data carry it, from the posterior means and 90 %
     intervals of :data:`INTERVAL_SAMPLES` draws per trial (as ``pyrolf infer`` makes them, see
-    :func:`pyrolf.diagnostics.export.posterior_summary`), over the observed bins:
+    :func:`pyrolf.diagnostics.summary.posterior_summary`), over the observed bins:
     ``rates_coverage_90`` (true rates: the share of test (trial, bin, neuron) entries inside the
     rate's interval) and ``latents_r2`` (true latents ``extra["latents"]``:
     :func:`~pyrolf.evaluation.metrics.latents_r2` of the posterior-mean ``[z, v]``, the map
     fitted on the train trials and scored on the test trials). ``progress`` as in
     :func:`~pyrolf.inference.svi.posterior_passes`."""
-    from pyrolf.diagnostics.export import posterior_summary  # ArviZ: only where scored
+    from pyrolf.diagnostics.summary import posterior_summary  # (diagnostics: only where scored)
 
     if data.rates is None and "latents" not in data.extra:
         return {}
