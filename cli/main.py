@@ -17,17 +17,22 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import click
+try:  # Ctrl-C in the third of a second these take stops the command as later: one line
+    import click
 
-from pyrolf.cli.options import run_device, with_overrides
-from pyrolf.cli.sweep import sweep
-from pyrolf.config import Config, ConfigError
-from pyrolf.data import DataError, data_file, load_config_data
-from pyrolf.data.files import check_file
-from pyrolf.data.dandi import DANDISETS, DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir, download_command
-from pyrolf.inference import TrainingDiverged
-from pyrolf.models.presets import ARCHITECTURE, preset
-from pyrolf.runs import RunError, RunFolder, RunInterrupted
+    from pyrolf.cli.options import run_device, with_overrides
+    from pyrolf.cli.sweep import sweep
+    from pyrolf.config import Config, ConfigError
+    from pyrolf.data import DataError, data_file, load_config_data
+    from pyrolf.data.files import check_file
+    from pyrolf.data.dandi import (DANDISETS, DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir,
+                                   download_command)
+    from pyrolf.inference import TrainingDiverged
+    from pyrolf.models.presets import ARCHITECTURE, preset
+    from pyrolf.runs import RunError, RunFolder, RunInterrupted
+except KeyboardInterrupt:
+    sys.stderr.write("interrupted\n")
+    raise SystemExit(128 + signal.SIGINT) from None
 
 USER_ERRORS = (DataError, ConfigError, RunError, TrainingDiverged)
 

@@ -144,3 +144,20 @@ def test_a_packages_names_imported_on_first_use_are_the_names_it_exports(package
     assert set(module.__all__) <= set(namespace)
     # dir() lists the package's own names and the lazy ones, imported or not
     assert set(module.__all__) | {"__name__", "__getattr__", "__dir__"} <= set(dir(module))
+
+
+@pytest.mark.parametrize("module", ["click", "pyrolf.data", "pyrolf.runs"])
+def test_ctrl_c_while_the_command_line_loads_is_one_line(module):
+    """Ctrl-C in the third of a second the command line's modules take to load printed a
+    traceback (an interruption test); it is one line and the interrupted status, as later.
+    (The interrupt is raised where ``module`` is imported, as Ctrl-C would be.)"""
+    code = ("import builtins\n"
+            "real = builtins.__import__\n"
+            "def interrupted(name, *args, **kwargs):\n"
+            f"    if name == {module!r}:\n"
+            "        raise KeyboardInterrupt\n"
+            "    return real(name, *args, **kwargs)\n"
+            "builtins.__import__ = interrupted\n"
+            "from pyrolf.cli.main import main\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (130, "interrupted\n")
