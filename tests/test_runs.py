@@ -376,6 +376,37 @@ def test_a_fit_interrupted_at_any_write_is_continued_to_the_same_run(
     assert_same_run(run, fitted[0])
 
 
+INTERRUPTED_AT_BEST = """
+import sys
+from pyrolf.cli.main import main
+from pyrolf.runs import RunFolder
+
+write_atomically = RunFolder.write_atomically
+
+def interrupted_at_best(self, name, write):
+    if name == RunFolder.BEST:
+        raise KeyboardInterrupt
+    write_atomically(self, name, write)
+
+RunFolder.write_atomically = interrupted_at_best
+sys.argv = ["pyrolf", *sys.argv[1:]]
+main()
+"""
+
+
+def test_an_interrupted_fit_s_progress_ends_before_its_message(spike_file, tmp_path):
+    """Ctrl-C in a fit with its progress shown: the interrupt's line is the last (the bar's last
+    line came after it, the bar being closed at the process's exit: an interruption test)."""
+    run = tmp_path / "run"
+    args = [arg for arg in TINY if arg != "--quiet"]
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_AT_BEST, "fit", "--data",
+                           str(spike_file), "--out", str(run), *args], capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 130 and "fit:" in done.stderr, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(f"interrupted; {run} keeps its last checkpoint"), done.stderr
+
+
 @pytest.mark.parametrize("torn", ["best_behind", "best_ahead"])
 def test_a_fit_stopped_between_its_saves_reports_the_epoch_of_the_weights_it_keeps(
         torn, fitted, tmp_path):

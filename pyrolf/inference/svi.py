@@ -326,41 +326,44 @@ class Trainer:
         pyro.clear_param_store()  # pyro.module would give other flows' params of the same names
         self.flow.train()
         config, state = self.config, self.state
-        bar = progress_bar(total=config.epochs, initial=state.epoch, disable=not progress,
-                           desc="fit", unit="epoch")
-        first = True
-        share = CoreShare() if config.threads is None and self.device.type == "cpu" else None
-        if share is not None:
-            time.sleep(SHARE_SAMPLE_S)  # what the other processes do before the first epoch
-        while state.epoch < config.epochs:
+        # closed as the loop ends, an interrupt included: its last line then comes before the
+        # command's own (it came after, when the bar was closed at exit: an interruption test)
+        with progress_bar(total=config.epochs, initial=state.epoch, disable=not progress,
+                          desc="fit", unit="epoch") as bar:
+            first = True
+            share = CoreShare() if config.threads is None and self.device.type == "cpu" else None
             if share is not None:
-                adapt_threads(share)
-            started = time.perf_counter()
-            elbo = self.epoch(check=first)
-            first = False
-            state.epoch += 1
-            record = {"epoch": state.epoch, "elbo": elbo, "lr": self.current_lr()}
-            if self.device.type == "cpu":  # what the epoch's floats' rounding depends on
-                record["threads"] = torch.get_num_threads()
-            is_best = False
-            if state.epoch % config.eval_every == 0 or state.epoch == config.epochs:
-                with self.validation_draws():
-                    record["valid_co_bps"] = score = self.validation_score()
-                    kl = self.validation_kl()
-                if kl is not None:
-                    record["kl_per_bin"] = kl
-                if score > state.best_score:
-                    state.best_score, state.best_epoch, is_best = score, state.epoch, True
-                    self.best_flow = {k: v.detach().clone() for k, v in self.flow.state_dict().items()}
-            record["seconds"] = time.perf_counter() - started  # validation included
-            state.history.append(record)
-            best = f"{state.best_score:.3f}" if state.best_epoch > 0 else "n/a"
-            bar.set_postfix(elbo=f"{elbo:.1f}", best_valid_co_bps=best, lr=f"{record['lr']:.1e}",
-                            refresh=False)  # drawn by update, at its own pace (a log: every 30 s)
-            bar.update(1)
-            if "valid_co_bps" in record and self.on_checkpoint is not None:
-                self.on_checkpoint(self, is_best)
-        bar.close()
+                time.sleep(SHARE_SAMPLE_S)  # what the other processes do before the first epoch
+            while state.epoch < config.epochs:
+                if share is not None:
+                    adapt_threads(share)
+                started = time.perf_counter()
+                elbo = self.epoch(check=first)
+                first = False
+                state.epoch += 1
+                record = {"epoch": state.epoch, "elbo": elbo, "lr": self.current_lr()}
+                if self.device.type == "cpu":  # what the epoch's floats' rounding depends on
+                    record["threads"] = torch.get_num_threads()
+                is_best = False
+                if state.epoch % config.eval_every == 0 or state.epoch == config.epochs:
+                    with self.validation_draws():
+                        record["valid_co_bps"] = score = self.validation_score()
+                        kl = self.validation_kl()
+                    if kl is not None:
+                        record["kl_per_bin"] = kl
+                    if score > state.best_score:
+                        state.best_score, state.best_epoch, is_best = score, state.epoch, True
+                        self.best_flow = {key: value.detach().clone()
+                                          for key, value in self.flow.state_dict().items()}
+                record["seconds"] = time.perf_counter() - started  # validation included
+                state.history.append(record)
+                best = f"{state.best_score:.3f}" if state.best_epoch > 0 else "n/a"
+                # drawn by update, at its own pace (a log: every 30 s)
+                bar.set_postfix(elbo=f"{elbo:.1f}", best_valid_co_bps=best,
+                                lr=f"{record['lr']:.1e}", refresh=False)
+                bar.update(1)
+                if "valid_co_bps" in record and self.on_checkpoint is not None:
+                    self.on_checkpoint(self, is_best)
         return state
 
     def current_lr(self) -> float:
