@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -327,6 +328,8 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
              f"{planned}, where its decay was planned to end: its {config.epochs - done} more "
              f"epochs train at it (a new fit with --epochs {config.epochs} decays over them all)")
     trainer.best_flow = _kept_best(run, checkpoint, config.device)
+    if trainer.best_flow is None and trainer.state.best_epoch > 0:  # its weights are lost:
+        trainer.state.best_score, trainer.state.best_epoch = -math.inf, -1  # (found again)
     run.write_json(RunFolder.CONFIG, config.to_dict())
     result = _train(trainer, run, progress)
     now = {key: result.metrics[key] for key in WEIGHTS_RECORD}
@@ -1141,8 +1144,9 @@ def _kept_best(run: RunFolder, checkpoint: dict, device: str) -> dict | None:
     the checkpoint's state calls best; else the checkpoint's own, where that epoch is the
     checkpoint's (the fit was stopped between writing the two: ``best.pt`` is written again
     from them); else none, and a ``best.pt`` of an epoch the checkpoint has not reached (written
-    before the checkpoint, by a pyrolf that wrote it first) is removed: what the run reports as
-    its weights' epoch is then theirs."""
+    before the checkpoint, by a pyrolf that wrote it first) is removed: the resumed fit then
+    takes its next validated epoch as the best so far, and what the run reports as its
+    weights' epoch is theirs."""
     state, best = checkpoint["state"], None
     if run.has(RunFolder.BEST):
         best = run.load(RunFolder.BEST, device)
@@ -1156,6 +1160,7 @@ def _kept_best(run: RunFolder, checkpoint: dict, device: str) -> dict | None:
     if best is not None:
         (run.path / RunFolder.BEST).unlink()
         note(f"{run.path / RunFolder.BEST} held epoch {best.get('epoch')}, not the checkpoint's "
-             f"best, {state['best_epoch']} (the fit was stopped between its saves): removed")
+             f"best, {state['best_epoch']} (the fit was stopped between its saves): removed; "
+             "the next epoch validated is the best so far")
     return None
 

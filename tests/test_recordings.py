@@ -1060,7 +1060,7 @@ def write_nwb(path, units=None, series=None, voltages=False, length=0.8):
     ("session", ["--behavior", "hand_vel", "--behavior-lag", "15"],
      ["whole number of bins of 10 ms", "got 15"]),
     ("session", [*ONSET, "--behavior", "hand_vel", "--behavior-lag", "-1000"],
-     ["--behavior-lag -1000 ms is not shorter than the trials' 1000 ms"]),
+     ["--behavior-lag -1000 ms is not shorter than the trials' 1000 ms of observed bins"]),
     ("not_nwb", [], ["is not a readable NWB file"]),
 ])
 def test_bad_recordings_and_options_are_one_line(case, args, fragments, files, spike_file,

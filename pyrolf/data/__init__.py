@@ -90,6 +90,11 @@ def hold_forward_bins(data: SpikeData, n_forward: int) -> SpikeData:
     if n_forward >= data.n_bins:
         raise DataError(f"--forward-bins {n_forward} leaves no observed bin: the trials of "
                         f"{data.name} have {data.n_bins} bins; give fewer")
+    lag = abs(data.extra.get("behavior_lag_bins", 0))
+    if "behavior" in data.extra and lag >= data.n_bins - n_forward:
+        raise DataError(f"--forward-bins {n_forward} leaves {data.n_bins - n_forward} observed "
+                        f"bins, not more than the behaviour's lag of {lag} bins, which is "
+                        "decoded in them; give fewer forward bins or a shorter lag")
     data.n_forward = n_forward
     return data
 

@@ -171,17 +171,18 @@ def check_trials(data: SpikeData, where: str = "the data") -> SpikeData:
     bin_size = (None if data.bin_size is None else
                 _check_bin_size(where, np.asarray(data.bin_size), "bin_size"))
     extra = data.extra if "behavior" not in data.extra else {
-        **data.extra, **_check_behavior(where, data.extra, spikes.shape[:2])}
+        **data.extra, **_check_behavior(where, data.extra, spikes.shape[:2],
+                                        spikes.shape[1] - data.n_forward)}
     return dataclasses.replace(data, spikes=spikes, rates=rates, conditions=conditions,
                                bin_size=bin_size, extra=extra)
 
 
-def _check_behavior(where: str, extra: dict, shape: tuple[int, int]) -> dict:
+def _check_behavior(where: str, extra: dict, shape: tuple[int, int], n_observed: int) -> dict:
     """The behaviour of data given in Python (``extra["behavior"]``, see
     :class:`~pyrolf.data.spikes.SpikeData`) checked, before any fit: ``(trials, time, dims)``
     numbers (a ``(trials, time)`` array is one dimension), NaN where unknown, made float32;
-    ``behavior_lag_bins`` a whole number of bins shorter than a trial (default 0),
-    ``behavior_name`` (default ``"behavior"``)."""
+    ``behavior_lag_bins`` a whole number of bins shorter than the ``n_observed`` bins it is
+    decoded in (default 0), ``behavior_name`` (default ``"behavior"``)."""
     behavior = np.asarray(extra["behavior"])
     _require_numeric(where, "extra['behavior']", behavior)
     if behavior.ndim == 2:
@@ -194,10 +195,11 @@ def _check_behavior(where: str, extra: dict, shape: tuple[int, int]) -> dict:
         raise DataError(f"{where}: extra['behavior'] holds infinite values; give NaN where the "
                         "behaviour is unknown")
     lag = extra.get("behavior_lag_bins", 0)
-    if not isinstance(lag, (int, np.integer)) or isinstance(lag, bool) or abs(lag) >= shape[1]:
+    if not isinstance(lag, (int, np.integer)) or isinstance(lag, bool) or abs(lag) >= n_observed:
         raise DataError(f"{where}: extra['behavior_lag_bins'] must be a whole number of bins "
-                        f"shorter than a trial ({shape[1]} bins), got {lag!r}; how many bins "
-                        "after the rates' bin the behaviour is decoded (0: the same bin)")
+                        f"shorter than a trial's {n_observed} observed bins, got {lag!r}; how "
+                        "many bins after the rates' bin the behaviour is decoded (0: the same "
+                        "bin)")
     return {"behavior": behavior.astype(np.float32, copy=False), "behavior_lag_bins": int(lag),
             "behavior_name": str(extra.get("behavior_name", "behavior"))}
 

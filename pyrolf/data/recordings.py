@@ -161,10 +161,11 @@ def load_recording(path: Path, config) -> SpikeData:
         spikes, extra, conditions = cut(source, config, config.bin_ms() / 1000, units)
         if series is not None:
             extra["behavior_lag_bins"] = config.behavior_lag_ms // config.bin_ms()
-            if abs(extra["behavior_lag_bins"]) >= spikes.shape[1]:
+            observed = spikes.shape[1] - config.forward_bins  # (the lag is decoded in them)
+            if abs(extra["behavior_lag_bins"]) >= observed:
                 raise DataError(f"--behavior-lag {config.behavior_lag_ms} ms is not shorter "
-                                f"than the trials' {spikes.shape[1] * config.bin_ms()} ms; give "
-                                "a shorter lag")
+                                f"than the trials' {observed * config.bin_ms()} ms of observed "
+                                "bins; give a shorter lag")
             extra["behavior"] = _behavior(path.name, config.behavior, series, extra,
                                           spikes.shape[1], config.bin_ms() / 1000)
             extra["behavior_name"] = config.behavior
