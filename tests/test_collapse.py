@@ -154,13 +154,13 @@ def test_a_fit_shorter_than_its_kl_warm_up_says_so_whatever_it_scores(data, monk
     of it."""
     import pyrolf.pipeline
 
-    monkeypatch.setattr(pyrolf.pipeline, "collapse_finding", lambda *args: None)
+    monkeypatch.setattr(pyrolf.pipeline.training, "collapse_finding", lambda *args: None)
     fit(data, Config(**TINY, epochs=2), progress=False)
     said = [line for line in capsys.readouterr().err.splitlines() if "KL warm-up" in line]
     assert said == ["note: 2 epochs end within the KL warm-up of 50: the KL weight reaches "
                     "0.004 of its 0.1, and the scores of so short a fit say little (train 50 or "
                     "more; kl_warmup in a --config file or Config sets it)"]
-    monkeypatch.setattr(pyrolf.pipeline, "collapse_finding", lambda *args: "seen")
+    monkeypatch.setattr(pyrolf.pipeline.training, "collapse_finding", lambda *args: "seen")
     fit(data, Config(**TINY, epochs=2), progress=False)
     said = [line for line in capsys.readouterr().err.splitlines() if "KL warm-up" in line]
     assert len(said) == 1 and said[0].startswith("warning: the latents carry (almost) no "
@@ -193,7 +193,7 @@ def test_a_session_whose_latents_predict_nothing_is_found_though_the_pooled_scor
         capsys):
     """Pooled, a good session hid one at 0.011 co-bps against its baseline's 0.147 (found by a
     hostile walkthrough)."""
-    from pyrolf.pipeline import collapse_metrics
+    from pyrolf.pipeline.training import collapse_metrics
 
     history = [{"epoch": Config().epochs, "valid_co_bps": 0.3, "kl_per_bin": 0.4}]
     sessions = {"day1": {"co_bps": 0.35, "smoothing_co_bps": 0.3},

@@ -531,12 +531,12 @@ def test_missing_run_folder_is_one_line(tmp_path, monkeypatch, capsys):
 def test_too_few_samples_are_refused_before_the_data_are_read(run, monkeypatch):
     """The refusal came after the data were loaded and their notes printed (found by a
     walkthrough)."""
-    from pyrolf import pipeline
+    from pyrolf.pipeline import diagnosis
 
     def read(*args, **kwargs):
         raise AssertionError("the run's data were read")
 
-    monkeypatch.setattr(pipeline, "_load_run", read)
+    monkeypatch.setattr(diagnosis, "_load_run", read)
     with pytest.raises(ConfigError,
                        match=r"samples \(--samples\) must be at least 25 for Pareto k-hat, got 3"):
         diagnose_run(run.path, samples=3)

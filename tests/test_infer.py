@@ -508,7 +508,9 @@ def test_a_read_only_run_folder_is_said_before_the_data_are_read(command, name, 
     run = shutil.copytree(small_run.path, tmp_path / "run")
     before = {path.name: path.read_bytes() for path in run.iterdir() if path.is_file()}
     monkeypatch.setattr("os.access", lambda path, mode: not mode & os.W_OK)  # (as not root)
-    monkeypatch.setattr("pyrolf.pipeline._load_run", lambda *args: pytest.fail("data read"))
+    for step in ("inferred", "diagnosis", "training"):  # (infer, diagnose, evaluate)
+        monkeypatch.setattr(f"pyrolf.pipeline.{step}._load_run",
+                            lambda *args: pytest.fail("data read"))
     code, _, err = run_cli([command, run, "--quiet"], monkeypatch, capsys)
     assert_one_line_error(code, err, f"the run folder {run}, where {command} writes {name}, is "
                                      f"not writable; copy the run folder somewhere writable and "

@@ -1369,15 +1369,15 @@ def test_windows_of_scored_trials_that_overlap_a_training_trial_s_are_noted(sess
     note_overlapping(new_trials(data, data.heldout, data.extra["unit_ids"]))  # (split "new")
     assert "overlap" not in capsys.readouterr().err
     # a fit says it, before it builds the model
-    from pyrolf import pipeline
+    from pyrolf.pipeline import training
 
     def stop(*args):
         raise RuntimeError("stopped before the model")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "starting_flow", stop)
+        patch.setattr(training, "starting_flow", stop)
         with pytest.raises(RuntimeError, match="stopped before the model"):
-            pipeline.fit(data, Config(epochs=1), progress=False)
+            training.fit(data, Config(epochs=1), progress=False)
     assert "overlap a training trial's" in capsys.readouterr().err
 
 

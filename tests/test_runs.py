@@ -151,7 +151,9 @@ def test_a_run_fitted_on_a_gpu_is_evaluated_diagnosed_and_resumed_where_there_is
     (run / "config.json").write_text(json.dumps({**config, "device": "cuda"}))
     before = digests(run)
     with monkeypatch.context() as patch:  # (said before the data are read: minutes for NLB)
-        patch.setattr("pyrolf.pipeline.load_config_data", lambda *args: pytest.fail("data read"))
+        for step in ("records", "training", "inferred"):
+            patch.setattr(f"pyrolf.pipeline.{step}.load_config_data",
+                          lambda *args: pytest.fail("data read"))
         for command in (["evaluate", run], ["diagnose", run, "--trials", "2"],
                         ["fit", "--resume", run, "--epochs", "3"], ["infer", run]):
             code, _, err = run_cli([*command, "--quiet"], monkeypatch, capsys)
@@ -504,7 +506,8 @@ def test_a_folder_in_use_is_refused_with_one_line(command, run, spike_file, tmp_
             "diagnose": ["diagnose", run, "--samples", "25"],
             "fit": ["fit", "--data", spike_file, "--out", run, *TINY]}[command]
     monkeypatch.setattr("pyrolf.cli.main.load_config_data", lambda config: 1 / 0)
-    monkeypatch.setattr("pyrolf.pipeline.load_config_data", lambda config: 1 / 0)
+    for step in ("records", "training", "inferred"):
+        monkeypatch.setattr(f"pyrolf.pipeline.{step}.load_config_data", lambda config: 1 / 0)
     with hold_lock(run):
         before = digests(run)
         code, _, err = run_cli(args, monkeypatch, capsys)
@@ -672,7 +675,7 @@ def fitted_epochs(folder) -> int:
 
 
 def test_the_command_that_remakes_a_session_s_diagnostics_names_the_session(tmp_path):
-    from pyrolf.pipeline import made_from_other_weights
+    from pyrolf.pipeline.records import made_from_other_weights
 
     (tmp_path / "diagnostics.json").write_text(json.dumps(
         {"weights": "best.pt", "weights_epoch": 2, "session": "day1"}))
@@ -763,7 +766,7 @@ def test_running_out_of_memory_is_one_line(run, monkeypatch, capsys):
     def too_big(*args, **kwargs):
         raise MemoryError("Unable to allocate 7.44 MiB for an array with shape (1300, 50, 30)")
 
-    monkeypatch.setattr("pyrolf.pipeline.evaluate", too_big)
+    monkeypatch.setattr("pyrolf.pipeline.training.evaluate", too_big)
     before = digests(run)
     code, _, err = run_cli(["evaluate", run, "--quiet"], monkeypatch, capsys)
     assert_one_line_error(code, err, "out of memory", "fewer --samples")

@@ -85,7 +85,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(data, tmp_path):
         if trainer.state.epoch == 4:
             raise Interrupt
 
-    import pyrolf.pipeline as pipeline
+    from pyrolf.pipeline import training as pipeline
     original = pipeline._train
 
     def train_with_interrupt(trainer, run, progress=True):

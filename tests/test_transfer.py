@@ -11,7 +11,7 @@ import pyrolf
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import lorenz_dataset, save_spike_file
 from pyrolf.models import build_flow, per_neuron
-from pyrolf.pipeline import start_from_run
+from pyrolf.pipeline.training import start_from_run
 from test_cli import assert_one_line_error, run_cli
 
 SMALL = dict(latent_dim=8, channels=2, encoder_hidden=16, decoder_width=16,

@@ -52,8 +52,8 @@ from pyrolf.data.files import same_data, spikes_fingerprint
 from pyrolf.data.sessions import session_list
 from pyrolf.inference.svi import Trainer, TrainingDiverged
 from pyrolf.messages import note
-from pyrolf.pipeline import (_save, check_device, evaluate_run, fitted_record, load_run,
-                             starting_flow)
+from pyrolf.pipeline import check_device, evaluate_run, fitted_record, load_run, starting_flow
+from pyrolf.pipeline.training import _save
 from pyrolf.runs import RunError, RunFolder, check_source_record, source_record
 from pyrolf.sweep import SweepError
 from pyrolf.sweep.ray_compat import checkpoints_registered_once
