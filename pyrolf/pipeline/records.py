@@ -1,5 +1,6 @@
 """What a run folder records of its fit and its outputs (the data's fingerprint, the modules,
-which weights made each output) and how a run is loaded from it: its flow, config and data."""
+which weights made each output) and how a run is loaded from it: its flow, config and data, on
+the device asked for."""
 
 from __future__ import annotations
 
