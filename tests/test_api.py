@@ -5,6 +5,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pyro
 import pytest
 import torch
 
@@ -167,8 +168,16 @@ def test_a_run_fitted_on_data_from_python_is_never_reloaded_with_other_data(tmp_
     assert json.loads((run / "fitted.json").read_text())["data"]["roles"] == roles
     with pytest.raises(RunError, match="other held-out neurons"):
         pyrolf.load_run(run, data=swapped)
-    with pytest.raises(DataError, match="got ndarray"):
-        pyrolf.infer(run, data=data.spikes)
+    # counts alone, on the run's neurons: read as the same trials given as SpikeData are (it
+    # was refused, "got ndarray": an API walkthrough)
+    pyro.set_rng_seed(0)
+    as_data = pyrolf.infer(run, data=dataclasses.replace(data, splits={}), samples=2,
+                           progress=False)
+    pyro.set_rng_seed(0)
+    as_array = pyrolf.infer(run, data=data.spikes, samples=2, progress=False)
+    np.testing.assert_array_equal(as_array["rates"].values, as_data["rates"].values)
+    with pytest.raises(DataError, match="got list"):
+        pyrolf.infer(run, data=data.spikes.tolist())
     # (NaN is a count not recorded; an infinite count is none)
     infinite = dataclasses.replace(data, spikes=np.where(data.spikes > 2, np.inf, data.spikes))
     with pytest.raises(DataError, match="infinite values"):

@@ -50,7 +50,8 @@ def infer(run, data=None, samples: int = INTERVAL_SAMPLES, device: str | None = 
         data: the trials to infer: ``None`` for the run's own data (all splits; NLB: every
             training and evaluation trial; a run fitted from Python on a
             :class:`~pyrolf.data.SpikeData` needs it given, as its own), a
-            :class:`~pyrolf.data.SpikeData`, a spike file's
+            :class:`~pyrolf.data.SpikeData` or a numpy array of counts ``(trials, time,
+            neurons)`` (the run's neurons, all or the held-in ones, in its order), a spike file's
             or recording's (``.nwb``, spike-times ``.npz``) path or an NLB name, read with the
             run's config with only ``data`` replaced (the same bins, window, chop). Their
             neurons are the run's, all of them or only the held-in ones, or for a recording
@@ -170,9 +171,14 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     if trials_where is not None and not isinstance(data, str):
         raise ConfigError("--trials-where chooses among new trials read from a file: give "
                           "--data too")
+    flagged = isinstance(data, SpikeData)  # (an array's neurons carry no flags of their own)
+    if isinstance(data, np.ndarray):  # the run's neurons, laid out as new_trials reads them
+        data = SpikeData(spikes=data, heldout=np.zeros(data.shape[-1:], bool), splits={},
+                         name="the array given")
     if data is not None and not isinstance(data, (str, SpikeData)):
-        raise DataError(f"data must be a file's path, an NLB name or a pyrolf.data.SpikeData, "
-                        f"got {type(data).__name__}")
+        raise DataError(f"data must be a file's path, an NLB name, a pyrolf.data.SpikeData or a "
+                        f"numpy array of counts (trials, time, neurons), got "
+                        f"{type(data).__name__}")
     if fitted_on is not None and not isinstance(fitted_on, (SpikeData, Sessions)):
         raise DataError(f"fitted_on must be the pyrolf.data.SpikeData (or Sessions) the run was "
                         f"fitted on, got {type(fitted_on).__name__}")
@@ -226,7 +232,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
             note(f"{loaded.name} says nothing of where its bins lie: their time counts from 0 "
                  f"s, where the run's trials were cut from {mine.extra['window'][0]:g} s around "
                  f"their {config.align}")
-        if (loaded is not None and isinstance(data, SpikeData)
+        if (loaded is not None and flagged
                 and np.shape(data.heldout) == mine.heldout.shape
                 and not np.array_equal(np.asarray(data.heldout, bool), mine.heldout)):
             note(f"{loaded.name} flags other neurons as held out than the run: the run's "
