@@ -2,6 +2,7 @@
 
 Sites (inside the caller's ``trials`` plate): ``z_0`` and ``v_0`` ``(trials, D)``, then either
 ``v_1 .. v_{T-1}`` ``(trials, D)`` each (``stepwise=True``) or one site ``v`` ``(trials, T-1, D)``.
+The guides sample the same velocity sites through :func:`velocity_sites`.
 """
 
 from __future__ import annotations
