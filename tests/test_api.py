@@ -216,6 +216,39 @@ def test_behaviour_given_in_python_is_decoded_and_exported_and_checked_before_th
                    pyrolf.Config(epochs=1, forward_bins=5, **TINY), progress=False)
 
 
+def test_data_given_again_are_checked_and_given_their_forward_bins_as_the_fit_s(tmp_path):
+    """A run fitted with forward bins, evaluated with its data given again: scored as the fit
+    scored them (they were taken without their forward bins: no fp_bps, other co-bps, and
+    metrics.json overwritten; a review); behaviour given again is checked (a KeyError)."""
+    data = small()
+    config = pyrolf.Config(epochs=1, forward_bins=3, **TINY)
+    fitted = pyrolf.fit(data, config, run_dir=tmp_path / "run", progress=False).metrics
+    again = pyrolf.evaluate_run(tmp_path / "run", data=data, progress=False)
+    assert "fp_bps" in fitted and again["fp_bps"] == pytest.approx(fitted["fp_bps"], abs=1e-6)
+    assert again["co_bps"] == pytest.approx(fitted["co_bps"], abs=1e-6)
+    flow, _, loaded = pyrolf.load_run(tmp_path / "run", data=data)
+    assert loaded.n_forward == 3 and data.n_forward == 0  # (the data given are not changed)
+
+
+def test_infer_of_a_single_new_trial_and_a_flow_of_the_wrong_kind(tmp_path):
+    """One or two new trials are inferred (a fit's minimum of 3 refused them), and a flow= that
+    is no model is one line (an AttributeError), one of other sizes blamed on itself, not on
+    config.json (a review)."""
+    from pyrolf.models import build_flow
+
+    data = small()
+    config = pyrolf.Config(epochs=1, **TINY)
+    pyrolf.fit(data, config, run_dir=tmp_path / "run", progress=False)
+    one = pyrolf.infer(tmp_path / "run", data=data.spikes[:1], samples=2, progress=False)
+    assert one.sizes["trial"] == 1
+    with pytest.raises(pyrolf.config.ConfigError, match="flow must be the model the run was "
+                                                        "fitted with.*got str"):
+        pyrolf.load_run(tmp_path / "run", data=data, flow="flow")
+    other = build_flow(config.replace(latent_dim=16), data.n_neurons, data.n_heldin)
+    with pytest.raises(RunError, match="does not fit the flow given"):
+        pyrolf.load_run(tmp_path / "run", data=data, flow=other)
+
+
 def test_the_diagnosis_of_data_given_in_python_names_them_as_its_source(tmp_path):
     """posterior.nc said source "lorenz" (the Config's default data) of a run fitted and
     diagnosed on a SpikeData given in Python (an API walkthrough)."""

@@ -150,12 +150,12 @@ def check_data(data: SpikeData, where: str = "the data", one_of: int = 1) -> Spi
     return dataclasses.replace(data, heldout=heldout, splits={**data.splits, **splits})
 
 
-def check_trials(data: SpikeData, where: str = "the data") -> SpikeData:
+def check_trials(data: SpikeData, where: str = "the data", fitted: bool = True) -> SpikeData:
     """``data``'s trials checked as a spike file's are (:func:`load_spike_file`), as new trials
     for a run (whose held-out flags and splits apply) need: ``spikes`` ``(trials, time,
     neurons)`` whole, finite, non-negative counts (made float32), ``rates`` and ``conditions``
     of their shapes, ``bin_size`` one positive number of seconds or ``None``. ``where`` names
-    the data in the messages.
+    the data in the messages; ``fitted``: as :func:`check_counts` (new trials: any number).
 
     Raises:
         DataError: one line, on what is wrong and what to give.
@@ -163,7 +163,7 @@ def check_trials(data: SpikeData, where: str = "the data") -> SpikeData:
     if not isinstance(data, SpikeData):
         raise DataError(f"{where} must be a pyrolf.data.SpikeData (spikes, heldout, splits), got "
                         f"{type(data).__name__}")
-    spikes = check_counts(where, np.asarray(data.spikes))
+    spikes = check_counts(where, np.asarray(data.spikes), fitted)
     rates = None if data.rates is None else _check_rates(where, np.asarray(data.rates),
                                                          spikes.shape)
     conditions = (None if data.conditions is None else
@@ -467,17 +467,22 @@ def _require_finite(path: Path, name: str, array: np.ndarray) -> None:
                         "replace them with valid numbers.")
 
 
-def check_counts(path: Path, spikes: np.ndarray) -> np.ndarray:
-    """Checked counts as float32 ``(trials, time, neurons)``, NaN where not recorded."""
+def check_counts(path: Path, spikes: np.ndarray, fitted: bool = True) -> np.ndarray:
+    """Checked counts as float32 ``(trials, time, neurons)``, NaN where not recorded: to be
+    ``fitted``, 3 trials (train, valid, test) and 2 neurons (one held in, one held out) at least;
+    new trials for a run, one of each."""
     spikes = np.asarray(spikes)
     _require_numeric(path, "spikes", spikes)
     if spikes.ndim != 3:
         raise DataError(f"{path}: `spikes` has shape {spikes.shape}, not 3-D; "
                         "store it as (trials, time, neurons).")
     n_trials, n_bins, n_neurons = spikes.shape
-    if n_trials < 3 or n_bins < 1 or n_neurons < 2:
+    if fitted and (n_trials < 3 or n_bins < 1 or n_neurons < 2):
         raise DataError(f"{path}: `spikes` has shape {spikes.shape}; need at least 3 trials, "
                         "1 time bin and 2 neurons (one held in, one held out).")
+    if not fitted and not (n_trials and n_bins and n_neurons):
+        raise DataError(f"{path}: `spikes` has shape {spikes.shape}; need at least 1 trial, 1 "
+                        "time bin and 1 neuron.")
     if np.any(np.isinf(spikes)):
         raise DataError(f"{path}: `spikes` contains infinite values; store spike counts (NaN "
                         "where a neuron was not recorded).")

@@ -186,7 +186,7 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
     device = run_device(config, device)  # (before the data load)
     loaded = None  # new trials, read once; laid out on each inferred session's neurons
     if isinstance(data, SpikeData):
-        loaded = check_trials(data, f"the data ({data.name})")
+        loaded = check_trials(data, f"the data ({data.name})", fitted=False)
     files = {}  # the files of the run's own sessions, by name, where its config names them
     new = _other_than_own(data, config, trials_where)
     # what the run folder keeps to lay new trials out by (where its data would be read)

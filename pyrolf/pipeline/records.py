@@ -13,9 +13,11 @@ import torch
 
 from pyrolf.caller_state import keeps_caller_state
 from pyrolf.config import Config, ConfigError
-from pyrolf.data import SpikeData, data_file, load_config_data
-from pyrolf.data.files import same_data, spikes_fingerprint
-from pyrolf.data.sessions import Sessions, check_session, session_list, shared_bin_size
+from pyrolf.data import SpikeData, data_file, hold_forward_bins, load_config_data
+from pyrolf.data.files import check_data, same_data, spikes_fingerprint
+from pyrolf.data.sessions import (Sessions, check_session, gather_sessions, session_list,
+                                  shared_bin_size)
+from pyrolf.data.spikes import DataError
 from pyrolf.diagnostics.layout import LAYOUT_FORMAT, layout_data
 from pyrolf.messages import note
 from pyrolf.models import build_flow
@@ -57,8 +59,9 @@ def _load_run(run_dir, data: SpikeData | Sessions | None = None, layout: bool = 
     use_threads(config.threads)
     name = weights_of(run)
     saved = run.load(name)
+    built = flow is not None
     flow, data, _ = _rebuild(run, config, data, layout, flow)
-    _load_weights(flow, saved["flow"], run, name)
+    _load_weights(flow, saved["flow"], run, name, built)
     record = weights_record(name, saved)
     best = saved["state"].get("best_epoch", 0) if name == RunFolder.CHECKPOINT else 0
     if best > 0:  # (-1: no epoch validated yet)
@@ -158,13 +161,33 @@ def _netcdf_record(path: Path) -> dict | None:
             "weights_epoch": int(np.asarray(attrs.get("weights_epoch", -1)).item())}
 
 
+def _checked(data, forward_bins: int, one_of: int = 1):
+    """``data`` (a :class:`SpikeData` or :class:`Sessions`) checked, each session with
+    ``forward_bins`` forward bins (see :func:`fit`); ``one_of``: of how many sessions."""
+    if isinstance(data, Sessions):
+        return gather_sessions({name: _checked(own, forward_bins, len(data.sessions))
+                                for name, own in data.sessions.items()})
+    data = check_data(data, f"the data ({getattr(data, 'name', 'given')})", one_of)
+    if forward_bins and data.n_forward != forward_bins:
+        if data.n_forward:
+            raise DataError(f"{data.name} has {data.n_forward} forward bins but the settings ask "
+                            f"for {forward_bins}; give forward_bins {data.n_forward} or 0")
+        data = hold_forward_bins(data, forward_bins)
+    return data
+
+
 def _rebuild(run: RunFolder, config: Config, data: SpikeData | Sessions | None,
              layout: bool = False, flow=None):
     """A run's data (reloaded from its config unless given; a spike file checked against the one
     it was fitted on), an untrained flow for it (``flow``, a model built in Python, where given,
     checked to be of the modules it was fitted with) and the data's :func:`spikes_fingerprint`
     (``None`` for its ``layout``, see :func:`_load_run`)."""
+    if flow is not None and not isinstance(flow, torch.nn.Module):
+        raise ConfigError(f"flow must be the model the run was fitted with, a LangevinFlow (a "
+                          f"torch.nn.Module), got {type(flow).__name__}")
     given = data is not None
+    if given and not layout:  # checked and given their forward bins, as the fit's were
+        data = _checked(data, config.forward_bins)
     if not given:
         if data_file(config.data) is not None:
             run.check_sources(config)
@@ -215,14 +238,17 @@ def _as_fitted(run: RunFolder, data: SpikeData | Sessions, fingerprint: dict):
     return as_then, zeros_fingerprint
 
 
-def _load_weights(flow, weights: dict, run: RunFolder, name: str) -> None:
+def _load_weights(flow, weights: dict, run: RunFolder, name: str, built: bool = False) -> None:
     """``flow.load_state_dict(weights)``; weights of other shapes or names than the flow that
-    ``config.json`` describes are a :class:`RunError`."""
+    ``config.json`` describes (``built``: the flow given) are a :class:`RunError`."""
     try:
         flow.load_state_dict(weights)
     except RuntimeError as error:
         first = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()),
                      str(error))
+        if built:
+            raise RunError(f"{run.path / name} does not fit the flow given ({first}): give the "
+                           "model the run was fitted with, of its sizes") from None
         raise RunError(f"{run.path / name} does not match {run.path / RunFolder.CONFIG}: the "
                        f"weights do not fit the networks it describes ({first}); was config.json "
                        "edited? Put its settings back or fit a new run") from None

@@ -10,22 +10,19 @@ import torch
 
 from pyrolf.caller_state import keeps_caller_state
 from pyrolf.config import Config, ConfigError
-from pyrolf.data import SpikeData, hold_forward_bins, load_config_data
-from pyrolf.data.files import check_data
+from pyrolf.data import SpikeData, load_config_data
 from pyrolf.data.recordings import note_overlapping
-from pyrolf.data.sessions import (Sessions, gather_sessions, same_bin_size, session_list,
-                                  shared_bin_size)
-from pyrolf.data.spikes import DataError
+from pyrolf.data.sessions import Sessions, same_bin_size, session_list, shared_bin_size
 from pyrolf.diagnostics.layout import data_layout
 from pyrolf.evaluation.collapse import collapse_finding, collapse_warning
 from pyrolf.evaluation.report import evaluate, model_rates, prepare_scoring
 from pyrolf.inference.svi import TrainState, Trainer, TrainingDiverged, steps_per_epoch
 from pyrolf.messages import note, warning
 from pyrolf.models import ARCHITECTURE, build_flow, shared_weights
-from pyrolf.pipeline.records import (WEIGHTS_RECORD, _add_roles, _layout, _load_run, _load_weights,
-                                     _rebuild, _weights_text, check_device, fitted_record,
-                                     made_from_other_weights, run_device, weights_of,
-                                     weights_record)
+from pyrolf.pipeline.records import (WEIGHTS_RECORD, _add_roles, _checked, _layout, _load_run,
+                                     _load_weights, _rebuild, _weights_text, check_device,
+                                     fitted_record, made_from_other_weights, run_device,
+                                     weights_of, weights_record)
 from pyrolf.plots import training_curve
 from pyrolf.runs import RunError, RunFolder, holding_interrupts
 from pyrolf.threads import use_threads
@@ -93,21 +90,6 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
         run.save(RunFolder.LAYOUT, data_layout(data, fitted["data"]))
         prepare_scoring(data, run.path / RunFolder.TARGETS)
         return _train(Trainer(flow, data, config), run, progress)
-
-
-def _checked(data, forward_bins: int, one_of: int = 1):
-    """``data`` (a :class:`SpikeData` or :class:`Sessions`) checked, each session with
-    ``forward_bins`` forward bins (see :func:`fit`); ``one_of``: of how many sessions."""
-    if isinstance(data, Sessions):
-        return gather_sessions({name: _checked(own, forward_bins, len(data.sessions))
-                                for name, own in data.sessions.items()})
-    data = check_data(data, f"the data ({getattr(data, 'name', 'given')})", one_of)
-    if forward_bins and data.n_forward != forward_bins:
-        if data.n_forward:
-            raise DataError(f"{data.name} has {data.n_forward} forward bins but the settings ask "
-                            f"for {forward_bins}; give forward_bins {data.n_forward} or 0")
-        data = hold_forward_bins(data, forward_bins)
-    return data
 
 
 def start_from_run(flow, config: Config, bin_size: float | None = None) -> None:
@@ -291,6 +273,7 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
             raise ConfigError(f"epochs (--epochs) {epochs} is below the {done} epochs "
                               f"{run.path} has trained; give {done} or more")
         config = config.replace(epochs=epochs)
+    built = flow is not None
     flow, data, fingerprint = _rebuild(run, config, data, flow=flow)
     _add_roles(run, fingerprint)
     layout, wrong = _layout(run)
@@ -298,7 +281,7 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
         run.save(RunFolder.LAYOUT, data_layout(data, fingerprint))
         if wrong:
             note(f"{wrong}: written again")
-    _load_weights(flow, checkpoint["flow"], run, RunFolder.CHECKPOINT)
+    _load_weights(flow, checkpoint["flow"], run, RunFolder.CHECKPOINT, built)
     prepare_scoring(data, run.path / RunFolder.TARGETS)
     trainer = Trainer(flow, data, config)
     trainer.restore(checkpoint, reschedule=config.epochs != planned)
