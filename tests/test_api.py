@@ -134,8 +134,9 @@ def test_a_run_fitted_on_data_from_python_is_never_reloaded_with_other_data(tmp_
         pyrolf.load_run(run)
     with pytest.raises(RunError, match="the data given are not those"):
         pyrolf.evaluate_run(run, data=small(seed=4), progress=False)
-    flow, _, again = pyrolf.load_run(run, data=data)
-    assert again is data
+    flow, _, again = pyrolf.load_run(run, data=data)  # (checked: a copy of them)
+    np.testing.assert_array_equal(again.spikes, data.spikes)
+    assert again.splits.keys() == data.splits.keys()
     metrics = pyrolf.evaluate_run(run, data=data, progress=False)
     assert np.isfinite(metrics["co_bps"])
     # the same counts with other held-out neurons or splits would score other neurons or trials
@@ -162,7 +163,9 @@ def test_a_run_fitted_on_data_from_python_is_never_reloaded_with_other_data(tmp_
     fitted = json.loads((run / "fitted.json").read_text())
     roles = fitted["data"].pop("roles")
     (run / "fitted.json").write_text(json.dumps(fitted))
-    assert pyrolf.load_run(run, data=swapped)[2] is swapped
+    taken = pyrolf.load_run(run, data=swapped)[2]  # (checked: a copy of them)
+    np.testing.assert_array_equal(taken.heldout, swapped.heldout)
+    np.testing.assert_array_equal(taken.spikes, swapped.spikes)
     # resumed, it keeps the roles of the data it goes on with, and checks them again
     pyrolf.resume(run, epochs=2, data=data, progress=False)
     assert json.loads((run / "fitted.json").read_text())["data"]["roles"] == roles
