@@ -207,7 +207,10 @@ def test_behaviour_given_in_python_is_decoded_and_exported_and_checked_before_th
                              "must be a whole number of bins shorter than a trial's 12 "
                              "observed bins"),
                             ({"behavior": np.where(behavior > 0, np.inf, behavior)},
-                             "holds infinite values")]:
+                             "holds infinite values"),
+                            ({"behavior": np.full_like(behavior, np.nan)},
+                             "is NaN (unknown) in every bin"),
+                            ({"behavior": behavior[..., :0]}, "no dimension")]:
         with pytest.raises(DataError, match=None) as refused:
             pyrolf.fit(dataclasses.replace(data, extra=extra),
                        pyrolf.Config(epochs=1, **TINY), progress=False)

@@ -165,6 +165,7 @@ BAD_ARRAYS = {
     "non-integer counts": {"spikes": GOOD * 0.5},
     "implausible counts": {"spikes": GOOD * (MAX_COUNT + 1)},
     "text spikes": {"spikes": np.full((4, 3, 5), b"a")},
+    "complex spikes": {"spikes": GOOD + 0j},
     "rates shape": {"spikes": GOOD, "rates": np.ones((4, 3, 4))},
     "negative rates": {"spikes": GOOD, "rates": -GOOD},
     "NaN rates": {"spikes": GOOD, "rates": GOOD * np.nan},

@@ -191,9 +191,15 @@ def _check_behavior(where: str, extra: dict, shape: tuple[int, int], n_observed:
         raise DataError(f"{where}: extra['behavior'] has shape {behavior.shape} but the spikes "
                         f"have {shape[0]} trials of {shape[1]} bins; give it as (trials, time, "
                         "dims), one value per bin (NaN where unknown)")
+    if not behavior.shape[2]:
+        raise DataError(f"{where}: extra['behavior'] has shape {behavior.shape}, no dimension; "
+                        "give at least one behavioural variable per bin")
     if np.isinf(behavior).any():
         raise DataError(f"{where}: extra['behavior'] holds infinite values; give NaN where the "
                         "behaviour is unknown")
+    if np.isnan(behavior).all():
+        raise DataError(f"{where}: extra['behavior'] is NaN (unknown) in every bin; give the "
+                        "behaviour where it was measured, or leave it out")
     lag = extra.get("behavior_lag_bins", 0)
     if not isinstance(lag, (int, np.integer)) or isinstance(lag, bool) or abs(lag) >= n_observed:
         raise DataError(f"{where}: extra['behavior_lag_bins'] must be a whole number of bins "
@@ -456,9 +462,11 @@ def _check_bin_size(where: Path | str, value: np.ndarray, name: str = "bin_size_
 
 
 def _require_numeric(path: Path, name: str, array: np.ndarray) -> None:
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+    """Real numbers (or booleans) only: text, objects and complex numbers refused."""
+    if (not (np.issubdtype(array.dtype, np.number) or array.dtype == bool)
+            or np.issubdtype(array.dtype, np.complexfloating)):
         raise DataError(f"{path}: `{name}` has non-numeric dtype {array.dtype}; "
-                        "store it as numbers.")
+                        "store it as real numbers.")
 
 
 def _require_finite(path: Path, name: str, array: np.ndarray) -> None:
