@@ -177,6 +177,30 @@ def test_behavior_is_decoded_the_lag_after_the_rates():
     assert decoded(leads, -3) > 0.999 and decoded(leads, 0) < 0.5
 
 
+def test_behaviour_that_cannot_be_scored_is_null_with_a_note_saying_why(capsys):
+    """No train trial with behaviour to fit the decoder on: behavior_r2 null, and a note says
+    so (it came out NaN without a word: a review); scorable behaviour gives no note."""
+    rng = np.random.default_rng(10)
+    rates = rng.gamma(2.0, 0.5, size=(30, 25, 5))
+    behavior = rates[..., :2] @ rng.standard_normal((2, 2))
+    splits = {"train": np.arange(20), "valid": np.arange(20, 25), "test": np.arange(25, 30)}
+
+    def decoded(behavior):
+        data = SpikeData(spikes=np.zeros((30, 25, 5), np.float32), heldout=np.zeros(5, bool),
+                         splits=splits, extra={"behavior": behavior, "behavior_lag_bins": 0})
+        return behavior_metrics({"": (rates[:20], rates[25:])}, data)["behavior_r2"]
+
+    assert decoded(behavior) > 0.99 and "behavior_r2" not in capsys.readouterr().err
+    untrained = behavior.copy()
+    untrained[:20] = np.nan
+    assert np.isnan(decoded(untrained))
+    assert "behavior_r2 is null: no train trial's bin has behaviour" in capsys.readouterr().err
+    unscored = behavior.copy()
+    unscored[25:] = np.nan
+    assert np.isnan(decoded(unscored))
+    assert "no test trial's bin has behaviour" in capsys.readouterr().err
+
+
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError):
         rates_r2(np.ones((2, 3, 4)), np.ones((2, 3, 5)))

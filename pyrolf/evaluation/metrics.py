@@ -163,31 +163,45 @@ def psth_r2(rates: np.ndarray, smoothed: np.ndarray, conditions: np.ndarray,
                            groups))
 
 
+def _rows(values) -> np.ndarray:
+    """``(..., features)`` as float64 rows ``(entries, features)``."""
+    values = np.asarray(values, dtype=np.float64)
+    return values.reshape(-1, values.shape[-1])
+
+
+def behavior_unscorable(train_behavior: np.ndarray, test_behavior: np.ndarray) -> str | None:
+    """Why :func:`behavior_r2` of behaviour ``(trials, time, dims)`` is NaN (no train or no test
+    bin with behaviour, or a dim of the test behaviour constant), in words; ``None`` where it
+    can be scored."""
+    train_behavior, test_behavior = _rows(train_behavior), _rows(test_behavior)
+    known = test_behavior[~np.isnan(test_behavior[:, 0])]
+    if np.isnan(train_behavior[:, 0]).all():
+        return "no train trial's bin has behaviour to fit the decoder on"
+    if not len(known):
+        return "no test trial's bin has behaviour to score the decoder on"
+    if (np.ptp(known, axis=0) == 0).any():
+        return "a dimension of the test trials' behaviour is constant (R² has no variance to explain)"
+    return None
+
+
 def behavior_r2(train_rates: np.ndarray, train_behavior: np.ndarray, test_rates: np.ndarray,
                 test_behavior: np.ndarray) -> float:
     """NLB's velocity decoding (nlb_tools' ``fit_and_eval_decoder``) of any behaviour: a ridge
     regression from the rates of a bin to its behaviour, the penalty chosen by 5-fold
     cross-validation over ``1e-4 ... 1``, fitted on the train entries and scored by R² on the
     test entries, averaged over the behaviour's dims. Bins whose behaviour is NaN are left out;
-    NaN where no train or no test bin is left, or where a dim of the test behaviour is constant
-    (R² has no variance to explain; scikit-learn would call it 1 or 0).
+    NaN where :func:`behavior_unscorable` says why (no train or no test bin left, or a dim of
+    the test behaviour constant: scikit-learn would call its R² 1 or 0).
 
     Args:
         train_rates, test_rates: rates ``(trials, time, neurons)``.
         train_behavior, test_behavior: behaviour ``(trials, time, dims)`` of the same bins, NaN
             in every dim of a bin without it.
     """
-    def rows(values):
-        values = np.asarray(values, dtype=np.float64)
-        return values.reshape(-1, values.shape[-1])
-
-    train_behavior, test_behavior = rows(train_behavior), rows(test_behavior)
-    known = test_behavior[~np.isnan(test_behavior[:, 0])]
-    if (np.isnan(train_behavior[:, 0]).all() or not len(known)
-            or (np.ptp(known, axis=0) == 0).any()):
+    if behavior_unscorable(train_behavior, test_behavior):
         return float("nan")
-    return float(fit_and_eval_decoder(rows(train_rates), train_behavior, rows(test_rates),
-                                      test_behavior))
+    return float(fit_and_eval_decoder(_rows(train_rates), _rows(train_behavior),
+                                      _rows(test_rates), _rows(test_behavior)))
 
 
 def persistence_rates(rates: np.ndarray, n_forward: int) -> np.ndarray:

@@ -9,8 +9,9 @@ import torch
 
 from pyrolf.data.sessions import Sessions
 from pyrolf.data.spikes import SpikeData
-from pyrolf.evaluation.metrics import (behavior_r2, co_bps, co_bps_per_neuron, interval_coverage,
-                                       latents_r2, persistence_rates, psth_r2, rates_r2)
+from pyrolf.evaluation.metrics import (behavior_r2, behavior_unscorable, co_bps, co_bps_per_neuron,
+                                       interval_coverage, latents_r2, persistence_rates, psth_r2,
+                                       rates_r2)
 from pyrolf.evaluation.sessions import pooled_metrics
 from pyrolf.evaluation.smoothing import smooth_spikes, smoothing_baseline
 from pyrolf.inference.svi import encoder_inputs, predict_rates
@@ -125,6 +126,9 @@ def behavior_metrics(rates: dict[str, tuple], data: SpikeData) -> dict:
     neural = slice(max(0, -lag), n_observed - max(0, lag))
     behavior = data.extra["behavior"][:, neural.start + lag:neural.stop + lag]
     train, test = data.splits["train"], data.splits["test"]
+    unscorable = behavior_unscorable(behavior[train], behavior[test])
+    if unscorable:
+        note(f"{data.name}: behavior_r2 is null: {unscorable}")
     return {f"{prefix}behavior_r2": behavior_r2(train_rates[:, neural], behavior[train],
                                                 test_rates[:, neural], behavior[test])
             for prefix, (train_rates, test_rates) in rates.items()}
