@@ -297,17 +297,17 @@ class RunFolder:
                                 str(self.path / self.CONFIG), "fit a new run")
 
     def check_fitted(self, data: dict | None, modules: dict, given: bool,
-                     built: bool = False) -> None:
+                     built: bool = False, names: list[str] | None = None) -> None:
         """Raise :class:`RunError` if the data a run is given (``given``) or reloads from its
-        ``config.json`` have another fingerprint ``data`` (``None``: the run's own layout, not
-        checked), or the model ``config.json`` builds (``built``: the flow given) other
-        ``modules``, than ``fitted.json`` recorded at the fit (a run folder without one, saved
-        before pyrolf kept it, passes)."""
+        ``config.json`` (named ``names``, each session's) have another fingerprint ``data``
+        (``None``: the run's own layout, not checked), or the model ``config.json`` builds
+        (``built``: the flow given) other ``modules``, than ``fitted.json`` recorded at the fit
+        (a run folder without one, saved before pyrolf kept it, passes)."""
         if not self.has(self.FITTED):
             return
         recorded = self.read_json(self.FITTED)
         if data is not None:
-            self._check_data(recorded["data"], data, given)
+            self._check_data(recorded, data, given, names)
         differ = sorted(name for name in {*modules, *recorded["modules"]}
                         if modules.get(name) != recorded["modules"].get(name))
         if differ:
@@ -318,9 +318,11 @@ class RunFolder:
                            f"{this} {modules.get(name, 'none')}); build that model and give it: "
                            "flow= of load_run, resume, evaluate_run, diagnose_run and infer")
 
-    def _check_data(self, recorded: dict, data: dict, given: bool) -> None:
+    def _check_data(self, fitted: dict, data: dict, given: bool,
+                    names: list[str] | None) -> None:
         """:meth:`check_fitted`'s check of the data's fingerprint ``data`` against the one
-        ``recorded`` at the fit."""
+        ``fitted.json`` recorded at the fit (``fitted``)."""
+        recorded = fitted["data"]
         if same_counts(recorded, data) and not same_data(recorded, data):
             raise RunError(f"the data {'given' if given else 'its config.json loads now'} hold "
                            f"the counts {self.path} was fitted on but other held-out neurons or "
@@ -333,6 +335,14 @@ class RunFolder:
             if given:
                 raise RunError(f"the data given are not those {self.path} was fitted on "
                                f"({shapes}, by their counts' SHA-256); give those")
+            if fitted.get("names", names) != names:  # not of the config's data: given in Python
+                raise RunError(f"{self.path} was fitted on data given in Python "
+                               f"({', '.join(fitted['names'])}: {shapes}), not on its "
+                               f"config.json's \"data\" ({', '.join(names)}), so the command "
+                               "line cannot reopen it; in Python give them again: data= of "
+                               "load_run, resume, evaluate_run and diagnose_run, fitted_on= of "
+                               "infer with new trials as data= (or save them with "
+                               "pyrolf.data.save_spike_file and fit that file with --data)")
             raise RunError(f"{self.path} was fitted on other data ({shapes}) than its "
                            "config.json's \"data\" loads now: data given in Python (give them: "
                            "data= of load_run, resume, evaluate_run and diagnose_run, fitted_on= "

@@ -330,3 +330,32 @@ def test_held_out_units_without_a_test_spike_are_noted_as_unscored(tmp_path, mon
             "their co_bps_per_neuron is null") in err
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["co_bps_per_neuron"][str(silent)] is None
+
+
+def test_a_run_fitted_on_data_given_in_python_is_refused_by_the_command_line_in_its_words(
+        tmp_path, monkeypatch, capsys):
+    """The command line reloads a run's data from config.json, whose "data" a fit in Python
+    never set: one line says the data were given in Python and how to reopen the run (it
+    listed three causes it could not tell apart: an API walkthrough)."""
+    import dataclasses
+
+    from pyrolf import Config, fit
+    from pyrolf.data import lorenz_dataset
+
+    data = lorenz_dataset(seed=3, n_conditions=4, trials_per_condition=6, n_bins=12,
+                          n_neurons=10, n_heldout=2)
+    fit(dataclasses.replace(data, name="my_session"),
+        Config(epochs=1, latent_dim=8, batch_size=16, threads=1), run_dir=tmp_path / "run",
+        progress=False)
+    capsys.readouterr()  # (the fit's notes)
+    for command in (["evaluate", tmp_path / "run"], ["infer", tmp_path / "run", "--samples", "2"]):
+        code, _, err = run_cli(command, monkeypatch, capsys)
+        assert_one_line_error(code, err, "was fitted on data given in Python (my_session: "
+                              "24x12x10), not on its config.json's \"data\" (lorenz)",
+                              "data= of load_run")
+    # a run of before fitted.json kept the data's names: the message of old, naming the causes
+    fitted = RunFolder(tmp_path / "run").read_json(RunFolder.FITTED)
+    del fitted["names"]
+    RunFolder(tmp_path / "run").write_json(RunFolder.FITTED, fitted)
+    code, _, err = run_cli(["evaluate", tmp_path / "run"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "was fitted on other data (24x12x10)")

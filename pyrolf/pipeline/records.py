@@ -30,9 +30,11 @@ from pyrolf.threads import use_threads
 def fitted_record(data: SpikeData | Sessions, flow, fingerprint: dict | None = None) -> dict:
     """What ``fitted.json`` records of a fit of ``flow`` to ``data``: the data's fingerprint
     (``fingerprint`` where it is known, else :func:`~pyrolf.data.files.spikes_fingerprint`), the
-    flow's :func:`modules` and the data's bin size (seconds, ``None`` where no source says it)."""
+    flow's :func:`modules`, the data's bin size (seconds, ``None`` where no source says it) and
+    their names (each session's), which tell data given in Python from the config's."""
     return {"data": fingerprint or spikes_fingerprint(session_list(data)),
-            "modules": modules(flow), "bin_size_s": shared_bin_size(session_list(data))}
+            "modules": modules(flow), "bin_size_s": shared_bin_size(session_list(data)),
+            "names": [own.name for own in session_list(data)]}
 
 
 def modules(flow) -> dict[str, str]:
@@ -197,7 +199,8 @@ def _rebuild(run: RunFolder, config: Config, data: SpikeData | Sessions | None,
         data, fingerprint = _as_fitted(run, data, fingerprint)
     built = flow is not None
     flow = flow if built else build_flow(config, data.n_neurons, data.n_heldin)
-    run.check_fitted(fingerprint, modules(flow), given, built)
+    run.check_fitted(fingerprint, modules(flow), given, built,
+                     [own.name for own in session_list(data)])
     return flow, data, fingerprint
 
 
