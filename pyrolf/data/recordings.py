@@ -398,7 +398,10 @@ def no_spikes(name: str, kept: str = "") -> DataError:
 
 def _trials(source, config, bin_size: float, units: np.ndarray):
     """``(spikes, extra, conditions)`` of the trials ``config`` selects and cuts, of the units at
-    positions ``units``."""
+    positions ``units``: the trials table's rows ``--trials-where`` selects with a time in
+    ``--align``, their window (:func:`_trial_window`), those whose window lies in the recording
+    (:func:`_in_recording`; the others dropped with a note), what ``extra`` records of them
+    (:func:`_trial_record`), and their counts."""
     path, n_file = source.path, source.n_trials
     if not n_file:
         raise DataError(f"the trials table of {path.name} has no trials; fit the recording "
@@ -413,6 +416,74 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
     if not len(rows):
         raise DataError(f"no trial of {path.name} has a time in {config.align} (all NaN); "
                         "give another --align")
+    window, n_bins = _trial_window(path, config, rows, align, starts, stops, bin_size)
+    intervals = source.unit_intervals(units)
+    inside, paused, recording = _in_recording(source, config, units, intervals, rows, align,
+                                              window, starts, stops)
+    outside = ~inside & ~paused
+    _note_dropped(path, config, rows, outside, paused, unaligned_rows, window, recording)
+    kept = rows[inside]
+    if len(kept) < MIN_WINDOWS:
+        raise DataError(f"{path.name} keeps {len(kept)} trials; give at least {MIN_WINDOWS} "
+                        "(train, valid and test need one each)")
+    extra, conditions = _trial_record(source, config, kept, align, window)
+    extra["recording"] = {
+        "trials_in_file": int(n_file), "trials": int(len(kept)),
+        "trials_not_matching": int(n_file - len(kept) - outside.sum() - paused.sum()
+                                   - unaligned.sum()),
+        "trials_without_alignment": int(unaligned.sum()),
+        "trials_outside_recording": int(outside.sum()),
+        "trials_in_recording_pause": int(paused.sum()),
+        "rows_dropped": {"outside_recording": rows[outside].tolist(),
+                         "in_recording_pause": rows[paused].tolist(),
+                         "without_alignment": unaligned_rows.tolist()},
+        "align": config.align, "window_s": list(window), "trials_where": config.trials_where,
+        "condition": config.condition}
+    _check_memory(path, len(kept) * n_bins * len(units),  # (a window in ms: 1000 times the bins)
+                  f"{len(kept)} trials of {n_bins} bins of {len(units)} units",
+                  "is --window in seconds? (else give a shorter one or a wider --bin)"
+                  if config.window else
+                  f"the trials are cut from their {config.align} to {window[1]:g} s after it, "
+                  "the end of the shortest (no --window): are the trial times in seconds? "
+                  "(else give a shorter --window or a wider --bin)")
+    opens = align[kept] + window[0]
+    spikes = bin_spikes(source, opens, n_bins, bin_size, units)
+    if intervals is not None:
+        spikes[unrecorded_bins(intervals, opens, n_bins, bin_size)] = np.nan
+    _check_rate(source, units, spikes, opens, bin_size, "trials")
+    if intervals is not None:
+        _note_unrecorded(path, spikes, source.unit_ids[units], "trials")
+    return spikes, extra, conditions
+
+
+def _note_dropped(path: Path, config, rows: np.ndarray, outside: np.ndarray,
+                  paused: np.ndarray, unaligned_rows: np.ndarray, window: tuple[float, float],
+                  recording: str) -> None:
+    """One note naming the trials dropped: of the trials table's ``rows``, those whose window
+    leaves the ``recording`` (``outside``) or lies wholly in a pause of it (``paused``), and the
+    rows without a time in ``--align`` (``unaligned_rows``)."""
+    dropped = []
+    if outside.any():
+        dropped.append(f"{int(outside.sum())} of {len(rows)} trials dropped "
+                       f"({few_ids(rows[outside], word='rows')}): their window ({window[0]:g} "
+                       f"to {window[1]:g} s around {config.align}) leaves {recording}")
+    if paused.any():
+        dropped.append(f"{int(paused.sum())} of {len(rows)} trials dropped "
+                       f"({few_ids(rows[paused], word='rows')}): their window falls wholly in a "
+                       "pause of the recording, which no unit's obs_intervals cover")
+    if len(unaligned_rows):
+        dropped.append(f"{len(unaligned_rows)} trials without a time in {config.align} (NaN) "
+                       f"left out ({few_ids(unaligned_rows, word='rows')})")
+    if dropped:
+        note(f"{path.name}: {'; '.join(dropped)} (rows of the trials table, as inferred.nc's "
+             "trial)")
+
+
+def _trial_window(path: Path, config, rows: np.ndarray, align: np.ndarray, starts: np.ndarray,
+                  stops: np.ndarray, bin_size: float) -> tuple[tuple[float, float], int]:
+    """The window ``(from, to)`` s around ``config.align`` every trial (of the trials table's
+    ``rows``) is cut in, a whole number of ``bin_size`` bins, and that number: ``--window``
+    (refused where far longer than every trial: given in ms?), else :func:`_default_window`."""
     window = config.window_seconds()
     if window is None:
         window = _default_window(path, rows, align, starts, stops, config.align)
@@ -430,15 +501,24 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
         raise DataError(f"--bin {config.bin_ms()} ms is wider than the window "
                         f"({window[1] - window[0]:g} s); give a smaller --bin or a longer "
                         "--window")
-    window = (window[0], round(window[0] + n_bins * bin_size, 9))  # no float noise (0.3000...4)
+    return (window[0], round(window[0] + n_bins * bin_size, 9)), n_bins  # (no 0.3000...4)
+
+
+def _in_recording(source, config, units: np.ndarray, intervals, rows: np.ndarray,
+                  align: np.ndarray, window: tuple[float, float], starts: np.ndarray,
+                  stops: np.ndarray):
+    """``(inside, paused, recording)``: which trials (the trials table's ``rows``) have their
+    ``window`` inside the span the recording of ``units`` covers, which lie wholly in a pause of
+    it (where ``intervals``, the units' ``obs_intervals``, cover none of it: dropped too), and
+    the recording in words. A note names the trials kept partly in a pause (counts unknown there); none inside
+    is one line."""
+    path = source.path
     first, last = _span(source, units, starts, stops)
-    inside = (align[rows] + window[0] >= first) & (align[rows] + window[1] <= last)
-    outside = int((~inside).sum())
-    intervals = source.unit_intervals(units)
+    opens, closes = align[rows] + window[0], align[rows] + window[1]
+    inside = (opens >= first) & (closes <= last)
     paused = np.zeros(len(rows), dtype=bool)
     if intervals is not None:  # a window wholly in a pause of the recording, which no unit records
-        union, opens, closes = (_joined(np.concatenate(intervals)), align[rows] + window[0],
-                                align[rows] + window[1])
+        union = _joined(np.concatenate(intervals))
         paused = inside & ~_touched(union, opens, closes)
         inside &= ~paused
         partly = inside & ~_covered(union, opens, closes)
@@ -455,23 +535,15 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
                         "times in seconds, in the spikes' time base"
                         + (", or obs_intervals that cover the trials" if intervals is not None
                            else ""))
-    left = few_ids(rows[~inside & ~paused], word="rows")
-    dropped = [f"{outside} of {len(rows)} trials dropped ({left}): their window ({window[0]:g} "
-               f"to {window[1]:g} s around {config.align}) leaves {recording}"] if outside else []
-    if paused.any():
-        dropped.append(f"{int(paused.sum())} of {len(rows)} trials dropped "
-                       f"({few_ids(rows[paused], word='rows')}): their window falls wholly in a "
-                       "pause of the recording, which no unit's obs_intervals cover")
-    if unaligned.any():
-        dropped.append(f"{int(unaligned.sum())} trials without a time in {config.align} (NaN) "
-                       f"left out ({few_ids(unaligned_rows, word='rows')})")
-    if dropped:
-        note(f"{path.name}: {'; '.join(dropped)} (rows of the trials table, as inferred.nc's "
-             "trial)")
-    before, rows = rows, rows[inside]
-    if len(rows) < MIN_WINDOWS:
-        raise DataError(f"{path.name} keeps {len(rows)} trials; give at least {MIN_WINDOWS} "
-                        "(train, valid and test need one each)")
+    return inside, paused, recording
+
+
+def _trial_record(source, config, rows: np.ndarray, align: np.ndarray,
+                  window: tuple[float, float]):
+    """``(extra, conditions)`` of the trials kept, the trials table's ``rows``: their ids,
+    alignment times, window and table (with the file's descriptions of its columns), and the
+    ``--condition`` of each (``conditions`` ``(trials,)``, ``None`` without one; its values in
+    ``extra["condition_values"]``)."""
     extra = {"trial_ids": rows, "align_times": align[rows], "window": window,
              "trial_table": _table(source.trial_columns, source.trial_column, rows)}
     extra.update(_described(source, "trials", extra["trial_table"]))
@@ -482,31 +554,7 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
         values, conditions = np.unique(_column(source, config.condition, "--condition")[rows],
                                        return_inverse=True)
         extra["condition_values"] = values
-    extra["recording"] = {
-        "trials_in_file": int(n_file), "trials": int(len(rows)),
-        "trials_not_matching": int(n_file - len(rows) - outside - paused.sum()
-                                   - unaligned.sum()),
-        "trials_without_alignment": int(unaligned.sum()), "trials_outside_recording": outside,
-        "trials_in_recording_pause": int(paused.sum()),
-        "rows_dropped": {"outside_recording": before[~inside & ~paused].tolist(),
-                         "in_recording_pause": before[paused].tolist(),
-                         "without_alignment": unaligned_rows.tolist()},
-        "align": config.align, "window_s": list(window), "trials_where": config.trials_where,
-        "condition": config.condition}
-    _check_memory(path, len(rows) * n_bins * len(units),  # (a window in ms: 1000 times the bins)
-                  f"{len(rows)} trials of {n_bins} bins of {len(units)} units",
-                  "is --window in seconds? (else give a shorter one or a wider --bin)"
-                  if config.window else
-                  f"the trials are cut from their {config.align} to {window[1]:g} s after it, "
-                  "the end of the shortest (no --window): are the trial times in seconds? "
-                  "(else give a shorter --window or a wider --bin)")
-    spikes = bin_spikes(source, align[rows] + window[0], n_bins, bin_size, units)
-    if intervals is not None:
-        spikes[unrecorded_bins(intervals, align[rows] + window[0], n_bins, bin_size)] = np.nan
-    _check_rate(source, units, spikes, align[rows] + window[0], bin_size, "trials")
-    if intervals is not None:
-        _note_unrecorded(path, spikes, source.unit_ids[units], "trials")
-    return spikes, extra, conditions
+    return extra, conditions
 
 
 def _check_memory(path: Path, entries: int, what: str, advice: str) -> None:
