@@ -167,7 +167,24 @@ def test_dmfc_rsg_scores_set_to_go_of_the_training_trials_as_nlb_does(data_dir):
         between = held[(times >= set_time) & (times < go_time)].sum(0)
         np.testing.assert_array_equal(spikes[trial][scored[trial]].sum(0), between)
         assert np.ptp(np.flatnonzero(scored[trial])) + 1 == scored[trial].sum()  # one stretch
-    assert "scored_bins" not in load_data("mc_maze", data_dir=data_dir).extra  # all its bins
+    assert load_data("mc_maze", data_dir=data_dir).scored_bins(np.arange(3)) is None  # all
+
+
+def test_dmfc_rsg_s_scored_bins_are_cut_once_when_first_asked_not_at_every_load(data_dir,
+                                                                                monkeypatch):
+    """Cutting the scored bins is a second pass of nlb_tools over the training trials (3.5 s of
+    8.4 s of a 1000-trial load): infer and diagnose, which never ask, do not pay it."""
+    from pyrolf.data import nlb
+
+    cuts = []
+    cut = nlb.make_eval_target_tensors
+    monkeypatch.setattr(nlb, "make_eval_target_tensors",
+                        lambda *args, **kwargs: cuts.append(args) or cut(*args, **kwargs))
+    data = load_data("dmfc_rsg", data_dir=data_dir)
+    assert not cuts
+    first = data.scored_bins(data.splits["valid"])
+    np.testing.assert_array_equal(data.scored_bins(data.splits["valid"]), first)
+    assert len(cuts) == 1 and 0 < first.mean() < 1
 
 
 def test_validation_and_the_smoothing_width_score_dmfc_rsg_bins_as_nlb_does(data_dir,

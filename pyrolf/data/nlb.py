@@ -54,7 +54,9 @@ class NLBSplit:
     trial_ids: np.ndarray | None = None
     unit_ids: np.ndarray | None = None
     train_file: Path | None = None
+    n_observed: int | None = None
     _targets: dict | None = field(default=None, init=False, repr=False)
+    _scored: tuple = field(default=(), init=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -78,6 +80,13 @@ class NLBSplit:
         if self._targets is None:
             self._targets = eval_targets(self, self.targets_file)
         return self._targets
+
+    def scored(self) -> np.ndarray | None:
+        """:func:`scored_bins` of the training trials, cut once, when a score first needs them
+        (a second pass of nlb_tools over the trials: infer and diagnose never do)."""
+        if not self._scored:
+            self._scored = (scored_bins(self, self.n_observed),)
+        return self._scored[0]
 
 
 def open_dataset(name: str, folder: Path, phase: str) -> tuple[NWBDataset, Path]:
@@ -119,7 +128,8 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
     ``targets``: the published ``eval_data_test.h5`` that scores the test phase (see
     :func:`eval_targets`, which :meth:`NLBSplit.targets` calls when scoring first needs them).
     ``extra["trial_table"]``: nlb_tools' ``trial_info`` columns of each trial ``(trials,)``;
-    ``extra["scored_bins"]`` where NLB scores part of a trial's bins (see :func:`scored_bins`).
+    where NLB scores part of a trial's bins, ``SpikeData.scored_bins`` says which (cut when first
+    asked, see :meth:`NLBSplit.scored`).
     """
     if bin_size_ms not in NLB_BIN_SIZES_MS:
         raise DataError(f"NLB bins are 5 or 20 ms, got {bin_size_ms}")
@@ -154,9 +164,7 @@ def load_nlb(name: str, folder: str | os.PathLike | None = None, bin_size_ms: in
                                       tensor_trial_ids(dataset, name, phase)])
     info = dataset.trial_info.set_index("trial_id").loc[split.trial_ids]
     extra = {"nlb": split, "trial_table": {name: info[name].to_numpy() for name in info.columns}}
-    scored = scored_bins(split, n_bins - train["train_spikes_heldin_forward"].shape[1])
-    if scored is not None:
-        extra["scored_bins"] = scored
+    split.n_observed = n_bins - train["train_spikes_heldin_forward"].shape[1]
     split.unit_ids = np.concatenate([dataset.data[field].columns.to_numpy()
                                      for field in ("spikes", "heldout_spikes")
                                      if field in dataset.data.columns.get_level_values(0)])

@@ -57,7 +57,7 @@ class SpikeData(HeldOut):
             spikes, NaN where unknown: decoded from the rates (``behavior_r2``) and kept in
             ``inferred.nc``, with ``behavior_lag_bins`` (default 0: how many bins after the
             rates' bin it is decoded) and ``behavior_name`` (default ``"behavior"``). Loaders
-            add more (``unit_ids``, ``trial_table``, ``nlb``, ``chop``, ``scored_bins``, ...).
+            add more (``unit_ids``, ``trial_table``, ``nlb``, ``chop``, ...).
     """
 
     spikes: np.ndarray
@@ -89,10 +89,11 @@ class SpikeData(HeldOut):
 
     def scored_bins(self, trials: np.ndarray) -> np.ndarray | None:
         """Which observed bins of ``trials`` a held-out score counts ``(trials, observed bins)``
-        bool, from ``extra["scored_bins"]`` (rows: the trials before the evaluation trials; NLB's
-        DMFC_RSG scores the bins from set to go only, see :func:`pyrolf.data.nlb.scored_bins`);
-        ``None`` where it counts every observed bin."""
-        scored = self.extra.get("scored_bins")
+        bool, of NLB's training trials (``extra["nlb"]``; NLB's DMFC_RSG scores the bins from
+        set to go only, see :func:`pyrolf.data.nlb.scored_bins`); ``None`` where it counts every
+        observed bin."""
+        nlb = self.extra.get("nlb")
+        scored = None if nlb is None else nlb.scored()
         return None if scored is None else scored[trials]
 
     @property
