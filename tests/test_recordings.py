@@ -244,7 +244,16 @@ def test_a_run_of_some_units_infers_another_file_by_their_ids(session, tmp_path,
     assert f"{40 - len(chosen)} of the data's units are not the run's and are left out" in err
     assert ("the run kept only the units that met --units-where quality=good location=CA1"
             in err)
-    assert "no spike" not in err, err
+    assert "no spike" not in err and "another place" not in err, err
+    # a sorting that numbered other units so: the run's ids on other shanks, said in a note
+    resorted = write_sorted_nwb(tmp_path / "resorted.nwb", dataclasses.replace(
+        session, unit_ids=np.roll(session.unit_ids, 1)))
+    code, _, err = run_cli(["infer", run, "--samples", 2, "--data", resorted, "--out",
+                            tmp_path / "resorted.nc"], monkeypatch, capsys)
+    assert code == 0, err
+    assert (f"units of the data have the run's ids but another place than the run's "
+            f"(electrode_group: ids {', '.join(map(str, chosen[:5]))} (and {len(chosen) - 5} "
+            "more); group_name: ids") in err, err
     again = xr.open_dataset(tmp_path / "again.nc")
     np.testing.assert_array_equal(again["neuron"], chosen)
     # the Units table's columns (and the electrodes table's) come along, by unit id, so that

@@ -35,6 +35,9 @@ def new_trials(data: SpikeData, heldout: np.ndarray, unit_ids=None,
     n_neurons, n_heldin = len(heldout), int((~heldout).sum())
     by_id = unit_ids is not None and "unit_ids" in data.extra
     if by_id:
+        if unit_table is not None and "unit_table" in data.extra:
+            note_moved_units(data.extra["unit_ids"], data.extra["unit_table"],
+                             np.asarray(unit_ids), unit_table)
         data = in_run_order(data, np.asarray(unit_ids), heldout)
     extra = data.extra
     if data.n_neurons == n_neurons:
@@ -130,6 +133,33 @@ def in_run_order(data: SpikeData, unit_ids: np.ndarray, heldout: np.ndarray) -> 
         rates = data.rates[..., [column[unit] for unit in run_ids]]
     return dataclasses.replace(data, spikes=spikes, rates=rates, extra={
         **data.extra, "unit_ids": np.asarray(run_ids), "in_data": in_data})
+
+
+#: the columns of NWB's Units and electrodes tables that say where a unit was recorded: a unit
+#: id of the run's found elsewhere in new data is of another spike sorting, another unit
+PLACE_COLUMNS = ("electrode_group", "group_name", "location", "x", "y", "z", "rel_x", "rel_y",
+                 "rel_z")
+
+
+def note_moved_units(ids: np.ndarray, table: dict, run_ids: np.ndarray, run_table: dict) -> None:
+    """A note naming the units of new data (``ids`` ``(units,)``, their Units table ``table``)
+    that the run has (``run_ids``, ``run_table``) but recorded elsewhere, by a column of
+    :data:`PLACE_COLUMNS` both tables have: matched by id, they would be read as the run's
+    units (labels such as ``quality`` may change from day to day; where a unit is may not)."""
+    position = {unit: row for row, unit in enumerate(run_ids.tolist())}
+    pairs = [(row, position[unit]) for row, unit in enumerate(ids.tolist()) if unit in position]
+    moved = {}
+    for name in PLACE_COLUMNS:
+        if name in table and name in run_table:
+            new, old = np.asarray(table[name]), np.asarray(run_table[name])
+            units = [ids[row] for row, at in pairs if str(new[row]) != str(old[at])]
+            if units:
+                moved[name] = units
+    if moved:
+        said = "; ".join(f"{name}: {few_ids(units)}" for name, units in moved.items())
+        note(f"units of the data have the run's ids but another place than the run's ({said}): "
+             "they are matched by id, so a spike sorting that numbered other units so would be "
+             "read as the run's; infer only data sorted as the run's")
 
 
 def note_lacking(missing_in: list, n_heldin: int, missing_out: list, recorded: str = "",
