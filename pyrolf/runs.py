@@ -335,7 +335,7 @@ class RunFolder:
             if given:
                 raise RunError(f"the data given are not those {self.path} was fitted on "
                                f"({shapes}, by their counts' SHA-256); give those")
-            if fitted.get("names", names) != names:  # not of the config's data: given in Python
+            if names is not None and fitted.get("names", names) != names:  # given in Python
                 raise RunError(f"{self.path} was fitted on data given in Python "
                                f"({', '.join(fitted['names'])}: {shapes}), not on its "
                                f"config.json's \"data\" ({', '.join(names)}), so the command "
