@@ -180,7 +180,8 @@ def behavior_unscorable(train_behavior: np.ndarray, test_behavior: np.ndarray) -
     if not len(known):
         return "no test trial's bin has behaviour to score the decoder on"
     if (np.ptp(known, axis=0) == 0).any():
-        return "a dimension of the test trials' behaviour is constant (R² has no variance to explain)"
+        return ("a dimension of the test trials' behaviour is constant (R² has no variance to "
+                "explain)")
     return None
 
 
