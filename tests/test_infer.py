@@ -614,3 +614,26 @@ def test_a_spike_file_that_gives_its_bin_width_is_scored_and_inferred_in_seconds
         else:
             assert "psth_r2" not in metrics and inferred["time"].attrs["units"] == "bin"
             assert math.isnan(inferred.attrs["bin_size_s"])
+
+
+def test_windows_of_a_recording_fitted_with_forward_bins_are_merged_by_their_observed_bins(
+        monkeypatch):
+    """Windows of 4 bins, 3 observed, at 0, 2 and 4 of an 8-bin recording: each bin is taken
+    from the window whose observed part's centre is nearest (cuts 0, 2, 4, 8), never from a
+    window's forward bins where another saw it (window j, bin b drawn as 1 + j + 10 b)."""
+    from pyrolf.data.chop import merge
+    from pyrolf.diagnostics import summary
+    from pyrolf.dynamics.langevin import LangevinDynamics
+    from pyrolf.dynamics.potentials import FreeParticle
+
+    values = 1.0 + np.arange(3)[:, None] + 10.0 * np.arange(4)[None, :]
+    log_rates = torch.log(torch.as_tensor(values)).reshape(3, 1, 4, 1).expand(3, 2, 4, 1)
+    z = torch.zeros(3, 2, 4, 2)
+    monkeypatch.setattr(summary, "posterior_passes",
+                        lambda *args, **kwargs: iter([(slice(0, 3), (z, z), log_rates)]))
+    flow = SimpleNamespace(prior=SimpleNamespace(
+        dynamics=LangevinDynamics(FreeParticle()).double()))
+    chop = {"starts": np.array([0, 2, 4]), "n_time": 8, "observed": 3}
+    merged = summary.posterior_summary(flow, torch.zeros(3, 3, 1), 4, 2, chop=chop)
+    np.testing.assert_allclose(merged["rates"][:, 0], [1, 11, 2, 12, 3, 13, 23, 33])
+    np.testing.assert_allclose(merged["rates"], merge(values[..., None], chop["starts"], 8, 3))

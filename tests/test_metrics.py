@@ -7,7 +7,8 @@ from scipy.special import gammaln
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import (behavior_r2, co_bps, co_bps_per_neuron, interval_coverage,
                                        latents_r2, psth, psth_r2, rates_r2)
-from pyrolf.evaluation.report import behavior_metrics
+from pyrolf.evaluation.report import behavior_metrics, psth_metrics, score_rates, truth_metrics
+from pyrolf.evaluation.smoothing import smooth_spikes
 
 
 def poisson_log_likelihood(rates, spikes):
@@ -248,3 +249,92 @@ def test_interval_coverage_by_hand():
     upper = np.array([1.0, 2.0, 2.0, 4.0, 1.0])
     assert interval_coverage(true, lower, upper) == pytest.approx(2 / 4)
     assert np.isnan(interval_coverage(np.full(2, np.nan), lower[:2], upper[:2]))
+
+
+# How the run's metrics are put together of the functions above: which neurons, trials and bins
+# (each case small enough to say the answer; a mutation test found each one unchecked)
+
+def test_rates_r2_of_a_run_is_over_all_neurons_held_in_and_held_out():
+    """Held-in neuron predicted exactly (R² 1), held-out one by its mean (R² 0): 0.5."""
+    truth = np.array([[[1, 0], [2, 0]], [[3, 2], [4, 2]]], np.float32)
+    predicted = truth.copy()
+    predicted[..., 1] = 1.0
+    data = SpikeData(spikes=np.ones((2, 2, 2), np.float32), heldout=np.array([False, True]),
+                     splits={"train": np.arange(0), "valid": np.arange(0), "test": np.arange(2)},
+                     rates=truth)
+    assert score_rates(predicted, data, np.arange(2))["rates_r2"] == pytest.approx(0.5)
+
+
+def truth_data():
+    """3 trials (2 train, 1 test) of 3 bins, 2 neurons, with true rates and latents."""
+    rates = np.arange(1, 19, dtype=np.float32).reshape(3, 3, 2)
+    latents = np.random.default_rng(0).normal(size=(3, 3, 1)).astype(np.float32)
+    return SpikeData(spikes=np.ones((3, 3, 2), np.float32), heldout=np.array([False, True]),
+                     splits={"train": np.array([0, 1]), "valid": np.arange(0),
+                             "test": np.array([2])}, rates=rates, extra={"latents": latents})
+
+
+def test_rates_coverage_reads_the_test_trials_intervals(monkeypatch):
+    """The train trials' intervals miss the truth, the test trial's hold it: coverage 1."""
+    from pyrolf.diagnostics import summary
+
+    data = truth_data()
+    truth = data.rates.astype(np.float64)  # (train then test, as truth_metrics draws them)
+    inside = np.array([False, False, True])[:, None, None]
+    latents = data.extra["latents"].astype(np.float64)
+    monkeypatch.setattr(summary, "posterior_summary", lambda *args, **kwargs: {
+        "z": latents, "v": latents, "rates_lower": np.where(inside, truth - 1, truth + 1),
+        "rates_upper": np.where(inside, truth + 1, truth + 2)})
+    assert truth_metrics(None, data)["rates_coverage_90"] == 1.0
+
+
+def test_latents_r2_maps_on_the_train_trials_and_scores_the_test_trials(monkeypatch):
+    """States equal to the latents in the train trials and to their negative in the test one:
+    the map learned on the train trials (the identity) scores 1 - Σ(2s)² / Σ(s - s̄)² on the test
+    trial; fitted on the test trial itself it would score 1."""
+    from pyrolf.diagnostics import summary
+
+    data = truth_data()
+    latents = data.extra["latents"].astype(np.float64)
+    states = np.concatenate([latents[:2], -latents[2:]])
+    states -= states[2:].mean()
+    data.extra["latents"] = (states * np.array([1, 1, -1])[:, None, None]).astype(np.float32)
+    monkeypatch.setattr(summary, "posterior_summary", lambda *args, **kwargs: {
+        "z": states, "v": states, "rates_lower": np.zeros((3, 3, 2)),
+        "rates_upper": np.zeros((3, 3, 2))})
+    test_truth = -states[2]
+    expected = 1 - ((2 * test_truth) ** 2).sum() / ((test_truth - test_truth.mean()) ** 2).sum()
+    assert truth_metrics(None, data)["latents_r2"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_behaviour_lag_pairs_every_bin_pair_the_trials_hold(monkeypatch):
+    """5 observed bins, lag 2: the rates of bins 0-2 with the behaviour of bins 2-4."""
+    from pyrolf.evaluation import report
+
+    seen = []
+    monkeypatch.setattr(report, "behavior_r2", lambda *args: seen.append(args) or 0.0)
+    behavior = np.arange(20, dtype=float).reshape(4, 5, 1)
+    data = SpikeData(spikes=np.zeros((4, 5, 2), np.float32), heldout=np.array([False, True]),
+                     splits={"train": np.array([0, 1]), "valid": np.array([2]),
+                             "test": np.array([3])},
+                     extra={"behavior": behavior, "behavior_lag_bins": 2})
+    rates = np.arange(40, dtype=float).reshape(4, 5, 2)
+    report.behavior_metrics({"": (rates[:2], rates[3:])}, data)
+    train_rates, train_behavior, test_rates, test_behavior = seen[0]
+    np.testing.assert_array_equal(train_rates, rates[:2, 0:3])
+    np.testing.assert_array_equal(test_rates, rates[3:, 0:3])
+    np.testing.assert_array_equal(train_behavior, behavior[:2, 2:5])
+    np.testing.assert_array_equal(test_behavior, behavior[3:, 2:5])
+
+
+def test_psth_targets_are_the_spikes_smoothed_by_70_ms_in_bins():
+    """10 ms bins: the PSTH targets are smoothed by 7 bins (0.07 s / 0.01 s)."""
+    rng = np.random.default_rng(0)
+    spikes = rng.poisson(1.0, (6, 30, 2)).astype(np.float32)
+    data = SpikeData(spikes=spikes, heldout=np.array([False, True]),
+                     splits={"train": np.arange(3), "valid": np.array([3]),
+                             "test": np.array([4, 5])},
+                     conditions=np.array([0, 1, 0, 1, 0, 1]), bin_size=0.01)
+    rates = rng.gamma(2.0, 0.5, (2, 30, 2))
+    expected = psth_r2(rates, smooth_spikes(spikes, 7.0), data.conditions, np.array([4, 5]))
+    assert psth_metrics(rates, data, np.array([4, 5]))["psth_r2"] == pytest.approx(expected)

@@ -79,6 +79,14 @@ def test_fit_writes_an_official_submission_and_scores_it(name, data_dir, tmp_pat
         assert metrics["co_bps_per_neuron"][str(unit)] == pytest.approx(
             bits_per_spike(submitted[..., [n]].astype(np.float64), spikes[..., [n]]), rel=1e-6)
     assert set(metrics["smoothing_co_bps_per_neuron"]) == set(metrics["co_bps_per_neuron"])
+    # the smoothing baseline's, of its rates of the evaluation trials (a mutation test scored
+    # other trials' rates unseen)
+    from pyrolf.evaluation.smoothing import smoothing_baseline
+
+    smoothed = smoothing_baseline(data, kept=run / "smoothing.npz")["rates"]
+    assert metrics["smoothing_co_bps"] == pytest.approx(bits_per_spike(
+        smoothed[data.extra["nlb"].n_train:][..., data.heldout].astype(np.float64), spikes),
+        rel=1e-6)
     # the persistence baseline: the submission's last evaluation bin held over the forward window
     key = f"{name}_20"
     with h5py.File(run / "submission.h5", "r") as file:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from pyrolf.data.lorenz import lorenz_dataset
+from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import co_bps, rates_r2
 from pyrolf.evaluation.smoothing import smooth_spikes, smoothing_baseline
 
@@ -268,3 +269,26 @@ def test_a_kept_file_that_cannot_be_written_is_a_note_and_the_baseline_stands(
     assert err.startswith(f"note: the smoothing baseline's fits could not be kept in {kept} "
                           "(Is a directory); they are fitted again")
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_held_in_count_not_recorded_is_read_as_the_train_trials_mean():
+    """The held-in unit counts 1 in the train trials and 4 in the valid one, and is not
+    recorded in the test trial: the baseline reads it there as 1 (the valid and test trials'
+    counts would leak in as 1.75)."""
+    spikes = np.ones((5, 6, 2), np.float32)
+    spikes[3, :, 0] = 4.0
+    spikes[4, :, 0] = np.nan
+    spikes[:, ::2, 1] = 2.0
+    data = SpikeData(spikes=spikes, heldout=np.array([False, True]),
+                     splits={"train": np.arange(3), "valid": np.array([3]),
+                             "test": np.array([4])})
+    np.testing.assert_allclose(smoothing_baseline(data, widths=(1.0,))["rates"][4, :, 0], 1.0)
+
+
+def test_the_log_offset_is_nlb_tools():
+    """The baseline's regressors are log(smoothed + 1e-4), nlb_tools' ``log_offset``: a unit
+    silent throughout reads log(1e-4) = -9.2103."""
+    from pyrolf.evaluation import smoothing
+
+    assert np.log(smooth_spikes(np.zeros((1, 5, 1)), 2.0) + smoothing.LOG_OFFSET) == \
+        pytest.approx(np.full((1, 5, 1), -9.2103404))

@@ -40,6 +40,13 @@ def test_unrecorded_bins_by_hand():
     assert unrecorded[..., 3].all()
 
 
+def test_touching_obs_intervals_record_the_bin_they_meet_in():
+    """NWB's obs_intervals often come as segments that touch, [a, b] and [b, c]: a bin holding
+    b is recorded (b inside a bin, where not joining them would leave it unknown)."""
+    touching = [np.array([[0.0, 0.45], [0.45, 1.0]])]
+    assert not unrecorded_bins(touching, np.array([0.0]), 10, 0.1).any()
+
+
 def test_a_batch_never_scores_a_count_not_recorded_and_hides_it_from_the_encoder():
     torch.manual_seed(0)
     spikes = torch.poisson(torch.full((4, 6, 5), 2.0))
