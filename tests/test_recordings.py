@@ -24,7 +24,7 @@ from pyrolf.data import DataError, SpikeData, load_config_data, load_data
 from pyrolf.data.chop import chop, merge
 from pyrolf.data.recording_synthetic import (TRIAL_DESCRIPTIONS, simulate_recording,
                                              write_recording_nwb, write_spike_times_npz)
-from pyrolf.data.recordings import bin_behavior
+from pyrolf.data.recordings import bin_behavior, bin_spikes
 from pyrolf.diagnostics.new_trials import new_trials
 from pyrolf.diagnostics.summary import posterior_summary
 from pyrolf.evaluation.report import model_rates, trial_inputs
@@ -1554,6 +1554,38 @@ def test_a_missing_held_in_unit_is_filled_from_the_run_s_psth_then_from_what_it_
     missing.fill_missing_counts(None, dataclasses.replace(trials, spikes=holed), run)
     assert ("in 1 of the 3 trials fewer than 50% of the held-in counts were recorded (trials 2): "
             "what the encoder reads there is mostly filled") in capsys.readouterr().err
+
+
+def test_a_spike_on_a_bin_edge_counts_in_the_bin_it_opens():
+    """Bins are [a, b): spikes at 0, 0.25 and 0.5 s count one in each of three bins of 0.25 s
+    from 0 s, and in those from 0.25 s one, one and none (as (a, b] they would count 1, 1, 0
+    and 1, 0, 0: a mutation test found the rule checked only by chance)."""
+    source = SimpleNamespace(unit_spike_times=lambda unit: np.array([0.0, 0.25, 0.5]))
+    np.testing.assert_array_equal(bin_spikes(source, np.array([0.0, 0.25]), 3, 0.25,
+                                             np.array([0]))[..., 0], [[1, 1, 1], [1, 1, 0]])
+
+
+def test_the_fill_starts_from_the_unit_s_mean_where_no_train_trial_recorded_a_bin_or_past_them(
+        monkeypatch):
+    """The run's train trials never recorded held-in unit 1 in bin 2, and the new trials are 7
+    bins long where the run's are 5: there the fill starts from the unit's mean count over the
+    bins recorded (2 per bin here), not from silence (a mutation test found it unchecked)."""
+    from pyrolf.diagnostics import missing
+
+    heldout = np.array([False, False, True])
+    spikes = np.full((6, 5, 3), 2.0, np.float32)
+    spikes[:4, 2, 1] = np.nan  # (the train trials)
+    run = SpikeData(spikes=spikes, heldout=heldout, splits={
+        "train": np.arange(4), "valid": np.array([4]), "test": np.array([5])})
+    counts = np.ones((2, 7, 3), np.float32)
+    counts[..., 1] = np.nan  # held-in unit 1 lost
+    trials = SpikeData(spikes=counts, heldout=heldout, splits={"new": np.arange(2)},
+                       extra={"in_data": np.array([True, False, True])})
+    seen = []
+    monkeypatch.setattr(missing, "model_rates", lambda flow, data, *_: (
+        seen.append(data.spikes[..., 1].copy()) or np.ones(data.spikes.shape)))
+    missing.fill_missing_counts(None, trials, run, passes=1)
+    np.testing.assert_array_equal(seen[0], np.full((2, 7), 2.0))
 
 
 def test_binned_new_trials_are_read_by_a_run_of_a_recording_as_a_binned_session_is(
