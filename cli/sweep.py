@@ -10,6 +10,7 @@ import click
 from pyrolf.cli.options import with_data_options
 from pyrolf.config import ConfigError
 from pyrolf.messages import note
+from pyrolf.runs import RunInterrupted
 from pyrolf.sweep import SEARCH_SPACE, SweepError
 from pyrolf.sweep.settings import SCHEDULERS, sweep_settings
 
@@ -91,11 +92,10 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, conc
     if result.best is not None:
         click.echo(f"best trial {result.best['trial']}: {tune.BEST_SCORE}="
                    f"{result.best[tune.BEST_SCORE]:.4f} after {result.best['epochs']} epochs")
-    if result.unfinished:
-        click.echo(f"{result.unfinished} trials did not finish; continue with: "
-                   f"pyrolf sweep --resume {result.folder}")
-    else:
-        _print_metrics(result.metrics, result.folder / tune.BEST)
+    if result.unfinished:  # Ray Tune returns from an interrupt: the status says it (130, 143)
+        raise RunInterrupted(f"interrupted: {result.unfinished} trials did not finish; continue "
+                             f"with: pyrolf sweep --resume {result.folder}")
+    _print_metrics(result.metrics, result.folder / tune.BEST)
 
 
 def _shared(config, given: dict, space: dict | None) -> dict | None:

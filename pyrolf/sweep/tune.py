@@ -50,6 +50,7 @@ from pyrolf.config import Config
 from pyrolf.data import Sessions, SpikeData, load_config_data
 from pyrolf.data.files import same_data, spikes_fingerprint
 from pyrolf.data.sessions import session_list
+from pyrolf.diagnostics.layout import data_layout
 from pyrolf.inference.svi import Trainer, TrainingDiverged
 from pyrolf.messages import note
 from pyrolf.pipeline import check_device, evaluate_run, fitted_record, load_run, starting_flow
@@ -83,10 +84,12 @@ def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions
     ``folder/trials/TRIAL_ID``, reporting to Ray Tune at every validation; from
     ``init_from``'s weights where the config names a run, as ``pyrolf fit`` starts. The folder
     records its data as a fit's does (``source.json``, ``fitted.json``; ``fingerprint``: the
-    data's, where known), so a changed data file is refused there as in any run folder.
+    data's, where known), so a changed data file is refused there as in any run folder, and
+    keeps their ``layout.pt``, so new trials need not them.
 
     A trial that starts from a Ray checkpoint (a resumed sweep, or population-based training
-    handing it another trial's weights) continues from it."""
+    handing it another trial's weights) continues from it. A ``metrics.json`` in the folder
+    (``pyrolf evaluate`` of an interrupted sweep's trial) is of an earlier epoch and goes."""
     torch.set_num_threads(threads)
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
     data = copy.deepcopy(data)  # Ray hands the arrays over read-only; torch wants its own
@@ -103,7 +106,12 @@ def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             _restore(trainer, run, checkpoint)
-        run.record(config, fitted_record(data, flow, fingerprint))
+        if run.has(RunFolder.METRICS):  # scored at an earlier epoch (pyrolf evaluate): stale
+            (run.path / RunFolder.METRICS).unlink()
+        fitted = fitted_record(data, flow, fingerprint)
+        run.record(config, fitted)
+        if not run.has(RunFolder.LAYOUT):  # new trials are laid out by it (best/ copies it)
+            run.save(RunFolder.LAYOUT, data_layout(data, fitted["data"]))
         try:
             trainer.fit(progress=False)
         except TrainingDiverged:
