@@ -372,6 +372,29 @@ def test_among_recordings_a_spike_file_takes_none_of_the_settings_that_cut_them(
         load_config_data(config.replace(bin_size_ms=None))
 
 
+def test_heldout_applies_to_the_sessions_that_do_not_flag_their_own(recordings, tmp_path,
+                                                                     capsys):
+    """--heldout beside a spike file that flags its own held-out neurons was refused, though
+    it was meant for the recording (a review): it applies to the recording, the file keeps its
+    flags, a note says so; where every session flags its own it applies to none, one line."""
+    binned = tmp_path / "binned.h5"
+    save_spike_file(binned, counts(3, 20, 6, bins=50))
+    config = Config(data=str(recordings["a"]), sessions=[str(binned)], align="stim_on_time",
+                    window="-0.2,0.8", bin_size_ms=20, heldout_fraction=0.5)
+    both = load_config_data(config)
+    alone = load_config_data(config.replace(sessions=[]))
+    np.testing.assert_array_equal(session_data(both, "a").heldout, alone.heldout)
+    assert alone.heldout.sum() == round(0.5 * alone.n_neurons)
+    np.testing.assert_array_equal(session_data(both, "binned").heldout,
+                                  load_config_data(Config(data=str(binned))).heldout)
+    assert ("note: binned flags its own held-out neurons (`heldout`): --heldout 0.5 applies to "
+            "the other sessions") in capsys.readouterr().err
+    other = tmp_path / "other.h5"
+    save_spike_file(other, counts(4, 20, 6, bins=50))
+    with pytest.raises(DataError, match="every session flags its own held-out neurons"):
+        load_config_data(Config(data=str(binned), sessions=[str(other)], heldout_fraction=0.5))
+
+
 def test_a_run_of_two_sessions_fits_resumes_scores_infers_and_diagnoses_each(
         recordings, tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"

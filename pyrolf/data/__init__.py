@@ -7,13 +7,14 @@ from pathlib import Path
 
 from pyrolf.data.dandi import DANDISETS
 from pyrolf.data.event_locked import event_locked_dataset
-from pyrolf.data.files import load_spike_file, save_spike_file
+from pyrolf.data.files import flags_heldout, load_spike_file, save_spike_file
 from pyrolf.data.lorenz import lorenz_dataset
 from pyrolf.data.recordings import (CHOP_OPTIONS, TRIAL_OPTIONS, UNIT_OPTIONS, load_recording,
                                     recording_format)
 from pyrolf.data.sessions import Sessions, gather_sessions, session_names
 from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.lazy import lazy_names
+from pyrolf.messages import note
 
 FILE_SUFFIXES = (".h5", ".hdf5", ".npz", ".nwb")
 
@@ -61,9 +62,12 @@ def load_config_data(config) -> SpikeData | Sessions:
         paths = session_files(config)
         binned = {name: _binned(path) for name, path in paths.items()}
         mixed = not all(binned.values())
+        flagged = _flagging_their_own(config, paths, binned)
         return gather_sessions({
             name: load_config_data(config.alone(path, **(config.defaults(CUTTING)
-                                                          if mixed and binned[name] else {})))
+                                                          if mixed and binned[name] else {}),
+                                                **(config.defaults(["heldout_fraction"])
+                                                   if name in flagged else {})))
             for name, path in paths.items()})
     return hold_forward_bins(_source_data(config), config.forward_bins)
 
@@ -102,6 +106,24 @@ def hold_forward_bins(data: SpikeData, n_forward: int) -> SpikeData:
 #: the settings that cut and bin a recording's spike times and behaviour
 CUTTING = (*TRIAL_OPTIONS, *UNIT_OPTIONS, *CHOP_OPTIONS, "behavior", "behavior_lag_ms",
            "bin_size_ms")
+
+
+def _flagging_their_own(config, paths: dict[str, str], binned: dict[str, bool]) -> list[str]:
+    """The sessions (``paths`` by name; ``binned``: which are spike files) that flag their own
+    held-out neurons, where ``config`` gives a ``--heldout`` fraction: it applies to the others
+    (a note says so), and to none is one line."""
+    if config.heldout_fraction == config.defaults(["heldout_fraction"])["heldout_fraction"]:
+        return []
+    flagged = [name for name, path in paths.items()
+               if binned[name] and flags_heldout(data_file(path))]
+    if len(flagged) == len(paths):
+        raise DataError(f"every session flags its own held-out neurons (`heldout`), so --heldout "
+                        f"{config.heldout_fraction:g} applies to none; leave it out")
+    if flagged:
+        note(f"{', '.join(flagged)} {'flags its' if len(flagged) == 1 else 'flag their'} own "
+             f"held-out neurons (`heldout`): --heldout {config.heldout_fraction:g} applies to "
+             "the other sessions")
+    return flagged
 
 
 def _binned(name: str) -> bool:

@@ -373,6 +373,19 @@ def check_file(path: Path, kind: str) -> None:
         raise DataError(f"{path}: file not found; check the path.")
 
 
+def flags_heldout(path: Path) -> bool:
+    """Whether the spike file at ``path`` flags its own held-out neurons (holds ``heldout``);
+    ``False`` where it cannot be read (:func:`load_spike_file` then says why)."""
+    try:
+        if _suffix(path) in HDF5_SUFFIXES:
+            with h5py.File(path, "r") as file:
+                return "heldout" in file
+        with np.load(path) as arrays:
+            return "heldout" in arrays.files
+    except (OSError, ValueError, zipfile.BadZipFile, DataError):
+        return False
+
+
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     """The known arrays of the file, read into memory; a note names those of the file's other
     names that look like a misspelled known one (``bin_size``, ``held_out``)."""
