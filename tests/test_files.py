@@ -121,30 +121,6 @@ def test_heldout_default_is_seeded_and_at_least_one(tmp_path):
     assert not np.array_equal(masks[0], masks[2])
 
 
-def test_units_without_a_spike_are_not_drawn_as_held_out_while_enough_others_spike(tmp_path):
-    """A held-out unit without a spike has no co-bps: drawn among the units that spike, the
-    held-out ones are all scored (a silent unit could be drawn: a review). Where too few spike,
-    the draw is among all; where all spike, it is the draw of before (numpy's choice of range
-    n and of an array of range n are the same draw)."""
-    spikes = np.ones((6, 4, 10))
-    spikes[..., 5:] = 0  # units 5..9 never fire
-    write_arrays(tmp_path / "half.npz", spikes=spikes)
-    for seed in range(20):
-        heldout = load_spike_file(tmp_path / "half.npz", seed=seed,
-                                  heldout_fraction=0.4).heldout
-        assert heldout.sum() == 4 and not heldout[5:].any()
-    spikes[..., 1:] = 0  # one unit fires, two to hold out: drawn among all
-    write_arrays(tmp_path / "one.npz", spikes=spikes)
-    drawn = [load_spike_file(tmp_path / "one.npz", seed=seed).heldout for seed in range(10)]
-    assert all(heldout.sum() == 2 for heldout in drawn)
-    assert any(heldout[1:].any() for heldout in drawn)
-    rng = np.random.default_rng(np.random.SeedSequence(3).spawn(2)[0])
-    write_arrays(tmp_path / "all.npz", spikes=np.ones((6, 4, 10)))
-    np.testing.assert_array_equal(np.flatnonzero(load_spike_file(tmp_path / "all.npz",
-                                                                 seed=3).heldout),
-                                  np.sort(rng.choice(10, 2, replace=False)))
-
-
 def test_splits_are_random_by_trial_and_stratified_by_condition(tmp_path):
     rng = np.random.default_rng(2)
     conditions = np.repeat(np.arange(8), 20)

@@ -282,36 +282,32 @@ def load_spike_file(path: str | Path, seed: int = 0,
     if heldout is not None and heldout_fraction != HELDOUT_FRACTION:
         raise DataError(f"{path} flags its own held-out neurons (`heldout`), so a heldout "
                         f"fraction ({heldout_fraction}) cannot apply; leave out --heldout")
+    n_trials, _, n_neurons = spikes.shape
     unrecorded = np.isnan(spikes)
     if unrecorded.any():
         neurons = np.flatnonzero(unrecorded.any(axis=(0, 1)))
         note(f"{path.name}: {int(unrecorded.sum())} of its {spikes.size} counts are NaN, not "
              f"recorded, in {few_ids(neurons, word='neurons (from 0)')}: {UNRECORDED_READ}")
-    heldout, splits = heldout_and_splits(seed, spikes, conditions, heldout, heldout_fraction,
-                                         split_fractions)
+    heldout, splits = heldout_and_splits(seed, n_neurons, n_trials, conditions, heldout,
+                                         heldout_fraction, split_fractions)
     return SpikeData(spikes=spikes, heldout=heldout, splits=splits, rates=rates,
                      conditions=conditions, name=path.stem, bin_size=bin_size,
                      extra={} if latents is None else {"latents": latents})
 
 
-def heldout_and_splits(seed: int, spikes: np.ndarray, conditions: np.ndarray | None = None,
-                       heldout: np.ndarray | None = None,
+def heldout_and_splits(seed: int, n_neurons: int, n_trials: int,
+                       conditions: np.ndarray | None = None, heldout: np.ndarray | None = None,
                        heldout_fraction: float = HELDOUT_FRACTION,
                        split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)):
-    """``(heldout, splits)`` of the counts ``spikes`` ``(trials, time, neurons)``: ``heldout``
-    as given, else a seeded random ``heldout_fraction`` of the neurons (at least one, and one
-    held in), drawn among those that spike where enough do (a unit without a spike has no
-    co-bps: held out, it would score nothing); the trials split by :func:`split_trials`
-    (stratified by ``conditions`` ``(trials,)``). Separate random streams: the splits do not
-    depend on whether the held-out neurons were given."""
-    n_trials, _, n_neurons = spikes.shape
+    """``(heldout, splits)`` of a data set: ``heldout`` as given, else a seeded random
+    ``heldout_fraction`` of the neurons (at least one, and one held in); the trials split by
+    :func:`split_trials` (stratified by ``conditions`` ``(trials,)``). Separate random streams:
+    the splits do not depend on whether the held-out neurons were given."""
     heldout_rng, split_rng = map(np.random.default_rng, np.random.SeedSequence(seed).spawn(2))
     if heldout is None:
         n_heldout = min(max(1, int(round(heldout_fraction * n_neurons))), n_neurons - 1)
-        spiking = np.flatnonzero(np.nansum(spikes, axis=(0, 1)) > 0)
-        candidates = spiking if len(spiking) >= n_heldout else np.arange(n_neurons)
         heldout = np.zeros(n_neurons, dtype=bool)
-        heldout[heldout_rng.choice(candidates, n_heldout, replace=False)] = True
+        heldout[heldout_rng.choice(n_neurons, n_heldout, replace=False)] = True
     return heldout, split_trials(split_rng, n_trials, split_fractions, conditions)
 
 

@@ -181,8 +181,8 @@ def load_recording(path: Path, config) -> SpikeData:
     extra["recording"] = {"format": source.format, "units_in_file": int(source.n_units),
                           "units": len(units), "units_where": config.units_where,
                           "bin_ms": config.bin_ms(), **extra["recording"]}
-    heldout, splits = heldout_and_splits(config.data_seed, spikes, conditions,
-                                         heldout_fraction=config.heldout_fraction)
+    heldout, splits = heldout_and_splits(config.data_seed, spikes.shape[2], spikes.shape[0],
+                                         conditions, heldout_fraction=config.heldout_fraction)
     return SpikeData(spikes=spikes, heldout=heldout, splits=splits, conditions=conditions,
                      name=path.stem, bin_size=config.bin_ms() / 1000, extra=extra)
 
