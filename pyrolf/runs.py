@@ -339,7 +339,8 @@ class RunFolder:
                 raise RunError(f"{self.path} was fitted on data given in Python "
                                f"({', '.join(fitted['names'])}: {shapes}), not on its "
                                f"config.json's \"data\" ({', '.join(names)}), so the command "
-                               "line cannot reopen it; in Python give them again: data= of "
+                               "line cannot reload them (new trials, pyrolf infer --data, need "
+                               "not them); in Python give them again: data= of "
                                "load_run, resume, evaluate_run and diagnose_run, fitted_on= of "
                                "infer with new trials as data= (or save them with "
                                "pyrolf.data.save_spike_file and fit that file with --data)")

@@ -134,6 +134,12 @@ def test_a_run_fitted_on_data_from_python_is_never_reloaded_with_other_data(tmp_
         pyrolf.load_run(run)
     with pytest.raises(RunError, match="the data given are not those"):
         pyrolf.evaluate_run(run, data=small(seed=4), progress=False)
+    # data named by a path (a name fitted.json keeps as text: it was not JSON, a review)
+    named = pyrolf.fit(dataclasses.replace(data, name=tmp_path / "session.h5"),
+                       pyrolf.Config(epochs=1, **TINY), run_dir=tmp_path / "named",
+                       progress=False)
+    assert json.loads((tmp_path / "named" / "fitted.json").read_text())["names"] == [
+        str(tmp_path / "session.h5")] and named.data.name == tmp_path / "session.h5"
     flow, _, again = pyrolf.load_run(run, data=data)  # (checked: a copy of them)
     np.testing.assert_array_equal(again.spikes, data.spikes)
     assert again.splits.keys() == data.splits.keys()
@@ -215,6 +221,11 @@ def test_behaviour_given_in_python_is_decoded_and_exported_and_checked_before_th
             pyrolf.fit(dataclasses.replace(data, extra=extra),
                        pyrolf.Config(epochs=1, **TINY), progress=False)
         assert fragment in str(refused.value) and "\n" not in str(refused.value)
+    # new trials need no behaviour known: they are not scored (refused as unknown throughout)
+    unknown = dataclasses.replace(given, spikes=given.spikes[:2], rates=None, conditions=None,
+                                  extra={"behavior": np.full_like(behavior[:2], np.nan)})
+    assert np.isnan(pyrolf.infer(result, data=unknown, samples=2,
+                                 progress=False)["behavior"]).all()
     # a lag the forward bins leave no observed bins for (behavior_r2 came out NaN: a review)
     with pytest.raises(DataError, match="--forward-bins 5 leaves 7 observed bins, not more than "
                                         "the behaviour's lag of 8 bins"):

@@ -200,6 +200,11 @@ def test_behaviour_that_cannot_be_scored_is_null_with_a_note_saying_why(capsys):
     unscored[25:] = np.nan
     assert np.isnan(decoded(unscored))
     assert "no test trial's bin has behaviour" in capsys.readouterr().err
+    still = behavior.copy()
+    still[25:, :, 1] = 3.0
+    assert np.isnan(decoded(still))
+    assert ("a dimension of the test trials' behaviour is constant"
+            in capsys.readouterr().err)
 
 
 def test_shape_mismatch_is_refused():

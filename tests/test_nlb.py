@@ -193,6 +193,14 @@ def test_dmfc_rsg_s_scored_bins_are_cut_once_when_first_asked_not_at_every_load(
     first = data.scored_bins(data.splits["valid"])
     np.testing.assert_array_equal(data.scored_bins(data.splits["valid"]), first)
     assert len(cuts) == 1 and 0 < first.mean() < 1
+    # what scoring will need is made before a fit (or a sweep ships the data to its trials)
+    from pyrolf.evaluation.report import prepare_scoring
+
+    again = load_data("dmfc_rsg", data_dir=data_dir)
+    prepare_scoring(again)
+    assert len(cuts) == 3  # (its targets' cut and the scored bins')
+    np.testing.assert_array_equal(again.scored_bins(data.splits["valid"]), first)
+    assert len(cuts) == 3
 
 
 def test_validation_and_the_smoothing_width_score_dmfc_rsg_bins_as_nlb_does(data_dir,

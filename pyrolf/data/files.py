@@ -172,17 +172,19 @@ def check_trials(data: SpikeData, where: str = "the data", fitted: bool = True) 
                 _check_bin_size(where, np.asarray(data.bin_size), "bin_size"))
     extra = data.extra if "behavior" not in data.extra else {
         **data.extra, **_check_behavior(where, data.extra, spikes.shape[:2],
-                                        spikes.shape[1] - data.n_forward)}
+                                        spikes.shape[1] - data.n_forward, fitted)}
     return dataclasses.replace(data, spikes=spikes, rates=rates, conditions=conditions,
                                bin_size=bin_size, extra=extra)
 
 
-def _check_behavior(where: str, extra: dict, shape: tuple[int, int], n_observed: int) -> dict:
+def _check_behavior(where: str, extra: dict, shape: tuple[int, int], n_observed: int,
+                    fitted: bool = True) -> dict:
     """The behaviour of data given in Python (``extra["behavior"]``, see
     :class:`~pyrolf.data.spikes.SpikeData`) checked, before any fit: ``(trials, time, dims)``
     numbers (a ``(trials, time)`` array is one dimension), NaN where unknown, made float32;
     ``behavior_lag_bins`` a whole number of bins shorter than the ``n_observed`` bins it is
-    decoded in (default 0), ``behavior_name`` (default ``"behavior"``)."""
+    decoded in (default 0), ``behavior_name`` (default ``"behavior"``); to be ``fitted``,
+    known in some bin (new trials' may be unknown throughout: they are not scored)."""
     behavior = np.asarray(extra["behavior"])
     _require_numeric(where, "extra['behavior']", behavior)
     if behavior.ndim == 2:
@@ -197,7 +199,7 @@ def _check_behavior(where: str, extra: dict, shape: tuple[int, int], n_observed:
     if np.isinf(behavior).any():
         raise DataError(f"{where}: extra['behavior'] holds infinite values; give NaN where the "
                         "behaviour is unknown")
-    if np.isnan(behavior).all():
+    if fitted and np.isnan(behavior).all():
         raise DataError(f"{where}: extra['behavior'] is NaN (unknown) in every bin; give the "
                         "behaviour where it was measured, or leave it out")
     lag = extra.get("behavior_lag_bins", 0)
@@ -461,6 +463,7 @@ def _check_bin_size(where: Path | str, value: np.ndarray, name: str = "bin_size_
     (seconds)."""
     value = np.asarray(value)
     if (value.size != 1 or not np.issubdtype(value.dtype, np.number)
+            or np.issubdtype(value.dtype, np.complexfloating)
             or not np.isfinite(value).all() or value.item() <= 0):
         raise DataError(f"{where}: `{name}` must be one positive number, the bin width in "
                         f"seconds (e.g. 0.01), got {value.tolist()!r}")
@@ -478,7 +481,7 @@ def _require_numeric(path: Path, name: str, array: np.ndarray) -> None:
     """Real numbers (or booleans) only: text, objects and complex numbers refused."""
     if (not (np.issubdtype(array.dtype, np.number) or array.dtype == bool)
             or np.issubdtype(array.dtype, np.complexfloating)):
-        raise DataError(f"{path}: `{name}` has non-numeric dtype {array.dtype}; "
+        raise DataError(f"{path}: `{name}` has dtype {array.dtype}, not real numbers; "
                         "store it as real numbers.")
 
 

@@ -417,9 +417,8 @@ def _trials(source, config, bin_size: float, units: np.ndarray):
         raise DataError(f"no trial of {path.name} has a time in {config.align} (all NaN); "
                         "give another --align")
     window, n_bins = _trial_window(path, config, rows, align, starts, stops, bin_size)
-    intervals = source.unit_intervals(units)
-    inside, paused, recording = _in_recording(source, config, units, intervals, rows, align,
-                                              window, starts, stops)
+    inside, paused, recording, intervals = _in_recording(source, config, units, rows, align,
+                                                         window, starts, stops)
     outside = ~inside & ~paused
     _note_dropped(path, config, rows, outside, paused, unaligned_rows, window, recording)
     kept = rows[inside]
@@ -504,18 +503,18 @@ def _trial_window(path: Path, config, rows: np.ndarray, align: np.ndarray, start
     return (window[0], round(window[0] + n_bins * bin_size, 9)), n_bins  # (no 0.3000...4)
 
 
-def _in_recording(source, config, units: np.ndarray, intervals, rows: np.ndarray,
-                  align: np.ndarray, window: tuple[float, float], starts: np.ndarray,
-                  stops: np.ndarray):
-    """``(inside, paused, recording)``: which trials (the trials table's ``rows``) have their
-    ``window`` inside the span the recording of ``units`` covers, which lie wholly in a pause of
-    it (where ``intervals``, the units' ``obs_intervals``, cover none of it: dropped too), and
-    the recording in words. A note names the trials kept partly in a pause (counts unknown there); none inside
-    is one line."""
+def _in_recording(source, config, units: np.ndarray, rows: np.ndarray, align: np.ndarray,
+                  window: tuple[float, float], starts: np.ndarray, stops: np.ndarray):
+    """``(inside, paused, recording, intervals)``: which trials (the trials table's ``rows``)
+    have their ``window`` inside the span the recording of ``units`` covers, which lie wholly in
+    a pause of it (where ``intervals``, the units' ``obs_intervals`` or ``None``, cover none of
+    it: dropped too), and the recording in words. A note names the trials kept partly in a
+    pause (counts unknown there); none inside is one line."""
     path = source.path
     first, last = _span(source, units, starts, stops)
     opens, closes = align[rows] + window[0], align[rows] + window[1]
     inside = (opens >= first) & (closes <= last)
+    intervals = source.unit_intervals(units)
     paused = np.zeros(len(rows), dtype=bool)
     if intervals is not None:  # a window wholly in a pause of the recording, which no unit records
         union = _joined(np.concatenate(intervals))
@@ -535,7 +534,7 @@ def _in_recording(source, config, units: np.ndarray, intervals, rows: np.ndarray
                         "times in seconds, in the spikes' time base"
                         + (", or obs_intervals that cover the trials" if intervals is not None
                            else ""))
-    return inside, paused, recording
+    return inside, paused, recording, intervals
 
 
 def _trial_record(source, config, rows: np.ndarray, align: np.ndarray,

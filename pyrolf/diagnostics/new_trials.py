@@ -152,7 +152,7 @@ def note_moved_units(ids: np.ndarray, table: dict, run_ids: np.ndarray, run_tabl
     for name in PLACE_COLUMNS:
         if name in table and name in run_table:
             new, old = np.asarray(table[name]), np.asarray(run_table[name])
-            units = [ids[row] for row, at in pairs if str(new[row]) != str(old[at])]
+            units = [ids[row] for row, at in pairs if not _same_place(new[row], old[at])]
             if units:
                 moved[name] = units
     if moved:
@@ -160,6 +160,15 @@ def note_moved_units(ids: np.ndarray, table: dict, run_ids: np.ndarray, run_tabl
         note(f"units of the data have the run's ids but another place than the run's ({said}): "
              "they are matched by id, so a spike sorting that numbered other units so would be "
              "read as the run's; infer only data sorted as the run's")
+
+
+def _same_place(one, other) -> bool:
+    """Whether two values of a place column are the same: numbers (coordinates, float32 or
+    float64) within rounding, the rest as text."""
+    try:
+        return bool(np.isclose(float(one), float(other), rtol=1e-6, equal_nan=True))
+    except (TypeError, ValueError):
+        return str(one) == str(other)
 
 
 def note_lacking(missing_in: list, n_heldin: int, missing_out: list, recorded: str = "",

@@ -128,7 +128,8 @@ def behavior_metrics(rates: dict[str, tuple], data: SpikeData) -> dict:
     train, test = data.splits["train"], data.splits["test"]
     unscorable = behavior_unscorable(behavior[train], behavior[test])
     if unscorable:
-        note(f"{data.name}: behavior_r2 is null: {unscorable}")
+        note(f"{data.name}: {' and '.join(f'{prefix}behavior_r2' for prefix in rates)} "
+             f"{'is' if len(rates) == 1 else 'are'} null: {unscorable}")
     return {f"{prefix}behavior_r2": behavior_r2(train_rates[:, neural], behavior[train],
                                                 test_rates[:, neural], behavior[test])
             for prefix, (train_rates, test_rates) in rates.items()}
@@ -187,12 +188,14 @@ def truth_metrics(flow, data: SpikeData, device: str = "cpu", progress: str | No
 
 def prepare_scoring(data: SpikeData | Sessions, saved: Path | None = None) -> None:
     """Make now what scoring ``data`` will need: NLB's evaluation targets (PSTHs included), made
-    from the data or read from the test-phase targets file. A fit calls it before training, so a
+    from the data or read from the test-phase targets file, and the bins NLB scores
+    (:meth:`~pyrolf.data.nlb.NLBSplit.scored`). A fit calls it before training, so a
     bad targets file or too little memory for nlb_tools' PSTHs stops it before the hours of
     training rather than after. ``saved``: a run folder's file that keeps targets made from the
     data for a resumed run (see :func:`pyrolf.evaluation.nlb.keep_targets`)."""
     if isinstance(data, Sessions) or "nlb" not in data.extra:  # sessions are never NLB data
         return
+    data.extra["nlb"].scored()  # (the bins NLB scores, cut once: a sweep's trials share them)
     if saved is None:
         data.extra["nlb"].targets()
     else:

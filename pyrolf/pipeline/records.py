@@ -34,7 +34,12 @@ def fitted_record(data: SpikeData | Sessions, flow, fingerprint: dict | None = N
     their names (each session's), which tell data given in Python from the config's."""
     return {"data": fingerprint or spikes_fingerprint(session_list(data)),
             "modules": modules(flow), "bin_size_s": shared_bin_size(session_list(data)),
-            "names": [own.name for own in session_list(data)]}
+            "names": data_names(data)}
+
+
+def data_names(data: SpikeData | Sessions) -> list[str]:
+    """Each session's name (one data set's), as text: what ``fitted.json`` keeps of them."""
+    return [str(own.name) for own in session_list(data)]
 
 
 def modules(flow) -> dict[str, str]:
@@ -199,8 +204,7 @@ def _rebuild(run: RunFolder, config: Config, data: SpikeData | Sessions | None,
         data, fingerprint = _as_fitted(run, data, fingerprint)
     built = flow is not None
     flow = flow if built else build_flow(config, data.n_neurons, data.n_heldin)
-    run.check_fitted(fingerprint, modules(flow), given, built,
-                     [own.name for own in session_list(data)])
+    run.check_fitted(fingerprint, modules(flow), given, built, data_names(data))
     return flow, data, fingerprint
 
 

@@ -51,6 +51,7 @@ from pyrolf.data import Sessions, SpikeData, load_config_data
 from pyrolf.data.files import same_data, spikes_fingerprint
 from pyrolf.data.sessions import session_list
 from pyrolf.diagnostics.layout import data_layout
+from pyrolf.evaluation.report import prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged
 from pyrolf.messages import note
 from pyrolf.pipeline import check_device, evaluate_run, fitted_record, load_run, starting_flow
@@ -88,8 +89,9 @@ def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions
     keeps their ``layout.pt``, so new trials need not them.
 
     A trial that starts from a Ray checkpoint (a resumed sweep, or population-based training
-    handing it another trial's weights) continues from it. A ``metrics.json`` in the folder
-    (``pyrolf evaluate`` of an interrupted sweep's trial) is of an earlier epoch and goes."""
+    handing it another trial's weights) continues from it. A ``metrics.json`` and
+    ``submission.h5`` in the folder (``pyrolf evaluate`` of an interrupted sweep's trial) are of
+    an earlier epoch and go."""
     torch.set_num_threads(threads)
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
     data = copy.deepcopy(data)  # Ray hands the arrays over read-only; torch wants its own
@@ -106,8 +108,9 @@ def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             _restore(trainer, run, checkpoint)
-        if run.has(RunFolder.METRICS):  # scored at an earlier epoch (pyrolf evaluate): stale
-            (run.path / RunFolder.METRICS).unlink()
+        for scored in (RunFolder.METRICS, RunFolder.SUBMISSION):  # pyrolf evaluate's: stale
+            if run.has(scored):
+                (run.path / scored).unlink()
         fitted = fitted_record(data, flow, fingerprint)
         run.record(config, fitted)
         if not run.has(RunFolder.LAYOUT):  # new trials are laid out by it (best/ copies it)
@@ -179,6 +182,7 @@ def run_sweep(folder, config: Config, trials: int, scheduler: str = "asha",
     base = Config.from_dict(settings["config"])
     dimensions = search_space(settings["space"], base)
     data = load_config_data(base)
+    prepare_scoring(data)  # (NLB's targets and scored bins, made once for every trial)
     # what the trials are fitted on, checked again by --resume (as a run folder's source.json
     # and fitted.json)
     settings.update(source=source_record(base), data=spikes_fingerprint(session_list(data)))
@@ -210,6 +214,7 @@ def resume_sweep(folder, address: str | None = None) -> SweepResult:
                          "wrote (it has sweep.json and tune/)")
     settings = json.loads((folder / SETTINGS).read_text())
     data = _sweep_data(folder, settings)
+    prepare_scoring(data)
     with _connected(address), _without_rays_hints(), checkpoints_registered_once():
         tune.Tuner.restore(str(experiment), _trainable(settings, folder, data),
                            resume_unfinished=True, resume_errored=True).fit()
