@@ -182,6 +182,7 @@ BAD_ARRAYS = {
     "bin size zero": {"spikes": GOOD, "bin_size_s": 0.0},
     "bin size twice": {"spikes": GOOD, "bin_size_s": np.array([0.01, 0.02])},
     "bin size text": {"spikes": GOOD, "bin_size_s": b"10 ms"},
+    "bin size complex": {"spikes": GOOD, "bin_size_s": np.complex128(0.01)},
 }
 
 
