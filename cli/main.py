@@ -282,15 +282,20 @@ TERMINATED = threading.Event()
 
 
 @contextmanager
-def terminating_as_interrupted():
+def terminating_as_interrupted(as_signal: bool = False):
     """SIGTERM (``kill``, a batch system's time limit or preemption) stops the command as Ctrl-C
-    does, so a fit's run folder is left as after Ctrl-C and the user is told how to go on."""
+    does, so a fit's run folder is left as after Ctrl-C and the user is told how to go on;
+    ``as_signal``: by sending SIGINT, for a block whose library handles Ctrl-C itself (Ray Tune
+    saves its state and returns)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum, frame):
         TERMINATED.set()
+        if as_signal:
+            signal.raise_signal(signal.SIGINT)
+            return
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)

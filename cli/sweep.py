@@ -53,7 +53,8 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, conc
     """Sweep hyperparameters with Ray Tune: TRIALS fits scored by validation co-bps, a
     results.csv and the best run as best/ (a run folder 'pyrolf evaluate' accepts). The data
     are read as 'pyrolf fit' reads them, with the same options (--align, --window, --bin, ...)."""
-    from pyrolf.cli.main import _print_metrics, _read_config, build_config
+    from pyrolf.cli.main import (_print_metrics, _read_config, build_config,
+                                 terminating_as_interrupted)
 
     data = data or None
     reading = {key: value for key, value in reading.items() if value is not None}
@@ -70,7 +71,8 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, conc
             raise ConfigError(f"--resume continues a sweep with its own settings; drop "
                               f"{', '.join(given)} (only --address may be given with it)")
         tune = _sweeps()
-        result = tune.resume_sweep(resume_dir, address)
+        with terminating_as_interrupted(as_signal=True):  # as Ctrl-C, which Ray Tune handles
+            result = tune.resume_sweep(resume_dir, address)
     else:
         if trials is None:
             raise ConfigError("--trials is required: how many configurations to try")
@@ -86,8 +88,9 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, conc
         stamp = time.strftime("%Y%m%d-%H%M%S")
         folder = out or Path("sweeps") / f"{Path(config.data).stem}-{stamp}"
         tune = _sweeps()
-        result = tune.run_sweep(folder, config, trials, scheduler, space, cpus_per_trial,
-                                gpus_per_trial, address, concurrent)
+        with terminating_as_interrupted(as_signal=True):
+            result = tune.run_sweep(folder, config, trials, scheduler, space, cpus_per_trial,
+                                    gpus_per_trial, address, concurrent)
     click.echo(f"results: {result.folder / tune.RESULTS} ({len(result.rows)} trials)")
     if result.best is not None:
         click.echo(f"best trial {result.best['trial']}: {tune.BEST_SCORE}="

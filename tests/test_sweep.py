@@ -362,6 +362,26 @@ def test_asha_sweep_writes_the_table_and_a_best_run_with_its_score(
 
 
 @pytest.mark.slow
+def test_a_sweep_stopped_by_sigterm_is_left_as_after_ctrl_c(local_ray, spike_file, tmp_path,
+                                                            monkeypatch, capsys):
+    """SIGTERM (a batch system's time limit) reaches Ray Tune as Ctrl-C does, so it saves its
+    state and the sweep says how to go on, status 143 (it raised through Ray's loop: no
+    results.csv, no word of --resume; a review)."""
+    folder = tmp_path / "sweep"
+
+    def terminate_after_the_first_checkpoint():
+        while not list((folder / "trials").glob("*/checkpoint.pt")):
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_after_the_first_checkpoint, daemon=True).start()
+    code, out, err = run_cli(sweep_args(tmp_path, spike_file, 2, epochs=10), monkeypatch, capsys)
+    assert code == 143, err
+    assert re.search(rf"interrupted: [12] trials did not finish; continue with: pyrolf sweep "
+                     rf"--resume {re.escape(str(folder))}", err), err
+    assert (folder / "results.csv").exists() and not (folder / "best").exists()
+
+
 def test_an_interrupted_sweep_resumes(local_ray, spike_file, tmp_path, monkeypatch, capsys):
     folder = tmp_path / "sweep"
 
