@@ -362,41 +362,37 @@ def test_asha_sweep_writes_the_table_and_a_best_run_with_its_score(
 
 
 @pytest.mark.slow
+def stopped_sweep(tmp_path, spike_file, signum, status, monkeypatch, capsys):
+    """The folder of a sweep of 2 trials sent ``signum`` once a trial has a checkpoint: it
+    exits with ``status`` and says how to go on."""
+    folder = tmp_path / "sweep"
+
+    def stop_after_the_first_checkpoint():
+        while not list((folder / "trials").glob("*/checkpoint.pt")):
+            time.sleep(0.2)
+        os.kill(os.getpid(), signum)
+
+    threading.Thread(target=stop_after_the_first_checkpoint, daemon=True).start()
+    code, _, err = run_cli(sweep_args(tmp_path, spike_file, 2, epochs=10), monkeypatch, capsys)
+    assert code == status, err
+    assert re.search(rf"interrupted: [12] trials did not finish; continue with: pyrolf sweep "
+                     rf"--resume {re.escape(str(folder))}", err), err
+    return folder
+
+
 def test_a_sweep_stopped_by_sigterm_is_left_as_after_ctrl_c(local_ray, spike_file, tmp_path,
                                                             monkeypatch, capsys):
     """SIGTERM (a batch system's time limit) reaches Ray Tune as Ctrl-C does, so it saves its
     state and the sweep says how to go on, status 143 (it raised through Ray's loop: no
     results.csv, no word of --resume; a review)."""
-    folder = tmp_path / "sweep"
-
-    def terminate_after_the_first_checkpoint():
-        while not list((folder / "trials").glob("*/checkpoint.pt")):
-            time.sleep(0.2)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=terminate_after_the_first_checkpoint, daemon=True).start()
-    code, out, err = run_cli(sweep_args(tmp_path, spike_file, 2, epochs=10), monkeypatch, capsys)
-    assert code == 143, err
-    assert re.search(rf"interrupted: [12] trials did not finish; continue with: pyrolf sweep "
-                     rf"--resume {re.escape(str(folder))}", err), err
+    folder = stopped_sweep(tmp_path, spike_file, signal.SIGTERM, 143, monkeypatch, capsys)
     assert (folder / "results.csv").exists() and not (folder / "best").exists()
 
 
 def test_an_interrupted_sweep_resumes(local_ray, spike_file, tmp_path, monkeypatch, capsys):
-    folder = tmp_path / "sweep"
-
-    def interrupt_after_the_first_checkpoint():
-        while not list((folder / "trials").glob("*/checkpoint.pt")):
-            time.sleep(0.2)
-        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: Ray Tune saves its state and returns
-
-    threading.Thread(target=interrupt_after_the_first_checkpoint, daemon=True).start()
-    code, out, err = run_cli(sweep_args(tmp_path, spike_file, 2, epochs=10), monkeypatch, capsys)
-    # the status says it was stopped, as a fit's does (Ray Tune returns as if it had ended: it
-    # exited 0, and `sweep && evaluate best/` went on; a review)
-    assert code == 130, err
-    assert re.search(rf"interrupted: [12] trials did not finish; continue with: pyrolf sweep "
-                     rf"--resume {re.escape(str(folder))}", err), err
+    # Ctrl-C: Ray Tune saves its state and returns; the status says it was stopped, as a fit's
+    # does (it exited 0, and `sweep && evaluate best/` went on; a review)
+    folder = stopped_sweep(tmp_path, spike_file, signal.SIGINT, 130, monkeypatch, capsys)
     assert (folder / "results.csv").exists() and not (folder / "best").exists()
     # a trial stopped part-way and scored there (pyrolf evaluate): its metrics are of an epoch
     # it trains past once resumed, and go then (they stayed, stale: a review)
