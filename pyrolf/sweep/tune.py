@@ -109,8 +109,7 @@ def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions
         if checkpoint is not None:
             _restore(trainer, run, checkpoint)
         for scored in (RunFolder.METRICS, RunFolder.SUBMISSION):  # pyrolf evaluate's: stale
-            if run.has(scored):
-                (run.path / scored).unlink()
+            (run.path / scored).unlink(missing_ok=True)
         fitted = fitted_record(data, flow, fingerprint)
         run.record(config, fitted)
         if not run.has(RunFolder.LAYOUT):  # new trials are laid out by it (best/ copies it)
