@@ -261,6 +261,31 @@ def test_a_trials_folder_records_its_data_and_refuses_a_changed_file(
     assert (run / "metrics.json").read_text() == metrics
 
 
+def test_a_trial_mends_a_layout_of_no_use_and_names_what_infer_made_before(
+        spike_file, tmp_path, monkeypatch, capsys):
+    """A trial kept a damaged layout.pt found in its folder (new trials could not be laid out
+    by it), and said nothing of an inferred.nc that ``pyrolf infer`` had made there from
+    weights it then trained past (a fit --resume names both; sessions' hostile test)."""
+    import h5py
+
+    from pyrolf.pipeline.records import _layout
+
+    config = Config(data=str(spike_file), **{**TINY, "epochs": 2})
+    run = in_process_trial(monkeypatch, config, tmp_path / "sweep")
+    (run / "layout.pt").write_bytes(b"damaged")
+    with h5py.File(run / "inferred.nc", "w") as made:  # infer's record of the weights it read
+        made.attrs.update(weights="best.pt", weights_epoch=99)
+    capsys.readouterr()
+    in_process_trial(monkeypatch, config.replace(epochs=3), tmp_path / "sweep")
+    err = capsys.readouterr().err
+    assert f"{run / 'layout.pt'} cannot be read (damaged?): written again" in err, err
+    layout, wrong = _layout(RunFolder(run))
+    assert layout is not None and wrong is None
+    assert re.search(r"made from other weights than the run's now, epoch \d of best\.pt: "
+                     r"inferred\.nc \(epoch 99 of best\.pt\)", err), err
+    assert f"'pyrolf infer {run}'" in err
+
+
 def test_a_checkpoint_saved_again_is_registered_once(tmp_path):
     """Ray 2.60's PBT registers a trial's last checkpoint a second time when it asks the trial
     to save; the manager then deleted it twice and logged a traceback at every report after

@@ -18,7 +18,7 @@ from pyrolf.data.files import check_data, same_data, spikes_fingerprint
 from pyrolf.data.sessions import (Sessions, check_session, gather_sessions, session_list,
                                   shared_bin_size)
 from pyrolf.data.spikes import DataError
-from pyrolf.diagnostics.layout import LAYOUT_FORMAT, layout_data
+from pyrolf.diagnostics.layout import LAYOUT_FORMAT, data_layout, layout_data
 from pyrolf.messages import note
 from pyrolf.models import build_flow
 from pyrolf.models.sessions import session_views
@@ -289,6 +289,17 @@ def _layout(run: RunFolder) -> tuple[SpikeData | Sessions | None, str | None]:
                                                     kept["fitted"]):
         return None, f"{path} is of other data than {run.path} was fitted on"
     return layout, None
+
+
+def keep_layout(run: RunFolder, data: SpikeData | Sessions, fingerprint: list) -> None:
+    """Write the ``layout.pt`` of ``data`` (``fingerprint``: their
+    :func:`~pyrolf.data.files.spikes_fingerprint`) into ``run`` where it has none of use
+    (:func:`_layout`), with a note where the one it had was wrong."""
+    layout, wrong = _layout(run)
+    if layout is None:  # (a run fitted before pyrolf kept it, or one of no use: said)
+        run.save(RunFolder.LAYOUT, data_layout(data, fingerprint))
+        if wrong:
+            note(f"{wrong}: written again")
 
 
 def _session_views(flow, own: SpikeData | Sessions, session: str | None,

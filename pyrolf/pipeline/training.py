@@ -19,10 +19,10 @@ from pyrolf.evaluation.report import evaluate, model_rates, prepare_scoring
 from pyrolf.inference.svi import TrainState, Trainer, TrainingDiverged, steps_per_epoch
 from pyrolf.messages import note, warning
 from pyrolf.models import ARCHITECTURE, build_flow, shared_weights
-from pyrolf.pipeline.records import (WEIGHTS_RECORD, _add_roles, _checked, _layout, _load_run,
+from pyrolf.pipeline.records import (WEIGHTS_RECORD, _add_roles, _checked, _load_run,
                                      _load_weights, _rebuild, _weights_text, check_device,
-                                     fitted_record, made_from_other_weights, run_device,
-                                     weights_of, weights_record)
+                                     fitted_record, keep_layout, made_from_other_weights,
+                                     run_device, weights_of, weights_record)
 from pyrolf.plots import training_curve
 from pyrolf.runs import RunError, RunFolder, holding_interrupts
 from pyrolf.threads import use_threads
@@ -276,11 +276,7 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
     built = flow is not None
     flow, data, fingerprint = _rebuild(run, config, data, flow=flow)
     _add_roles(run, fingerprint)
-    layout, wrong = _layout(run)
-    if layout is None:  # (a run fitted before pyrolf kept it, or one of no use: said)
-        run.save(RunFolder.LAYOUT, data_layout(data, fingerprint))
-        if wrong:
-            note(f"{wrong}: written again")
+    keep_layout(run, data, fingerprint)
     _load_weights(flow, checkpoint["flow"], run, RunFolder.CHECKPOINT, built)
     prepare_scoring(data, run.path / RunFolder.TARGETS)
     trainer = Trainer(flow, data, config)
@@ -387,9 +383,7 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
     metrics = evaluate(trainer.flow, trainer.data, config.samples, config.device, submission,
                        progress, kept)
     metrics.update(training_record(state, config))
-    best = trainer.best_flow is not None
-    metrics.update(weights=RunFolder.BEST if best else RunFolder.CHECKPOINT,
-                   weights_epoch=state.best_epoch if best else state.epoch)
+    metrics.update(trained_weights(trainer))
     metrics.update(collapse_metrics(metrics, state.history, config, trainer.steps_per_epoch))
     if run is not None:
         run.write_history(state.history)  # also when a resumed run had none left to train
@@ -401,6 +395,14 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
              f"{config.kl_weight:g}, and the scores of so short a fit say little (train "
              f"{config.kl_warmup} or more; kl_warmup in a --config file or Config sets it)")
     return FitResult(trainer.flow.eval(), state, metrics, config, trainer.data)
+
+
+def trained_weights(trainer: Trainer) -> dict:
+    """The :func:`~pyrolf.pipeline.records.weights_record` of the weights a fit ends with: its
+    best epoch's (``best.pt``), else its last (``checkpoint.pt``)."""
+    if trainer.best_flow is not None:
+        return {"weights": RunFolder.BEST, "weights_epoch": trainer.state.best_epoch}
+    return {"weights": RunFolder.CHECKPOINT, "weights_epoch": trainer.state.epoch}
 
 
 def _save(run: RunFolder, trainer: Trainer, is_best: bool) -> None:

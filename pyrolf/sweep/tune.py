@@ -50,12 +50,12 @@ from pyrolf.config import Config
 from pyrolf.data import Sessions, SpikeData, load_config_data
 from pyrolf.data.files import same_data, spikes_fingerprint
 from pyrolf.data.sessions import session_list
-from pyrolf.diagnostics.layout import data_layout
 from pyrolf.evaluation.report import prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged
 from pyrolf.messages import note
 from pyrolf.pipeline import check_device, evaluate_run, fitted_record, load_run, starting_flow
-from pyrolf.pipeline.training import _save
+from pyrolf.pipeline.records import keep_layout, made_from_other_weights
+from pyrolf.pipeline.training import _save, trained_weights
 from pyrolf.runs import RunError, RunFolder, check_source_record, source_record
 from pyrolf.sweep import SweepError
 from pyrolf.sweep.ray_compat import checkpoints_registered_once
@@ -91,7 +91,9 @@ def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions
     A trial that starts from a Ray checkpoint (a resumed sweep, or population-based training
     handing it another trial's weights) continues from it. A ``metrics.json`` and
     ``submission.h5`` in the folder (``pyrolf evaluate`` of an interrupted sweep's trial) are of
-    an earlier epoch and go."""
+    an earlier epoch and go; what ``infer`` and ``diagnose`` made there is named in a note, as
+    after ``pyrolf fit --resume``. A ``layout.pt`` of no use (damaged, of an older pyrolf) is
+    written again."""
     torch.set_num_threads(threads)
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per saved checkpoint
     data = copy.deepcopy(data)  # Ray hands the arrays over read-only; torch wants its own
@@ -112,12 +114,14 @@ def train_trial(hyperparameters: dict, *, base: dict, data: SpikeData | Sessions
             (run.path / scored).unlink(missing_ok=True)
         fitted = fitted_record(data, flow, fingerprint)
         run.record(config, fitted)
-        if not run.has(RunFolder.LAYOUT):  # new trials are laid out by it (best/ copies it)
-            run.save(RunFolder.LAYOUT, data_layout(data, fitted["data"]))
+        keep_layout(run, data, fitted["data"])  # new trials are laid out by it (best/ copies it)
         try:
             trainer.fit(progress=False)
         except TrainingDiverged:
             return  # the trial ends with its last report; its best weights are in its folder
+    stale = made_from_other_weights(run, trained_weights(trainer))  # (infer of a stopped trial)
+    if stale:
+        note(stale)
 
 
 def _report(run: RunFolder, trainer: Trainer, is_best: bool) -> None:
