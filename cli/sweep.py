@@ -47,9 +47,11 @@ from pyrolf.sweep.settings import SCHEDULERS, sweep_settings
 @click.option("--space", "space_file", type=click.Path(path_type=Path), default=None,
               help='JSON file overriding search-space entries: {"lr": [0.001, 0.01]} new '
                    'bounds, {"latent_dim": [16, 32]} new options, {"damping": 0.3} fixed.')
+@click.option("--quiet", is_flag=True,
+              help="No progress bars while best/ is scored (Ray Tune's status table is its own).")
 @with_data_options
 def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, concurrent, epochs,
-          out, resume_dir, config_file, space_file, **reading):
+          out, resume_dir, config_file, space_file, quiet, **reading):
     """Sweep hyperparameters with Ray Tune: TRIALS fits scored by validation co-bps, a
     results.csv and the best run as best/ (a run folder 'pyrolf evaluate' accepts). The data
     are read as 'pyrolf fit' reads them, with the same options (--align, --window, --bin, ...)."""
@@ -69,10 +71,11 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, conc
                  if value is not None] + [_flag(key) for key in reading]
         if given:
             raise ConfigError(f"--resume continues a sweep with its own settings; drop "
-                              f"{', '.join(given)} (only --address may be given with it)")
+                              f"{', '.join(given)} (only --address and --quiet may be given "
+                              "with it)")
         tune = _sweeps()
         with terminating_as_interrupted(as_signal=True):  # as Ctrl-C, which Ray Tune handles
-            result = tune.resume_sweep(resume_dir, address)
+            result = tune.resume_sweep(resume_dir, address, progress=not quiet)
     else:
         if trials is None:
             raise ConfigError("--trials is required: how many configurations to try")
@@ -90,7 +93,7 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, conc
         tune = _sweeps()
         with terminating_as_interrupted(as_signal=True):
             result = tune.run_sweep(folder, config, trials, scheduler, space, cpus_per_trial,
-                                    gpus_per_trial, address, concurrent)
+                                    gpus_per_trial, address, concurrent, progress=not quiet)
     click.echo(f"results: {result.folder / tune.RESULTS} ({len(result.rows)} trials)")
     if result.best is not None:
         click.echo(f"best trial {result.best['trial']}: {tune.BEST_SCORE}="

@@ -133,7 +133,7 @@ def test_the_config_file_s_settings_are_every_trial_s_even_where_the_space_varie
 
     given = {}
 
-    def run_sweep(folder, config, trials, scheduler, space, *args):
+    def run_sweep(folder, config, trials, scheduler, space, *args, **kwargs):
         given.update(config=config, space=space)
         return SweepResult(folder, [], None, {}, unfinished=1)
 
@@ -163,18 +163,19 @@ def test_a_sweep_reads_its_data_with_the_options_a_fit_takes(spike_file, tmp_pat
     assert_one_line_error(code, err, "holds binned counts, so window cannot apply")
     given = {}
 
-    def run_sweep(folder, config, *args):
-        given["config"] = config
+    def run_sweep(folder, config, *args, progress):
+        given.update(config=config, progress=progress)
         return SweepResult(folder, [], None, {}, unfinished=1)
 
     monkeypatch.setattr(sweep_tune, "run_sweep", run_sweep)
     code, _, err = run_cli(["sweep", "--data", "rec.nwb", "--align", "stim_on_time",
                             "--window=-0.2,0.8", "--bin", 20, "--condition", "target",
                             "--trials-where", "outcome=correct", "--units-where",
-                            "quality=good", "--units-where", "firing_rate>=1", "--trials", 2],
-                           monkeypatch, capsys)
+                            "quality=good", "--units-where", "firing_rate>=1", "--trials", 2,
+                            "--quiet"], monkeypatch, capsys)
     assert code == 130, err  # (the stub's sweep leaves a trial unfinished, as Ctrl-C does)
     config = given["config"]
+    assert given["progress"] is False  # (--quiet: no bars while best/ is scored)
     assert (config.align, config.window, config.bin_size_ms, config.condition,
             config.trials_where, config.units_where) == (
         "stim_on_time", "-0.2,0.8", 20, "target", ["outcome=correct"],
@@ -357,6 +358,7 @@ def test_asha_sweep_writes_the_table_and_a_best_run_with_its_score(
     assert metrics[SCORE] == pytest.approx(float(best[BEST_SCORE]), rel=1e-6)
     assert score_run(folder / "best") == pytest.approx(float(best[BEST_SCORE]), rel=1e-6)
     assert f"best trial {best['trial']}" in out
+    assert "smoothing baseline" in err  # the bars of best/'s scoring (none under --quiet)
 
     code, out, err = run_cli(["evaluate", folder / "best"], monkeypatch, capsys)
     assert code == 0 and "co_bps=" in out, err
@@ -441,9 +443,10 @@ def test_an_interrupted_sweep_resumes(local_ray, spike_file, tmp_path, monkeypat
     finally:
         spike_file.write_bytes(original)
 
-    code, out, err = run_cli(["sweep", "--resume", folder], monkeypatch, capsys)
+    code, out, err = run_cli(["sweep", "--resume", folder, "--quiet"], monkeypatch, capsys)
     assert code == 0, err
     assert "did not finish" not in out + err and (folder / "best" / "metrics.json").exists()
+    assert "smoothing baseline" not in err  # best/ scored without its bars (--quiet)
     assert stopped and not any((trial / "metrics.json").exists() for trial in stopped)
     rows = read_results(folder)
     assert len(rows) == 2 and {row["status"] for row in rows} == {"TERMINATED"}

@@ -167,14 +167,16 @@ class SweepResult:
 
 def run_sweep(folder, config: Config, trials: int, scheduler: str = "asha",
               space: dict | None = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0,
-              address: str | None = None, concurrent: int | None = None) -> SweepResult:
+              address: str | None = None, concurrent: int | None = None,
+              progress: bool = True) -> SweepResult:
     """Sweep ``trials`` configs drawn from the search space (``space``: overrides of
     :data:`~pyrolf.sweep.space.SEARCH_SPACE`) around ``config`` with ASHA early stopping or
     population-based training, at most ``concurrent`` at once (``None``: as many as the
     resources take), and write ``folder`` (see the module's docstring).
 
     Without ``address`` Ray starts on this machine (unless it is already running in this
-    process); with it, the sweep joins that Ray cluster. Bad settings raise
+    process); with it, the sweep joins that Ray cluster. ``progress``: progress bars while
+    ``best/`` is scored (Ray Tune's status table is its own). Bad settings raise
     :class:`~pyrolf.config.ConfigError` before Ray starts."""
     folder = Path(folder)
     settings = sweep_settings(config, trials, scheduler, space, cpus_per_trial, gpus_per_trial,
@@ -203,13 +205,13 @@ def run_sweep(folder, config: Config, trials: int, scheduler: str = "asha",
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=4)))
         with _without_rays_hints(), checkpoints_registered_once():
             tuner.fit()
-    return _summarise(folder, settings, data)
+    return _summarise(folder, settings, data, progress)
 
 
-def resume_sweep(folder, address: str | None = None) -> SweepResult:
+def resume_sweep(folder, address: str | None = None, progress: bool = True) -> SweepResult:
     """Continue the interrupted sweep in ``folder``: unfinished and failed trials resume from
     their last checkpoint, trials not yet started start; then the table and ``best/`` are
-    rewritten."""
+    rewritten (``address``, ``progress`` as in :func:`run_sweep`)."""
     folder = Path(folder)
     experiment = folder.resolve() / EXPERIMENT
     if not (folder / SETTINGS).exists() or not tune.Tuner.can_restore(experiment):
@@ -221,7 +223,7 @@ def resume_sweep(folder, address: str | None = None) -> SweepResult:
     with _connected(address), _without_rays_hints(), checkpoints_registered_once():
         tune.Tuner.restore(str(experiment), _trainable(settings, folder, data),
                            resume_unfinished=True, resume_errored=True).fit()
-    return _summarise(folder, settings, data)
+    return _summarise(folder, settings, data, progress)
 
 
 #: Ray Tune's warnings that pyrolf says otherwise: how to resume after Ctrl-C (``Tuner.restore``;
@@ -332,7 +334,8 @@ def _scheduler(settings: dict, space: dict[str, Dimension]):
                                    custom_explore_fn=partial(_clip, space))
 
 
-def _summarise(folder: Path, settings: dict, data: SpikeData | Sessions) -> SweepResult:
+def _summarise(folder: Path, settings: dict, data: SpikeData | Sessions,
+               progress: bool = True) -> SweepResult:
     """Write ``results.csv`` from Ray Tune's record of the trials and ``best/`` from the best."""
     with _without_rays_hints():
         trials = tune.ExperimentAnalysis(str(folder.resolve() / EXPERIMENT)).trials
@@ -350,7 +353,7 @@ def _summarise(folder: Path, settings: dict, data: SpikeData | Sessions) -> Swee
     if best is None:
         raise SweepError(f"no trial reported a validation score; see the trials' errors in "
                          f"{folder / EXPERIMENT}")
-    return SweepResult(folder, rows, best, _write_best(folder, best, data))
+    return SweepResult(folder, rows, best, _write_best(folder, best, data, progress))
 
 
 def _continued(best: RunFolder, folder: Path) -> bool:
@@ -374,7 +377,8 @@ def _row(trial, names: list[str], folder: Path) -> dict:
             "status": trial.status, "run_folder": run if (folder / run).is_dir() else ""}
 
 
-def _write_best(folder: Path, row: dict, data: SpikeData | Sessions) -> dict:
+def _write_best(folder: Path, row: dict, data: SpikeData | Sessions,
+                progress: bool = True) -> dict:
     """Copy the best trial's run folder to ``best/`` and write its ``metrics.json``: the test
     metrics of ``pyrolf evaluate`` (the trial's training record among them) with the
     validation co-bps scored again and the trial's number. A ``best/`` that is in use is
@@ -389,7 +393,8 @@ def _write_best(folder: Path, row: dict, data: SpikeData | Sessions) -> dict:
                 return best.read_json(RunFolder.METRICS) if best.has(RunFolder.METRICS) else {}
             shutil.rmtree(best.path)
     shutil.copytree(folder / row["run_folder"], best.path)
-    metrics = evaluate_run(best.path, data)  # the sweep's data: not loaded (and scored) again
+    # the sweep's data: not loaded (and scored) again
+    metrics = evaluate_run(best.path, data, progress=progress)
     metrics.update({SCORE: score_run(best.path, data), "trial": row["trial"]})
     best.write_json(RunFolder.METRICS, metrics)
     return metrics
