@@ -87,6 +87,18 @@ def test_a_bin_width_given_in_python_is_the_data_s(tmp_path):
     assert pyrolf.infer(plain, samples=2, progress=False)["time"].attrs["units"] == "bin"
 
 
+def test_a_fit_says_when_its_valid_or_test_trials_are_too_few_to_score(capsys):
+    """Data of 3 trials were trained and scored on one trial each without a word (a hostile
+    test of sessions); data of 24 are not noted."""
+    few = lorenz_dataset(seed=3, n_conditions=1, trials_per_condition=3, n_bins=12,
+                         n_neurons=10, n_heldout=2)
+    pyrolf.fit(few, pyrolf.Config(epochs=1, **TINY), progress=False)
+    assert (f"note: {few.name}: 1 valid trial and 1 test trial of its 3: the best epoch is chosen "
+            "on the valid trials") in capsys.readouterr().err
+    pyrolf.fit(small(), pyrolf.Config(epochs=1, **TINY), progress=False)
+    assert "test trial" not in capsys.readouterr().err
+
+
 def test_arguments_of_the_wrong_kind_are_one_line(tmp_path):
     with pytest.raises(ConfigError, match="config must be a pyrolf.Config, got dict"):
         pyrolf.fit(small(), {"epochs": 1}, progress=False)

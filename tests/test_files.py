@@ -1,8 +1,11 @@
+import dataclasses
+
 import h5py
 import numpy as np
 import pytest
 
-from pyrolf.data.files import MAX_COUNT, load_spike_file, save_spike_file, split_trials
+from pyrolf.data.files import (MAX_COUNT, load_spike_file, note_few_scored, save_spike_file,
+                               split_trials)
 from pyrolf.data.spikes import DataError, SpikeData
 
 SUFFIXES = (".h5", ".hdf5", ".npz")
@@ -149,6 +152,16 @@ def test_splits_keep_every_condition_near_its_share_with_uneven_conditions():
 def test_three_trials_fill_all_three_splits():
     splits = split_trials(np.random.default_rng(0), 3)
     assert [len(splits[name]) for name in ("train", "valid", "test")] == [1, 1, 1]
+
+
+def test_few_valid_or_test_trials_are_noted_by_count(capsys):
+    splits = {"train": np.arange(7), "valid": np.array([7]), "test": np.array([8, 9])}
+    data = SpikeData(np.zeros((10, 4, 3)), np.array([True, False, False]), splits, name="d")
+    note_few_scored(data)
+    assert capsys.readouterr().err.startswith("note: d: 1 valid trial and 2 test trials of its 10")
+    note_few_scored(dataclasses.replace(data, splits={"train": np.arange(4), "valid":
+                                                      np.arange(4, 7), "test": np.arange(7, 10)}))
+    assert capsys.readouterr().err == ""
 
 
 GOOD = np.ones((4, 3, 5))

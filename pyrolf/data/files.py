@@ -52,6 +52,7 @@ ARRAY_NAMES = ("spikes", "rates", "heldout", "conditions", "latents", "bin_size_
 MISSPELLED = 0.8  # how like a known name (difflib's ratio) another name must be to be noted
 HELDOUT_FRACTION = 0.2
 SPLIT_NAMES = ("train", "valid", "test")
+FEW_SCORED = 3  # fewer valid or test trials than this: their scores say little (a note)
 # More spikes than this in one bin of one neuron are no binned spike count (a neuron firing at
 # 500 Hz gives 1000 in a 2 s bin): more likely spike times, sample indices or a unit error.
 MAX_COUNT = 1000
@@ -295,6 +296,18 @@ def load_spike_file(path: str | Path, seed: int = 0,
     return SpikeData(spikes=spikes, heldout=heldout, splits=splits, rates=rates,
                      conditions=conditions, name=path.stem, bin_size=bin_size,
                      extra={} if latents is None else {"latents": latents})
+
+
+def note_few_scored(data: SpikeData) -> None:
+    """A note where ``data``'s valid or test split holds fewer than :data:`FEW_SCORED` trials:
+    the best epoch is chosen on the valid trials and the metrics are of the test trials, so
+    few make both noisy. Said by a fit (and a sweep) of the data it fits."""
+    few = [f"{len(data.splits[name])} {name} trial{'' if len(data.splits[name]) == 1 else 's'}"
+           for name in SPLIT_NAMES[1:] if len(data.splits[name]) < FEW_SCORED]
+    if few:
+        note(f"{data.name}: {' and '.join(few)} of its {data.spikes.shape[0]}: the best epoch is "
+             "chosen on the valid trials and the scores are of the test trials, which so few "
+             "make noisy (more trials give firmer ones)")
 
 
 def heldout_and_splits(seed: int, n_neurons: int, n_trials: int,

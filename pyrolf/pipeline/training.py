@@ -11,6 +11,7 @@ import torch
 from pyrolf.caller_state import keeps_caller_state
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import SpikeData, load_config_data
+from pyrolf.data.files import note_few_scored
 from pyrolf.data.recordings import note_overlapping
 from pyrolf.data.sessions import Sessions, same_bin_size, session_list, shared_bin_size
 from pyrolf.diagnostics.layout import data_layout
@@ -76,8 +77,7 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
     use_threads(config.threads)
     pyro.set_rng_seed(config.seed)
     data = _checked(data, config.forward_bins)
-    for own in session_list(data):
-        note_overlapping(own)
+    note_fitted(data)
     if not config.continuous and all("chop" in own.extra for own in session_list(data)):
         # a recording without trials, chopped as such: say so, so that new data are chopped alike
         config = config.replace(continuous=True)
@@ -90,6 +90,14 @@ def fit(data: SpikeData | Sessions, config: Config | None = None, flow=None, run
         run.save(RunFolder.LAYOUT, data_layout(data, fitted["data"]))
         prepare_scoring(data, run.path / RunFolder.TARGETS)
         return _train(Trainer(flow, data, config), run, progress)
+
+
+def note_fitted(data: SpikeData | Sessions) -> None:
+    """What a fit (or a sweep) says of each session of the data it fits: scored trials whose
+    windows overlap training ones, and too few of them to score."""
+    for own in session_list(data):
+        note_overlapping(own)
+        note_few_scored(own)
 
 
 def start_from_run(flow, config: Config, bin_size: float | None = None) -> None:

@@ -55,7 +55,7 @@ from pyrolf.inference.svi import Trainer, TrainingDiverged
 from pyrolf.messages import note
 from pyrolf.pipeline import check_device, evaluate_run, fitted_record, load_run, starting_flow
 from pyrolf.pipeline.records import keep_layout, made_from_other_weights
-from pyrolf.pipeline.training import _save, trained_weights
+from pyrolf.pipeline.training import _save, note_fitted, trained_weights
 from pyrolf.runs import RunError, RunFolder, check_source_record, source_record
 from pyrolf.sweep import SweepError
 from pyrolf.sweep.ray_compat import checkpoints_registered_once
@@ -187,6 +187,7 @@ def run_sweep(folder, config: Config, trials: int, scheduler: str = "asha",
     base = Config.from_dict(settings["config"])
     dimensions = search_space(settings["space"], base)
     data = load_config_data(base)
+    note_fitted(data)
     prepare_scoring(data)  # (NLB's targets and scored bins, made once for every trial)
     # what the trials are fitted on, checked again by --resume (as a run folder's source.json
     # and fitted.json)
