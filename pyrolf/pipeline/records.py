@@ -291,7 +291,7 @@ def _layout(run: RunFolder) -> tuple[SpikeData | Sessions | None, str | None]:
     return layout, None
 
 
-def keep_layout(run: RunFolder, data: SpikeData | Sessions, fingerprint: list) -> None:
+def keep_layout(run: RunFolder, data: SpikeData | Sessions, fingerprint: dict) -> None:
     """Write the ``layout.pt`` of ``data`` (``fingerprint``: their
     :func:`~pyrolf.data.files.spikes_fingerprint`) into ``run`` where it has none of use
     (:func:`_layout`), with a note where the one it had was wrong."""
