@@ -352,6 +352,27 @@ def test_nwb_and_spike_times_files_give_the_same_data(files):
         np.testing.assert_array_equal(nwb.splits[split], npz.splits[split])
 
 
+def test_both_readers_are_spike_sources_that_read_a_session_alike(files):
+    """NWB and spike-times files meet :class:`SpikeSource` (every member), with a trials
+    table and without, and say the same of the same session."""
+    from pyrolf.data.recordings import open_source
+    from pyrolf.data.source import SpikeSource
+
+    for with_trials, without in (("nwb", "continuous"), ("npz", "continuous_npz")):
+        for name in (with_trials, without):
+            with open_source(files[name]) as source:
+                assert isinstance(source, SpikeSource), name
+        with open_source(files[with_trials]) as source:
+            assert source.n_trials == 160 and {"start_time", "stop_time"} <= set(
+                source.trial_columns)
+    with open_source(files["nwb"]) as nwb, open_source(files["npz"]) as npz:
+        np.testing.assert_array_equal(nwb.unit_ids, npz.unit_ids)
+        np.testing.assert_array_equal(nwb.spike_counts, npz.spike_counts)
+        np.testing.assert_array_equal(nwb.unit_spike_times(3), npz.unit_spike_times(3))
+        np.testing.assert_array_equal(nwb.trial_column("stim_on_time"),
+                                      npz.trial_column("stim_on_time"))
+
+
 @pytest.mark.parametrize("kind", ["nwb", "npz"])
 def test_behavior_is_binned_into_the_trials_bins_as_by_hand(kind, files, session):
     data = load(files[kind], align="stim_on_time", window="-0.2,0.8", behavior="hand_vel")

@@ -49,8 +49,7 @@ def open_nwb(path: Path):
 
 
 class NWBSource:
-    """The units and trials of an open NWB file (see :func:`pyrolf.data.recordings.open_source`
-    for what a spike source offers).
+    """The units and trials of an open NWB file: a :class:`~pyrolf.data.source.SpikeSource`.
 
     Attributes:
         unit_ids: ``(units,)`` the Units table's ids, the order of :meth:`unit_spike_times`.

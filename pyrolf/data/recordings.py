@@ -78,6 +78,7 @@ What :class:`~pyrolf.data.spikes.SpikeData` ``extra`` holds:
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -86,6 +87,7 @@ import numpy as np
 from pyrolf.data import where
 from pyrolf.data.chop import chop
 from pyrolf.data.files import UNRECORDED_READ, check_file, decoded, heldout_and_splits
+from pyrolf.data.source import SpikeSource
 from pyrolf.data.spikes import DataError, MissingBehavior, NoTrialsTable, SpikeData
 from pyrolf.memory import check_fits
 from pyrolf.messages import few_ids, note
@@ -187,7 +189,7 @@ def load_recording(path: Path, config) -> SpikeData:
                      name=path.stem, bin_size=config.bin_ms() / 1000, extra=extra)
 
 
-def _check_rate(source, units: np.ndarray, spikes: np.ndarray, opens: np.ndarray,
+def _check_rate(source: SpikeSource, units: np.ndarray, spikes: np.ndarray, opens: np.ndarray,
                 bin_size: float, what: str) -> None:
     """Refuse trials (``what`` ``"trials"``) or a recording's windows (``"windows"``) ``spikes``
     ``(trials, time, units)`` of the units at positions ``units`` of ``source``, opening at
@@ -220,14 +222,14 @@ def _check_rate(source, units: np.ndarray, spikes: np.ndarray, opens: np.ndarray
                     f"second)?{keep}")
 
 
-def _unit_spans(source, units: np.ndarray) -> np.ndarray:
+def _unit_spans(source: SpikeSource, units: np.ndarray) -> np.ndarray:
     """First and last spike (s) of each unit at positions ``units`` of ``source``: ``(units,
     2)``, NaN for a unit without a spike."""
     return np.array([(times[0], times[-1]) if len(times) else (np.nan, np.nan)
                      for times in map(source.unit_spike_times, units)]).reshape(-1, 2)
 
 
-def _spike_span(source, units: np.ndarray) -> tuple[float, float]:
+def _spike_span(source: SpikeSource, units: np.ndarray) -> tuple[float, float]:
     """First and last spike (s) of the units at positions ``units`` of ``source`` (NaN
     without a spike)."""
     spans = _unit_spans(source, units)
@@ -280,15 +282,9 @@ def _note_quiet_units(path: Path, spikes: np.ndarray, unit_ids: np.ndarray, what
 
 
 @contextmanager
-def open_source(path: Path):
-    """The spike source of a recording file, open while the block runs: an object with
-    ``format``, ``unit_ids`` ``(units,)``, ``n_units``, ``spike_counts`` ``(units,)``,
-    ``unit_spike_times(unit)`` (sorted seconds of the unit at that position), ``unit_columns``
-    (names; none without a Units table), ``unit_column(name)`` ``(units,)``, ``span(units)``
-    (first and last time the file covers, and whether the file records it or the spikes of
-    ``units`` say it), ``trial_columns`` (names, or ``None`` without a trials table),
-    ``n_trials``, ``trial_column(name)`` ``(trials,)`` and ``descriptions(table)`` (what the file
-    says of each column of the ``"trials"`` or ``"units"`` table, by name)."""
+def open_source(path: Path) -> Iterator[SpikeSource]:
+    """The spike source of a recording file (:class:`~pyrolf.data.source.SpikeSource`), open
+    while the block runs."""
     if recording_format(path) == "nwb":
         from pyrolf.data.nwb import open_nwb  # pynwb: only NWB files need it
 
@@ -298,7 +294,7 @@ def open_source(path: Path):
         yield SpikeTimesFile(path)
 
 
-def bin_spikes(source, starts: np.ndarray, n_bins: int, bin_size: float,
+def bin_spikes(source: SpikeSource, starts: np.ndarray, n_bins: int, bin_size: float,
                units: np.ndarray) -> np.ndarray:
     """Spike counts ``(windows, n_bins, len(units))`` (float32) of the units of ``source`` at
     positions ``units`` in the windows that start at ``starts`` ``(windows,)`` seconds: bin ``k``
@@ -357,7 +353,7 @@ def whole_bins(seconds: float, bin_size: float) -> int:
     return int(np.floor(seconds / bin_size + 1e-9))
 
 
-def _units(source, config) -> np.ndarray:
+def _units(source: SpikeSource, config) -> np.ndarray:
     """Positions ``(kept,)`` of the units of ``source`` that ``config.units_where`` keeps (all
     without it).
 
@@ -396,7 +392,7 @@ def no_spikes(name: str, kept: str = "") -> DataError:
                      "file; keep units that fire (--units-where)")
 
 
-def _trials(source, config, bin_size: float, units: np.ndarray):
+def _trials(source: SpikeSource, config, bin_size: float, units: np.ndarray):
     """``(spikes, extra, conditions)`` of the trials ``config`` selects and cuts, of the units at
     positions ``units``: the trials table's rows ``--trials-where`` selects with a time in
     ``--align``, their window (:func:`_trial_window`), those whose window lies in the recording
@@ -503,8 +499,9 @@ def _trial_window(path: Path, config, rows: np.ndarray, align: np.ndarray, start
     return (window[0], round(window[0] + n_bins * bin_size, 9)), n_bins  # (no 0.3000...4)
 
 
-def _in_recording(source, config, units: np.ndarray, rows: np.ndarray, align: np.ndarray,
-                  window: tuple[float, float], starts: np.ndarray, stops: np.ndarray):
+def _in_recording(source: SpikeSource, config, units: np.ndarray, rows: np.ndarray,
+                  align: np.ndarray, window: tuple[float, float], starts: np.ndarray,
+                  stops: np.ndarray):
     """``(inside, paused, recording, intervals)``: which trials (the trials table's ``rows``)
     have their ``window`` inside the span the recording of ``units`` covers, which lie wholly in
     a pause of it (where ``intervals``, the units' ``obs_intervals`` or ``None``, cover none of
@@ -537,7 +534,7 @@ def _in_recording(source, config, units: np.ndarray, rows: np.ndarray, align: np
     return inside, paused, recording, intervals
 
 
-def _trial_record(source, config, rows: np.ndarray, align: np.ndarray,
+def _trial_record(source: SpikeSource, config, rows: np.ndarray, align: np.ndarray,
                   window: tuple[float, float]):
     """``(extra, conditions)`` of the trials kept, the trials table's ``rows``: their ids,
     alignment times, window and table (with the file's descriptions of its columns), and the
@@ -592,7 +589,7 @@ def _default_window(path: Path, rows: np.ndarray, align: np.ndarray, starts: np.
     return 0.0, float(shortest)
 
 
-def _chopped(source, config, bin_size: float, units: np.ndarray):
+def _chopped(source: SpikeSource, config, bin_size: float, units: np.ndarray):
     """``(spikes, extra, None)`` of the whole recording chopped into windows, of the units at
     positions ``units``."""
     path = source.path
@@ -645,7 +642,7 @@ def _chopped(source, config, bin_size: float, units: np.ndarray):
     return windows, extra, None
 
 
-def _apart(source, units: np.ndarray) -> str:
+def _apart(source: SpikeSource, units: np.ndarray) -> str:
     """``"units 7, 9 spike apart from the rest (...); "``: the units at positions ``units`` of
     ``source`` whose first spike comes before, or whose last comes after, the others' by more
     than the others' median span (a stray spike, times in samples), or ``""``."""
@@ -699,7 +696,7 @@ def _table(names, column, rows: np.ndarray) -> dict[str, np.ndarray]:
     return table
 
 
-def _described(source, table: str, columns: dict) -> dict:
+def _described(source: SpikeSource, table: str, columns: dict) -> dict:
     """``{"trial_descriptions" or "unit_descriptions": what the file says of each of the
     ``columns`` kept of its ``table`` ("trials" or "units"), by name}``, or ``{}`` where it says
     nothing of them."""
@@ -708,7 +705,7 @@ def _described(source, table: str, columns: dict) -> dict:
     return {f"{table[:-1]}_descriptions": said} if said else {}
 
 
-def _column(source, name: str, option: str) -> np.ndarray:
+def _column(source: SpikeSource, name: str, option: str) -> np.ndarray:
     """Trials-table column ``name`` ``(trials,)`` (``id``, where the table has no column of that
     name: NWB's trial ids, ``inferred.nc``'s ``trial_id``); a :class:`DataError` listing the
     columns there are when it is not there."""
@@ -720,7 +717,7 @@ def _column(source, name: str, option: str) -> np.ndarray:
     return source.trial_column(name)
 
 
-def _times(source, name: str, option: str) -> np.ndarray:
+def _times(source: SpikeSource, name: str, option: str) -> np.ndarray:
     """Trials-table column ``name`` as float64 seconds ``(trials,)``."""
     values = _column(source, name, option)
     if values.dtype == bool:
@@ -800,7 +797,7 @@ def unrecorded_bins(intervals: list[np.ndarray], starts: np.ndarray, n_bins: int
     return unrecorded
 
 
-def _span(source, units: np.ndarray, starts: np.ndarray | None = None,
+def _span(source: SpikeSource, units: np.ndarray, starts: np.ndarray | None = None,
           stops: np.ndarray | None = None):
     """First and last time (s) the recording covers: ``source.span(units)`` (NWB
     ``obs_intervals``, else the spikes of the units at positions ``units``), where not recorded
@@ -812,8 +809,8 @@ def _span(source, units: np.ndarray, starts: np.ndarray | None = None,
 
 
 class SpikeTimesFile:
-    """A spike-times ``.npz`` (module docstring) read whole: the spike source of
-    :func:`open_source`."""
+    """A spike-times ``.npz`` (module docstring) read whole: a
+    :class:`~pyrolf.data.source.SpikeSource`."""
 
     format = "spike_times"
 
