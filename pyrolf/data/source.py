@@ -2,7 +2,8 @@
 :func:`~pyrolf.data.recordings.open_source` opens. Two readers meet it,
 :class:`~pyrolf.data.nwb.NWBSource` (NWB, read lazily with pynwb) and
 :class:`~pyrolf.data.recordings.SpikeTimesFile` (a spike-times ``.npz``); a reader of another
-format that meets it is cut into trials or windows and binned as they are."""
+format would meet it too, chosen by :func:`~pyrolf.data.recordings.recording_format` and
+``open_source``, and its recordings would be cut and binned as theirs are."""
 
 from __future__ import annotations
 
