@@ -544,3 +544,46 @@ def test_too_few_samples_are_refused_before_the_data_are_read(run, monkeypatch):
     from pyrolf.diagnostics.report import check_samples
 
     assert type(check_samples(np.int64(30))) is int and check_samples(np.int64(30)) == 30
+
+
+class PerBinSites:
+    """As :class:`ShiftedDraws`, but the trials plate is at dim -2 and the spikes site
+    is scored per bin (batch shape ``(rows, bins)``, event ``(neurons,)``): its log-density per
+    trial is the SUM over the bins (what ``_per_trial``'s reshape(n_trials, -1) is for)."""
+
+    @staticmethod
+    def guide(inputs, spikes=None, mask=None, n_bins=None, kl_weight=1.0, draws=1):
+        level = inputs.mean((1, 2)).repeat_interleave(draws)[:, None, None]
+        with pyro.plate("trials", len(inputs) * draws, dim=-2):
+            u = pyro.sample("u", pyro.distributions.Normal(level, 1.0).to_event(1))
+        return u.expand(-1, n_bins, 1), u.expand(-1, n_bins, 1)
+
+    @staticmethod
+    def model(inputs, spikes=None, mask=None, n_bins=None, kl_weight=1.0, draws=1):
+        rows = len(inputs) * draws
+        with pyro.plate("trials", rows, dim=-2):
+            u = pyro.sample("u", pyro.distributions.Normal(torch.zeros(rows, 1, 1), 1.0)
+                            .to_event(1))
+            log_rates = u.expand(-1, n_bins, spikes.shape[-1])
+            rates = pyro.distributions.Poisson(log_rates.exp()).mask(mask)
+            pyro.sample("spikes", rates.to_event(1), obs=spikes)
+        return log_rates
+
+
+def test_log_likelihood_sums_a_site_s_per_bin_terms_per_trial():
+    """A site scored per bin gives each trial the sum of its bins' terms (their mean went
+    unseen: a mutation audit)."""
+    pyro.set_rng_seed(0)
+    n_trials, n_bins, samples = 3, 4, 6
+    levels = torch.tensor([-1.0, 0.0, 1.0])
+    inputs = levels[:, None, None].expand(n_trials, n_bins, 2)
+    spikes = torch.poisson(torch.full((n_trials, n_bins, 2), 2.0))
+    mask = torch.rand(n_trials, n_bins, 2) > 0.3
+    draws = sample_posterior(PerBinSites.model, PerBinSites.guide, inputs, spikes, mask, n_bins,
+                             samples, draws_per_pass=4)
+    u = torch.as_tensor(draws.z[:, :, 0, 0])                                 # (draws, trials)
+    by_hand = torch.distributions.Poisson(u.exp()[..., None, None]).log_prob(spikes) * mask
+    torch.testing.assert_close(torch.as_tensor(draws.log_likelihood), by_hand.sum((2, 3)).double(),
+                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.as_tensor(draws.log_prior),
+                               torch.distributions.Normal(0.0, 1.0).log_prob(u).double())

@@ -22,8 +22,9 @@ import xarray as xr
 from torch import nn
 
 import pyrolf
-from pyrolf.data import DataError, load_config_data, lorenz_dataset, save_spike_file
+from pyrolf.data import DataError, SpikeData, load_config_data, lorenz_dataset, save_spike_file
 from pyrolf.diagnostics.coords import trial_coords
+from pyrolf.diagnostics.export import merged_dataset
 from pyrolf.diagnostics.summary import inferred_inputs, posterior_summary, reduce_draws
 from pyrolf.dynamics import force
 from pyrolf.evaluation.report import model_rates, trial_inputs
@@ -637,3 +638,34 @@ def test_windows_of_a_recording_fitted_with_forward_bins_are_merged_by_their_obs
     merged = summary.posterior_summary(flow, torch.zeros(3, 3, 1), 4, 2, chop=chop)
     np.testing.assert_allclose(merged["rates"][:, 0], [1, 11, 2, 12, 3, 13, 23, 33])
     np.testing.assert_allclose(merged["rates"], merge(values[..., None], chop["starts"], 8, 3))
+
+
+def test_merged_windows_with_forward_bins_flag_only_the_forward_bins_no_window_observes():
+    """By hand: the window and bin each merged bin comes from, and `forward` only where no
+    window observes the bin (`>` for `>=` went unseen: a mutation audit)."""
+    # 3 windows of 6 bins (4 observed + 2 forward) starting at bins 0, 3, 6 of a 12-bin series:
+    # the cuts fall at the middles of the observed centres, (0 + 3 + 4) // 2 = 3 and
+    # (3 + 6 + 4) // 2 = 6, so windows 0, 1, 2 give bins 0-2, 3-5 and 6-11, and only the last
+    # window's forward bins (its bins 4 and 5: series bins 10 and 11) are forward.
+    starts, width, observed = np.array([0, 3, 6]), 6, 4
+    data = SpikeData(spikes=np.zeros((3, width, 2), np.float32), heldout=np.array([False, True]),
+                     splits={"train": np.array([0, 2]), "test": np.array([1])},
+                     n_forward=width - observed, bin_size=0.01,
+                     extra={"chop": {"starts": starts, "n_time": 12, "start_time": 5.0,
+                                     "bin_size": 0.01}})
+    code = 100 * np.arange(3)[:, None] + np.arange(width)[None]        # window * 100 + bin
+    windows = xr.Dataset({"x": (("trial", "time", "neuron"),
+                                np.repeat(code[..., None], 2, axis=2).astype(float))},
+                         coords={"split": ("trial", np.array(["train", "test", "train"])),
+                                 "latent": ("latent", np.arange(1))})
+    merged = merged_dataset(windows, data)
+    window = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 2])
+    in_window = np.arange(12) - starts[window]
+    np.testing.assert_array_equal(merged["window"].values, window)
+    np.testing.assert_array_equal(merged["x"].values[:, 0], 100 * window + in_window)
+    np.testing.assert_array_equal(merged["forward"].values, in_window >= observed)
+    assert merged["forward"].values.sum() == 2
+    np.testing.assert_array_equal(merged["split"].values,
+                                  np.array(["train", "test", "train"])[window])
+    np.testing.assert_allclose(merged["time"].values, 5.0 + 0.01 * np.arange(12))
+    np.testing.assert_allclose(merged.attrs["window_start_s"], 5.0 + 0.01 * starts)

@@ -7,6 +7,9 @@ from pyro import poutine
 from pyro.infer import Trace_ELBO
 
 from pyrolf.config import Config
+from pyrolf.dynamics.langevin import LangevinDynamics
+from pyrolf.dynamics.potentials import FreeParticle
+from pyrolf.guides.amortised import LangevinGuide, MeanFieldGuide
 from pyrolf.inference.svi import make_batch
 from pyrolf.models import build_flow
 from pyrolf.inference.passes import guide_and_model_traces
@@ -246,3 +249,40 @@ def test_draws_of_each_trial_equal_the_trial_repeated_with_one_encoder_pass(guid
         for name in sample_sites(theirs).keys() | {"_RETURN"}:
             torch.testing.assert_close(ours.nodes[name]["value"], theirs.nodes[name]["value"])
     assert together[1].nodes["_RETURN"]["value"].shape == (TRIALS * draws, BINS, NEURONS)
+
+
+class Echo(LangevinGuide):
+    """A guide whose loc of each bin is the encoder state itself, its scale 1 + the state."""
+
+    def bins(self, h):
+        return h, 1.0 + h
+
+
+def test_each_observed_bin_s_loc_and_scale_come_from_its_own_encoder_state():
+    """Bin t's correction reads the encoder's state at t (a shift by one bin went unseen: a
+    mutation audit); the forward bins are the prior's."""
+    dynamics = LangevinDynamics(FreeParticle())
+    guide = Echo(n_inputs=3, latent_dim=2)
+    trials, observed, n_bins = 2, 5, 8
+    h = torch.arange(trials * observed * 2, dtype=torch.float32).reshape(trials, observed, 2)
+    loc, scale, follow = guide.innovations(dynamics, h, n_bins)
+    assert loc.shape == scale.shape == (trials, n_bins - 1, 2)
+    # velocity v_t (t = 1 .. observed - 1) sits at index t - 1 and reads h_t
+    torch.testing.assert_close(loc[:, : observed - 1], h[:, 1:])
+    torch.testing.assert_close(scale[:, : observed - 1], 1.0 + h[:, 1:])
+    # the forward bins are the prior's
+    assert torch.all(loc[:, observed - 1:] == 0)
+    torch.testing.assert_close(scale[:, observed - 1:],
+                               dynamics.noise_scale.expand(trials, n_bins - observed, 2))
+    assert follow == 1.0
+
+
+def test_the_mean_field_guide_follows_the_prior_past_the_observed_bins_only():
+    """The mean-field guide's forward bins keep the prior transition's mean (their `follow`
+    set to 0 went unseen: a mutation audit)."""
+    dynamics = LangevinDynamics(FreeParticle())
+    guide = MeanFieldGuide(n_inputs=3, latent_dim=2)
+    h = torch.zeros(2, 5, guide.encoder.out_dim)
+    _, _, follow = guide.innovations(dynamics, h, 8)
+    assert follow.shape == (7, 1)
+    assert follow[:4].eq(0).all() and follow[4:].eq(1).all()

@@ -16,8 +16,8 @@ import pyrolf
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import load_config_data, save_spike_file
 from pyrolf.data.recording_synthetic import simulate_recording, write_spike_times_npz
-from pyrolf.data.sessions import (gather_sessions, session_data, session_list, session_names,
-                                  shared_bin_size)
+from pyrolf.data.sessions import (Sessions, gather_sessions, session_data, session_list,
+                                  session_names, shared_bin_size)
 from pyrolf.data.spikes import DataError, SpikeData
 from pyrolf.evaluation.metrics import co_bps
 from pyrolf.evaluation.collapse import kl_per_dimension
@@ -528,3 +528,37 @@ def test_continuous_sessions_are_each_merged_back_into_their_own_series(tmp_path
         assert abs(plan["n_time"] * plan["bin_size"] - seconds) < 0.05  # the whole recording
         assert inferred[name].sizes["neuron"] == units
         assert inferred[name].attrs["session"] == name
+
+
+def zeros_session(neurons, heldout):
+    flags = np.zeros(neurons, bool)
+    flags[list(heldout)] = True
+    return SpikeData(spikes=np.zeros((4, 3, neurons), np.float32), heldout=flags,
+                     splits={"train": np.arange(2), "valid": np.array([2]),
+                             "test": np.array([3])})
+
+
+def test_each_of_three_sessions_spans_the_neurons_after_all_sessions_before_it():
+    """A third session's neurons follow both before it (counting only the first went unseen:
+    a mutation audit)."""
+    three = Sessions({"a": zeros_session(5, [4]), "b": zeros_session(7, [0, 1]),
+                      "c": zeros_session(4, [3])})
+    assert [three.neurons(name) for name in "abc"] == [slice(0, 5), slice(5, 12), slice(12, 16)]
+    assert [three.inputs(name) for name in "abc"] == [slice(0, 4), slice(4, 9), slice(9, 12)]
+    for name, own in three.sessions.items():  # the concatenated flags put back in place
+        np.testing.assert_array_equal(three.heldout[three.neurons(name)], own.heldout)
+
+
+def test_heldout_spikes_count_the_observed_bins_of_the_held_out_neurons_alone():
+    """What pools sessions' co-bps counts the scored spikes alone (the forward bins' counted
+    went unseen: a mutation audit)."""
+    spikes = np.zeros((3, 5, 3), np.float32)      # 3 trials, 4 observed + 1 forward bin
+    spikes[:, :, 2] = 1.0                         # held-out neuron: 1 spike in every bin
+    spikes[:, 4, 2] = 100.0                       # ... but the forward bin is never scored
+    spikes[:, :, 0] = 7.0                         # held-in neuron: not counted
+    spikes[1, 0, 2] = np.nan                      # an unrecorded count adds nothing
+    data = SpikeData(spikes=spikes, heldout=np.array([False, False, True]),
+                     splits={"train": np.array([0]), "valid": np.array([1]),
+                             "test": np.array([2])}, n_forward=1)
+    assert heldout_spikes(data, [0]) == 4.0
+    assert heldout_spikes(data, [0, 1]) == 4.0 + 3.0

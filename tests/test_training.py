@@ -231,3 +231,35 @@ def test_predicted_rates_average_each_trials_own_draws(draws_per_pass):
     assert flow.rows == 5 * samples
     sd = (1 / 12 / samples) ** 0.5
     assert torch.allclose(rates, (levels + 0.5)[:, None, None].expand(5, 6, 2), atol=4 * sd)
+
+
+DECAYING = {**TINY, "eval_every": 1, "lr": 1e-2, "lr_final": 1e-3}
+
+
+def test_a_run_resumed_to_more_epochs_ends_its_learning_rate_at_lr_final(data, tmp_path):
+    """A resume to more epochs than planned holds the learning rate at lr_final (the saved
+    decay, continued, went below it unseen: a mutation audit)."""
+    first = fit(data, Config(epochs=2, **DECAYING), run_dir=tmp_path / "run", progress=False)
+    assert first.state.history[-1]["lr"] == pytest.approx(1e-3, rel=1e-3)  # as planned
+    resumed = resume(tmp_path / "run", epochs=4, progress=False, data=data)
+    lrs = [record["lr"] for record in resumed.state.history]
+    assert len(lrs) == 4
+    # after the resume it decays from where it was (lr_final) to lr_final again: held there,
+    # neither sinking below it (the saved decay continued) nor jumping back up
+    assert lrs[2:] == pytest.approx([1e-3, 1e-3], rel=1e-3)
+
+
+def test_a_fit_scores_and_returns_the_weights_of_its_best_epoch_not_its_last(
+        data, tmp_path, monkeypatch):
+    """A fit that kept its last epoch's weights in place of its best's was scored and returned
+    unseen (a mutation audit)."""
+    scores = iter([0.3, 0.2, 0.1])  # the first epoch validates best, the later ones worse
+    monkeypatch.setattr(Trainer, "validation_score", lambda self: next(scores))
+    result = fit(data, Config(epochs=3, **DECAYING), run_dir=tmp_path / "run", progress=False)
+    assert result.state.best_epoch == 1
+    assert result.metrics["weights"] == "best.pt" and result.metrics["weights_epoch"] == 1
+    run = RunFolder(tmp_path / "run")
+    best, last = run.load("best.pt")["flow"], run.load("checkpoint.pt")["flow"]
+    assert any(not torch.equal(best[key], last[key]) for key in best)  # (they differ)
+    for key, value in result.flow.state_dict().items():
+        assert torch.equal(value, best[key]), key
