@@ -25,6 +25,7 @@ import pyrolf
 from pyrolf.data import DataError, SpikeData, load_config_data, lorenz_dataset, save_spike_file
 from pyrolf.diagnostics.coords import trial_coords
 from pyrolf.diagnostics.export import merged_dataset
+from pyrolf.diagnostics.new_trials import new_trials
 from pyrolf.diagnostics.summary import inferred_inputs, posterior_summary, reduce_draws
 from pyrolf.dynamics import force
 from pyrolf.evaluation.report import model_rates, trial_inputs
@@ -669,3 +670,16 @@ def test_merged_windows_with_forward_bins_flag_only_the_forward_bins_no_window_o
                                   np.array(["train", "test", "train"])[window])
     np.testing.assert_allclose(merged["time"].values, 5.0 + 0.01 * np.arange(12))
     np.testing.assert_allclose(merged.attrs["window_start_s"], 5.0 + 0.01 * starts)
+
+
+def test_a_unit_recorded_in_some_bins_is_in_the_data_and_one_recorded_in_none_is_not():
+    """New trials' `in_data`: only a unit recorded in no bin is one the data lack (a unit
+    missing some bins read as absent went unseen: a mutation audit)."""
+    spikes = np.ones((2, 4, 4), np.float32)
+    spikes[0, :2, 1] = np.nan  # held-in unit 1: not recorded in a few bins only
+    spikes[..., 3] = np.nan  # held-out unit 3: recorded in no bin at all
+    heldout = np.array([False, False, False, True])
+    laid = new_trials(SpikeData(spikes, heldout, {"train": np.arange(2)}), heldout)
+    np.testing.assert_array_equal(laid.extra["in_data"], [True, True, True, False])
+    assert laid.splits.keys() == {"new"}
+    np.testing.assert_array_equal(laid.spikes, spikes)  # (all the run's neurons: as they are)
