@@ -1,7 +1,12 @@
 """The NLB path end to end on generated NLB-format NWB files: fit -> submission.h5 -> nlb_tools."""
 
+import hashlib
 import json
 import logging
+import os
+import resource
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -561,3 +566,31 @@ def test_lorenz_and_the_cli_do_not_import_the_nlb_stack():
             "from pyrolf.data import load_nlb; print(load_nlb.__module__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["[]", "pyrolf.data.nlb"]
+
+
+def test_a_full_disk_met_in_submission_h5_is_one_line_and_no_crash(data_dir, tmp_path,
+                                                                   monkeypatch, capsys):
+    """HDF5 writing submission.h5 past a file size limit (a full disk alike) printed h5py's
+    tracebacks and the process crashed at exit, a segmentation fault (a file-system hostile
+    test); the file is now made in memory and written by plain file I/O."""
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "--data", "mc_maze", "--data-dir", data_dir, "--out", run,
+                            "--epochs", "1", "--quiet",
+                            "--config", write_config(tmp_path, **SMALL)], monkeypatch, capsys)
+    assert code == 0, err
+    kept = {name: hashlib.sha256((run / name).read_bytes()).hexdigest()
+            for name in ("submission.h5", "metrics.json")}
+    size = (run / "submission.h5").stat().st_size
+
+    def limited():  # below submission.h5, above the other files evaluate writes
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2))
+
+    done = subprocess.run([sys.executable, "-c", "from pyrolf.cli.main import main; main()",
+                           "evaluate", str(run), "--quiet"], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=limited)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: {run / 'submission.h5'}: cannot be written (File too large); free space or "
+        "mend the folder and run the command again: the files already there are as they were"]
+    assert kept == {name: hashlib.sha256((run / name).read_bytes()).hexdigest() for name in kept}
+    assert not list(run.glob("*.partial"))

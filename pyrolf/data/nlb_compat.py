@@ -132,9 +132,10 @@ def resample(dataset, bin_ms: int) -> None:
                         f"{dataset.bin_width} ms); check the pandas version (2.x is needed)")
 
 
-def save_targets(targets: dict, path: str) -> None:
+def save_targets(targets: dict, path) -> None:
     """``save_to_h5`` of nlb_tools' nested target dict at full precision (64-bit numbers), with each
-    2-D object array of trial indices written as the 1-D array of index arrays it stands for."""
+    2-D object array of trial indices written as the 1-D array of index arrays it stands for;
+    ``path`` a file's path or a file object (as h5py takes)."""
     save_to_h5(_rows_of_objects(targets), path, dlen=64)
 
 

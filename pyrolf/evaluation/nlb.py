@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -45,18 +46,23 @@ def submission(rates: np.ndarray, data: SpikeData) -> dict:
 
 
 def write_h5(path: Path, save) -> None:
-    """``save(partial)`` (an nlb_tools ``save_to_h5``) into a fresh temporary file beside ``path``,
-    then moved onto ``path``, so an interrupted write never leaves a half file."""
+    """``save(image)`` (an nlb_tools ``save_to_h5``, which h5py lets write to a file object)
+    into an HDF5 image in memory, whose bytes go to a temporary file beside ``path``, then moved
+    onto ``path``: an interrupted write never leaves a half file, and a full disk is one
+    ``OSError`` of a plain write (HDF5 writing to a full disk fails in its close, and the
+    process crashed at exit, a segmentation fault; so
+    :func:`~pyrolf.diagnostics.export.write_inferred` writes too)."""
     def write(partial: Path) -> None:
-        partial.unlink(missing_ok=True)  # save_to_h5 appends to an existing file
-        save(partial)
+        image = io.BytesIO()
+        save(image)
+        partial.write_bytes(image.getbuffer())
 
     RunFolder(path.parent).write_atomically(path.name, write)
 
 
 def save_submission(submission_dict: dict, path: Path) -> None:
     """Write ``submission.h5`` atomically in nlb_tools' ``save_to_h5`` layout."""
-    write_h5(path, lambda partial: save_to_h5(submission_dict, str(partial)))
+    write_h5(path, lambda image: save_to_h5(submission_dict, image))
 
 
 def keep_targets(split: NLBSplit, path: Path) -> None:
@@ -74,7 +80,7 @@ def keep_targets(split: NLBSplit, path: Path) -> None:
             path.unlink()
     targets = split.targets()
     if split.targets_file is None and targets is not None:
-        write_h5(path, lambda partial: save_targets(targets, str(partial)))
+        write_h5(path, lambda image: save_targets(targets, image))
 
 
 #: the MC_Maze scaling sets, which nlb_tools scores under one ``mc_maze_scaling[_20]_split``
