@@ -16,11 +16,30 @@ The differences it hides:
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
 
-import arviz as az
 import numpy as np
 import xarray as xr
+
+
+def _import_arviz():
+    """``arviz``, also where its cache folder cannot be made. Legacy ArviZ writes, as it is
+    imported, the day it last advised its 1.0 under the user's cache folder (platformdirs'
+    ``user_cache_dir``: ``$XDG_CACHE_HOME`` or ``~/.cache``), so a read-only or unwritable home
+    (a container run as another user, a cluster node's read-only home) failed the import, and
+    every pyrolf command with it. There this process's ``XDG_CACHE_HOME`` becomes a temporary
+    folder and the import is tried again."""
+    try:
+        import arviz
+    except OSError:
+        os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="pyrolf-cache-")
+        import arviz
+    return arviz
+
+
+az = _import_arviz()
 
 ARVIZ_1 = int(az.__version__.split(".")[0]) >= 1
 NETCDF_ENGINE = "h5netcdf"
