@@ -39,6 +39,12 @@ class RunInterrupted(KeyboardInterrupt):
     go on."""
 
 
+def path_text(path) -> str:
+    """``path`` as text any file's attribute holds: bytes of its name that are no UTF-8 (a name
+    made under another locale, read by Python as lone surrogates) as ``\\xNN``."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
 def unwritten(path: Path, error: BaseException) -> OSError:
     """The ``OSError`` of a failed write of ``path``, its ``reason`` the system's (an
     ``OSError``'s, or HDF5's ``error message`` within a ``RuntimeError``), else the error's first

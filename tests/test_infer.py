@@ -683,3 +683,18 @@ def test_a_unit_recorded_in_some_bins_is_in_the_data_and_one_recorded_in_none_is
     np.testing.assert_array_equal(laid.extra["in_data"], [True, True, True, False])
     assert laid.splits.keys() == {"new"}
     np.testing.assert_array_equal(laid.spikes, spikes)  # (all the run's neurons: as they are)
+
+
+def test_new_trials_from_a_file_whose_name_is_no_utf_8_are_inferred(small_run, tmp_path,
+                                                                    monkeypatch, capsys):
+    """A data file named under another locale (a byte that is no UTF-8) made infer end in a
+    UnicodeEncodeError traceback as it wrote the file's name into inferred.nc (a file-system
+    hostile test): the name is kept with that byte as \\xNN."""
+    named = Path(os.fsdecode(bytes(tmp_path) + b"/day\xff.h5"))
+    shutil.copy(small_run.folder / "data.h5", named)
+    out = tmp_path / "new.nc"
+    code, _, err = run_cli(["infer", small_run.path, "--data", named, "--out", out,
+                            "--samples", "2", "--quiet"], monkeypatch, capsys)
+    assert code == 0, err
+    with xr.open_dataset(out) as inferred:
+        assert inferred.attrs["source"] == str(tmp_path / "day") + "\\xff.h5"

@@ -8,7 +8,7 @@ from pyrolf.caller_state import keeps_caller_state
 from pyrolf.data import SpikeData, session_files
 from pyrolf.data.sessions import Sessions
 from pyrolf.pipeline.records import _load_run, _session_views, diagnosed_folder, run_device
-from pyrolf.runs import RunFolder
+from pyrolf.runs import RunFolder, path_text
 
 
 @keeps_caller_state
@@ -49,8 +49,8 @@ def diagnose_run(run_dir, samples: int = 100, trials=None,
         target.path.mkdir(exist_ok=True)
         pyro.set_rng_seed(config.seed)
         attrs = {**run_attrs(data, config.to_dict()), **record,
-                 **({} if given else {"source": session_files(config)[session] if session
-                                      else config.data}),
+                 **({} if given else {"source": path_text(session_files(config)[session]
+                                                          if session else config.data)}),
                  **({"session": session} if session else {})}
         report = diagnose(flow.to(device), data, select_trials(data, trials), samples,
                           target, device, progress, attrs, rates)

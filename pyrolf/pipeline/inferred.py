@@ -25,7 +25,7 @@ from pyrolf.messages import note, notes_kept_back
 from pyrolf.pipeline.records import (DYNAMICS, INFERRED, SPECTRUM, WEIGHTS_RECORD, _layout,
                                      _load_run, _session_views, run_device)
 from pyrolf.pipeline.training import FitResult
-from pyrolf.runs import RunFolder
+from pyrolf.runs import RunFolder, path_text
 
 
 #: names of files that say they hold netCDF (netCDF-4 is HDF5)
@@ -253,9 +253,10 @@ def _infer(run, data, samples: int, device: str | None, progress: bool,
                                progress=progress)
         dataset.attrs.update(record)
         if isinstance(data, str):
-            dataset.attrs["source"] = str(data_file(data).absolute()) if data_file(data) else data
+            dataset.attrs["source"] = path_text(data_file(data).absolute() if data_file(data)
+                                                else data)
         elif its_own and files:
-            dataset.attrs["source"] = files[name] if name is not None else config.data
+            dataset.attrs["source"] = path_text(files[name] if name is not None else config.data)
         if name is not None:
             dataset.attrs["session"] = name
         inferred[name] = trials, dataset
