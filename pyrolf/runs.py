@@ -235,6 +235,12 @@ class RunFolder:
                 if time.monotonic() < deadline:
                     time.sleep(LOCK_POLL_S)
                     continue
+            except OSError as error:  # (ENOLCK, ENOSYS: Lustre without flock, NFS without lockd)
+                os.close(handle)
+                raise RunError(f"cannot lock {self.path}: its file system gives no file locks "
+                               f"({error.strerror}), which keep two pyrolf processes out of one "
+                               "run folder; put the run folder on a file system that has them "
+                               "(a local disk, or a scratch mounted with flock)") from None
             os.close(handle)
             raise RunError(f"{self.path} is in use by another pyrolf process (fit, evaluate, "
                            "diagnose, infer or a sweep's trial); wait until it ends, or stop "

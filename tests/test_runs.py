@@ -3,6 +3,7 @@ for byte as it was; an interrupted fit can always be continued or started over; 
 time writes into a folder; a folder works from any directory."""
 
 import csv
+import errno
 import fcntl
 import hashlib
 import itertools
@@ -491,6 +492,21 @@ def hold_lock(folder):
     handle = open(folder / ".lock", "a")
     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     return handle
+
+
+def test_a_file_system_without_locks_is_one_line_that_says_so(run, monkeypatch, capsys):
+    """Where flock is not there (Lustre mounted without it, NFS without lockd) every command
+    said only 'error: No locks available' (a file-system hostile test)."""
+    def no_locks(handle, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    before = digests(run)
+    code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert_one_line_error(code, err, f"cannot lock {run}: its file system gives no file locks "
+                                     "(No locks available)")
+    assert "put the run folder on a file system that has them" in err
+    assert digests(run) == before
 
 
 @pytest.mark.parametrize("command", ["resume", "evaluate", "diagnose", "fit"])
