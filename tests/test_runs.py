@@ -231,6 +231,34 @@ def test_evaluate_diagnose_and_infer_say_which_weights_they_used(run, monkeypatc
     assert "weights: checkpoint.pt" in out.splitlines()
 
 
+def test_a_best_pt_of_another_epoch_than_the_best_is_said_and_the_best_s_used(
+        run, monkeypatch, capsys):
+    """A best.pt whose write failed kept an older epoch: evaluate, infer and diagnose used its
+    weights without a word, beside the checkpoint's later best epoch (a file-system hostile
+    test). The checkpoint's weights are used where they are the best epoch's, else best.pt's,
+    each with a note; ``fit --resume`` mends the folder."""
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=False)
+    best = checkpoint["state"]["best_epoch"]
+    assert best == checkpoint["state"]["epoch"] > 1
+    older = {key: value + 1 for key, value in checkpoint["flow"].items()}
+    RunFolder(run).save("best.pt", {"flow": older, "epoch": best - 1})
+    code, out, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert code == 0, err
+    assert (f"note: {run / 'best.pt'} holds epoch {best - 1}, not epoch {best}, which scored "
+            f"best (a write of it failed, or the fit stopped between its saves): the "
+            f"checkpoint's weights, of epoch {best}, are used; 'pyrolf fit --resume {run}' "
+            "mends it") in err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["weights"], metrics["weights_epoch"]) == ("checkpoint.pt", best)
+    checkpoint["state"]["epoch"] = best + 1  # (the best epoch's weights are kept nowhere)
+    RunFolder(run).save("checkpoint.pt", checkpoint)
+    code, out, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert code == 0, err
+    assert "and those weights are kept nowhere: its own are used" in err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["weights"], metrics["weights_epoch"]) == ("best.pt", best - 1)
+
+
 def test_what_is_made_from_the_weights_names_them_and_their_epoch(run, monkeypatch, capsys):
     import xarray as xr
 

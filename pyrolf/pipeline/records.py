@@ -64,17 +64,43 @@ def _load_run(run_dir, data: SpikeData | Sessions | None = None, layout: bool = 
     run = RunFolder.open(run_dir)
     config = run.config()
     use_threads(config.threads)
-    name = weights_of(run)
-    saved = run.load(name)
+    name, saved = _best_weights(run)
     built = flow is not None
     flow, data, _ = _rebuild(run, config, data, layout, flow)
     _load_weights(flow, saved["flow"], run, name, built)
-    record = weights_record(name, saved)
-    best = saved["state"].get("best_epoch", 0) if name == RunFolder.CHECKPOINT else 0
-    if best > 0:  # (-1: no epoch validated yet)
-        note(f"{run.path / RunFolder.BEST} is missing though epoch {best} scored best: the last "
-             f"weights, {_weights_text(record)}, are used")
-    return flow, config, data, record
+    return flow, config, data, weights_record(name, saved)
+
+
+def _best_weights(run: RunFolder) -> tuple[str, dict]:
+    """The file :func:`load_run` takes its weights from and what it holds: ``best.pt``, else
+    ``checkpoint.pt`` (with a note where an epoch scored best); the checkpoint's where
+    ``best.pt`` is not of the epoch the checkpoint calls best and that epoch is the checkpoint's
+    own (a write of ``best.pt`` failed, or the fit stopped between the two), with a note either
+    way that ``pyrolf fit --resume`` mends it."""
+    name = weights_of(run)
+    saved = run.load(name)
+    if name == RunFolder.CHECKPOINT:
+        best = saved["state"].get("best_epoch", 0)
+        if best > 0:  # (-1: no epoch validated yet)
+            note(f"{run.path / RunFolder.BEST} is missing though epoch {best} scored best: the "
+                 f"last weights, {_weights_text(weights_record(name, saved))}, are used")
+        return name, saved
+    if "epoch" not in saved or not run.has(RunFolder.CHECKPOINT):
+        return name, saved
+    checkpoint = run.load(RunFolder.CHECKPOINT)
+    best = checkpoint["state"].get("best_epoch", saved["epoch"])
+    if best <= 0 or saved["epoch"] == best:
+        return name, saved
+    mend = f"'pyrolf fit --resume {run.path}' mends it"
+    if checkpoint["state"]["epoch"] == best:
+        note(f"{run.path / RunFolder.BEST} holds epoch {saved['epoch']}, not epoch {best}, which "
+             f"scored best (a write of it failed, or the fit stopped between its saves): the "
+             f"checkpoint's weights, of epoch {best}, are used; {mend}")
+        return RunFolder.CHECKPOINT, checkpoint
+    note(f"{run.path / RunFolder.BEST} holds epoch {saved['epoch']}, not epoch {best}, which "
+         f"scored best (a write of it failed, or the fit stopped between its saves), and those "
+         f"weights are kept nowhere: its own are used; {mend}")
+    return name, saved
 
 
 def weights_of(run: RunFolder) -> str:
