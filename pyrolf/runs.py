@@ -57,8 +57,9 @@ def unwritten(path: Path, error: BaseException) -> OSError:
     if where and Path(where) not in (path, path.with_name(path.name + ".partial")):
         reason = f"{where}: {reason}"
     failed = OSError(getattr(error, "errno", None) or errno.EIO,
-                     f"cannot be written ({reason}); free space or mend the folder and run the "
-                     "command again: the files already there are as they were", str(path))
+                     f"cannot be written ({reason}) and is as it was (no file is left half "
+                     "written); free space or mend the folder and run the command again",
+                     str(path))
     failed.reason = reason
     return failed
 
@@ -273,11 +274,19 @@ class RunFolder:
     @contextmanager
     def telling_what_is_kept(self) -> Iterator[None]:
         """Ctrl-C in the block becomes :class:`RunInterrupted`, saying how the run goes on from
-        what the folder holds now."""
+        what the folder holds now; a failed write of a folder with a checkpoint says to go on
+        with ``--resume`` (a new fit there is refused)."""
         try:
             yield
         except RunInterrupted:
             raise
+        except OSError as error:  # a failed write (unwritten): go on from the checkpoint
+            if getattr(error, "reason", None) is None or not self.has(self.CHECKPOINT):
+                raise
+            raise OSError(error.errno, f"cannot be written ({error.reason}) and is as it was; "
+                          f"free space or mend the folder and continue the fit from its last "
+                          f"checkpoint: 'pyrolf fit --resume {self.path}'",
+                          error.filename) from None
         except KeyboardInterrupt:
             if not self.has(self.CONFIG):
                 kept, command = "holds no settings yet: start it again with", "--out"

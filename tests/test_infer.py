@@ -481,8 +481,9 @@ def test_a_file_size_limit_met_in_inferred_nc_is_one_line_and_no_crash(small_run
                           preexec_fn=limited)
     assert done.returncode == 1, done.stderr
     assert done.stderr.splitlines() == [
-        f"error: {run / 'inferred.nc'}: cannot be written (File too large); free space or mend "
-        "the folder and run the command again: the files already there are as they were"]
+        f"error: {run / 'inferred.nc'}: cannot be written (File too large) and is as it was "
+        "(no file is left half written); free space or mend the folder and run the command "
+        "again"]
     assert not (run / "inferred.nc").exists() and not list(run.glob("*.partial"))
 
 

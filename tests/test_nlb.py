@@ -590,7 +590,8 @@ def test_a_full_disk_met_in_submission_h5_is_one_line_and_no_crash(data_dir, tmp
                           env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=limited)
     assert done.returncode == 1, done.stderr
     assert done.stderr.splitlines() == [
-        f"error: {run / 'submission.h5'}: cannot be written (File too large); free space or "
-        "mend the folder and run the command again: the files already there are as they were"]
+        f"error: {run / 'submission.h5'}: cannot be written (File too large) and is as it was "
+        "(no file is left half written); free space or mend the folder and run the command "
+        "again"]
     assert kept == {name: hashlib.sha256((run / name).read_bytes()).hexdigest() for name in kept}
     assert not list(run.glob("*.partial"))

@@ -768,8 +768,11 @@ def test_a_checkpoint_the_disk_refuses_is_one_line_and_the_run_goes_on_after(
     code, _, err = run_cli(["fit", "--resume", run, "--epochs", "3", "--quiet"], monkeypatch,
                            capsys)
     err = "\n".join(line for line in err.splitlines() if "reached lr_final" not in line)
+    # (a fit there again is refused: it says --resume, as Ctrl-C's message does; fs45)
     assert_one_line_error(code, err, f"{run / 'checkpoint.pt'}: cannot be written "
-                                     "(unexpected pos 64 vs 0", "free space")
+                                     "(unexpected pos 64 vs 0", "free space",
+                          f"continue the fit from its last checkpoint: 'pyrolf fit --resume "
+                          f"{run}'")
     assert digests(run)["checkpoint.pt"] == before["checkpoint.pt"]
     assert not list(run.glob("*.partial"))
     monkeypatch.setattr(torch, "save", save)
