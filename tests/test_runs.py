@@ -537,6 +537,21 @@ def test_a_file_system_without_locks_is_one_line_that_says_so(run, monkeypatch, 
     assert digests(run) == before
 
 
+def test_a_read_only_folder_is_refused_by_fit_resume_before_its_data_are_read(
+        run, monkeypatch, capsys):
+    """fit --resume of a read-only run folder read its data and built its model, minutes on NLB
+    data, before it failed at config.json (a file-system hostile test); evaluate, infer and
+    diagnose refused at once."""
+    monkeypatch.setattr("os.access", lambda path, mode: not mode & os.W_OK)  # (as not root)
+    for step in ("records", "training"):
+        monkeypatch.setattr(f"pyrolf.pipeline.{step}.load_config_data", lambda config: 1 / 0)
+    before = digests(run)
+    code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
+    assert_one_line_error(code, err, f"the run folder {run}, where fit --resume writes "
+                                     "checkpoint.pt, is not writable; copy the run folder")
+    assert digests(run) == before
+
+
 @pytest.mark.parametrize("command", ["resume", "evaluate", "diagnose", "fit"])
 def test_a_folder_in_use_is_refused_with_one_line(command, run, spike_file, tmp_path,
                                                   monkeypatch, capsys):

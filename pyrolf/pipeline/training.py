@@ -248,10 +248,12 @@ def resume(run_dir, epochs: int | None = None, progress: bool = True,
     Raises:
         ConfigError: ``epochs`` is below the epochs the run has trained (``config.json`` is left
             as it is).
-        RunError: the folder is in use, its checkpoint damaged or not of its ``config.json``, or
-            its data file missing or changed.
+        RunError: the folder is in use or not writable, its checkpoint damaged or not of its
+            ``config.json``, or its data file missing or changed.
     """
     run = RunFolder.open(run_dir)
+    run.check_writable("fit --resume", RunFolder.CHECKPOINT, "copy the run folder somewhere "
+                       "writable and resume the copy")  # (before its data are read)
     with run.locked(), run.telling_what_is_kept():
         config = run.config()
         if threads is not None:
