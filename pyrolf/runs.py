@@ -56,10 +56,15 @@ def unwritten(path: Path, error: BaseException) -> OSError:
     where = getattr(error, "filename", None)
     if where and Path(where) not in (path, path.with_name(path.name + ".partial")):
         reason = f"{where}: {reason}"
-    failed = OSError(getattr(error, "errno", None) or errno.EIO,
-                     f"cannot be written ({reason}) and is as it was (no file is left half "
-                     "written); free space or mend the folder and run the command again",
-                     str(path))
+    return unwritten_again(getattr(error, "errno", None) or errno.EIO, reason, str(path))
+
+
+def unwritten_again(number: int, reason: str, path: str,
+                    then: str = "run the command again") -> OSError:
+    """:func:`unwritten`'s ``OSError`` of ``path`` (``number``: its errno), advising ``then``
+    once there is room."""
+    failed = OSError(number, f"cannot be written ({reason}) and is as it was (no file is left "
+                             f"half written); free space or mend the folder and {then}", path)
     failed.reason = reason
     return failed
 
@@ -283,10 +288,9 @@ class RunFolder:
         except OSError as error:  # a failed write (unwritten): go on from the checkpoint
             if getattr(error, "reason", None) is None or not self.has(self.CHECKPOINT):
                 raise
-            raise OSError(error.errno, f"cannot be written ({error.reason}) and is as it was; "
-                          f"free space or mend the folder and continue the fit from its last "
-                          f"checkpoint: 'pyrolf fit --resume {self.path}'",
-                          error.filename) from None
+            raise unwritten_again(error.errno, error.reason, error.filename,
+                                  "continue the fit from its last checkpoint: 'pyrolf fit "
+                                  f"--resume {self.path}'") from None
         except KeyboardInterrupt:
             if not self.has(self.CONFIG):
                 kept, command = "holds no settings yet: start it again with", "--out"
