@@ -9,7 +9,7 @@ import click
 
 from pyrolf.cli.options import with_data_options
 from pyrolf.config import ConfigError
-from pyrolf.messages import note
+from pyrolf.messages import note, typed
 from pyrolf.runs import RunInterrupted
 from pyrolf.sweep import SEARCH_SPACE, SweepError
 from pyrolf.sweep.settings import SCHEDULERS, sweep_settings
@@ -100,7 +100,7 @@ def sweep(data, trials, scheduler, address, cpus_per_trial, gpus_per_trial, conc
                    f"{result.best[tune.BEST_SCORE]:.4f} after {result.best['epochs']} epochs")
     if result.unfinished:  # Ray Tune returns from an interrupt: the status says it (130, 143)
         raise RunInterrupted(f"interrupted: {result.unfinished} trials did not finish; continue "
-                             f"with: pyrolf sweep --resume {result.folder}")
+                             f"with: pyrolf sweep --resume {typed(result.folder)}")
     _print_metrics(result.metrics, result.folder / tune.BEST)
 
 

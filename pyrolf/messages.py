@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from contextlib import contextmanager
 
@@ -41,6 +42,19 @@ def few_ids(ids, shown: int = 5, word: str = "ids") -> str:
     shown += len(ids) == shown + 1  # the last one, not "(and 1 more)"
     more = f" (and {len(ids) - shown} more)" if len(ids) > shown else ""
     return f"{word} " + ", ".join(map(str, ids[:shown])) + more
+
+
+def typed(path) -> str:
+    """``path`` as it is typed in a command a message suggests, so that the command works pasted
+    as printed: quoted where a shell would split or expand it (``"my run"``; in single quotes
+    where double ones would expand it, as messages put commands in single quotes), and ``./``
+    before a relative path that begins with ``-``, which click would take for an option."""
+    text = str(path)
+    text = "./" + text if text.startswith("-") else text
+    quoted = shlex.quote(text)
+    if quoted == text or any(sign in text for sign in '"$`\\!'):
+        return quoted
+    return f'"{text}"'
 
 
 #: seconds between progress lines where stderr is no terminal (a log file, a batch system's)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import errno
 import fcntl
+import hashlib
+import io
 import json
 import os
 import pickle
@@ -25,9 +27,10 @@ from pyrolf.config import Config, ConfigError
 from pyrolf.data import data_file, session_files
 from pyrolf.data.files import fingerprint, same_counts, same_data
 from pyrolf.data.sessions import check_session
-from pyrolf.messages import note
+from pyrolf.messages import note, typed
 
 LOCK_POLL_S = 0.1  # how often a lock that waits tries again
+NAME_MAX = 255  # the longest file name (in bytes) of the file systems pyrolf runs on
 
 
 class RunError(ValueError):
@@ -48,15 +51,24 @@ def path_text(path) -> str:
 def unwritten(path: Path, error: BaseException) -> OSError:
     """The ``OSError`` of a failed write of ``path``, its ``reason`` the system's (an
     ``OSError``'s, or HDF5's ``error message`` within a ``RuntimeError``), else the error's first
-    line (without torch's ``[enforce fail at ...]``)."""
+    line."""
     text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-    text = re.sub(r"^\[enforce fail at [^]]*\][ .]*", "", text)  # torch's writer's prefix
     found = re.search(r"error message = '([^']+)'", text)
     reason = found.group(1) if found else text.splitlines()[0] if text else type(error).__name__
     where = getattr(error, "filename", None)
-    if where and Path(where) not in (path, path.with_name(path.name + ".partial")):
+    if where and Path(where) not in (path, partial_of(path)):
         reason = f"{where}: {reason}"
     return unwritten_again(getattr(error, "errno", None) or errno.EIO, reason, str(path))
+
+
+def partial_of(path: Path) -> Path:
+    """The temporary file ``path`` is written to before it is moved onto ``path``:
+    ``NAME.partial``, or, where that name is longer than a file system takes (``NAME`` of 248 to
+    255 bytes), one made of its hash, so that a name the system takes is written."""
+    name = path.name + ".partial"
+    if len(os.fsencode(name)) > NAME_MAX:
+        name = hashlib.sha256(os.fsencode(path.name)).hexdigest()[:16] + ".partial"
+    return path.with_name(name)
 
 
 def unwritten_again(number: int, reason: str, path: str,
@@ -136,7 +148,7 @@ class RunFolder:
             raise RunError(f"{self.path} is a file, not a folder; give --out a folder to create")
         if self.has(self.CHECKPOINT):
             raise RunError(f"{self.path} already holds a run; continue it with 'pyrolf fit "
-                           f"--resume {self.path}' (in Python: pyrolf.resume('{self.path}')) "
+                           f"--resume {typed(self.path)}' (in Python: pyrolf.resume({str(self.path)!r})) "
                            "or choose another folder (--out)")
 
     @classmethod
@@ -190,7 +202,7 @@ class RunFolder:
         if not run.has(cls.CONFIG):
             if run.has(cls.LOCK):
                 raise RunError(f"{run.path} has no {cls.CONFIG}: its fit stopped before saving "
-                               f"its settings; start it again with 'pyrolf fit --out {run.path}'")
+                               f"its settings; start it again with 'pyrolf fit --out {typed(run.path)}'")
             raise RunError(f"{run.path} has no {cls.CONFIG}; it is not a pyrolf run folder")
         return run
 
@@ -227,8 +239,11 @@ class RunFolder:
                            "try again") from None
         except OSError as error:
             if not (reading and not self.has(self.LOCK) and not os.access(self.path, os.W_OK)):
-                raise RunError(f"cannot lock {self.path} ({error.strerror}); check that the "
-                               "folder is writable") from None
+                full = error.errno in (errno.ENOSPC, errno.EDQUOT)  # (no block, or no inode)
+                advice = ("free space (or files: a file system's count may run out first) on "
+                          "its file system" if full else "check that the folder is writable")
+                raise RunError(f"cannot lock {self.path} ({error.strerror}); {advice} and try "
+                               "again") from None
         if handle is None:  # (read-only, read unlocked)
             yield self
             return
@@ -290,17 +305,17 @@ class RunFolder:
                 raise
             raise unwritten_again(error.errno, error.reason, error.filename,
                                   "continue the fit from its last checkpoint: 'pyrolf fit "
-                                  f"--resume {self.path}'") from None
+                                  f"--resume {typed(self.path)}'") from None
         except KeyboardInterrupt:
             if not self.has(self.CONFIG):
                 kept, command = "holds no settings yet: start it again with", "--out"
-                python = f"pyrolf.fit(..., run_dir='{self.path}')"
+                python = f"pyrolf.fit(..., run_dir={str(self.path)!r})"
             else:
                 kept = ("keeps its last checkpoint: continue it with" if self.has(self.CHECKPOINT)
                         else "has saved no checkpoint yet: start it over with")
-                command, python = "--resume", f"pyrolf.resume('{self.path}')"
+                command, python = "--resume", f"pyrolf.resume({str(self.path)!r})"
             raise RunInterrupted(f"interrupted; {self.path} {kept} 'pyrolf fit {command} "
-                                 f"{self.path}' (in Python: {python})") from None
+                                 f"{typed(self.path)}' (in Python: {python})") from None
 
     def config(self) -> Config:
         path = self.path / self.CONFIG
@@ -379,33 +394,51 @@ class RunFolder:
         return (self.path / name).exists()
 
     def write_atomically(self, name: str, write) -> None:
-        """``write(path)`` to a temporary file in the folder, then move it onto ``name``; a write
-        that fails leaves no temporary file behind, and the system's refusal (a full disk, a
-        file-size limit; torch and HDF5 raise ``RuntimeError`` for them) is an ``OSError``
-        naming ``name``. Ctrl-C and SIGTERM wait for the file (:func:`holding_interrupts`)."""
+        """``write(path)`` to a temporary file in the folder (:func:`partial_of`), then move it
+        onto ``name``; a write that fails leaves no temporary file behind, and the system's
+        refusal (a full disk, a file-size limit; HDF5 raises ``RuntimeError`` for them) is an
+        ``OSError`` naming ``name``. Ctrl-C and SIGTERM wait for the file
+        (:func:`holding_interrupts`). A link in ``name``'s place is replaced by the file, not
+        written through: a run folder made of links to another's files (``cp -s``) never
+        overwrites that run; a note says so (link the run folder itself to keep it elsewhere)."""
         target = self.path / name
-        partial = target.with_name(target.name + ".partial")
+        partial = partial_of(target)
+        linked = target.is_symlink()
         try:
             with holding_interrupts():
                 write(partial)
                 os.replace(partial, target)
         except BaseException as error:
-            if partial.is_file():
-                partial.unlink()
+            try:
+                partial.unlink(missing_ok=True)
+            except OSError:
+                pass  # (no such file can be there: a folder of that name is none of pyrolf's)
             if isinstance(error, (OSError, RuntimeError)):
                 raise unwritten(target, error) from None
             raise
+        if linked:
+            note(f"{target} was a link to another file, which is left as it was; it is now a "
+                 "file of this run folder's own (to keep a run's files elsewhere, link its "
+                 "folder, not its files)")
 
     def save(self, name: str, obj) -> None:
+        """``obj`` saved by ``torch.save`` as ``name``: made in memory, then written, so that a
+        full disk or a file-size limit is the system's own reason (torch's writer says only
+        ``unexpected pos 64 vs 0``)."""
         import torch  # not on import: the CLI checks run folders before it needs torch
 
-        self.write_atomically(name, lambda path: torch.save(obj, path))
+        def write(path):
+            image = io.BytesIO()
+            torch.save(obj, image)
+            path.write_bytes(image.getbuffer())
+
+        self.write_atomically(name, write)
 
     def load(self, name: str, device: str = "cpu"):
         path = self.path / name
         if not path.exists():
             raise RunError(f"{path} is missing; the run has saved no checkpoint yet: start it "
-                           f"over with 'pyrolf fit --resume {self.path}'")
+                           f"over with 'pyrolf fit --resume {typed(self.path)}'")
         import torch  # not on import: the CLI checks run folders before it needs torch
 
         try:

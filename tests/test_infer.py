@@ -384,6 +384,8 @@ def test_refusals_are_one_line_and_leave_the_run_folder_as_it_was(small_run, tmp
         (["--out", tmp_path / "missing" / "x.nc"], ["--out", "does not exist"], run),
         (["--out", tmp_path / "a_file" / "x.nc"], ["--out", "does not exist"], run),
         (["--out", tmp_path], ["--out", "is a folder"], run),
+        (["--out", tmp_path / ("a" * 300 + ".nc")],
+         ["--out", "a name of 303 bytes is longer than a file system takes (255)"], run),
     ]
     for args, fragments, folder in cases:
         if folder.exists():
@@ -574,7 +576,8 @@ def test_a_read_only_copy_without_its_lock_file_infers_new_trials(small_run, tmp
     code, _, err = run_cli(["infer", run, "--samples", 2, "--out", tmp_path / "own.nc"],
                            monkeypatch, capsys)
     assert_one_line_error(code, err, f"the run folder {run}, where infer writes dynamics.json, "
-                                     "is not writable; infer into a copy of the run folder")
+                                     "is not writable; infer into a copy of the run folder, "
+                                     "or give --data (which write no dynamics)")  # (one session)
     assert not (tmp_path / "own.nc").exists()
     assert not (run / ".lock").exists()
 

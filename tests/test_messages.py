@@ -18,3 +18,18 @@ def test_notes_can_be_kept_back_but_warnings_are_always_said(capsys):
     note("worth knowing")
     assert capsys.readouterr().err == ("warning: the latents carry no information\n"
                                        "note: worth knowing\n")
+
+
+def test_a_path_in_a_suggested_command_reaches_the_command_as_that_path():
+    import os
+    import shlex
+
+    from pyrolf.messages import typed
+
+    assert typed("runs/lorenz") == "runs/lorenz"  # nothing to quote: as the user wrote it
+    assert typed("my run") == '"my run"'  # not in the single quotes a message puts commands in
+    for path in ["my run", "dir with space/rün 1", "it's $HOME", "-dash", "a;b", "-x y/z",
+                 'say "hi"', "back\\slash", "it's"]:
+        words = shlex.split(f"pyrolf fit --resume {typed(path)}")
+        assert len(words) == 4 and not words[-1].startswith("-")
+        assert os.path.normpath(words[-1]) == os.path.normpath(path)

@@ -2,6 +2,7 @@
 for byte as it was; an interrupted fit can always be continued or started over; one process at a
 time writes into a folder; a folder works from any directory."""
 
+import ast
 import csv
 import errno
 import fcntl
@@ -9,6 +10,8 @@ import hashlib
 import itertools
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -197,6 +200,18 @@ def test_an_existing_run_is_refused_before_its_data_are_loaded(run, spike_file, 
     code, _, err = run_cli(["fit", "--data", spike_file, "--out", run, *TINY], monkeypatch, capsys)
     assert_one_line_error(code, err, "already holds a run", f"--resume {run}")
     assert digests(run) == before
+
+
+def test_a_command_a_message_suggests_works_pasted_as_printed(run, spike_file, tmp_path,
+                                                             monkeypatch, capsys):
+    spaced = tmp_path / "my run $1"
+    shutil.copytree(run, spaced)
+    code, _, err = run_cli(["fit", "--data", spike_file, "--out", spaced, *TINY], monkeypatch,
+                           capsys)
+    assert_one_line_error(code, err, "already holds a run")
+    command = re.search(r"'(pyrolf fit --resume .*)' \(in Python: (pyrolf.resume\(.*\))\)", err)
+    assert shlex.split(command.group(1))[3:] == [str(spaced)]
+    assert ast.literal_eval(command.group(2).removeprefix("pyrolf.resume(")[:-1]) == str(spaced)
 
 
 def test_run_folder_json_is_strict(tmp_path):
@@ -537,6 +552,26 @@ def test_a_file_system_without_locks_is_one_line_that_says_so(run, monkeypatch, 
     assert digests(run) == before
 
 
+@pytest.mark.parametrize("number", [errno.ENOSPC, errno.EDQUOT])
+def test_a_lock_on_a_full_file_system_says_to_free_space(run, number, monkeypatch, capsys):
+    """No inode left for .lock (a full disk or quota) advised to check that the folder is
+    writable (a file-system hostile test)."""
+    opened = os.open
+
+    def full(path, flags, *args):
+        if flags & os.O_CREAT:
+            raise OSError(number, os.strerror(number), str(path))
+        return opened(path, flags, *args)
+
+    (run / ".lock").unlink()
+    monkeypatch.setattr("pyrolf.runs.os.open", full)
+    before = digests(run)
+    code, _, err = run_cli(["evaluate", run], monkeypatch, capsys)
+    assert_one_line_error(code, err, f"cannot lock {run} ({os.strerror(number)}); free space")
+    assert "writable" not in err
+    assert digests(run) == before
+
+
 def test_a_read_only_folder_is_refused_by_fit_resume_before_its_data_are_read(
         run, monkeypatch, capsys):
     """fit --resume of a read-only run folder read its data and built its model, minutes on NLB
@@ -770,27 +805,30 @@ def test_a_resume_stopped_before_its_first_checkpoint_goes_on_with_the_same_plan
 
 def test_a_checkpoint_the_disk_refuses_is_one_line_and_the_run_goes_on_after(
         run, tmp_path, monkeypatch, capsys):
+    """A file-size limit (as a full disk or a quota) below the checkpoint's size: the reason said
+    is the system's (torch's writer said 'unexpected pos 64 vs 0'; fs45), the old checkpoint is
+    kept, and the fit goes on from it once there is room."""
+    import resource
+
     reference = shutil.copytree(run, tmp_path / "reference")
-    before, save = digests(run), torch.save
+    before = digests(run)
+    size = (run / "checkpoint.pt").stat().st_size
 
-    def disk_full(obj, path, *args, **kwargs):
-        if str(path).endswith("checkpoint.pt.partial"):
-            open(path, "wb").write(b"half")  # as torch's writer does before it stops
-            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
-        save(obj, path, *args, **kwargs)
+    def limited():  # below checkpoint.pt, above config.json, written before it
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2))
 
-    monkeypatch.setattr(torch, "save", disk_full)
-    code, _, err = run_cli(["fit", "--resume", run, "--epochs", "3", "--quiet"], monkeypatch,
-                           capsys)
-    err = "\n".join(line for line in err.splitlines() if "reached lr_final" not in line)
+    done = subprocess.run([sys.executable, "-c", "from pyrolf.cli.main import main; main()",
+                           "fit", "--resume", str(run), "--epochs", "3", "--quiet"],
+                          capture_output=True, text=True, preexec_fn=limited,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    err = "\n".join(line for line in done.stderr.splitlines() if "reached lr_final" not in line)
     # (a fit there again is refused: it says --resume, as Ctrl-C's message does; fs45)
-    assert_one_line_error(code, err, f"{run / 'checkpoint.pt'}: cannot be written "
-                                     "(unexpected pos 64 vs 0", "free space",
+    assert_one_line_error(done.returncode, err, f"{run / 'checkpoint.pt'}: cannot be written "
+                                                "(File too large) and is as it was", "free space",
                           f"continue the fit from its last checkpoint: 'pyrolf fit --resume "
                           f"{run}'")
     assert digests(run)["checkpoint.pt"] == before["checkpoint.pt"]
     assert not list(run.glob("*.partial"))
-    monkeypatch.setattr(torch, "save", save)
     for folder in (run, reference):
         code, _, err = run_cli(["fit", "--resume", folder, "--epochs", "3", "--quiet"],
                                monkeypatch, capsys)
@@ -816,6 +854,69 @@ def test_a_damaged_run_file_is_one_line_naming_it(damage, command, fragment, run
     args = ["fit", "--resume", run, "--epochs", "3"] if command == "resume" else [command, run]
     code, _, err = run_cli([*args, "--quiet"], monkeypatch, capsys)
     assert_one_line_error(code, err, fragment)
+
+
+def test_a_file_name_of_up_to_255_bytes_is_written_though_its_partial_name_would_be_longer(
+        tmp_path):
+    """An infer --out name of 248 to 255 bytes failed at its NAME.partial after all the work
+    (a file-system hostile test)."""
+    from pyrolf.runs import partial_of
+
+    assert partial_of(tmp_path / "metrics.json") == tmp_path / "metrics.json.partial"
+    names = ["a" * 250 + ".nc", "a" * 250 + ".NC", "ü" * 125 + ".nc"]  # (ü: two bytes)
+    partials = {partial_of(tmp_path / name) for name in names}
+    assert len(partials) == 3 and all(len(path.name) < 255 for path in partials)
+    for value, name in enumerate(names):
+        RunFolder(tmp_path).write_json(name, {"value": value})
+        assert json.loads((tmp_path / name).read_text()) == {"value": value}
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_link_in_an_outputs_place_becomes_a_file_and_its_target_is_left(tmp_path, capsys):
+    """A run folder made of links to another's files (cp -s) never writes into that run; the
+    note says what became of the link."""
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "metrics.json").write_text("{}\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").symlink_to(tmp_path / "other" / "metrics.json")
+    RunFolder(tmp_path / "run").write_json("metrics.json", {"co_bps": 0.3})
+    assert (tmp_path / "other" / "metrics.json").read_text() == "{}\n"
+    assert not (tmp_path / "run" / "metrics.json").is_symlink()
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == {"co_bps": 0.3}
+    assert "metrics.json was a link to another file, which is left as it was" in (
+        capsys.readouterr().err)
+    RunFolder(tmp_path / "run").write_json("metrics.json", {"co_bps": 0.4})
+    assert capsys.readouterr().err == ""  # (a file now: nothing to say)
+
+
+def test_a_fit_whose_figure_the_disk_refuses_still_says_its_scores(run, monkeypatch, capsys):
+    """A fit failing at training.png, its last file, printed no scores though metrics.json was
+    whole (a file-system hostile test); a resume draws the figure once there is room."""
+    from matplotlib.figure import Figure
+
+    savefig = Figure.savefig
+
+    def file_too_large(self, path, **kwargs):
+        if os.path.basename(path).startswith("training.png"):
+            raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+        savefig(self, path, **kwargs)
+
+    (run / "training.png").unlink()
+    monkeypatch.setattr(Figure, "savefig", file_too_large)
+    code, out, err = run_cli(["fit", "--resume", run, "--epochs", "3", "--quiet"], monkeypatch,
+                             capsys)
+    assert code == 0, err
+    assert (f"warning: {run / 'training.png'}: cannot be written (File too large); the fit's "
+            f"weights and scores are kept, and once there is room 'pyrolf fit --resume {run}' "
+            "draws the figure") in err.splitlines()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 3 and f"co_bps={metrics['co_bps']:.4f}" in out
+    assert not (run / "training.png").exists() and not list(run.glob("*.partial"))
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    code, _, err = run_cli(["fit", "--resume", run, "--epochs", "3", "--quiet"], monkeypatch,
+                           capsys)
+    assert code == 0, err
+    assert (run / "training.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_taking_the_lock_clears_what_a_killed_process_left_half_written(run):

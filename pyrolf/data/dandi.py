@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from pyrolf.data.spikes import DataError
+from pyrolf.messages import typed
 
 #: NLB dataset name -> (DANDI set, subject folder)
 DANDISETS = {
@@ -31,7 +32,7 @@ def data_dir(given: str | os.PathLike | None = None) -> Path:
 
 
 def download_command(name: str, folder: Path) -> str:
-    return (f"pip install dandi && mkdir -p {folder} && cd {folder} && "
+    return (f"pip install dandi && mkdir -p {typed(folder)} && cd {typed(folder)} && "
             f"dandi download DANDI:{DANDISETS[name][0]}")
 
 

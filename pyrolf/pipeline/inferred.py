@@ -25,7 +25,7 @@ from pyrolf.messages import note, notes_kept_back
 from pyrolf.pipeline.records import (DYNAMICS, INFERRED, SPECTRUM, WEIGHTS_RECORD, _layout,
                                      _load_run, _session_views, run_device)
 from pyrolf.pipeline.training import FitResult
-from pyrolf.runs import RunFolder, path_text
+from pyrolf.runs import NAME_MAX, RunFolder, path_text
 
 
 #: names of files that say they hold netCDF (netCDF-4 is HDF5)
@@ -118,8 +118,9 @@ def infer_run(run_dir, data=None, samples: int = INTERVAL_SAMPLES, out=None,
     out = Path(out) if given else run.path / INFERRED
     _check_writable(out, run, given)
     if given and data is None and session is None:  # (the dynamics go into the run folder)
+        session_too = " or --session" if run.config().sessions else ""  # (one session: none)
         run.check_writable("infer", DYNAMICS, "infer into a copy of the run folder, or give "
-                           "--data or --session (which write no dynamics)")
+                           f"--data{session_too} (which write no dynamics)")
     if out.suffix.lower() not in NETCDF_SUFFIXES:
         note(f"--out {out} is written as netCDF (xarray.open_dataset reads it), whatever its "
              "name says")
@@ -414,7 +415,11 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def _check_writable(path: Path, run: RunFolder, given: bool = True) -> None:
     """Stop before any work when ``path`` (``--out``, or where not ``given`` the ``inferred.nc``
-    of ``run``) cannot be written: its folder missing or read-only, or ``path`` a folder."""
+    of ``run``) cannot be written: its folder missing or read-only, ``path`` a folder, or its
+    name longer than a file system takes."""
+    if len(os.fsencode(path.name)) > NAME_MAX:
+        raise ConfigError(f"--out {path}: a name of {len(os.fsencode(path.name))} bytes is "
+                          f"longer than a file system takes ({NAME_MAX}); give a shorter one")
     if path.is_dir():
         raise ConfigError(f"--out {path} is a folder; give a file name such as {path / INFERRED}"
                           if given else f"{path}, where infer writes, is a folder; move it away "

@@ -19,7 +19,7 @@ from pyrolf.data.sessions import (Sessions, check_session, gather_sessions, sess
                                   shared_bin_size)
 from pyrolf.data.spikes import DataError
 from pyrolf.diagnostics.layout import LAYOUT_FORMAT, data_layout, layout_data
-from pyrolf.messages import note
+from pyrolf.messages import note, typed
 from pyrolf.models import build_flow
 from pyrolf.models.sessions import session_views
 from pyrolf.names import DEVICES
@@ -88,11 +88,13 @@ def _best_weights(run: RunFolder) -> tuple[str, dict]:
     if "epoch" not in saved or not run.has(RunFolder.CHECKPOINT):
         return name, saved
     checkpoint = run.load(RunFolder.CHECKPOINT)
-    best = checkpoint["state"].get("best_epoch", saved["epoch"])
-    if best <= 0 or saved["epoch"] == best:
+    state = checkpoint["state"]
+    best = state.get("best_epoch", 0)
+    kept = best_kept_in(saved, state)
+    if best <= 0 or kept == RunFolder.BEST:
         return name, saved
-    mend = f"'pyrolf fit --resume {run.path}' mends it"
-    if checkpoint["state"]["epoch"] == best:
+    mend = f"'pyrolf fit --resume {typed(run.path)}' mends it"
+    if kept == RunFolder.CHECKPOINT:
         note(f"{run.path / RunFolder.BEST} holds epoch {saved['epoch']}, not epoch {best}, which "
              f"scored best (a write of it failed, or the fit stopped between its saves): the "
              f"checkpoint's weights, of epoch {best}, are used; {mend}")
@@ -101,6 +103,20 @@ def _best_weights(run: RunFolder) -> tuple[str, dict]:
          f"scored best (a write of it failed, or the fit stopped between its saves), and those "
          f"weights are kept nowhere: its own are used; {mend}")
     return name, saved
+
+
+def best_kept_in(best: dict | None, state: dict) -> str | None:
+    """Which file holds the weights of the epoch a checkpoint's ``state`` calls best:
+    ``best.pt`` where ``best`` (what it holds; ``None``: there is none) is of that epoch, else
+    ``checkpoint.pt`` where that epoch is the checkpoint's own (a write of ``best.pt`` failed,
+    or the fit stopped between the two), else none (no epoch validated yet, or those weights
+    are kept nowhere)."""
+    best_epoch = state.get("best_epoch", -1)
+    if best is not None and best.get("epoch") == best_epoch:
+        return RunFolder.BEST
+    if best_epoch == state["epoch"] > 0:
+        return RunFolder.CHECKPOINT
+    return None
 
 
 def weights_of(run: RunFolder) -> str:
@@ -155,11 +171,12 @@ def made_from_other_weights(run: RunFolder, record: dict) -> str | None:
                       for name, of in stale.items())
     commands = []
     if set(stale) - set(diagnosed) - set(given):
-        commands.append(f"'pyrolf infer {run.path}'")
-    commands += [f"'pyrolf infer {run.path} --out {run.path / name}' (and its --data, --session)"
+        commands.append(f"'pyrolf infer {typed(run.path)}'")
+    commands += [f"'pyrolf infer {typed(run.path)} --out {typed(run.path / name)}' "
+                 "(and its --data, --session)"
                  for name in stale if name in given]
     for session in dict.fromkeys(diagnosed[name] for name in stale if name in diagnosed):
-        commands.append(f"'pyrolf diagnose {run.path}"
+        commands.append(f"'pyrolf diagnose {typed(run.path)}"
                         f"{f' --session {session}' if session else ''}'")
     return (f"made from other weights than the run's now, {_weights_text(record)}: {files} in "
             f"{run.path}; to make them again: {' and '.join(commands)}")

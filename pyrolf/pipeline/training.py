@@ -18,12 +18,13 @@ from pyrolf.diagnostics.layout import data_layout
 from pyrolf.evaluation.collapse import collapse_finding, collapse_warning
 from pyrolf.evaluation.report import evaluate, model_rates, prepare_scoring
 from pyrolf.inference.svi import TrainState, Trainer, TrainingDiverged, steps_per_epoch
-from pyrolf.messages import note, warning
+from pyrolf.messages import note, typed, warning
 from pyrolf.models import ARCHITECTURE, build_flow, shared_weights
 from pyrolf.pipeline.records import (WEIGHTS_RECORD, _add_roles, _checked, _load_run,
-                                     _load_weights, _rebuild, _weights_text, check_device,
-                                     fitted_record, keep_layout, made_from_other_weights,
-                                     run_device, weights_of, weights_record)
+                                     _load_weights, _rebuild, _weights_text, best_kept_in,
+                                     check_device, fitted_record, keep_layout,
+                                     made_from_other_weights, run_device, weights_of,
+                                     weights_record)
 from pyrolf.plots import training_curve
 from pyrolf.runs import RunError, RunFolder, holding_interrupts
 from pyrolf.threads import use_threads
@@ -398,7 +399,14 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
     if run is not None:
         run.write_history(state.history)  # also when a resumed run had none left to train
         run.write_json(RunFolder.METRICS, metrics)
-        training_curve(state.history, run.path / "training.png")
+        try:
+            training_curve(state.history, run.path / "training.png")
+        except OSError as error:  # a failed write (unwritten): the fit is whole, its scores said
+            if getattr(error, "reason", None) is None:
+                raise
+            warning(f"{error.filename}: cannot be written ({error.reason}); the fit's weights "
+                    "and scores are kept, and once there is room 'pyrolf fit --resume "
+                    f"{typed(run.path)}' draws the figure")
     if config.epochs < config.kl_warmup and not metrics["collapsed"]:  # (flagged: said there)
         note(f"{config.epochs} epochs end within the KL warm-up of {config.kl_warmup}: the KL "
              f"weight reaches {trainer.kl_weight(config.epochs):.3g} of its "
@@ -435,12 +443,12 @@ def _kept_best(run: RunFolder, checkpoint: dict, device: str) -> dict | None:
     before the checkpoint, by a pyrolf that wrote it first) is removed: the resumed fit then
     takes its next validated epoch as the best so far, and what the run reports as its
     weights' epoch is theirs."""
-    state, best = checkpoint["state"], None
-    if run.has(RunFolder.BEST):
-        best = run.load(RunFolder.BEST, device)
-        if best.get("epoch") == state["best_epoch"]:
-            return best["flow"]
-    if state["best_epoch"] == state["epoch"] > 0:
+    state = checkpoint["state"]
+    best = run.load(RunFolder.BEST, device) if run.has(RunFolder.BEST) else None
+    kept = best_kept_in(best, state)
+    if kept == RunFolder.BEST:
+        return best["flow"]
+    if kept == RunFolder.CHECKPOINT:
         run.save(RunFolder.BEST, {"flow": checkpoint["flow"], "epoch": state["epoch"]})
         note(f"{run.path / RunFolder.BEST} was not of epoch {state['epoch']}, which scored best "
              "(the fit was stopped between its saves): written again from the checkpoint")

@@ -52,7 +52,7 @@ from pyrolf.data.files import same_data, spikes_fingerprint
 from pyrolf.data.sessions import session_list
 from pyrolf.evaluation.report import prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged
-from pyrolf.messages import note
+from pyrolf.messages import note, typed
 from pyrolf.pipeline import check_device, evaluate_run, fitted_record, load_run, starting_flow
 from pyrolf.pipeline.records import keep_layout, made_from_other_weights
 from pyrolf.pipeline.training import _save, note_fitted, trained_weights
@@ -183,7 +183,7 @@ def run_sweep(folder, config: Config, trials: int, scheduler: str = "asha",
                               concurrent)
     if (folder / SETTINGS).exists():
         raise SweepError(f"{folder} already holds a sweep; continue it with "
-                         f"'pyrolf sweep --resume {folder}' or choose another --out")
+                         f"'pyrolf sweep --resume {typed(folder)}' or choose another --out")
     base = Config.from_dict(settings["config"])
     dimensions = search_space(settings["space"], base)
     data = load_config_data(base)
@@ -336,7 +336,7 @@ def _scheduler(settings: dict, space: dict[str, Dimension]):
 
 
 def _summarise(folder: Path, settings: dict, data: SpikeData | Sessions,
-               progress: bool = True) -> SweepResult:
+               progress: bool) -> SweepResult:
     """Write ``results.csv`` from Ray Tune's record of the trials and ``best/`` from the best."""
     with _without_rays_hints():
         trials = tune.ExperimentAnalysis(str(folder.resolve() / EXPERIMENT)).trials
@@ -379,7 +379,7 @@ def _row(trial, names: list[str], folder: Path) -> dict:
 
 
 def _write_best(folder: Path, row: dict, data: SpikeData | Sessions,
-                progress: bool = True) -> dict:
+                progress: bool) -> dict:
     """Copy the best trial's run folder to ``best/`` and write its ``metrics.json``: the test
     metrics of ``pyrolf evaluate`` (the trial's training record among them) with the
     validation co-bps scored again and the trial's number. A ``best/`` that is in use is
