@@ -131,7 +131,10 @@ def fit_poisson_glm(inputs: np.ndarray, targets: np.ndarray, train: np.ndarray,
                                max_iter=1000, warm_start=start is not None)
         if start is not None and np.isfinite(start[-1, neuron]):  # what warm_start starts from
             glm.coef_, glm.intercept_ = start[:-1, neuron], start[-1, neuron]
-        glm.fit(x, y)
+        # The Newton solver's line search may try a step whose rates overflow (few train bins:
+        # a split of one trial) and backs off from it; numpy's warning of it is no result's.
+        with np.errstate(over="ignore", invalid="ignore"):
+            glm.fit(x, y)
         return np.append(glm.coef_, glm.intercept_)
 
     # One fit per thread (numpy's linear algebra releases the GIL), each single-threaded: these
