@@ -264,7 +264,7 @@ class RunFolder:
                                "(a local disk, or a scratch mounted with flock)") from None
             os.close(handle)
             raise RunError(f"{self.path} is in use by another pyrolf process (fit, evaluate, "
-                           "diagnose, infer or a sweep's trial); wait until it ends, or stop "
+                           "diagnose, infer, a sweep or its trial); wait until it ends, or stop "
                            "it, and try again") from None
         for partial in self.path.glob("*.partial"):  # left by a process killed while writing
             if partial.is_file():

@@ -20,7 +20,7 @@ import torch
 
 from pyrolf.config import Config, ConfigError
 from pyrolf.data import load_spike_file, lorenz_dataset, save_spike_file
-from pyrolf.runs import RunFolder
+from pyrolf.runs import RunError, RunFolder
 from pyrolf.sweep import search_space
 from pyrolf.sweep.settings import sweep_settings
 from pyrolf.sweep import tune as sweep_tune
@@ -206,6 +206,130 @@ def test_rays_own_resume_hint_is_left_out_while_a_sweep_runs():
     assert seen == ["another warning", "Resume experiment with: Y"]
 
 
+def test_a_new_sweep_takes_only_a_new_or_empty_folder_and_holds_it(spike_file, tmp_path,
+                                                                    monkeypatch, capsys):
+    """A sweep into a folder of the user's removed its best/ (a hostile test of sweeps); two
+    sweeps into one folder at once were both accepted and mixed their trials."""
+    from pyrolf.sweep import SweepError
+    from pyrolf.sweep.tune import _new_sweep
+
+    def loaded(config):
+        raise AssertionError("the data were loaded")
+
+    monkeypatch.setattr(sweep_tune, "load_config_data", loaded)
+    project = tmp_path / "project"
+    (project / "best").mkdir(parents=True)
+    (project / "best" / "notes.txt").write_text("mine\n")
+    code, _, err = run_cli(["sweep", "--data", spike_file, "--trials", 2, "--out", project],
+                           monkeypatch, capsys)
+    assert_one_line_error(code, err, f"{project} is not empty (holding best) and holds no "
+                                     "sweep; give --out a new or empty folder")
+    assert (project / "best" / "notes.txt").read_text() == "mine\n"
+    with pytest.raises(SweepError, match="is a file, not a folder"):
+        with _new_sweep(spike_file):
+            pass
+    # held: a second sweep there is refused while the first runs
+    with _new_sweep(tmp_path / "sweep") as sweep:
+        assert sweep.in_use()
+        with pytest.raises(RunError, match="in use by another pyrolf process"):
+            with _new_sweep(tmp_path / "sweep"):
+                pass
+    # a sweep stopped before its first trial began (sweep.json alone) is started over
+    (tmp_path / "sweep" / "sweep.json").write_text("{}")
+    with _new_sweep(tmp_path / "sweep"):
+        assert not (tmp_path / "sweep" / "sweep.json").exists()
+    assert "holds a sweep that stopped before its first trial began: started over" in (
+        capsys.readouterr().err)
+    code, _, err = run_cli(["sweep", "--resume", tmp_path / "sweep"], monkeypatch, capsys)
+    assert code == 1 and "holds no sweep to resume" in err
+    (tmp_path / "sweep" / "sweep.json").write_text("{}")
+    code, _, err = run_cli(["sweep", "--resume", tmp_path / "sweep"], monkeypatch, capsys)
+    assert_one_line_error(code, err, "sweep stopped before its first trial began, so there is "
+                                     "nothing to resume; start it again with the same")
+    # a folder it made for data it could not read is not left behind
+    with pytest.raises(AssertionError):
+        with _new_sweep(tmp_path / "unread"):
+            loaded(None)
+    assert not (tmp_path / "unread").exists()
+
+
+def test_best_is_replaced_only_once_its_new_copy_is_whole(tmp_path, monkeypatch):
+    """A full disk while best/ was copied removed the old best/ first and printed Python's list
+    of each file's error (a hostile test of sweeps)."""
+    import shutil
+
+    from pyrolf.sweep import SweepError
+    from pyrolf.sweep.tune import _copy_folder
+
+    (tmp_path / "trial").mkdir()
+    (tmp_path / "trial" / "checkpoint.pt").write_bytes(b"new weights")
+    (tmp_path / "best").mkdir()
+    (tmp_path / "best" / "checkpoint.pt").write_bytes(b"old weights")
+    copytree = shutil.copytree
+
+    def file_too_large(source, target, **kwargs):
+        copytree(source, target, **kwargs)
+        raise shutil.Error([(str(source), str(target),
+                             f"[Errno 27] File too large: '{source}' -> '{target}'")])
+
+    monkeypatch.setattr(shutil, "copytree", file_too_large)
+    with pytest.raises(SweepError) as refused:
+        _copy_folder(tmp_path / "trial", tmp_path / "best", tmp_path)
+    assert str(refused.value) == (f"{tmp_path / 'best'} cannot be written (File too large) and "
+                                  f"is as it was; free space and run 'pyrolf sweep --resume "
+                                  f"{tmp_path}', which writes it")
+    assert (tmp_path / "best" / "checkpoint.pt").read_bytes() == b"old weights"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["best", "trial"]
+    monkeypatch.setattr(shutil, "copytree", copytree)
+    _copy_folder(tmp_path / "trial", tmp_path / "best", tmp_path)
+    assert (tmp_path / "best" / "checkpoint.pt").read_bytes() == b"new weights"
+
+
+def test_the_handlers_of_ctrl_c_and_sigterm_are_put_back_after_rays_own():
+    """Ray's start put in its own SIGTERM handler, which aborted the process with a stack dump,
+    and Ray Tune's fit left its own Ctrl-C handler, which swallowed a Ctrl-C while best/ was
+    scored (a hostile test of sweeps)."""
+    from pyrolf.sweep.tune import _handlers_kept
+
+    def ours(number, frame):
+        raise KeyboardInterrupt
+
+    before = {number: signal.signal(number, ours) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with _handlers_kept():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        assert signal.getsignal(signal.SIGINT) is ours and signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_sweep_that_started_ray_itself_as_ctrl_c_does(spike_file, tmp_path):
+    """Ray's start put in its own SIGTERM handler, which aborted the sweep with a stack dump
+    (status 134, no word; a hostile test of sweeps): here Ray is started by the command, as it
+    is for a user, not by this module (whose tests start it before the command's handlers)."""
+    import subprocess
+
+    folder = tmp_path / "sweep"
+    args = sweep_args(tmp_path, spike_file, 2, epochs=400, eval_every=5)
+    sweep = subprocess.Popen([sys.executable, "-c", "from pyrolf.cli.main import main; main()",
+                              *map(str, args), "--quiet"], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 300
+    while not list((folder / "trials").glob("*/checkpoint.pt")) and sweep.poll() is None:
+        assert time.monotonic() < deadline, "no trial saved a checkpoint"
+        time.sleep(0.5)
+    sweep.send_signal(signal.SIGTERM)
+    _, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 143, err
+    assert "SIGTERM received" not in err
+    assert re.search(rf"interrupted: [12] trials did not finish; continue with: pyrolf sweep "
+                     rf"--resume {re.escape(str(folder))}", err), err
+
+
 def test_search_space_overrides():
     space = search_space({"lr": [1e-4, 1e-2], "latent_dim": [8, 12], "damping": 0.3},
                          Config(channels=4))
@@ -376,6 +500,17 @@ def test_asha_sweep_writes_the_table_and_a_best_run_with_its_score(
         away.rename(spike_file)
     assert code == 0, err
 
+    # a finished sweep resumed keeps best/ with what was made in it (it was copied again, and
+    # evaluate's metrics.json, without the trial, read as trained on since: a hostile test)
+    (folder / "best" / "notes.txt").write_text("mine\n")
+    code, _, err = run_cli(["evaluate", folder / "best", "--quiet"], monkeypatch, capsys)
+    assert code == 0 and "trial" not in json.loads((folder / "best" / "metrics.json").read_text())
+    code, out, err = run_cli(["sweep", "--resume", folder, "--quiet"], monkeypatch, capsys)
+    assert code == 0 and "trained on since" not in err, err
+    assert (folder / "best" / "notes.txt").read_text() == "mine\n"
+    rescored = json.loads((folder / "best" / "metrics.json").read_text())
+    assert rescored["trial"] == best["trial"] and rescored[SCORE] == pytest.approx(metrics[SCORE])
+
     # best/ trained on since the sweep wrote it is not written over by a resumed sweep
     done = json.loads((folder / "best" / "metrics.json").read_text())["epochs"]
     code, _, err = run_cli(["fit", "--resume", folder / "best", "--epochs", done + 1, "--quiet"],
@@ -429,6 +564,15 @@ def test_an_interrupted_sweep_resumes(local_ray, spike_file, tmp_path, monkeypat
         (trial / "metrics.json").write_text('{"epochs": 1}')
     assert all(row["run_folder"] == "" or (folder / row["run_folder"]).is_dir()
                for row in read_results(folder))
+
+    # a damaged sweep.json is one line (a traceback: a hostile test of sweeps)
+    settings = (folder / "sweep.json").read_text()
+    for damaged in (settings[:300], json.dumps({"config": {}})):
+        (folder / "sweep.json").write_text(damaged)
+        code, _, err = run_cli(["sweep", "--resume", folder], monkeypatch, capsys)
+        assert code == 1 and "Traceback" not in err
+        assert re.search(r"sweep.json (is not valid JSON|is not what a sweep writes)", err), err
+    (folder / "sweep.json").write_text(settings)
 
     # the data changed meanwhile: refused, as a run folder's are, until they are put back
     original = spike_file.read_bytes()

@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import copy
 import csv
-import json
+import filecmp
 import logging
 import math
 import os
+import re
 import shutil
+import signal
 import socket
+import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -52,11 +56,12 @@ from pyrolf.data.files import same_data, spikes_fingerprint
 from pyrolf.data.sessions import session_list
 from pyrolf.evaluation.report import prepare_scoring
 from pyrolf.inference.svi import Trainer, TrainingDiverged
-from pyrolf.messages import note, typed
+from pyrolf.messages import few_ids, note, typed
 from pyrolf.pipeline import check_device, evaluate_run, fitted_record, load_run, starting_flow
 from pyrolf.pipeline.records import keep_layout, made_from_other_weights
 from pyrolf.pipeline.training import _save, note_fitted, trained_weights
-from pyrolf.runs import RunError, RunFolder, check_source_record, source_record
+from pyrolf.runs import (RunError, RunFolder, RunInterrupted, check_source_record, partial_of,
+                         source_record)
 from pyrolf.sweep import SweepError
 from pyrolf.sweep.ray_compat import checkpoints_registered_once
 from pyrolf.sweep.settings import sweep_settings
@@ -181,32 +186,31 @@ def run_sweep(folder, config: Config, trials: int, scheduler: str = "asha",
     folder = Path(folder)
     settings = sweep_settings(config, trials, scheduler, space, cpus_per_trial, gpus_per_trial,
                               concurrent)
-    if (folder / SETTINGS).exists():
-        raise SweepError(f"{folder} already holds a sweep; continue it with "
-                         f"'pyrolf sweep --resume {typed(folder)}' or choose another --out")
     base = Config.from_dict(settings["config"])
     dimensions = search_space(settings["space"], base)
-    data = load_config_data(base)
-    note_fitted(data)
-    prepare_scoring(data)  # (NLB's targets and scored bins, made once for every trial)
-    # what the trials are fitted on, checked again by --resume (as a run folder's source.json
-    # and fitted.json)
-    settings.update(source=source_record(base), data=spikes_fingerprint(session_list(data)))
-    with _connected(address):
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
-        tuner = tune.Tuner(
+    with _new_sweep(folder) as sweep:
+        data = load_config_data(base)
+        note_fitted(data)
+        prepare_scoring(data)  # (NLB's targets and scored bins, made once for every trial)
+        # what the trials are fitted on, checked again by --resume (as a run folder's
+        # source.json and fitted.json)
+        settings.update(source=source_record(base), data=spikes_fingerprint(session_list(data)))
+        with _connected(address):
+            sweep.write_json(SETTINGS, settings)
+            tuner = tune.Tuner(
             _trainable(settings, folder, data),
-            param_space={name: dimension.domain() for name, dimension in dimensions.items()},
-            tune_config=tune.TuneConfig(metric=SCORE, mode="max", num_samples=trials,
-                                        scheduler=_scheduler(settings, dimensions),
-                                        max_concurrent_trials=concurrent, reuse_actors=True),
-            run_config=tune.RunConfig(
-                name=EXPERIMENT, storage_path=str(folder.resolve()),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=4)))
-        with _without_rays_hints(), checkpoints_registered_once():
-            tuner.fit()
-    return _summarise(folder, settings, data, progress)
+                param_space={name: dimension.domain()
+                             for name, dimension in dimensions.items()},
+                tune_config=tune.TuneConfig(metric=SCORE, mode="max", num_samples=trials,
+                                            scheduler=_scheduler(settings, dimensions),
+                                            max_concurrent_trials=concurrent,
+                                            reuse_actors=True),
+                run_config=tune.RunConfig(
+                    name=EXPERIMENT, storage_path=str(folder.resolve()),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=4)))
+            with _without_rays_hints(), checkpoints_registered_once(), _handlers_kept():
+                tuner.fit()
+        return _summarise(folder, settings, data, progress)
 
 
 def resume_sweep(folder, address: str | None = None, progress: bool = True) -> SweepResult:
@@ -214,17 +218,103 @@ def resume_sweep(folder, address: str | None = None, progress: bool = True) -> S
     their last checkpoint, trials not yet started start; then the table and ``best/`` are
     rewritten (``address``, ``progress`` as in :func:`run_sweep`)."""
     folder = Path(folder)
-    experiment = folder.resolve() / EXPERIMENT
-    if not (folder / SETTINGS).exists() or not tune.Tuner.can_restore(experiment):
+    if not (folder / SETTINGS).exists():
         raise SweepError(f"{folder} holds no sweep to resume; give the folder 'pyrolf sweep' "
                          "wrote (it has sweep.json and tune/)")
-    settings = json.loads((folder / SETTINGS).read_text())
-    data = _sweep_data(folder, settings)
-    prepare_scoring(data)
-    with _connected(address), _without_rays_hints(), checkpoints_registered_once():
-        tune.Tuner.restore(str(experiment), _trainable(settings, folder, data),
-                           resume_unfinished=True, resume_errored=True).fit()
-    return _summarise(folder, settings, data, progress)
+    if not _restorable(folder):
+        raise SweepError(f"{folder}'s sweep stopped before its first trial began, so there is "
+                         "nothing to resume; start it again with the same 'pyrolf sweep' "
+                         "command (it starts over in that folder)")
+    with RunFolder(folder).locked():  # (a second sweep or resume there is refused)
+        settings = _read_settings(folder)
+        data = _sweep_data(folder, settings)
+        prepare_scoring(data)
+        with _connected(address), _without_rays_hints(), checkpoints_registered_once(), \
+                _handlers_kept():
+            tune.Tuner.restore(str(folder.resolve() / EXPERIMENT),
+                               _trainable(settings, folder, data), resume_unfinished=True,
+                               resume_errored=True).fit()
+        return _summarise(folder, settings, data, progress)
+
+
+def _restorable(folder: Path) -> bool:
+    """Whether Ray Tune's state in ``folder`` can be restored: the sweep began a trial."""
+    return tune.Tuner.can_restore(folder.resolve() / EXPERIMENT)
+
+
+@contextmanager
+def _new_sweep(folder: Path) -> Iterator[RunFolder]:
+    """``folder`` made for a new sweep and locked while the block runs (a second sweep or a
+    resume there is refused). Refused: a file, a folder that cannot be made, one that holds a
+    sweep (continued with ``--resume``) or files of its own (a sweep writes ``best/``,
+    ``trials/`` and ``results.csv`` there, and would replace a ``best/``). A sweep that stopped
+    before its first trial began (``sweep.json`` written, no state of Ray Tune's) is started
+    over, with a note."""
+    if folder.exists() and not folder.is_dir():
+        raise SweepError(f"{folder} is a file, not a folder; give --out a folder to create")
+    made = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SweepError(f"cannot make a sweep folder at {folder}: {error.strerror or error}; "
+                         "give --out another path") from None
+    sweep = RunFolder(folder)
+    try:
+        with sweep.locked():
+            _check_new(sweep)
+            yield sweep
+    except BaseException:
+        if made and {entry.name for entry in folder.iterdir()} <= {RunFolder.LOCK}:
+            shutil.rmtree(folder, ignore_errors=True)  # (the data, say, could not be read)
+        raise
+
+
+def _check_new(sweep: RunFolder) -> None:
+    """:func:`_new_sweep`'s checks of its folder (locked)."""
+    folder = sweep.path
+    if sweep.has(SETTINGS) and _restorable(folder):
+        raise SweepError(f"{folder} already holds a sweep; continue it with "
+                         f"'pyrolf sweep --resume {typed(folder)}' or choose another --out")
+    allowed = (RunFolder.LOCK, SETTINGS, EXPERIMENT) if sweep.has(SETTINGS) else (RunFolder.LOCK,)
+    own = sorted(entry.name for entry in folder.iterdir() if entry.name not in allowed)
+    if own:
+        raise SweepError(f"{folder} is not empty ({few_ids(own, 3, 'holding')}) and holds no "
+                         "sweep; give --out a new or empty folder (a sweep writes best/, trials/ "
+                         "and results.csv there)")
+    if sweep.has(SETTINGS):
+        note(f"{folder} holds a sweep that stopped before its first trial began: started over")
+        (folder / SETTINGS).unlink()
+        shutil.rmtree(folder / EXPERIMENT, ignore_errors=True)
+
+
+def _read_settings(folder: Path) -> dict:
+    """The ``sweep.json`` of ``folder``, checked to hold what a sweep writes there."""
+    settings = RunFolder(folder).read_json(SETTINGS)
+    wanted = ("config", "space", "trials", "scheduler", "cpus_per_trial", "gpus_per_trial")
+    missing = [key for key in wanted if not isinstance(settings, dict) or key not in settings]
+    if missing:
+        raise SweepError(f"{folder / SETTINGS} is not what a sweep writes (it holds no "
+                         f"{missing[0]!r}); restore it or start a new sweep")
+    return settings
+
+
+@contextmanager
+def _handlers_kept():
+    """The handlers of Ctrl-C and SIGTERM as they were before the block, put back after it:
+    Ray's start sets its own for SIGTERM, which aborts the process with a stack dump (pyrolf's
+    stops a sweep as Ctrl-C does), and Ray Tune's fit leaves its own for Ctrl-C, which said the
+    run was ending and went on (while ``best/`` was scored). Outside the main thread nothing is
+    changed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in kept.items():
+            if handler is not None:  # (None: set outside Python)
+                signal.signal(number, handler)
 
 
 #: Ray Tune's warnings that pyrolf says otherwise: how to resume after Ctrl-C (``Tuner.restore``;
@@ -277,16 +367,23 @@ def _connected(address: str | None):
         yield
         return
     try:
-        if address is None:
-            ray.init(include_dashboard=False)
-        else:
-            _check_listening(address)
-            ray.init(address=address)
+        with _handlers_kept():
+            if address is None:
+                ray.init(include_dashboard=False)
+            else:
+                _check_listening(address)
+                ray.init(address=address)
     except ConnectionError as error:
         raise SweepError(f"cannot join a Ray cluster at {address} ({error}); start one with "
                          "'ray start --head', or leave out --address; a cluster with token "
                          "authentication (ray start's default since Ray 2.59) also needs "
                          "RAY_AUTH_MODE=token here") from None
+    except Exception as error:  # Ray's own start failed (its processes died: see its logs)
+        if address is not None:
+            raise
+        raise SweepError(f"Ray could not start on this machine ({str(error).splitlines()[0]}); "
+                         "a file-size limit (ulimit -f) or a full /tmp or /dev/shm stops it: "
+                         "see its logs in /tmp/ray/session_latest/logs") from None
     try:
         yield
     finally:
@@ -343,10 +440,14 @@ def _summarise(folder: Path, settings: dict, data: SpikeData | Sessions,
     names = list(search_space(settings["space"], Config.from_dict(settings["config"])))
     rows = sorted((_row(trial, names, folder) for trial in trials),
                   key=lambda row: -row[BEST_SCORE] if math.isfinite(row[BEST_SCORE]) else math.inf)
-    with open(folder / RESULTS, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+
+    def write(path):
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    RunFolder(folder).write_atomically(RESULTS, write)
     unfinished = sum(trial.status not in ("TERMINATED", "ERROR") for trial in trials)
     best = rows[0] if math.isfinite(rows[0][BEST_SCORE]) else None
     if unfinished:  # the trials' folders may be ahead of their last report: best/ waits
@@ -354,7 +455,13 @@ def _summarise(folder: Path, settings: dict, data: SpikeData | Sessions,
     if best is None:
         raise SweepError(f"no trial reported a validation score; see the trials' errors in "
                          f"{folder / EXPERIMENT}")
-    return SweepResult(folder, rows, best, _write_best(folder, best, data, progress))
+    try:
+        return SweepResult(folder, rows, best, _write_best(folder, best, data, progress))
+    except RunInterrupted:
+        raise
+    except KeyboardInterrupt:  # (SIGTERM too: pyrolf's handler makes it Ctrl-C)
+        raise RunInterrupted(f"interrupted while {folder / BEST} was written; every trial has "
+                             f"finished: 'pyrolf sweep --resume {typed(folder)}' writes it") from None
 
 
 def _continued(best: RunFolder, folder: Path) -> bool:
@@ -383,19 +490,50 @@ def _write_best(folder: Path, row: dict, data: SpikeData | Sessions,
     """Copy the best trial's run folder to ``best/`` and write its ``metrics.json``: the test
     metrics of ``pyrolf evaluate`` (the trial's training record among them) with the
     validation co-bps scored again and the trial's number. A ``best/`` that is in use is
-    refused; one trained on since the sweep wrote it (``pyrolf fit --resume``) is left as it
-    is, with a note, and its metrics returned."""
-    best = RunFolder(folder / BEST)
+    refused; one that is that trial's copy already (a sweep resumed once it had finished) is
+    kept with what ``infer`` and ``diagnose`` made in it, and only scored where its
+    ``metrics.json`` is not the sweep's; one trained on since the sweep wrote it (``pyrolf fit
+    --resume``) is left as it is, with a note, and its metrics returned. A copy that fails (a
+    full disk) leaves the old ``best/`` as it was."""
+    best, trial = RunFolder(folder / BEST), folder / row["run_folder"]
     if best.path.exists():
         with best.locked():  # no other process works in it
-            if _continued(best, folder):
-                note(f"{best.path} was trained on since the sweep wrote it: left as it is (the "
-                     f"best trial's run folder is {folder / row['run_folder']})")
-                return best.read_json(RunFolder.METRICS) if best.has(RunFolder.METRICS) else {}
-            shutil.rmtree(best.path)
-    shutil.copytree(folder / row["run_folder"], best.path)
+            copied = filecmp.cmp(best.path / RunFolder.CHECKPOINT, trial / RunFolder.CHECKPOINT,
+                                 shallow=False) if best.has(RunFolder.CHECKPOINT) else False
+            continued = not copied and _continued(best, folder)
+            metrics = best.read_json(RunFolder.METRICS) if best.has(RunFolder.METRICS) else {}
+        if continued:
+            note(f"{best.path} was trained on since the sweep wrote it: left as it is (the "
+                 f"best trial's run folder is {trial})")
+            return metrics
+        if copied and metrics.get("trial") == row["trial"] and SCORE in metrics:
+            return metrics
+        if not copied:
+            _copy_folder(trial, best.path, folder)
+    else:
+        _copy_folder(trial, best.path, folder)
     # the sweep's data: not loaded (and scored) again
     metrics = evaluate_run(best.path, data, progress=progress)
     metrics.update({SCORE: score_run(best.path, data), "trial": row["trial"]})
     best.write_json(RunFolder.METRICS, metrics)
     return metrics
+
+
+def _copy_folder(source: Path, target: Path, folder: Path) -> None:
+    """``source`` copied to ``target`` (the folder ``best/``), replacing it only once the copy is
+    whole: a full disk leaves the old one as it was, and says so in one line."""
+    partial = partial_of(target)
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        shutil.copytree(source, partial)
+    except OSError as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(error, shutil.Error):  # [(source, target, "[Errno 27] File too large: ...")]
+            reason = re.sub(r"^\[Errno \d+\] ([^:]*).*", r"\1", str(error.args[0][0][2]))
+        else:
+            reason = error.strerror or str(error)
+        raise SweepError(f"{target} cannot be written ({reason}) and is as it was; "
+                         f"free space and run 'pyrolf sweep --resume {typed(folder)}', which "
+                         "writes it") from None
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(partial, target)
