@@ -505,6 +505,14 @@ def test_asha_sweep_writes_the_table_and_a_best_run_with_its_score(
     (folder / "best" / "notes.txt").write_text("mine\n")
     code, _, err = run_cli(["evaluate", folder / "best", "--quiet"], monkeypatch, capsys)
     assert code == 0 and "trial" not in json.loads((folder / "best" / "metrics.json").read_text())
+    # (stopped while best/ is scored: it says how to finish; Ray Tune's handler swallowed it)
+    with monkeypatch.context() as stop:
+        stop.setattr(sweep_tune, "evaluate_run", lambda *args, **kwargs: os.kill(os.getpid(),
+                                                                                 signal.SIGINT))
+        code, _, err = run_cli(["sweep", "--resume", folder, "--quiet"], monkeypatch, capsys)
+    assert code == 130 and err.strip().splitlines()[-1] == (
+        f"interrupted while {folder / 'best'} was written; every trial has finished: 'pyrolf "
+        f"sweep --resume {folder}' writes it"), err
     code, out, err = run_cli(["sweep", "--resume", folder, "--quiet"], monkeypatch, capsys)
     assert code == 0 and "trained on since" not in err, err
     assert (folder / "best" / "notes.txt").read_text() == "mine\n"
