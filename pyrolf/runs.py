@@ -148,7 +148,8 @@ class RunFolder:
             raise RunError(f"{self.path} is a file, not a folder; give --out a folder to create")
         if self.has(self.CHECKPOINT):
             raise RunError(f"{self.path} already holds a run; continue it with 'pyrolf fit "
-                           f"--resume {typed(self.path)}' (in Python: pyrolf.resume({str(self.path)!r})) "
+                           f"--resume {typed(self.path)}' (in Python: "
+                           f"pyrolf.resume({str(self.path)!r})) "
                            "or choose another folder (--out)")
 
     @classmethod
@@ -202,7 +203,8 @@ class RunFolder:
         if not run.has(cls.CONFIG):
             if run.has(cls.LOCK):
                 raise RunError(f"{run.path} has no {cls.CONFIG}: its fit stopped before saving "
-                               f"its settings; start it again with 'pyrolf fit --out {typed(run.path)}'")
+                               "its settings; start it again with 'pyrolf fit --out "
+                               f"{typed(run.path)}'")
             raise RunError(f"{run.path} has no {cls.CONFIG}; it is not a pyrolf run folder")
         return run
 

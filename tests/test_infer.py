@@ -702,3 +702,25 @@ def test_new_trials_from_a_file_whose_name_is_no_utf_8_are_inferred(small_run, t
     assert code == 0, err
     with xr.open_dataset(out) as inferred:
         assert inferred.attrs["source"] == str(tmp_path / "day") + "\\xff.h5"
+
+
+def test_pulses_fall_within_the_margins_and_cover_them():
+    """(A mutation audit.) Kicked at a bin drawn from ``margin .. n_bins - margin - 1``: with
+    400 trials over the 16 possible bins, every one of them is drawn and none outside."""
+    from pyrolf.data.pulses import kicked_rotation_dataset
+
+    data = kicked_rotation_dataset(seed=3, n_trials=400, n_bins=26, n_neurons=6, n_heldout=2,
+                                   margin=5)
+    pulses = data.extra["pulse_bins"]
+    assert pulses.min() >= 5 and pulses.max() <= 26 - 5 - 1
+    assert set(pulses.tolist()) == set(range(5, 21))
+
+
+def test_exactly_n_heldout_neurons_are_held_out():
+    from pyrolf.data.pulses import kicked_rotation_dataset
+
+    for seed in range(5):
+        data = kicked_rotation_dataset(seed=seed, n_trials=10, n_bins=20, n_neurons=10,
+                                       n_heldout=8, margin=3)
+        assert data.heldout.dtype == bool and data.heldout.shape == (10,)
+        assert data.heldout.sum() == 8

@@ -595,3 +595,73 @@ def test_a_full_disk_met_in_submission_h5_is_one_line_and_no_crash(data_dir, tmp
         "again"]
     assert kept == {name: hashlib.sha256((run / name).read_bytes()).hexdigest() for name in kept}
     assert not list(run.glob("*.partial"))
+
+
+def test_each_submission_array_is_its_trials_bins_and_neurons_of_the_rates():
+    """(A mutation audit: the forward held-out array's neurons could be the held-in ones
+    unseen.) 5 trials (3 training, 2 evaluation), 6 bins (4 observed, 2 forward), 5 neurons (3 held
+    in first, 2 held out): rate ``100 trial + 10 bin + neuron`` names where each entry came
+    from, so every array of the submission is checked against the block it must be."""
+    from pyrolf.data.nlb import NLBSplit
+    from pyrolf.data.spikes import SpikeData
+    from pyrolf.evaluation.nlb import submission
+
+    trials, bins, neurons, n_train, n_forward = 5, 6, 5, 3, 2
+    i, t, j = np.meshgrid(np.arange(trials), np.arange(bins), np.arange(neurons), indexing="ij")
+    rates = (100 * i + 10 * t + j).astype(np.float32)
+    heldout = np.array([False, False, False, True, True])
+    split = NLBSplit(name="mc_maze", bin_size_ms=20, phase="val", n_train=n_train, dataset=None)
+    data = SpikeData(spikes=np.zeros_like(rates), heldout=heldout,
+                     splits={"train": np.arange(3), "valid": np.array([], int),
+                             "test": np.arange(3, 5)},
+                     n_forward=n_forward, extra={"nlb": split})
+    submitted = submission(rates, data)
+    assert list(submitted) == ["mc_maze_20"]
+    arrays = submitted["mc_maze_20"]
+
+    def block(trial_rows, bin_rows, neuron_rows):
+        return (100 * np.asarray(trial_rows)[:, None, None]
+                + 10 * np.asarray(bin_rows)[None, :, None]
+                + np.asarray(neuron_rows)[None, None, :])
+
+    train, evaluation, observed, forward = [0, 1, 2], [3, 4], [0, 1, 2, 3], [4, 5]
+    heldin_units, heldout_units = [0, 1, 2], [3, 4]
+    expected = {
+        "train_rates_heldin": block(train, observed, heldin_units),
+        "train_rates_heldout": block(train, observed, heldout_units),
+        "eval_rates_heldin": block(evaluation, observed, heldin_units),
+        "eval_rates_heldout": block(evaluation, observed, heldout_units),
+        "eval_rates_heldin_forward": block(evaluation, forward, heldin_units),
+        "eval_rates_heldout_forward": block(evaluation, forward, heldout_units),
+    }
+    assert set(arrays) == set(expected)
+    for key, values in expected.items():
+        assert arrays[key].dtype == np.float32, key
+        np.testing.assert_array_equal(arrays[key], values, err_msg=key)
+
+
+def test_a_given_folder_comes_before_the_environment_variable_and_that_before_the_default(
+        tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from pyrolf.data.dandi import DATA_DIR_ENV, DEFAULT_DATA_DIR, data_dir
+
+    given, environment = tmp_path / "given", tmp_path / "environment"
+    monkeypatch.setenv(DATA_DIR_ENV, str(environment))
+    assert data_dir(given) == given
+    assert data_dir(str(given)) == given
+    assert data_dir() == environment
+    monkeypatch.delenv(DATA_DIR_ENV)
+    assert data_dir() == DEFAULT_DATA_DIR
+    assert data_dir("~/x") == Path.home() / "x"
+
+
+def test_the_test_file_is_found_beside_the_train_file_or_is_none(tmp_path):
+    subject = tmp_path / "000128" / "sub-Jenkins"
+    subject.mkdir(parents=True)
+    train = subject / "sub-Jenkins_ses-full_desc-train_behavior+ecephys.nwb"
+    train.touch()
+    assert nwb_files("mc_maze", tmp_path) == (train, None)
+    test = subject / "sub-Jenkins_ses-full_desc-test_ecephys.nwb"
+    test.touch()
+    assert nwb_files("mc_maze", tmp_path) == (train, test)

@@ -305,6 +305,31 @@ def test_the_handlers_of_ctrl_c_and_sigterm_are_put_back_after_rays_own():
             signal.signal(number, handler)
 
 
+def test_a_record_of_ray_tunes_cut_by_a_full_disk_is_one_line_before_ray_starts_again(tmp_path):
+    """After a full disk, --resume let Ray Tune start the sweep over from nothing with a trial
+    of none of the searched settings, and then failed (KeyError); Ray Tune's empty error file
+    of a failed trial ended the sweep in an EOFError (a hostile test of sweeps)."""
+    from pyrolf.sweep import SweepError
+    from pyrolf.sweep.tune import _check_state, _tuning
+
+    tune_folder = tmp_path / "tune"
+    tune_folder.mkdir()
+    (tune_folder / "experiment_state-2026-12-07_23-40-00.json").write_text('{"trials": []}')
+    _check_state(tmp_path)  # whole: no word
+    (tune_folder / "experiment_state-2026-12-07_23-46-22.json").write_text('{"trials": [{"a')
+    with pytest.raises(SweepError, match=r"experiment_state-2026-12-07_23-46-22.json, Ray Tune's "
+                                         r"record of the sweep, is damaged .*; remove it, and "
+                                         r"--resume goes on from the record before it"):
+        _check_state(tmp_path)
+    (tune_folder / "experiment_state-2026-12-07_23-40-00.json").unlink()
+    with pytest.raises(SweepError, match="start a new sweep"):
+        _check_state(tmp_path)
+    with pytest.raises(SweepError, match=r"cannot read back what a failed trial wrote .* free "
+                                         r"space and run 'pyrolf sweep --resume"):
+        with _tuning(tmp_path):
+            raise EOFError("Ran out of input")
+
+
 @pytest.mark.slow
 def test_sigterm_stops_a_sweep_that_started_ray_itself_as_ctrl_c_does(spike_file, tmp_path):
     """Ray's start put in its own SIGTERM handler, which aborted the sweep with a stack dump

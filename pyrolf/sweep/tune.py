@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import csv
 import filecmp
+import json
 import logging
 import math
 import os
@@ -208,7 +209,7 @@ def run_sweep(folder, config: Config, trials: int, scheduler: str = "asha",
                 run_config=tune.RunConfig(
                     name=EXPERIMENT, storage_path=str(folder.resolve()),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=4)))
-            with _without_rays_hints(), checkpoints_registered_once(), _handlers_kept():
+            with _tuning(folder):
                 tuner.fit()
         return _summarise(folder, settings, data, progress)
 
@@ -229,12 +230,43 @@ def resume_sweep(folder, address: str | None = None, progress: bool = True) -> S
         settings = _read_settings(folder)
         data = _sweep_data(folder, settings)
         prepare_scoring(data)
-        with _connected(address), _without_rays_hints(), checkpoints_registered_once(), \
-                _handlers_kept():
+        _check_state(folder)
+        with _connected(address), _tuning(folder):
             tune.Tuner.restore(str(folder.resolve() / EXPERIMENT),
                                _trainable(settings, folder, data), resume_unfinished=True,
                                resume_errored=True).fit()
         return _summarise(folder, settings, data, progress)
+
+
+@contextmanager
+def _tuning(folder: Path):
+    """What Ray Tune's fit of the sweep in ``folder`` runs within: :func:`_without_rays_hints`,
+    PBT's checkpoints registered once, pyrolf's signal handlers put back after; Ray Tune unable
+    to read back what a failed trial left (a full disk leaves its error file empty: an
+    ``EOFError`` through pages of Ray's tracebacks) is one line."""
+    with _without_rays_hints(), checkpoints_registered_once(), _handlers_kept():
+        try:
+            yield
+        except EOFError:
+            raise SweepError(f"Ray Tune cannot read back what a failed trial wrote in "
+                             f"{folder / EXPERIMENT} (a full disk leaves it empty); free space "
+                             f"and run 'pyrolf sweep --resume {typed(folder)}'") from None
+
+
+def _check_state(folder: Path) -> None:
+    """Raise :class:`SweepError` where Ray Tune's latest record of the sweep in ``folder`` is
+    damaged (cut by a full disk): Ray Tune would start the sweep over from nothing, with a
+    trial of none of the searched settings."""
+    states = sorted((folder / EXPERIMENT).glob("experiment_state-*.json"))  # (named by time)
+    try:
+        if states:
+            json.loads(states[-1].read_text())
+    except (ValueError, OSError):
+        then = ("remove it, and --resume goes on from the record before it" if len(states) > 1
+                else "start a new sweep")
+        raise SweepError(f"{states[-1]}, Ray Tune's record of the sweep, is damaged (a full "
+                         f"disk cut it short), and Ray Tune would start the sweep over from "
+                         f"nothing; {then}") from None
 
 
 def _restorable(folder: Path) -> bool:
@@ -461,7 +493,8 @@ def _summarise(folder: Path, settings: dict, data: SpikeData | Sessions,
         raise
     except KeyboardInterrupt:  # (SIGTERM too: pyrolf's handler makes it Ctrl-C)
         raise RunInterrupted(f"interrupted while {folder / BEST} was written; every trial has "
-                             f"finished: 'pyrolf sweep --resume {typed(folder)}' writes it") from None
+                             f"finished: 'pyrolf sweep --resume {typed(folder)}' writes "
+                             "it") from None
 
 
 def _continued(best: RunFolder, folder: Path) -> bool:
