@@ -155,3 +155,14 @@ def test_a_negative_kl_warmup_or_weight_decay_is_refused(name):
     with pytest.raises(ConfigError, match="must not be negative"):
         Config(**{name: -1})
     Config(**{name: 0})  # the bound itself is allowed
+
+
+@pytest.mark.parametrize("damping", [0.0, 1.0, -0.1, 1.5])
+def test_damping_at_or_beyond_either_end_of_0_1_is_refused(damping):
+    """(A mutation audit: damping = 1 was never refused in a test.)"""
+    with pytest.raises(ConfigError, match="damping must lie in"):
+        Config(damping=damping)
+
+
+def test_damping_inside_0_1_is_kept():
+    assert Config(damping=0.999).damping == 0.999

@@ -344,3 +344,19 @@ def test_every_potential_can_be_imported_from_pyrolf_dynamics():
     classes = {type(make(8, 4)) for make in POTENTIALS.values()}
     assert {cls.__name__ for cls in classes} <= set(pyrolf.dynamics.__all__)
     assert all(getattr(pyrolf.dynamics, cls.__name__) is cls for cls in classes)
+
+
+def test_the_initial_state_is_standard_normal_in_each_dimension():
+    """(A mutation audit: its scale was never checked.)"""
+    import pyro
+
+    from pyrolf.dynamics.prior import initial_state
+
+    trace = pyro.poutine.trace(initial_state).get_trace("z_0", torch.zeros(1), 3, 4)
+    site = trace.nodes["z_0"]
+    assert site["value"].shape == (3, 4)
+    value = torch.tensor([[0.0, 1.0, -2.0, 0.5]])
+    # log N(x; 0, 1) summed over the 4 dimensions, by hand
+    expected = sum(-0.5 * x * x - 0.5 * math.log(2 * math.pi) for x in (0.0, 1.0, -2.0, 0.5))
+    assert site["fn"].log_prob(value.expand(3, 4)).tolist() == pytest.approx([expected] * 3,
+                                                                               rel=1e-6)

@@ -1816,3 +1816,20 @@ def test_a_layout_that_cannot_be_read_or_is_another_run_s_is_noted_and_the_data_
     code, _, err = run_cli(["fit", "--resume", run, "--quiet"], monkeypatch, capsys)
     assert code == 0 and f"note: {layout} cannot be read (damaged?): written again" in err, err
     assert layout.read_bytes() == kept
+
+
+def test_spike_times_out_of_order_in_the_file_are_binned_as_by_hand(tmp_path):
+    """(A mutation audit.) NWB does not require a unit's spike times sorted: each unit's are
+    written shuffled, and the counts must still be np.histogram's of its times in each 10 ms bin."""
+    session = simulate_recording(n_trials=12, n_units=5, seed=4)
+    rng = np.random.default_rng(0)
+    shuffled = dataclasses.replace(session, spike_times=[rng.permutation(times)
+                                                         for times in session.spike_times])
+    assert any((np.diff(times) < 0).any() for times in shuffled.spike_times)
+    path = write_recording_nwb(tmp_path / "shuffled.nwb", shuffled)
+    data = load_config_data(Config(data=str(path), align="stim_on_time", window="-0.2,0.3"))
+    starts = session.trials.stim_on_time.to_numpy()[data.extra["trial_ids"]] - 0.2
+    by_hand = np.stack([np.stack([np.histogram(times, start + 0.01 * np.arange(51))[0]
+                                  for times in session.spike_times], -1) for start in starts])
+    assert data.spikes.shape == (len(starts), 50, 5) and data.spikes.sum() > 0
+    np.testing.assert_array_equal(data.spikes, by_hand)

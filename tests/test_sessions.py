@@ -562,3 +562,23 @@ def test_heldout_spikes_count_the_observed_bins_of_the_held_out_neurons_alone():
                              "test": np.array([2])}, n_forward=1)
     assert heldout_spikes(data, [0]) == 4.0
     assert heldout_spikes(data, [0, 1]) == 4.0 + 3.0
+
+
+def test_infer_of_one_session_gives_its_dataset_and_writes_no_dynamics_of_the_whole_run(
+        two, tmp_path):
+    """(A mutation audit.) infer of one session of a run of several gives that session's
+    Dataset, not a dict of one; infer_run of one session without data writes that session's
+    file only, and leaves the dynamics (of every session's positions) as they are."""
+    run = tmp_path / "run"
+    result = pyrolf.fit(two, Config(**SMALL, epochs=1, batch_size=4, eval_every=1, kl_warmup=1),
+                        progress=False, run_dir=run)
+    both = pyrolf.infer(result, samples=2, progress=False)
+    assert isinstance(both, dict) and set(both) == {"a", "b"}
+    one = pyrolf.infer(result, samples=2, progress=False, session="b")
+    assert isinstance(one, xr.Dataset) and one.attrs["session"] == "b"
+    assert one.sizes["neuron"] == 7 and one.sizes["trial"] == 8
+    done = infer_run(run, samples=2, progress=False, session="b", fitted_on=two)
+    assert done["dynamics"] is False and "modes" not in done
+    assert not (run / "dynamics.json").exists() and not (run / "inferred-a.nc").exists()
+    with xr.open_dataset(run / "inferred-b.nc") as inferred:
+        assert inferred.attrs["session"] == "b"
