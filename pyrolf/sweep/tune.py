@@ -529,10 +529,11 @@ def _write_best(folder: Path, row: dict, data: SpikeData | Sessions,
     --resume``) is left as it is, with a note, and its metrics returned. A copy that fails (a
     full disk) leaves the old ``best/`` as it was."""
     best, trial = RunFolder(folder / BEST), folder / row["run_folder"]
+    copied = False
     if best.path.exists():
         with best.locked():  # no other process works in it
-            copied = filecmp.cmp(best.path / RunFolder.CHECKPOINT, trial / RunFolder.CHECKPOINT,
-                                 shallow=False) if best.has(RunFolder.CHECKPOINT) else False
+            copied = best.has(RunFolder.CHECKPOINT) and filecmp.cmp(
+                best.path / RunFolder.CHECKPOINT, trial / RunFolder.CHECKPOINT, shallow=False)
             continued = not copied and _continued(best, folder)
             metrics = best.read_json(RunFolder.METRICS) if best.has(RunFolder.METRICS) else {}
         if continued:
@@ -541,9 +542,7 @@ def _write_best(folder: Path, row: dict, data: SpikeData | Sessions,
             return metrics
         if copied and metrics.get("trial") == row["trial"] and SCORE in metrics:
             return metrics
-        if not copied:
-            _copy_folder(trial, best.path, folder)
-    else:
+    if not copied:
         _copy_folder(trial, best.path, folder)
     # the sweep's data: not loaded (and scored) again
     metrics = evaluate_run(best.path, data, progress=progress)
