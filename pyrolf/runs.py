@@ -420,8 +420,8 @@ class RunFolder:
             raise
         if linked:
             note(f"{target} was a link to another file, which is left as it was; it is now a "
-                 "file of this run folder's own (to keep a run's files elsewhere, link its "
-                 "folder, not its files)")
+                 "file of its own (to keep a run's files elsewhere, link its folder, not its "
+                 "files)")
 
     def save(self, name: str, obj) -> None:
         """``obj`` saved by ``torch.save`` as ``name``: made in memory, then written, so that a
