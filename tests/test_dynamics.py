@@ -360,3 +360,20 @@ def test_the_initial_state_is_standard_normal_in_each_dimension():
     expected = sum(-0.5 * x * x - 0.5 * math.log(2 * math.pi) for x in (0.0, 1.0, -2.0, 0.5))
     assert site["fn"].log_prob(value.expand(3, 4)).tolist() == pytest.approx([expected] * 3,
                                                                                rel=1e-6)
+
+
+def test_the_anharmonic_energy_adds_a_quarter_of_its_stiffness_times_the_fields_fourth_powers():
+    """(A mutation audit: the documented ``(λ / 4) Σ φ⁴`` was never checked; ``λ / 2`` passed.)
+    Two stiffnesses on one kernel differ by ``(a - b) / 4 · Σ φ⁴``, and no stiffness leaves the
+    coupled oscillators' energy."""
+    torch.manual_seed(0)
+    potential = AnharmonicOscillators(8, 2, stiffness=0.3).double()
+    z = torch.randn(5, 8, dtype=torch.float64)
+    fourth = (potential.field(z) ** 4).sum(dim=(-2, -1))
+    energy = {}
+    for stiffness in (0.3, 1.1, 0.0):
+        with torch.no_grad():
+            potential.raw_stiffness.fill_(math.log(math.expm1(stiffness)) if stiffness else -60.0)
+        energy[stiffness] = potential(z)
+    torch.testing.assert_close(energy[1.1] - energy[0.3], (1.1 - 0.3) / 4 * fourth)
+    torch.testing.assert_close(energy[0.0], CoupledOscillators.forward(potential, z))

@@ -468,12 +468,21 @@ def test_a_checkpoint_saved_again_is_registered_once(tmp_path):
 @pytest.mark.slow
 def test_a_pbt_sweep_exploits_without_ray_s_checkpoint_errors(local_ray, spike_file, tmp_path,
                                                              monkeypatch, capsys, caplog):
-    code, out, err = run_cli(sweep_args(tmp_path, spike_file, 4, eval_every=2) + [
-        "--scheduler", "pbt", "--epochs", 12, "--max-concurrent", 2], monkeypatch, capsys)
-    assert code == 0, err
-    rows = read_results(tmp_path / "sweep")
-    assert len(rows) == 4 and {row["status"] for row in rows} == {"TERMINATED"}
-    said = out + err + caplog.text
+    # Whether a trial of the bottom quarter reports while one of the top quarter has a
+    # checkpoint depends on the trials' timing: a second sweep where the first did not exploit
+    # (once in a full suite on an idle machine)
+    for attempt in range(2):
+        caplog.clear()
+        folder = tmp_path / f"sweep{attempt}"
+        code, out, err = run_cli(sweep_args(tmp_path, spike_file, 4, eval_every=2) + [
+            "--scheduler", "pbt", "--epochs", 12, "--max-concurrent", 2, "--out", folder],
+            monkeypatch, capsys)
+        assert code == 0, err
+        rows = read_results(folder)
+        assert len(rows) == 4 and {row["status"] for row in rows} == {"TERMINATED"}
+        said = out + err + caplog.text
+        if "[Exploit]" in said:
+            break
     assert "[Exploit]" in said  # a trial took another's weights
     assert "Error handling checkpoint" not in said
     # (a worker PBT stops may print, as it exits, a traceback of Python's weak sets: not ours)
