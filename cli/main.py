@@ -104,7 +104,8 @@ def download(name, folder):
     if subprocess.run(command, cwd=folder).returncode != 0:
         raise DataError(f"dandi download of {name} failed (see its messages above); files it "
                         f"finished are kept in {folder}, run the same command again to go on")
-    click.echo(f"{name} is in {folder}; fit it with: pyrolf fit --data {name} --data-dir {typed(folder)}")
+    click.echo(f"{name} is in {folder}; fit it with: pyrolf fit --data {name} --data-dir "
+               f"{typed(folder)}")
 
 
 @cli.command()
@@ -206,7 +207,8 @@ def infer(run_dir, data, samples, out, device, session, trials_where, quiet):
                    f"{summary(report['fixed_points'])}")
     else:
         click.echo(f"dynamics: {pipeline.DYNAMICS} and {pipeline.SPECTRUM} left as they are "
-                   f"(`pyrolf infer {typed(run_dir)}` writes them, from all the run's own trials)")
+                   f"(`pyrolf infer {typed(run_dir)}` writes them, from all the run's own "
+                   "trials)")
     click.echo(f"weights: {report['weights']}")
     written = f" ({pipeline.DYNAMICS}, {pipeline.SPECTRUM})" if report["dynamics"] else ""
     click.echo(f"run folder: {run_dir}{written}")

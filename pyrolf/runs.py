@@ -423,18 +423,24 @@ class RunFolder:
                  "file of its own (to keep a run's files elsewhere, link its folder, not its "
                  "files)")
 
-    def save(self, name: str, obj) -> None:
-        """``obj`` saved by ``torch.save`` as ``name``: made in memory, then written, so that a
-        full disk or a file-size limit is the system's own reason (torch's writer says only
-        ``unexpected pos 64 vs 0``)."""
-        import torch  # not on import: the CLI checks run folders before it needs torch
-
+    def write_image(self, name: str, make) -> None:
+        """``make(image)`` into a file object in memory, whose bytes are then written as ``name``
+        (:meth:`write_atomically`): a full disk or a file-size limit is one ``OSError`` of a
+        plain write, with the system's reason. Writers for which that is not so: HDF5, whose
+        write to a full disk fails in its close (the process then crashed at exit, a
+        segmentation fault), and torch, whose says only ``unexpected pos 64 vs 0``."""
         def write(path):
             image = io.BytesIO()
-            torch.save(obj, image)
+            make(image)
             path.write_bytes(image.getbuffer())
 
         self.write_atomically(name, write)
+
+    def save(self, name: str, obj) -> None:
+        """``obj`` saved by ``torch.save`` as ``name``, made in memory (:meth:`write_image`)."""
+        import torch  # not on import: the CLI checks run folders before it needs torch
+
+        self.write_image(name, lambda image: torch.save(obj, image))
 
     def load(self, name: str, device: str = "cpu"):
         path = self.path / name

@@ -6,7 +6,6 @@ series over the whole recording (:func:`merged_dataset`).
 
 from __future__ import annotations
 
-import io
 import json
 from importlib.metadata import version
 from pathlib import Path
@@ -173,18 +172,12 @@ def write_inferred(dataset: xr.Dataset, path: Path) -> None:
     and ``h5py`` both read it; variables byte-shuffled, then zlib-compressed: smaller and faster
     to write than zlib alone) through a temporary file beside it, so an interrupted or failed
     write leaves no file. The file is made in memory (its compressed bytes beside the dataset),
-    then written by plain file I/O: HDF5 writing to a full disk fails in its close, and the
-    process then crashed at exit (a segmentation fault), where a plain write is one
-    ``OSError``."""
+    then written by plain file I/O (:meth:`RunFolder.write_image`: HDF5 writing to a full disk
+    crashed the process at exit)."""
     path = Path(path)
     encoding = {name: {"zlib": True, "shuffle": True} for name in dataset.data_vars}
-
-    def write(partial: Path) -> None:
-        image = io.BytesIO()
-        dataset.to_netcdf(image, engine=NETCDF_ENGINE, encoding=encoding)
-        partial.write_bytes(image.getbuffer())
-
-    RunFolder(path.parent).write_atomically(path.name, write)
+    RunFolder(path.parent).write_image(path.name, lambda image: dataset.to_netcdf(
+        image, engine=NETCDF_ENGINE, encoding=encoding))
 
 
 def summary_bytes(n_trials: int, n_bins: int, latent_dim: int, n_neurons: int,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -47,17 +46,9 @@ def submission(rates: np.ndarray, data: SpikeData) -> dict:
 
 def write_h5(path: Path, save) -> None:
     """``save(image)`` (an nlb_tools ``save_to_h5``, which h5py lets write to a file object)
-    into an HDF5 image in memory, whose bytes go to a temporary file beside ``path``, then moved
-    onto ``path``: an interrupted write never leaves a half file, and a full disk is one
-    ``OSError`` of a plain write (HDF5 writing to a full disk fails in its close, and the
-    process crashed at exit, a segmentation fault; so
-    :func:`~pyrolf.diagnostics.export.write_inferred` writes too)."""
-    def write(partial: Path) -> None:
-        image = io.BytesIO()
-        save(image)
-        partial.write_bytes(image.getbuffer())
-
-    RunFolder(path.parent).write_atomically(path.name, write)
+    into an HDF5 image in memory, written as ``path`` by :meth:`RunFolder.write_image`: an
+    interrupted write never leaves a half file, and a full disk is one ``OSError``."""
+    RunFolder(path.parent).write_image(path.name, save)
 
 
 def save_submission(submission_dict: dict, path: Path) -> None:
