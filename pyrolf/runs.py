@@ -37,6 +37,14 @@ class RunError(ValueError):
     """A run folder is missing, incomplete, damaged, in use, or would overwrite another run."""
 
 
+class Unwritten(OSError):
+    """A file that could not be written (:func:`unwritten`); ``reason``: the system's words."""
+
+    def __init__(self, number: int, message: str, path: str, reason: str):
+        super().__init__(number, message, path)
+        self.reason = reason
+
+
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a fit into a run folder; the message says what the folder keeps and how to
     go on."""
@@ -48,7 +56,7 @@ def path_text(path) -> str:
     return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
-def unwritten(path: Path, error: BaseException) -> OSError:
+def unwritten(path: Path, error: BaseException) -> Unwritten:
     """The ``OSError`` of a failed write of ``path``, its ``reason`` the system's (an
     ``OSError``'s, or HDF5's ``error message`` within a ``RuntimeError``), else the error's first
     line."""
@@ -72,13 +80,12 @@ def partial_of(path: Path) -> Path:
 
 
 def unwritten_again(number: int, reason: str, path: str,
-                    then: str = "run the command again") -> OSError:
-    """:func:`unwritten`'s ``OSError`` of ``path`` (``number``: its errno), advising ``then``
-    once there is room."""
-    failed = OSError(number, f"cannot be written ({reason}) and is as it was (no file is left "
-                             f"half written); free space or mend the folder and {then}", path)
-    failed.reason = reason
-    return failed
+                    then: str = "run the command again") -> Unwritten:
+    """:func:`unwritten`'s error of ``path`` (``number``: its errno), advising ``then`` once
+    there is room."""
+    return Unwritten(number, f"cannot be written ({reason}) and is as it was (no file is left "
+                             f"half written); free space or mend the folder and {then}", path,
+                     reason)
 
 
 @contextmanager
@@ -302,8 +309,8 @@ class RunFolder:
             yield
         except RunInterrupted:
             raise
-        except OSError as error:  # a failed write (unwritten): go on from the checkpoint
-            if getattr(error, "reason", None) is None or not self.has(self.CHECKPOINT):
+        except Unwritten as error:  # go on from the checkpoint
+            if not self.has(self.CHECKPOINT):
                 raise
             raise unwritten_again(error.errno, error.reason, error.filename,
                                   "continue the fit from its last checkpoint: 'pyrolf fit "

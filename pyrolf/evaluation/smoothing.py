@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 from pyrolf.data.spikes import SpikeData
 from pyrolf.evaluation.metrics import co_bps, recorded_mean
 from pyrolf.messages import note, progress_bar
-from pyrolf.runs import RunFolder
+from pyrolf.runs import RunFolder, Unwritten
 
 DEFAULT_WIDTHS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 #: train-trial bins past which the widths are compared on a share of the train trials ...
@@ -299,7 +299,6 @@ def keep_fitted(path: Path, key: str, fitted: dict) -> None:
 
     try:
         RunFolder(path.parent).write_atomically(path.name, write)
-    except OSError as error:  # a cache: the scores stand without it
-        reason = getattr(error, "reason", None) or error.strerror or error
-        note(f"the smoothing baseline's fits could not be kept in {path} ({reason}); they are "
-             "fitted again whenever the run is scored")
+    except Unwritten as error:  # a cache: the scores stand without it
+        note(f"the smoothing baseline's fits could not be kept in {path} ({error.reason}); they "
+             "are fitted again whenever the run is scored")

@@ -26,7 +26,7 @@ from pyrolf.pipeline.records import (WEIGHTS_RECORD, _add_roles, _checked, _load
                                      made_from_other_weights, run_device, weights_of,
                                      weights_record)
 from pyrolf.plots import training_curve
-from pyrolf.runs import RunError, RunFolder, holding_interrupts
+from pyrolf.runs import RunError, RunFolder, Unwritten, holding_interrupts
 from pyrolf.threads import use_threads
 
 
@@ -401,9 +401,7 @@ def _train(trainer: Trainer, run: RunFolder | None, progress: bool = True) -> Fi
         run.write_json(RunFolder.METRICS, metrics)
         try:
             training_curve(state.history, run.path / "training.png")
-        except OSError as error:  # a failed write (unwritten): the fit is whole, its scores said
-            if getattr(error, "reason", None) is None:
-                raise
+        except Unwritten as error:  # the fit is whole: its scores are said
             warning(f"{error.filename}: cannot be written ({error.reason}); the fit's weights "
                     "and scores are kept, and once there is room 'pyrolf fit --resume "
                     f"{typed(run.path)}' draws the figure")
