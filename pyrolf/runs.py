@@ -119,6 +119,9 @@ class RunFolder:
               ".lock")
     #: what new trials are laid out by (:mod:`pyrolf.diagnostics.layout`), written by the fit
     LAYOUT = "layout.pt"
+    #: a sweep's settings and its best trial's run folder (:mod:`pyrolf.sweep.tune`): a sweep's
+    #: folder holds run folders but is none
+    SWEEP, SWEEP_BEST = "sweep.json", "best"
     #: what each weights' file holds at least (see :meth:`load`)
     SAVED = {CHECKPOINT: ("flow", "optimizer", "state", "rng"), BEST: ("flow",)}
     # What a run that stopped before its first checkpoint may have left of itself: a run started
@@ -153,6 +156,9 @@ class RunFolder:
     def _refuse_overwrite(self) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise RunError(f"{self.path} is a file, not a folder; give --out a folder to create")
+        if self.has(self.SWEEP):
+            raise RunError(f"{self.path} holds a sweep (its {self.SWEEP}); choose another "
+                           "folder (--out)")
         if self.has(self.CHECKPOINT):
             raise RunError(f"{self.path} already holds a run; continue it with 'pyrolf fit "
                            f"--resume {typed(self.path)}' (in Python: "
@@ -208,6 +214,11 @@ class RunFolder:
         if not run.path.is_dir():
             raise RunError(f"no run folder at {run.path}; give the folder 'pyrolf fit' wrote")
         if not run.has(cls.CONFIG):
+            if run.has(cls.SWEEP):
+                raise RunError(f"{run.path} is a sweep's folder, not a run folder; its best "
+                               f"trial's run folder is {run.path / cls.SWEEP_BEST} (written once "
+                               "every trial has finished: 'pyrolf sweep --resume "
+                               f"{typed(run.path)}' finishes an interrupted sweep)")
             if run.has(cls.LOCK):
                 raise RunError(f"{run.path} has no {cls.CONFIG}: its fit stopped before saving "
                                "its settings; start it again with 'pyrolf fit --out "

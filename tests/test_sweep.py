@@ -253,7 +253,7 @@ def test_a_new_sweep_takes_only_a_new_or_empty_folder_and_holds_it(spike_file, t
     assert not (tmp_path / "unread").exists()
 
 
-def test_best_is_replaced_only_once_its_new_copy_is_whole(tmp_path, monkeypatch):
+def test_best_is_replaced_only_once_its_new_copy_is_whole(tmp_path, monkeypatch, capsys):
     """A full disk while best/ was copied removed the old best/ first and printed Python's list
     of each file's error (a hostile test of sweeps)."""
     import shutil
@@ -283,6 +283,20 @@ def test_best_is_replaced_only_once_its_new_copy_is_whole(tmp_path, monkeypatch)
     monkeypatch.setattr(shutil, "copytree", copytree)
     _copy_folder(tmp_path / "trial", tmp_path / "best", tmp_path)
     assert (tmp_path / "best" / "checkpoint.pt").read_bytes() == b"new weights"
+    assert capsys.readouterr().err == ""  # (nothing was made in the old best/)
+
+    # what infer and diagnose made in a best/ that another trial replaces is named as it goes
+    # (it went unsaid: a hostile test of sweeps)
+    for name in ("inferred.nc", "diagnostics.json", "metrics.json"):
+        (tmp_path / "best" / name).write_text("made\n")
+    (tmp_path / "trial" / "checkpoint.pt").write_bytes(b"newer weights")
+    _copy_folder(tmp_path / "trial", tmp_path / "best", tmp_path)
+    best = tmp_path / "best"
+    assert sorted(path.name for path in best.iterdir()) == ["checkpoint.pt"]
+    assert capsys.readouterr().err == (
+        f"note: {best} now holds another trial's run, the best: what was made in it from the "
+        "old weights went with them (files diagnostics.json, inferred.nc); make them again "
+        f"with 'pyrolf infer {best}' or 'pyrolf diagnose {best}'\n")
 
 
 def test_the_handlers_of_ctrl_c_and_sigterm_are_put_back_after_rays_own():
@@ -520,6 +534,19 @@ def test_asha_sweep_writes_the_table_and_a_best_run_with_its_score(
 
     code, out, err = run_cli(["evaluate", folder / "best"], monkeypatch, capsys)
     assert code == 0 and "co_bps=" in out, err
+    # the sweep's folder given where a run folder is wanted points to best/ (it said the folder's
+    # fit had stopped before saving its settings, and to fit into it: a review)
+    for command in (["evaluate", folder], ["infer", folder], ["fit", "--resume", folder]):
+        code, _, err = run_cli(command, monkeypatch, capsys)
+        assert code == 1 and err.strip() == (
+            f"error: {folder} is a sweep's folder, not a run folder; its best trial's run folder "
+            f"is {folder / 'best'} (written once every trial has finished: 'pyrolf sweep "
+            f"--resume {folder}' finishes an interrupted sweep)"), err
+    before = sorted(path.name for path in folder.iterdir())
+    code, _, err = run_cli(["fit", "--data", spike_file, "--out", folder], monkeypatch, capsys)
+    assert code == 1 and err.strip() == (f"error: {folder} holds a sweep (its sweep.json); "
+                                         "choose another folder (--out)"), err
+    assert sorted(path.name for path in folder.iterdir()) == before
     # new trials are laid out by the trials' layout.pt, which best/ copies: the file the sweep
     # read need not be there (it was: a review)
     assert all((trial / "layout.pt").exists() for trial in (folder / "trials").iterdir())
@@ -602,6 +629,10 @@ def test_an_interrupted_sweep_resumes(local_ray, spike_file, tmp_path, monkeypat
     # it trains past once resumed, and go then (they stayed, stale: a review)
     stopped = [folder / row["run_folder"] for row in read_results(folder)
                if row["status"] != "TERMINATED" and row["run_folder"]]
+    # said so (Ray Tune's PENDING, of a trial that had trained: a hostile test of sweeps)
+    assert {row["status"] for row in read_results(folder)} <= {"TERMINATED", "unfinished"}
+    assert stopped and all(row["status"] == "unfinished" for row in read_results(folder)
+                           if folder / row["run_folder"] in stopped)
     for trial in stopped:
         (trial / "metrics.json").write_text('{"epochs": 1}')
     assert all(row["run_folder"] == "" or (folder / row["run_folder"]).is_dir()

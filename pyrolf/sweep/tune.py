@@ -70,8 +70,13 @@ from pyrolf.sweep.space import Dimension, mutable, search_space
 
 SCORE = "valid_co_bps"
 BEST_SCORE = f"best_{SCORE}"
-SETTINGS, RESULTS, BEST, TRIALS, EXPERIMENT = "sweep.json", "results.csv", "best", "trials", "tune"
+SETTINGS, BEST = RunFolder.SWEEP, RunFolder.SWEEP_BEST
+RESULTS, TRIALS, EXPERIMENT = "results.csv", "trials", "tune"
 TRIAL_LOCK_WAIT_S = 120.0  # how long a trial waits for its folder's lock
+#: Ray Tune's states of a trial that has ended: trained to its end or stopped by the scheduler,
+#: and failed; ``results.csv`` says "unfinished" for the others (a stopped sweep's trials, which
+#: Ray Tune records as pending)
+ENDED = ("TERMINATED", "ERROR")
 
 
 def score_run(run_dir, data: SpikeData | Sessions | None = None) -> float:
@@ -480,7 +485,7 @@ def _summarise(folder: Path, settings: dict, data: SpikeData | Sessions,
             writer.writerows(rows)
 
     RunFolder(folder).write_atomically(RESULTS, write)
-    unfinished = sum(trial.status not in ("TERMINATED", "ERROR") for trial in trials)
+    unfinished = sum(row["status"] not in ENDED for row in rows)
     best = rows[0] if math.isfinite(rows[0][BEST_SCORE]) else None
     if unfinished:  # the trials' folders may be ahead of their last report: best/ waits
         return SweepResult(folder, rows, best, {}, unfinished)
@@ -515,7 +520,8 @@ def _row(trial, names: list[str], folder: Path) -> dict:
     run = f"{TRIALS}/{trial.trial_id}"
     return {"trial": trial.trial_id, BEST_SCORE: last.get(BEST_SCORE, math.nan),
             "epochs": last.get("epoch", 0), **{name: trial.config[name] for name in names},
-            "status": trial.status, "run_folder": run if (folder / run).is_dir() else ""}
+            "status": trial.status if trial.status in ENDED else "unfinished",
+            "run_folder": run if (folder / run).is_dir() else ""}
 
 
 def _write_best(folder: Path, row: dict, data: SpikeData | Sessions,
@@ -553,7 +559,12 @@ def _write_best(folder: Path, row: dict, data: SpikeData | Sessions,
 
 def _copy_folder(source: Path, target: Path, folder: Path) -> None:
     """``source`` copied to ``target`` (the folder ``best/``), replacing it only once the copy is
-    whole: a full disk leaves the old one as it was, and says so in one line."""
+    whole: a full disk leaves the old one as it was, and says so in one line. What was made in
+    an old ``target`` alone (``infer``'s and ``diagnose``'s files, of other weights) is named in
+    a note as it goes."""
+    made = set() if not target.is_dir() else (
+        {entry.name for entry in target.iterdir()} - {entry.name for entry in source.iterdir()}
+        - {RunFolder.METRICS, RunFolder.LOCK})  # (best/'s metrics.json: written again)
     partial = partial_of(target)
     shutil.rmtree(partial, ignore_errors=True)
     try:
@@ -569,3 +580,7 @@ def _copy_folder(source: Path, target: Path, folder: Path) -> None:
                          "writes it") from None
     shutil.rmtree(target, ignore_errors=True)
     os.replace(partial, target)
+    if made:
+        note(f"{target} now holds another trial's run, the best: what was made in it from the "
+             f"old weights went with them ({few_ids(sorted(made), 5, 'files')}); make them "
+             f"again with 'pyrolf infer {typed(target)}' or 'pyrolf diagnose {typed(target)}'")
