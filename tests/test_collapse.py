@@ -123,6 +123,28 @@ def test_the_collapse_advice_is_of_the_fit_s_own_settings():
         "(e.g. --kl-weight 0.01 with --epochs 4000; in Python Config's kl_weight, epochs)")
 
 
+@pytest.mark.parametrize("sweep", [False, True])
+def test_the_collapse_advice_names_only_options_of_the_command_that_made_the_run(sweep):
+    """A sweep's best trial collapsed was told to use --kl-weight and --batch-size, which
+    'pyrolf sweep' has not (a hostile test of sweeps): its advice is in the sweep's options."""
+    import re
+
+    from cli.main import cli
+
+    command = cli.commands["sweep" if sweep else "fit"]
+    options = {name for param in command.params for name in param.opts}
+    for finding in ("seen", collapse_finding(-1.32, -0.015, 0.59)):
+        for steps, warmup in ((2, 0), (100, 0), (2, 50)):
+            said = collapse_warning(finding, 0.1, 64, 4, steps, warmup, sweep=sweep)
+            named = set(re.findall(r"--[a-z][a-z-]*", said))
+            assert "--epochs" in named and named <= options, said
+    said = collapse_warning("seen", 0.1, 64, 4, 2, sweep=True)
+    assert said.endswith('(e.g. a --space file of {"kl_weight": [0.001, 0.01]} with '
+                         '"batch_size": 16 in --config or --epochs 8: an epoch is 2 steps here)')
+    space = json.loads(re.search(r"\{.*?\]\}", said).group())
+    assert space == {"kl_weight": [0.001, 0.01]}  # (a --space file's own form)
+
+
 def test_rates_worse_than_each_neuron_s_mean_rate_are_found_whatever_the_baseline_scores():
     """A fit at co-bps -0.98 beside a baseline at -0.015 (no signal to catch) said nothing (found
     by a walkthrough): latents that mislead are found however little the data hold."""

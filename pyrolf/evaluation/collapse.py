@@ -128,7 +128,8 @@ FEW_STEPS = 10
 
 
 def collapse_warning(finding: str, kl_weight: float, batch_size: int, epochs: int,
-                     steps: int, warmup: int = 0, trained: int | None = None) -> str:
+                     steps: int, warmup: int = 0, trained: int | None = None,
+                     sweep: bool = False) -> str:
     """The one line a fit prints when its latents collapsed (see :func:`collapse_finding`),
     its advice of the fit's own ``kl_weight``, ``batch_size``, ``epochs`` and ``steps`` an
     epoch: a tenth of the weight, with twice the epochs or, where an epoch is under
@@ -137,22 +138,30 @@ def collapse_warning(finding: str, kl_weight: float, batch_size: int, epochs: in
     not trained enough, first; so is any collapse of a fit that ended within its KL warm-up
     (``trained`` epochs, default ``epochs``, below ``warmup``, the config's ``kl_warmup``; a
     short first fit, or one stopped early, is not one whose KL weight is too high): train past
-    it, to the fit's own epochs where they reach further."""
+    it, to the fit's own epochs where they reach further. ``sweep``: the fit is a sweep's best
+    trial, and the advice is in ``pyrolf sweep``'s options (a ``--space`` of lower KL weights,
+    a batch size in ``--config``)."""
     trained = epochs if trained is None else trained
     if trained < warmup:
+        longer = f"--epochs {max(2 * warmup, epochs)}" + (
+            "" if sweep else ", or --resume a run stopped early; in Python Config's epochs")
         return (f"the latents carry (almost) no information ({finding}): the fit ended within "
                 f"its KL warm-up ({trained} of its {warmup} epochs), before it had learned "
-                f"much; train longer (--epochs {max(2 * warmup, epochs)}, or --resume a run "
-                "stopped early; in Python Config's epochs)")
+                f"much; train longer ({longer})")
     few = steps < FEW_STEPS and batch_size > SMALL_BATCH
-    more = (f"--batch-size {SMALL_BATCH} or " if few else "") + f"--epochs {2 * epochs}"
     why = f": an epoch is {steps} step{'s' if steps != 1 else ''} here" if steps < FEW_STEPS else ""
-    python = f"in Python Config's kl_weight, {'batch_size and ' if few else ''}epochs"
+    if sweep:
+        batches = f'"batch_size": {SMALL_BATCH} in --config or ' if few else ""
+        lower = (f'a --space file of {{"kl_weight": [{kl_weight / 100:g}, {kl_weight / 10:g}]}} '
+                 f"with {batches}--epochs {2 * epochs}{why}")
+    else:
+        batches = f"--batch-size {SMALL_BATCH} or " if few else ""
+        python = f"in Python Config's kl_weight, {'batch_size and ' if few else ''}epochs"
+        lower = f"--kl-weight {kl_weight / 10:g} with {batches}--epochs {2 * epochs}{why}; {python}"
     if MISLEADING in finding and AT_PRIOR not in finding:  # (the latents are used, wrongly)
         return (f"the fit predicts worse than the neurons' mean rates ({finding}): it is not "
                 f"trained enough, or its latents mislead; train longer (--epochs {2 * epochs}) "
-                f"and, if it stays so, try a lower KL weight with more steps (--kl-weight "
-                f"{kl_weight / 10:g} with {more}{why}; {python})")
+                f"and, if it stays so, try a lower KL weight with more steps ({lower})")
     return (f"the latents carry (almost) no information ({finding}): the posterior collapsed or "
             f"the fit is not trained enough; try a lower KL weight with more steps (e.g. "
-            f"--kl-weight {kl_weight / 10:g} with {more}{why}; {python})")
+            f"{lower})")

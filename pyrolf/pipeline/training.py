@@ -312,11 +312,12 @@ def _resume(run: RunFolder, config: Config, epochs: int | None, progress: bool,
 
 @keeps_caller_state
 def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bool = True,
-                 device: str | None = None, flow=None) -> dict:
+                 device: str | None = None, flow=None, sweep: bool = False) -> dict:
     """Recompute ``metrics.json`` of a run folder from its saved weights (``data`` and ``flow``
     as in :func:`resume`), its folder locked meanwhile, on ``device`` (``cpu`` or ``cuda``; default
     the run's); ``metrics["weights"]`` and ``metrics["weights_epoch"]`` say which weights (see
-    :func:`weights_record`); ``progress``: bars of the trial-draws (on stderr)."""
+    :func:`weights_record`); ``progress``: bars of the trial-draws (on stderr); ``sweep``: the
+    run is a sweep's best trial (a collapse's advice names the sweep's options)."""
     run = RunFolder.open(run_dir)
     device = run_device(run.config(), device)  # (before the data load)
     run.check_writable("evaluate", RunFolder.METRICS, "copy the run folder somewhere writable "
@@ -333,7 +334,7 @@ def evaluate_run(run_dir, data: SpikeData | Sessions | None = None, progress: bo
             state = TrainState(**run.load(RunFolder.CHECKPOINT)["state"])
             metrics.update(training_record(state, config))
             metrics.update(collapse_metrics(metrics, state.history, config,
-                                            steps_per_epoch(data, config.batch_size)))
+                                            steps_per_epoch(data, config.batch_size), sweep))
         run.write_json(RunFolder.METRICS, metrics)
     return metrics
 
@@ -349,7 +350,8 @@ def training_record(state: TrainState, config: Config) -> dict:
             "seconds_per_epoch": seconds / max(len(state.history), 1), "device": config.device}
 
 
-def collapse_metrics(metrics: dict, history: list[dict], config: Config, steps: int) -> dict:
+def collapse_metrics(metrics: dict, history: list[dict], config: Config, steps: int,
+                     sweep: bool = False) -> dict:
     """``collapsed`` (and, when true, ``collapse``: what was seen) of a fit from its test
     ``metrics`` (the smoothing baseline's co-bps; on the validation trials where the test
     trials are not scored, an NLB test phase without targets) and its training ``history`` (the
@@ -358,7 +360,7 @@ def collapse_metrics(metrics: dict, history: list[dict], config: Config, steps: 
     (pooled, a good session can hide one whose latents predict nothing). A collapse is said in
     one line on stderr (:func:`~pyrolf.evaluation.collapse.collapse_warning`, its advice of
     ``config``'s KL weight, batch size, epochs and KL warm-up, the fit's ``steps`` an epoch and
-    the epochs it trained, the last of ``history``)."""
+    the epochs it trained, the last of ``history``; ``sweep``: in a sweep's options)."""
     scores = [r["valid_co_bps"] for r in history if "valid_co_bps" in r]
     kls = [r["kl_per_bin"] for r in history if "kl_per_bin" in r]
     baseline = metrics.get("smoothing_co_bps", metrics.get("smoothing_valid_co_bps"))
@@ -370,7 +372,7 @@ def collapse_metrics(metrics: dict, history: list[dict], config: Config, steps: 
     if finding:
         trained = history[-1]["epoch"] if history else 0  # (a run stopped early: fewer)
         warning(collapse_warning(finding, config.kl_weight, config.batch_size, config.epochs,
-                                 steps, config.kl_warmup, trained))
+                                 steps, config.kl_warmup, trained, sweep))
     return {"collapsed": finding is not None, **({"collapse": finding} if finding else {})}
 
 

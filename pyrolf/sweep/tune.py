@@ -551,7 +551,7 @@ def _write_best(folder: Path, row: dict, data: SpikeData | Sessions,
     if not copied:
         _copy_folder(trial, best.path, folder)
     # the sweep's data: not loaded (and scored) again
-    metrics = evaluate_run(best.path, data, progress=progress)
+    metrics = evaluate_run(best.path, data, progress=progress, sweep=True)
     metrics.update({SCORE: score_run(best.path, data), "trial": row["trial"]})
     best.write_json(RunFolder.METRICS, metrics)
     return metrics
