@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -256,8 +257,6 @@ def test_a_new_sweep_takes_only_a_new_or_empty_folder_and_holds_it(spike_file, t
 def test_best_is_replaced_only_once_its_new_copy_is_whole(tmp_path, monkeypatch, capsys):
     """A full disk while best/ was copied removed the old best/ first and printed Python's list
     of each file's error (a hostile test of sweeps)."""
-    import shutil
-
     from pyrolf.sweep import SweepError
     from pyrolf.sweep.tune import _copy_folder
 
@@ -590,6 +589,14 @@ def test_asha_sweep_writes_the_table_and_a_best_run_with_its_score(
     assert code == 0, err
     assert "was trained on since the sweep wrote it: left as it is" in err
     assert (folder / "best" / "history.csv").read_text() == continued
+
+    # tune/ removed once the sweep finished (the README allows it): --resume says so (it said
+    # the sweep had stopped before its first trial and to start it over, which is refused)
+    shutil.rmtree(folder / "tune")
+    code, _, err = run_cli(["sweep", "--resume", folder], monkeypatch, capsys)
+    assert code == 1 and err.strip() == (
+        f"error: {folder / 'tune'}, Ray Tune's record of the sweep, is gone, so the sweep cannot "
+        "be resumed; what it found stays in results.csv, trials/ and best/"), err
 
 
 @pytest.mark.slow
