@@ -37,12 +37,19 @@ class RunError(ValueError):
     """A run folder is missing, incomplete, damaged, in use, or would overwrite another run."""
 
 
-class Unwritten(OSError):
-    """A file that could not be written (:func:`unwritten`); ``reason``: the system's words."""
+#: the errors of a file system out of room: no block (or no inode) left, over its quota, or a
+#: file-size limit
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
-    def __init__(self, number: int, message: str, path: str, reason: str):
+
+class Unwritten(OSError):
+    """A file that could not be written (:func:`unwritten`); ``reason``: the system's words.
+    Copied and pickled as an ``OSError`` is (Ray hands a trial's error to the sweep so): made
+    again from the number, message and path, then given its ``reason`` back."""
+
+    def __init__(self, number: int, message: str, path: str, reason: str | None = None):
         super().__init__(number, message, path)
-        self.reason = reason
+        self.reason = message if reason is None else reason
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -259,7 +266,7 @@ class RunFolder:
                            "try again") from None
         except OSError as error:
             if not (reading and not self.has(self.LOCK) and not os.access(self.path, os.W_OK)):
-                full = error.errno in (errno.ENOSPC, errno.EDQUOT)  # (no block, or no inode)
+                full = error.errno in NO_ROOM
                 advice = ("free space (or files: a file system's count may run out first) on "
                           "its file system" if full else "check that the folder is writable")
                 raise RunError(f"cannot lock {self.path} ({error.strerror}); {advice} and try "

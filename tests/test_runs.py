@@ -872,6 +872,22 @@ def test_a_file_name_of_up_to_255_bytes_is_written_though_its_partial_name_would
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_a_failed_write_s_error_survives_copying_and_pickling(tmp_path):
+    """Ray copies a sweep trial's error and pickles it to the driver: Unwritten's own argument
+    made that a TypeError, whose traceback hid the full disk (found filling a sweep's disk)."""
+    import copy
+    import errno
+    import pickle
+
+    from pyrolf.runs import unwritten
+
+    error = unwritten(tmp_path / "checkpoint.pt", OSError(errno.ENOSPC, "No space left on device"))
+    for again in (copy.copy(error), pickle.loads(pickle.dumps(error))):
+        assert type(again) is type(error) and again.reason == "No space left on device"
+        assert (again.errno, again.filename, str(again)) == (error.errno, error.filename,
+                                                             str(error))
+
+
 def test_a_link_in_an_outputs_place_becomes_a_file_and_its_target_is_left(tmp_path, capsys):
     """A run folder made of links to another's files (cp -s) never writes into that run; the
     note says what became of the link."""

@@ -7,6 +7,7 @@ late lines from its workers may reach stderr, where the one-line errors are chec
 import csv
 import json
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -190,7 +191,7 @@ def test_rays_own_resume_hint_is_left_out_while_a_sweep_runs():
     (found by a hostile walkthrough)."""
     import logging
 
-    from pyrolf.sweep.tune import _without_rays_hints
+    from pyrolf.sweep.tune import _rays_log
 
     seen = []
     handler = logging.Handler()
@@ -198,7 +199,7 @@ def test_rays_own_resume_hint_is_left_out_while_a_sweep_runs():
     logger = logging.getLogger("ray.tune.tune")
     logger.addHandler(handler)
     try:
-        with _without_rays_hints():
+        with _rays_log():
             logger.warning("Experiment has been interrupted...\nResume experiment with: X")
             logger.warning("another warning")
         logger.warning("Resume experiment with: Y")
@@ -335,12 +336,69 @@ def test_a_record_of_ray_tunes_cut_by_a_full_disk_is_one_line_before_ray_starts_
                                          r"--resume goes on from the record before it"):
         _check_state(tmp_path)
     (tune_folder / "experiment_state-2026-12-07_23-40-00.json").unlink()
-    with pytest.raises(SweepError, match="start a new sweep"):
+    with pytest.raises(SweepError, match="start a new sweep with another --out$"):
         _check_state(tmp_path)
-    with pytest.raises(SweepError, match=r"cannot read back what a failed trial wrote .* free "
-                                         r"space and run 'pyrolf sweep --resume"):
-        with _tuning(tmp_path):
-            raise EOFError("Ran out of input")
+    for cut in (EOFError("Ran out of input"), pickle.UnpicklingError("pickle data was truncated")):
+        with pytest.raises(SweepError, match=r"cannot read back what a failed trial wrote .* "
+                                             r"free space and run 'pyrolf sweep --resume"):
+            with _tuning(tmp_path):
+                raise cut
+
+
+def test_a_write_that_failed_in_a_sweep_is_one_line_in_rays_log(tmp_path):
+    """A full disk in a sweep printed a page of traceback for each failed trial and for each of
+    Ray Tune's own failed writes (a hostile test of sweeps): each is one line; other errors
+    keep their traceback."""
+    import errno
+    import logging
+
+    from pyrolf.runs import unwritten
+    from pyrolf.sweep.tune import RAYS_FAILURES, _rays_log
+
+    class TrialError(Exception):  # (as Ray's error of a trial: the trial's is its cause)
+        def __init__(self, cause):
+            super().__init__("ray::ImplicitFunc.train()")
+            self.cause = cause
+
+    def failed(error):
+        try:
+            raise error
+        except Exception:
+            return sys.exc_info()
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    checkpoint = tmp_path / "trials" / "a" / "checkpoint.pt"
+    trace = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
+             "OSError: [Errno 28] Error writing bytes to file. Detail: No space left on device\n")
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(logging.Formatter().format(record))
+    controller, state, syncer = map(logging.getLogger, RAYS_FAILURES)
+    for logger in (controller, state, syncer):
+        logger.addHandler(handler)
+    try:
+        with _rays_log():
+            controller.error("Trial task failed for trial t1",
+                             exc_info=failed(TrialError(unwritten(checkpoint, full))))
+            state.error("Saving experiment state to storage at 'tune' failed with exception: ",
+                        exc_info=failed(OSError(errno.ENOSPC, "Error writing bytes to file")))
+            syncer.warning(f"Last sync command failed with the following error:\n{trace}")
+            controller.error("Trial task failed for trial t2",
+                             exc_info=failed(TrialError(ValueError("a bug"))))
+        controller.error("Trial task failed for trial t3",
+                         exc_info=failed(TrialError(unwritten(checkpoint, full))))
+    finally:
+        for logger in (controller, state, syncer):
+            logger.removeHandler(handler)
+    assert seen[:3] == [
+        f"Trial task failed for trial t1: {checkpoint} cannot be written (No space left on "
+        "device)",
+        "Saving experiment state to storage at 'tune' failed with exception: [Errno 28] Error "
+        "writing bytes to file",
+        "Last sync command failed with the following error: OSError: [Errno 28] Error writing "
+        "bytes to file. Detail: No space left on device"]
+    assert seen[3].startswith("Trial task failed for trial t2\nTraceback")  # (a bug: kept)
+    assert seen[4].startswith("Trial task failed for trial t3\nTraceback")  # (outside: as was)
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -61,8 +62,8 @@ from pyrolf.messages import few_ids, note, typed
 from pyrolf.pipeline import check_device, evaluate_run, fitted_record, load_run, starting_flow
 from pyrolf.pipeline.records import keep_layout, made_from_other_weights
 from pyrolf.pipeline.training import _save, note_fitted, trained_weights
-from pyrolf.runs import (RunError, RunFolder, RunInterrupted, check_source_record, partial_of,
-                         source_record)
+from pyrolf.runs import (NO_ROOM, RunError, RunFolder, RunInterrupted, Unwritten,
+                         check_source_record, partial_of, source_record)
 from pyrolf.sweep import SweepError
 from pyrolf.sweep.ray_compat import checkpoints_registered_once
 from pyrolf.sweep.settings import sweep_settings
@@ -249,16 +250,16 @@ def resume_sweep(folder, address: str | None = None, progress: bool = True) -> S
 
 @contextmanager
 def _tuning(folder: Path):
-    """What Ray Tune's fit of the sweep in ``folder`` runs within: :func:`_without_rays_hints`,
+    """What Ray Tune's fit of the sweep in ``folder`` runs within: :func:`_rays_log`,
     PBT's checkpoints registered once, pyrolf's signal handlers put back after; Ray Tune unable
-    to read back what a failed trial left (a full disk leaves its error file empty: an
-    ``EOFError`` through pages of Ray's tracebacks) is one line."""
-    with _without_rays_hints(), checkpoints_registered_once(), _handlers_kept():
+    to read back what a failed trial left (a full disk leaves its error file empty or cut: an
+    ``EOFError`` or ``UnpicklingError`` through pages of Ray's tracebacks) is one line."""
+    with _rays_log(), checkpoints_registered_once(), _handlers_kept():
         try:
             yield
-        except EOFError:
+        except (EOFError, pickle.UnpicklingError):
             raise SweepError(f"Ray Tune cannot read back what a failed trial wrote in "
-                             f"{folder / EXPERIMENT} (a full disk leaves it empty); free space "
+                             f"{folder / EXPERIMENT} (a full disk cut it short); free space "
                              f"and run 'pyrolf sweep --resume {typed(folder)}'") from None
 
 
@@ -272,7 +273,7 @@ def _check_state(folder: Path) -> None:
             json.loads(states[-1].read_text())
     except (ValueError, OSError):
         then = ("remove it, and --resume goes on from the record before it" if len(states) > 1
-                else "start a new sweep")
+                else "start a new sweep with another --out")
         raise SweepError(f"{states[-1]}, Ray Tune's record of the sweep, is damaged (a full "
                          f"disk cut it short), and Ray Tune would start the sweep over from "
                          f"nothing; {then}") from None
@@ -362,24 +363,52 @@ def _handlers_kept():
 #: pyrolf names ``pyrolf sweep --resume``), and trials with no results yet (not started)
 RAYS_HINTS = {"ray.tune.tune": "Resume experiment with",
               "ray.tune.analysis.experiment_analysis": "Failed to fetch metrics"}
+#: the loggers of Ray Tune's failed trials and of its own failed writes, each with a traceback
+RAYS_FAILURES = ("ray.tune.execution.tune_controller", "ray.tune.execution.experiment_state",
+                 "ray.train._internal.syncer")
 
 
 @contextmanager
-def _without_rays_hints():
-    """Drop :data:`RAYS_HINTS` from Ray Tune's log while the block runs."""
-    filters = {name: _dropping(text) for name, text in RAYS_HINTS.items()}
-    for name, dropped in filters.items():
-        logging.getLogger(name).addFilter(dropped)
+def _rays_log():
+    """Ray Tune's log while the block runs: :data:`RAYS_HINTS` dropped, and a write that failed
+    (a full disk) said in one line, not in pages of tracebacks (:func:`_failed_write`)."""
+    filters = [(name, _dropping(text)) for name, text in RAYS_HINTS.items()]
+    filters += [(name, _failed_write) for name in RAYS_FAILURES]
+    for name, kept in filters:
+        logging.getLogger(name).addFilter(kept)
     try:
         yield
     finally:
-        for name, dropped in filters.items():
-            logging.getLogger(name).removeFilter(dropped)
+        for name, kept in filters:
+            logging.getLogger(name).removeFilter(kept)
 
 
 def _dropping(text: str):
     """A log filter that drops the records whose message holds ``text``."""
     return lambda record: text not in record.getMessage()
+
+
+def _failed_write(record: logging.LogRecord) -> bool:
+    """A log filter that gives a record of a failed write its first line and the error's, in
+    place of the traceback: a trial's file it could not write (:class:`~pyrolf.runs.Unwritten`,
+    within Ray's error of the trial), and Ray Tune's own writes on a disk out of room
+    (:data:`~pyrolf.runs.NO_ROOM`; its syncer puts the traceback in the message). It lets every record
+    through, other records as they are."""
+    error = record.exc_info[1] if record.exc_info else None
+    error = getattr(error, "cause", error)  # (Ray's error of a trial: the trial's is its cause)
+    lines = record.getMessage().splitlines() or [""]
+    if isinstance(error, Unwritten):
+        said = f"{error.filename} cannot be written ({error.reason})"
+    elif isinstance(error, OSError) and error.errno in NO_ROOM:
+        said = str(error).splitlines()[0]
+    elif len(lines) > 1 and re.search(r"Error: \[Errno (%s)\]" % "|".join(map(str, NO_ROOM)),
+                                      lines[-1]):
+        said = lines[-1]
+    else:
+        return True
+    record.msg = f"{lines[0].rstrip(': ')}: {said}"
+    record.args, record.exc_info, record.exc_text = (), None, None
+    return True
 
 
 def _sweep_data(folder: Path, settings: dict) -> SpikeData | Sessions:
@@ -476,7 +505,7 @@ def _scheduler(settings: dict, space: dict[str, Dimension]):
 def _summarise(folder: Path, settings: dict, data: SpikeData | Sessions,
                progress: bool) -> SweepResult:
     """Write ``results.csv`` from Ray Tune's record of the trials and ``best/`` from the best."""
-    with _without_rays_hints():
+    with _rays_log():
         trials = tune.ExperimentAnalysis(str(folder.resolve() / EXPERIMENT)).trials
     names = list(search_space(settings["space"], Config.from_dict(settings["config"])))
     rows = sorted((_row(trial, names, folder) for trial in trials),
