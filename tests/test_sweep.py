@@ -347,8 +347,8 @@ def test_a_record_of_ray_tunes_cut_by_a_full_disk_is_one_line_before_ray_starts_
 
 def test_a_write_that_failed_in_a_sweep_is_one_line_in_rays_log(tmp_path):
     """A full disk in a sweep printed a page of traceback for each failed trial and for each of
-    Ray Tune's own failed writes (a hostile test of sweeps): each is one line; other errors
-    keep their traceback."""
+    Ray Tune's own failed writes (a hostile test of sweeps): each is one line, as is a trial's
+    error the user can mend; other errors keep their traceback."""
     import errno
     import logging
 
@@ -385,6 +385,8 @@ def test_a_write_that_failed_in_a_sweep_is_one_line_in_rays_log(tmp_path):
             syncer.warning(f"Last sync command failed with the following error:\n{trace}")
             controller.error("Trial task failed for trial t2",
                              exc_info=failed(TrialError(ValueError("a bug"))))
+            controller.error("Trial task failed for trial t4",
+                             exc_info=failed(TrialError(RunError(f"{checkpoint} is in use"))))
         controller.error("Trial task failed for trial t3",
                          exc_info=failed(TrialError(unwritten(checkpoint, full))))
     finally:
@@ -398,7 +400,8 @@ def test_a_write_that_failed_in_a_sweep_is_one_line_in_rays_log(tmp_path):
         "Last sync command failed with the following error: OSError: [Errno 28] Error writing "
         "bytes to file. Detail: No space left on device"]
     assert seen[3].startswith("Trial task failed for trial t2\nTraceback")  # (a bug: kept)
-    assert seen[4].startswith("Trial task failed for trial t3\nTraceback")  # (outside: as was)
+    assert seen[4] == f"Trial task failed for trial t4: {checkpoint} is in use"
+    assert seen[5].startswith("Trial task failed for trial t3\nTraceback")  # (outside: as was)
 
 
 @pytest.mark.slow

@@ -52,8 +52,8 @@ import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
 
-from pyrolf.config import Config
-from pyrolf.data import Sessions, SpikeData, load_config_data
+from pyrolf.config import Config, ConfigError
+from pyrolf.data import DataError, Sessions, SpikeData, load_config_data
 from pyrolf.data.files import same_data, spikes_fingerprint
 from pyrolf.data.sessions import session_list
 from pyrolf.evaluation.report import prepare_scoring
@@ -371,9 +371,10 @@ RAYS_FAILURES = ("ray.tune.execution.tune_controller", "ray.tune.execution.exper
 @contextmanager
 def _rays_log():
     """Ray Tune's log while the block runs: :data:`RAYS_HINTS` dropped, and a write that failed
-    (a full disk) said in one line, not in pages of tracebacks (:func:`_failed_write`)."""
+    (a full disk) or a trial's error the user can mend said in one line, not in pages of
+    tracebacks (:func:`_in_one_line`)."""
     filters = [(name, _dropping(text)) for name, text in RAYS_HINTS.items()]
-    filters += [(name, _failed_write) for name in RAYS_FAILURES]
+    filters += [(name, _in_one_line) for name in RAYS_FAILURES]
     for name, kept in filters:
         logging.getLogger(name).addFilter(kept)
     try:
@@ -388,17 +389,21 @@ def _dropping(text: str):
     return lambda record: text not in record.getMessage()
 
 
-def _failed_write(record: logging.LogRecord) -> bool:
-    """A log filter that gives a record of a failed write its first line and the error's, in
-    place of the traceback: a trial's file it could not write (:class:`~pyrolf.runs.Unwritten`,
-    within Ray's error of the trial), and Ray Tune's own writes on a disk out of room
-    (:data:`~pyrolf.runs.NO_ROOM`; its syncer puts the traceback in the message). It lets every record
-    through, other records as they are."""
+def _in_one_line(record: logging.LogRecord) -> bool:
+    """A log filter that gives a record of a failed write or of a trial stopped by what the user
+    can mend its first line and the error's, in place of the traceback: a trial's file it could
+    not write (:class:`~pyrolf.runs.Unwritten`) and its errors of data, settings or run folders
+    (a GPU asked for where a node has none, a trial's folder in use), within Ray's error of the
+    trial; and Ray Tune's own writes on a disk out of room (:data:`~pyrolf.runs.NO_ROOM`; its
+    syncer puts the traceback in the message). It lets every record through, other records as
+    they are."""
     error = record.exc_info[1] if record.exc_info else None
     error = getattr(error, "cause", error)  # (Ray's error of a trial: the trial's is its cause)
     lines = record.getMessage().splitlines() or [""]
     if isinstance(error, Unwritten):
         said = f"{error.filename} cannot be written ({error.reason})"
+    elif isinstance(error, (ConfigError, DataError, RunError)):
+        said = str(error)
     elif isinstance(error, OSError) and error.errno in NO_ROOM:
         said = str(error).splitlines()[0]
     elif len(lines) > 1 and re.search(r"Error: \[Errno (%s)\]" % "|".join(map(str, NO_ROOM)),
