@@ -196,15 +196,20 @@ def test_rays_own_resume_hint_is_left_out_while_a_sweep_runs():
     seen = []
     handler = logging.Handler()
     handler.emit = lambda record: seen.append(record.getMessage())
-    logger = logging.getLogger("ray.tune.tune")
+    logger, state = map(logging.getLogger, ("ray.tune.tune", "ray.tune.execution.experiment_state"))
     logger.addHandler(handler)
+    state.addHandler(handler)
     try:
         with _rays_log():
             logger.warning("Experiment has been interrupted...\nResume experiment with: X")
             logger.warning("another warning")
+            # (Ray Tune's advice on its num_to_keep, which pyrolf sets: trials that report often)
+            state.warning("Experiment state snapshotting has been triggered multiple times in the "
+                          "last 5.0 seconds and may become a bottleneck. ...")
         logger.warning("Resume experiment with: Y")
     finally:
         logger.removeHandler(handler)
+        state.removeHandler(handler)
     assert seen == ["another warning", "Resume experiment with: Y"]
 
 

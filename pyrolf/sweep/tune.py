@@ -360,9 +360,13 @@ def _handlers_kept():
 
 
 #: Ray Tune's warnings that pyrolf says otherwise: how to resume after Ctrl-C (``Tuner.restore``;
-#: pyrolf names ``pyrolf sweep --resume``), and trials with no results yet (not started)
+#: pyrolf names ``pyrolf sweep --resume``), and trials with no results yet (not started); and its
+#: advice on settings of its own that pyrolf makes (snapshots of its state, forced where trials
+#: report often, ``num_to_keep``)
 RAYS_HINTS = {"ray.tune.tune": "Resume experiment with",
-              "ray.tune.analysis.experiment_analysis": "Failed to fetch metrics"}
+              "ray.tune.analysis.experiment_analysis": "Failed to fetch metrics",
+              "ray.tune.execution.experiment_state": "Experiment state snapshotting has been "
+                                                     "triggered multiple times"}
 #: the loggers of Ray Tune's failed trials and of its own failed writes, each with a traceback
 RAYS_FAILURES = ("ray.tune.execution.tune_controller", "ray.tune.execution.experiment_state",
                  "ray.train._internal.syncer")
