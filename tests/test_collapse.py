@@ -16,6 +16,7 @@ from pyrolf.evaluation.collapse import (COLLAPSE_KL_PER_BIN, COLLAPSE_SHARE, MIS
 from pyrolf.guides.amortised import MIN_SCALE
 from pyrolf.inference.svi import encoder_inputs
 from pyrolf.models import build_flow
+from pyrolf.pipeline.training import collapse_metrics
 from test_cli import run_cli
 
 TINY = dict(latent_dim=8, channels=2, encoder_hidden=16, decoder_width=16,
@@ -215,8 +216,6 @@ def test_a_session_whose_latents_predict_nothing_is_found_though_the_pooled_scor
         capsys):
     """Pooled, a good session hid one at 0.011 co-bps against its baseline's 0.147 (found by a
     hostile walkthrough)."""
-    from pyrolf.pipeline.training import collapse_metrics
-
     history = [{"epoch": Config().epochs, "valid_co_bps": 0.3, "kl_per_bin": 0.4}]
     sessions = {"day1": {"co_bps": 0.35, "smoothing_co_bps": 0.3},
                 "day2": {"co_bps": 0.011, "smoothing_co_bps": 0.147}}
@@ -307,3 +306,18 @@ def test_the_trainer_records_the_kl_per_bin_at_every_validation(data):
     trainer.flow.eval()
     again = kl_per_dimension(trainer.flow.model, trainer.flow.guide, inputs, data.n_bins, 50).sum()
     assert validated[-1]["kl_per_bin"] == pytest.approx(again, rel=0.3)
+
+
+def test_a_fit_whose_last_validation_fell_is_judged_by_its_best_one(capsys):
+    baseline = 0.25
+    good, fallen = 0.3, MISLEADING_CO_BPS - 0.2  # fallen: below 0 and the baseline by far
+    history = [{"epoch": 1, "valid_co_bps": good, "kl_per_bin": 0.4},
+               {"epoch": 2, "valid_co_bps": fallen, "kl_per_bin": 0.4}]
+    metrics = {"co_bps": good, "smoothing_co_bps": baseline}
+    assert collapse_metrics(metrics, history, Config(), 3) == {"collapsed": False}
+    assert capsys.readouterr().err == ""
+    # the same history with its best epoch last is of course no collapse either; and one whose
+    # every epoch fell is one (the rule itself still works on this history's shape)
+    assert collapse_metrics(metrics, history[::-1], Config(), 3) == {"collapsed": False}
+    sunk = [{**record, "valid_co_bps": fallen} for record in history]
+    assert collapse_metrics(metrics, sunk, Config(), 3)["collapsed"] is True

@@ -166,3 +166,10 @@ def test_damping_at_or_beyond_either_end_of_0_1_is_refused(damping):
 
 def test_damping_inside_0_1_is_kept():
     assert Config(damping=0.999).damping == 0.999
+
+
+def test_a_window_of_no_length_is_refused_and_one_of_some_length_kept():
+    assert Config(data="rec.nwb", window="-0.2,0.8").window_seconds() == (-0.2, 0.8)
+    for empty in ("0.5,0.5", "0,0", "0.8,-0.2"):
+        with pytest.raises(ConfigError, match="START < STOP"):
+            Config(data="rec.nwb", window=empty).window_seconds()

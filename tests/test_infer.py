@@ -25,6 +25,7 @@ import pyrolf
 from pyrolf.data import DataError, SpikeData, load_config_data, lorenz_dataset, save_spike_file
 from pyrolf.diagnostics.coords import trial_coords
 from pyrolf.diagnostics.export import merged_dataset
+from pyrolf.diagnostics.layout import LAYOUT_FORMAT, data_layout, layout_data
 from pyrolf.diagnostics.new_trials import new_trials
 from pyrolf.diagnostics.summary import inferred_inputs, posterior_summary, reduce_draws
 from pyrolf.dynamics import force
@@ -724,3 +725,31 @@ def test_exactly_n_heldout_neurons_are_held_out():
                                        n_heldout=8, margin=3)
         assert data.heldout.dtype == bool and data.heldout.shape == (10,)
         assert data.heldout.sum() == 8
+
+
+def _layout():
+    spikes = np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3) % 4
+    data = SpikeData(spikes, np.array([False, False, True]),
+                     {"train": np.arange(2), "valid": np.array([2]), "test": np.array([3])},
+                     name="one")
+    return data_layout(data, {"data": "fingerprint"})
+
+
+def test_a_layout_read_back_has_the_run_s_neurons():
+    laid = layout_data(_layout())
+    assert laid.spikes.shape == (1, 5, 3)
+    assert laid.heldout.tolist() == [False, False, True]
+
+
+def test_a_layout_of_another_format_is_refused():
+    layout = _layout()
+    layout["format"] = LAYOUT_FORMAT + 1
+    with pytest.raises(ValueError, match="format"):
+        layout_data(layout)
+
+
+def test_a_layout_whose_flags_and_means_do_not_agree_is_refused():
+    layout = _layout()
+    layout["sessions"]["one"]["heldout"] = np.array([False, True])  # 2 flags, 3 neurons' means
+    with pytest.raises(ValueError, match="do not agree"):
+        layout_data(layout)

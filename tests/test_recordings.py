@@ -25,7 +25,7 @@ from pyrolf.data.chop import chop, merge
 from pyrolf.data.recording_synthetic import (TRIAL_DESCRIPTIONS, simulate_recording,
                                              write_recording_nwb, write_spike_times_npz)
 from pyrolf.data.recordings import bin_behavior, bin_spikes
-from pyrolf.diagnostics.new_trials import new_trials
+from pyrolf.diagnostics.new_trials import new_trials, note_moved_units
 from pyrolf.diagnostics.summary import posterior_summary
 from pyrolf.evaluation.report import model_rates, trial_inputs
 from pyrolf.pipeline import load_run
@@ -1833,3 +1833,30 @@ def test_spike_times_out_of_order_in_the_file_are_binned_as_by_hand(tmp_path):
                                   for times in session.spike_times], -1) for start in starts])
     assert data.spikes.shape == (len(starts), 50, 5) and data.spikes.sum() > 0
     np.testing.assert_array_equal(data.spikes, by_hand)
+
+
+def test_units_listed_in_another_order_are_compared_by_id(capsys):
+    run_ids, run_table = np.array([1, 2, 3]), {"location": ["CA3", "CA1", "DG"]}
+    ids = np.array([3, 2, 1])  # the same units, listed in the other order
+    note_moved_units(ids, {"location": ["DG", "CA1", "CA3"]}, run_ids, run_table)
+    assert capsys.readouterr().err == ""
+    note_moved_units(ids, {"location": ["DG", "CA2", "CA3"]}, run_ids, run_table)  # 2 moved
+    err = capsys.readouterr().err
+    assert err.startswith("note: units of the data have the run's ids but another place")
+    assert "(location: ids 2)" in err
+
+
+def test_units_read_by_id_keep_their_ground_truth_rates_in_the_run_s_order():
+    """(N6) New data with ground-truth rates (synthetic recordings) read by unit id keep them,
+    picked and ordered as their counts are; none where a unit of the run is missing."""
+    from pyrolf.data.spikes import SpikeData
+    from pyrolf.diagnostics.new_trials import in_run_order
+
+    spikes = np.arange(2 * 4 * 3, dtype=np.float32).reshape(2, 4, 3) % 5
+    rates = spikes + 0.5  # each unit's own rates, so the order can be told
+    data = SpikeData(spikes, np.array([False, False, True]), {"train": np.arange(2)},
+                     rates=rates, extra={"unit_ids": np.array([10, 20, 30])})
+    run_ids, heldout = np.array([30, 10, 20]), np.array([True, False, False])
+    laid = in_run_order(data, run_ids, heldout)
+    np.testing.assert_array_equal(laid.spikes, spikes[..., [2, 0, 1]])
+    np.testing.assert_array_equal(laid.rates, rates[..., [2, 0, 1]])

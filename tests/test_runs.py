@@ -965,3 +965,38 @@ def test_a_figure_the_disk_refuses_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match=r"cannot be written \(File too large\).*training.png"):
         training_curve([{"epoch": 1, "elbo": -3.0}], tmp_path / "training.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_starting_over_removes_the_earlier_run_s_best_weights_and_metrics(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / RunFolder.CONFIG).write_text("{}\n")
+    (folder / RunFolder.BEST).write_bytes(b"the earlier run's weights")
+    (folder / RunFolder.METRICS).write_text("{}\n")
+    with RunFolder.create(folder, Config()) as run:
+        assert not run.has(RunFolder.BEST)
+        assert not run.has(RunFolder.METRICS)
+        assert run.has(RunFolder.CONFIG)
+
+
+def test_data_of_the_run_s_counts_with_other_held_out_neurons_are_refused_as_such(tmp_path):
+    """(RU7) The same counts with other held-out flags or splits would score other neurons or
+    trials: refused, saying so (not 'not the data fitted on', which the counts contradict),
+    whether the data are given or reloaded from config.json."""
+    import numpy as np
+    import pytest
+
+    from pyrolf.data.files import spikes_fingerprint
+    from pyrolf.data.spikes import SpikeData
+    from pyrolf.runs import RunError
+
+    spikes = np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3) % 3
+    splits = {"train": np.arange(2), "valid": np.array([2]), "test": np.array([3])}
+    fitted = SpikeData(spikes, np.array([False, False, True]), splits)
+    other = SpikeData(spikes, np.array([True, False, False]), splits)
+    run = RunFolder(tmp_path)
+    run.write_json(RunFolder.FITTED, {"data": spikes_fingerprint([fitted]), "modules": {}})
+    run.check_fitted(spikes_fingerprint([fitted]), {}, given=True)  # the fit's own: passes
+    for given in (True, False):
+        with pytest.raises(RunError, match="other held-out neurons or train/valid/test splits"):
+            run.check_fitted(spikes_fingerprint([other]), {}, given=given)

@@ -1,5 +1,7 @@
 """SVI actually learns, checkpoints reproduce predictions, and an interrupted run resumes exactly."""
 
+from types import SimpleNamespace
+
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -8,7 +10,7 @@ import torch
 from pyrolf import Config, evaluate_run, fit, load_run, resume
 from pyrolf.data import lorenz_dataset
 from pyrolf.evaluation.report import model_rates
-from pyrolf.inference.svi import Trainer, predict_rates
+from pyrolf.inference.svi import KL_WEIGHT_FLOOR, Trainer, predict_rates
 from pyrolf.models import build_flow
 from pyrolf.runs import RunFolder
 
@@ -263,3 +265,14 @@ def test_a_fit_scores_and_returns_the_weights_of_its_best_epoch_not_its_last(
     assert any(not torch.equal(best[key], last[key]) for key in best)  # (they differ)
     for key, value in result.flow.state_dict().items():
         assert torch.equal(value, best[key]), key
+
+
+@pytest.mark.parametrize("warmup", [4, 10])
+def test_the_kl_weight_ramps_linearly_from_the_floor_over_the_warm_up(warmup):
+    trainer = SimpleNamespace(config=Config(kl_warmup=warmup, kl_weight=2.0))
+    weight = lambda epoch: Trainer.kl_weight(trainer, epoch)
+    assert weight(0) == pytest.approx(2.0 * KL_WEIGHT_FLOOR)
+    assert weight(warmup / 2) == pytest.approx(1.0)
+    assert weight(warmup - 1) == pytest.approx(2.0 * (warmup - 1) / warmup)
+    assert weight(warmup) == pytest.approx(2.0)
+    assert weight(warmup + 3) == pytest.approx(2.0)
