@@ -232,6 +232,12 @@ def test_a_new_sweep_takes_only_a_new_or_empty_folder_and_holds_it(spike_file, t
     assert_one_line_error(code, err, f"{project} is not empty (holding best) and holds no "
                                      "sweep; give --out a new or empty folder")
     assert (project / "best" / "notes.txt").read_text() == "mine\n"
+    # refused before the lock, which clears *.partial files and leaves its .lock (a review)
+    (project / "draft.partial").write_text("mine\n")
+    code, _, err = run_cli(["sweep", "--data", spike_file, "--trials", 2, "--out", project],
+                           monkeypatch, capsys)
+    assert code == 1 and (project / "draft.partial").read_text() == "mine\n"
+    assert sorted(path.name for path in project.iterdir()) == ["best", "draft.partial"]
     with pytest.raises(SweepError, match="is a file, not a folder"):
         with _new_sweep(spike_file):
             pass
@@ -292,7 +298,7 @@ def test_best_is_replaced_only_once_its_new_copy_is_whole(tmp_path, monkeypatch,
 
     # what infer and diagnose made in a best/ that another trial replaces is named as it goes
     # (it went unsaid: a hostile test of sweeps)
-    for name in ("inferred.nc", "diagnostics.json", "metrics.json"):
+    for name in ("inferred.nc", "diagnostics.json", "metrics.json", "smoothing.npz"):
         (tmp_path / "best" / name).write_text("made\n")
     (tmp_path / "trial" / "checkpoint.pt").write_bytes(b"newer weights")
     _copy_folder(tmp_path / "trial", tmp_path / "best", tmp_path)
@@ -302,6 +308,68 @@ def test_best_is_replaced_only_once_its_new_copy_is_whole(tmp_path, monkeypatch,
         f"note: {best} now holds another trial's run, the best: what was made in it from the "
         "old weights went with them (files diagnostics.json, inferred.nc); make them again "
         f"with 'pyrolf infer {best}' or 'pyrolf diagnose {best}'\n")
+
+
+def test_best_is_taken_for_trained_on_since_only_when_its_checkpoint_is_no_trials(tmp_path):
+    """After 'pyrolf evaluate best/' (its metrics.json without the trial), a resumed sweep whose
+    best trial had become another kept the old best/ as 'trained on since' (a review)."""
+    from pyrolf.sweep.tune import _continued
+
+    for trial, weights in (("a", b"a's weights"), ("b", b"b's weights")):
+        (tmp_path / "trials" / trial).mkdir(parents=True)
+        (tmp_path / "trials" / trial / "checkpoint.pt").write_bytes(weights)
+    best = RunFolder(tmp_path / "best")
+    best.path.mkdir()
+    assert not _continued(best, tmp_path)  # (no checkpoint: nothing trained there)
+    (best.path / "checkpoint.pt").write_bytes(b"a's weights")
+    (best.path / "metrics.json").write_text('{"co_bps": 0.2}')  # evaluate's: no trial
+    assert not _continued(best, tmp_path)
+    (best.path / "checkpoint.pt").write_bytes(b"a's weights, trained on")
+    assert _continued(best, tmp_path)
+    # the best trial's run folder gone: one line, not the whole sweep folder copied as best/
+    from pyrolf.sweep import SweepError
+    from pyrolf.sweep.tune import _write_best
+
+    with pytest.raises(SweepError, match="the best trial c's run folder is not in"):
+        _write_best(tmp_path, {"trial": "c", "run_folder": ""}, None, False)
+
+
+def test_a_sweep_stopped_before_ray_tune_made_a_trial_is_started_over(tmp_path, monkeypatch,
+                                                                       capsys):
+    """Stopped once Ray Tune was set up (tuner.pkl) but before its first trial, or with a record
+    of no trial, the folder was taken for a sweep to resume: the same command was refused and
+    --resume trained a trial of none of the searched settings (a review)."""
+    from pyrolf.sweep import SweepError
+    from pyrolf.sweep.tune import _check_new, _restorable, resume_sweep
+
+    folder = tmp_path / "sweep"
+    (folder / "tune").mkdir(parents=True)
+    (folder / "sweep.json").write_text("{}")
+    (folder / "tune" / "tuner.pkl").write_bytes(b"set up")
+    assert not _restorable(folder)
+    state = folder / "tune" / "experiment_state-2026-12-08_01-00-00.json"
+    for record, began in (('{"trial_data": []}', False), ('{"trial_data": ["t"]}', True),
+                          ('{"trial_data": ["t"', True)):  # (cut short: _check_state says so)
+        state.write_text(record)
+        assert _restorable(folder) is began
+    state.write_text('{"trial_data": []}')
+    with pytest.raises(SweepError, match="stopped before its first trial began"):
+        resume_sweep(folder)
+    _check_new(RunFolder(folder))
+    assert "started over" in capsys.readouterr().err
+    assert sorted(path.name for path in folder.iterdir()) == []
+    # stopped as Ray Tune began: its record of no trial is said so (an IndexError traceback),
+    # and no results.csv is written
+    from pyrolf.runs import RunInterrupted
+    from pyrolf.sweep.tune import _summarise
+
+    with monkeypatch.context() as patched:
+        patched.setattr(sweep_tune.tune, "ExperimentAnalysis",
+                        lambda path: type("Analysis", (), {"trials": []}))
+        with pytest.raises(RunInterrupted, match="before the sweep's first trial began; the same "
+                                                 "'pyrolf sweep' command starts it over"):
+            _summarise(folder, {}, None, False)
+    assert not (folder / "results.csv").exists()
 
 
 def test_the_handlers_of_ctrl_c_and_sigterm_are_put_back_after_rays_own():
@@ -663,9 +731,11 @@ def test_asha_sweep_writes_the_table_and_a_best_run_with_its_score(
     assert code == 1 and err.strip() == (
         f"error: {folder / 'tune'}, Ray Tune's record of the sweep, is gone, so the sweep cannot "
         "be resumed; what it found stays in results.csv, trials/ and best/"), err
+    code, _, err = run_cli(sweep_args(tmp_path, spike_file, 4), monkeypatch, capsys)
+    assert_one_line_error(code, err, f"{folder} already holds a sweep; its tune/ is gone, so it "
+                                     "cannot go on: choose another --out")
 
 
-@pytest.mark.slow
 def stopped_sweep(tmp_path, spike_file, signum, status, monkeypatch, capsys):
     """The folder of a sweep of 2 trials sent ``signum`` once a trial has a checkpoint: it
     exits with ``status`` and says how to go on."""
@@ -684,6 +754,7 @@ def stopped_sweep(tmp_path, spike_file, signum, status, monkeypatch, capsys):
     return folder
 
 
+@pytest.mark.slow
 def test_a_sweep_stopped_by_sigterm_is_left_as_after_ctrl_c(local_ray, spike_file, tmp_path,
                                                             monkeypatch, capsys):
     """SIGTERM (a batch system's time limit) reaches Ray Tune as Ctrl-C does, so it saves its
@@ -693,6 +764,7 @@ def test_a_sweep_stopped_by_sigterm_is_left_as_after_ctrl_c(local_ray, spike_fil
     assert (folder / "results.csv").exists() and not (folder / "best").exists()
 
 
+@pytest.mark.slow
 def test_an_interrupted_sweep_resumes(local_ray, spike_file, tmp_path, monkeypatch, capsys):
     # Ctrl-C: Ray Tune saves its state and returns; the status says it was stopped, as a fit's
     # does (it exited 0, and `sweep && evaluate best/` went on; a review)

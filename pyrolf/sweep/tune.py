@@ -222,8 +222,8 @@ def run_sweep(folder, config: Config, trials: int, scheduler: str = "asha",
 
 def resume_sweep(folder, address: str | None = None, progress: bool = True) -> SweepResult:
     """Continue the interrupted sweep in ``folder``: unfinished and failed trials resume from
-    their last checkpoint, trials not yet started start; then the table and ``best/`` are
-    rewritten (``address``, ``progress`` as in :func:`run_sweep`)."""
+    their last checkpoint, trials not yet started start; then the table is rewritten, and
+    ``best/`` as :func:`_write_best` says (``address``, ``progress`` as in :func:`run_sweep`)."""
     folder = Path(folder)
     if not (folder / SETTINGS).exists():
         raise SweepError(f"{folder} holds no sweep to resume; give the folder 'pyrolf sweep' "
@@ -280,8 +280,17 @@ def _check_state(folder: Path) -> None:
 
 
 def _restorable(folder: Path) -> bool:
-    """Whether Ray Tune's state in ``folder`` can be restored: the sweep began a trial."""
-    return tune.Tuner.can_restore(folder.resolve() / EXPERIMENT)
+    """Whether Ray Tune's state in ``folder`` can be restored: the sweep began a trial, which
+    Ray Tune's latest record of it holds (one it cut short counts: :func:`_check_state` says
+    so). Ray Tune's own check asks only for the file it writes as it is set up, and restored
+    from that alone it would start one trial of none of the searched settings."""
+    if not tune.Tuner.can_restore(folder.resolve() / EXPERIMENT):
+        return False
+    states = sorted((folder / EXPERIMENT).glob("experiment_state-*.json"))  # (named by time)
+    try:
+        return bool(states) and bool(json.loads(states[-1].read_text()).get("trial_data"))
+    except (ValueError, OSError, AttributeError):
+        return True
 
 
 @contextmanager
@@ -301,8 +310,11 @@ def _new_sweep(folder: Path) -> Iterator[RunFolder]:
         raise SweepError(f"cannot make a sweep folder at {folder}: {error.strerror or error}; "
                          "give --out another path") from None
     sweep = RunFolder(folder)
+    if not made:
+        _refuse_taken(sweep)  # (before the lock, which would clear the folder's *.partial files)
     try:
         with sweep.locked():
+            _refuse_taken(sweep)  # (again, now that no other sweep can start there)
             _check_new(sweep)
             yield sweep
     except BaseException:
@@ -311,18 +323,26 @@ def _new_sweep(folder: Path) -> Iterator[RunFolder]:
         raise
 
 
-def _check_new(sweep: RunFolder) -> None:
-    """:func:`_new_sweep`'s checks of its folder (locked)."""
+def _refuse_taken(sweep: RunFolder) -> None:
+    """:func:`_new_sweep`'s refusals of its folder, which change nothing: one that holds a
+    sweep, or files of its own."""
     folder = sweep.path
-    if sweep.has(SETTINGS) and _restorable(folder):
-        raise SweepError(f"{folder} already holds a sweep; continue it with "
-                         f"'pyrolf sweep --resume {typed(folder)}' or choose another --out")
+    if sweep.has(SETTINGS) and (_restorable(folder) or sweep.has(RESULTS)):
+        then = (f"continue it with 'pyrolf sweep --resume {typed(folder)}' or"
+                if _restorable(folder) else f"its {EXPERIMENT}/ is gone, so it cannot go on:")
+        raise SweepError(f"{folder} already holds a sweep; {then} choose another --out")
     allowed = (RunFolder.LOCK, SETTINGS, EXPERIMENT) if sweep.has(SETTINGS) else (RunFolder.LOCK,)
     own = sorted(entry.name for entry in folder.iterdir() if entry.name not in allowed)
     if own:
         raise SweepError(f"{folder} is not empty ({few_ids(own, 3, 'holding')}) and holds no "
                          "sweep; give --out a new or empty folder (a sweep writes best/, trials/ "
                          "and results.csv there)")
+
+
+def _check_new(sweep: RunFolder) -> None:
+    """:func:`_new_sweep`'s start in its folder (locked, :func:`_refuse_taken` passed): a sweep
+    that stopped before its first trial began is started over."""
+    folder = sweep.path
     if sweep.has(SETTINGS):
         note(f"{folder} holds a sweep that stopped before its first trial began: started over")
         (folder / SETTINGS).unlink()
@@ -516,6 +536,9 @@ def _summarise(folder: Path, settings: dict, data: SpikeData | Sessions,
     """Write ``results.csv`` from Ray Tune's record of the trials and ``best/`` from the best."""
     with _rays_log():
         trials = tune.ExperimentAnalysis(str(folder.resolve() / EXPERIMENT)).trials
+    if not trials:  # (Ray Tune stopped before it made the first)
+        raise RunInterrupted(f"interrupted before the sweep's first trial began; the same "
+                             f"'pyrolf sweep' command starts it over in {typed(folder)}")
     names = list(search_space(settings["space"], Config.from_dict(settings["config"])))
     rows = sorted((_row(trial, names, folder) for trial in trials),
                   key=lambda row: -row[BEST_SCORE] if math.isfinite(row[BEST_SCORE]) else math.inf)
@@ -545,15 +568,13 @@ def _summarise(folder: Path, settings: dict, data: SpikeData | Sessions,
 
 
 def _continued(best: RunFolder, folder: Path) -> bool:
-    """Whether ``best/`` has trained past the trial it was copied from (its ``metrics.json``'s
-    ``trial``): more epochs in its checkpoint than in the trial's."""
-    if not best.has(RunFolder.METRICS) or not best.has(RunFolder.CHECKPOINT):
+    """Whether ``best/`` has trained past the trial it was copied from (``pyrolf fit --resume``):
+    its checkpoint is no trial's, byte for byte (``metrics.json`` need not say its trial:
+    ``pyrolf evaluate`` rewrites it without)."""
+    if not best.has(RunFolder.CHECKPOINT):
         return False
-    trial = RunFolder(folder / TRIALS / str(best.read_json(RunFolder.METRICS).get("trial")))
-    if not trial.has(RunFolder.CHECKPOINT):
-        return True  # its trial is gone: keep the only copy
-    return (best.load(RunFolder.CHECKPOINT)["state"]["epoch"]
-            != trial.load(RunFolder.CHECKPOINT)["state"]["epoch"])
+    return not any(filecmp.cmp(best.path / RunFolder.CHECKPOINT, checkpoint, shallow=False)
+                   for checkpoint in (folder / TRIALS).glob(f"*/{RunFolder.CHECKPOINT}"))
 
 
 def _row(trial, names: list[str], folder: Path) -> dict:
@@ -561,7 +582,7 @@ def _row(trial, names: list[str], folder: Path) -> dict:
     last = trial.last_result or {}
     run = f"{TRIALS}/{trial.trial_id}"
     return {"trial": trial.trial_id, BEST_SCORE: last.get(BEST_SCORE, math.nan),
-            "epochs": last.get("epoch", 0), **{name: trial.config[name] for name in names},
+            "epochs": last.get("epoch", 0), **{name: trial.config.get(name) for name in names},
             "status": trial.status if trial.status in ENDED else "unfinished",
             "run_folder": run if (folder / run).is_dir() else ""}
 
@@ -576,6 +597,9 @@ def _write_best(folder: Path, row: dict, data: SpikeData | Sessions,
     ``metrics.json`` is not the sweep's; one trained on since the sweep wrote it (``pyrolf fit
     --resume``) is left as it is, with a note, and its metrics returned. A copy that fails (a
     full disk) leaves the old ``best/`` as it was."""
+    if not row["run_folder"]:
+        raise SweepError(f"the best trial {row['trial']}'s run folder is not in "
+                         f"{folder / TRIALS}, so {folder / BEST} cannot be written; was it moved?")
     best, trial = RunFolder(folder / BEST), folder / row["run_folder"]
     copied = False
     if best.path.exists():
@@ -606,7 +630,8 @@ def _copy_folder(source: Path, target: Path, folder: Path) -> None:
     a note as it goes."""
     made = set() if not target.is_dir() else (
         {entry.name for entry in target.iterdir()} - {entry.name for entry in source.iterdir()}
-        - {RunFolder.METRICS, RunFolder.LOCK})  # (best/'s metrics.json: written again)
+        - {RunFolder.METRICS, RunFolder.SUBMISSION, RunFolder.TARGETS, RunFolder.SMOOTHING,
+           RunFolder.LOCK})  # (what best/'s scoring writes: written again)
     partial = partial_of(target)
     shutil.rmtree(partial, ignore_errors=True)
     try:
