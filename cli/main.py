@@ -296,7 +296,9 @@ def terminating_as_interrupted(as_signal: bool = False):
 
     def interrupt(signum, frame):
         TERMINATED.set()
-        if as_signal:
+        # (a handler of Python's: a job started in the background of a script ignores Ctrl-C,
+        # and SIGTERM must stop it all the same)
+        if as_signal and callable(signal.getsignal(signal.SIGINT)):
             signal.raise_signal(signal.SIGINT)
             return
         raise KeyboardInterrupt

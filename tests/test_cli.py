@@ -359,3 +359,22 @@ def test_a_run_fitted_on_data_given_in_python_is_refused_by_the_command_line_in_
     RunFolder(tmp_path / "run").write_json(RunFolder.FITTED, fitted)
     code, _, err = run_cli(["evaluate", tmp_path / "run"], monkeypatch, capsys)
     assert_one_line_error(code, err, "was fitted on other data (24x12x10)")
+
+
+@pytest.mark.parametrize("ctrl_c", [signal.default_int_handler, signal.SIG_IGN])
+def test_sigterm_stops_a_block_that_hands_it_on_as_ctrl_c_even_where_ctrl_c_is_ignored(ctrl_c):
+    """A sweep started in the background of a batch script (Ctrl-C ignored) went on after
+    SIGTERM outside Ray Tune's loop, and was killed later without a word (a review)."""
+    from pyrolf.cli.main import TERMINATED, terminating_as_interrupted
+
+    kept = signal.signal(signal.SIGINT, ctrl_c)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with terminating_as_interrupted(as_signal=True):
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(1000):  # (the handler runs between bytecodes)
+                    pass
+        assert TERMINATED.is_set()
+    finally:
+        signal.signal(signal.SIGINT, kept)
+        TERMINATED.clear()
