@@ -786,6 +786,11 @@ def test_the_command_that_remakes_a_session_s_diagnostics_names_the_session(tmp_
     line = made_from_other_weights(RunFolder(tmp_path), {"weights": "best.pt", "weights_epoch": 2})
     assert "diagnose-day2/diagnostics.json (epoch 1 of best.pt)" in line
     assert line.endswith(f"to make them again: 'pyrolf diagnose {tmp_path} --session day2'")
+    # a session named with a space (its file 'day 3.nwb'): quoted, as pasted it works (a review)
+    (tmp_path / "diagnose-day2" / "diagnostics.json").write_text(json.dumps(
+        {"weights": "best.pt", "weights_epoch": 1, "session": "day 3"}))
+    line = made_from_other_weights(RunFolder(tmp_path), {"weights": "best.pt", "weights_epoch": 2})
+    assert line.endswith(f"'pyrolf diagnose {tmp_path} --session \"day 3\"'")
 
 
 def test_a_resume_stopped_before_its_first_checkpoint_goes_on_with_the_same_plan(

@@ -177,7 +177,7 @@ def made_from_other_weights(run: RunFolder, record: dict) -> str | None:
                  for name in stale if name in given]
     for session in dict.fromkeys(diagnosed[name] for name in stale if name in diagnosed):
         commands.append(f"'pyrolf diagnose {typed(run.path)}"
-                        f"{f' --session {session}' if session else ''}'")
+                        f"{f' --session {typed(session)}' if session else ''}'")
     return (f"made from other weights than the run's now, {_weights_text(record)}: {files} in "
             f"{run.path}; to make them again: {' and '.join(commands)}")
 
