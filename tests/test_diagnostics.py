@@ -595,9 +595,13 @@ def test_arviz_is_imported_where_its_cache_folder_cannot_be_made(tmp_path):
     command failed with that folder's OSError (a file-system hostile test). A cache home under a
     file stands in for it (root may write a read-only folder)."""
     (tmp_path / "file").write_text("")
+    (tmp_path / "tmp").mkdir()
     done = subprocess.run(
         [sys.executable, "-c", "from pyrolf.diagnostics.arviz_adapter import az; print('read')"],
         capture_output=True, text=True, cwd=tmp_path,
         env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "file" / "cache"),
-             "MPLCONFIGDIR": str(tmp_path), "OMP_NUM_THREADS": "1"})
+             "MPLCONFIGDIR": str(tmp_path), "OMP_NUM_THREADS": "1",
+             "TMPDIR": str(tmp_path / "tmp")})
     assert done.returncode == 0 and done.stdout == "read\n", done.stderr
+    assert not list((tmp_path / "tmp").iterdir())  # its stand-in cache went as it ended (one
+    # was left in /tmp by each command: a review)

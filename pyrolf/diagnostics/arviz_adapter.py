@@ -16,7 +16,9 @@ The differences it hides:
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import warnings
 
@@ -30,11 +32,12 @@ def _import_arviz():
     ``user_cache_dir``: ``$XDG_CACHE_HOME`` or ``~/.cache``), so a read-only or unwritable home
     (a container run as another user, a cluster node's read-only home) failed the import, and
     every pyrolf command with it. There this process's ``XDG_CACHE_HOME`` becomes a temporary
-    folder and the import is tried again."""
+    folder, removed as the process ends, and the import is tried again."""
     try:
         import arviz
     except OSError:
-        os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="pyrolf-cache-")
+        os.environ["XDG_CACHE_HOME"] = cache = tempfile.mkdtemp(prefix="pyrolf-cache-")
+        atexit.register(shutil.rmtree, cache, True)
         import arviz
     return arviz
 
