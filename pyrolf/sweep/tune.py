@@ -228,15 +228,16 @@ def resume_sweep(folder, address: str | None = None, progress: bool = True) -> S
     if not (folder / SETTINGS).exists():
         raise SweepError(f"{folder} holds no sweep to resume; give the folder 'pyrolf sweep' "
                          "wrote (it has sweep.json and tune/)")
-    if not _restorable(folder) and (folder / RESULTS).exists():
-        raise SweepError(f"{folder / EXPERIMENT}, Ray Tune's record of the sweep, is gone, so the "
-                         f"sweep cannot be resumed; what it found stays in {RESULTS}, {TRIALS}/ "
-                         f"and {BEST}/")
-    if not _restorable(folder):
-        raise SweepError(f"{folder}'s sweep stopped before its first trial began, so there is "
-                         "nothing to resume; start it again with the same 'pyrolf sweep' "
-                         "command (it starts over in that folder)")
+    # (locked first: a sweep starting there is in use, not one that stopped before its trials)
     with RunFolder(folder).locked():  # (a second sweep or resume there is refused)
+        if not _restorable(folder) and (folder / RESULTS).exists():
+            raise SweepError(f"{folder / EXPERIMENT}, Ray Tune's record of the sweep, is gone, "
+                             f"so the sweep cannot be resumed; what it found stays in {RESULTS}, "
+                             f"{TRIALS}/ and {BEST}/")
+        if not _restorable(folder):
+            raise SweepError(f"{folder}'s sweep stopped before its first trial began, so there "
+                             "is nothing to resume; start it again with the same 'pyrolf sweep' "
+                             "command (it starts over in that folder)")
         settings = _read_settings(folder)
         data = _sweep_data(folder, settings)
         prepare_scoring(data)
