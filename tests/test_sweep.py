@@ -332,6 +332,20 @@ def test_best_is_taken_for_trained_on_since_only_when_its_checkpoint_is_no_trial
 
     with pytest.raises(SweepError, match="the best trial c's run folder is not in"):
         _write_best(tmp_path, {"trial": "c", "run_folder": ""}, None, False)
+    # best/ in use (an infer there): refused before it is replaced, not replaced under it (a
+    # review: the lock was let go before the copy)
+    (best.path / "checkpoint.pt").write_bytes(b"a's weights")
+    with best.locked():
+        with pytest.raises(RunError, match="in use by another pyrolf process"):
+            _write_best(tmp_path, {"trial": "b", "run_folder": "trials/b"}, None, False)
+    assert (best.path / "checkpoint.pt").read_bytes() == b"a's weights"
+    held = []
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(sweep_tune, "_copy_folder", lambda *args: held.append(best.in_use()))
+        patched.setattr(sweep_tune, "evaluate_run", lambda *args, **kwargs: {})
+        patched.setattr(sweep_tune, "score_run", lambda *args: 0.1)
+        _write_best(tmp_path, {"trial": "b", "run_folder": "trials/b"}, None, False)
+    assert held == [True]  # (no other process could start there while it was replaced)
 
 
 def test_a_sweep_stopped_before_ray_tune_made_a_trial_is_started_over(tmp_path, monkeypatch,

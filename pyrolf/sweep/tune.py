@@ -602,21 +602,22 @@ def _write_best(folder: Path, row: dict, data: SpikeData | Sessions,
         raise SweepError(f"the best trial {row['trial']}'s run folder is not in "
                          f"{folder / TRIALS}, so {folder / BEST} cannot be written; was it moved?")
     best, trial = RunFolder(folder / BEST), folder / row["run_folder"]
-    copied = False
-    if best.path.exists():
-        with best.locked():  # no other process works in it
+    if not best.path.exists():
+        _copy_folder(trial, best.path, folder)
+    else:
+        with best.locked():  # no other process works in it, while it is judged and replaced
             copied = best.has(RunFolder.CHECKPOINT) and filecmp.cmp(
                 best.path / RunFolder.CHECKPOINT, trial / RunFolder.CHECKPOINT, shallow=False)
             continued = not copied and _continued(best, folder)
             metrics = best.read_json(RunFolder.METRICS) if best.has(RunFolder.METRICS) else {}
+            if not copied and not continued:
+                _copy_folder(trial, best.path, folder)
         if continued:
             note(f"{best.path} was trained on since the sweep wrote it: left as it is (the "
                  f"best trial's run folder is {trial})")
             return metrics
         if copied and metrics.get("trial") == row["trial"] and SCORE in metrics:
             return metrics
-    if not copied:
-        _copy_folder(trial, best.path, folder)
     # the sweep's data: not loaded (and scored) again
     metrics = evaluate_run(best.path, data, progress=progress, sweep=True)
     metrics.update({SCORE: score_run(best.path, data), "trial": row["trial"]})
