@@ -230,11 +230,12 @@ def resume_sweep(folder, address: str | None = None, progress: bool = True) -> S
                          "wrote (it has sweep.json and tune/)")
     # (locked first: a sweep starting there is in use, not one that stopped before its trials)
     with RunFolder(folder).locked():  # (a second sweep or resume there is refused)
-        if not _restorable(folder) and (folder / RESULTS).exists():
+        restorable = _restorable(folder)
+        if not restorable and (folder / RESULTS).exists():
             raise SweepError(f"{folder / EXPERIMENT}, Ray Tune's record of the sweep, is gone, "
                              f"so the sweep cannot be resumed; what it found stays in {RESULTS}, "
                              f"{TRIALS}/ and {BEST}/")
-        if not _restorable(folder):
+        if not restorable:
             raise SweepError(f"{folder}'s sweep stopped before its first trial began, so there "
                              "is nothing to resume; start it again with the same 'pyrolf sweep' "
                              "command (it starts over in that folder)")
@@ -328,9 +329,10 @@ def _refuse_taken(sweep: RunFolder) -> None:
     """:func:`_new_sweep`'s refusals of its folder, which change nothing: one that holds a
     sweep, or files of its own."""
     folder = sweep.path
-    if sweep.has(SETTINGS) and (_restorable(folder) or sweep.has(RESULTS)):
-        then = (f"continue it with 'pyrolf sweep --resume {typed(folder)}' or"
-                if _restorable(folder) else f"its {EXPERIMENT}/ is gone, so it cannot go on:")
+    restorable = sweep.has(SETTINGS) and _restorable(folder)
+    if restorable or (sweep.has(SETTINGS) and sweep.has(RESULTS)):
+        then = (f"continue it with 'pyrolf sweep --resume {typed(folder)}' or" if restorable
+                else f"its {EXPERIMENT}/ is gone, so it cannot go on:")
         raise SweepError(f"{folder} already holds a sweep; {then} choose another --out")
     allowed = (RunFolder.LOCK, SETTINGS, EXPERIMENT) if sweep.has(SETTINGS) else (RunFolder.LOCK,)
     own = sorted(entry.name for entry in folder.iterdir() if entry.name not in allowed)
