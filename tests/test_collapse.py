@@ -130,7 +130,7 @@ def test_the_collapse_advice_names_only_options_of_the_command_that_made_the_run
     'pyrolf sweep' has not (a hostile test of sweeps): its advice is in the sweep's options."""
     import re
 
-    from cli.main import cli
+    from pyrolf.cli.main import cli
 
     command = cli.commands["sweep" if sweep else "fit"]
     options = {name for param in command.params for name in param.opts}
