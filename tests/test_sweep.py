@@ -313,19 +313,20 @@ def test_best_is_replaced_only_once_its_new_copy_is_whole(tmp_path, monkeypatch,
 def test_best_is_taken_for_trained_on_since_only_when_its_checkpoint_is_no_trials(tmp_path):
     """After 'pyrolf evaluate best/' (its metrics.json without the trial), a resumed sweep whose
     best trial had become another kept the old best/ as 'trained on since' (a review)."""
-    from pyrolf.sweep.tune import _continued
+    from pyrolf.sweep.tune import _copy_of
 
+    trials = tmp_path / "trials"
     for trial, weights in (("a", b"a's weights"), ("b", b"b's weights")):
-        (tmp_path / "trials" / trial).mkdir(parents=True)
-        (tmp_path / "trials" / trial / "checkpoint.pt").write_bytes(weights)
+        (trials / trial).mkdir(parents=True)
+        (trials / trial / "checkpoint.pt").write_bytes(weights)
     best = RunFolder(tmp_path / "best")
     best.path.mkdir()
-    assert not _continued(best, tmp_path)  # (no checkpoint: nothing trained there)
+    assert _copy_of(best, tmp_path, trials / "b") is None  # (no checkpoint: nothing trained there)
     (best.path / "checkpoint.pt").write_bytes(b"a's weights")
     (best.path / "metrics.json").write_text('{"co_bps": 0.2}')  # evaluate's: no trial
-    assert not _continued(best, tmp_path)
+    assert _copy_of(best, tmp_path, trials / "b") == trials / "a"  # (a copy: not trained on)
     (best.path / "checkpoint.pt").write_bytes(b"a's weights, trained on")
-    assert _continued(best, tmp_path)
+    assert _copy_of(best, tmp_path, trials / "b") is None  # (no trial's: trained on since)
     # the best trial's run folder gone: one line, not the whole sweep folder copied as best/
     from pyrolf.sweep import SweepError
     from pyrolf.sweep.tune import _write_best

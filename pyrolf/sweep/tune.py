@@ -269,16 +269,13 @@ def _check_state(folder: Path) -> None:
     """Raise :class:`SweepError` where Ray Tune's latest record of the sweep in ``folder`` is
     damaged (cut by a full disk): Ray Tune would start the sweep over from nothing, with a
     trial of none of the searched settings."""
-    states = sorted((folder / EXPERIMENT).glob("experiment_state-*.json"))  # (named by time)
-    try:
-        if states:
-            json.loads(states[-1].read_text())
-    except (ValueError, OSError):
+    states, record = _latest_record(folder)
+    if states and record is None:
         then = ("remove it, and --resume goes on from the record before it" if len(states) > 1
                 else "start a new sweep with another --out")
         raise SweepError(f"{states[-1]}, Ray Tune's record of the sweep, is damaged (a full "
                          f"disk cut it short), and Ray Tune would start the sweep over from "
-                         f"nothing; {then}") from None
+                         f"nothing; {then}")
 
 
 def _restorable(folder: Path) -> bool:
@@ -288,11 +285,19 @@ def _restorable(folder: Path) -> bool:
     from that alone it would start one trial of none of the searched settings."""
     if not tune.Tuner.can_restore(folder.resolve() / EXPERIMENT):
         return False
+    states, record = _latest_record(folder)
+    return bool(states) and (record is None or bool(record.get("trial_data")))
+
+
+def _latest_record(folder: Path) -> tuple[list[Path], dict | None]:
+    """Ray Tune's records of the sweep in ``folder``, oldest first, and the latest one read
+    (``None`` where there is none, or it is damaged)."""
     states = sorted((folder / EXPERIMENT).glob("experiment_state-*.json"))  # (named by time)
     try:
-        return bool(states) and bool(json.loads(states[-1].read_text()).get("trial_data"))
-    except (ValueError, OSError, AttributeError):
-        return True
+        record = json.loads(states[-1].read_text()) if states else None
+    except (ValueError, OSError):
+        return states, None
+    return states, record if isinstance(record, dict) else None
 
 
 @contextmanager
@@ -570,14 +575,18 @@ def _summarise(folder: Path, settings: dict, data: SpikeData | Sessions,
                              "it") from None
 
 
-def _continued(best: RunFolder, folder: Path) -> bool:
-    """Whether ``best/`` has trained past the trial it was copied from (``pyrolf fit --resume``):
-    its checkpoint is no trial's, byte for byte (``metrics.json`` need not say its trial:
+def _copy_of(best: RunFolder, folder: Path, first: Path) -> Path | None:
+    """The trial's run folder whose checkpoint ``best/``'s is, byte for byte (``first``, the
+    best trial's, tried first); ``None`` where it has none or it is no trial's: trained on
+    since the sweep copied it (``pyrolf fit --resume``; ``metrics.json`` need not say its trial:
     ``pyrolf evaluate`` rewrites it without)."""
     if not best.has(RunFolder.CHECKPOINT):
-        return False
-    return not any(filecmp.cmp(best.path / RunFolder.CHECKPOINT, checkpoint, shallow=False)
-                   for checkpoint in (folder / TRIALS).glob(f"*/{RunFolder.CHECKPOINT}"))
+        return None
+    trials = [first, *(path.parent for path in (folder / TRIALS).glob(f"*/{RunFolder.CHECKPOINT}")
+                       if path.parent != first)]
+    return next((trial for trial in trials if (trial / RunFolder.CHECKPOINT).is_file()
+                 and filecmp.cmp(best.path / RunFolder.CHECKPOINT, trial / RunFolder.CHECKPOINT,
+                                 shallow=False)), None)
 
 
 def _row(trial, names: list[str], folder: Path) -> dict:
@@ -608,9 +617,9 @@ def _write_best(folder: Path, row: dict, data: SpikeData | Sessions,
         _copy_folder(trial, best.path, folder)
     else:
         with best.locked():  # no other process works in it, while it is judged and replaced
-            copied = best.has(RunFolder.CHECKPOINT) and filecmp.cmp(
-                best.path / RunFolder.CHECKPOINT, trial / RunFolder.CHECKPOINT, shallow=False)
-            continued = not copied and _continued(best, folder)
+            source = _copy_of(best, folder, trial)
+            copied = source == trial
+            continued = best.has(RunFolder.CHECKPOINT) and source is None
             metrics = best.read_json(RunFolder.METRICS) if best.has(RunFolder.METRICS) else {}
             if not copied and not continued:
                 _copy_folder(trial, best.path, folder)
